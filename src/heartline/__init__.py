@@ -1,0 +1,2 @@
+"""Heartline."""
+__version__ = "0.1.0"

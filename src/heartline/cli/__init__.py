@@ -1,0 +1,1 @@
+"""Thin typer command-line interface; every command calls the library."""

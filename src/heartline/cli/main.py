@@ -1,0 +1,95 @@
+"""``heartline`` console script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from heartline import __version__
+from heartline.cli.common import console, handle_errors, setup_logging, track
+
+app = typer.Typer(help="Heartline: IoT cardiac monitoring from the edge to the clinic.", no_args_is_help=True)
+data_app = typer.Typer(help="PhysioNet data: fetch and check.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that write JSON and Markdown reports.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: $HEARTLINE_DATA_DIR, ../shared/data, or the user cache)."),
+]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def version() -> None:
+    """Print the Heartline version."""
+    console.print(__version__)
+
+
+@data_app.command("fetch")
+@handle_errors
+def data_fetch(
+    database: Annotated[str, typer.Argument(help="mitdb, nstdb, svdb, incartdb or ptb-xl")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Download a PhysioNet database through wfdb (needs internet)."""
+    from heartline.data.paths import fetch_database
+
+    console.print(f"fetching {database} ...")
+    path = fetch_database(database, data_dir=data_dir)
+    console.print(f"[green]done:[/] {path}")
+
+
+@data_app.command("check")
+@handle_errors
+def data_check(
+    databases: Annotated[list[str] | None, typer.Argument(help="Databases to check (default: all present).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Verify every record: header, .dat sizes, checksums, annotations."""
+    from rich.table import Table
+
+    from heartline.data.paths import DATABASES, database_dir, resolve_data_dir
+    from heartline.errors import DataNotFoundError
+    from heartline.io.check import check_record
+
+    root = resolve_data_dir(data_dir)
+    names = databases or [d for d in DATABASES if database_dir(d, data_dir=root, must_exist=False).is_dir()]
+    if not names:
+        raise DataNotFoundError(f"no database found in {root}; fetch one with `heartline data fetch mitdb`")
+    table = Table(title=f"heartline data check ({root})")
+    for col in ("database", "records", "ok", "problems"):
+        table.add_column(col)
+    bad = 0
+    for db in names:
+        folder = database_dir(db, data_dir=root)
+        headers = sorted(folder.rglob("*.hea"))
+        results = [check_record(h.with_suffix("")) for h in track(headers, description=f"checking {db}")]
+        failed = [r for r in results if not r.ok]
+        bad += len(failed)
+        table.add_row(db, str(len(results)), str(len(results) - len(failed)), "\n".join(p for r in failed for p in r.problems) or "-")
+    console.print(table)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _register_optional_commands() -> None:
+    """Attach commands that live in other modules (each module adds itself to ``app``)."""
+    import importlib
+
+    for mod in ("heartline.cli.bench_qrs", "heartline.cli.bench_signal", "heartline.cli.models"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+_register_optional_commands()

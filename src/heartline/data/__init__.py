@@ -1,0 +1,1 @@
+"""Data locations, AAMI labels and patient-grouped splits."""

@@ -1,0 +1,121 @@
+"""Evaluation splits as code.
+
+* :data:`DS1` / :data:`DS2`: the inter-patient split of de Chazal et al. (2004); paced records
+  (:data:`PACED`) are excluded. No record is in both.
+* :func:`validation_records`: a patient-grouped validation split inside DS1 (for early stopping,
+  thresholds and hyper-parameter search; DS2 is never touched for these).
+* :func:`intra_patient_split`: the random beat-level split that most published papers use. The
+  same patient appears in training and test, so it leaks; every report labels it so.
+
+MIT-BIH records 201 and 202 come from the same patient (Moody & Mark 2001); the de Chazal split
+puts 201 in DS1 and 202 in DS2, which we keep for comparability with the literature.
+
+References
+----------
+de Chazal P, O'Dwyer M, Reilly RB. Automatic classification of heartbeats using ECG morphology
+and heartbeat interval features. IEEE Trans Biomed Eng 51(7):1196-1206 (2004).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ALL_RECORDS",
+    "DS1",
+    "DS2",
+    "PACED",
+    "IntraPatientSplit",
+    "grouped_kfold_records",
+    "intra_patient_split",
+    "validation_records",
+]
+
+DS1: tuple[str, ...] = (
+    "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+    "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230",
+)
+DS2: tuple[str, ...] = (
+    "100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210",
+    "212", "213", "214", "219", "221", "222", "228", "231", "232", "233", "234",
+)
+PACED: tuple[str, ...] = ("102", "104", "107", "217")
+ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
+
+#: Default validation records inside DS1, chosen from the DS1 class counts alone (never from DS2)
+#: so that S, V and F beats are present both in validation (S 171, V 583, F 14 beats) and in the
+#: remaining 17 training records (S 773, V 3,205, F 401).
+DEFAULT_VALIDATION: tuple[str, ...] = ("101", "116", "220", "223", "230")
+
+
+def validation_records(*, seed: int | None = None, n_records: int = 5) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split DS1 by record (patient) into training and validation records.
+
+    Parameters
+    ----------
+    seed : int or None
+        ``None`` returns the fixed default validation set; an int draws ``n_records`` DS1
+        records at random (for repeated validation).
+    n_records : int
+        Number of validation records when ``seed`` is given.
+
+    Returns
+    -------
+    (train_records, val_records)
+
+    >>> train, val = validation_records()
+    >>> set(train) & set(val), set(train) | set(val) == set(DS1)
+    (set(), True)
+    """
+    if seed is None:
+        val = DEFAULT_VALIDATION
+    else:
+        rng = np.random.default_rng(seed)
+        val = tuple(sorted(rng.choice(DS1, size=n_records, replace=False).tolist()))
+    train = tuple(r for r in DS1 if r not in val)
+    return train, val
+
+
+def grouped_kfold_records(records: tuple[str, ...], *, n_folds: int = 10, seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """K folds over records (each record, i.e. patient, in exactly one test fold).
+
+    Returns a list of ``(train_records, test_records)``.
+
+    >>> folds = grouped_kfold_records(DS1 + DS2, n_folds=10)
+    >>> sorted(r for _, test in folds for r in test) == sorted(DS1 + DS2)
+    True
+    """
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(records))
+    folds = [tuple(sorted(order[i::n_folds])) for i in range(n_folds)]
+    return [(tuple(r for r in records if r not in f), f) for f in folds]
+
+
+@dataclass(frozen=True)
+class IntraPatientSplit:
+    """Beat indices of the leaky random beat split. ``leaky`` is always True."""
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    leaky: bool = True
+    description: str = "intra-patient random beat split (same patients in train and test: leaky)"
+
+
+def intra_patient_split(n_beats: int, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> IntraPatientSplit:
+    """The papers' random 80/10/10 beat split (leaky: patients are shared).
+
+    >>> s = intra_patient_split(100, seed=1)
+    >>> len(s.train_idx), len(s.val_idx), len(s.test_idx), s.leaky
+    (80, 10, 10, True)
+    """
+    if abs(sum(fractions) - 1.0) > 1e-9:
+        raise ValueError(f"fractions must sum to 1, got {fractions}")
+    perm = np.random.default_rng(seed).permutation(n_beats)
+    n_train = int(round(fractions[0] * n_beats))
+    n_val = int(round(fractions[1] * n_beats))
+    return IntraPatientSplit(
+        np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_val]), np.sort(perm[n_train + n_val :])
+    )
