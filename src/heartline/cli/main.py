@@ -84,7 +84,12 @@ def _register_optional_commands() -> None:
     """Attach commands that live in other modules (each module adds itself to ``app``)."""
     import importlib
 
-    for mod in ("heartline.cli.bench_qrs", "heartline.cli.bench_signal", "heartline.cli.models"):
+    for mod in (
+        "heartline.cli.bench_qrs",
+        "heartline.cli.bench_signal",
+        "heartline.cli.models",
+        "heartline.cli.live",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,1 @@
+"""Beat classifiers: the hybrid CNN-LSTM, deep and classical baselines, and their registry."""
