@@ -1,0 +1,1 @@
+"""Ingestion: frame payloads, per-device sequencing, MQTT topics and the Mosquitto supervisor."""

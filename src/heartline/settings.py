@@ -1,0 +1,131 @@
+"""Typed service configuration (pydantic-settings), built by :func:`load_settings`.
+
+Every field can be set from the environment with the prefix ``HEARTLINE_`` (for example
+``HEARTLINE_DATABASE_URL``, ``HEARTLINE_BROKER_URL``, ``HEARTLINE_ENVIRONMENT=production``).
+Nothing is built at import time: call :func:`load_settings` (tests pass overrides).
+
+Secrets are :class:`pydantic.SecretStr` fields. Every such field, including ones added later by
+subclasses or by other modules of the service (JWT keys...), is checked by one validator: outside
+``development`` a secret that is empty or a known placeholder (``"changeme"``...) is refused.
+
+>>> s = load_settings(state_dir="/tmp/hl-doc", environment="development")
+>>> s.resolved_database_url()
+'sqlite:////tmp/hl-doc/heartline.db'
+>>> s.broker_url is None
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PLACEHOLDER_SECRETS", "Settings", "default_state_dir", "load_settings"]
+
+#: Values that mark a secret as "not configured yet"; refused outside development.
+PLACEHOLDER_SECRETS: frozenset[str] = frozenset(
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "placeholder",
+        "dev",
+        "development",
+    }
+)
+
+
+def default_state_dir() -> Path:
+    """Per-user state directory (``platformdirs.user_state_dir("heartline")``)."""
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("heartline"))
+
+
+class Settings(BaseSettings):
+    """Heartline service settings.
+
+    Attributes
+    ----------
+    environment : {"development", "production"}
+        ``production`` refuses placeholder secrets and anonymous broker access.
+    state_dir : pathlib.Path
+        Run/data directory: default SQLite database, the child broker's config and persistence,
+        the simulated devices' store-and-forward queues.
+    database_url : str or None
+        SQLAlchemy URL (``postgresql+psycopg://user@host/db`` or ``sqlite:///path``). ``None``
+        means ``sqlite:///<state_dir>/heartline.db`` (see :meth:`resolved_database_url`).
+    broker_url : str or None
+        ``mqtt://[user:password@]host:port``. ``None``: Heartline starts its own Mosquitto.
+    mqtt_partitions : int
+        Number of topic partitions (processor workers); devices and processors must agree.
+    mosquitto_binary : str or None
+        Path of the ``mosquitto`` executable (``None``: found on ``PATH`` or ``/usr/sbin``).
+    broker_username, broker_password : str, SecretStr
+        Credentials used by Heartline's own clients on a broker that refuses anonymous access.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTLINE_", extra="ignore", validate_default=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database_url: str | None = None
+    broker_url: str | None = None
+    mqtt_partitions: int = Field(default=8, ge=1, le=1024)
+    mosquitto_binary: str | None = None
+    broker_username: str = "heartline"
+    broker_password: SecretStr = SecretStr("changeme")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(v).expanduser()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "development":
+            return self
+        bad = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if (
+                isinstance(value, SecretStr)
+                and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+            ):
+                bad.append(f"HEARTLINE_{name.upper()}")
+        if bad:
+            raise ValueError(
+                f"environment={self.environment!r} refuses placeholder secrets; set {', '.join(sorted(bad))} "
+                "to real values (or use HEARTLINE_ENVIRONMENT=development for local work)"
+            )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        """``True`` in the development environment."""
+        return self.environment == "development"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in :attr:`state_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'heartline.db').as_posix()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from the environment, with keyword ``overrides`` on top.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A value is invalid, or a secret is a placeholder outside development.
+    """
+    return Settings(**overrides)

@@ -1,0 +1,524 @@
+"""Keyword-only repository functions: the only code that writes the live pipeline's tables.
+
+Every function takes the caller's :class:`~sqlalchemy.orm.Session` and **does not commit**: the
+caller owns the transaction (the stream processor commits once per MQTT message, before the
+broker's PUBACK, so that a crash at any point replays instead of losing data). Idempotent writes
+use ``INSERT .. ON CONFLICT DO NOTHING`` in the SQLite and PostgreSQL dialects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from heartline.errors import HeartlineError
+from heartline.ingestion.payloads import Frame
+from heartline.storage.tables import (
+    ALERT_SEVERITIES,
+    Alert,
+    Beat,
+    Device,
+    EcgBlock,
+    FrameRecord,
+    Patient,
+    QuarantinedPayload,
+    VitalSign,
+    utcnow,
+)
+
+__all__ = [
+    "AlertNotFoundError",
+    "BeatIn",
+    "EcgSegment",
+    "StorageError",
+    "UnknownDeviceError",
+    "acknowledge_alert",
+    "add_alert",
+    "add_beats",
+    "alerts_between",
+    "beats_between",
+    "close_alert",
+    "decode_block",
+    "ecg_between",
+    "quarantine",
+    "register_device",
+    "register_patient",
+    "store_frame",
+    "vitals_between",
+]
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(HeartlineError):
+    """A storage operation cannot be carried out."""
+
+
+class UnknownDeviceError(StorageError, LookupError):
+    """A frame came from a device that is not registered (or not assigned to a patient)."""
+
+
+class AlertNotFoundError(StorageError, LookupError):
+    """No alert has the given id."""
+
+
+@dataclass(frozen=True)
+class EcgSegment:
+    """Decoded ECG of one stored frame, trimmed to the requested window.
+
+    Attributes
+    ----------
+    device_id : str
+    seq : int
+        The frame's sequence number.
+    start_time : datetime
+        Time of ``signal_mv[0]`` (device clock, aware UTC).
+    fs : float
+        Sampling rate in Hz.
+    lead_names : tuple of str
+    signal_mv : numpy.ndarray
+        Shape ``(n_samples, n_leads)``, float64, mV.
+    first_sample_idx : int
+        Index of ``signal_mv[0]`` inside the stored frame (non-zero when trimmed).
+    """
+
+    device_id: str
+    seq: int
+    start_time: datetime
+    fs: float
+    lead_names: tuple[str, ...]
+    signal_mv: np.ndarray
+    first_sample_idx: int = 0
+
+
+@dataclass(frozen=True)
+class BeatIn:
+    """One beat to store (see :class:`heartline.storage.tables.Beat`).
+
+    ``probabilities`` maps AAMI class to probability; ``label``/``confidence`` may be ``None``
+    for a detected but not yet classified beat.
+    """
+
+    device_id: str
+    seq: int
+    sample_idx: int
+    time: datetime
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    confidence: float | None = None
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _insert(session: Session, table: Any) -> Any:
+    """A dialect-specific INSERT supporting ``on_conflict_do_nothing``."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported backends
+        raise StorageError(f"unsupported database dialect {name!r}: use PostgreSQL or SQLite")
+    return insert(table)
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def _window(start: datetime, stop: datetime) -> tuple[datetime, datetime]:
+    start, stop = _aware("start", start), _aware("stop", stop)
+    if stop <= start:
+        raise ValueError(f"stop ({stop.isoformat()}) must be after start ({start.isoformat()})")
+    return start, stop
+
+
+# ------------------------------------------------------------------------------------ registry
+def register_patient(
+    session: Session, *, patient_id: str, display_name: str | None = None
+) -> Patient:
+    """Create a patient, or return the existing one (``display_name`` updated when given)."""
+    if not patient_id or len(patient_id) > 64:
+        raise ValueError(f"patient_id must be 1..64 characters, got {patient_id!r}")
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        patient = Patient(id=patient_id, display_name=display_name)
+        session.add(patient)
+    elif display_name is not None:
+        patient.display_name = display_name
+    session.flush()
+    return patient
+
+
+def register_device(
+    session: Session,
+    *,
+    device_id: str,
+    patient_id: str | None,
+    kind: str = "ecg-patch",
+    credential_hash: str | None = None,
+) -> Device:
+    """Create a device or update its assignment; the patient must exist.
+
+    Raises
+    ------
+    StorageError
+        ``patient_id`` is not registered.
+    """
+    import re
+
+    from heartline.ingestion.payloads import DEVICE_ID_PATTERN
+
+    if not re.match(DEVICE_ID_PATTERN, device_id or ""):
+        raise ValueError(f"device_id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+    if patient_id is not None and session.get(Patient, patient_id) is None:
+        raise StorageError(
+            f"patient_id {patient_id!r} is not registered; call register_patient first"
+        )
+    device = session.get(Device, device_id)
+    if device is None:
+        device = Device(
+            id=device_id, patient_id=patient_id, kind=kind, credential_hash=credential_hash
+        )
+        session.add(device)
+    else:
+        device.patient_id = patient_id
+        device.kind = kind
+        if credential_hash is not None:
+            device.credential_hash = credential_hash
+    session.flush()
+    return device
+
+
+# -------------------------------------------------------------------------------------- frames
+def store_frame(
+    session: Session,
+    *,
+    frame: Frame,
+    received_at: datetime | None = None,
+    payload_bytes: int | None = None,
+) -> bool:
+    """Store one frame (ECG block and vitals) exactly once.
+
+    Parameters
+    ----------
+    session : Session
+        Caller's session; nothing is committed here.
+    frame : Frame
+        A validated frame (:func:`heartline.ingestion.payloads.parse_frame`).
+    received_at : datetime, optional
+        Server receipt time (default: now).
+    payload_bytes : int, optional
+        Size of the wire payload, kept for bandwidth statistics.
+
+    Returns
+    -------
+    bool
+        ``True`` if stored now, ``False`` if ``(device_id, seq)`` was already stored (a replay).
+
+    Raises
+    ------
+    UnknownDeviceError
+        The device is not registered or not assigned to a patient (quarantine the payload).
+    """
+    device = session.get(Device, frame.device_id)
+    if device is None or device.patient_id is None:
+        what = "not registered" if device is None else "not assigned to a patient"
+        raise UnknownDeviceError(f"device {frame.device_id!r} is {what}")
+    received_at = _aware("received_at", received_at) if received_at is not None else utcnow()
+    stmt = (
+        _insert(session, FrameRecord)
+        .values(
+            device_id=frame.device_id,
+            seq=frame.seq,
+            patient_id=device.patient_id,
+            device_time=frame.start_time,
+            received_at=received_at,
+            payload_bytes=payload_bytes,
+        )
+        .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+        .returning(FrameRecord.id)
+    )
+    frame_id = session.execute(stmt).scalar_one_or_none()
+    if frame_id is None:
+        log.debug("duplicate frame %s/%d ignored", frame.device_id, frame.seq)
+        return False
+    counts = np.asarray(frame.ecg, dtype="<i2")  # (n_leads, n_samples), lead-major
+    session.add(
+        EcgBlock(
+            frame_id=frame_id,
+            device_id=frame.device_id,
+            seq=frame.seq,
+            patient_id=device.patient_id,
+            start_time=frame.start_time,
+            fs_hz=float(frame.fs_hz),
+            n_samples=frame.n_samples,
+            lead_names=list(frame.lead_names),
+            gains=[float(g) for g in frame.adc_gain],
+            baselines=[int(b) for b in frame.adc_baseline],
+            data=counts.tobytes(),
+        )
+    )
+    for vital in frame.vitals:
+        session.add(
+            VitalSign(
+                frame_id=frame_id,
+                device_id=frame.device_id,
+                patient_id=device.patient_id,
+                time=datetime.fromtimestamp(vital.time_s, tz=UTC),
+                **vital.values(),
+            )
+        )
+    session.flush()
+    return True
+
+
+def decode_block(block: EcgBlock) -> np.ndarray:
+    """The ECG of a stored block in mV, shape ``(n_samples, n_leads)``, float64."""
+    n_leads = len(block.lead_names)
+    counts = np.frombuffer(block.data, dtype="<i2")
+    if counts.size != n_leads * block.n_samples:
+        raise StorageError(
+            f"ecg_blocks row {block.id}: {counts.size} counts for {n_leads} x {block.n_samples}"
+        )
+    counts = counts.reshape(n_leads, block.n_samples).T.astype(np.float64)
+    return (counts - np.asarray(block.baselines, dtype=np.float64)) / np.asarray(
+        block.gains, dtype=np.float64
+    )
+
+
+def ecg_between(
+    session: Session,
+    *,
+    patient_id: str,
+    start: datetime,
+    stop: datetime,
+    device_id: str | None = None,
+) -> list[EcgSegment]:
+    """Decoded ECG of a patient in the half-open window ``[start, stop)`` (device clock).
+
+    Returns one :class:`EcgSegment` per stored frame overlapping the window, ordered by device
+    and time, each trimmed to the window. Gaps (lost frames) show as missing segments: nothing is
+    interpolated.
+    """
+    start, stop = _window(start, stop)
+    # A frame is at most MAX_FRAME_DURATION_S long: look that far back for overlapping blocks.
+    from heartline.ingestion.payloads import MAX_FRAME_DURATION_S
+
+    stmt = select(EcgBlock).where(
+        EcgBlock.patient_id == patient_id,
+        EcgBlock.start_time < stop,
+        EcgBlock.start_time >= start - timedelta(seconds=MAX_FRAME_DURATION_S),
+    )
+    if device_id is not None:
+        stmt = stmt.where(EcgBlock.device_id == device_id)
+    stmt = stmt.order_by(EcgBlock.device_id, EcgBlock.start_time, EcgBlock.seq)
+    out: list[EcgSegment] = []
+    for block in session.scalars(stmt):
+        t0 = block.start_time
+        i0 = max(0, int(np.ceil((start - t0).total_seconds() * block.fs_hz - 1e-9)))
+        i1 = min(block.n_samples, int(np.ceil((stop - t0).total_seconds() * block.fs_hz - 1e-9)))
+        if i1 <= i0:
+            continue
+        signal = decode_block(block)[i0:i1]
+        out.append(
+            EcgSegment(
+                device_id=block.device_id,
+                seq=int(block.seq),
+                start_time=t0 + timedelta(seconds=i0 / block.fs_hz),
+                fs=float(block.fs_hz),
+                lead_names=tuple(block.lead_names),
+                signal_mv=signal,
+                first_sample_idx=i0,
+            )
+        )
+    return out
+
+
+def vitals_between(
+    session: Session, *, patient_id: str, start: datetime, stop: datetime
+) -> list[VitalSign]:
+    """Vital-sign rows of a patient with ``start <= time < stop``, oldest first."""
+    start, stop = _window(start, stop)
+    stmt = (
+        select(VitalSign)
+        .where(VitalSign.patient_id == patient_id, VitalSign.time >= start, VitalSign.time < stop)
+        .order_by(VitalSign.time, VitalSign.id)
+    )
+    return list(session.scalars(stmt))
+
+
+# --------------------------------------------------------------------------------------- beats
+def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> int:
+    """Store beats idempotently (``(device_id, seq, sample_idx)`` unique).
+
+    Returns
+    -------
+    int
+        Number of beats newly stored (replayed ones are skipped).
+    """
+    rows = []
+    for b in beats:
+        if b.sample_idx < 0:
+            raise ValueError(f"sample_idx must be >= 0, got {b.sample_idx}")
+        if b.confidence is not None and not 0.0 <= b.confidence <= 1.0:
+            raise ValueError(f"confidence must be in [0, 1], got {b.confidence}")
+        rows.append(
+            {
+                "patient_id": patient_id,
+                "device_id": b.device_id,
+                "seq": b.seq,
+                "sample_idx": b.sample_idx,
+                "time": _aware("time", b.time),
+                "label": b.label,
+                "probabilities": dict(b.probabilities) if b.probabilities is not None else None,
+                "confidence": b.confidence,
+            }
+        )
+    if not rows:
+        return 0
+    stmt = (
+        _insert(session, Beat)
+        .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
+        .returning(Beat.id)
+    )
+    inserted = 0
+    for row in rows:  # one statement per row keeps RETURNING exact on both backends
+        inserted += session.execute(stmt.values(**row)).scalar_one_or_none() is not None
+    return inserted
+
+
+def beats_between(
+    session: Session, *, patient_id: str, start: datetime, stop: datetime, label: str | None = None
+) -> list[Beat]:
+    """Beats of a patient with ``start <= time < stop`` (optionally one label), oldest first."""
+    start, stop = _window(start, stop)
+    stmt: Select[tuple[Beat]] = select(Beat).where(
+        Beat.patient_id == patient_id, Beat.time >= start, Beat.time < stop
+    )
+    if label is not None:
+        stmt = stmt.where(Beat.label == label)
+    return list(session.scalars(stmt.order_by(Beat.time, Beat.id)))
+
+
+# -------------------------------------------------------------------------------------- alerts
+def add_alert(
+    session: Session,
+    *,
+    patient_id: str,
+    type: str,
+    severity: str,
+    start: datetime,
+    end: datetime | None = None,
+    evidence: dict[str, Any] | None = None,
+    device_id: str | None = None,
+) -> Alert:
+    """Store a new alert and return it (its ``id`` is set)."""
+    if severity not in ALERT_SEVERITIES:
+        raise ValueError(f"severity must be one of {ALERT_SEVERITIES}, got {severity!r}")
+    if not type or len(type) > 64:
+        raise ValueError(f"type must be 1..64 characters, got {type!r}")
+    start = _aware("start", start)
+    if end is not None and _aware("end", end) < start:
+        raise ValueError("end must not be before start")
+    alert = Alert(
+        patient_id=patient_id,
+        device_id=device_id,
+        type=type,
+        severity=severity,
+        start_time=start,
+        end_time=_aware("end", end) if end is not None else None,
+        evidence=dict(evidence or {}),
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def close_alert(session: Session, *, alert_id: int, end: datetime) -> Alert:
+    """Set the end time of an ongoing alert."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertNotFoundError(f"no alert with id {alert_id}")
+    end = _aware("end", end)
+    if end < alert.start_time:
+        raise ValueError("end must not be before the alert's start")
+    alert.end_time = end
+    session.flush()
+    return alert
+
+
+def acknowledge_alert(
+    session: Session, *, alert_id: int, user: str, at: datetime | None = None
+) -> Alert:
+    """Record that ``user`` acknowledged an alert; the first acknowledgement is kept.
+
+    Raises
+    ------
+    AlertNotFoundError
+        No alert has ``alert_id``.
+    """
+    if not user:
+        raise ValueError("user must name who acknowledges the alert")
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertNotFoundError(f"no alert with id {alert_id}")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_by = user
+        alert.acknowledged_at = _aware("at", at) if at is not None else utcnow()
+        session.flush()
+    return alert
+
+
+def alerts_between(
+    session: Session,
+    *,
+    patient_id: str | None,
+    start: datetime,
+    stop: datetime,
+    unacknowledged_only: bool = False,
+    severities: Sequence[str] | None = None,
+) -> list[Alert]:
+    """Alerts starting in ``[start, stop)`` (all patients when ``patient_id`` is None), oldest first."""
+    start, stop = _window(start, stop)
+    stmt = select(Alert).where(Alert.start_time >= start, Alert.start_time < stop)
+    if patient_id is not None:
+        stmt = stmt.where(Alert.patient_id == patient_id)
+    if unacknowledged_only:
+        stmt = stmt.where(Alert.acknowledged_at.is_(None))
+    if severities is not None:
+        stmt = stmt.where(Alert.severity.in_(list(severities)))
+    return list(session.scalars(stmt.order_by(Alert.start_time, Alert.id)))
+
+
+# ---------------------------------------------------------------------------------- quarantine
+def quarantine(
+    session: Session,
+    *,
+    payload: bytes,
+    reason: str,
+    topic: str | None = None,
+    device_id: str | None = None,
+    received_at: datetime | None = None,
+) -> QuarantinedPayload:
+    """Keep a refused payload verbatim with the reason it was refused."""
+    row = QuarantinedPayload(
+        payload=bytes(payload),
+        reason=reason,
+        topic=topic[:255] if topic else None,
+        device_id=device_id[:64] if device_id else None,
+        received_at=_aware("received_at", received_at) if received_at is not None else utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,101 @@
+"""Storage fixtures: a SQLite file per test and a scratch PostgreSQL database per session.
+
+PostgreSQL tests never skip: when the server at ``HEARTLINE_TEST_PG_URL`` (default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``) is unreachable they fail with a message.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from heartline.ingestion.payloads import Frame, VitalReading
+
+PG_ADMIN_URL = os.environ.get(
+    "HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    name = f"heartline_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is required for the storage tests but {make_url(PG_ADMIN_URL).render_as_string()} "
+            f"is unreachable or refuses CREATE DATABASE ({type(exc).__name__}: {exc}). Start PostgreSQL or set "
+            "HEARTLINE_TEST_PG_URL."
+        )
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'heartline.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each backend (PostgreSQL: fresh schema per test)."""
+    from heartline.storage.migrations import upgrade_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'heartline.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade_database(url)
+    return url
+
+
+def make_test_frame(
+    *,
+    device_id: str = "dev-1",
+    seq: int = 0,
+    start_time_s: float = 1_700_000_000.0,
+    fs_hz: float = 360.0,
+    n_samples: int = 360,
+    seed: int = 0,
+    vitals: tuple[VitalReading, ...] = (),
+) -> Frame:
+    rng = np.random.default_rng(seed + seq)
+    counts = rng.integers(800, 1300, size=(n_samples, 2))
+    return Frame.from_counts(
+        counts,
+        device_id=device_id,
+        seq=seq,
+        start_time_s=start_time_s,
+        fs_hz=fs_hz,
+        lead_names=("MLII", "V5"),
+        adc_bits=11,
+        adc_gain=(200.0, 200.0),
+        adc_baseline=(1024, 1024),
+        vitals=vitals,
+    )
+
+
+@pytest.fixture
+def frame_factory():
+    return make_test_frame
