@@ -1,0 +1,116 @@
+"""R-peak detection: Heartline's streaming detector and a registry of peer detectors.
+
+>>> import numpy as np
+>>> from heartline.signal.rpeaks import detect_r_peaks
+>>> fs = 250.0
+>>> t = np.arange(int(10 * fs)) / fs
+>>> ecg = np.exp(-(((t % 0.8) - 0.4) ** 2) / (2 * 0.012**2))  # a spike train, 75 bpm
+>>> peaks = detect_r_peaks(ecg, fs=fs)
+>>> np.diff(peaks.sample_idx).tolist() == [200] * (len(peaks.sample_idx) - 1), len(peaks.sample_idx) >= 11
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from heartline.errors import SignalError
+from heartline.signal._validate import as_1d_signal, check_fs
+from heartline.signal.rpeaks._heartline import HeartlineDetectorConfig, StreamingRPeakDetector
+from heartline.signal.rpeaks._peers import NEUROKIT_METHODS, make_neurokit_detector, xqrs
+
+__all__ = [
+    "DETECTORS",
+    "HeartlineDetectorConfig",
+    "RPeaks",
+    "StreamingRPeakDetector",
+    "detect_r_peaks",
+    "heartline_detect",
+]
+
+
+@dataclass(frozen=True)
+class RPeaks:
+    """Detected R peaks.
+
+    Attributes
+    ----------
+    sample_idx : numpy.ndarray
+        int64 sample positions, sorted, at the input's sampling rate.
+    fs : float
+        Sampling rate in Hz.
+    method : str
+        Registry name of the detector that found them.
+    """
+
+    sample_idx: np.ndarray
+    fs: float
+    method: str
+
+    def __len__(self) -> int:
+        return int(self.sample_idx.shape[0])
+
+
+def heartline_detect(ecg: np.ndarray, *, fs: float, **config: float) -> np.ndarray:
+    """Heartline's detector on a whole record (one chunk of :class:`StreamingRPeakDetector`)."""
+    det = StreamingRPeakDetector(fs=fs, **config)
+    return np.concatenate((det.process(ecg), det.flush()))
+
+
+#: Registry: detector name -> ``f(ecg, *, fs) -> int64 sample indices``.
+DETECTORS: dict[str, Callable[..., np.ndarray]] = {
+    "heartline": heartline_detect,
+    "xqrs": xqrs,
+    "neurokit": make_neurokit_detector("neurokit"),
+}
+DETECTORS.update({f"neurokit_{m}": make_neurokit_detector(m) for m in NEUROKIT_METHODS if m != "neurokit"})
+
+
+def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> RPeaks:
+    """Detect R peaks in one ECG lead.
+
+    Parameters
+    ----------
+    ecg : numpy.ndarray
+        1-D ECG in mV.
+    fs : float
+        Sampling rate in Hz.
+    method : str
+        A name in :data:`DETECTORS`: ``"heartline"`` (default, see
+        :class:`StreamingRPeakDetector`), ``"xqrs"`` (wfdb), ``"neurokit"`` (NeuroKit2 default)
+        or ``"neurokit_<method>"``.
+
+    Returns
+    -------
+    RPeaks
+        Sorted, unique int64 sample indices. Empty input, a flat line, or a signal too short to
+        hold a QRS complex give no peaks.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method`` (the message lists the valid names).
+    SignalError
+        ``ecg`` is not 1-D or holds NaN/inf (impute gaps first), or ``fs`` is not a positive
+        rate (Heartline's detector needs at least 50 Hz).
+    """
+    if method not in DETECTORS:
+        raise ValueError(f"unknown R-peak method {method!r}; valid methods: {', '.join(sorted(DETECTORS))}")
+    fs = check_fs(fs)
+    x = as_1d_signal(ecg, name="ecg", min_samples=0)
+    if x.size == 0 or (method != "heartline" and (x.size < int(2 * fs) or np.ptp(x) == 0)):
+        # Peers crash on empty, very short or constant input; none of these holds a beat to find.
+        if method == "heartline":
+            StreamingRPeakDetector(fs=fs)  # validates fs
+        return RPeaks(np.zeros(0, dtype=np.int64), fs, method)
+    try:
+        idx = np.asarray(DETECTORS[method](x, fs=fs), dtype=np.int64)
+    except SignalError:
+        raise
+    except Exception as exc:  # peer libraries raise many types on odd input
+        raise SignalError(f"R-peak method {method!r} failed on this signal ({type(exc).__name__}: {exc})") from exc
+    idx = np.unique(idx[(idx >= 0) & (idx < x.size)])
+    return RPeaks(idx, fs, method)
