@@ -1,0 +1,587 @@
+"""Per-patient alert engine: sliding-window rules, debouncing, escalation and acknowledgement.
+
+:class:`AlertEngine` is fed incrementally (beats as frames are classified, signal-quality flags,
+vitals) and turns the :mod:`heartline.alerts.rules` episodes into :class:`AlertEvent` objects
+that storage persists (upsert by ``id``) and the service pushes to clinicians.
+
+Semantics
+---------
+* **One alert per episode.** An episode of a kind extends the open alert of that kind when it
+  starts no later than ``hold_off_s`` after that alert's last evidence; the alert keeps its id,
+  its ``end_s`` stays ``None`` while it is open, and its evidence and severity are updated.
+* **Closing and re-arming.** An open alert closes (``end_s`` = time of its last evidence) once the
+  data time has moved ``hold_off_s`` past its last evidence with no new episode of its kind; only
+  then can a new alert of that kind be raised (re-arm after the end plus the hold-off). NEWS2
+  alerts close when a new vitals reading scores below the alerting band.
+* **Escalation.** Severity only rises within an alert (``info < warning < high < critical``);
+  e.g. VT that becomes sustained escalates from high to critical.
+* **Acknowledgement.** :meth:`AlertEngine.acknowledge` records who acknowledged and when (data
+  time). An acknowledged open alert keeps being extended silently and does not re-fire until it
+  has ended; an escalation to a higher severity clears the acknowledgement (a new, worse
+  condition needs a new acknowledgement; IEC 60601-1-8 escalation of alarm priority) unless
+  ``EngineConfig.escalation_clears_ack`` is False.
+* **Determinism.** No wall clock: every time comes from the data (beat times, ``now_s``). Alert
+  ids are UUID-5 strings derived from the patient, kind, sequence number and start time.
+
+References
+----------
+IEC 60601-1-8:2006+A1:2012 Medical electrical equipment - General requirements, tests and
+guidance for alarm systems in medical electrical equipment (alarm conditions, priorities,
+acknowledgement and escalation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from heartline.alerts.news2 import RISK_BANDS, News2Result, Vitals, news2
+from heartline.alerts.rules import (
+    TECHNICAL_KINDS,
+    Beat,
+    BeatSeries,
+    Episode,
+    RuleConfig,
+    Severity,
+    _json_value,
+    evaluate_rules,
+    heart_rate,
+)
+
+__all__ = ["AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig", "NEWS2_SEVERITY"]
+
+logger = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6f1d2a8e-5d0c-4f7e-9a52-3c1b8e0d7a41")
+
+#: NEWS2 clinical risk band -> alert severity (RCP 2017 response: low-medium urgent ward
+#: review, medium urgent response, high emergency response). "low" raises no alert.
+NEWS2_SEVERITY: Mapping[str, Severity] = {
+    "low-medium": Severity.WARNING,
+    "medium": Severity.HIGH,
+    "high": Severity.CRITICAL,
+}
+
+Change = Literal["opened", "escalated", "closed", "extended", "acknowledged"]
+_CHANGE_RANK = {"extended": 0, "acknowledged": 1, "closed": 2, "escalated": 3, "opened": 4}
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One alert, as stored and shown (a snapshot; the engine replaces it as it evolves).
+
+    Attributes
+    ----------
+    id : str
+        Stable identifier (UUID string) to upsert on.
+    patient_id : str
+    kind : str
+        A rule kind (:data:`heartline.alerts.rules.KINDS`) or ``"news2"``.
+    category : str
+        ``"physiological"`` or ``"technical"``.
+    severity : Severity
+    start_s : float
+        Data time of the first evidence (s).
+    end_s : float or None
+        Data time of the last evidence once closed; ``None`` while ongoing.
+    evidence : mapping
+        JSON-ready: ``trigger`` (the episode that opened it), ``peak`` (the latest episode at the
+        current severity), ``latest``, each with ``beat_ids``, ``times_s``, ``sample_idx`` and
+        ``values``; plus ``n_episodes`` and ``last_evidence_s``.
+    message : str
+        Human-readable summary (from ``peak``).
+    acknowledged_by : str or None
+    acknowledged_at_s : float or None
+        Data time of the acknowledgement.
+    updated_s : float
+        Data time of the last change.
+    revision : int
+        Incremented on every change (0 when opened).
+    """
+
+    id: str
+    patient_id: str
+    kind: str
+    category: str
+    severity: Severity
+    start_s: float
+    end_s: float | None
+    evidence: Mapping[str, Any] = field(hash=False)
+    message: str
+    acknowledged_by: str | None = None
+    acknowledged_at_s: float | None = None
+    updated_s: float = 0.0
+    revision: int = 0
+
+    @property
+    def ongoing(self) -> bool:
+        """True while the alert is open."""
+        return self.end_s is None
+
+    @property
+    def acknowledged(self) -> bool:
+        """True once someone acknowledged it (and no escalation cleared that)."""
+        return self.acknowledged_by is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (plain str/int/float/bool/None/list/dict), keys as the attributes."""
+        return {
+            "id": self.id,
+            "patient_id": self.patient_id,
+            "kind": self.kind,
+            "category": self.category,
+            "severity": self.severity.value,
+            "start_s": float(self.start_s),
+            "end_s": None if self.end_s is None else float(self.end_s),
+            "evidence": _json_value(dict(self.evidence)),
+            "message": self.message,
+            "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at_s": None if self.acknowledged_at_s is None else float(self.acknowledged_at_s),
+            "updated_s": float(self.updated_s),
+            "revision": int(self.revision),
+        }
+
+
+@dataclass(frozen=True)
+class AlertUpdate:
+    """What changed in one alert during one engine call.
+
+    ``change`` is the most significant change of the call (``opened > escalated > closed >
+    acknowledged > extended``) and ``event`` the alert's snapshot after the call (so an alert
+    opened and closed within one call comes back once, as ``"opened"`` with ``end_s`` set).
+    """
+
+    event: AlertEvent
+    change: Change
+
+    @property
+    def notify(self) -> bool:
+        """Whether clinicians should be notified: a new alert, or an escalation not acknowledged."""
+        return self.change in ("opened", "escalated") and not self.event.acknowledged
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings.
+
+    Attributes
+    ----------
+    rules : RuleConfig
+        Rule thresholds.
+    window_s : float
+        Seconds of beats kept and analysed (must cover the longest rule window: the AF detector
+        needs ``rules.af_window_beats`` usable beats, the ectopy counter ``ectopy_window_s``).
+    hold_off_s : float
+        Debounce: episodes closer than this merge into one alert; an alert closes this long
+        after its last evidence.
+    hold_off_by_kind : mapping of str to float
+        Per-kind overrides of ``hold_off_s`` (default: 60 s for ``frequent_pvc`` and
+        ``frequent_sveb``, whose condition is a count over a 60 s window, so that an alert does
+        not close while the windowed rate is still above the limit).
+    escalation_clears_ack : bool
+        An escalation re-notifies an acknowledged alert.
+    vitals_max_age_s : float
+        Vitals older than this (data time) are treated as not measured by NEWS2.
+    skin_to_core_offset_c : float or None
+        Passed to :func:`heartline.alerts.news2.news2` (``None``: skin temperature not scored).
+    news2_min_band : str
+        Lowest NEWS2 band that raises an alert (``"low-medium"`` by default).
+    news2_use_beat_hr : bool
+        Use the beat-derived smoothed heart rate for NEWS2 when no recent pulse vital exists.
+    max_closed_alerts : int
+        Closed alerts kept in memory for :meth:`AlertEngine.alerts` (storage keeps them all).
+    """
+
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    window_s: float = 120.0
+    hold_off_s: float = 30.0
+    hold_off_by_kind: Mapping[str, float] = field(
+        default_factory=lambda: {"frequent_pvc": 60.0, "frequent_sveb": 60.0}, hash=False
+    )
+    escalation_clears_ack: bool = True
+    vitals_max_age_s: float = 900.0
+    skin_to_core_offset_c: float | None = None
+    news2_min_band: str = "low-medium"
+    news2_use_beat_hr: bool = True
+    max_closed_alerts: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "vitals_max_age_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not (math.isfinite(self.hold_off_s) and self.hold_off_s >= 0):
+            raise ValueError(f"hold_off_s must be >= 0 s, got {self.hold_off_s!r}")
+        for kind, v in self.hold_off_by_kind.items():
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"hold_off_by_kind[{kind!r}] must be >= 0 s, got {v!r}")
+        if self.window_s < self.rules.ectopy_window_s:
+            raise ValueError(f"window_s ({self.window_s}) must be >= rules.ectopy_window_s ({self.rules.ectopy_window_s})")
+        if self.news2_min_band not in NEWS2_SEVERITY:
+            raise ValueError(f"news2_min_band must be one of {list(NEWS2_SEVERITY)}, got {self.news2_min_band!r}")
+        if self.max_closed_alerts < 0:
+            raise ValueError(f"max_closed_alerts must be >= 0, got {self.max_closed_alerts}")
+
+    def hold_off_for(self, kind: str) -> float:
+        """Hold-off of one kind."""
+        return float(self.hold_off_by_kind.get(kind, self.hold_off_s))
+
+
+@dataclass
+class _Open:
+    """Mutable book-keeping of one open alert (never exposed)."""
+
+    event: AlertEvent
+    last_evidence_s: float
+    n_episodes: int
+
+
+_VITAL_FIELDS = (
+    "heart_rate_bpm", "spo2_pct", "temperature_c", "systolic_bp_mmhg",
+    "respiration_rate_per_min", "consciousness", "supplemental_oxygen",
+)
+
+
+class AlertEngine:
+    """Alert engine of one patient.
+
+    Parameters
+    ----------
+    patient_id : str
+    config : EngineConfig, optional
+
+    Examples
+    --------
+    >>> eng = AlertEngine("p1")
+    >>> beats = [Beat(i * 0.8, i * 288, "N") for i in range(20)]
+    >>> beats += [Beat(16.0 + 0.4 * k, 5760 + 144 * k, "V") for k in range(4)]
+    >>> beats += [Beat(18.0 + 0.8 * k, 6480 + 288 * k, "N") for k in range(10)]
+    >>> [(u.change, u.event.kind, u.event.severity.value) for u in eng.add_beats(beats)]
+    [('opened', 'vt', 'high')]
+    >>> [(u.change, u.event.kind, u.event.severity.value) for u in eng.advance(60.0)]  # no beats
+    [('closed', 'vt', 'high'), ('opened', 'pause', 'critical')]
+    """
+
+    def __init__(self, patient_id: str, *, config: EngineConfig | None = None) -> None:
+        if not isinstance(patient_id, str) or not patient_id:
+            raise ValueError(f"patient_id must be a non-empty string, got {patient_id!r}")
+        self.patient_id = patient_id
+        self.config = config or EngineConfig()
+        self._time = np.zeros(0)
+        self._label = np.zeros(0, dtype="<U1")
+        self._beat_id = np.zeros(0, dtype=np.int64)
+        self._sample = np.zeros(0, dtype=np.int64)
+        self._conf = np.zeros(0)
+        self._ok = np.zeros(0, dtype=bool)
+        self._noisy: list[tuple[float, float]] = []
+        self._next_beat_id = 0
+        self._now = -math.inf
+        self._open: dict[str, _Open] = {}
+        self._closed: OrderedDict[str, AlertEvent] = OrderedDict()
+        self._last_closed_end: dict[str, float] = {}
+        self._seq = 0
+        self._vitals: dict[str, tuple[float, Any]] = {}
+        self._temperature_site: Literal["core", "skin"] = "core"
+        self.dropped_beats = 0
+        self.last_news2: News2Result | None = None
+
+    # -- inputs -------------------------------------------------------------------------------
+    def add_beats(self, beats: Iterable[Beat] | BeatSeries, *, now_s: float | None = None) -> list[AlertUpdate]:
+        """Add newly classified beats (time order) and run the rules.
+
+        Beats at or before the last accepted beat time are dropped (re-sent overlapping frames)
+        and counted in ``dropped_beats``. Engine beat ids continue across calls.
+
+        Parameters
+        ----------
+        beats : iterable of Beat, or BeatSeries
+        now_s : float, optional
+            Current data time (>= the last beat); defaults to the last beat's time.
+
+        Returns
+        -------
+        list of AlertUpdate
+        """
+        series = beats if isinstance(beats, BeatSeries) else BeatSeries.from_beats(beats)
+        if len(series):
+            last = self._time[-1] if self._time.size else -math.inf
+            keep = series.time_s > last
+            if keep.size > 1:  # also drop duplicates inside the batch
+                keep[1:] &= np.diff(series.time_s) > 0
+            self.dropped_beats += int(np.count_nonzero(~keep))
+            if not np.all(keep):
+                logger.debug("patient %s: dropped %d out-of-order/duplicate beats", self.patient_id, int(np.count_nonzero(~keep)))
+            n_new = int(np.count_nonzero(keep))
+            self._time = np.concatenate([self._time, series.time_s[keep]])
+            self._label = np.concatenate([self._label, series.label[keep]])
+            self._beat_id = np.concatenate([self._beat_id, np.arange(self._next_beat_id, self._next_beat_id + n_new)])
+            self._sample = np.concatenate([self._sample, series.sample_idx[keep]])
+            self._conf = np.concatenate([self._conf, series.confidence[keep]])
+            self._ok = np.concatenate([self._ok, series.quality_ok[keep]])
+            self._next_beat_id += n_new
+            self._noisy.extend(series.noisy_spans_s)
+            if self._time.size:
+                self._now = max(self._now, float(self._time[-1]))
+        return self._step(now_s)
+
+    def add_quality(self, start_s: float, end_s: float, *, ok: bool) -> list[AlertUpdate]:
+        """Record a signal-quality verdict for the span ``[start_s, end_s)`` (data time).
+
+        ``ok=False`` marks the span noisy: beats in it are excluded from arrhythmia rules and a
+        ``signal_quality`` technical alarm is raised when it lasts long enough. ``ok=True`` spans
+        need not be reported; they only advance the data time.
+        """
+        start, end = float(start_s), float(end_s)
+        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
+        if not ok:
+            self._noisy.append((start, end))
+        return self._step(end)
+
+    def add_vitals(
+        self,
+        *,
+        time_s: float,
+        heart_rate_bpm: float | None = None,
+        spo2_pct: float | None = None,
+        temperature_c: float | None = None,
+        temperature_site: Literal["core", "skin"] = "skin",
+        systolic_bp_mmhg: float | None = None,
+        respiration_rate_per_min: float | None = None,
+        consciousness: str | None = None,
+        supplemental_oxygen: bool | None = None,
+    ) -> list[AlertUpdate]:
+        """Record vitals measured at ``time_s`` (``None`` = not in this reading) and re-score NEWS2.
+
+        The latest value of each parameter is kept; values older than
+        ``config.vitals_max_age_s`` count as not measured. ``temperature_site`` defaults to
+        ``"skin"`` (what a wearable measures; see :mod:`heartline.alerts.news2`).
+
+        Returns
+        -------
+        list of AlertUpdate
+            Includes the ``"news2"`` alert when the band reaches ``config.news2_min_band``.
+        """
+        t = float(time_s)
+        if not math.isfinite(t):
+            raise ValueError(f"time_s must be finite, got {time_s!r}")
+        given = {
+            "heart_rate_bpm": heart_rate_bpm, "spo2_pct": spo2_pct, "temperature_c": temperature_c,
+            "systolic_bp_mmhg": systolic_bp_mmhg, "respiration_rate_per_min": respiration_rate_per_min,
+            "consciousness": consciousness, "supplemental_oxygen": supplemental_oxygen,
+        }
+        for name, value in given.items():
+            if value is not None:
+                self._vitals[name] = (t, value)
+        if temperature_c is not None:
+            self._temperature_site = temperature_site
+        updates: dict[str, tuple[Change, AlertEvent]] = {}
+        self._now = max(self._now, t)
+        result = self._score_news2(t)
+        self.last_news2 = result
+        band_rank = RISK_BANDS.index(result.band)
+        min_rank = RISK_BANDS.index(self.config.news2_min_band)
+        if band_rank >= min_rank:
+            sev = NEWS2_SEVERITY[result.band]
+            ep = Episode(
+                kind="news2", severity=sev, start_s=t, end_s=t,
+                values={**result.to_dict()},
+                message=f"NEWS2 {result.total} ({result.band} clinical risk)"
+                + ("" if result.complete else f"; partial score, not measured: {', '.join(result.missing)}"),
+            )
+            self._apply(ep, updates, t)
+        elif "news2" in self._open:
+            self._close("news2", updates, end_s=t)
+        return self._finish(updates)
+
+    def advance(self, now_s: float) -> list[AlertUpdate]:
+        """Move data time forward without new beats (detects ongoing asystole, closes alerts)."""
+        return self._step(float(now_s))
+
+    def acknowledge(self, alert_id: str, *, user: str, at_s: float) -> AlertEvent:
+        """Acknowledge an alert (open or closed) by ``user`` at data time ``at_s``.
+
+        Raises
+        ------
+        KeyError
+            Unknown (or forgotten) alert id.
+        ValueError
+            Empty user or non-finite time.
+        """
+        if not isinstance(user, str) or not user:
+            raise ValueError(f"user must be a non-empty string, got {user!r}")
+        if not math.isfinite(float(at_s)):
+            raise ValueError(f"at_s must be finite, got {at_s!r}")
+        for kind, op in self._open.items():
+            if op.event.id == alert_id:
+                op.event = replace(op.event, acknowledged_by=user, acknowledged_at_s=float(at_s),
+                                   updated_s=float(at_s), revision=op.event.revision + 1)
+                logger.info("patient %s: alert %s (%s) acknowledged by %s", self.patient_id, alert_id, kind, user)
+                return op.event
+        if alert_id in self._closed:
+            ev = self._closed[alert_id]
+            ev = replace(ev, acknowledged_by=user, acknowledged_at_s=float(at_s),
+                         updated_s=float(at_s), revision=ev.revision + 1)
+            self._closed[alert_id] = ev
+            return ev
+        raise KeyError(f"no alert {alert_id!r} for patient {self.patient_id!r}")
+
+    # -- state --------------------------------------------------------------------------------
+    def active_alerts(self) -> tuple[AlertEvent, ...]:
+        """Open alerts, oldest first."""
+        return tuple(sorted((op.event for op in self._open.values()), key=lambda e: e.start_s))
+
+    def alerts(self) -> tuple[AlertEvent, ...]:
+        """Every alert still in memory (closed ones first, then open), by start time."""
+        return tuple(sorted([*self._closed.values(), *(op.event for op in self._open.values())],
+                            key=lambda e: (e.start_s, e.kind)))
+
+    def get(self, alert_id: str) -> AlertEvent:
+        """One alert by id (``KeyError`` when unknown)."""
+        for op in self._open.values():
+            if op.event.id == alert_id:
+                return op.event
+        return self._closed[alert_id]
+
+    @property
+    def now_s(self) -> float:
+        """Latest data time seen (``-inf`` before any input)."""
+        return self._now
+
+    def window(self) -> BeatSeries:
+        """The beats (and noisy spans) currently analysed."""
+        return BeatSeries(self._time, self._label, self._beat_id, self._sample, self._conf, self._ok,
+                          tuple(self._noisy))
+
+    # -- internals ----------------------------------------------------------------------------
+    def _trim(self) -> None:
+        horizon = self._now - self.config.window_s
+        if self._time.size and self._time[0] < horizon:
+            k = int(np.searchsorted(self._time, horizon, side="left"))
+            self._time, self._label, self._beat_id = self._time[k:], self._label[k:], self._beat_id[k:]
+            self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
+        self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
+
+    def _step(self, now_s: float | None) -> list[AlertUpdate]:
+        if now_s is not None:
+            if not math.isfinite(float(now_s)):
+                raise ValueError(f"now_s must be finite, got {now_s!r}")
+            self._now = max(self._now, float(now_s))
+        self._trim()
+        updates: dict[str, tuple[Change, AlertEvent]] = {}
+        if self._time.size or self._noisy:
+            series = self.window()
+            now = self._now if math.isfinite(self._now) else None
+            for ep in evaluate_rules(series, config=self.config.rules, now_s=now):
+                if ep.end_s <= self._last_closed_end.get(ep.kind, -math.inf):
+                    continue  # already reported by an alert that has closed
+                self._apply(ep, updates, self._now)
+        # close alerts whose hold-off has passed
+        for kind in list(self._open):
+            if kind == "news2":
+                continue
+            op = self._open[kind]
+            if self._now - op.last_evidence_s > self.config.hold_off_for(kind):
+                self._close(kind, updates, end_s=op.last_evidence_s)
+        return self._finish(updates)
+
+    def _new_id(self, kind: str, start_s: float) -> str:
+        self._seq += 1
+        return str(uuid.uuid5(_NAMESPACE, f"{self.patient_id}|{kind}|{self._seq}|{start_s:.3f}"))
+
+    def _apply(self, ep: Episode, updates: dict[str, tuple[Change, AlertEvent]], now: float) -> None:
+        op = self._open.get(ep.kind)
+        evidence = ep.evidence()
+        if op is not None and ep.start_s <= op.last_evidence_s + self.config.hold_off_for(ep.kind):
+            ev = op.event
+            escalate = ep.severity > ev.severity
+            if not escalate and ep.end_s <= op.last_evidence_s:
+                return  # a re-detection of evidence already merged: nothing new
+            change: Change = "escalated" if escalate else "extended"
+            severity, message, peak = ev.severity, ev.message, ev.evidence["peak"]
+            ack_by, ack_at = ev.acknowledged_by, ev.acknowledged_at_s
+            if escalate:
+                severity = ep.severity
+                if self.config.escalation_clears_ack:
+                    ack_by, ack_at = None, None
+            if ep.severity >= severity:
+                message, peak = ep.message, evidence
+            if ep.start_s > op.last_evidence_s:
+                op.n_episodes += 1  # a new episode, not the continuation of the last one
+            op.last_evidence_s = max(op.last_evidence_s, ep.end_s)
+            new_evidence = {
+                "trigger": ev.evidence["trigger"],
+                "peak": peak,
+                "latest": evidence,
+                "n_episodes": op.n_episodes,
+                "last_evidence_s": op.last_evidence_s,
+            }
+            op.event = replace(ev, severity=severity, message=message, evidence=new_evidence,
+                               acknowledged_by=ack_by, acknowledged_at_s=ack_at, updated_s=now,
+                               revision=ev.revision + 1)
+            self._record(updates, op.event, change)
+            return
+        if op is not None:  # an unrelated later episode: close the old alert first
+            self._close(ep.kind, updates, end_s=op.last_evidence_s)
+        # an episode that began under an alert that has since closed is reported from the end of
+        # that alert on (its earlier part was already alerted)
+        start_s = max(ep.start_s, self._last_closed_end.get(ep.kind, -math.inf))
+        event = AlertEvent(
+            id=self._new_id(ep.kind, start_s),
+            patient_id=self.patient_id,
+            kind=ep.kind,
+            category="technical" if ep.kind in TECHNICAL_KINDS else ep.category,
+            severity=ep.severity,
+            start_s=start_s,
+            end_s=None,
+            evidence={"trigger": evidence, "peak": evidence, "latest": evidence, "n_episodes": 1,
+                      "last_evidence_s": ep.end_s},
+            message=ep.message,
+            updated_s=now,
+        )
+        self._open[ep.kind] = _Open(event, ep.end_s, 1)
+        logger.info("patient %s: %s alert opened (%s): %s", self.patient_id, ep.kind, ep.severity.value, ep.message)
+        self._record(updates, event, "opened")
+
+    def _close(self, kind: str, updates: dict[str, tuple[Change, AlertEvent]], *, end_s: float) -> None:
+        op = self._open.pop(kind)
+        ev = replace(op.event, end_s=float(max(end_s, op.event.start_s)), updated_s=self._now,
+                     revision=op.event.revision + 1)
+        self._last_closed_end[kind] = max(self._last_closed_end.get(kind, -math.inf), op.last_evidence_s)
+        self._closed[ev.id] = ev
+        while len(self._closed) > self.config.max_closed_alerts:
+            self._closed.popitem(last=False)
+        self._record(updates, ev, "closed")
+
+    @staticmethod
+    def _record(updates: dict[str, tuple[Change, AlertEvent]], event: AlertEvent, change: Change) -> None:
+        prev = updates.get(event.id)
+        if prev is not None and _CHANGE_RANK[prev[0]] >= _CHANGE_RANK[change]:
+            change = prev[0]
+        updates[event.id] = (change, event)
+
+    @staticmethod
+    def _finish(updates: dict[str, tuple[Change, AlertEvent]]) -> list[AlertUpdate]:
+        out = [AlertUpdate(event, change) for change, event in updates.values()]
+        return sorted(out, key=lambda u: (u.event.start_s, u.event.kind))
+
+    def _score_news2(self, now: float) -> News2Result:
+        fresh = {
+            name: value for name, (t, value) in self._vitals.items()
+            if now - t <= self.config.vitals_max_age_s
+        }
+        if "heart_rate_bpm" not in fresh and self.config.news2_use_beat_hr and self._time.size > 4:
+            hr = heart_rate(self.window(), window_beats=self.config.rules.hr_window_beats)
+            recent = hr.smoothed_bpm[-1]
+            if np.isfinite(recent) and now - self._time[-1] <= self.config.vitals_max_age_s:
+                fresh["heart_rate_bpm"] = float(recent)
+        site = self._temperature_site
+        vitals = Vitals(temperature_site=site, **{k: v for k, v in fresh.items() if k in _VITAL_FIELDS})
+        return news2(vitals, skin_to_core_offset_c=self.config.skin_to_core_offset_c)

@@ -1,0 +1,1231 @@
+"""Clinical alert rules: pure functions from a labelled beat series to detected episodes.
+
+Every rule takes a :class:`BeatSeries` (beat times in seconds, AAMI labels ``N S V F Q``,
+classifier confidences and per-beat signal-quality flags) and returns a tuple of
+:class:`Episode` objects, each with a kind, a :class:`Severity`, its time span and the evidence
+(beat ids, times and the measured values) that triggered it. Rules hold no state; the
+:class:`~heartline.alerts.engine.AlertEngine` runs them on a sliding window and debounces them.
+
+Signal-quality gating
+---------------------
+Arrhythmia rules only use *valid* beats and RR intervals: a beat whose ``quality_ok`` flag is
+False, or an RR interval that touches such a beat or overlaps one of the series'
+``noisy_spans_s``, is ignored (runs and patterns are broken there, rate windows skip it). Noisy
+stretches raise a ``"signal_quality"`` *technical* alarm instead (:func:`detect_signal_quality`),
+following the split between physiological and technical alarm conditions of IEC 60601-1-8 and
+the ECG-monitor particular standard IEC 60601-2-27 (which asks that noise and lead-off be
+signalled as technical alarms rather than as arrhythmias).
+
+Severities and alarm priorities
+-------------------------------
+``info < warning < high < critical``. They map onto the IEC 60601-1-8 alarm priorities as
+``critical`` -> high priority (immediate response: asystole, sustained VT, as the "lethal
+arrhythmia" alarms of IEC 60601-2-27 201.7.9.2.9), ``high`` -> medium priority (prompt response),
+``warning`` -> low priority (awareness), ``info`` -> information signal.
+
+References
+----------
+IEC 60601-2-27:2011 Medical electrical equipment - Part 2-27: Particular requirements for the
+basic safety and essential performance of electrocardiographic monitoring equipment.
+IEC 60601-1-8:2006+A1:2012 General requirements, tests and guidance for alarm systems.
+ANSI/AAMI EC57:2012 Testing and reporting performance results of cardiac rhythm and ST segment
+measurement algorithms (beat classes, VT run definitions).
+Al-Khatib SM et al. 2017 AHA/ACC/HRS Guideline for management of patients with ventricular
+arrhythmias and the prevention of sudden cardiac death. Circulation 138:e272-e391 (2018)
+(NSVT: >= 3 consecutive ventricular beats at > 100 bpm lasting < 30 s; sustained VT >= 30 s).
+Kusumoto FM et al. 2018 ACC/AHA/HRS Guideline on the evaluation and management of patients with
+bradycardia and cardiac conduction delay. Circulation 140:e382-e482 (2019) (bradycardia < 50
+bpm; pauses > 3 s).
+Dash S, Chon KH, Lu S, Raeder EA. Automatic real time detection of atrial fibrillation.
+Ann Biomed Eng 37(9):1701-1709 (2009).
+Hindricks G et al. 2020 ESC Guidelines for the diagnosis and management of atrial fibrillation.
+Eur Heart J 42:373-498 (2021) (an AF episode lasts >= 30 s; lenient rate control < 110 bpm).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from heartline.data.aami import AAMI_CLASSES, aami_class
+
+__all__ = [
+    "AF_METHODS",
+    "KINDS",
+    "TECHNICAL_KINDS",
+    "Beat",
+    "BeatSeries",
+    "Episode",
+    "HeartRate",
+    "RuleConfig",
+    "Severity",
+    "detect_af_like",
+    "detect_bradycardia",
+    "detect_frequent_ectopy",
+    "detect_pauses",
+    "detect_signal_quality",
+    "detect_tachycardia",
+    "detect_ventricular_patterns",
+    "detect_ventricular_runs",
+    "evaluate_rules",
+    "heart_rate",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Every episode kind the rules can emit.
+KINDS: tuple[str, ...] = (
+    "bradycardia",
+    "tachycardia",
+    "pause",
+    "v_couplet",
+    "v_run",
+    "vt",
+    "ventricular_bigeminy",
+    "ventricular_trigeminy",
+    "frequent_pvc",
+    "frequent_sveb",
+    "af_like",
+    "signal_quality",
+)
+#: Kinds that are technical alarms (equipment / signal), not physiological ones.
+TECHNICAL_KINDS: frozenset[str] = frozenset({"signal_quality"})
+
+#: Number of evidence beats kept per episode (first and last halves) so evidence stays small.
+MAX_EVIDENCE_BEATS = 64
+
+
+class Severity(str, Enum):
+    """Alert severity, ordered ``INFO < WARNING < HIGH < CRITICAL``.
+
+    >>> Severity.HIGH > Severity.WARNING, max(Severity.INFO, Severity.CRITICAL).value
+    (True, 'critical')
+    """
+
+    INFO = "info"
+    WARNING = "warning"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info ... 3 for critical."""
+        return _SEVERITY_RANK[self.value]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2, "critical": 3}
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+def _normalise_label(label: object, *, name: str = "label") -> str:
+    if isinstance(label, int | np.integer) and not isinstance(label, bool):
+        if not 0 <= int(label) < len(AAMI_CLASSES):
+            raise ValueError(f"{name}={label} is not an AAMI class index 0..{len(AAMI_CLASSES) - 1}")
+        return AAMI_CLASSES[int(label)]
+    text = str(label)
+    if text in AAMI_CLASSES:
+        return text
+    try:  # accept raw MIT-BIH beat symbols too ("L", "E", "A"...)
+        return aami_class(text)
+    except ValueError:
+        raise ValueError(
+            f"{name}={label!r} is neither an AAMI class {list(AAMI_CLASSES)} nor a beat symbol"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One detected and classified beat.
+
+    Attributes
+    ----------
+    time_s : float
+        Time of the R peak in seconds (device/data time, not wall-clock).
+    sample_idx : int
+        R-peak position in samples of the source stream.
+    label : str
+        AAMI class, one of ``"N" "S" "V" "F" "Q"`` (an integer class index or a MIT-BIH beat
+        symbol is converted).
+    confidence : float
+        Classifier probability of ``label`` in ``[0, 1]``.
+    quality_ok : bool
+        False when the beat lies in a window flagged as noisy.
+    """
+
+    time_s: float
+    sample_idx: int
+    label: str
+    confidence: float = 1.0
+    quality_ok: bool = True
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.time_s):
+            raise ValueError(f"time_s must be finite, got {self.time_s}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must lie in [0, 1], got {self.confidence}")
+        object.__setattr__(self, "label", _normalise_label(self.label))
+
+
+@dataclass(frozen=True, eq=False)
+class BeatSeries:
+    """Beats of one patient as parallel arrays (what every rule consumes).
+
+    Attributes
+    ----------
+    time_s : numpy.ndarray
+        float64 beat times in seconds, non-decreasing.
+    label : numpy.ndarray
+        AAMI class letters (``<U1``).
+    beat_id : numpy.ndarray
+        int64 stable beat identifiers (stream-wide indices); evidence reports these.
+    sample_idx : numpy.ndarray
+        int64 R-peak sample positions (``-1`` when unknown).
+    confidence : numpy.ndarray
+        float64 classifier confidences.
+    quality_ok : numpy.ndarray
+        bool per beat; False marks beats inside noisy windows.
+    noisy_spans_s : tuple of (float, float)
+        Half-open time spans ``[start_s, stop_s)`` flagged as noisy (lead off, motion). RR
+        intervals overlapping them are invalid even when no beat was detected inside.
+
+    Use :meth:`from_beats`, :meth:`from_samples` or :meth:`from_annotations` to build one.
+    """
+
+    time_s: np.ndarray
+    label: np.ndarray
+    beat_id: np.ndarray
+    sample_idx: np.ndarray
+    confidence: np.ndarray
+    quality_ok: np.ndarray
+    noisy_spans_s: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.time_s, dtype=np.float64)
+        n = t.shape[0] if t.ndim == 1 else -1
+        if t.ndim != 1:
+            raise ValueError(f"time_s must be 1-D, got shape {t.shape}")
+        if not np.all(np.isfinite(t)):
+            raise ValueError("time_s holds NaN/inf values")
+        if n > 1 and np.any(np.diff(t) < 0):
+            raise ValueError("time_s must be non-decreasing (beats in time order)")
+        raw = np.asarray(self.label)
+        if raw.dtype.kind == "U" and bool(np.all(np.isin(raw, AAMI_CLASSES))):
+            label = raw.astype("<U1")
+        else:
+            label = np.array([_normalise_label(x) for x in raw.reshape(-1).tolist()], dtype="<U1")
+            label = label.reshape(raw.shape) if raw.ndim == 1 else label
+        arrays = {
+            "label": label,
+            "beat_id": np.asarray(self.beat_id, dtype=np.int64),
+            "sample_idx": np.asarray(self.sample_idx, dtype=np.int64),
+            "confidence": np.asarray(self.confidence, dtype=np.float64),
+            "quality_ok": np.asarray(self.quality_ok, dtype=bool),
+        }
+        for name, arr in arrays.items():
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must have one entry per beat ({n}), got shape {arr.shape}")
+        spans = []
+        for span in self.noisy_spans_s:
+            start, stop = float(span[0]), float(span[1])
+            if not (math.isfinite(start) and math.isfinite(stop)) or stop < start:
+                raise ValueError(f"noisy_spans_s entries must be finite (start_s, stop_s) with stop >= start, got {span}")
+            spans.append((start, stop))
+        object.__setattr__(self, "time_s", t)
+        for name, arr in arrays.items():
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "noisy_spans_s", tuple(sorted(spans)))
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_beats(
+        cls,
+        beats: Iterable[Beat],
+        *,
+        first_beat_id: int = 0,
+        noisy_spans_s: Sequence[tuple[float, float]] = (),
+    ) -> BeatSeries:
+        """Build a series from :class:`Beat` objects (ids ``first_beat_id, first_beat_id+1...``).
+
+        >>> s = BeatSeries.from_beats([Beat(0.0, 0, "N"), Beat(0.8, 288, "V")])
+        >>> len(s), s.label.tolist(), s.rr_s.tolist()
+        (2, ['N', 'V'], [0.8])
+        """
+        beats = list(beats)
+        return cls(
+            time_s=np.array([b.time_s for b in beats], dtype=np.float64),
+            label=np.array([b.label for b in beats], dtype="<U1"),
+            beat_id=np.arange(first_beat_id, first_beat_id + len(beats), dtype=np.int64),
+            sample_idx=np.array([b.sample_idx for b in beats], dtype=np.int64),
+            confidence=np.array([b.confidence for b in beats], dtype=np.float64),
+            quality_ok=np.array([b.quality_ok for b in beats], dtype=bool),
+            noisy_spans_s=tuple(noisy_spans_s),
+        )
+
+    @classmethod
+    def from_samples(
+        cls,
+        sample_idx: Sequence[int] | np.ndarray,
+        labels: Sequence[str | int] | np.ndarray,
+        *,
+        fs: float,
+        t0_s: float = 0.0,
+        confidence: Sequence[float] | np.ndarray | None = None,
+        quality_ok: Sequence[bool] | np.ndarray | None = None,
+        first_beat_id: int = 0,
+    ) -> BeatSeries:
+        """Build a series from R-peak sample positions at sampling rate ``fs`` (Hz).
+
+        >>> BeatSeries.from_samples([0, 360, 720], ["N", "N", 2], fs=360.0).time_s.tolist()
+        [0.0, 1.0, 2.0]
+        """
+        if not (isinstance(fs, int | float) and math.isfinite(fs) and fs > 0):
+            raise ValueError(f"fs must be a finite sampling rate > 0 Hz, got {fs!r}")
+        idx = np.asarray(sample_idx, dtype=np.int64)
+        n = idx.shape[0]
+        return cls(
+            time_s=t0_s + idx / float(fs),
+            label=np.asarray(labels) if isinstance(labels, np.ndarray) else np.array(
+                [_normalise_label(x, name="labels") for x in labels], dtype="<U1"
+            ),
+            beat_id=np.arange(first_beat_id, first_beat_id + n, dtype=np.int64),
+            sample_idx=idx,
+            confidence=np.ones(n) if confidence is None else np.asarray(confidence, dtype=np.float64),
+            quality_ok=np.ones(n, dtype=bool) if quality_ok is None else np.asarray(quality_ok, dtype=bool),
+        )
+
+    @classmethod
+    def from_annotations(cls, annotations: Any) -> BeatSeries:
+        """Series of the annotated beats of a :class:`heartline.io.Annotations` (reference labels).
+
+        Non-beat annotations (rhythm changes, noise markers) are dropped; the beat ids are the
+        indices among the annotated beats.
+        """
+        beats = annotations.beats()
+        return cls.from_samples(beats.sample_idx, np.asarray(beats.symbol), fs=float(annotations.fs))
+
+    @classmethod
+    def empty(cls) -> BeatSeries:
+        """A series with no beats."""
+        z = np.zeros(0)
+        return cls(z, np.zeros(0, dtype="<U1"), z.astype(np.int64), z.astype(np.int64), z, z.astype(bool))
+
+    # -- views --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.time_s.shape[0])
+
+    def select(self, mask_or_index: np.ndarray | slice) -> BeatSeries:
+        """Sub-series (the noisy spans are kept)."""
+        return BeatSeries(
+            self.time_s[mask_or_index],
+            self.label[mask_or_index],
+            self.beat_id[mask_or_index],
+            self.sample_idx[mask_or_index],
+            self.confidence[mask_or_index],
+            self.quality_ok[mask_or_index],
+            self.noisy_spans_s,
+        )
+
+    @property
+    def rr_s(self) -> np.ndarray:
+        """RR intervals in seconds, ``rr_s[k] = time_s[k+1] - time_s[k]`` (length ``n - 1``)."""
+        return np.diff(self.time_s)
+
+    def beat_ok(self) -> np.ndarray:
+        """Per-beat validity: ``quality_ok`` and not inside a noisy span."""
+        ok = self.quality_ok.copy()
+        for start, stop in self.noisy_spans_s:
+            ok &= ~((self.time_s >= start) & (self.time_s < stop))
+        return ok
+
+    def rr_valid(self) -> np.ndarray:
+        """Validity of each RR interval (length ``n - 1``): both beats valid, no noisy overlap."""
+        ok = self.beat_ok()
+        valid = ok[:-1] & ok[1:] if len(self) > 1 else np.zeros(0, dtype=bool)
+        for start, stop in self.noisy_spans_s:
+            valid &= ~((self.time_s[:-1] < stop) & (self.time_s[1:] > start))
+        return valid
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return round(v, 4) if math.isfinite(v) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_value(v) for v in value]
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One detected episode of one rule.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    severity : Severity
+    start_s, end_s : float
+        Time span in seconds (first and last evidence beat, or the open gap for pauses).
+    beat_ids : tuple of int
+        Ids of the beats that triggered it (at most :data:`MAX_EVIDENCE_BEATS`: the first and
+        last halves of a longer list; ``values["n_beats"]`` has the full count).
+    times_s : tuple of float
+        Times of those beats.
+    sample_idx : tuple of int
+        Their R-peak sample positions in the source stream.
+    values : mapping
+        Measured values (``rate_bpm``, ``rr_s``, ``n_beats``...), JSON-serialisable scalars.
+    message : str
+        Human-readable summary.
+    category : str
+        ``"physiological"`` or ``"technical"`` (IEC 60601-1-8 alarm condition categories).
+    ongoing : bool
+        True when the episode reaches the end of the analysed data and may continue.
+    """
+
+    kind: str
+    severity: Severity
+    start_s: float
+    end_s: float
+    beat_ids: tuple[int, ...] = ()
+    times_s: tuple[float, ...] = ()
+    sample_idx: tuple[int, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    message: str = ""
+    category: str = "physiological"
+    ongoing: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        """``end_s - start_s``."""
+        return self.end_s - self.start_s
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-ready evidence: beat ids, times, sample positions and values."""
+        return {
+            "beat_ids": [int(b) for b in self.beat_ids],
+            "times_s": [round(float(t), 4) for t in self.times_s],
+            "sample_idx": [int(i) for i in self.sample_idx],
+            "values": _json_value(dict(self.values)),
+        }
+
+
+def _episode(
+    kind: str,
+    severity: Severity,
+    series: BeatSeries,
+    idx: np.ndarray,
+    values: dict[str, Any],
+    message: str,
+    *,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    ongoing: bool = False,
+) -> Episode:
+    idx = np.asarray(idx, dtype=np.int64)
+    values = {"n_beats": int(idx.size), **values}
+    if idx.size > MAX_EVIDENCE_BEATS:
+        half = MAX_EVIDENCE_BEATS // 2
+        idx = np.concatenate([idx[:half], idx[-half:]])
+    times = series.time_s[idx]
+    return Episode(
+        kind=kind,
+        severity=severity,
+        start_s=float(start_s if start_s is not None else (times[0] if times.size else 0.0)),
+        end_s=float(end_s if end_s is not None else (times[-1] if times.size else 0.0)),
+        beat_ids=tuple(int(b) for b in series.beat_id[idx]),
+        times_s=tuple(float(t) for t in times),
+        sample_idx=tuple(int(i) for i in series.sample_idx[idx]),
+        values=values,
+        message=message,
+        category="technical" if kind in TECHNICAL_KINDS else "physiological",
+        ongoing=ongoing,
+    )
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open ``(start, stop)`` index ranges of the True runs of a boolean array."""
+    if mask.size == 0:
+        return []
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _check_positive(value: float, name: str) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Heart rate
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class HeartRate:
+    """Heart rate at every beat.
+
+    Attributes
+    ----------
+    time_s : numpy.ndarray
+        Beat times (s).
+    instantaneous_bpm : numpy.ndarray
+        ``60 / RR`` of the interval ending at each beat; NaN for the first beat and for invalid
+        (noisy) intervals.
+    smoothed_bpm : numpy.ndarray
+        ``60 / mean(RR)`` over the valid intervals ending in the averaging window at each beat;
+        NaN while fewer than ``min_intervals`` valid intervals are available.
+    """
+
+    time_s: np.ndarray
+    instantaneous_bpm: np.ndarray
+    smoothed_bpm: np.ndarray
+
+
+def heart_rate(
+    series: BeatSeries,
+    *,
+    window_beats: int | None = 10,
+    window_s: float | None = None,
+    min_intervals: int = 4,
+) -> HeartRate:
+    """Instantaneous and smoothed heart rate.
+
+    The smoothed rate averages RR intervals (not rates) over the last ``window_beats`` intervals
+    or, when ``window_s`` is given, over the intervals ending in the last ``window_s`` seconds,
+    which is the averaging that IEC 60601-2-27 (201.7.9.2.9.101 b, heart-rate averaging) asks
+    monitors to disclose. Invalid intervals (noise) are skipped.
+
+    Parameters
+    ----------
+    series : BeatSeries
+    window_beats : int or None
+        Number of RR intervals averaged (ignored when ``window_s`` is given).
+    window_s : float or None
+        Averaging window in seconds.
+    min_intervals : int
+        Fewest valid intervals needed for a smoothed value.
+
+    Returns
+    -------
+    HeartRate
+
+    >>> s = BeatSeries.from_samples([0, 360, 720, 1080, 1440, 1800], ["N"] * 6, fs=360.0)
+    >>> hr = heart_rate(s, window_beats=4)
+    >>> hr.instantaneous_bpm.tolist()[1:], hr.smoothed_bpm.tolist()[-1]
+    ([60.0, 60.0, 60.0, 60.0, 60.0], 60.0)
+    """
+    if window_s is None and (window_beats is None or int(window_beats) < 1):
+        raise ValueError(f"window_beats must be >= 1 (or give window_s), got {window_beats!r}")
+    if window_s is not None:
+        _check_positive(window_s, "window_s")
+    if int(min_intervals) < 1:
+        raise ValueError(f"min_intervals must be >= 1, got {min_intervals!r}")
+    n = len(series)
+    rr_end = np.full(n, np.nan)  # RR interval ending at each beat
+    valid_end = np.zeros(n, dtype=bool)
+    if n > 1:
+        rr_end[1:] = series.rr_s
+        valid_end[1:] = series.rr_valid() & (series.rr_s > 0)
+    inst = np.where(valid_end, 60.0 / np.where(valid_end, rr_end, 1.0), np.nan)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(valid_end, rr_end, 0.0))])
+    ccnt = np.concatenate([[0], np.cumsum(valid_end)])
+    stop = np.arange(1, n + 1)
+    if window_s is not None:
+        start = np.searchsorted(series.time_s, series.time_s - float(window_s), side="right")
+        # the interval ending at beat k lies in the window when k >= start (k >= 1 implicitly)
+    else:
+        start = np.maximum(stop - int(window_beats), 0)  # type: ignore[arg-type]
+    total = csum[stop] - csum[start]
+    count = ccnt[stop] - ccnt[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smoothed = np.where(count >= int(min_intervals), 60.0 * count / total, np.nan)
+    return HeartRate(series.time_s.copy(), inst, smoothed)
+
+
+def _rate_episodes(
+    kind: str,
+    series: BeatSeries,
+    condition: np.ndarray,
+    smoothed: np.ndarray,
+    *,
+    min_duration_s: float,
+    severity_of: Callable[[np.ndarray], Severity],
+    describe: Callable[[np.ndarray], str],
+    extreme: Callable[[np.ndarray], float],
+) -> tuple[Episode, ...]:
+    out = []
+    n = len(series)
+    for a, b in _runs(condition):
+        idx = np.arange(a, b)
+        dur = float(series.time_s[b - 1] - series.time_s[a])
+        if dur < min_duration_s:
+            continue
+        rates = smoothed[a:b]
+        values = {
+            "extreme_bpm": extreme(rates),
+            "mean_bpm": float(np.mean(rates)),
+            "duration_s": dur,
+        }
+        out.append(
+            _episode(kind, severity_of(rates), series, idx, values, describe(rates), ongoing=b == n)
+        )
+    return tuple(out)
+
+
+def detect_bradycardia(
+    series: BeatSeries,
+    *,
+    threshold_bpm: float = 50.0,
+    high_bpm: float = 40.0,
+    min_duration_s: float = 10.0,
+    window_beats: int = 10,
+) -> tuple[Episode, ...]:
+    """Sustained bradycardia: smoothed heart rate below ``threshold_bpm`` for ``min_duration_s``.
+
+    Severity is ``warning``, ``high`` once the smoothed rate falls below ``high_bpm``. The 50 bpm
+    default follows the 2018 ACC/AHA/HRS bradycardia guideline (Kusumoto et al. 2019), which
+    defines sinus bradycardia as a rate < 50 bpm.
+
+    Parameters
+    ----------
+    series : BeatSeries
+    threshold_bpm : float
+        Alarm limit (bpm).
+    high_bpm : float
+        Below this rate the episode is ``high`` severity.
+    min_duration_s : float
+        The rate must stay below the limit this long (s) (the alarm condition delay).
+    window_beats : int
+        RR intervals averaged for the smoothed rate (:func:`heart_rate`).
+
+    Returns
+    -------
+    tuple of Episode
+        Kind ``"bradycardia"``; ``values``: ``extreme_bpm`` (lowest), ``mean_bpm``, ``duration_s``.
+    """
+    _check_positive(threshold_bpm, "threshold_bpm")
+    hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
+    smoothed = hr.smoothed_bpm
+    cond = np.nan_to_num(smoothed, nan=np.inf) < threshold_bpm
+    return _rate_episodes(
+        "bradycardia",
+        series,
+        cond,
+        smoothed,
+        min_duration_s=min_duration_s,
+        severity_of=lambda r: Severity.HIGH if np.min(r) < high_bpm else Severity.WARNING,
+        describe=lambda r: f"Bradycardia: heart rate down to {np.min(r):.0f} bpm (limit {threshold_bpm:g})",
+        extreme=lambda r: float(np.min(r)),
+    )
+
+
+def detect_tachycardia(
+    series: BeatSeries,
+    *,
+    threshold_bpm: float = 120.0,
+    high_bpm: float = 150.0,
+    min_duration_s: float = 10.0,
+    window_beats: int = 10,
+) -> tuple[Episode, ...]:
+    """Sustained tachycardia: smoothed heart rate above ``threshold_bpm`` for ``min_duration_s``.
+
+    Severity ``warning``; ``high`` above ``high_bpm``. The 120 bpm default is a common adult
+    monitor alarm limit (configurable, IEC 60601-2-27 201.12.1.101 lets the operator set it).
+
+    Returns
+    -------
+    tuple of Episode
+        Kind ``"tachycardia"``; ``values``: ``extreme_bpm`` (highest), ``mean_bpm``, ``duration_s``.
+    """
+    _check_positive(threshold_bpm, "threshold_bpm")
+    hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
+    smoothed = hr.smoothed_bpm
+    cond = np.nan_to_num(smoothed, nan=-np.inf) > threshold_bpm
+    return _rate_episodes(
+        "tachycardia",
+        series,
+        cond,
+        smoothed,
+        min_duration_s=min_duration_s,
+        severity_of=lambda r: Severity.HIGH if np.max(r) > high_bpm else Severity.WARNING,
+        describe=lambda r: f"Tachycardia: heart rate up to {np.max(r):.0f} bpm (limit {threshold_bpm:g})",
+        extreme=lambda r: float(np.max(r)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pauses
+# --------------------------------------------------------------------------------------------
+def detect_pauses(
+    series: BeatSeries,
+    *,
+    pause_s: float = 2.0,
+    asystole_s: float = 3.0,
+    now_s: float | None = None,
+) -> tuple[Episode, ...]:
+    """Pauses and asystole: a valid RR interval longer than ``pause_s``.
+
+    A pause longer than ``pause_s`` (2.0 s) is ``high`` severity; longer than ``asystole_s``
+    (3.0 s, the pause length the 2018 ACC/AHA/HRS bradycardia guideline treats as significant)
+    it is ``critical`` (IEC 60601-2-27 asystole alarm, high priority). When ``now_s`` is given,
+    the open interval after the last beat is checked too, so asystole is reported while it is
+    happening (the episode is then ``ongoing`` and ends at ``now_s``). Intervals that touch a
+    noisy beat or overlap a noisy span are skipped (lead-off is not asystole).
+
+    Returns
+    -------
+    tuple of Episode
+        Kind ``"pause"``; ``values``: ``rr_s`` (longest gap), ``asystole`` (bool).
+    """
+    _check_positive(pause_s, "pause_s")
+    _check_positive(asystole_s, "asystole_s")
+    if asystole_s < pause_s:
+        raise ValueError(f"asystole_s ({asystole_s}) must be >= pause_s ({pause_s})")
+    out: list[Episode] = []
+    n = len(series)
+
+    def make(rr: float, idx: np.ndarray, start: float, end: float, ongoing: bool) -> Episode:
+        asys = rr > asystole_s
+        sev = Severity.CRITICAL if asys else Severity.HIGH
+        msg = f"{'Asystole' if asys else 'Pause'}: no beat for {rr:.1f} s"
+        return _episode(
+            "pause", sev, series, idx, {"rr_s": rr, "asystole": asys}, msg,
+            start_s=start, end_s=end, ongoing=ongoing,
+        )
+
+    if n > 1:
+        rr = series.rr_s
+        hits = np.flatnonzero(series.rr_valid() & (rr > pause_s))
+        for k in hits:
+            out.append(make(float(rr[k]), np.array([k, k + 1]), float(series.time_s[k]), float(series.time_s[k + 1]), False))
+    if now_s is not None and n > 0:
+        last = float(series.time_s[-1])
+        gap = float(now_s) - last
+        if gap > pause_s and series.beat_ok()[-1]:
+            clean = not any(start < float(now_s) and stop > last for start, stop in series.noisy_spans_s)
+            if clean:
+                out.append(make(gap, np.array([n - 1]), last, float(now_s), True))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Ventricular ectopy
+# --------------------------------------------------------------------------------------------
+def _is_label(series: BeatSeries, label: str, min_confidence: float) -> np.ndarray:
+    return (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
+
+
+def detect_ventricular_runs(
+    series: BeatSeries,
+    *,
+    vt_rate_bpm: float = 100.0,
+    sustained_s: float = 30.0,
+    min_confidence: float = 0.0,
+) -> tuple[Episode, ...]:
+    """Ventricular couplets, slow ventricular runs and ventricular tachycardia.
+
+    Consecutive valid V beats (confidence >= ``min_confidence``, valid RR intervals between them)
+    form a run. Following the 2017 AHA/ACC/HRS ventricular-arrhythmia guideline (Al-Khatib et al.)
+    and ANSI/AAMI EC57:
+
+    * 2 V beats: ``"v_couplet"`` (``warning``);
+    * >= 3 V beats at a rate (``60 / mean RR`` inside the run) above ``vt_rate_bpm``: ``"vt"``,
+      ``high`` severity (non-sustained VT), ``critical`` once it lasts >= ``sustained_s`` (30 s,
+      sustained VT);
+    * >= 3 V beats at or below ``vt_rate_bpm``: ``"v_run"`` (idioventricular rhythm, ``warning``).
+
+    Returns
+    -------
+    tuple of Episode
+        ``values``: ``n_beats``, ``rate_bpm``, ``duration_s``, ``sustained``.
+
+    >>> s = BeatSeries.from_samples([0, 288, 432, 576, 720], ["N", "V", "V", "V", "N"], fs=360.0)
+    >>> [(e.kind, e.severity.value, e.values["rate_bpm"]) for e in detect_ventricular_runs(s)]
+    [('vt', 'high', 150.0)]
+    """
+    _check_positive(vt_rate_bpm, "vt_rate_bpm")
+    _check_positive(sustained_s, "sustained_s")
+    n = len(series)
+    if n == 0:
+        return ()
+    isv = _is_label(series, "V", min_confidence)
+    link = isv[:-1] & isv[1:] & series.rr_valid() if n > 1 else np.zeros(0, dtype=bool)
+    out = []
+    for a, b in _runs(link):  # links a..b-1 join beats a..b
+        first, last = a, b
+        n_beats = last - first + 1
+        duration = float(series.time_s[last] - series.time_s[first])
+        rate = 60.0 * (n_beats - 1) / duration if duration > 0 else float("inf")
+        ongoing = last == n - 1
+        idx = np.arange(first, last + 1)
+        values = {"rate_bpm": rate, "duration_s": duration, "sustained": False}
+        if n_beats == 2:
+            out.append(_episode("v_couplet", Severity.WARNING, series, idx, values,
+                                f"Ventricular couplet ({rate:.0f} bpm)", ongoing=ongoing))
+        elif rate > vt_rate_bpm:
+            sustained = duration >= sustained_s
+            values["sustained"] = sustained
+            sev = Severity.CRITICAL if sustained else Severity.HIGH
+            label = "Sustained VT" if sustained else "VT"
+            out.append(_episode("vt", sev, series, idx, values,
+                                f"{label}: {n_beats} ventricular beats at {rate:.0f} bpm over {duration:.1f} s",
+                                ongoing=ongoing))
+        else:
+            out.append(_episode("v_run", Severity.WARNING, series, idx, values,
+                                f"Ventricular run: {n_beats} beats at {rate:.0f} bpm", ongoing=ongoing))
+    return tuple(out)
+
+
+def detect_ventricular_patterns(
+    series: BeatSeries,
+    *,
+    min_cycles: int = 4,
+    max_rr_s: float = 2.0,
+    min_confidence: float = 0.0,
+) -> tuple[Episode, ...]:
+    """Ventricular bigeminy (``N V N V ...``) and trigeminy (``N N V N N V ...``).
+
+    A bigeminal (trigeminal) chain is a sequence of valid V beats each followed, one (two) beats
+    later, by the next V beat, with only supraventricular (N or S) valid beats between them and
+    valid RR intervals no longer than ``max_rr_s`` throughout (a pause breaks the pattern);
+    ``min_cycles`` V beats make an episode (``warning``).
+
+    Returns
+    -------
+    tuple of Episode
+        Kinds ``"ventricular_bigeminy"`` / ``"ventricular_trigeminy"``; ``values``: ``cycles``.
+    """
+    if int(min_cycles) < 2:
+        raise ValueError(f"min_cycles must be >= 2, got {min_cycles!r}")
+    n = len(series)
+    if n < 3:
+        return ()
+    ok = series.beat_ok()
+    isv = _is_label(series, "V", min_confidence)
+    conducted = np.isin(series.label, ("N", "S")) & ok
+    rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
+    vpos = np.flatnonzero(isv)
+    out = []
+    for kind, step in (("ventricular_bigeminy", 2), ("ventricular_trigeminy", 3)):
+        # link between consecutive V beats at positions p and p+step
+        chain_ok = []
+        for p, q in zip(vpos[:-1], vpos[1:], strict=True):
+            good = q - p == step and bool(np.all(conducted[p + 1:q])) and bool(np.all(rr_ok[p:q]))
+            chain_ok.append(good)
+        for a, b in _runs(np.asarray(chain_ok, dtype=bool)):
+            chain = vpos[a:b + 1]
+            cycles = chain.size
+            if cycles < int(min_cycles):
+                continue
+            idx = np.arange(chain[0] - 1 if chain[0] > 0 and conducted[chain[0] - 1] else chain[0], chain[-1] + 1)
+            name = "bigeminy" if step == 2 else "trigeminy"
+            out.append(_episode(kind, Severity.WARNING, series, idx, {"cycles": int(cycles)},
+                                f"Ventricular {name}: {cycles} cycles", ongoing=chain[-1] >= n - step))
+    return tuple(sorted(out, key=lambda e: e.start_s))
+
+
+def detect_frequent_ectopy(
+    series: BeatSeries,
+    *,
+    pvc_per_min: float = 6.0,
+    sveb_per_min: float = 6.0,
+    window_s: float = 60.0,
+    min_confidence: float = 0.0,
+) -> tuple[Episode, ...]:
+    """Frequent ventricular (PVC) or supraventricular (SVEB) ectopic beats.
+
+    Counts valid V (S) beats in a sliding window of ``window_s`` seconds ending at each ectopic
+    beat; the episode spans the ectopic beats whose window count exceeds ``pvc_per_min``
+    (``sveb_per_min``) scaled to the window. Six PVCs per minute is the classic "frequent PVC"
+    alarm limit (Lown grading; a common bedside-monitor default, configurable per
+    IEC 60601-2-27).
+
+    Returns
+    -------
+    tuple of Episode
+        Kinds ``"frequent_pvc"`` / ``"frequent_sveb"`` (``warning``); ``values``:
+        ``max_per_min`` (the highest windowed count expressed per minute).
+    """
+    _check_positive(window_s, "window_s")
+    out = []
+    n = len(series)
+    for kind, label, limit, name in (
+        ("frequent_pvc", "V", pvc_per_min, "PVCs"),
+        ("frequent_sveb", "S", sveb_per_min, "SVEBs"),
+    ):
+        _check_positive(limit, "pvc_per_min" if label == "V" else "sveb_per_min")
+        pos = np.flatnonzero(_is_label(series, label, min_confidence))
+        if pos.size == 0:
+            continue
+        t = series.time_s[pos]
+        first_in = np.searchsorted(t, t - window_s, side="right")
+        counts = np.arange(pos.size) - first_in + 1
+        hot = counts > limit * window_s / 60.0
+        # an ectopic beat belongs to an episode when it lies in some window that exceeds the limit
+        member = np.zeros(pos.size, dtype=bool)
+        for j in np.flatnonzero(hot):
+            member[first_in[j]:j + 1] = True
+        for a, b in _runs(member):
+            idx = pos[a:b]
+            per_min = float(np.max(np.where(hot[a:b], counts[a:b], 0))) * 60.0 / window_s
+            out.append(_episode(kind, Severity.WARNING, series, idx, {"max_per_min": per_min},
+                                f"Frequent {name}: {per_min:.0f}/min (limit {limit:g}/min)",
+                                ongoing=bool(series.time_s[-1] - series.time_s[idx[-1]] < window_s) and n > 0))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# AF-like irregular rhythm
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _AfFeatures:
+    nrmssd: float
+    tpr: float
+    shannon_entropy: float
+
+
+def _af_features(rr: np.ndarray) -> _AfFeatures:
+    """Dash et al. (2009) features of one RR segment (after trimming 1/16 outliers per tail)."""
+    n = rr.size
+    trim = int(round(n / 16))
+    if trim > 0:
+        order = np.argsort(rr, kind="stable")
+        keep = np.sort(order[trim:n - trim])
+        rr = rr[keep]
+    m = rr.size
+    mean = float(np.mean(rr))
+    nrmssd = float(np.sqrt(np.mean(np.diff(rr) ** 2)) / mean) if m > 1 and mean > 0 else 0.0
+    if m >= 3:
+        mid = rr[1:-1]
+        tp = ((mid > rr[:-2]) & (mid > rr[2:])) | ((mid < rr[:-2]) & (mid < rr[2:]))
+        tpr = float(np.count_nonzero(tp)) / m
+    else:
+        tpr = 0.0
+    lo, hi = float(np.min(rr)), float(np.max(rr))
+    if hi > lo:
+        hist, _ = np.histogram(rr, bins=16, range=(lo, hi))
+        p = hist[hist > 0] / m
+        she = float(-np.sum(p * np.log(p)) / np.log(16))
+    else:
+        she = 0.0
+    return _AfFeatures(nrmssd, tpr, she)
+
+
+def _tpr_bounds(n: int, z: float = 3.0) -> tuple[float, float]:
+    """Turning-point-ratio range of a random series of length ``n``: ``mu +- z sigma``.
+
+    For i.i.d. data the number of turning points has mean ``2(n-2)/3`` and variance
+    ``(16n-29)/90`` (Kendall & Stuart); Dash et al. use this band (0.54-0.77 at 128 beats).
+    """
+    mu = 2.0 * (n - 2) / 3.0
+    sigma = math.sqrt((16.0 * n - 29.0) / 90.0)
+    return (mu - z * sigma) / n, (mu + z * sigma) / n
+
+
+def _af_dash2009(rr: np.ndarray, *, nrmssd_min: float, entropy_min: float) -> tuple[bool, _AfFeatures]:
+    f = _af_features(rr)
+    m = rr.size - 2 * int(round(rr.size / 16))
+    lo, hi = _tpr_bounds(m)
+    return (f.nrmssd > nrmssd_min and lo < f.tpr < hi and f.shannon_entropy > entropy_min), f
+
+
+def _af_rmssd_tpr(rr: np.ndarray, *, nrmssd_min: float, entropy_min: float) -> tuple[bool, _AfFeatures]:
+    f = _af_features(rr)
+    m = rr.size - 2 * int(round(rr.size / 16))
+    lo, hi = _tpr_bounds(m)
+    return (f.nrmssd > nrmssd_min and lo < f.tpr < hi), f
+
+
+#: AF-like window classifiers: name -> function(rr_s, nrmssd_min=, entropy_min=) -> (is_af, features).
+AF_METHODS: Mapping[str, Callable[..., tuple[bool, _AfFeatures]]] = {
+    "dash2009": _af_dash2009,
+    "rmssd_tpr": _af_rmssd_tpr,
+}
+
+
+def detect_af_like(
+    series: BeatSeries,
+    *,
+    method: str = "dash2009",
+    window_beats: int = 64,
+    step_beats: int = 8,
+    nrmssd_min: float = 0.1,
+    entropy_min: float = 0.7,
+    min_duration_s: float = 30.0,
+    rvr_bpm: float = 110.0,
+    exclude_labels: Sequence[str] = ("V", "F", "Q"),
+) -> tuple[Episode, ...]:
+    """Irregularly irregular, AF-like rhythm from RR intervals.
+
+    Sliding windows of ``window_beats`` usable RR intervals (valid, neither beat in
+    ``exclude_labels``, so that ventricular ectopy does not look like AF), moved by
+    ``step_beats``, are classified by ``method``:
+
+    * ``"dash2009"``: Dash et al. (2009): after removing the 1/16 shortest and longest RR, the
+      rhythm is AF-like when the normalised RMSSD (RMSSD / mean RR) exceeds ``nrmssd_min`` (0.1),
+      the turning-point ratio lies within the range expected of a random series
+      (``mu +- 3 sigma``, 0.54-0.77 for 128 beats), and the Shannon entropy of the 16-bin RR
+      histogram exceeds ``entropy_min`` (0.7);
+    * ``"rmssd_tpr"``: the same without the entropy test (better suited to short windows, where a
+      16-bin histogram is sparse).
+
+    Dash et al. used 128-beat windows; the 64-beat default trades some specificity for a faster
+    onset. Each RR interval is AF-like when at least half of the windows covering it are; runs
+    lasting ``min_duration_s`` (30 s, the ESC 2020 minimum AF episode) become episodes,
+    ``warning`` severity, ``high`` when the mean ventricular rate exceeds ``rvr_bpm`` (110 bpm,
+    rapid ventricular response beyond the ESC lenient rate-control target).
+
+    Returns
+    -------
+    tuple of Episode
+        Kind ``"af_like"``; ``values``: ``mean_bpm``, ``nrmssd``, ``tpr``, ``shannon_entropy``
+        (medians over the AF-like windows), ``duration_s``, ``method``.
+    """
+    if method not in AF_METHODS:
+        raise ValueError(f"unknown AF method {method!r}; valid methods: {sorted(AF_METHODS)}")
+    if int(window_beats) < 16:
+        raise ValueError(f"window_beats must be >= 16, got {window_beats!r}")
+    if int(step_beats) < 1:
+        raise ValueError(f"step_beats must be >= 1, got {step_beats!r}")
+    classify = AF_METHODS[method]
+    n = len(series)
+    if n < window_beats + 1:
+        return ()
+    usable_beat = series.beat_ok() & ~np.isin(series.label, list(exclude_labels))
+    usable = np.flatnonzero(series.rr_valid() & usable_beat[:-1] & usable_beat[1:])  # interval k: beats k, k+1
+    if usable.size < window_beats:
+        return ()
+    rr = series.rr_s[usable]
+    votes = np.zeros(usable.size)
+    cover = np.zeros(usable.size)
+    feats: list[tuple[int, _AfFeatures]] = []
+    starts = list(range(0, usable.size - window_beats + 1, int(step_beats)))
+    if starts[-1] != usable.size - window_beats:
+        starts.append(usable.size - window_beats)
+    for s in starts:
+        is_af, f = classify(rr[s:s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min)
+        cover[s:s + window_beats] += 1
+        if is_af:
+            votes[s:s + window_beats] += 1
+            feats.append((s, f))
+    af = votes >= 0.5 * np.maximum(cover, 1)
+    af &= votes > 0
+    out = []
+    for a, b in _runs(af):
+        k = usable[a:b]  # interval indices
+        start_s = float(series.time_s[k[0]])
+        end_s = float(series.time_s[k[-1] + 1])
+        # allow short gaps of unusable intervals inside the run (they are contiguous in `usable`)
+        if end_s - start_s < min_duration_s:
+            continue
+        beat_idx = np.unique(np.concatenate([k, k + 1]))
+        mean_bpm = 60.0 / float(np.mean(rr[a:b]))
+        fs_in = [f for s, f in feats if s < b and s + window_beats > a]
+        values = {
+            "mean_bpm": mean_bpm,
+            "nrmssd": float(np.median([f.nrmssd for f in fs_in])) if fs_in else float("nan"),
+            "tpr": float(np.median([f.tpr for f in fs_in])) if fs_in else float("nan"),
+            "shannon_entropy": float(np.median([f.shannon_entropy for f in fs_in])) if fs_in else float("nan"),
+            "duration_s": end_s - start_s,
+            "method": method,
+        }
+        sev = Severity.HIGH if mean_bpm > rvr_bpm else Severity.WARNING
+        out.append(_episode("af_like", sev, series, beat_idx, values,
+                            f"Irregular rhythm (AF-like) for {end_s - start_s:.0f} s, mean {mean_bpm:.0f} bpm",
+                            start_s=start_s, end_s=end_s, ongoing=b == usable.size and k[-1] + 1 >= n - 2))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Signal quality (technical alarm)
+# --------------------------------------------------------------------------------------------
+def detect_signal_quality(
+    series: BeatSeries,
+    *,
+    min_duration_s: float = 2.0,
+    merge_gap_s: float = 1.0,
+) -> tuple[Episode, ...]:
+    """Noisy-signal technical alarm: runs of beats with ``quality_ok`` False and noisy spans.
+
+    A technical alarm condition in the sense of IEC 60601-1-8 (IEC 60601-2-27 requires monitors
+    to signal noise / leads-off instead of analysing arrhythmias on such signal); ``warning``
+    severity. Stretches closer than ``merge_gap_s`` are merged; those lasting at least
+    ``min_duration_s`` are reported.
+
+    Returns
+    -------
+    tuple of Episode
+        Kind ``"signal_quality"``, category ``"technical"``; ``values``: ``duration_s``,
+        ``n_noisy_beats``.
+    """
+    n = len(series)
+    intervals: list[tuple[float, float]] = []
+    bad = ~series.quality_ok
+    for a, b in _runs(bad):
+        start = float(series.time_s[a])
+        # a run of noisy beats spans to the next clean beat's predecessor
+        stop = float(series.time_s[b - 1])
+        intervals.append((start, stop))
+    intervals.extend(series.noisy_spans_s)
+    if not intervals:
+        return ()
+    intervals.sort()
+    merged = [list(intervals[0])]
+    for start, stop in intervals[1:]:
+        if start <= merged[-1][1] + merge_gap_s:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    out = []
+    last_t = float(series.time_s[-1]) if n else -math.inf
+    for start, stop in merged:
+        if stop - start < min_duration_s:
+            continue
+        idx = np.flatnonzero(bad & (series.time_s >= start) & (series.time_s <= stop))
+        out.append(_episode("signal_quality", Severity.WARNING, series, idx,
+                            {"duration_s": stop - start, "n_noisy_beats": int(idx.size)},
+                            f"ECG signal quality too poor for arrhythmia analysis for {stop - start:.0f} s",
+                            start_s=start, end_s=stop, ongoing=stop >= last_t))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# All rules
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuleConfig:
+    """Every rule threshold in one validated, immutable place (defaults as documented per rule)."""
+
+    hr_window_beats: int = 10
+    brady_bpm: float = 50.0
+    brady_high_bpm: float = 40.0
+    tachy_bpm: float = 120.0
+    tachy_high_bpm: float = 150.0
+    rate_min_duration_s: float = 10.0
+    pause_s: float = 2.0
+    asystole_s: float = 3.0
+    vt_rate_bpm: float = 100.0
+    sustained_vt_s: float = 30.0
+    pattern_min_cycles: int = 4
+    pvc_per_min: float = 6.0
+    sveb_per_min: float = 6.0
+    ectopy_window_s: float = 60.0
+    min_confidence: float = 0.0
+    af_method: str = "dash2009"
+    af_window_beats: int = 64
+    af_step_beats: int = 8
+    af_nrmssd_min: float = 0.1
+    af_entropy_min: float = 0.7
+    af_min_duration_s: float = 30.0
+    af_rvr_bpm: float = 110.0
+    quality_min_duration_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "brady_bpm", "brady_high_bpm", "tachy_bpm", "tachy_high_bpm", "pause_s", "asystole_s",
+            "vt_rate_bpm", "sustained_vt_s", "pvc_per_min", "sveb_per_min", "ectopy_window_s",
+            "af_nrmssd_min", "af_entropy_min", "af_rvr_bpm",
+        ):
+            _check_positive(getattr(self, name), name)
+        for name in ("rate_min_duration_s", "af_min_duration_s", "quality_min_duration_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be >= 0 s, got {v!r}")
+        if self.brady_high_bpm > self.brady_bpm:
+            raise ValueError(f"brady_high_bpm ({self.brady_high_bpm}) must be <= brady_bpm ({self.brady_bpm})")
+        if self.tachy_high_bpm < self.tachy_bpm:
+            raise ValueError(f"tachy_high_bpm ({self.tachy_high_bpm}) must be >= tachy_bpm ({self.tachy_bpm})")
+        if self.brady_bpm >= self.tachy_bpm:
+            raise ValueError(f"brady_bpm ({self.brady_bpm}) must be below tachy_bpm ({self.tachy_bpm})")
+        if self.asystole_s < self.pause_s:
+            raise ValueError(f"asystole_s ({self.asystole_s}) must be >= pause_s ({self.pause_s})")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+        if self.af_method not in AF_METHODS:
+            raise ValueError(f"unknown af_method {self.af_method!r}; valid methods: {sorted(AF_METHODS)}")
+        if self.hr_window_beats < 1 or self.pattern_min_cycles < 2 or self.af_window_beats < 16 or self.af_step_beats < 1:
+            raise ValueError("hr_window_beats >= 1, pattern_min_cycles >= 2, af_window_beats >= 16 and af_step_beats >= 1 are required")
+
+
+def evaluate_rules(
+    series: BeatSeries,
+    *,
+    config: RuleConfig | None = None,
+    now_s: float | None = None,
+) -> tuple[Episode, ...]:
+    """Run every rule on ``series`` and return all episodes sorted by start time.
+
+    Parameters
+    ----------
+    series : BeatSeries
+    config : RuleConfig, optional
+        Thresholds (defaults when omitted).
+    now_s : float, optional
+        Current data time; enables detection of an ongoing pause after the last beat.
+
+    Returns
+    -------
+    tuple of Episode
+
+    >>> s = BeatSeries.from_samples(range(0, 360 * 60, 288), ["N"] * 75, fs=360.0)
+    >>> evaluate_rules(s)
+    ()
+    """
+    c = config or RuleConfig()
+    eps: list[Episode] = []
+    eps += detect_bradycardia(series, threshold_bpm=c.brady_bpm, high_bpm=c.brady_high_bpm,
+                              min_duration_s=c.rate_min_duration_s, window_beats=c.hr_window_beats)
+    eps += detect_tachycardia(series, threshold_bpm=c.tachy_bpm, high_bpm=c.tachy_high_bpm,
+                              min_duration_s=c.rate_min_duration_s, window_beats=c.hr_window_beats)
+    eps += detect_pauses(series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s)
+    eps += detect_ventricular_runs(series, vt_rate_bpm=c.vt_rate_bpm, sustained_s=c.sustained_vt_s,
+                                   min_confidence=c.min_confidence)
+    eps += detect_ventricular_patterns(series, min_cycles=c.pattern_min_cycles, max_rr_s=c.pause_s,
+                                       min_confidence=c.min_confidence)
+    eps += detect_frequent_ectopy(series, pvc_per_min=c.pvc_per_min, sveb_per_min=c.sveb_per_min,
+                                  window_s=c.ectopy_window_s, min_confidence=c.min_confidence)
+    eps += detect_af_like(series, method=c.af_method, window_beats=c.af_window_beats, step_beats=c.af_step_beats,
+                          nrmssd_min=c.af_nrmssd_min, entropy_min=c.af_entropy_min,
+                          min_duration_s=c.af_min_duration_s, rvr_bpm=c.af_rvr_bpm)
+    eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s)
+    return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
