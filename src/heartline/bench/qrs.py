@@ -89,7 +89,14 @@ class MatchCounts:
         return 2 * self.tp / d if d else float("nan")
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"se": self.se, "ppv": self.ppv, "f1": self.f1, "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "se": self.se,
+            "ppv": self.ppv,
+            "f1": self.f1,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 def match_beats(ref_idx: np.ndarray, det_idx: np.ndarray, *, tolerance: int) -> MatchCounts:
@@ -184,9 +191,13 @@ def run_qrs_benchmark(
     unknown = [n for n in names if n not in DETECTORS]
     if unknown:
         raise ValueError(f"unknown detector(s) {unknown}; valid: {', '.join(sorted(DETECTORS))}")
-    bad = [r for r in mitdb_records if r not in MITDB_RECORDS] + [r for r in nstdb_records if r not in NSTDB_RECORDS]
+    bad = [r for r in mitdb_records if r not in MITDB_RECORDS] + [
+        r for r in nstdb_records if r not in NSTDB_RECORDS
+    ]
     if bad:
-        raise ValueError(f"unknown record(s) {bad}; mitdb: {', '.join(MITDB_RECORDS)}; nstdb: {', '.join(NSTDB_RECORDS)}")
+        raise ValueError(
+            f"unknown record(s) {bad}; mitdb: {', '.join(MITDB_RECORDS)}; nstdb: {', '.join(NSTDB_RECORDS)}"
+        )
     dirs = {}
     if mitdb_records:
         dirs["mitdb"] = database_dir("mitdb", data_dir=data_dir)
@@ -215,13 +226,16 @@ def run_qrs_benchmark(
             peaks = detect_r_peaks(x, fs=fs, method=name).sample_idx
             seconds[name][f"{db}/{rec}"] = time.perf_counter() - t0
             counts[name][f"{db}/{rec}"] = {
-                tol: match_beats(beats.sample_idx, peaks, tolerance=round(tol * fs / 1000)) for tol in TOLERANCES_MS
+                tol: match_beats(beats.sample_idx, peaks, tolerance=round(tol * fs / 1000))
+                for tol in TOLERANCES_MS
             }
             if db == "mitdb":
                 keep_ref = ~_vf_mask(beats.sample_idx, ann)
                 keep_det = ~_vf_mask(peaks, ann)
                 vf_counts[name][rec] = match_beats(
-                    beats.sample_idx[keep_ref], peaks[keep_det], tolerance=round(TOLERANCES_MS[0] * fs / 1000)
+                    beats.sample_idx[keep_ref],
+                    peaks[keep_det],
+                    tolerance=round(TOLERANCES_MS[0] * fs / 1000),
                 )
             logger.debug("%s %s/%s: %s", name, db, rec, counts[name][f"{db}/{rec}"][150])
             if on_step is not None:
@@ -256,7 +270,8 @@ def run_qrs_benchmark(
                     g["seconds"] = sec
                     g["realtime_factor"] = mit_dur / sec if sec > 0 else float("inf")
                     g["per_record"] = {
-                        r: {**c.as_dict(), "seconds": seconds[name][f"mitdb/{r}"]} for r, c in per.items()
+                        r: {**c.as_dict(), "seconds": seconds[name][f"mitdb/{r}"]}
+                        for r, c in per.items()
                     }
                 target["mitdb"] = g
             entry["mitdb_vf_excluded"] = gross(list(vf_counts[name].values())).as_dict()
@@ -269,7 +284,10 @@ def run_qrs_benchmark(
                         nst[snr] = gross([counts[name][f"nstdb/{r}"][tol] for r in recs]).as_dict()
                 target["nstdb"] = nst
             entry["nstdb_per_record"] = {
-                r: {**counts[name][f"nstdb/{r}"][TOLERANCES_MS[0]].as_dict(), "seconds": seconds[name][f"nstdb/{r}"]}
+                r: {
+                    **counts[name][f"nstdb/{r}"][TOLERANCES_MS[0]].as_dict(),
+                    "seconds": seconds[name][f"nstdb/{r}"],
+                }
                 for r in nstdb_records
             }
         report["detectors"][name] = entry
@@ -317,7 +335,9 @@ def write_qrs_report(report: dict[str, Any], out_dir: str | os.PathLike[str]) ->
     paths["json"].write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
 
     names = list(report["detectors"])
-    title = "QRS detection benchmark" + (" (QUICK: subset of records, not the full benchmark)" if report["quick"] else "")
+    title = "QRS detection benchmark" + (
+        " (QUICK: subset of records, not the full benchmark)" if report["quick"] else ""
+    )
     parts = [
         f"# {title}\n",
         f"Tolerance {report['tolerance_ms']} ms (50 ms columns too), lead {report['lead']}, "
@@ -329,10 +349,24 @@ def write_qrs_report(report: dict[str, Any], out_dir: str | os.PathLike[str]) ->
         _md_table(*gross_table_rows(report)),
     ]
     if report["nstdb_records"]:
-        snrs = [s for s in NSTDB_SNRS if any(s in e.get("nstdb", {}) for e in report["detectors"].values())]
-        rows = [[s] + [_pct(report["detectors"][n]["nstdb"].get(s, {}).get("f1", float("nan"))) for n in names] for s in snrs]
+        snrs = [
+            s
+            for s in NSTDB_SNRS
+            if any(s in e.get("nstdb", {}) for e in report["detectors"].values())
+        ]
+        rows = [
+            [s]
+            + [
+                _pct(report["detectors"][n]["nstdb"].get(s, {}).get("f1", float("nan")))
+                for n in names
+            ]
+            for s in snrs
+        ]
         parts += ["\n## NSTDB F1 % by SNR (118 and 119 pooled)\n", _md_table(["SNR", *names], rows)]
-        rows = [[r] + [_pct(report["detectors"][n]["nstdb_per_record"][r]["f1"]) for n in names] for r in report["nstdb_records"]]
+        rows = [
+            [r] + [_pct(report["detectors"][n]["nstdb_per_record"][r]["f1"]) for n in names]
+            for r in report["nstdb_records"]
+        ]
         parts += ["\n## NSTDB per record, F1 %\n", _md_table(["record", *names], rows)]
     if report["mitdb_records"]:
         rows = []

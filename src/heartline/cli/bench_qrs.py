@@ -20,19 +20,31 @@ def _split(value: str | None) -> list[str] | None:
 @bench_app.command("qrs")
 @handle_errors
 def bench_qrs(
-    out: Annotated[Path, typer.Option("--out", help="Run directory for qrs.json, qrs.md and the plot.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for qrs.json, qrs.md and the plot.")
+    ],
     detectors: Annotated[
-        str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")
+        str | None,
+        typer.Option("--detectors", help="Comma-separated detector names (default: all)."),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A handful of records (100 105 108 203 208 233; NSTDB e06/e00).")
+        bool,
+        typer.Option(
+            "--quick", help="A handful of records (100 105 108 203 208 233; NSTDB e06/e00)."
+        ),
     ] = False,
     records: Annotated[
-        str | None, typer.Option("--records", help="Comma-separated MIT-BIH records (overrides the default set).")
+        str | None,
+        typer.Option(
+            "--records", help="Comma-separated MIT-BIH records (overrides the default set)."
+        ),
     ] = None,
     nstdb_records: Annotated[
         str | None,
-        typer.Option("--nstdb-records", help="Comma-separated NSTDB records, e.g. 118e00,119e00 ('' for none)."),
+        typer.Option(
+            "--nstdb-records",
+            help="Comma-separated NSTDB records, e.g. 118e00,119e00 ('' for none).",
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -66,12 +78,23 @@ def bench_qrs(
             bar.update(task, advance=1, description=f"bench qrs: {desc}")
 
         report = run_qrs_benchmark(
-            detectors=names, data_dir=data_dir, mitdb_records=mit, nstdb_records=nst, quick=subset, on_step=step
+            detectors=names,
+            data_dir=data_dir,
+            mitdb_records=mit,
+            nstdb_records=nst,
+            quick=subset,
+            on_step=step,
         )
     paths = write_qrs_report(report, out)
     header, rows = gross_table_rows(report)
-    table = Table(title="heartline bench qrs" + (" (QUICK subset)" if subset else "") + f", tolerance {report['tolerance_ms']} ms")
-    shown = [i for i, col in enumerate(header) if col not in {"TP", "F1 VF-excl %", "NSTDB e06 F1 %"}]
+    table = Table(
+        title="heartline bench qrs"
+        + (" (QUICK subset)" if subset else "")
+        + f", tolerance {report['tolerance_ms']} ms"
+    )
+    shown = [
+        i for i, col in enumerate(header) if col not in {"TP", "F1 VF-excl %", "NSTDB e06 F1 %"}
+    ]
     for i in shown:
         table.add_column(header[i], justify="left" if header[i] == "detector" else "right")
     for row in rows:

@@ -66,7 +66,9 @@ DETECTORS: dict[str, Callable[..., np.ndarray]] = {
     "xqrs": xqrs,
     "neurokit": make_neurokit_detector("neurokit"),
 }
-DETECTORS.update({f"neurokit_{m}": make_neurokit_detector(m) for m in NEUROKIT_METHODS if m != "neurokit"})
+DETECTORS.update(
+    {f"neurokit_{m}": make_neurokit_detector(m) for m in NEUROKIT_METHODS if m != "neurokit"}
+)
 
 
 def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> RPeaks:
@@ -98,7 +100,9 @@ def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> 
         rate (Heartline's detector needs at least 50 Hz).
     """
     if method not in DETECTORS:
-        raise ValueError(f"unknown R-peak method {method!r}; valid methods: {', '.join(sorted(DETECTORS))}")
+        raise ValueError(
+            f"unknown R-peak method {method!r}; valid methods: {', '.join(sorted(DETECTORS))}"
+        )
     fs = check_fs(fs)
     x = as_1d_signal(ecg, name="ecg", min_samples=0)
     if x.size == 0 or (method != "heartline" and (x.size < int(2 * fs) or np.ptp(x) == 0)):
@@ -111,6 +115,8 @@ def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> 
     except SignalError:
         raise
     except Exception as exc:  # peer libraries raise many types on odd input
-        raise SignalError(f"R-peak method {method!r} failed on this signal ({type(exc).__name__}: {exc})") from exc
+        raise SignalError(
+            f"R-peak method {method!r} failed on this signal ({type(exc).__name__}: {exc})"
+        ) from exc
     idx = np.unique(idx[(idx >= 0) & (idx < x.size)])
     return RPeaks(idx, fs, method)

@@ -34,6 +34,8 @@ class HeartlineDetectorConfig:
     refractory_s: float = 0.200
     learning_s: float = 2.0
     threshold_fraction: float = 0.15
+    noise_factor: float = 2.0
+    noise_cap: float = 0.5
     searchback_rr_factor: float = 1.66
     searchback_fraction: float = 0.5
     twave_window_s: float = 0.360
@@ -52,10 +54,14 @@ class HeartlineDetectorConfig:
                     raise ValueError(f"{f.name} must be finite and >= 0, got {value!r}")
         lo, hi = self.qrs_band_hz
         if not 0 < lo < hi:
-            raise ValueError(f"qrs_band_hz must be (low, high) with 0 < low < high, got {self.qrs_band_hz}")
+            raise ValueError(
+                f"qrs_band_hz must be (low, high) with 0 < low < high, got {self.qrs_band_hz}"
+            )
         lo, hi = self.refine_band_hz
         if not 0 < lo < hi:
-            raise ValueError(f"refine_band_hz must be (low, high) with 0 < low < high, got {self.refine_band_hz}")
+            raise ValueError(
+                f"refine_band_hz must be (low, high) with 0 < low < high, got {self.refine_band_hz}"
+            )
         if self.refine_stop_s >= self.refine_start_s:
             raise ValueError("refine_stop_s must be smaller than refine_start_s")
 
@@ -70,9 +76,13 @@ class StreamingRPeakDetector:
        ``derivative_s`` is squared and averaged over ``integration_s`` (moving-window
        integration, computed from a running sum so that any chunking gives identical values);
     2. candidates are local maxima of that energy within +/- ``refractory_s`` (200 ms);
-    3. adaptive signal/noise levels (exponential updates, ``level_update``) set the detection
-       threshold ``N + threshold_fraction * (S - N)``; the first ``learning_s`` seconds
-       initialise the levels;
+    3. the beat level ``S`` is the median energy peak of the last eight beats (robust to single
+       large ectopic beats or artifacts) and the noise level ``N`` an exponential average
+       (``level_update``) of rejected candidates; a candidate is a beat above
+       ``max(threshold_fraction * S, min(noise_factor * N, noise_cap * S))``. The low fraction
+       of a median keeps wide, low-frequency ventricular beats; the noise term raises the
+       threshold in noise bursts but never above ``noise_cap * S``. The first ``learning_s``
+       seconds initialise ``S``;
     4. a candidate within ``twave_window_s`` (360 ms) of the previous beat whose maximum slope is
        below ``twave_slope_ratio`` of that beat's slope is a T wave;
     5. when no beat has been found for ``searchback_rr_factor`` (1.66) x the mean of the last
@@ -122,9 +132,13 @@ class StreamingRPeakDetector:
         cfg, fs_ = self.config, self.fs
         nyq_cap = 0.45 * fs_
         lo, hi = cfg.qrs_band_hz
-        self._sos_qrs = sps.butter(2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos")
+        self._sos_qrs = sps.butter(
+            2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos"
+        )
         lo, hi = cfg.refine_band_hz
-        self._sos_ref = sps.butter(2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos")
+        self._sos_ref = sps.butter(
+            2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos"
+        )
         self._k = max(1, round(cfg.derivative_s * fs_))
         self._L = max(1, round(cfg.integration_s * fs_))
         self._w = max(1, round(cfg.refractory_s * fs_))
@@ -299,13 +313,14 @@ class StreamingRPeakDetector:
         amps = [c[1] for c in self._pending]
         self._spk = max(amps) if amps else 0.0
         self._amps = [self._spk]
-        self._npk = 0.5 * float(np.median(amps)) if amps else 0.0
+        self._npk = 0.0
         self._initialized = True
 
     def _classify_all(self, cands: list[tuple[int, float, float, int]], out: list[int]) -> None:
         cfg = self.config
         frac, upd = cfg.threshold_fraction, cfg.level_update
         w, tw, ratio = self._w, self._tw, cfg.twave_slope_ratio
+        nf, cap = cfg.noise_factor, cfg.noise_cap
         for c in cands:
             pos, amp, slope, _ = c
             if self._last_pos >= 0:
@@ -313,9 +328,11 @@ class StreamingRPeakDetector:
                     continue
                 if self._rr:
                     self._searchback(pos, out, final=False)
-            thr = frac * self._spk
+            thr = max(frac * self._spk, min(nf * self._npk, cap * self._spk))
             if amp > thr and not (
-                self._last_pos >= 0 and pos - self._last_pos < tw and slope < ratio * self._last_slope
+                self._last_pos >= 0
+                and pos - self._last_pos < tw
+                and slope < ratio * self._last_slope
             ):
                 self._accept(c, out, upd)
             else:
@@ -346,7 +363,10 @@ class StreamingRPeakDetector:
             rr_mean = sum(self._rr) / len(self._rr)
             if now - self._last_pos <= cfg.searchback_rr_factor * rr_mean:
                 return
-            thr2 = cfg.searchback_fraction * cfg.threshold_fraction * self._spk
+            thr2 = cfg.searchback_fraction * max(
+                cfg.threshold_fraction * self._spk,
+                min(cfg.noise_factor * self._npk, cfg.noise_cap * self._spk),
+            )
             best = None
             for n in self._noise:
                 p = n[0]

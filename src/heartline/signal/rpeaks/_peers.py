@@ -62,7 +62,11 @@ def make_neurokit_detector(method: str) -> Callable[..., np.ndarray]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x = ecg if clean_method is None else nk.ecg_clean(ecg, sampling_rate=fs, method=clean_method)
+            x = (
+                ecg
+                if clean_method is None
+                else nk.ecg_clean(ecg, sampling_rate=fs, method=clean_method)
+            )
             info = nk.ecg_findpeaks(np.asarray(x), sampling_rate=fs, method=method)
         return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
