@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from heartline.settings import Settings, load_settings
+
+
+def test_defaults_and_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HEARTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("HEARTLINE_MQTT_PARTITIONS", "4")
+    s = load_settings()
+    assert s.environment == "development" and s.is_development
+    assert s.resolved_database_url() == f"sqlite:///{tmp_path}/heartline.db"
+    assert s.broker_url is None and s.mqtt_partitions == 4
+    s = load_settings(database_url="postgresql+psycopg://postgres@127.0.0.1/test", broker_url="mqtt://127.0.0.1:1883")
+    assert s.resolved_database_url().startswith("postgresql+psycopg://")
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch):
+    monkeypatch.delenv("HEARTLINE_BROKER_PASSWORD", raising=False)
+    with pytest.raises(ValidationError, match="HEARTLINE_BROKER_PASSWORD"):
+        load_settings(environment="production")
+    for placeholder in ["", "changeme", "CHANGEME", "secret"]:
+        with pytest.raises(ValidationError, match="placeholder"):
+            load_settings(environment="production", broker_password=placeholder)
+    ok = load_settings(environment="production", broker_password="a-real-long-password")
+    assert ok.broker_password.get_secret_value() == "a-real-long-password"
+
+
+def test_secrets_added_by_subclasses_are_checked_too():
+    class ApiSettings(Settings):
+        jwt_secret: SecretStr = SecretStr("changeme")
+
+    with pytest.raises(ValidationError, match="HEARTLINE_JWT_SECRET"):
+        ApiSettings(environment="production", broker_password="real-password-1")
+    assert ApiSettings(environment="development").jwt_secret.get_secret_value() == "changeme"
+
+
+def test_invalid_values():
+    with pytest.raises(ValidationError):
+        load_settings(environment="staging")
+    with pytest.raises(ValidationError):
+        load_settings(mqtt_partitions=0)
