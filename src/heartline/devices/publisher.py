@@ -1,0 +1,271 @@
+"""QoS 1 MQTT publisher backed by the store-and-forward queue.
+
+Flow for every frame: :meth:`FramePublisher.publish` writes it to the
+:class:`~heartline.devices.store_forward.StoreForwardQueue` first; a worker thread hands queued
+frames to paho-mqtt in ``seq`` order (at most ``max_inflight`` unacknowledged at once) while
+connected; a frame leaves the queue only when its PUBACK arrives. While disconnected nothing is
+handed over and frames pile up on disk; after reconnecting, paho first re-sends the in-flight
+ones (the oldest), then the worker continues from the queue, so replay stays in order. After a
+process restart everything still queued is replayed; frames the broker had already received are
+then duplicates that the server drops by ``(device_id, seq)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from heartline.devices.store_forward import StoreForwardQueue
+from heartline.ingestion.broker import BrokerAddress
+from heartline.ingestion.payloads import Frame
+from heartline.ingestion.topics import frames_topic
+
+__all__ = ["FramePublisher", "PublisherCounters"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublisherCounters:
+    """Publisher statistics since start."""
+
+    published: int
+    acked: int
+    connects: int
+    disconnects: int
+    queued: int
+    in_flight: int
+    connected: bool
+
+
+class FramePublisher:
+    """Publish one device's frames with QoS 1 and store-and-forward.
+
+    Parameters
+    ----------
+    queue : StoreForwardQueue
+        The device's persistent queue (the publisher does not close it).
+    address : BrokerAddress
+        Broker to connect to (credentials included when needed).
+    device_id : str
+        Device whose frames this publisher sends (fixes the topic).
+    partitions : int
+        Topic partitions (must match the processors').
+    client_id : str, optional
+        MQTT client id (default ``heartline-dev-<device_id>``).
+    max_inflight : int
+        Frames handed to the broker and not yet acknowledged, at most.
+    keepalive_s : int
+        MQTT keep-alive.
+    reconnect_delay_s : tuple of float
+        Minimum and maximum back-off between reconnect attempts.
+    """
+
+    def __init__(
+        self,
+        queue: StoreForwardQueue,
+        *,
+        address: BrokerAddress,
+        device_id: str,
+        partitions: int,
+        client_id: str | None = None,
+        max_inflight: int = 20,
+        keepalive_s: int = 30,
+        reconnect_delay_s: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        if max_inflight < 1:
+            raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
+        self.queue = queue
+        self.address = address
+        self.device_id = device_id
+        self.topic = frames_topic(device_id, partitions=partitions)
+        self.max_inflight = max_inflight
+        self.keepalive_s = keepalive_s
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"heartline-dev-{device_id}",
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.max_queued_messages_set(0)
+        lo, hi = reconnect_delay_s
+        self._client.reconnect_delay_set(min_delay=max(1, round(lo)), max_delay=max(1, round(hi)))
+        if address.username:
+            self._client.username_pw_set(address.username, address.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._wake = threading.Condition()
+        self._acked_mids: collections.deque[int] = collections.deque()
+        self._inflight: dict[int, int] = {}  # mid -> seq, worker thread only
+        self._handed_max_seq: int | None = None
+        self._connected = threading.Event()
+        self._link_up = True
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._published = self._acked = self._connects = self._disconnects = 0
+
+    # ------------------------------------------------------------------ paho callbacks (network thread)
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            return
+        self._connects += 1
+        self._connected.set()
+        self._notify()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self._disconnects += 1
+        self._connected.clear()
+        log.info("%s: disconnected (%s); frames keep queueing", self.device_id, reason_code)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        # Called with paho's message mutex held: only record, the worker does the rest.
+        self._acked_mids.append(mid)
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._drain_acks()
+            self._hand_over()
+            with self._wake:
+                if not self._acked_mids:
+                    self._wake.wait(timeout=0.2)
+        self._drain_acks()
+
+    def _drain_acks(self) -> None:
+        while self._acked_mids:
+            mid = self._acked_mids.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is not None:
+                self.queue.ack(seq)
+                self._acked += 1
+
+    def _hand_over(self) -> None:
+        if not (self._connected.is_set() and self._link_up):
+            return
+        room = self.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        for item in self.queue.peek_batch(room, after_seq=self._handed_max_seq):
+            info = self._client.publish(self.topic, item.payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning(
+                    "%s: publish of seq %d failed (rc=%s); will retry",
+                    self.device_id,
+                    item.seq,
+                    info.rc,
+                )
+                break
+            # NO_CONN: paho keeps the message and sends it on reconnect, in order.
+            self._inflight[info.mid] = item.seq
+            self._handed_max_seq = item.seq
+            self._published += 1
+
+    # ------------------------------------------------------------------ public API
+    def start(self) -> FramePublisher:
+        """Connect (asynchronously; retried with back-off) and start the worker."""
+        if self._worker is not None:
+            return self
+        self._client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive_s)
+        self._client.loop_start()
+        self._worker = threading.Thread(
+            target=self._run, name=f"publisher-{self.device_id}", daemon=True
+        )
+        self._worker.start()
+        return self
+
+    def publish(self, frame: Frame) -> bool:
+        """Queue ``frame`` durably and schedule it; ``False`` if the queue refused it."""
+        if frame.device_id != self.device_id:
+            raise ValueError(
+                f"frame.device_id {frame.device_id!r} != publisher device_id {self.device_id!r}"
+            )
+        ok = self.queue.enqueue(frame)
+        self._notify()
+        return ok
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected (``False`` on timeout)."""
+        return self._connected.wait(timeout_s)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every queued frame is acknowledged; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(self.queue) == 0 and not self._inflight:
+                return True
+            self._notify()
+            time.sleep(0.02)
+        return False
+
+    def set_link(self, up: bool) -> None:
+        """Simulate the radio link going down (``False``) or coming back (``True``)."""
+        if up == self._link_up:
+            return
+        self._link_up = up
+        if up:
+            self._client.reconnect_delay_set(1, 5)
+            self._client.connect_async(
+                self.address.host, self.address.port, keepalive=self.keepalive_s
+            )
+            self._client.loop_start()
+        else:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._connected.clear()
+        self._notify()
+
+    def counters(self) -> PublisherCounters:
+        """Current statistics."""
+        return PublisherCounters(
+            published=self._published,
+            acked=self._acked,
+            connects=self._connects,
+            disconnects=self._disconnects,
+            queued=len(self.queue),
+            in_flight=len(self._inflight),
+            connected=self._connected.is_set(),
+        )
+
+    def stop(self, *, flush_timeout_s: float = 0.0) -> None:
+        """Optionally flush, then disconnect; unacknowledged frames stay queued on disk."""
+        if flush_timeout_s > 0:
+            self.flush(flush_timeout_s)
+        self._stop.set()
+        self._notify()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> FramePublisher:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
