@@ -55,7 +55,7 @@ from heartline.alerts.rules import (
     heart_rate,
 )
 
-__all__ = ["AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig", "NEWS2_SEVERITY"]
+__all__ = ["NEWS2_SEVERITY", "AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ class AlertEvent:
             "evidence": _json_value(dict(self.evidence)),
             "message": self.message,
             "acknowledged_by": self.acknowledged_by,
-            "acknowledged_at_s": None if self.acknowledged_at_s is None else float(self.acknowledged_at_s),
+            "acknowledged_at_s": None
+            if self.acknowledged_at_s is None
+            else float(self.acknowledged_at_s),
             "updated_s": float(self.updated_s),
             "revision": int(self.revision),
         }
@@ -223,9 +225,13 @@ class EngineConfig:
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"hold_off_by_kind[{kind!r}] must be >= 0 s, got {v!r}")
         if self.window_s < self.rules.ectopy_window_s:
-            raise ValueError(f"window_s ({self.window_s}) must be >= rules.ectopy_window_s ({self.rules.ectopy_window_s})")
+            raise ValueError(
+                f"window_s ({self.window_s}) must be >= rules.ectopy_window_s ({self.rules.ectopy_window_s})"
+            )
         if self.news2_min_band not in NEWS2_SEVERITY:
-            raise ValueError(f"news2_min_band must be one of {list(NEWS2_SEVERITY)}, got {self.news2_min_band!r}")
+            raise ValueError(
+                f"news2_min_band must be one of {list(NEWS2_SEVERITY)}, got {self.news2_min_band!r}"
+            )
         if self.max_closed_alerts < 0:
             raise ValueError(f"max_closed_alerts must be >= 0, got {self.max_closed_alerts}")
 
@@ -244,8 +250,13 @@ class _Open:
 
 
 _VITAL_FIELDS = (
-    "heart_rate_bpm", "spo2_pct", "temperature_c", "systolic_bp_mmhg",
-    "respiration_rate_per_min", "consciousness", "supplemental_oxygen",
+    "heart_rate_bpm",
+    "spo2_pct",
+    "temperature_c",
+    "systolic_bp_mmhg",
+    "respiration_rate_per_min",
+    "consciousness",
+    "supplemental_oxygen",
 )
 
 
@@ -293,7 +304,9 @@ class AlertEngine:
         self.last_news2: News2Result | None = None
 
     # -- inputs -------------------------------------------------------------------------------
-    def add_beats(self, beats: Iterable[Beat] | BeatSeries, *, now_s: float | None = None) -> list[AlertUpdate]:
+    def add_beats(
+        self, beats: Iterable[Beat] | BeatSeries, *, now_s: float | None = None
+    ) -> list[AlertUpdate]:
         """Add newly classified beats (time order) and run the rules.
 
         Beats at or before the last accepted beat time are dropped (re-sent overlapping frames)
@@ -317,11 +330,17 @@ class AlertEngine:
                 keep[1:] &= np.diff(series.time_s) > 0
             self.dropped_beats += int(np.count_nonzero(~keep))
             if not np.all(keep):
-                logger.debug("patient %s: dropped %d out-of-order/duplicate beats", self.patient_id, int(np.count_nonzero(~keep)))
+                logger.debug(
+                    "patient %s: dropped %d out-of-order/duplicate beats",
+                    self.patient_id,
+                    int(np.count_nonzero(~keep)),
+                )
             n_new = int(np.count_nonzero(keep))
             self._time = np.concatenate([self._time, series.time_s[keep]])
             self._label = np.concatenate([self._label, series.label[keep]])
-            self._beat_id = np.concatenate([self._beat_id, np.arange(self._next_beat_id, self._next_beat_id + n_new)])
+            self._beat_id = np.concatenate(
+                [self._beat_id, np.arange(self._next_beat_id, self._next_beat_id + n_new)]
+            )
             self._sample = np.concatenate([self._sample, series.sample_idx[keep]])
             self._conf = np.concatenate([self._conf, series.confidence[keep]])
             self._ok = np.concatenate([self._ok, series.quality_ok[keep]])
@@ -373,9 +392,13 @@ class AlertEngine:
         if not math.isfinite(t):
             raise ValueError(f"time_s must be finite, got {time_s!r}")
         given = {
-            "heart_rate_bpm": heart_rate_bpm, "spo2_pct": spo2_pct, "temperature_c": temperature_c,
-            "systolic_bp_mmhg": systolic_bp_mmhg, "respiration_rate_per_min": respiration_rate_per_min,
-            "consciousness": consciousness, "supplemental_oxygen": supplemental_oxygen,
+            "heart_rate_bpm": heart_rate_bpm,
+            "spo2_pct": spo2_pct,
+            "temperature_c": temperature_c,
+            "systolic_bp_mmhg": systolic_bp_mmhg,
+            "respiration_rate_per_min": respiration_rate_per_min,
+            "consciousness": consciousness,
+            "supplemental_oxygen": supplemental_oxygen,
         }
         for name, value in given.items():
             if value is not None:
@@ -391,10 +414,17 @@ class AlertEngine:
         if band_rank >= min_rank:
             sev = NEWS2_SEVERITY[result.band]
             ep = Episode(
-                kind="news2", severity=sev, start_s=t, end_s=t,
+                kind="news2",
+                severity=sev,
+                start_s=t,
+                end_s=t,
                 values={**result.to_dict()},
                 message=f"NEWS2 {result.total} ({result.band} clinical risk)"
-                + ("" if result.complete else f"; partial score, not measured: {', '.join(result.missing)}"),
+                + (
+                    ""
+                    if result.complete
+                    else f"; partial score, not measured: {', '.join(result.missing)}"
+                ),
             )
             self._apply(ep, updates, t)
         elif "news2" in self._open:
@@ -421,14 +451,30 @@ class AlertEngine:
             raise ValueError(f"at_s must be finite, got {at_s!r}")
         for kind, op in self._open.items():
             if op.event.id == alert_id:
-                op.event = replace(op.event, acknowledged_by=user, acknowledged_at_s=float(at_s),
-                                   updated_s=float(at_s), revision=op.event.revision + 1)
-                logger.info("patient %s: alert %s (%s) acknowledged by %s", self.patient_id, alert_id, kind, user)
+                op.event = replace(
+                    op.event,
+                    acknowledged_by=user,
+                    acknowledged_at_s=float(at_s),
+                    updated_s=float(at_s),
+                    revision=op.event.revision + 1,
+                )
+                logger.info(
+                    "patient %s: alert %s (%s) acknowledged by %s",
+                    self.patient_id,
+                    alert_id,
+                    kind,
+                    user,
+                )
                 return op.event
         if alert_id in self._closed:
             ev = self._closed[alert_id]
-            ev = replace(ev, acknowledged_by=user, acknowledged_at_s=float(at_s),
-                         updated_s=float(at_s), revision=ev.revision + 1)
+            ev = replace(
+                ev,
+                acknowledged_by=user,
+                acknowledged_at_s=float(at_s),
+                updated_s=float(at_s),
+                revision=ev.revision + 1,
+            )
             self._closed[alert_id] = ev
             return ev
         raise KeyError(f"no alert {alert_id!r} for patient {self.patient_id!r}")
@@ -440,8 +486,12 @@ class AlertEngine:
 
     def alerts(self) -> tuple[AlertEvent, ...]:
         """Every alert still in memory (closed ones first, then open), by start time."""
-        return tuple(sorted([*self._closed.values(), *(op.event for op in self._open.values())],
-                            key=lambda e: (e.start_s, e.kind)))
+        return tuple(
+            sorted(
+                [*self._closed.values(), *(op.event for op in self._open.values())],
+                key=lambda e: (e.start_s, e.kind),
+            )
+        )
 
     def get(self, alert_id: str) -> AlertEvent:
         """One alert by id (``KeyError`` when unknown)."""
@@ -457,15 +507,26 @@ class AlertEngine:
 
     def window(self) -> BeatSeries:
         """The beats (and noisy spans) currently analysed."""
-        return BeatSeries(self._time, self._label, self._beat_id, self._sample, self._conf, self._ok,
-                          tuple(self._noisy))
+        return BeatSeries(
+            self._time,
+            self._label,
+            self._beat_id,
+            self._sample,
+            self._conf,
+            self._ok,
+            tuple(self._noisy),
+        )
 
     # -- internals ----------------------------------------------------------------------------
     def _trim(self) -> None:
         horizon = self._now - self.config.window_s
         if self._time.size and self._time[0] < horizon:
             k = int(np.searchsorted(self._time, horizon, side="left"))
-            self._time, self._label, self._beat_id = self._time[k:], self._label[k:], self._beat_id[k:]
+            self._time, self._label, self._beat_id = (
+                self._time[k:],
+                self._label[k:],
+                self._beat_id[k:],
+            )
             self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
         self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
 
@@ -482,6 +543,8 @@ class AlertEngine:
             for ep in evaluate_rules(series, config=self.config.rules, now_s=now):
                 if ep.end_s <= self._last_closed_end.get(ep.kind, -math.inf):
                     continue  # already reported by an alert that has closed
+                if ep.kind == "v_couplet" and ep.ongoing:
+                    continue  # two V beats at the end of the data may be the start of a run
                 self._apply(ep, updates, self._now)
         # close alerts whose hold-off has passed
         for kind in list(self._open):
@@ -496,10 +559,16 @@ class AlertEngine:
         self._seq += 1
         return str(uuid.uuid5(_NAMESPACE, f"{self.patient_id}|{kind}|{self._seq}|{start_s:.3f}"))
 
-    def _apply(self, ep: Episode, updates: dict[str, tuple[Change, AlertEvent]], now: float) -> None:
+    def _apply(
+        self, ep: Episode, updates: dict[str, tuple[Change, AlertEvent]], now: float
+    ) -> None:
         op = self._open.get(ep.kind)
         evidence = ep.evidence()
-        if op is not None and ep.start_s <= op.last_evidence_s + self.config.hold_off_for(ep.kind):
+        # NEWS2 alerts stay open until a reading scores below the alerting band
+        if op is not None and (
+            ep.kind == "news2"
+            or ep.start_s <= op.last_evidence_s + self.config.hold_off_for(ep.kind)
+        ):
             ev = op.event
             escalate = ep.severity > ev.severity
             if not escalate and ep.end_s <= op.last_evidence_s:
@@ -523,9 +592,16 @@ class AlertEngine:
                 "n_episodes": op.n_episodes,
                 "last_evidence_s": op.last_evidence_s,
             }
-            op.event = replace(ev, severity=severity, message=message, evidence=new_evidence,
-                               acknowledged_by=ack_by, acknowledged_at_s=ack_at, updated_s=now,
-                               revision=ev.revision + 1)
+            op.event = replace(
+                ev,
+                severity=severity,
+                message=message,
+                evidence=new_evidence,
+                acknowledged_by=ack_by,
+                acknowledged_at_s=ack_at,
+                updated_s=now,
+                revision=ev.revision + 1,
+            )
             self._record(updates, op.event, change)
             return
         if op is not None:  # an unrelated later episode: close the old alert first
@@ -541,27 +617,48 @@ class AlertEngine:
             severity=ep.severity,
             start_s=start_s,
             end_s=None,
-            evidence={"trigger": evidence, "peak": evidence, "latest": evidence, "n_episodes": 1,
-                      "last_evidence_s": ep.end_s},
+            evidence={
+                "trigger": evidence,
+                "peak": evidence,
+                "latest": evidence,
+                "n_episodes": 1,
+                "last_evidence_s": ep.end_s,
+            },
             message=ep.message,
             updated_s=now,
         )
         self._open[ep.kind] = _Open(event, ep.end_s, 1)
-        logger.info("patient %s: %s alert opened (%s): %s", self.patient_id, ep.kind, ep.severity.value, ep.message)
+        logger.info(
+            "patient %s: %s alert opened (%s): %s",
+            self.patient_id,
+            ep.kind,
+            ep.severity.value,
+            ep.message,
+        )
         self._record(updates, event, "opened")
 
-    def _close(self, kind: str, updates: dict[str, tuple[Change, AlertEvent]], *, end_s: float) -> None:
+    def _close(
+        self, kind: str, updates: dict[str, tuple[Change, AlertEvent]], *, end_s: float
+    ) -> None:
         op = self._open.pop(kind)
-        ev = replace(op.event, end_s=float(max(end_s, op.event.start_s)), updated_s=self._now,
-                     revision=op.event.revision + 1)
-        self._last_closed_end[kind] = max(self._last_closed_end.get(kind, -math.inf), op.last_evidence_s)
+        ev = replace(
+            op.event,
+            end_s=float(max(end_s, op.event.start_s)),
+            updated_s=self._now,
+            revision=op.event.revision + 1,
+        )
+        self._last_closed_end[kind] = max(
+            self._last_closed_end.get(kind, -math.inf), op.last_evidence_s
+        )
         self._closed[ev.id] = ev
         while len(self._closed) > self.config.max_closed_alerts:
             self._closed.popitem(last=False)
         self._record(updates, ev, "closed")
 
     @staticmethod
-    def _record(updates: dict[str, tuple[Change, AlertEvent]], event: AlertEvent, change: Change) -> None:
+    def _record(
+        updates: dict[str, tuple[Change, AlertEvent]], event: AlertEvent, change: Change
+    ) -> None:
         prev = updates.get(event.id)
         if prev is not None and _CHANGE_RANK[prev[0]] >= _CHANGE_RANK[change]:
             change = prev[0]
@@ -574,7 +671,8 @@ class AlertEngine:
 
     def _score_news2(self, now: float) -> News2Result:
         fresh = {
-            name: value for name, (t, value) in self._vitals.items()
+            name: value
+            for name, (t, value) in self._vitals.items()
             if now - t <= self.config.vitals_max_age_s
         }
         if "heart_rate_bpm" not in fresh and self.config.news2_use_beat_hr and self._time.size > 4:
@@ -583,5 +681,7 @@ class AlertEngine:
             if np.isfinite(recent) and now - self._time[-1] <= self.config.vitals_max_age_s:
                 fresh["heart_rate_bpm"] = float(recent)
         site = self._temperature_site
-        vitals = Vitals(temperature_site=site, **{k: v for k, v in fresh.items() if k in _VITAL_FIELDS})
+        vitals = Vitals(
+            temperature_site=site, **{k: v for k, v in fresh.items() if k in _VITAL_FIELDS}
+        )
         return news2(vitals, skin_to_core_offset_c=self.config.skin_to_core_offset_c)

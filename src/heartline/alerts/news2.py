@@ -107,7 +107,9 @@ def score_respiration_rate(rate_per_min: float) -> int:
     return 3
 
 
-def score_spo2(spo2_pct: float, *, scale: Literal[1, 2] = 1, supplemental_oxygen: bool = False) -> int:
+def score_spo2(
+    spo2_pct: float, *, scale: Literal[1, 2] = 1, supplemental_oxygen: bool = False
+) -> int:
     """NEWS2 SpO2 sub-score on scale 1 (default) or scale 2 (hypercapnic respiratory failure).
 
     Scale 2 must be chosen by a clinician; on it, saturations >= 93 % score only when the patient
@@ -204,7 +206,9 @@ def score_consciousness(level: str) -> int:
     """
     key = str(level).strip().upper()[:1]
     if key not in _CONSCIOUSNESS:
-        raise ValueError(f"consciousness must be one of {sorted(_CONSCIOUSNESS)} (ACVPU), got {level!r}")
+        raise ValueError(
+            f"consciousness must be one of {sorted(_CONSCIOUSNESS)} (ACVPU), got {level!r}"
+        )
     return _CONSCIOUSNESS[key]
 
 
@@ -272,7 +276,9 @@ class Vitals:
 
     def __post_init__(self) -> None:
         if self.temperature_site not in ("core", "skin"):
-            raise ValueError(f"temperature_site must be 'core' or 'skin', got {self.temperature_site!r}")
+            raise ValueError(
+                f"temperature_site must be 'core' or 'skin', got {self.temperature_site!r}"
+            )
         if self.spo2_scale not in (1, 2):
             raise ValueError(f"spo2_scale must be 1 or 2, got {self.spo2_scale!r}")
 
@@ -323,13 +329,25 @@ class News2Result:
             "band": self.band,
             "complete": self.complete,
             "missing": list(self.missing),
-            "subscores": {s.parameter: {"value": s.value, "score": s.score, **({"note": s.note} if s.note else {})}
-                          for s in self.subscores},
+            "subscores": {
+                s.parameter: {
+                    "value": s.value,
+                    "score": s.score,
+                    **({"note": s.note} if s.note else {}),
+                }
+                for s in self.subscores
+            },
         }
 
 
 _PARAMETERS = (
-    "respiration_rate", "spo2", "supplemental_oxygen", "systolic_bp", "pulse", "consciousness", "temperature",
+    "respiration_rate",
+    "spo2",
+    "supplemental_oxygen",
+    "systolic_bp",
+    "pulse",
+    "consciousness",
+    "temperature",
 )
 
 
@@ -357,25 +375,44 @@ def news2(vitals: Vitals, *, skin_to_core_offset_c: float | None = None) -> News
     if v.respiration_rate_per_min is None:
         missing.append("respiration_rate")
     else:
-        subs.append(News2Subscore("respiration_rate", float(v.respiration_rate_per_min),
-                                  score_respiration_rate(v.respiration_rate_per_min)))
+        subs.append(
+            News2Subscore(
+                "respiration_rate",
+                float(v.respiration_rate_per_min),
+                score_respiration_rate(v.respiration_rate_per_min),
+            )
+        )
     on_o2 = bool(v.supplemental_oxygen) if v.supplemental_oxygen is not None else False
     if v.spo2_pct is None:
         missing.append("spo2")
     else:
-        subs.append(News2Subscore("spo2", float(v.spo2_pct),
-                                  score_spo2(v.spo2_pct, scale=v.spo2_scale, supplemental_oxygen=on_o2),
-                                  f"scale {v.spo2_scale}"))
+        subs.append(
+            News2Subscore(
+                "spo2",
+                float(v.spo2_pct),
+                score_spo2(v.spo2_pct, scale=v.spo2_scale, supplemental_oxygen=on_o2),
+                f"scale {v.spo2_scale}",
+            )
+        )
     if v.supplemental_oxygen is None:
         # unknown oxygen status is scored as air (the lower bound) and listed as missing
         missing.append("supplemental_oxygen")
     else:
-        subs.append(News2Subscore("supplemental_oxygen", bool(v.supplemental_oxygen),
-                                  score_supplemental_oxygen(v.supplemental_oxygen)))
+        subs.append(
+            News2Subscore(
+                "supplemental_oxygen",
+                bool(v.supplemental_oxygen),
+                score_supplemental_oxygen(v.supplemental_oxygen),
+            )
+        )
     if v.systolic_bp_mmhg is None:
         missing.append("systolic_bp")
     else:
-        subs.append(News2Subscore("systolic_bp", float(v.systolic_bp_mmhg), score_systolic_bp(v.systolic_bp_mmhg)))
+        subs.append(
+            News2Subscore(
+                "systolic_bp", float(v.systolic_bp_mmhg), score_systolic_bp(v.systolic_bp_mmhg)
+            )
+        )
     if v.heart_rate_bpm is None:
         missing.append("pulse")
     else:
@@ -383,7 +420,11 @@ def news2(vitals: Vitals, *, skin_to_core_offset_c: float | None = None) -> News
     if v.consciousness is None:
         missing.append("consciousness")
     else:
-        subs.append(News2Subscore("consciousness", str(v.consciousness), score_consciousness(v.consciousness)))
+        subs.append(
+            News2Subscore(
+                "consciousness", str(v.consciousness), score_consciousness(v.consciousness)
+            )
+        )
     if v.temperature_c is None:
         missing.append("temperature")
     elif v.temperature_site == "skin" and skin_to_core_offset_c is None:
@@ -393,9 +434,13 @@ def news2(vitals: Vitals, *, skin_to_core_offset_c: float | None = None) -> News
         temp = float(v.temperature_c)
         if v.temperature_site == "skin":
             if not math.isfinite(float(skin_to_core_offset_c)):  # type: ignore[arg-type]
-                raise ValueError(f"skin_to_core_offset_c must be finite, got {skin_to_core_offset_c!r}")
+                raise ValueError(
+                    f"skin_to_core_offset_c must be finite, got {skin_to_core_offset_c!r}"
+                )
             temp += float(skin_to_core_offset_c)  # type: ignore[arg-type]
-            note = f"core estimated from skin {v.temperature_c:.1f} degC + {skin_to_core_offset_c:g}"
+            note = (
+                f"core estimated from skin {v.temperature_c:.1f} degC + {skin_to_core_offset_c:g}"
+            )
         subs.append(News2Subscore("temperature", temp, score_temperature(temp), note))
     total = sum(s.score for s in subs)
     band = risk_band(total, max_subscore=max((s.score for s in subs), default=0))

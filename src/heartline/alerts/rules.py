@@ -44,11 +44,12 @@ Eur Heart J 42:373-498 (2021) (an AF episode lasts >= 30 s; lenient rate control
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ TECHNICAL_KINDS: frozenset[str] = frozenset({"signal_quality"})
 MAX_EVIDENCE_BEATS = 64
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Alert severity, ordered ``INFO < WARNING < HIGH < CRITICAL``.
 
     >>> Severity.HIGH > Severity.WARNING, max(Severity.INFO, Severity.CRITICAL).value
@@ -148,7 +149,9 @@ _SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2, "critical": 3}
 def _normalise_label(label: object, *, name: str = "label") -> str:
     if isinstance(label, int | np.integer) and not isinstance(label, bool):
         if not 0 <= int(label) < len(AAMI_CLASSES):
-            raise ValueError(f"{name}={label} is not an AAMI class index 0..{len(AAMI_CLASSES) - 1}")
+            raise ValueError(
+                f"{name}={label} is not an AAMI class index 0..{len(AAMI_CLASSES) - 1}"
+            )
         return AAMI_CLASSES[int(label)]
     text = str(label)
     if text in AAMI_CLASSES:
@@ -251,12 +254,16 @@ class BeatSeries:
         }
         for name, arr in arrays.items():
             if arr.shape != (n,):
-                raise ValueError(f"{name} must have one entry per beat ({n}), got shape {arr.shape}")
+                raise ValueError(
+                    f"{name} must have one entry per beat ({n}), got shape {arr.shape}"
+                )
         spans = []
         for span in self.noisy_spans_s:
             start, stop = float(span[0]), float(span[1])
             if not (math.isfinite(start) and math.isfinite(stop)) or stop < start:
-                raise ValueError(f"noisy_spans_s entries must be finite (start_s, stop_s) with stop >= start, got {span}")
+                raise ValueError(
+                    f"noisy_spans_s entries must be finite (start_s, stop_s) with stop >= start, got {span}"
+                )
             spans.append((start, stop))
         object.__setattr__(self, "time_s", t)
         for name, arr in arrays.items():
@@ -312,13 +319,17 @@ class BeatSeries:
         n = idx.shape[0]
         return cls(
             time_s=t0_s + idx / float(fs),
-            label=np.asarray(labels) if isinstance(labels, np.ndarray) else np.array(
-                [_normalise_label(x, name="labels") for x in labels], dtype="<U1"
-            ),
+            label=np.asarray(labels)
+            if isinstance(labels, np.ndarray)
+            else np.array([_normalise_label(x, name="labels") for x in labels], dtype="<U1"),
             beat_id=np.arange(first_beat_id, first_beat_id + n, dtype=np.int64),
             sample_idx=idx,
-            confidence=np.ones(n) if confidence is None else np.asarray(confidence, dtype=np.float64),
-            quality_ok=np.ones(n, dtype=bool) if quality_ok is None else np.asarray(quality_ok, dtype=bool),
+            confidence=np.ones(n)
+            if confidence is None
+            else np.asarray(confidence, dtype=np.float64),
+            quality_ok=np.ones(n, dtype=bool)
+            if quality_ok is None
+            else np.asarray(quality_ok, dtype=bool),
         )
 
     @classmethod
@@ -329,13 +340,17 @@ class BeatSeries:
         indices among the annotated beats.
         """
         beats = annotations.beats()
-        return cls.from_samples(beats.sample_idx, np.asarray(beats.symbol), fs=float(annotations.fs))
+        return cls.from_samples(
+            beats.sample_idx, np.asarray(beats.symbol), fs=float(annotations.fs)
+        )
 
     @classmethod
     def empty(cls) -> BeatSeries:
         """A series with no beats."""
         z = np.zeros(0)
-        return cls(z, np.zeros(0, dtype="<U1"), z.astype(np.int64), z.astype(np.int64), z, z.astype(bool))
+        return cls(
+            z, np.zeros(0, dtype="<U1"), z.astype(np.int64), z.astype(np.int64), z, z.astype(bool)
+        )
 
     # -- views --------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -579,7 +594,8 @@ def heart_rate(
     count = ccnt[stop] - ccnt[start]
     with np.errstate(invalid="ignore", divide="ignore"):
         smoothed = np.where(count >= int(min_intervals), 60.0 * count / total, np.nan)
-    return HeartRate(series.time_s.copy(), inst, smoothed)
+    # round to 1e-6 bpm so that a rate exactly at a limit is not pushed across it by float error
+    return HeartRate(series.time_s.copy(), np.round(inst, 6), np.round(smoothed, 6))
 
 
 def _rate_episodes(
@@ -654,7 +670,9 @@ def detect_bradycardia(
         smoothed,
         min_duration_s=min_duration_s,
         severity_of=lambda r: Severity.HIGH if np.min(r) < high_bpm else Severity.WARNING,
-        describe=lambda r: f"Bradycardia: heart rate down to {np.min(r):.0f} bpm (limit {threshold_bpm:g})",
+        describe=lambda r: (
+            f"Bradycardia: heart rate down to {np.min(r):.0f} bpm (limit {threshold_bpm:g})"
+        ),
         extreme=lambda r: float(np.min(r)),
     )
 
@@ -688,7 +706,9 @@ def detect_tachycardia(
         smoothed,
         min_duration_s=min_duration_s,
         severity_of=lambda r: Severity.HIGH if np.max(r) > high_bpm else Severity.WARNING,
-        describe=lambda r: f"Tachycardia: heart rate up to {np.max(r):.0f} bpm (limit {threshold_bpm:g})",
+        describe=lambda r: (
+            f"Tachycardia: heart rate up to {np.max(r):.0f} bpm (limit {threshold_bpm:g})"
+        ),
         extreme=lambda r: float(np.max(r)),
     )
 
@@ -725,24 +745,41 @@ def detect_pauses(
     n = len(series)
 
     def make(rr: float, idx: np.ndarray, start: float, end: float, ongoing: bool) -> Episode:
-        asys = rr > asystole_s
+        asys = round(rr, 6) > asystole_s
         sev = Severity.CRITICAL if asys else Severity.HIGH
         msg = f"{'Asystole' if asys else 'Pause'}: no beat for {rr:.1f} s"
         return _episode(
-            "pause", sev, series, idx, {"rr_s": rr, "asystole": asys}, msg,
-            start_s=start, end_s=end, ongoing=ongoing,
+            "pause",
+            sev,
+            series,
+            idx,
+            {"rr_s": rr, "asystole": asys},
+            msg,
+            start_s=start,
+            end_s=end,
+            ongoing=ongoing,
         )
 
     if n > 1:
         rr = series.rr_s
-        hits = np.flatnonzero(series.rr_valid() & (rr > pause_s))
+        hits = np.flatnonzero(series.rr_valid() & (np.round(rr, 6) > pause_s))
         for k in hits:
-            out.append(make(float(rr[k]), np.array([k, k + 1]), float(series.time_s[k]), float(series.time_s[k + 1]), False))
+            out.append(
+                make(
+                    float(rr[k]),
+                    np.array([k, k + 1]),
+                    float(series.time_s[k]),
+                    float(series.time_s[k + 1]),
+                    False,
+                )
+            )
     if now_s is not None and n > 0:
         last = float(series.time_s[-1])
         gap = float(now_s) - last
-        if gap > pause_s and series.beat_ok()[-1]:
-            clean = not any(start < float(now_s) and stop > last for start, stop in series.noisy_spans_s)
+        if round(gap, 6) > pause_s and series.beat_ok()[-1]:
+            clean = not any(
+                start < float(now_s) and stop > last for start, stop in series.noisy_spans_s
+            )
             if clean:
                 out.append(make(gap, np.array([n - 1]), last, float(now_s), True))
     return tuple(out)
@@ -795,24 +832,50 @@ def detect_ventricular_runs(
         first, last = a, b
         n_beats = last - first + 1
         duration = float(series.time_s[last] - series.time_s[first])
-        rate = 60.0 * (n_beats - 1) / duration if duration > 0 else float("inf")
+        rate = round(60.0 * (n_beats - 1) / duration, 6) if duration > 0 else float("inf")
         ongoing = last == n - 1
         idx = np.arange(first, last + 1)
         values = {"rate_bpm": rate, "duration_s": duration, "sustained": False}
         if n_beats == 2:
-            out.append(_episode("v_couplet", Severity.WARNING, series, idx, values,
-                                f"Ventricular couplet ({rate:.0f} bpm)", ongoing=ongoing))
+            out.append(
+                _episode(
+                    "v_couplet",
+                    Severity.WARNING,
+                    series,
+                    idx,
+                    values,
+                    f"Ventricular couplet ({rate:.0f} bpm)",
+                    ongoing=ongoing,
+                )
+            )
         elif rate > vt_rate_bpm:
             sustained = duration >= sustained_s
             values["sustained"] = sustained
             sev = Severity.CRITICAL if sustained else Severity.HIGH
             label = "Sustained VT" if sustained else "VT"
-            out.append(_episode("vt", sev, series, idx, values,
-                                f"{label}: {n_beats} ventricular beats at {rate:.0f} bpm over {duration:.1f} s",
-                                ongoing=ongoing))
+            out.append(
+                _episode(
+                    "vt",
+                    sev,
+                    series,
+                    idx,
+                    values,
+                    f"{label}: {n_beats} ventricular beats at {rate:.0f} bpm over {duration:.1f} s",
+                    ongoing=ongoing,
+                )
+            )
         else:
-            out.append(_episode("v_run", Severity.WARNING, series, idx, values,
-                                f"Ventricular run: {n_beats} beats at {rate:.0f} bpm", ongoing=ongoing))
+            out.append(
+                _episode(
+                    "v_run",
+                    Severity.WARNING,
+                    series,
+                    idx,
+                    values,
+                    f"Ventricular run: {n_beats} beats at {rate:.0f} bpm",
+                    ongoing=ongoing,
+                )
+            )
     return tuple(out)
 
 
@@ -849,18 +912,30 @@ def detect_ventricular_patterns(
     for kind, step in (("ventricular_bigeminy", 2), ("ventricular_trigeminy", 3)):
         # link between consecutive V beats at positions p and p+step
         chain_ok = []
-        for p, q in zip(vpos[:-1], vpos[1:], strict=True):
-            good = q - p == step and bool(np.all(conducted[p + 1:q])) and bool(np.all(rr_ok[p:q]))
+        for p, q in itertools.pairwise(vpos):
+            good = q - p == step and bool(np.all(conducted[p + 1 : q])) and bool(np.all(rr_ok[p:q]))
             chain_ok.append(good)
         for a, b in _runs(np.asarray(chain_ok, dtype=bool)):
-            chain = vpos[a:b + 1]
+            chain = vpos[a : b + 1]
             cycles = chain.size
             if cycles < int(min_cycles):
                 continue
-            idx = np.arange(chain[0] - 1 if chain[0] > 0 and conducted[chain[0] - 1] else chain[0], chain[-1] + 1)
+            idx = np.arange(
+                chain[0] - 1 if chain[0] > 0 and conducted[chain[0] - 1] else chain[0],
+                chain[-1] + 1,
+            )
             name = "bigeminy" if step == 2 else "trigeminy"
-            out.append(_episode(kind, Severity.WARNING, series, idx, {"cycles": int(cycles)},
-                                f"Ventricular {name}: {cycles} cycles", ongoing=chain[-1] >= n - step))
+            out.append(
+                _episode(
+                    kind,
+                    Severity.WARNING,
+                    series,
+                    idx,
+                    {"cycles": int(cycles)},
+                    f"Ventricular {name}: {cycles} cycles",
+                    ongoing=chain[-1] >= n - step,
+                )
+            )
     return tuple(sorted(out, key=lambda e: e.start_s))
 
 
@@ -904,13 +979,21 @@ def detect_frequent_ectopy(
         # an ectopic beat belongs to an episode when it lies in some window that exceeds the limit
         member = np.zeros(pos.size, dtype=bool)
         for j in np.flatnonzero(hot):
-            member[first_in[j]:j + 1] = True
+            member[first_in[j] : j + 1] = True
         for a, b in _runs(member):
             idx = pos[a:b]
             per_min = float(np.max(np.where(hot[a:b], counts[a:b], 0))) * 60.0 / window_s
-            out.append(_episode(kind, Severity.WARNING, series, idx, {"max_per_min": per_min},
-                                f"Frequent {name}: {per_min:.0f}/min (limit {limit:g}/min)",
-                                ongoing=bool(series.time_s[-1] - series.time_s[idx[-1]] < window_s) and n > 0))
+            out.append(
+                _episode(
+                    kind,
+                    Severity.WARNING,
+                    series,
+                    idx,
+                    {"max_per_min": per_min},
+                    f"Frequent {name}: {per_min:.0f}/min (limit {limit:g}/min)",
+                    ongoing=bool(series.time_s[-1] - series.time_s[idx[-1]] < window_s) and n > 0,
+                )
+            )
     return tuple(out)
 
 
@@ -924,13 +1007,18 @@ class _AfFeatures:
     shannon_entropy: float
 
 
+def _n_trim(n: int) -> int:
+    """RR values removed from each tail: 8 of 128 in Dash et al. (2009), i.e. n / 16."""
+    return (n + 8) // 16
+
+
 def _af_features(rr: np.ndarray) -> _AfFeatures:
     """Dash et al. (2009) features of one RR segment (after trimming 1/16 outliers per tail)."""
     n = rr.size
-    trim = int(round(n / 16))
+    trim = _n_trim(n)
     if trim > 0:
         order = np.argsort(rr, kind="stable")
-        keep = np.sort(order[trim:n - trim])
+        keep = np.sort(order[trim : n - trim])
         rr = rr[keep]
     m = rr.size
     mean = float(np.mean(rr))
@@ -962,16 +1050,20 @@ def _tpr_bounds(n: int, z: float = 3.0) -> tuple[float, float]:
     return (mu - z * sigma) / n, (mu + z * sigma) / n
 
 
-def _af_dash2009(rr: np.ndarray, *, nrmssd_min: float, entropy_min: float) -> tuple[bool, _AfFeatures]:
+def _af_dash2009(
+    rr: np.ndarray, *, nrmssd_min: float, entropy_min: float
+) -> tuple[bool, _AfFeatures]:
     f = _af_features(rr)
-    m = rr.size - 2 * int(round(rr.size / 16))
+    m = rr.size - 2 * _n_trim(rr.size)
     lo, hi = _tpr_bounds(m)
     return (f.nrmssd > nrmssd_min and lo < f.tpr < hi and f.shannon_entropy > entropy_min), f
 
 
-def _af_rmssd_tpr(rr: np.ndarray, *, nrmssd_min: float, entropy_min: float) -> tuple[bool, _AfFeatures]:
+def _af_rmssd_tpr(
+    rr: np.ndarray, *, nrmssd_min: float, entropy_min: float
+) -> tuple[bool, _AfFeatures]:
     f = _af_features(rr)
-    m = rr.size - 2 * int(round(rr.size / 16))
+    m = rr.size - 2 * _n_trim(rr.size)
     lo, hi = _tpr_bounds(m)
     return (f.nrmssd > nrmssd_min and lo < f.tpr < hi), f
 
@@ -1032,7 +1124,9 @@ def detect_af_like(
     if n < window_beats + 1:
         return ()
     usable_beat = series.beat_ok() & ~np.isin(series.label, list(exclude_labels))
-    usable = np.flatnonzero(series.rr_valid() & usable_beat[:-1] & usable_beat[1:])  # interval k: beats k, k+1
+    usable = np.flatnonzero(
+        series.rr_valid() & usable_beat[:-1] & usable_beat[1:]
+    )  # interval k: beats k, k+1
     if usable.size < window_beats:
         return ()
     rr = series.rr_s[usable]
@@ -1043,10 +1137,12 @@ def detect_af_like(
     if starts[-1] != usable.size - window_beats:
         starts.append(usable.size - window_beats)
     for s in starts:
-        is_af, f = classify(rr[s:s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min)
-        cover[s:s + window_beats] += 1
+        is_af, f = classify(
+            rr[s : s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min
+        )
+        cover[s : s + window_beats] += 1
         if is_af:
-            votes[s:s + window_beats] += 1
+            votes[s : s + window_beats] += 1
             feats.append((s, f))
     af = votes >= 0.5 * np.maximum(cover, 1)
     af &= votes > 0
@@ -1065,14 +1161,26 @@ def detect_af_like(
             "mean_bpm": mean_bpm,
             "nrmssd": float(np.median([f.nrmssd for f in fs_in])) if fs_in else float("nan"),
             "tpr": float(np.median([f.tpr for f in fs_in])) if fs_in else float("nan"),
-            "shannon_entropy": float(np.median([f.shannon_entropy for f in fs_in])) if fs_in else float("nan"),
+            "shannon_entropy": float(np.median([f.shannon_entropy for f in fs_in]))
+            if fs_in
+            else float("nan"),
             "duration_s": end_s - start_s,
             "method": method,
         }
         sev = Severity.HIGH if mean_bpm > rvr_bpm else Severity.WARNING
-        out.append(_episode("af_like", sev, series, beat_idx, values,
-                            f"Irregular rhythm (AF-like) for {end_s - start_s:.0f} s, mean {mean_bpm:.0f} bpm",
-                            start_s=start_s, end_s=end_s, ongoing=b == usable.size and k[-1] + 1 >= n - 2))
+        out.append(
+            _episode(
+                "af_like",
+                sev,
+                series,
+                beat_idx,
+                values,
+                f"Irregular rhythm (AF-like) for {end_s - start_s:.0f} s, mean {mean_bpm:.0f} bpm",
+                start_s=start_s,
+                end_s=end_s,
+                ongoing=b == usable.size and k[-1] + 1 >= n - 2,
+            )
+        )
     return tuple(out)
 
 
@@ -1122,10 +1230,19 @@ def detect_signal_quality(
         if stop - start < min_duration_s:
             continue
         idx = np.flatnonzero(bad & (series.time_s >= start) & (series.time_s <= stop))
-        out.append(_episode("signal_quality", Severity.WARNING, series, idx,
-                            {"duration_s": stop - start, "n_noisy_beats": int(idx.size)},
-                            f"ECG signal quality too poor for arrhythmia analysis for {stop - start:.0f} s",
-                            start_s=start, end_s=stop, ongoing=stop >= last_t))
+        out.append(
+            _episode(
+                "signal_quality",
+                Severity.WARNING,
+                series,
+                idx,
+                {"duration_s": stop - start, "n_noisy_beats": int(idx.size)},
+                f"ECG signal quality too poor for arrhythmia analysis for {stop - start:.0f} s",
+                start_s=start,
+                end_s=stop,
+                ongoing=stop >= last_t,
+            )
+        )
     return tuple(out)
 
 
@@ -1162,9 +1279,20 @@ class RuleConfig:
 
     def __post_init__(self) -> None:
         for name in (
-            "brady_bpm", "brady_high_bpm", "tachy_bpm", "tachy_high_bpm", "pause_s", "asystole_s",
-            "vt_rate_bpm", "sustained_vt_s", "pvc_per_min", "sveb_per_min", "ectopy_window_s",
-            "af_nrmssd_min", "af_entropy_min", "af_rvr_bpm",
+            "brady_bpm",
+            "brady_high_bpm",
+            "tachy_bpm",
+            "tachy_high_bpm",
+            "pause_s",
+            "asystole_s",
+            "vt_rate_bpm",
+            "sustained_vt_s",
+            "pvc_per_min",
+            "sveb_per_min",
+            "ectopy_window_s",
+            "af_nrmssd_min",
+            "af_entropy_min",
+            "af_rvr_bpm",
         ):
             _check_positive(getattr(self, name), name)
         for name in ("rate_min_duration_s", "af_min_duration_s", "quality_min_duration_s"):
@@ -1172,19 +1300,34 @@ class RuleConfig:
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be >= 0 s, got {v!r}")
         if self.brady_high_bpm > self.brady_bpm:
-            raise ValueError(f"brady_high_bpm ({self.brady_high_bpm}) must be <= brady_bpm ({self.brady_bpm})")
+            raise ValueError(
+                f"brady_high_bpm ({self.brady_high_bpm}) must be <= brady_bpm ({self.brady_bpm})"
+            )
         if self.tachy_high_bpm < self.tachy_bpm:
-            raise ValueError(f"tachy_high_bpm ({self.tachy_high_bpm}) must be >= tachy_bpm ({self.tachy_bpm})")
+            raise ValueError(
+                f"tachy_high_bpm ({self.tachy_high_bpm}) must be >= tachy_bpm ({self.tachy_bpm})"
+            )
         if self.brady_bpm >= self.tachy_bpm:
-            raise ValueError(f"brady_bpm ({self.brady_bpm}) must be below tachy_bpm ({self.tachy_bpm})")
+            raise ValueError(
+                f"brady_bpm ({self.brady_bpm}) must be below tachy_bpm ({self.tachy_bpm})"
+            )
         if self.asystole_s < self.pause_s:
             raise ValueError(f"asystole_s ({self.asystole_s}) must be >= pause_s ({self.pause_s})")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.af_method not in AF_METHODS:
-            raise ValueError(f"unknown af_method {self.af_method!r}; valid methods: {sorted(AF_METHODS)}")
-        if self.hr_window_beats < 1 or self.pattern_min_cycles < 2 or self.af_window_beats < 16 or self.af_step_beats < 1:
-            raise ValueError("hr_window_beats >= 1, pattern_min_cycles >= 2, af_window_beats >= 16 and af_step_beats >= 1 are required")
+            raise ValueError(
+                f"unknown af_method {self.af_method!r}; valid methods: {sorted(AF_METHODS)}"
+            )
+        if (
+            self.hr_window_beats < 1
+            or self.pattern_min_cycles < 2
+            or self.af_window_beats < 16
+            or self.af_step_beats < 1
+        ):
+            raise ValueError(
+                "hr_window_beats >= 1, pattern_min_cycles >= 2, af_window_beats >= 16 and af_step_beats >= 1 are required"
+            )
 
 
 def evaluate_rules(
@@ -1213,19 +1356,46 @@ def evaluate_rules(
     """
     c = config or RuleConfig()
     eps: list[Episode] = []
-    eps += detect_bradycardia(series, threshold_bpm=c.brady_bpm, high_bpm=c.brady_high_bpm,
-                              min_duration_s=c.rate_min_duration_s, window_beats=c.hr_window_beats)
-    eps += detect_tachycardia(series, threshold_bpm=c.tachy_bpm, high_bpm=c.tachy_high_bpm,
-                              min_duration_s=c.rate_min_duration_s, window_beats=c.hr_window_beats)
+    eps += detect_bradycardia(
+        series,
+        threshold_bpm=c.brady_bpm,
+        high_bpm=c.brady_high_bpm,
+        min_duration_s=c.rate_min_duration_s,
+        window_beats=c.hr_window_beats,
+    )
+    eps += detect_tachycardia(
+        series,
+        threshold_bpm=c.tachy_bpm,
+        high_bpm=c.tachy_high_bpm,
+        min_duration_s=c.rate_min_duration_s,
+        window_beats=c.hr_window_beats,
+    )
     eps += detect_pauses(series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s)
-    eps += detect_ventricular_runs(series, vt_rate_bpm=c.vt_rate_bpm, sustained_s=c.sustained_vt_s,
-                                   min_confidence=c.min_confidence)
-    eps += detect_ventricular_patterns(series, min_cycles=c.pattern_min_cycles, max_rr_s=c.pause_s,
-                                       min_confidence=c.min_confidence)
-    eps += detect_frequent_ectopy(series, pvc_per_min=c.pvc_per_min, sveb_per_min=c.sveb_per_min,
-                                  window_s=c.ectopy_window_s, min_confidence=c.min_confidence)
-    eps += detect_af_like(series, method=c.af_method, window_beats=c.af_window_beats, step_beats=c.af_step_beats,
-                          nrmssd_min=c.af_nrmssd_min, entropy_min=c.af_entropy_min,
-                          min_duration_s=c.af_min_duration_s, rvr_bpm=c.af_rvr_bpm)
+    eps += detect_ventricular_runs(
+        series,
+        vt_rate_bpm=c.vt_rate_bpm,
+        sustained_s=c.sustained_vt_s,
+        min_confidence=c.min_confidence,
+    )
+    eps += detect_ventricular_patterns(
+        series, min_cycles=c.pattern_min_cycles, max_rr_s=c.pause_s, min_confidence=c.min_confidence
+    )
+    eps += detect_frequent_ectopy(
+        series,
+        pvc_per_min=c.pvc_per_min,
+        sveb_per_min=c.sveb_per_min,
+        window_s=c.ectopy_window_s,
+        min_confidence=c.min_confidence,
+    )
+    eps += detect_af_like(
+        series,
+        method=c.af_method,
+        window_beats=c.af_window_beats,
+        step_beats=c.af_step_beats,
+        nrmssd_min=c.af_nrmssd_min,
+        entropy_min=c.af_entropy_min,
+        min_duration_s=c.af_min_duration_s,
+        rvr_bpm=c.af_rvr_bpm,
+    )
     eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s)
     return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
