@@ -63,6 +63,12 @@ def bench_qrs(
     from heartline.signal.rpeaks import DETECTORS
 
     names = _split(detectors) or list(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown detector(s) {unknown}; valid: {', '.join(sorted(DETECTORS))}",
+            param_hint="--detectors",
+        )
     mit = _split(records)
     nst = _split(nstdb_records)
     if mit is None:
