@@ -176,8 +176,10 @@ class MosquittoSupervisor:
 
     Examples
     --------
-    >>> with MosquittoSupervisor(run_dir) as broker:  # doctest: +SKIP
-    ...     connect_to(broker.address)
+    Start, use and stop a private broker (``broker.address`` has host, port and credentials)::
+
+        with MosquittoSupervisor(run_dir) as broker:
+            publisher = FramePublisher(queue, address=broker.address, device_id="sim-0001", partitions=8)
     """
 
     def __init__(
