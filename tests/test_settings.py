@@ -13,7 +13,10 @@ def test_defaults_and_env(monkeypatch, tmp_path):
     assert s.environment == "development" and s.is_development
     assert s.resolved_database_url() == f"sqlite:///{tmp_path}/heartline.db"
     assert s.broker_url is None and s.mqtt_partitions == 4
-    s = load_settings(database_url="postgresql+psycopg://postgres@127.0.0.1/test", broker_url="mqtt://127.0.0.1:1883")
+    s = load_settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1/test",
+        broker_url="mqtt://127.0.0.1:1883",
+    )
     assert s.resolved_database_url().startswith("postgresql+psycopg://")
 
 
