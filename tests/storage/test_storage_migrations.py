@@ -12,6 +12,7 @@ from heartline.storage.migrations import (
     MIGRATIONS_DIR,
     current_revision,
     head_revision,
+    import_table_modules,
     upgrade_database,
 )
 from heartline.storage.tables import Base
@@ -20,6 +21,7 @@ from heartline.storage.tables import Base
 def test_upgrade_matches_tables(db_url):
     # db_url is already upgraded by the fixture; upgrading again is a no-op.
     assert upgrade_database(db_url) == head_revision()
+    assert "heartline.storage.tables" in import_table_modules()
     engine = make_engine(db_url)
     with engine.connect() as conn:
         diff = compare_metadata(

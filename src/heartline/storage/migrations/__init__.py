@@ -32,6 +32,28 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
 
+def import_table_modules() -> list[str]:
+    """Import every ``heartline.storage.*tables`` module so that ``Base.metadata`` is complete.
+
+    Convention: a module of :mod:`heartline.storage` whose name ends in ``tables``
+    (``tables.py``, ``security_tables.py``...) declares ORM tables on
+    :class:`heartline.storage.tables.Base`; migrations and schema checks see all of them.
+    """
+    import importlib
+    import pkgutil
+
+    import heartline.storage as pkg
+
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules(pkg.__path__, "heartline.storage.")
+        if m.name.endswith("tables")
+    )
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
 def alembic_config(url: str) -> Config:
     """An alembic :class:`~alembic.config.Config` for ``url`` without any ``alembic.ini``."""
     if not url:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
+from heartline.storage.migrations import import_table_modules
 from heartline.storage.tables import Base
 
+import_table_modules()
 target_metadata = Base.metadata
 
 
