@@ -89,6 +89,8 @@ def _register_optional_commands() -> None:
         "heartline.cli.bench_signal",
         "heartline.cli.models",
         "heartline.cli.live",
+        "heartline.cli.classify",
+        "heartline.cli.serve",
     ):
         try:
             importlib.import_module(mod)
