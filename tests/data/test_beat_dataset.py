@@ -112,3 +112,19 @@ def test_detected_rpeaks_labels_and_report(data_dir, tmp_path, monkeypatch):
     lab_of = dict(zip(annotated.sample_idx.tolist(), annotated.labels.tolist(), strict=True))
     matched = bs.labels >= 0
     assert [lab_of[s - 5] for s in bs.sample_idx[matched]] == bs.labels[matched].tolist()
+
+
+def test_detected_rpeaks_with_heartline_detector(data_dir, tmp_path):
+    """End to end with the real detector: nearly every beat of record 100 is found and labelled."""
+    rpeaks = pytest.importorskip("heartline.signal.rpeaks")
+    if not hasattr(rpeaks, "detect_r_peaks"):
+        pytest.skip("heartline.signal.rpeaks.detect_r_peaks not available")
+    from heartline.data.beat_dataset import detection_report
+
+    bs = build_beat_set(
+        ["100"], data_dir=data_dir, rpeaks="detected", cache_dir=tmp_path, progress=False
+    )
+    report = detection_report(["100"], data_dir=data_dir, cache_dir=tmp_path)
+    assert report.n_detected[0] == len(bs)
+    assert np.count_nonzero(bs.labels >= 0) == report.n_matched[0]
+    assert report.n_matched[0] > 0.99 * report.n_reference[0]

@@ -6,7 +6,9 @@ Three steps turn an ECG and its R-peaks into the inputs of a beat classifier:
    record (``method="bandpass"``: a 0.5-40 Hz zero-phase Butterworth band-pass;
    ``method="median"``: the 200 ms + 600 ms median filters of de Chazal et al. 2004, which keep
    the high-frequency content). The band-pass is the default because it also acts as the
-   anti-aliasing filter for step 2.
+   anti-aliasing filter for step 2. (Kept here, a few lines of scipy, rather than calling
+   :mod:`heartline.signal.filters`, so that cached beat sets do not change when that module
+   does; the two agree in design.)
 2. :func:`segment_beats` cuts a window of ``[-pre_s, +post_s)`` seconds around every R-peak and
    resamples it (linear interpolation) to ``window_len`` points, so that models see the same
    number of samples per beat at any sampling rate. Windows that run past either end of the
