@@ -1,0 +1,406 @@
+"""Deep baselines (CNN, LSTM, GRU, Transformer) and the PyTorch side shared with the hybrid.
+
+Every network here is a :class:`BeatNet`: it maps the windows and RR features of a beat and of
+its previous ``context_k`` beats to class logits. Two entry points compute the same thing:
+
+* ``forward(windows, rr)`` with ``windows (B, K+1, leads, L)`` and ``rr (B, K+1, n_rr)``
+  (position ``K`` is the current beat): what ONNX exports and devices run;
+* ``forward_context(windows, rr, ctx)`` with the *unique* beats of a batch ``windows (U, leads,
+  L)``, ``rr (U, n_rr)`` and ``ctx (B, K+1)`` indexing into them: each beat is encoded once even
+  when it is in the context of several targets (training and bulk prediction).
+
+The baselines look at the current beat only (``context_k = 0``), as in the literature they stand
+for:
+
+* ``cnn``: 1-D CNN on the beat plus RR features (Kiranyaz et al. 2016; Acharya et al. 2017);
+* ``lstm`` / ``gru``: recurrent network over the beat's samples, downsampled, plus RR features
+  (Yildirim 2018; Saadatnejad et al. 2020);
+* ``transformer``: a small encoder over patches of the beat (Vaswani et al. 2017; Hu et al. 2022).
+
+:class:`TorchBeatClassifier` wraps any :class:`BeatNet` factory into a
+:class:`~heartline.models.base.BeatClassifier` (fit / predict_proba / save / load) using
+:func:`heartline.training.trainer.train_net`.
+
+References
+----------
+Kiranyaz S, Ince T, Gabbouj M. Real-time patient-specific ECG classification by 1-D convolutional
+neural networks. IEEE Trans Biomed Eng 63(3):664-675 (2016).
+Acharya UR et al. A deep convolutional neural network model to classify heartbeats. Comput Biol
+Med 89:389-396 (2017).
+Yildirim O. A novel wavelet sequence based on deep bidirectional LSTM network model for ECG
+signal classification. Comput Biol Med 96:189-202 (2018).
+Saadatnejad S, Oveisi M, Hashemi M. LSTM-based ECG classification for continuous monitoring on
+personal wearable devices. IEEE J Biomed Health Inform 24(2):515-523 (2020).
+Vaswani A et al. Attention is all you need. NeurIPS (2017).
+Hu R, Chen J, Zhou L. A transformer-based deep neural network for arrhythmia detection using
+continuous ECG signals. Comput Biol Med 144:105325 (2022).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from heartline.data.aami import AAMI_CLASSES
+from heartline.data.beats import BeatSet
+
+__all__ = [
+    "BeatNet",
+    "CnnNet",
+    "NetOutput",
+    "RecurrentNet",
+    "TorchBeatClassifier",
+    "TransformerNet",
+]
+
+logger = logging.getLogger(__name__)
+N_CLASSES = len(AAMI_CLASSES)
+
+
+@dataclass
+class NetOutput:
+    """What ``forward_context`` returns.
+
+    Attributes
+    ----------
+    logits : Tensor
+        ``(B, n_classes)`` for the current (last) beat of each context.
+    prev_logits : Tensor or None
+        ``(B, n_classes)``: the same head applied one step earlier (previous beat, with one
+        fewer context beat), for the temporal-consistency loss; ``None`` when not computed.
+    next_logits : Tensor or None
+        ``(B, n_classes)``: early-alarm head predicting the NEXT beat's class; ``None`` if off.
+    """
+
+    logits: Tensor
+    prev_logits: Tensor | None = None
+    next_logits: Tensor | None = None
+
+
+class BeatNet(nn.Module):
+    """Base class: a network classifying the last beat of a causal context of ``context_k + 1``.
+
+    Subclasses implement :meth:`forward_context`; :meth:`forward` is derived from it.
+    """
+
+    #: Number of previous beats the network looks at (0: current beat only).
+    context_k: int = 0
+    #: Whether :meth:`forward` also returns the early-alarm (next-beat) logits.
+    has_next_head: bool = False
+
+    def __init__(
+        self, *, n_leads: int, window_len: int, n_rr: int, n_classes: int = N_CLASSES
+    ) -> None:
+        super().__init__()
+        if n_leads < 1 or window_len < 8 or n_rr < 0 or n_classes < 2:
+            raise ValueError(
+                f"bad input shape: n_leads={n_leads} (>= 1), window_len={window_len} (>= 8), "
+                f"n_rr={n_rr} (>= 0), n_classes={n_classes} (>= 2)"
+            )
+        self.n_leads = n_leads
+        self.window_len = window_len
+        self.n_rr = n_rr
+        self.n_classes = n_classes
+
+    def forward_context(self, windows: Tensor, rr: Tensor, ctx: Tensor) -> NetOutput:
+        """Outputs for the contexts ``ctx (B, K+1)`` indexing the unique beats ``windows (U, leads, L)``."""
+        return self.classify(windows[ctx[:, -1]], rr[ctx[:, -1]])
+
+    def classify(self, windows: Tensor, rr: Tensor) -> NetOutput:
+        """Outputs from the current beats only, ``windows (B, leads, L)``, ``rr (B, n_rr)``
+        (networks with ``context_k == 0``)."""
+        raise NotImplementedError
+
+    def forward_sequence(self, windows: Tensor, rr: Tensor) -> NetOutput:
+        """Outputs from ``windows (B, K+1, leads, L)`` and ``rr (B, K+1, n_rr)``."""
+        return self.classify(windows[:, -1], rr[:, -1])
+
+    def forward(self, windows: Tensor, rr: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits of the last beat from ``windows (B, K+1, leads, L)`` and ``rr (B, K+1, n_rr)``
+        (and the early-alarm logits when the network has that head)."""
+        out = self.forward_sequence(windows, rr)
+        if self.has_next_head:
+            assert out.next_logits is not None
+            return out.logits, out.next_logits
+        return out.logits
+
+    def auxiliary_loss(self, out: NetOutput, y_ctx: Tensor, y_next: Tensor) -> Tensor:
+        """Extra training loss (early-alarm, consistency, kernel penalties); zero by default.
+
+        ``y_ctx (B, K+1)`` holds the labels of the context beats (-1 unknown or padding) and
+        ``y_next (B,)`` the next beat's label (-1 when there is none).
+        """
+        return out.logits.new_zeros(())
+
+
+def _head(in_dim: int, hidden: int, n_classes: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+    )
+
+
+class CnnNet(BeatNet):
+    """1-D CNN on the current beat (leads as channels), RR features after global pooling.
+
+    Three blocks of Conv1d-BatchNorm-ReLU-MaxPool(2) with ``channels`` filters of ``kernel``
+    samples, global average and max pooling, concatenation with the RR features, then a dense
+    head (Kiranyaz et al. 2016; Acharya et al. 2017).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_leads: int,
+        window_len: int,
+        n_rr: int,
+        n_classes: int = N_CLASSES,
+        channels: int = 16,
+        kernel: int = 7,
+        hidden: int = 32,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        layers: list[nn.Module] = []
+        c_in = n_leads
+        for _ in range(3):
+            layers += [
+                nn.Conv1d(c_in, channels, kernel, padding=kernel // 2),
+                nn.BatchNorm1d(channels),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+            ]
+            c_in = channels
+        self.features = nn.Sequential(*layers, nn.Dropout(dropout))
+        self.head = _head(2 * channels + n_rr, hidden, n_classes, dropout)
+
+    def classify(self, x: Tensor, r: Tensor) -> NetOutput:
+        h = self.features(x)
+        h = torch.cat([h.mean(dim=2), h.amax(dim=2), r], dim=1)
+        return NetOutput(self.head(h))
+
+
+class RecurrentNet(BeatNet):
+    """LSTM or GRU over the beat's samples, downsampled by averaging ``downsample`` samples.
+
+    The sequence has ``window_len / downsample`` steps of ``n_leads`` values; the last hidden
+    state is concatenated with the RR features and fed to a dense head (Yildirim 2018;
+    Saadatnejad et al. 2020).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_leads: int,
+        window_len: int,
+        n_rr: int,
+        n_classes: int = N_CLASSES,
+        cell: str = "lstm",
+        hidden: int = 32,
+        layers: int = 1,
+        downsample: int = 4,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        cells = {"lstm": nn.LSTM, "gru": nn.GRU}
+        if cell not in cells:
+            raise ValueError(f"cell must be one of {sorted(cells)}, got {cell!r}")
+        if downsample < 1 or window_len % downsample:
+            raise ValueError(f"downsample must divide window_len={window_len}, got {downsample}")
+        self.downsample = downsample
+        self.rnn = cells[cell](
+            n_leads,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = _head(hidden + n_rr, hidden, n_classes, dropout)
+
+    def classify(self, x: Tensor, r: Tensor) -> NetOutput:
+        b, c, n = x.shape
+        x = x.reshape(b, c, n // self.downsample, self.downsample).mean(dim=3).transpose(1, 2)
+        seq, _ = self.rnn(x)
+        h = torch.cat([self.drop(seq[:, -1]), r], dim=1)
+        return NetOutput(self.head(h))
+
+
+class TransformerNet(BeatNet):
+    """A small Transformer encoder over non-overlapping patches of the beat.
+
+    Patches of ``patch`` samples (all leads) are embedded linearly to ``d_model``, a learned
+    position embedding is added, ``layers`` encoder layers with ``heads`` heads follow, then mean
+    pooling, RR concatenation and a dense head (Vaswani et al. 2017; Hu et al. 2022).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_leads: int,
+        window_len: int,
+        n_rr: int,
+        n_classes: int = N_CLASSES,
+        patch: int = 8,
+        d_model: int = 32,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        if patch < 1 or window_len % patch:
+            raise ValueError(f"patch must divide window_len={window_len}, got {patch}")
+        self.patch = patch
+        n_tokens = window_len // patch
+        self.embed = nn.Linear(n_leads * patch, d_model)
+        self.pos = nn.Parameter(torch.zeros(1, n_tokens, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = _head(d_model + n_rr, d_model, n_classes, dropout)
+
+    def classify(self, x: Tensor, r: Tensor) -> NetOutput:
+        b, c, n = x.shape
+        tokens = (
+            x.reshape(b, c, n // self.patch, self.patch)
+            .permute(0, 2, 1, 3)
+            .reshape(b, n // self.patch, -1)
+        )
+        h = self.encoder(self.embed(tokens) + self.pos).mean(dim=1)
+        return NetOutput(self.head(torch.cat([h, r], dim=1)))
+
+
+# --------------------------------------------------------------------------------------------
+# BeatClassifier wrapper
+# --------------------------------------------------------------------------------------------
+
+
+class TorchBeatClassifier:
+    """A :class:`~heartline.models.base.BeatClassifier` around a :class:`BeatNet` factory.
+
+    The network is built in :meth:`fit` once the input shapes (leads, window length, RR
+    features) are known. ``dropout`` comes from the training config.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    factory : callable
+        ``factory(n_leads=, window_len=, n_rr=, dropout=, **params) -> BeatNet``.
+    params : dict
+        Architecture parameters passed to ``factory``.
+    train : heartline.training.config.TrainConfig or None
+        Training settings (defaults when ``None``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[..., BeatNet],
+        params: dict[str, Any] | None = None,
+        train: Any = None,
+    ) -> None:
+        from heartline.training.config import TrainConfig
+
+        self.name = name
+        self.factory = factory
+        self.params = dict(params or {})
+        self.train_config = train if train is not None else TrainConfig()
+        self.net: BeatNet | None = None
+        self.result: Any = None
+
+    def build(self, *, n_leads: int, window_len: int, n_rr: int) -> BeatNet:
+        """Build (and keep) the network for the given input shapes."""
+        self.net = self.factory(
+            n_leads=n_leads,
+            window_len=window_len,
+            n_rr=n_rr,
+            dropout=self.train_config.dropout,
+            **self.params,
+        )
+        return self.net
+
+    def fit(
+        self,
+        train: BeatSet,
+        val: BeatSet,
+        *,
+        run_dir: Path | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        """Train on ``train`` with early stopping on ``val`` (see :func:`~heartline.training.trainer.train_net`)."""
+        import dataclasses
+
+        from heartline.training.trainer import train_net
+
+        cfg = dataclasses.replace(self.train_config, seed=seed)
+        torch.manual_seed(seed)
+        self.build(n_leads=train.n_leads, window_len=train.window_len, n_rr=train.rr.shape[1])
+        assert self.net is not None
+        self.result = train_net(self.net, train, val, cfg, run_dir=run_dir, progress=progress)
+
+    def _require_net(self) -> BeatNet:
+        if self.net is None:
+            raise RuntimeError(f"model {self.name!r} is not trained: call fit() or load() first")
+        return self.net
+
+    def predict_proba(self, beats: BeatSet) -> np.ndarray:
+        """Class probabilities ``(len(beats), 5)`` (rows sum to 1)."""
+        from heartline.training.trainer import predict_logits
+
+        logits = predict_logits(self._require_net(), beats)
+        return _softmax(logits)
+
+    def predict(self, beats: BeatSet) -> np.ndarray:
+        """Most probable class index of every beat."""
+        return self.predict_proba(beats).argmax(axis=1)
+
+    def save(self, path: Path) -> None:
+        """Write ``model.pt`` (state dict) and ``model.json`` (name, shapes, params) into ``path``."""
+        net = self._require_net()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), path / "model.pt")
+        meta = {
+            "name": self.name,
+            "n_leads": net.n_leads,
+            "window_len": net.window_len,
+            "n_rr": net.n_rr,
+            "dropout": self.train_config.dropout,
+            "params": self.params,
+        }
+        (path / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> TorchBeatClassifier:
+        """Load a model saved by :meth:`save` (the registry rebuilds the network)."""
+        import dataclasses
+
+        from heartline.models.registry import get_model
+
+        path = Path(path)
+        meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
+        model = get_model(meta["name"], **meta["params"])
+        if not isinstance(model, TorchBeatClassifier):
+            raise ValueError(f"{path}: {meta['name']!r} is not a deep model")
+        model.train_config = dataclasses.replace(model.train_config, dropout=meta["dropout"])
+        net = model.build(n_leads=meta["n_leads"], window_len=meta["window_len"], n_rr=meta["n_rr"])
+        net.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
+        net.eval()
+        return model
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

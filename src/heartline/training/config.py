@@ -1,0 +1,318 @@
+"""Typed experiment configurations, loaded from and saved to TOML.
+
+An experiment is three small frozen dataclasses: :class:`DataConfig` (how beats are built),
+:class:`ModelConfig` (registry name and architecture parameters) and :class:`TrainConfig`
+(optimiser, early stopping, class imbalance, seed), grouped in :class:`ExperimentConfig`.
+Unknown keys anywhere are an error (never silently ignored), and so are values of the wrong type.
+
+Example TOML::
+
+    name = "hybrid-k8"
+
+    [data]
+    leads = [0, 1]
+    window_len = 128
+
+    [model]
+    name = "hybrid"
+
+    [model.params]
+    context_k = 8
+
+    [train]
+    lr = 0.001
+    imbalance = "weighted_loss"
+
+>>> cfg = config_from_dict({"name": "x", "model": {"name": "cnn"}, "train": {"max_epochs": 3}})
+>>> cfg.train.max_epochs, cfg.train.lr, cfg.train.monitor
+(3, 0.001, 'val_macro_f1')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+__all__ = [
+    "IMBALANCE_MODES",
+    "MONITORS",
+    "DataConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+#: How class imbalance is handled: inverse-frequency weights in the loss, inverse-frequency
+#: sampling of training chunks, or nothing.
+IMBALANCE_MODES: tuple[str, ...] = ("weighted_loss", "weighted_sampling", "none")
+#: Early-stopping criteria: validation macro-F1 (higher is better) or validation loss (lower).
+MONITORS: tuple[str, ...] = ("val_macro_f1", "val_loss")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How beats are built (passed to ``heartline.data.beat_dataset.build_beat_set``).
+
+    Attributes
+    ----------
+    leads : tuple of int
+        Record channels used (MIT-BIH: 0 = MLII, 1 = V1/V2/V4/V5).
+    window_len : int
+        Samples per beat window after resampling (0.25 s before to 0.45 s after the R-peak).
+    rpeaks : str
+        ``"annotated"`` (reference beat positions) or a detector name.
+    validation_seed : int or None
+        ``None``: the fixed default validation records inside DS1; an int draws them at random
+        (see :func:`heartline.data.splits.validation_records`).
+    """
+
+    leads: tuple[int, ...] = (0, 1)
+    window_len: int = 128
+    rpeaks: str = "annotated"
+    validation_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.leads or any(lead < 0 for lead in self.leads):
+            raise ValueError(f"data.leads must be non-negative channel indices, got {self.leads}")
+        if self.window_len < 8:
+            raise ValueError(f"data.window_len must be >= 8, got {self.window_len}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Registry name and architecture parameters of the model.
+
+    ``params`` are keyword arguments of the model's constructor; they are checked against it by
+    :func:`heartline.models.registry.check_model_params` when an :class:`ExperimentConfig` is built.
+    """
+
+    name: str = "hybrid"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, early stopping and reproducibility settings of deep models.
+
+    Attributes
+    ----------
+    lr : float
+        Adam learning rate.
+    batch_size : int
+        Target beats per mini-batch.
+    dropout : float
+        Dropout probability used by the network.
+    weight_decay : float
+        L2 penalty (Adam ``weight_decay``).
+    max_epochs : int
+        Upper bound on epochs.
+    patience : int
+        Early stopping: epochs without improvement of ``monitor`` before stopping.
+    monitor : {"val_macro_f1", "val_loss"}
+        Early-stopping and checkpoint criterion, computed on the validation records only.
+    time_budget_s : float or None
+        Optional wall-clock budget for training; stops before an epoch that would exceed it.
+    imbalance : {"weighted_loss", "weighted_sampling", "none"}
+        Class-imbalance handling.
+    class_weight_power : float
+        Class weight = (inverse class frequency) ** power, normalised so that the weighted mean
+        over training beats is 1; 1.0 is plain inverse frequency, 0.5 a softened version.
+    max_class_weight : float
+        Upper clip on class weights (the few Q beats of DS1 would otherwise dominate).
+    chunk_len : int
+        Training batches are made of runs of ``chunk_len`` consecutive beats of a record, so that
+        sequence models encode each context beat once per batch; 1 gives independent beats.
+    grad_clip : float
+        Gradient-norm clip (0 disables).
+    seed : int
+        Seed of torch and numpy.
+    num_threads : int
+        ``torch.set_num_threads`` during training.
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 64
+    dropout: float = 0.3
+    weight_decay: float = 1e-4
+    max_epochs: int = 40
+    patience: int = 10
+    monitor: Literal["val_macro_f1", "val_loss"] = "val_macro_f1"
+    time_budget_s: float | None = None
+    imbalance: Literal["weighted_loss", "weighted_sampling", "none"] = "weighted_loss"
+    class_weight_power: float = 1.0
+    max_class_weight: float = 50.0
+    chunk_len: int = 16
+    grad_clip: float = 5.0
+    seed: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"train.dropout must be in [0, 1), got {self.dropout}")
+        if self.weight_decay < 0:
+            raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_epochs < 1:
+            raise ValueError(f"train.max_epochs must be >= 1, got {self.max_epochs}")
+        if self.patience < 1:
+            raise ValueError(f"train.patience must be >= 1, got {self.patience}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"train.monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"train.time_budget_s must be > 0, got {self.time_budget_s}")
+        if self.imbalance not in IMBALANCE_MODES:
+            raise ValueError(
+                f"train.imbalance must be one of {list(IMBALANCE_MODES)}, got {self.imbalance!r}"
+            )
+        if self.class_weight_power < 0 or self.max_class_weight < 1:
+            raise ValueError(
+                "train.class_weight_power must be >= 0 and train.max_class_weight >= 1"
+            )
+        if self.chunk_len < 1:
+            raise ValueError(f"train.chunk_len must be >= 1, got {self.chunk_len}")
+        if self.num_threads < 1:
+            raise ValueError(f"train.num_threads must be >= 1, got {self.num_threads}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: a name plus data, model and training settings."""
+
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
+        from heartline.models.registry import check_model_params
+
+        check_model_params(self.model.name, self.model.params)
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    """Check (and lightly coerce: list -> tuple, int -> float) one TOML value against a type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, where)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise TypeError(f"{where}: {value!r} does not match {tp}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where} must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {type(value).__name__}")
+        (item_tp, *_rest) = typing.get_args(tp)
+        return tuple(_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} must be a table, got {type(value).__name__}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise TypeError(f"{where or 'config'} must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {unknown} in [{where or 'top level'}]; valid keys: {sorted(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        sub = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, sub)
+        else:
+            kwargs[key] = _check_value(value, tp, sub)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from nested dicts (as TOML loads them).
+
+    Raises
+    ------
+    ValueError
+        On unknown keys (the message lists the valid ones) or invalid values.
+    TypeError
+        On values of the wrong type.
+    """
+    return _build(ExperimentConfig, data, "")
+
+
+def _drop_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain nested dicts (tuples as lists, ``None`` values left out: TOML has no null)."""
+    return _drop_none(dataclasses.asdict(config))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read an experiment config from a TOML file (unknown keys are an error)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    try:
+        return config_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> Path:
+    """Write ``config`` as TOML to ``path`` and return the path."""
+    path = Path(path)
+    path.write_text(tomli_w.dumps(config_to_dict(config)), encoding="utf-8")
+    return path

@@ -1,0 +1,139 @@
+"""Deep baselines and the registry: shapes, one-batch overfit, fit/predict/save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from heartline.data.beats import BeatSet
+from heartline.models.base import BeatClassifier
+from heartline.models.deep import TorchBeatClassifier
+from heartline.models.registry import DEEP_MODELS, check_model_params, get_model, model_names
+from heartline.training.config import TrainConfig
+
+torch.set_num_threads(1)
+
+TINY = {
+    "hybrid": {"context_k": 3, "channels": 4, "feature_dim": 16, "lstm_hidden": 16},
+    "cnn": {"channels": 8, "hidden": 16},
+    "lstm": {"hidden": 16},
+    "gru": {"hidden": 16},
+    "transformer": {"d_model": 16, "heads": 2, "layers": 1, "patch": 4},
+}
+
+
+def synthetic_beats(
+    n_per_record: int = 40,
+    records: tuple[str, ...] = ("a", "b"),
+    *,
+    n_leads: int = 2,
+    window_len: int = 32,
+    n_rr: int = 3,
+    seed: int = 0,
+) -> BeatSet:
+    """Beats whose class (0..3) shows in both the window shape and the RR features."""
+    rng = np.random.default_rng(seed)
+    n = n_per_record * len(records)
+    labels = rng.integers(0, 4, size=n).astype(np.int64)
+    t = np.linspace(-1, 1, window_len, dtype=np.float32)
+    windows = 0.1 * rng.standard_normal((n, n_leads, window_len)).astype(np.float32)
+    for c in range(4):
+        bump = np.exp(-((t - (c - 1.5) / 2) ** 2) / 0.02).astype(np.float32)
+        windows[labels == c] += bump
+    rr = (0.1 * rng.standard_normal((n, n_rr)) + labels[:, None] / 3.0).astype(np.float32)
+    record = np.repeat(np.array(records), n_per_record)
+    sample_idx = np.tile(np.arange(n_per_record) * 300, len(records)).astype(np.int64)
+    return BeatSet(
+        windows,
+        rr,
+        tuple(f"rr{i}" for i in range(n_rr)),
+        labels,
+        record,
+        sample_idx,
+        360.0,
+        tuple(f"L{i}" for i in range(n_leads)),
+    )
+
+
+def build(name: str, dropout: float = 0.3):
+    torch.manual_seed(0)
+    return DEEP_MODELS[name](n_leads=2, window_len=32, n_rr=3, dropout=dropout, **TINY[name])
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_MODELS))
+def test_output_shape(name: str) -> None:
+    net = build(name).eval()
+    t = net.context_k + 1
+    out = net(torch.randn(6, t, 2, 32), torch.randn(6, t, 3))
+    assert out.shape == (6, 5)
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_MODELS))
+def test_overfits_one_batch(name: str) -> None:
+    beats = synthetic_beats(16, seed=4)
+    net = build(name, dropout=0.0)
+    ctx = torch.from_numpy(beats.context_index(net.context_k))
+    w, r, y = (
+        torch.from_numpy(beats.windows),
+        torch.from_numpy(beats.rr),
+        torch.from_numpy(beats.labels),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(200):
+        net.train()
+        loss = torch.nn.functional.cross_entropy(net.forward_context(w, r, ctx).logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        pred = net.forward_context(w, r, ctx).logits.argmax(dim=1)
+    assert float(loss.detach()) < 0.05, name
+    assert bool((pred == y).all()), name
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm"])
+def test_baselines_look_at_the_current_beat_only(name: str) -> None:
+    net = build(name).eval()
+    w, r = torch.randn(3, 1, 2, 32), torch.randn(3, 1, 3)
+    assert net.context_k == 0
+    w2 = w.clone()
+    w2[1] += 1.0
+    out, out2 = net(w, r), net(w2, r)
+    torch.testing.assert_close(out[[0, 2]], out2[[0, 2]])  # beats are independent in a batch (eval)
+
+
+def test_registry_names_and_errors() -> None:
+    names = model_names()
+    assert {"hybrid", "cnn", "lstm", "gru", "transformer"} <= set(names)
+    with pytest.raises(ValueError, match=r"valid names: .*hybrid"):
+        get_model("resnet9000")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        get_model("hybrid", context_size=3)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        check_model_params("cnn", {"dropout": 0.1})  # dropout comes from the training config
+    check_model_params("hybrid", {"context_k": 4, "early_alarm": True})
+
+
+def test_models_attribute_covers_deep_models() -> None:
+    from heartline.models import registry
+
+    assert set(DEEP_MODELS) <= set(registry.MODELS)
+
+
+@pytest.mark.parametrize("name", ["hybrid", "gru"])
+def test_fit_predict_save_load_round_trip(name: str, tmp_path) -> None:
+    train = synthetic_beats(40, ("a", "b", "c"), seed=5)
+    val = synthetic_beats(30, ("d",), seed=6)
+    model = get_model(name, train=TrainConfig(max_epochs=2, batch_size=16), **TINY[name])
+    assert isinstance(model, BeatClassifier)
+    with pytest.raises(RuntimeError, match="not trained"):
+        model.predict_proba(val)
+    model.fit(train, val, seed=1)
+    proba = model.predict_proba(val)
+    assert proba.shape == (len(val), 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "m")
+    loaded = TorchBeatClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(val), proba, atol=1e-6)

@@ -1,0 +1,157 @@
+"""Training loop and run directories: learning, early stopping, budget, seeding, artefacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from heartline.data.beats import BeatSet
+from heartline.models.deep import RecurrentNet
+from heartline.models.hybrid import HybridNet
+from heartline.training.config import ExperimentConfig, ModelConfig, TrainConfig, load_config
+from heartline.training.rundir import new_run_dir, write_metrics
+from heartline.training.trainer import class_weights, macro_f1, predict_logits, train_net
+
+torch.set_num_threads(1)
+
+
+def synthetic_beats(
+    n_per_record: int = 40,
+    records: tuple[str, ...] = ("a", "b"),
+    *,
+    n_leads: int = 2,
+    window_len: int = 32,
+    n_rr: int = 3,
+    seed: int = 0,
+) -> BeatSet:
+    """Beats whose class (0..3) shows in both the window shape and the RR features."""
+    rng = np.random.default_rng(seed)
+    n = n_per_record * len(records)
+    labels = rng.integers(0, 4, size=n).astype(np.int64)
+    t = np.linspace(-1, 1, window_len, dtype=np.float32)
+    windows = 0.1 * rng.standard_normal((n, n_leads, window_len)).astype(np.float32)
+    for c in range(4):
+        bump = np.exp(-((t - (c - 1.5) / 2) ** 2) / 0.02).astype(np.float32)
+        windows[labels == c] += bump
+    rr = (0.1 * rng.standard_normal((n, n_rr)) + labels[:, None] / 3.0).astype(np.float32)
+    record = np.repeat(np.array(records), n_per_record)
+    sample_idx = np.tile(np.arange(n_per_record) * 300, len(records)).astype(np.int64)
+    return BeatSet(
+        windows,
+        rr,
+        tuple(f"rr{i}" for i in range(n_rr)),
+        labels,
+        record,
+        sample_idx,
+        360.0,
+        tuple(f"L{i}" for i in range(n_leads)),
+    )
+
+
+def net(**kw) -> HybridNet:
+    torch.manual_seed(0)
+    return HybridNet(
+        n_leads=2,
+        window_len=32,
+        n_rr=3,
+        context_k=2,
+        channels=4,
+        feature_dim=16,
+        lstm_hidden=16,
+        dropout=0.1,
+        **kw,
+    )
+
+
+TRAIN = synthetic_beats(60, ("a", "b", "c"), seed=10)
+VAL = synthetic_beats(40, ("d", "e"), seed=11)
+
+
+def test_training_learns_and_writes_history(tmp_path) -> None:
+    cfg = TrainConfig(max_epochs=6, batch_size=32, lr=5e-3)
+    n = net()
+    f1_before = macro_f1(VAL.labels, predict_logits(n, VAL).argmax(1), n_classes=5)
+    res = train_net(n, TRAIN, VAL, cfg, run_dir=tmp_path)
+    assert len(res.history) == res.history[-1].epoch <= 6
+    assert res.history[-1].train_loss < res.history[0].train_loss
+    assert res.best_score >= 0.9 > f1_before
+    # the restored weights are those of the best epoch
+    f1_after = macro_f1(VAL.labels, predict_logits(n, VAL).argmax(1), n_classes=5)
+    assert f1_after == pytest.approx(res.best_score)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["best_epoch"] == res.best_epoch and len(saved["history"]) == len(res.history)
+    assert (tmp_path / "training_curve.png").stat().st_size > 1000
+
+
+def test_same_seed_same_history() -> None:
+    cfg = TrainConfig(max_epochs=2, batch_size=32, seed=7)
+    a = train_net(net(), TRAIN, VAL, cfg)
+    b = train_net(net(), TRAIN, VAL, cfg)
+    assert [h.train_loss for h in a.history] == [h.train_loss for h in b.history]
+
+
+def test_early_stopping_and_time_budget() -> None:
+    # a network without batch norm and a negligible lr: nothing changes after epoch 1, so
+    # patience 2 stops at epoch 3
+    torch.manual_seed(0)
+    lstm = RecurrentNet(n_leads=2, window_len=32, n_rr=3, hidden=8)
+    res = train_net(
+        lstm, TRAIN, VAL, TrainConfig(max_epochs=20, lr=1e-12, patience=2, monitor="val_loss")
+    )
+    assert res.stop_reason == "early_stopping" and len(res.history) == 3 and res.best_epoch == 1
+    res = train_net(net(), TRAIN, VAL, TrainConfig(max_epochs=50, time_budget_s=1e-3))
+    assert res.stop_reason == "time_budget" and len(res.history) == 1
+
+
+@pytest.mark.parametrize("imbalance", ["weighted_sampling", "none"])
+def test_other_imbalance_modes_and_unlabelled_context(imbalance: str) -> None:
+    labels = TRAIN.labels.copy()
+    labels[::7] = -1  # unknown beats (false detections) stay as context, carry no loss
+    train = BeatSet(
+        TRAIN.windows,
+        TRAIN.rr,
+        TRAIN.rr_names,
+        labels,
+        TRAIN.record,
+        TRAIN.sample_idx,
+        TRAIN.fs,
+        TRAIN.lead_names,
+    )
+    res = train_net(
+        net(early_alarm=True, consistency_weight=0.1),
+        train,
+        VAL,
+        TrainConfig(max_epochs=2, imbalance=imbalance, chunk_len=1 if imbalance == "none" else 8),
+    )
+    assert np.isfinite(res.history[-1].train_loss)
+
+
+def test_input_shape_mismatch_raises() -> None:
+    with pytest.raises(ValueError, match="network expects"):
+        train_net(net(), synthetic_beats(10, n_rr=4), VAL, TrainConfig(max_epochs=1))
+
+
+def test_class_weights_and_macro_f1() -> None:
+    w = class_weights(np.array([0] * 90 + [1] * 10 + [-1] * 5), n_classes=3)
+    assert w[2] == 0 and w[1] / w[0] == pytest.approx(9.0)
+    assert np.dot(w[:2], [90, 10]) / 100 == pytest.approx(1.0)
+    w = class_weights(np.array([0] * 1000 + [1]), n_classes=2, max_weight=50)
+    assert w[1] / w[0] == pytest.approx(50.0)
+    y = np.array([0, 0, 1, 2, -1])
+    assert macro_f1(y, np.array([0, 0, 1, 2, 3]), n_classes=5) == 1.0
+
+
+def test_run_dir_records_config_revision_seed_and_metrics(tmp_path) -> None:
+    cfg = ExperimentConfig(name="my run:1", model=ModelConfig("cnn"), train=TrainConfig(seed=42))
+    a = new_run_dir(tmp_path, cfg.name, config=cfg)
+    b = new_run_dir(tmp_path, cfg.name, config=cfg)
+    assert a != b and a.parent == tmp_path and ":" not in a.name
+    info = json.loads((a / "run.json").read_text())
+    assert info["seed"] == 42 and info["git_revision"] and "start_time" in info
+    assert load_config(a / "config.toml") == cfg
+    write_metrics(a, {"accuracy": np.float64(0.5)})
+    assert json.loads((a / "metrics.json").read_text()) == {"accuracy": 0.5}
+    assert "end_time" in json.loads((a / "run.json").read_text())
