@@ -522,7 +522,8 @@ def _plot(report: DenoiseReport, path: Path) -> None:
                 )
                 if pts:
                     xs, ys = zip(*pts, strict=True)
-                    ax.plot(xs, ys, marker="o", label=method)
+                    color = f"C{report.config.methods.index(method)}"  # same colour in every panel
+                    ax.plot(xs, ys, marker="o", label=method, color=color)
             ax.axhline(0.0, color="grey", lw=0.8)
             ax.set_title(f"lead {lead}, {'all noisy segments' if scope == 'all' else 'excerpt'}")
             ax.set_xlabel("input SNR (dB, measured)")
