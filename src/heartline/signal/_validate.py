@@ -43,5 +43,5 @@ def as_1d_signal(x: object, *, name: str = "signal", min_samples: int = 1, allow
         raise SignalError(f"{name} has {arr.size} samples; at least {min_samples} are needed")
     if not allow_nan and not np.all(np.isfinite(arr)):
         n_bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise SignalError(f"{name} holds {n_bad} NaN/inf samples; impute gaps first (heartline.signal.impute)")
+        raise SignalError(f"{name} holds {n_bad} NaN/inf samples; impute gaps first (heartline.signal.preprocess.impute_gaps)")
     return arr
