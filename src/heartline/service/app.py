@@ -1,0 +1,156 @@
+"""The FastAPI application factory (:func:`create_app`) and :func:`run_api` (uvicorn).
+
+Routes (prefix ``/api/v1`` unless noted): see the report in ``docs`` or ``/openapi.json``.
+The dashboard (static HTML/CSS/JS bundled in ``heartline/service/dashboard``) is served at
+``/dashboard/``; ``/`` redirects there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from heartline.service.config import ServiceSettings, load_service_settings
+from heartline.service.deps import Database
+from heartline.service.routes import alerts, auth, devices, health, ingest, patients, users
+from heartline.service.routes import fhir as fhir_routes
+from heartline.service.security import make_password_hasher
+
+__all__ = ["DASHBOARD_DIR", "create_app", "run_api"]
+
+log = logging.getLogger(__name__)
+
+#: Folder of the bundled dashboard (package data).
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
+API_PREFIX = "/api/v1"
+
+_DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the Heartline API.
+
+    Parameters
+    ----------
+    settings : ServiceSettings, optional
+        Defaults to :func:`~heartline.service.config.load_service_settings` (environment).
+        The database engine is created on first use, from ``settings``; tests may override
+        :func:`heartline.service.deps.get_session_factory` instead.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    settings = settings if settings is not None else load_service_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.seed_demo_users:
+            from heartline.service.seed import seed_demo
+            from heartline.storage.engine import session_scope
+
+            with session_scope(app.state.database.factory()) as session:
+                creds = seed_demo(session, hasher=app.state.password_hasher)
+            for c in creds.users:
+                log.warning("demo user %s (%s) password %s", c.username, c.role, c.password)
+        yield
+        app.state.database.dispose()
+
+    app = FastAPI(
+        title="Heartline API",
+        version="1",
+        summary="IoT cardiac monitoring: patients, ECG, beats, vitals, alerts, FHIR R4 export.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings)
+    app.state.password_hasher = make_password_hasher(settings)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        path = request.url.path
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if path.startswith(API_PREFIX) or path.startswith("/fhir"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        if path.startswith("/dashboard"):
+            response.headers.setdefault("Content-Security-Policy", _DASHBOARD_CSP)
+        if settings.tls_certfile is not None:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
+        if request.url.path.startswith("/fhir"):
+            return JSONResponse(
+                fhir_routes.operation_outcome(exc.status_code, exc.detail),
+                status_code=exc.status_code,
+                headers=getattr(exc, "headers", None),
+                media_type=fhir_routes.FHIR_JSON,
+            )
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+        if request.url.path.startswith("/fhir"):
+            return JSONResponse(
+                fhir_routes.operation_outcome(422, exc.errors()),
+                status_code=422,
+                media_type=fhir_routes.FHIR_JSON,
+            )
+        return await request_validation_exception_handler(request, exc)
+
+    app.include_router(health.router)
+    for module in (auth, users, patients, alerts, devices, ingest):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(users.audit_router, prefix=API_PREFIX)
+    app.include_router(fhir_routes.router)
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
+    return app
+
+
+def run_api(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve :func:`create_app` with uvicorn (HTTPS when ``tls_certfile``/``tls_keyfile`` are set)."""
+    import uvicorn
+
+    if not settings.is_development and settings.tls_certfile is None and host not in {"127.0.0.1", "localhost", "::1"}:
+        log.warning("serving plain HTTP on %s outside development: put a TLS proxy in front", host)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
