@@ -8,6 +8,17 @@ handed over and frames pile up on disk; after reconnecting, paho first re-sends 
 ones (the oldest), then the worker continues from the queue, so replay stays in order. After a
 process restart everything still queued is replayed; frames the broker had already received are
 then duplicates that the server drops by ``(device_id, seq)``.
+
+Storage acknowledgements (``delete_on="storage"``)
+--------------------------------------------------
+Mosquitto sends PUBACK before it persists a message, so a hard broker crash can lose the frames
+it had just acknowledged. With ``delete_on="storage"`` the PUBACK only frees a flow-control slot;
+a frame leaves the queue when the stream processor reports it committed to the database
+(:mod:`heartline.ingestion.acks`, topic ``heartline/v1/acks/<device_id>``). After every
+(re)connect, and when no storage acknowledgement has arrived for ``storage_ack_timeout_s``
+(doubling up to 8x while nothing progresses), every frame still queued is published again, oldest
+first; at most ``max_unconfirmed`` frames are out without a storage acknowledgement. Replays
+are duplicates for the server, which stores each ``(device_id, seq)`` once.
 """
 
 from __future__ import annotations
@@ -24,11 +35,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from heartline.devices.store_forward import StoreForwardQueue
+from heartline.ingestion.acks import StorageAck, acks_topic
 from heartline.ingestion.broker import BrokerAddress
 from heartline.ingestion.payloads import Frame
 from heartline.ingestion.topics import frames_topic
 
-__all__ = ["FramePublisher", "PublisherCounters"]
+__all__ = ["DELETE_ON", "FramePublisher", "PublisherCounters"]
+
+#: When a queued frame is deleted: on the broker's PUBACK, or on the processor's storage ack.
+DELETE_ON: tuple[str, ...] = ("puback", "storage")
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +59,8 @@ class PublisherCounters:
     queued: int
     in_flight: int
     connected: bool
+    storage_acked: int = 0
+    replays: int = 0
 
 
 class FramePublisher:
@@ -67,6 +84,13 @@ class FramePublisher:
         MQTT keep-alive.
     reconnect_delay_s : tuple of float
         Minimum and maximum back-off between reconnect attempts.
+    delete_on : {"puback", "storage"}
+        Delete a queued frame on the broker's PUBACK, or only on the processor's storage
+        acknowledgement (see the module docstring).
+    storage_ack_timeout_s : float
+        ``delete_on="storage"``: replay the queue when no storage ack arrived for this long.
+    max_unconfirmed : int
+        ``delete_on="storage"``: frames published and not yet storage-acknowledged, at most.
     """
 
     def __init__(
@@ -80,9 +104,24 @@ class FramePublisher:
         max_inflight: int = 20,
         keepalive_s: int = 30,
         reconnect_delay_s: tuple[float, float] = (0.2, 5.0),
+        delete_on: str = "puback",
+        storage_ack_timeout_s: float = 10.0,
+        max_unconfirmed: int = 600,
     ) -> None:
         if max_inflight < 1:
             raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
+        if delete_on not in DELETE_ON:
+            raise ValueError(f"delete_on must be one of {DELETE_ON}, got {delete_on!r}")
+        if storage_ack_timeout_s <= 0:
+            raise ValueError(f"storage_ack_timeout_s must be > 0, got {storage_ack_timeout_s}")
+        if max_unconfirmed < max_inflight:
+            raise ValueError(
+                f"max_unconfirmed must be >= max_inflight={max_inflight}, got {max_unconfirmed}"
+            )
+        self.delete_on = delete_on
+        self.storage_ack_timeout_s = float(storage_ack_timeout_s)
+        self.max_unconfirmed = int(max_unconfirmed)
+        self.acks_topic = acks_topic(device_id)
         self.queue = queue
         self.address = address
         self.device_id = device_id
@@ -104,6 +143,7 @@ class FramePublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
         self._wake = threading.Condition()
         self._acked_mids: collections.deque[int] = collections.deque()
         self._inflight: dict[int, int] = {}  # mid -> seq, worker thread only
@@ -113,6 +153,15 @@ class FramePublisher:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._published = self._acked = self._connects = self._disconnects = 0
+        # storage-ack mode (worker thread only, except the deques filled by callbacks)
+        self._stored_in: collections.deque[StorageAck] = collections.deque()
+        self._awaiting: dict[int, float] = {}  # seq -> monotonic time of its PUBACK
+        self._stored_recent: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._rewind = False
+        self._last_progress = time.monotonic()
+        self._backoff = 1.0
+        self._storage_acked = 0
+        self._replays = 0
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
     def _on_connect(
@@ -122,6 +171,9 @@ class FramePublisher:
             log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
             return
         self._connects += 1
+        if self.delete_on == "storage":
+            client.subscribe(self.acks_topic, qos=1)
+            self._rewind = True  # replay whatever is still queued, oldest first
         self._connected.set()
         self._notify()
 
@@ -139,6 +191,16 @@ class FramePublisher:
         self._acked_mids.append(mid)
         self._notify()
 
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
+        try:
+            ack = StorageAck.from_json(msg.payload)
+        except ValueError as exc:
+            log.warning("%s: ignoring a bad storage ack on %s: %s", self.device_id, msg.topic, exc)
+            return
+        if ack.device_id == self.device_id:
+            self._stored_in.append(ack)
+            self._notify()
+
     def _notify(self) -> None:
         with self._wake:
             self._wake.notify_all()
@@ -149,22 +211,66 @@ class FramePublisher:
             self._drain_acks()
             self._hand_over()
             with self._wake:
-                if not self._acked_mids:
+                if not self._acked_mids and not self._stored_in:
                     self._wake.wait(timeout=0.2)
         self._drain_acks()
 
     def _drain_acks(self) -> None:
+        storage = self.delete_on == "storage"
+        now = time.monotonic()
         while self._acked_mids:
             mid = self._acked_mids.popleft()
             seq = self._inflight.pop(mid, None)
-            if seq is not None:
+            if seq is None:
+                continue
+            if storage:
+                if seq not in self._stored_recent:
+                    self._awaiting[seq] = now
+            else:
                 self.queue.ack(seq)
                 self._acked += 1
+        if not storage:
+            return
+        seqs: list[int] = []
+        while self._stored_in:
+            seqs.extend(self._stored_in.popleft().seqs())
+        if seqs:
+            removed = self.queue.ack_many(seqs)
+            self._storage_acked += removed
+            self._acked += removed
+            for s in seqs:
+                self._awaiting.pop(s, None)
+                self._stored_recent[s] = None
+            while len(self._stored_recent) > 4 * self.max_unconfirmed:
+                self._stored_recent.popitem(last=False)
+            self._last_progress = now
+            self._backoff = 1.0
+        elif (
+            self._awaiting
+            and now - self._last_progress > self.storage_ack_timeout_s * self._backoff
+            and now - min(self._awaiting.values()) > self.storage_ack_timeout_s
+        ):
+            log.info(
+                "%s: no storage ack for %.0f s; replaying %d queued frame(s)",
+                self.device_id,
+                now - self._last_progress,
+                len(self.queue),
+            )
+            self._rewind = True
+            self._last_progress = now
+            self._backoff = min(8.0, self._backoff * 2)
+        if self._rewind:
+            self._rewind = False
+            self._awaiting.clear()
+            self._handed_max_seq = None
+            self._replays += 1
 
     def _hand_over(self) -> None:
         if not (self._connected.is_set() and self._link_up):
             return
         room = self.max_inflight - len(self._inflight)
+        if self.delete_on == "storage":
+            room = min(room, self.max_unconfirmed - len(self._awaiting) - len(self._inflight))
         if room <= 0:
             return
         for item in self.queue.peek_batch(room, after_seq=self._handed_max_seq):
@@ -246,6 +352,8 @@ class FramePublisher:
             queued=len(self.queue),
             in_flight=len(self._inflight),
             connected=self._connected.is_set(),
+            storage_acked=self._storage_acked,
+            replays=self._replays,
         )
 
     def stop(self, *, flush_timeout_s: float = 0.0) -> None:

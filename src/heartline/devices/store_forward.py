@@ -1,7 +1,8 @@
 """The edge device's on-disk frame queue (SQLite), so that no frame is lost to a dead link.
 
-Every frame is written here *before* it is published and removed only when the broker
-acknowledges it (:mod:`heartline.devices.publisher`). The queue survives process restarts and
+Every frame is written here *before* it is published and removed only when it is acknowledged
+(:mod:`heartline.devices.publisher`: by the broker's PUBACK, or, with storage acknowledgements,
+once the stream processor has committed it to the database). The queue survives process restarts and
 power loss (SQLite WAL with ``synchronous=FULL`` by default) and replays in ``seq`` order.
 
 Policy when full (``max_frames`` or ``max_bytes`` reached)
@@ -24,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -192,6 +194,25 @@ class StoreForwardQueue:
                 self._bump("acked_total")
             db.execute("COMMIT")
         return bool(removed)
+
+    def ack_many(self, seqs: Iterable[int]) -> int:
+        """Remove several frames at once (one transaction); returns how many were queued."""
+        rows = [(int(s),) for s in seqs]
+        if not rows:
+            return 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                db.executemany("DELETE FROM queue WHERE seq = ?", rows)
+                removed = db.total_changes - before
+                self._bump("acked_total", removed)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(removed)
 
     def _bump(self, key: str, by: int = 1) -> None:
         if by:

@@ -1,0 +1,358 @@
+"""The whole live system in one context manager: broker, database, processors, simulated patients.
+
+>>> with LiveSystem(settings, model=path, patients=8) as live:   # doctest: +SKIP
+...     time.sleep(30)
+...     print(live.status().beats)
+
+:class:`LiveSystem` starts (in this order) its own Mosquitto (:class:`MosquittoSupervisor`, unless
+``settings.broker_url`` names a broker), upgrades the database (alembic), starts ``workers``
+:class:`~heartline.ingestion.processor.StreamProcessor` threads that split the
+``settings.mqtt_partitions`` partitions between them (each device's state in exactly one
+worker), and optionally simulated patients (:class:`~heartline.devices.simulator.VirtualWearable`
+replaying MIT-BIH records with real arrhythmias, publishing with storage acknowledgements).
+:meth:`LiveSystem.status` returns a snapshot for a live display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from heartline.ingestion.broker import BrokerAddress, MosquittoSupervisor, parse_broker_url
+from heartline.ingestion.processor import ProcessorCounters, StreamProcessor
+from heartline.settings import Settings
+
+__all__ = ["ARRHYTHMIA_RECORDS", "LiveStatus", "LiveSystem", "PatientStatus", "split_partitions"]
+
+log = logging.getLogger(__name__)
+
+#: MIT-BIH records with real arrhythmias handed to simulated patients (PVCs, bigeminy, VT runs,
+#: AF/flutter, SVTA, fusion beats).
+ARRHYTHMIA_RECORDS: tuple[str, ...] = ("119", "200", "203", "207", "208", "210", "213", "233")
+
+
+def split_partitions(n_partitions: int, workers: int) -> list[list[int]]:
+    """Partitions of each worker (round robin).
+
+    >>> split_partitions(8, 3)
+    [[0, 3, 6], [1, 4, 7], [2, 5]]
+    """
+    if workers < 1 or n_partitions < workers:
+        raise ValueError(f"need 1 <= workers <= n_partitions, got workers={workers}, n_partitions={n_partitions}")
+    return [list(range(w, n_partitions, workers)) for w in range(workers)]
+
+
+@dataclass(frozen=True)
+class PatientStatus:
+    """One simulated or live patient in the status snapshot."""
+
+    device_id: str
+    patient_id: str
+    record: str | None
+    beats: int
+    active_alerts: tuple[str, ...]
+    queued: int = 0
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """Snapshot of the system (sums over workers)."""
+
+    elapsed_s: float
+    broker_url: str
+    database_url: str
+    workers: int
+    frames_in: int
+    frames_stored: int
+    frames_duplicate: int
+    quarantined: int
+    beats: int
+    beats_per_s: float
+    alerts_opened: int
+    latency_p50_s: float
+    latency_p99_s: float
+    patients: tuple[PatientStatus, ...] = field(default=())
+
+
+def _merge(counters: Sequence[ProcessorCounters]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in ("frames_in", "frames_stored", "frames_duplicate", "beats", "alerts_opened", "db_errors"):
+        out[k] = sum(getattr(c, k) for c in counters)
+    out["quarantined"] = sum(c.quarantined_total for c in counters)
+    p50 = [c.latency_p50_s for c in counters if c.latency_p50_s == c.latency_p50_s]
+    p99 = [c.latency_p99_s for c in counters if c.latency_p99_s == c.latency_p99_s]
+    out["latency_p50_s"] = max(p50) if p50 else float("nan")
+    out["latency_p99_s"] = max(p99) if p99 else float("nan")
+    return out
+
+
+class LiveSystem:
+    """Broker + database + processors (+ simulated patients) as one context manager.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``state_dir`` (SQLite default, broker run dir, device queues), ``database_url``,
+        ``broker_url`` (``None``: own Mosquitto), ``mqtt_partitions``.
+    model : OnnxBeatClassifier or path
+        Beat classifier shared by the workers.
+    workers : int
+        Processor workers (threads), each owning some partitions.
+    patients : int
+        Simulated patients (0: none; real devices publish on their own).
+    records : sequence of str
+        MIT-BIH records handed to simulated patients in turn.
+    realtime : bool
+        Pace simulated frames at wall-clock speed.
+    duration_s : float
+        Simulated seconds (``None``: until :meth:`close`).
+    unknown_devices : {"register", "quarantine"}
+        Processor policy (default: register in development, quarantine in production).
+    data_dir : path-like, optional
+        PhysioNet data directory.
+    device_prefix : str
+        Simulated device ids are ``<prefix>-0001``...
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: Any,
+        workers: int = 1,
+        patients: int = 0,
+        records: Sequence[str] = ARRHYTHMIA_RECORDS,
+        realtime: bool = True,
+        duration_s: float | None = None,
+        unknown_devices: str | None = None,
+        data_dir: str | Path | None = None,
+        device_prefix: str = "sim",
+        processor_options: dict[str, Any] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if patients < 0:
+            raise ValueError(f"patients must be >= 0, got {patients}")
+        if patients and not records:
+            raise ValueError("records must name at least one MIT-BIH record")
+        self.settings = settings
+        if isinstance(model, (str, Path)):
+            from heartline.edge.runtime import OnnxBeatClassifier
+
+            model = OnnxBeatClassifier(model)
+        self.model = model
+        self.workers = workers
+        self.n_patients = patients
+        self.records = tuple(records)
+        self.realtime = realtime
+        self.duration_s = duration_s
+        self.unknown_devices = unknown_devices or ("register" if settings.is_development else "quarantine")
+        self.data_dir = data_dir
+        self.device_prefix = device_prefix
+        self.processor_options = dict(processor_options or {})
+        self.database_url = settings.resolved_database_url()
+        self.broker: MosquittoSupervisor | None = None
+        self.address: BrokerAddress | None = None
+        self.processors: list[StreamProcessor] = []
+        self.publishers: list[Any] = []
+        self.wearables: list[Any] = []
+        self._stack = contextlib.ExitStack()
+        self._sim_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._t0 = 0.0
+        self._last_beats = (0.0, 0)
+        self.sim_done = threading.Event()
+        self.frames_lost_on_device = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LiveSystem:
+        from heartline.storage import upgrade_database
+
+        s = self.settings
+        try:
+            if s.broker_url is None:
+                users = {} if s.is_development else {s.broker_username: s.broker_password.get_secret_value()}
+                self.broker = self._stack.enter_context(
+                    MosquittoSupervisor(
+                        s.state_dir / "broker",
+                        production=not s.is_development,
+                        users=users,
+                        binary=s.mosquitto_binary,
+                    )
+                )
+                self.address = self.broker.address
+            else:
+                self.address = parse_broker_url(s.broker_url)
+                if s.broker_username and not self.address.username and not s.is_development:
+                    self.address = BrokerAddress(
+                        self.address.host, self.address.port, s.broker_username,
+                        s.broker_password.get_secret_value(),
+                    )
+            upgrade_database(self.database_url)
+            for parts in split_partitions(s.mqtt_partitions, self.workers):
+                self.processors.append(self._make_processor(parts))
+            for p in self.processors:
+                p.start()
+                self._stack.callback(p.stop)
+            if self.n_patients:
+                self._start_patients()
+            self._t0 = time.monotonic()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _make_processor(self, partitions: list[int]) -> StreamProcessor:
+        opts = {"unknown_devices": self.unknown_devices, **self.processor_options}
+        return StreamProcessor(
+            address=self.address,  # type: ignore[arg-type]
+            database_url=self.database_url,
+            model=self.model,
+            partitions=partitions,
+            n_partitions=self.settings.mqtt_partitions,
+            **opts,
+        )
+
+    def restart_processor(self, index: int = 0, *, crash: bool = False) -> None:
+        """Stop worker ``index`` (abruptly with ``crash``) and start a fresh one on its partitions."""
+        old = self.processors[index]
+        if crash:
+            old.kill()
+        else:
+            old.stop()
+        new = self._make_processor(list(old.partitions))
+        new.start()
+        self._stack.callback(new.stop)
+        self.processors[index] = new
+
+    def _start_patients(self) -> None:
+        from heartline.devices.publisher import FramePublisher
+        from heartline.devices.simulator import VirtualWearable, WearableConfig
+        from heartline.devices.store_forward import StoreForwardQueue
+
+        dev_dir = self.settings.state_dir / "devices"
+        start_time_s = time.time()
+        for i in range(self.n_patients):
+            device_id = f"{self.device_prefix}-{i + 1:04d}"
+            q = self._stack.enter_context(
+                StoreForwardQueue(dev_dir / f"{device_id}.sqlite", synchronous="NORMAL")
+            )
+            start_seq = 0 if q.last_seq is None else q.last_seq + 1
+            cfg = WearableConfig(
+                device_id=device_id,
+                record=self.records[i % len(self.records)],
+                seed=i,
+                start_seq=start_seq,
+                start_offset_s=0.0,
+            )
+            self.wearables.append(VirtualWearable(cfg, start_time_s=start_time_s, data_dir=self.data_dir))
+            pub = FramePublisher(
+                q,
+                address=self.address,  # type: ignore[arg-type]
+                device_id=device_id,
+                partitions=self.settings.mqtt_partitions,
+                delete_on="storage",
+            ).start()
+            self._stack.callback(pub.stop)
+            self.publishers.append(pub)
+        self._sim_thread = threading.Thread(target=self._simulate, name="live-sim", daemon=True)
+        self._sim_thread.start()
+
+    def _simulate(self) -> None:
+        from heartline.devices.simulator import SimFrame, run_simulation
+
+        def publish(i: int, sf: SimFrame) -> None:
+            pub = self.publishers[i]
+            pub.set_link(sf.link_up)
+            if sf.frame is None:
+                self.frames_lost_on_device += 1
+            else:
+                pub.publish(sf.frame)
+
+        try:
+            run_simulation(
+                self.wearables,
+                publish=publish,
+                duration_s=self.duration_s or 10 * 365 * 86400.0,
+                realtime=self.realtime,
+                should_stop=self._stop.is_set,
+            )
+        except Exception:
+            log.exception("simulation stopped")
+        finally:
+            self.sim_done.set()
+
+    def close(self) -> None:
+        """Stop patients, processors and the broker (idempotent)."""
+        self._stop.set()
+        if self._sim_thread is not None:
+            self._sim_thread.join(timeout=10)
+        self._stack.close()
+
+    def __enter__(self) -> LiveSystem:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ status
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until every simulated device's queue is empty (all frames storage-acknowledged)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(len(p.queue) == 0 for p in self.publishers) and all(
+                p.wait_idle(0.0) for p in self.processors
+            ):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def counters(self) -> list[ProcessorCounters]:
+        return [p.counters() for p in self.processors]
+
+    def status(self) -> LiveStatus:
+        """Snapshot for a live display."""
+        cs = self.counters()
+        m = _merge(cs)
+        now = time.monotonic()
+        t_prev, b_prev = self._last_beats
+        rate = (m["beats"] - b_prev) / (now - t_prev) if t_prev and now > t_prev else 0.0
+        self._last_beats = (now, m["beats"])
+        states: dict[str, dict[str, Any]] = {}
+        for p in self.processors:
+            states.update(p.device_states())
+        records = {w.device_id: w.config.record for w in self.wearables}
+        queued = {p.device_id: len(p.queue) for p in self.publishers}
+        patients = tuple(
+            PatientStatus(
+                device_id=d,
+                patient_id=st["patient_id"],
+                record=records.get(d),
+                beats=st["beats"],
+                active_alerts=tuple(st["active_alerts"]),
+                queued=queued.get(d, 0),
+            )
+            for d, st in sorted(states.items())
+        )
+        return LiveStatus(
+            elapsed_s=now - self._t0 if self._t0 else 0.0,
+            broker_url=self.address.url if self.address else "",
+            database_url=self.database_url.split("@")[-1],
+            workers=len(self.processors),
+            frames_in=m["frames_in"],
+            frames_stored=m["frames_stored"],
+            frames_duplicate=m["frames_duplicate"],
+            quarantined=m["quarantined"],
+            beats=m["beats"],
+            beats_per_s=rate,
+            alerts_opened=m["alerts_opened"],
+            latency_p50_s=m["latency_p50_s"],
+            latency_p99_s=m["latency_p99_s"],
+            patients=patients,
+        )

@@ -1,0 +1,745 @@
+"""The stream processor: frames in over MQTT, frames/vitals/beats/alerts stored, storage acks out.
+
+One :class:`StreamProcessor` owns some topic partitions (:mod:`heartline.ingestion.topics`);
+every device hashes to exactly one partition, so each device's state (sequence tracking, beat
+pipeline, alert engine) lives in exactly one worker. Several workers split the load by partition.
+
+Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
+
+1. **Parse** (:func:`~heartline.ingestion.payloads.parse_frame`): a refused payload is
+   quarantined verbatim with its reason (``oversized``, ``malformed_json``, ``schema``,
+   ``non_finite``, ``lead_mismatch``, ``length_mismatch``, ``out_of_range``, ``bad_fs``, plus
+   ``topic_mismatch`` when the payload's device is not the topic's and ``unknown_device``) and
+   counted; the processor never stops on bad input.
+2. **Unknown devices**: registered automatically (a patient ``p-<device_id>``) when
+   ``unknown_devices="register"`` (the development default), quarantined otherwise.
+3. **Sequencing** (:class:`~heartline.ingestion.sequencing.SequenceTracker`): duplicates are not
+   stored again; new, gap and late frames are stored (``store_frame`` is idempotent anyway).
+4. **Analysis**, per device in ``seq`` order: the frame's ECG goes through the device's
+   :class:`~heartline.pipeline.BeatPipeline`; the beats of all devices of the batch are
+   classified in one ONNX call; beats, signal-quality verdicts and vitals feed the patient's
+   :class:`~heartline.alerts.engine.AlertEngine`.
+
+   *Gap handling*: a frame after a gap (lost frames) starts a new pipeline segment (the signal
+   is discontinuous; beat windows never straddle a gap); the alert engine keeps its history.
+   A late frame (older than the newest frame analysed) is stored but not analysed, since its
+   beats would arrive out of time order. A change of ``fs`` or leads also starts a new segment.
+5. **Storage**, one transaction: frames (ECG + vitals), beats, alerts (upserted: the engine's
+   alert id is kept in ``evidence["alert_id"]``, one row per engine alert).
+6. After the commit: the MQTT messages are acknowledged (manual PUBACK, so the broker redelivers
+   anything not committed after a processor crash: persistent session, ``clean_session=False``),
+   and each device gets a storage acknowledgement (:mod:`heartline.ingestion.acks`) for the
+   frames now durably stored, so that it can delete them from its queue.
+
+Counters (:meth:`StreamProcessor.counters`): frames in/stored/duplicate/late/gaps, quarantined
+by reason, beats, alerts, and the latency from frame receipt to committed result (p50/p99).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.orm import Session, sessionmaker
+
+from heartline.alerts.engine import AlertEngine, AlertUpdate
+from heartline.alerts.rules import Beat as EngineBeat
+from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
+from heartline.ingestion.broker import BrokerAddress
+from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
+from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
+from heartline.ingestion.topics import parse_frames_topic, partition_subscription
+from heartline.pipeline.beat_pipeline import BeatBatch, BeatPipeline, classify_batches
+from heartline.storage import make_engine, make_session_factory
+from heartline.storage.repository import BeatIn, add_alert, add_beats, quarantine, store_frame
+from heartline.storage.tables import Alert, Device
+
+__all__ = [
+    "UNKNOWN_DEVICE_POLICIES",
+    "ProcessorCounters",
+    "StreamProcessor",
+    "alert_severity",
+]
+
+log = logging.getLogger(__name__)
+
+#: What to do with frames from devices that are not registered.
+UNKNOWN_DEVICE_POLICIES: tuple[str, ...] = ("register", "quarantine")
+#: Engine severity -> storage severity (storage has no "high": it is stored as critical and
+#: the engine's own severity is kept in ``evidence["severity"]``).
+_SEVERITY = {"info": "info", "warning": "warning", "high": "critical", "critical": "critical"}
+_LATENCY_KEEP = 20_000
+
+
+def alert_severity(engine_severity: str) -> str:
+    """Storage severity of an engine severity."""
+    try:
+        return _SEVERITY[engine_severity]
+    except KeyError:
+        raise ValueError(
+            f"engine_severity must be one of {sorted(_SEVERITY)}, got {engine_severity!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ProcessorCounters:
+    """Counters of one processor since it started.
+
+    ``latency_p50_s``/``latency_p99_s``: frame receipt -> its results committed (NaN before the
+    first frame); ``quarantined`` maps reason -> count.
+    """
+
+    frames_in: int
+    frames_stored: int
+    frames_duplicate: int
+    frames_late: int
+    gap_events: int
+    quarantined: dict[str, int]
+    beats: int
+    beats_low_quality: int
+    alerts_opened: int
+    alert_updates: int
+    devices: int
+    batches: int
+    db_errors: int
+    latency_p50_s: float
+    latency_p99_s: float
+    latency_max_s: float
+
+    @property
+    def quarantined_total(self) -> int:
+        return int(sum(self.quarantined.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["quarantined_total"] = self.quarantined_total
+        return d
+
+
+@dataclass
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received: float  # monotonic
+
+
+@dataclass
+class _FrameRef:
+    seq: int
+    abs_start: int
+    n: int
+    start_time_s: float
+
+
+@dataclass
+class _DeviceState:
+    device_id: str
+    patient_id: str
+    pipeline: BeatPipeline | None = None
+    fs: float = 0.0
+    leads: tuple[str, ...] = ()
+    last_analysed_seq: int | None = None
+    frames: collections.deque[_FrameRef] = field(default_factory=lambda: collections.deque(maxlen=120))
+    segment: int = 0
+
+
+class StreamProcessor:
+    """A stream-processing worker (see the module docstring).
+
+    Parameters
+    ----------
+    address : BrokerAddress
+        The MQTT broker.
+    database_url : str
+        SQLAlchemy URL of a migrated database (or pass ``session_factory``).
+    model : OnnxBeatClassifier or path
+        Beat classifier (an :class:`~heartline.edge.runtime.OnnxBeatClassifier` or its path).
+    partitions : sequence of int
+        Partitions this worker owns.
+    n_partitions : int
+        Total partitions (devices and processors must agree).
+    unknown_devices : {"register", "quarantine"}
+        Policy for frames from unregistered devices.
+    client_id : str, optional
+        MQTT client id; keep it stable across restarts so the broker keeps the session's queue.
+    batch_max : int
+        Messages per transaction, at most.
+    batch_wait_s : float
+        Longest wait for a batch to fill.
+    max_payload_bytes : int
+        Payloads above this are quarantined as ``oversized``.
+    session_factory : sessionmaker, optional
+        Instead of ``database_url``.
+    pipeline_options : dict, optional
+        Extra :class:`~heartline.pipeline.BeatPipeline` keywords.
+    on_alert : callable, optional
+        Called with every :class:`~heartline.alerts.engine.AlertUpdate` after its commit.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: BrokerAddress,
+        model: Any,
+        partitions: Sequence[int],
+        n_partitions: int,
+        database_url: str | None = None,
+        session_factory: sessionmaker[Session] | None = None,
+        unknown_devices: str = "register",
+        client_id: str | None = None,
+        batch_max: int = 500,
+        batch_wait_s: float = 0.05,
+        max_payload_bytes: int = MAX_FRAME_BYTES,
+        pipeline_options: dict[str, Any] | None = None,
+        on_alert: Callable[[AlertUpdate], None] | None = None,
+    ) -> None:
+        if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
+            raise ValueError(
+                f"unknown_devices must be one of {UNKNOWN_DEVICE_POLICIES}, got {unknown_devices!r}"
+            )
+        if not partitions:
+            raise ValueError("partitions must name at least one partition")
+        bad = [p for p in partitions if not 0 <= int(p) < n_partitions]
+        if bad:
+            raise ValueError(f"partitions {bad} outside 0..{n_partitions - 1}")
+        if (database_url is None) == (session_factory is None):
+            raise ValueError("give exactly one of database_url and session_factory")
+        if batch_max < 1 or batch_wait_s < 0:
+            raise ValueError(f"need batch_max >= 1 and batch_wait_s >= 0, got {batch_max}, {batch_wait_s}")
+        if isinstance(model, (str, Path)):
+            from heartline.edge.runtime import OnnxBeatClassifier
+
+            model = OnnxBeatClassifier(model)
+        self.model = model
+        self.address = address
+        self.partitions = tuple(sorted(int(p) for p in partitions))
+        self.n_partitions = int(n_partitions)
+        self.unknown_devices = unknown_devices
+        self.batch_max = int(batch_max)
+        self.batch_wait_s = float(batch_wait_s)
+        self.max_payload_bytes = int(max_payload_bytes)
+        self.pipeline_options = dict(pipeline_options or {})
+        self.on_alert = on_alert
+        self._engine = None
+        if session_factory is None:
+            self._engine = make_engine(str(database_url))
+            session_factory = make_session_factory(self._engine)
+        self._factory = session_factory
+        self.client_id = client_id or (
+            f"heartline-proc-{'-'.join(map(str, self.partitions))}-of-{self.n_partitions}"
+        )
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        self._client.manual_ack_set(True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.max_queued_messages_set(0)
+        if address.username:
+            self._client.username_pw_set(address.username, address.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._inbox: queue.Queue[_Message] = queue.Queue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.tracker = SequenceTracker()
+        self._devices: dict[str, _DeviceState] = {}
+        self._known: dict[str, str | None] = {}  # device -> patient (None: unknown)
+        self._engines: dict[str, AlertEngine] = {}
+        self._alert_rows: dict[str, int] = {}  # engine alert id -> alerts.id
+        self._lock = threading.Lock()
+        self._c: collections.Counter[str] = collections.Counter()
+        self._quarantined: collections.Counter[str] = collections.Counter()
+        self._latency: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
+        self.connects = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ MQTT callbacks
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            log.warning("processor %s: broker refused the connection: %s", self.client_id, rc)
+            return
+        self.connects += 1
+        client.subscribe([(partition_subscription(p), 1) for p in self.partitions])
+        self._connected.set()
+        self._subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._connected.clear()
+        log.info("processor %s: disconnected (%s)", self.client_id, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
+        self._inbox.put(_Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.monotonic()))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, *, wait_s: float = 10.0) -> StreamProcessor:
+        """Connect, subscribe and start the worker thread (waits for the subscription)."""
+        if self._worker is not None:
+            return self
+        self._stop.clear()
+        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self._client.loop_start()
+        self._worker = threading.Thread(target=self._run, name=f"proc-{self.client_id}", daemon=True)
+        self._worker.start()
+        if wait_s and not self._subscribed.wait(wait_s):
+            log.warning("processor %s: not connected after %.0f s; retrying in the background", self.client_id, wait_s)
+        return self
+
+    def stop(self, *, drain_s: float = 2.0) -> None:
+        """Process what has arrived (up to ``drain_s``), then disconnect and stop."""
+        deadline = time.monotonic() + drain_s
+        while drain_s > 0 and not self._inbox.empty() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would: nothing more is processed or acknowledged."""
+        self._stop.set()
+        self._client._sock_close() if hasattr(self._client, "_sock_close") else None  # noqa: SLF001
+        self._client.loop_stop()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def __enter__(self) -> StreamProcessor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every received message has been processed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._inbox.empty() and self._c["in_progress"] == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    # ------------------------------------------------------------------ counters
+    def counters(self) -> ProcessorCounters:
+        with self._lock:
+            lat = np.asarray(self._latency, dtype=np.float64)
+            c = dict(self._c)
+            q = dict(self._quarantined)
+        p50, p99, mx = (
+            (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), float(lat.max()))
+            if lat.size
+            else (float("nan"),) * 3
+        )
+        return ProcessorCounters(
+            frames_in=c.get("frames_in", 0),
+            frames_stored=c.get("frames_stored", 0),
+            frames_duplicate=c.get("frames_duplicate", 0),
+            frames_late=c.get("frames_late", 0),
+            gap_events=c.get("gap_events", 0),
+            quarantined=q,
+            beats=c.get("beats", 0),
+            beats_low_quality=c.get("beats_low_quality", 0),
+            alerts_opened=c.get("alerts_opened", 0),
+            alert_updates=c.get("alert_updates", 0),
+            devices=len(self._devices),
+            batches=c.get("batches", 0),
+            db_errors=c.get("db_errors", 0),
+            latency_p50_s=p50,
+            latency_p99_s=p99,
+            latency_max_s=mx,
+        )
+
+    def reset_latency(self) -> None:
+        """Forget the latency samples (e.g. after a warm-up)."""
+        with self._lock:
+            self._latency.clear()
+
+    def device_states(self) -> dict[str, dict[str, Any]]:
+        """Per-device snapshot for status displays."""
+        out = {}
+        for d, st in list(self._devices.items()):
+            eng = self._engines.get(st.patient_id)
+            out[d] = {
+                "patient_id": st.patient_id,
+                "last_seq": st.last_analysed_seq,
+                "beats": st.pipeline.beats_emitted if st.pipeline else 0,
+                "active_alerts": [a.kind for a in eng.active_alerts()] if eng else [],
+            }
+        return out
+
+    # ------------------------------------------------------------------ worker
+    def _next_batch(self) -> list[_Message]:
+        try:
+            first = self._inbox.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_max:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self._inbox.get(timeout=left) if left > 0 else self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                continue
+            self._c["in_progress"] = len(batch)
+            try:
+                self._handle(batch)
+            except Exception as exc:  # never die on a batch: log, count, go on
+                log.exception("processor %s: batch of %d failed", self.client_id, len(batch))
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._c["db_errors"] += 1
+            finally:
+                self._c["in_progress"] = 0
+
+    # ------------------------------------------------------------------ one batch
+    def _handle(self, batch: list[_Message]) -> None:
+        now_utc = datetime.now(UTC)
+        with self._lock:
+            self._c["frames_in"] += len(batch)
+            self._c["batches"] += 1
+        bad: list[tuple[_Message, str, str | None]] = []
+        good: list[tuple[_Message, Frame]] = []
+        for m in batch:
+            device_from_topic = None
+            try:
+                device_from_topic = parse_frames_topic(m.topic).device_id
+            except ValueError:
+                bad.append((m, "topic_mismatch", None))
+                continue
+            try:
+                frame = parse_frame(m.payload, max_bytes=self.max_payload_bytes)
+            except FrameRejected as exc:
+                bad.append((m, exc.reason, device_from_topic))
+                continue
+            if frame.device_id != device_from_topic:
+                bad.append((m, "topic_mismatch", device_from_topic))
+                continue
+            good.append((m, frame))
+
+        # unknown devices
+        new_ids = {f.device_id for _, f in good if f.device_id not in self._known}
+        if new_ids:
+            self._resolve_devices(new_ids)
+        kept: list[tuple[_Message, Frame]] = []
+        for m, f in good:
+            if self._known.get(f.device_id) is None:
+                bad.append((m, "unknown_device", f.device_id))
+            else:
+                kept.append((m, f))
+
+        # sequencing, per device in seq order
+        kept.sort(key=lambda mf: (mf[1].device_id, mf[1].seq))
+        to_store: list[tuple[_Message, Frame, SeqStatus]] = []
+        duplicates: list[tuple[_Message, Frame]] = []
+        for m, f in kept:
+            obs = self.tracker.observe(f.device_id, f.seq)
+            if obs.status is SeqStatus.DUPLICATE:
+                duplicates.append((m, f))
+            else:
+                to_store.append((m, f, obs.status))
+
+        # analysis
+        beat_rows: dict[str, list[BeatIn]] = collections.defaultdict(list)
+        updates: list[AlertUpdate] = []
+        pending: list[tuple[_DeviceState, BeatBatch]] = []
+        for _m, f, status in to_store:
+            st = self._device_state(f)
+            if status is SeqStatus.LATE or (
+                st.last_analysed_seq is not None and f.seq <= st.last_analysed_seq
+            ):
+                continue  # stored, not analysed (documented in the module docstring)
+            if status is SeqStatus.GAP or (
+                st.last_analysed_seq is not None and f.seq != st.last_analysed_seq + 1
+            ):
+                self._new_segment(st, f)
+                with self._lock:
+                    self._c["gap_events"] += status is SeqStatus.GAP
+            if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
+                self._new_segment(st, f)
+            assert st.pipeline is not None
+            abs_start = st.pipeline.samples_seen
+            st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
+            st.last_analysed_seq = f.seq
+            try:
+                bb = st.pipeline.prepare(f.signal_mv())
+            except Exception as exc:  # a signal the pipeline cannot take: store only
+                log.warning("device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc)
+                self._new_segment(st, f)
+                continue
+            if len(bb):
+                pending.append((st, bb))
+            updates.extend(self._quality_updates(st, f))
+            updates.extend(self._vital_updates(st, f))
+        if pending:
+            probs = classify_batches(self.model, [bb for _, bb in pending])
+            for (st, bb), p in zip(pending, probs, strict=True):
+                beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
+                engine_beats = []
+                for b in beats:
+                    ref = self._locate(st, b.sample_idx)
+                    if ref is None:
+                        continue
+                    seq, idx, t_s = ref
+                    beat_rows[st.patient_id].append(
+                        BeatIn(
+                            device_id=st.device_id,
+                            seq=seq,
+                            sample_idx=idx,
+                            time=datetime.fromtimestamp(t_s, tz=UTC),
+                            label=b.label,
+                            probabilities=b.probabilities,
+                            confidence=b.confidence,
+                        )
+                    )
+                    engine_beats.append(
+                        EngineBeat(t_s, b.sample_idx, b.label, b.confidence, b.quality_ok)
+                    )
+                    if not b.quality_ok:
+                        self._c["beats_low_quality"] += 1
+                if engine_beats:
+                    updates.extend(self._engine_for(st.patient_id).add_beats(engine_beats))
+
+        # storage, one transaction (retried: everything in it is idempotent)
+        stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
+        n_stored = 0
+        for attempt in range(5):
+            try:
+                n_stored = self._write(to_store, bad, beat_rows, updates, now_utc)
+                break
+            except Exception as exc:
+                self._c["db_errors"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("processor %s: commit failed (%s); retry %d", self.client_id, exc, attempt + 1)
+                if self._stop.is_set():
+                    return  # nothing acknowledged: the broker redelivers after a restart
+                time.sleep(min(2.0, 0.2 * 2**attempt))
+        else:
+            log.error("processor %s: giving up on a batch of %d (not acknowledged)", self.client_id, len(batch))
+            return
+        for _m, f, _s in to_store:
+            stored_seqs[f.device_id].append(f.seq)
+        for _m, f in duplicates:
+            stored_seqs[f.device_id].append(f.seq)
+
+        # acknowledgements after the commit
+        done = time.monotonic()
+        for m in batch:
+            if m.qos > 0:
+                try:
+                    self._client.ack(m.mid, m.qos)
+                except Exception:  # disconnected: the broker redelivers, storage dedups
+                    pass
+        for device_id, seqs in stored_seqs.items():
+            ack = StorageAck(device_id, tuple(seq_ranges(seqs)))
+            self._client.publish(acks_topic(device_id), ack.to_json(), qos=1)
+        n_beats = sum(len(v) for v in beat_rows.values())
+        with self._lock:
+            self._c["frames_stored"] += n_stored
+            self._c["frames_duplicate"] += len(duplicates) + (len(to_store) - n_stored)
+            self._c["frames_late"] += sum(s is SeqStatus.LATE for _, _, s in to_store)
+            self._c["beats"] += n_beats
+            self._c["alert_updates"] += len(updates)
+            self._c["alerts_opened"] += sum(u.change == "opened" for u in updates)
+            for _m, reason, _d in bad:
+                self._quarantined[reason] += 1
+            for m, _f, _s in to_store:
+                self._latency.append(done - m.received)
+            for m, _f in duplicates:
+                self._latency.append(done - m.received)
+        if self.on_alert is not None:
+            for u in updates:
+                try:
+                    self.on_alert(u)
+                except Exception:
+                    log.exception("on_alert callback failed")
+
+    # ------------------------------------------------------------------ helpers
+    def _resolve_devices(self, device_ids: set[str]) -> None:
+        from heartline.storage.repository import register_device, register_patient
+
+        with self._factory() as s, s.begin():
+            for d in sorted(device_ids):
+                dev = s.get(Device, d)
+                if dev is not None and dev.patient_id is not None:
+                    self._known[d] = dev.patient_id
+                elif self.unknown_devices == "register":
+                    pid = dev.patient_id if dev is not None and dev.patient_id else f"p-{d}"
+                    register_patient(s, patient_id=pid)
+                    register_device(s, device_id=d, patient_id=pid)
+                    self._known[d] = pid
+                    log.info("auto-registered device %s for patient %s", d, pid)
+                else:
+                    self._known[d] = None
+        # an unknown device is looked up again later (it may be registered meanwhile)
+        for d in device_ids:
+            if self._known.get(d) is None:
+                self._known.pop(d, None)
+
+    def _device_state(self, f: Frame) -> _DeviceState:
+        st = self._devices.get(f.device_id)
+        if st is None:
+            st = _DeviceState(device_id=f.device_id, patient_id=str(self._known[f.device_id]))
+            self._devices[f.device_id] = st
+        return st
+
+    def _new_segment(self, st: _DeviceState, f: Frame) -> None:
+        st.pipeline = BeatPipeline(
+            fs=f.fs_hz, lead_names=f.lead_names, model=self.model, **self.pipeline_options
+        )
+        st.fs, st.leads = f.fs_hz, tuple(f.lead_names)
+        st.frames.clear()
+        st.segment += 1
+
+    @staticmethod
+    def _locate(st: _DeviceState, abs_idx: int) -> tuple[int, int, float] | None:
+        for ref in reversed(st.frames):
+            if ref.abs_start <= abs_idx < ref.abs_start + ref.n:
+                idx = abs_idx - ref.abs_start
+                return ref.seq, idx, ref.start_time_s + idx / st.fs
+        return None
+
+    def _engine_for(self, patient_id: str) -> AlertEngine:
+        eng = self._engines.get(patient_id)
+        if eng is None:
+            eng = self._engines[patient_id] = AlertEngine(patient_id)
+        return eng
+
+    def _quality_updates(self, st: _DeviceState, f: Frame) -> list[AlertUpdate]:
+        assert st.pipeline is not None
+        out: list[AlertUpdate] = []
+        eng = self._engine_for(st.patient_id)
+        for wq in st.pipeline.drain_quality():
+            if wq.usable:
+                continue
+            t0 = self._abs_time(st, wq.start_idx)
+            t1 = self._abs_time(st, wq.stop_idx)
+            if t0 is not None and t1 is not None and t1 >= t0:
+                out.extend(eng.add_quality(t0, t1, ok=False))
+        return out
+
+    def _abs_time(self, st: _DeviceState, abs_idx: int) -> float | None:
+        for ref in reversed(st.frames):
+            if ref.abs_start <= abs_idx <= ref.abs_start + ref.n:
+                return ref.start_time_s + (abs_idx - ref.abs_start) / st.fs
+        if st.frames:  # before the frames still remembered: extrapolate from the oldest
+            ref = st.frames[0]
+            return ref.start_time_s + (abs_idx - ref.abs_start) / st.fs
+        return None
+
+    def _vital_updates(self, st: _DeviceState, f: Frame) -> list[AlertUpdate]:
+        out: list[AlertUpdate] = []
+        eng = self._engine_for(st.patient_id)
+        for v in f.vitals:
+            try:
+                out.extend(
+                    eng.add_vitals(
+                        time_s=v.time_s,
+                        heart_rate_bpm=v.hr_bpm,
+                        spo2_pct=v.spo2_pct,
+                        temperature_c=v.temp_c,
+                        systolic_bp_mmhg=v.sbp_mmhg,
+                    )
+                )
+            except ValueError as exc:
+                log.debug("vitals of %s ignored by the alert engine: %s", f.device_id, exc)
+        return out
+
+    def _write(
+        self,
+        to_store: list[tuple[_Message, Frame, SeqStatus]],
+        bad: list[tuple[_Message, str, str | None]],
+        beat_rows: dict[str, list[BeatIn]],
+        updates: list[AlertUpdate],
+        now_utc: datetime,
+    ) -> int:
+        stored = 0
+        with self._factory() as s, s.begin():
+            for m, f, _status in to_store:
+                stored += store_frame(s, frame=f, received_at=now_utc, payload_bytes=len(m.payload))
+            for m, reason, device_id in bad:
+                quarantine(s, payload=m.payload, reason=reason, topic=m.topic, device_id=device_id, received_at=now_utc)
+            for patient_id, rows in beat_rows.items():
+                add_beats(s, patient_id=patient_id, beats=rows)
+            for u in updates:
+                self._upsert_alert(s, u)
+        return stored
+
+    def _upsert_alert(self, s: Session, u: AlertUpdate) -> None:
+        ev = u.event
+        evidence = {
+            "alert_id": ev.id,
+            "kind": ev.kind,
+            "category": ev.category,
+            "severity": ev.severity.value,
+            "message": ev.message,
+            "revision": ev.revision,
+            **ev.to_dict()["evidence"],
+        }
+        start = datetime.fromtimestamp(ev.start_s, tz=UTC)
+        end = datetime.fromtimestamp(ev.end_s, tz=UTC) if ev.end_s is not None else None
+        row_id = self._alert_rows.get(ev.id)
+        row = s.get(Alert, row_id) if row_id is not None else None
+        if row is not None and (row.evidence or {}).get("alert_id") != ev.id:
+            row = None  # the id came from a rolled-back transaction and was reused
+        if row is None:
+            device_id = next(
+                (st.device_id for st in self._devices.values() if st.patient_id == ev.patient_id), None
+            )
+            row = add_alert(
+                s,
+                patient_id=ev.patient_id,
+                type=ev.kind,
+                severity=alert_severity(ev.severity.value),
+                start=start,
+                end=end,
+                evidence=evidence,
+                device_id=device_id,
+            )
+            self._alert_rows[ev.id] = row.id
+        else:
+            row.severity = alert_severity(ev.severity.value)
+            row.end_time = end
+            row.evidence = evidence
+            s.flush()
+
+
+def new_client_suffix() -> str:
+    """A short random suffix (tests use it to keep client ids apart on a shared broker)."""
+    return uuid.uuid4().hex[:8]
