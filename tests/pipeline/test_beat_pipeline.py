@@ -1,0 +1,143 @@
+"""BeatPipeline: chunk invariance, offline == live, training preprocessing reproduced online."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import islice
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from heartline.data.paths import record_path
+from heartline.errors import SignalError
+from heartline.io import read_record
+from heartline.pipeline import BeatPipeline, classify_batches, classify_record
+from heartline.pipeline.beat_pipeline import _make_cleaner, select_leads
+from heartline.signal.beats import normalise_beats, preprocess_ecg, rr_features, segment_beats
+from heartline.signal.rpeaks import detect_r_peaks
+
+FS = 360.0
+
+
+@pytest.fixture(scope="module")
+def excerpt(data_dir):
+    rec = read_record(record_path("mitdb", "208", data_dir=data_dir))
+    return replace(rec, signal=rec.signal[: int(60 * FS)])
+
+
+def test_cached_cleaner_equals_training_preprocess() -> None:
+    x = np.random.default_rng(0).standard_normal((1500, 2)).cumsum(axis=0)
+    for fs in (128.0, 360.0, 500.0):
+        np.testing.assert_array_equal(_make_cleaner(fs, "bandpass")(x), preprocess_ecg(x, fs=fs))
+
+
+def test_chunk_size_invariance(excerpt, tiny_model) -> None:
+    ref = classify_record(excerpt, model=tiny_model, chunk_s=1.0)
+    assert len(ref) > 80  # 208 has ~100 beats per minute
+    for chunk_s in (0.37, 2.5):
+        other = classify_record(excerpt, model=tiny_model, chunk_s=chunk_s)
+        np.testing.assert_array_equal(other.sample_idx, ref.sample_idx)
+        np.testing.assert_allclose(other.probabilities, ref.probabilities, atol=1e-6)
+    # irregular chunks
+    pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
+    rng = np.random.default_rng(1)
+    cuts = np.sort(rng.integers(0, excerpt.signal.shape[0], 80))
+    beats = []
+    for part in np.split(excerpt.signal, cuts):
+        beats.extend(pipe.process(part))
+    beats.extend(pipe.flush())
+    assert [b.sample_idx for b in beats] == ref.sample_idx.tolist()
+    assert [b.label for b in beats] == ref.labels.tolist()
+
+
+def test_offline_equals_live_frames(excerpt, tiny_model, data_dir) -> None:
+    """Frames of a virtual wearable (ADC counts -> mV) give exactly the offline result."""
+    from heartline.devices.simulator import VirtualWearable, WearableConfig
+
+    w = VirtualWearable(
+        WearableConfig(device_id="d1", record="208", start_offset_s=0.0), start_time_s=1.7e9, data_dir=data_dir
+    )
+    pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
+    live = []
+    for sf in islice(w.frames(), 60):
+        live.extend(pipe.process(sf.frame.signal_mv()))
+    live.extend(pipe.flush())
+    offline = classify_record(excerpt, model=tiny_model)
+    assert [b.sample_idx for b in live] == offline.sample_idx.tolist()
+    np.testing.assert_allclose(
+        np.array([[b.probabilities[c] for c in offline.classes] for b in live]), offline.probabilities, atol=1e-6
+    )
+
+
+def test_reproduces_training_preprocessing(excerpt, tiny_model) -> None:
+    """Same R peaks as the offline detector; windows within 1 % of whole-record cleaning."""
+    pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
+    batches = [pipe.prepare(excerpt.signal[i : i + 360]) for i in range(0, excerpt.signal.shape[0], 360)]
+    batches.append(pipe.flush_prepare())
+    idx = np.concatenate([b.sample_idx for b in batches])
+    win = np.concatenate([b.windows[:, -1] for b in batches])
+    rr = np.concatenate([b.rr[:, -1] for b in batches])
+    peaks = detect_r_peaks(excerpt.signal[:, 0], fs=FS).sample_idx
+    np.testing.assert_array_equal(idx, peaks)
+    offline = normalise_beats(segment_beats(preprocess_ecg(excerpt.signal, fs=FS), peaks, fs=FS))
+    np.testing.assert_allclose(rr, rr_features(peaks, fs=FS).values, rtol=1e-5)
+    inner = slice(3, -3)  # the whole-record filter's own edge effects at the excerpt ends
+    rel = np.abs(win[inner] - offline[inner]).max() / np.abs(offline[inner]).max()
+    assert rel < 0.05, rel
+    assert np.sqrt(np.mean((win[inner] - offline[inner]) ** 2)) < 0.02
+    # context: the previous beats, first beat repeated before the stream start
+    ctx = np.concatenate([b.windows for b in batches])
+    np.testing.assert_array_equal(ctx[0, 0], ctx[0, -1])
+    np.testing.assert_array_equal(ctx[5, -2], win[4])
+
+
+def test_other_sampling_rate(excerpt, tiny_model) -> None:
+    sig = resample_poly(excerpt.signal, 25, 36, axis=0)  # 360 -> 250 Hz
+    rec250 = replace(excerpt, signal=sig, fs=250.0)
+    a = classify_record(excerpt, model=tiny_model)
+    b = classify_record(rec250, model=tiny_model)
+    assert abs(len(a) - len(b)) <= 2
+    t_a, t_b = a.time_s, b.time_s
+    close = np.abs(t_b[:, None] - t_a[None, :]).min(axis=1) < 0.03
+    assert close.mean() > 0.95
+
+
+def test_batched_across_devices_equals_separate(excerpt, tiny_model) -> None:
+    pipes = [BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model) for _ in range(2)]
+    sep = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
+    x1, x2 = excerpt.signal[:3600], excerpt.signal[3600:7200]
+    b1, b2 = pipes[0].prepare(x1), pipes[1].prepare(x2)
+    p1, p2 = classify_batches(tiny_model, [b1, b2])
+    assert len(b1) and len(b2)
+    np.testing.assert_allclose(p1, tiny_model.predict_proba_arrays(b1.windows, b1.rr), atol=1e-6)
+    np.testing.assert_allclose(p2, tiny_model.predict_proba_arrays(b2.windows, b2.rr), atol=1e-6)
+    assert [b.sample_idx for b in sep.process(x1)] == b1.sample_idx.tolist()
+
+
+def test_summary_helpers(excerpt, tiny_model) -> None:
+    res = classify_record(excerpt, model=tiny_model)
+    assert sum(res.counts().values()) == len(res)
+    assert 0.0 <= res.ectopic_burden_pct <= 100.0
+    for a, b in res.runs("V", min_length=3):
+        assert b - a >= 3 and set(res.labels[a:b]) == {"V"}
+
+
+def test_bad_input(tiny_model) -> None:
+    pipe = BeatPipeline(fs=FS, lead_names=("MLII", "V1"), model=tiny_model)
+    with pytest.raises(SignalError, match="shape"):
+        pipe.process(np.zeros((10, 3)))
+    with pytest.raises(SignalError, match="NaN"):
+        pipe.process(np.full((10, 2), np.nan))
+    with pytest.raises(ValueError, match="lead"):
+        BeatPipeline(fs=FS, lead_names=("MLII",), model=tiny_model)
+    with pytest.raises(SignalError):
+        BeatPipeline(fs=20.0, lead_names=("MLII", "V1"), model=tiny_model)
+    # flat and empty input give no beats and no error
+    assert pipe.process(np.zeros((0, 2))) == []
+    assert pipe.process(np.zeros((3600, 2))) == [] and pipe.flush() == []
+
+
+def test_lead_selection_puts_mlii_first() -> None:
+    assert select_leads(("V5", "MLII"), 2) == [1, 0]
+    assert select_leads(("I", "II", "III"), 2) == [0, 1]
