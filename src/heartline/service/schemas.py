@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from heartline.ingestion.payloads import DEVICE_ID_PATTERN
 
@@ -23,6 +23,8 @@ __all__ = [
     "DevicePublic",
     "EcgSegmentPublic",
     "EcgWindowPublic",
+    "FrameRejectedError",
+    "FrameRejectedPublic",
     "IngestResult",
     "MonitoringSummary",
     "PatientCreate",
@@ -63,6 +65,25 @@ class UserCreate(BaseModel):
     role: Role
     patient_id: PatientId | None = None
     full_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _patient_link(self) -> UserCreate:
+        if (self.role == "patient") != (self.patient_id is not None):
+            raise ValueError("patient_id is required for role 'patient' and only for it")
+        return self
+
+
+class FrameRejectedPublic(BaseModel):
+    """Why an uploaded frame was refused (``reason`` as in ``heartline.ingestion.payloads``)."""
+
+    reason: str
+    detail: str
+
+
+class FrameRejectedError(BaseModel):
+    """The 422 body of the ingestion endpoint."""
+
+    detail: FrameRejectedPublic
 
 
 class UserPublic(_Out):

@@ -17,9 +17,12 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
 
 
-def unprocessable(detail: str) -> HTTPException:
-    """HTTP 422 with a message."""
-    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+def unprocessable(msg: str, *, loc: tuple[str, ...] = ("query",), type_: str = "value_error") -> HTTPException:
+    """HTTP 422 shaped like FastAPI's own validation errors (``detail`` a list of errors)."""
+    return HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"type": type_, "loc": list(loc), "msg": msg}],
+    )
 
 
 def resolve_window(
@@ -42,9 +45,9 @@ def resolve_window(
         start = end - timedelta(seconds=default_s)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
-        raise unprocessable("end must be after start")
+        raise unprocessable("end must be after start", loc=("query", "end"))
     if (end - start).total_seconds() > max_s:
-        raise unprocessable(f"window longer than {max_s:g} s")
+        raise unprocessable(f"window longer than {max_s:g} s", loc=("query", "start"))
     return start, end
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from heartline.service.deps import CurrentUser, SessionDep
-from heartline.service.routes._common import access_patient, not_found, resolve_window
+from heartline.service.routes._common import access_patient, not_found, resolve_window, unprocessable
 from heartline.service.routes.patients import DAY_S, End, Start, ecg_window
 from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, BeatPublic
 from heartline.service.security import authorize_patient, require_role
@@ -17,6 +17,7 @@ from heartline.storage import repository as repo
 from heartline.storage.tables import ALERT_SEVERITIES, Alert, Beat
 
 router = APIRouter(tags=["alerts"])
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 #: Seconds of ECG shown before the first and after the last evidence of an alert.
 EXPLAIN_MARGIN_S = 3.0
@@ -28,9 +29,6 @@ def _alert_for(session: Session, *, user, request: Request, alert_id: int, resou
     """The alert, after authorising its patient (403 before 404 for foreign ones) and auditing."""
     alert = session.get(Alert, alert_id)
     if alert is None:
-        if user.role == "admin":
-            raise not_found(f"alert {alert_id}")
-        # Non-admins cannot tell a missing alert from a foreign one.
         raise not_found(f"alert {alert_id}")
     access_patient(session, user=user, request=request, patient_id=alert.patient_id, resource=resource)
     return alert
@@ -53,7 +51,7 @@ def list_alerts(
     if severity is not None:
         unknown = sorted(set(severity) - set(ALERT_SEVERITIES))
         if unknown:
-            raise HTTPException(status_code=422, detail=f"unknown severity {unknown}; valid: {list(ALERT_SEVERITIES)}")
+            raise unprocessable(f"unknown severity {unknown}; valid: {list(ALERT_SEVERITIES)}", loc=("query", "severity"))
     start, end = resolve_window(start, end, default_s=7 * DAY_S, max_s=366 * DAY_S)
     rows = repo.alerts_between(
         session,
@@ -75,7 +73,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic)
-def read_alert(alert_id: int, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
+def read_alert(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
     """One alert."""
     return AlertPublic.from_row(_alert_for(session, user=user, request=request, alert_id=alert_id, resource="alert"))
 
@@ -85,7 +83,7 @@ def read_alert(alert_id: int, request: Request, user: CurrentUser, session: Sess
     response_model=AlertPublic,
     responses={403: {"description": "patients cannot acknowledge; foreign patient"}, 404: {"description": "no such alert"}, 409: {"description": "already acknowledged"}},
 )
-def acknowledge(alert_id: int, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
+def acknowledge(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
     """Acknowledge an alert (clinicians of the patient, admins); 409 if already acknowledged."""
     require_role(user, "admin", "clinician")
     alert = session.get(Alert, alert_id)
@@ -161,7 +159,7 @@ def _highlighted(ev: dict[str, Any], beats: list[Beat]) -> list[int]:
 
 
 @router.get("/alerts/{alert_id}/explanation", response_model=AlertExplanation)
-def explain(alert_id: int, request: Request, user: CurrentUser, session: SessionDep) -> AlertExplanation:
+def explain(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertExplanation:
     """The evidence of an alert: the ECG strip around it and its beats, the triggering ones flagged.
 
     The strip comes from ``evidence["strip"]`` (``start``/``stop`` ISO times) when present, else

@@ -44,6 +44,7 @@ _RESP: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
     403: {"description": "not your patient"},
     404: {"description": "not found"},
+    422: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "invalid parameters (OperationOutcome)"},
 }
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from heartline.ingestion.payloads import MAX_FRAME_BYTES, FrameRejected, parse_frame
 from heartline.service.deps import CurrentDevice, SessionDep
-from heartline.service.schemas import IngestResult
+from heartline.service.schemas import FrameRejectedError, IngestResult
 from heartline.storage import repository as repo
 
 router = APIRouter(prefix="/ingest", tags=["ingestion"])
@@ -50,7 +50,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     response_model=IngestResult,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_BODY,
-    responses={200: {"description": "replay of a stored frame", "model": IngestResult}, 401: {"description": "bad device credentials"}, 403: {"description": "frame of another device"}, 409: {"description": "device not assigned to a patient"}, 422: {"description": "frame rejected (reason)"}},
+    responses={200: {"description": "replay of a stored frame", "model": IngestResult}, 401: {"description": "bad device credentials"}, 403: {"description": "frame of another device"}, 409: {"description": "device not assigned to a patient"}, 422: {"description": "frame rejected (reason)", "model": FrameRejectedError}},
 )
 async def ingest_frame(request: Request, response: Response, device: CurrentDevice, session: SessionDep) -> IngestResult:
     """Store one frame of the authenticated device (idempotent on ``(device_id, seq)``)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Path
+
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from heartline.service.deps import CurrentUser, HasherDep, SessionDep
-from heartline.service.routes._common import not_found, unprocessable
+from heartline.service.routes._common import not_found
 from heartline.service.schemas import AuditEntryPublic, UserCreate, UserPublic
 from heartline.service.security import hash_password, require_role
 from heartline.storage import security_repository as srepo
@@ -15,14 +17,13 @@ from heartline.storage.tables import Patient
 
 router = APIRouter(prefix="/users", tags=["users"])
 audit_router = APIRouter(prefix="/audit", tags=["audit"])
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses={409: {"description": "username taken"}})
 def create_user(body: UserCreate, user: CurrentUser, session: SessionDep, hasher: HasherDep) -> UserPublic:
     """Create a user (admin only)."""
     require_role(user, "admin")
-    if (body.role == "patient") != (body.patient_id is not None):
-        raise unprocessable("patient_id is required for role 'patient' and only for it")
     if body.patient_id is not None and session.get(Patient, body.patient_id) is None:
         raise not_found(f"patient {body.patient_id!r}")
     if srepo.get_user_by_username(session, username=body.username) is not None:
@@ -46,7 +47,7 @@ def list_users(user: CurrentUser, session: SessionDep) -> list[UserPublic]:
 
 
 @router.put("/{user_id}/patients/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such user or patient"}, 409: {"description": "user is not a clinician"}})
-def assign_patient(user_id: int, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
+def assign_patient(user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
     """Assign a patient to a clinician (admin only; idempotent)."""
     require_role(user, "admin")
     target = srepo.get_user(session, user_id=user_id)
@@ -61,7 +62,7 @@ def assign_patient(user_id: int, patient_id: str, user: CurrentUser, session: Se
 
 
 @router.delete("/{user_id}/patients/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such assignment"}})
-def unassign_patient(user_id: int, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
+def unassign_patient(user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
     """Remove a clinician's assignment (admin only)."""
     require_role(user, "admin")
     if not srepo.unassign_patient(session, user_id=user_id, patient_id=patient_id):
@@ -70,7 +71,7 @@ def unassign_patient(user_id: int, patient_id: str, user: CurrentUser, session: 
 
 
 @router.get("/{user_id}/patients", response_model=list[str])
-def list_assignments(user_id: int, user: CurrentUser, session: SessionDep) -> list[str]:
+def list_assignments(user_id: UserId, user: CurrentUser, session: SessionDep) -> list[str]:
     """Patient ids assigned to a clinician (admin, or the clinician themself)."""
     if user.role != "admin" and user.id != user_id:
         require_role(user, "admin")
