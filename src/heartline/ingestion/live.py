@@ -118,6 +118,10 @@ class LiveSystem:
         PhysioNet data directory.
     device_prefix : str
         Simulated device ids are ``<prefix>-0001``...
+    instance : str, optional
+        Added to the processors' MQTT client ids, so that several systems can share a broker.
+    processor_options : dict, optional
+        Extra :class:`~heartline.ingestion.processor.StreamProcessor` keywords.
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class LiveSystem:
         unknown_devices: str | None = None,
         data_dir: str | Path | None = None,
         device_prefix: str = "sim",
+        instance: str | None = None,
         processor_options: dict[str, Any] | None = None,
     ) -> None:
         if workers < 1:
@@ -155,6 +160,7 @@ class LiveSystem:
         self.unknown_devices = unknown_devices or ("register" if settings.is_development else "quarantine")
         self.data_dir = data_dir
         self.device_prefix = device_prefix
+        self.instance = instance
         self.processor_options = dict(processor_options or {})
         self.database_url = settings.resolved_database_url()
         self.broker: MosquittoSupervisor | None = None
@@ -210,6 +216,11 @@ class LiveSystem:
 
     def _make_processor(self, partitions: list[int]) -> StreamProcessor:
         opts = {"unknown_devices": self.unknown_devices, **self.processor_options}
+        if self.instance:
+            opts.setdefault(
+                "client_id",
+                f"heartline-proc-{self.instance}-{'-'.join(map(str, partitions))}-of-{self.settings.mqtt_partitions}",
+            )
         return StreamProcessor(
             address=self.address,  # type: ignore[arg-type]
             database_url=self.database_url,
