@@ -124,7 +124,12 @@ def test_other_imbalance_modes_and_unlabelled_context(imbalance: str) -> None:
         net(early_alarm=True, consistency_weight=0.1),
         train,
         VAL,
-        TrainConfig(max_epochs=2, imbalance=imbalance, chunk_len=1 if imbalance == "none" else 8),
+        TrainConfig(
+            max_epochs=2,
+            imbalance=imbalance,
+            chunk_len=1 if imbalance == "none" else 8,
+            augment=imbalance == "none",
+        ),
     )
     assert np.isfinite(res.history[-1].train_loss)
 
@@ -155,3 +160,33 @@ def test_run_dir_records_config_revision_seed_and_metrics(tmp_path) -> None:
     write_metrics(a, {"accuracy": np.float64(0.5)})
     assert json.loads((a / "metrics.json").read_text()) == {"accuracy": 0.5}
     assert "end_time" in json.loads((a / "run.json").read_text())
+
+
+def test_run_experiment_writes_a_complete_run_dir(tmp_path, monkeypatch) -> None:
+    import heartline.data.beat_dataset as beat_dataset
+    from heartline.training.trainer import run_experiment
+
+    def fake_build(records, **kwargs):
+        return synthetic_beats(20, tuple(records), seed=len(records))
+
+    monkeypatch.setattr(beat_dataset, "build_beat_set", fake_build)
+    params = {"context_k": 2, "channels": 4, "feature_dim": 8, "lstm_hidden": 8}
+    cfg = ExperimentConfig(
+        name="tiny", model=ModelConfig("hybrid", params), train=TrainConfig(max_epochs=1)
+    )
+    run = run_experiment(cfg, out=tmp_path, n_bootstrap=0)
+    for name in (
+        "config.toml",
+        "run.json",
+        "history.json",
+        "metrics.json",
+        "model.onnx",
+        "model.int8.onnx",
+    ):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["onnx"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4
+    assert 0 <= metrics["test_ds2"]["ec57"]["accuracy"] <= 1
+    assert set(json.loads((run / "run.json").read_text())["val_records"]).isdisjoint(
+        json.loads((run / "run.json").read_text())["train_records"]
+    )

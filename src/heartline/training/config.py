@@ -135,6 +135,10 @@ class TrainConfig:
         sequence models encode each context beat once per batch; 1 gives independent beats.
     grad_clip : float
         Gradient-norm clip (0 disables).
+    augment : bool
+        Random per-beat, per-lead amplitude scaling (x0.8-1.25), baseline offset, Gaussian noise
+        and a time shift of up to 3 samples on training windows, so that morphology learned on
+        the training patients transfers better to unseen ones.
     seed : int
         Seed of torch and numpy.
     num_threads : int
@@ -154,6 +158,7 @@ class TrainConfig:
     max_class_weight: float = 50.0
     chunk_len: int = 16
     grad_clip: float = 5.0
+    augment: bool = False
     seed: int = 0
     num_threads: int = 1
 

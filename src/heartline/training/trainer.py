@@ -169,6 +169,16 @@ class _BatchMaker:
         )
 
 
+def _augment(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random amplitude scale, baseline offset, noise and time shift (<= 3 samples) per beat and lead."""
+    u, c, n = windows.shape
+    scale = torch.exp((torch.rand(u, c, 1, generator=generator) - 0.5) * 0.45)
+    offset = 0.05 * torch.randn(u, c, 1, generator=generator)
+    noise = 0.02 * torch.randn(u, c, n, generator=generator)
+    shift = int(torch.randint(-3, 4, (1,), generator=generator))
+    return torch.roll(windows, shift, dims=2) * scale + offset + noise
+
+
 def _epoch_targets(
     beats: BeatSet,
     targets: np.ndarray,
@@ -282,6 +292,7 @@ def train_net(
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     try:
         cw = class_weights(
             train.labels,
@@ -325,7 +336,8 @@ def train_net(
                 total, count = 0.0, 0
                 for start in range(0, len(order), cfg.batch_size):
                     b = maker.make(order[start : start + cfg.batch_size])
-                    out = net.forward_context(b.windows, b.rr, b.ctx)
+                    windows = _augment(b.windows, gen) if cfg.augment else b.windows
+                    out = net.forward_context(windows, b.rr, b.ctx)
                     loss = F.cross_entropy(out.logits, b.y, weight=loss_w, ignore_index=-1)
                     loss = loss + net.auxiliary_loss(out, b.y_ctx, b.y_next)
                     opt.zero_grad(set_to_none=True)
@@ -492,9 +504,22 @@ def run_experiment(
         metrics["test_predict_seconds"] = time.perf_counter() - t1
         metrics["test_ds2"] = evaluate(test, proba, n_bootstrap=n_bootstrap)
     if export and isinstance(model, TorchBeatClassifier):
-        from heartline.edge.onnx_export import export_onnx
+        from heartline.edge.onnx_export import export_onnx, quantize_onnx
+        from heartline.edge.runtime import OnnxBeatClassifier
 
         assert model.net is not None
-        export_onnx(model.net, run_dir / "model.onnx")
+        onnx_path = export_onnx(model.net, run_dir / "model.onnx", name=config.model.name)
+        int8_path = quantize_onnx(onnx_path, run_dir / "model.int8.onnx")
+        check = test if evaluate_test else val
+        reference = model.predict_proba(check)
+        export_info: dict[str, Any] = {"checked_on": "DS2" if evaluate_test else "validation"}
+        for key, path in (("fp32", onnx_path), ("int8", int8_path)):
+            proba = OnnxBeatClassifier(path).predict_proba(check)
+            export_info[key] = {
+                "bytes": path.stat().st_size,
+                "max_abs_diff_vs_torch": float(np.abs(proba - reference).max()),
+                "argmax_agreement": float(np.mean(proba.argmax(1) == reference.argmax(1))),
+            }
+        metrics["onnx"] = export_info
     write_metrics(run_dir, metrics)
     return run_dir
