@@ -24,13 +24,20 @@ from sqlalchemy.engine import make_url
 from heartline.ingestion.payloads import Frame, VitalReading
 from heartline.service import create_app
 from heartline.service.config import ServiceSettings
-from heartline.service.security import create_access_token, hash_device_secret, hash_password, make_password_hasher
+from heartline.service.security import (
+    create_access_token,
+    hash_device_secret,
+    hash_password,
+    make_password_hasher,
+)
 from heartline.storage import repository as repo
 from heartline.storage import security_repository as srepo
 from heartline.storage.engine import make_engine, make_session_factory, session_scope
 from heartline.storage.migrations import upgrade_database
 
-PG_ADMIN_URL = os.environ.get("HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 FS = 360.0
 PASSWORD = "correct horse battery"
@@ -61,7 +68,15 @@ def synthetic_counts(n: int, *, seq: int, fs: float = FS) -> np.ndarray:
 
 def make_frame(device_id: str, seq: int, *, t0: datetime = T0, vitals: bool = True) -> Frame:
     start = t0.timestamp() + seq
-    v = (VitalReading(time_s=start, hr_bpm=75.0, spo2_pct=97.0, temp_c=36.8, sbp_mmhg=120.0, dbp_mmhg=80.0),) if vitals else ()
+    v = (
+        (
+            VitalReading(
+                time_s=start, hr_bpm=75.0, spo2_pct=97.0, temp_c=36.8, sbp_mmhg=120.0, dbp_mmhg=80.0
+            ),
+        )
+        if vitals
+        else ()
+    )
     return Frame.from_counts(
         synthetic_counts(int(FS), seq=seq),
         device_id=device_id,
@@ -76,12 +91,24 @@ def make_frame(device_id: str, seq: int, *, t0: datetime = T0, vitals: bool = Tr
     )
 
 
-def beats_for(device_id: str, seq: int, *, t0: datetime = T0, label: str = "N") -> list[repo.BeatIn]:
+def beats_for(
+    device_id: str, seq: int, *, t0: datetime = T0, label: str = "N"
+) -> list[repo.BeatIn]:
     out = []
     for idx in range(int(FS)):
         t = seq + idx / FS
         if abs(np.mod(t, 0.8) - 0.4) < 0.5 / FS:
-            out.append(repo.BeatIn(device_id=device_id, seq=seq, sample_idx=idx, time=t0 + timedelta(seconds=t), label=label, probabilities={label: 0.9}, confidence=0.9))
+            out.append(
+                repo.BeatIn(
+                    device_id=device_id,
+                    seq=seq,
+                    sample_idx=idx,
+                    time=t0 + timedelta(seconds=t),
+                    label=label,
+                    probabilities={label: 0.9},
+                    confidence=0.9,
+                )
+            )
     return out
 
 
@@ -110,7 +137,9 @@ def reset_pg(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     name = f"heartline_svc_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
@@ -150,7 +179,13 @@ def seed_world(settings: ServiceSettings, *, n_frames: int = 5) -> World:
         for pid in ("p1", "p2"):
             repo.register_patient(s, patient_id=pid, display_name=f"Patient {pid}")
         pw = hash_password(hasher, PASSWORD)
-        specs = [("admin", "admin", None), ("clin1", "clinician", None), ("clin2", "clinician", None), ("pat1", "patient", "p1"), ("pat2", "patient", "p2")]
+        specs = [
+            ("admin", "admin", None),
+            ("clin1", "clinician", None),
+            ("clin2", "clinician", None),
+            ("pat1", "patient", "p1"),
+            ("pat2", "patient", "p2"),
+        ]
         for name, role, pid in specs:
             u = srepo.create_user(s, username=name, password_hash=pw, role=role, patient_id=pid)
             world.user_ids[name] = u.id
@@ -158,17 +193,41 @@ def seed_world(settings: ServiceSettings, *, n_frames: int = 5) -> World:
         srepo.assign_patient(s, user_id=world.user_ids["clin2"], patient_id="p2")
         for dev, pid in (("d1", "p1"), ("d2", "p2")):
             secret = f"secret-of-{dev}-0123456789abcdef"
-            repo.register_device(s, device_id=dev, patient_id=pid, credential_hash=hash_device_secret(secret))
+            repo.register_device(
+                s, device_id=dev, patient_id=pid, credential_hash=hash_device_secret(secret)
+            )
             world.device_secrets[dev] = secret
             for seq in range(n_frames):
                 repo.store_frame(s, frame=make_frame(dev, seq))
-                repo.add_beats(s, patient_id=pid, beats=beats_for(dev, seq, label="V" if seq == 2 else "N"))
+                repo.add_beats(
+                    s, patient_id=pid, beats=beats_for(dev, seq, label="V" if seq == 2 else "N")
+                )
         for pid, dev in (("p1", "d1"), ("p2", "d2")):
-            v_beats = repo.beats_between(s, patient_id=pid, start=T0 + timedelta(seconds=2), stop=T0 + timedelta(seconds=3))
-            a = repo.add_alert(s, patient_id=pid, device_id=dev, type="v_couplet", severity="warning", start=T0 + timedelta(seconds=2),
-                               evidence={"beats": [b.id for b in v_beats], "trigger": {"times_s": [b.time.timestamp() for b in v_beats]}})
+            v_beats = repo.beats_between(
+                s, patient_id=pid, start=T0 + timedelta(seconds=2), stop=T0 + timedelta(seconds=3)
+            )
+            a = repo.add_alert(
+                s,
+                patient_id=pid,
+                device_id=dev,
+                type="v_couplet",
+                severity="warning",
+                start=T0 + timedelta(seconds=2),
+                evidence={
+                    "beats": [b.id for b in v_beats],
+                    "trigger": {"times_s": [b.time.timestamp() for b in v_beats]},
+                },
+            )
             world.alert_ids[pid] = a.id
-            c = repo.add_alert(s, patient_id=pid, device_id=dev, type="tachycardia", severity="critical", start=T0 + timedelta(seconds=1), end=T0 + timedelta(seconds=4))
+            c = repo.add_alert(
+                s,
+                patient_id=pid,
+                device_id=dev,
+                type="tachycardia",
+                severity="critical",
+                start=T0 + timedelta(seconds=1),
+                end=T0 + timedelta(seconds=4),
+            )
             world.alert_ids[pid + "-closed"] = c.id
     for name, uid in world.user_ids.items():
         role = next(r for n, r, _ in specs if n == name)

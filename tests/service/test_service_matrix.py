@@ -23,8 +23,16 @@ ROUTES = [
     ("POST", "/api/v1/alerts/{aid}/acknowledge", False),
     ("GET", "/fhir/Patient/{pid}", True),
     ("GET", "/fhir/Device/{did}", True),
-    ("GET", "/fhir/Observation?patient={pid}&date=ge2026-01-05T12:00:00Z&date=lt2026-01-05T12:00:10Z", True),
-    ("GET", "/fhir/DiagnosticReport?patient={pid}&date=ge2026-01-05T12:00:00Z&date=lt2026-01-05T12:00:10Z", True),
+    (
+        "GET",
+        "/fhir/Observation?patient={pid}&date=ge2026-01-05T12:00:00Z&date=lt2026-01-05T12:00:10Z",
+        True,
+    ),
+    (
+        "GET",
+        "/fhir/DiagnosticReport?patient={pid}&date=ge2026-01-05T12:00:00Z&date=lt2026-01-05T12:00:10Z",
+        True,
+    ),
     ("GET", "/fhir/Patient/{pid}/$everything?" + W, True),
     ("GET", "/fhir/Bundle?patient={pid}&" + W, True),
 ]
@@ -41,7 +49,9 @@ def _audit_count(world) -> int:
         return s.scalar(select(func.count(AuditLog.id)))
 
 
-@pytest.mark.parametrize(("method", "template", "is_read"), ROUTES, ids=[f"{m} {t.split('?')[0]}" for m, t, _ in ROUTES])
+@pytest.mark.parametrize(
+    ("method", "template", "is_read"), ROUTES, ids=[f"{m} {t.split('?')[0]}" for m, t, _ in ROUTES]
+)
 def test_cross_patient_access_denied(client, world, method, template, is_read):
     for user, own in OWN.items():
         foreign = "p2" if own == "p1" else "p1"
@@ -61,6 +71,8 @@ def test_cross_patient_access_denied(client, world, method, template, is_read):
             assert _audit_count(world) > before, f"read by {user} not audited"
     # the admin is served for both
     for pid in ("p1", "p2"):
-        assert client.request(method, _url(template, world, pid), headers=world.auth("admin")).status_code in (200, 409)
+        assert client.request(
+            method, _url(template, world, pid), headers=world.auth("admin")
+        ).status_code in (200, 409)
     # and nobody without a token
     assert client.request(method, _url(template, world, "p1")).status_code == 401

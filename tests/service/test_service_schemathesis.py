@@ -44,7 +44,13 @@ def test_api_never_answers_5xx(fuzz_target, method, path):
     operation = schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def run(case):
         response = case.call(headers=headers)
         case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])

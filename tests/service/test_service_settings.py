@@ -22,7 +22,9 @@ GOOD = "x" * 40
 @pytest.mark.parametrize("secret", ["changeme", "secret", "", "  CHANGEME "])
 def test_placeholder_jwt_secret_refused_in_production(tmp_path, secret):
     with pytest.raises(ValidationError, match="HEARTLINE_JWT_SECRET"):
-        ServiceSettings(environment="production", state_dir=tmp_path, jwt_secret=secret, broker_password=GOOD)
+        ServiceSettings(
+            environment="production", state_dir=tmp_path, jwt_secret=secret, broker_password=GOOD
+        )
 
 
 def test_default_settings_refused_in_production_from_env(tmp_path, monkeypatch):
@@ -36,7 +38,12 @@ def test_default_settings_refused_in_production_from_env(tmp_path, monkeypatch):
 
 def test_short_secret_refused_in_production(tmp_path):
     with pytest.raises(ValidationError, match="at least 32"):
-        ServiceSettings(environment="production", state_dir=tmp_path, jwt_secret="short-but-not-placeholder", broker_password=GOOD)
+        ServiceSettings(
+            environment="production",
+            state_dir=tmp_path,
+            jwt_secret="short-but-not-placeholder",
+            broker_password=GOOD,
+        )
 
 
 def test_production_refuses_demo_users_and_wildcard_cors(tmp_path):
@@ -50,7 +57,9 @@ def test_production_refuses_demo_users_and_wildcard_cors(tmp_path):
 def test_tls_paths_come_together(tmp_path):
     with pytest.raises(ValidationError, match="tls_certfile and tls_keyfile"):
         ServiceSettings(state_dir=tmp_path, tls_certfile=tmp_path / "c.pem")
-    s = ServiceSettings(state_dir=tmp_path, tls_certfile=tmp_path / "c.pem", tls_keyfile=tmp_path / "k.pem")
+    s = ServiceSettings(
+        state_dir=tmp_path, tls_certfile=tmp_path / "c.pem", tls_keyfile=tmp_path / "k.pem"
+    )
     assert s.tls_keyfile == tmp_path / "k.pem"
 
 
@@ -61,7 +70,9 @@ def test_development_accepts_placeholder(tmp_path):
 def test_seed_demo_creates_users_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     upgrade_database(url)
-    settings = ServiceSettings(state_dir=tmp_path, argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1)
+    settings = ServiceSettings(
+        state_dir=tmp_path, argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1
+    )
     hasher = make_password_hasher(settings)
     factory = make_session_factory(make_engine(url))
     with session_scope(factory) as s:
@@ -83,7 +94,9 @@ def test_security_migration_matches_tables(tmp_path):
     assert upgrade_database(url) == head_revision() == "0002"
     engine = make_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
     engine.dispose()
     assert diff == []
 
@@ -95,6 +108,8 @@ def test_security_migration_on_postgresql(pg_url):
     upgrade_database(pg_url)
     engine = make_engine(pg_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
     engine.dispose()
     assert diff == []

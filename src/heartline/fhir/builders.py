@@ -146,7 +146,9 @@ def patient_resource(*, patient_id: str, display_name: str | None = None) -> Fhi
     return FhirPatient.model_validate(data)
 
 
-def device_resource(*, device_id: str, patient_id: str | None, kind: str = "ecg-patch") -> FhirDevice:
+def device_resource(
+    *, device_id: str, patient_id: str | None, kind: str = "ecg-patch"
+) -> FhirDevice:
     """A FHIR Device (a wearable) linked to its patient."""
     data: dict[str, Any] = {
         "id": fhir_id(device_id),
@@ -197,29 +199,72 @@ def vital_observations(
     dbp_mmhg: float | None = None,
 ) -> list[Observation]:
     """Vital-sign Observations of one stored reading set (one per measured quantity)."""
-    common = {"patient_id": patient_id, "time": time, "device_id": device_id, "category": _vital_category()}
+    common = {
+        "patient_id": patient_id,
+        "time": time,
+        "device_id": device_id,
+        "category": _vital_category(),
+    }
     out = []
     if hr_bpm is not None:
-        out.append(_obs(obs_id=f"vital-{vital_id}-hr", code={"coding": [_coding(LOINC, "8867-4", "Heart rate")], "text": "Heart rate"}, valueQuantity=_qty(hr_bpm, "beats/minute", "/min"), **common))
+        out.append(
+            _obs(
+                obs_id=f"vital-{vital_id}-hr",
+                code={"coding": [_coding(LOINC, "8867-4", "Heart rate")], "text": "Heart rate"},
+                valueQuantity=_qty(hr_bpm, "beats/minute", "/min"),
+                **common,
+            )
+        )
     if spo2_pct is not None:
         out.append(
             _obs(
                 obs_id=f"vital-{vital_id}-spo2",
-                code={"coding": [_coding(LOINC, "59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry"), _coding(LOINC, "2708-6", "Oxygen saturation in Arterial blood")], "text": "SpO2"},
+                code={
+                    "coding": [
+                        _coding(
+                            LOINC,
+                            "59408-5",
+                            "Oxygen saturation in Arterial blood by Pulse oximetry",
+                        ),
+                        _coding(LOINC, "2708-6", "Oxygen saturation in Arterial blood"),
+                    ],
+                    "text": "SpO2",
+                },
                 valueQuantity=_qty(spo2_pct, "%", "%"),
                 **common,
             )
         )
     if temp_c is not None:
-        out.append(_obs(obs_id=f"vital-{vital_id}-temp", code={"coding": [_coding(LOINC, "8310-5", "Body temperature")], "text": "Body temperature"}, valueQuantity=_qty(temp_c, "Cel", "Cel"), **common))
+        out.append(
+            _obs(
+                obs_id=f"vital-{vital_id}-temp",
+                code={
+                    "coding": [_coding(LOINC, "8310-5", "Body temperature")],
+                    "text": "Body temperature",
+                },
+                valueQuantity=_qty(temp_c, "Cel", "Cel"),
+                **common,
+            )
+        )
     if sbp_mmhg is not None and dbp_mmhg is not None:
         out.append(
             _obs(
                 obs_id=f"vital-{vital_id}-bp",
-                code={"coding": [_coding(LOINC, "85354-9", "Blood pressure panel with all children optional")], "text": "Blood pressure"},
+                code={
+                    "coding": [
+                        _coding(LOINC, "85354-9", "Blood pressure panel with all children optional")
+                    ],
+                    "text": "Blood pressure",
+                },
                 component=[
-                    {"code": {"coding": [_coding(LOINC, "8480-6", "Systolic blood pressure")]}, "valueQuantity": _qty(sbp_mmhg, "mmHg", "mm[Hg]")},
-                    {"code": {"coding": [_coding(LOINC, "8462-4", "Diastolic blood pressure")]}, "valueQuantity": _qty(dbp_mmhg, "mmHg", "mm[Hg]")},
+                    {
+                        "code": {"coding": [_coding(LOINC, "8480-6", "Systolic blood pressure")]},
+                        "valueQuantity": _qty(sbp_mmhg, "mmHg", "mm[Hg]"),
+                    },
+                    {
+                        "code": {"coding": [_coding(LOINC, "8462-4", "Diastolic blood pressure")]},
+                        "valueQuantity": _qty(dbp_mmhg, "mmHg", "mm[Hg]"),
+                    },
                 ],
                 **common,
             )
@@ -243,7 +288,9 @@ def ecg_observation(
     """
     signal_mv = np.asarray(signal_mv, dtype=np.float64)
     if signal_mv.ndim != 2 or signal_mv.shape[1] != len(lead_names):
-        raise ValueError(f"signal_mv must have shape (n_samples, {len(lead_names)}), got {signal_mv.shape}")
+        raise ValueError(
+            f"signal_mv must have shape (n_samples, {len(lead_names)}), got {signal_mv.shape}"
+        )
     if not fs > 0:
         raise ValueError(f"fs must be > 0 Hz, got {fs}")
     components = []
@@ -273,12 +320,17 @@ def ecg_observation(
     )
 
 
-def beat_count_observation(*, obs_id: str, patient_id: str, start: datetime, end: datetime, label: str, count: int) -> Observation:
+def beat_count_observation(
+    *, obs_id: str, patient_id: str, start: datetime, end: datetime, label: str, count: int
+) -> Observation:
     """Number of beats of one AAMI class (EC57) during a monitoring period."""
     data = {
         "id": fhir_id(obs_id),
         "status": "final",
-        "code": {"coding": [_coding(BEAT_CLASS_SYSTEM, label, _AAMI_NAMES.get(label, label))], "text": f"Beat count, class {label}"},
+        "code": {
+            "coding": [_coding(BEAT_CLASS_SYSTEM, label, _AAMI_NAMES.get(label, label))],
+            "text": f"Beat count, class {label}",
+        },
         "subject": {"reference": f"Patient/{fhir_id(patient_id)}"},
         "effectivePeriod": {"start": _instant(start), "end": _instant(end)},
         "valueInteger": int(count),
@@ -306,8 +358,16 @@ def alert_observation(
         "code": {"coding": [_coding(HEARTLINE_SYSTEM, "alert", "Heartline monitoring alert")]},
         "subject": {"reference": f"Patient/{fhir_id(patient_id)}"},
         "effectivePeriod": period,
-        "valueCodeableConcept": {"coding": [_coding(HEARTLINE_SYSTEM, f"alert-{kind}", kind)], "text": kind},
-        "component": [{"code": {"coding": [_coding(HEARTLINE_SYSTEM, "alert-severity", "Alert severity")]}, "valueString": severity}],
+        "valueCodeableConcept": {
+            "coding": [_coding(HEARTLINE_SYSTEM, f"alert-{kind}", kind)],
+            "text": kind,
+        },
+        "component": [
+            {
+                "code": {"coding": [_coding(HEARTLINE_SYSTEM, "alert-severity", "Alert severity")]},
+                "valueString": severity,
+            }
+        ],
     }
     if acknowledged_by:
         data["note"] = [{"text": f"acknowledged by {acknowledged_by}"}]
@@ -334,26 +394,45 @@ def monitoring_report(period: MonitoringPeriod) -> tuple[DiagnosticReport, list[
     pid = period.patient_id
     tag = _short(f"{pid}-{int(period.start.timestamp())}-{int(period.end.timestamp())}", 40)
     results = [
-        beat_count_observation(obs_id=f"beats-{tag}-{label}", patient_id=pid, start=period.start, end=period.end, label=label, count=n)
+        beat_count_observation(
+            obs_id=f"beats-{tag}-{label}",
+            patient_id=pid,
+            start=period.start,
+            end=period.end,
+            label=label,
+            count=n,
+        )
         for label, n in period.beat_counts.items()
     ]
     results += [
         alert_observation(
-            alert_id=int(a["id"]), patient_id=pid, kind=str(a["kind"]), severity=str(a["severity"]),
-            start=a["start"], end=a.get("end"), acknowledged_by=a.get("acknowledged_by"),
+            alert_id=int(a["id"]),
+            patient_id=pid,
+            kind=str(a["kind"]),
+            severity=str(a["severity"]),
+            start=a["start"],
+            end=a.get("end"),
+            acknowledged_by=a.get("acknowledged_by"),
         )
         for a in period.alerts
     ]
     total = sum(period.beat_counts.values())
     counts = ", ".join(f"{k}={v}" for k, v in period.beat_counts.items())
     kinds = sorted({str(a["kind"]) for a in period.alerts})
-    conclusion = f"{total} beats ({counts}); {len(period.alerts)} alerts" + (f" ({', '.join(kinds)})" if kinds else "")
+    conclusion = f"{total} beats ({counts}); {len(period.alerts)} alerts" + (
+        f" ({', '.join(kinds)})" if kinds else ""
+    )
     report = DiagnosticReport.model_validate(
         {
             "id": f"monitoring-{tag}",
             "status": "final",
-            "category": [{"coding": [_coding(_V2_0074, "EC", "Electrocardiac (e.g., EKG, EEC, Holter)")]}],
-            "code": {"coding": [_coding(LOINC, "11524-6", "EKG study")], "text": "Heartline monitoring period"},
+            "category": [
+                {"coding": [_coding(_V2_0074, "EC", "Electrocardiac (e.g., EKG, EEC, Holter)")]}
+            ],
+            "code": {
+                "coding": [_coding(LOINC, "11524-6", "EKG study")],
+                "text": "Heartline monitoring period",
+            },
             "subject": {"reference": f"Patient/{fhir_id(pid)}"},
             "effectivePeriod": {"start": _instant(period.start), "end": _instant(period.end)},
             "result": [{"reference": f"Observation/{o.id}"} for o in results],
@@ -363,10 +442,15 @@ def monitoring_report(period: MonitoringPeriod) -> tuple[DiagnosticReport, list[
     return report, results
 
 
-def _entries(resources: Iterable[Any], base_url: str, mode: str | None = None) -> list[dict[str, Any]]:
+def _entries(
+    resources: Iterable[Any], base_url: str, mode: str | None = None
+) -> list[dict[str, Any]]:
     out = []
     for r in resources:
-        entry: dict[str, Any] = {"fullUrl": f"{base_url.rstrip('/')}/{r.get_resource_type()}/{r.id}", "resource": r}
+        entry: dict[str, Any] = {
+            "fullUrl": f"{base_url.rstrip('/')}/{r.get_resource_type()}/{r.id}",
+            "resource": r,
+        }
         if mode is not None:
             entry["search"] = {"mode": mode}
         out.append(entry)
@@ -376,11 +460,17 @@ def _entries(resources: Iterable[Any], base_url: str, mode: str | None = None) -
 def patient_bundle(resources: Sequence[Any], *, base_url: str, timestamp: datetime) -> Bundle:
     """A ``collection`` Bundle (the export of one patient and period)."""
     return Bundle.model_validate(
-        {"type": "collection", "timestamp": _instant(timestamp), "entry": _entries(resources, base_url)}
+        {
+            "type": "collection",
+            "timestamp": _instant(timestamp),
+            "entry": _entries(resources, base_url),
+        }
     )
 
 
-def searchset_bundle(matches: Sequence[Any], *, base_url: str, timestamp: datetime, included: Sequence[Any] = ()) -> Bundle:
+def searchset_bundle(
+    matches: Sequence[Any], *, base_url: str, timestamp: datetime, included: Sequence[Any] = ()
+) -> Bundle:
     """A ``searchset`` Bundle with ``total`` = number of matches (included ones marked ``include``)."""
     return Bundle.model_validate(
         {

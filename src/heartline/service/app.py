@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -141,7 +141,11 @@ def run_api(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8
     """Serve :func:`create_app` with uvicorn (HTTPS when ``tls_certfile``/``tls_keyfile`` are set)."""
     import uvicorn
 
-    if not settings.is_development and settings.tls_certfile is None and host not in {"127.0.0.1", "localhost", "::1"}:
+    if (
+        not settings.is_development
+        and settings.tls_certfile is None
+        and host not in {"127.0.0.1", "localhost", "::1"}
+    ):
         log.warning("serving plain HTTP on %s outside development: put a TLS proxy in front", host)
     uvicorn.run(
         create_app(settings),
@@ -152,5 +156,3 @@ def run_api(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8
         proxy_headers=False,
         server_header=False,
     )
-
-

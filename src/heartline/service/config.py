@@ -71,7 +71,9 @@ class ServiceSettings(Settings):
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("tls_certfile and tls_keyfile come together (set both or neither)")
         if self.jwt_algorithm not in {"HS256", "HS384", "HS512"}:
-            raise ValueError(f"jwt_algorithm must be HS256, HS384 or HS512, got {self.jwt_algorithm!r}")
+            raise ValueError(
+                f"jwt_algorithm must be HS256, HS384 or HS512, got {self.jwt_algorithm!r}"
+            )
         if not self.is_development:
             if len(self.jwt_secret.get_secret_value()) < 32:
                 raise ValueError(

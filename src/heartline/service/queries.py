@@ -97,7 +97,9 @@ def beat_counts(
     ).all()
     counts = {c: 0 for c in ("N", "S", "V", "F", "Q")}
     for label, n in rows:
-        counts[label if label is not None else "unclassified"] = counts.get(label or "unclassified", 0) + int(n)
+        counts[label if label is not None else "unclassified"] = counts.get(
+            label or "unclassified", 0
+        ) + int(n)
     return counts
 
 

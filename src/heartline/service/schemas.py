@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 Role = Literal["admin", "clinician", "patient"]
-PatientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+PatientId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 
 
@@ -60,7 +62,9 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    username: Annotated[
+        str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    ]
     password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
     role: Role
     patient_id: PatientId | None = None
@@ -248,7 +252,9 @@ class MonitoringSummary(BaseModel):
     patient_id: str
     start: datetime
     end: datetime
-    beat_counts: dict[str, int] = Field(description="beats per AAMI class (N S V F Q, 'unclassified')")
+    beat_counts: dict[str, int] = Field(
+        description="beats per AAMI class (N S V F Q, 'unclassified')"
+    )
     hr_bpm: float | None
     open_alerts: int
     alerts_in_window: int

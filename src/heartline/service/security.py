@@ -108,7 +108,9 @@ def create_access_token(
 ) -> tuple[str, datetime]:
     """Sign an access token; returns ``(token, expires_at)``."""
     now = now or datetime.now(UTC)
-    expires = now + (lifetime if lifetime is not None else timedelta(minutes=settings.access_token_minutes))
+    expires = now + (
+        lifetime if lifetime is not None else timedelta(minutes=settings.access_token_minutes)
+    )
     claims: dict[str, Any] = {
         "sub": str(user_id),
         "role": role,
@@ -178,7 +180,12 @@ def client_ip(request: Request) -> str:
 
 
 def login_rate_limited(
-    session: Session, *, settings: ServiceSettings, username: str, ip: str, now: datetime | None = None
+    session: Session,
+    *,
+    settings: ServiceSettings,
+    username: str,
+    ip: str,
+    now: datetime | None = None,
 ) -> bool:
     """Whether ``username`` from ``ip`` has used up its failed attempts in the window."""
     now = now or datetime.now(UTC)

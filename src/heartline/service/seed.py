@@ -77,13 +77,31 @@ def seed_demo(
     for pid in patient_ids:
         repo.register_patient(session, patient_id=pid, display_name=f"Demo patient {pid}")
     users = []
-    for username, role, pid in ((admin, "admin", None), (clinician, "clinician", None), (patient, "patient", patient_ids[0])):
+    for username, role, pid in (
+        (admin, "admin", None),
+        (clinician, "clinician", None),
+        (patient, "patient", patient_ids[0]),
+    ):
         existing = srepo.get_user_by_username(session, username=username)
         if existing is not None:
-            users.append(DemoUser(username=username, role=existing.role, password=None, patient_id=existing.patient_id))
+            users.append(
+                DemoUser(
+                    username=username,
+                    role=existing.role,
+                    password=None,
+                    patient_id=existing.patient_id,
+                )
+            )
             continue
         pw = password or secrets.token_urlsafe(12)
-        srepo.create_user(session, username=username, password_hash=hash_password(hasher, pw), role=role, patient_id=pid, full_name=f"Demo {role}")
+        srepo.create_user(
+            session,
+            username=username,
+            password_hash=hash_password(hasher, pw),
+            role=role,
+            patient_id=pid,
+            full_name=f"Demo {role}",
+        )
         users.append(DemoUser(username=username, role=role, password=pw, patient_id=pid))
     clin = srepo.get_user_by_username(session, username=clinician)
     if clin is not None and clin.role == "clinician":

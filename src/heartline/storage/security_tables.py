@@ -33,9 +33,7 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('admin', 'clinician', 'patient')", name="role_valid"),
-        CheckConstraint(
-            "(role = 'patient') = (patient_id IS NOT NULL)", name="patient_link_valid"
-        ),
+        CheckConstraint("(role = 'patient') = (patient_id IS NOT NULL)", name="patient_link_valid"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)

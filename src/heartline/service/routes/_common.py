@@ -17,7 +17,9 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
 
 
-def unprocessable(msg: str, *, loc: tuple[str, ...] = ("query",), type_: str = "value_error") -> HTTPException:
+def unprocessable(
+    msg: str, *, loc: tuple[str, ...] = ("query",), type_: str = "value_error"
+) -> HTTPException:
     """HTTP 422 shaped like FastAPI's own validation errors (``detail`` a list of errors)."""
     return HTTPException(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -9,7 +9,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from heartline.service.deps import CurrentUser, SessionDep
-from heartline.service.routes._common import access_patient, not_found, resolve_window, unprocessable
+from heartline.service.routes._common import (
+    access_patient,
+    not_found,
+    resolve_window,
+    unprocessable,
+)
 from heartline.service.routes.patients import DAY_S, End, Start, ecg_window
 from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, BeatPublic
 from heartline.service.security import authorize_patient, require_role
@@ -30,7 +35,9 @@ def _alert_for(session: Session, *, user, request: Request, alert_id: int, resou
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise not_found(f"alert {alert_id}")
-    access_patient(session, user=user, request=request, patient_id=alert.patient_id, resource=resource)
+    access_patient(
+        session, user=user, request=request, patient_id=alert.patient_id, resource=resource
+    )
     return alert
 
 
@@ -42,7 +49,9 @@ def list_alerts(
     session: SessionDep,
     start: Start = None,
     end: End = None,
-    severity: Annotated[list[str] | None, Query(description=f"any of {', '.join(ALERT_SEVERITIES)}")] = None,
+    severity: Annotated[
+        list[str] | None, Query(description=f"any of {', '.join(ALERT_SEVERITIES)}")
+    ] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     state: AlertState | None = None,
 ) -> list[AlertPublic]:
@@ -51,7 +60,10 @@ def list_alerts(
     if severity is not None:
         unknown = sorted(set(severity) - set(ALERT_SEVERITIES))
         if unknown:
-            raise unprocessable(f"unknown severity {unknown}; valid: {list(ALERT_SEVERITIES)}", loc=("query", "severity"))
+            raise unprocessable(
+                f"unknown severity {unknown}; valid: {list(ALERT_SEVERITIES)}",
+                loc=("query", "severity"),
+            )
     start, end = resolve_window(start, end, default_s=7 * DAY_S, max_s=366 * DAY_S)
     rows = repo.alerts_between(
         session,
@@ -73,17 +85,27 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic)
-def read_alert(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
+def read_alert(
+    alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
+) -> AlertPublic:
     """One alert."""
-    return AlertPublic.from_row(_alert_for(session, user=user, request=request, alert_id=alert_id, resource="alert"))
+    return AlertPublic.from_row(
+        _alert_for(session, user=user, request=request, alert_id=alert_id, resource="alert")
+    )
 
 
 @router.post(
     "/alerts/{alert_id}/acknowledge",
     response_model=AlertPublic,
-    responses={403: {"description": "patients cannot acknowledge; foreign patient"}, 404: {"description": "no such alert"}, 409: {"description": "already acknowledged"}},
+    responses={
+        403: {"description": "patients cannot acknowledge; foreign patient"},
+        404: {"description": "no such alert"},
+        409: {"description": "already acknowledged"},
+    },
 )
-def acknowledge(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertPublic:
+def acknowledge(
+    alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
+) -> AlertPublic:
     """Acknowledge an alert (clinicians of the patient, admins); 409 if already acknowledged."""
     require_role(user, "admin", "clinician")
     alert = session.get(Alert, alert_id)
@@ -121,7 +143,10 @@ def evidence_window(alert: Alert) -> tuple[datetime, datetime]:
             return a, min(b, a + timedelta(seconds=EXPLAIN_MAX_S))
     times = [t for t in (_parse_time(x) for x in _evidence_list(ev, "times_s")) if t is not None]
     if times:
-        a, b = min(times) - timedelta(seconds=EXPLAIN_MARGIN_S), max(times) + timedelta(seconds=EXPLAIN_MARGIN_S)
+        a, b = (
+            min(times) - timedelta(seconds=EXPLAIN_MARGIN_S),
+            max(times) + timedelta(seconds=EXPLAIN_MARGIN_S),
+        )
     else:
         a = alert.start_time - timedelta(seconds=2 * EXPLAIN_MARGIN_S)
         b = (alert.end_time or alert.start_time) + timedelta(seconds=2 * EXPLAIN_MARGIN_S)
@@ -149,7 +174,11 @@ def _highlighted(ev: dict[str, Any], beats: list[Beat]) -> list[int]:
             pairs.add((int(item[0]), int(item[1])))
         elif isinstance(item, dict) and "seq" in item and "sample_idx" in item:
             pairs.add((int(item["seq"]), int(item["sample_idx"])))
-    times = [t.timestamp() for t in (_parse_time(x) for x in _evidence_list(ev, "times_s")) if t is not None]
+    times = [
+        t.timestamp()
+        for t in (_parse_time(x) for x in _evidence_list(ev, "times_s"))
+        if t is not None
+    ]
     out = []
     for b in beats:
         ts = b.time.timestamp()
@@ -159,7 +188,9 @@ def _highlighted(ev: dict[str, Any], beats: list[Beat]) -> list[int]:
 
 
 @router.get("/alerts/{alert_id}/explanation", response_model=AlertExplanation)
-def explain(alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep) -> AlertExplanation:
+def explain(
+    alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
+) -> AlertExplanation:
     """The evidence of an alert: the ECG strip around it and its beats, the triggering ones flagged.
 
     The strip comes from ``evidence["strip"]`` (``start``/``stop`` ISO times) when present, else
@@ -168,7 +199,9 @@ def explain(alert_id: AlertId, request: Request, user: CurrentUser, session: Ses
     id (``beat_ids``, or integers in ``beats``), by ``(seq, sample_idx)`` pairs in ``beats``, or
     by evidence time. The strip is capped at 60 s.
     """
-    alert = _alert_for(session, user=user, request=request, alert_id=alert_id, resource="alert-explanation")
+    alert = _alert_for(
+        session, user=user, request=request, alert_id=alert_id, resource="alert-explanation"
+    )
     start, end = evidence_window(alert)
     beats = repo.beats_between(session, patient_id=alert.patient_id, start=start, stop=end)
     return AlertExplanation(

@@ -28,7 +28,10 @@ _DUMMY_HASH: dict[int, str] = {}
 @router.post(
     "/login/access-token",
     response_model=Token,
-    responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failed attempts"}},
+    responses={
+        401: {"description": "wrong username or password"},
+        429: {"description": "too many failed attempts"},
+    },
 )
 def login_access_token(
     request: Request,
@@ -66,7 +69,7 @@ def login_access_token(
         )
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(form.password)
-    token, expires = create_access_token(settings=settings, user_id=user.id, role=user.role)
+    token, _expires = create_access_token(settings=settings, user_id=user.id, role=user.role)
     return Token(
         access_token=token,
         expires_in=settings.access_token_minutes * 60,

@@ -16,27 +16,49 @@ from heartline.storage.tables import Device, Patient
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 
-@router.post("", response_model=DeviceCredentials, status_code=status.HTTP_201_CREATED, responses={404: {"description": "no such patient"}, 409: {"description": "device exists"}})
-def register_device(body: DeviceCreate, user: CurrentUser, session: SessionDep) -> DeviceCredentials:
+@router.post(
+    "",
+    response_model=DeviceCredentials,
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "no such patient"}, 409: {"description": "device exists"}},
+)
+def register_device(
+    body: DeviceCreate, user: CurrentUser, session: SessionDep
+) -> DeviceCredentials:
     """Register a device for a patient; the response carries its secret (shown only once)."""
     require_role(user, "admin")
     if session.get(Patient, body.patient_id) is None:
         raise not_found(f"patient {body.patient_id!r}")
     if session.get(Device, body.id) is not None:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail="device exists; rotate its credentials instead")
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail="device exists; rotate its credentials instead",
+        )
     secret = new_device_secret()
-    repo.register_device(session, device_id=body.id, patient_id=body.patient_id, kind=body.kind, credential_hash=hash_device_secret(secret))
+    repo.register_device(
+        session,
+        device_id=body.id,
+        patient_id=body.patient_id,
+        kind=body.kind,
+        credential_hash=hash_device_secret(secret),
+    )
     return DeviceCredentials(device_id=body.id, secret=secret)
 
 
-@router.post("/{device_id}/credentials", response_model=DeviceCredentials, responses={404: {"description": "no such device"}})
+@router.post(
+    "/{device_id}/credentials",
+    response_model=DeviceCredentials,
+    responses={404: {"description": "no such device"}},
+)
 def rotate_credentials(device_id: str, user: CurrentUser, session: SessionDep) -> DeviceCredentials:
     """Issue a new secret; the old one stops working at once."""
     require_role(user, "admin")
     if session.get(Device, device_id) is None:
         raise not_found(f"device {device_id!r}")
     secret = new_device_secret()
-    srepo.set_device_credential(session, device_id=device_id, credential_hash=hash_device_secret(secret))
+    srepo.set_device_credential(
+        session, device_id=device_id, credential_hash=hash_device_secret(secret)
+    )
     return DeviceCredentials(device_id=device_id, secret=secret)
 
 

@@ -27,7 +27,18 @@ _BODY = {
                 "schema": {
                     "type": "object",
                     "description": "A device frame, as published over MQTT (heartline.ingestion.payloads.Frame).",
-                    "required": ["device_id", "seq", "start_time_s", "fs_hz", "duration_s", "lead_names", "adc_bits", "adc_gain", "adc_baseline", "ecg"],
+                    "required": [
+                        "device_id",
+                        "seq",
+                        "start_time_s",
+                        "fs_hz",
+                        "duration_s",
+                        "lead_names",
+                        "adc_bits",
+                        "adc_gain",
+                        "adc_baseline",
+                        "ecg",
+                    ],
                 }
             }
         },
@@ -50,17 +61,29 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     response_model=IngestResult,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_BODY,
-    responses={200: {"description": "replay of a stored frame", "model": IngestResult}, 401: {"description": "bad device credentials"}, 403: {"description": "frame of another device"}, 409: {"description": "device not assigned to a patient"}, 422: {"description": "frame rejected (reason)", "model": FrameRejectedError}},
+    responses={
+        200: {"description": "replay of a stored frame", "model": IngestResult},
+        401: {"description": "bad device credentials"},
+        403: {"description": "frame of another device"},
+        409: {"description": "device not assigned to a patient"},
+        422: {"description": "frame rejected (reason)", "model": FrameRejectedError},
+    },
 )
-async def ingest_frame(request: Request, response: Response, device: CurrentDevice, session: SessionDep) -> IngestResult:
+async def ingest_frame(
+    request: Request, response: Response, device: CurrentDevice, session: SessionDep
+) -> IngestResult:
     """Store one frame of the authenticated device (idempotent on ``(device_id, seq)``)."""
     raw = await _read_limited(request, MAX_FRAME_BYTES)
     try:
         frame = parse_frame(raw)
     except FrameRejected as exc:
-        raise HTTPException(status_code=422, detail={"reason": exc.reason, "detail": exc.detail}) from None
+        raise HTTPException(
+            status_code=422, detail={"reason": exc.reason, "detail": exc.detail}
+        ) from None
     if frame.device_id != device.id:
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="a device may only write its own stream")
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN, detail="a device may only write its own stream"
+        )
     try:
         stored = repo.store_frame(session, frame=frame, payload_bytes=len(raw))
     except repo.UnknownDeviceError as exc:

@@ -33,7 +33,11 @@ router = APIRouter(tags=["patients"])
 DAY_S = 86400.0
 Start = Annotated[AwareDatetime | None, Query(description="window start (ISO 8601 with zone)")]
 End = Annotated[AwareDatetime | None, Query(description="window end, exclusive")]
-_DENIED = {401: {"description": "not authenticated"}, 403: {"description": "not your patient"}, 404: {"description": "no such patient"}}
+_DENIED = {
+    401: {"description": "not authenticated"},
+    403: {"description": "not your patient"},
+    404: {"description": "no such patient"},
+}
 
 
 def device_public(device: Device) -> DevicePublic:
@@ -46,8 +50,12 @@ def device_public(device: Device) -> DevicePublic:
     )
 
 
-def ecg_window(session, *, patient_id: str, start: datetime, end: datetime, device_id: str | None = None) -> EcgWindowPublic:
-    segments = repo.ecg_between(session, patient_id=patient_id, start=start, stop=end, device_id=device_id)
+def ecg_window(
+    session, *, patient_id: str, start: datetime, end: datetime, device_id: str | None = None
+) -> EcgWindowPublic:
+    segments = repo.ecg_between(
+        session, patient_id=patient_id, start=start, stop=end, device_id=device_id
+    )
     return EcgWindowPublic(
         patient_id=patient_id,
         start=start,
@@ -60,7 +68,10 @@ def ecg_window(session, *, patient_id: str, start: datetime, end: datetime, devi
                 fs_hz=s.fs,
                 lead_names=list(s.lead_names),
                 first_sample_idx=s.first_sample_idx,
-                samples_mv=[[round(float(v), 4) for v in s.signal_mv[:, i]] for i in range(s.signal_mv.shape[1])],
+                samples_mv=[
+                    [round(float(v), 4) for v in s.signal_mv[:, i]]
+                    for i in range(s.signal_mv.shape[1])
+                ],
             )
             for s in segments
         ],
@@ -76,26 +87,43 @@ def list_patients(request: Request, user: CurrentUser, session: SessionDep) -> l
     return [PatientPublic.model_validate(p) for p in patients]
 
 
-@router.post("/patients", response_model=PatientPublic, status_code=status.HTTP_201_CREATED, responses={409: {"description": "patient exists"}})
+@router.post(
+    "/patients",
+    response_model=PatientPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "patient exists"}},
+)
 def create_patient(body: PatientCreate, user: CurrentUser, session: SessionDep) -> PatientPublic:
     """Register a patient (admin only)."""
     require_role(user, "admin")
     if session.get(Patient, body.id) is not None:
         raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail="patient exists")
-    return PatientPublic.model_validate(repo.register_patient(session, patient_id=body.id, display_name=body.display_name))
+    return PatientPublic.model_validate(
+        repo.register_patient(session, patient_id=body.id, display_name=body.display_name)
+    )
 
 
 @router.get("/patients/{patient_id}", response_model=PatientPublic, responses=_DENIED)
-def read_patient(patient_id: str, request: Request, user: CurrentUser, session: SessionDep) -> PatientPublic:
+def read_patient(
+    patient_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> PatientPublic:
     """One patient."""
-    return PatientPublic.model_validate(access_patient(session, user=user, request=request, patient_id=patient_id, resource="patient"))
+    return PatientPublic.model_validate(
+        access_patient(
+            session, user=user, request=request, patient_id=patient_id, resource="patient"
+        )
+    )
 
 
 @router.get("/patients/{patient_id}/devices", response_model=list[DevicePublic], responses=_DENIED)
-def list_patient_devices(patient_id: str, request: Request, user: CurrentUser, session: SessionDep) -> list[DevicePublic]:
+def list_patient_devices(
+    patient_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> list[DevicePublic]:
     """The patient's devices."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="device")
-    rows = session.scalars(select(Device).where(Device.patient_id == patient_id).order_by(Device.id))
+    rows = session.scalars(
+        select(Device).where(Device.patient_id == patient_id).order_by(Device.id)
+    )
     return [device_public(d) for d in rows]
 
 
@@ -108,22 +136,36 @@ def read_ecg(
     settings: SettingsDep,
     start: Start = None,
     end: End = None,
-    seconds: Annotated[float, Query(gt=0, le=3600, description="window length when start is omitted")] = 10.0,
+    seconds: Annotated[
+        float, Query(gt=0, le=3600, description="window length when start is omitted")
+    ] = 10.0,
     device_id: str | None = None,
 ) -> EcgWindowPublic:
     """ECG (mV) in ``[start, end)``. Without ``end`` the window ends at the newest stored sample."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="ecg")
     default_end = queries.latest_ecg_end(session, patient_id=patient_id) if end is None else None
-    start, end = resolve_window(start, end, default_s=seconds, max_s=settings.max_ecg_window_s, default_end=default_end)
+    start, end = resolve_window(
+        start, end, default_s=seconds, max_s=settings.max_ecg_window_s, default_end=default_end
+    )
     return ecg_window(session, patient_id=patient_id, start=start, end=end, device_id=device_id)
 
 
 @router.get("/patients/{patient_id}/vitals", response_model=list[VitalsPublic], responses=_DENIED)
-def read_vitals(patient_id: str, request: Request, user: CurrentUser, session: SessionDep, start: Start = None, end: End = None) -> list[VitalsPublic]:
+def read_vitals(
+    patient_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    start: Start = None,
+    end: End = None,
+) -> list[VitalsPublic]:
     """Vital signs in ``[start, end)`` (default: the last hour; at most 31 days)."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="vitals")
     start, end = resolve_window(start, end, default_s=3600.0, max_s=31 * DAY_S)
-    return [VitalsPublic.model_validate(v) for v in repo.vitals_between(session, patient_id=patient_id, start=start, stop=end)]
+    return [
+        VitalsPublic.model_validate(v)
+        for v in repo.vitals_between(session, patient_id=patient_id, start=start, stop=end)
+    ]
 
 
 @router.get("/patients/{patient_id}/beats", response_model=list[BeatPublic], responses=_DENIED)
@@ -144,7 +186,14 @@ def read_beats(
 
 
 @router.get("/patients/{patient_id}/summary", response_model=MonitoringSummary, responses=_DENIED)
-def read_summary(patient_id: str, request: Request, user: CurrentUser, session: SessionDep, start: Start = None, end: End = None) -> MonitoringSummary:
+def read_summary(
+    patient_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    start: Start = None,
+    end: End = None,
+) -> MonitoringSummary:
     """Monitoring summary: beats per class, heart rate, open alerts (default: the last hour)."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="summary")
     start, end = resolve_window(start, end, default_s=3600.0, max_s=31 * DAY_S)
@@ -163,7 +212,9 @@ def read_summary(patient_id: str, request: Request, user: CurrentUser, session: 
 
 
 @router.get("/monitoring", response_model=list[PatientStatus])
-def monitoring_status(request: Request, user: CurrentUser, session: SessionDep) -> list[PatientStatus]:
+def monitoring_status(
+    request: Request, user: CurrentUser, session: SessionDep
+) -> list[PatientStatus]:
     """Live status of every patient visible to the caller (the dashboard's list)."""
     out = []
     for p in srepo.patients_visible(session, user=user):
@@ -178,5 +229,3 @@ def monitoring_status(request: Request, user: CurrentUser, session: SessionDep) 
             )
         )
     return out
-
-

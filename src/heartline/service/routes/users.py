@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path
-
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from heartline.service.deps import CurrentUser, HasherDep, SessionDep
 from heartline.service.routes._common import not_found
@@ -20,8 +18,15 @@ audit_router = APIRouter(prefix="/audit", tags=["audit"])
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses={409: {"description": "username taken"}})
-def create_user(body: UserCreate, user: CurrentUser, session: SessionDep, hasher: HasherDep) -> UserPublic:
+@router.post(
+    "",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "username taken"}},
+)
+def create_user(
+    body: UserCreate, user: CurrentUser, session: SessionDep, hasher: HasherDep
+) -> UserPublic:
     """Create a user (admin only)."""
     require_role(user, "admin")
     if body.patient_id is not None and session.get(Patient, body.patient_id) is None:
@@ -46,8 +51,17 @@ def list_users(user: CurrentUser, session: SessionDep) -> list[UserPublic]:
     return [UserPublic.model_validate(u) for u in srepo.list_users(session)]
 
 
-@router.put("/{user_id}/patients/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such user or patient"}, 409: {"description": "user is not a clinician"}})
-def assign_patient(user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
+@router.put(
+    "/{user_id}/patients/{patient_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        404: {"description": "no such user or patient"},
+        409: {"description": "user is not a clinician"},
+    },
+)
+def assign_patient(
+    user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep
+) -> Response:
     """Assign a patient to a clinician (admin only; idempotent)."""
     require_role(user, "admin")
     target = srepo.get_user(session, user_id=user_id)
@@ -56,13 +70,21 @@ def assign_patient(user_id: UserId, patient_id: str, user: CurrentUser, session:
     if session.get(Patient, patient_id) is None:
         raise not_found(f"patient {patient_id!r}")
     if target.role != "clinician":
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail="only clinicians are assigned patients")
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT, detail="only clinicians are assigned patients"
+        )
     srepo.assign_patient(session, user_id=user_id, patient_id=patient_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/{user_id}/patients/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such assignment"}})
-def unassign_patient(user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep) -> Response:
+@router.delete(
+    "/{user_id}/patients/{patient_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such assignment"}},
+)
+def unassign_patient(
+    user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep
+) -> Response:
     """Remove a clinician's assignment (admin only)."""
     require_role(user, "admin")
     if not srepo.unassign_patient(session, user_id=user_id, patient_id=patient_id):
