@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,20 +44,30 @@ class RPeaks:
         Sampling rate in Hz.
     method : str
         Registry name of the detector that found them.
+    vf_spans : numpy.ndarray
+        ``(k, 2)`` int64 half-open ``[start_idx, stop_idx)`` ventricular flutter/fibrillation
+        episodes in which the detector withheld beats (Heartline detectors only; peers and
+        VF-free signals give an empty array).
     """
 
     sample_idx: np.ndarray
     fs: float
     method: str
+    vf_spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.sample_idx.shape[0])
 
 
+def _run_heartline(ecg: np.ndarray, *, fs: float, **config: float) -> tuple[np.ndarray, np.ndarray]:
+    det = StreamingRPeakDetector(fs=fs, **config)
+    idx = np.concatenate((det.process(ecg), det.flush()))
+    return idx, np.asarray(det.vf_spans, dtype=np.int64).reshape(-1, 2)
+
+
 def heartline_detect(ecg: np.ndarray, *, fs: float, **config: float) -> np.ndarray:
     """Heartline's detector on a whole record (one chunk of :class:`StreamingRPeakDetector`)."""
-    det = StreamingRPeakDetector(fs=fs, **config)
-    return np.concatenate((det.process(ecg), det.flush()))
+    return _run_heartline(ecg, fs=fs, **config)[0]
 
 
 #: Registry: detector name -> ``f(ecg, *, fs) -> int64 sample indices``.
@@ -110,8 +120,12 @@ def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> 
         if method == "heartline":
             StreamingRPeakDetector(fs=fs)  # validates fs
         return RPeaks(np.zeros(0, dtype=np.int64), fs, method)
+    spans = np.zeros((0, 2), dtype=np.int64)
     try:
-        idx = np.asarray(DETECTORS[method](x, fs=fs), dtype=np.int64)
+        if method == "heartline":
+            idx, spans = _run_heartline(x, fs=fs)
+        else:
+            idx = np.asarray(DETECTORS[method](x, fs=fs), dtype=np.int64)
     except SignalError:
         raise
     except Exception as exc:  # peer libraries raise many types on odd input
@@ -119,4 +133,4 @@ def detect_r_peaks(ecg: np.ndarray, *, fs: float, method: str = "heartline") -> 
             f"R-peak method {method!r} failed on this signal ({type(exc).__name__}: {exc})"
         ) from exc
     idx = np.unique(idx[(idx >= 0) & (idx < x.size)])
-    return RPeaks(idx, fs, method)
+    return RPeaks(idx, fs, method, spans)

@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
+#: A candidate: (energy-peak idx, energy, max slope, refined R idx, VF-filter leakage).
+_Cand = tuple[int, float, float, int, float]
+
 
 @dataclass(frozen=True)
 class HeartlineDetectorConfig:
@@ -44,6 +47,11 @@ class HeartlineDetectorConfig:
     refine_start_s: float = 0.20
     refine_stop_s: float = 0.03
     min_qrs_amplitude_mv: float = 0.02
+    vf_band_hz: tuple[float, float] = (1.0, 30.0)
+    vf_window_s: float = 3.0
+    vf_enter_leakage: float = 0.45
+    vf_exit_leakage: float = 0.65
+    vf_max_gap_s: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -64,6 +72,13 @@ class HeartlineDetectorConfig:
             )
         if self.refine_stop_s >= self.refine_start_s:
             raise ValueError("refine_stop_s must be smaller than refine_start_s")
+        lo, hi = self.vf_band_hz
+        if not 0 < lo < hi:
+            raise ValueError(
+                f"vf_band_hz must be (low, high) with 0 < low < high, got {self.vf_band_hz}"
+            )
+        if self.vf_exit_leakage < self.vf_enter_leakage:
+            raise ValueError("vf_exit_leakage must not be smaller than vf_enter_leakage")
 
 
 class StreamingRPeakDetector:
@@ -90,13 +105,41 @@ class StreamingRPeakDetector:
        ``searchback_fraction`` x the threshold becomes a beat (search-back);
     6. each beat is moved to the largest absolute deflection of a lightly filtered copy of the
        ECG (``refine_band_hz``) in the window [-``refine_start_s``, -``refine_stop_s``] before the
-       energy peak, so negative QRS complexes are located as well as positive ones.
+       energy peak, so negative QRS complexes are located as well as positive ones;
+    7. ventricular flutter/fibrillation (VF) is not a sequence of beats (ANSI/AAMI EC57 leaves VF
+       episodes out of QRS scoring), so while the ECG looks like VF the detector emits no beats
+       and records the episode in :attr:`vf_spans` instead (for a VF alarm). The test is Kuo and
+       Dillman's "VF filter" (reviewed by Amann et al. 2005): on the ECG band-passed to
+       ``vf_band_hz`` (1-30 Hz), over the ``vf_window_s`` (3 s) ending at the beat's decision
+       time, the mean half period is ``N = round(pi * sum|V_i| / sum|V_i - V_(i-1)|)`` samples
+       and the leakage ``l = sum|V_i + V_(i-N)| / sum(|V_i| + |V_(i-N)|)``. A sinusoid cancels
+       (``l`` near 0), a QRS train with isoelectric segments does not. A VF episode starts at
+       the first accepted beat with ``l < vf_enter_leakage`` (0.45) and lasts while
+       ``l < vf_exit_leakage`` (0.65, hysteresis) and accepted waves keep coming less than
+       ``vf_max_gap_s`` (1 s) apart (VF has no pauses). ``vf_window_s=0`` disables it.
+
+    Step 7 runs inside the same causal decisions (no extra latency), so the first 1-2 s of a VF
+    episode, before the window is dominated by it, can still give beats. On the MIT-BIH
+    Arrhythmia Database it suppresses most flutter waves of record 207 (its only VF episodes)
+    and no annotated beat of the ventricular tachycardia or SVT runs (records 203, 205, 207, 210,
+    214, 215, 223, 232); sinusoidal ventricular tachycardia faster than about 250 bpm may be
+    reported as VF, which is also the clinically urgent reading.
 
     Every decision uses a fixed look-ahead of ``refractory_s`` after an energy peak, so the
     output does not depend on how the signal is cut into chunks: ``process`` on chunks of any
     size followed by ``flush`` returns exactly the peaks of one call on the whole record.
-    Parameters were set on the MIT-BIH Arrhythmia Database (lead MLII); results on the MIT-BIH
-    Noise Stress Test Database are reported separately by ``heartline bench qrs``.
+    Parameters were set on the MIT-BIH Arrhythmia Database (lead MLII), which is also the
+    database ``heartline bench qrs`` reports on, so its MIT-BIH numbers are development-set
+    numbers; results on the MIT-BIH Noise Stress Test Database are reported separately.
+
+    Attributes
+    ----------
+    vf_spans : list of tuple of int
+        Closed VF episodes ``(start_idx, stop_idx)`` (half-open, absolute samples): from the
+        first suppressed wave to the first beat after the episode (or the stream's end at
+        :meth:`flush`).
+    vf_start_idx : int or None
+        Start of the VF episode in progress, ``None`` outside VF.
 
     Parameters
     ----------
@@ -111,6 +154,13 @@ class StreamingRPeakDetector:
     32(3):230-236 (1985).
     Hamilton PS, Tompkins WJ. Quantitative investigation of QRS detection rules using the
     MIT/BIH arrhythmia database. IEEE Trans Biomed Eng 33(12):1157-1165 (1986).
+    Kuo S, Dillman R. Computer detection of ventricular fibrillation. Computers in Cardiology
+    5:347-349 (1978).
+    Amann A, Tratnig R, Unterkofler K. Reliability of old and new ventricular fibrillation
+    detection algorithms for automated external defibrillators. BioMedical Engineering OnLine
+    4:60 (2005).
+    ANSI/AAMI EC57:2012, Testing and reporting performance results of cardiac rhythm and ST
+    segment measurement algorithms (VF episodes excluded from QRS detection scoring).
 
     Examples
     --------
@@ -139,6 +189,12 @@ class StreamingRPeakDetector:
         self._sos_ref = sps.butter(
             2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos"
         )
+        lo, hi = cfg.vf_band_hz
+        self._sos_vf = sps.butter(2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos")
+        # The VF test runs on every k-th sample (about 100 Hz or more; the band ends at 30 Hz).
+        self._vf_step = max(1, int(fs_ // 100))
+        self._n_vf = round(cfg.vf_window_s * fs_ / self._vf_step)
+        self._vf_gap = cfg.vf_max_gap_s * fs_
         self._k = max(1, round(cfg.derivative_s * fs_))
         self._L = max(1, round(cfg.integration_s * fs_))
         self._w = max(1, round(cfg.refractory_s * fs_))
@@ -149,7 +205,7 @@ class StreamingRPeakDetector:
         # Energy of a QRS-band sinusoid of the minimum amplitude: the absolute floor of candidates.
         omega = 2 * np.pi * 12.0 / fs_
         self._floor = 0.5 * (2 * cfg.min_qrs_amplitude_mv * np.sin(omega * self._k / 2)) ** 2
-        self._lookback = max(self._L, self._r0) + 1
+        self._lookback = max(self._L, self._r0, self._n_vf * self._vf_step) + 1
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -157,6 +213,8 @@ class StreamingRPeakDetector:
         self._n_in = 0
         self._zi_qrs: np.ndarray | None = None
         self._zi_ref: np.ndarray | None = None
+        self._zi_vf: np.ndarray | None = None
+        self._vfx = np.zeros(0)
         self._bp_tail = np.zeros(self._k)
         self._s_last = 0.0
         self._s_tail = np.zeros(self._L)
@@ -168,7 +226,7 @@ class StreamingRPeakDetector:
         self._flushed = False
         # decision state
         self._initialized = False
-        self._pending: list[tuple[int, float, float, int]] = []
+        self._pending: list[_Cand] = []
         self._spk = 0.0
         self._npk = 0.0
         self._rr: list[int] = []
@@ -176,7 +234,9 @@ class StreamingRPeakDetector:
         self._last_pos = -1
         self._last_slope = 0.0
         self._last_emit = -1
-        self._noise: list[tuple[int, float, float, int]] = []
+        self._noise: list[_Cand] = []
+        self.vf_spans: list[tuple[int, int]] = []
+        self.vf_start_idx: int | None = None
 
     def reset(self) -> None:
         """Forget everything: the next sample is index 0 of a new stream."""
@@ -223,6 +283,8 @@ class StreamingRPeakDetector:
         if self._flushed:
             return _EMPTY.copy()
         out = self._decide(final=True)
+        if self.vf_start_idx is not None:
+            self._close_vf(self._n_in)
         self._flushed = True
         return out
 
@@ -232,8 +294,12 @@ class StreamingRPeakDetector:
             # Start both filters in steady state for the first sample (no start-up transient).
             self._zi_qrs = sps.sosfilt_zi(self._sos_qrs) * x[0]
             self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0]
+            self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0]
         bp, self._zi_qrs = sps.sosfilt(self._sos_qrs, x, zi=self._zi_qrs)
         ref, self._zi_ref = sps.sosfilt(self._sos_ref, x, zi=self._zi_ref)
+        if self._n_vf:
+            vfx, self._zi_vf = sps.sosfilt(self._sos_vf, x, zi=self._zi_vf)
+            self._vfx = np.concatenate((self._vfx, vfx))
         k, L = self._k, self._L
         bp_all = np.concatenate((self._bp_tail, bp))
         d = bp - bp_all[: bp.size]
@@ -250,7 +316,7 @@ class StreamingRPeakDetector:
         self._n_in += x.size
 
     # ------------------------------------------------------------------ candidates
-    def _candidates(self, final: bool) -> list[tuple[int, float, float, int]]:
+    def _candidates(self, final: bool) -> list[_Cand]:
         w = self._w
         end = self._n_in
         stop = end if final else end - w
@@ -277,7 +343,49 @@ class StreamingRPeakDetector:
         win = np.arange(self._r1, self._r0 + 1)
         ridx = np.maximum(pos[:, None] - win[None, :], off)
         rpos = ridx[np.arange(pos.size), np.abs(self._ref[ridx - off]).argmax(axis=1)]
-        return list(zip(pos.tolist(), amp.tolist(), slope.tolist(), rpos.tolist(), strict=True))
+        leak = self._leakages(pos + w)
+        return list(
+            zip(pos.tolist(), amp.tolist(), slope.tolist(), rpos.tolist(), leak, strict=True)
+        )
+
+    def _leakages(self, stops: np.ndarray) -> list[float]:
+        """Kuo's VF-filter leakage of the ``vf_window_s`` before each of ``stops``.
+
+        1.0 (no VF) where the window is not filled yet or the estimate is undefined. Each
+        window is reduced on its own, so the values do not depend on chunking.
+        """
+        n = self._n_vf
+        out = np.ones(stops.size)
+        if n < 4 or stops.size == 0:
+            return out.tolist()
+        k = self._vf_step
+        # Window ends on the absolute grid of every k-th sample: chunking cannot move them.
+        stops = (np.minimum(stops, self._n_in) - 1) // k * k
+        j = np.arange(n) * k
+        for b0 in range(0, stops.size, 256):
+            st = stops[b0 : b0 + 256]
+            ok = st - (n - 1) * k >= 0
+            if not ok.any():
+                continue
+            rows = np.flatnonzero(ok)
+            v = self._vfx[(st[rows] - (n - 1) * k - self._buf_start)[:, None] + j[None, :]]
+            av = np.abs(v)
+            s1 = av.sum(axis=1)
+            s2 = np.abs(np.diff(v, axis=1)).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                half = np.floor(np.pi * s1 / s2 + 0.5)
+            good = (s2 > 0) & (half >= 1) & (half < n // 2)
+            h = np.where(good, half, 1).astype(np.int64)
+            lag = np.arange(n)[None, :] - h[:, None]
+            keep = lag >= 0
+            vl = np.take_along_axis(v, np.maximum(lag, 0), axis=1)
+            num = np.where(keep, np.abs(v + vl), 0.0).sum(axis=1)
+            tot = np.where(keep, av + np.abs(vl), 0.0).sum(axis=1)
+            good &= tot > 0
+            res = np.ones(rows.size)
+            res[good] = num[good] / tot[good]
+            out[b0 + rows] = res
+        return out.tolist()
 
     def _trim(self) -> None:
         keep_from = min(self._scan_from - self._w, self._n_in) - self._lookback
@@ -286,6 +394,8 @@ class StreamingRPeakDetector:
             self._feat = self._feat[cut:]
             self._ref = self._ref[cut:]
             self._absd = self._absd[cut:]
+            if self._n_vf:
+                self._vfx = self._vfx[cut:]
             self._buf_start += cut
 
     # ------------------------------------------------------------------ decisions
@@ -316,31 +426,46 @@ class StreamingRPeakDetector:
         self._npk = 0.0
         self._initialized = True
 
-    def _classify_all(self, cands: list[tuple[int, float, float, int]], out: list[int]) -> None:
+    def _classify_all(self, cands: list[_Cand], out: list[int]) -> None:
         cfg = self.config
         frac, upd = cfg.threshold_fraction, cfg.level_update
-        w, tw, ratio = self._w, self._tw, cfg.twave_slope_ratio
+        w = self._w
         nf, cap = cfg.noise_factor, cfg.noise_cap
         for c in cands:
-            pos, amp, slope, _ = c
+            pos, amp, slope = c[0], c[1], c[2]
             if self._last_pos >= 0:
                 if pos - self._last_pos < w:
                     continue
                 if self._rr:
                     self._searchback(pos, out, final=False)
             thr = max(frac * self._spk, min(nf * self._npk, cap * self._spk))
-            if amp > thr and not (
-                self._last_pos >= 0
-                and pos - self._last_pos < tw
-                and slope < ratio * self._last_slope
-            ):
+            if amp > thr and not self._is_twave(pos, slope):
                 self._accept(c, out, upd)
             else:
                 self._npk += upd * (amp - self._npk)
                 self._noise.append(c)
 
-    def _accept(self, c: tuple[int, float, float, int], out: list[int], upd: float) -> None:
-        pos, amp, slope, rpos = c
+    def _is_twave(self, pos: int, slope: float) -> bool:
+        """Step 4: a flat candidate soon after the last beat is its T wave."""
+        return (
+            self._last_pos >= 0
+            and pos - self._last_pos < self._tw
+            and slope < self.config.twave_slope_ratio * self._last_slope
+        )
+
+    def _accept(self, c: _Cand, out: list[int], upd: float) -> None:
+        pos, amp, slope, rpos, leak = c
+        cfg = self.config
+        if self._n_vf:
+            in_vf = self.vf_start_idx is not None
+            gap_ok = self._last_pos >= 0 and pos - self._last_pos < self._vf_gap
+            thr = cfg.vf_exit_leakage if in_vf and gap_ok else cfg.vf_enter_leakage
+            now_vf = leak < thr
+            if now_vf and not in_vf:
+                self.vf_start_idx = rpos
+                logger.debug("VF episode starts at sample %d (leakage %.2f)", rpos, leak)
+            elif in_vf and not now_vf:
+                self._close_vf(rpos)
         self._amps.append(amp)
         if len(self._amps) > 8:
             del self._amps[0]
@@ -352,13 +477,24 @@ class StreamingRPeakDetector:
         self._last_pos = pos
         self._last_slope = slope
         self._noise = [n for n in self._noise if n[0] > pos]
-        if rpos > self._last_emit:
+        if self.vf_start_idx is None and rpos > self._last_emit:
             out.append(rpos)
             self._last_emit = rpos
 
+    def _close_vf(self, stop_idx: int) -> None:
+        assert self.vf_start_idx is not None
+        self.vf_spans.append((self.vf_start_idx, max(stop_idx, self.vf_start_idx + 1)))
+        logger.debug("VF episode %d-%d", *self.vf_spans[-1])
+        self.vf_start_idx = None
+
+    @property
+    def in_vf(self) -> bool:
+        """Whether a VF episode is in progress (beats are being withheld)."""
+        return self.vf_start_idx is not None
+
     def _searchback(self, now: int, out: list[int], *, final: bool) -> None:
         cfg = self.config
-        w, tw, ratio = self._w, self._tw, cfg.twave_slope_ratio
+        w = self._w
         while self._rr and self._noise:
             rr_mean = sum(self._rr) / len(self._rr)
             if now - self._last_pos <= cfg.searchback_rr_factor * rr_mean:
@@ -372,7 +508,7 @@ class StreamingRPeakDetector:
                 p = n[0]
                 if p - self._last_pos < w or (not final and now - p < w) or n[1] <= thr2:
                     continue
-                if p - self._last_pos < tw and n[2] < ratio * self._last_slope:
+                if self._is_twave(p, n[2]):
                     continue
                 if best is None or n[1] > best[1]:
                     best = n
