@@ -1,0 +1,447 @@
+"""``heartline train | evaluate | tune | ship`` and ``heartline bench models | classical`` (thin)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from heartline.cli.common import console, handle_errors
+from heartline.cli.main import DataDirOpt, app, bench_app
+
+ProtocolOpt = Annotated[
+    str, typer.Option("--protocol", help="inter-patient, intra-patient or cv10.")
+]
+QuickOpt = Annotated[
+    bool, typer.Option("--quick", help="Few records, 1 epoch, small networks (smoke runs, tests).")
+]
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", help="torch threads (keep 1 on a shared machine).")
+]
+BootOpt = Annotated[
+    int, typer.Option("--n-bootstrap", help="Bootstrap resamples of the 95 % CIs (by record).")
+]
+
+
+def _bad(exc: Exception) -> typer.BadParameter:
+    return typer.BadParameter(str(exc))
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    if n < 1:
+        raise typer.BadParameter("--threads must be >= 1")
+    torch.set_num_threads(n)
+
+
+def _floats(value: str, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be comma-separated numbers, got {value!r}") from None
+
+
+def _data(quick: bool, data_dir: Path | None) -> Any:
+    from heartline.training.protocols import ProtocolData
+
+    return ProtocolData.quick(data_dir=data_dir) if quick else ProtocolData(data_dir=data_dir)
+
+
+@app.command("train")
+@handle_errors
+def train(
+    config: Annotated[
+        Path,
+        typer.Option("--config", help="Experiment config (TOML).", exists=True, dir_okay=False),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the new run directory.")],
+    data_dir: DataDirOpt = None,
+    no_test: Annotated[
+        bool, typer.Option("--no-test", help="Do not score DS2 at the end.")
+    ] = False,
+    n_bootstrap: BootOpt = 200,
+) -> None:
+    """Train one experiment on DS1 (validation records inside DS1), score DS2 once, export ONNX."""
+    from heartline.training.config import load_config
+    from heartline.training.trainer import run_experiment
+
+    try:
+        cfg = load_config(config)
+    except ValueError as exc:
+        raise _bad(exc) from None
+    run = run_experiment(
+        cfg,
+        out=out,
+        data_dir=data_dir,
+        evaluate_test=not no_test,
+        progress=True,
+        n_bootstrap=n_bootstrap,
+    )
+    console.print(f"[green]run directory[/] {run}")
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for metrics.json, report.md and plots.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Registry name (trained under the protocol), always_n, a saved model folder or .onnx file, or 'shipped'.",
+        ),
+    ] = "shipped",
+    protocol: ProtocolOpt = "inter-patient",
+    rpeaks: Annotated[
+        str,
+        typer.Option("--rpeaks", help="Test R-peaks: annotated or detected (heartline detector)."),
+    ] = "annotated",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Experiment config (TOML) for a registry model's parameters and training.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Override max epochs of a deep model.")
+    ] = None,
+    learning_curve: Annotated[
+        str,
+        typer.Option(
+            "--learning-curve",
+            help="Comma-separated training fractions, e.g. 0.1,0.25,0.5,1 (retrains per point).",
+        ),
+    ] = "",
+    ablations: Annotated[
+        bool,
+        typer.Option("--ablations", help="Hybrid only: ablation table on the validation records."),
+    ] = False,
+    ablations_on_test: Annotated[
+        bool,
+        typer.Option(
+            "--ablations-on-test",
+            help="Also report ablations on the test set (reporting, never selection).",
+        ),
+    ] = False,
+    quick: QuickOpt = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: ThreadsOpt = 1,
+    n_bootstrap: BootOpt = 1000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train (registry model) or load (saved / shipped model) and evaluate under a protocol."""
+    import dataclasses
+
+    from heartline.training import evaluate as ev
+    from heartline.training.config import TrainConfig, load_config
+    from heartline.training.protocols import PROTOCOLS, RPEAK_SOURCES
+
+    _threads(threads)
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"--protocol must be one of {', '.join(PROTOCOLS)}")
+    if rpeaks not in RPEAK_SOURCES:
+        raise typer.BadParameter(f"--rpeaks must be one of {', '.join(RPEAK_SOURCES)}")
+    data = _data(quick, data_dir)
+    path = Path(model)
+    if model == "shipped" or path.exists():
+        if protocol != "inter-patient":
+            raise typer.BadParameter(
+                "a saved or shipped model was trained on DS1: evaluate it with --protocol inter-patient only"
+            )
+        clf, name = _load_model(model)
+        res, paths = ev.evaluate_saved(
+            clf,
+            out_dir=out,
+            model_name=name,
+            data=data,
+            rpeaks=rpeaks,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+    else:
+        if protocol == "cv10":
+            raise typer.BadParameter(
+                "cv10 compares models: use `heartline bench models --protocol cv10`"
+            )
+        params: dict[str, Any] = {}
+        train_cfg = TrainConfig(num_threads=threads)
+        if config is not None:
+            try:
+                cfg = load_config(config)
+            except ValueError as exc:
+                raise _bad(exc) from None
+            if cfg.model.name != model:
+                raise typer.BadParameter(f"--config is for model {cfg.model.name!r}, not {model!r}")
+            params, train_cfg = dict(cfg.model.params), cfg.train
+        if quick:
+            from heartline.bench.models import default_configs
+
+            qc = default_configs(quick=True, num_threads=threads).get(model)
+            if qc is not None and config is None:
+                params, train_cfg = dict(qc.model.params), qc.train
+        if epochs is not None:
+            train_cfg = dataclasses.replace(train_cfg, max_epochs=epochs)
+        try:
+            res, paths = ev.evaluate_model(
+                model,
+                protocol,
+                out_dir=out,
+                data=data,
+                rpeaks=rpeaks,
+                params=params,
+                train=train_cfg,
+                seed=seed,
+                n_bootstrap=n_bootstrap,
+                learning_fractions=_floats(learning_curve, "--learning-curve"),
+                ablations=ablations,
+                ablations_on_test=ablations_on_test,
+            )
+        except ValueError as exc:
+            raise _bad(exc) from None
+    m = res.metrics
+    console.print(
+        f"{res.model_name} {res.protocol} ({res.rpeaks}){' [LEAKY]' if res.leaky else ''}: accuracy {100 * m.accuracy:.2f} %, "
+        f"macro-F1 {100 * m.macro_f1:.2f} %, SVEB Se/+P {100 * m.sveb_se:.1f}/{100 * m.sveb_ppv:.1f} %, "
+        f"VEB Se/+P {100 * m.veb_se:.1f}/{100 * m.veb_ppv:.1f} %"
+    )
+    console.print(f"[green]wrote[/] {paths['metrics']}, {paths['report']}")
+
+
+def _load_model(model: str) -> tuple[Any, str]:
+    """A trained classifier from 'shipped', a .onnx file or a saved model folder."""
+    import json
+
+    from heartline.edge.runtime import OnnxBeatClassifier
+
+    if model == "shipped":
+        from heartline.edge.shipped import shipped_model_path
+
+        return OnnxBeatClassifier(shipped_model_path()), "shipped"
+    path = Path(model)
+    if path.is_file() and path.suffix == ".onnx":
+        return OnnxBeatClassifier(path), path.stem
+    folder = path / "model" if (path / "model").is_dir() else path
+    if (folder / "model.pt").is_file():
+        from heartline.models.deep import TorchBeatClassifier
+
+        clf = TorchBeatClassifier.load(folder)
+        return clf, clf.name
+    if (folder / "config.json").is_file():
+        from heartline.models.classical import CLASSICAL_MODELS
+
+        name = json.loads((folder / "config.json").read_text())["model"]
+        return CLASSICAL_MODELS[name].load(folder), name
+    raise typer.BadParameter(
+        f"--model: {model} is neither a registry name, 'shipped', a .onnx file nor a saved model folder"
+    )
+
+
+@app.command("tune")
+@handle_errors
+def tune(
+    out: Annotated[Path, typer.Option("--out", help="Run directory for the study.")],
+    trials: Annotated[int, typer.Option("--trials", help="Maximum number of trials.")] = 20,
+    timeout_s: Annotated[
+        float | None, typer.Option("--timeout-s", help="Maximum search time (s).")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Max epochs per trial.")] = 15,
+    trial_budget_s: Annotated[
+        float | None, typer.Option("--trial-budget-s", help="Training time budget per trial (s).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    quick: QuickOpt = False,
+    threads: ThreadsOpt = 1,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Optuna TPE search of the hybrid's hyper-parameters, scored on the DS1 validation records only."""
+    from heartline.training.config import TrainConfig
+    from heartline.training.tune import tune_hybrid
+
+    _threads(threads)
+    try:
+        base = TrainConfig(
+            max_epochs=epochs,
+            patience=4,
+            time_budget_s=trial_budget_s,
+            num_threads=threads,
+            batch_size=256 if quick else 64,
+        )
+        res = tune_hybrid(
+            out_dir=out,
+            n_trials=trials,
+            timeout_s=timeout_s,
+            seed=seed,
+            data=_data(quick, data_dir),
+            base_train=base,
+            base_params={"channels": 4, "feature_dim": 8, "lstm_hidden": 8} if quick else None,
+        )
+    except ValueError as exc:
+        raise _bad(exc) from None
+    console.print(
+        f"best validation macro-F1 {100 * res.best_value:.2f} % after {res.n_trials} trials ({res.seconds:.0f} s)"
+    )
+    console.print(
+        f"[green]wrote[/] {out / 'best.toml'}, {out / 'study.json'}, {out / 'trials.csv'}"
+    )
+
+
+@app.command("ship")
+@handle_errors
+def ship_cmd(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Trained hybrid run directory (model/ and config.toml).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    dest: Annotated[
+        Path | None,
+        typer.Option("--dest", help="Output folder (default: the package's assets/models)."),
+    ] = None,
+    quick: QuickOpt = False,
+    n_bootstrap: BootOpt = 1000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export, check (ONNX vs PyTorch <= 1e-4), score on DS2 and write the model card."""
+    from heartline.edge.shipped import ship
+
+    try:
+        rep = ship(
+            run_dir,
+            dest=dest,
+            data=_data(quick, data_dir),
+            n_bootstrap=n_bootstrap,
+            latency_beats=50 if quick else 500,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise _bad(exc) from None
+    console.print(
+        f"max |torch - onnx| {rep.max_abs_diff:.1e}; ONNX latency {rep.latency_ms_per_beat:.2f} ms/beat"
+    )
+    console.print(f"[green]wrote[/] {rep.onnx_path}, {rep.card_path}")
+
+
+@bench_app.command("models")
+@handle_errors
+def bench_models(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Run directory for models.json, models.md and per-model folders."
+        ),
+    ],
+    protocol: ProtocolOpt = "inter-patient",
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated subset (default: all).")
+    ] = "",
+    quick: QuickOpt = False,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated training seeds.")] = "0",
+    time_budget_s: Annotated[
+        float, typer.Option("--time-budget-s", help="Training budget per deep baseline (s).")
+    ] = 150.0,
+    hybrid_time_budget_s: Annotated[
+        float, typer.Option("--hybrid-time-budget-s", help="Training budget of the hybrid (s).")
+    ] = 420.0,
+    hybrid_config: Annotated[
+        Path | None, typer.Option("--hybrid-config", help="Experiment config (TOML) of the hybrid.")
+    ] = None,
+    rpeaks: Annotated[
+        str, typer.Option("--rpeaks", help="Comma-separated test R-peak sources.")
+    ] = "annotated,detected",
+    threads: ThreadsOpt = 1,
+    n_bootstrap: BootOpt = 1000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The hybrid and every baseline (deep, classical, always-N) under one protocol, in one run."""
+    from heartline.bench.models import default_configs, run_models_benchmark
+    from heartline.training.config import load_config
+
+    _threads(threads)
+    hp, ht = None, None
+    if hybrid_config is not None:
+        c = load_config(hybrid_config)
+        hp, ht = dict(c.model.params), c.train
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        cfgs = default_configs(
+            quick=quick,
+            time_budget_s=time_budget_s,
+            hybrid_time_budget_s=hybrid_time_budget_s,
+            num_threads=threads,
+            hybrid_params=hp,
+            hybrid_train=ht,
+        )
+        report = run_models_benchmark(
+            [m for m in models.split(",") if m.strip()] or None,
+            out_dir=out,
+            protocol=protocol,
+            quick=quick,
+            data=_data(quick, data_dir),
+            configs=cfgs,
+            seeds=seed_list,
+            n_bootstrap=n_bootstrap,
+            rpeaks=tuple(r for r in rpeaks.split(",") if r.strip()),
+            on_model=lambda n: console.print(f"[bold blue]{n}[/]"),
+        )
+    except ValueError as exc:
+        raise _bad(exc) from None
+    console.print((out / "models.md").read_text())
+    console.print(
+        f"[green]wrote[/] {out / 'models.json'}, {out / 'models.md'} ({report['total_seconds']:.0f} s)"
+    )
+
+
+@bench_app.command("classical")
+@handle_errors
+def bench_classical(
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated classical models (default: all).")
+    ] = "",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_bootstrap: BootOpt = 1000,
+    data_dir: DataDirOpt = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Beat cache folder.")
+    ] = None,
+) -> None:
+    """Classical baselines on DS1 -> DS2 (heartline.bench.classical)."""
+    from heartline.bench.classical import run_classical_benchmark
+
+    try:
+        summary = run_classical_benchmark(
+            [m for m in models.split(",") if m.strip()] or None,
+            out_dir=out,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            seed=seed,
+            n_bootstrap=n_bootstrap,
+        )
+    except ValueError as exc:
+        raise _bad(exc) from None
+    from rich.table import Table
+
+    table = Table(title="classical baselines, DS2 (inter-patient)")
+    for col in ("model", "accuracy", "macro-F1", "SVEB Se", "SVEB +P", "VEB Se", "VEB +P", "fit s"):
+        table.add_column(col)
+    for name, s in summary.items():
+        p = lambda x: "n/a" if x is None else f"{100 * x:.1f}"  # noqa: E731
+        table.add_row(
+            name,
+            p(s["accuracy"]),
+            p(s["macro_f1"]),
+            p(s["sveb_se"]),
+            p(s["sveb_ppv"]),
+            p(s["veb_se"]),
+            p(s["veb_ppv"]),
+            f"{s['fit_seconds']:.0f}",
+        )
+    console.print(table)
+    console.print(f"[green]wrote[/] {out / 'summary.json'}")

@@ -1,0 +1,192 @@
+"""`heartline train | evaluate | tune | ship | bench models | bench classical` on tiny subsets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from heartline.cli.main import app
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def invoke(*args: str) -> str:
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    invoke(
+        "bench",
+        "models",
+        "--quick",
+        "--models",
+        "hybrid,always_n",
+        "--out",
+        out,
+        "--n-bootstrap",
+        "20",
+        "--data-dir",
+        data_dir,
+    )
+    return out
+
+
+def test_bench_models_quick_writes_table_and_per_model_runs(bench_dir) -> None:
+    report = json.loads((bench_dir / "models.json").read_text())
+    assert list(report["models"]) == ["hybrid", "always_n"]
+    for m in report["models"].values():
+        assert set(m["mean"]) == {"annotated", "detected"}
+        assert 0 <= m["mean"]["annotated"]["accuracy"] <= 1
+    md = (bench_dir / "models.md").read_text()
+    assert "de Chazal et al. 2004" in md and "75.9" in md and "QUICK" in md
+    assert (bench_dir / "hybrid" / "annotated" / "metrics.json").is_file()
+    assert (bench_dir / "hybrid" / "model" / "model.pt").is_file()
+
+
+def test_evaluate_registry_model_quick(tmp_path, data_dir) -> None:
+    out = invoke(
+        "evaluate",
+        "--model",
+        "cnn",
+        "--protocol",
+        "inter-patient",
+        "--rpeaks",
+        "detected",
+        "--quick",
+        "--epochs",
+        "1",
+        "--n-bootstrap",
+        "10",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    assert "cnn inter-patient (detected)" in out
+    d = json.loads((tmp_path / "metrics.json").read_text())
+    assert d["protocol"] == "inter-patient" and d["rpeaks"] == "detected" and "n_missed_beats" in d
+    assert set(d["test_records"]) == {"100", "232"}
+
+
+def test_evaluate_intra_patient_is_leaky(tmp_path, data_dir) -> None:
+    out = invoke(
+        "evaluate",
+        "--model",
+        "decision_tree",
+        "--protocol",
+        "intra-patient",
+        "--quick",
+        "--n-bootstrap",
+        "0",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    assert "LEAKY" in out
+    assert json.loads((tmp_path / "metrics.json").read_text())["leaky"] is True
+
+
+def test_evaluate_saved_model_and_refuse_other_protocols(tmp_path, bench_dir, data_dir) -> None:
+    invoke(
+        "evaluate",
+        "--model",
+        bench_dir / "hybrid",
+        "--quick",
+        "--n-bootstrap",
+        "0",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    assert json.loads((tmp_path / "metrics.json").read_text())["model"] == "hybrid"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(bench_dir / "hybrid"),
+            "--protocol",
+            "intra-patient",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code != 0
+    res = runner.invoke(app, ["evaluate", "--model", "nope", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "valid names" in res.output
+
+
+def test_ship_quick_into_a_folder(tmp_path, bench_dir, data_dir) -> None:
+    out = invoke(
+        "ship",
+        bench_dir / "hybrid",
+        "--dest",
+        tmp_path,
+        "--quick",
+        "--n-bootstrap",
+        "10",
+        "--data-dir",
+        data_dir,
+    )
+    assert "max |torch - onnx|" in out
+    for name in (
+        "hybrid.onnx",
+        "hybrid.pt",
+        "hybrid.json",
+        "hybrid.toml",
+        "hybrid_metrics.json",
+        "MODEL_CARD.md",
+    ):
+        assert (tmp_path / name).is_file(), name
+    s = json.loads((tmp_path / "hybrid_metrics.json").read_text())
+    assert s["max_abs_diff_torch_vs_onnx"] <= 1e-4
+    assert set(s["ds2"]) == {"annotated", "detected"}
+    assert "Intended use" in (tmp_path / "MODEL_CARD.md").read_text()
+
+
+def test_tune_two_trials(tmp_path, data_dir) -> None:
+    invoke(
+        "tune",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--quick",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    assert (tmp_path / "best.toml").is_file()
+    assert len(json.loads((tmp_path / "study.json").read_text())["trials"]) == 2
+
+
+def test_train_from_config(tmp_path, data_dir) -> None:
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        'name = "tiny"\n[model]\nname = "decision_tree"\n[model.params]\nmax_train_beats = 2000\n'
+    )
+    out = invoke(
+        "train", "--config", cfg, "--out", tmp_path / "runs", "--no-test", "--data-dir", data_dir
+    )
+    assert "run directory" in out
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "metrics.json").is_file() and (run / "config.toml").is_file()
+
+
+def test_train_rejects_bad_config(tmp_path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('name = "x"\n[model]\nname = "hybrid"\n[train]\nlearning_rate = 1\n')
+    res = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "learning_rate" in res.output
