@@ -98,7 +98,10 @@ class ProcessorCounters:
     """Counters of one processor since it started.
 
     ``latency_p50_s``/``latency_p99_s``: frame receipt -> its results committed (NaN before the
-    first frame); ``quarantined`` maps reason -> count.
+    first frame). ``e2e_latency_*``: end of the frame on the device clock
+    (``start_time_s + duration_s``) -> results committed, by the server's wall clock (meaningful
+    when device clocks are synchronised, e.g. simulated devices on the same machine).
+    ``quarantined`` maps reason -> count.
     """
 
     frames_in: int
@@ -117,6 +120,8 @@ class ProcessorCounters:
     latency_p50_s: float
     latency_p99_s: float
     latency_max_s: float
+    e2e_latency_p50_s: float = float("nan")
+    e2e_latency_p99_s: float = float("nan")
 
     @property
     def quarantined_total(self) -> int:
@@ -270,6 +275,7 @@ class StreamProcessor:
         self._c: collections.Counter[str] = collections.Counter()
         self._quarantined: collections.Counter[str] = collections.Counter()
         self._latency: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
+        self._e2e: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
         self.connects = 0
         self.last_error: str | None = None
 
@@ -353,6 +359,7 @@ class StreamProcessor:
     def counters(self) -> ProcessorCounters:
         with self._lock:
             lat = np.asarray(self._latency, dtype=np.float64)
+            e2e = np.asarray(self._e2e, dtype=np.float64)
             c = dict(self._c)
             q = dict(self._quarantined)
         p50, p99, mx = (
@@ -377,12 +384,15 @@ class StreamProcessor:
             latency_p50_s=p50,
             latency_p99_s=p99,
             latency_max_s=mx,
+            e2e_latency_p50_s=float(np.percentile(e2e, 50)) if e2e.size else float("nan"),
+            e2e_latency_p99_s=float(np.percentile(e2e, 99)) if e2e.size else float("nan"),
         )
 
     def reset_latency(self) -> None:
         """Forget the latency samples (e.g. after a warm-up)."""
         with self._lock:
             self._latency.clear()
+            self._e2e.clear()
 
     def device_states(self) -> dict[str, dict[str, Any]]:
         """Per-device snapshot for status displays."""
@@ -560,6 +570,7 @@ class StreamProcessor:
 
         # acknowledgements after the commit
         done = time.monotonic()
+        wall = time.time()
         for m in batch:
             if m.qos > 0:
                 try:
@@ -579,8 +590,9 @@ class StreamProcessor:
             self._c["alerts_opened"] += sum(u.change == "opened" for u in updates)
             for _m, reason, _d in bad:
                 self._quarantined[reason] += 1
-            for m, _f, _s in to_store:
+            for m, f, _s in to_store:
                 self._latency.append(done - m.received)
+                self._e2e.append(wall - (f.start_time_s + f.duration_s))
             for m, _f in duplicates:
                 self._latency.append(done - m.received)
         if self.on_alert is not None:

@@ -1,0 +1,698 @@
+"""``heartline bench stream``: capacity, resilience and agreement of the live pipeline.
+
+Three measurements, written to ``OUT/stream.json`` and ``OUT/stream.md``:
+
+**Capacity.** The largest number of simulated 360 Hz, 2-lead patients (1 s frames, MIT-BIH
+records with arrhythmias) that the stream processor handles in real time with a p99 latency
+of at most 1 s and no lost frame, for two set-ups: Heartline's default (its own Mosquitto +
+SQLite) and the system Mosquitto (``127.0.0.1:1883``) + PostgreSQL (``127.0.0.1:5432``, a scratch
+database created and dropped by the run). The load generator publishes pre-built frames of
+every device at real-time pace from one process (device ``i`` is phase-shifted by ``i/N`` s);
+the processors run in their own processes (``workers``), as in a deployment. Latency is measured
+end to end: from the end of a frame on the (synchronised) device clock -- the moment a wearable
+would send it -- to its frame, vitals, beats and alerts being committed; generator lag therefore
+counts against the system; the first ``WARMUP_S`` seconds of a step (new devices starting their
+pipelines) are left out of the latency statistics, never out of the loss count. A step passes when every frame sent is stored within a drain period
+and the p99 latency is <= 1 s. The search doubles the load from ``start`` and then bisects.
+
+**Resilience.** Real device code (store-and-forward queues, storage acknowledgements) for
+``resilience_patients`` patients at real time: a hard broker kill (SIGKILL; the supervisor
+restarts it), a processor crash (SIGKILL of its process; a new one takes over its partitions and
+MQTT session) and one device offline for a while (scaled down with ``quick``). Afterwards frames
+sent (enqueued on the devices) must equal frames stored, with no duplicate row.
+
+**Agreement.** Live beat labels (frames over MQTT through the processor) against
+:func:`heartline.pipeline.classify_record` on the same record excerpts: the share of offline beats
+found live at the same sample with the same label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import platform
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run_stream_bench"]
+
+log = logging.getLogger(__name__)
+
+FS = 360.0
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SYSTEM_BROKER_URL = "mqtt://127.0.0.1:1883"
+P99_LIMIT_S = 1.0
+#: Seconds of each capacity step excluded from the latency statistics (never from loss counts).
+WARMUP_S = 3.0
+
+
+# ------------------------------------------------------------------------------ processors
+def _processor_main(conn: Any, host: str, port: int, db_url: str, model: str, partitions: list[int],
+                    n_partitions: int, client_id: str) -> None:  # pragma: no cover - child process
+    logging.basicConfig(level=logging.WARNING)
+    from heartline.ingestion.broker import BrokerAddress
+    from heartline.ingestion.processor import StreamProcessor
+
+    proc = StreamProcessor(address=BrokerAddress(host, port), database_url=db_url, model=model,
+                           partitions=partitions, n_partitions=n_partitions, client_id=client_id).start()
+    while True:
+        cmd = conn.recv()
+        if cmd == "counters":
+            conn.send(proc.counters().to_dict())
+        elif cmd == "reset":
+            proc.reset_latency()
+            conn.send(True)
+        elif cmd == "idle":
+            conn.send(proc.wait_idle(0.0))
+        elif cmd == "stop":
+            proc.stop()
+            conn.send(True)
+            return
+
+
+class _ProcessorPool:
+    """Stream processors in child processes, each owning some partitions."""
+
+    def __init__(self, *, host: str, port: int, db_url: str, model: Path, workers: int, n_partitions: int) -> None:
+        from heartline.ingestion.live import split_partitions
+
+        self.args = (host, port, db_url, str(model))
+        self.n_partitions = n_partitions
+        self.parts = split_partitions(n_partitions, workers)
+        self.tag = uuid.uuid4().hex[:6]
+        self.ctx = mp.get_context("spawn")
+        self.procs: list[Any] = [None] * workers
+        self.conns: list[Any] = [None] * workers
+        for i in range(workers):
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        parent, child = self.ctx.Pipe()
+        cid = f"bench-proc-{self.tag}-{i}"
+        p = self.ctx.Process(target=_processor_main, args=(child, *self.args, self.parts[i], self.n_partitions, cid),
+                             daemon=True)
+        p.start()
+        self.procs[i], self.conns[i] = p, parent
+
+    def _ask(self, cmd: str) -> list[Any]:
+        for c in self.conns:
+            c.send(cmd)
+        out = []
+        for c in self.conns:
+            if not c.poll(120):
+                raise RuntimeError(f"stream processor did not answer {cmd!r}")
+            out.append(c.recv())
+        return out
+
+    def counters(self) -> dict[str, Any]:
+        cs = self._ask("counters")
+        merged: dict[str, Any] = {}
+        for k in ("frames_in", "frames_stored", "frames_duplicate", "beats", "alerts_opened", "db_errors",
+                  "quarantined_total"):
+            merged[k] = int(sum(c[k] for c in cs))
+        for k in ("latency_p50_s", "latency_p99_s", "e2e_latency_p50_s", "e2e_latency_p99_s"):
+            vals = [c[k] for c in cs if c[k] == c[k]]
+            merged[k] = float(max(vals)) if vals else float("nan")
+        return merged
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self._ask("idle")):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def crash_restart(self, i: int) -> None:
+        self.procs[i].kill()
+        self.procs[i].join(10)
+        self._spawn(i)
+
+    def stop(self) -> None:
+        for i, c in enumerate(self.conns):
+            with contextlib.suppress(Exception):
+                c.send("stop")
+                if c.poll(30):
+                    c.recv()
+            self.procs[i].join(10)
+            if self.procs[i].is_alive():
+                self.procs[i].kill()
+
+
+# ------------------------------------------------------------------------------ load generator
+class _FramePool:
+    """Pre-built JSON fragments (ECG counts, vitals) of the first ``seconds`` of some records."""
+
+    def __init__(self, records: tuple[str, ...], seconds: int, data_dir: Path | None) -> None:
+        from itertools import islice
+
+        from heartline.devices.simulator import VirtualWearable, WearableConfig
+
+        self.records = records
+        self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
+        for r in records:
+            w = VirtualWearable(WearableConfig(device_id="pool", record=r, start_offset_s=0.0, seed=0),
+                                start_time_s=1.7e9, data_dir=data_dir)
+            per = []
+            for sf in islice(w.frames(), seconds):
+                f = sf.frame
+                vit = [{k: v for k, v in x.model_dump().items() if v is not None} for x in f.vitals]
+                for v in vit:
+                    v["time_s"] = v["time_s"] - f.start_time_s
+                per.append((json.dumps(f.ecg, separators=(",", ":")), vit))
+            self.frames.append(per)
+        self.seconds = seconds
+
+    def payload(self, record_idx: int, k: int, device_id: str, seq: int, start_time_s: float) -> bytes:
+        ecg, vit = self.frames[record_idx][k % self.seconds]
+        vitals = [{**v, "time_s": round(start_time_s + v["time_s"], 3)} for v in vit]
+        return (
+            f'{{"v":1,"device_id":"{device_id}","seq":{seq},"start_time_s":{start_time_s:.3f},'
+            f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
+            f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
+            f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
+        ).encode()
+
+
+@dataclass
+class _GenResult:
+    sent: int
+    acked: int
+    lag_p99_s: float
+    lag_max_s: float
+
+
+def _generate(address: Any, pool: _FramePool, device_ids: list[str], *, duration_s: int, n_partitions: int,
+              rate: float = 1.0, offsets: list[int] | None = None, clients: int = 4) -> _GenResult:
+    """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from heartline.ingestion.topics import frames_topic
+
+    n = len(device_ids)
+    cl = []
+    acked = [0]
+    lock = threading.Lock()
+
+    def on_publish(*_a: Any) -> None:
+        with lock:
+            acked[0] += 1
+
+    for c in range(min(clients, n)):
+        m = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{uuid.uuid4().hex[:8]}-{c}")
+        m.max_inflight_messages_set(65535)
+        m.max_queued_messages_set(0)
+        m.on_publish = on_publish
+        m.connect(address.host, address.port, keepalive=30)
+        m.loop_start()
+        cl.append(m)
+    topics = [frames_topic(d, partitions=n_partitions) for d in device_ids]
+    offsets = offsets if offsets is not None else [(7 * i) % pool.seconds for i in range(n)]
+    period = 1.0 / rate
+    t0_mono = time.monotonic() + 0.5
+    t0_wall = time.time() + 0.5
+    events = sorted(((k + 1) * period + i * period / n, i, k) for k in range(duration_s) for i in range(n))
+    lags = []
+    sent = 0
+    j = 0
+    while j < len(events):
+        now = time.monotonic() - t0_mono
+        due = events[j][0]
+        if due > now:
+            time.sleep(min(0.01, due - now))
+            continue
+        while j < len(events) and events[j][0] <= now:
+            t_due, i, k = events[j]
+            start_time = t0_wall + t_due - period  # the frame's first sample (synchronised clock)
+            p = pool.payload(i % len(pool.records), offsets[i] + k, device_ids[i], k, start_time)
+            cl[i % len(cl)].publish(topics[i], p, qos=1)
+            lags.append(now - t_due)
+            sent += 1
+            j += 1
+    deadline = time.monotonic() + 30
+    while acked[0] < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for m in cl:
+        m.disconnect()
+        m.loop_stop()
+    lag = np.asarray(lags) if lags else np.zeros(1)
+    return _GenResult(sent, acked[0], float(np.percentile(lag, 99)), float(lag.max()))
+
+
+# ------------------------------------------------------------------------------ database helpers
+def _register(db_url: str, device_ids: list[str]) -> None:
+    from heartline.storage import make_engine, make_session_factory, session_scope
+    from heartline.storage.repository import register_device, register_patient
+
+    engine = make_engine(db_url)
+    with session_scope(make_session_factory(engine)) as s:
+        for d in device_ids:
+            register_patient(s, patient_id=f"p-{d}")
+            register_device(s, device_id=d, patient_id=f"p-{d}")
+    engine.dispose()
+
+
+def _count_frames(db_url: str, prefix: str) -> tuple[int, int]:
+    """(rows, distinct (device, seq)) of devices named ``prefix-*``."""
+    from sqlalchemy import text
+
+    from heartline.storage import make_engine
+
+    engine = make_engine(db_url)
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT COUNT(*) FROM frames WHERE device_id LIKE :p"), {"p": f"{prefix}-%"}).scalar()
+        distinct = c.execute(
+            text("SELECT COUNT(*) FROM (SELECT DISTINCT device_id, seq FROM frames WHERE device_id LIKE :p) t"),
+            {"p": f"{prefix}-%"},
+        ).scalar()
+    engine.dispose()
+    return int(rows or 0), int(distinct or 0)
+
+
+@contextlib.contextmanager
+def _scratch_pg(admin_url: str):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    name = f"heartline_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# ------------------------------------------------------------------------------ capacity
+@dataclass
+class _Setup:
+    name: str
+    address: Any
+    db_url: str
+    pool: _ProcessorPool
+
+
+def _step(setup: _Setup, frames: _FramePool, n: int, duration_s: int, n_partitions: int, tag: str,
+          drain_s: float) -> dict[str, Any]:
+    prefix = f"{tag}{n}"
+    ids = [f"{prefix}-{i:05d}" for i in range(n)]
+    _register(setup.db_url, ids)
+    setup.pool.reset()
+    box: list[_GenResult] = []
+    th = threading.Thread(target=lambda: box.append(
+        _generate(setup.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions)))
+    th.start()
+    time.sleep(min(WARMUP_S, duration_s / 2))
+    setup.pool.reset()  # latency after the warm-up (new devices: pipelines start, first commits)
+    th.join()
+    if not box:
+        raise RuntimeError("the load generator failed")
+    gen = box[0]
+    deadline = time.monotonic() + drain_s
+    stored = _count_frames(setup.db_url, prefix)[0]
+    while stored < gen.sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stored = _count_frames(setup.db_url, prefix)[0]
+    c = setup.pool.counters()
+    lost = gen.sent - stored
+    p99 = c["e2e_latency_p99_s"]
+    ok = lost == 0 and p99 == p99 and p99 <= P99_LIMIT_S
+    res = {
+        "patients": n, "duration_s": duration_s, "frames_sent": gen.sent, "frames_stored": stored,
+        "frames_lost": lost, "p50_latency_s": c["e2e_latency_p50_s"], "p99_latency_s": p99,
+        "p99_receipt_to_commit_s": c["latency_p99_s"], "generator_lag_p99_s": gen.lag_p99_s,
+        "beats_total": c["beats"], "passed": bool(ok),
+    }
+    log.info("capacity %s N=%d: %s", setup.name, n, res)
+    return res
+
+
+def _search(setup: _Setup, frames: _FramePool, *, start: int, target: int, duration_s: int, n_partitions: int,
+            max_steps: int, drain_s: float, report: Callable[[str], None]) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    lo, hi = 0, None
+    n = start
+    tag = f"c{uuid.uuid4().hex[:4]}"
+    while len(steps) < max_steps:
+        report(f"capacity {setup.name}: {n} patients x {duration_s} s")
+        r = _step(setup, frames, n, duration_s, n_partitions, tag, drain_s)
+        steps.append(r)
+        if r["passed"]:
+            lo, best = n, r
+        else:
+            hi = n
+        if hi is None:
+            if n >= target:
+                break
+            n = min(target, n * 2)
+        else:
+            if hi - lo <= max(10, lo // 10):
+                break
+            n = (lo + hi) // 2
+        time.sleep(2.0)  # let the processors settle
+    out = {
+        "patients": lo,
+        "p99_latency_s": best["p99_latency_s"] if best else None,
+        "frames_lost": best["frames_lost"] if best else None,
+        "target_patients": target,
+        "target_met": lo >= target,
+        "steps": steps,
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------ resilience
+def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float, quick: bool, workers: int,
+                n_partitions: int, data_dir: Path | None, report: Callable[[str], None]) -> dict[str, Any]:
+    from heartline.devices.publisher import FramePublisher
+    from heartline.devices.simulator import Disconnect, SimFrame, VirtualWearable, WearableConfig, run_simulation
+    from heartline.devices.store_forward import StoreForwardQueue
+    from heartline.ingestion.broker import MosquittoSupervisor
+    from heartline.ingestion.live import ARRHYTHMIA_RECORDS
+    from heartline.storage import upgrade_database
+
+    run = out_dir / "resilience"
+    db_url = f"sqlite:///{run / 'heartline.db'}"
+    run.mkdir(parents=True, exist_ok=True)
+    upgrade_database(db_url)
+    kill_at, restart_at = 0.25 * duration_s, 0.45 * duration_s
+    offline = Disconnect(start_s=0.55 * duration_s, duration_s=(0.2 if quick else 0.3) * duration_s)
+    prefix = "res"
+    ids = [f"{prefix}-{i:04d}" for i in range(patients)]
+    _register(db_url, ids)
+    with MosquittoSupervisor(run / "broker") as broker, contextlib.ExitStack() as stack:
+        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_url, model=model,
+                              workers=workers, n_partitions=n_partitions)
+        stack.callback(pool.stop)
+        t0 = time.time()
+        wearables, pubs = [], []
+        for i, d in enumerate(ids):
+            q = stack.enter_context(StoreForwardQueue(run / "devices" / f"{d}.sqlite", synchronous="NORMAL"))
+            cfg = WearableConfig(device_id=d, record=ARRHYTHMIA_RECORDS[i % len(ARRHYTHMIA_RECORDS)],
+                                 start_offset_s=0.0, seed=i, disconnects=(offline,) if i == 0 else ())
+            wearables.append(VirtualWearable(cfg, start_time_s=t0, data_dir=data_dir))
+            pub = FramePublisher(q, address=broker.address, device_id=d, partitions=n_partitions,
+                                 delete_on="storage", storage_ack_timeout_s=5.0).start()
+            stack.callback(pub.stop)
+            pubs.append(pub)
+        events: list[str] = []
+
+        def publish(i: int, sf: SimFrame) -> None:
+            pubs[i].set_link(sf.link_up)
+            if sf.frame is not None:
+                pubs[i].publish(sf.frame)
+
+        def on_tick(t: float) -> None:
+            if "kill" not in events and t >= kill_at:
+                events.append("kill")
+                report(f"resilience: SIGKILL broker at t={t:.0f} s")
+                broker.kill()
+            if "restart" not in events and t >= restart_at:
+                events.append("restart")
+                report(f"resilience: SIGKILL processor 0 at t={t:.0f} s, new one started")
+                pool.crash_restart(0)
+
+        report(f"resilience: {patients} patients x {duration_s:.0f} s real time")
+        run_simulation(wearables, publish=publish, duration_s=duration_s, realtime=True, on_tick=on_tick)
+        for p in pubs:
+            p.set_link(True)
+        drained = all(p.flush(120) for p in pubs)
+        pool.wait_idle(30)
+        sent = sum(p.queue.counters().enqueued_total for p in pubs)
+        left = sum(len(p.queue) for p in pubs)
+        rows, distinct = _count_frames(db_url, prefix)
+        c = pool.counters()
+        replays = sum(p.counters().replays for p in pubs)
+    return {
+        "patients": patients, "duration_s": duration_s,
+        "events": {"broker_sigkill_at_s": kill_at, "processor_sigkill_restart_at_s": restart_at,
+                   "device_offline": {"device": ids[0], "start_s": offline.start_s, "duration_s": offline.duration_s}},
+        "broker_restarts": broker.restarts,
+        "frames_sent": int(sent), "frames_stored": rows, "frames_distinct": distinct,
+        "frames_lost": int(sent - distinct), "duplicate_rows": rows - distinct,
+        "frames_left_on_devices": left, "drained": bool(drained),
+        "duplicates_received_and_dropped": c["frames_duplicate"], "device_replays": replays,
+        "passed": bool(sent == rows == distinct and left == 0),
+    }
+
+
+# ------------------------------------------------------------------------------ agreement
+def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | None, workers: int,
+               n_partitions: int, report: Callable[[str], None]) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from sqlalchemy import text
+
+    from heartline.data.paths import record_path
+    from heartline.edge.runtime import OnnxBeatClassifier
+    from heartline.ingestion.broker import MosquittoSupervisor
+    from heartline.ingestion.live import ARRHYTHMIA_RECORDS
+    from heartline.io import read_record
+    from heartline.pipeline import classify_record
+    from heartline.storage import make_engine, upgrade_database
+
+    run = out_dir / "agreement"
+    run.mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{run / 'heartline.db'}"
+    upgrade_database(db_url)
+    records = ARRHYTHMIA_RECORDS
+    ids = [f"agr-{r}" for r in records]
+    _register(db_url, ids)
+    report(f"agreement: {len(records)} records x {duration_s} s, live vs classify_record")
+    frames = _FramePool(records, duration_s, data_dir)
+    with MosquittoSupervisor(run / "broker") as broker:
+        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_url, model=model,
+                              workers=workers, n_partitions=n_partitions)
+        try:
+            gen = _generate(broker.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions, rate=10.0,
+                            offsets=[0] * len(ids))
+            deadline = time.monotonic() + 60
+            while _count_frames(db_url, "agr")[0] < gen.sent and time.monotonic() < deadline:
+                time.sleep(0.5)
+            pool.wait_idle(30)
+        finally:
+            pool.stop()
+    clf = OnnxBeatClassifier(model)
+    engine = make_engine(db_url)
+    per: dict[str, Any] = {}
+    tot_off = tot_pos = tot_lab = 0
+    for r, d in zip(records, ids, strict=True):
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT seq, sample_idx, label FROM beats WHERE device_id = :d"), {"d": d}).all()
+        live = {int(s) * 360 + int(i): lab for s, i, lab in rows}
+        rec = read_record(record_path("mitdb", r, data_dir=data_dir))
+        ex = replace(rec, signal=rec.signal[: duration_s * 360])
+        off = classify_record(ex, model=clf)
+        # the live stream goes on: its last beats (within ~3 s of the end) are not out yet
+        keep = off.sample_idx < (duration_s - 3) * 360
+        n_off = int(keep.sum())
+        pos = sum(int(s) in live for s in off.sample_idx[keep])
+        lab = sum(live.get(int(s)) == lab for s, lab in zip(off.sample_idx[keep], off.labels[keep], strict=True))
+        per[r] = {"offline_beats": n_off, "same_sample_pct": 100.0 * pos / max(1, n_off),
+                  "same_label_pct": 100.0 * lab / max(1, n_off)}
+        tot_off, tot_pos, tot_lab = tot_off + n_off, tot_pos + pos, tot_lab + lab
+    engine.dispose()
+    return {
+        "records": list(records), "duration_s": duration_s, "offline_beats": tot_off,
+        "same_sample_pct": 100.0 * tot_pos / max(1, tot_off),
+        "agreement_pct": 100.0 * tot_lab / max(1, tot_off), "per_record": per,
+    }
+
+
+# ------------------------------------------------------------------------------ entry point
+def run_stream_bench(
+    out: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str],
+    quick: bool = False,
+    patients: int | None = None,
+    duration_s: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    postgres_admin_url: str = PG_ADMIN_URL,
+    system_broker_url: str = SYSTEM_BROKER_URL,
+    workers: int = 2,
+    n_partitions: int = 8,
+    target: int = 1000,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the stream benchmark into ``out`` (``stream.json``, ``stream.md``); returns the JSON dict.
+
+    Parameters
+    ----------
+    out : path-like
+        Run directory (created).
+    model : path-like
+        ONNX beat classifier.
+    quick : bool
+        Shorter steps and outages (minutes in total).
+    patients, duration_s : int, optional
+        Also run one fixed-load step (default set-up), reported as ``"fixed"``.
+    postgres_admin_url : str
+        PostgreSQL URL allowed to ``CREATE DATABASE`` (a scratch database is made and dropped).
+    system_broker_url : str
+        The system Mosquitto.
+    workers : int
+        Stream-processor processes.
+    n_partitions : int
+        Topic partitions.
+    target : int
+        Capacity the search stops at once reached.
+    """
+    from heartline.ingestion.broker import MosquittoSupervisor, parse_broker_url, wait_for_port
+    from heartline.ingestion.live import ARRHYTHMIA_RECORDS
+    from heartline.storage import upgrade_database
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = Path(model)
+    if not model.is_file():
+        raise FileNotFoundError(f"model: no ONNX model at {model}")
+    report = report or (lambda msg: log.info(msg))
+    data_dir_p = Path(data_dir) if data_dir is not None else None
+    step_s = 10 if quick else 20
+    max_steps = 5 if quick else 8
+    t_start = time.time()
+    frames = _FramePool(ARRHYTHMIA_RECORDS, 60, data_dir_p)
+    result: dict[str, Any] = {
+        "config": {
+            "quick": quick, "workers": workers, "partitions": n_partitions, "step_duration_s": step_s,
+            "p99_limit_s": P99_LIMIT_S, "fs_hz": FS, "leads": 2, "frame_s": 1.0, "model": str(model),
+            "records": list(ARRHYTHMIA_RECORDS), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "latency": "end of frame on the device clock -> results committed (server wall clock)",
+        },
+        "capacity": {},
+    }
+
+    # default set-up: own Mosquitto + SQLite
+    cap_dir = out_dir / "capacity_default"
+    cap_dir.mkdir(parents=True, exist_ok=True)
+    db_default = f"sqlite:///{cap_dir / 'heartline.db'}"
+    upgrade_database(db_default)
+    with MosquittoSupervisor(cap_dir / "broker") as broker:
+        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_default, model=model,
+                              workers=workers, n_partitions=n_partitions)
+        try:
+            setup = _Setup("default", broker.address, db_default, pool)
+            if patients:
+                report(f"fixed load: {patients} patients x {duration_s or step_s} s")
+                result["fixed"] = _step(setup, frames, patients, int(duration_s or step_s), n_partitions,
+                                        f"f{uuid.uuid4().hex[:4]}", drain_s=30)
+            result["capacity"]["default"] = _search(
+                setup, frames, start=50 if quick else 100, target=target, duration_s=step_s,
+                n_partitions=n_partitions, max_steps=max_steps, drain_s=20, report=report)
+        finally:
+            pool.stop()
+
+    # system Mosquitto + PostgreSQL
+    sys_addr = parse_broker_url(system_broker_url)
+    if not wait_for_port(sys_addr.host, sys_addr.port, timeout_s=2):
+        result["capacity"]["mosquitto_postgres"] = {"error": f"no broker at {system_broker_url}"}
+    else:
+        try:
+            with _scratch_pg(postgres_admin_url) as pg_url:
+                upgrade_database(pg_url)
+                pool = _ProcessorPool(host=sys_addr.host, port=sys_addr.port, db_url=pg_url, model=model,
+                                      workers=workers, n_partitions=n_partitions)
+                try:
+                    result["capacity"]["mosquitto_postgres"] = _search(
+                        _Setup("mosquitto_postgres", sys_addr, pg_url, pool), frames, start=50 if quick else 100,
+                        target=target, duration_s=step_s, n_partitions=n_partitions, max_steps=max_steps,
+                        drain_s=20, report=report)
+                finally:
+                    pool.stop()
+        except Exception as exc:  # report, do not hide: the entry says what failed
+            log.exception("mosquitto_postgres capacity failed")
+            result["capacity"]["mosquitto_postgres"] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    result["resilience"] = _resilience(out_dir, model, patients=8 if quick else 20,
+                                       duration_s=40.0 if quick else 90.0, quick=quick, workers=workers,
+                                       n_partitions=n_partitions, data_dir=data_dir_p, report=report)
+    result["agreement"] = _agreement(out_dir, model, duration_s=60 if quick else 300, data_dir=data_dir_p,
+                                     workers=workers, n_partitions=n_partitions, report=report)
+    result["elapsed_s"] = time.time() - t_start
+    (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
+    (out_dir / "stream.md").write_text(_markdown(result))
+    return result
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.{nd}f}"
+    return str(v)
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    cfg = r["config"]
+    lines = [
+        "# Stream benchmark",
+        "",
+        f"{cfg['workers']} processor processes, {cfg['partitions']} partitions, {cfg['cpu_count']} CPU cores; "
+        f"360 Hz 2-lead patients, 1 s frames; latency = {cfg['latency']}; pass = p99 <= {cfg['p99_limit_s']} s "
+        f"and no frame lost. Model: `{Path(cfg['model']).name}`.",
+        "",
+        "## Capacity",
+        "",
+        "| set-up | patients (real time) | p99 latency (s) | frames lost | target met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, c in r["capacity"].items():
+        if "error" in c:
+            lines.append(f"| {name} | error: {c['error']} | | | |")
+        else:
+            lines.append(f"| {name} | {c['patients']} | {_fmt(c['p99_latency_s'])} | {_fmt(c['frames_lost'])} | "
+                         f"{'yes' if c['target_met'] else 'no (target ' + str(c['target_patients']) + ')'} |")
+    lines += ["", "Search steps:", "", "| set-up | patients | sent | stored | lost | p50 (s) | p99 (s) | "
+              "receipt->commit p99 (s) | generator lag p99 (s) | pass |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, c in r["capacity"].items():
+        for s in c.get("steps", []):
+            lines.append(f"| {name} | {s['patients']} | {s['frames_sent']} | {s['frames_stored']} | {s['frames_lost']} | "
+                         f"{_fmt(s['p50_latency_s'])} | {_fmt(s['p99_latency_s'])} | {_fmt(s['p99_receipt_to_commit_s'])} | "
+                         f"{_fmt(s['generator_lag_p99_s'])} | {'yes' if s['passed'] else 'no'} |")
+    if "fixed" in r:
+        f = r["fixed"]
+        lines += ["", "## Fixed load", "", f"{f['patients']} patients x {f['duration_s']} s: sent {f['frames_sent']}, "
+                  f"stored {f['frames_stored']}, lost {f['frames_lost']}, p50 {_fmt(f['p50_latency_s'])} s, "
+                  f"p99 {_fmt(f['p99_latency_s'])} s, pass: {f['passed']}."]
+    res = r["resilience"]
+    ev = res["events"]
+    lines += [
+        "", "## Resilience", "",
+        f"{res['patients']} patients x {res['duration_s']:.0f} s real time (own Mosquitto + SQLite, storage acks): "
+        f"broker SIGKILL at {ev['broker_sigkill_at_s']:.0f} s, processor SIGKILL + restart at "
+        f"{ev['processor_sigkill_restart_at_s']:.0f} s, {ev['device_offline']['device']} offline "
+        f"{ev['device_offline']['start_s']:.0f}-{ev['device_offline']['start_s'] + ev['device_offline']['duration_s']:.0f} s.",
+        "",
+        "| frames sent | stored | lost | duplicate rows | duplicates received (dropped) | device replays | pass |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+        f"| {res['frames_sent']} | {res['frames_stored']} | {res['frames_lost']} | {res['duplicate_rows']} | "
+        f"{res['duplicates_received_and_dropped']} | {res['device_replays']} | {'yes' if res['passed'] else 'no'} |",
+    ]
+    a = r["agreement"]
+    lines += ["", "## Agreement (live vs `classify_record`)", "",
+              f"{len(a['records'])} records x {a['duration_s']} s: {a['offline_beats']} offline beats; same sample "
+              f"{a['same_sample_pct']:.2f} %, same sample and label {a['agreement_pct']:.2f} %.", "",
+              "| record | offline beats | same sample % | same label % |", "|---|---:|---:|---:|"]
+    for rec, v in a["per_record"].items():
+        lines.append(f"| {rec} | {v['offline_beats']} | {v['same_sample_pct']:.2f} | {v['same_label_pct']:.2f} |")
+    lines += ["", f"Total run time {r['elapsed_s']:.0f} s.", ""]
+    return "\n".join(lines)
