@@ -37,7 +37,9 @@ def test_bench_qrs_cli_writes_reports(tmp_path: Path) -> None:
             "--nstdb-records",
             "118e00,119e00",
             "--detectors",
-            "heartline,neurokit_pantompkins1985",
+            "heartline,heartline_2lead,neurokit_pantompkins1985",
+            "--repeats",
+            "2",
             "--out",
             str(out),
         ],
@@ -45,7 +47,10 @@ def test_bench_qrs_cli_writes_reports(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((out / "qrs.json").read_text())
     assert report["tolerance_ms"] == 150 and report["quick"] is True
-    assert set(report["detectors"]) == {"heartline", "neurokit_pantompkins1985"}
+    assert set(report["detectors"]) == {"heartline", "heartline_2lead", "neurokit_pantompkins1985"}
+    assert report["repeats"] == 2 and "heartline_2lead" in report["lead"]
+    two = report["detectors"]["heartline_2lead"]["mitdb"]
+    assert two["se"] > 0.99 and two["tp"] + two["fn"] == 2273
     h = report["detectors"]["heartline"]
     for key in ("se", "ppv", "f1", "tp", "fp", "fn", "seconds", "realtime_factor", "per_record"):
         assert key in h["mitdb"]
@@ -78,3 +83,15 @@ def test_bench_qrs_cli_errors(tmp_path: Path) -> None:
         app, ["bench", "qrs", "--detectors", "nope", "--out", str(tmp_path / "o")]
     )
     assert result.exit_code != 0 and "nope" in result.output
+
+
+def test_run_qrs_benchmark_rejects_bad_repeats() -> None:
+    import pytest
+
+    from heartline.bench.qrs import run_qrs_benchmark
+
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="repeats"):
+            run_qrs_benchmark(
+                detectors=["heartline"], repeats=bad, mitdb_records=(), nstdb_records=()
+            )

@@ -15,6 +15,8 @@ from heartline.errors import SignalError
 from heartline.io import read_annotations, read_record
 from heartline.signal.rpeaks import (
     DETECTORS,
+    MULTI_LEAD,
+    MultiLeadRPeakDetector,
     RPeaks,
     StreamingRPeakDetector,
     detect_r_peaks,
@@ -158,17 +160,29 @@ def test_registry_names_and_unknown_method() -> None:
         detect_r_peaks(np.zeros(100), fs=FS, method="nope")
 
 
+@pytest.fixture(scope="module")
+def rec100_2lead(mitdb_dir: Path) -> np.ndarray:
+    return read_record(mitdb_dir / "100", sampto=int(60 * FS)).signal
+
+
 @pytest.mark.parametrize("method", sorted(DETECTORS))
-def test_every_detector_runs_on_30_s(rec100: tuple[np.ndarray, np.ndarray], method: str) -> None:
+def test_every_detector_runs_on_30_s(
+    rec100: tuple[np.ndarray, np.ndarray], rec100_2lead: np.ndarray, method: str
+) -> None:
     x = rec100[0][: int(30 * FS)]
     beats = rec100[1][rec100[1] < x.size]
+    if method in MULTI_LEAD:
+        x = rec100_2lead[: int(30 * FS)]
+        assert x.shape[1] == MULTI_LEAD[method]
     peaks = detect_r_peaks(x, fs=FS, method=method)
     assert peaks.method == method and peaks.sample_idx.dtype == np.int64
     c = match_beats(beats, peaks.sample_idx, tolerance=round(0.15 * FS))
     assert c.se > 0.9 and c.ppv > 0.9, (method, c)
     # Peers behave on the inputs they cannot handle themselves.
-    assert detect_r_peaks(np.zeros(0), fs=FS, method=method).sample_idx.size == 0
-    assert detect_r_peaks(np.full(int(5 * FS), 0.5), fs=FS, method=method).sample_idx.size == 0
+    shape = (0, x.shape[1]) if x.ndim == 2 else (0,)
+    assert detect_r_peaks(np.zeros(shape), fs=FS, method=method).sample_idx.size == 0
+    flat = np.full((int(5 * FS), *shape[1:]), 0.5)
+    assert detect_r_peaks(flat, fs=FS, method=method).sample_idx.size == 0
 
 
 # ---------------------------------------------------------------- ventricular flutter / VF
@@ -243,3 +257,55 @@ def test_real_flutter_suppressed_and_vt_runs_kept(mitdb_dir: Path) -> None:
         np.testing.assert_array_equal(p.sample_idx, np.concatenate((off.process(x), off.flush())))
         c = match_beats(ref, p.sample_idx, tolerance=round(0.15 * FS))
         assert c.se > min_se and c.ppv > 0.99, (record, c)
+
+
+# ---------------------------------------------------------------- two leads
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=10))
+def test_two_lead_detector_is_chunk_invariant(rec100_2lead: np.ndarray, sizes: list[int]) -> None:
+    x = rec100_2lead[: int(30 * FS)]
+    whole = detect_r_peaks(x, fs=FS, method="heartline_2lead").sample_idx
+    assert whole.size > 30
+    det = MultiLeadRPeakDetector(fs=FS)
+    out, i, k = [], 0, 0
+    while i < x.shape[0]:
+        out.append(det.process(x[i : i + sizes[k % len(sizes)]]))
+        i += sizes[k % len(sizes)]
+        k += 1
+    out.append(det.flush())
+    np.testing.assert_array_equal(np.concatenate(out), whole)
+
+
+def test_two_lead_detector_follows_the_clean_lead(
+    rec100_2lead: np.ndarray, rec100: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Noise bursts on lead 0 only: the 2-lead detector leans on lead 1 and beats lead 0 alone."""
+    x = rec100_2lead.copy()
+    beats = rec100[1][rec100[1] < x.shape[0]]
+    rng = np.random.default_rng(1)
+    t = np.arange(x.shape[0]) / FS
+    burst = ((t % 10) > 4) & ((t % 10) < 7)  # 3 s of every 10 s
+    x[burst, 0] += rng.normal(0, 0.5, burst.sum())  # broadband noise, about 0 dB
+    tol = round(0.15 * FS)
+    one = match_beats(beats, detect_r_peaks(x[:, 0], fs=FS).sample_idx, tolerance=tol)
+    two = match_beats(beats, detect_r_peaks(x, fs=FS, method="heartline_2lead").sample_idx,
+                      tolerance=tol)  # fmt: skip
+    assert two.fp + two.fn < one.fp + one.fn and two.f1 > 0.95, (one, two)
+
+
+def test_two_lead_bad_input() -> None:
+    with pytest.raises(SignalError, match=r"\(n_samples, 2\)"):
+        detect_r_peaks(np.zeros(1000), fs=FS, method="heartline_2lead")
+    x = np.zeros((1000, 2))
+    x[10, 1] = np.nan
+    with pytest.raises(SignalError, match="NaN"):
+        detect_r_peaks(x, fs=FS, method="heartline_2lead")
+    det = MultiLeadRPeakDetector(fs=FS)
+    with pytest.raises(SignalError, match="2 leads"):
+        det.process(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="n_leads"):
+        MultiLeadRPeakDetector(fs=FS, n_leads=0)

@@ -46,6 +46,12 @@ def bench_qrs(
             help="Comma-separated NSTDB records, e.g. 118e00,119e00 ('' for none).",
         ),
     ] = None,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            "--repeats", min=1, help="Runs per detector and record; the fastest is reported."
+        ),
+    ] = 3,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Benchmark R-peak detectors: Se, +P, F1 (150 and 50 ms), time, NSTDB F1 vs SNR."""
@@ -89,6 +95,7 @@ def bench_qrs(
             mitdb_records=mit,
             nstdb_records=nst,
             quick=subset,
+            repeats=repeats,
             on_step=step,
         )
     paths = write_qrs_report(report, out)

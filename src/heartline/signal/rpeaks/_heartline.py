@@ -12,7 +12,7 @@ from scipy.ndimage import maximum_filter1d
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
 
-__all__ = ["HeartlineDetectorConfig", "StreamingRPeakDetector"]
+__all__ = ["HeartlineDetectorConfig", "MultiLeadRPeakDetector", "StreamingRPeakDetector"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class HeartlineDetectorConfig:
     vf_enter_leakage: float = 0.45
     vf_exit_leakage: float = 0.65
     vf_max_gap_s: float = 1.0
+    lead_power_s: float = 5.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -266,9 +267,8 @@ class StreamingRPeakDetector:
         if self._flushed:
             raise SignalError("this detector was flushed; call reset() to start a new stream")
         x = np.asarray(chunk, dtype=np.float64)
-        if x.ndim != 1:
-            raise SignalError(f"chunk must be 1-D, got shape {x.shape}")
-        if x.size == 0:
+        self._check_shape(x)
+        if x.shape[0] == 0:
             return _EMPTY.copy()
         if not np.all(np.isfinite(x)):
             n_bad = int(np.count_nonzero(~np.isfinite(x)))
@@ -289,31 +289,45 @@ class StreamingRPeakDetector:
         return out
 
     # ------------------------------------------------------------------ filtering
-    def _filter(self, x: np.ndarray) -> None:
+    def _check_shape(self, x: np.ndarray) -> None:
+        if x.ndim != 1:
+            raise SignalError(f"chunk must be 1-D, got shape {x.shape}")
+
+    def _front_end(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """QRS-band derivative ``d`` and its square for ``x``; updates ``_ref`` and ``_vfx``."""
         if self._zi_qrs is None:
-            # Start both filters in steady state for the first sample (no start-up transient).
+            # Start the filters in steady state for the first sample (no start-up transient).
             self._zi_qrs = sps.sosfilt_zi(self._sos_qrs) * x[0]
             self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0]
             self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0]
         bp, self._zi_qrs = sps.sosfilt(self._sos_qrs, x, zi=self._zi_qrs)
-        ref, self._zi_ref = sps.sosfilt(self._sos_ref, x, zi=self._zi_ref)
-        if self._n_vf:
-            vfx, self._zi_vf = sps.sosfilt(self._sos_vf, x, zi=self._zi_vf)
-            self._vfx = np.concatenate((self._vfx, vfx))
-        k, L = self._k, self._L
+        self._primary_front_end(x)
+        k = self._k
         bp_all = np.concatenate((self._bp_tail, bp))
         d = bp - bp_all[: bp.size]
         self._bp_tail = bp_all[-k:]
+        return np.abs(d), d * d
+
+    def _primary_front_end(self, x: np.ndarray) -> None:
+        """Refinement and VF-test signals of the primary lead ``x`` (1-D)."""
+        ref, self._zi_ref = sps.sosfilt(self._sos_ref, x, zi=self._zi_ref)
+        self._ref = np.concatenate((self._ref, ref))
+        if self._n_vf:
+            vfx, self._zi_vf = sps.sosfilt(self._sos_vf, x, zi=self._zi_vf)
+            self._vfx = np.concatenate((self._vfx, vfx))
+
+    def _filter(self, x: np.ndarray) -> None:
+        absd, d2 = self._front_end(x)
+        L = self._L
         # Running sum with the carry prepended: bit-identical for any chunking.
-        s = np.cumsum(np.concatenate(([self._s_last], d * d)))[1:]
+        s = np.cumsum(np.concatenate(([self._s_last], d2)))[1:]
         s_all = np.concatenate((self._s_tail, s))
         feat = (s - s_all[: s.size]) * (1.0 / L)
         self._s_last = float(s[-1])
         self._s_tail = s_all[-L:]
         self._feat = np.concatenate((self._feat, feat))
-        self._ref = np.concatenate((self._ref, ref))
-        self._absd = np.concatenate((self._absd, np.abs(d)))
-        self._n_in += x.size
+        self._absd = np.concatenate((self._absd, absd))
+        self._n_in += x.shape[0]
 
     # ------------------------------------------------------------------ candidates
     def _candidates(self, final: bool) -> list[_Cand]:
@@ -515,3 +529,77 @@ class StreamingRPeakDetector:
             if best is None:
                 return
             self._accept(best, out, 2 * cfg.level_update)
+
+
+class MultiLeadRPeakDetector(StreamingRPeakDetector):
+    """:class:`StreamingRPeakDetector` on several simultaneous leads (``"heartline_2lead"``).
+
+    Only step 1 changes: the squared QRS-band derivative of each lead is weighted by the inverse
+    of that lead's recent mean (an exponential average over ``lead_power_s``, 5 s) and the
+    weighted mean of the leads is integrated. A lead's QRS energy per unit of its own average
+    energy is roughly lead-independent when it is clean, while a lead hit by a noise burst has
+    a large average and so little weight: the fusion follows the cleaner lead sample by sample
+    without any explicit quality classifier (inverse-power weighting, as in multi-lead QRS
+    detectors that combine per-lead feature signals, e.g. Christov 2004). Beat positions are
+    refined and the VF test runs on the first (primary) lead. Chunk invariance and latency are
+    those of the single-lead detector.
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz (at least 50 Hz).
+    n_leads : int
+        Number of columns of every chunk (2 by default).
+    **config
+        Fields of :class:`HeartlineDetectorConfig` to override.
+
+    References
+    ----------
+    Christov II. Real time electrocardiogram QRS detection using combined adaptive threshold.
+    BioMedical Engineering OnLine 3:28 (2004).
+
+    Examples
+    --------
+    >>> det = MultiLeadRPeakDetector(fs=250.0)
+    >>> det.process(np.zeros((500, 2))).tolist(), det.flush().tolist()
+    ([], [])
+    """
+
+    def __init__(
+        self, *, fs: float, n_leads: int = 2, **config: float | tuple[float, float]
+    ) -> None:
+        if isinstance(n_leads, bool) or not isinstance(n_leads, int) or n_leads < 1:
+            raise ValueError(f"n_leads must be a positive int, got {n_leads!r}")
+        self.n_leads = n_leads
+        super().__init__(fs=fs, **config)
+        alpha = 1.0 - np.exp(-1.0 / max(1.0, self.config.lead_power_s * self.fs))
+        self._pow_b = np.array([alpha])
+        self._pow_a = np.array([1.0, alpha - 1.0])
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._zi_pow: np.ndarray | None = None
+
+    def _check_shape(self, x: np.ndarray) -> None:
+        if x.ndim != 2 or x.shape[1] != self.n_leads:
+            raise SignalError(
+                f"chunk must be 2-D (samples, {self.n_leads} leads), got shape {x.shape}"
+            )
+
+    def _front_end(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._zi_qrs is None:
+            self._zi_qrs = sps.sosfilt_zi(self._sos_qrs)[:, :, None] * x[0][None, None, :]
+            self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0, 0]
+            self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0, 0]
+            self._bp_tail = np.zeros((self._k, self.n_leads))
+            self._zi_pow = np.zeros((1, self.n_leads))
+        bp, self._zi_qrs = sps.sosfilt(self._sos_qrs, x, axis=0, zi=self._zi_qrs)
+        self._primary_front_end(x[:, 0])
+        bp_all = np.concatenate((self._bp_tail, bp))
+        d = bp - bp_all[: bp.shape[0]]
+        self._bp_tail = bp_all[-self._k :]
+        d2 = d * d
+        power, self._zi_pow = sps.lfilter(self._pow_b, self._pow_a, d2, axis=0, zi=self._zi_pow)
+        w = 1.0 / (power + self._floor)
+        fused = (d2 * w).sum(axis=1) / w.sum(axis=1)
+        return np.sqrt(fused), fused
