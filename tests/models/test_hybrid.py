@@ -72,6 +72,7 @@ def test_output_shapes_and_two_entry_points_agree() -> None:
     torch.testing.assert_close(out.logits, logits)
     torch.testing.assert_close(out.next_logits, next_logits)
     assert tiny()(w, r).shape == (5, 5)  # no early-alarm head: a single tensor
+    assert tiny(fusion="concat", contrast=True)(w, r).shape == (5, 5)
 
 
 def test_parameter_count_is_small() -> None:
@@ -152,6 +153,8 @@ def test_auxiliary_losses_are_finite_and_switchable() -> None:
 def test_invalid_options_raise() -> None:
     with pytest.raises(ValueError, match="morphology"):
         tiny(morphology="round")
+    with pytest.raises(ValueError, match="fusion"):
+        tiny(fusion="max")
     with pytest.raises(ValueError, match="context_k"):
         tiny(context_k=-1)
     with pytest.raises(ValueError, match="qrs"):

@@ -139,6 +139,9 @@ class HybridNet(BeatNet):
         Weight of the QRS-kernel penalty (0: off).
     morphology : {"symmetry", "tv", "both"}
         Which QRS-kernel penalty.
+    fusion : {"sum", "concat"}
+        How the attention-weighted lead features are combined: summed (one lead-agnostic vector)
+        or concatenated (lead identity kept, ``n_leads`` times larger).
     contrast : bool
         Also feed the head the difference between the current beat's features and the mean
         features of its ``context_k`` previous beats (how unlike the patient's recent beats it is).
@@ -163,10 +166,14 @@ class HybridNet(BeatNet):
         morphology_weight: float = 0.0,
         morphology: str = "both",
         contrast: bool = False,
+        fusion: str = "sum",
     ) -> None:
         super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
         if context_k < 0:
             raise ValueError(f"context_k must be >= 0, got {context_k}")
+        if fusion not in ("sum", "concat"):
+            raise ValueError(f"fusion must be 'sum' or 'concat', got {fusion!r}")
+        self.fusion = fusion
         if morphology not in MORPHOLOGY_MODES:
             raise ValueError(
                 f"morphology must be one of {list(MORPHOLOGY_MODES)}, got {morphology!r}"
@@ -198,8 +205,9 @@ class HybridNet(BeatNet):
         att_dim = 16
         self.att_proj = nn.Linear(lead_dim, att_dim)
         self.att_vec = nn.Parameter(torch.randn(n_leads, att_dim) * 0.1)
+        fused_dim = lead_dim * (n_leads if fusion == "concat" else 1)
         self.proj = nn.Sequential(
-            nn.Linear(lead_dim + n_rr, feature_dim), nn.ReLU(), nn.Dropout(dropout)
+            nn.Linear(fused_dim + n_rr, feature_dim), nn.ReLU(), nn.Dropout(dropout)
         )
         self.lstm = nn.LSTM(feature_dim, lstm_hidden, batch_first=True)
         self.contrast = bool(contrast) and context_k > 0
@@ -240,7 +248,8 @@ class HybridNet(BeatNet):
         """Per-beat features ``(U, feature_dim)`` from ``windows (U, leads, L)`` and ``rr (U, n_rr)``."""
         feats = self._lead_features(windows)
         weights = self._attention(feats)
-        fused = (weights.unsqueeze(2) * feats).sum(dim=1)
+        weighted = weights.unsqueeze(2) * feats
+        fused = weighted.flatten(1) if self.fusion == "concat" else weighted.sum(dim=1)
         return self.proj(torch.cat([fused, rr], dim=1))
 
     @torch.no_grad()
