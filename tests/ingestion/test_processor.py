@@ -13,7 +13,6 @@ import json
 import threading
 import time
 import uuid
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from heartline.devices.simulator import VirtualWearable, WearableConfig
 from heartline.devices.store_forward import StoreForwardQueue
 from heartline.ingestion.broker import BrokerAddress, MosquittoSupervisor, wait_for_port
 from heartline.ingestion.live import LiveSystem
-from heartline.ingestion.payloads import Frame, VitalReading
+from heartline.ingestion.payloads import Frame
 from heartline.ingestion.processor import StreamProcessor
 from heartline.ingestion.topics import frames_topic
 from heartline.settings import load_settings
@@ -154,7 +153,7 @@ def test_every_bad_input_is_quarantined_and_good_frames_survive(tmp_path, tiny_m
         assert proc.wait_idle(10)
         c = proc.counters()
         raw.close()
-        assert proc._worker is not None and proc._worker.is_alive()  # noqa: SLF001
+        assert proc._worker is not None and proc._worker.is_alive()
         proc.stop()
     expected = collections.Counter(r for _, _, r in bad)
     assert c.quarantined == dict(expected)

@@ -237,7 +237,9 @@ def _generate(address: Any, pool: _FramePool, device_ids: list[str], *, duration
             continue
         while j < len(events) and events[j][0] <= now:
             t_due, i, k = events[j]
-            start_time = t0_wall + t_due - period  # the frame's first sample (synchronised clock)
+            # the frame's first sample on the device clock: synchronised with ours in real time;
+            # faster than real time the device clock still advances 1 s per frame
+            start_time = t0_wall + (t_due - period if rate == 1.0 else k + i / n)
             p = pool.payload(i % len(pool.records), offsets[i] + k, device_ids[i], k, start_time)
             cl[i % len(cl)].publish(topics[i], p, qos=1)
             lags.append(now - t_due)
@@ -383,7 +385,13 @@ def _search(setup: _Setup, frames: _FramePool, *, start: int, target: int, durat
 def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float, quick: bool, workers: int,
                 n_partitions: int, data_dir: Path | None, report: Callable[[str], None]) -> dict[str, Any]:
     from heartline.devices.publisher import FramePublisher
-    from heartline.devices.simulator import Disconnect, SimFrame, VirtualWearable, WearableConfig, run_simulation
+    from heartline.devices.simulator import (
+        Disconnect,
+        SimFrame,
+        VirtualWearable,
+        WearableConfig,
+        run_simulation,
+    )
     from heartline.devices.store_forward import StoreForwardQueue
     from heartline.ingestion.broker import MosquittoSupervisor
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS

@@ -38,6 +38,7 @@ by reason, beats, alerts, and the latency from frame receipt to committed result
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import queue
 import threading
@@ -117,6 +118,7 @@ class ProcessorCounters:
     devices: int
     batches: int
     db_errors: int
+    engine_errors: int
     latency_p50_s: float
     latency_p99_s: float
     latency_max_s: float
@@ -327,7 +329,9 @@ class StreamProcessor:
     def kill(self) -> None:
         """Stop abruptly, as a crash would: nothing more is processed or acknowledged."""
         self._stop.set()
-        self._client._sock_close() if hasattr(self._client, "_sock_close") else None  # noqa: SLF001
+        # drop the TCP connection without DISCONNECT (the broker keeps the session's messages)
+        with contextlib.suppress(Exception):
+            self._client._sock_close()
         self._client.loop_stop()
         if self._worker is not None:
             self._worker.join(timeout=30.0)
@@ -381,6 +385,7 @@ class StreamProcessor:
             devices=len(self._devices),
             batches=c.get("batches", 0),
             db_errors=c.get("db_errors", 0),
+            engine_errors=c.get("engine_errors", 0),
             latency_p50_s=p50,
             latency_p99_s=p99,
             latency_max_s=mx,
@@ -518,7 +523,12 @@ class StreamProcessor:
             updates.extend(self._quality_updates(st, f))
             updates.extend(self._vital_updates(st, f))
         if pending:
-            probs = classify_batches(self.model, [bb for _, bb in pending])
+            try:
+                probs = classify_batches(self.model, [bb for _, bb in pending])
+            except Exception:  # the frames are still stored; their beats are lost
+                log.exception("processor %s: classification failed", self.client_id)
+                self._c["engine_errors"] += 1
+                pending, probs = [], []
             for (st, bb), p in zip(pending, probs, strict=True):
                 beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
                 engine_beats = []
@@ -544,7 +554,9 @@ class StreamProcessor:
                     if not b.quality_ok:
                         self._c["beats_low_quality"] += 1
                 if engine_beats:
-                    updates.extend(self._engine_for(st.patient_id).add_beats(engine_beats))
+                    # device clocks may step back: the engine wants time order (it drops repeats)
+                    engine_beats.sort(key=lambda b: b.time_s)
+                    updates.extend(self._engine_call(st, "add_beats", engine_beats))
 
         # storage, one transaction (retried: everything in it is idempotent)
         stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
@@ -647,6 +659,16 @@ class StreamProcessor:
                 return ref.seq, idx, ref.start_time_s + idx / st.fs
         return None
 
+    def _engine_call(self, st: _DeviceState, method: str, *args: Any, **kwargs: Any) -> list[AlertUpdate]:
+        """Call the patient's alert engine; a failure is logged and counted, never fatal."""
+        try:
+            return getattr(self._engine_for(st.patient_id), method)(*args, **kwargs)
+        except Exception as exc:
+            with self._lock:
+                self._c["engine_errors"] += 1
+            log.warning("alert engine of %s: %s failed: %s", st.patient_id, method, exc)
+            return []
+
     def _engine_for(self, patient_id: str) -> AlertEngine:
         eng = self._engines.get(patient_id)
         if eng is None:
@@ -656,14 +678,13 @@ class StreamProcessor:
     def _quality_updates(self, st: _DeviceState, f: Frame) -> list[AlertUpdate]:
         assert st.pipeline is not None
         out: list[AlertUpdate] = []
-        eng = self._engine_for(st.patient_id)
         for wq in st.pipeline.drain_quality():
             if wq.usable:
                 continue
             t0 = self._abs_time(st, wq.start_idx)
             t1 = self._abs_time(st, wq.stop_idx)
             if t0 is not None and t1 is not None and t1 >= t0:
-                out.extend(eng.add_quality(t0, t1, ok=False))
+                out.extend(self._engine_call(st, "add_quality", t0, t1, ok=False))
         return out
 
     def _abs_time(self, st: _DeviceState, abs_idx: int) -> float | None:
@@ -677,20 +698,18 @@ class StreamProcessor:
 
     def _vital_updates(self, st: _DeviceState, f: Frame) -> list[AlertUpdate]:
         out: list[AlertUpdate] = []
-        eng = self._engine_for(st.patient_id)
         for v in f.vitals:
-            try:
-                out.extend(
-                    eng.add_vitals(
-                        time_s=v.time_s,
-                        heart_rate_bpm=v.hr_bpm,
-                        spo2_pct=v.spo2_pct,
-                        temperature_c=v.temp_c,
-                        systolic_bp_mmhg=v.sbp_mmhg,
-                    )
+            out.extend(
+                self._engine_call(
+                    st,
+                    "add_vitals",
+                    time_s=v.time_s,
+                    heart_rate_bpm=v.hr_bpm,
+                    spo2_pct=v.spo2_pct,
+                    temperature_c=v.temp_c,
+                    systolic_bp_mmhg=v.sbp_mmhg,
                 )
-            except ValueError as exc:
-                log.debug("vitals of %s ignored by the alert engine: %s", f.device_id, exc)
+            )
         return out
 
     def _write(

@@ -531,7 +531,7 @@ class BeatPipeline:
         while self._ready:
             peak, feats = self._ready[0]
             # the window's last point lies at peak + post*(L-1)/L; np.interp needs the sample after it
-            need = int(math.floor(peak + self._post)) + 2
+            need = math.floor(peak + self._post) + 2
             if need > done and not (final and done >= self._n_in):
                 break
             self._ready.popleft()
