@@ -142,6 +142,7 @@ class _Message:
     mid: int
     qos: int
     received: float  # monotonic
+    client: int = 0  # index of the MQTT session that received it
 
 
 @dataclass
@@ -182,7 +183,8 @@ class StreamProcessor:
     unknown_devices : {"register", "quarantine"}
         Policy for frames from unregistered devices.
     client_id : str, optional
-        MQTT client id; keep it stable across restarts so the broker keeps the session's queue.
+        Prefix of the MQTT client ids (one session per partition, ``<client_id>-p<k>``); keep it
+        stable across restarts so the broker keeps the sessions' queues.
     batch_max : int
         Messages per transaction, at most.
     batch_wait_s : float
@@ -249,20 +251,28 @@ class StreamProcessor:
         self.client_id = client_id or (
             f"heartline-proc-{'-'.join(map(str, self.partitions))}-of-{self.n_partitions}"
         )
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        self._client.manual_ack_set(True)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self._client.max_queued_messages_set(0)
-        if address.username:
-            self._client.username_pw_set(address.username, address.password)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        # One MQTT session per partition: each has its own in-flight window on the broker
+        # (Mosquitto's default max_inflight_messages is 20), so batches can grow with the load.
+        self._clients: list[mqtt.Client] = []
+        for i, part in enumerate(self.partitions):
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=f"{self.client_id}-p{part}",
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+                userdata=i,
+            )
+            c.manual_ack_set(True)
+            c.reconnect_delay_set(min_delay=1, max_delay=2)
+            c.max_queued_messages_set(0)
+            if address.username:
+                c.username_pw_set(address.username, address.password)
+            c.on_connect = self._on_connect
+            c.on_disconnect = self._on_disconnect
+            c.on_message = self._on_message
+            self._clients.append(c)
+        self._client = self._clients[0]  # publishes the storage acknowledgements
+        self._up: set[int] = set()
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -287,16 +297,21 @@ class StreamProcessor:
             log.warning("processor %s: broker refused the connection: %s", self.client_id, rc)
             return
         self.connects += 1
-        client.subscribe([(partition_subscription(p), 1) for p in self.partitions])
-        self._connected.set()
-        self._subscribed.set()
+        client.subscribe(partition_subscription(self.partitions[userdata]), 1)
+        self._up.add(userdata)
+        if len(self._up) == len(self._clients):
+            self._connected.set()
+            self._subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._up.discard(userdata)
         self._connected.clear()
         log.info("processor %s: disconnected (%s)", self.client_id, rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
-        self._inbox.put(_Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.monotonic()))
+        self._inbox.put(
+            _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.monotonic(), userdata)
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, *, wait_s: float = 10.0) -> StreamProcessor:
@@ -304,8 +319,9 @@ class StreamProcessor:
         if self._worker is not None:
             return self
         self._stop.clear()
-        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
-        self._client.loop_start()
+        for c in self._clients:
+            c.connect_async(self.address.host, self.address.port, keepalive=15)
+            c.loop_start()
         self._worker = threading.Thread(target=self._run, name=f"proc-{self.client_id}", daemon=True)
         self._worker.start()
         if wait_s and not self._subscribed.wait(wait_s):
@@ -321,8 +337,9 @@ class StreamProcessor:
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
-        self._client.disconnect()
-        self._client.loop_stop()
+        for c in self._clients:
+            c.disconnect()
+            c.loop_stop()
         if self._engine is not None:
             self._engine.dispose()
 
@@ -330,9 +347,10 @@ class StreamProcessor:
         """Stop abruptly, as a crash would: nothing more is processed or acknowledged."""
         self._stop.set()
         # drop the TCP connection without DISCONNECT (the broker keeps the session's messages)
-        with contextlib.suppress(Exception):
-            self._client._sock_close()
-        self._client.loop_stop()
+        for c in self._clients:
+            with contextlib.suppress(Exception):
+                c._sock_close()
+            c.loop_stop()
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
@@ -586,7 +604,7 @@ class StreamProcessor:
         for m in batch:
             if m.qos > 0:
                 try:
-                    self._client.ack(m.mid, m.qos)
+                    self._clients[m.client].ack(m.mid, m.qos)
                 except Exception:  # disconnected: the broker redelivers, storage dedups
                     pass
         for device_id, seqs in stored_seqs.items():
