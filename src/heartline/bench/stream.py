@@ -64,7 +64,8 @@ def _processor_main(conn: Any, host: str, port: int, db_url: str, model: str, pa
     from heartline.ingestion.processor import StreamProcessor
 
     proc = StreamProcessor(address=BrokerAddress(host, port), database_url=db_url, model=model,
-                           partitions=partitions, n_partitions=n_partitions, client_id=client_id).start()
+                           partitions=partitions, n_partitions=n_partitions, client_id=client_id).start(wait_s=60)
+    conn.send(("ready", proc.connected))
     while True:
         cmd = conn.recv()
         if cmd == "counters":
@@ -103,6 +104,12 @@ class _ProcessorPool:
                              daemon=True)
         p.start()
         self.procs[i], self.conns[i] = p, parent
+        # wait until it is subscribed: frames published before would find no subscriber
+        if not parent.poll(120):
+            raise RuntimeError("a stream processor did not start within 120 s")
+        tag, connected = parent.recv()
+        if not connected:
+            raise RuntimeError("a stream processor could not connect to the broker")
 
     def _ask(self, cmd: str) -> list[Any]:
         for c in self.conns:
@@ -509,8 +516,10 @@ def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | 
         rec = read_record(record_path("mitdb", r, data_dir=data_dir))
         ex = replace(rec, signal=rec.signal[: duration_s * 360])
         off = classify_record(ex, model=clf)
-        # the live stream goes on: its last beats (within ~3 s of the end) are not out yet
-        keep = off.sample_idx < (duration_s - 3) * 360
+        # the live stream goes on (no flush): a beat is out once the next R peak is confirmed and
+        # the cleaned signal covers it, so compare beats whose next beat lies >= 3 s before the end
+        nxt = np.append(off.sample_idx[1:], np.iinfo(np.int64).max)
+        keep = nxt < (duration_s - 3) * 360
         n_off = int(keep.sum())
         pos = sum(int(s) in live for s in off.sample_idx[keep])
         lab = sum(live.get(int(s)) == lab for s, lab in zip(off.sample_idx[keep], off.labels[keep], strict=True))
