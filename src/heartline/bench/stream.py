@@ -107,7 +107,7 @@ class _ProcessorPool:
         # wait until it is subscribed: frames published before would find no subscriber
         if not parent.poll(120):
             raise RuntimeError("a stream processor did not start within 120 s")
-        tag, connected = parent.recv()
+        _tag, connected = parent.recv()
         if not connected:
             raise RuntimeError("a stream processor could not connect to the broker")
 
