@@ -17,6 +17,12 @@ from heartline.training.trainer import predict_logits
 
 torch.set_num_threads(1)
 
+# torch.onnx's dynamo exporter warns about its own internals (LSTM flat weights, size checks).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
 TINY = {
     "hybrid": {
         "context_k": 3,
