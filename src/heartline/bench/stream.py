@@ -594,6 +594,7 @@ def run_stream_bench(
             "p99_limit_s": P99_LIMIT_S, "fs_hz": FS, "leads": 2, "frame_s": 1.0, "model": str(model),
             "records": list(ARRHYTHMIA_RECORDS), "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "latency": "end of frame on the device clock -> results committed (server wall clock)",
+            "load_average_at_start": list(os.getloadavg()),
         },
         "capacity": {},
     }
@@ -645,6 +646,7 @@ def run_stream_bench(
     result["agreement"] = _agreement(out_dir, model, duration_s=60 if quick else 300, data_dir=data_dir_p,
                                      workers=workers, n_partitions=n_partitions, report=report)
     result["elapsed_s"] = time.time() - t_start
+    result["config"]["load_average_at_end"] = list(os.getloadavg())
     (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
     (out_dir / "stream.md").write_text(_markdown(result))
     return result
@@ -658,6 +660,11 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _load(cfg: dict[str, Any], key: str) -> str:
+    v = cfg.get(key)
+    return "/".join(f"{x:.1f}" for x in v) if v else "-"
+
+
 def _markdown(r: dict[str, Any]) -> str:
     cfg = r["config"]
     lines = [
@@ -665,7 +672,8 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         f"{cfg['workers']} processor processes, {cfg['partitions']} partitions, {cfg['cpu_count']} CPU cores; "
         f"360 Hz 2-lead patients, 1 s frames; latency = {cfg['latency']}; pass = p99 <= {cfg['p99_limit_s']} s "
-        f"and no frame lost. Model: `{Path(cfg['model']).name}`.",
+        f"and no frame lost. Model: `{Path(cfg['model']).name}`. Machine load average (1/5/15 min) at start "
+        f"{_load(cfg, 'load_average_at_start')}, at end {_load(cfg, 'load_average_at_end')} (other jobs share the cores).",
         "",
         "## Capacity",
         "",

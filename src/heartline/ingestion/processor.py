@@ -458,6 +458,7 @@ class StreamProcessor:
                 log.exception("processor %s: batch of %d failed", self.client_id, len(batch))
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._c["db_errors"] += 1
+                self._forget_sequences()
             finally:
                 self._c["in_progress"] = 0
 
@@ -592,6 +593,7 @@ class StreamProcessor:
                 time.sleep(min(2.0, 0.2 * 2**attempt))
         else:
             log.error("processor %s: giving up on a batch of %d (not acknowledged)", self.client_id, len(batch))
+            self._forget_sequences()
             return
         for _m, f, _s in to_store:
             stored_seqs[f.device_id].append(f.seq)
@@ -633,6 +635,12 @@ class StreamProcessor:
                     log.exception("on_alert callback failed")
 
     # ------------------------------------------------------------------ helpers
+    def _forget_sequences(self) -> None:
+        """After a batch that was not committed: the tracker saw frames that are not stored, so
+        it must not call their redeliveries duplicates (a fresh tracker answers LATE, and storage
+        decides)."""
+        self.tracker = SequenceTracker()
+
     def _resolve_devices(self, device_ids: set[str]) -> None:
         from heartline.storage.repository import register_device, register_patient
 
