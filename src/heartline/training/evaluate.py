@@ -440,6 +440,16 @@ def run_ablations(
                 test=_zero_rr(split.test),
             )
         model = get_model(model_name, train=train_cfg, **params)
+        build = getattr(model, "build", None)
+        if build is not None:  # the constructor validates values (e.g. an unknown fusion mode)
+            try:
+                build(
+                    n_leads=s.train.n_leads, window_len=s.train.window_len, n_rr=s.train.rr.shape[1]
+                )
+            except ValueError as exc:
+                row["unavailable"] = str(exc)
+                rows.append(row)
+                continue
         import time
 
         t0 = time.perf_counter()
