@@ -64,8 +64,15 @@ from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
 from heartline.ingestion.topics import parse_frames_topic, partition_subscription
 from heartline.pipeline.beat_pipeline import BeatBatch, BeatPipeline, classify_batches
 from heartline.storage import make_engine, make_session_factory
-from heartline.storage.repository import BeatIn, add_alert, add_beats, quarantine, store_frame
-from heartline.storage.tables import Alert, Device
+from heartline.storage.repository import (
+    BeatIn,
+    add_alert,
+    add_beats,
+    quarantine,
+    store_frames,
+    update_alerts,
+)
+from heartline.storage.tables import Device
 
 __all__ = [
     "UNKNOWN_DEVICE_POLICIES",
@@ -78,9 +85,9 @@ log = logging.getLogger(__name__)
 
 #: What to do with frames from devices that are not registered.
 UNKNOWN_DEVICE_POLICIES: tuple[str, ...] = ("register", "quarantine")
-#: Engine severity -> storage severity (storage has no "high": it is stored as critical and
-#: the engine's own severity is kept in ``evidence["severity"]``).
-_SEVERITY = {"info": "info", "warning": "warning", "high": "critical", "critical": "critical"}
+#: Engine severity -> storage severity (the same names: storage keeps "high" since it has its
+#: own level; the engine's severity is also kept in ``evidence["severity"]``).
+_SEVERITY = {"info": "info", "warning": "warning", "high": "high", "critical": "critical"}
 _LATENCY_KEEP = 20_000
 
 
@@ -746,55 +753,70 @@ class StreamProcessor:
         updates: list[AlertUpdate],
         now_utc: datetime,
     ) -> int:
-        stored = 0
+        """One transaction: frames, quarantine, beats, alerts (bulk statements)."""
+        new_rows: dict[str, int] = {}  # engine alert id -> alerts.id inserted in this transaction
         with self._factory() as s, s.begin():
-            for m, f, _status in to_store:
-                stored += store_frame(s, frame=f, received_at=now_utc, payload_bytes=len(m.payload))
+            stored = store_frames(
+                s,
+                frames=[f for _m, f, _st in to_store],
+                received_at=now_utc,
+                payload_bytes=[len(m.payload) for m, _f, _st in to_store],
+                patients={d: p for d, p in self._known.items() if p is not None},
+            )
             for m, reason, device_id in bad:
                 quarantine(s, payload=m.payload, reason=reason, topic=m.topic, device_id=device_id, received_at=now_utc)
             for patient_id, rows in beat_rows.items():
                 add_beats(s, patient_id=patient_id, beats=rows)
-            for u in updates:
-                self._upsert_alert(s, u)
-        return stored
+            self._write_alerts(s, updates, new_rows)
+        # only now (committed) may the new rows' ids be reused by later batches
+        self._alert_rows.update(new_rows)
+        return len(stored)
 
-    def _upsert_alert(self, s: Session, u: AlertUpdate) -> None:
-        ev = u.event
-        evidence = {
-            "alert_id": ev.id,
-            "kind": ev.kind,
-            "category": ev.category,
-            "severity": ev.severity.value,
-            "message": ev.message,
-            "revision": ev.revision,
-            **ev.to_dict()["evidence"],
-        }
-        start = datetime.fromtimestamp(ev.start_s, tz=UTC)
-        end = datetime.fromtimestamp(ev.end_s, tz=UTC) if ev.end_s is not None else None
-        row_id = self._alert_rows.get(ev.id)
-        row = s.get(Alert, row_id) if row_id is not None else None
-        if row is not None and (row.evidence or {}).get("alert_id") != ev.id:
-            row = None  # the id came from a rolled-back transaction and was reused
-        if row is None:
-            device_id = next(
-                (st.device_id for st in self._devices.values() if st.patient_id == ev.patient_id), None
-            )
-            row = add_alert(
-                s,
-                patient_id=ev.patient_id,
-                type=ev.kind,
-                severity=alert_severity(ev.severity.value),
-                start=start,
-                end=end,
-                evidence=evidence,
-                device_id=device_id,
-            )
-            self._alert_rows[ev.id] = row.id
-        else:
-            row.severity = alert_severity(ev.severity.value)
-            row.end_time = end
-            row.evidence = evidence
-            s.flush()
+    def _write_alerts(self, s: Session, updates: list[AlertUpdate], new_rows: dict[str, int]) -> None:
+        """Insert alerts the database has not seen, update the others to their latest revision.
+
+        Several updates of one alert within a batch collapse into its last state (the stored row
+        holds the alert's current state; its history is the engine's revision count).
+        """
+        latest: dict[str, AlertUpdate] = {}
+        for u in updates:
+            latest.pop(u.event.id, None)
+            latest[u.event.id] = u  # re-inserted: dict order = order of the last update
+        changes: list[dict[str, Any]] = []
+        for alert_id, u in latest.items():
+            ev = u.event
+            evidence = {
+                "alert_id": ev.id,
+                "kind": ev.kind,
+                "category": ev.category,
+                "severity": ev.severity.value,
+                "message": ev.message,
+                "revision": ev.revision,
+                **ev.to_dict()["evidence"],
+            }
+            end = datetime.fromtimestamp(ev.end_s, tz=UTC) if ev.end_s is not None else None
+            row_id = self._alert_rows.get(alert_id)
+            if row_id is None:
+                device_id = self._patient_device(ev.patient_id)
+                row = add_alert(
+                    s,
+                    patient_id=ev.patient_id,
+                    type=ev.kind,
+                    severity=alert_severity(ev.severity.value),
+                    start=datetime.fromtimestamp(ev.start_s, tz=UTC),
+                    end=end,
+                    evidence=evidence,
+                    device_id=device_id,
+                )
+                new_rows[alert_id] = row.id
+            else:
+                changes.append(
+                    {"id": row_id, "severity": alert_severity(ev.severity.value), "end": end, "evidence": evidence}
+                )
+        update_alerts(s, changes=changes)
+
+    def _patient_device(self, patient_id: str) -> str | None:
+        return next((st.device_id for st in self._devices.values() if st.patient_id == patient_id), None)
 
 
 def new_client_suffix() -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from heartline.errors import HeartlineError
@@ -51,6 +51,8 @@ __all__ = [
     "register_device",
     "register_patient",
     "store_frame",
+    "store_frames",
+    "update_alerts",
     "vitals_between",
 ]
 
@@ -201,6 +203,17 @@ def register_device(
 
 
 # -------------------------------------------------------------------------------------- frames
+#: Rows per multi-row INSERT (keeps every statement well under SQLite's and PostgreSQL's bound
+#: parameter limits).
+_CHUNK_ROWS = 400
+_VITAL_FIELDS = ("hr_bpm", "spo2_pct", "temp_c", "sbp_mmhg", "dbp_mmhg")
+
+
+def _chunks(rows: list[Any], n: int = _CHUNK_ROWS) -> Iterable[list[Any]]:
+    for i in range(0, len(rows), n):
+        yield rows[i : i + n]
+
+
 def store_frame(
     session: Session,
     *,
@@ -231,56 +244,137 @@ def store_frame(
     UnknownDeviceError
         The device is not registered or not assigned to a patient (quarantine the payload).
     """
-    device = session.get(Device, frame.device_id)
-    if device is None or device.patient_id is None:
-        what = "not registered" if device is None else "not assigned to a patient"
-        raise UnknownDeviceError(f"device {frame.device_id!r} is {what}")
+    new = store_frames(
+        session, frames=[frame], received_at=received_at, payload_bytes=[payload_bytes]
+    )
+    return (frame.device_id, frame.seq) in new
+
+
+def store_frames(
+    session: Session,
+    *,
+    frames: Sequence[Frame],
+    received_at: datetime | None = None,
+    payload_bytes: Sequence[int | None] | None = None,
+    patients: dict[str, str] | None = None,
+) -> set[tuple[str, int]]:
+    """Store many frames (ECG blocks and vitals), each exactly once, in a few statements.
+
+    One multi-row ``INSERT .. ON CONFLICT (device_id, seq) DO NOTHING .. RETURNING`` per
+    400 frames finds out which frames are new; their ECG blocks and vitals then go in with one
+    ``executemany`` per table. No ORM objects are created and nothing is flushed or committed.
+
+    Parameters
+    ----------
+    session : Session
+        Caller's session; nothing is committed here.
+    frames : sequence of Frame
+        Validated frames, any devices; a ``(device_id, seq)`` repeated within ``frames`` is
+        stored once (the first occurrence).
+    received_at : datetime, optional
+        Server receipt time of all of them (default: now).
+    payload_bytes : sequence of int or None, optional
+        Wire payload sizes, aligned with ``frames``.
+    patients : dict, optional
+        ``device_id -> patient_id`` already known to the caller (e.g. the stream processor's
+        cache); devices not in it are looked up (one query).
+
+    Returns
+    -------
+    set of (str, int)
+        The ``(device_id, seq)`` stored now; the others were stored before (replays).
+
+    Raises
+    ------
+    UnknownDeviceError
+        A device is not registered or not assigned to a patient (nothing is stored).
+    """
+    if payload_bytes is not None and len(payload_bytes) != len(frames):
+        raise ValueError(
+            f"payload_bytes must align with frames: {len(payload_bytes)} != {len(frames)}"
+        )
+    if not frames:
+        return set()
     received_at = _aware("received_at", received_at) if received_at is not None else utcnow()
-    stmt = (
-        _insert(session, FrameRecord)
-        .values(
-            device_id=frame.device_id,
-            seq=frame.seq,
-            patient_id=device.patient_id,
-            device_time=frame.start_time,
-            received_at=received_at,
-            payload_bytes=payload_bytes,
-        )
-        .on_conflict_do_nothing(index_elements=["device_id", "seq"])
-        .returning(FrameRecord.id)
-    )
-    frame_id = session.execute(stmt).scalar_one_or_none()
-    if frame_id is None:
-        log.debug("duplicate frame %s/%d ignored", frame.device_id, frame.seq)
-        return False
-    counts = np.asarray(frame.ecg, dtype="<i2")  # (n_leads, n_samples), lead-major
-    session.add(
-        EcgBlock(
-            frame_id=frame_id,
-            device_id=frame.device_id,
-            seq=frame.seq,
-            patient_id=device.patient_id,
-            start_time=frame.start_time,
-            fs_hz=float(frame.fs_hz),
-            n_samples=frame.n_samples,
-            lead_names=list(frame.lead_names),
-            gains=[float(g) for g in frame.adc_gain],
-            baselines=[int(b) for b in frame.adc_baseline],
-            data=counts.tobytes(),
-        )
-    )
-    for vital in frame.vitals:
-        session.add(
-            VitalSign(
-                frame_id=frame_id,
-                device_id=frame.device_id,
-                patient_id=device.patient_id,
-                time=datetime.fromtimestamp(vital.time_s, tz=UTC),
-                **vital.values(),
+    owner = dict(patients or {})
+    missing = {f.device_id for f in frames} - owner.keys()
+    if missing:
+        found: dict[str, str | None] = {
+            d: pid
+            for d, pid in session.execute(
+                select(Device.id, Device.patient_id).where(Device.id.in_(sorted(missing)))
             )
+        }
+        for d in sorted(missing):
+            if found.get(d) is None:
+                what = "not registered" if d not in found else "not assigned to a patient"
+                raise UnknownDeviceError(f"device {d!r} is {what}")
+            owner[d] = found[d]
+    unique: dict[tuple[str, int], tuple[Frame, int | None]] = {}
+    for i, f in enumerate(frames):
+        key = (f.device_id, f.seq)
+        if key not in unique:
+            unique[key] = (f, payload_bytes[i] if payload_bytes is not None else None)
+    frame_rows = [
+        {
+            "device_id": f.device_id,
+            "seq": f.seq,
+            "patient_id": owner[f.device_id],
+            "device_time": f.start_time,
+            "received_at": received_at,
+            "payload_bytes": nbytes,
+        }
+        for f, nbytes in unique.values()
+    ]
+    ids: dict[tuple[str, int], int] = {}
+    for chunk in _chunks(frame_rows):
+        stmt = (
+            _insert(session, FrameRecord.__table__)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+            .returning(FrameRecord.__table__.c.id, FrameRecord.__table__.c.device_id, FrameRecord.__table__.c.seq)
         )
-    session.flush()
-    return True
+        for fid, dev, seq in session.execute(stmt):
+            ids[(dev, int(seq))] = int(fid)
+    if len(ids) < len(unique):
+        log.debug("%d duplicate frame(s) ignored", len(unique) - len(ids))
+    if not ids:
+        return set()
+    blocks: list[dict[str, Any]] = []
+    vitals: list[dict[str, Any]] = []
+    for key, fid in ids.items():
+        f = unique[key][0]
+        patient_id = owner[f.device_id]
+        blocks.append(
+            {
+                "frame_id": fid,
+                "device_id": f.device_id,
+                "seq": f.seq,
+                "patient_id": patient_id,
+                "start_time": f.start_time,
+                "fs_hz": float(f.fs_hz),
+                "n_samples": f.n_samples,
+                "lead_names": list(f.lead_names),
+                "gains": [float(g) for g in f.adc_gain],
+                "baselines": [int(b) for b in f.adc_baseline],
+                # (n_leads, n_samples), lead-major
+                "data": np.asarray(f.ecg, dtype="<i2").tobytes(),
+            }
+        )
+        for vital in f.vitals:
+            row = dict.fromkeys(_VITAL_FIELDS)
+            row.update(vital.values())
+            row.update(
+                frame_id=fid,
+                device_id=f.device_id,
+                patient_id=patient_id,
+                time=datetime.fromtimestamp(vital.time_s, tz=UTC),
+            )
+            vitals.append(row)
+    session.execute(EcgBlock.__table__.insert(), blocks)
+    if vitals:
+        session.execute(VitalSign.__table__.insert(), vitals)
+    return set(ids)
 
 
 def decode_block(block: EcgBlock) -> np.ndarray:
@@ -387,14 +481,16 @@ def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> 
         )
     if not rows:
         return 0
-    stmt = (
-        _insert(session, Beat)
-        .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
-        .returning(Beat.id)
-    )
     inserted = 0
-    for row in rows:  # one statement per row keeps RETURNING exact on both backends
-        inserted += session.execute(stmt.values(**row)).scalar_one_or_none() is not None
+    table = Beat.__table__
+    for chunk in _chunks(rows):
+        stmt = (
+            _insert(session, table)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
+            .returning(table.c.id)
+        )
+        inserted += len(session.execute(stmt).all())
     return inserted
 
 
@@ -522,3 +618,43 @@ def quarantine(
     session.add(row)
     session.flush()
     return row
+
+
+def update_alerts(session: Session, *, changes: Sequence[dict[str, Any]]) -> None:
+    """Update many stored alerts in one ``executemany`` (no ORM objects loaded).
+
+    Parameters
+    ----------
+    session : Session
+        Caller's session; nothing is committed here.
+    changes : sequence of dict
+        Each with ``id`` (``alerts.id``), ``severity``, ``end`` (aware datetime or ``None``)
+        and ``evidence`` (dict): the alert's new state. An ``id`` that does not exist changes
+        nothing.
+    """
+    rows = []
+    for c in changes:
+        if c["severity"] not in ALERT_SEVERITIES:
+            raise ValueError(f"severity must be one of {ALERT_SEVERITIES}, got {c['severity']!r}")
+        end = c.get("end")
+        rows.append(
+            {
+                "_id": int(c["id"]),
+                "severity": c["severity"],
+                "end_time": _aware("end", end) if end is not None else None,
+                "evidence": dict(c.get("evidence") or {}),
+            }
+        )
+    if not rows:
+        return
+    table = Alert.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values(
+            severity=bindparam("severity"),
+            end_time=bindparam("end_time"),
+            evidence=bindparam("evidence"),
+        )
+    )
+    session.execute(stmt, rows)

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Allowed ``alerts.severity`` values, least to most severe.
-ALERT_SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+ALERT_SEVERITIES: tuple[str, ...] = ("info", "warning", "high", "critical")
 
 # Stable constraint names, so that alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -227,7 +227,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         Index("ix_alerts_patient_start", "patient_id", "start_time"),
-        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity_valid"),
+        CheckConstraint("severity IN ('info', 'warning', 'high', 'critical')", name="severity_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
