@@ -203,15 +203,7 @@ def register_device(
 
 
 # -------------------------------------------------------------------------------------- frames
-#: Rows per multi-row INSERT (keeps every statement well under SQLite's and PostgreSQL's bound
-#: parameter limits).
-_CHUNK_ROWS = 400
 _VITAL_FIELDS = ("hr_bpm", "spo2_pct", "temp_c", "sbp_mmhg", "dbp_mmhg")
-
-
-def _chunks(rows: list[Any], n: int = _CHUNK_ROWS) -> Iterable[list[Any]]:
-    for i in range(0, len(rows), n):
-        yield rows[i : i + n]
 
 
 def store_frame(
@@ -261,7 +253,7 @@ def store_frames(
     """Store many frames (ECG blocks and vitals), each exactly once, in a few statements.
 
     One multi-row ``INSERT .. ON CONFLICT (device_id, seq) DO NOTHING .. RETURNING`` per
-    400 frames finds out which frames are new; their ECG blocks and vitals then go in with one
+    batch of frames (SQLAlchemy's insertmanyvalues) finds out which frames are new; their ECG blocks and vitals then go in with one
     ``executemany`` per table. No ORM objects are created and nothing is flushed or committed.
 
     Parameters
@@ -326,16 +318,15 @@ def store_frames(
         }
         for f, nbytes in unique.values()
     ]
-    ids: dict[tuple[str, int], int] = {}
-    for chunk in _chunks(frame_rows):
-        stmt = (
-            _insert(session, FrameRecord.__table__)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["device_id", "seq"])
-            .returning(FrameRecord.__table__.c.id, FrameRecord.__table__.c.device_id, FrameRecord.__table__.c.seq)
-        )
-        for fid, dev, seq in session.execute(stmt):
-            ids[(dev, int(seq))] = int(fid)
+    table = FrameRecord.__table__
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+        .returning(table.c.id, table.c.device_id, table.c.seq)
+    )
+    ids: dict[tuple[str, int], int] = {
+        (dev, int(seq)): int(fid) for fid, dev, seq in session.execute(stmt, frame_rows)
+    }
     if len(ids) < len(unique):
         log.debug("%d duplicate frame(s) ignored", len(unique) - len(ids))
     if not ids:
@@ -481,17 +472,15 @@ def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> 
         )
     if not rows:
         return 0
-    inserted = 0
     table = Beat.__table__
-    for chunk in _chunks(rows):
-        stmt = (
-            _insert(session, table)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
-            .returning(table.c.id)
-        )
-        inserted += len(session.execute(stmt).all())
-    return inserted
+    # executemany + RETURNING: SQLAlchemy batches the rows into multi-row VALUES statements
+    # ("insertmanyvalues") from one cached compilation; conflicting rows return nothing.
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
+        .returning(table.c.id)
+    )
+    return len(session.execute(stmt, rows).all())
 
 
 def beats_between(
