@@ -199,6 +199,9 @@ def run_qrs_benchmark(
 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    # The revision of the code that runs, taken before the (long) run: later commits by others
+    # must not be credited with these numbers.
+    revision = _git_revision()
     names = list(detectors) if detectors else list(DETECTORS)
     unknown = [n for n in names if n not in DETECTORS]
     if unknown:
@@ -276,7 +279,7 @@ def run_qrs_benchmark(
         "repeats": repeats,
         "mitdb_records": list(mitdb_records),
         "nstdb_records": list(nstdb_records),
-        "git_revision": _git_revision(),
+        "git_revision": revision,
         "detectors": {},
         "tolerance_50ms": {},
     }

@@ -120,7 +120,9 @@ class StreamingRPeakDetector:
        ``vf_max_gap_s`` (1 s) apart (VF has no pauses). ``vf_window_s=0`` disables it.
 
     Step 7 runs inside the same causal decisions (no extra latency), so the first 1-2 s of a VF
-    episode, before the window is dominated by it, can still give beats. On the MIT-BIH
+    episode, before the window is dominated by it, can still give beats, and the episode ends
+    up to one window (``vf_window_s``) after the flutter does (beats in that tail are withheld;
+    the ``vf_max_gap_s`` rule shortens it when the rhythm that follows is slow). On the MIT-BIH
     Arrhythmia Database it suppresses most flutter waves of record 207 (its only VF episodes)
     and no annotated beat of the ventricular tachycardia or SVT runs (records 203, 205, 207, 210,
     214, 215, 223, 232); sinusoidal ventricular tachycardia faster than about 250 bpm may be
