@@ -190,3 +190,21 @@ def test_train_rejects_bad_config(tmp_path) -> None:
     cfg.write_text('name = "x"\n[model]\nname = "hybrid"\n[train]\nlearning_rate = 1\n')
     res = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path)])
     assert res.exit_code != 0 and "learning_rate" in res.output
+
+
+def test_bench_classical_wraps_the_classical_benchmark(tmp_path, data_dir) -> None:
+    out = invoke(
+        "bench",
+        "classical",
+        "--models",
+        "decision_tree",
+        "--n-bootstrap",
+        "0",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    assert "summary.json" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert 0 <= summary["decision_tree"]["accuracy"] <= 1
