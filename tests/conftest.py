@@ -13,7 +13,9 @@ from heartline.data.paths import resolve_data_dir
 def data_dir() -> Path:
     path = resolve_data_dir()
     if not (path / "mitdb" / "100.hea").exists():
-        pytest.fail(f"MIT-BIH data not found in {path}: the test suite needs ../shared/data or HEARTLINE_DATA_DIR")
+        pytest.fail(
+            f"MIT-BIH data not found in {path}: the test suite needs ../shared/data or HEARTLINE_DATA_DIR"
+        )
     return path
 
 

@@ -1,2 +1,3 @@
 """Heartline."""
+
 __version__ = "0.1.0"

@@ -24,7 +24,13 @@ def _tiny_model_path(tmp_path_factory) -> Path:
         if not path.exists():
             torch.manual_seed(0)
             net = HybridNet(
-                n_leads=2, window_len=128, n_rr=8, context_k=3, channels=4, feature_dim=16, lstm_hidden=16
+                n_leads=2,
+                window_len=128,
+                n_rr=8,
+                context_k=3,
+                channels=4,
+                feature_dim=16,
+                lstm_hidden=16,
             ).eval()
             export_onnx(net, path.with_suffix(".tmp.onnx"), name="hybrid")
             path.with_suffix(".tmp.onnx").rename(path)

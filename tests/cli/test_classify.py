@@ -20,8 +20,17 @@ runner = CliRunner()
 def _excerpt_250hz(tmp_path, data_dir) -> str:
     rec = read_record(record_path("mitdb", "208", data_dir=data_dir))
     sig = resample_poly(rec.signal[: 360 * 60], 25, 36, axis=0)
-    wfdb.wrsamp("ex208", fs=250, units=["mV", "mV"], sig_name=list(rec.lead_names), p_signal=sig,
-                fmt=["16", "16"], adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "ex208",
+        fs=250,
+        units=["mV", "mV"],
+        sig_name=list(rec.lead_names),
+        p_signal=sig,
+        fmt=["16", "16"],
+        adc_gain=[200.0, 200.0],
+        baseline=[0, 0],
+        write_dir=str(tmp_path),
+    )
     return str(tmp_path / "ex208")
 
 
@@ -44,16 +53,23 @@ def test_classify_writes_one_row_per_beat(tmp_path, data_dir, tiny_model_path, t
 
 def test_classify_errors(tmp_path, data_dir, tiny_model_path, monkeypatch) -> None:
     out = tmp_path / "b.csv"
-    res = runner.invoke(app, ["classify", str(tmp_path / "nope"), "--out", str(out), "--model", str(tiny_model_path)])
+    res = runner.invoke(
+        app,
+        ["classify", str(tmp_path / "nope"), "--out", str(out), "--model", str(tiny_model_path)],
+    )
     assert res.exit_code == 1 and "nope" in res.output and "not found" in res.output
     rec = str(record_path("mitdb", "100", data_dir=data_dir))
-    res = runner.invoke(app, ["classify", rec, "--out", str(out), "--model", str(tmp_path / "missing.onnx")])
+    res = runner.invoke(
+        app, ["classify", rec, "--out", str(out), "--model", str(tmp_path / "missing.onnx")]
+    )
     assert res.exit_code == 1 and "no ONNX model" in res.output
 
     import heartline.cli.classify as mod
 
     def absent():
-        raise FileNotFoundError("no shipped beat classifier in this installation: pass --model PATH.onnx")
+        raise FileNotFoundError(
+            "no shipped beat classifier in this installation: pass --model PATH.onnx"
+        )
 
     monkeypatch.setattr(mod, "_default_model", absent)
     res = runner.invoke(app, ["classify", rec, "--out", str(out)])

@@ -14,8 +14,24 @@ runner = CliRunner()
 
 def test_live_runs_and_stores(tmp_path, tiny_model_path, data_dir) -> None:
     state = tmp_path / "state"
-    res = runner.invoke(app, ["live", "--patients", "2", "--workers", "1", "--duration", "6", "--model",
-                              str(tiny_model_path), "--state-dir", str(state), "--data-dir", str(data_dir)])
+    res = runner.invoke(
+        app,
+        [
+            "live",
+            "--patients",
+            "2",
+            "--workers",
+            "1",
+            "--duration",
+            "6",
+            "--model",
+            str(tiny_model_path),
+            "--state-dir",
+            str(state),
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Heartline live" in res.output and "sim-0001" in res.output
     engine = make_engine(f"sqlite:///{state / 'heartline.db'}")
@@ -27,5 +43,7 @@ def test_live_runs_and_stores(tmp_path, tiny_model_path, data_dir) -> None:
 
 
 def test_live_refuses_a_missing_model(tmp_path) -> None:
-    res = runner.invoke(app, ["live", "--model", str(tmp_path / "none.onnx"), "--state-dir", str(tmp_path)])
+    res = runner.invoke(
+        app, ["live", "--model", str(tmp_path / "none.onnx"), "--state-dir", str(tmp_path)]
+    )
     assert res.exit_code != 0 and "no ONNX model" in res.output

@@ -37,7 +37,13 @@ def _tiny_model_path(tmp_path_factory) -> Path:
         if not path.exists():
             torch.manual_seed(0)
             net = HybridNet(
-                n_leads=2, window_len=128, n_rr=8, context_k=3, channels=4, feature_dim=16, lstm_hidden=16
+                n_leads=2,
+                window_len=128,
+                n_rr=8,
+                context_k=3,
+                channels=4,
+                feature_dim=16,
+                lstm_hidden=16,
             ).eval()
             export_onnx(net, path.with_suffix(".tmp.onnx"), name="hybrid")
             path.with_suffix(".tmp.onnx").rename(path)
@@ -58,7 +64,9 @@ def tiny_model(tiny_model_path):
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     name = f"heartline_proc_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:

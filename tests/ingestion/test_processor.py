@@ -58,7 +58,9 @@ class RawPublisher:
     """Publishes arbitrary bytes with QoS 1 (what a broken or hostile device would send)."""
 
     def __init__(self, address: BrokerAddress) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}"
+        )
         self.client.connect(address.host, address.port)
         self.client.loop_start()
 
@@ -97,7 +99,11 @@ def _wait(pred, timeout_s: float) -> bool:
 def _stored_seqs(url: str, device_id: str) -> list[int]:
     engine = make_engine(url)
     with engine.connect() as c:
-        rows = c.execute(select(FrameRecord.seq).where(FrameRecord.device_id == device_id)).scalars().all()
+        rows = (
+            c.execute(select(FrameRecord.seq).where(FrameRecord.device_id == device_id))
+            .scalars()
+            .all()
+        )
     engine.dispose()
     return sorted(rows)
 
@@ -109,8 +115,13 @@ def test_every_bad_input_is_quarantined_and_good_frames_survive(tmp_path, tiny_m
     _register(url, good)
     with MosquittoSupervisor(tmp_path / "broker") as broker:
         proc = StreamProcessor(
-            address=broker.address, database_url=url, model=tiny_model, partitions=range(PARTS),
-            n_partitions=PARTS, unknown_devices="quarantine", max_payload_bytes=64 * 1024,
+            address=broker.address,
+            database_url=url,
+            model=tiny_model,
+            partitions=range(PARTS),
+            n_partitions=PARTS,
+            unknown_devices="quarantine",
+            max_payload_bytes=64 * 1024,
             client_id=f"proc-{uuid.uuid4().hex[:6]}",
         ).start()
         raw = RawPublisher(broker.address)
@@ -121,7 +132,9 @@ def test_every_bad_input_is_quarantined_and_good_frames_survive(tmp_path, tiny_m
         out_of_range = dict(as_dict, ecg=[[5000] * 360, as_dict["ecg"][1]])
         bad_vital = dict(as_dict, vitals=[{"time_s": as_dict["start_time_s"], "hr_bpm": 900.0}])
         unequal = dict(as_dict, ecg=[as_dict["ecg"][0], as_dict["ecg"][1][:-1]])
-        nan_text = ok[0].decode().replace('"start_time_s":1700000000.0', '"start_time_s":NaN').encode()
+        nan_text = (
+            ok[0].decode().replace('"start_time_s":1700000000.0', '"start_time_s":NaN').encode()
+        )
         assert b"NaN" in nan_text
         bad = [
             (topic, b"{not json", "malformed_json"),
@@ -133,7 +146,11 @@ def test_every_bad_input_is_quarantined_and_good_frames_survive(tmp_path, tiny_m
             (topic, json.dumps(out_of_range).encode(), "out_of_range"),
             (topic, json.dumps(bad_vital).encode(), "out_of_range"),
             (topic, b"{" + b" " * (70 * 1024) + b"}", "oversized"),
-            (frames_topic("ghost-1", partitions=PARTS), _frame("ghost-1", 0).to_json(), "unknown_device"),
+            (
+                frames_topic("ghost-1", partitions=PARTS),
+                _frame("ghost-1", 0).to_json(),
+                "unknown_device",
+            ),
             (frames_topic("ghost-2", partitions=PARTS), ok[0], "topic_mismatch"),
         ]
         # good frames out of order, with duplicates, interleaved with the bad ones
@@ -168,16 +185,26 @@ def test_every_bad_input_is_quarantined_and_good_frames_survive(tmp_path, tiny_m
 
 
 # ------------------------------------------------------------------------------- end to end
-def _check_live_db(url: str, device_ids: list[str], frames_per_device: int, live: LiveSystem) -> None:
+def _check_live_db(
+    url: str, device_ids: list[str], frames_per_device: int, live: LiveSystem
+) -> None:
     engine = make_engine(url)
     with engine.connect() as c:
         for d in device_ids:
-            seqs = sorted(c.execute(select(FrameRecord.seq).where(FrameRecord.device_id == d)).scalars())
+            seqs = sorted(
+                c.execute(select(FrameRecord.seq).where(FrameRecord.device_id == d)).scalars()
+            )
             assert seqs == list(range(frames_per_device)), (d, seqs[:5], len(seqs))
-        n_beats = c.execute(select(func.count()).select_from(Beat).where(Beat.device_id.in_(device_ids))).scalar()
-        n_vitals = c.execute(select(func.count()).select_from(VitalSign).where(VitalSign.device_id.in_(device_ids))).scalar()
+        n_beats = c.execute(
+            select(func.count()).select_from(Beat).where(Beat.device_id.in_(device_ids))
+        ).scalar()
+        n_vitals = c.execute(
+            select(func.count()).select_from(VitalSign).where(VitalSign.device_id.in_(device_ids))
+        ).scalar()
         patients = [f"p-{d}" for d in device_ids]
-        n_alerts = c.execute(select(func.count()).select_from(Alert).where(Alert.patient_id.in_(patients))).scalar()
+        n_alerts = c.execute(
+            select(func.count()).select_from(Alert).where(Alert.patient_id.in_(patients))
+        ).scalar()
         labels = set(c.execute(select(Beat.label).where(Beat.device_id.in_(device_ids))).scalars())
     engine.dispose()
     # ~60-110 bpm records: at least ~0.8 beats per second of signal reach storage
@@ -191,27 +218,49 @@ def _check_live_db(url: str, device_ids: list[str], frames_per_device: int, live
 def test_default_path_own_mosquitto_and_sqlite(tmp_path, tiny_model_path, data_dir) -> None:
     settings = load_settings(state_dir=tmp_path / "state", mqtt_partitions=4)
     assert settings.broker_url is None and settings.database_url is None
-    with LiveSystem(settings, model=tiny_model_path, workers=2, patients=3, realtime=False,
-                    duration_s=40, data_dir=data_dir) as live:
+    with LiveSystem(
+        settings,
+        model=tiny_model_path,
+        workers=2,
+        patients=3,
+        realtime=False,
+        duration_s=40,
+        data_dir=data_dir,
+    ) as live:
         assert live.sim_done.wait(60)
         assert live.wait_drained(60), live.status()
         st = live.status()
         assert st.frames_stored == 120 and st.quarantined == 0
         assert {p.device_id for p in st.patients} == {"sim-0001", "sim-0002", "sim-0003"}
-        _check_live_db(settings.resolved_database_url(), ["sim-0001", "sim-0002", "sim-0003"], 40, live)
+        _check_live_db(
+            settings.resolved_database_url(), ["sim-0001", "sim-0002", "sim-0003"], 40, live
+        )
         assert live.broker is not None and "sqlite" in settings.resolved_database_url()
 
 
 def test_system_mosquitto_and_postgresql(tmp_path, tiny_model_path, data_dir, pg_url) -> None:
     if not wait_for_port(SYSTEM_BROKER.host, SYSTEM_BROKER.port, timeout_s=2):
-        pytest.fail("the system Mosquitto at 127.0.0.1:1883 is not running (start it; .ci/run does)")
+        pytest.fail(
+            "the system Mosquitto at 127.0.0.1:1883 is not running (start it; .ci/run does)"
+        )
     tag = uuid.uuid4().hex[:6]
     settings = load_settings(
-        state_dir=tmp_path / "state", broker_url="mqtt://127.0.0.1:1883", database_url=pg_url,
+        state_dir=tmp_path / "state",
+        broker_url="mqtt://127.0.0.1:1883",
+        database_url=pg_url,
         mqtt_partitions=4,
     )
-    with LiveSystem(settings, model=tiny_model_path, workers=2, patients=2, realtime=False, duration_s=30,
-                    data_dir=data_dir, device_prefix=f"pg{tag}", instance=tag) as live:
+    with LiveSystem(
+        settings,
+        model=tiny_model_path,
+        workers=2,
+        patients=2,
+        realtime=False,
+        duration_s=30,
+        data_dir=data_dir,
+        device_prefix=f"pg{tag}",
+        instance=tag,
+    ) as live:
         assert live.broker is None
         assert live.sim_done.wait(60)
         assert live.wait_drained(60), live.status()
@@ -224,11 +273,25 @@ def _devices(tmp_path: Path, address: BrokerAddress, n: int, data_dir: Path, pre
     for i in range(n):
         d = f"{prefix}-{i}"
         q = StoreForwardQueue(tmp_path / "dev" / f"{d}.sqlite", synchronous="NORMAL")
-        wearables.append(VirtualWearable(
-            WearableConfig(device_id=d, record=("208", "119", "233")[i % 3], start_offset_s=0.0, seed=i),
-            start_time_s=time.time(), data_dir=data_dir))
-        pubs.append(FramePublisher(q, address=address, device_id=d, partitions=PARTS, delete_on="storage",
-                                   storage_ack_timeout_s=3.0).start())
+        wearables.append(
+            VirtualWearable(
+                WearableConfig(
+                    device_id=d, record=("208", "119", "233")[i % 3], start_offset_s=0.0, seed=i
+                ),
+                start_time_s=time.time(),
+                data_dir=data_dir,
+            )
+        )
+        pubs.append(
+            FramePublisher(
+                q,
+                address=address,
+                device_id=d,
+                partitions=PARTS,
+                delete_on="storage",
+                storage_ack_timeout_s=3.0,
+            ).start()
+        )
     return wearables, pubs
 
 
@@ -246,11 +309,18 @@ def test_hard_broker_kill_loses_nothing_with_storage_acks(tmp_path, tiny_model, 
     url = _db(tmp_path)
     n_frames = 60
     with MosquittoSupervisor(tmp_path / "broker") as broker:
-        proc = StreamProcessor(address=broker.address, database_url=url, model=tiny_model,
-                               partitions=range(PARTS), n_partitions=PARTS).start()
+        proc = StreamProcessor(
+            address=broker.address,
+            database_url=url,
+            model=tiny_model,
+            partitions=range(PARTS),
+            n_partitions=PARTS,
+        ).start()
         wearables, pubs = _devices(tmp_path, broker.address, 3, data_dir, "kill")
         try:
-            _stream(wearables, pubs, n_frames, tick_s=0.04, at=25, action=broker.kill)  # SIGKILL mid-stream
+            _stream(
+                wearables, pubs, n_frames, tick_s=0.04, at=25, action=broker.kill
+            )  # SIGKILL mid-stream
             assert _wait(lambda: broker.restarts >= 1, 10)
             assert all(p.flush(60) for p in pubs), [p.counters() for p in pubs]
         finally:
@@ -263,20 +333,40 @@ def test_hard_broker_kill_loses_nothing_with_storage_acks(tmp_path, tiny_model, 
         assert _stored_seqs(url, w.device_id) == list(range(n_frames))
 
 
-def test_processor_crash_and_restart_loses_nothing_and_duplicates_nothing(tmp_path, tiny_model, data_dir) -> None:
+def test_processor_crash_and_restart_loses_nothing_and_duplicates_nothing(
+    tmp_path, tiny_model, data_dir
+) -> None:
     url = _db(tmp_path)
     n_frames = 50
     cid = f"proc-{uuid.uuid4().hex[:6]}"
     with MosquittoSupervisor(tmp_path / "broker") as broker:
-        procs = [StreamProcessor(address=broker.address, database_url=url, model=tiny_model,
-                                 partitions=range(PARTS), n_partitions=PARTS, client_id=cid).start()]
+        procs = [
+            StreamProcessor(
+                address=broker.address,
+                database_url=url,
+                model=tiny_model,
+                partitions=range(PARTS),
+                n_partitions=PARTS,
+                client_id=cid,
+            ).start()
+        ]
         wearables, pubs = _devices(tmp_path, broker.address, 3, data_dir, "crash")
 
         def crash_and_restart() -> None:
             procs[0].kill()
-            threading.Timer(1.0, lambda: procs.append(StreamProcessor(
-                address=broker.address, database_url=url, model=tiny_model, partitions=range(PARTS),
-                n_partitions=PARTS, client_id=cid).start())).start()
+            threading.Timer(
+                1.0,
+                lambda: procs.append(
+                    StreamProcessor(
+                        address=broker.address,
+                        database_url=url,
+                        model=tiny_model,
+                        partitions=range(PARTS),
+                        n_partitions=PARTS,
+                        client_id=cid,
+                    ).start()
+                ),
+            ).start()
 
         try:
             _stream(wearables, pubs, n_frames, tick_s=0.04, at=20, action=crash_and_restart)

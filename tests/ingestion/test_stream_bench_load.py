@@ -23,21 +23,63 @@ def test_pool_payloads_are_valid_frames_of_the_record(data_dir) -> None:
 
 
 def test_markdown_report_renders() -> None:
-    step = {"patients": 10, "duration_s": 5, "frames_sent": 50, "frames_stored": 50, "frames_lost": 0,
-            "p50_latency_s": 0.1, "p99_latency_s": 0.2, "p99_receipt_to_commit_s": 0.1,
-            "generator_lag_p99_s": 0.0, "beats_total": 60, "passed": True}
-    cap = {"patients": 10, "p99_latency_s": 0.2, "frames_lost": 0, "target_patients": 1000, "target_met": False,
-           "steps": [step]}
+    step = {
+        "patients": 10,
+        "duration_s": 5,
+        "frames_sent": 50,
+        "frames_stored": 50,
+        "frames_lost": 0,
+        "p50_latency_s": 0.1,
+        "p99_latency_s": 0.2,
+        "p99_receipt_to_commit_s": 0.1,
+        "generator_lag_p99_s": 0.0,
+        "beats_total": 60,
+        "passed": True,
+    }
+    cap = {
+        "patients": 10,
+        "p99_latency_s": 0.2,
+        "frames_lost": 0,
+        "target_patients": 1000,
+        "target_met": False,
+        "steps": [step],
+    }
     r = {
-        "config": {"workers": 2, "partitions": 8, "cpu_count": 2, "latency": "x", "p99_limit_s": 1.0, "model": "m.onnx"},
+        "config": {
+            "workers": 2,
+            "partitions": 8,
+            "cpu_count": 2,
+            "latency": "x",
+            "p99_limit_s": 1.0,
+            "model": "m.onnx",
+        },
         "capacity": {"default": cap, "mosquitto_postgres": {"error": "no broker"}},
-        "resilience": {"patients": 2, "duration_s": 10.0, "frames_sent": 20, "frames_stored": 20, "frames_lost": 0,
-                       "duplicate_rows": 0, "duplicates_received_and_dropped": 3, "device_replays": 2, "passed": True,
-                       "events": {"broker_sigkill_at_s": 2.0, "processor_sigkill_restart_at_s": 4.0,
-                                  "device_offline": {"device": "res-0000", "start_s": 5.0, "duration_s": 2.0}}},
-        "agreement": {"records": ["208"], "duration_s": 10, "offline_beats": 9, "same_sample_pct": 100.0,
-                      "agreement_pct": 100.0, "per_record": {"208": {"offline_beats": 9, "same_sample_pct": 100.0,
-                                                                      "same_label_pct": 100.0}}},
+        "resilience": {
+            "patients": 2,
+            "duration_s": 10.0,
+            "frames_sent": 20,
+            "frames_stored": 20,
+            "frames_lost": 0,
+            "duplicate_rows": 0,
+            "duplicates_received_and_dropped": 3,
+            "device_replays": 2,
+            "passed": True,
+            "events": {
+                "broker_sigkill_at_s": 2.0,
+                "processor_sigkill_restart_at_s": 4.0,
+                "device_offline": {"device": "res-0000", "start_s": 5.0, "duration_s": 2.0},
+            },
+        },
+        "agreement": {
+            "records": ["208"],
+            "duration_s": 10,
+            "offline_beats": 9,
+            "same_sample_pct": 100.0,
+            "agreement_pct": 100.0,
+            "per_record": {
+                "208": {"offline_beats": 9, "same_sample_pct": 100.0, "same_label_pct": 100.0}
+            },
+        },
         "elapsed_s": 1.0,
     }
     md = _markdown(r)

@@ -56,7 +56,9 @@ def test_offline_equals_live_frames(excerpt, tiny_model, data_dir) -> None:
     from heartline.devices.simulator import VirtualWearable, WearableConfig
 
     w = VirtualWearable(
-        WearableConfig(device_id="d1", record="208", start_offset_s=0.0), start_time_s=1.7e9, data_dir=data_dir
+        WearableConfig(device_id="d1", record="208", start_offset_s=0.0),
+        start_time_s=1.7e9,
+        data_dir=data_dir,
     )
     pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
     live = []
@@ -66,14 +68,18 @@ def test_offline_equals_live_frames(excerpt, tiny_model, data_dir) -> None:
     offline = classify_record(excerpt, model=tiny_model)
     assert [b.sample_idx for b in live] == offline.sample_idx.tolist()
     np.testing.assert_allclose(
-        np.array([[b.probabilities[c] for c in offline.classes] for b in live]), offline.probabilities, atol=1e-6
+        np.array([[b.probabilities[c] for c in offline.classes] for b in live]),
+        offline.probabilities,
+        atol=1e-6,
     )
 
 
 def test_reproduces_training_preprocessing(excerpt, tiny_model) -> None:
     """Same R peaks as the offline detector; windows within 1 % of whole-record cleaning."""
     pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
-    batches = [pipe.prepare(excerpt.signal[i : i + 360]) for i in range(0, excerpt.signal.shape[0], 360)]
+    batches = [
+        pipe.prepare(excerpt.signal[i : i + 360]) for i in range(0, excerpt.signal.shape[0], 360)
+    ]
     batches.append(pipe.flush_prepare())
     idx = np.concatenate([b.sample_idx for b in batches])
     win = np.concatenate([b.windows[:, -1] for b in batches])

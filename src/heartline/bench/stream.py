@@ -57,14 +57,28 @@ WARMUP_S = 3.0
 
 
 # ------------------------------------------------------------------------------ processors
-def _processor_main(conn: Any, host: str, port: int, db_url: str, model: str, partitions: list[int],
-                    n_partitions: int, client_id: str) -> None:  # pragma: no cover - child process
+def _processor_main(
+    conn: Any,
+    host: str,
+    port: int,
+    db_url: str,
+    model: str,
+    partitions: list[int],
+    n_partitions: int,
+    client_id: str,
+) -> None:  # pragma: no cover - child process
     logging.basicConfig(level=logging.WARNING)
     from heartline.ingestion.broker import BrokerAddress
     from heartline.ingestion.processor import StreamProcessor
 
-    proc = StreamProcessor(address=BrokerAddress(host, port), database_url=db_url, model=model,
-                           partitions=partitions, n_partitions=n_partitions, client_id=client_id).start(wait_s=60)
+    proc = StreamProcessor(
+        address=BrokerAddress(host, port),
+        database_url=db_url,
+        model=model,
+        partitions=partitions,
+        n_partitions=n_partitions,
+        client_id=client_id,
+    ).start(wait_s=60)
     conn.send(("ready", proc.connected))
     while True:
         cmd = conn.recv()
@@ -84,7 +98,9 @@ def _processor_main(conn: Any, host: str, port: int, db_url: str, model: str, pa
 class _ProcessorPool:
     """Stream processors in child processes, each owning some partitions."""
 
-    def __init__(self, *, host: str, port: int, db_url: str, model: Path, workers: int, n_partitions: int) -> None:
+    def __init__(
+        self, *, host: str, port: int, db_url: str, model: Path, workers: int, n_partitions: int
+    ) -> None:
         from heartline.ingestion.live import split_partitions
 
         self.args = (host, port, db_url, str(model))
@@ -100,8 +116,11 @@ class _ProcessorPool:
     def _spawn(self, i: int) -> None:
         parent, child = self.ctx.Pipe()
         cid = f"bench-proc-{self.tag}-{i}"
-        p = self.ctx.Process(target=_processor_main, args=(child, *self.args, self.parts[i], self.n_partitions, cid),
-                             daemon=True)
+        p = self.ctx.Process(
+            target=_processor_main,
+            args=(child, *self.args, self.parts[i], self.n_partitions, cid),
+            daemon=True,
+        )
         p.start()
         self.procs[i], self.conns[i] = p, parent
         # wait until it is subscribed: frames published before would find no subscriber
@@ -124,8 +143,15 @@ class _ProcessorPool:
     def counters(self) -> dict[str, Any]:
         cs = self._ask("counters")
         merged: dict[str, Any] = {}
-        for k in ("frames_in", "frames_stored", "frames_duplicate", "beats", "alerts_opened", "db_errors",
-                  "quarantined_total"):
+        for k in (
+            "frames_in",
+            "frames_stored",
+            "frames_duplicate",
+            "beats",
+            "alerts_opened",
+            "db_errors",
+            "quarantined_total",
+        ):
             merged[k] = int(sum(c[k] for c in cs))
         for k in ("latency_p50_s", "latency_p99_s", "e2e_latency_p50_s", "e2e_latency_p99_s"):
             vals = [c[k] for c in cs if c[k] == c[k]]
@@ -171,8 +197,11 @@ class _FramePool:
         self.records = records
         self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
         for r in records:
-            w = VirtualWearable(WearableConfig(device_id="pool", record=r, start_offset_s=0.0, seed=0),
-                                start_time_s=1.7e9, data_dir=data_dir)
+            w = VirtualWearable(
+                WearableConfig(device_id="pool", record=r, start_offset_s=0.0, seed=0),
+                start_time_s=1.7e9,
+                data_dir=data_dir,
+            )
             per = []
             for sf in islice(w.frames(), seconds):
                 f = sf.frame
@@ -183,7 +212,9 @@ class _FramePool:
             self.frames.append(per)
         self.seconds = seconds
 
-    def payload(self, record_idx: int, k: int, device_id: str, seq: int, start_time_s: float) -> bytes:
+    def payload(
+        self, record_idx: int, k: int, device_id: str, seq: int, start_time_s: float
+    ) -> bytes:
         ecg, vit = self.frames[record_idx][k % self.seconds]
         vitals = [{**v, "time_s": round(start_time_s + v["time_s"], 3)} for v in vit]
         return (
@@ -202,8 +233,17 @@ class _GenResult:
     lag_max_s: float
 
 
-def _generate(address: Any, pool: _FramePool, device_ids: list[str], *, duration_s: int, n_partitions: int,
-              rate: float = 1.0, offsets: list[int] | None = None, clients: int = 4) -> _GenResult:
+def _generate(
+    address: Any,
+    pool: _FramePool,
+    device_ids: list[str],
+    *,
+    duration_s: int,
+    n_partitions: int,
+    rate: float = 1.0,
+    offsets: list[int] | None = None,
+    clients: int = 4,
+) -> _GenResult:
     """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -220,7 +260,9 @@ def _generate(address: Any, pool: _FramePool, device_ids: list[str], *, duration
             acked[0] += 1
 
     for c in range(min(clients, n)):
-        m = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{uuid.uuid4().hex[:8]}-{c}")
+        m = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{uuid.uuid4().hex[:8]}-{c}"
+        )
         m.max_inflight_messages_set(65535)
         m.max_queued_messages_set(0)
         m.on_publish = on_publish
@@ -232,7 +274,9 @@ def _generate(address: Any, pool: _FramePool, device_ids: list[str], *, duration
     period = 1.0 / rate
     t0_mono = time.monotonic() + 0.5
     t0_wall = time.time() + 0.5
-    events = sorted(((k + 1) * period + i * period / n, i, k) for k in range(duration_s) for i in range(n))
+    events = sorted(
+        ((k + 1) * period + i * period / n, i, k) for k in range(duration_s) for i in range(n)
+    )
     lags = []
     sent = 0
     j = 0
@@ -283,9 +327,13 @@ def _count_frames(db_url: str, prefix: str) -> tuple[int, int]:
 
     engine = make_engine(db_url)
     with engine.connect() as c:
-        rows = c.execute(text("SELECT COUNT(*) FROM frames WHERE device_id LIKE :p"), {"p": f"{prefix}-%"}).scalar()
+        rows = c.execute(
+            text("SELECT COUNT(*) FROM frames WHERE device_id LIKE :p"), {"p": f"{prefix}-%"}
+        ).scalar()
         distinct = c.execute(
-            text("SELECT COUNT(*) FROM (SELECT DISTINCT device_id, seq FROM frames WHERE device_id LIKE :p) t"),
+            text(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT device_id, seq FROM frames WHERE device_id LIKE :p) t"
+            ),
             {"p": f"{prefix}-%"},
         ).scalar()
     engine.dispose()
@@ -297,7 +345,9 @@ def _scratch_pg(admin_url: str):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     name = f"heartline_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
@@ -318,15 +368,25 @@ class _Setup:
     pool: _ProcessorPool
 
 
-def _step(setup: _Setup, frames: _FramePool, n: int, duration_s: int, n_partitions: int, tag: str,
-          drain_s: float) -> dict[str, Any]:
+def _step(
+    setup: _Setup,
+    frames: _FramePool,
+    n: int,
+    duration_s: int,
+    n_partitions: int,
+    tag: str,
+    drain_s: float,
+) -> dict[str, Any]:
     prefix = f"{tag}{n}"
     ids = [f"{prefix}-{i:05d}" for i in range(n)]
     _register(setup.db_url, ids)
     setup.pool.reset()
     box: list[_GenResult] = []
-    th = threading.Thread(target=lambda: box.append(
-        _generate(setup.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions)))
+    th = threading.Thread(
+        target=lambda: box.append(
+            _generate(setup.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions)
+        )
+    )
     th.start()
     time.sleep(min(WARMUP_S, duration_s / 2))
     setup.pool.reset()  # latency after the warm-up (new devices: pipelines start, first commits)
@@ -344,17 +404,34 @@ def _step(setup: _Setup, frames: _FramePool, n: int, duration_s: int, n_partitio
     p99 = c["e2e_latency_p99_s"]
     ok = lost == 0 and p99 == p99 and p99 <= P99_LIMIT_S
     res = {
-        "patients": n, "duration_s": duration_s, "frames_sent": gen.sent, "frames_stored": stored,
-        "frames_lost": lost, "p50_latency_s": c["e2e_latency_p50_s"], "p99_latency_s": p99,
-        "p99_receipt_to_commit_s": c["latency_p99_s"], "generator_lag_p99_s": gen.lag_p99_s,
-        "beats_total": c["beats"], "passed": bool(ok),
+        "patients": n,
+        "duration_s": duration_s,
+        "frames_sent": gen.sent,
+        "frames_stored": stored,
+        "frames_lost": lost,
+        "p50_latency_s": c["e2e_latency_p50_s"],
+        "p99_latency_s": p99,
+        "p99_receipt_to_commit_s": c["latency_p99_s"],
+        "generator_lag_p99_s": gen.lag_p99_s,
+        "beats_total": c["beats"],
+        "passed": bool(ok),
     }
     log.info("capacity %s N=%d: %s", setup.name, n, res)
     return res
 
 
-def _search(setup: _Setup, frames: _FramePool, *, start: int, target: int, duration_s: int, n_partitions: int,
-            max_steps: int, drain_s: float, report: Callable[[str], None]) -> dict[str, Any]:
+def _search(
+    setup: _Setup,
+    frames: _FramePool,
+    *,
+    start: int,
+    target: int,
+    duration_s: int,
+    n_partitions: int,
+    max_steps: int,
+    drain_s: float,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     lo, hi = 0, None
@@ -389,8 +466,18 @@ def _search(setup: _Setup, frames: _FramePool, *, start: int, target: int, durat
 
 
 # ------------------------------------------------------------------------------ resilience
-def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float, quick: bool, workers: int,
-                n_partitions: int, data_dir: Path | None, report: Callable[[str], None]) -> dict[str, Any]:
+def _resilience(
+    out_dir: Path,
+    model: Path,
+    *,
+    patients: int,
+    duration_s: float,
+    quick: bool,
+    workers: int,
+    n_partitions: int,
+    data_dir: Path | None,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
     from heartline.devices.publisher import FramePublisher
     from heartline.devices.simulator import (
         Disconnect,
@@ -414,18 +501,37 @@ def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float,
     ids = [f"{prefix}-{i:04d}" for i in range(patients)]
     _register(db_url, ids)
     with MosquittoSupervisor(run / "broker") as broker, contextlib.ExitStack() as stack:
-        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_url, model=model,
-                              workers=workers, n_partitions=n_partitions)
+        pool = _ProcessorPool(
+            host=broker.address.host,
+            port=broker.address.port,
+            db_url=db_url,
+            model=model,
+            workers=workers,
+            n_partitions=n_partitions,
+        )
         stack.callback(pool.stop)
         t0 = time.time()
         wearables, pubs = [], []
         for i, d in enumerate(ids):
-            q = stack.enter_context(StoreForwardQueue(run / "devices" / f"{d}.sqlite", synchronous="NORMAL"))
-            cfg = WearableConfig(device_id=d, record=ARRHYTHMIA_RECORDS[i % len(ARRHYTHMIA_RECORDS)],
-                                 start_offset_s=0.0, seed=i, disconnects=(offline,) if i == 0 else ())
+            q = stack.enter_context(
+                StoreForwardQueue(run / "devices" / f"{d}.sqlite", synchronous="NORMAL")
+            )
+            cfg = WearableConfig(
+                device_id=d,
+                record=ARRHYTHMIA_RECORDS[i % len(ARRHYTHMIA_RECORDS)],
+                start_offset_s=0.0,
+                seed=i,
+                disconnects=(offline,) if i == 0 else (),
+            )
             wearables.append(VirtualWearable(cfg, start_time_s=t0, data_dir=data_dir))
-            pub = FramePublisher(q, address=broker.address, device_id=d, partitions=n_partitions,
-                                 delete_on="storage", storage_ack_timeout_s=5.0).start()
+            pub = FramePublisher(
+                q,
+                address=broker.address,
+                device_id=d,
+                partitions=n_partitions,
+                delete_on="storage",
+                storage_ack_timeout_s=5.0,
+            ).start()
             stack.callback(pub.stop)
             pubs.append(pub)
         events: list[str] = []
@@ -446,7 +552,9 @@ def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float,
                 pool.crash_restart(0)
 
         report(f"resilience: {patients} patients x {duration_s:.0f} s real time")
-        run_simulation(wearables, publish=publish, duration_s=duration_s, realtime=True, on_tick=on_tick)
+        run_simulation(
+            wearables, publish=publish, duration_s=duration_s, realtime=True, on_tick=on_tick
+        )
         for p in pubs:
             p.set_link(True)
         drained = all(p.flush(120) for p in pubs)
@@ -457,21 +565,42 @@ def _resilience(out_dir: Path, model: Path, *, patients: int, duration_s: float,
         c = pool.counters()
         replays = sum(p.counters().replays for p in pubs)
     return {
-        "patients": patients, "duration_s": duration_s,
-        "events": {"broker_sigkill_at_s": kill_at, "processor_sigkill_restart_at_s": restart_at,
-                   "device_offline": {"device": ids[0], "start_s": offline.start_s, "duration_s": offline.duration_s}},
+        "patients": patients,
+        "duration_s": duration_s,
+        "events": {
+            "broker_sigkill_at_s": kill_at,
+            "processor_sigkill_restart_at_s": restart_at,
+            "device_offline": {
+                "device": ids[0],
+                "start_s": offline.start_s,
+                "duration_s": offline.duration_s,
+            },
+        },
         "broker_restarts": broker.restarts,
-        "frames_sent": int(sent), "frames_stored": rows, "frames_distinct": distinct,
-        "frames_lost": int(sent - distinct), "duplicate_rows": rows - distinct,
-        "frames_left_on_devices": left, "drained": bool(drained),
-        "duplicates_received_and_dropped": c["frames_duplicate"], "device_replays": replays,
+        "frames_sent": int(sent),
+        "frames_stored": rows,
+        "frames_distinct": distinct,
+        "frames_lost": int(sent - distinct),
+        "duplicate_rows": rows - distinct,
+        "frames_left_on_devices": left,
+        "drained": bool(drained),
+        "duplicates_received_and_dropped": c["frames_duplicate"],
+        "device_replays": replays,
         "passed": bool(sent == rows == distinct and left == 0),
     }
 
 
 # ------------------------------------------------------------------------------ agreement
-def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | None, workers: int,
-               n_partitions: int, report: Callable[[str], None]) -> dict[str, Any]:
+def _agreement(
+    out_dir: Path,
+    model: Path,
+    *,
+    duration_s: int,
+    data_dir: Path | None,
+    workers: int,
+    n_partitions: int,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
     from dataclasses import replace
 
     from sqlalchemy import text
@@ -494,11 +623,24 @@ def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | 
     report(f"agreement: {len(records)} records x {duration_s} s, live vs classify_record")
     frames = _FramePool(records, duration_s, data_dir)
     with MosquittoSupervisor(run / "broker") as broker:
-        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_url, model=model,
-                              workers=workers, n_partitions=n_partitions)
+        pool = _ProcessorPool(
+            host=broker.address.host,
+            port=broker.address.port,
+            db_url=db_url,
+            model=model,
+            workers=workers,
+            n_partitions=n_partitions,
+        )
         try:
-            gen = _generate(broker.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions, rate=10.0,
-                            offsets=[0] * len(ids))
+            gen = _generate(
+                broker.address,
+                frames,
+                ids,
+                duration_s=duration_s,
+                n_partitions=n_partitions,
+                rate=10.0,
+                offsets=[0] * len(ids),
+            )
             deadline = time.monotonic() + 60
             while _count_frames(db_url, "agr")[0] < gen.sent and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -511,7 +653,9 @@ def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | 
     tot_off = tot_pos = tot_lab = 0
     for r, d in zip(records, ids, strict=True):
         with engine.connect() as c:
-            rows = c.execute(text("SELECT seq, sample_idx, label FROM beats WHERE device_id = :d"), {"d": d}).all()
+            rows = c.execute(
+                text("SELECT seq, sample_idx, label FROM beats WHERE device_id = :d"), {"d": d}
+            ).all()
         live = {int(s) * 360 + int(i): lab for s, i, lab in rows}
         rec = read_record(record_path("mitdb", r, data_dir=data_dir))
         ex = replace(rec, signal=rec.signal[: duration_s * 360])
@@ -522,15 +666,24 @@ def _agreement(out_dir: Path, model: Path, *, duration_s: int, data_dir: Path | 
         keep = nxt < (duration_s - 3) * 360
         n_off = int(keep.sum())
         pos = sum(int(s) in live for s in off.sample_idx[keep])
-        lab = sum(live.get(int(s)) == lab for s, lab in zip(off.sample_idx[keep], off.labels[keep], strict=True))
-        per[r] = {"offline_beats": n_off, "same_sample_pct": 100.0 * pos / max(1, n_off),
-                  "same_label_pct": 100.0 * lab / max(1, n_off)}
+        lab = sum(
+            live.get(int(s)) == lab
+            for s, lab in zip(off.sample_idx[keep], off.labels[keep], strict=True)
+        )
+        per[r] = {
+            "offline_beats": n_off,
+            "same_sample_pct": 100.0 * pos / max(1, n_off),
+            "same_label_pct": 100.0 * lab / max(1, n_off),
+        }
         tot_off, tot_pos, tot_lab = tot_off + n_off, tot_pos + pos, tot_lab + lab
     engine.dispose()
     return {
-        "records": list(records), "duration_s": duration_s, "offline_beats": tot_off,
+        "records": list(records),
+        "duration_s": duration_s,
+        "offline_beats": tot_off,
         "same_sample_pct": 100.0 * tot_pos / max(1, tot_off),
-        "agreement_pct": 100.0 * tot_lab / max(1, tot_off), "per_record": per,
+        "agreement_pct": 100.0 * tot_lab / max(1, tot_off),
+        "per_record": per,
     }
 
 
@@ -590,9 +743,18 @@ def run_stream_bench(
     frames = _FramePool(ARRHYTHMIA_RECORDS, 60, data_dir_p)
     result: dict[str, Any] = {
         "config": {
-            "quick": quick, "workers": workers, "partitions": n_partitions, "step_duration_s": step_s,
-            "p99_limit_s": P99_LIMIT_S, "fs_hz": FS, "leads": 2, "frame_s": 1.0, "model": str(model),
-            "records": list(ARRHYTHMIA_RECORDS), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "quick": quick,
+            "workers": workers,
+            "partitions": n_partitions,
+            "step_duration_s": step_s,
+            "p99_limit_s": P99_LIMIT_S,
+            "fs_hz": FS,
+            "leads": 2,
+            "frame_s": 1.0,
+            "model": str(model),
+            "records": list(ARRHYTHMIA_RECORDS),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
             "latency": "end of frame on the device clock -> results committed (server wall clock)",
             "load_average_at_start": list(os.getloadavg()),
         },
@@ -605,17 +767,38 @@ def run_stream_bench(
     db_default = f"sqlite:///{cap_dir / 'heartline.db'}"
     upgrade_database(db_default)
     with MosquittoSupervisor(cap_dir / "broker") as broker:
-        pool = _ProcessorPool(host=broker.address.host, port=broker.address.port, db_url=db_default, model=model,
-                              workers=workers, n_partitions=n_partitions)
+        pool = _ProcessorPool(
+            host=broker.address.host,
+            port=broker.address.port,
+            db_url=db_default,
+            model=model,
+            workers=workers,
+            n_partitions=n_partitions,
+        )
         try:
             setup = _Setup("default", broker.address, db_default, pool)
             if patients:
                 report(f"fixed load: {patients} patients x {duration_s or step_s} s")
-                result["fixed"] = _step(setup, frames, patients, int(duration_s or step_s), n_partitions,
-                                        f"f{uuid.uuid4().hex[:4]}", drain_s=30)
+                result["fixed"] = _step(
+                    setup,
+                    frames,
+                    patients,
+                    int(duration_s or step_s),
+                    n_partitions,
+                    f"f{uuid.uuid4().hex[:4]}",
+                    drain_s=30,
+                )
             result["capacity"]["default"] = _search(
-                setup, frames, start=50 if quick else 100, target=target, duration_s=step_s,
-                n_partitions=n_partitions, max_steps=max_steps, drain_s=20, report=report)
+                setup,
+                frames,
+                start=50 if quick else 100,
+                target=target,
+                duration_s=step_s,
+                n_partitions=n_partitions,
+                max_steps=max_steps,
+                drain_s=20,
+                report=report,
+            )
         finally:
             pool.stop()
 
@@ -627,24 +810,52 @@ def run_stream_bench(
         try:
             with _scratch_pg(postgres_admin_url) as pg_url:
                 upgrade_database(pg_url)
-                pool = _ProcessorPool(host=sys_addr.host, port=sys_addr.port, db_url=pg_url, model=model,
-                                      workers=workers, n_partitions=n_partitions)
+                pool = _ProcessorPool(
+                    host=sys_addr.host,
+                    port=sys_addr.port,
+                    db_url=pg_url,
+                    model=model,
+                    workers=workers,
+                    n_partitions=n_partitions,
+                )
                 try:
                     result["capacity"]["mosquitto_postgres"] = _search(
-                        _Setup("mosquitto_postgres", sys_addr, pg_url, pool), frames, start=50 if quick else 100,
-                        target=target, duration_s=step_s, n_partitions=n_partitions, max_steps=max_steps,
-                        drain_s=20, report=report)
+                        _Setup("mosquitto_postgres", sys_addr, pg_url, pool),
+                        frames,
+                        start=50 if quick else 100,
+                        target=target,
+                        duration_s=step_s,
+                        n_partitions=n_partitions,
+                        max_steps=max_steps,
+                        drain_s=20,
+                        report=report,
+                    )
                 finally:
                     pool.stop()
         except Exception as exc:  # report, do not hide: the entry says what failed
             log.exception("mosquitto_postgres capacity failed")
             result["capacity"]["mosquitto_postgres"] = {"error": f"{type(exc).__name__}: {exc}"}
 
-    result["resilience"] = _resilience(out_dir, model, patients=8 if quick else 20,
-                                       duration_s=40.0 if quick else 90.0, quick=quick, workers=workers,
-                                       n_partitions=n_partitions, data_dir=data_dir_p, report=report)
-    result["agreement"] = _agreement(out_dir, model, duration_s=60 if quick else 300, data_dir=data_dir_p,
-                                     workers=workers, n_partitions=n_partitions, report=report)
+    result["resilience"] = _resilience(
+        out_dir,
+        model,
+        patients=8 if quick else 20,
+        duration_s=40.0 if quick else 90.0,
+        quick=quick,
+        workers=workers,
+        n_partitions=n_partitions,
+        data_dir=data_dir_p,
+        report=report,
+    )
+    result["agreement"] = _agreement(
+        out_dir,
+        model,
+        duration_s=60 if quick else 300,
+        data_dir=data_dir_p,
+        workers=workers,
+        n_partitions=n_partitions,
+        report=report,
+    )
     result["elapsed_s"] = time.time() - t_start
     result["config"]["load_average_at_end"] = list(os.getloadavg())
     (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
@@ -684,24 +895,41 @@ def _markdown(r: dict[str, Any]) -> str:
         if "error" in c:
             lines.append(f"| {name} | error: {c['error']} | | | |")
         else:
-            lines.append(f"| {name} | {c['patients']} | {_fmt(c['p99_latency_s'])} | {_fmt(c['frames_lost'])} | "
-                         f"{'yes' if c['target_met'] else 'no (target ' + str(c['target_patients']) + ')'} |")
-    lines += ["", "Search steps:", "", "| set-up | patients | sent | stored | lost | p50 (s) | p99 (s) | "
-              "receipt->commit p99 (s) | generator lag p99 (s) | pass |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            lines.append(
+                f"| {name} | {c['patients']} | {_fmt(c['p99_latency_s'])} | {_fmt(c['frames_lost'])} | "
+                f"{'yes' if c['target_met'] else 'no (target ' + str(c['target_patients']) + ')'} |"
+            )
+    lines += [
+        "",
+        "Search steps:",
+        "",
+        "| set-up | patients | sent | stored | lost | p50 (s) | p99 (s) | "
+        "receipt->commit p99 (s) | generator lag p99 (s) | pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, c in r["capacity"].items():
         for s in c.get("steps", []):
-            lines.append(f"| {name} | {s['patients']} | {s['frames_sent']} | {s['frames_stored']} | {s['frames_lost']} | "
-                         f"{_fmt(s['p50_latency_s'])} | {_fmt(s['p99_latency_s'])} | {_fmt(s['p99_receipt_to_commit_s'])} | "
-                         f"{_fmt(s['generator_lag_p99_s'])} | {'yes' if s['passed'] else 'no'} |")
+            lines.append(
+                f"| {name} | {s['patients']} | {s['frames_sent']} | {s['frames_stored']} | {s['frames_lost']} | "
+                f"{_fmt(s['p50_latency_s'])} | {_fmt(s['p99_latency_s'])} | {_fmt(s['p99_receipt_to_commit_s'])} | "
+                f"{_fmt(s['generator_lag_p99_s'])} | {'yes' if s['passed'] else 'no'} |"
+            )
     if "fixed" in r:
         f = r["fixed"]
-        lines += ["", "## Fixed load", "", f"{f['patients']} patients x {f['duration_s']} s: sent {f['frames_sent']}, "
-                  f"stored {f['frames_stored']}, lost {f['frames_lost']}, p50 {_fmt(f['p50_latency_s'])} s, "
-                  f"p99 {_fmt(f['p99_latency_s'])} s, pass: {f['passed']}."]
+        lines += [
+            "",
+            "## Fixed load",
+            "",
+            f"{f['patients']} patients x {f['duration_s']} s: sent {f['frames_sent']}, "
+            f"stored {f['frames_stored']}, lost {f['frames_lost']}, p50 {_fmt(f['p50_latency_s'])} s, "
+            f"p99 {_fmt(f['p99_latency_s'])} s, pass: {f['passed']}.",
+        ]
     res = r["resilience"]
     ev = res["events"]
     lines += [
-        "", "## Resilience", "",
+        "",
+        "## Resilience",
+        "",
         f"{res['patients']} patients x {res['duration_s']:.0f} s real time (own Mosquitto + SQLite, storage acks): "
         f"broker SIGKILL at {ev['broker_sigkill_at_s']:.0f} s, processor SIGKILL + restart at "
         f"{ev['processor_sigkill_restart_at_s']:.0f} s, {ev['device_offline']['device']} offline "
@@ -713,11 +941,19 @@ def _markdown(r: dict[str, Any]) -> str:
         f"{res['duplicates_received_and_dropped']} | {res['device_replays']} | {'yes' if res['passed'] else 'no'} |",
     ]
     a = r["agreement"]
-    lines += ["", "## Agreement (live vs `classify_record`)", "",
-              f"{len(a['records'])} records x {a['duration_s']} s: {a['offline_beats']} offline beats; same sample "
-              f"{a['same_sample_pct']:.2f} %, same sample and label {a['agreement_pct']:.2f} %.", "",
-              "| record | offline beats | same sample % | same label % |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Agreement (live vs `classify_record`)",
+        "",
+        f"{len(a['records'])} records x {a['duration_s']} s: {a['offline_beats']} offline beats; same sample "
+        f"{a['same_sample_pct']:.2f} %, same sample and label {a['agreement_pct']:.2f} %.",
+        "",
+        "| record | offline beats | same sample % | same label % |",
+        "|---|---:|---:|---:|",
+    ]
     for rec, v in a["per_record"].items():
-        lines.append(f"| {rec} | {v['offline_beats']} | {v['same_sample_pct']:.2f} | {v['same_label_pct']:.2f} |")
+        lines.append(
+            f"| {rec} | {v['offline_beats']} | {v['same_sample_pct']:.2f} | {v['same_label_pct']:.2f} |"
+        )
     lines += ["", f"Total run time {r['elapsed_s']:.0f} s.", ""]
     return "\n".join(lines)

@@ -76,7 +76,16 @@ def classify(
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["sample", "time_s", "label", "confidence", "quality_ok", *[f"p_{c}" for c in res.classes]])
+        w.writerow(
+            [
+                "sample",
+                "time_s",
+                "label",
+                "confidence",
+                "quality_ok",
+                *[f"p_{c}" for c in res.classes],
+            ]
+        )
         for i in range(len(res)):
             w.writerow(
                 [
@@ -89,7 +98,9 @@ def classify(
                 ]
             )
     counts = res.counts()
-    table = Table(title=f"{rec.name}: {len(res)} beats, {rec.signal.shape[0] / rec.fs:.0f} s at {rec.fs:g} Hz")
+    table = Table(
+        title=f"{rec.name}: {len(res)} beats, {rec.signal.shape[0] / rec.fs:.0f} s at {rec.fs:g} Hz"
+    )
     table.add_column("class")
     table.add_column("beats", justify="right")
     table.add_column("%", justify="right")
@@ -100,8 +111,12 @@ def classify(
     console.print(f"ectopic burden (S+V+F): [bold]{res.ectopic_burden_pct:.1f} %[/]")
     if runs:
         longest = max(b - a for a, b in runs)
-        first = ", ".join(f"{res.sample_idx[a] / res.fs:.1f} s ({b - a} beats)" for a, b in runs[:5])
-        console.print(f"runs of >= {min_run} V beats: [bold]{len(runs)}[/] (longest {longest}); first at {first}")
+        first = ", ".join(
+            f"{res.sample_idx[a] / res.fs:.1f} s ({b - a} beats)" for a, b in runs[:5]
+        )
+        console.print(
+            f"runs of >= {min_run} V beats: [bold]{len(runs)}[/] (longest {longest}); first at {first}"
+        )
     else:
         console.print(f"runs of >= {min_run} V beats: 0")
     console.print(f"model {model_path.name}; wrote {out}")

@@ -217,25 +217,43 @@ def _resolve_model(model: Path | None) -> Path:
             from heartline.edge.shipped import shipped_model_path
         return Path(shipped_model_path())
     except (ImportError, FileNotFoundError) as exc:
-        raise typer.BadParameter(f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model") from None
+        raise typer.BadParameter(
+            f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model"
+        ) from None
 
 
 @app.command()
 @handle_errors
 def live(
-    patients: Annotated[int, typer.Option("--patients", "-n", min=0, max=1000, help="Simulated patients.")] = 8,
+    patients: Annotated[
+        int, typer.Option("--patients", "-n", min=0, max=1000, help="Simulated patients.")
+    ] = 8,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
-    model: Annotated[Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
+    ] = None,
     broker_url: Annotated[
-        str | None, typer.Option("--broker-url", help="mqtt://host:port (default: settings, else own Mosquitto).")
+        str | None,
+        typer.Option(
+            "--broker-url", help="mqtt://host:port (default: settings, else own Mosquitto)."
+        ),
     ] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: settings).")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Run directory (default: settings).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: settings).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Run directory (default: settings).")
+    ] = None,
     records: Annotated[
-        str | None, typer.Option("--records", help="Comma-separated MIT-BIH records for simulated patients.")
+        str | None,
+        typer.Option("--records", help="Comma-separated MIT-BIH records for simulated patients."),
     ] = None,
-    duration: Annotated[float | None, typer.Option("--duration", min=1.0, help="Stop after S seconds.")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=1.0, help="Stop after S seconds.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
+    ] = None,
 ) -> None:
     """Run the live system (broker, processors, simulated patients) with a status table until Ctrl-C."""
     from rich.live import Live
@@ -252,7 +270,11 @@ def live(
     if database_url is not None:
         overrides["database_url"] = database_url
     settings = load_settings(**overrides)
-    recs = [r.strip() for r in records.split(",") if r.strip()] if records else list(ARRHYTHMIA_RECORDS)
+    recs = (
+        [r.strip() for r in records.split(",") if r.strip()]
+        if records
+        else list(ARRHYTHMIA_RECORDS)
+    )
     path = _resolve_model(model)
 
     def table(sys: LiveSystem) -> Table:
@@ -265,13 +287,29 @@ def live(
         for col in ("device", "patient", "record", "beats", "queued", "active alerts"):
             t.add_column(col)
         for p in st.patients[:40]:
-            t.add_row(p.device_id, p.patient_id, p.record or "-", str(p.beats), str(p.queued),
-                      ", ".join(p.active_alerts) or "-")
+            t.add_row(
+                p.device_id,
+                p.patient_id,
+                p.record or "-",
+                str(p.beats),
+                str(p.queued),
+                ", ".join(p.active_alerts) or "-",
+            )
         return t
 
-    with LiveSystem(settings, model=path, workers=workers, patients=patients, records=recs, realtime=True,
-                    duration_s=duration, data_dir=data_dir) as sys:
-        console.print(f"broker {sys.address.url if sys.address else '?'}; database {settings.resolved_database_url()}")
+    with LiveSystem(
+        settings,
+        model=path,
+        workers=workers,
+        patients=patients,
+        records=recs,
+        realtime=True,
+        duration_s=duration,
+        data_dir=data_dir,
+    ) as sys:
+        console.print(
+            f"broker {sys.address.url if sys.address else '?'}; database {settings.resolved_database_url()}"
+        )
         try:
             with Live(table(sys), console=console, refresh_per_second=2) as view:
                 t_end = time.monotonic() + duration if duration else None
@@ -288,28 +326,57 @@ from heartline.cli.main import bench_app  # noqa: E402
 @bench_app.command("stream")
 @handle_errors
 def bench_stream(
-    out: Annotated[Path, typer.Option("--out", help="Run directory for stream.json and stream.md.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for stream.json and stream.md.")
+    ],
     patients: Annotated[
         int | None, typer.Option("--patients", min=1, help="Also run one fixed load of N patients.")
     ] = None,
-    duration: Annotated[int | None, typer.Option("--duration", min=2, help="Seconds of the fixed load.")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Shorter steps and outages (a few minutes).")] = False,
-    model: Annotated[Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor processes.")] = 2,
-    target: Annotated[int, typer.Option("--target", min=1, help="Capacity at which the search stops.")] = 1000,
+    duration: Annotated[
+        int | None, typer.Option("--duration", min=2, help="Seconds of the fixed load.")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Shorter steps and outages (a few minutes).")
+    ] = False,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Stream-processor processes.")
+    ] = 2,
+    target: Annotated[
+        int, typer.Option("--target", min=1, help="Capacity at which the search stops.")
+    ] = 1000,
     postgres_url: Annotated[
-        str, typer.Option("--postgres-url", help="PostgreSQL URL allowed to CREATE DATABASE (scratch db).")
+        str,
+        typer.Option(
+            "--postgres-url", help="PostgreSQL URL allowed to CREATE DATABASE (scratch db)."
+        ),
     ] = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    broker_url: Annotated[str, typer.Option("--system-broker-url", help="System Mosquitto.")] = "mqtt://127.0.0.1:1883",
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")] = None,
+    broker_url: Annotated[
+        str, typer.Option("--system-broker-url", help="System Mosquitto.")
+    ] = "mqtt://127.0.0.1:1883",
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
+    ] = None,
 ) -> None:
     """Capacity (own Mosquitto+SQLite; system Mosquitto+PostgreSQL), resilience and live/offline agreement."""
     from heartline.bench.stream import run_stream_bench
 
     path = _resolve_model(model)
-    res = run_stream_bench(out, model=path, quick=quick, patients=patients, duration_s=duration, data_dir=data_dir,
-                           postgres_admin_url=postgres_url, system_broker_url=broker_url, workers=workers,
-                           target=target, report=lambda m: console.print(f"[dim]{m}[/]"))
+    res = run_stream_bench(
+        out,
+        model=path,
+        quick=quick,
+        patients=patients,
+        duration_s=duration,
+        data_dir=data_dir,
+        postgres_admin_url=postgres_url,
+        system_broker_url=broker_url,
+        workers=workers,
+        target=target,
+        report=lambda m: console.print(f"[dim]{m}[/]"),
+    )
     console.print((Path(out) / "stream.md").read_text())
     caps = {k: v.get("patients") for k, v in res["capacity"].items()}
     console.print(f"capacity {caps}; wrote {Path(out) / 'stream.json'}")

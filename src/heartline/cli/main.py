@@ -10,20 +10,29 @@ import typer
 from heartline import __version__
 from heartline.cli.common import console, handle_errors, setup_logging, track
 
-app = typer.Typer(help="Heartline: IoT cardiac monitoring from the edge to the clinic.", no_args_is_help=True)
+app = typer.Typer(
+    help="Heartline: IoT cardiac monitoring from the edge to the clinic.", no_args_is_help=True
+)
 data_app = typer.Typer(help="PhysioNet data: fetch and check.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that write JSON and Markdown reports.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that write JSON and Markdown reports.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default: $HEARTLINE_DATA_DIR, ../shared/data, or the user cache)."),
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $HEARTLINE_DATA_DIR, ../shared/data, or the user cache).",
+    ),
 ]
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
     setup_logging(verbose)
 
 
@@ -50,7 +59,9 @@ def data_fetch(
 @data_app.command("check")
 @handle_errors
 def data_check(
-    databases: Annotated[list[str] | None, typer.Argument(help="Databases to check (default: all present).")] = None,
+    databases: Annotated[
+        list[str] | None, typer.Argument(help="Databases to check (default: all present).")
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Verify every record: header, .dat sizes, checksums, annotations."""
@@ -61,9 +72,13 @@ def data_check(
     from heartline.io.check import check_record
 
     root = resolve_data_dir(data_dir)
-    names = databases or [d for d in DATABASES if database_dir(d, data_dir=root, must_exist=False).is_dir()]
+    names = databases or [
+        d for d in DATABASES if database_dir(d, data_dir=root, must_exist=False).is_dir()
+    ]
     if not names:
-        raise DataNotFoundError(f"no database found in {root}; fetch one with `heartline data fetch mitdb`")
+        raise DataNotFoundError(
+            f"no database found in {root}; fetch one with `heartline data fetch mitdb`"
+        )
     table = Table(title=f"heartline data check ({root})")
     for col in ("database", "records", "ok", "problems"):
         table.add_column(col)
@@ -71,10 +86,17 @@ def data_check(
     for db in names:
         folder = database_dir(db, data_dir=root)
         headers = sorted(folder.rglob("*.hea"))
-        results = [check_record(h.with_suffix("")) for h in track(headers, description=f"checking {db}")]
+        results = [
+            check_record(h.with_suffix("")) for h in track(headers, description=f"checking {db}")
+        ]
         failed = [r for r in results if not r.ok]
         bad += len(failed)
-        table.add_row(db, str(len(results)), str(len(results) - len(failed)), "\n".join(p for r in failed for p in r.problems) or "-")
+        table.add_row(
+            db,
+            str(len(results)),
+            str(len(results) - len(failed)),
+            "\n".join(p for r in failed for p in r.problems) or "-",
+        )
     console.print(table)
     if bad:
         raise typer.Exit(1)

@@ -39,7 +39,9 @@ def prepare_demo(settings, *, patients: int, records: list[str], device_prefix: 
                 device_id = f"{device_prefix}-{i + 1:04d}"
                 pid = f"p-{device_id}"
                 record = records[i % len(records)]
-                register_patient(s, patient_id=pid, display_name=f"Simulated patient (MIT-BIH {record})")
+                register_patient(
+                    s, patient_id=pid, display_name=f"Simulated patient (MIT-BIH {record})"
+                )
                 register_device(s, device_id=device_id, patient_id=pid)
                 patient_ids.append(pid)
         if not settings.is_development:
@@ -54,15 +56,39 @@ def prepare_demo(settings, *, patients: int, records: list[str], device_prefix: 
 @handle_errors
 def serve(
     host: Annotated[str, typer.Option("--host", help="API/dashboard address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="API/dashboard port (8000 is Flower's).")] = 8080,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the state dir).")] = None,
-    broker_url: Annotated[str | None, typer.Option("--broker-url", help="mqtt://host:port (default: Heartline's own Mosquitto).")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Run directory (database, broker, device queues).")] = None,
-    patients: Annotated[int, typer.Option("--patients", "-n", min=0, max=1000, help="Simulated patients (0: real devices only).")] = 0,
-    records: Annotated[str | None, typer.Option("--records", help="Comma-separated MIT-BIH records for simulated patients.")] = None,
+    port: Annotated[
+        int, typer.Option("--port", help="API/dashboard port (8000 is Flower's).")
+    ] = 8080,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the state dir)."),
+    ] = None,
+    broker_url: Annotated[
+        str | None,
+        typer.Option("--broker-url", help="mqtt://host:port (default: Heartline's own Mosquitto)."),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Run directory (database, broker, device queues)."),
+    ] = None,
+    patients: Annotated[
+        int,
+        typer.Option(
+            "--patients", "-n", min=0, max=1000, help="Simulated patients (0: real devices only)."
+        ),
+    ] = 0,
+    records: Annotated[
+        str | None,
+        typer.Option("--records", help="Comma-separated MIT-BIH records for simulated patients."),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
-    model: Annotated[Path | None, typer.Option("--model", help="ONNX beat classifier (default: the shipped model).")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
+    ] = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
     from heartline.cli.live import _resolve_model
@@ -79,12 +105,23 @@ def serve(
         overrides["database_url"] = database_url
     settings = load_service_settings(**overrides)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    recs = [r.strip() for r in records.split(",") if r.strip()] if records else list(ARRHYTHMIA_RECORDS)
+    recs = (
+        [r.strip() for r in records.split(",") if r.strip()]
+        if records
+        else list(ARRHYTHMIA_RECORDS)
+    )
     model_path = _resolve_model(model)
     creds = prepare_demo(settings, patients=patients, records=recs)
 
-    with LiveSystem(settings, model=model_path, workers=workers, patients=patients, records=recs,
-                    realtime=True, data_dir=data_dir) as system:
+    with LiveSystem(
+        settings,
+        model=model_path,
+        workers=workers,
+        patients=patients,
+        records=recs,
+        realtime=True,
+        data_dir=data_dir,
+    ) as system:
         scheme = "https" if settings.tls_certfile else "http"
         console.rule("[bold]Heartline is running")
         console.print(f"dashboard  {scheme}://{host}:{port}/dashboard/")
@@ -93,7 +130,9 @@ def serve(
         console.print(f"database   {settings.resolved_database_url()}")
         console.print(f"state dir  {settings.state_dir}")
         if patients:
-            console.print(f"patients   {patients} simulated wearables replaying MIT-BIH {', '.join(recs[:patients])}")
+            console.print(
+                f"patients   {patients} simulated wearables replaying MIT-BIH {', '.join(recs[:patients])}"
+            )
         if creds is not None:
             console.print("[bold]demo logins[/] (development only):")
             for u in creds.users:

@@ -25,11 +25,21 @@ AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 
 #: MIT-BIH beat symbol -> AAMI class.
 AAMI_MAP: dict[str, str] = {
-    "N": "N", "L": "N", "R": "N", "e": "N", "j": "N",
-    "A": "S", "a": "S", "J": "S", "S": "S",
-    "V": "V", "E": "V",
+    "N": "N",
+    "L": "N",
+    "R": "N",
+    "e": "N",
+    "j": "N",
+    "A": "S",
+    "a": "S",
+    "J": "S",
+    "S": "S",
+    "V": "V",
+    "E": "V",
     "F": "F",
-    "/": "Q", "f": "Q", "Q": "Q",
+    "/": "Q",
+    "f": "Q",
+    "Q": "Q",
 }
 
 #: Every MIT-BIH symbol that marks a beat (``B``, ``r``, ``n`` and ``?`` are beats too, used
@@ -47,7 +57,9 @@ def aami_class(symbol: str) -> str:
     try:
         return AAMI_MAP.get(symbol) or _EXTRA[symbol]
     except KeyError:
-        raise ValueError(f"{symbol!r} is not a beat symbol; beat symbols: {sorted(BEAT_SYMBOLS)}") from None
+        raise ValueError(
+            f"{symbol!r} is not a beat symbol; beat symbols: {sorted(BEAT_SYMBOLS)}"
+        ) from None
 
 
 def aami_labels(symbols: np.ndarray) -> np.ndarray:

@@ -62,7 +62,9 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(user_cache_dir("heartline")) / "data"
 
 
-def database_dir(database: str, *, data_dir: str | os.PathLike[str] | None = None, must_exist: bool = True) -> Path:
+def database_dir(
+    database: str, *, data_dir: str | os.PathLike[str] | None = None, must_exist: bool = True
+) -> Path:
     """Directory of one database, e.g. ``<data_dir>/mitdb``.
 
     Raises
@@ -74,7 +76,9 @@ def database_dir(database: str, *, data_dir: str | os.PathLike[str] | None = Non
         raise ValueError(f"unknown database {database!r}; known: {sorted(DATABASES)}")
     root = resolve_data_dir(data_dir)
     path = root / _FOLDER.get(database, database)
-    if must_exist and not (path.is_dir() and any(path.glob("*.hea")) or (path / "records100").is_dir()):
+    if must_exist and not (
+        (path.is_dir() and any(path.glob("*.hea"))) or (path / "records100").is_dir()
+    ):
         raise DataNotFoundError(
             f"{database} not found in {root}. Fetch it with `heartline data fetch {database}` "
             f"(needs internet), or point {ENV_VAR} / --data-dir at a folder holding {path.name}/"
@@ -82,7 +86,9 @@ def database_dir(database: str, *, data_dir: str | os.PathLike[str] | None = Non
     return path
 
 
-def record_path(database: str, record: str, *, data_dir: str | os.PathLike[str] | None = None) -> Path:
+def record_path(
+    database: str, record: str, *, data_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Path (without extension) of one record of a database."""
     return database_dir(database, data_dir=data_dir) / record
 

@@ -34,12 +34,52 @@ __all__ = [
 ]
 
 DS1: tuple[str, ...] = (
-    "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
-    "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230",
+    "101",
+    "106",
+    "108",
+    "109",
+    "112",
+    "114",
+    "115",
+    "116",
+    "118",
+    "119",
+    "122",
+    "124",
+    "201",
+    "203",
+    "205",
+    "207",
+    "208",
+    "209",
+    "215",
+    "220",
+    "223",
+    "230",
 )
 DS2: tuple[str, ...] = (
-    "100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210",
-    "212", "213", "214", "219", "221", "222", "228", "231", "232", "233", "234",
+    "100",
+    "103",
+    "105",
+    "111",
+    "113",
+    "117",
+    "121",
+    "123",
+    "200",
+    "202",
+    "210",
+    "212",
+    "213",
+    "214",
+    "219",
+    "221",
+    "222",
+    "228",
+    "231",
+    "232",
+    "233",
+    "234",
 )
 PACED: tuple[str, ...] = ("102", "104", "107", "217")
 ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
@@ -50,7 +90,9 @@ ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
 DEFAULT_VALIDATION: tuple[str, ...] = ("101", "116", "220", "223", "230")
 
 
-def validation_records(*, seed: int | None = None, n_records: int = 5) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def validation_records(
+    *, seed: int | None = None, n_records: int = 5
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Split DS1 by record (patient) into training and validation records.
 
     Parameters
@@ -78,7 +120,9 @@ def validation_records(*, seed: int | None = None, n_records: int = 5) -> tuple[
     return train, val
 
 
-def grouped_kfold_records(records: tuple[str, ...], *, n_folds: int = 10, seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+def grouped_kfold_records(
+    records: tuple[str, ...], *, n_folds: int = 10, seed: int = 0
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """K folds over records (each record, i.e. patient, in exactly one test fold).
 
     Returns a list of ``(train_records, test_records)``.
@@ -104,7 +148,9 @@ class IntraPatientSplit:
     description: str = "intra-patient random beat split (same patients in train and test: leaky)"
 
 
-def intra_patient_split(n_beats: int, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> IntraPatientSplit:
+def intra_patient_split(
+    n_beats: int, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> IntraPatientSplit:
     """The papers' random 80/10/10 beat split (leaky: patients are shared).
 
     >>> s = intra_patient_split(100, seed=1)
@@ -114,8 +160,10 @@ def intra_patient_split(n_beats: int, *, seed: int = 0, fractions: tuple[float, 
     if abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must sum to 1, got {fractions}")
     perm = np.random.default_rng(seed).permutation(n_beats)
-    n_train = int(round(fractions[0] * n_beats))
-    n_val = int(round(fractions[1] * n_beats))
+    n_train = round(fractions[0] * n_beats)
+    n_val = round(fractions[1] * n_beats)
     return IntraPatientSplit(
-        np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_val]), np.sort(perm[n_train + n_val :])
+        np.sort(perm[:n_train]),
+        np.sort(perm[n_train : n_train + n_val]),
+        np.sort(perm[n_train + n_val :]),
     )

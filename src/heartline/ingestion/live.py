@@ -44,7 +44,9 @@ def split_partitions(n_partitions: int, workers: int) -> list[list[int]]:
     [[0, 3, 6], [1, 4, 7], [2, 5]]
     """
     if workers < 1 or n_partitions < workers:
-        raise ValueError(f"need 1 <= workers <= n_partitions, got workers={workers}, n_partitions={n_partitions}")
+        raise ValueError(
+            f"need 1 <= workers <= n_partitions, got workers={workers}, n_partitions={n_partitions}"
+        )
     return [list(range(w, n_partitions, workers)) for w in range(workers)]
 
 
@@ -82,7 +84,14 @@ class LiveStatus:
 
 def _merge(counters: Sequence[ProcessorCounters]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k in ("frames_in", "frames_stored", "frames_duplicate", "beats", "alerts_opened", "db_errors"):
+    for k in (
+        "frames_in",
+        "frames_stored",
+        "frames_duplicate",
+        "beats",
+        "alerts_opened",
+        "db_errors",
+    ):
         out[k] = sum(getattr(c, k) for c in counters)
     out["quarantined"] = sum(c.quarantined_total for c in counters)
     p50 = [c.latency_p50_s for c in counters if c.latency_p50_s == c.latency_p50_s]
@@ -157,7 +166,9 @@ class LiveSystem:
         self.records = tuple(records)
         self.realtime = realtime
         self.duration_s = duration_s
-        self.unknown_devices = unknown_devices or ("register" if settings.is_development else "quarantine")
+        self.unknown_devices = unknown_devices or (
+            "register" if settings.is_development else "quarantine"
+        )
         self.data_dir = data_dir
         self.device_prefix = device_prefix
         self.instance = instance
@@ -183,7 +194,11 @@ class LiveSystem:
         s = self.settings
         try:
             if s.broker_url is None:
-                users = {} if s.is_development else {s.broker_username: s.broker_password.get_secret_value()}
+                users = (
+                    {}
+                    if s.is_development
+                    else {s.broker_username: s.broker_password.get_secret_value()}
+                )
                 self.broker = self._stack.enter_context(
                     MosquittoSupervisor(
                         s.state_dir / "broker",
@@ -197,7 +212,9 @@ class LiveSystem:
                 self.address = parse_broker_url(s.broker_url)
                 if s.broker_username and not self.address.username and not s.is_development:
                     self.address = BrokerAddress(
-                        self.address.host, self.address.port, s.broker_username,
+                        self.address.host,
+                        self.address.port,
+                        s.broker_username,
                         s.broker_password.get_secret_value(),
                     )
             upgrade_database(self.database_url)
@@ -262,7 +279,9 @@ class LiveSystem:
                 start_seq=start_seq,
                 start_offset_s=0.0,
             )
-            self.wearables.append(VirtualWearable(cfg, start_time_s=start_time_s, data_dir=self.data_dir))
+            self.wearables.append(
+                VirtualWearable(cfg, start_time_s=start_time_s, data_dir=self.data_dir)
+            )
             pub = FramePublisher(
                 q,
                 address=self.address,  # type: ignore[arg-type]

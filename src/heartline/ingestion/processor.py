@@ -168,7 +168,9 @@ class _DeviceState:
     fs: float = 0.0
     leads: tuple[str, ...] = ()
     last_analysed_seq: int | None = None
-    frames: collections.deque[_FrameRef] = field(default_factory=lambda: collections.deque(maxlen=120))
+    frames: collections.deque[_FrameRef] = field(
+        default_factory=lambda: collections.deque(maxlen=120)
+    )
     segment: int = 0
 
 
@@ -235,7 +237,9 @@ class StreamProcessor:
         if (database_url is None) == (session_factory is None):
             raise ValueError("give exactly one of database_url and session_factory")
         if batch_max < 1 or batch_wait_s < 0:
-            raise ValueError(f"need batch_max >= 1 and batch_wait_s >= 0, got {batch_max}, {batch_wait_s}")
+            raise ValueError(
+                f"need batch_max >= 1 and batch_wait_s >= 0, got {batch_max}, {batch_wait_s}"
+            )
         if isinstance(model, (str, Path)):
             from heartline.edge.runtime import OnnxBeatClassifier
 
@@ -299,7 +303,9 @@ class StreamProcessor:
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ MQTT callbacks
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         if getattr(rc, "is_failure", False):
             log.warning("processor %s: broker refused the connection: %s", self.client_id, rc)
             return
@@ -310,7 +316,9 @@ class StreamProcessor:
             self._connected.set()
             self._subscribed.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         self._up.discard(userdata)
         self._connected.clear()
         log.info("processor %s: disconnected (%s)", self.client_id, rc)
@@ -329,10 +337,16 @@ class StreamProcessor:
         for c in self._clients:
             c.connect_async(self.address.host, self.address.port, keepalive=15)
             c.loop_start()
-        self._worker = threading.Thread(target=self._run, name=f"proc-{self.client_id}", daemon=True)
+        self._worker = threading.Thread(
+            target=self._run, name=f"proc-{self.client_id}", daemon=True
+        )
         self._worker.start()
         if wait_s and not self._subscribed.wait(wait_s):
-            log.warning("processor %s: not connected after %.0f s; retrying in the background", self.client_id, wait_s)
+            log.warning(
+                "processor %s: not connected after %.0f s; retrying in the background",
+                self.client_id,
+                wait_s,
+            )
         return self
 
     def stop(self, *, drain_s: float = 2.0) -> None:
@@ -448,7 +462,9 @@ class StreamProcessor:
         while len(batch) < self.batch_max:
             left = deadline - time.monotonic()
             try:
-                batch.append(self._inbox.get(timeout=left) if left > 0 else self._inbox.get_nowait())
+                batch.append(
+                    self._inbox.get(timeout=left) if left > 0 else self._inbox.get_nowait()
+                )
             except queue.Empty:
                 break
         return batch
@@ -541,7 +557,9 @@ class StreamProcessor:
             try:
                 bb = st.pipeline.prepare(f.signal_mv())
             except Exception as exc:  # a signal the pipeline cannot take: store only
-                log.warning("device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc)
+                log.warning(
+                    "device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc
+                )
                 self._new_segment(st, f)
                 continue
             if len(bb):
@@ -594,12 +612,18 @@ class StreamProcessor:
             except Exception as exc:
                 self._c["db_errors"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("processor %s: commit failed (%s); retry %d", self.client_id, exc, attempt + 1)
+                log.warning(
+                    "processor %s: commit failed (%s); retry %d", self.client_id, exc, attempt + 1
+                )
                 if self._stop.is_set():
                     return  # nothing acknowledged: the broker redelivers after a restart
                 time.sleep(min(2.0, 0.2 * 2**attempt))
         else:
-            log.error("processor %s: giving up on a batch of %d (not acknowledged)", self.client_id, len(batch))
+            log.error(
+                "processor %s: giving up on a batch of %d (not acknowledged)",
+                self.client_id,
+                len(batch),
+            )
             self._forget_sequences()
             return
         for _m, f, _s in to_store:
@@ -692,7 +716,9 @@ class StreamProcessor:
                 return ref.seq, idx, ref.start_time_s + idx / st.fs
         return None
 
-    def _engine_call(self, st: _DeviceState, method: str, *args: Any, **kwargs: Any) -> list[AlertUpdate]:
+    def _engine_call(
+        self, st: _DeviceState, method: str, *args: Any, **kwargs: Any
+    ) -> list[AlertUpdate]:
         """Call the patient's alert engine; a failure is logged and counted, never fatal."""
         try:
             return getattr(self._engine_for(st.patient_id), method)(*args, **kwargs)
@@ -764,7 +790,14 @@ class StreamProcessor:
                 patients={d: p for d, p in self._known.items() if p is not None},
             )
             for m, reason, device_id in bad:
-                quarantine(s, payload=m.payload, reason=reason, topic=m.topic, device_id=device_id, received_at=now_utc)
+                quarantine(
+                    s,
+                    payload=m.payload,
+                    reason=reason,
+                    topic=m.topic,
+                    device_id=device_id,
+                    received_at=now_utc,
+                )
             for patient_id, rows in beat_rows.items():
                 add_beats(s, patient_id=patient_id, beats=rows)
             self._write_alerts(s, updates, new_rows)
@@ -772,7 +805,9 @@ class StreamProcessor:
         self._alert_rows.update(new_rows)
         return len(stored)
 
-    def _write_alerts(self, s: Session, updates: list[AlertUpdate], new_rows: dict[str, int]) -> None:
+    def _write_alerts(
+        self, s: Session, updates: list[AlertUpdate], new_rows: dict[str, int]
+    ) -> None:
         """Insert alerts the database has not seen, update the others to their latest revision.
 
         Several updates of one alert within a batch collapse into its last state (the stored row
@@ -811,12 +846,19 @@ class StreamProcessor:
                 new_rows[alert_id] = row.id
             else:
                 changes.append(
-                    {"id": row_id, "severity": alert_severity(ev.severity.value), "end": end, "evidence": evidence}
+                    {
+                        "id": row_id,
+                        "severity": alert_severity(ev.severity.value),
+                        "end": end,
+                        "evidence": evidence,
+                    }
                 )
         update_alerts(s, changes=changes)
 
     def _patient_device(self, patient_id: str) -> str | None:
-        return next((st.device_id for st in self._devices.values() if st.patient_id == patient_id), None)
+        return next(
+            (st.device_id for st in self._devices.values() if st.patient_id == patient_id), None
+        )
 
 
 def new_client_suffix() -> str:

@@ -16,8 +16,16 @@ __all__ = ["RecordCheck", "check_record", "check_signal_files"]
 
 # Bits per sample of each WFDB storage format (see the WFDB ``signal(5)`` manual page).
 _BITS_PER_SAMPLE: dict[str, float] = {
-    "8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16,
-    "212": 12, "310": 32 / 3, "311": 32 / 3,
+    "8": 8,
+    "16": 16,
+    "24": 24,
+    "32": 32,
+    "61": 16,
+    "80": 8,
+    "160": 16,
+    "212": 12,
+    "310": 32 / 3,
+    "311": 32 / 3,
 }
 
 
@@ -30,7 +38,9 @@ class RecordCheck:
     problems: tuple[str, ...]
 
 
-def check_signal_files(path: str | os.PathLike[str], *, header=None, verify_checksums: bool = True) -> list[str]:
+def check_signal_files(
+    path: str | os.PathLike[str], *, header=None, verify_checksums: bool = True
+) -> list[str]:
     """Return a list of problems with the signal files of a record (empty when sound).
 
     Parameters
@@ -77,7 +87,9 @@ def check_signal_files(path: str | os.PathLike[str], *, header=None, verify_chec
                 f"({header.sig_len} samples x {len(sig_idx)} signals, format {fmt})"
             )
         elif actual > expected + 2:
-            problems.append(f"{fpath}: {actual} bytes on disk, more than the {expected} the header implies")
+            problems.append(
+                f"{fpath}: {actual} bytes on disk, more than the {expected} the header implies"
+            )
     if problems or not verify_checksums:
         return problems
     try:
@@ -104,7 +116,9 @@ def check_signal_files(path: str | os.PathLike[str], *, header=None, verify_chec
     return problems
 
 
-def check_record(path: str | os.PathLike[str], *, annotations: tuple[str, ...] = ("atr",)) -> RecordCheck:
+def check_record(
+    path: str | os.PathLike[str], *, annotations: tuple[str, ...] = ("atr",)
+) -> RecordCheck:
     """Check a record's header, signal files (size, checksums) and annotation files.
 
     Parameters

@@ -47,7 +47,9 @@ class EcgRecord:
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2:
-            raise ValueError(f"signal must be 2-D (n_samples, n_leads), got shape {self.signal.shape}")
+            raise ValueError(
+                f"signal must be 2-D (n_samples, n_leads), got shape {self.signal.shape}"
+            )
         if not (self.fs > 0):
             raise ValueError(f"fs must be > 0 Hz, got {self.fs}")
         if len(self.lead_names) != self.signal.shape[1]:
@@ -109,7 +111,11 @@ class Annotations:
         from heartline.data.aami import BEAT_SYMBOLS
 
         mask = np.isin(self.symbol, list(BEAT_SYMBOLS))
-        aux = tuple(a for a, m in zip(self.aux_note, mask, strict=False) if m) if self.aux_note else ()
+        aux = (
+            tuple(a for a, m in zip(self.aux_note, mask, strict=False) if m)
+            if self.aux_note
+            else ()
+        )
         return Annotations(self.record, self.sample_idx[mask], self.symbol[mask], self.fs, aux)
 
 

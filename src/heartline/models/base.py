@@ -23,7 +23,9 @@ class BeatClassifier(Protocol):
     #: Registry name, e.g. ``"hybrid"``, ``"cnn"``, ``"random_forest"``.
     name: str
 
-    def fit(self, train: BeatSet, val: BeatSet, *, run_dir: Path | None = None, seed: int = 0) -> None:
+    def fit(
+        self, train: BeatSet, val: BeatSet, *, run_dir: Path | None = None, seed: int = 0
+    ) -> None:
         """Train on labelled beats of ``train``; ``run_dir`` receives logs, curves and checkpoints."""
         ...
 

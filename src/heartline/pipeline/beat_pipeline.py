@@ -93,7 +93,9 @@ class BeatModel(Protocol):
     n_rr: int
     classes: tuple[str, ...]
 
-    def predict_proba_arrays(self, windows: np.ndarray, rr: np.ndarray, **kw: Any) -> np.ndarray: ...
+    def predict_proba_arrays(
+        self, windows: np.ndarray, rr: np.ndarray, **kw: Any
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,9 @@ class ClassifiedBeats:
         return out
 
     @classmethod
-    def from_beats(cls, beats: Sequence[ClassifiedBeat], *, classes: tuple[str, ...], fs: float) -> ClassifiedBeats:
+    def from_beats(
+        cls, beats: Sequence[ClassifiedBeat], *, classes: tuple[str, ...], fs: float
+    ) -> ClassifiedBeats:
         """Stack a list of :class:`ClassifiedBeat`."""
         n = len(beats)
         return cls(
@@ -340,7 +344,9 @@ class BeatPipeline:
         self._pre = self.pre_s * self.fs
         self._post = self.post_s * self.fs
         self.quality = bool(quality)
-        self._quality_cfg = QualityConfig(window_s=quality_window_s, min_window_s=min(1.0, quality_window_s))
+        self._quality_cfg = QualityConfig(
+            window_s=quality_window_s, min_window_s=min(1.0, quality_window_s)
+        )
         self._quality_width = max(1, round(quality_window_s * self.fs))
         self.amplitude_history = int(amplitude_history)
         self._max_history = round(max_history_s * self.fs)
@@ -489,13 +495,17 @@ class BeatPipeline:
                     start_idx=q0,
                 )
                 # a last partial block may be too short to judge: that is not bad quality
-                wq_bad = not wq.usable and not (final and b1 - q0 < self._quality_cfg.min_window_s * self.fs)
+                wq_bad = not wq.usable and not (
+                    final and b1 - q0 < self._quality_cfg.min_window_s * self.fs
+                )
                 if wq_bad:
                     self._bad_blocks.append((b0, b1))
                 self._quality_out.append(wq)
             self._next_block += 1
         # keep enough raw for the next block's look-back and quality window
-        keep_from = max(0, self._next_block * self._block - max(self._lookback, self._quality_width))
+        keep_from = max(
+            0, self._next_block * self._block - max(self._lookback, self._quality_width)
+        )
         if keep_from > self._raw_start:
             self._raw = self._raw[keep_from - self._raw_start :]
             self._raw_start = keep_from
@@ -551,7 +561,9 @@ class BeatPipeline:
             w = self._norm.update(w)
             r = np.asarray(feats, dtype=np.float32)
             if r.shape[0] != self.n_rr:
-                raise ValueError(f"the model expects {self.n_rr} RR features, the pipeline makes {r.shape[0]}")
+                raise ValueError(
+                    f"the model expects {self.n_rr} RR features, the pipeline makes {r.shape[0]}"
+                )
             if self._first is None:
                 self._first = (w, r)
             ctx = list(self._context)[-self.context_k :] if self.context_k else []
@@ -570,9 +582,7 @@ class BeatPipeline:
             if self._ready
             else (self._pending[0] if self._pending else self._last_peak)
         )
-        keep_from = max(
-            self._clean_start, int(oldest - self._pre) - 2, done - self._max_history
-        )
+        keep_from = max(self._clean_start, int(oldest - self._pre) - 2, done - self._max_history)
         if keep_from > self._clean_start:
             self._clean = self._clean[keep_from - self._clean_start :]
             self._clean_start = keep_from

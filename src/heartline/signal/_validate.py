@@ -6,7 +6,7 @@ import numpy as np
 
 from heartline.errors import SignalError
 
-__all__ = ["check_cutoff", "check_fs", "as_1d_signal"]
+__all__ = ["as_1d_signal", "check_cutoff", "check_fs"]
 
 
 def check_fs(fs: float, *, name: str = "fs") -> float:
@@ -24,11 +24,15 @@ def check_cutoff(cutoff_hz: float, *, fs: float, name: str) -> float:
     """Raise unless ``0 < cutoff_hz < fs / 2``."""
     nyquist = fs / 2
     if not (0 < cutoff_hz < nyquist):
-        raise SignalError(f"{name}={cutoff_hz} Hz must lie in (0, {nyquist}) Hz (Nyquist at fs={fs} Hz)")
+        raise SignalError(
+            f"{name}={cutoff_hz} Hz must lie in (0, {nyquist}) Hz (Nyquist at fs={fs} Hz)"
+        )
     return float(cutoff_hz)
 
 
-def as_1d_signal(x: object, *, name: str = "signal", min_samples: int = 1, allow_nan: bool = False) -> np.ndarray:
+def as_1d_signal(
+    x: object, *, name: str = "signal", min_samples: int = 1, allow_nan: bool = False
+) -> np.ndarray:
     """Validate a 1-D float signal.
 
     Raises
@@ -43,5 +47,7 @@ def as_1d_signal(x: object, *, name: str = "signal", min_samples: int = 1, allow
         raise SignalError(f"{name} has {arr.size} samples; at least {min_samples} are needed")
     if not allow_nan and not np.all(np.isfinite(arr)):
         n_bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise SignalError(f"{name} holds {n_bad} NaN/inf samples; impute gaps first (heartline.signal.preprocess.impute_gaps)")
+        raise SignalError(
+            f"{name} holds {n_bad} NaN/inf samples; impute gaps first (heartline.signal.preprocess.impute_gaps)"
+        )
     return arr

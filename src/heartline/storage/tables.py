@@ -227,7 +227,9 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         Index("ix_alerts_patient_start", "patient_id", "start_time"),
-        CheckConstraint("severity IN ('info', 'warning', 'high', 'critical')", name="severity_valid"),
+        CheckConstraint(
+            "severity IN ('info', 'warning', 'high', 'critical')", name="severity_valid"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

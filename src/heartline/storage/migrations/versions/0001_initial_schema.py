@@ -78,7 +78,8 @@ def upgrade() -> None:
         sa.Column("acknowledged_by", sa.String(length=128), nullable=True),
         sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "severity IN ('info', 'warning', 'high', 'critical')", name=op.f("ck_alerts_severity_valid")
+            "severity IN ('info', 'warning', 'high', 'critical')",
+            name=op.f("ck_alerts_severity_valid"),
         ),
         sa.ForeignKeyConstraint(
             ["device_id"], ["devices.id"], name=op.f("fk_alerts_device_id_devices")
