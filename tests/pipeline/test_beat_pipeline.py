@@ -147,3 +147,22 @@ def test_bad_input(tiny_model) -> None:
 def test_lead_selection_puts_mlii_first() -> None:
     assert select_leads(("V5", "MLII"), 2) == [1, 0]
     assert select_leads(("I", "II", "III"), 2) == [0, 1]
+
+
+def test_drain_vf_reports_the_flutter_of_record_207(data_dir, tiny_model):
+    """The detector's VF state reaches the pipeline's caller (for the engine's VF alarm)."""
+    rec = read_record(record_path("mitdb", "207", data_dir=data_dir))
+    sig = rec.signal[: int(70 * FS)]  # annotated flutter at 40.7-51.0 s and 54.8-60.4 s
+    pipe = BeatPipeline(fs=FS, lead_names=rec.lead_names, model=tiny_model)
+    spans: list[tuple[int, int | None]] = []
+    for start in range(0, sig.shape[0], int(FS)):
+        pipe.process(sig[start : start + int(FS)])
+        spans.extend(s for s in pipe.drain_vf() if s[1] is not None)
+    assert spans, "no VF episode reported in 207's flutter"
+    for a, b in spans:
+        assert 38 * FS <= a < b <= 64 * FS
+    # nothing in a normal record
+    normal = read_record(record_path("mitdb", "100", data_dir=data_dir)).signal[: int(60 * FS)]
+    pipe = BeatPipeline(fs=FS, lead_names=rec.lead_names, model=tiny_model)
+    pipe.process(normal)
+    assert pipe.drain_vf() == []

@@ -292,6 +292,8 @@ class AlertEngine:
         self._conf = np.zeros(0)
         self._ok = np.zeros(0, dtype=bool)
         self._noisy: list[tuple[float, float]] = []
+        # ventricular flutter/fibrillation spans from the R-peak detector: (start_s, end_s or None)
+        self._vf: list[tuple[float, float | None]] = []
         self._next_beat_id = 0
         self._now = -math.inf
         self._open: dict[str, _Open] = {}
@@ -363,6 +365,34 @@ class AlertEngine:
         if not ok:
             self._noisy.append((start, end))
         return self._step(end)
+
+    def add_vf(
+        self, start_s: float, end_s: float | None, *, now_s: float | None = None
+    ) -> list[AlertUpdate]:
+        """Record a ventricular flutter/fibrillation episode reported by the R-peak detector.
+
+        VF is not a sequence of beats (EC57 excludes it from beat scoring), so the beat rules
+        cannot see it: during VF the detector emits no beats, which would otherwise look like a
+        pause. The engine raises a critical ``"vf"`` alarm for the span and suppresses ``pause``
+        alarms that overlap it. ``end_s=None`` means the episode is still going on; report it
+        again with its end when it stops (same ``start_s``).
+
+        Parameters
+        ----------
+        start_s, end_s : float
+            Data time of the episode (seconds, same clock as the beats).
+        now_s : float, optional
+            Current data time (defaults to ``end_s`` or ``start_s``).
+        """
+        start = float(start_s)
+        end = None if end_s is None else float(end_s)
+        if not math.isfinite(start) or (
+            end is not None and (not math.isfinite(end) or end < start)
+        ):
+            raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
+        self._vf = [(a, b) for a, b in self._vf if abs(a - start) > 1e-6]
+        self._vf.append((start, end))
+        return self._step(now_s if now_s is not None else (end if end is not None else start))
 
     def add_vitals(
         self,
@@ -529,6 +559,7 @@ class AlertEngine:
             )
             self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
         self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
+        self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
 
     def _step(self, now_s: float | None) -> list[AlertUpdate]:
         if now_s is not None:
@@ -545,7 +576,22 @@ class AlertEngine:
                     continue  # already reported by an alert that has closed
                 if ep.kind == "v_couplet" and ep.ongoing:
                     continue  # two V beats at the end of the data may be the start of a run
+                if ep.kind == "pause" and self._overlaps_vf(ep.start_s, ep.end_s):
+                    continue  # no beats because the rhythm is VF: the vf alarm covers it
                 self._apply(ep, updates, self._now)
+        for start, end in self._vf:
+            stop = end if end is not None else max(self._now, start)
+            vf = Episode(
+                kind="vf",
+                severity=Severity.CRITICAL,
+                start_s=start,
+                end_s=stop,
+                values={"duration_s": round(stop - start, 3)},
+                message=f"ventricular flutter/fibrillation for {stop - start:.1f} s (no organised beats)",
+                ongoing=end is None,
+            )
+            if vf.end_s > self._last_closed_end.get("vf", -math.inf):
+                self._apply(vf, updates, self._now)
         # close alerts whose hold-off has passed
         for kind in list(self._open):
             if kind == "news2":
@@ -554,6 +600,13 @@ class AlertEngine:
             if self._now - op.last_evidence_s > self.config.hold_off_for(kind):
                 self._close(kind, updates, end_s=op.last_evidence_s)
         return self._finish(updates)
+
+    def _overlaps_vf(self, start_s: float, end_s: float) -> bool:
+        for a, b in self._vf:
+            stop = b if b is not None else math.inf
+            if start_s < stop + 1.0 and end_s > a - 1.0:
+                return True
+        return False
 
     def _new_id(self, kind: str, start_s: float) -> str:
         self._seq += 1

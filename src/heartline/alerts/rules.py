@@ -93,6 +93,7 @@ KINDS: tuple[str, ...] = (
     "frequent_pvc",
     "frequent_sveb",
     "af_like",
+    "vf",
     "signal_quality",
 )
 #: Kinds that are technical alarms (equipment / signal), not physiological ones.

@@ -565,6 +565,7 @@ class StreamProcessor:
             if len(bb):
                 pending.append((st, bb))
             updates.extend(self._quality_updates(st, f))
+            updates.extend(self._vf_updates(st))
             updates.extend(self._vital_updates(st, f))
         if pending:
             try:
@@ -744,6 +745,18 @@ class StreamProcessor:
             t1 = self._abs_time(st, wq.stop_idx)
             if t0 is not None and t1 is not None and t1 >= t0:
                 out.extend(self._engine_call(st, "add_quality", t0, t1, ok=False))
+        return out
+
+    def _vf_updates(self, st: _DeviceState) -> list[AlertUpdate]:
+        """VF episodes from the detector -> the engine's critical ``vf`` alarm (no beats in VF)."""
+        assert st.pipeline is not None
+        out: list[AlertUpdate] = []
+        for start_idx, stop_idx in st.pipeline.drain_vf():
+            t0 = self._abs_time(st, start_idx)
+            t1 = None if stop_idx is None else self._abs_time(st, stop_idx)
+            if t0 is None or (stop_idx is not None and (t1 is None or t1 < t0)):
+                continue
+            out.extend(self._engine_call(st, "add_vf", t0, t1))
         return out
 
     def _abs_time(self, st: _DeviceState, abs_idx: int) -> float | None:

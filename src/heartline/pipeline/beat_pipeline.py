@@ -370,6 +370,7 @@ class BeatPipeline:
         self._first: tuple[np.ndarray, np.ndarray] | None = None
         self._bad_blocks: deque[tuple[int, int]] = deque()  # unusable [start, stop) sample spans
         self._quality_out: list[WindowQuality] = []
+        self._vf_reported = 0  # completed VF spans of the detector already returned by drain_vf
         self._flushed = False
         self._last_peak = 0
         self.beats_emitted = 0
@@ -430,6 +431,24 @@ class BeatPipeline:
     def drain_quality(self) -> list[WindowQuality]:
         """Quality verdicts of the blocks cleaned since the last call (absolute sample indices)."""
         out, self._quality_out = self._quality_out, []
+        return out
+
+    def drain_vf(self) -> list[tuple[int, int | None]]:
+        """Ventricular flutter/fibrillation episodes seen by the R-peak detector since the last call.
+
+        Returns ``(start_idx, stop_idx)`` for each episode that ended since the last call and
+        ``(start_idx, None)`` for one still going on (reported again on every call until it
+        ends). During VF the detector emits no beats (see
+        :class:`~heartline.signal.rpeaks.StreamingRPeakDetector`), so the alert engine needs
+        these spans to raise a VF alarm instead of a pause.
+        """
+        spans = self._detector.vf_spans
+        out: list[tuple[int, int | None]] = [
+            (int(a), int(b)) for a, b in spans[self._vf_reported :]
+        ]
+        self._vf_reported = len(spans)
+        if self._detector.vf_start_idx is not None:
+            out.append((int(self._detector.vf_start_idx), None))
         return out
 
     def _classify(self, batch: BeatBatch) -> list[ClassifiedBeat]:
