@@ -74,6 +74,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="1",
         summary="IoT cardiac monitoring: patients, ECG, beats, vitals, alerts, FHIR R4 export.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN; Heartline loads nothing from the
+        # internet at run time, so only the machine-readable spec is served (/openapi.json).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = Database(settings)
