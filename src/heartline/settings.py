@@ -62,13 +62,20 @@ class Settings(BaseSettings):
         SQLAlchemy URL (``postgresql+psycopg://user@host/db`` or ``sqlite:///path``). ``None``
         means ``sqlite:///<state_dir>/heartline.db`` (see :meth:`resolved_database_url`).
     broker_url : str or None
-        ``mqtt://[user:password@]host:port``. ``None``: Heartline starts its own Mosquitto.
+        ``mqtt[s]://[user:password@]host:port``. ``None``: Heartline starts its own Mosquitto.
     mqtt_partitions : int
         Number of topic partitions (processor workers); devices and processors must agree.
     mosquitto_binary : str or None
         Path of the ``mosquitto`` executable (``None``: found on ``PATH`` or ``/usr/sbin``).
     broker_username, broker_password : str, SecretStr
-        Credentials used by Heartline's own clients on a broker that refuses anonymous access.
+        Credentials used by Heartline's own clients on a broker that refuses anonymous access
+        (the processor account; devices have their own accounts named by their device id).
+    mqtt_tls_certfile, mqtt_tls_keyfile : pathlib.Path or None
+        PEM certificate and key of Heartline's own Mosquitto: it then listens with TLS and
+        clients connect with ``mqtts://``. ``None``: plain MQTT.
+    mqtt_tls_cafile : pathlib.Path or None
+        CA file clients verify the broker's certificate with (turns TLS on for the clients;
+        default with an own broker: the certificate itself, right when it is self-signed).
     """
 
     model_config = SettingsConfigDict(
@@ -83,11 +90,27 @@ class Settings(BaseSettings):
     mosquitto_binary: str | None = None
     broker_username: str = "heartline"
     broker_password: SecretStr = SecretStr("changeme")
+    mqtt_tls_certfile: Path | None = None
+    mqtt_tls_keyfile: Path | None = None
+    mqtt_tls_cafile: Path | None = None
 
     @field_validator("state_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return Path(v).expanduser()
+
+    @field_validator("mqtt_tls_certfile", "mqtt_tls_keyfile", "mqtt_tls_cafile")
+    @classmethod
+    def _expand_optional(cls, v: Path | None) -> Path | None:
+        return None if v is None else Path(v).expanduser()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.mqtt_tls_certfile is None) != (self.mqtt_tls_keyfile is None):
+            raise ValueError(
+                "set HEARTLINE_MQTT_TLS_CERTFILE and HEARTLINE_MQTT_TLS_KEYFILE together"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

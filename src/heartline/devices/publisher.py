@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from heartline.devices.store_forward import StoreForwardQueue
 from heartline.ingestion.acks import StorageAck, acks_topic
-from heartline.ingestion.broker import BrokerAddress
+from heartline.ingestion.broker import BrokerAddress, configure_client
 from heartline.ingestion.payloads import Frame
 from heartline.ingestion.topics import frames_topic
 
@@ -71,7 +71,9 @@ class FramePublisher:
     queue : StoreForwardQueue
         The device's persistent queue (the publisher does not close it).
     address : BrokerAddress
-        Broker to connect to (credentials included when needed).
+        Broker to connect to, with the device's own credentials when the broker enforces
+        per-device ACLs (username = ``device_id``); ``address.tls`` connects over TLS,
+        verifying the broker against ``address.ca_certs``.
     device_id : str
         Device whose frames this publisher sends (fixes the topic).
     partitions : int
@@ -138,8 +140,7 @@ class FramePublisher:
         self._client.max_queued_messages_set(0)
         lo, hi = reconnect_delay_s
         self._client.reconnect_delay_set(min_delay=max(1, round(lo)), max_delay=max(1, round(hi)))
-        if address.username:
-            self._client.username_pw_set(address.username, address.password)
+        configure_client(self._client, address)  # credentials, TLS for mqtts:// addresses
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish

@@ -7,6 +7,16 @@ sessions survive a restart), a watchdog thread that restarts it when it dies, an
 
 In production mode anonymous access is refused and clients authenticate against a password file
 written in Mosquitto's own PBKDF2-SHA512 format (``$7$``), so no ``mosquitto_passwd`` is needed.
+
+Per-device credentials: devices are broker users named by their device id, and (in production,
+or with ``acl=True``) an ACL file lets a device write only its own frames topic
+(``heartline/v1/+/<device_id>/frames``) and read only its own storage acknowledgements
+(``heartline/v1/acks/<device_id>``); the processor user has ``readwrite heartline/#``.
+Mosquitto drops ACL-denied QoS 0/1 publishes silently (the client still gets its PUBACK).
+:meth:`MosquittoSupervisor.set_users` registers or rotates devices at run time (SIGHUP reload).
+
+TLS: given a certificate and key, the supervisor adds a TLS listener; clients connect with
+``mqtts://`` addresses (:func:`configure_client` calls paho's ``tls_set``).
 """
 
 from __future__ import annotations
@@ -24,9 +34,11 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from heartline.errors import HeartlineError
@@ -35,6 +47,7 @@ __all__ = [
     "BrokerAddress",
     "BrokerError",
     "MosquittoSupervisor",
+    "configure_client",
     "find_mosquitto",
     "mosquitto_password_hash",
     "parse_broker_url",
@@ -60,27 +73,39 @@ class BrokerAddress:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_certs: str | None = None
 
     @property
     def url(self) -> str:
-        """``mqtt://host:port`` (credentials left out)."""
-        return f"mqtt://{self.host}:{self.port}"
+        """``mqtt://host:port`` or ``mqtts://host:port`` (credentials left out)."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def with_credentials(self, username: str | None, password: str | None) -> BrokerAddress:
+        """The same broker with other credentials."""
+        return replace(self, username=username, password=password)
 
 
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://[user[:password]@]host[:port]`` (port 1883 by default).
+def parse_broker_url(url: str, *, ca_certs: str | os.PathLike[str] | None = None) -> BrokerAddress:
+    """Parse ``mqtt[s]://[user[:password]@]host[:port]`` (port 1883, or 8883 for ``mqtts``).
+
+    ``ca_certs`` (a CA bundle that verifies the broker's certificate) turns TLS on even for an
+    ``mqtt://`` URL; ``mqtts://`` without it uses the system's trusted CAs.
 
     >>> parse_broker_url("mqtt://heartline:s3cret@127.0.0.1:18830")
-    BrokerAddress(host='127.0.0.1', port=18830, username='heartline', password='s3cret')
+    BrokerAddress(host='127.0.0.1', port=18830, username='heartline', tls=False, ca_certs=None)
+    >>> parse_broker_url("mqtts://broker.example.org").url
+    'mqtts://broker.example.org:8883'
     """
     parts = urlsplit(url or "")
-    if parts.scheme not in {"mqtt", "tcp"}:
-        raise ValueError(f"broker url must look like mqtt://host:port, got {url!r}")
+    if parts.scheme not in {"mqtt", "tcp", "mqtts", "ssl"}:
+        raise ValueError(f"broker url must look like mqtt[s]://host:port, got {url!r}")
+    tls = parts.scheme in {"mqtts", "ssl"} or ca_certs is not None
     if not parts.hostname:
         raise ValueError(f"broker url {url!r} has no host")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError as exc:
         raise ValueError(f"broker url {url!r} has a bad port") from exc
     return BrokerAddress(
@@ -88,7 +113,23 @@ def parse_broker_url(url: str) -> BrokerAddress:
         port=port,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+        ca_certs=None if ca_certs is None else str(ca_certs),
     )
+
+
+def configure_client(client: Any, address: BrokerAddress) -> None:
+    """Apply ``address``'s credentials and TLS settings to a paho ``mqtt.Client``.
+
+    TLS (``address.tls``) uses ``client.tls_set(ca_certs=address.ca_certs)``: the broker's
+    certificate is verified, host name included, against that CA file (``None``: system CAs).
+    """
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        if address.ca_certs is not None and not Path(address.ca_certs).is_file():
+            raise ValueError(f"ca_certs file {address.ca_certs} does not exist")
+        client.tls_set(ca_certs=address.ca_certs)
 
 
 def find_mosquitto(binary: str | os.PathLike[str] | None = None) -> Path:
@@ -147,6 +188,14 @@ def wait_for_port(host: str, port: int, *, timeout_s: float) -> bool:
     return False
 
 
+def _check_users(users: Mapping[str, str]) -> None:
+    for name, password in users.items():
+        if not name or any(c in name for c in ":+#/ \n\r\t"):
+            raise ValueError(f"users: bad user name {name!r} (no ':', '+', '#', '/' or spaces)")
+        if not isinstance(password, str) or not password or "\n" in password:
+            raise ValueError(f"users: user {name!r} needs a non-empty one-line password")
+
+
 class MosquittoSupervisor:
     """Run and supervise a private Mosquitto broker.
 
@@ -161,7 +210,25 @@ class MosquittoSupervisor:
     production : bool
         Refuse anonymous clients; ``users`` must then name at least one account.
     users : dict, optional
-        ``{username: password}`` written to the password file.
+        ``{username: password}`` written to the password file: the processor account and, for
+        per-device credentials, one account per device named by its device id.
+    acl : bool, optional
+        Write an ACL file (default: ``production``): a device user may write only
+        ``heartline/v1/+/<its id>/frames`` and read only ``heartline/v1/acks/<its id>``;
+        ``processor_user`` may read and write ``heartline/#``.
+    processor_user : str, optional
+        The service account (``settings.broker_username``); :attr:`address` carries its
+        credentials. Default: the first of ``users``.
+    tls_certfile, tls_keyfile : path-like, optional
+        PEM server certificate and key: adds a TLS listener on ``tls_port`` (clients need no
+        certificate of their own).
+    tls_cafile : path-like, optional
+        CA that verifies the server certificate, handed to clients in :attr:`address`
+        (default: ``tls_certfile``, right for a self-signed certificate).
+    tls_port : int, optional
+        Port of the TLS listener (default: a free port).
+    plain_listener : bool
+        Keep the plain listener on ``port`` when TLS is on (set ``False`` for TLS only).
     binary : path-like, optional
         The ``mosquitto`` executable (default: :func:`find_mosquitto`).
     supervise : bool
@@ -189,7 +256,14 @@ class MosquittoSupervisor:
         port: int | None = None,
         host: str = "127.0.0.1",
         production: bool = False,
-        users: dict[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
+        acl: bool | None = None,
+        processor_user: str | None = None,
+        tls_certfile: str | os.PathLike[str] | None = None,
+        tls_keyfile: str | os.PathLike[str] | None = None,
+        tls_cafile: str | os.PathLike[str] | None = None,
+        tls_port: int | None = None,
+        plain_listener: bool = True,
         binary: str | os.PathLike[str] | None = None,
         supervise: bool = True,
         max_restarts: int = 10,
@@ -202,12 +276,33 @@ class MosquittoSupervisor:
             )
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be in 1..65535, got {port}")
+        if tls_port is not None and not 0 < tls_port < 65536:
+            raise ValueError(f"tls_port must be in 1..65535, got {tls_port}")
+        if (tls_certfile is None) != (tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile must be given together")
+        for name, f in (("tls_certfile", tls_certfile), ("tls_keyfile", tls_keyfile)):
+            if f is not None and not Path(f).is_file():
+                raise ValueError(f"{name} {f} does not exist")
+        if tls_certfile is None and not plain_listener:
+            raise ValueError("plain_listener=False needs TLS (tls_certfile and tls_keyfile)")
+        _check_users(users or {})
+        if processor_user is not None and processor_user not in (users or {}):
+            raise ValueError(f"processor_user {processor_user!r} is not one of users")
         self.binary = find_mosquitto(binary)
         self.run_dir = Path(run_dir)
         self.host = host
         self.port = port
         self.production = production
         self.users = dict(users or {})
+        self.acl = production if acl is None else bool(acl)
+        self.processor_user = processor_user
+        self.tls_certfile = None if tls_certfile is None else Path(tls_certfile).resolve()
+        self.tls_keyfile = None if tls_keyfile is None else Path(tls_keyfile).resolve()
+        self.tls_cafile = (
+            Path(tls_cafile).resolve() if tls_cafile is not None else self.tls_certfile
+        )
+        self.tls_port = tls_port
+        self.plain_listener = plain_listener
         self.supervise = supervise
         self.max_restarts = max_restarts
         self.max_queued_messages = max_queued_messages
@@ -229,12 +324,62 @@ class MosquittoSupervisor:
         return self.run_dir / "mosquitto.log"
 
     @property
+    def acl_path(self) -> Path:
+        return self.run_dir / "acl"
+
+    @property
+    def password_path(self) -> Path:
+        return self.run_dir / "passwords"
+
+    @property
+    def tls(self) -> bool:
+        """``True`` when a TLS listener is configured."""
+        return self.tls_certfile is not None
+
+    def _service_credentials(self) -> tuple[str | None, str | None]:
+        if self.processor_user is not None:
+            return self.processor_user, self.users[self.processor_user]
+        if self.users:
+            return next(iter(self.users.items()))
+        return None, None
+
+    @property
     def address(self) -> BrokerAddress:
-        """Address for clients (with the first user's credentials in production)."""
+        """Address for clients: the TLS listener when configured, with the processor user's
+        credentials (first user when ``processor_user`` is not given)."""
         if self.port is None:
             raise BrokerError("broker not started yet")
-        user, password = next(iter(self.users.items())) if self.users else (None, None)
-        return BrokerAddress(self.host, self.port, user, password)
+        if self.tls:
+            return self.tls_address
+        return self.plain_address
+
+    @property
+    def plain_address(self) -> BrokerAddress:
+        """The plain (non-TLS) listener, with the processor user's credentials."""
+        if self.port is None or not self.plain_listener:
+            raise BrokerError("no plain listener (not started, or plain_listener=False)")
+        return BrokerAddress(self.host, self.port, *self._service_credentials())
+
+    @property
+    def tls_address(self) -> BrokerAddress:
+        """The TLS listener (``mqtts://``), with the processor user's credentials."""
+        if self.tls_port is None or not self.tls:
+            raise BrokerError("no TLS listener (not started, or no tls_certfile)")
+        user, password = self._service_credentials()
+        return BrokerAddress(
+            self.host,
+            self.tls_port,
+            user,
+            password,
+            tls=True,
+            ca_certs=str(self.tls_cafile) if self.tls_cafile else None,
+        )
+
+    def device_address(self, device_id: str) -> BrokerAddress:
+        """:attr:`address` with ``device_id``'s own credentials (a registered user)."""
+        if device_id not in self.users:
+            raise KeyError(f"device {device_id!r} has no broker credentials; use set_users()")
+        return self.address.with_credentials(device_id, self.users[device_id])
 
     @property
     def url(self) -> str:
@@ -251,7 +396,7 @@ class MosquittoSupervisor:
         persist.mkdir(exist_ok=True)
         lines = [
             "# written by heartline.ingestion.broker.MosquittoSupervisor",
-            f"listener {self.port} {self.host}",
+            "per_listener_settings false",
             f"allow_anonymous {'false' if self.production else 'true'}",
             "persistence true",
             f"persistence_location {persist.as_posix()}/",
@@ -271,13 +416,88 @@ class MosquittoSupervisor:
             # As root Mosquitto would switch to the `mosquitto` user, who cannot write run_dir.
             lines.append(f"user {getpass.getuser()}")
         if self.users:
-            pw = self.run_dir / "passwords"
-            pw.write_text(
-                "".join(f"{u}:{mosquitto_password_hash(p)}\n" for u, p in self.users.items())
-            )
-            pw.chmod(0o600)
-            lines.append(f"password_file {pw.as_posix()}")
+            self._write_passwords()
+            lines.append(f"password_file {self.password_path.as_posix()}")
+        if self.acl:
+            self._write_acl()
+            lines.append(f"acl_file {self.acl_path.as_posix()}")
+        # Listener-specific options follow their `listener` line.
+        if self.plain_listener:
+            lines.append(f"listener {self.port} {self.host}")
+        if self.tls:
+            lines += [
+                f"listener {self.tls_port} {self.host}",
+                f"certfile {self.tls_certfile.as_posix()}",  # type: ignore[union-attr]
+                f"keyfile {self.tls_keyfile.as_posix()}",  # type: ignore[union-attr]
+                "require_certificate false",
+            ]
         self.config_path.write_text("\n".join(lines) + "\n")
+
+    def _write_passwords(self) -> None:
+        tmp = self.password_path.with_suffix(".tmp")
+        tmp.write_text(
+            "".join(f"{u}:{mosquitto_password_hash(p)}\n" for u, p in self.users.items())
+        )
+        tmp.chmod(0o600)
+        tmp.replace(self.password_path)  # atomic: a reload never sees half a file
+
+    def _write_acl(self) -> None:
+        service, _ = self._service_credentials()
+        lines = ["# written by heartline.ingestion.broker.MosquittoSupervisor"]
+        if service is not None:
+            lines += [f"user {service}", "topic readwrite heartline/#"]
+        lines += [
+            # %u is the username = device id; Mosquitto refuses the pattern for names with + # /.
+            "pattern write heartline/v1/+/%u/frames",
+            "pattern read heartline/v1/acks/%u",
+        ]
+        tmp = self.acl_path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(self.acl_path)
+
+    def set_users(self, users: Mapping[str, str], *, timeout_s: float = 5.0) -> None:
+        """Replace the broker's accounts (register, rotate or revoke devices) without a restart.
+
+        Rewrites the password (and ACL) file and sends SIGHUP; Mosquitto reloads them and new
+        connections use the new accounts. Returns once the broker has logged the reload
+        (or after ``timeout_s``). Clients already connected keep their sessions.
+
+        Raises
+        ------
+        ValueError
+            A user name or password is unusable, or ``processor_user`` is missing from ``users``.
+        """
+        users = dict(users)
+        _check_users(users)
+        if self.processor_user is not None and self.processor_user not in users:
+            raise ValueError(f"users must keep the processor_user {self.processor_user!r}")
+        if self.production and not users:
+            raise ValueError("production=True refuses anonymous access: users cannot be empty")
+        with self._lock:
+            had_users = bool(self.users)
+            self.users = users
+            if self._proc is None or self._proc.poll() is not None or not had_users:
+                # Not running (the next start writes the files), or the config had no
+                # password_file yet: only a restart adds one.
+                if self._proc is not None and self._proc.poll() is None:
+                    self._write_config()
+                    self.restart()
+                return
+            self._write_passwords()
+            if self.acl:
+                self._write_acl()
+            before = self._reload_count()
+            self._proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self._reload_count() <= before:
+            time.sleep(0.02)
+
+    def _reload_count(self) -> int:
+        try:
+            return self.log_path.read_text(errors="replace").count("Reloading config")
+        except OSError:
+            return 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> MosquittoSupervisor:
@@ -287,6 +507,8 @@ class MosquittoSupervisor:
                 return self
             if self.port is None:
                 self.port = free_port(self.host)
+            if self.tls and self.tls_port is None:
+                self.tls_port = free_port(self.host)
             self._write_config()
             self._stopping.clear()
             self._spawn()
@@ -297,11 +519,16 @@ class MosquittoSupervisor:
             self._watchdog.start()
         return self
 
+    def _ports(self) -> list[int]:
+        ports = [int(self.port or 0)] if self.plain_listener else []
+        return ports + ([int(self.tls_port or 0)] if self.tls else [])
+
     def _spawn(self) -> None:
-        if not port_is_free(self.host, int(self.port or 0)):
-            raise BrokerError(
-                f"cannot start mosquitto: {self.host}:{self.port} is already in use by another process"
-            )
+        for port in self._ports():
+            if not port_is_free(self.host, port):
+                raise BrokerError(
+                    f"cannot start mosquitto: {self.host}:{port} is already in use by another process"
+                )
         cmd = [str(self.binary), "-c", str(self.config_path)]
         log.info("starting %s on %s:%s", self.binary, self.host, self.port)
         self._proc = subprocess.Popen(
@@ -315,7 +542,7 @@ class MosquittoSupervisor:
                     f"mosquitto exited with code {self._proc.returncode} at start: {err.strip() or self._log_tail()}"
                 )
             if (
-                wait_for_port(self.host, int(self.port or 0), timeout_s=0.2)
+                all(wait_for_port(self.host, p, timeout_s=0.2) for p in self._ports())
                 and self._proc.poll() is None
             ):
                 return

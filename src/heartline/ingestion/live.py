@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -186,6 +187,8 @@ class LiveSystem:
         self._last_beats = (0.0, 0)
         self.sim_done = threading.Event()
         self.frames_lost_on_device = 0
+        #: Production with an own broker: ``{device_id: secret}`` of the simulated devices.
+        self.device_secrets: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LiveSystem:
@@ -199,23 +202,29 @@ class LiveSystem:
                     if s.is_development
                     else {s.broker_username: s.broker_password.get_secret_value()}
                 )
+                if not s.is_development:
+                    # Per-device credentials: each simulated device gets its own random secret
+                    # and may only write its own frames topic (broker ACL).
+                    self.device_secrets = {d: secrets.token_urlsafe(24) for d in self._device_ids()}
+                    users.update(self.device_secrets)
                 self.broker = self._stack.enter_context(
                     MosquittoSupervisor(
                         s.state_dir / "broker",
                         production=not s.is_development,
                         users=users,
+                        processor_user=s.broker_username if users else None,
+                        tls_certfile=s.mqtt_tls_certfile,
+                        tls_keyfile=s.mqtt_tls_keyfile,
+                        tls_cafile=s.mqtt_tls_cafile,
                         binary=s.mosquitto_binary,
                     )
                 )
                 self.address = self.broker.address
             else:
-                self.address = parse_broker_url(s.broker_url)
+                self.address = parse_broker_url(s.broker_url, ca_certs=s.mqtt_tls_cafile)
                 if s.broker_username and not self.address.username and not s.is_development:
-                    self.address = BrokerAddress(
-                        self.address.host,
-                        self.address.port,
-                        s.broker_username,
-                        s.broker_password.get_secret_value(),
+                    self.address = self.address.with_credentials(
+                        s.broker_username, s.broker_password.get_secret_value()
                     )
             upgrade_database(self.database_url)
             for parts in split_partitions(s.mqtt_partitions, self.workers):
@@ -259,6 +268,9 @@ class LiveSystem:
         self._stack.callback(new.stop)
         self.processors[index] = new
 
+    def _device_ids(self) -> list[str]:
+        return [f"{self.device_prefix}-{i + 1:04d}" for i in range(self.n_patients)]
+
     def _start_patients(self) -> None:
         from heartline.devices.publisher import FramePublisher
         from heartline.devices.simulator import VirtualWearable, WearableConfig
@@ -266,8 +278,7 @@ class LiveSystem:
 
         dev_dir = self.settings.state_dir / "devices"
         start_time_s = time.time()
-        for i in range(self.n_patients):
-            device_id = f"{self.device_prefix}-{i + 1:04d}"
+        for i, device_id in enumerate(self._device_ids()):
             q = self._stack.enter_context(
                 StoreForwardQueue(dev_dir / f"{device_id}.sqlite", synchronous="NORMAL")
             )
@@ -282,9 +293,12 @@ class LiveSystem:
             self.wearables.append(
                 VirtualWearable(cfg, start_time_s=start_time_s, data_dir=self.data_dir)
             )
+            address = self.address
+            if device_id in self.device_secrets and address is not None:
+                address = address.with_credentials(device_id, self.device_secrets[device_id])
             pub = FramePublisher(
                 q,
-                address=self.address,  # type: ignore[arg-type]
+                address=address,  # type: ignore[arg-type]
                 device_id=device_id,
                 partitions=self.settings.mqtt_partitions,
                 delete_on="storage",

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from heartline.alerts.engine import AlertEngine, AlertUpdate
 from heartline.alerts.rules import Beat as EngineBeat
 from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
-from heartline.ingestion.broker import BrokerAddress
+from heartline.ingestion.broker import BrokerAddress, configure_client
 from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
 from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
 from heartline.ingestion.topics import parse_frames_topic, partition_subscription
@@ -276,8 +276,7 @@ class StreamProcessor:
             c.manual_ack_set(True)
             c.reconnect_delay_set(min_delay=1, max_delay=2)
             c.max_queued_messages_set(0)
-            if address.username:
-                c.username_pw_set(address.username, address.password)
+            configure_client(c, address)  # credentials, TLS for mqtts:// addresses
             c.on_connect = self._on_connect
             c.on_disconnect = self._on_disconnect
             c.on_message = self._on_message
