@@ -93,7 +93,7 @@ def serve(
     """Run the whole system: broker, processors, storage, API and dashboard."""
     from heartline.cli.live import _resolve_model
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
-    from heartline.service.app import run_api
+    from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings
 
     overrides: dict[str, object] = {}
@@ -139,5 +139,13 @@ def serve(
                 pw = u.password if u.password is not None else "(existing user, password unchanged)"
                 console.print(f"  {u.role:<9} {u.username:<10} {pw}")
         console.print("press Ctrl-C to stop")
-        run_api(settings, host=host, port=port)
+        api = create_app(settings)
+        broker = system.broker
+        if broker is not None and getattr(broker, "acl", False):
+            # devices registered or rotated through the API get the same secret on MQTT
+            def sink(device_id: str, secret: str) -> None:
+                broker.set_users({**broker.users, device_id: secret})
+
+            api.state.device_credential_sink = sink
+        run_api(settings, host=host, port=port, app=api)
     console.print("stopped")

@@ -141,8 +141,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
-def run_api(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve :func:`create_app` with uvicorn (HTTPS when ``tls_certfile``/``tls_keyfile`` are set)."""
+def run_api(
+    settings: ServiceSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    app: FastAPI | None = None,
+) -> None:
+    """Serve ``app`` (default :func:`create_app`) with uvicorn (HTTPS when ``tls_certfile``/``tls_keyfile`` are set)."""
     import uvicorn
 
     if (
@@ -152,7 +158,7 @@ def run_api(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8
     ):
         log.warning("serving plain HTTP on %s outside development: put a TLS proxy in front", host)
     uvicorn.run(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=host,
         port=port,
         ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,

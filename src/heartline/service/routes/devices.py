@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import not_found
@@ -16,6 +16,18 @@ from heartline.storage.tables import Device, Patient
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 
+def _publish_credentials(request: Request, device_id: str, secret: str) -> None:
+    """Hand a new device secret to the MQTT broker, when the app runs beside one.
+
+    ``heartline serve`` sets ``app.state.device_credential_sink`` to a function that updates the
+    broker's per-device accounts (:meth:`~heartline.ingestion.broker.MosquittoSupervisor.set_users`),
+    so the same secret authenticates the device over HTTP and MQTT.
+    """
+    sink = getattr(request.app.state, "device_credential_sink", None)
+    if sink is not None:
+        sink(device_id, secret)
+
+
 @router.post(
     "",
     response_model=DeviceCredentials,
@@ -23,7 +35,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
     responses={404: {"description": "no such patient"}, 409: {"description": "device exists"}},
 )
 def register_device(
-    body: DeviceCreate, user: CurrentUser, session: SessionDep
+    body: DeviceCreate, user: CurrentUser, session: SessionDep, request: Request
 ) -> DeviceCredentials:
     """Register a device for a patient; the response carries its secret (shown only once)."""
     require_role(user, "admin")
@@ -42,6 +54,7 @@ def register_device(
         kind=body.kind,
         credential_hash=hash_device_secret(secret),
     )
+    _publish_credentials(request, body.id, secret)
     return DeviceCredentials(device_id=body.id, secret=secret)
 
 
@@ -50,7 +63,9 @@ def register_device(
     response_model=DeviceCredentials,
     responses={404: {"description": "no such device"}},
 )
-def rotate_credentials(device_id: str, user: CurrentUser, session: SessionDep) -> DeviceCredentials:
+def rotate_credentials(
+    device_id: str, user: CurrentUser, session: SessionDep, request: Request
+) -> DeviceCredentials:
     """Issue a new secret; the old one stops working at once."""
     require_role(user, "admin")
     if session.get(Device, device_id) is None:
@@ -59,6 +74,7 @@ def rotate_credentials(device_id: str, user: CurrentUser, session: SessionDep) -
     srepo.set_device_credential(
         session, device_id=device_id, credential_hash=hash_device_secret(secret)
     )
+    _publish_credentials(request, device_id, secret)
     return DeviceCredentials(device_id=device_id, secret=secret)
 
 
