@@ -25,4 +25,3 @@ def test_register_and_rotate_hand_the_secret_to_the_broker(settings, world):
             == 409
         )
     assert got == [("d9", r.json()["secret"]), ("d9", rot.json()["secret"])]
-
