@@ -1,4 +1,4 @@
-"""Ingestion fixtures: a tiny exported hybrid model and a scratch PostgreSQL database.
+"""Ingestion fixtures: a scratch PostgreSQL database (the tiny model is in tests/conftest.py).
 
 PostgreSQL tests never skip: an unreachable server at ``HEARTLINE_TEST_PG_URL`` (default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) fails them with a message.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,48 +17,6 @@ from sqlalchemy.engine import make_url
 PG_ADMIN_URL = os.environ.get(
     "HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def _tiny_model_path(tmp_path_factory) -> Path:
-    """A tiny, seeded hybrid CNN-LSTM exported to ONNX once per test session (shared path)."""
-    import torch
-
-    from heartline.edge.onnx_export import export_onnx
-    from heartline.models.hybrid import HybridNet
-
-    torch.set_num_threads(1)
-    path = tmp_path_factory.getbasetemp() / "tiny_hybrid_k3.onnx"
-    lock = path.with_suffix(".lock")
-    with open(lock, "w") as fh:
-        import fcntl
-
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        if not path.exists():
-            torch.manual_seed(0)
-            net = HybridNet(
-                n_leads=2,
-                window_len=128,
-                n_rr=8,
-                context_k=3,
-                channels=4,
-                feature_dim=16,
-                lstm_hidden=16,
-            ).eval()
-            export_onnx(net, path.with_suffix(".tmp.onnx"), name="hybrid")
-            path.with_suffix(".tmp.onnx").rename(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> Path:
-    return _tiny_model_path(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_model_path):
-    from heartline.edge.runtime import OnnxBeatClassifier
-
-    return OnnxBeatClassifier(tiny_model_path)
 
 
 @pytest.fixture(scope="session")
