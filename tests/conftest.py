@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,3 +68,40 @@ def tiny_model(tiny_model_path):
     from heartline.edge.runtime import OnnxBeatClassifier
 
     return OnnxBeatClassifier(tiny_model_path)
+
+
+PG_ADMIN_URL = os.environ.get(
+    "HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def scratch_pg_database(prefix: str) -> Iterator[str]:
+    """Create a uniquely named PostgreSQL database, yield its URL, drop it afterwards.
+
+    PostgreSQL tests never skip: when the server at ``HEARTLINE_TEST_PG_URL`` (default
+    ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) is unreachable they fail with a message.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is required but {make_url(PG_ADMIN_URL).render_as_string()} is unreachable "
+            f"or refuses CREATE DATABASE ({type(exc).__name__}: {exc}). Start PostgreSQL or set "
+            "HEARTLINE_TEST_PG_URL."
+        )
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -8,8 +8,6 @@ PostgreSQL tests never skip: when ``HEARTLINE_TEST_PG_URL`` (default
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +17,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from heartline.ingestion.payloads import Frame, VitalReading
 from heartline.service import create_app
@@ -35,9 +32,6 @@ from heartline.storage import security_repository as srepo
 from heartline.storage.engine import make_engine, make_session_factory, session_scope
 from heartline.storage.migrations import upgrade_database
 
-PG_ADMIN_URL = os.environ.get(
-    "HEARTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 FS = 360.0
 PASSWORD = "correct horse battery"
@@ -137,25 +131,11 @@ def reset_pg(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    admin = create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-    name = f"heartline_svc_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is required but {make_url(PG_ADMIN_URL).render_as_string()} is unreachable "
-            f"({type(exc).__name__}: {exc}); start it or set HEARTLINE_TEST_PG_URL"
-        )
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A scratch PostgreSQL database for this folder's tests (created and dropped per session)."""
+    from tests.conftest import scratch_pg_database
+
+    with scratch_pg_database("heartline_svc") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite"])
