@@ -80,9 +80,9 @@ def data_check(
             f"no database found in {root}; fetch one with `heartline data fetch mitdb`"
         )
     table = Table(title=f"heartline data check ({root})")
-    for col in ("database", "records", "ok", "problems"):
+    for col in ("database", "records", "ok", "failed"):
         table.add_column(col)
-    bad = 0
+    problems: list[str] = []
     for db in names:
         folder = database_dir(db, data_dir=root)
         headers = sorted(folder.rglob("*.hea"))
@@ -90,14 +90,12 @@ def data_check(
             check_record(h.with_suffix("")) for h in track(headers, description=f"checking {db}")
         ]
         failed = [r for r in results if not r.ok]
-        bad += len(failed)
-        table.add_row(
-            db,
-            str(len(results)),
-            str(len(results) - len(failed)),
-            "\n".join(p for r in failed for p in r.problems) or "-",
-        )
+        problems.extend(p for r in failed for p in r.problems)
+        table.add_row(db, str(len(results)), str(len(results) - len(failed)), str(len(failed)))
     console.print(table)
+    bad = len(problems)
+    for problem in problems:  # one unwrapped line each, so the file name stays whole
+        console.print(f"[red]problem:[/] {problem}", soft_wrap=True, highlight=False)
     if bad:
         raise typer.Exit(1)
 
