@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -105,13 +106,10 @@ def simulate(
     from heartline.ingestion.broker import MosquittoSupervisor, parse_broker_url
     from heartline.settings import load_settings
 
-    overrides = {"state_dir": state_dir} if state_dir is not None else {}
-    settings = load_settings(**overrides)
+    settings = load_settings(**settings_overrides(state_dir=state_dir))
     n_partitions = partitions or settings.mqtt_partitions
     url = broker_url or settings.broker_url
-    record_list = (
-        [r.strip() for r in records.split(",") if r.strip()] if records else list(DEFAULT_RECORDS)
-    )
+    record_list = parse_records(records, default=DEFAULT_RECORDS)
     noise = NoiseSpec(noise_kind, noise_snr) if noise_snr is not None else None
     outages = tuple(_parse_disconnect(d) for d in (disconnect or []))
     run_dir = settings.state_dir / "simulate"
@@ -205,6 +203,17 @@ def simulate(
             console.print("[green]all frames acknowledged by the broker[/]")
 
 
+def settings_overrides(**values: object) -> dict[str, object]:
+    """The settings fields given on the command line (``None`` = not given: settings decide)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def parse_records(records: str | None, *, default: Sequence[str]) -> list[str]:
+    """``"119, 208"`` -> ``["119", "208"]``; ``None`` or empty -> ``default``."""
+    parsed = [r.strip() for r in records.split(",") if r.strip()] if records else []
+    return parsed or list(default)
+
+
 def _resolve_model(model: Path | None) -> Path:
     if model is not None:
         if not model.is_file():
@@ -262,19 +271,10 @@ def live(
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.settings import load_settings
 
-    overrides: dict[str, object] = {}
-    if state_dir is not None:
-        overrides["state_dir"] = state_dir
-    if broker_url is not None:
-        overrides["broker_url"] = broker_url
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    settings = load_settings(**overrides)
-    recs = (
-        [r.strip() for r in records.split(",") if r.strip()]
-        if records
-        else list(ARRHYTHMIA_RECORDS)
+    settings = load_settings(
+        **settings_overrides(state_dir=state_dir, broker_url=broker_url, database_url=database_url)
     )
+    recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
     path = _resolve_model(model)
 
     def table(sys: LiveSystem) -> Table:

@@ -91,25 +91,16 @@ def serve(
     ] = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
-    from heartline.cli.live import _resolve_model
+    from heartline.cli.live import _resolve_model, parse_records, settings_overrides
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings
 
-    overrides: dict[str, object] = {}
-    if state_dir is not None:
-        overrides["state_dir"] = state_dir
-    if broker_url is not None:
-        overrides["broker_url"] = broker_url
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    settings = load_service_settings(**overrides)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    recs = (
-        [r.strip() for r in records.split(",") if r.strip()]
-        if records
-        else list(ARRHYTHMIA_RECORDS)
+    settings = load_service_settings(
+        **settings_overrides(state_dir=state_dir, broker_url=broker_url, database_url=database_url)
     )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
     model_path = _resolve_model(model)
     creds = prepare_demo(settings, patients=patients, records=recs)
 
