@@ -13,7 +13,7 @@ import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
 
-__all__ = ["BeatSet"]
+__all__ = ["BeatSet", "concat_beat_sets"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,49 @@ class BeatSet:
     def class_counts(self) -> dict[str, int]:
         """Beats per class name (unknown labels not counted)."""
         return {c: int(np.count_nonzero(self.labels == i)) for i, c in enumerate(self.classes)}
+
+
+def concat_beat_sets(sets: list[BeatSet] | tuple[BeatSet, ...]) -> BeatSet:
+    """One :class:`BeatSet` with the beats of ``sets`` in order (records must not repeat).
+
+    Raises
+    ------
+    ValueError
+        If ``sets`` is empty, the sets disagree on shapes, leads, RR features, window extent or
+        classes, or a record appears in more than one set (its beats would stop being
+        contiguous, which breaks :meth:`BeatSet.context_index`).
+    """
+    if not sets:
+        raise ValueError("concat_beat_sets needs at least one BeatSet")
+    first = sets[0]
+    seen: set[str] = set()
+    for s in sets:
+        same = (
+            s.windows.shape[1:] == first.windows.shape[1:]
+            and s.rr_names == first.rr_names
+            and s.lead_names == first.lead_names
+            and s.classes == first.classes
+            and (s.pre_s, s.post_s) == (first.pre_s, first.post_s)
+        )
+        if not same:
+            raise ValueError("beat sets differ in window shape, leads, RR features or classes")
+        overlap = seen & set(s.records)
+        if overlap:
+            raise ValueError(f"record(s) {sorted(overlap)} appear in more than one beat set")
+        seen |= set(s.records)
+    fs = {float(s.fs) for s in sets if len(s)}
+    if len(fs) > 1:
+        raise ValueError(f"beat sets come from different sampling rates {sorted(fs)}")
+    return BeatSet(
+        windows=np.concatenate([s.windows for s in sets]),
+        rr=np.concatenate([s.rr for s in sets]),
+        rr_names=first.rr_names,
+        labels=np.concatenate([s.labels for s in sets]),
+        record=np.concatenate([s.record for s in sets]),
+        sample_idx=np.concatenate([s.sample_idx for s in sets]),
+        fs=fs.pop() if fs else first.fs,
+        lead_names=first.lead_names,
+        pre_s=first.pre_s,
+        post_s=first.post_s,
+        classes=first.classes,
+    )

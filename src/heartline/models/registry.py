@@ -1,11 +1,12 @@
 """Registry of every beat classifier: ``get_model(name, **config)``.
 
 Deep models (``hybrid``, ``cnn``, ``lstm``, ``gru``, ``transformer``) are
-:class:`~heartline.models.deep.TorchBeatClassifier` instances; classical models come from
+:class:`~heartline.models.deep.TorchBeatClassifier` instances (``hybrid_ensemble``: its
+cross-fitting subclass :class:`~heartline.models.ensemble.CrossFitHybridClassifier`); classical models come from
 ``heartline.models.classical.CLASSICAL_MODELS`` (imported lazily, only when asked for).
 
 >>> sorted(DEEP_MODELS)
-['cnn', 'gru', 'hybrid', 'lstm', 'transformer']
+['cnn', 'gru', 'hybrid', 'hybrid_ensemble', 'lstm', 'transformer']
 >>> get_model("nope")
 Traceback (most recent call last):
 ...
@@ -30,6 +31,12 @@ def _hybrid(**kw: Any) -> Any:
     from heartline.models.hybrid import HybridNet
 
     return HybridNet(**kw)
+
+
+def _hybrid_ensemble(**kw: Any) -> Any:
+    from heartline.models.ensemble import HybridEnsemble
+
+    return HybridEnsemble(**kw)
 
 
 def _cnn(**kw: Any) -> Any:
@@ -58,10 +65,12 @@ def _transformer(**kw: Any) -> Any:
 
 def _net_class(name: str) -> type:
     from heartline.models.deep import CnnNet, RecurrentNet, TransformerNet
+    from heartline.models.ensemble import HybridEnsemble
     from heartline.models.hybrid import HybridNet
 
     return {
         "hybrid": HybridNet,
+        "hybrid_ensemble": HybridEnsemble,
         "cnn": CnnNet,
         "lstm": RecurrentNet,
         "gru": RecurrentNet,
@@ -72,6 +81,7 @@ def _net_class(name: str) -> type:
 #: Deep model name -> network factory ``(n_leads=, window_len=, n_rr=, dropout=, **params)``.
 DEEP_MODELS: dict[str, Callable[..., Any]] = {
     "hybrid": _hybrid,
+    "hybrid_ensemble": _hybrid_ensemble,
     "cnn": _cnn,
     "lstm": _lstm,
     "gru": _gru,
@@ -126,6 +136,9 @@ def check_model_params(name: str, params: dict[str, Any]) -> None:
     if name in DEEP_MODELS:
         sig = inspect.signature(_net_class(name).__init__)
         valid = set(sig.parameters) - _SHAPE_ARGS - {"self", "cell"}
+        if name == "hybrid_ensemble":  # members take the hybrid's architecture parameters
+            hybrid = inspect.signature(_net_class("hybrid").__init__)
+            valid = (valid | set(hybrid.parameters)) - _SHAPE_ARGS - {"self", "hybrid"}
     else:
         classical = _classical()
         if name not in classical:
@@ -162,6 +175,10 @@ def get_model(name: str, *, train: Any = None, **config: Any) -> BeatClassifier:
         from heartline.models.deep import TorchBeatClassifier
 
         check_model_params(name, config)
+        if name == "hybrid_ensemble":
+            from heartline.models.ensemble import CrossFitHybridClassifier
+
+            return CrossFitHybridClassifier(name, DEEP_MODELS[name], config, train=train)
         return TorchBeatClassifier(name, DEEP_MODELS[name], config, train=train)
     classical = _classical()
     if name not in classical:

@@ -1,0 +1,258 @@
+"""Cross-fitted ensemble of hybrid CNN-LSTMs with calibrated decision offsets.
+
+Training (:class:`CrossFitHybridClassifier.fit`):
+
+1. The training and validation beats (all of DS1 in the inter-patient protocol; never DS2) are
+   pooled and their records (patients) dealt into ``n_members`` folds with the SVEB, VEB and
+   fusion beats spread evenly (:func:`heartline.data.splits.stratified_record_folds`).
+2. Member ``k`` is a :class:`~heartline.models.hybrid.HybridNet` trained on the other folds and
+   early-stopped on fold ``k`` (its patients are unseen by that member).
+3. Each fold's beats are predicted by the member that did not train on them: out-of-fold
+   log-probabilities for every pooled beat, i.e. predictions for *new patients*, the situation
+   the model meets in DS2 and in the clinic.
+4. Per-class decision offsets are fitted on those out-of-fold predictions
+   (:func:`heartline.training.calibration.fit_decision_bias`).
+
+Inference (:class:`HybridEnsemble`): the mean of the members' log-probabilities plus the
+offsets, a single network, so PyTorch, the ONNX export, the edge runtime and the live pipeline
+all apply the same offsets without knowing about them.
+
+This is cross-fitting / stacking (Wolpert 1992) applied to threshold moving, with the
+bagging-style averaging of Collell et al. (2016).
+
+References
+----------
+Wolpert DH. Stacked generalization. Neural Networks 5(2):241-259 (1992).
+Collell G, Prelec D, Patil K. Reviving threshold-moving: a simple plug-in bagging ensemble for
+binary and multiclass imbalanced data. arXiv:1606.08698 (2016).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from heartline.data.beats import BeatSet, concat_beat_sets
+from heartline.models.deep import N_CLASSES, BeatNet, NetOutput, TorchBeatClassifier
+from heartline.models.hybrid import HybridNet
+
+__all__ = ["CrossFitHybridClassifier", "HybridEnsemble"]
+
+logger = logging.getLogger(__name__)
+
+
+class HybridEnsemble(BeatNet):
+    """Mean log-probabilities of ``n_members`` hybrid networks plus per-class offsets.
+
+    Parameters
+    ----------
+    n_leads, window_len, n_rr, n_classes, dropout
+        As for :class:`~heartline.models.hybrid.HybridNet`.
+    n_members : int
+        Number of member networks (= cross-fitting folds).
+    calibrate : bool
+        Whether :class:`CrossFitHybridClassifier` fits :attr:`decision_bias` (else it stays 0).
+    **hybrid
+        Architecture parameters of every member (see :class:`~heartline.models.hybrid.HybridNet`).
+
+    Notes
+    -----
+    The output "logits" are ``mean_k log_softmax(member_k) + decision_bias``; their softmax is a
+    proper distribution whose argmax is the calibrated decision.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_leads: int,
+        window_len: int,
+        n_rr: int,
+        n_classes: int = N_CLASSES,
+        dropout: float = 0.3,
+        n_members: int = 3,
+        calibrate: bool = True,
+        **hybrid: Any,
+    ) -> None:
+        super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        if n_members < 1:
+            raise ValueError(f"n_members must be >= 1, got {n_members}")
+        self.n_members = n_members
+        self.calibrate = calibrate
+        self.members = nn.ModuleList(
+            HybridNet(
+                n_leads=n_leads,
+                window_len=window_len,
+                n_rr=n_rr,
+                n_classes=n_classes,
+                dropout=dropout,
+                **hybrid,
+            )
+            for _ in range(n_members)
+        )
+        first = self.members[0]
+        assert isinstance(first, HybridNet)
+        self.context_k = first.context_k
+        self.has_next_head = first.has_next_head
+        self.register_buffer("decision_bias", torch.zeros(n_classes))
+
+    def _combine(self, outs: list[NetOutput]) -> NetOutput:
+        bias: Tensor = self.decision_bias  # type: ignore[assignment]
+        logits = torch.stack([torch.log_softmax(o.logits, dim=1) for o in outs]).mean(0) + bias
+        nxt = None
+        if self.has_next_head:
+            nxt = torch.stack(
+                [torch.log_softmax(o.next_logits, dim=1) for o in outs if o.next_logits is not None]
+            ).mean(0)
+        return NetOutput(logits, None, nxt)
+
+    def forward_context(self, windows: Tensor, rr: Tensor, ctx: Tensor) -> NetOutput:
+        return self._combine([m.forward_context(windows, rr, ctx) for m in self.members])
+
+    def forward_sequence(self, windows: Tensor, rr: Tensor) -> NetOutput:
+        return self._combine([m.forward_sequence(windows, rr) for m in self.members])
+
+    def set_decision_bias(self, bias: np.ndarray) -> None:
+        """Replace the per-class offsets (length ``n_classes``)."""
+        b = torch.as_tensor(np.asarray(bias, dtype=np.float32))
+        if b.shape != (self.n_classes,):
+            raise ValueError(f"bias must have shape ({self.n_classes},), got {tuple(b.shape)}")
+        self.decision_bias.copy_(b)  # type: ignore[operator]
+
+
+def _class_counts(beats: BeatSet) -> dict[str, tuple[int, ...]]:
+    """Record -> (SVEB, VEB, F, all labelled) beat counts, for stratified folds."""
+    out = {}
+    for rec in beats.records:
+        y = beats.labels[beats.record == rec]
+        out[rec] = (
+            int(np.count_nonzero(y == 1)),
+            int(np.count_nonzero(y == 2)),
+            int(np.count_nonzero(y == 3)),
+            int(np.count_nonzero(y >= 0)),
+        )
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossFitResult:
+    """What :meth:`CrossFitHybridClassifier.fit` did (``history`` is member 0's, for plots)."""
+
+    folds: tuple[tuple[str, ...], ...]
+    members: tuple[Any, ...]
+    calibration: Any
+    oof_macro_f1_before: float
+    oof_macro_f1_after: float
+    train_seconds: float
+    n_params: int
+
+    @property
+    def history(self) -> tuple[Any, ...]:
+        return self.members[0].history if self.members else ()
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.members[0].best_epoch) if self.members else 0
+
+    @property
+    def stop_reason(self) -> str:
+        return ",".join(m.stop_reason for m in self.members)
+
+    def history_dicts(self) -> list[dict[str, float]]:
+        return self.members[0].history_dicts() if self.members else []
+
+
+class CrossFitHybridClassifier(TorchBeatClassifier):
+    """:class:`~heartline.models.base.BeatClassifier` training a :class:`HybridEnsemble` by cross-fitting.
+
+    ``fit(train, val)`` pools ``train`` and ``val`` (other patients of the training set), trains
+    one member per stratified record fold with early stopping on its held-out fold, and fits the
+    decision offsets on the out-of-fold predictions (see the module docstring). The training
+    config's ``time_budget_s`` is shared by the members; member ``k`` uses seed ``seed + k``.
+    """
+
+    def fit(
+        self,
+        train: BeatSet,
+        val: BeatSet,
+        *,
+        run_dir: Path | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        from heartline.data.splits import stratified_record_folds
+        from heartline.training.calibration import fit_decision_bias
+        from heartline.training.trainer import predict_logits, train_net
+
+        pool = concat_beat_sets([train, val]) if len(val) else train
+        self.build(n_leads=pool.n_leads, window_len=pool.window_len, n_rr=pool.rr.shape[1])
+        net = self.net
+        assert isinstance(net, HybridEnsemble)
+        n_members = net.n_members
+        if n_members < 2:
+            raise ValueError("cross-fitting needs n_members >= 2 (one held-out fold per member)")
+        folds = stratified_record_folds(_class_counts(pool), n_folds=n_members)
+        cfg = self.train_config
+        budget = None if cfg.time_budget_s is None else cfg.time_budget_s / n_members
+        oof = np.zeros((len(pool), net.n_classes), dtype=np.float32)
+        results = []
+        t0 = time.perf_counter()
+        for k, held in enumerate(folds):
+            held_mask = np.isin(pool.record, list(held))
+            tr, va = pool.subset(~held_mask), pool.subset(held_mask)
+            member = net.members[k]
+            assert isinstance(member, BeatNet)
+            member_cfg = dataclasses.replace(cfg, seed=seed + k, time_budget_s=budget)
+            torch.manual_seed(seed + k)
+            for layer in member.modules():  # fresh, seed-dependent initialisation
+                if layer is not member and hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()  # type: ignore[operator]
+            member_dir = None if run_dir is None else Path(run_dir) / f"member_{k}"
+            if member_dir is not None:
+                member_dir.mkdir(parents=True, exist_ok=True)
+            logger.info("member %d/%d: held-out records %s", k + 1, n_members, ",".join(held))
+            results.append(
+                train_net(member, tr, va, member_cfg, run_dir=member_dir, progress=progress)
+            )
+            logits = torch.from_numpy(predict_logits(member, va))
+            oof[held_mask] = torch.log_softmax(logits, dim=1).numpy()
+        calibration = None
+        before = after = float("nan")
+        if net.calibrate:
+            calibration = fit_decision_bias(oof, pool.labels, class_names=pool.classes)
+            net.set_decision_bias(calibration.bias)
+            before, after = calibration.score_before, calibration.score_after
+            logger.info(
+                "decision offsets %s: out-of-fold %s %.4f -> %.4f",
+                np.round(calibration.bias, 2).tolist(),
+                calibration.objective,
+                before,
+                after,
+            )
+        net.eval()
+        self.result = CrossFitResult(
+            folds=tuple(folds),
+            members=tuple(results),
+            calibration=calibration,
+            oof_macro_f1_before=before,
+            oof_macro_f1_after=after,
+            train_seconds=time.perf_counter() - t0,
+            n_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        )
+        if run_dir is not None:
+            info = {
+                "folds": [list(f) for f in folds],
+                "member_best_epochs": [r.best_epoch for r in results],
+                "member_stop_reasons": [r.stop_reason for r in results],
+                "member_train_seconds": [r.train_seconds for r in results],
+                "train_seconds": self.result.train_seconds,
+                "calibration": None if calibration is None else calibration.to_dict(),
+            }
+            Path(run_dir, "crossfit.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
