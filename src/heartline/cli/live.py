@@ -380,3 +380,47 @@ def bench_stream(
     console.print((Path(out) / "stream.md").read_text())
     caps = {k: v.get("patients") for k, v in res["capacity"].items()}
     console.print(f"capacity {caps}; wrote {Path(out) / 'stream.json'}")
+
+
+@bench_app.command("stream-profile")
+@handle_errors
+def bench_stream_profile(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Run directory for stream_profile.json and stream_profile.md."),
+    ],
+    patients: Annotated[
+        int, typer.Option("--patients", min=1, help="Simulated 360 Hz 2-lead patients.")
+    ] = 100,
+    seconds: Annotated[
+        int, typer.Option("--seconds", min=1, help="Seconds of frames measured per patient.")
+    ] = 30,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            "--warmup", min=0, help="Seconds per patient processed first and not measured."
+        ),
+    ] = 150,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per batch.")] = 25,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
+    ] = None,
+) -> None:
+    """CPU per frame of each stream-processor stage (no broker: frames fed to the batch handler)."""
+    from heartline.bench.stream_profile import run_stream_profile
+
+    path = _resolve_model(model)
+    run_stream_profile(
+        out,
+        model=path,
+        patients=patients,
+        seconds=seconds,
+        warmup_s=warmup,
+        batch_frames=batch,
+        data_dir=data_dir,
+        report=lambda m: console.print(f"[dim]{m}[/]"),
+    )
+    console.print((Path(out) / "stream_profile.md").read_text())

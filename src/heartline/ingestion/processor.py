@@ -174,6 +174,28 @@ class _DeviceState:
     segment: int = 0
 
 
+class _Clock:
+    """Per-stage CPU time of the worker thread (no-op without a target dict)."""
+
+    __slots__ = ("last", "tm")
+
+    def __init__(self, tm: collections.defaultdict[str, float] | None) -> None:
+        self.tm = tm
+        self.last = time.thread_time() if tm is not None else 0.0
+
+    def lap(self, stage: str) -> None:
+        """Charge the CPU time since the last lap to ``stage``."""
+        if self.tm is not None:
+            now = time.thread_time()
+            self.tm[stage] += now - self.last
+            self.last = now
+
+    def skip(self) -> None:
+        """Charge the time since the last lap to nobody (a callee timed it)."""
+        if self.tm is not None:
+            self.last = time.thread_time()
+
+
 class StreamProcessor:
     """A stream-processing worker (see the module docstring).
 
@@ -206,6 +228,11 @@ class StreamProcessor:
         Extra :class:`~heartline.pipeline.BeatPipeline` keywords.
     on_alert : callable, optional
         Called with every :class:`~heartline.alerts.engine.AlertUpdate` after its commit.
+    profile : bool
+        Accumulate the worker thread's CPU time per stage in :attr:`stage_times` (``parse``,
+        ``sequencing``, ``dispatch``, ``decode``, ``detect``, ``clean``, ``quality``, ``beats``,
+        ``classify``, ``results``, ``alerts``, ``storage``, ``acks``, plus ``total``); see
+        ``heartline bench stream-profile``.
     """
 
     def __init__(
@@ -224,6 +251,7 @@ class StreamProcessor:
         max_payload_bytes: int = MAX_FRAME_BYTES,
         pipeline_options: dict[str, Any] | None = None,
         on_alert: Callable[[AlertUpdate], None] | None = None,
+        profile: bool = False,
     ) -> None:
         if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
             raise ValueError(
@@ -300,6 +328,9 @@ class StreamProcessor:
         self._e2e: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
         self.connects = 0
         self.last_error: str | None = None
+        self.stage_times: collections.defaultdict[str, float] | None = (
+            collections.defaultdict(float) if profile else None
+        )
 
     # ------------------------------------------------------------------ MQTT callbacks
     def _on_connect(
@@ -486,6 +517,18 @@ class StreamProcessor:
 
     # ------------------------------------------------------------------ one batch
     def _handle(self, batch: list[_Message]) -> None:
+        tm = self.stage_times
+        if tm is None:
+            self._handle_batch(batch, None)
+            return
+        t0 = time.thread_time()
+        self._handle_batch(batch, tm)
+        tm["total"] += time.thread_time() - t0
+
+    def _handle_batch(
+        self, batch: list[_Message], tm: collections.defaultdict[str, float] | None
+    ) -> None:
+        clock = _Clock(tm)
         now_utc = datetime.now(UTC)
         with self._lock:
             self._c["frames_in"] += len(batch)
@@ -508,6 +551,7 @@ class StreamProcessor:
                 bad.append((m, "topic_mismatch", device_from_topic))
                 continue
             good.append((m, frame))
+        clock.lap("parse")
 
         # unknown devices
         new_ids = {f.device_id for _, f in good if f.device_id not in self._known}
@@ -530,6 +574,7 @@ class StreamProcessor:
                 duplicates.append((m, f))
             else:
                 to_store.append((m, f, obs.status))
+        clock.lap("sequencing")
 
         # analysis
         beat_rows: dict[str, list[BeatIn]] = collections.defaultdict(list)
@@ -550,11 +595,16 @@ class StreamProcessor:
             if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
                 self._new_segment(st, f)
             assert st.pipeline is not None
+            st.pipeline.stage_times = tm
             abs_start = st.pipeline.samples_seen
             st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
             st.last_analysed_seq = f.seq
             try:
-                bb = st.pipeline.prepare(f.signal_mv())
+                clock.lap("dispatch")
+                x = f.signal_mv()
+                clock.lap("decode")
+                bb = st.pipeline.prepare(x)
+                clock.skip()  # timed by the pipeline (detect, clean, quality, beats)
             except Exception as exc:  # a signal the pipeline cannot take: store only
                 log.warning(
                     "device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc
@@ -566,6 +616,7 @@ class StreamProcessor:
             updates.extend(self._quality_updates(st, f))
             updates.extend(self._vf_updates(st))
             updates.extend(self._vital_updates(st, f))
+            clock.lap("alerts")
         if pending:
             try:
                 probs = classify_batches(self.model, [bb for _, bb in pending])
@@ -573,6 +624,7 @@ class StreamProcessor:
                 log.exception("processor %s: classification failed", self.client_id)
                 self._c["engine_errors"] += 1
                 pending, probs = [], []
+            clock.lap("classify")
             for (st, bb), p in zip(pending, probs, strict=True):
                 beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
                 engine_beats = []
@@ -600,7 +652,10 @@ class StreamProcessor:
                 if engine_beats:
                     # device clocks may step back: the engine wants time order (it drops repeats)
                     engine_beats.sort(key=lambda b: b.time_s)
+                    clock.lap("results")
                     updates.extend(self._engine_call(st, "add_beats", engine_beats))
+                    clock.lap("alerts")
+        clock.lap("results")
 
         # storage, one transaction (retried: everything in it is idempotent)
         stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
@@ -630,6 +685,7 @@ class StreamProcessor:
             stored_seqs[f.device_id].append(f.seq)
         for _m, f in duplicates:
             stored_seqs[f.device_id].append(f.seq)
+        clock.lap("storage")
 
         # acknowledgements after the commit
         done = time.monotonic()
@@ -664,6 +720,7 @@ class StreamProcessor:
                     self.on_alert(u)
                 except Exception:
                     log.exception("on_alert callback failed")
+        clock.lap("acks")
 
     # ------------------------------------------------------------------ helpers
     def _forget_sequences(self) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -350,6 +351,10 @@ class BeatPipeline:
         self._quality_width = max(1, round(quality_window_s * self.fs))
         self.amplitude_history = int(amplitude_history)
         self._max_history = round(max_history_s * self.fs)
+        #: Optional per-stage CPU accounting (``{"detect", "clean", "quality", "beats"}`` ->
+        #: seconds of this thread's CPU time, accumulated): set it to a ``defaultdict(float)``
+        #: to profile (``heartline bench stream-profile``); ``None`` (default) costs nothing.
+        self.stage_times: dict[str, float] | None = None
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -398,13 +403,21 @@ class BeatPipeline:
         if self._flushed:
             raise RuntimeError("the pipeline was flushed; call reset() to start a new stream")
         x = self._check_chunk(samples_mv)
+        tm = self.stage_times
         if x.shape[0]:
+            t0 = time.thread_time() if tm is not None else 0.0
             peaks = self._detector.process(x[:, 0])
+            if tm is not None:
+                tm["detect"] += time.thread_time() - t0
             self._raw = np.concatenate([self._raw, x]) if self._raw.size else x.copy()
             self._n_in += x.shape[0]
             self._clean_blocks(final=False)
             self._add_peaks(peaks)
-        return self._emit(final=False)
+        t0 = time.thread_time() if tm is not None else 0.0
+        batch = self._emit(final=False)
+        if tm is not None:
+            tm["beats"] += time.thread_time() - t0
+        return batch
 
     def flush_prepare(self) -> BeatBatch:
         """End of stream: clean what is left and return the remaining beats' model inputs."""
@@ -486,6 +499,7 @@ class BeatPipeline:
     # ------------------------------------------------------------------ internals
     def _clean_blocks(self, *, final: bool) -> None:
         n = self._n_in
+        tm = self.stage_times
         while True:
             b0 = self._next_block * self._block
             if b0 >= n:
@@ -496,6 +510,7 @@ class BeatPipeline:
             b1 = min(b1, n)
             s0 = max(0, b0 - self._lookback)
             s1 = min(n, b1 + self._lookahead)
+            t0 = time.thread_time() if tm is not None else 0.0
             seg = self._raw[s0 - self._raw_start : s1 - self._raw_start]
             if seg.shape[0] >= 2:
                 cleaned = self._cleaner(seg)
@@ -505,6 +520,10 @@ class BeatPipeline:
             if not self._clean.size:
                 self._clean_start = b0
             self._clean = np.concatenate([self._clean, block]) if self._clean.size else block.copy()
+            if tm is not None:
+                t1 = time.thread_time()
+                tm["clean"] += t1 - t0
+                t0 = t1
             if self.quality:
                 q0 = max(0, b1 - self._quality_width)
                 wq = assess_window(
@@ -520,6 +539,8 @@ class BeatPipeline:
                 if wq_bad:
                     self._bad_blocks.append((b0, b1))
                 self._quality_out.append(wq)
+                if tm is not None:
+                    tm["quality"] += time.thread_time() - t0
             self._next_block += 1
         # keep enough raw for the next block's look-back and quality window
         keep_from = max(
