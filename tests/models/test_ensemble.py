@@ -42,6 +42,7 @@ def test_concat_beat_sets_keeps_records_contiguous_and_rejects_overlap() -> None
     b = synthetic_beats(4, ("c",), seed=1)
     ab = concat_beat_sets([a, b])
     assert len(ab) == 14 and ab.records == ("a", "b", "c")
+    assert ab.lead_names == ("L0", "L1")
     np.testing.assert_array_equal(ab.context_index(1)[10], [10, 10])  # first beat of c
     with pytest.raises(ValueError, match="more than one"):
         concat_beat_sets([a, a])

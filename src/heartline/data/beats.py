@@ -144,7 +144,7 @@ def concat_beat_sets(sets: list[BeatSet] | tuple[BeatSet, ...]) -> BeatSet:
     Raises
     ------
     ValueError
-        If ``sets`` is empty, the sets disagree on shapes, leads, RR features, window extent or
+        If ``sets`` is empty, the sets disagree on shapes, lead count, RR features, window extent or
         classes, or a record appears in more than one set (its beats would stop being
         contiguous, which breaks :meth:`BeatSet.context_index`).
     """
@@ -156,7 +156,7 @@ def concat_beat_sets(sets: list[BeatSet] | tuple[BeatSet, ...]) -> BeatSet:
         same = (
             s.windows.shape[1:] == first.windows.shape[1:]
             and s.rr_names == first.rr_names
-            and s.lead_names == first.lead_names
+            and len(s.lead_names) == len(first.lead_names)
             and s.classes == first.classes
             and (s.pre_s, s.post_s) == (first.pre_s, first.post_s)
         )
@@ -169,6 +169,11 @@ def concat_beat_sets(sets: list[BeatSet] | tuple[BeatSet, ...]) -> BeatSet:
     fs = {float(s.fs) for s in sets if len(s)}
     if len(fs) > 1:
         raise ValueError(f"beat sets come from different sampling rates {sorted(fs)}")
+    # MIT-BIH's second lead varies by record (V1, V2, V4, V5): names merge as build_beat_set does
+    lead_names = tuple(
+        "/".join(sorted({n for s in sets for n in s.lead_names[i].split("/")}))
+        for i in range(len(first.lead_names))
+    )
     return BeatSet(
         windows=np.concatenate([s.windows for s in sets]),
         rr=np.concatenate([s.rr for s in sets]),
@@ -177,7 +182,7 @@ def concat_beat_sets(sets: list[BeatSet] | tuple[BeatSet, ...]) -> BeatSet:
         record=np.concatenate([s.record for s in sets]),
         sample_idx=np.concatenate([s.sample_idx for s in sets]),
         fs=fs.pop() if fs else first.fs,
-        lead_names=first.lead_names,
+        lead_names=lead_names,
         pre_s=first.pre_s,
         post_s=first.post_s,
         classes=first.classes,
