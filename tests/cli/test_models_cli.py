@@ -29,7 +29,7 @@ def bench_dir(tmp_path_factory, data_dir) -> Path:
         "models",
         "--quick",
         "--models",
-        "hybrid,always_n",
+        "hybrid,hybrid_ensemble,always_n",
         "--out",
         out,
         "--n-bootstrap",
@@ -42,7 +42,7 @@ def bench_dir(tmp_path_factory, data_dir) -> Path:
 
 def test_bench_models_quick_writes_table_and_per_model_runs(bench_dir) -> None:
     report = json.loads((bench_dir / "models.json").read_text())
-    assert list(report["models"]) == ["hybrid", "always_n"]
+    assert list(report["models"]) == ["hybrid", "hybrid_ensemble", "always_n"]
     for m in report["models"].values():
         assert set(m["mean"]) == {"annotated", "detected"}
         assert 0 <= m["mean"]["annotated"]["accuracy"] <= 1
@@ -50,6 +50,8 @@ def test_bench_models_quick_writes_table_and_per_model_runs(bench_dir) -> None:
     assert "de Chazal et al. 2004" in md and "75.9" in md and "QUICK" in md
     assert (bench_dir / "hybrid" / "annotated" / "metrics.json").is_file()
     assert (bench_dir / "hybrid" / "model" / "model.pt").is_file()
+    crossfit = json.loads((bench_dir / "hybrid_ensemble" / "crossfit.json").read_text())
+    assert len(crossfit["folds"]) == 2 and len(crossfit["calibration"]["bias"]) == 5
 
 
 def test_evaluate_registry_model_quick(tmp_path, data_dir) -> None:

@@ -106,8 +106,8 @@ def test_crossfit_trains_members_calibrates_out_of_fold_and_round_trips(tmp_path
     assert proba.shape == (len(val), 5)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
     # members differ (own folds, own seeds)
-    p0 = list(net.members[0].parameters())[0]
-    p1 = list(net.members[1].parameters())[0]
+    p0 = next(iter(net.members[0].parameters()))
+    p1 = next(iter(net.members[1].parameters()))
     assert not torch.equal(p0, p1)
     model.save(tmp_path / "saved")
     again = TorchBeatClassifier.load(tmp_path / "saved")
