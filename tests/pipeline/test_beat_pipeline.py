@@ -166,3 +166,46 @@ def test_drain_vf_reports_the_flutter_of_record_207(data_dir, tiny_model):
     pipe = BeatPipeline(fs=FS, lead_names=rec.lead_names, model=tiny_model)
     pipe.process(normal)
     assert pipe.drain_vf() == []
+
+
+def test_streaming_fast_paths_equal_the_training_functions() -> None:
+    """Block cleaning, beat windows and block quality: the same numbers as the library functions."""
+    from scipy.signal import sosfiltfilt
+
+    from heartline.pipeline.beat_pipeline import _bandpass_sos
+    from heartline.signal.quality import QualityConfig, WindowAssessor, assess_window
+
+    rng = np.random.default_rng(5)
+    for fs in (128.0, 250.0, 360.0):
+        clean = _make_cleaner(fs, "bandpass")
+        for n in (2, 3, 40, 1440, 4 * int(fs) + 1):
+            x = rng.standard_normal((n, 2)).cumsum(axis=0)
+            ref = sosfiltfilt(_bandpass_sos(fs), x, axis=0, padlen=min(n - 1, 3 * int(fs)))
+            np.testing.assert_array_equal(clean(x), ref)
+        pipe = BeatPipeline(
+            fs=fs,
+            lead_names=("MLII", "V5"),
+            model=None,
+            context_k=1,
+            n_leads=2,
+            window_len=64,
+            n_rr=4,
+        )
+        pipe._clean = rng.standard_normal((3000, 2))
+        for rel in (0, 1, 57, 1500, 2998, 2999):
+            ref = segment_beats(pipe._clean, np.array([rel]), fs=fs, window_len=64)[0]
+            np.testing.assert_array_equal(pipe._segment(rel), ref)
+        cfg = QualityConfig(window_s=2.0, min_window_s=1.0)
+        assessor = WindowAssessor(fs=fs, config=cfg)
+        base = rng.standard_normal(int(2 * fs)).cumsum() * 0.05
+        windows = [
+            base,
+            base[: int(0.5 * fs)],
+            np.zeros(100),
+            np.clip(base, -0.1, 0.1),
+            base.copy(),
+        ]
+        windows[-1][3] = np.nan
+        for w in windows:
+            a, b = assessor.assess(w, start_idx=7), assess_window(w, fs=fs, config=cfg, start_idx=7)
+            assert repr(a) == repr(b)  # every field, NaN included

@@ -352,22 +352,36 @@ class AlertEngine:
                 self._now = max(self._now, float(self._time[-1]))
         return self._step(now_s)
 
-    def add_quality(self, start_s: float, end_s: float, *, ok: bool) -> list[AlertUpdate]:
+    def add_quality(
+        self, start_s: float, end_s: float, *, ok: bool, evaluate: bool = True
+    ) -> list[AlertUpdate]:
         """Record a signal-quality verdict for the span ``[start_s, end_s)`` (data time).
 
         ``ok=False`` marks the span noisy: beats in it are excluded from arrhythmia rules and a
         ``signal_quality`` technical alarm is raised when it lasts long enough. ``ok=True`` spans
         need not be reported; they only advance the data time.
+
+        ``evaluate=False`` records the span and advances the data time without running the rules
+        (returns ``[]``): a caller that adds beats (:meth:`add_beats`) or calls :meth:`advance`
+        right after evaluates everything once (the stream processor, per batch).
         """
         start, end = float(start_s), float(end_s)
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
         if not ok:
             self._noisy.append((start, end))
+        if not evaluate:
+            self._now = max(self._now, end)
+            return []
         return self._step(end)
 
     def add_vf(
-        self, start_s: float, end_s: float | None, *, now_s: float | None = None
+        self,
+        start_s: float,
+        end_s: float | None,
+        *,
+        now_s: float | None = None,
+        evaluate: bool = True,
     ) -> list[AlertUpdate]:
         """Record a ventricular flutter/fibrillation episode reported by the R-peak detector.
 
@@ -383,6 +397,8 @@ class AlertEngine:
             Data time of the episode (seconds, same clock as the beats).
         now_s : float, optional
             Current data time (defaults to ``end_s`` or ``start_s``).
+        evaluate : bool
+            False: record the episode and the data time only (see :meth:`add_quality`).
         """
         start = float(start_s)
         end = None if end_s is None else float(end_s)
@@ -392,7 +408,13 @@ class AlertEngine:
             raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
         self._vf = [(a, b) for a, b in self._vf if abs(a - start) > 1e-6]
         self._vf.append((start, end))
-        return self._step(now_s if now_s is not None else (end if end is not None else start))
+        now = now_s if now_s is not None else (end if end is not None else start)
+        if not evaluate:
+            if not math.isfinite(float(now)):
+                raise ValueError(f"now_s must be finite, got {now!r}")
+            self._now = max(self._now, float(now))
+            return []
+        return self._step(now)
 
     def add_vitals(
         self,
@@ -537,7 +559,8 @@ class AlertEngine:
 
     def window(self) -> BeatSeries:
         """The beats (and noisy spans) currently analysed."""
-        return BeatSeries(
+        # every array was validated when its beats were added (BeatSeries.from_beats)
+        return BeatSeries._trusted(
             self._time,
             self._label,
             self._beat_id,
@@ -616,7 +639,6 @@ class AlertEngine:
         self, ep: Episode, updates: dict[str, tuple[Change, AlertEvent]], now: float
     ) -> None:
         op = self._open.get(ep.kind)
-        evidence = ep.evidence()
         # NEWS2 alerts stay open until a reading scores below the alerting band
         if op is not None and (
             ep.kind == "news2"
@@ -626,6 +648,7 @@ class AlertEngine:
             escalate = ep.severity > ev.severity
             if not escalate and ep.end_s <= op.last_evidence_s:
                 return  # a re-detection of evidence already merged: nothing new
+            evidence = ep.evidence()
             change: Change = "escalated" if escalate else "extended"
             severity, message, peak = ev.severity, ev.message, ev.evidence["peak"]
             ack_by, ack_at = ev.acknowledged_by, ev.acknowledged_at_s
@@ -659,6 +682,7 @@ class AlertEngine:
             return
         if op is not None:  # an unrelated later episode: close the old alert first
             self._close(ep.kind, updates, end_s=op.last_evidence_s)
+        evidence = ep.evidence()
         # an episode that began under an alert that has since closed is reported from the end of
         # that alert on (its earlier part was already alerted)
         start_s = max(ep.start_s, self._last_closed_end.get(ep.kind, -math.inf))

@@ -270,6 +270,39 @@ class BeatSeries:
         for name, arr in arrays.items():
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "noisy_spans_s", tuple(sorted(spans)))
+        # derived arrays computed once per series (every rule shares them; read-only)
+        object.__setattr__(self, "_memo", {})
+
+    @classmethod
+    def _trusted(
+        cls,
+        time_s: np.ndarray,
+        label: np.ndarray,
+        beat_id: np.ndarray,
+        sample_idx: np.ndarray,
+        confidence: np.ndarray,
+        quality_ok: np.ndarray,
+        noisy_spans_s: Sequence[tuple[float, float]] = (),
+    ) -> BeatSeries:
+        """A series from arrays that already satisfy every check of ``__post_init__``.
+
+        For :class:`~heartline.alerts.engine.AlertEngine`, whose window is made of series that
+        were validated when they were added: float64 non-decreasing finite times, ``<U1`` AAMI
+        labels, int64 ids and samples, float64 confidences, bool quality, finite spans.
+        """
+        self = object.__new__(cls)
+        for name, arr in (
+            ("time_s", time_s),
+            ("label", label),
+            ("beat_id", beat_id),
+            ("sample_idx", sample_idx),
+            ("confidence", confidence),
+            ("quality_ok", quality_ok),
+        ):
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "noisy_spans_s", tuple(sorted(noisy_spans_s)))
+        object.__setattr__(self, "_memo", {})
+        return self
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
@@ -371,29 +404,64 @@ class BeatSeries:
 
     @property
     def rr_s(self) -> np.ndarray:
-        """RR intervals in seconds, ``rr_s[k] = time_s[k+1] - time_s[k]`` (length ``n - 1``)."""
-        return np.diff(self.time_s)
+        """RR intervals in seconds, ``rr_s[k] = time_s[k+1] - time_s[k]`` (length ``n - 1``).
+
+        Computed once per series; the array is read-only.
+        """
+        rr = self._memo.get("rr_s")
+        if rr is None:
+            rr = self._memo["rr_s"] = _frozen(np.diff(self.time_s))
+        return rr
+
+    def _spans(self) -> tuple[np.ndarray, np.ndarray]:
+        sp = np.asarray(self.noisy_spans_s, dtype=np.float64).reshape(-1, 2)
+        return sp[:, 0], sp[:, 1]
 
     def beat_ok(self) -> np.ndarray:
-        """Per-beat validity: ``quality_ok`` and not inside a noisy span."""
-        ok = self.quality_ok.copy()
-        for start, stop in self.noisy_spans_s:
-            ok &= ~((self.time_s >= start) & (self.time_s < stop))
+        """Per-beat validity: ``quality_ok`` and not inside a noisy span (read-only, cached)."""
+        ok = self._memo.get("beat_ok")
+        if ok is None:
+            ok = self.quality_ok.copy()
+            if self.noisy_spans_s:
+                start, stop = self._spans()
+                t = self.time_s[:, None]
+                ok &= ~((t >= start) & (t < stop)).any(axis=1)
+            ok = self._memo["beat_ok"] = _frozen(ok)
         return ok
 
     def rr_valid(self) -> np.ndarray:
-        """Validity of each RR interval (length ``n - 1``): both beats valid, no noisy overlap."""
-        ok = self.beat_ok()
-        valid = ok[:-1] & ok[1:] if len(self) > 1 else np.zeros(0, dtype=bool)
-        for start, stop in self.noisy_spans_s:
-            valid &= ~((self.time_s[:-1] < stop) & (self.time_s[1:] > start))
+        """Validity of each RR interval (length ``n - 1``): both beats valid, no noisy overlap.
+
+        Read-only, computed once per series.
+        """
+        valid = self._memo.get("rr_valid")
+        if valid is None:
+            ok = self.beat_ok()
+            valid = ok[:-1] & ok[1:] if len(self) > 1 else np.zeros(0, dtype=bool)
+            if self.noisy_spans_s and valid.size:
+                start, stop = self._spans()
+                overlap = (self.time_s[:-1, None] < stop) & (self.time_s[1:, None] > start)
+                valid &= ~overlap.any(axis=1)
+            valid = self._memo["rr_valid"] = _frozen(valid)
         return valid
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only (a cached array shared by several rules)."""
+    a.flags.writeable = False
+    return a
 
 
 # --------------------------------------------------------------------------------------------
 # Outputs
 # --------------------------------------------------------------------------------------------
+class _JsonReady(dict):  # type: ignore[type-arg]
+    """A dict whose content :func:`_json_value` has already converted (returned as is)."""
+
+
 def _json_value(value: Any) -> Any:
+    if isinstance(value, _JsonReady):
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, bool | np.bool_):
@@ -456,13 +524,18 @@ class Episode:
         return self.end_s - self.start_s
 
     def evidence(self) -> dict[str, Any]:
-        """JSON-ready evidence: beat ids, times, sample positions and values."""
-        return {
-            "beat_ids": [int(b) for b in self.beat_ids],
-            "times_s": [round(float(t), 4) for t in self.times_s],
-            "sample_idx": [int(i) for i in self.sample_idx],
-            "values": _json_value(dict(self.values)),
-        }
+        """JSON-ready evidence: beat ids, times, sample positions and values.
+
+        A fresh dict on every call; converting it again (``AlertEvent.to_dict``) is skipped.
+        """
+        return _JsonReady(
+            {
+                "beat_ids": [int(b) for b in self.beat_ids],
+                "times_s": [round(float(t), 4) for t in self.times_s],
+                "sample_idx": [int(i) for i in self.sample_idx],
+                "values": _json_value(dict(self.values)),
+            }
+        )
 
 
 def _episode(
@@ -488,9 +561,9 @@ def _episode(
         severity=severity,
         start_s=float(start_s if start_s is not None else (times[0] if times.size else 0.0)),
         end_s=float(end_s if end_s is not None else (times[-1] if times.size else 0.0)),
-        beat_ids=tuple(int(b) for b in series.beat_id[idx]),
-        times_s=tuple(float(t) for t in times),
-        sample_idx=tuple(int(i) for i in series.sample_idx[idx]),
+        beat_ids=tuple(series.beat_id[idx].tolist()),
+        times_s=tuple(times.tolist()),
+        sample_idx=tuple(series.sample_idx[idx].tolist()),
         values=values,
         message=message,
         category="technical" if kind in TECHNICAL_KINDS else "physiological",
@@ -599,6 +672,16 @@ def heart_rate(
     return HeartRate(series.time_s.copy(), np.round(inst, 6), np.round(smoothed, 6))
 
 
+def _smoothed_rate(series: BeatSeries, window_beats: int) -> np.ndarray:
+    """``heart_rate(...).smoothed_bpm`` of the rate rules, computed once per series (read-only)."""
+    key = ("smoothed_rate", int(window_beats))
+    hit = series._memo.get(key)
+    if hit is None:
+        hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
+        hit = series._memo[key] = _frozen(hr.smoothed_bpm)
+    return hit
+
+
 def _rate_episodes(
     kind: str,
     series: BeatSeries,
@@ -661,8 +744,7 @@ def detect_bradycardia(
         Kind ``"bradycardia"``; ``values``: ``extreme_bpm`` (lowest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
-    hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
-    smoothed = hr.smoothed_bpm
+    smoothed = _smoothed_rate(series, window_beats)
     cond = np.nan_to_num(smoothed, nan=np.inf) < threshold_bpm
     return _rate_episodes(
         "bradycardia",
@@ -697,8 +779,7 @@ def detect_tachycardia(
         Kind ``"tachycardia"``; ``values``: ``extreme_bpm`` (highest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
-    hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
-    smoothed = hr.smoothed_bpm
+    smoothed = _smoothed_rate(series, window_beats)
     cond = np.nan_to_num(smoothed, nan=-np.inf) > threshold_bpm
     return _rate_episodes(
         "tachycardia",
@@ -790,7 +871,13 @@ def detect_pauses(
 # Ventricular ectopy
 # --------------------------------------------------------------------------------------------
 def _is_label(series: BeatSeries, label: str, min_confidence: float) -> np.ndarray:
-    return (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
+    key = ("is_label", label, float(min_confidence))
+    hit = series._memo.get(key)
+    if hit is None:
+        hit = series._memo[key] = _frozen(
+            (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
+        )
+    return hit
 
 
 def detect_ventricular_runs(
@@ -909,12 +996,18 @@ def detect_ventricular_patterns(
     conducted = np.isin(series.label, ("N", "S")) & ok
     rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
     vpos = np.flatnonzero(isv)
+    # prefix counts of non-conducted beats and of bad RR intervals: "all of [a, b) are good"
+    # is "no bad one in [a, b)", an O(1) test per pair
+    bad_beat = np.concatenate([[0], np.cumsum(~conducted)]).tolist()
+    bad_rr = np.concatenate([[0], np.cumsum(~rr_ok)]).tolist()
     out = []
     for kind, step in (("ventricular_bigeminy", 2), ("ventricular_trigeminy", 3)):
         # link between consecutive V beats at positions p and p+step
         chain_ok = []
-        for p, q in itertools.pairwise(vpos):
-            good = q - p == step and bool(np.all(conducted[p + 1 : q])) and bool(np.all(rr_ok[p:q]))
+        for p, q in itertools.pairwise(vpos.tolist()):
+            good = (
+                q - p == step and bad_beat[q] - bad_beat[p + 1] == 0 and bad_rr[q] - bad_rr[p] == 0
+            )
             chain_ok.append(good)
         for a, b in _runs(np.asarray(chain_ok, dtype=bool)):
             chain = vpos[a : b + 1]
@@ -1032,12 +1125,26 @@ def _af_features(rr: np.ndarray) -> _AfFeatures:
         tpr = 0.0
     lo, hi = float(np.min(rr)), float(np.max(rr))
     if hi > lo:
-        hist, _ = np.histogram(rr, bins=16, range=(lo, hi))
+        hist = _histogram16(rr, lo, hi)
         p = hist[hist > 0] / m
         she = float(-np.sum(p * np.log(p)) / np.log(16))
     else:
         she = 0.0
     return _AfFeatures(nrmssd, tpr, she)
+
+
+def _histogram16(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``np.histogram(x, bins=16, range=(lo, hi))[0]`` for ``lo = min(x) < hi = max(x)``.
+
+    NumPy's own equal-bin algorithm (bin index from the scaled offset, then corrected against
+    the ``linspace`` edges), without its generic argument handling; a test checks equality.
+    """
+    edges = np.linspace(lo, hi, 17)
+    idx = ((np.subtract(x, lo) / np.subtract(hi, lo)) * 16).astype(np.intp)
+    idx[idx == 16] -= 1
+    idx[x < edges[idx]] -= 1
+    idx[(x >= edges[idx + 1]) & (idx != 15)] += 1
+    return np.bincount(idx, minlength=16)
 
 
 def _tpr_bounds(n: int, z: float = 3.0) -> tuple[float, float]:
@@ -1067,6 +1174,63 @@ def _af_rmssd_tpr(
     m = rr.size - 2 * _n_trim(rr.size)
     lo, hi = _tpr_bounds(m)
     return (f.nrmssd > nrmssd_min and lo < f.tpr < hi), f
+
+
+def _af_windows(
+    rr: np.ndarray,
+    starts: list[int],
+    width: int,
+    method: str,
+    nrmssd_min: float,
+    entropy_min: float,
+) -> list[tuple[bool, _AfFeatures | None]] | None:
+    """The built-in AF classifiers on every window ``rr[s : s + width]`` at once.
+
+    Row-wise NumPy reductions over the stacked windows: the same numbers as calling
+    :func:`_af_dash2009` / :func:`_af_rmssd_tpr` window by window (a test checks equality). The
+    Shannon entropy, a per-window histogram, is computed only for the windows whose other tests
+    pass (the only ones whose features are kept). ``None`` for a method added to
+    :data:`AF_METHODS` by a user (classified window by window).
+    """
+    if AF_METHODS.get(method) not in (_af_dash2009, _af_rmssd_tpr):
+        return None
+    win = np.lib.stride_tricks.sliding_window_view(rr, width)[starts]  # (n_windows, width)
+    trim = _n_trim(width)
+    if trim > 0:
+        order = np.argsort(win, axis=1, kind="stable")
+        keep = np.sort(order[:, trim : width - trim], axis=1)
+        win = np.take_along_axis(win, keep, axis=1)
+    m = win.shape[1]
+    mean = win.mean(axis=1)
+    if m > 1:
+        nrmssd = np.sqrt(np.mean(np.diff(win, axis=1) ** 2, axis=1)) / mean
+        nrmssd = np.where(mean > 0, nrmssd, 0.0)
+    else:
+        nrmssd = np.zeros(len(starts))
+    if m >= 3:
+        mid = win[:, 1:-1]
+        tp = ((mid > win[:, :-2]) & (mid > win[:, 2:])) | ((mid < win[:, :-2]) & (mid < win[:, 2:]))
+        tpr = np.count_nonzero(tp, axis=1) / m
+    else:
+        tpr = np.zeros(len(starts))
+    lo_b, hi_b = _tpr_bounds(width - 2 * trim)
+    out: list[tuple[bool, _AfFeatures | None]] = []
+    for j in range(len(starts)):
+        f_rmssd, f_tpr = float(nrmssd[j]), float(tpr[j])
+        if not (f_rmssd > nrmssd_min and lo_b < f_tpr < hi_b):
+            out.append((False, None))  # rejected before the entropy test: features not kept
+            continue
+        row = win[j]
+        lo, hi = float(np.min(row)), float(np.max(row))
+        if hi > lo:
+            hist = _histogram16(row, lo, hi)
+            p = hist[hist > 0] / m
+            she = float(-np.sum(p * np.log(p)) / np.log(16))
+        else:
+            she = 0.0
+        is_af = method == "rmssd_tpr" or she > entropy_min
+        out.append((is_af, _AfFeatures(f_rmssd, f_tpr, she)))
+    return out
 
 
 #: AF-like window classifiers: name -> function(rr_s, nrmssd_min=, entropy_min=) -> (is_af, features).
@@ -1137,10 +1301,14 @@ def detect_af_like(
     starts = list(range(0, usable.size - window_beats + 1, int(step_beats)))
     if starts[-1] != usable.size - window_beats:
         starts.append(usable.size - window_beats)
-    for s in starts:
-        is_af, f = classify(
-            rr[s : s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min
-        )
+    batched = _af_windows(rr, starts, int(window_beats), method, nrmssd_min, entropy_min)
+    for j, s in enumerate(starts):
+        if batched is not None:
+            is_af, f = batched[j]
+        else:
+            is_af, f = classify(
+                rr[s : s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min
+            )
         cover[s : s + window_beats] += 1
         if is_af:
             votes[s : s + window_beats] += 1

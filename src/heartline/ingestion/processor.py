@@ -40,6 +40,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -67,7 +68,7 @@ from heartline.storage import make_engine, make_session_factory
 from heartline.storage.repository import (
     BeatIn,
     add_alert,
-    add_beats,
+    add_beats_by_patient,
     quarantine,
     store_frames,
     update_alerts,
@@ -172,6 +173,7 @@ class _DeviceState:
         default_factory=lambda: collections.deque(maxlen=120)
     )
     segment: int = 0
+    rules_pending: bool = False  # quality/VF spans recorded since the engine last ran its rules
 
 
 class _Clock:
@@ -580,6 +582,7 @@ class StreamProcessor:
         beat_rows: dict[str, list[BeatIn]] = collections.defaultdict(list)
         updates: list[AlertUpdate] = []
         pending: list[tuple[_DeviceState, BeatBatch]] = []
+        analysed: dict[str, _DeviceState] = {}  # device -> state, analysed in this batch
         for _m, f, status in to_store:
             st = self._device_state(f)
             if status is SeqStatus.LATE or (
@@ -599,6 +602,7 @@ class StreamProcessor:
             abs_start = st.pipeline.samples_seen
             st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
             st.last_analysed_seq = f.seq
+            analysed[st.device_id] = st
             try:
                 clock.lap("dispatch")
                 x = f.signal_mv()
@@ -625,6 +629,7 @@ class StreamProcessor:
                 self._c["engine_errors"] += 1
                 pending, probs = [], []
             clock.lap("classify")
+            engine_beats_of: dict[str, tuple[_DeviceState, list[EngineBeat]]] = {}
             for (st, bb), p in zip(pending, probs, strict=True):
                 beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
                 engine_beats = []
@@ -649,13 +654,33 @@ class StreamProcessor:
                     )
                     if not b.quality_ok:
                         self._c["beats_low_quality"] += 1
+                # device clocks may step back: the engine wants time order (it drops repeats)
+                engine_beats.sort(key=lambda b: b.time_s)
+                _, merged = engine_beats_of.setdefault(st.device_id, (st, []))
+                # frames in seq order: as separate engine calls would, drop the beats of a later
+                # frame that are not after the last beat kept (the engine counts them)
+                last = merged[-1].time_s if merged else -math.inf
+                kept = [b for b in engine_beats if b.time_s > last]
+                if len(kept) < len(engine_beats):
+                    self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
+                merged.extend(kept)
+            clock.lap("results")
+            # one engine call (one rules evaluation) per device and batch, all its frames' beats
+            for st, engine_beats in engine_beats_of.values():
                 if engine_beats:
-                    # device clocks may step back: the engine wants time order (it drops repeats)
-                    engine_beats.sort(key=lambda b: b.time_s)
-                    clock.lap("results")
                     updates.extend(self._engine_call(st, "add_beats", engine_beats))
-                    clock.lap("alerts")
+                    st.rules_pending = False
+            clock.lap("alerts")
         clock.lap("results")
+        # quality and VF spans were recorded without running the rules: run them now for the
+        # devices that got no beats in this batch (one rules evaluation per device and batch)
+        for st in analysed.values():
+            if st.rules_pending:
+                st.rules_pending = False
+                eng = self._engines.get(st.patient_id)
+                if eng is not None and math.isfinite(eng.now_s):
+                    updates.extend(self._engine_call(st, "advance", eng.now_s))
+        clock.lap("alerts")
 
         # storage, one transaction (retried: everything in it is idempotent)
         stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
@@ -800,7 +825,9 @@ class StreamProcessor:
             t0 = self._abs_time(st, wq.start_idx)
             t1 = self._abs_time(st, wq.stop_idx)
             if t0 is not None and t1 is not None and t1 >= t0:
-                out.extend(self._engine_call(st, "add_quality", t0, t1, ok=False))
+                # the rules run once per device and batch, after its beats (see _handle_batch)
+                out.extend(self._engine_call(st, "add_quality", t0, t1, ok=False, evaluate=False))
+                st.rules_pending = True
         return out
 
     def _vf_updates(self, st: _DeviceState) -> list[AlertUpdate]:
@@ -812,7 +839,8 @@ class StreamProcessor:
             t1 = None if stop_idx is None else self._abs_time(st, stop_idx)
             if t0 is None or (stop_idx is not None and (t1 is None or t1 < t0)):
                 continue
-            out.extend(self._engine_call(st, "add_vf", t0, t1))
+            out.extend(self._engine_call(st, "add_vf", t0, t1, evaluate=False))
+            st.rules_pending = True
         return out
 
     def _abs_time(self, st: _DeviceState, abs_idx: int) -> float | None:
@@ -867,8 +895,7 @@ class StreamProcessor:
                     device_id=device_id,
                     received_at=now_utc,
                 )
-            for patient_id, rows in beat_rows.items():
-                add_beats(s, patient_id=patient_id, beats=rows)
+            add_beats_by_patient(s, beats=beat_rows)  # one statement for every patient
             self._write_alerts(s, updates, new_rows)
         # only now (committed) may the new rows' ids be reused by later batches
         self._alert_rows.update(new_rows)

@@ -22,7 +22,8 @@ they arrive, reproducing the offline training preprocessing of
    next R peak is known).
 5. **Context**: the previous ``model.context_k`` beats of the stream (the first beat repeated
    before the stream start, as :meth:`heartline.data.beats.BeatSet.context_index` does).
-6. **Signal quality**: :func:`~heartline.signal.quality.assess_window` of the raw primary lead
+6. **Signal quality**: :func:`~heartline.signal.quality.assess_window` (computed by its cached form
+   :class:`~heartline.signal.quality.WindowAssessor`) of the raw primary lead
    over the last ``quality_window_s`` seconds at the end of each block; beats of an unusable block
    get ``quality_ok=False``.
 7. **Classification**: one batched ONNX Runtime call
@@ -56,10 +57,11 @@ from heartline.signal._validate import check_fs
 from heartline.signal.beats import (
     OnlineBeatNormaliser,
     OnlineRRFeatures,
+    _window_offsets,
     preprocess_ecg,
     segment_beats,
 )
-from heartline.signal.quality import QualityConfig, WindowQuality, assess_window
+from heartline.signal.quality import QualityConfig, WindowAssessor, WindowQuality
 from heartline.signal.rpeaks import StreamingRPeakDetector
 
 if TYPE_CHECKING:
@@ -251,14 +253,50 @@ def _make_cleaner(fs: float, method: str) -> Callable[[np.ndarray], np.ndarray]:
     """
     if method != "bandpass":
         return functools.partial(preprocess_ecg, fs=fs, method=method)
-    from scipy.signal import sosfiltfilt
-
     sos = _bandpass_sos(fs)
+    fast = _fast_sosfiltfilt(sos)
+    if fast is not None:
+        return lambda x: fast(x, min(x.shape[0] - 1, 3 * int(fs)))
+    from scipy.signal import sosfiltfilt
 
     def clean(x: np.ndarray) -> np.ndarray:
         return sosfiltfilt(sos, x, axis=0, padlen=min(x.shape[0] - 1, 3 * int(fs)))
 
     return clean
+
+
+def _fast_sosfiltfilt(sos: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray] | None:
+    """``(x, padlen) -> scipy.signal.sosfiltfilt(sos, x, axis=0, padlen=padlen)`` for float64
+    ``(n, channels)`` blocks, the same arithmetic in the same order (odd extension, forward and
+    backward ``_sosfilt`` passes from ``sosfilt_zi`` scaled initial states), without the
+    per-call filter validation, ``sosfilt_zi`` solve and axis shuffling (most of the cost of a
+    1 s block); a test checks bit-identity. ``None`` when SciPy's kernel cannot be imported.
+    """
+    try:
+        from scipy.signal import sosfilt_zi
+        from scipy.signal._arraytools import odd_ext
+        from scipy.signal._sosfilt import _sosfilt
+    except ImportError:  # pragma: no cover - other SciPy layouts: use the public function
+        return None
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    zi = sosfilt_zi(sos)  # (n_sections, 2)
+
+    def run(x: np.ndarray, padlen: int) -> np.ndarray:
+        xt = np.asarray(x, dtype=np.float64)
+        if padlen > 0:
+            xt = odd_ext(xt, padlen, axis=0)
+        y = np.array(xt.T, dtype=np.float64, order="C")  # (channels, n), filtered in place
+        state = np.ascontiguousarray(zi[None, :, :] * y[:, 0, None, None])
+        _sosfilt(sos, y, state)
+        y = np.array(y[:, ::-1], order="C")
+        state = np.ascontiguousarray(zi[None, :, :] * y[:, 0, None, None])
+        _sosfilt(sos, y, state)
+        y = y[:, ::-1]
+        if padlen > 0:
+            y = y[:, padlen:-padlen]
+        return y.T
+
+    return run
 
 
 def _classes_of(model: BeatModel) -> tuple[str, ...]:
@@ -344,11 +382,13 @@ class BeatPipeline:
         self._lookahead = round(lookahead_s * self.fs)
         self._pre = self.pre_s * self.fs
         self._post = self.post_s * self.fs
+        self._offsets = _window_offsets(self.fs, self.pre_s, self.post_s, self.window_len)
         self.quality = bool(quality)
         self._quality_cfg = QualityConfig(
             window_s=quality_window_s, min_window_s=min(1.0, quality_window_s)
         )
         self._quality_width = max(1, round(quality_window_s * self.fs))
+        self._assessor = WindowAssessor(fs=self.fs, config=self._quality_cfg)
         self.amplitude_history = int(amplitude_history)
         self._max_history = round(max_history_s * self.fs)
         #: Optional per-stage CPU accounting (``{"detect", "clean", "quality", "beats"}`` ->
@@ -526,11 +566,8 @@ class BeatPipeline:
                 t0 = t1
             if self.quality:
                 q0 = max(0, b1 - self._quality_width)
-                wq = assess_window(
-                    self._raw[q0 - self._raw_start : b1 - self._raw_start, 0],
-                    fs=self.fs,
-                    config=self._quality_cfg,
-                    start_idx=q0,
+                wq = self._assessor.assess(
+                    self._raw[q0 - self._raw_start : b1 - self._raw_start, 0], start_idx=q0
                 )
                 # a last partial block may be too short to judge: that is not bad quality
                 wq_bad = not wq.usable and not (
@@ -557,6 +594,30 @@ class BeatPipeline:
             if feats is not None and self._pending:
                 self._ready.append((self._pending.popleft(), feats))
             self._pending.append(p)
+
+    def _segment(self, rel: int) -> np.ndarray:
+        """``segment_beats(self._clean, [rel], ...)[0]``, interpolating on the samples the window
+        touches instead of a grid over the whole kept signal (the same bracketing samples, so
+        the same numbers; a test checks equality)."""
+        clean = self._clean
+        n = clean.shape[0]
+        if not 0 <= rel < n:  # segment_beats says what is wrong
+            return segment_beats(
+                clean,
+                np.array([rel]),
+                fs=self.fs,
+                pre_s=self.pre_s,
+                post_s=self.post_s,
+                window_len=self.window_len,
+            )[0]
+        pos = np.int64(rel) + self._offsets
+        a = max(0, math.floor(pos[0]))
+        b = min(n, math.ceil(pos[-1]) + 2)
+        grid = np.arange(a, b, dtype=np.float64)
+        out = np.empty((clean.shape[1], pos.size), dtype=np.float32)
+        for lead in range(clean.shape[1]):
+            out[lead] = np.interp(pos, grid, clean[a:b, lead])
+        return out
 
     def _cleaned_until(self) -> int:
         return self._clean_start + self._clean.shape[0]
@@ -590,14 +651,7 @@ class BeatPipeline:
                 # only after a > max_history_s detector delay; the window is edge-padded
                 log.warning("beat at sample %d is older than the kept signal", peak)
                 rel = max(rel, 0)
-            w = segment_beats(
-                self._clean,
-                np.array([rel]),
-                fs=self.fs,
-                pre_s=self.pre_s,
-                post_s=self.post_s,
-                window_len=self.window_len,
-            )[0]
+            w = self._segment(rel)
             w = self._norm.update(w)
             r = np.asarray(feats, dtype=np.float32)
             if r.shape[0] != self.n_rr:

@@ -9,7 +9,7 @@ use ``INSERT .. ON CONFLICT DO NOTHING`` in the SQLite and PostgreSQL dialects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "acknowledge_alert",
     "add_alert",
     "add_beats",
+    "add_beats_by_patient",
     "alerts_between",
     "beats_between",
     "close_alert",
@@ -452,7 +453,18 @@ def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> 
     int
         Number of beats newly stored (replayed ones are skipped).
     """
+    return add_beats_by_patient(session, beats={patient_id: beats})
+
+
+def add_beats_by_patient(session: Session, *, beats: Mapping[str, Iterable[BeatIn]]) -> int:
+    """:func:`add_beats` for several patients in one statement (``patient_id -> beats``)."""
     rows = []
+    for patient_id, patient_beats in beats.items():
+        _beat_rows(rows, patient_id, patient_beats)
+    return _insert_beat_rows(session, rows)
+
+
+def _beat_rows(rows: list[dict[str, Any]], patient_id: str, beats: Iterable[BeatIn]) -> None:
     for b in beats:
         if b.sample_idx < 0:
             raise ValueError(f"sample_idx must be >= 0, got {b.sample_idx}")
@@ -470,6 +482,9 @@ def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> 
                 "confidence": b.confidence,
             }
         )
+
+
+def _insert_beat_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     table = Beat.__table__

@@ -1,0 +1,139 @@
+"""The alert engine's speed-ups compute exactly what the straightforward code computes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from heartline.alerts.engine import AlertEngine
+from heartline.alerts.rules import (
+    AF_METHODS,
+    Beat,
+    BeatSeries,
+    _af_windows,
+    _histogram16,
+    _json_value,
+    detect_af_like,
+)
+
+
+def _series(rng: np.random.Generator, n: int, n_spans: int) -> BeatSeries:
+    t = np.cumsum(rng.uniform(0.3, 1.6, n))
+    spans = [(float(a), float(a + rng.uniform(0.1, 4.0))) for a in rng.uniform(0, t[-1], n_spans)]
+    return BeatSeries(
+        t,
+        rng.choice(list("NNNNSVFQ"), n),
+        np.arange(n),
+        np.arange(n) * 300,
+        rng.uniform(0.2, 1.0, n),
+        rng.uniform(size=n) > 0.1,
+        tuple(spans),
+    )
+
+
+def test_cached_validity_equals_the_span_by_span_masks() -> None:
+    rng = np.random.default_rng(0)
+    for n, n_spans in [(0, 0), (1, 2), (2, 0), (50, 0), (150, 9), (300, 40)]:
+        s = _series(rng, n, n_spans) if n else BeatSeries.empty()
+        ok = s.quality_ok.copy()
+        for a, b in s.noisy_spans_s:
+            ok &= ~((s.time_s >= a) & (s.time_s < b))
+        valid = ok[:-1] & ok[1:] if n > 1 else np.zeros(0, bool)
+        for a, b in s.noisy_spans_s:
+            valid &= ~((s.time_s[:-1] < b) & (s.time_s[1:] > a))
+        np.testing.assert_array_equal(s.beat_ok(), ok)
+        np.testing.assert_array_equal(s.rr_valid(), valid)
+        assert s.beat_ok() is s.beat_ok()  # computed once
+        with pytest.raises(ValueError):  # shared by the rules: read-only
+            s.beat_ok()[:1] = False
+
+
+def test_histogram16_equals_numpy() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        x = rng.uniform(0.3, 1.5, rng.integers(2, 130))
+        if rng.uniform() < 0.5:
+            x = np.round(x, 2)  # values on bin edges
+        lo, hi = float(x.min()), float(x.max())
+        if hi > lo:
+            ref = np.histogram(x, bins=16, range=(lo, hi))[0]
+            np.testing.assert_array_equal(_histogram16(x, lo, hi), ref)
+
+
+@pytest.mark.parametrize("method", sorted(AF_METHODS))
+def test_batched_af_windows_equal_window_by_window(method) -> None:
+    rng = np.random.default_rng(2)
+    classify = AF_METHODS[method]
+    for trial in range(60):
+        irregular = trial % 2 == 0
+        rr = rng.uniform(0.4, 1.2, 200) if irregular else 0.8 + rng.normal(0, 0.01, 200)
+        if trial % 3 == 0:
+            rr = np.round(rr, 2)
+        width = int(rng.choice([16, 32, 64]))
+        starts = list(range(0, rr.size - width + 1, 8))
+        got = _af_windows(rr, starts, width, method, 0.1, 0.7)
+        assert got is not None
+        for (is_af, f), s in zip(got, starts, strict=True):
+            ref_af, ref_f = classify(rr[s : s + width], nrmssd_min=0.1, entropy_min=0.7)
+            assert is_af == ref_af
+            if f is not None:  # features are kept for the windows that pass the first tests
+                assert f == ref_f
+            else:
+                assert not ref_af
+
+
+def test_af_rule_falls_back_for_a_user_method(monkeypatch) -> None:
+    calls = []
+
+    def always(rr, *, nrmssd_min, entropy_min):
+        calls.append(rr.size)
+        return AF_METHODS["rmssd_tpr"](rr, nrmssd_min=nrmssd_min, entropy_min=entropy_min)
+
+    monkeypatch.setitem(AF_METHODS, "custom", always)  # type: ignore[arg-type]
+    s = _series(np.random.default_rng(3), 200, 0)
+    assert _af_windows(s.rr_s, [0, 8], 64, "custom", 0.1, 0.7) is None
+    detect_af_like(s, method="custom")
+    assert calls and set(calls) == {64}
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def test_alert_json_equals_the_full_conversion() -> None:
+    """Episode evidence is converted once; AlertEvent.to_dict gives what a full pass gives."""
+    eng = AlertEngine("p")
+    beats = [Beat(i * 0.8, i * 288, "N") for i in range(20)]
+    beats += [Beat(16.0 + 0.4 * k, 5760 + 144 * k, "V", 0.91234567) for k in range(5)]
+    beats += [Beat(18.0 + 0.8 * k, 6480 + 288 * k, "N") for k in range(10)]
+    ups = eng.add_beats(beats) + eng.advance(60.0)
+    assert ups
+    for u in ups:
+        d = u.event.to_dict()
+        full = _json_value(_plain(dict(u.event.evidence)))
+        assert d["evidence"] == full
+        assert json.loads(json.dumps(d)) == d
+
+
+def test_deferred_quality_and_vf_run_the_rules_on_the_next_call() -> None:
+    ref, lazy = AlertEngine("p"), AlertEngine("p")
+    beats = [Beat(i * 0.8, i * 288, "N") for i in range(30)]
+    for e in (ref, lazy):
+        e.add_beats(beats)
+    expected = ref.add_quality(24.5, 30.0, ok=False)
+    expected += ref.add_vf(31.0, None)
+    assert lazy.add_quality(24.5, 30.0, ok=False, evaluate=False) == []
+    assert lazy.add_vf(31.0, None, evaluate=False) == []
+    assert lazy.now_s == ref.now_s
+    got = lazy.advance(lazy.now_s)
+    kinds = lambda ups: sorted((u.event.kind, u.event.severity.value) for u in ups)  # noqa: E731
+    assert kinds(got) == kinds(expected) and {k for k, _ in kinds(got)} >= {"vf", "signal_quality"}
+    # the same alerts (one evaluation instead of two: fewer intermediate revisions)
+    state = lambda e: [(a.id, a.kind, a.severity, a.start_s, a.end_s) for a in e.alerts()]  # noqa: E731
+    assert state(lazy) == state(ref)
