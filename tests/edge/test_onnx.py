@@ -96,7 +96,9 @@ def test_onnx_runtime_matches_pytorch_on_random_inputs(exported, name: str) -> N
 def test_real_shaped_hybrid_and_beat_set_prediction(tmp_path) -> None:
     # MIT-BIH shapes: 2 leads, 128-sample windows, 8 RR features, K = 8 previous beats
     torch.manual_seed(1)
-    net = DEEP_MODELS["hybrid"](n_leads=2, window_len=128, n_rr=8, dropout=0.3, context_k=8).eval()
+    net = DEEP_MODELS["hybrid"](
+        n_leads=2, window_len=128, n_rr=8, dropout=0.3, context_k=8, rr_mode="log_ratios"
+    ).eval()
     runtime = OnnxBeatClassifier(export_onnx(net, tmp_path / "hybrid.onnx"))
     beats = _beats(50, n_leads=2, window_len=128, n_rr=8)
     expected = _softmax(torch.from_numpy(predict_logits(net, beats)))

@@ -149,3 +149,24 @@ def test_hybrid_overfits_one_batch() -> None:
         pred = net.forward_context(w, r, ctx).logits.argmax(dim=1)
     assert float(loss.detach()) < 0.05
     assert bool((pred == y).all())
+
+
+def test_log_ratio_rr_mode_is_scale_free_and_reaches_the_head() -> None:
+    from heartline.models.hybrid import log_rr_ratios
+
+    rr = torch.tensor([[0.5, 1.0, 0.8, 0.8, 0.625, 1.25, 1.0, 0.5]])
+    a, b = log_rr_ratios(rr), log_rr_ratios(rr * 2.0)
+    torch.testing.assert_close(a[:, :6], b[:, :6])  # ratios do not depend on the heart rate
+    assert not torch.allclose(a[:, 6], b[:, 6])  # the level itself is kept
+    net = tiny(n_rr=8, rr_mode="log_ratios").eval()
+    w = torch.randn(5, 4, 2, 32)
+    r = torch.rand(5, 4, 8) + 0.3
+    out = net(w, r)
+    assert out.shape == (5, 5) and torch.isfinite(out).all()
+    r2 = r.clone()
+    r2[:, -1, 0] *= 0.5  # a premature current beat changes the output
+    assert not torch.allclose(net(w, r2), out)
+    with pytest.raises(ValueError, match="rr_mode"):
+        tiny(rr_mode="zscore")
+    with pytest.raises(ValueError, match="previous/next/local/average"):
+        tiny(n_rr=3, rr_mode="log_ratios")

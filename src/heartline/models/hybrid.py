@@ -63,13 +63,40 @@ from torch import Tensor, nn
 
 from heartline.models.deep import N_CLASSES, BeatNet, NetOutput
 
-__all__ = ["DEFAULT_BRANCHES", "HybridNet", "receptive_fields_ms"]
+__all__ = ["DEFAULT_BRANCHES", "RR_MODES", "HybridNet", "log_rr_ratios", "receptive_fields_ms"]
 
 #: Branch name -> dilations of its two kernel-5 convolutions (after the stem and 2x pooling).
 DEFAULT_BRANCHES: dict[str, tuple[int, ...]] = {"qrs": (1, 1), "p": (1, 2), "t": (2, 4)}
 STEM_KERNEL = 5
 BRANCH_KERNEL = 5
 MORPHOLOGY_MODES = ("symmetry", "tv", "both")
+#: How the RR features enter the network: as computed, or as log-ratios (see :func:`log_rr_ratios`).
+RR_MODES = ("raw", "log_ratios")
+#: Number of features :func:`log_rr_ratios` returns.
+N_LOG_RR = 7
+
+
+def log_rr_ratios(rr: Tensor) -> Tensor:
+    """Scale-free RR features from :data:`heartline.signal.beats.RR_FEATURE_NAMES` columns.
+
+    From the previous, next, local (last 10) and running-average RR (columns 0-3, seconds):
+    ``log(prev/local)``, ``log(next/local)``, ``log(prev/next)``, ``log(prev/avg)``,
+    ``log(next/avg)``, ``log(local/avg)`` and ``log(avg)``. Prematurity relative to the *local*
+    rhythm (prev/local) and the compensatory pause (next/local) are what marks an ectopic beat
+    in any patient (de Chazal et al. 2004; Lin & Yang 2014), and a ratio is hard for a ReLU
+    layer to form from raw seconds. Intervals are clamped to >= 10 ms.
+
+    >>> import torch
+    >>> x = torch.tensor([[0.5, 1.0, 0.8, 0.8, 0.625, 1.25, 1.0, 0.5]])
+    >>> [round(v, 3) for v in log_rr_ratios(x).exp()[0].tolist()]
+    [0.625, 1.25, 0.5, 0.625, 1.25, 1.0, 0.8]
+    """
+    prev, nxt, local, avg = (rr[:, i].clamp_min(0.01) for i in range(4))
+    return torch.log(
+        torch.stack(
+            [prev / local, nxt / local, prev / nxt, prev / avg, nxt / avg, local / avg, avg], 1
+        )
+    )
 
 
 def receptive_fields_ms(
@@ -145,6 +172,9 @@ class HybridNet(BeatNet):
     contrast : bool
         Also feed the head the difference between the current beat's features and the mean
         features of its ``context_k`` previous beats (how unlike the patient's recent beats it is).
+    rr_mode : {"raw", "log_ratios"}
+        RR features as given, or turned into scale-free log-ratios (:func:`log_rr_ratios`) that
+        also bypass the projection to reach the LSTM and the head directly.
     """
 
     def __init__(
@@ -167,6 +197,7 @@ class HybridNet(BeatNet):
         morphology: str = "both",
         contrast: bool = False,
         fusion: str = "sum",
+        rr_mode: str = "raw",
     ) -> None:
         super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
         if context_k < 0:
@@ -174,6 +205,13 @@ class HybridNet(BeatNet):
         if fusion not in ("sum", "concat"):
             raise ValueError(f"fusion must be 'sum' or 'concat', got {fusion!r}")
         self.fusion = fusion
+        if rr_mode not in RR_MODES:
+            raise ValueError(f"rr_mode must be one of {list(RR_MODES)}, got {rr_mode!r}")
+        if rr_mode == "log_ratios" and n_rr < 4:
+            raise ValueError(
+                "rr_mode='log_ratios' needs the previous/next/local/average RR columns"
+            )
+        self.rr_mode = rr_mode
         if morphology not in MORPHOLOGY_MODES:
             raise ValueError(
                 f"morphology must be one of {list(MORPHOLOGY_MODES)}, got {morphology!r}"
@@ -206,12 +244,15 @@ class HybridNet(BeatNet):
         self.att_proj = nn.Linear(lead_dim, att_dim)
         self.att_vec = nn.Parameter(torch.randn(n_leads, att_dim) * 0.1)
         fused_dim = lead_dim * (n_leads if fusion == "concat" else 1)
+        rr_dim = N_LOG_RR if rr_mode == "log_ratios" else n_rr
         self.proj = nn.Sequential(
-            nn.Linear(fused_dim + n_rr, feature_dim), nn.ReLU(), nn.Dropout(dropout)
+            nn.Linear(fused_dim + rr_dim, feature_dim), nn.ReLU(), nn.Dropout(dropout)
         )
-        self.lstm = nn.LSTM(feature_dim, lstm_hidden, batch_first=True)
+        # log_ratios: the RR features also bypass the projection, straight to the LSTM and head
+        beat_dim = feature_dim + (rr_dim if rr_mode == "log_ratios" else 0)
+        self.lstm = nn.LSTM(beat_dim, lstm_hidden, batch_first=True)
         self.contrast = bool(contrast) and context_k > 0
-        head_in = lstm_hidden + feature_dim * (2 if self.contrast else 1)
+        head_in = lstm_hidden + beat_dim * (2 if self.contrast else 1)
         self.head = nn.Sequential(
             nn.Linear(head_in, feature_dim),
             nn.ReLU(),
@@ -250,6 +291,9 @@ class HybridNet(BeatNet):
         weights = self._attention(feats)
         weighted = weights.unsqueeze(2) * feats
         fused = weighted.flatten(1) if self.fusion == "concat" else weighted.sum(dim=1)
+        if self.rr_mode == "log_ratios":
+            rr = log_rr_ratios(rr)
+            return torch.cat([self.proj(torch.cat([fused, rr], dim=1)), rr], dim=1)
         return self.proj(torch.cat([fused, rr], dim=1))
 
     @torch.no_grad()
