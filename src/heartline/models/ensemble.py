@@ -169,6 +169,25 @@ class CrossFitResult:
         return self.members[0].history_dicts() if self.members else []
 
 
+def _per_class(log_proba: np.ndarray, labels: np.ndarray, bias: np.ndarray) -> dict[str, Any]:
+    """Out-of-fold sensitivity / positive predictivity per class, before and after the offsets."""
+    out: dict[str, Any] = {}
+    keep = labels >= 0
+    for tag, b in (("before", np.zeros_like(bias)), ("after", bias)):
+        pred = (log_proba + b).argmax(axis=1)[keep]
+        y = labels[keep]
+        row = {}
+        for i, c in enumerate("NSVFQ"[: log_proba.shape[1]]):
+            tp = int(np.count_nonzero((y == i) & (pred == i)))
+            n_true, n_pred = int(np.count_nonzero(y == i)), int(np.count_nonzero(pred == i))
+            row[c] = {
+                "se": tp / n_true if n_true else None,
+                "ppv": tp / n_pred if n_pred else None,
+            }
+        out[tag] = row
+    return out
+
+
 class CrossFitHybridClassifier(TorchBeatClassifier):
     """:class:`~heartline.models.base.BeatClassifier` training a :class:`HybridEnsemble` by cross-fitting.
 
@@ -254,5 +273,13 @@ class CrossFitHybridClassifier(TorchBeatClassifier):
                 "member_train_seconds": [r.train_seconds for r in results],
                 "train_seconds": self.result.train_seconds,
                 "calibration": None if calibration is None else calibration.to_dict(),
+                "oof_per_class": _per_class(oof, pool.labels, net.decision_bias.numpy()),
             }
             Path(run_dir, "crossfit.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+            np.savez_compressed(
+                Path(run_dir, "oof.npz"),
+                log_proba=oof,
+                labels=pool.labels,
+                record=pool.record,
+                sample_idx=pool.sample_idx,
+            )
