@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heartline.bench.stream import _FramePool, _markdown
 from heartline.ingestion.payloads import parse_frame
@@ -85,3 +86,16 @@ def test_markdown_report_renders() -> None:
     md = _markdown(r)
     assert "| default | 10 | 0.200 | 0 | no (target 1000) |" in md
     assert "error: no broker" in md and "| 208 | 9 | 100.00 | 100.00 |" in md
+
+
+def test_resilience_plan_keeps_a_device_offline_through_both_crashes() -> None:
+    from heartline.bench.stream import _resilience_plan
+
+    kill, restart, offline, total = _resilience_plan(90.0, 600.0)  # the full benchmark
+    assert offline.duration_s == 600.0
+    assert offline.covers(kill) and offline.covers(restart)  # both crashes while it is offline
+    assert total == offline.start_s + 600.0 + 18.0  # the run goes on after it reconnects
+    kill, restart, offline, total = _resilience_plan(40.0, 8.0)  # --quick
+    assert (kill, restart, offline.start_s, total) == (10.0, 18.0, 8.0, 40.0)
+    with pytest.raises(ValueError, match="outage_s"):
+        _resilience_plan(40.0, 0.0)

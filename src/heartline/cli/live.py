@@ -338,6 +338,14 @@ def bench_stream(
     quick: Annotated[
         bool, typer.Option("--quick", help="Shorter steps and outages (a few minutes).")
     ] = False,
+    outage_s: Annotated[
+        float | None,
+        typer.Option(
+            "--outage-s",
+            min=1.0,
+            help="Seconds one device is offline in the resilience run (default 600; 8 with --quick).",
+        ),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
     ] = None,
@@ -370,6 +378,7 @@ def bench_stream(
         quick=quick,
         patients=patients,
         duration_s=duration,
+        outage_s=outage_s,
         data_dir=data_dir,
         postgres_admin_url=postgres_url,
         system_broker_url=broker_url,
