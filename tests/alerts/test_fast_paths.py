@@ -137,3 +137,28 @@ def test_deferred_quality_and_vf_run_the_rules_on_the_next_call() -> None:
     # the same alerts (one evaluation instead of two: fewer intermediate revisions)
     state = lambda e: [(a.id, a.kind, a.severity, a.start_s, a.end_s) for a in e.alerts()]  # noqa: E731
     assert state(lazy) == state(ref)
+
+
+def test_af_rule_every_few_beats_raises_the_same_alert() -> None:
+    """The AF-like rule runs every af_step_beats new beats: same alert, fewer revisions."""
+    from heartline.alerts.engine import EngineConfig
+
+    rng = np.random.default_rng(4)
+    rr = np.r_[np.full(60, 0.8), rng.uniform(0.35, 1.1, 150), np.full(80, 0.8)]
+    t = np.cumsum(rr)
+    beats = [Beat(float(x), int(x * 360), "N") for x in t]
+    every = AlertEngine("p", config=EngineConfig(af_every_beats=1))
+    cadenced = AlertEngine("p")
+    assert cadenced.config.af_cadence_beats == 8
+    n_up = {"every": 0, "cadenced": 0}
+    for second in range(int(t[-1]) + 40):  # fed one second at a time, as the processor does
+        chunk = [b for b in beats if second <= b.time_s < second + 1]
+        for name, eng in (("every", every), ("cadenced", cadenced)):
+            ups = eng.add_beats(chunk) if chunk else eng.advance(float(second))
+            n_up[name] += len(ups)
+    state = lambda e: [(a.id, a.kind, a.severity, a.start_s, a.end_s) for a in e.alerts()]  # noqa: E731
+    assert "af_like" in {a.kind for a in every.alerts()}
+    assert state(cadenced) == state(every)
+    assert n_up["cadenced"] < n_up["every"]
+    with pytest.raises(ValueError, match="af_every_beats"):
+        EngineConfig(af_every_beats=0)

@@ -199,6 +199,13 @@ class EngineConfig:
         Use the beat-derived smoothed heart rate for NEWS2 when no recent pulse vital exists.
     max_closed_alerts : int
         Closed alerts kept in memory for :meth:`AlertEngine.alerts` (storage keeps them all).
+    af_every_beats : int or None
+        The AF-like rule (most of the rules' cost: sliding 64-beat windows over the whole
+        window) runs when at least this many beats arrived since it last ran, and whenever
+        nothing else is pending (:meth:`AlertEngine.advance`); the other rules run on every
+        evaluation. ``None`` (default) means ``rules.af_step_beats``, the stride of its own
+        windows, so an AF-like onset is reported at most that many beats later; 1 runs it
+        every time. An AF-like episode needs ``rules.af_min_duration_s`` (30 s) anyway.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -213,6 +220,7 @@ class EngineConfig:
     news2_min_band: str = "low-medium"
     news2_use_beat_hr: bool = True
     max_closed_alerts: int = 1000
+    af_every_beats: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("window_s", "vitals_max_age_s"):
@@ -234,6 +242,13 @@ class EngineConfig:
             )
         if self.max_closed_alerts < 0:
             raise ValueError(f"max_closed_alerts must be >= 0, got {self.max_closed_alerts}")
+        if self.af_every_beats is not None and self.af_every_beats < 1:
+            raise ValueError(f"af_every_beats must be >= 1, got {self.af_every_beats}")
+
+    @property
+    def af_cadence_beats(self) -> int:
+        """New beats between two runs of the AF-like rule."""
+        return int(self.af_every_beats or self.rules.af_step_beats)
 
     def hold_off_for(self, kind: str) -> float:
         """Hold-off of one kind."""
@@ -295,6 +310,7 @@ class AlertEngine:
         # ventricular flutter/fibrillation spans from the R-peak detector: (start_s, end_s or None)
         self._vf: list[tuple[float, float | None]] = []
         self._next_beat_id = 0
+        self._af_next_beat_id = 0  # the AF-like rule runs again once beat ids reach this
         self._now = -math.inf
         self._open: dict[str, _Open] = {}
         self._closed: OrderedDict[str, AlertEvent] = OrderedDict()
@@ -484,8 +500,11 @@ class AlertEngine:
         return self._finish(updates)
 
     def advance(self, now_s: float) -> list[AlertUpdate]:
-        """Move data time forward without new beats (detects ongoing asystole, closes alerts)."""
-        return self._step(float(now_s))
+        """Move data time forward without new beats (detects ongoing asystole, closes alerts).
+
+        Runs every rule, the AF-like one included (see ``EngineConfig.af_every_beats``).
+        """
+        return self._step(float(now_s), force_af=True)
 
     def acknowledge(self, alert_id: str, *, user: str, at_s: float) -> AlertEvent:
         """Acknowledge an alert (open or closed) by ``user`` at data time ``at_s``.
@@ -584,7 +603,7 @@ class AlertEngine:
         self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
 
-    def _step(self, now_s: float | None) -> list[AlertUpdate]:
+    def _step(self, now_s: float | None, *, force_af: bool = False) -> list[AlertUpdate]:
         if now_s is not None:
             if not math.isfinite(float(now_s)):
                 raise ValueError(f"now_s must be finite, got {now_s!r}")
@@ -594,7 +613,12 @@ class AlertEngine:
         if self._time.size or self._noisy:
             series = self.window()
             now = self._now if math.isfinite(self._now) else None
-            for ep in evaluate_rules(series, config=self.config.rules, now_s=now):
+            skip: tuple[str, ...] = ()
+            if force_af or self._next_beat_id >= self._af_next_beat_id:
+                self._af_next_beat_id = self._next_beat_id + self.config.af_cadence_beats
+            else:
+                skip = ("af_like",)  # not enough new beats since it last ran
+            for ep in evaluate_rules(series, config=self.config.rules, now_s=now, skip=skip):
                 if ep.end_s <= self._last_closed_end.get(ep.kind, -math.inf):
                     continue  # already reported by an alert that has closed
                 if ep.kind == "v_couplet" and ep.ongoing:

@@ -47,7 +47,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -1504,6 +1504,7 @@ def evaluate_rules(
     *,
     config: RuleConfig | None = None,
     now_s: float | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[Episode, ...]:
     """Run every rule on ``series`` and return all episodes sorted by start time.
 
@@ -1514,6 +1515,9 @@ def evaluate_rules(
         Thresholds (defaults when omitted).
     now_s : float, optional
         Current data time; enables detection of an ongoing pause after the last beat.
+    skip : collection of str
+        Rules not to run this time, by the kind they report (``"af_like"``; the alert engine
+        runs its costliest rule only every few beats).
 
     Returns
     -------
@@ -1556,15 +1560,19 @@ def evaluate_rules(
         window_s=c.ectopy_window_s,
         min_confidence=c.min_confidence,
     )
-    eps += detect_af_like(
-        series,
-        method=c.af_method,
-        window_beats=c.af_window_beats,
-        step_beats=c.af_step_beats,
-        nrmssd_min=c.af_nrmssd_min,
-        entropy_min=c.af_entropy_min,
-        min_duration_s=c.af_min_duration_s,
-        rvr_bpm=c.af_rvr_bpm,
-    )
+    unknown = set(skip) - {"af_like"}
+    if unknown:
+        raise ValueError(f"skip: only 'af_like' can be skipped, got {sorted(unknown)}")
+    if "af_like" not in skip:
+        eps += detect_af_like(
+            series,
+            method=c.af_method,
+            window_beats=c.af_window_beats,
+            step_beats=c.af_step_beats,
+            nrmssd_min=c.af_nrmssd_min,
+            entropy_min=c.af_entropy_min,
+            min_duration_s=c.af_min_duration_s,
+            rvr_bpm=c.af_rvr_bpm,
+        )
     eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s)
     return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
