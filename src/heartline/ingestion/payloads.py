@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from heartline.errors import HeartlineError
@@ -201,6 +209,8 @@ class Frame(BaseModel):
     adc_baseline: list[StrictInt]
     ecg: list[list[StrictInt]]
     vitals: Annotated[list[VitalReading], Field(max_length=256)] = []
+    # the counts as an int64 array (n_leads, n_samples), made once by the validator
+    _counts: np.ndarray | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Frame:
@@ -255,6 +265,8 @@ class Frame(BaseModel):
                     f"adc_baseline[{i}]={b} outside the {self.adc_bits}-bit ADC range [0, {top}]",
                 )
         counts = np.asarray(self.ecg, dtype=np.int64)
+        counts.flags.writeable = False
+        self._counts = counts
         lo, hi = int(counts.min()), int(counts.max())
         if lo < 0 or hi > top:
             raise _err(
@@ -335,7 +347,7 @@ class Frame(BaseModel):
 
     def signal_mv(self) -> np.ndarray:
         """ECG in mV, shape ``(n_samples, n_leads)``, float64."""
-        counts = np.asarray(self.ecg, dtype=np.float64).T
+        counts = (self._counts if self._counts is not None else np.asarray(self.ecg)).T
         return (counts - np.asarray(self.adc_baseline, dtype=np.float64)) / np.asarray(
             self.adc_gain, dtype=np.float64
         )
