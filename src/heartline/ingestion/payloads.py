@@ -161,6 +161,20 @@ class VitalReading(BaseModel):
         return {k: float(getattr(self, k)) for k in VITAL_RANGES if getattr(self, k) is not None}
 
 
+class _Derived:
+    """Arrays derived from a frame's fields (a cache: equal for every frame, never compared)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: np.ndarray | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Derived)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Frame(BaseModel):
     """One ~1 s frame from one device (see the module docstring for the wire format).
 
@@ -210,7 +224,7 @@ class Frame(BaseModel):
     ecg: list[list[StrictInt]]
     vitals: Annotated[list[VitalReading], Field(max_length=256)] = []
     # the counts as an int64 array (n_leads, n_samples), made once by the validator
-    _counts: np.ndarray | None = PrivateAttr(default=None)
+    _cache: _Derived = PrivateAttr(default_factory=lambda: _Derived())
 
     @model_validator(mode="after")
     def _check(self) -> Frame:
@@ -266,7 +280,7 @@ class Frame(BaseModel):
                 )
         counts = np.asarray(self.ecg, dtype=np.int64)
         counts.flags.writeable = False
-        self._counts = counts
+        self._cache.counts = counts
         lo, hi = int(counts.min()), int(counts.max())
         if lo < 0 or hi > top:
             raise _err(
@@ -347,7 +361,8 @@ class Frame(BaseModel):
 
     def signal_mv(self) -> np.ndarray:
         """ECG in mV, shape ``(n_samples, n_leads)``, float64."""
-        counts = (self._counts if self._counts is not None else np.asarray(self.ecg)).T
+        cached = self._cache.counts
+        counts = (cached if cached is not None else np.asarray(self.ecg)).T
         return (counts - np.asarray(self.adc_baseline, dtype=np.float64)) / np.asarray(
             self.adc_gain, dtype=np.float64
         )
