@@ -86,6 +86,25 @@ def test_markdown_report_renders() -> None:
     md = _markdown(r)
     assert "| default | 10 | 0.200 | 0 | no (target 1000) |" in md
     assert "error: no broker" in md and "| 208 | 9 | 100.00 | 100.00 |" in md
+    assert "Where the CPU goes" not in md  # no CPU figures in this run
+    # with CPU figures: the live worker stages at the capacity step beside the profile
+    step["cpu_us_per_frame"] = {
+        "frames": 40,
+        "processors": 2500.0,
+        "worker": 2200.0,
+        "generator": 300.0,
+        "stages": {"parse": 100.0, "alerts": 700.0},
+    }
+    r["profile"] = {
+        "stages": [
+            {"stage": "parse", "us_per_frame": 90.0},
+            {"stage": "alerts", "us_per_frame": 800.0},
+        ],
+        "worker_us_per_frame": 2000.0,
+    }
+    md = _markdown(r)
+    assert "| alerts | 800 | 700 |" in md and "| **worker total** | 2000 | 2200 |" in md
+    assert "| 2500 | 300 | yes |" in md
 
 
 def test_resilience_plan_keeps_a_device_offline_through_both_crashes() -> None:

@@ -30,6 +30,7 @@ found live at the same sample with the same label.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -79,12 +80,21 @@ def _processor_main(
         partitions=partitions,
         n_partitions=n_partitions,
         client_id=client_id,
+        profile=True,  # per-stage CPU of the worker thread (a few clock reads per frame)
     ).start(wait_s=60)
     conn.send(("ready", proc.connected))
     while True:
         cmd = conn.recv()
         if cmd == "counters":
             conn.send(proc.counters().to_dict())
+        elif cmd == "cpu":
+            conn.send(
+                {
+                    "process_s": time.process_time(),
+                    "frames_in": proc.counters().frames_in,
+                    "stages": dict(proc.stage_times or {}),
+                }
+            )
         elif cmd == "reset":
             proc.reset_latency()
             conn.send(True)
@@ -162,6 +172,19 @@ class _ProcessorPool:
     def reset(self) -> None:
         self._ask("reset")
 
+    def cpu(self) -> dict[str, Any]:
+        """CPU seconds so far, summed over the workers: process, worker stages; frames in."""
+        cs = self._ask("cpu")
+        stages: dict[str, float] = {}
+        for c in cs:
+            for k, v in c["stages"].items():
+                stages[k] = stages.get(k, 0.0) + v
+        return {
+            "process_s": sum(c["process_s"] for c in cs),
+            "frames_in": sum(c["frames_in"] for c in cs),
+            "stages": stages,
+        }
+
     def wait_idle(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -226,6 +249,13 @@ class _FramePool:
         ).encode()
 
 
+def _record_of(device_id: str, n_records: int) -> int:
+    """Record replayed by a simulated device: a hash of its id unrelated to the topic partition
+    (``crc32 % partitions``); with ``i % n_records`` the records were unevenly spread over the
+    workers (sequential ids: crc32 is linear), loading one worker more than the other."""
+    return int.from_bytes(hashlib.blake2b(device_id.encode(), digest_size=4).digest()) % n_records
+
+
 @dataclass
 class _GenResult:
     sent: int
@@ -243,6 +273,7 @@ def _generate(
     n_partitions: int,
     rate: float = 1.0,
     offsets: list[int] | None = None,
+    record_idx: list[int] | None = None,
     clients: int = 4,
 ) -> _GenResult:
     """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1)."""
@@ -271,6 +302,7 @@ def _generate(
         m.loop_start()
         cl.append(m)
     topics = [frames_topic(d, partitions=n_partitions) for d in device_ids]
+    records = record_idx or [_record_of(d, len(pool.records)) for d in device_ids]
     offsets = offsets if offsets is not None else [(7 * i) % pool.seconds for i in range(n)]
     period = 1.0 / rate
     t0_mono = time.monotonic() + 0.5
@@ -292,7 +324,7 @@ def _generate(
             # the frame's first sample on the device clock: synchronised with ours in real time;
             # faster than real time the device clock still advances 1 s per frame
             start_time = t0_wall + (t_due - period if rate == 1.0 else k + i / n)
-            p = pool.payload(i % len(pool.records), offsets[i] + k, device_ids[i], k, start_time)
+            p = pool.payload(records[i], offsets[i] + k, device_ids[i], k, start_time)
             cl[i % len(cl)].publish(topics[i], p, qos=1)
             lags.append(now - t_due)
             sent += 1
@@ -391,6 +423,7 @@ def _step(
     th.start()
     time.sleep(min(WARMUP_S, duration_s / 2))
     setup.pool.reset()  # latency after the warm-up (new devices: pipelines start, first commits)
+    cpu0, gen0 = setup.pool.cpu(), time.process_time()
     th.join()
     if not box:
         raise RuntimeError("the load generator failed")
@@ -400,6 +433,7 @@ def _step(
     while stored < gen.sent and time.monotonic() < deadline:
         time.sleep(0.5)
         stored = _count_frames(setup.db_url, prefix)[0]
+    cpu1, gen1 = setup.pool.cpu(), time.process_time()
     c = setup.pool.counters()
     lost = gen.sent - stored
     p99 = c["e2e_latency_p99_s"]
@@ -416,9 +450,38 @@ def _step(
         "generator_lag_p99_s": gen.lag_p99_s,
         "beats_total": c["beats"],
         "passed": bool(ok),
+        "cpu_us_per_frame": _cpu_per_frame(cpu0, cpu1, gen1 - gen0),
     }
     log.info("capacity %s N=%d: %s", setup.name, n, res)
     return res
+
+
+def _cpu_per_frame(
+    before: dict[str, Any], after: dict[str, Any], generator_s: float
+) -> dict[str, Any]:
+    """CPU microseconds per frame processed between two :meth:`_ProcessorPool.cpu` readings.
+
+    ``processors``: the worker processes (MQTT client threads included); ``worker``: their
+    batch handlers, split by stage in ``stages``; ``generator``: the bench process publishing
+    the frames (it runs beside the system under test).
+    """
+    frames = after["frames_in"] - before["frames_in"]
+    if frames <= 0:
+        return {}
+    per = 1e6 / frames
+    stages = {
+        k: round(per * (after["stages"].get(k, 0.0) - before["stages"].get(k, 0.0)), 1)
+        for k in after["stages"]
+        if k != "total"
+    }
+    total = after["stages"].get("total", 0.0) - before["stages"].get("total", 0.0)
+    return {
+        "frames": frames,
+        "processors": round(per * (after["process_s"] - before["process_s"]), 1),
+        "worker": round(per * total, 1),
+        "generator": round(per * generator_s, 1),
+        "stages": stages,
+    }
 
 
 def _search(
@@ -656,6 +719,7 @@ def _agreement(
                 n_partitions=n_partitions,
                 rate=10.0,
                 offsets=[0] * len(ids),
+                record_idx=list(range(len(ids))),  # device agr-<r> replays record r
             )
             deadline = time.monotonic() + 60
             while _count_frames(db_url, "agr")[0] < gen.sent and time.monotonic() < deadline:
@@ -782,6 +846,19 @@ def run_stream_bench(
         "capacity": {},
     }
 
+    # where the CPU goes, before any load runs (no broker: frames straight to a processor)
+    from heartline.bench.stream_profile import run_stream_profile
+
+    report("profile: per-stage CPU of the stream processor (no broker)")
+    result["profile"] = run_stream_profile(
+        out_dir / "profile",
+        model=model,
+        patients=20 if quick else 100,
+        seconds=10 if quick else 30,
+        warmup_s=30 if quick else 150,
+        data_dir=data_dir_p,
+    ).to_dict()
+
     # default set-up: own Mosquitto + SQLite
     cap_dir = out_dir / "capacity_default"
     cap_dir.mkdir(parents=True, exist_ok=True)
@@ -897,6 +974,51 @@ def _load(cfg: dict[str, Any], key: str) -> str:
     return "/".join(f"{x:.1f}" for x in v) if v else "-"
 
 
+def _cpu_markdown(r: dict[str, Any]) -> list[str]:
+    """Where the CPU goes: the no-broker profile and the live processors at the capacity step."""
+    prof = r.get("profile")
+    cap = r["capacity"].get("default", {})
+    steps = [s for s in cap.get("steps", []) if s.get("cpu_us_per_frame")]
+    at = next((s for s in steps if s["patients"] == cap.get("patients")), None)
+    if not prof and not at:
+        return []
+    live = (at or {}).get("cpu_us_per_frame", {}).get("stages", {})
+    head = "| stage | profile CPU us/frame |"
+    if at:
+        head += f" live worker CPU us/frame ({at['patients']} patients) |"
+    lines = [
+        "",
+        "## Where the CPU goes",
+        "",
+        "Profile: `heartline bench stream-profile` (one processor fed straight from a frame pool, "
+        "no broker, engines holding full 120 s windows); live: the processors' worker threads "
+        "during the capacity step (engines younger than the step). Per frame, summed over workers.",
+        "",
+        head,
+        "|---|---:|" + ("---:|" if at else ""),
+    ]
+    stages = [s["stage"] for s in prof["stages"]] if prof else sorted(live)
+    pstage = {s["stage"]: s["us_per_frame"] for s in prof["stages"]} if prof else {}
+    for name in stages:
+        row = f"| {name} | {_fmt(pstage.get(name), 0)} |"
+        if at:
+            row += f" {_fmt(live.get(name), 0)} |"
+        lines.append(row)
+    total = f"| **worker total** | {_fmt(prof['worker_us_per_frame'], 0) if prof else '-'} |"
+    if at:
+        total += f" {_fmt(at['cpu_us_per_frame'].get('worker'), 0)} |"
+    lines.append(total)
+    if at:
+        c = at["cpu_us_per_frame"]
+        lines += [
+            "",
+            f"At {at['patients']} patients the processor processes used {_fmt(c['processors'], 0)} "
+            f"CPU us per frame (worker threads plus MQTT client threads) and the load generator "
+            f"{_fmt(c['generator'], 0)}; Mosquitto and SQLite's fsync come on top.",
+        ]
+    return lines
+
+
 def _markdown(r: dict[str, Any]) -> str:
     cfg = r["config"]
     lines = [
@@ -925,16 +1047,20 @@ def _markdown(r: dict[str, Any]) -> str:
         "Search steps:",
         "",
         "| set-up | patients | sent | stored | lost | p50 (s) | p99 (s) | "
-        "receipt->commit p99 (s) | generator lag p99 (s) | pass |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "receipt->commit p99 (s) | generator lag p99 (s) | processors CPU us/frame | "
+        "generator CPU us/frame | pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, c in r["capacity"].items():
         for s in c.get("steps", []):
+            cpu = s.get("cpu_us_per_frame") or {}
             lines.append(
                 f"| {name} | {s['patients']} | {s['frames_sent']} | {s['frames_stored']} | {s['frames_lost']} | "
                 f"{_fmt(s['p50_latency_s'])} | {_fmt(s['p99_latency_s'])} | {_fmt(s['p99_receipt_to_commit_s'])} | "
-                f"{_fmt(s['generator_lag_p99_s'])} | {'yes' if s['passed'] else 'no'} |"
+                f"{_fmt(s['generator_lag_p99_s'])} | {_fmt(cpu.get('processors'), 0)} | "
+                f"{_fmt(cpu.get('generator'), 0)} | {'yes' if s['passed'] else 'no'} |"
             )
+    lines += _cpu_markdown(r)
     if "fixed" in r:
         f = r["fixed"]
         lines += [
