@@ -455,6 +455,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"{_pci(v, 'veb_se')} | {_pci(v, 'veb_ppv')} | {_p(v['veb_f1'])} | {_p(v['kappa'])} | {v['train_seconds']:.0f} |"
                 )
             lines.append("")
+    if lines[-1] != "":
+        lines.append("")
     lines += [
         "## Published inter-patient results (DS1 -> DS2), for context",
         "",
