@@ -170,3 +170,12 @@ def test_log_ratio_rr_mode_is_scale_free_and_reaches_the_head() -> None:
         tiny(rr_mode="zscore")
     with pytest.raises(ValueError, match="previous/next/local/average"):
         tiny(n_rr=3, rr_mode="log_ratios")
+
+
+def test_mean_fusion_weighs_leads_equally() -> None:
+    net = tiny(fusion="mean").eval()
+    w, r = torch.randn(3, 4, 2, 32), torch.randn(3, 4, 3)
+    swapped = w.flip(dims=[2])  # swap the two leads
+    torch.testing.assert_close(net(w, r), net(swapped, r))  # no lead identity, no attention
+    with pytest.raises(ValueError, match="fusion"):
+        tiny(fusion="max")

@@ -166,9 +166,10 @@ class HybridNet(BeatNet):
         Weight of the QRS-kernel penalty (0: off).
     morphology : {"symmetry", "tv", "both"}
         Which QRS-kernel penalty.
-    fusion : {"sum", "concat"}
+    fusion : {"sum", "concat", "mean"}
         How the attention-weighted lead features are combined: summed (one lead-agnostic vector)
-        or concatenated (lead identity kept, ``n_leads`` times larger).
+        or concatenated (lead identity kept, ``n_leads`` times larger); ``"mean"`` drops the
+        attention and averages the leads with equal weights (the ablation of attention fusion).
     contrast : bool
         Also feed the head the difference between the current beat's features and the mean
         features of its ``context_k`` previous beats (how unlike the patient's recent beats it is).
@@ -202,8 +203,8 @@ class HybridNet(BeatNet):
         super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
         if context_k < 0:
             raise ValueError(f"context_k must be >= 0, got {context_k}")
-        if fusion not in ("sum", "concat"):
-            raise ValueError(f"fusion must be 'sum' or 'concat', got {fusion!r}")
+        if fusion not in ("sum", "concat", "mean"):
+            raise ValueError(f"fusion must be 'sum', 'concat' or 'mean', got {fusion!r}")
         self.fusion = fusion
         if rr_mode not in RR_MODES:
             raise ValueError(f"rr_mode must be one of {list(RR_MODES)}, got {rr_mode!r}")
@@ -288,7 +289,10 @@ class HybridNet(BeatNet):
     def encode(self, windows: Tensor, rr: Tensor) -> Tensor:
         """Per-beat features ``(U, feature_dim)`` from ``windows (U, leads, L)`` and ``rr (U, n_rr)``."""
         feats = self._lead_features(windows)
-        weights = self._attention(feats)
+        if self.fusion == "mean":  # ablation: no attention, every lead weighs the same
+            weights = feats.new_full(feats.shape[:2], 1.0 / feats.shape[1])
+        else:
+            weights = self._attention(feats)
         weighted = weights.unsqueeze(2) * feats
         fused = weighted.flatten(1) if self.fusion == "concat" else weighted.sum(dim=1)
         if self.rr_mode == "log_ratios":
