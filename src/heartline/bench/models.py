@@ -436,7 +436,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                 if proto == "inter-patient"
                 else f"## Measured: test beats, {rp} R-peaks",
                 "",
-                "Percent; [95 % CI] by record bootstrap (single seed)."
+                (
+                    "Percent; [95 % CI] by record bootstrap (single seed)."
+                    if len(report.get("seeds", [0])) == 1
+                    else f"Percent; mean of {len(report['seeds'])} training seeds "
+                    f"({', '.join(str(x) for x in report['seeds'])}); every run in models.json."
+                )
                 + (
                     " Missed beats count as errors, false detections as EC57 false positives."
                     if rp == "detected"
