@@ -14,8 +14,9 @@ from heartline.data.synthetic import synthetic_beats
 from heartline.models.deep import TorchBeatClassifier
 from heartline.models.ensemble import CrossFitHybridClassifier, HybridEnsemble
 from heartline.models.registry import get_model
-from heartline.training.calibration import fit_decision_bias, macro_f1_of
+from heartline.training.calibration import fit_decision_bias
 from heartline.training.config import TrainConfig
+from heartline.training.trainer import macro_f1
 
 torch.set_num_threads(1)
 
@@ -65,7 +66,7 @@ def test_decision_bias_recovers_a_shift_and_never_lowers_the_objective() -> None
     assert fit.bias[0] == 0.0
     assert fit.score_after >= fit.score_before
     assert fit.score_after == pytest.approx(
-        macro_f1_of(y, (lp + fit.bias).argmax(1), (0, 1, 2)), abs=1e-6
+        macro_f1(y, (lp + fit.bias).argmax(1), classes=(0, 1, 2), skip_absent=False), abs=1e-6
     )
     with pytest.raises(ValueError, match="NaN"):
         fit_decision_bias(np.full((3, 3), np.nan), np.zeros(3, int))

@@ -171,21 +171,13 @@ class CrossFitResult:
 
 def _per_class(log_proba: np.ndarray, labels: np.ndarray, bias: np.ndarray) -> dict[str, Any]:
     """Out-of-fold sensitivity / positive predictivity per class, before and after the offsets."""
-    out: dict[str, Any] = {}
-    keep = labels >= 0
-    for tag, b in (("before", np.zeros_like(bias)), ("after", bias)):
-        pred = (log_proba + b).argmax(axis=1)[keep]
-        y = labels[keep]
-        row = {}
-        for i, c in enumerate("NSVFQ"[: log_proba.shape[1]]):
-            tp = int(np.count_nonzero((y == i) & (pred == i)))
-            n_true, n_pred = int(np.count_nonzero(y == i)), int(np.count_nonzero(pred == i))
-            row[c] = {
-                "se": tp / n_true if n_true else None,
-                "ppv": tp / n_pred if n_pred else None,
-            }
-        out[tag] = row
-    return out
+    from heartline.training.trainer import per_class_rates
+
+    classes = tuple("NSVFQ"[: log_proba.shape[1]])
+    return {
+        tag: per_class_rates(labels, (log_proba + b).argmax(axis=1), classes)
+        for tag, b in (("before", np.zeros_like(bias)), ("after", bias))
+    }
 
 
 class CrossFitHybridClassifier(TorchBeatClassifier):

@@ -15,8 +15,10 @@ ValueError: unknown model 'nope'; valid names: ...
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from heartline.models.base import BeatClassifier
@@ -27,66 +29,52 @@ __all__ = ["DEEP_MODELS", "MODELS", "check_model_params", "get_model", "model_na
 _SHAPE_ARGS = frozenset({"n_leads", "window_len", "n_rr", "n_classes", "dropout"})
 
 
-def _hybrid(**kw: Any) -> Any:
-    from heartline.models.hybrid import HybridNet
+@dataclass(frozen=True)
+class _DeepSpec:
+    """How a deep registry name is built: its network, its classifier wrapper, its parameters."""
 
-    return HybridNet(**kw)
-
-
-def _hybrid_ensemble(**kw: Any) -> Any:
-    from heartline.models.ensemble import HybridEnsemble
-
-    return HybridEnsemble(**kw)
-
-
-def _cnn(**kw: Any) -> Any:
-    from heartline.models.deep import CnnNet
-
-    return CnnNet(**kw)
+    net: str  #: ``"module:Class"`` of the network
+    classifier: str = "heartline.models.deep:TorchBeatClassifier"
+    fixed: tuple[tuple[str, Any], ...] = ()  #: constructor arguments the name fixes
+    #: another deep model whose architecture parameters this one also accepts (ensemble members)
+    member_of: str | None = None
 
 
-def _lstm(**kw: Any) -> Any:
-    from heartline.models.deep import RecurrentNet
+_DEEP_SPECS: dict[str, _DeepSpec] = {
+    "hybrid": _DeepSpec("heartline.models.hybrid:HybridNet"),
+    "hybrid_ensemble": _DeepSpec(
+        "heartline.models.ensemble:HybridEnsemble",
+        classifier="heartline.models.ensemble:CrossFitHybridClassifier",
+        member_of="hybrid",
+    ),
+    "cnn": _DeepSpec("heartline.models.deep:CnnNet"),
+    "lstm": _DeepSpec("heartline.models.deep:RecurrentNet", fixed=(("cell", "lstm"),)),
+    "gru": _DeepSpec("heartline.models.deep:RecurrentNet", fixed=(("cell", "gru"),)),
+    "transformer": _DeepSpec("heartline.models.deep:TransformerNet"),
+}
 
-    return RecurrentNet(cell="lstm", **kw)
 
-
-def _gru(**kw: Any) -> Any:
-    from heartline.models.deep import RecurrentNet
-
-    return RecurrentNet(cell="gru", **kw)
-
-
-def _transformer(**kw: Any) -> Any:
-    from heartline.models.deep import TransformerNet
-
-    return TransformerNet(**kw)
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _net_class(name: str) -> type:
-    from heartline.models.deep import CnnNet, RecurrentNet, TransformerNet
-    from heartline.models.ensemble import HybridEnsemble
-    from heartline.models.hybrid import HybridNet
+    return _load(_DEEP_SPECS[name].net)
 
-    return {
-        "hybrid": HybridNet,
-        "hybrid_ensemble": HybridEnsemble,
-        "cnn": CnnNet,
-        "lstm": RecurrentNet,
-        "gru": RecurrentNet,
-        "transformer": TransformerNet,
-    }[name]
+
+def _factory(name: str) -> Callable[..., Any]:
+    spec = _DEEP_SPECS[name]
+
+    def build(**kw: Any) -> Any:
+        return _net_class(name)(**dict(spec.fixed), **kw)
+
+    build.__name__ = f"build_{name}"
+    return build
 
 
 #: Deep model name -> network factory ``(n_leads=, window_len=, n_rr=, dropout=, **params)``.
-DEEP_MODELS: dict[str, Callable[..., Any]] = {
-    "hybrid": _hybrid,
-    "hybrid_ensemble": _hybrid_ensemble,
-    "cnn": _cnn,
-    "lstm": _lstm,
-    "gru": _gru,
-    "transformer": _transformer,
-}
+DEEP_MODELS: dict[str, Callable[..., Any]] = {name: _factory(name) for name in _DEEP_SPECS}
 
 
 def _classical() -> dict[str, type]:
@@ -134,11 +122,12 @@ def _unknown(name: str) -> ValueError:
 def check_model_params(name: str, params: dict[str, Any]) -> None:
     """Raise ``ValueError`` if ``name`` is unknown or ``params`` has keys its constructor lacks."""
     if name in DEEP_MODELS:
-        sig = inspect.signature(_net_class(name).__init__)
-        valid = set(sig.parameters) - _SHAPE_ARGS - {"self", "cell"}
-        if name == "hybrid_ensemble":  # members take the hybrid's architecture parameters
-            hybrid = inspect.signature(_net_class("hybrid").__init__)
-            valid = (valid | set(hybrid.parameters)) - _SHAPE_ARGS - {"self", "hybrid"}
+        spec = _DEEP_SPECS[name]
+        valid = set(inspect.signature(_net_class(name).__init__).parameters)
+        if spec.member_of is not None:
+            member = inspect.signature(_net_class(spec.member_of).__init__).parameters
+            valid = (valid | set(member)) - {spec.member_of}
+        valid -= _SHAPE_ARGS | {"self"} | {k for k, _ in spec.fixed}
     else:
         classical = _classical()
         if name not in classical:
@@ -172,14 +161,9 @@ def get_model(name: str, *, train: Any = None, **config: Any) -> BeatClassifier:
         Unknown name (the message lists the valid names) or unknown parameter.
     """
     if name in DEEP_MODELS:
-        from heartline.models.deep import TorchBeatClassifier
-
         check_model_params(name, config)
-        if name == "hybrid_ensemble":
-            from heartline.models.ensemble import CrossFitHybridClassifier
-
-            return CrossFitHybridClassifier(name, DEEP_MODELS[name], config, train=train)
-        return TorchBeatClassifier(name, DEEP_MODELS[name], config, train=train)
+        wrapper = _load(_DEEP_SPECS[name].classifier)
+        return wrapper(name, DEEP_MODELS[name], config, train=train)
     classical = _classical()
     if name not in classical:
         raise _unknown(name)

@@ -23,22 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DecisionBias", "fit_decision_bias", "macro_f1_of"]
+from heartline.training.trainer import macro_f1
 
-
-def macro_f1_of(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[int, ...]) -> float:
-    """Mean F1 over ``classes`` (a class absent from ``y_true`` and ``y_pred`` scores 0).
-
-    >>> macro_f1_of(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), (0, 1))
-    0.7333333333333334
-    """
-    f1 = []
-    for c in classes:
-        t, p = y_true == c, y_pred == c
-        tp = np.count_nonzero(t & p)
-        denom = np.count_nonzero(t) + np.count_nonzero(p)
-        f1.append(2.0 * tp / denom if denom else 0.0)
-    return float(np.mean(f1))
+__all__ = ["DecisionBias", "fit_decision_bias"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +130,7 @@ def fit_decision_bias(
         raise ValueError("no labelled beats to fit decision offsets on")
     grid = np.round(np.arange(-4.0, 4.0001, 0.05), 4) if grid is None else np.asarray(grid)
     bias = np.zeros(n_classes)
-    before = macro_f1_of(y, lp.argmax(axis=1), score_classes)
+    before = macro_f1(y, lp.argmax(axis=1), classes=score_classes, skip_absent=False)
     best = before
     for _ in range(max(1, rounds)):
         changed = False
@@ -152,7 +139,11 @@ def fit_decision_bias(
             for b in grid:
                 trial = bias.copy()
                 trial[c] = b
-                scores.append(macro_f1_of(y, (lp + trial).argmax(axis=1), score_classes))
+                scores.append(
+                    macro_f1(
+                        y, (lp + trial).argmax(axis=1), classes=score_classes, skip_absent=False
+                    )
+                )
             scores_arr = np.asarray(scores)
             top = scores_arr.max()
             ties = grid[np.isclose(scores_arr, top)]
@@ -168,6 +159,8 @@ def fit_decision_bias(
         bias=bias.astype(np.float32),
         objective=f"macro_f1[{names}]",
         score_before=before,
-        score_after=macro_f1_of(y, (lp + bias).argmax(axis=1), score_classes),
+        score_after=macro_f1(
+            y, (lp + bias).argmax(axis=1), classes=score_classes, skip_absent=False
+        ),
         n_beats=len(y),
     )

@@ -104,21 +104,33 @@ def class_weights(
     return w
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int) -> float:
-    """Mean F1 over the classes N, S, V, F (indices 0-3) present in ``y_true``; labels < 0 ignored.
+def macro_f1(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_classes: int = 4,
+    classes: tuple[int, ...] | None = None,
+    skip_absent: bool = True,
+) -> float:
+    """Mean F1 over ``classes`` (default N, S, V, F: indices ``0 .. min(n_classes, 4) - 1``).
 
-    Q (index 4, a handful of beats in MIT-BIH) is left out as in
-    :mod:`heartline.training.metrics`.
+    Labels < 0 are ignored. Q (index 4, a handful of beats in MIT-BIH) is left out by default as
+    in :mod:`heartline.training.metrics`. With ``skip_absent`` a class absent from ``y_true`` is
+    left out of the mean (model selection on a few records); otherwise it counts, scoring 0 when
+    it is predicted and 0 when it is not (a fixed objective for decision offsets).
 
     >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), n_classes=5)
     0.7333333333333334
+    >>> macro_f1(np.array([0, 0]), np.array([0, 1]), classes=(0, 1), skip_absent=False)
+    0.3333333333333333
     """
     keep = y_true >= 0
     y_true, y_pred = y_true[keep], y_pred[keep]
+    classes = tuple(range(min(n_classes, 4))) if classes is None else tuple(classes)
     f1s = []
-    for c in range(min(n_classes, 4)):
+    for c in classes:
         t = y_true == c
-        if not t.any():
+        if skip_absent and not t.any():
             continue
         p = y_pred == c
         tp = float(np.count_nonzero(t & p))
@@ -408,6 +420,29 @@ def train_net(
 
 
 # --------------------------------------------------------------------------- experiment
+def per_class_rates(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, dict[str, float | None]]:
+    """Sensitivity and positive predictivity of each class (``None`` when undefined).
+
+    Labels < 0 are ignored.
+
+    >>> per_class_rates(np.array([0, 0, 1, -1]), np.array([0, 1, 1, 1]), ("N", "S"))
+    {'N': {'se': 0.5, 'ppv': 1.0}, 'S': {'se': 1.0, 'ppv': 0.5}}
+    """
+    keep = y_true >= 0
+    y_true, y_pred = y_true[keep], y_pred[keep]
+    out: dict[str, dict[str, float | None]] = {}
+    for i, c in enumerate(classes):
+        t, p = y_true == i, y_pred == i
+        tp = int(np.count_nonzero(t & p))
+        out[c] = {
+            "se": tp / int(t.sum()) if t.any() else None,
+            "ppv": tp / int(p.sum()) if p.any() else None,
+        }
+    return out
+
+
 def _quick_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -415,11 +450,8 @@ def _quick_metrics(
     keep = y_true >= 0
     y_true, y_pred = y_true[keep], y_pred[keep]
     out: dict[str, Any] = {"n_beats": len(y_true), "accuracy": float(np.mean(y_true == y_pred))}
-    for i, c in enumerate(classes):
-        t, p = y_true == i, y_pred == i
-        tp = int(np.count_nonzero(t & p))
-        out[f"{c}_se"] = tp / int(t.sum()) if t.any() else None
-        out[f"{c}_ppv"] = tp / int(p.sum()) if p.any() else None
+    for c, rates in per_class_rates(y_true, y_pred, classes).items():
+        out[f"{c}_se"], out[f"{c}_ppv"] = rates["se"], rates["ppv"]
     out["macro_f1"] = macro_f1(y_true, y_pred, n_classes=len(classes))
     return out
 
