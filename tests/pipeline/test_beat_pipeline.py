@@ -209,3 +209,70 @@ def test_streaming_fast_paths_equal_the_training_functions() -> None:
         for w in windows:
             a, b = assessor.assess(w, start_idx=7), assess_window(w, fs=fs, config=cfg, start_idx=7)
             assert repr(a) == repr(b)  # every field, NaN included
+
+
+def test_assess_many_equals_assess() -> None:
+    """Quality of many windows at once (2-D FFTs): the same verdicts, field by field."""
+    from heartline.signal.quality import QualityConfig, WindowAssessor
+
+    rng = np.random.default_rng(11)
+    for fs in (250.0, 360.0):
+        cfg = QualityConfig(window_s=2.0, min_window_s=1.0)
+        assessor = WindowAssessor(fs=fs, config=cfg)
+        n = int(2 * fs)
+        windows = [rng.standard_normal(n).cumsum() * 0.05 for _ in range(6)]
+        windows += [rng.standard_normal(n), np.sin(np.arange(n) * 0.3)]  # noise, sinusoid
+        windows += [np.zeros(n), np.clip(windows[0], -0.05, 0.05), windows[1][: int(0.5 * fs)]]
+        windows += [windows[2][: n - 17], windows[3][: n - 17]]  # a second length
+        nan = windows[4].copy()
+        nan[9] = np.nan
+        windows.append(nan)
+        starts = list(range(0, 100 * len(windows), 100))
+        many = assessor.assess_many(windows, start_idx=starts)
+        one = [assessor.assess(w, start_idx=s) for w, s in zip(windows, starts, strict=True)]
+        assert [repr(a) for a in many] == [repr(b) for b in one]
+        assert {a.flags for a in many} != {0}
+    with pytest.raises(ValueError, match="align"):
+        assessor.assess_many(windows, start_idx=[])
+
+
+def test_prepare_many_equals_prepare(data_dir, tiny_model) -> None:
+    """Many devices' pipelines fed together: the same model inputs, quality verdicts and states."""
+    from heartline.pipeline import prepare_many
+
+    recs = [read_record(record_path("mitdb", r, data_dir=data_dir)) for r in ("208", "119", "207")]
+    signals = [r.signal[: int(40 * FS)] for r in recs]
+
+    def pipes() -> list[BeatPipeline]:
+        return [BeatPipeline(fs=FS, lead_names=r.lead_names, model=tiny_model) for r in recs]
+
+    one, many = pipes(), pipes()
+    n_beats = 0
+    for k, start in enumerate(range(0, signals[0].shape[0], 360)):
+        chunks = [s[start : start + 360] for s in signals]
+        if k == 5:  # a refused chunk comes back in its place; the others go on
+            bad = chunks[1].copy()
+            bad[3, 0] = np.nan
+            got = prepare_many(many, [chunks[0], bad, chunks[2]])
+            assert isinstance(got[1], SignalError)
+            with pytest.raises(SignalError):
+                one[1].prepare(bad)
+            got[1] = many[1].prepare(chunks[1])
+        else:
+            got = prepare_many(many, chunks)
+        for p, x, b in zip(one, chunks, got, strict=True):
+            a = p.prepare(x)
+            assert not isinstance(b, Exception)
+            for field in ("windows", "rr", "sample_idx", "quality_ok"):
+                np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+            n_beats += len(a)
+        for p, q in zip(one, many, strict=True):
+            assert repr(p.drain_quality()) == repr(q.drain_quality())
+            assert p.drain_vf() == q.drain_vf()
+    assert n_beats > 100
+    for p, q in zip(one, many, strict=True):
+        np.testing.assert_array_equal(p._clean, q._clean)
+        a, b = p.flush_prepare(), q.flush_prepare()
+        np.testing.assert_array_equal(a.windows, b.windows)
+    with pytest.raises(ValueError, match="distinct"):
+        prepare_many([one[0], one[0]], [signals[0][:10], signals[0][:10]])

@@ -309,3 +309,43 @@ def test_two_lead_bad_input() -> None:
         det.process(np.zeros((10, 3)))
     with pytest.raises(ValueError, match="n_leads"):
         MultiLeadRPeakDetector(fs=FS, n_leads=0)
+
+
+def test_process_many_equals_process_per_stream(mitdb_dir: Path) -> None:
+    """Batched filtering over streams: the same peaks, VF spans and filter states, bit for bit."""
+    records = ["100", "203", "207", "208"]  # 207: VF episodes
+    signals = [
+        read_record(mitdb_dir / r, channels=[0], sampto=int(120 * FS)).lead(0) for r in records
+    ]
+    signals.append(signals[0][::-1].copy())
+    one = [StreamingRPeakDetector(fs=FS) for _ in signals]
+    many = [StreamingRPeakDetector(fs=FS) for _ in signals]
+    got_one: list[list[np.ndarray]] = [[] for _ in signals]
+    got_many: list[list[np.ndarray]] = [[] for _ in signals]
+    step = 360
+    for k, start in enumerate(range(0, signals[0].size, step)):
+        chunks = [s[start : start + step] for s in signals]
+        if k == 3:  # a refused chunk comes back in its place; the other streams go on
+            bad = chunks[1].copy()
+            bad[5] = np.nan
+            res = StreamingRPeakDetector.process_many(many, [chunks[0], bad, *chunks[2:]])
+            assert isinstance(res[1], SignalError)
+            with pytest.raises(SignalError):
+                one[1].process(bad)
+            res[1] = many[1].process(chunks[1])
+        else:
+            res = StreamingRPeakDetector.process_many(many, chunks)
+        for i, (det, x) in enumerate(zip(one, chunks, strict=True)):
+            got_one[i].append(det.process(x))
+            got_many[i].append(res[i])
+    for i in range(len(signals)):
+        a, b = np.concatenate(got_one[i]), np.concatenate(got_many[i])
+        np.testing.assert_array_equal(a, b)
+        assert one[i].vf_spans == many[i].vf_spans
+        for attr in ("_feat", "_ref", "_absd", "_vfx", "_zi_qrs", "_zi_ref", "_zi_vf", "_s_tail"):
+            assert np.array_equal(getattr(one[i], attr), getattr(many[i], attr)), attr
+        assert one[i]._s_last == many[i]._s_last
+        np.testing.assert_array_equal(one[i].flush(), many[i].flush())
+    assert any(one[i].vf_spans for i in range(len(signals)))
+    with pytest.raises(ValueError, match="align"):
+        StreamingRPeakDetector.process_many(many, [])

@@ -63,7 +63,12 @@ from heartline.ingestion.broker import BrokerAddress, configure_client
 from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
 from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
 from heartline.ingestion.topics import parse_frames_topic, partition_subscription
-from heartline.pipeline.beat_pipeline import BeatBatch, BeatPipeline, classify_batches
+from heartline.pipeline.beat_pipeline import (
+    BeatBatch,
+    BeatPipeline,
+    classify_batches,
+    prepare_many,
+)
 from heartline.storage import make_engine, make_session_factory
 from heartline.storage.repository import (
     BeatIn,
@@ -583,44 +588,73 @@ class StreamProcessor:
         updates: list[AlertUpdate] = []
         pending: list[tuple[_DeviceState, BeatBatch]] = []
         analysed: dict[str, _DeviceState] = {}  # device -> state, analysed in this batch
-        for _m, f, status in to_store:
-            st = self._device_state(f)
-            if status is SeqStatus.LATE or (
-                st.last_analysed_seq is not None and f.seq <= st.last_analysed_seq
-            ):
-                continue  # stored, not analysed (documented in the module docstring)
-            if status is SeqStatus.GAP or (
-                st.last_analysed_seq is not None and f.seq != st.last_analysed_seq + 1
-            ):
-                self._new_segment(st, f)
-                with self._lock:
-                    self._c["gap_events"] += status is SeqStatus.GAP
-            if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
-                self._new_segment(st, f)
-            assert st.pipeline is not None
-            st.pipeline.stage_times = tm
-            abs_start = st.pipeline.samples_seen
-            st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
-            st.last_analysed_seq = f.seq
-            analysed[st.device_id] = st
-            try:
-                clock.lap("dispatch")
-                x = f.signal_mv()
-                clock.lap("decode")
-                bb = st.pipeline.prepare(x)
-                clock.skip()  # timed by the pipeline (detect, clean, quality, beats)
-            except Exception as exc:  # a signal the pipeline cannot take: store only
-                log.warning(
-                    "device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc
-                )
-                self._new_segment(st, f)
+        # Frames are analysed in rounds: round r holds the r-th frame of each patient in this
+        # batch, so a round has at most one frame per device and patient and its pipelines run
+        # together (prepare_many: the filters of all its devices in a few 2-D calls). Each
+        # patient's engine still sees its frames in seq order, and the results are gathered in
+        # the order of ``to_store``, as one frame at a time would give them.
+        rounds: list[list[tuple[int, Frame, SeqStatus]]] = []
+        seen: collections.Counter[str] = collections.Counter()
+        for pos, (_m, f, status) in enumerate(to_store):
+            r = seen[self._known[f.device_id] or f.device_id]
+            seen[self._known[f.device_id] or f.device_id] += 1
+            if r == len(rounds):
+                rounds.append([])
+            rounds[r].append((pos, f, status))
+        pending_at: dict[int, BeatBatch] = {}
+        updates_at: dict[int, list[AlertUpdate]] = {}
+        for frames_r in rounds:
+            jobs: list[tuple[int, _DeviceState, Frame, np.ndarray]] = []
+            for pos, f, status in frames_r:
+                st = self._device_state(f)
+                if status is SeqStatus.LATE or (
+                    st.last_analysed_seq is not None and f.seq <= st.last_analysed_seq
+                ):
+                    continue  # stored, not analysed (documented in the module docstring)
+                if status is SeqStatus.GAP or (
+                    st.last_analysed_seq is not None and f.seq != st.last_analysed_seq + 1
+                ):
+                    self._new_segment(st, f)
+                    with self._lock:
+                        self._c["gap_events"] += status is SeqStatus.GAP
+                if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
+                    self._new_segment(st, f)
+                assert st.pipeline is not None
+                st.pipeline.stage_times = tm
+                abs_start = st.pipeline.samples_seen
+                st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
+                st.last_analysed_seq = f.seq
+                analysed[st.device_id] = st
+                try:
+                    clock.lap("dispatch")
+                    x = f.signal_mv()
+                    clock.lap("decode")
+                except Exception as exc:  # a signal the pipeline cannot take: store only
+                    self._pipeline_error(st, f, exc)
+                    continue
+                jobs.append((pos, st, f, x))
+            if not jobs:
                 continue
-            if len(bb):
-                pending.append((st, bb))
-            updates.extend(self._quality_updates(st, f))
-            updates.extend(self._vf_updates(st))
-            updates.extend(self._vital_updates(st, f))
+            results = prepare_many(
+                [st.pipeline for _, st, _, _ in jobs],  # type: ignore[misc]
+                [x for _, _, _, x in jobs],
+            )
+            clock.skip()  # timed by the pipelines (detect, clean, quality, beats)
+            for (pos, st, f, _x), bb in zip(jobs, results, strict=True):
+                if isinstance(bb, Exception):
+                    self._pipeline_error(st, f, bb)
+                    continue
+                if len(bb):
+                    pending_at[pos] = bb
+                ups = self._quality_updates(st, f)
+                ups.extend(self._vf_updates(st))
+                ups.extend(self._vital_updates(st, f))
+                updates_at[pos] = ups
             clock.lap("alerts")
+        for pos, (_m, f, _status) in enumerate(to_store):
+            if pos in pending_at:
+                pending.append((self._devices[f.device_id], pending_at[pos]))
+            updates.extend(updates_at.get(pos, ()))
         if pending:
             try:
                 probs = classify_batches(self.model, [bb for _, bb in pending])
@@ -774,6 +808,10 @@ class StreamProcessor:
         for d in device_ids:
             if self._known.get(d) is None:
                 self._known.pop(d, None)
+
+    def _pipeline_error(self, st: _DeviceState, f: Frame, exc: BaseException) -> None:
+        log.warning("device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc)
+        self._new_segment(st, f)
 
     def _device_state(self, f: Frame) -> _DeviceState:
         st = self._devices.get(f.device_id)

@@ -7,6 +7,7 @@ from heartline.pipeline.beat_pipeline import (
     ClassifiedBeats,
     classify_batches,
     classify_record,
+    prepare_many,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "ClassifiedBeats",
     "classify_batches",
     "classify_record",
+    "prepare_many",
 ]

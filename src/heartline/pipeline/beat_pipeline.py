@@ -76,6 +76,7 @@ __all__ = [
     "ClassifiedBeats",
     "classify_batches",
     "classify_record",
+    "prepare_many",
     "select_leads",
 ]
 
@@ -440,24 +441,10 @@ class BeatPipeline:
 
     def prepare(self, samples_mv: np.ndarray) -> BeatBatch:
         """Feed the next samples; return the model inputs of the beats they completed."""
-        if self._flushed:
-            raise RuntimeError("the pipeline was flushed; call reset() to start a new stream")
-        x = self._check_chunk(samples_mv)
-        tm = self.stage_times
-        if x.shape[0]:
-            t0 = time.thread_time() if tm is not None else 0.0
-            peaks = self._detector.process(x[:, 0])
-            if tm is not None:
-                tm["detect"] += time.thread_time() - t0
-            self._raw = np.concatenate([self._raw, x]) if self._raw.size else x.copy()
-            self._n_in += x.shape[0]
-            self._clean_blocks(final=False)
-            self._add_peaks(peaks)
-        t0 = time.thread_time() if tm is not None else 0.0
-        batch = self._emit(final=False)
-        if tm is not None:
-            tm["beats"] += time.thread_time() - t0
-        return batch
+        out = prepare_many([self], [samples_mv])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
     def flush_prepare(self) -> BeatBatch:
         """End of stream: clean what is left and return the remaining beats' model inputs."""
@@ -538,48 +525,53 @@ class BeatPipeline:
 
     # ------------------------------------------------------------------ internals
     def _clean_blocks(self, *, final: bool) -> None:
+        _clean_blocks_many([self], final=final)
+
+    def _block_jobs(self, *, final: bool) -> list[tuple[int, int, int, int]]:
+        """``(b0, b1, s0, s1)`` of every block ready to be cleaned: block ``[b0, b1)``, filtered
+        over ``[s0, s1)`` (look-back and look-ahead)."""
         n = self._n_in
-        tm = self.stage_times
+        jobs = []
+        k = self._next_block
         while True:
-            b0 = self._next_block * self._block
+            b0 = k * self._block
             if b0 >= n:
                 break
             b1 = b0 + self._block
             if b1 + self._lookahead > n and not final:
                 break
             b1 = min(b1, n)
-            s0 = max(0, b0 - self._lookback)
-            s1 = min(n, b1 + self._lookahead)
-            t0 = time.thread_time() if tm is not None else 0.0
-            seg = self._raw[s0 - self._raw_start : s1 - self._raw_start]
-            if seg.shape[0] >= 2:
-                cleaned = self._cleaner(seg)
-            else:  # a 1-sample tail cannot be filtered; keep it as is
-                cleaned = seg - seg.mean(axis=0)
-            block = cleaned[b0 - s0 : b1 - s0]
-            if not self._clean.size:
-                self._clean_start = b0
-            self._clean = np.concatenate([self._clean, block]) if self._clean.size else block.copy()
-            if tm is not None:
-                t1 = time.thread_time()
-                tm["clean"] += t1 - t0
-                t0 = t1
-            if self.quality:
-                q0 = max(0, b1 - self._quality_width)
-                wq = self._assessor.assess(
-                    self._raw[q0 - self._raw_start : b1 - self._raw_start, 0], start_idx=q0
-                )
-                # a last partial block may be too short to judge: that is not bad quality
-                wq_bad = not wq.usable and not (
-                    final and b1 - q0 < self._quality_cfg.min_window_s * self.fs
-                )
-                if wq_bad:
-                    self._bad_blocks.append((b0, b1))
-                self._quality_out.append(wq)
-                if tm is not None:
-                    tm["quality"] += time.thread_time() - t0
-            self._next_block += 1
-        # keep enough raw for the next block's look-back and quality window
+            jobs.append((b0, b1, max(0, b0 - self._lookback), min(n, b1 + self._lookahead)))
+            k += 1
+        return jobs
+
+    def _add_block(
+        self,
+        job: tuple[int, int, int, int],
+        cleaned: np.ndarray,
+        wq: WindowQuality | None,
+        *,
+        final: bool,
+    ) -> None:
+        """Append one cleaned block and its quality verdict (blocks in order)."""
+        b0, b1, s0, _s1 = job
+        block = cleaned[b0 - s0 : b1 - s0]
+        if not self._clean.size:
+            self._clean_start = b0
+        self._clean = np.concatenate([self._clean, block]) if self._clean.size else block.copy()
+        if wq is not None:
+            q0 = max(0, b1 - self._quality_width)
+            # a last partial block may be too short to judge: that is not bad quality
+            wq_bad = not wq.usable and not (
+                final and b1 - q0 < self._quality_cfg.min_window_s * self.fs
+            )
+            if wq_bad:
+                self._bad_blocks.append((b0, b1))
+            self._quality_out.append(wq)
+        self._next_block += 1
+
+    def _trim_raw(self) -> None:
+        """Keep enough raw signal for the next block's look-back and quality window."""
         keep_from = max(
             0, self._next_block * self._block - max(self._lookback, self._quality_width)
         )
@@ -688,6 +680,141 @@ class BeatPipeline:
             np.asarray(idx, dtype=np.int64),
             np.asarray(oks, dtype=bool),
         )
+
+
+def _stage_clock(pipelines: Sequence[BeatPipeline]) -> dict[str, float] | None:
+    return next((p.stage_times for p in pipelines if p.stage_times is not None), None)
+
+
+def prepare_many(
+    pipelines: Sequence[BeatPipeline], chunks: Sequence[np.ndarray]
+) -> list[BeatBatch | Exception]:
+    """:meth:`BeatPipeline.prepare` of many pipelines (devices), one chunk each, at once.
+
+    Returns what ``[p.prepare(x) for p, x in zip(pipelines, chunks)]`` returns, with the same
+    pipeline states afterwards, bit for bit, except that a chunk ``prepare`` would refuse gets
+    its exception in its place (the other pipelines go on). The per-sample work of all
+    pipelines runs in a few 2-D calls: the R-peak detectors' filters
+    (:meth:`~heartline.signal.rpeaks.StreamingRPeakDetector.process_many`), the block band-pass
+    of every block due (one ``sosfiltfilt`` over the leads of all devices side by side) and the
+    spectral signal-quality indices (:meth:`~heartline.signal.quality.WindowAssessor.assess_many`);
+    each of them works on every row on its own, so the numbers are those of the one-device
+    calls. :meth:`BeatPipeline.prepare` itself is ``prepare_many([self], [x])``, so offline and
+    live share this code.
+
+    Parameters
+    ----------
+    pipelines : sequence of BeatPipeline
+        Distinct pipelines.
+    chunks : sequence of numpy.ndarray
+        The next samples ``(n, n_leads)`` in mV of each pipeline.
+
+    Returns
+    -------
+    list of BeatBatch or Exception
+    """
+    if len(pipelines) != len(chunks):
+        raise ValueError(f"chunks must align with pipelines: {len(chunks)} != {len(pipelines)}")
+    if len({id(p) for p in pipelines}) != len(pipelines):
+        raise ValueError("pipelines must be distinct (one per stream)")
+    out: list[BeatBatch | Exception | None] = [None] * len(pipelines)
+    live: list[tuple[int, BeatPipeline, np.ndarray]] = []
+    for i, (pipe, chunk) in enumerate(zip(pipelines, chunks, strict=True)):
+        try:
+            if pipe._flushed:
+                raise RuntimeError("the pipeline was flushed; call reset() to start a new stream")
+            live.append((i, pipe, pipe._check_chunk(chunk)))
+        except Exception as exc:
+            out[i] = exc
+    tm = _stage_clock(pipelines)
+    fed = [(i, pipe, x) for i, pipe, x in live if x.shape[0]]
+    if fed:
+        t0 = time.thread_time() if tm is not None else 0.0
+        peaks = StreamingRPeakDetector.process_many(
+            [pipe._detector for _, pipe, _ in fed], [x[:, 0] for _, _, x in fed]
+        )
+        if tm is not None:
+            tm["detect"] += time.thread_time() - t0
+        ok = []
+        for (i, pipe, x), pk in zip(fed, peaks, strict=True):
+            if isinstance(pk, Exception):
+                out[i] = pk
+                continue
+            pipe._raw = np.concatenate([pipe._raw, x]) if pipe._raw.size else x.copy()
+            pipe._n_in += x.shape[0]
+            ok.append((pipe, pk))
+        _clean_blocks_many([pipe for pipe, _ in ok], final=False)
+        for pipe, pk in ok:
+            pipe._add_peaks(pk)
+    for i, pipe, _x in live:
+        if out[i] is not None:
+            continue
+        t0 = time.thread_time() if tm is not None else 0.0
+        out[i] = pipe._emit(final=False)
+        if tm is not None:
+            tm["beats"] += time.thread_time() - t0
+    return out  # type: ignore[return-value]
+
+
+def _clean_blocks_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> None:
+    """Clean (and assess) every block due in each pipeline; blocks of equal geometry of all
+    pipelines are filtered in one call (the band-pass works on each lead column on its own)."""
+    tm = _stage_clock(pipelines)
+    t0 = time.thread_time() if tm is not None else 0.0
+    work = [(pipe, pipe._block_jobs(final=final)) for pipe in pipelines]
+    cleaned: dict[tuple[int, int], np.ndarray] = {}  # (pipeline, job) -> cleaned segment
+    groups: dict[tuple[object, ...], list[tuple[int, int, np.ndarray]]] = {}
+    for pi, (pipe, jobs) in enumerate(work):
+        for ji, (_b0, _b1, s0, s1) in enumerate(jobs):
+            seg = pipe._raw[s0 - pipe._raw_start : s1 - pipe._raw_start]
+            if seg.shape[0] < 2:  # a 1-sample tail cannot be filtered; keep it as is
+                cleaned[pi, ji] = seg - seg.mean(axis=0)
+            elif pipe.preprocess == "bandpass":
+                key = (pipe.fs, seg.shape[0], seg.shape[1])
+                groups.setdefault(key, []).append((pi, ji, seg))
+            else:
+                cleaned[pi, ji] = pipe._cleaner(seg)
+    for members in groups.values():
+        cleaner = work[members[0][0]][0]._cleaner
+        if len(members) == 1:
+            pi, ji, seg = members[0]
+            cleaned[pi, ji] = cleaner(seg)
+            continue
+        both = cleaner(np.concatenate([seg for _, _, seg in members], axis=1))
+        c = members[0][2].shape[1]
+        for j, (pi, ji, _seg) in enumerate(members):
+            cleaned[pi, ji] = both[:, j * c : (j + 1) * c]
+    if tm is not None:
+        t1 = time.thread_time()
+        tm["clean"] += t1 - t0
+        t0 = t1
+    quality: dict[tuple[int, int], WindowQuality] = {}
+    by_assessor: dict[
+        tuple[float, QualityConfig], list[tuple[tuple[int, int], np.ndarray, int]]
+    ] = {}
+    assessors: dict[tuple[float, QualityConfig], WindowAssessor] = {}
+    for pi, (pipe, jobs) in enumerate(work):
+        if not pipe.quality:
+            continue
+        for ji, (_b0, b1, _s0, _s1) in enumerate(jobs):
+            q0 = max(0, b1 - pipe._quality_width)
+            win = pipe._raw[q0 - pipe._raw_start : b1 - pipe._raw_start, 0]
+            # pipelines with equal settings share one assessor's cached plans
+            key = (pipe.fs, pipe._quality_cfg)
+            assessors.setdefault(key, pipe._assessor)
+            by_assessor.setdefault(key, []).append(((pi, ji), win, q0))
+    for key, members in by_assessor.items():
+        verdicts = assessors[key].assess_many(
+            [w for _, w, _ in members], start_idx=[q0 for _, _, q0 in members]
+        )
+        for (ref, _w, _q0), wq in zip(members, verdicts, strict=True):
+            quality[ref] = wq
+    for pi, (pipe, jobs) in enumerate(work):
+        for ji, job in enumerate(jobs):
+            pipe._add_block(job, cleaned[pi, ji], quality.get((pi, ji)), final=final)
+        pipe._trim_raw()
+    if tm is not None:
+        tm["quality"] += time.thread_time() - t0
 
 
 def classify_batches(model: BeatModel, batches: Sequence[BeatBatch]) -> list[np.ndarray]:

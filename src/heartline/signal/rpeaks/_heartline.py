@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -279,6 +280,100 @@ class StreamingRPeakDetector:
             )
         self._filter(x)
         return self._decide(final=False)
+
+    @staticmethod
+    def process_many(
+        detectors: Sequence[StreamingRPeakDetector], chunks: Sequence[np.ndarray]
+    ) -> list[np.ndarray | SignalError]:
+        """``[d.process(x) for d, x in zip(detectors, chunks)]`` for many independent streams.
+
+        The same peaks and the same detector states, bit for bit: the band-pass filters, the
+        derivative and the running integration of every group of single-lead detectors with the
+        same rate, configuration and chunk length run as one 2-D SciPy/NumPy call (each row is
+        filtered and accumulated on its own, in the same order), then each detector takes its
+        own decisions. A chunk that :meth:`process` would refuse gets its :class:`SignalError`
+        in its place instead of raising (the other streams go on). For the live pipeline, which
+        feeds one frame of many devices at a time.
+
+        Parameters
+        ----------
+        detectors : sequence of StreamingRPeakDetector
+            Distinct detectors (one per stream).
+        chunks : sequence of numpy.ndarray
+            The next samples of each stream.
+
+        Returns
+        -------
+        list of numpy.ndarray or SignalError
+        """
+        if len(detectors) != len(chunks):
+            raise ValueError(f"chunks must align with detectors: {len(chunks)} != {len(detectors)}")
+        if len({id(d) for d in detectors}) != len(detectors):
+            raise ValueError("detectors must be distinct (one per stream)")
+        out: list[np.ndarray | SignalError | None] = [None] * len(detectors)
+        groups: dict[tuple[object, ...], list[tuple[int, np.ndarray]]] = {}
+        for i, (det, chunk) in enumerate(zip(detectors, chunks, strict=True)):
+            x = np.asarray(chunk, dtype=np.float64)
+            batchable = (
+                type(det) is StreamingRPeakDetector
+                and not det._flushed
+                and det._zi_qrs is not None
+                and x.ndim == 1
+                and x.shape[0] > 0
+                and bool(np.all(np.isfinite(x)))
+            )
+            if not batchable:
+                try:
+                    out[i] = det.process(x)
+                except SignalError as exc:
+                    out[i] = exc
+                continue
+            groups.setdefault((det.fs, det.config, x.shape[0]), []).append((i, x))
+        for members in groups.values():
+            dets = [detectors[i] for i, _ in members]
+            if len(members) == 1:
+                dets[0]._filter(members[0][1])
+            else:
+                StreamingRPeakDetector._filter_many(dets, np.stack([x for _, x in members]))
+            for (i, _), det in zip(members, dets, strict=True):
+                out[i] = det._decide(final=False)
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _filter_many(dets: Sequence[StreamingRPeakDetector], x: np.ndarray) -> None:
+        """:meth:`_filter` of each row of ``x`` ``(k, n)`` into the matching detector (same rate,
+        configuration and filter states already started)."""
+        d0 = dets[0]
+        n = x.shape[1]
+
+        def sos_rows(sos: np.ndarray, attr: str) -> np.ndarray:
+            zi = np.stack([getattr(d, attr) for d in dets], axis=1)  # (sections, k, 2)
+            y, zf = sps.sosfilt(sos, x, axis=-1, zi=zi)
+            for j, d in enumerate(dets):
+                setattr(d, attr, zf[:, j, :])
+            return y
+
+        bp = sos_rows(d0._sos_qrs, "_zi_qrs")
+        ref = sos_rows(d0._sos_ref, "_zi_ref")
+        vfx = sos_rows(d0._sos_vf, "_zi_vf") if d0._n_vf else None
+        bp_all = np.concatenate((np.stack([d._bp_tail for d in dets]), bp), axis=1)
+        dd = bp - bp_all[:, :n]
+        absd, d2 = np.abs(dd), dd * dd
+        L, k = d0._L, d0._k
+        s_last = np.array([d._s_last for d in dets])[:, None]
+        s = np.cumsum(np.concatenate((s_last, d2), axis=1), axis=1)[:, 1:]
+        s_all = np.concatenate((np.stack([d._s_tail for d in dets]), s), axis=1)
+        feat = (s - s_all[:, :n]) * (1.0 / L)
+        for j, d in enumerate(dets):
+            d._bp_tail = bp_all[j, -k:]
+            d._ref = np.concatenate((d._ref, ref[j]))
+            if vfx is not None:
+                d._vfx = np.concatenate((d._vfx, vfx[j]))
+            d._s_last = float(s[j, -1])
+            d._s_tail = s_all[j, -L:]
+            d._feat = np.concatenate((d._feat, feat[j]))
+            d._absd = np.concatenate((d._absd, absd[j]))
+            d._n_in += n
 
     def flush(self) -> np.ndarray:
         """Finish the stream: decide on the last samples and return the remaining peaks."""
