@@ -278,7 +278,9 @@ class Frame(BaseModel):
                     "out_of_range",
                     f"adc_baseline[{i}]={b} outside the {self.adc_bits}-bit ADC range [0, {top}]",
                 )
-        counts = np.asarray(self.ecg, dtype=np.int64)
+        # one row per lead (converting each list on its own is about twice as fast as the
+        # nested list at once; the same values)
+        counts = np.stack([np.array(lead, dtype=np.int64) for lead in self.ecg])
         counts.flags.writeable = False
         self._cache.counts = counts
         lo, hi = int(counts.min()), int(counts.max())
@@ -357,12 +359,19 @@ class Frame(BaseModel):
 
     def counts(self) -> np.ndarray:
         """ADC counts, shape ``(n_samples, n_leads)``, int16."""
-        return np.asarray(self.ecg, dtype=np.int16).T.copy()
+        return self.ecg_counts().astype(np.int16).T.copy()
+
+    def ecg_counts(self) -> np.ndarray:
+        """ADC counts as on the wire, shape ``(n_leads, n_samples)``, int64, read-only (the
+        array the validator made; the counts fit int16, see the module docstring)."""
+        cached = self._cache.counts
+        if cached is None:  # a frame built without validation (model_construct)
+            cached = np.asarray(self.ecg, dtype=np.int64)
+        return cached
 
     def signal_mv(self) -> np.ndarray:
         """ECG in mV, shape ``(n_samples, n_leads)``, float64."""
-        cached = self._cache.counts
-        counts = (cached if cached is not None else np.asarray(self.ecg)).T
+        counts = self.ecg_counts().T
         return (counts - np.asarray(self.adc_baseline, dtype=np.float64)) / np.asarray(
             self.adc_gain, dtype=np.float64
         )

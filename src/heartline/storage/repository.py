@@ -350,7 +350,7 @@ def store_frames(
                 "gains": [float(g) for g in f.adc_gain],
                 "baselines": [int(b) for b in f.adc_baseline],
                 # (n_leads, n_samples), lead-major
-                "data": np.asarray(f.ecg, dtype="<i2").tobytes(),
+                "data": f.ecg_counts().astype("<i2").tobytes(),
             }
         )
         for vital in f.vitals:
