@@ -756,6 +756,10 @@ def prepare_many(
     return out  # type: ignore[return-value]
 
 
+#: Blocks cleaned per band-pass call in :func:`_clean_blocks_many`.
+_CLEAN_GROUP = 16
+
+
 def _clean_blocks_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> None:
     """Clean (and assess) every block due in each pipeline; blocks of equal geometry of all
     pipelines are filtered in one call (the band-pass works on each lead column on its own)."""
@@ -774,16 +778,20 @@ def _clean_blocks_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> Non
                 groups.setdefault(key, []).append((pi, ji, seg))
             else:
                 cleaned[pi, ji] = pipe._cleaner(seg)
-    for members in groups.values():
-        cleaner = work[members[0][0]][0]._cleaner
-        if len(members) == 1:
-            pi, ji, seg = members[0]
-            cleaned[pi, ji] = cleaner(seg)
-            continue
-        both = cleaner(np.concatenate([seg for _, _, seg in members], axis=1))
-        c = members[0][2].shape[1]
-        for j, (pi, ji, _seg) in enumerate(members):
-            cleaned[pi, ji] = both[:, j * c : (j + 1) * c]
+    for group in groups.values():
+        cleaner = work[group[0][0]][0]._cleaner
+        # at most _CLEAN_GROUP blocks per call: the padded blocks of many devices side by side
+        # outgrow the CPU caches and cost more per block than a few calls
+        for g0 in range(0, len(group), _CLEAN_GROUP):
+            members = group[g0 : g0 + _CLEAN_GROUP]
+            if len(members) == 1:
+                pi, ji, seg = members[0]
+                cleaned[pi, ji] = cleaner(seg)
+                continue
+            both = cleaner(np.concatenate([seg for _, _, seg in members], axis=1))
+            c = members[0][2].shape[1]
+            for j, (pi, ji, _seg) in enumerate(members):
+                cleaned[pi, ji] = both[:, j * c : (j + 1) * c]
     if tm is not None:
         t1 = time.thread_time()
         tm["clean"] += t1 - t0
