@@ -34,6 +34,7 @@ def _tiny_model_path(tmp_path_factory) -> Path:
 
     from heartline.edge.onnx_export import export_onnx
     from heartline.models.hybrid import HybridNet
+    from heartline.signal.beats import RR_FEATURE_NAMES
 
     torch.set_num_threads(1)
     path = tmp_path_factory.getbasetemp() / "tiny_hybrid_k3.onnx"
@@ -47,7 +48,7 @@ def _tiny_model_path(tmp_path_factory) -> Path:
             net = HybridNet(
                 n_leads=2,
                 window_len=128,
-                n_rr=8,
+                n_rr=len(RR_FEATURE_NAMES),
                 context_k=3,
                 channels=4,
                 feature_dim=16,

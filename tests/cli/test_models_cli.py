@@ -174,6 +174,35 @@ def test_tune_two_trials(tmp_path, data_dir) -> None:
     assert len(json.loads((tmp_path / "study.json").read_text())["trials"]) == 2
 
 
+def test_tune_starts_from_a_config(tmp_path, data_dir) -> None:
+    from heartline.training.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    invoke(
+        "tune",
+        "--config",
+        repo / "configs" / "hybrid_best.toml",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--quick",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    best = load_config(tmp_path / "best.toml")
+    # parameters the search does not touch come from the config
+    assert best.model.params["rr_mode"] == "log_ratios" and best.model.params["contrast"] is True
+    bad = tmp_path / "tree.toml"
+    bad.write_text('name = "t"\n[model]\nname = "decision_tree"\n')
+    res = runner.invoke(
+        app, ["tune", "--config", str(bad), "--quick", "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code != 0 and "tunes 'hybrid'" in res.output
+
+
 def test_train_from_config(tmp_path, data_dir) -> None:
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(

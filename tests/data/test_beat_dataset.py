@@ -11,6 +11,7 @@ from heartline.data.beat_dataset import build_beat_set, match_detections
 from heartline.data.splits import DS1, DS2
 from heartline.errors import HeartlineWarning
 from heartline.io import read_annotations
+from heartline.signal.beats import RR_FEATURE_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def test_annotated_shapes_and_labels(data_dir, cache):
     n106 = len(read_annotations(data_dir / "mitdb" / "106").beats())
     assert len(bs) == n100 + n106
     assert bs.windows.shape == (len(bs), 2, 128)
-    assert bs.rr.shape == (len(bs), 8) and np.isfinite(bs.rr).all()
+    assert bs.rr.shape == (len(bs), len(RR_FEATURE_NAMES)) and np.isfinite(bs.rr).all()
+    assert bs.rr_names == RR_FEATURE_NAMES
     assert bs.records == ("100", "106")
     assert bs.fs == 360.0 and bs.lead_names[0] == "MLII"
     counts = bs.class_counts()

@@ -172,6 +172,30 @@ def test_log_ratio_rr_mode_is_scale_free_and_reaches_the_head() -> None:
         tiny(n_rr=3, rr_mode="log_ratios")
 
 
+def test_rhythm_rr_columns_are_used_or_ignored() -> None:
+    from heartline.models.hybrid import log_rr_ratios, n_log_rr
+    from heartline.signal.beats import RR_FEATURE_NAMES, rr_features
+
+    n = len(RR_FEATURE_NAMES)
+    rr = torch.from_numpy(
+        rr_features(np.array([0, 360, 720, 900, 1440, 1800]), fs=360.0).values.astype(np.float32)
+    )
+    feats = log_rr_ratios(rr)
+    assert feats.shape == (6, n_log_rr(n)) and torch.isfinite(feats).all()
+    assert feats[:, 7:].abs().max() <= 3.0  # the rhythm part is bounded
+    w = torch.randn(5, 4, 2, 32)
+    r = torch.rand(5, 4, n) + 0.3
+    r2 = r.clone()
+    r2[:, :, 8:] += 1.0  # only the rhythm columns change
+    with_rhythm = tiny(n_rr=n, rr_mode="log_ratios").eval()
+    without = tiny(n_rr=n, rr_mode="log_ratios", rhythm_rr=False).eval()
+    assert not torch.allclose(with_rhythm(w, r2), with_rhythm(w, r))
+    torch.testing.assert_close(without(w, r2), without(w, r))
+    # without the rhythm columns the network has the 8-column model's shape
+    old = tiny(n_rr=8, rr_mode="log_ratios")
+    assert sum(p.numel() for p in without.parameters()) == sum(p.numel() for p in old.parameters())
+
+
 def test_mean_fusion_weighs_leads_equally() -> None:
     net = tiny(fusion="mean").eval()
     w, r = torch.randn(3, 4, 2, 32), torch.randn(3, 4, 3)

@@ -98,8 +98,8 @@ def test_rr_features_values():
     assert v["rr_avg_s"] == pytest.approx(4 / 3)
     assert v["rr_prev_next_ratio"] == 2.0
     assert v["rr_prev_ratio"] == pytest.approx(2.0 / (4 / 3))
-    assert rr_features(np.array([5]), fs=100.0).values.shape == (1, 8)
-    assert rr_features(np.array([], dtype=int), fs=100.0).values.shape == (0, 8)
+    assert rr_features(np.array([5]), fs=100.0).values.shape == (1, len(RR_FEATURE_NAMES))
+    assert rr_features(np.array([], dtype=int), fs=100.0).values.shape == (0, len(RR_FEATURE_NAMES))
 
 
 def test_online_rr_equals_vectorised_on_real_record(mitdb_dir):

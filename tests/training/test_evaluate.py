@@ -11,10 +11,12 @@ import torch
 from heartline.data.beats import BeatSet
 from heartline.training.config import TrainConfig
 from heartline.training.evaluate import (
+    ABLATIONS,
     check_targets,
     learning_curve,
     per_record_table,
     run_ablations,
+    select_ablations,
     write_evaluation,
 )
 from heartline.training.protocols import AlwaysNormal, Split, evaluate_on_split
@@ -161,10 +163,20 @@ def test_ablations_train_each_variant_and_report_unavailable_ones(tmp_path) -> N
         and "imbalance weighted_sampling" in names
     )
     fusion = next(r for r in rows if r["name"] == "fusion mean")
-    assert "unavailable" in fusion or "val_macro_f1" in fusion  # depends on the network's options
+    rhythm = next(r for r in rows if r["name"] == "rhythm rr off")
+    assert "val_macro_f1" in fusion and "val_macro_f1" in rhythm
     for r in rows:
         if "unavailable" not in r:
             assert 0 <= r["val_macro_f1"] <= 1 and "test_macro_f1" in r
     res = evaluate_on_split(Oracle(), SPLIT, model_name="oracle", n_bootstrap=0)
     write_evaluation(res, tmp_path, ablations=rows, split=SPLIT)
     assert "Ablations of the hybrid" in (tmp_path / "report.md").read_text()
+
+
+def test_select_ablations_by_name_and_unknown_name() -> None:
+    cfg = TrainConfig(max_epochs=1)
+    chosen = select_ablations(SMALL, cfg, ["base", "fusion mean"])
+    assert [a.name for a in chosen] == ["base", "fusion mean"]
+    assert len(select_ablations(SMALL, cfg)) == len(ABLATIONS(SMALL, cfg))
+    with pytest.raises(ValueError, match="valid"):
+        select_ablations(SMALL, cfg, ["fusion median"])

@@ -158,3 +158,34 @@ def test_run_experiment_writes_a_complete_run_dir(tmp_path, monkeypatch) -> None
     assert set(json.loads((run / "run.json").read_text())["val_records"]).isdisjoint(
         json.loads((run / "run.json").read_text())["train_records"]
     )
+
+
+def test_weight_average_tracks_the_weights_and_is_what_training_returns() -> None:
+    from heartline.training.trainer import _WeightAverage
+
+    a, b = net(), net()
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(1.0)
+    avg = _WeightAverage(a, decay=0.5)
+    for _ in range(200):  # warm-up decay min(0.5, (1+n)/(10+n)) -> 0.5: converges to b
+        avg.update(b)
+    for pa, pb in zip(avg.module.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-5)
+    assert not any(p.requires_grad for p in avg.module.parameters())
+    # batch-norm running statistics are averaged too, the step counter copied
+    bn = dict(avg.module.named_buffers())
+    assert any(k.endswith("num_batches_tracked") for k in bn)
+
+    cfg = TrainConfig(max_epochs=6, batch_size=32, lr=5e-3, ema_decay=0.5)
+    n = net()
+    res = train_net(n, TRAIN, VAL, cfg)
+    assert res.best_score >= 0.8
+    # the returned network is the averaged one that was scored
+    f1 = macro_f1(VAL.labels, predict_logits(n, VAL).argmax(1), n_classes=5)
+    assert f1 == pytest.approx(res.best_score)
+    plain = net()
+    train_net(plain, TRAIN, VAL, TrainConfig(max_epochs=6, batch_size=32, lr=5e-3))
+    assert not torch.equal(next(plain.parameters()), next(n.parameters()))
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)

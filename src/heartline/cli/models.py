@@ -128,6 +128,13 @@ def evaluate(
             help="Also report ablations on the test set (reporting, never selection).",
         ),
     ] = False,
+    ablation_only: Annotated[
+        str,
+        typer.Option(
+            "--ablation-only",
+            help="Comma-separated ablation names to run (e.g. 'base,fusion mean'); default all.",
+        ),
+    ] = "",
     quick: QuickOpt = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: ThreadsOpt = 1,
@@ -200,6 +207,7 @@ def evaluate(
                 learning_fractions=_floats(learning_curve, "--learning-curve"),
                 ablations=ablations,
                 ablations_on_test=ablations_on_test,
+                ablation_names=[n.strip() for n in ablation_only.split(",") if n.strip()],
             )
         except ValueError as exc:
             raise _bad(exc) from None
@@ -254,22 +262,43 @@ def tune(
         float | None, typer.Option("--trial-budget-s", help="Training time budget per trial (s).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Hybrid experiment config (TOML) the search starts from: its model parameters and "
+            "training settings, except those searched, --epochs and --trial-budget-s.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     quick: QuickOpt = False,
     threads: ThreadsOpt = 1,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Optuna TPE search of the hybrid's hyper-parameters, scored on the DS1 validation records only."""
-    from heartline.training.config import TrainConfig
+    import dataclasses
+
+    from heartline.training.config import TrainConfig, load_config
     from heartline.training.tune import tune_hybrid
 
     _threads(threads)
     try:
-        base = TrainConfig(
+        start = TrainConfig()
+        base_params = {"channels": 4, "feature_dim": 8, "lstm_hidden": 8} if quick else None
+        if config is not None:
+            exp = load_config(config)
+            if exp.model.name != "hybrid":
+                raise ValueError(f"--config: model {exp.model.name!r}, the search tunes 'hybrid'")
+            start = exp.train
+            base_params = {**dict(exp.model.params), **(base_params or {})}
+        base = dataclasses.replace(
+            start,
             max_epochs=epochs,
-            patience=4,
+            patience=4 if config is None else start.patience,
             time_budget_s=trial_budget_s,
             num_threads=threads,
-            batch_size=256 if quick else 64,
+            batch_size=256 if quick else start.batch_size,
         )
         res = tune_hybrid(
             out_dir=out,
@@ -278,7 +307,7 @@ def tune(
             seed=seed,
             data=_data(quick, data_dir),
             base_train=base,
-            base_params={"channels": 4, "feature_dim": 8, "lstm_hidden": 8} if quick else None,
+            base_params=base_params,
         )
     except ValueError as exc:
         raise _bad(exc) from None

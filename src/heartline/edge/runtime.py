@@ -127,7 +127,7 @@ class OnnxBeatClassifier:
         if (
             beats.n_leads != self.n_leads
             or beats.window_len != self.window_len
-            or beats.rr.shape[1] != self.n_rr
+            or beats.rr.shape[1] < self.n_rr
         ):
             raise ValueError(
                 f"beats: shape (leads={beats.n_leads}, len={beats.window_len}, n_rr={beats.rr.shape[1]}) "
@@ -139,7 +139,10 @@ class OnnxBeatClassifier:
             c = ctx[start : start + batch_size]
             out.append(
                 self.predict_proba_arrays(
-                    beats.windows[c], beats.rr[c], batch_size=batch_size, head=head
+                    beats.windows[c],
+                    beats.rr[c][..., : self.n_rr],  # a model of the older 8-column RR set
+                    batch_size=batch_size,
+                    head=head,
                 )
             )
         if not out:

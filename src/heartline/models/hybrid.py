@@ -74,6 +74,9 @@ MORPHOLOGY_MODES = ("symmetry", "tv", "both")
 RR_MODES = ("raw", "log_ratios")
 #: Number of features :func:`log_rr_ratios` returns.
 N_LOG_RR = 7
+#: The RR columns before the rhythm-irregularity ones (models trained before those existed
+#: take exactly these; see :data:`heartline.signal.beats.RR_FEATURE_NAMES`).
+N_RAW_RR = 8
 
 
 def log_rr_ratios(rr: Tensor) -> Tensor:
@@ -84,7 +87,10 @@ def log_rr_ratios(rr: Tensor) -> Tensor:
     ``log(next/avg)``, ``log(local/avg)`` and ``log(avg)``. Prematurity relative to the *local*
     rhythm (prev/local) and the compensatory pause (next/local) are what marks an ectopic beat
     in any patient (de Chazal et al. 2004; Lin & Yang 2014), and a ratio is hard for a ReLU
-    layer to form from raw seconds. Intervals are clamped to >= 10 ms.
+    layer to form from raw seconds. Intervals are clamped to >= 10 ms. When ``rr`` also holds
+    the rhythm-irregularity columns (:func:`heartline.signal.beats.rhythm_features`, columns 8
+    onwards, already in log units) they are appended, the z-score scaled by 0.2, all clamped to
+    +-3; a model trained on the first 8 columns only ignores them.
 
     >>> import torch
     >>> x = torch.tensor([[0.5, 1.0, 0.8, 0.8, 0.625, 1.25, 1.0, 0.5]])
@@ -92,11 +98,23 @@ def log_rr_ratios(rr: Tensor) -> Tensor:
     [0.625, 1.25, 0.5, 0.625, 1.25, 1.0, 0.8]
     """
     prev, nxt, local, avg = (rr[:, i].clamp_min(0.01) for i in range(4))
-    return torch.log(
+    ratios = torch.log(
         torch.stack(
             [prev / local, nxt / local, prev / nxt, prev / avg, nxt / avg, local / avg, avg], 1
         )
     )
+    if rr.shape[1] <= N_RAW_RR:
+        return ratios
+    # rhythm columns (already log-domain, see heartline.signal.beats.rhythm_features); the
+    # z-score is bounded and scaled to the range of the others
+    extra = rr[:, N_RAW_RR:]
+    extra = torch.cat([extra[:, :-1], 0.2 * extra[:, -1:]], 1).clamp(-3.0, 3.0)
+    return torch.cat([ratios, extra], 1)
+
+
+def n_log_rr(n_rr: int) -> int:
+    """Width of :func:`log_rr_ratios` for ``n_rr`` input columns."""
+    return N_LOG_RR + max(0, int(n_rr) - N_RAW_RR)
 
 
 def receptive_fields_ms(
@@ -176,6 +194,10 @@ class HybridNet(BeatNet):
     rr_mode : {"raw", "log_ratios"}
         RR features as given, or turned into scale-free log-ratios (:func:`log_rr_ratios`) that
         also bypass the projection to reach the LSTM and the head directly.
+    rhythm_rr : bool
+        Use the rhythm-irregularity RR columns (8 onwards, :func:`heartline.signal.beats.rhythm_features`)
+        when the data has them; ``False`` keeps only the first 8 (the ablation, and the
+        behaviour of models trained before those columns existed).
     """
 
     def __init__(
@@ -199,8 +221,11 @@ class HybridNet(BeatNet):
         contrast: bool = False,
         fusion: str = "sum",
         rr_mode: str = "raw",
+        rhythm_rr: bool = True,
     ) -> None:
         super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        self.rhythm_rr = bool(rhythm_rr)
+        self.n_rr_used = n_rr if self.rhythm_rr else min(n_rr, N_RAW_RR)
         if context_k < 0:
             raise ValueError(f"context_k must be >= 0, got {context_k}")
         if fusion not in ("sum", "concat", "mean"):
@@ -245,7 +270,7 @@ class HybridNet(BeatNet):
         self.att_proj = nn.Linear(lead_dim, att_dim)
         self.att_vec = nn.Parameter(torch.randn(n_leads, att_dim) * 0.1)
         fused_dim = lead_dim * (n_leads if fusion == "concat" else 1)
-        rr_dim = N_LOG_RR if rr_mode == "log_ratios" else n_rr
+        rr_dim = n_log_rr(self.n_rr_used) if rr_mode == "log_ratios" else self.n_rr_used
         self.proj = nn.Sequential(
             nn.Linear(fused_dim + rr_dim, feature_dim), nn.ReLU(), nn.Dropout(dropout)
         )
@@ -295,6 +320,8 @@ class HybridNet(BeatNet):
             weights = self._attention(feats)
         weighted = weights.unsqueeze(2) * feats
         fused = weighted.flatten(1) if self.fusion == "concat" else weighted.sum(dim=1)
+        if self.n_rr_used < rr.shape[1]:
+            rr = rr[:, : self.n_rr_used]
         if self.rr_mode == "log_ratios":
             rr = log_rr_ratios(rr)
             return torch.cat([self.proj(torch.cat([fused, rr], dim=1)), rr], dim=1)

@@ -645,7 +645,8 @@ class BeatPipeline:
                 rel = max(rel, 0)
             w = self._segment(rel)
             w = self._norm.update(w)
-            r = np.asarray(feats, dtype=np.float32)
+            # a model trained on the older 8-column RR set takes the leading columns
+            r = np.asarray(feats, dtype=np.float32)[: self.n_rr]
             if r.shape[0] != self.n_rr:
                 raise ValueError(
                     f"the model expects {self.n_rr} RR features, the pipeline makes {r.shape[0]}"

@@ -59,6 +59,7 @@ __all__ = [
     "plot_roc",
     "render_report",
     "run_ablations",
+    "select_ablations",
     "top_confusions",
     "write_evaluation",
 ]
@@ -358,7 +359,8 @@ def ABLATIONS(base_params: dict[str, Any], base_train: Any) -> list[Ablation]:
 
     Each toggles one part: the early-alarm head, the temporal-consistency loss, the morphology
     penalty, attention fusion vs the mean of the leads (only if the network has a ``fusion``
-    parameter), RR features off, LSTM context K=0 vs K>0, and weighted loss vs weighted sampling.
+    parameter), RR features off, the rhythm-irregularity RR columns, LSTM context K=0 vs K>0, and
+    weighted loss vs weighted sampling.
     """
     p = dict(base_params)
     k = int(p.get("context_k", 8))
@@ -385,6 +387,11 @@ def ABLATIONS(base_params: dict[str, Any], base_train: Any) -> list[Ablation]:
             "fusion mean", "mean of the leads instead of attention fusion", {"fusion": "mean"}
         ),
         Ablation("rr off", "RR features set to zero (train, validation and test)", zero_rr=True),
+        Ablation(
+            "rhythm rr " + ("off" if p.get("rhythm_rr", True) else "on"),
+            "rhythm-irregularity RR columns (heartline.signal.beats.rhythm_features)",
+            {"rhythm_rr": not p.get("rhythm_rr", True)},
+        ),
         Ablation(
             "context K=0" if k > 0 else "context K=8",
             "LSTM context of previous beats",
@@ -473,6 +480,28 @@ def run_ablations(
         logger.info("ablation %s: val macro-F1 %.3f", ab.name, vm.macro_f1)
         rows.append(row)
     return rows
+
+
+def select_ablations(
+    params: dict[str, Any] | None, train: Any, names: Sequence[str] = ()
+) -> list[Ablation]:
+    """The rows of :func:`ABLATIONS` named in ``names`` (all when empty).
+
+    Raises
+    ------
+    ValueError
+        A name that is not an ablation of this configuration (the message lists the valid ones).
+    """
+    from heartline.training.config import TrainConfig
+
+    rows = ABLATIONS(dict(params or {}), train or TrainConfig())
+    if not names:
+        return rows
+    valid = [a.name for a in rows]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f"unknown ablation(s) {unknown}; valid: {valid}")
+    return [a for a in rows if a.name in names]
 
 
 def _ablation_md(rows: Sequence[dict[str, Any]], split: Split) -> list[str]:
@@ -761,10 +790,16 @@ def evaluate_model(
     learning_fractions: Sequence[float] = (),
     ablations: bool = False,
     ablations_on_test: bool = False,
+    ablation_names: Sequence[str] = (),
 ) -> tuple[ProtocolResult, dict[str, Path]]:
-    """Train registry model ``name`` under ``protocol`` and write its evaluation into ``out_dir``."""
+    """Train registry model ``name`` under ``protocol`` and write its evaluation into ``out_dir``.
+
+    ``ablation_names`` restricts the ablation table to those rows of :func:`ABLATIONS` (an
+    unknown name raises ``ValueError`` listing the valid ones); empty runs them all.
+    """
     from heartline.training.protocols import build_split
 
+    chosen = select_ablations(params, train, ablation_names) if ablations else None
     factory = factory_for(name, params=params, train=train)
     split = build_split(protocol, data, rpeaks=rpeaks, seed=seed)
     out = Path(out_dir)
@@ -797,6 +832,7 @@ def evaluate_model(
             base_train=train or TrainConfig(),
             score_test=ablations_on_test,
             seed=seed,
+            ablations=chosen,
         )
     return result, write_evaluation(result, out, learning=learning, ablations=abl, split=split)
 

@@ -14,6 +14,7 @@ end, everything written to a fresh run directory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import math
@@ -139,6 +140,34 @@ def macro_f1(
     return float(np.mean(f1s)) if f1s else 0.0
 
 
+class _WeightAverage:
+    """Exponential moving average of a network's parameters and buffers (``TrainConfig.ema_decay``).
+
+    ``module`` is a copy of the network holding the averages (batch-norm running statistics
+    averaged the same way, integer buffers copied); :meth:`update` folds in the current weights.
+    The first updates use ``min(decay, (1 + n) / (10 + n))`` so the average is not dominated by
+    the random initialisation (the warm-up of TensorFlow's ExponentialMovingAverage).
+    """
+
+    def __init__(self, net: BeatNet, decay: float) -> None:
+        self.module = copy.deepcopy(net)
+        self.decay = float(decay)
+        self.n = 0
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: BeatNet) -> None:
+        self.n += 1
+        d = min(self.decay, (1.0 + self.n) / (10.0 + self.n))
+        avg = self.module.state_dict()
+        for name, value in net.state_dict().items():
+            if value.dtype.is_floating_point:
+                avg[name].mul_(d).add_(value.detach(), alpha=1.0 - d)
+            else:
+                avg[name].copy_(value)
+
+
 # --------------------------------------------------------------------------- batches
 @dataclass(frozen=True)
 class _Batch:
@@ -231,6 +260,10 @@ def predict_logits(
     if head == "next" and not net.has_next_head:
         raise ValueError("this network has no early-alarm head")
     net.eval()
+    if beats.rr.shape[1] > net.n_rr:  # a network of the older 8-column RR set: leading columns
+        beats = dataclasses.replace(
+            beats, rr=beats.rr[:, : net.n_rr], rr_names=beats.rr_names[: net.n_rr]
+        )
     maker = _BatchMaker(beats, net.context_k)
     out = np.zeros((len(beats), net.n_classes), dtype=np.float32)
     for start in range(0, len(beats), batch_size):
@@ -317,6 +350,7 @@ def train_net(
         logger.info("class weights %s (%s)", np.round(cw, 3).tolist(), cfg.imbalance)
         maker = _BatchMaker(train, net.context_k)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        ema = _WeightAverage(net, cfg.ema_decay) if cfg.ema_decay is not None else None
         sign = 1.0 if cfg.monitor == "val_macro_f1" else -1.0
         best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(net.state_dict())
         history: list[EpochStats] = []
@@ -357,10 +391,13 @@ def train_net(
                     if cfg.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                     opt.step()
+                    if ema is not None:
+                        ema.update(net)
                     total += float(loss.detach()) * len(b.y)
                     count += len(b.y)
                     bar.advance(task)
-                val_loss, val_f1 = _val_scores(net, val)
+                scored = ema.module if ema is not None else net
+                val_loss, val_f1 = _val_scores(scored, val)
                 stats = EpochStats(
                     epoch, total / count, val_loss, val_f1, time.perf_counter() - t_epoch
                 )
@@ -379,7 +416,7 @@ def train_net(
                 score = sign * (val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
-                    best_state = copy.deepcopy(net.state_dict())
+                    best_state = copy.deepcopy(scored.state_dict())
                 elif epoch - best_epoch >= cfg.patience:
                     stop_reason = "early_stopping"
                     break
