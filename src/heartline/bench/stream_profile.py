@@ -7,8 +7,7 @@ each batch (parse, sequencing, beat pipeline, ONNX classification, alert engine,
 transaction, acknowledgements), with ``profile=True``: the worker thread's CPU time
 (``time.thread_time``) is charged to each stage. Frames arrive in the generator's order (device
 ``i`` phase-shifted by ``i/N`` s) and are cut into batches of ``batch_frames`` messages (a live
-worker at 500 frames/s sees about 25 with a 50 ms batch wait, up to 100 with the processor's
-default 200 ms). The first ``warmup_s`` seconds
+worker at 500 frames/s with its 50 ms batch wait sees about 25). The first ``warmup_s`` seconds
 (pipelines filling, the alert engines' windows growing) are left out of the statistics; with the
 default 150 s warm-up every engine holds its full 120 s beat window, as in a long-running system.
 

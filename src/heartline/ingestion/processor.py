@@ -227,8 +227,9 @@ class StreamProcessor:
         Messages per transaction, at most.
     batch_wait_s : float
         Longest wait for a batch to fill. Larger batches cost less CPU per frame (the
-        per-device filters, the ONNX call and the transaction are shared by the batch); the
-        wait adds at most this much to the frame-to-result latency.
+        per-device filters, the ONNX call and the transaction are shared by the batch), but the
+        wait adds to the frame-to-result latency: at 300 patients on the 2-core bench machine,
+        p99 0.66 s with 0.2 s against 0.20 s with 0.05 s.
     batch_idle_s : float
         A batch also closes when no message arrived for this long (e.g. the broker's in-flight
         window of the sessions is full until this batch is acknowledged).
@@ -259,7 +260,7 @@ class StreamProcessor:
         unknown_devices: str = "register",
         client_id: str | None = None,
         batch_max: int = 500,
-        batch_wait_s: float = 0.2,
+        batch_wait_s: float = 0.05,
         batch_idle_s: float = 0.025,
         max_payload_bytes: int = MAX_FRAME_BYTES,
         pipeline_options: dict[str, Any] | None = None,
