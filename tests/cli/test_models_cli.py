@@ -157,19 +157,14 @@ def test_ship_quick_into_a_folder(tmp_path, bench_dir, data_dir) -> None:
     assert "Intended use" in (tmp_path / "MODEL_CARD.md").read_text()
 
 
+def _quick_tune(out: Path, data_dir: Path, trials: int, *extra: object) -> str:
+    """``heartline tune --quick`` with one epoch per trial."""
+    args = ("--trials", trials, "--epochs", 1, "--quick", "--out", out, "--data-dir", data_dir)
+    return invoke("tune", *extra, *args)
+
+
 def test_tune_two_trials(tmp_path, data_dir) -> None:
-    invoke(
-        "tune",
-        "--trials",
-        "2",
-        "--epochs",
-        "1",
-        "--quick",
-        "--out",
-        tmp_path,
-        "--data-dir",
-        data_dir,
-    )
+    _quick_tune(tmp_path, data_dir, 2)
     assert (tmp_path / "best.toml").is_file()
     assert len(json.loads((tmp_path / "study.json").read_text())["trials"]) == 2
 
@@ -178,20 +173,7 @@ def test_tune_starts_from_a_config(tmp_path, data_dir) -> None:
     from heartline.training.config import load_config
 
     repo = Path(__file__).resolve().parents[2]
-    invoke(
-        "tune",
-        "--config",
-        repo / "configs" / "hybrid_best.toml",
-        "--trials",
-        "1",
-        "--epochs",
-        "1",
-        "--quick",
-        "--out",
-        tmp_path,
-        "--data-dir",
-        data_dir,
-    )
+    _quick_tune(tmp_path, data_dir, 1, "--config", repo / "configs" / "hybrid_best.toml")
     best = load_config(tmp_path / "best.toml")
     # parameters the search does not touch come from the config
     assert best.model.params["rr_mode"] == "log_ratios" and best.model.params["contrast"] is True
