@@ -221,3 +221,33 @@ def test_bench_classical_wraps_the_classical_benchmark(tmp_path, data_dir) -> No
     assert "summary.json" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert 0 <= summary["decision_tree"]["accuracy"] <= 1
+
+
+def test_select_quick_picks_a_winner_and_rejects_bad_candidates(tmp_path, data_dir) -> None:
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        'name = "tiny"\n[model]\nname = "hybrid"\n[model.params]\ncontext_k = 0\nchannels = 4\n'
+        "feature_dim = 8\nlstm_hidden = 8\n[train]\nmax_epochs = 1\nnum_threads = 1\n"
+    )
+    out = invoke(
+        "select",
+        "--candidate",
+        f"tiny={cfg}",
+        "--quick",
+        "--folds",
+        "2",
+        "--n-bootstrap",
+        "10",
+        "--out",
+        tmp_path / "sel",
+        "--data-dir",
+        data_dir,
+    )
+    assert "winner tiny" in out
+    assert json.loads((tmp_path / "sel" / "selection.json").read_text())["winner"] == "tiny"
+    bad = runner.invoke(app, ["select", "--candidate", str(cfg), "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "NAME=CONFIG" in bad.output
+    cnn = tmp_path / "cnn.toml"
+    cnn.write_text('name = "c"\n[model]\nname = "cnn"\n')
+    bad = runner.invoke(app, ["select", "--candidate", f"c={cnn}", "--out", str(tmp_path / "y")])
+    assert bad.exit_code != 0 and "only hybrid" in bad.output

@@ -1,4 +1,4 @@
-"""``heartline train | evaluate | tune | ship`` and ``heartline bench models | classical`` (thin)."""
+"""``heartline train | evaluate | tune | select | ship`` and ``heartline bench models | classical`` (thin)."""
 
 from __future__ import annotations
 
@@ -317,6 +317,75 @@ def tune(
     console.print(
         f"[green]wrote[/] {out / 'best.toml'}, {out / 'study.json'}, {out / 'trials.csv'}"
     )
+
+
+@app.command("select")
+@handle_errors
+def select_cmd(
+    candidate: Annotated[
+        list[str],
+        typer.Option(
+            "--candidate",
+            help="NAME=CONFIG.toml, a hybrid experiment config; repeat for each candidate.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Selection folder (new).")],
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    folds: Annotated[
+        int, typer.Option("--folds", help="Record folds (ensemble members) per run.")
+    ] = 3,
+    time_budget_s: Annotated[
+        float, typer.Option("--time-budget-s", help="Training budget of each run (s), all folds.")
+    ] = 540.0,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Override every config's max epochs.")
+    ] = None,
+    quick: QuickOpt = False,
+    threads: ThreadsOpt = 1,
+    n_bootstrap: BootOpt = 1000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Pick the best hybrid config by cross-fitted out-of-fold macro-F1 on all DS1 records (no DS2)."""
+    import dataclasses
+
+    from heartline.training.config import load_config
+    from heartline.training.selection import run_selection
+
+    _threads(threads)
+    configs = {}
+    try:
+        for item in candidate:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--candidate must be NAME=CONFIG.toml, got {item!r}")
+            if name in configs:
+                raise ValueError(f"candidate {name!r} given twice")
+            cfg = load_config(Path(path))
+            if epochs is not None:
+                cfg = dataclasses.replace(
+                    cfg, train=dataclasses.replace(cfg.train, max_epochs=epochs)
+                )
+            if quick:
+                cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=256))
+            configs[name] = cfg
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        res = run_selection(
+            configs,
+            out=out,
+            data=_data(quick, data_dir),
+            seeds=seed_list,
+            folds=folds,
+            time_budget_s=time_budget_s,
+            num_threads=threads,
+            progress=True,
+            n_boot=n_bootstrap,
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        raise _bad(exc) from None
+    for n, m in sorted(res.mean_macro_f1.items(), key=lambda kv: -kv[1]):
+        console.print(f"{n}: out-of-fold macro-F1 {100 * m:.1f} %")
+    console.print(f"[green]winner[/] {res.winner}: {res.winner_run_dir}")
+    console.print(f"[green]wrote[/] {out / 'selection.md'}, {out / 'selection.json'}")
 
 
 @app.command("ship")
