@@ -20,6 +20,15 @@ Semantics
   has ended; an escalation to a higher severity clears the acknowledgement (a new, worse
   condition needs a new acknowledgement; IEC 60601-1-8 escalation of alarm priority) unless
   ``EngineConfig.escalation_clears_ack`` is False.
+* **Reporting of extensions.** Opening, escalation and closing are reported by the call that
+  causes them. An open alert that is merely *extended* (new evidence, same severity) is updated
+  in the engine at once (:meth:`AlertEngine.active_alerts` is always current) but reported as an
+  ``"extended"`` :class:`AlertUpdate` at most once every ``EngineConfig.report_interval_s``
+  seconds of data time per alert (10 s by default; 0 reports every change). Each report carries
+  the alert's full current snapshot, a pending extension is reported once its interval has
+  passed even without new evidence, and the closing update carries the final state, so a stored
+  row (upserted from the updates) is exact once closed and at most ``report_interval_s`` (plus
+  one engine call) behind the engine's running ``evidence`` while open.
 * **Determinism.** No wall clock: every time comes from the data (beat times, ``now_s``). Alert
   ids are UUID-5 strings derived from the patient, kind, sequence number and start time.
 
@@ -206,6 +215,13 @@ class EngineConfig:
         evaluation. ``None`` (default) means ``rules.af_step_beats``, the stride of its own
         windows, so an AF-like onset is reported at most that many beats later; 1 runs it
         every time. An AF-like episode needs ``rules.af_min_duration_s`` (30 s) anyway.
+    report_interval_s : float
+        Least data time (s) between two ``"extended"`` reports of one open alert (see the module
+        docstring). Openings, escalations and closings are always reported at once. The default,
+        10 s, bounds how far a stored open alert's running evidence lags behind (a dashboard
+        shows the alarm, its severity and start immediately; its latest-evidence strip up to
+        10 s old) while cutting the rewrites of long episodes (an alert extended on every 1 s
+        frame was rewritten, evidence and all, on every frame); 0 reports every extension.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -221,6 +237,7 @@ class EngineConfig:
     news2_use_beat_hr: bool = True
     max_closed_alerts: int = 1000
     af_every_beats: int | None = None
+    report_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("window_s", "vitals_max_age_s"):
@@ -242,6 +259,8 @@ class EngineConfig:
             )
         if self.max_closed_alerts < 0:
             raise ValueError(f"max_closed_alerts must be >= 0, got {self.max_closed_alerts}")
+        if not (math.isfinite(self.report_interval_s) and self.report_interval_s >= 0):
+            raise ValueError(f"report_interval_s must be >= 0 s, got {self.report_interval_s!r}")
         if self.af_every_beats is not None and self.af_every_beats < 1:
             raise ValueError(f"af_every_beats must be >= 1, got {self.af_every_beats}")
 
@@ -262,6 +281,8 @@ class _Open:
     event: AlertEvent
     last_evidence_s: float
     n_episodes: int
+    reported_s: float = -math.inf  # data time of the last update reported for this alert
+    dirty: bool = False  # extended since that report, not reported yet
 
 
 _VITAL_FIELDS = (
@@ -702,7 +723,10 @@ class AlertEngine:
                 updated_s=now,
                 revision=ev.revision + 1,
             )
-            self._record(updates, op.event, change)
+            if escalate or op.event.id in updates or self.config.report_interval_s == 0:
+                self._record(updates, op.event, change)
+            else:
+                op.dirty = True  # reported by _finish once report_interval_s has passed
             return
         if op is not None:  # an unrelated later episode: close the old alert first
             self._close(ep.kind, updates, end_s=op.last_evidence_s)
@@ -765,8 +789,17 @@ class AlertEngine:
             change = prev[0]
         updates[event.id] = (change, event)
 
-    @staticmethod
-    def _finish(updates: dict[str, tuple[Change, AlertEvent]]) -> list[AlertUpdate]:
+    def _finish(self, updates: dict[str, tuple[Change, AlertEvent]]) -> list[AlertUpdate]:
+        interval = self.config.report_interval_s
+        for op in self._open.values():
+            ev = op.event
+            if ev.id in updates:
+                # reported by this call: with its latest snapshot (an extension after the opening
+                # or escalation within the same call was recorded over it)
+                op.reported_s, op.dirty = self._now, False
+            elif op.dirty and self._now - op.reported_s >= interval:
+                self._record(updates, ev, "extended")
+                op.reported_s, op.dirty = self._now, False
         out = [AlertUpdate(event, change) for change, event in updates.values()]
         return sorted(out, key=lambda u: (u.event.start_s, u.event.kind))
 
