@@ -126,3 +126,13 @@ def test_real_record_windows_are_normalised(mitdb_dir):
     w = normalise_beats(segment_beats(preprocess_ecg(rec.signal, fs=rec.fs), peaks, fs=rec.fs))
     assert w.shape == (peaks.size, 2, 128)
     assert np.median(np.ptp(w[:, 0], axis=1)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_model_rr_columns_takes_leading_columns_and_refuses_too_few() -> None:
+    from heartline.signal.beats import model_rr_columns
+
+    rr = np.arange(2 * 3 * 13, dtype=np.float32).reshape(2, 3, 13)
+    np.testing.assert_array_equal(model_rr_columns(rr, 8), rr[..., :8])
+    assert model_rr_columns(rr, 13).shape == rr.shape
+    with pytest.raises(ValueError, match="expects 14 RR features, got 13"):
+        model_rr_columns(rr, 14)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from heartline.data.beats import BeatSet
+from heartline.signal.beats import model_rr_columns
 
 __all__ = ["OnnxBeatClassifier"]
 
@@ -140,7 +141,7 @@ class OnnxBeatClassifier:
             out.append(
                 self.predict_proba_arrays(
                     beats.windows[c],
-                    beats.rr[c][..., : self.n_rr],  # a model of the older 8-column RR set
+                    model_rr_columns(beats.rr[c], self.n_rr),
                     batch_size=batch_size,
                     head=head,
                 )

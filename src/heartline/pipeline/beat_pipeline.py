@@ -58,6 +58,7 @@ from heartline.signal.beats import (
     OnlineBeatNormaliser,
     OnlineRRFeatures,
     _window_offsets,
+    model_rr_columns,
     preprocess_ecg,
     segment_beats,
 )
@@ -645,12 +646,7 @@ class BeatPipeline:
                 rel = max(rel, 0)
             w = self._segment(rel)
             w = self._norm.update(w)
-            # a model trained on the older 8-column RR set takes the leading columns
-            r = np.asarray(feats, dtype=np.float32)[: self.n_rr]
-            if r.shape[0] != self.n_rr:
-                raise ValueError(
-                    f"the model expects {self.n_rr} RR features, the pipeline makes {r.shape[0]}"
-                )
+            r = model_rr_columns(np.asarray(feats, dtype=np.float32), self.n_rr)
             if self._first is None:
                 self._first = (w, r)
             ctx = list(self._context)[-self.context_k :] if self.context_k else []

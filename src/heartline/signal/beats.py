@@ -56,6 +56,7 @@ __all__ = [
     "OnlineRRFeatures",
     "RRFeatures",
     "beat_edge_flags",
+    "model_rr_columns",
     "normalise_beats",
     "preprocess_ecg",
     "rhythm_features",
@@ -392,6 +393,27 @@ def _rhythm_row(log_prev: np.ndarray, log_next: float) -> np.ndarray:
             last / (mad + RR_Z_FLOOR),
         ]
     )
+
+
+def model_rr_columns(rr: np.ndarray, n_rr: int) -> np.ndarray:
+    """The RR feature columns a model takes: the leading ``n_rr`` of the last axis.
+
+    Models trained on the older 8-column RR set (before the rhythm columns 8-12 of
+    :data:`RR_FEATURE_NAMES`) take the leading columns, which are unchanged; the edge runtime, the
+    live pipeline and PyTorch prediction all go through this one function.
+
+    Raises
+    ------
+    ValueError
+        If ``rr`` has fewer than ``n_rr`` columns.
+
+    >>> model_rr_columns(np.zeros((2, 13)), 8).shape
+    (2, 8)
+    """
+    rr = np.asarray(rr)
+    if rr.shape[-1] < n_rr:
+        raise ValueError(f"the model expects {n_rr} RR features, got {rr.shape[-1]}")
+    return rr[..., :n_rr]
 
 
 def rhythm_features(

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from heartline.data.beats import BeatSet
 from heartline.models.deep import BeatNet, NetOutput
+from heartline.signal.beats import model_rr_columns
 from heartline.training.config import ExperimentConfig, TrainConfig
 
 __all__ = [
@@ -260,9 +261,9 @@ def predict_logits(
     if head == "next" and not net.has_next_head:
         raise ValueError("this network has no early-alarm head")
     net.eval()
-    if beats.rr.shape[1] > net.n_rr:  # a network of the older 8-column RR set: leading columns
+    if beats.rr.shape[1] != net.n_rr:  # e.g. a network of the older 8-column RR set
         beats = dataclasses.replace(
-            beats, rr=beats.rr[:, : net.n_rr], rr_names=beats.rr_names[: net.n_rr]
+            beats, rr=model_rr_columns(beats.rr, net.n_rr), rr_names=beats.rr_names[: net.n_rr]
         )
     maker = _BatchMaker(beats, net.context_k)
     out = np.zeros((len(beats), net.n_classes), dtype=np.float32)
