@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from heartline.data.splits import DS2
-from heartline.training.config import ExperimentConfig, ModelConfig, TrainConfig
+from heartline.training.config import ExperimentConfig, ModelConfig, TrainConfig, load_config
 from heartline.training.protocols import ProtocolData
 from heartline.training.selection import (
     crossfit_config,
     paired_record_bootstrap,
+    refit_config,
     run_selection,
     summarise_oof,
 )
@@ -100,6 +101,10 @@ def test_selection_writes_reports_and_shippable_runs(selection) -> None:
     md = (out / "selection.md").read_text()
     assert "DS2 is not read" in md and f"heartline ship {res.winner_run_dir}" in md
     assert (out / "selection.png").stat().st_size > 0
+    refit = load_config(out / "refit.toml")
+    assert refit.data.hold_out_validation is False and refit.train.monitor == "none"
+    assert refit.train.max_epochs == res.refit_epochs == report["refit_epochs"] == 1
+    assert refit.model.name == "hybrid" and refit.train.time_budget_s is None
     for r in res.runs:
         assert (r.run_dir / "model" / "model.pt").is_file()
         assert (r.run_dir / "config.toml").is_file()
@@ -147,6 +152,14 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, data_dir) -> None:
             folds=2,
             time_budget_s=None,
         )
+
+
+def test_refit_config_trains_fixed_epochs_on_all_ds1() -> None:
+    cfg = refit_config(_config("a"), epochs=7)
+    assert cfg.name == "a-refit" and cfg.train.max_epochs == 7 and cfg.train.monitor == "none"
+    assert cfg.data.hold_out_validation is False and cfg.model == _config("a").model
+    with pytest.raises(ValueError, match="epochs"):
+        refit_config(_config("a"), epochs=0)
 
 
 def test_summary_of_missing_run_fails_clearly(tmp_path: Path) -> None:

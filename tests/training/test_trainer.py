@@ -189,3 +189,45 @@ def test_weight_average_tracks_the_weights_and_is_what_training_returns() -> Non
     assert not torch.equal(next(plain.parameters()), next(n.parameters()))
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_fixed_epochs_without_validation_keeps_the_last_weights() -> None:
+    empty = VAL.subset(np.zeros(len(VAL), dtype=bool))
+    with pytest.raises(ValueError, match="early stopping needs validation"):
+        train_net(net(), TRAIN, empty, TrainConfig(max_epochs=1))
+    n = net()
+    res = train_net(n, TRAIN, empty, TrainConfig(max_epochs=3, monitor="none", patience=1))
+    assert len(res.history) == 3 and res.best_epoch == 3 and res.stop_reason == "max_epochs"
+    assert all(np.isnan(h.val_loss) for h in res.history)
+    # with validation beats they are scored for the history but never stop or select
+    res = train_net(net(), TRAIN, VAL, TrainConfig(max_epochs=3, monitor="none", patience=1))
+    assert res.best_epoch == 3 and all(np.isfinite(h.val_macro_f1) for h in res.history)
+
+
+def test_refit_on_all_ds1_has_no_validation_records(tmp_path, monkeypatch) -> None:
+    import heartline.data.beat_dataset as beat_dataset
+    import heartline.data.splits as splits
+    from heartline.training.config import DataConfig
+    from heartline.training.trainer import run_experiment
+
+    def fake_build(records, **kwargs):
+        return synthetic_beats(20, tuple(records), seed=len(records))
+
+    monkeypatch.setattr(beat_dataset, "build_beat_set", fake_build)
+    monkeypatch.setattr(splits, "DS1", ("101", "106", "108"))
+    params = {"context_k": 0, "channels": 4, "feature_dim": 8, "lstm_hidden": 8}
+    with pytest.raises(ValueError, match='monitor = "none"'):
+        ExperimentConfig(data=DataConfig(hold_out_validation=False))
+    cfg = ExperimentConfig(
+        name="refit",
+        data=DataConfig(hold_out_validation=False),
+        model=ModelConfig("hybrid", params),
+        train=TrainConfig(max_epochs=2, monitor="none"),
+    )
+    run = run_experiment(cfg, out=tmp_path, evaluate_test=False)
+    info = json.loads((run / "run.json").read_text())
+    assert info["train_records"] == ["101", "106", "108"] and info["val_records"] == []
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2 and "validation" not in metrics
+    assert metrics["onnx"]["checked_on"].startswith("training")
+    assert metrics["onnx"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4

@@ -57,7 +57,7 @@ __all__ = [
 #: sampling of training chunks, or nothing.
 IMBALANCE_MODES: tuple[str, ...] = ("weighted_loss", "weighted_sampling", "none")
 #: Early-stopping criteria: validation macro-F1 (higher is better) or validation loss (lower).
-MONITORS: tuple[str, ...] = ("val_macro_f1", "val_loss")
+MONITORS: tuple[str, ...] = ("val_macro_f1", "val_loss", "none")
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,16 @@ class DataConfig:
     validation_seed : int or None
         ``None``: the fixed default validation records inside DS1; an int draws them at random
         (see :func:`heartline.data.splits.validation_records`).
+    hold_out_validation : bool
+        ``False`` trains on all DS1 records with no validation records (a refit with a number of
+        epochs chosen beforehand, e.g. by ``heartline select``); needs ``train.monitor = "none"``.
     """
 
     leads: tuple[int, ...] = (0, 1)
     window_len: int = 128
     rpeaks: str = "annotated"
     validation_seed: int | None = None
+    hold_out_validation: bool = True
 
     def __post_init__(self) -> None:
         if not self.leads or any(lead < 0 for lead in self.leads):
@@ -119,8 +123,11 @@ class TrainConfig:
         Upper bound on epochs.
     patience : int
         Early stopping: epochs without improvement of ``monitor`` before stopping.
-    monitor : {"val_macro_f1", "val_loss"}
+    monitor : {"val_macro_f1", "val_loss", "none"}
         Early-stopping and checkpoint criterion, computed on the validation records only.
+        ``"none"``: no early stopping; ``max_epochs`` epochs (or the time budget) are trained and
+        the last weights (their average with ``ema_decay``) are kept; validation beats, if any,
+        are only scored for the history.
     time_budget_s : float or None
         Optional wall-clock budget for training; stops before an epoch that would exceed it.
     imbalance : {"weighted_loss", "weighted_sampling", "none"}
@@ -158,7 +165,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     max_epochs: int = 40
     patience: int = 10
-    monitor: Literal["val_macro_f1", "val_loss"] = "val_macro_f1"
+    monitor: Literal["val_macro_f1", "val_loss", "none"] = "val_macro_f1"
     time_budget_s: float | None = None
     imbalance: Literal["weighted_loss", "weighted_sampling", "none"] = "weighted_loss"
     class_weight_power: float = 1.0
@@ -218,6 +225,11 @@ class ExperimentConfig:
         from heartline.models.registry import check_model_params
 
         check_model_params(self.model.name, self.model.params)
+        if not self.data.hold_out_validation and self.train.monitor != "none":
+            raise ValueError(
+                "data.hold_out_validation = false trains without validation records: "
+                f'set train.monitor = "none" (fixed epochs), not {self.train.monitor!r}'
+            )
 
 
 def _check_value(value: Any, tp: Any, where: str) -> Any:

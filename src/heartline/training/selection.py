@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = [
     "SelectionResult",
     "crossfit_config",
     "paired_record_bootstrap",
+    "refit_config",
     "render_selection",
     "run_selection",
     "summarise_oof",
@@ -107,6 +109,8 @@ class SelectionResult:
     #: ``other -> (winner - other, 2.5 %, 97.5 %)``: mean over seeds, record bootstrap.
     differences: dict[str, tuple[float, float, float]]
     folds: tuple[tuple[str, ...], ...]
+    #: Epochs of the refit on all DS1: median best epoch of the winner's members.
+    refit_epochs: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +122,7 @@ class SelectionResult:
                 k: {"diff": d, "ci95": [lo, hi]} for k, (d, lo, hi) in self.differences.items()
             },
             "folds": [list(f) for f in self.folds],
+            "refit_epochs": self.refit_epochs,
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -160,6 +165,27 @@ def crossfit_config(
         name=name or f"{config.name}-crossfit",
         model=ModelConfig(name="hybrid_ensemble", params=params),
         train=train,
+    )
+
+
+def refit_config(
+    config: ExperimentConfig, *, epochs: int, name: str | None = None
+) -> ExperimentConfig:
+    """``config`` trained on all DS1 records for exactly ``epochs`` epochs, with no validation.
+
+    The number of epochs comes from the cross-fitted runs (the median best epoch of their
+    members), so nothing is chosen on the data the refit trains on; ``time_budget_s`` is lifted
+    so that the refit trains the epochs it was given.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return dataclasses.replace(
+        config,
+        name=name or f"{config.name}-refit",
+        data=dataclasses.replace(config.data, hold_out_validation=False),
+        train=dataclasses.replace(
+            config.train, monitor="none", max_epochs=int(epochs), time_budget_s=None
+        ),
     )
 
 
@@ -299,8 +325,9 @@ def run_selection(
     candidates : mapping
         Name -> hybrid experiment config (``model.name`` ``hybrid`` or ``hybrid_ensemble``).
     out : path
-        Selection folder; each run goes to ``out/<name>-s<seed>/`` and the report to
-        ``out/selection.json``, ``out/selection.md`` and ``out/selection.png``.
+        Selection folder; each run goes to ``out/<name>-s<seed>/``, the report to
+        ``out/selection.json``, ``out/selection.md`` and ``out/selection.png``, and the winner's
+        refit config (all DS1, fixed epochs, see :func:`refit_config`) to ``out/refit.toml``.
     data : heartline.training.protocols.ProtocolData, optional
         Which DS1 records (default all 22; ``ProtocolData.quick()`` for smoke runs). Only its
         training and validation records are read; test records never are.
@@ -412,6 +439,8 @@ def run_selection(
         if n != winner
     }
     best_run = max((r for r in runs if r.name == winner), key=lambda r: r.macro_f1)
+    epochs = [e for r in runs if r.name == winner for e in r.member_best_epochs]
+    refit_epochs = max(1, math.ceil(float(np.median(epochs)))) if epochs else 1
     result = SelectionResult(
         criterion="pooled out-of-fold macro-F1 (N, S, V, F) on all DS1 records, mean over seeds",
         runs=tuple(runs),
@@ -420,7 +449,11 @@ def run_selection(
         winner_run_dir=best_run.run_dir,
         differences=differences,
         folds=folds_used,
+        refit_epochs=refit_epochs,
     )
+    from heartline.training.config import save_config
+
+    save_config(refit_config(candidates[winner], epochs=refit_epochs), out / "refit.toml")
     write_json(out / "selection.json", result.to_dict())
     (out / "selection.md").write_text(render_selection(result), encoding="utf-8")
     _plot_selection(result, out / "selection.png")
@@ -462,8 +495,10 @@ def render_selection(result: SelectionResult) -> str:
         lines.append(f"| {n} | {_pct(m)} | {cell} |")
     lines += [
         "",
-        f"Winner: **{result.winner}** (run `{result.winner_run_dir.name}`); ship it with "
-        f"`heartline ship {result.winner_run_dir}`.",
+        f"Winner: **{result.winner}**. Either ship its cross-fitted ensemble "
+        f"(`heartline ship {result.winner_run_dir}`) or refit it on all DS1 records for "
+        f"{result.refit_epochs} epochs (the median best epoch of its members, rounded up), with no validation "
+        "records and nothing chosen on DS2: `heartline train --config refit.toml --out runs`.",
         "",
         "Most false SVEB per run (record: FP):",
         "",

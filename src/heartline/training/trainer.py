@@ -332,8 +332,12 @@ def train_net(
     targets = np.flatnonzero(train.labels >= 0)
     if len(targets) == 0:
         raise ValueError("train has no labelled beats")
-    if len(val) == 0 or not (val.labels >= 0).any():
-        raise ValueError("val has no labelled beats (early stopping needs validation data)")
+    scored_val = len(val) > 0 and bool((val.labels >= 0).any())
+    if not scored_val and cfg.monitor != "none":
+        raise ValueError(
+            'val has no labelled beats (early stopping needs validation data; monitor = "none" '
+            "trains fixed epochs without it)"
+        )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -398,7 +402,7 @@ def train_net(
                     count += len(b.y)
                     bar.advance(task)
                 scored = ema.module if ema is not None else net
-                val_loss, val_f1 = _val_scores(scored, val)
+                val_loss, val_f1 = _val_scores(scored, val) if scored_val else (math.nan, math.nan)
                 stats = EpochStats(
                     epoch, total / count, val_loss, val_f1, time.perf_counter() - t_epoch
                 )
@@ -414,6 +418,10 @@ def train_net(
                     val_f1,
                     stats.seconds,
                 )
+                if cfg.monitor == "none":  # fixed epochs: the latest weights are the result
+                    best_epoch, best_state = epoch, copy.deepcopy(scored.state_dict())
+                    best_score = sign * (val_loss if scored_val else math.nan)
+                    continue
                 score = sign * (val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
@@ -527,7 +535,7 @@ def run_experiment(
     Returns the run directory.
     """
     from heartline.data.beat_dataset import build_beat_set
-    from heartline.data.splits import DS2, validation_records
+    from heartline.data.splits import DS1, DS2, validation_records
     from heartline.models.deep import TorchBeatClassifier
     from heartline.models.registry import get_model
     from heartline.training.rundir import new_run_dir, update_run_info, write_metrics
@@ -541,9 +549,16 @@ def run_experiment(
     }
     if data_dir is not None:
         common["data_dir"] = data_dir
-    train_recs, val_recs = validation_records(seed=d.validation_seed)
+    if d.hold_out_validation:
+        train_recs, val_recs = validation_records(seed=d.validation_seed)
+    else:  # a refit on all of DS1 for a fixed number of epochs (train.monitor = "none")
+        train_recs, val_recs = DS1, ()
     train = build_beat_set(train_recs, **common)
-    val = build_beat_set(val_recs, **common)
+    val = (
+        build_beat_set(val_recs, **common)
+        if val_recs
+        else train.subset(np.zeros(len(train), dtype=bool))
+    )
     run_dir = new_run_dir(out, config.name, config=config)
     update_run_info(run_dir, train_records=list(train_recs), val_records=list(val_recs))
     model = get_model(config.model.name, train=config.train, **config.model.params)
@@ -566,7 +581,8 @@ def run_experiment(
             best_epoch=model.result.best_epoch,
             stop_reason=model.result.stop_reason,
         )
-    metrics["validation"] = evaluate(val, model.predict_proba(val))
+    if len(val):
+        metrics["validation"] = evaluate(val, model.predict_proba(val))
     if evaluate_test:
         test = build_beat_set(DS2, **common)
         t1 = time.perf_counter()
@@ -580,9 +596,17 @@ def run_experiment(
         assert model.net is not None
         onnx_path = export_onnx(model.net, run_dir / "model.onnx", name=config.model.name)
         int8_path = quantize_onnx(onnx_path, run_dir / "model.int8.onnx")
-        check = test if evaluate_test else val
+        if evaluate_test:
+            check, checked_on = test, "DS2"
+        elif len(val):
+            check, checked_on = val, "validation"
+        else:
+            check, checked_on = (
+                train.subset(np.arange(min(len(train), 5000))),
+                "training (first beats)",
+            )
         reference = model.predict_proba(check)
-        export_info: dict[str, Any] = {"checked_on": "DS2" if evaluate_test else "validation"}
+        export_info: dict[str, Any] = {"checked_on": checked_on}
         for key, path in (("fp32", onnx_path), ("int8", int8_path)):
             proba = OnnxBeatClassifier(path).predict_proba(check)
             export_info[key] = {
