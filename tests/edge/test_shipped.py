@@ -74,3 +74,11 @@ def test_missing_shipped_model_says_how_to_regenerate(monkeypatch, tmp_path) -> 
     monkeypatch.setattr(shipped, "ASSETS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="heartline ship"):
         shipped_model_path()
+
+
+def test_model_card_states_how_ds1_was_used() -> None:
+    proto = shipped._training_protocol
+    assert "validation records 101, 116" in proto("hybrid", {"val_records": ["101", "116"]}, {})
+    refit = proto("hybrid", {"val_records": []}, {"best_epoch": 7})
+    assert "all 22 DS1 records for a fixed 7 epochs" in refit and "heartline select" in refit
+    assert "Cross-fitted ensemble" in proto("hybrid_ensemble", {"val_records": ["101"]}, {})

@@ -1,7 +1,7 @@
 """The beat classifier shipped with the package, and the command that produces it.
 
-``src/heartline/assets/models/`` holds the hybrid CNN-LSTM trained on DS1 (early stopping and
-selection on the DS1 validation records only): ``hybrid.onnx`` (what devices and the service
+``src/heartline/assets/models/`` holds the hybrid CNN-LSTM trained on DS1 only (how exactly,
+validation records or a refit chosen by ``heartline select``, is in its model card): ``hybrid.onnx`` (what devices and the service
 run, through :class:`heartline.edge.runtime.OnnxBeatClassifier`), ``hybrid.pt`` with
 ``hybrid.json`` (PyTorch weights, kept because they are small), ``hybrid.toml`` (the training
 config), ``hybrid_metrics.json`` and ``MODEL_CARD.md``.
@@ -215,6 +215,7 @@ def ship(
         "validation_best_macro_f1": hist.get("best_score"),
         "stop_reason": hist.get("stop_reason"),
         "n_params": hist.get("n_params"),
+        "training_protocol": _training_protocol(model.name, info.get("run.json", {}), hist),
         "latency": latency,
         "ds2": results,
     }
@@ -226,7 +227,30 @@ def ship(
 
 
 def _p(x: Any) -> str:
-    return "n/a" if x is None else f"{100 * float(x):.1f}"
+    return "n/a" if x is None or not np.isfinite(float(x)) else f"{100 * float(x):.1f}"
+
+
+def _training_protocol(model_name: str, run_info: dict[str, Any], hist: dict[str, Any]) -> str:
+    """How the shipped run used DS1: validation records, a cross-fitted ensemble or a refit."""
+    val = run_info.get("val_records")
+    if model_name == "hybrid_ensemble":
+        return (
+            "Cross-fitted ensemble (heartline.models.ensemble): DS1's records dealt into record folds, "
+            "one member trained per fold and early-stopped on its held-out fold, decision offsets fitted "
+            "on the out-of-fold predictions; DS2 (22 other patients) scored once for this card."
+        )
+    if val is not None and len(val) == 0:
+        return (
+            f"Trained on all 22 DS1 records for a fixed {hist.get('best_epoch')} epochs with no validation "
+            'records (train.monitor = "none"): the configuration and the number of epochs were chosen '
+            "beforehand on DS1 alone by cross-fitted out-of-fold selection (`heartline select`, "
+            "docs/benchmarks/models/selection); DS2 (22 other patients) scored once for this card."
+        )
+    records = ", ".join(val) if val else "101, 116, 220, 223, 230"
+    return (
+        f"Trained on DS1 minus the validation records {records}; early stopping and model selection "
+        "on those validation records only; DS2 (22 other patients) scored once for this card."
+    )
 
 
 def _ci(d: dict[str, Any], key: str) -> str:
@@ -256,9 +280,13 @@ def render_model_card(s: dict[str, Any]) -> str:
         "## Data and protocol",
         "",
         "MIT-BIH Arrhythmia Database (PhysioNet), 360 Hz, leads MLII and V1/V2/V4/V5; paced records 102, 104, 107, "
-        "217 excluded. Inter-patient protocol of de Chazal et al. (2004): trained on DS1 minus the validation records "
-        "101, 116, 220, 223, 230; early stopping and model selection on those validation records only; DS2 "
-        "(22 other patients) scored once for this card. Labels: AAMI EC57 classes from the beat annotations.",
+        "217 excluded. Inter-patient protocol of de Chazal et al. (2004). "
+        + s.get(
+            "training_protocol",
+            "Trained on DS1 minus the validation records 101, 116, 220, 223, 230; early stopping and "
+            "model selection on those validation records only; DS2 (22 other patients) scored once.",
+        )
+        + " Labels: AAMI EC57 classes from the beat annotations.",
         f"Training: {s['train_seconds']:.0f} s on this machine's CPU (best epoch {s.get('best_epoch')}, stop: {s.get('stop_reason')}, "
         f"validation macro-F1 {_p(s.get('validation_best_macro_f1'))} %).",
         "",
