@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from heartline.ingestion.payloads import (
     REJECT_REASONS,
     Frame,
     FrameRejected,
     VitalReading,
+    _parse_frame_reference,
     parse_frame,
 )
 
@@ -45,6 +49,10 @@ def rejected(payload: bytes, **kw) -> FrameRejected:
     with pytest.raises(FrameRejected) as info:
         parse_frame(payload, **kw)
     assert info.value.reason in REJECT_REASONS
+    if not kw and info.value.reason != "oversized":  # fast path refuses as the reference does
+        with pytest.raises(FrameRejected) as ref:
+            _parse_frame_reference(payload)
+        assert (ref.value.reason, ref.value.detail) == (info.value.reason, info.value.detail)
     return info.value
 
 
@@ -245,3 +253,167 @@ def test_argument_validation():
 def test_vital_reading_api():
     v = VitalReading(time_s=T0, sbp_mmhg=120, dbp_mmhg=80)
     assert v.values() == {"sbp_mmhg": 120.0, "dbp_mmhg": 80.0}
+
+
+def test_bool_and_huge_counts():
+    # pydantic's StrictInt refused bools; the numpy check must too (True is also a count of 1)
+    assert rejected(raw(good(ecg=[[1024] * 249 + [True], [1000] * 250]))).reason == "schema"
+    assert rejected(raw(good(ecg=[[True] * 250, [False] * 250]))).reason == "schema"
+    assert rejected(raw(good(ecg=[[1024] * 250, 5]))).reason == "schema"
+    assert rejected(raw(good(ecg=[[1024] * 249 + [None], [1000] * 250]))).reason == "schema"
+    assert rejected(raw(good(ecg=[[1024] * 249 + [[1]], [1000] * 250]))).reason == "schema"
+    # beyond int64 (the old code crashed with OverflowError): outside every ADC range
+    assert rejected(raw(good(ecg=[[1024] * 249 + [2**70], [1000] * 250]))).reason == "out_of_range"
+    assert rejected(raw(good(ecg=[[1024] * 249 + [2**70], [1000] * 249]))).reason == "lead_mismatch"
+    # 0 and 1 are valid counts (the exact check runs and lets them through)
+    f = parse_frame(raw(good(ecg=[[0] * 249 + [1], [1] * 250])))
+    assert f.ecg_counts()[0, -1] == 1 and f.ecg_counts().dtype == np.int64
+
+
+def test_fast_path_matches_reference_on_valid_and_odd_json():
+    payload = raw(good())
+    assert parse_frame(payload) == _parse_frame_reference(payload)
+    # a lone surrogate: the fast parser refuses it, the reference reads it and pydantic refuses
+    odd = raw(good()).replace(b'"V5"', b'"\\ud800"')
+    assert rejected(odd).reason == "schema"
+    # an escaped name the fast parser reads as the reference does
+    esc = raw(good()).replace(b'"V5"', b'"V\\u0035"')
+    assert (
+        parse_frame(esc) == _parse_frame_reference(esc) and parse_frame(esc).lead_names[1] == "V5"
+    )
+    assert parse_frame(memoryview(payload)) == parse_frame(bytearray(payload))
+
+
+# ------------------------------------------------------------------- version 2 (base64 int16)
+def b64_leads(ecg) -> list[str]:
+    return [base64.b64encode(np.asarray(lead, dtype="<i2").tobytes()).decode() for lead in ecg]
+
+
+def as_v2(d: dict) -> dict:
+    return {**d, "v": 2, "ecg": b64_leads(d["ecg"])}
+
+
+def test_v2_roundtrip_and_same_counts_as_v1():
+    d = good(ecg=[list(range(1000, 1250)), [1000] * 250])
+    f1, f2 = parse_frame(raw(d)), parse_frame(raw(as_v2(d)))
+    assert f2.v == 2 and isinstance(f2.ecg[0], str)
+    np.testing.assert_array_equal(f1.ecg_counts(), f2.ecg_counts())
+    np.testing.assert_array_equal(f1.signal_mv(), f2.signal_mv())
+    assert f1.model_dump(exclude={"v", "ecg"}) == f2.model_dump(exclude={"v", "ecg"})
+    assert f2.n_samples == 250 and f2.counts().dtype == np.int16
+    assert parse_frame(f2.to_json()) == f2
+    assert len(f2.to_json()) < len(f1.to_json())
+
+
+def test_from_counts_v2():
+    counts = np.stack([np.arange(250) + 900, np.full(250, 1024)], axis=1)
+    kw = dict(
+        device_id="dev-1",
+        seq=0,
+        start_time_s=T0,
+        fs_hz=250,
+        lead_names=["I", "II"],
+        adc_bits=11,
+        adc_gain=[200, 200],
+        adc_baseline=[1024, 1024],
+    )
+    f1, f2 = Frame.from_counts(counts, **kw), Frame.from_counts(counts, **kw, version=2)
+    assert (f1.v, f2.v) == (1, 2)
+    np.testing.assert_array_equal(f1.counts(), f2.counts())
+    assert parse_frame(f2.to_json()) == f2
+    with pytest.raises(ValueError, match="version"):
+        Frame.from_counts(counts, **kw, version=3)
+    with pytest.raises(FrameRejected) as info:
+        Frame.from_counts(counts + 40_000, **kw, version=2)
+    assert info.value.reason == "out_of_range"
+
+
+@pytest.mark.parametrize(
+    "ecg",
+    [
+        ["not base64!", "AAAA"],  # bad characters
+        ["AAA", "AAAA"],  # bad padding
+        ["AAAAAA==", "AAAAAA=="],  # 4 bytes... then an odd count below
+        ["AAAA", 5],  # a lead that is not a string
+        [[1024] * 250, [1000] * 250],  # version-1 lists in a version-2 frame
+    ],
+)
+def test_v2_schema_errors(ecg):
+    if ecg[0] == "AAAAAA==":
+        ecg = [base64.b64encode(b"\x00" * 501).decode()] * 2
+    assert rejected(raw(good(v=2, ecg=ecg))).reason == "schema"
+
+
+def test_v1_lists_refused_as_v3():
+    assert rejected(raw(good(v=3))).reason == "schema"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ecg": [[1024] * 250]},
+        {"ecg": [[1024] * 250, [1000] * 249]},
+        {"ecg": [[1024] * 200, [1000] * 200]},
+        {"ecg": [[], []]},
+        {"ecg": [[1024] * 249 + [2048], [1000] * 250]},
+        {"ecg": [[1024] * 249 + [-1], [1000] * 250]},
+        {"ecg": [[1024] * 250, [1000] * 250], "adc_bits": 16},
+        {"ecg": [[1024] * 250, [1000] * 250], "fs_hz": 10},
+        {"ecg": [[1024] * 250, [1000] * 250], "lead_names": ["I", "I"]},
+        {"ecg": [[1024] * 250, [1000] * 250], "seq": "7"},
+        {"ecg": [[1024] * 250, [1000] * 250], "start_time_s": 12.0},
+        {"ecg": [[1024] * 250, [1000] * 250], "vitals": [{"time_s": T0, "hr_bpm": 400.0}]},
+    ],
+)
+def test_v2_refused_like_v1(changes):
+    d = good(**changes)
+    r1, r2 = rejected(raw(d)), rejected(raw(as_v2(d)))
+    assert r1.reason == r2.reason
+
+
+def test_v2_non_finite_and_oversized_like_v1():
+    d = good()
+    for p in (raw(d), raw(as_v2(d))):
+        assert rejected(p.replace(f"{T0}".encode(), b"NaN", 1)).reason == "non_finite"
+        assert rejected(p.replace(f"{T0}".encode(), b"1e999", 1)).reason == "non_finite"
+        assert rejected(p, max_bytes=100).reason == "oversized"
+        assert rejected(p[:-5]).reason == "malformed_json"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_leads=st.integers(1, 3),
+    n_samples=st.sampled_from([0, 24, 25, 26, 50]),
+    adc_bits=st.integers(7, 16),
+    data=st.data(),
+)
+def test_encodings_equivalent(n_leads, n_samples, adc_bits, data):
+    """Any counts that fit int16: v1 and v2 payloads are accepted or refused alike."""
+    lengths = [n_samples] * n_leads
+    if data.draw(st.booleans()):  # sometimes one lead of another length
+        lengths[-1] = data.draw(st.integers(0, 30))
+    ecg = [
+        data.draw(
+            st.lists(st.integers(-3, min(2**adc_bits + 2, 2**15 - 1)), min_size=k, max_size=k)
+        )
+        for k in lengths
+    ]
+    names = [f"L{i}" for i in range(n_leads)]
+    d = good(
+        fs_hz=50.0,
+        duration_s=0.5,
+        lead_names=names,
+        adc_bits=adc_bits,
+        adc_gain=[200.0] * n_leads,
+        adc_baseline=[min(1024, 2**adc_bits - 1)] * n_leads,
+        ecg=ecg,
+    )
+    outcomes = []
+    for payload in (raw(d), raw(as_v2(d))):
+        try:
+            outcomes.append(parse_frame(payload).ecg_counts().tolist())
+        except FrameRejected as exc:
+            outcomes.append(exc.reason)
+    assert outcomes[0] == outcomes[1]
+    if isinstance(outcomes[0], list):
+        assert outcomes[0] == ecg
