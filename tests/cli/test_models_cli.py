@@ -251,3 +251,7 @@ def test_select_quick_picks_a_winner_and_rejects_bad_candidates(tmp_path, data_d
     cnn.write_text('name = "c"\n[model]\nname = "cnn"\n')
     bad = runner.invoke(app, ["select", "--candidate", f"c={cnn}", "--out", str(tmp_path / "y")])
     assert bad.exit_code != 0 and "only hybrid" in bad.output
+    bad = runner.invoke(
+        app, ["select", "--candidate", f"t={cfg}", "--seeds", "0,x", "--out", str(tmp_path / "z")]
+    )
+    assert bad.exit_code != 0 and "comma-separated integers" in bad.output

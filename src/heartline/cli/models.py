@@ -43,6 +43,15 @@ def _floats(value: str, name: str) -> tuple[float, ...]:
         raise typer.BadParameter(f"{name} must be comma-separated numbers, got {value!r}") from None
 
 
+def _ints(value: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{name} must be comma-separated integers, got {value!r}"
+        ) from None
+
+
 def _data(quick: bool, data_dir: Path | None) -> Any:
     from heartline.training.protocols import ProtocolData
 
@@ -368,7 +377,7 @@ def select_cmd(
             if quick:
                 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=256))
             configs[name] = cfg
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        seed_list = _ints(seeds, "--seeds")
         res = run_selection(
             configs,
             out=out,
@@ -467,7 +476,7 @@ def bench_models(
         c = load_config(hybrid_config)
         hp, ht = dict(c.model.params), c.train
     try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        seed_list = _ints(seeds, "--seeds")
         cfgs = default_configs(
             quick=quick,
             time_budget_s=time_budget_s,
