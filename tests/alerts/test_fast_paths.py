@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heartline.alerts.engine import AlertEngine
 from heartline.alerts.rules import (
@@ -14,8 +16,14 @@ from heartline.alerts.rules import (
     BeatSeries,
     _af_windows,
     _histogram16,
+    _is_label,
     _json_value,
+    _runs,
+    _smoothed_rate,
     detect_af_like,
+    detect_frequent_ectopy,
+    detect_ventricular_patterns,
+    heart_rate,
 )
 
 
@@ -162,3 +170,81 @@ def test_af_rule_every_few_beats_raises_the_same_alert() -> None:
     assert n_up["cadenced"] < n_up["every"]
     with pytest.raises(ValueError, match="af_every_beats"):
         EngineConfig(af_every_beats=0)
+
+
+# -- the rules' vectorised paths against the loops they replaced ------------------------------
+def _ref_chain_ok(series: BeatSeries, step: int, min_confidence: float, max_rr_s: float):
+    """Links between consecutive V beats, pair by pair (the loop the vectorised code replaced)."""
+    import itertools
+
+    isv = _is_label(series, "V", min_confidence)
+    conducted = np.isin(series.label, ("N", "S")) & series.beat_ok()
+    rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
+    vpos = np.flatnonzero(isv)
+    bad_beat = np.concatenate([[0], np.cumsum(~conducted)]).tolist()
+    bad_rr = np.concatenate([[0], np.cumsum(~rr_ok)]).tolist()
+    return [
+        q - p == step and bad_beat[q] - bad_beat[p + 1] == 0 and bad_rr[q] - bad_rr[p] == 0
+        for p, q in itertools.pairwise(vpos.tolist())
+    ], vpos
+
+
+def _ref_member(t: np.ndarray, window_s: float, limit: float):
+    first_in = np.searchsorted(t, t - window_s, side="right")
+    counts = np.arange(t.size) - first_in + 1
+    hot = counts > limit * window_s / 60.0
+    member = np.zeros(t.size, dtype=bool)
+    for j in np.flatnonzero(hot):
+        member[first_in[j] : j + 1] = True
+    return member
+
+
+def _runs_ref(mask: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 400), st.integers(0, 12))
+def test_vectorised_rule_paths_equal_the_loops(seed: int, n: int, n_spans: int) -> None:
+    rng = np.random.default_rng(seed)
+    s = _series(rng, n, n_spans) if n else BeatSeries.empty()
+    # smoothed rate of the rate rules == heart_rate's, bit for bit (NaN where too few intervals)
+    for w in (1, 4, 10):
+        ref = heart_rate(s, window_beats=w, min_intervals=min(4, w)).smoothed_bpm
+        np.testing.assert_array_equal(_smoothed_rate(s, w), ref)
+    # runs of a boolean mask
+    mask = rng.uniform(size=n) < 0.4
+    assert _runs(mask) == _runs_ref(mask)
+    # bigeminy/trigeminy links
+    if n >= 3:
+        isv = _is_label(s, "V", 0.5)
+        vpos = np.flatnonzero(isv)
+        ref2, _ = _ref_chain_ok(s, 2, 0.5, 2.0)
+        ref3, _ = _ref_chain_ok(s, 3, 0.5, 2.0)
+        eps = detect_ventricular_patterns(s, min_cycles=2, min_confidence=0.5)
+        want = []
+        for kind, ref in (("ventricular_bigeminy", ref2), ("ventricular_trigeminy", ref3)):
+            for a, b in _runs_ref(np.asarray(ref, dtype=bool)):
+                want.append((kind, int(vpos[a : b + 1].size)))
+        got = sorted((e.kind, e.values["cycles"]) for e in eps)
+        assert got == sorted(want)
+    # frequent-ectopy membership
+    t = np.sort(rng.uniform(0, 120, rng.integers(0, 60)))
+    for limit in (1.0, 6.0):
+        ref = _ref_member(t, 60.0, limit)
+        got = (
+            [
+                (int(e.beat_ids[0]), e.values["n_beats"])
+                for e in detect_frequent_ectopy(
+                    BeatSeries.from_samples(np.rint(t * 360).astype(int), ["V"] * t.size, fs=360.0),
+                    pvc_per_min=limit,
+                )
+            ]
+            if np.all(np.diff(np.rint(t * 360)) > 0)
+            else None
+        )
+        if got is not None:
+            want = [(a, b - a) for a, b in _runs_ref(ref)]
+            assert got == want

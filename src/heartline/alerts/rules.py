@@ -44,7 +44,6 @@ Eur Heart J 42:373-498 (2021) (an AF episode lasts >= 30 s; lenient rate control
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -573,11 +572,12 @@ def _episode(
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Half-open ``(start, stop)`` index ranges of the True runs of a boolean array."""
-    if mask.size == 0:
+    if mask.size == 0 or not mask.any():
         return []
-    padded = np.concatenate([[False], mask.astype(bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    padded = np.zeros(mask.size + 2, dtype=np.int8)
+    padded[1:-1] = mask
+    edges = np.flatnonzero(np.diff(padded)).tolist()
+    return list(zip(edges[::2], edges[1::2], strict=True))
 
 
 def _check_positive(value: float, name: str) -> float:
@@ -673,13 +673,40 @@ def heart_rate(
 
 
 def _smoothed_rate(series: BeatSeries, window_beats: int) -> np.ndarray:
-    """``heart_rate(...).smoothed_bpm`` of the rate rules, computed once per series (read-only)."""
+    """``heart_rate(...).smoothed_bpm`` of the rate rules, computed once per series (read-only).
+
+    The same operations as :func:`heart_rate` (running sums of the valid RR intervals, the
+    differences of those sums over the window, rounded to 1e-6 bpm), minus the instantaneous
+    rate and the floating-point error state handling; a test checks equality.
+    """
     key = ("smoothed_rate", int(window_beats))
     hit = series._memo.get(key)
     if hit is None:
-        hr = heart_rate(series, window_beats=window_beats, min_intervals=min(4, window_beats))
-        hit = series._memo[key] = _frozen(hr.smoothed_bpm)
+        hit = series._memo[key] = _frozen(
+            _smoothed_bpm(series, int(window_beats), min(4, int(window_beats)))
+        )
     return hit
+
+
+def _smoothed_bpm(series: BeatSeries, window_beats: int, min_intervals: int) -> np.ndarray:
+    n = len(series)
+    if n == 0:
+        return np.zeros(0)
+    csum = np.zeros(n + 1)
+    ccnt = np.zeros(n + 1, dtype=np.int64)
+    if n > 1:
+        rr = series.rr_s
+        valid = series.rr_valid() & (rr > 0)
+        np.cumsum(np.where(valid, rr, 0.0), out=csum[2:])
+        np.cumsum(valid, out=ccnt[2:])
+    start = np.arange(1 - window_beats, n + 1 - window_beats)
+    np.maximum(start, 0, out=start)
+    total = csum[1:] - csum[start]
+    count = ccnt[1:] - ccnt[start]
+    ok = count >= min_intervals
+    smoothed = np.full(n, np.nan)
+    np.divide(60.0 * count, total, out=smoothed, where=ok)
+    return np.round(smoothed, 6)
 
 
 def _rate_episodes(
@@ -914,7 +941,12 @@ def detect_ventricular_runs(
     if n == 0:
         return ()
     isv = _is_label(series, "V", min_confidence)
-    link = isv[:-1] & isv[1:] & series.rr_valid() if n > 1 else np.zeros(0, dtype=bool)
+    if n < 2:
+        return ()
+    link = isv[:-1] & isv[1:]
+    if not link.any():
+        return ()
+    link &= series.rr_valid()
     out = []
     for a, b in _runs(link):  # links a..b-1 join beats a..b
         first, last = a, b
@@ -991,25 +1023,28 @@ def detect_ventricular_patterns(
     n = len(series)
     if n < 3:
         return ()
-    ok = series.beat_ok()
     isv = _is_label(series, "V", min_confidence)
-    conducted = np.isin(series.label, ("N", "S")) & ok
-    rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
     vpos = np.flatnonzero(isv)
+    if vpos.size < int(min_cycles):  # a chain of min_cycles V beats is impossible
+        return ()
+    ok = series.beat_ok()
+    conducted = ((series.label == "N") | (series.label == "S")) & ok
+    rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
     # prefix counts of non-conducted beats and of bad RR intervals: "all of [a, b) are good"
     # is "no bad one in [a, b)", an O(1) test per pair
-    bad_beat = np.concatenate([[0], np.cumsum(~conducted)]).tolist()
-    bad_rr = np.concatenate([[0], np.cumsum(~rr_ok)]).tolist()
+    bad_beat = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(~conducted, out=bad_beat[1:])
+    bad_rr = np.zeros(n, dtype=np.int64)
+    np.cumsum(~rr_ok, out=bad_rr[1:])
+    p, q = vpos[:-1], vpos[1:]
+    # pairs of consecutive V beats with only good beats and intervals between them
+    clean = (bad_beat[q] == bad_beat[p + 1]) & (bad_rr[q] == bad_rr[p])
+    gap = q - p
     out = []
     for kind, step in (("ventricular_bigeminy", 2), ("ventricular_trigeminy", 3)):
         # link between consecutive V beats at positions p and p+step
-        chain_ok = []
-        for p, q in itertools.pairwise(vpos.tolist()):
-            good = (
-                q - p == step and bad_beat[q] - bad_beat[p + 1] == 0 and bad_rr[q] - bad_rr[p] == 0
-            )
-            chain_ok.append(good)
-        for a, b in _runs(np.asarray(chain_ok, dtype=bool)):
+        chain_ok = clean & (gap == step)
+        for a, b in _runs(chain_ok):
             chain = vpos[a : b + 1]
             cycles = chain.size
             if cycles < int(min_cycles):
@@ -1064,16 +1099,21 @@ def detect_frequent_ectopy(
     ):
         _check_positive(limit, "pvc_per_min" if label == "V" else "sveb_per_min")
         pos = np.flatnonzero(_is_label(series, label, min_confidence))
-        if pos.size == 0:
-            continue
+        if pos.size == 0 or not pos.size > limit * window_s / 60.0:
+            continue  # no window can hold more beats than the series
         t = series.time_s[pos]
         first_in = np.searchsorted(t, t - window_s, side="right")
         counts = np.arange(pos.size) - first_in + 1
         hot = counts > limit * window_s / 60.0
-        # an ectopic beat belongs to an episode when it lies in some window that exceeds the limit
-        member = np.zeros(pos.size, dtype=bool)
-        for j in np.flatnonzero(hot):
-            member[first_in[j] : j + 1] = True
+        if not hot.any():
+            continue
+        # an ectopic beat belongs to an episode when it lies in some window that exceeds the
+        # limit: windows [first_in[j], j] of the hot j, marked by +1/-1 at their ends
+        hot_j = np.flatnonzero(hot)
+        edge = np.zeros(pos.size + 1, dtype=np.int64)
+        np.add.at(edge, first_in[hot_j], 1)
+        np.add.at(edge, hot_j + 1, -1)
+        member = np.cumsum(edge[:-1]) > 0
         for a, b in _runs(member):
             idx = pos[a:b]
             per_min = float(np.max(np.where(hot[a:b], counts[a:b], 0))) * 60.0 / window_s
@@ -1376,6 +1416,8 @@ def detect_signal_quality(
         ``n_noisy_beats``.
     """
     n = len(series)
+    if not series.noisy_spans_s and series.quality_ok.all():
+        return ()
     intervals: list[tuple[float, float]] = []
     bad = ~series.quality_ok
     for a, b in _runs(bad):
