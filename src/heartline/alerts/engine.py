@@ -60,6 +60,7 @@ from heartline.alerts.rules import (
     RuleConfig,
     Severity,
     _json_value,
+    _smoothed_rate,
     evaluate_rules,
     heart_rate,
 )
@@ -341,6 +342,10 @@ class AlertEngine:
         self._temperature_site: Literal["core", "skin"] = "core"
         self.dropped_beats = 0
         self.last_news2: News2Result | None = None
+        # the series the rules last ran on, while the beats and noisy spans are unchanged (its
+        # cached smoothed rate serves NEWS2); _version counts changes to either
+        self._version = 0
+        self._series: tuple[int, BeatSeries] | None = None
 
     # -- inputs -------------------------------------------------------------------------------
     def add_beats(
@@ -385,6 +390,7 @@ class AlertEngine:
             self._ok = np.concatenate([self._ok, series.quality_ok[keep]])
             self._next_beat_id += n_new
             self._noisy.extend(series.noisy_spans_s)
+            self._version += 1
             if self._time.size:
                 self._now = max(self._now, float(self._time[-1]))
         return self._step(now_s)
@@ -407,6 +413,7 @@ class AlertEngine:
             raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
         if not ok:
             self._noisy.append((start, end))
+            self._version += 1
         if not evaluate:
             self._now = max(self._now, end)
             return []
@@ -621,7 +628,10 @@ class AlertEngine:
                 self._beat_id[k:],
             )
             self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
-        self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
+            self._version += 1
+        if any(b < horizon for _a, b in self._noisy):
+            self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
+            self._version += 1
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
 
     def _step(self, now_s: float | None, *, force_af: bool = False) -> list[AlertUpdate]:
@@ -633,6 +643,7 @@ class AlertEngine:
         updates: dict[str, tuple[Change, AlertEvent]] = {}
         if self._time.size or self._noisy:
             series = self.window()
+            self._series = (self._version, series)
             now = self._now if math.isfinite(self._now) else None
             skip: tuple[str, ...] = ()
             if force_af or self._next_beat_id >= self._af_next_beat_id:
@@ -810,8 +821,14 @@ class AlertEngine:
             if now - t <= self.config.vitals_max_age_s
         }
         if "heart_rate_bpm" not in fresh and self.config.news2_use_beat_hr and self._time.size > 4:
-            hr = heart_rate(self.window(), window_beats=self.config.rules.hr_window_beats)
-            recent = hr.smoothed_bpm[-1]
+            w = self.config.rules.hr_window_beats
+            cached = self._series
+            if cached is not None and cached[0] == self._version and w >= 4:
+                # the rules' smoothed rate of this very window (min(4, w) = 4 intervals, as here)
+                recent = _smoothed_rate(cached[1], w)[-1]
+            else:
+                hr = heart_rate(self.window(), window_beats=w)
+                recent = hr.smoothed_bpm[-1]
             if np.isfinite(recent) and now - self._time[-1] <= self.config.vitals_max_age_s:
                 fresh["heart_rate_bpm"] = float(recent)
         site = self._temperature_site

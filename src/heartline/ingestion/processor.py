@@ -57,7 +57,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.alerts.engine import AlertEngine, AlertUpdate
-from heartline.alerts.rules import Beat as EngineBeat
+from heartline.alerts.rules import BeatSeries
 from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
 from heartline.ingestion.broker import BrokerAddress, configure_client
 from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
@@ -675,7 +675,8 @@ class StreamProcessor:
                 self._c["engine_errors"] += 1
                 pending, probs = [], []
             clock.lap("classify")
-            engine_beats_of: dict[str, tuple[_DeviceState, list[EngineBeat]]] = {}
+            # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
+            engine_beats_of: dict[str, tuple[_DeviceState, list[_EngineRow]]] = {}
             for (st, bb), p in zip(pending, probs, strict=True):
                 beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
                 engine_beats = []
@@ -695,18 +696,16 @@ class StreamProcessor:
                             confidence=b.confidence,
                         )
                     )
-                    engine_beats.append(
-                        EngineBeat(t_s, b.sample_idx, b.label, b.confidence, b.quality_ok)
-                    )
+                    engine_beats.append((t_s, b.sample_idx, b.label, b.confidence, b.quality_ok))
                     if not b.quality_ok:
                         self._c["beats_low_quality"] += 1
                 # device clocks may step back: the engine wants time order (it drops repeats)
-                engine_beats.sort(key=lambda b: b.time_s)
+                engine_beats.sort(key=lambda b: b[0])
                 _, merged = engine_beats_of.setdefault(st.device_id, (st, []))
                 # frames in seq order: as separate engine calls would, drop the beats of a later
                 # frame that are not after the last beat kept (the engine counts them)
-                last = merged[-1].time_s if merged else -math.inf
-                kept = [b for b in engine_beats if b.time_s > last]
+                last = merged[-1][0] if merged else -math.inf
+                kept = [b for b in engine_beats if b[0] > last]
                 if len(kept) < len(engine_beats):
                     self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
                 merged.extend(kept)
@@ -714,7 +713,7 @@ class StreamProcessor:
             # one engine call (one rules evaluation) per device and batch, all its frames' beats
             for st, engine_beats in engine_beats_of.values():
                 if engine_beats:
-                    updates.extend(self._engine_call(st, "add_beats", engine_beats))
+                    updates.extend(self._engine_call(st, "add_beats", _beat_series(engine_beats)))
                     st.rules_pending = False
             clock.lap("alerts")
         clock.lap("results")
@@ -1005,6 +1004,22 @@ class StreamProcessor:
         return next(
             (st.device_id for st in self._devices.values() if st.patient_id == patient_id), None
         )
+
+
+_EngineRow = tuple[float, int, str, float, bool]
+
+
+def _beat_series(rows: list[_EngineRow]) -> BeatSeries:
+    """The engine's input built from columns (no per-beat objects; the series validates)."""
+    t, idx, label, conf, ok = zip(*rows, strict=True)
+    return BeatSeries(
+        time_s=np.array(t, dtype=np.float64),
+        label=np.array(label, dtype="<U1") if all(len(x) == 1 for x in label) else np.array(label),
+        beat_id=np.arange(len(rows), dtype=np.int64),
+        sample_idx=np.array(idx, dtype=np.int64),
+        confidence=np.array(conf, dtype=np.float64),
+        quality_ok=np.array(ok, dtype=bool),
+    )
 
 
 def new_client_suffix() -> str:
