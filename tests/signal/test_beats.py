@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heartline.errors import SignalError
 from heartline.io import read_annotations, read_record
@@ -136,3 +138,21 @@ def test_model_rr_columns_takes_leading_columns_and_refuses_too_few() -> None:
     assert model_rr_columns(rr, 13).shape == rr.shape
     with pytest.raises(ValueError, match="expects 14 RR features, got 13"):
         model_rr_columns(rr, 14)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=3),
+    st.booleans(),
+)
+def test_fast_medians_equal_numpy_bit_for_bit(values, rows, with_nan) -> None:
+    from heartline.signal.beats import _median, _median_last_axis
+
+    assert _median(values) == np.median(np.asarray(values))
+    w = np.tile(np.asarray(values), (rows, 1)) * np.arange(1, rows + 1)[:, None]
+    if with_nan:
+        w[0, len(values) // 2] = np.nan
+    np.testing.assert_array_equal(
+        _median_last_axis(w), np.median(w, axis=-1, keepdims=True), strict=True
+    )
