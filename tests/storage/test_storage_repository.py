@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from heartline.ingestion.payloads import VitalReading
+from heartline.ingestion.payloads import Frame, VitalReading
 from heartline.storage import make_engine, make_session_factory, session_scope
 from heartline.storage.repository import (
     AlertNotFoundError,
@@ -221,3 +221,84 @@ def test_ecg_storage_is_compact(factory, frame_factory):
     with session_scope(factory) as s:
         block = s.scalars(select(EcgBlock)).one()
         assert len(block.data) == 2 * 360 * 2  # int16 per sample per lead
+
+
+def test_store_frames_batch_mixes_new_replayed_and_encodings(factory, frame_factory):
+    from heartline.storage.repository import store_frames
+
+    vit = (VitalReading(time_s=T0 + 0.5, hr_bpm=72, spo2_pct=97),)
+    f0 = frame_factory(seq=0, vitals=vit)
+    with session_scope(factory) as s:
+        assert store_frames(s, frames=[f0]) == {("dev-1", 0)}
+    f1 = frame_factory(seq=1, start_time_s=T0 + 1)
+    # the same counts sent as a version-2 payload store the same block
+    f2_v1 = frame_factory(seq=2, start_time_s=T0 + 2, vitals=vit)
+    f2 = Frame.from_counts(
+        f2_v1.counts(),
+        device_id="dev-1",
+        seq=2,
+        start_time_s=T0 + 2,
+        fs_hz=360.0,
+        lead_names=("MLII", "V5"),
+        adc_bits=11,
+        adc_gain=(200.0, 200.0),
+        adc_baseline=(1024, 1024),
+        vitals=vit,
+        version=2,
+    )
+    with session_scope(factory) as s:
+        new = store_frames(s, frames=[f0, f1, f2, f1], payload_bytes=[10, 11, 12, 11])
+        assert new == {("dev-1", 1), ("dev-1", 2)}
+    with session_scope(factory) as s:
+        blocks = {b.seq: b for b in s.scalars(select(EcgBlock))}
+        assert sorted(blocks) == [0, 1, 2]
+        assert blocks[2].data == f2_v1.ecg_counts().astype("<i2").tobytes()
+        assert blocks[2].lead_names == ["MLII", "V5"] and blocks[2].baselines == [1024, 1024]
+        frames = {r.seq: r for r in s.scalars(select(FrameRecord))}
+        assert frames[1].payload_bytes == 11 and blocks[1].frame_id == frames[1].id
+        assert s.scalar(select(func.count()).select_from(VitalSign)) == 2
+
+
+def test_fast_inserts_store_what_sqlalchemy_stores(factory):
+    """The DBAPI executemany path binds values exactly like ``session.execute(insert(...))``."""
+    from sqlalchemy import insert, text
+
+    from heartline.storage.tables import Beat
+
+    t = _t(0.123456)
+    row = {
+        "patient_id": "p1",
+        "device_id": "dev-1",
+        "seq": 3,
+        "time": t,
+        "label": "N",
+        "probabilities": {"N": 0.25, "V": 0.75},
+        "confidence": 0.75,
+    }
+    with session_scope(factory) as s:
+        s.execute(insert(Beat.__table__), [{**row, "sample_idx": 1}])
+        n = add_beats(
+            s,
+            patient_id="p1",
+            beats=[
+                BeatIn(
+                    device_id="dev-1",
+                    seq=3,
+                    sample_idx=2,
+                    time=t,
+                    label="N",
+                    probabilities={"N": 0.25, "V": 0.75},
+                    confidence=0.75,
+                )
+            ],
+        )
+        assert n == 1
+    with session_scope(factory) as s:
+        # raw column values as the database holds them (no SQLAlchemy type processing)
+        got = s.execute(
+            text(
+                "SELECT sample_idx, CAST(time AS TEXT), CAST(probabilities AS TEXT), confidence "
+                "FROM beats ORDER BY sample_idx"
+            )
+        ).all()
+        assert [r[1:] for r in got[:1]] == [r[1:] for r in got[1:]]

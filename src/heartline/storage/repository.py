@@ -9,13 +9,14 @@ use ``INSERT .. ON CONFLICT DO NOTHING`` in the SQLite and PostgreSQL dialects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Dialect, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from heartline.errors import HeartlineError
@@ -119,16 +120,158 @@ class BeatIn:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _insert(session: Session, table: Any) -> Any:
-    """A dialect-specific INSERT supporting ``on_conflict_do_nothing``."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported backends
-        raise StorageError(f"unsupported database dialect {name!r}: use PostgreSQL or SQLite")
-    return insert(table)
+@dataclass(frozen=True)
+class _FastInsert:
+    """A one-row ``INSERT [.. ON CONFLICT DO NOTHING] [.. RETURNING]`` compiled once per
+    dialect and table, run for many rows without SQLAlchemy's per-row machinery.
+
+    The rows are bound with the columns' own SQLAlchemy bind processors (the stored values are
+    those ``session.execute(insert(table), rows)`` stores) and handed to the DBAPI cursor in the
+    session's transaction: :meth:`run` as one ``executemany``, :meth:`run_returning` as
+    multi-row ``VALUES`` statements whose ``RETURNING`` rows come back. SQLAlchemy's
+    ``executemany`` builds a parameter dictionary per row through its compiled-statement
+    machinery, which cost more than the database's own work for the live pipeline's many small
+    rows.
+    """
+
+    sql: str
+    names: tuple[str, ...]  # bound parameters, in the statement's order
+    order: tuple[int, ...]  # position of each of ``names`` in the caller's columns
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+    # ``sql`` split around its one VALUES row, for multi-row statements
+    head: str
+    row: str
+    tail: str
+
+    #: Rows per multi-row statement (SQLite allows 32766 parameters, PostgreSQL 65535).
+    CHUNK_ROWS = 500
+
+    @classmethod
+    def build(
+        cls,
+        dialect: Dialect,
+        table: Table,
+        columns: Sequence[str],
+        conflict: Sequence[str] = (),
+        returning: Sequence[str] = (),
+    ) -> _FastInsert:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - only the two supported backends
+            raise StorageError(
+                f"unsupported database dialect {dialect.name!r}: use PostgreSQL or SQLite"
+            )
+        stmt = insert(table).values({c: bindparam(c) for c in columns})
+        if conflict:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        if returning:
+            stmt = stmt.returning(*(table.c[c] for c in returning))
+        # for_executemany: no implicit RETURNING of the primary key (PostgreSQL)
+        compiled = stmt.compile(dialect=dialect, for_executemany=True)
+        positional = dialect.paramstyle in ("qmark", "format")
+        names = tuple(compiled.positiontup or ()) if positional else tuple(columns)
+        if sorted(names) != sorted(columns):  # pragma: no cover - a SQLAlchemy change
+            raise StorageError(f"compiled INSERT binds {names}, expected {list(columns)}")
+        # the dialect's implementation of each type (PostgreSQL's JSON wraps values for psycopg)
+        processors = tuple(
+            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
+        )
+        order = tuple(list(columns).index(n) for n in names)
+        sql = compiled.string
+        start = sql.index(" VALUES (") + len(" VALUES ")
+        depth, stop = 0, start
+        for stop in range(start, len(sql)):
+            depth += {"(": 1, ")": -1}.get(sql[stop], 0)
+            if depth == 0:
+                break
+        row = sql[start : stop + 1]
+        if depth or row.count("?" if positional else "%(") != len(names):
+            raise StorageError(f"cannot find the VALUES row of {sql!r}")  # pragma: no cover
+        return cls(sql, names, order, processors, positional, sql[:start], row, sql[stop + 1 :])
+
+    def _bind(self, rows: Sequence[Sequence[Any]], prebound: frozenset[str]) -> list[list[Any]]:
+        order = self.order
+        procs = [
+            (i, f)
+            for i, (n, f) in enumerate(zip(self.names, self.processors, strict=True))
+            if f is not None and n not in prebound
+        ]
+        bound = []
+        for r in rows:
+            values = [r[j] for j in order]
+            for i, f in procs:
+                values[i] = f(values[i])
+            bound.append(values)
+        return bound
+
+    def run(
+        self,
+        session: Session,
+        rows: Sequence[Sequence[Any]],
+        *,
+        prebound: frozenset[str] = frozenset(),
+    ) -> int:
+        """Insert ``rows`` (values in the ``columns`` order of :meth:`build`; those named in
+        ``prebound`` already bound with :meth:`processor`); the number of rows inserted
+        (conflicting rows are not counted)."""
+        if not rows:
+            return 0
+        bound = self._bind(rows, prebound)
+        params: list[Any] = (
+            [tuple(v) for v in bound]
+            if self.positional
+            else [dict(zip(self.names, v, strict=True)) for v in bound]
+        )
+        result = session.connection().exec_driver_sql(self.sql, params)
+        return int(result.rowcount)
+
+    def run_returning(self, session: Session, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Insert ``rows`` with multi-row statements; the ``RETURNING`` rows of those inserted."""
+        out: list[Any] = []
+        conn = session.connection()
+        for k in range(0, len(rows), self.CHUNK_ROWS):
+            bound = self._bind(rows[k : k + self.CHUNK_ROWS], frozenset())
+            if self.positional:
+                sql = self.head + ", ".join([self.row] * len(bound)) + self.tail
+                flat: Any = tuple(v for values in bound for v in values)
+            else:
+                parts, flat = [], {}
+                for i, values in enumerate(bound):
+                    parts.append(self.row.replace(")s", f"_{i})s"))
+                    flat.update({f"{n}_{i}": v for n, v in zip(self.names, values, strict=True)})
+                sql = self.head + ", ".join(parts) + self.tail
+            out.extend(conn.exec_driver_sql(sql, flat).all())
+        return out
+
+    def processor(self, column: str) -> Callable[[Any], Any]:
+        """The bind processor of ``column`` (identity when the type has none)."""
+        f = self.processors[self.names.index(column)]
+        return f if f is not None else (lambda v: v)
+
+
+_FAST_INSERTS: dict[tuple[Any, ...], _FastInsert] = {}
+_FAST_LOCK = threading.Lock()
+
+
+def _fast_insert(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    conflict: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> _FastInsert:
+    dialect = session.get_bind().dialect
+    key = (dialect.name, table.name, tuple(columns), tuple(conflict), tuple(returning))
+    found = _FAST_INSERTS.get(key)
+    if found is None:
+        with _FAST_LOCK:
+            found = _FAST_INSERTS.setdefault(
+                key, _FastInsert.build(dialect, table, columns, conflict, returning)
+            )
+    return found
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -205,6 +348,32 @@ def register_device(
 
 # -------------------------------------------------------------------------------------- frames
 _VITAL_FIELDS = ("hr_bpm", "spo2_pct", "temp_c", "sbp_mmhg", "dbp_mmhg")
+_BLOCK_COLUMNS = (
+    "frame_id",
+    "device_id",
+    "seq",
+    "patient_id",
+    "start_time",
+    "fs_hz",
+    "n_samples",
+    "lead_names",
+    "gains",
+    "baselines",
+    "data",
+)
+_BLOCK_JSON = frozenset({"lead_names", "gains", "baselines"})
+_FRAME_COLUMNS = ("device_id", "seq", "patient_id", "device_time", "received_at", "payload_bytes")
+_VITAL_COLUMNS = ("frame_id", "device_id", "patient_id", "time", *_VITAL_FIELDS)
+_BEAT_COLUMNS = (
+    "patient_id",
+    "device_id",
+    "seq",
+    "sample_idx",
+    "time",
+    "label",
+    "probabilities",
+    "confidence",
+)
 
 
 def store_frame(
@@ -309,63 +478,71 @@ def store_frames(
         if key not in unique:
             unique[key] = (f, payload_bytes[i] if payload_bytes is not None else None)
     frame_rows = [
-        {
-            "device_id": f.device_id,
-            "seq": f.seq,
-            "patient_id": owner[f.device_id],
-            "device_time": f.start_time,
-            "received_at": received_at,
-            "payload_bytes": nbytes,
-        }
+        (f.device_id, f.seq, owner[f.device_id], f.start_time, received_at, nbytes)
         for f, nbytes in unique.values()
     ]
-    table = FrameRecord.__table__
-    stmt = (
-        _insert(session, table)
-        .on_conflict_do_nothing(index_elements=["device_id", "seq"])
-        .returning(table.c.id, table.c.device_id, table.c.seq)
-    )
-    ids: dict[tuple[str, int], int] = {
-        (dev, int(seq)): int(fid) for fid, dev, seq in session.execute(stmt, frame_rows)
-    }
+    returned = _fast_insert(
+        session,
+        FrameRecord.__table__,
+        _FRAME_COLUMNS,
+        ("device_id", "seq"),
+        ("id", "device_id", "seq"),
+    ).run_returning(session, frame_rows)
+    ids: dict[tuple[str, int], int] = {(dev, int(seq)): int(fid) for fid, dev, seq in returned}
     if len(ids) < len(unique):
         log.debug("%d duplicate frame(s) ignored", len(unique) - len(ids))
     if not ids:
         return set()
-    blocks: list[dict[str, Any]] = []
-    vitals: list[dict[str, Any]] = []
-    for key, fid in ids.items():
+    block_insert = _fast_insert(session, EcgBlock.__table__, _BLOCK_COLUMNS)
+    # lead names, gains and baselines (JSON) are the same for most frames: bound once each
+    scales: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+    json_names = tuple(block_insert.processor(c) for c in ("lead_names", "gains", "baselines"))
+    blocks: list[tuple[Any, ...]] = []
+    vitals: list[tuple[Any, ...]] = []
+    for key in unique:  # in the order given (ids as the database assigned them)
+        fid = ids.get(key)
+        if fid is None:
+            continue
         f = unique[key][0]
         patient_id = owner[f.device_id]
+        scale_key = (*f.lead_names, None, *f.adc_gain, None, *f.adc_baseline)
+        scale = scales.get(scale_key)
+        if scale is None:
+            scale = scales[scale_key] = (
+                json_names[0](list(f.lead_names)),
+                json_names[1]([float(g) for g in f.adc_gain]),
+                json_names[2]([int(b) for b in f.adc_baseline]),
+            )
         blocks.append(
-            {
-                "frame_id": fid,
-                "device_id": f.device_id,
-                "seq": f.seq,
-                "patient_id": patient_id,
-                "start_time": f.start_time,
-                "fs_hz": float(f.fs_hz),
-                "n_samples": f.n_samples,
-                "lead_names": list(f.lead_names),
-                "gains": [float(g) for g in f.adc_gain],
-                "baselines": [int(b) for b in f.adc_baseline],
+            (
+                fid,
+                f.device_id,
+                f.seq,
+                patient_id,
+                f.start_time,
+                float(f.fs_hz),
+                f.n_samples,
+                *scale,
                 # (n_leads, n_samples), lead-major
-                "data": f.ecg_counts().astype("<i2").tobytes(),
-            }
+                f.ecg_counts().astype("<i2").tobytes(),
+            )
         )
         for vital in f.vitals:
-            row = dict.fromkeys(_VITAL_FIELDS)
-            row.update(vital.values())
-            row.update(
-                frame_id=fid,
-                device_id=f.device_id,
-                patient_id=patient_id,
-                time=datetime.fromtimestamp(vital.time_s, tz=UTC),
+            vitals.append(
+                (
+                    fid,
+                    f.device_id,
+                    patient_id,
+                    datetime.fromtimestamp(vital.time_s, tz=UTC),
+                    vital.hr_bpm,
+                    vital.spo2_pct,
+                    vital.temp_c,
+                    vital.sbp_mmhg,
+                    vital.dbp_mmhg,
+                )
             )
-            vitals.append(row)
-    session.execute(EcgBlock.__table__.insert(), blocks)
-    if vitals:
-        session.execute(VitalSign.__table__.insert(), vitals)
+    block_insert.run(session, blocks, prebound=_BLOCK_JSON)
+    _fast_insert(session, VitalSign.__table__, _VITAL_COLUMNS).run(session, vitals)
     return set(ids)
 
 
@@ -458,44 +635,38 @@ def add_beats(session: Session, *, patient_id: str, beats: Iterable[BeatIn]) -> 
 
 def add_beats_by_patient(session: Session, *, beats: Mapping[str, Iterable[BeatIn]]) -> int:
     """:func:`add_beats` for several patients in one statement (``patient_id -> beats``)."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for patient_id, patient_beats in beats.items():
         _beat_rows(rows, patient_id, patient_beats)
     return _insert_beat_rows(session, rows)
 
 
-def _beat_rows(rows: list[dict[str, Any]], patient_id: str, beats: Iterable[BeatIn]) -> None:
+def _beat_rows(rows: list[tuple[Any, ...]], patient_id: str, beats: Iterable[BeatIn]) -> None:
     for b in beats:
         if b.sample_idx < 0:
             raise ValueError(f"sample_idx must be >= 0, got {b.sample_idx}")
         if b.confidence is not None and not 0.0 <= b.confidence <= 1.0:
             raise ValueError(f"confidence must be in [0, 1], got {b.confidence}")
         rows.append(
-            {
-                "patient_id": patient_id,
-                "device_id": b.device_id,
-                "seq": b.seq,
-                "sample_idx": b.sample_idx,
-                "time": _aware("time", b.time),
-                "label": b.label,
-                "probabilities": dict(b.probabilities) if b.probabilities is not None else None,
-                "confidence": b.confidence,
-            }
+            (
+                patient_id,
+                b.device_id,
+                b.seq,
+                b.sample_idx,
+                _aware("time", b.time),
+                b.label,
+                dict(b.probabilities) if b.probabilities is not None else None,
+                b.confidence,
+            )
         )
 
 
-def _insert_beat_rows(session: Session, rows: list[dict[str, Any]]) -> int:
-    if not rows:
-        return 0
-    table = Beat.__table__
-    # executemany + RETURNING: SQLAlchemy batches the rows into multi-row VALUES statements
-    # ("insertmanyvalues") from one cached compilation; conflicting rows return nothing.
-    stmt = (
-        _insert(session, table)
-        .on_conflict_do_nothing(index_elements=["device_id", "seq", "sample_idx"])
-        .returning(table.c.id)
-    )
-    return len(session.execute(stmt, rows).all())
+def _insert_beat_rows(session: Session, rows: list[tuple[Any, ...]]) -> int:
+    """Insert beat rows (:data:`_BEAT_COLUMNS` order); conflicting (replayed) rows are skipped."""
+    # one DBAPI executemany; the database counts the rows it inserted (not the skipped ones)
+    return _fast_insert(
+        session, Beat.__table__, _BEAT_COLUMNS, ("device_id", "seq", "sample_idx")
+    ).run(session, rows)
 
 
 def beats_between(
