@@ -168,3 +168,26 @@ def test_config_validation():
         WearableConfig("d", drop_frame_prob=1.0)
     with pytest.raises(ValueError, match="frame_s"):
         WearableConfig("d", frame_s=0.0)
+
+
+def test_payload_version_2_carries_the_same_frames(rec100, data_dir):
+    from heartline.ingestion.payloads import parse_frame
+
+    def make(version):
+        cfg = WearableConfig(
+            "sim-3", record="100", start_offset_s=0.0, seed=3, payload_version=version
+        )
+        return frames(VirtualWearable(cfg, start_time_s=T0, data_dir=data_dir), 12)
+
+    v1, v2 = make(1), make(2)
+    for a, b in zip(v1, v2, strict=True):
+        assert (a.frame.v, b.frame.v) == (1, 2)
+        np.testing.assert_array_equal(a.frame.counts(), b.frame.counts())
+        assert a.frame.vitals == b.frame.vitals
+        assert parse_frame(b.frame.to_json()) == b.frame
+        assert len(b.frame.to_json()) < 0.75 * len(a.frame.to_json())
+    np.testing.assert_array_equal(
+        np.concatenate([g.frame.counts() for g in v2]), rec100[: 12 * 360]
+    )
+    with pytest.raises(ValueError, match="payload_version"):
+        WearableConfig("d", payload_version=3)

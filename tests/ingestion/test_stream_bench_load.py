@@ -23,6 +23,17 @@ def test_pool_payloads_are_valid_frames_of_the_record(data_dir) -> None:
     np.testing.assert_allclose(f.signal_mv(), rec.signal[360:720], atol=1e-9)
 
 
+def test_pool_encodings_give_the_same_frames(data_dir) -> None:
+    v1 = _FramePool(("208",), 2, data_dir, payload_version=1)
+    v2 = _FramePool(("208",), 2, data_dir)  # version 2 by default
+    for k in range(2):
+        a = parse_frame(v1.payload(0, k, "cap-00002", k, 1_763_000_000.0 + k))
+        b = parse_frame(v2.payload(0, k, "cap-00002", k, 1_763_000_000.0 + k))
+        assert (a.v, b.v) == (1, 2)
+        np.testing.assert_array_equal(a.ecg_counts(), b.ecg_counts())
+        assert a.model_dump(exclude={"v", "ecg"}) == b.model_dump(exclude={"v", "ecg"})
+
+
 def test_markdown_report_renders() -> None:
     step = {
         "patients": 10,

@@ -211,18 +211,36 @@ class _ProcessorPool:
 
 # ------------------------------------------------------------------------------ load generator
 class _FramePool:
-    """Pre-built JSON fragments (ECG counts, vitals) of the first ``seconds`` of some records."""
+    """Pre-built JSON fragments (ECG, vitals) of the first ``seconds`` of some records.
 
-    def __init__(self, records: tuple[str, ...], seconds: int, data_dir: Path | None) -> None:
+    ``payload_version`` picks the ECG encoding of the payloads (2: base64 int16, what the
+    simulated fleet sends; 1: JSON integer lists, for servers that predate version 2).
+    """
+
+    def __init__(
+        self,
+        records: tuple[str, ...],
+        seconds: int,
+        data_dir: Path | None,
+        *,
+        payload_version: int = 2,
+    ) -> None:
         from itertools import islice
 
         from heartline.devices.simulator import VirtualWearable, WearableConfig
 
         self.records = records
+        self.payload_version = payload_version
         self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
         for r in records:
             w = VirtualWearable(
-                WearableConfig(device_id="pool", record=r, start_offset_s=0.0, seed=0),
+                WearableConfig(
+                    device_id="pool",
+                    record=r,
+                    start_offset_s=0.0,
+                    seed=0,
+                    payload_version=payload_version,
+                ),
                 start_time_s=1.7e9,
                 data_dir=data_dir,
             )
@@ -242,7 +260,8 @@ class _FramePool:
         ecg, vit = self.frames[record_idx][k % self.seconds]
         vitals = [{**v, "time_s": round(start_time_s + v["time_s"], 3)} for v in vit]
         return (
-            f'{{"v":1,"device_id":"{device_id}","seq":{seq},"start_time_s":{start_time_s:.3f},'
+            f'{{"v":{self.payload_version},"device_id":"{device_id}","seq":{seq},'
+            f'"start_time_s":{start_time_s:.3f},'
             f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
             f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
             f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
