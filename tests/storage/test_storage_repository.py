@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from heartline.ingestion.payloads import Frame, VitalReading
@@ -302,3 +304,24 @@ def test_fast_inserts_store_what_sqlalchemy_stores(factory):
             )
         ).all()
         assert [r[1:] for r in got[:1]] == [r[1:] for r in got[1:]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    when=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset_min=st.integers(-14 * 60, 14 * 60),
+)
+def test_sqlite_time_binding_matches_sqlalchemy(when, offset_min):
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from heartline.storage.repository import _sqlite_utc_text
+    from heartline.storage.tables import UtcDateTime
+
+    dialect = sqlite.dialect()
+    reference = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    value = when.replace(tzinfo=timezone(timedelta(minutes=offset_min)))
+    assert _sqlite_utc_text(value) == reference(value)
+    with pytest.raises(ValueError, match="naive"):
+        _sqlite_utc_text(when)
