@@ -57,8 +57,10 @@ from heartline.alerts.rules import (
     Beat,
     BeatSeries,
     Episode,
+    Reported,
     RuleConfig,
     Severity,
+    _frozen,
     _json_value,
     _smoothed_rate,
     evaluate_rules,
@@ -329,6 +331,10 @@ class AlertEngine:
         self._conf = np.zeros(0)
         self._ok = np.zeros(0, dtype=bool)
         self._noisy: list[tuple[float, float]] = []
+        # the window's BeatSeries.beat_ok() and rr_valid(), kept up to date element by element
+        # (new beats against every span, every beat against a new span; see _mark_noisy)
+        self._beat_ok = np.zeros(0, dtype=bool)
+        self._rr_valid = np.zeros(0, dtype=bool)
         # ventricular flutter/fibrillation spans from the R-peak detector: (start_s, end_s or None)
         self._vf: list[tuple[float, float | None]] = []
         self._next_beat_id = 0
@@ -346,6 +352,8 @@ class AlertEngine:
         # cached smoothed rate serves NEWS2); _version counts changes to either
         self._version = 0
         self._series: tuple[int, BeatSeries] | None = None
+        # pass the rules what _apply would ignore (they skip building it); False: build it all
+        self._prune = True
 
     # -- inputs -------------------------------------------------------------------------------
     def add_beats(
@@ -380,6 +388,9 @@ class AlertEngine:
                     int(np.count_nonzero(~keep)),
                 )
             n_new = int(np.count_nonzero(keep))
+            for span in series.noisy_spans_s:
+                self._mark_noisy(*span)  # the beats already in the window
+            n_old = self._time.size
             self._time = np.concatenate([self._time, series.time_s[keep]])
             self._label = np.concatenate([self._label, series.label[keep]])
             self._beat_id = np.concatenate(
@@ -390,6 +401,7 @@ class AlertEngine:
             self._ok = np.concatenate([self._ok, series.quality_ok[keep]])
             self._next_beat_id += n_new
             self._noisy.extend(series.noisy_spans_s)
+            self._extend_masks(n_old)
             self._version += 1
             if self._time.size:
                 self._now = max(self._now, float(self._time[-1]))
@@ -412,6 +424,7 @@ class AlertEngine:
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
         if not ok:
+            self._mark_noisy(start, end)
             self._noisy.append((start, end))
             self._version += 1
         if not evaluate:
@@ -607,7 +620,7 @@ class AlertEngine:
     def window(self) -> BeatSeries:
         """The beats (and noisy spans) currently analysed."""
         # every array was validated when its beats were added (BeatSeries.from_beats)
-        return BeatSeries._trusted(
+        series = BeatSeries._trusted(
             self._time,
             self._label,
             self._beat_id,
@@ -616,6 +629,47 @@ class AlertEngine:
             self._ok,
             tuple(self._noisy),
         )
+        # the validity masks the series would compute, kept by the engine (never written in
+        # place: the series shares them read-only)
+        series._memo["beat_ok"] = _frozen(self._beat_ok)
+        series._memo["rr_valid"] = _frozen(self._rr_valid)
+        return series
+
+    # -- validity masks -------------------------------------------------------------------------
+    def _mark_noisy(self, start: float, stop: float) -> None:
+        """Apply a new noisy span ``[start, stop)`` to the masks of the beats in the window.
+
+        ``BeatSeries.beat_ok`` and ``rr_valid`` AND one term per span into each entry, so a
+        new span ANDs in its own term (a new array: the last series holds the old one).
+        """
+        t = self._time
+        if t.size == 0:
+            return
+        inside = (t >= start) & (t < stop)
+        self._beat_ok = self._beat_ok & ~inside
+        if t.size > 1:
+            ok = self._beat_ok
+            overlap = (t[:-1] < stop) & (t[1:] > start)
+            self._rr_valid = self._rr_valid & ok[:-1] & ok[1:] & ~overlap
+
+    def _extend_masks(self, n_old: int) -> None:
+        """Masks of the beats from ``n_old`` on and of the intervals that end at them."""
+        t, n = self._time, self._time.size
+        if n == n_old:
+            return
+        t_new = t[n_old:]
+        ok_new = self._ok[n_old:].copy()
+        a = max(n_old - 1, 0)  # first new interval: from the last old beat (if any)
+        if self._noisy:
+            sp = np.asarray(self._noisy, dtype=np.float64).reshape(-1, 2)
+            start, stop = sp[:, 0], sp[:, 1]
+            ok_new &= ~((t_new[:, None] >= start) & (t_new[:, None] < stop)).any(axis=1)
+        ok = np.concatenate([self._beat_ok, ok_new])
+        valid = ok[a:-1] & ok[a + 1 :]
+        if self._noisy and valid.size:
+            valid &= ~((t[a:-1, None] < stop) & (t[a + 1 :, None] > start)).any(axis=1)
+        self._beat_ok = ok
+        self._rr_valid = np.concatenate([self._rr_valid, valid])
 
     # -- internals ----------------------------------------------------------------------------
     def _trim(self) -> None:
@@ -628,8 +682,12 @@ class AlertEngine:
                 self._beat_id[k:],
             )
             self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
+            # interval j joins beats j and j + 1: the first k intervals go with the first k beats
+            self._beat_ok, self._rr_valid = self._beat_ok[k:], self._rr_valid[k:]
             self._version += 1
         if any(b < horizon for _a, b in self._noisy):
+            # a span ending before the horizon touches no beat of the window (all at or after
+            # it) nor any interval between them: the masks stay as they are
             self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
             self._version += 1
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
@@ -650,7 +708,10 @@ class AlertEngine:
                 self._af_next_beat_id = self._next_beat_id + self.config.af_cadence_beats
             else:
                 skip = ("af_like",)  # not enough new beats since it last ran
-            for ep in evaluate_rules(series, config=self.config.rules, now_s=now, skip=skip):
+            reported = self._reported() if self._prune else None
+            for ep in evaluate_rules(
+                series, config=self.config.rules, now_s=now, skip=skip, reported=reported
+            ):
                 if ep.end_s <= self._last_closed_end.get(ep.kind, -math.inf):
                     continue  # already reported by an alert that has closed
                 if ep.kind == "v_couplet" and ep.ongoing:
@@ -679,6 +740,27 @@ class AlertEngine:
             if self._now - op.last_evidence_s > self.config.hold_off_for(kind):
                 self._close(kind, updates, end_s=op.last_evidence_s)
         return self._finish(updates)
+
+    def _reported(self) -> dict[str, Reported]:
+        """Per kind, the episodes :meth:`_apply` would ignore (the rules need not build them).
+
+        ``_apply`` ignores an episode that ends no later than the last evidence of the kind's
+        last closed alert, or that merges into the open alert (starts within its hold-off)
+        without ending later or being more severe. Both limits only move forward, during a call
+        and across calls, so an episode ignored under the state before the call would be ignored
+        wherever it came in the call: leaving it out changes nothing.
+        """
+        out: dict[str, Reported] = {}
+        for kind, end in self._last_closed_end.items():
+            out[kind] = Reported(closed_end_s=end)
+        for kind, op in self._open.items():
+            out[kind] = Reported(
+                closed_end_s=self._last_closed_end.get(kind, -math.inf),
+                open_last_s=op.last_evidence_s,
+                open_until_s=op.last_evidence_s + self.config.hold_off_for(kind),
+                open_severity=op.event.severity,
+            )
+        return out
 
     def _overlaps_vf(self, start_s: float, end_s: float) -> bool:
         for a, b in self._vf:

@@ -63,6 +63,7 @@ __all__ = [
     "BeatSeries",
     "Episode",
     "HeartRate",
+    "Reported",
     "RuleConfig",
     "Severity",
     "detect_af_like",
@@ -240,7 +241,7 @@ class BeatSeries:
         if n > 1 and np.any(np.diff(t) < 0):
             raise ValueError("time_s must be non-decreasing (beats in time order)")
         raw = np.asarray(self.label)
-        if raw.dtype.kind == "U" and bool(np.all(np.isin(raw, AAMI_CLASSES))):
+        if raw.dtype.kind == "U" and _all_aami(raw):
             label = raw.astype("<U1")
         else:
             label = np.array([_normalise_label(x) for x in raw.reshape(-1).tolist()], dtype="<U1")
@@ -445,6 +446,16 @@ class BeatSeries:
         return valid
 
 
+_AAMI_SET = frozenset(AAMI_CLASSES)
+
+
+def _all_aami(raw: np.ndarray) -> bool:
+    """``np.all(np.isin(raw, AAMI_CLASSES))`` for a string array (a set test when small)."""
+    if raw.size <= 1024:  # the stream processor's few beats per call: no isin set-up
+        return _AAMI_SET.issuperset(raw.reshape(-1).tolist())
+    return bool(np.all(np.isin(raw, AAMI_CLASSES)))
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     """``a`` made read-only (a cached array shared by several rules)."""
     a.flags.writeable = False
@@ -586,6 +597,65 @@ def _check_positive(value: float, name: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class Reported:
+    """What a caller has already acted on for one episode kind (the alert engine's state).
+
+    A rule given a ``reported`` mapping does not build the episodes that it *covers*: those
+    the caller would ignore anyway. The alert engine ignores an episode that ends no later
+    than the last evidence of a closed alert of its kind, or that lies within the debounce of
+    the open alert of its kind (starts no later than ``open_until_s``), ends no later than its
+    last evidence and is no more severe (see ``AlertEngine._apply``). The engine's state only
+    moves these limits forward, so what is covered stays covered.
+
+    Attributes
+    ----------
+    closed_end_s : float
+        Last evidence of the latest closed alert (``-inf`` when none).
+    open_last_s : float
+        Last evidence of the open alert (``-inf`` when none).
+    open_until_s : float
+        ``open_last_s`` plus the hold-off: a later start is a new episode.
+    open_severity : Severity or None
+        Severity of the open alert (``None`` when none).
+    """
+
+    closed_end_s: float = -math.inf
+    open_last_s: float = -math.inf
+    open_until_s: float = -math.inf
+    open_severity: Severity | None = None
+
+    def covers(self, severity: Severity, start_s: float, end_s: float) -> bool:
+        """Whether an episode with this severity and span is covered (``start_s <= end_s``)."""
+        if end_s <= self.closed_end_s:
+            return True
+        return (
+            self.open_severity is not None
+            and start_s <= self.open_until_s
+            and end_s <= self.open_last_s
+            and not severity > self.open_severity
+        )
+
+
+def _covered(
+    reported: Mapping[str, Reported] | None,
+    kind: str,
+    severity: Severity,
+    start_s: float,
+    end_s: float,
+) -> bool:
+    """Whether ``reported`` covers an episode (never when ``reported`` is ``None``)."""
+    if reported is None:
+        return False
+    r = reported.get(kind)
+    return r is not None and r.covers(severity, start_s, end_s)
+
+
+def _span_of(series: BeatSeries, idx: np.ndarray | range) -> tuple[float, float]:
+    """``(start_s, end_s)`` that :func:`_episode` gives an episode of the beats ``idx``."""
+    return float(series.time_s[idx[0]]), float(series.time_s[idx[-1]])
+
+
 # --------------------------------------------------------------------------------------------
 # Heart rate
 # --------------------------------------------------------------------------------------------
@@ -719,24 +789,50 @@ def _rate_episodes(
     severity_of: Callable[[np.ndarray], Severity],
     describe: Callable[[np.ndarray], str],
     extreme: Callable[[np.ndarray], float],
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     out = []
     n = len(series)
     for a, b in _runs(condition):
-        idx = np.arange(a, b)
         dur = float(series.time_s[b - 1] - series.time_s[a])
         if dur < min_duration_s:
             continue
         rates = smoothed[a:b]
+        severity = severity_of(rates)
+        if _covered(reported, kind, severity, *_span_of(series, range(a, b))):
+            continue
         values = {
             "extreme_bpm": extreme(rates),
             "mean_bpm": float(np.mean(rates)),
             "duration_s": dur,
         }
         out.append(
-            _episode(kind, severity_of(rates), series, idx, values, describe(rates), ongoing=b == n)
+            _episode(
+                kind, severity, series, np.arange(a, b), values, describe(rates), ongoing=b == n
+            )
         )
     return tuple(out)
+
+
+def _rate_cannot_cross(series: BeatSeries, threshold_bpm: float, *, below: bool) -> bool:
+    """True when no smoothed rate can fall below (``below``) or rise above the limit.
+
+    The smoothed rate (rounded to 1e-6 bpm) is ``60 / mean`` of valid positive RR intervals,
+    so it falls below ``threshold_bpm`` only if one of them is longer than ``60 /
+    threshold_bpm`` (less float error), and rises above it only if one is shorter; the 1 %
+    margin dwarfs the rounding and summation errors. An exact shortcut: the
+    rules return no episode in that case, as the full computation would.
+    """
+    rr = series.rr_s
+    if rr.size == 0:
+        return True  # fewer than two beats: no smoothed rate at all
+    rr = rr[series.rr_valid()]
+    rr = rr[rr > 0]  # the intervals the smoothed rate averages
+    if rr.size == 0:
+        return True  # no usable interval: the smoothed rate is NaN throughout
+    if below:
+        return bool(rr.max() < 0.99 * 60.0 / threshold_bpm)
+    return threshold_bpm >= 1.0 and bool(rr.min() >= 1.01 * 60.0 / threshold_bpm)
 
 
 def detect_bradycardia(
@@ -746,6 +842,7 @@ def detect_bradycardia(
     high_bpm: float = 40.0,
     min_duration_s: float = 10.0,
     window_beats: int = 10,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Sustained bradycardia: smoothed heart rate below ``threshold_bpm`` for ``min_duration_s``.
 
@@ -764,6 +861,8 @@ def detect_bradycardia(
         The rate must stay below the limit this long (s) (the alarm condition delay).
     window_beats : int
         RR intervals averaged for the smoothed rate (:func:`heart_rate`).
+    reported : mapping of str to Reported, optional
+        Episodes it covers are not built (see :class:`Reported`; the alert engine's state).
 
     Returns
     -------
@@ -771,8 +870,10 @@ def detect_bradycardia(
         Kind ``"bradycardia"``; ``values``: ``extreme_bpm`` (lowest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
+    if _rate_cannot_cross(series, threshold_bpm, below=True):
+        return ()
     smoothed = _smoothed_rate(series, window_beats)
-    cond = np.nan_to_num(smoothed, nan=np.inf) < threshold_bpm
+    cond = smoothed < threshold_bpm  # NaN (too few intervals) compares False
     return _rate_episodes(
         "bradycardia",
         series,
@@ -784,6 +885,7 @@ def detect_bradycardia(
             f"Bradycardia: heart rate down to {np.min(r):.0f} bpm (limit {threshold_bpm:g})"
         ),
         extreme=lambda r: float(np.min(r)),
+        reported=reported,
     )
 
 
@@ -794,11 +896,14 @@ def detect_tachycardia(
     high_bpm: float = 150.0,
     min_duration_s: float = 10.0,
     window_beats: int = 10,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Sustained tachycardia: smoothed heart rate above ``threshold_bpm`` for ``min_duration_s``.
 
     Severity ``warning``; ``high`` above ``high_bpm``. The 120 bpm default is a common adult
     monitor alarm limit (configurable, IEC 60601-2-27 201.12.1.101 lets the operator set it).
+
+    ``reported``: as for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -806,8 +911,10 @@ def detect_tachycardia(
         Kind ``"tachycardia"``; ``values``: ``extreme_bpm`` (highest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
+    if _rate_cannot_cross(series, threshold_bpm, below=False):
+        return ()
     smoothed = _smoothed_rate(series, window_beats)
-    cond = np.nan_to_num(smoothed, nan=-np.inf) > threshold_bpm
+    cond = smoothed > threshold_bpm  # NaN (too few intervals) compares False
     return _rate_episodes(
         "tachycardia",
         series,
@@ -819,6 +926,7 @@ def detect_tachycardia(
             f"Tachycardia: heart rate up to {np.max(r):.0f} bpm (limit {threshold_bpm:g})"
         ),
         extreme=lambda r: float(np.max(r)),
+        reported=reported,
     )
 
 
@@ -831,6 +939,7 @@ def detect_pauses(
     pause_s: float = 2.0,
     asystole_s: float = 3.0,
     now_s: float | None = None,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Pauses and asystole: a valid RR interval longer than ``pause_s``.
 
@@ -839,7 +948,8 @@ def detect_pauses(
     it is ``critical`` (IEC 60601-2-27 asystole alarm, high priority). When ``now_s`` is given,
     the open interval after the last beat is checked too, so asystole is reported while it is
     happening (the episode is then ``ongoing`` and ends at ``now_s``). Intervals that touch a
-    noisy beat or overlap a noisy span are skipped (lead-off is not asystole).
+    noisy beat or overlap a noisy span are skipped (lead-off is not asystole). ``reported``: as
+    for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -853,9 +963,11 @@ def detect_pauses(
     out: list[Episode] = []
     n = len(series)
 
-    def make(rr: float, idx: np.ndarray, start: float, end: float, ongoing: bool) -> Episode:
+    def make(rr: float, idx: np.ndarray, start: float, end: float, ongoing: bool) -> Episode | None:
         asys = round(rr, 6) > asystole_s
         sev = Severity.CRITICAL if asys else Severity.HIGH
+        if _covered(reported, "pause", sev, start, end):
+            return None
         msg = f"{'Asystole' if asys else 'Pause'}: no beat for {rr:.1f} s"
         return _episode(
             "pause",
@@ -871,17 +983,18 @@ def detect_pauses(
 
     if n > 1:
         rr = series.rr_s
-        hits = np.flatnonzero(series.rr_valid() & (np.round(rr, 6) > pause_s))
+        long = np.round(rr, 6) > pause_s
+        hits = np.flatnonzero(series.rr_valid() & long) if long.any() else ()
         for k in hits:
-            out.append(
-                make(
-                    float(rr[k]),
-                    np.array([k, k + 1]),
-                    float(series.time_s[k]),
-                    float(series.time_s[k + 1]),
-                    False,
-                )
+            ep = make(
+                float(rr[k]),
+                np.array([k, k + 1]),
+                float(series.time_s[k]),
+                float(series.time_s[k + 1]),
+                False,
             )
+            if ep is not None:
+                out.append(ep)
     if now_s is not None and n > 0:
         last = float(series.time_s[-1])
         gap = float(now_s) - last
@@ -889,8 +1002,9 @@ def detect_pauses(
             clean = not any(
                 start < float(now_s) and stop > last for start, stop in series.noisy_spans_s
             )
-            if clean:
-                out.append(make(gap, np.array([n - 1]), last, float(now_s), True))
+            ep = make(gap, np.array([n - 1]), last, float(now_s), True) if clean else None
+            if ep is not None:
+                out.append(ep)
     return tuple(out)
 
 
@@ -913,6 +1027,7 @@ def detect_ventricular_runs(
     vt_rate_bpm: float = 100.0,
     sustained_s: float = 30.0,
     min_confidence: float = 0.0,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Ventricular couplets, slow ventricular runs and ventricular tachycardia.
 
@@ -925,6 +1040,8 @@ def detect_ventricular_runs(
       ``high`` severity (non-sustained VT), ``critical`` once it lasts >= ``sustained_s`` (30 s,
       sustained VT);
     * >= 3 V beats at or below ``vt_rate_bpm``: ``"v_run"`` (idioventricular rhythm, ``warning``).
+
+    ``reported``: as for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -954,6 +1071,17 @@ def detect_ventricular_runs(
         duration = float(series.time_s[last] - series.time_s[first])
         rate = round(60.0 * (n_beats - 1) / duration, 6) if duration > 0 else float("inf")
         ongoing = last == n - 1
+        if reported is not None:
+            if n_beats == 2:
+                kind, sev = "v_couplet", Severity.WARNING
+            elif rate > vt_rate_bpm:
+                kind = "vt"
+                sev = Severity.CRITICAL if duration >= sustained_s else Severity.HIGH
+            else:
+                kind, sev = "v_run", Severity.WARNING
+            span = (float(series.time_s[first]), float(series.time_s[last]))
+            if _covered(reported, kind, sev, *span):
+                continue
         idx = np.arange(first, last + 1)
         values = {"rate_bpm": rate, "duration_s": duration, "sustained": False}
         if n_beats == 2:
@@ -1005,13 +1133,15 @@ def detect_ventricular_patterns(
     min_cycles: int = 4,
     max_rr_s: float = 2.0,
     min_confidence: float = 0.0,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Ventricular bigeminy (``N V N V ...``) and trigeminy (``N N V N N V ...``).
 
     A bigeminal (trigeminal) chain is a sequence of valid V beats each followed, one (two) beats
     later, by the next V beat, with only supraventricular (N or S) valid beats between them and
     valid RR intervals no longer than ``max_rr_s`` throughout (a pause breaks the pattern);
-    ``min_cycles`` V beats make an episode (``warning``).
+    ``min_cycles`` V beats make an episode (``warning``). ``reported``: as for
+    :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -1027,6 +1157,10 @@ def detect_ventricular_patterns(
     vpos = np.flatnonzero(isv)
     if vpos.size < int(min_cycles):  # a chain of min_cycles V beats is impossible
         return ()
+    gap = np.diff(vpos)
+    need = int(min_cycles) - 1  # links of one step in a chain of min_cycles V beats
+    if np.count_nonzero(gap == 2) < need and np.count_nonzero(gap == 3) < need:
+        return ()  # not enough V-to-V gaps of 2 (3) beats for any chain, clean or not
     ok = series.beat_ok()
     conducted = ((series.label == "N") | (series.label == "S")) & ok
     rr_ok = series.rr_valid() & (series.rr_s <= max_rr_s)
@@ -1039,7 +1173,6 @@ def detect_ventricular_patterns(
     p, q = vpos[:-1], vpos[1:]
     # pairs of consecutive V beats with only good beats and intervals between them
     clean = (bad_beat[q] == bad_beat[p + 1]) & (bad_rr[q] == bad_rr[p])
-    gap = q - p
     out = []
     for kind, step in (("ventricular_bigeminy", 2), ("ventricular_trigeminy", 3)):
         # link between consecutive V beats at positions p and p+step
@@ -1053,6 +1186,8 @@ def detect_ventricular_patterns(
                 chain[0] - 1 if chain[0] > 0 and conducted[chain[0] - 1] else chain[0],
                 chain[-1] + 1,
             )
+            if _covered(reported, kind, Severity.WARNING, *_span_of(series, idx)):
+                continue
             name = "bigeminy" if step == 2 else "trigeminy"
             out.append(
                 _episode(
@@ -1075,6 +1210,7 @@ def detect_frequent_ectopy(
     sveb_per_min: float = 6.0,
     window_s: float = 60.0,
     min_confidence: float = 0.0,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Frequent ventricular (PVC) or supraventricular (SVEB) ectopic beats.
 
@@ -1082,7 +1218,7 @@ def detect_frequent_ectopy(
     beat; the episode spans the ectopic beats whose window count exceeds ``pvc_per_min``
     (``sveb_per_min``) scaled to the window. Six PVCs per minute is the classic "frequent PVC"
     alarm limit (Lown grading; a common bedside-monitor default, configurable per
-    IEC 60601-2-27).
+    IEC 60601-2-27). ``reported``: as for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -1116,6 +1252,8 @@ def detect_frequent_ectopy(
         member = np.cumsum(edge[:-1]) > 0
         for a, b in _runs(member):
             idx = pos[a:b]
+            if _covered(reported, kind, Severity.WARNING, *_span_of(series, idx)):
+                continue
             per_min = float(np.max(np.where(hot[a:b], counts[a:b], 0))) * 60.0 / window_s
             out.append(
                 _episode(
@@ -1291,6 +1429,7 @@ def detect_af_like(
     min_duration_s: float = 30.0,
     rvr_bpm: float = 110.0,
     exclude_labels: Sequence[str] = ("V", "F", "Q"),
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Irregularly irregular, AF-like rhythm from RR intervals.
 
@@ -1310,7 +1449,8 @@ def detect_af_like(
     onset. Each RR interval is AF-like when at least half of the windows covering it are; runs
     lasting ``min_duration_s`` (30 s, the ESC 2020 minimum AF episode) become episodes,
     ``warning`` severity, ``high`` when the mean ventricular rate exceeds ``rvr_bpm`` (110 bpm,
-    rapid ventricular response beyond the ESC lenient rate-control target).
+    rapid ventricular response beyond the ESC lenient rate-control target). ``reported``: as
+    for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -1363,8 +1503,11 @@ def detect_af_like(
         # allow short gaps of unusable intervals inside the run (they are contiguous in `usable`)
         if end_s - start_s < min_duration_s:
             continue
-        beat_idx = np.unique(np.concatenate([k, k + 1]))
         mean_bpm = 60.0 / float(np.mean(rr[a:b]))
+        sev = Severity.HIGH if mean_bpm > rvr_bpm else Severity.WARNING
+        if _covered(reported, "af_like", sev, start_s, end_s):
+            continue
+        beat_idx = np.unique(np.concatenate([k, k + 1]))
         fs_in = [f for s, f in feats if s < b and s + window_beats > a]
         values = {
             "mean_bpm": mean_bpm,
@@ -1376,7 +1519,6 @@ def detect_af_like(
             "duration_s": end_s - start_s,
             "method": method,
         }
-        sev = Severity.HIGH if mean_bpm > rvr_bpm else Severity.WARNING
         out.append(
             _episode(
                 "af_like",
@@ -1401,13 +1543,14 @@ def detect_signal_quality(
     *,
     min_duration_s: float = 2.0,
     merge_gap_s: float = 1.0,
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Noisy-signal technical alarm: runs of beats with ``quality_ok`` False and noisy spans.
 
     A technical alarm condition in the sense of IEC 60601-1-8 (IEC 60601-2-27 requires monitors
     to signal noise / leads-off instead of analysing arrhythmias on such signal); ``warning``
     severity. Stretches closer than ``merge_gap_s`` are merged; those lasting at least
-    ``min_duration_s`` are reported.
+    ``min_duration_s`` are reported. ``reported``: as for :func:`detect_bradycardia`.
 
     Returns
     -------
@@ -1439,6 +1582,8 @@ def detect_signal_quality(
     last_t = float(series.time_s[-1]) if n else -math.inf
     for start, stop in merged:
         if stop - start < min_duration_s:
+            continue
+        if _covered(reported, "signal_quality", Severity.WARNING, start, stop):
             continue
         idx = np.flatnonzero(bad & (series.time_s >= start) & (series.time_s <= stop))
         out.append(
@@ -1547,6 +1692,7 @@ def evaluate_rules(
     config: RuleConfig | None = None,
     now_s: float | None = None,
     skip: Collection[str] = (),
+    reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Run every rule on ``series`` and return all episodes sorted by start time.
 
@@ -1560,6 +1706,9 @@ def evaluate_rules(
     skip : collection of str
         Rules not to run this time, by the kind they report (``"af_like"``; the alert engine
         runs its costliest rule only every few beats).
+    reported : mapping of str to Reported, optional
+        Per kind, what the caller has already acted on: the episodes it covers are not built
+        (:class:`Reported`). The others are the same as without it.
 
     Returns
     -------
@@ -1577,6 +1726,7 @@ def evaluate_rules(
         high_bpm=c.brady_high_bpm,
         min_duration_s=c.rate_min_duration_s,
         window_beats=c.hr_window_beats,
+        reported=reported,
     )
     eps += detect_tachycardia(
         series,
@@ -1584,16 +1734,24 @@ def evaluate_rules(
         high_bpm=c.tachy_high_bpm,
         min_duration_s=c.rate_min_duration_s,
         window_beats=c.hr_window_beats,
+        reported=reported,
     )
-    eps += detect_pauses(series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s)
+    eps += detect_pauses(
+        series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s, reported=reported
+    )
     eps += detect_ventricular_runs(
         series,
         vt_rate_bpm=c.vt_rate_bpm,
         sustained_s=c.sustained_vt_s,
         min_confidence=c.min_confidence,
+        reported=reported,
     )
     eps += detect_ventricular_patterns(
-        series, min_cycles=c.pattern_min_cycles, max_rr_s=c.pause_s, min_confidence=c.min_confidence
+        series,
+        min_cycles=c.pattern_min_cycles,
+        max_rr_s=c.pause_s,
+        min_confidence=c.min_confidence,
+        reported=reported,
     )
     eps += detect_frequent_ectopy(
         series,
@@ -1601,6 +1759,7 @@ def evaluate_rules(
         sveb_per_min=c.sveb_per_min,
         window_s=c.ectopy_window_s,
         min_confidence=c.min_confidence,
+        reported=reported,
     )
     unknown = set(skip) - {"af_like"}
     if unknown:
@@ -1615,6 +1774,7 @@ def evaluate_rules(
             entropy_min=c.af_entropy_min,
             min_duration_s=c.af_min_duration_s,
             rvr_bpm=c.af_rvr_bpm,
+            reported=reported,
         )
-    eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s)
+    eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s, reported=reported)
     return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
