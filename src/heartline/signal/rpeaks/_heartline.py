@@ -23,6 +23,31 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 _Cand = tuple[int, float, float, int, float]
 
 
+def _leakage_rows(v: np.ndarray) -> np.ndarray:
+    """Kuo's VF-filter leakage of each row of ``v`` ``(m, n)`` (1.0 where undefined).
+
+    Every row is reduced on its own (row sums over the last axis of C-ordered arrays), so a
+    row's value does not depend on the other rows.
+    """
+    n = v.shape[1]
+    av = np.abs(v)
+    s1 = av.sum(axis=1)
+    s2 = np.abs(np.diff(v, axis=1)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = np.floor(np.pi * s1 / s2 + 0.5)
+    good = (s2 > 0) & (half >= 1) & (half < n // 2)
+    h = np.where(good, half, 1).astype(np.int64)
+    lag = np.arange(n)[None, :] - h[:, None]
+    keep = lag >= 0
+    vl = np.take_along_axis(v, np.maximum(lag, 0), axis=1)
+    num = np.where(keep, np.abs(v + vl), 0.0).sum(axis=1)
+    tot = np.where(keep, av + np.abs(vl), 0.0).sum(axis=1)
+    good &= tot > 0
+    res = np.ones(v.shape[0])
+    res[good] = num[good] / tot[good]
+    return res
+
+
 @dataclass(frozen=True)
 class HeartlineDetectorConfig:
     """Parameters of :class:`StreamingRPeakDetector` (times in seconds, frequencies in Hz).
@@ -290,8 +315,9 @@ class StreamingRPeakDetector:
         The same peaks and the same detector states, bit for bit: the band-pass filters, the
         derivative and the running integration of every group of single-lead detectors with the
         same rate, configuration and chunk length run as one 2-D SciPy/NumPy call (each row is
-        filtered and accumulated on its own, in the same order), then each detector takes its
-        own decisions. A chunk that :meth:`process` would refuse gets its :class:`SignalError`
+        filtered and accumulated on its own, in the same order), the VF-filter leakages of the
+        group's new candidates are computed together (each window reduced on its own), then
+        each detector takes its own decisions. A chunk that :meth:`process` would refuse gets its :class:`SignalError`
         in its place instead of raising (the other streams go on). For the live pipeline, which
         feeds one frame of many devices at a time.
 
@@ -335,8 +361,9 @@ class StreamingRPeakDetector:
                 dets[0]._filter(members[0][1])
             else:
                 StreamingRPeakDetector._filter_many(dets, np.stack([x for _, x in members]))
-            for (i, _), det in zip(members, dets, strict=True):
-                out[i] = det._decide(final=False)
+            cands = StreamingRPeakDetector._candidates_many(dets, final=False)
+            for (i, _), det, c in zip(members, dets, cands, strict=True):
+                out[i] = det._decide(final=False, cands=c)
         return out  # type: ignore[return-value]
 
     @staticmethod
@@ -428,11 +455,43 @@ class StreamingRPeakDetector:
 
     # ------------------------------------------------------------------ candidates
     def _candidates(self, final: bool) -> list[_Cand]:
+        return StreamingRPeakDetector._candidates_many([self], final)[0]
+
+    @staticmethod
+    def _candidates_many(dets: Sequence[StreamingRPeakDetector], final: bool) -> list[list[_Cand]]:
+        """New candidates of each detector (same rate and configuration).
+
+        Positions, amplitudes, slopes and refined positions are found detector by detector
+        (:meth:`_scan`); the VF-filter leakages of all of them are computed together
+        (:meth:`_leakages_many`), each window on its own, so the values are those of one
+        detector alone.
+        """
+        scans = [d._scan(final) for d in dets]
+        stops = [_EMPTY if sc is None else sc[0] + d._w for d, sc in zip(dets, scans, strict=True)]
+        leaks = StreamingRPeakDetector._leakages_many(dets, stops)
+        out: list[list[_Cand]] = []
+        for sc, leak in zip(scans, leaks, strict=True):
+            if sc is None:
+                out.append([])
+                continue
+            pos, amp, slope, rpos = sc
+            out.append(
+                list(
+                    zip(
+                        pos.tolist(), amp.tolist(), slope.tolist(), rpos.tolist(), leak, strict=True
+                    )
+                )
+            )
+        return out
+
+    def _scan(self, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Energy peaks confirmed since the last scan: positions, energies, maximum slopes and
+        refined R positions (absolute), or ``None`` if there are none; advances the scan."""
         w = self._w
         end = self._n_in
         stop = end if final else end - w
         if stop <= self._scan_from:
-            return []
+            return None
         off = self._buf_start
         seg_from = max(off, self._scan_from - w)
         seg = self._feat[seg_from - off :]
@@ -443,7 +502,7 @@ class StreamingRPeakDetector:
         idx = np.flatnonzero((part == mf[lo:hi]) & (part > self._floor))
         scan_from, self._scan_from = self._scan_from, stop
         if idx.size == 0:
-            return []
+            return None
         pos = idx + scan_from  # absolute indices
         amp = part[idx]
         # Maximum slope in the integration window (for T-wave discrimination).
@@ -454,10 +513,7 @@ class StreamingRPeakDetector:
         win = np.arange(self._r1, self._r0 + 1)
         ridx = np.maximum(pos[:, None] - win[None, :], off)
         rpos = ridx[np.arange(pos.size), np.abs(self._ref[ridx - off]).argmax(axis=1)]
-        leak = self._leakages(pos + w)
-        return list(
-            zip(pos.tolist(), amp.tolist(), slope.tolist(), rpos.tolist(), leak, strict=True)
-        )
+        return pos, amp, slope, rpos
 
     def _leakages(self, stops: np.ndarray) -> list[float]:
         """Kuo's VF-filter leakage of the ``vf_window_s`` before each of ``stops``.
@@ -465,38 +521,42 @@ class StreamingRPeakDetector:
         1.0 (no VF) where the window is not filled yet or the estimate is undefined. Each
         window is reduced on its own, so the values do not depend on chunking.
         """
-        n = self._n_vf
-        out = np.ones(stops.size)
-        if n < 4 or stops.size == 0:
-            return out.tolist()
-        k = self._vf_step
-        # Window ends on the absolute grid of every k-th sample: chunking cannot move them.
-        stops = (np.minimum(stops, self._n_in) - 1) // k * k
-        j = np.arange(n) * k
-        for b0 in range(0, stops.size, 256):
-            st = stops[b0 : b0 + 256]
-            ok = st - (n - 1) * k >= 0
-            if not ok.any():
+        return StreamingRPeakDetector._leakages_many([self], [stops])[0]
+
+    @staticmethod
+    def _leakages_many(
+        dets: Sequence[StreamingRPeakDetector], stops: Sequence[np.ndarray]
+    ) -> list[list[float]]:
+        """:meth:`_leakages` of ``stops[j]`` in ``dets[j]`` for every ``j``, as one computation.
+
+        The detectors must share the VF window and step (same rate and configuration). The
+        windows of all detectors are stacked as rows and each row is reduced on its own, so
+        every value is that of the detector alone, bit for bit.
+        """
+        out = [np.ones(st.size) for st in stops]
+        d0 = dets[0] if dets else None
+        if d0 is None or d0._n_vf < 4:
+            return [o.tolist() for o in out]
+        n, k = d0._n_vf, d0._vf_step
+        span = (n - 1) * k
+        # (detector, candidate, buffer, window start in the buffer) of every filled window.
+        rows: list[tuple[int, int, np.ndarray, int]] = []
+        for j, (d, st) in enumerate(zip(dets, stops, strict=True)):
+            if st.size == 0:
                 continue
-            rows = np.flatnonzero(ok)
-            v = self._vfx[(st[rows] - (n - 1) * k - self._buf_start)[:, None] + j[None, :]]
-            av = np.abs(v)
-            s1 = av.sum(axis=1)
-            s2 = np.abs(np.diff(v, axis=1)).sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                half = np.floor(np.pi * s1 / s2 + 0.5)
-            good = (s2 > 0) & (half >= 1) & (half < n // 2)
-            h = np.where(good, half, 1).astype(np.int64)
-            lag = np.arange(n)[None, :] - h[:, None]
-            keep = lag >= 0
-            vl = np.take_along_axis(v, np.maximum(lag, 0), axis=1)
-            num = np.where(keep, np.abs(v + vl), 0.0).sum(axis=1)
-            tot = np.where(keep, av + np.abs(vl), 0.0).sum(axis=1)
-            good &= tot > 0
-            res = np.ones(rows.size)
-            res[good] = num[good] / tot[good]
-            out[b0 + rows] = res
-        return out.tolist()
+            if d._n_vf != n or d._vf_step != k:
+                raise ValueError("detectors must share the VF window and step")
+            # Window ends on the absolute grid of every k-th sample: chunking cannot move them.
+            first = (np.minimum(st, d._n_in) - 1) // k * k - span
+            for c, a in enumerate(first.tolist()):
+                if a >= 0:
+                    rows.append((j, c, d._vfx, a - d._buf_start))
+        for b0 in range(0, len(rows), 256):
+            block = rows[b0 : b0 + 256]
+            v = np.stack([buf[a : a + span + 1 : k] for _, _, buf, a in block])
+            for (j, c, _, _), value in zip(block, _leakage_rows(v).tolist(), strict=True):
+                out[j][c] = value
+        return [o.tolist() for o in out]
 
     def _trim(self) -> None:
         keep_from = min(self._scan_from - self._w, self._n_in) - self._lookback
@@ -510,8 +570,11 @@ class StreamingRPeakDetector:
             self._buf_start += cut
 
     # ------------------------------------------------------------------ decisions
-    def _decide(self, final: bool) -> np.ndarray:
-        cands = self._candidates(final)
+    def _decide(self, final: bool, cands: list[_Cand] | None = None) -> np.ndarray:
+        """Decide on the new candidates (``cands``: those :meth:`_candidates` would return now,
+        computed by the caller for many detectors at once)."""
+        if cands is None:
+            cands = self._candidates(final)
         self._trim()
         out: list[int] = []
         if not self._initialized:
