@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -131,66 +129,3 @@ def test_resilience_plan_keeps_a_device_offline_through_both_crashes() -> None:
     assert (kill, restart, offline.start_s, total) == (10.0, 18.0, 8.0, 40.0)
     with pytest.raises(ValueError, match="outage_s"):
         _resilience_plan(40.0, 0.0)
-
-
-def test_mqtt_remaining_length_vectors() -> None:
-    from heartline.bench.stream import _mqtt_remaining_length
-
-    # the MQTT 3.1.1 specification's examples (section 2.2.3)
-    assert _mqtt_remaining_length(0) == b"\x00"
-    assert _mqtt_remaining_length(127) == b"\x7f"
-    assert _mqtt_remaining_length(128) == b"\x80\x01"
-    assert _mqtt_remaining_length(16_383) == b"\xff\x7f"
-    assert _mqtt_remaining_length(16_384) == b"\x80\x80\x01"
-    assert _mqtt_remaining_length(2_097_151) == b"\xff\xff\x7f"
-    assert _mqtt_remaining_length(268_435_455) == b"\xff\xff\xff\x7f"
-    with pytest.raises(ValueError):
-        _mqtt_remaining_length(268_435_456)
-
-
-def test_generator_publishes_every_frame_at_qos1(tmp_path, data_dir) -> None:
-    """The generator's own MQTT client: a paho subscriber gets every frame, each acknowledged."""
-    import threading
-
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from heartline.bench.stream import _generate
-    from heartline.ingestion.broker import MosquittoSupervisor
-    from heartline.ingestion.topics import ALL_FRAMES_SUBSCRIPTION, frames_topic
-
-    pool = _FramePool(("208", "119"), 3, data_dir)
-    ids = [f"gen-{i:03d}" for i in range(7)]
-    got: list[tuple[str, bytes]] = []
-    lock = threading.Lock()
-    subscribed = threading.Event()
-    with MosquittoSupervisor(tmp_path) as broker:
-        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gen-test-sub")
-        sub.on_connect = lambda c, *_a: c.subscribe(ALL_FRAMES_SUBSCRIPTION, 1)
-        sub.on_subscribe = lambda *_a: subscribed.set()
-
-        def on_message(_c, _u, msg) -> None:
-            with lock:
-                got.append((msg.topic, bytes(msg.payload)))
-
-        sub.on_message = on_message
-        sub.connect(broker.address.host, broker.address.port)
-        sub.loop_start()
-        try:
-            assert subscribed.wait(10)
-            res = _generate(
-                broker.address, pool, ids, duration_s=3, n_partitions=8, rate=20.0, clients=3
-            )
-            deadline = time.monotonic() + 10
-            while len(got) < 21 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            sub.loop_stop()
-            sub.disconnect()
-    assert (res.sent, res.acked) == (21, 21)
-    assert sorted((t, parse_frame(p).seq) for t, p in got) == sorted(
-        (frames_topic(d, partitions=8), k) for d in ids for k in range(3)
-    )
-    for topic, payload in got:
-        f = parse_frame(payload)
-        assert topic == frames_topic(f.device_id, partitions=8) and f.v == 2

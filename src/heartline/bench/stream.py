@@ -7,8 +7,7 @@ records with arrhythmias) that the stream processor handles in real time with a 
 of at most 1 s and no lost frame, for two set-ups: Heartline's default (its own Mosquitto +
 SQLite) and the system Mosquitto (``127.0.0.1:1883``) + PostgreSQL (``127.0.0.1:5432``, a scratch
 database created and dropped by the run). The load generator publishes pre-built frames of
-every device at real-time pace from one process (device ``i`` is phase-shifted by ``i/N`` s;
-version-2 payloads, QoS 1, its own minimal MQTT client, the frames due within 5 ms in one write);
+every device at real-time pace from one process (device ``i`` is phase-shifted by ``i/N`` s);
 the processors run in their own processes (``workers``), as in a deployment. Latency is measured
 end to end: from the end of a frame on the (synchronised) device clock -- the moment a wearable
 would send it -- to its frame, vitals, beats and alerts being committed; generator lag therefore
@@ -254,35 +253,19 @@ class _FramePool:
                 per.append((json.dumps(f.ecg, separators=(",", ":")), vit))
             self.frames.append(per)
         self.seconds = seconds
-        # each vitals entry as JSON around its time: (offset_s, text before, text after)
-        self._vitals_json: list[list[list[tuple[float, str, str]]]] = [
-            [[_split_time(v) for v in vit] for _ecg, vit in per] for per in self.frames
-        ]
 
     def payload(
         self, record_idx: int, k: int, device_id: str, seq: int, start_time_s: float
     ) -> bytes:
-        ecg, _vit = self.frames[record_idx][k % self.seconds]
-        vitals = ",".join(
-            f"{head}{round(start_time_s + dt, 3)!r}{tail}"
-            for dt, head, tail in self._vitals_json[record_idx][k % self.seconds]
-        )
+        ecg, vit = self.frames[record_idx][k % self.seconds]
+        vitals = [{**v, "time_s": round(start_time_s + v["time_s"], 3)} for v in vit]
         return (
             f'{{"v":{self.payload_version},"device_id":"{device_id}","seq":{seq},'
             f'"start_time_s":{start_time_s:.3f},'
             f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
             f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
-            f'"vitals":[{vitals}]}}'
+            f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
         ).encode()
-
-
-def _split_time(vital: dict[str, Any]) -> tuple[float, str, str]:
-    """A vitals entry's compact JSON split around its ``time_s`` value (the payload fills it in;
-    ``json`` writes floats with ``repr``)."""
-    marker = "\x00time\x00"
-    text = json.dumps({**vital, "time_s": marker}, separators=(",", ":"))
-    head, tail = text.split(json.dumps(marker))
-    return float(vital["time_s"]), head, tail
 
 
 def _record_of(device_id: str, n_records: int) -> int:
@@ -290,135 +273,6 @@ def _record_of(device_id: str, n_records: int) -> int:
     (``crc32 % partitions``); with ``i % n_records`` the records were unevenly spread over the
     workers (sequential ids: crc32 is linear), loading one worker more than the other."""
     return int.from_bytes(hashlib.blake2b(device_id.encode(), digest_size=4).digest()) % n_records
-
-
-def _mqtt_remaining_length(n: int) -> bytes:
-    """MQTT variable-length integer (1-4 bytes)."""
-    if not 0 <= n < 268_435_456:
-        raise ValueError(f"MQTT packet of {n} bytes is too large")
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _mqtt_str(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return len(b).to_bytes(2, "big") + b
-
-
-class _QoS1Publisher:
-    """A minimal MQTT 3.1.1 client that only publishes at QoS 1 (the load generator's).
-
-    paho's pure-Python client cost the generator about 300 us of CPU per frame (a ``Properties``
-    and a ``ReasonCode`` object per PUBACK, a socket write per message, its loop thread); this
-    one writes the PUBLISH packets of one tick with a single ``sendall`` and a reader thread only
-    counts PUBACKs. Clean session, no credentials or TLS (like the generator's paho clients).
-    """
-
-    def __init__(self, host: str, port: int, client_id: str, *, keepalive_s: int = 30) -> None:
-        import socket
-
-        self.acked = 0
-        self.broken = False
-        self.keepalive_s = keepalive_s
-        self._mid = 0
-        self._send_lock = threading.Lock()
-        self._last_send = time.monotonic()
-        self._closing = threading.Event()
-        self._sock = socket.create_connection((host, port), timeout=10.0)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        variable = _mqtt_str("MQTT") + bytes([4, 0x02]) + keepalive_s.to_bytes(2, "big")
-        body = variable + _mqtt_str(client_id)
-        self._sock.sendall(b"\x10" + _mqtt_remaining_length(len(body)) + body)
-        connack = self._read_exact(4)
-        if connack[0] != 0x20 or connack[3] != 0:
-            self._sock.close()
-            raise ConnectionError(f"MQTT broker refused the connection: CONNACK {connack.hex()}")
-        self._sock.settimeout(None)
-        self._buf = bytearray()
-        self._reader = threading.Thread(target=self._read_loop, name="bench-gen-acks", daemon=True)
-        self._reader.start()
-
-    def _read_exact(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self._sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("MQTT broker closed the connection")
-            data += chunk
-        return data
-
-    def packet(self, topic: str, payload: bytes) -> bytes:
-        """A QoS-1 PUBLISH packet with the next packet id."""
-        self._mid = self._mid % 65535 + 1
-        topic_b = _mqtt_str(topic)
-        n = len(topic_b) + 2 + len(payload)
-        return (
-            b"\x32" + _mqtt_remaining_length(n) + topic_b + self._mid.to_bytes(2, "big") + payload
-        )
-
-    def send(self, packets: list[bytes]) -> None:
-        """Write packets (one socket write); on a broken connection they are lost, as paho's
-        would be (sent, never acknowledged: the benchmark counts them as lost)."""
-        if packets and not self.broken:
-            with self._send_lock:
-                try:
-                    self._sock.sendall(b"".join(packets))
-                except OSError as exc:
-                    self.broken = True
-                    log.warning("load generator: connection lost (%s)", exc)
-                self._last_send = time.monotonic()
-
-    def _read_loop(self) -> None:
-        import select
-
-        buf = self._buf
-        while not self._closing.is_set():
-            ready, _, _ = select.select([self._sock], [], [], 1.0)
-            if not ready:
-                if time.monotonic() - self._last_send > self.keepalive_s / 2:
-                    try:
-                        self.send([b"\xc0\x00"])  # PINGREQ
-                    except OSError:
-                        return
-                continue
-            try:
-                chunk = self._sock.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            pos = 0
-            while len(buf) - pos >= 2:
-                # remaining length (1-4 bytes) after the fixed header's first byte
-                n, mult, k = 0, 1, pos + 1
-                while k < len(buf) and buf[k] & 0x80:
-                    n += (buf[k] & 0x7F) * mult
-                    mult *= 128
-                    k += 1
-                if k >= len(buf):
-                    break
-                n += buf[k] * mult
-                end = k + 1 + n
-                if end > len(buf):
-                    break
-                if buf[pos] & 0xF0 == 0x40:  # PUBACK
-                    self.acked += 1
-                pos = end
-            del buf[:pos]
-
-    def close(self) -> None:
-        """Send DISCONNECT and close the socket."""
-        self._closing.set()
-        with contextlib.suppress(OSError):
-            self.send([b"\xe0\x00"])
-        self._reader.join(timeout=2.0)
-        with contextlib.suppress(OSError):
-            self._sock.close()
 
 
 @dataclass
@@ -440,21 +294,32 @@ def _generate(
     offsets: list[int] | None = None,
     record_idx: list[int] | None = None,
     clients: int = 4,
-    tick_s: float = 0.005,
 ) -> _GenResult:
-    """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1).
+    """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    The frames that fall due within a tick (at least ``tick_s``, 5 ms: a frame leaves up to
-    that much after its due time, within the reported generator lag) go out in one socket
-    write per connection: one write and one sleep per frame cost more CPU than building it.
-    """
     from heartline.ingestion.topics import frames_topic
 
     n = len(device_ids)
-    cl = [
-        _QoS1Publisher(address.host, address.port, f"bench-gen-{uuid.uuid4().hex[:8]}-{c}")
-        for c in range(min(clients, n))
-    ]
+    cl = []
+    acked = [0]
+    lock = threading.Lock()
+
+    def on_publish(*_a: Any) -> None:
+        with lock:
+            acked[0] += 1
+
+    for c in range(min(clients, n)):
+        m = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{uuid.uuid4().hex[:8]}-{c}"
+        )
+        m.max_inflight_messages_set(65535)
+        m.max_queued_messages_set(0)
+        m.on_publish = on_publish
+        m.connect(address.host, address.port, keepalive=30)
+        m.loop_start()
+        cl.append(m)
     topics = [frames_topic(d, partitions=n_partitions) for d in device_ids]
     records = record_idx or [_record_of(d, len(pool.records)) for d in device_ids]
     offsets = offsets if offsets is not None else [(7 * i) % pool.seconds for i in range(n)]
@@ -471,30 +336,26 @@ def _generate(
         now = time.monotonic() - t0_mono
         due = events[j][0]
         if due > now:
-            time.sleep(max(tick_s, min(0.01, due - now)))
+            time.sleep(min(0.01, due - now))
             continue
-        out: list[list[bytes]] = [[] for _ in cl]  # this tick's packets, per connection
         while j < len(events) and events[j][0] <= now:
             t_due, i, k = events[j]
             # the frame's first sample on the device clock: synchronised with ours in real time;
             # faster than real time the device clock still advances 1 s per frame
             start_time = t0_wall + (t_due - period if rate == 1.0 else k + i / n)
             p = pool.payload(records[i], offsets[i] + k, device_ids[i], k, start_time)
-            c = i % len(cl)
-            out[c].append(cl[c].packet(topics[i], p))
+            cl[i % len(cl)].publish(topics[i], p, qos=1)
             lags.append(now - t_due)
             sent += 1
             j += 1
-        for m, packets in zip(cl, out, strict=True):
-            m.send(packets)
     deadline = time.monotonic() + 30
-    while sum(m.acked for m in cl) < sent and time.monotonic() < deadline:
+    while acked[0] < sent and time.monotonic() < deadline:
         time.sleep(0.05)
-    acked = sum(m.acked for m in cl)
     for m in cl:
-        m.close()
+        m.disconnect()
+        m.loop_stop()
     lag = np.asarray(lags) if lags else np.zeros(1)
-    return _GenResult(sent, acked, float(np.percentile(lag, 99)), float(lag.max()))
+    return _GenResult(sent, acked[0], float(np.percentile(lag, 99)), float(lag.max()))
 
 
 # ------------------------------------------------------------------------------ database helpers
