@@ -303,6 +303,8 @@ class StreamingRPeakDetector:
             raise SignalError(
                 f"chunk holds {n_bad} NaN/inf samples; impute gaps first (heartline.signal.impute)"
             )
+        if self._zi_qrs is None:
+            self._start(x)
         self._filter(x)
         return self._decide(final=False)
 
@@ -343,7 +345,6 @@ class StreamingRPeakDetector:
             batchable = (
                 type(det) is StreamingRPeakDetector
                 and not det._flushed
-                and det._zi_qrs is not None
                 and x.ndim == 1
                 and x.shape[0] > 0
                 and bool(np.all(np.isfinite(x)))
@@ -354,13 +355,12 @@ class StreamingRPeakDetector:
                 except SignalError as exc:
                     out[i] = exc
                 continue
+            if det._zi_qrs is None:
+                det._start(x)
             groups.setdefault((det.fs, det.config, x.shape[0]), []).append((i, x))
         for members in groups.values():
             dets = [detectors[i] for i, _ in members]
-            if len(members) == 1:
-                dets[0]._filter(members[0][1])
-            else:
-                StreamingRPeakDetector._filter_many(dets, np.stack([x for _, x in members]))
+            StreamingRPeakDetector._filter_many(dets, np.stack([x for _, x in members]))
             cands = StreamingRPeakDetector._candidates_many(dets, final=False)
             for (i, _), det, c in zip(members, dets, cands, strict=True):
                 out[i] = det._decide(final=False, cands=c)
@@ -368,8 +368,8 @@ class StreamingRPeakDetector:
 
     @staticmethod
     def _filter_many(dets: Sequence[StreamingRPeakDetector], x: np.ndarray) -> None:
-        """:meth:`_filter` of each row of ``x`` ``(k, n)`` into the matching detector (same rate,
-        configuration and filter states already started)."""
+        """:meth:`_filter` of each row of ``x`` ``(k, n)`` into the matching single-lead detector
+        (same rate and configuration, filters started by :meth:`_start`)."""
         d0 = dets[0]
         n = x.shape[1]
 
@@ -385,17 +385,28 @@ class StreamingRPeakDetector:
         vfx = sos_rows(d0._sos_vf, "_zi_vf") if d0._n_vf else None
         bp_all = np.concatenate((np.stack([d._bp_tail for d in dets]), bp), axis=1)
         dd = bp - bp_all[:, :n]
-        absd, d2 = np.abs(dd), dd * dd
-        L, k = d0._L, d0._k
-        s_last = np.array([d._s_last for d in dets])[:, None]
-        s = np.cumsum(np.concatenate((s_last, d2), axis=1), axis=1)[:, 1:]
-        s_all = np.concatenate((np.stack([d._s_tail for d in dets]), s), axis=1)
-        feat = (s - s_all[:, :n]) * (1.0 / L)
+        k = d0._k
         for j, d in enumerate(dets):
             d._bp_tail = bp_all[j, -k:]
             d._ref = np.concatenate((d._ref, ref[j]))
             if vfx is not None:
                 d._vfx = np.concatenate((d._vfx, vfx[j]))
+        StreamingRPeakDetector._integrate_many(dets, np.abs(dd), dd * dd)
+
+    @staticmethod
+    def _integrate_many(
+        dets: Sequence[StreamingRPeakDetector], absd: np.ndarray, d2: np.ndarray
+    ) -> None:
+        """Append the rows of ``absd`` and of the moving-window integral of ``d2`` ``(k, n)``
+        to the matching detectors (same integration length)."""
+        n = d2.shape[1]
+        L = dets[0]._L
+        # Running sum with the carry prepended: bit-identical for any chunking.
+        s_last = np.array([d._s_last for d in dets])[:, None]
+        s = np.cumsum(np.concatenate((s_last, d2), axis=1), axis=1)[:, 1:]
+        s_all = np.concatenate((np.stack([d._s_tail for d in dets]), s), axis=1)
+        feat = (s - s_all[:, :n]) * (1.0 / L)
+        for j, d in enumerate(dets):
             d._s_last = float(s[j, -1])
             d._s_tail = s_all[j, -L:]
             d._feat = np.concatenate((d._feat, feat[j]))
@@ -417,41 +428,16 @@ class StreamingRPeakDetector:
         if x.ndim != 1:
             raise SignalError(f"chunk must be 1-D, got shape {x.shape}")
 
-    def _front_end(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """QRS-band derivative ``d`` and its square for ``x``; updates ``_ref`` and ``_vfx``."""
-        if self._zi_qrs is None:
-            # Start the filters in steady state for the first sample (no start-up transient).
-            self._zi_qrs = sps.sosfilt_zi(self._sos_qrs) * x[0]
-            self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0]
-            self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0]
-        bp, self._zi_qrs = sps.sosfilt(self._sos_qrs, x, zi=self._zi_qrs)
-        self._primary_front_end(x)
-        k = self._k
-        bp_all = np.concatenate((self._bp_tail, bp))
-        d = bp - bp_all[: bp.size]
-        self._bp_tail = bp_all[-k:]
-        return np.abs(d), d * d
-
-    def _primary_front_end(self, x: np.ndarray) -> None:
-        """Refinement and VF-test signals of the primary lead ``x`` (1-D)."""
-        ref, self._zi_ref = sps.sosfilt(self._sos_ref, x, zi=self._zi_ref)
-        self._ref = np.concatenate((self._ref, ref))
-        if self._n_vf:
-            vfx, self._zi_vf = sps.sosfilt(self._sos_vf, x, zi=self._zi_vf)
-            self._vfx = np.concatenate((self._vfx, vfx))
+    def _start(self, x: np.ndarray) -> None:
+        """Start the filters in steady state for the first sample of ``x`` (no start-up
+        transient)."""
+        self._zi_qrs = sps.sosfilt_zi(self._sos_qrs) * x[0]
+        self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0]
+        self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0]
 
     def _filter(self, x: np.ndarray) -> None:
-        absd, d2 = self._front_end(x)
-        L = self._L
-        # Running sum with the carry prepended: bit-identical for any chunking.
-        s = np.cumsum(np.concatenate(([self._s_last], d2)))[1:]
-        s_all = np.concatenate((self._s_tail, s))
-        feat = (s - s_all[: s.size]) * (1.0 / L)
-        self._s_last = float(s[-1])
-        self._s_tail = s_all[-L:]
-        self._feat = np.concatenate((self._feat, feat))
-        self._absd = np.concatenate((self._absd, absd))
-        self._n_in += x.shape[0]
+        """Filter ``x`` (after :meth:`_start`) and append the feature signals."""
+        StreamingRPeakDetector._filter_many([self], x[None])
 
     # ------------------------------------------------------------------ candidates
     def _candidates(self, final: bool) -> list[_Cand]:
@@ -746,15 +732,22 @@ class MultiLeadRPeakDetector(StreamingRPeakDetector):
                 f"chunk must be 2-D (samples, {self.n_leads} leads), got shape {x.shape}"
             )
 
-    def _front_end(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._zi_qrs is None:
-            self._zi_qrs = sps.sosfilt_zi(self._sos_qrs)[:, :, None] * x[0][None, None, :]
-            self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0, 0]
-            self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0, 0]
-            self._bp_tail = np.zeros((self._k, self.n_leads))
-            self._zi_pow = np.zeros((1, self.n_leads))
+    def _start(self, x: np.ndarray) -> None:
+        self._zi_qrs = sps.sosfilt_zi(self._sos_qrs)[:, :, None] * x[0][None, None, :]
+        self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0, 0]
+        self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0, 0]
+        self._bp_tail = np.zeros((self._k, self.n_leads))
+        self._zi_pow = np.zeros((1, self.n_leads))
+
+    def _filter(self, x: np.ndarray) -> None:
         bp, self._zi_qrs = sps.sosfilt(self._sos_qrs, x, axis=0, zi=self._zi_qrs)
-        self._primary_front_end(x[:, 0])
+        # Refinement and VF-test signals of the primary lead.
+        x0 = x[:, 0]
+        ref, self._zi_ref = sps.sosfilt(self._sos_ref, x0, zi=self._zi_ref)
+        self._ref = np.concatenate((self._ref, ref))
+        if self._n_vf:
+            vfx, self._zi_vf = sps.sosfilt(self._sos_vf, x0, zi=self._zi_vf)
+            self._vfx = np.concatenate((self._vfx, vfx))
         bp_all = np.concatenate((self._bp_tail, bp))
         d = bp - bp_all[: bp.shape[0]]
         self._bp_tail = bp_all[-self._k :]
@@ -762,4 +755,4 @@ class MultiLeadRPeakDetector(StreamingRPeakDetector):
         power, self._zi_pow = sps.lfilter(self._pow_b, self._pow_a, d2, axis=0, zi=self._zi_pow)
         w = 1.0 / (power + self._floor)
         fused = (d2 * w).sum(axis=1) / w.sum(axis=1)
-        return np.sqrt(fused), fused
+        self._integrate_many([self], np.sqrt(fused)[None], fused[None])
