@@ -73,6 +73,14 @@ def _stream(seed: int, n_calls: int) -> list[tuple]:
     return calls
 
 
+def _series(beats: list[tuple]) -> BeatSeries:
+    """A recorded ``add_beats`` call's (time, sample, label, confidence, ok) rows as a series."""
+    t, idx, lab, conf, ok = zip(*beats, strict=True)
+    return BeatSeries(
+        np.array(t), np.array(lab), np.arange(len(t)), np.array(idx), np.array(conf), np.array(ok)
+    )
+
+
 def _run(
     calls: list[tuple], *, prune: bool, config: EngineConfig
 ) -> tuple[list, list, AlertEngine]:
@@ -83,16 +91,7 @@ def _run(
     for call in calls:
         name = call[0]
         if name == "add_beats":
-            t, idx, lab, conf, ok = zip(*call[1], strict=True)
-            series = BeatSeries(
-                np.array(t),
-                np.array(lab),
-                np.arange(len(t)),
-                np.array(idx),
-                np.array(conf),
-                np.array(ok),
-            )
-            ups = eng.add_beats(series)
+            ups = eng.add_beats(_series(call[1]))
         elif name == "add_quality":
             ups = eng.add_quality(call[1], call[2], ok=False)
         elif name == "add_vf":
@@ -156,17 +155,7 @@ def test_kept_masks_after_every_call() -> None:
     eng = AlertEngine("p", config=config)
     for call in calls:
         if call[0] == "add_beats":
-            t, idx, lab, conf, ok = zip(*call[1], strict=True)
-            eng.add_beats(
-                BeatSeries(
-                    np.array(t),
-                    np.array(lab),
-                    np.arange(len(t)),
-                    np.array(idx),
-                    np.array(conf),
-                    np.array(ok),
-                )
-            )
+            eng.add_beats(_series(call[1]))
         elif call[0] == "add_quality":
             eng.add_quality(call[1], call[2], ok=False, evaluate=False)
         elif call[0] == "add_vf":

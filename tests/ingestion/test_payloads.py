@@ -20,6 +20,17 @@ from heartline.ingestion.payloads import (
 )
 
 T0 = 1_700_000_000.0
+#: Frame.from_counts keywords of a 250 Hz two-lead device.
+FRAME_250HZ = {
+    "device_id": "dev-1",
+    "seq": 0,
+    "start_time_s": T0,
+    "fs_hz": 250,
+    "lead_names": ["I", "II"],
+    "adc_bits": 11,
+    "adc_gain": [200, 200],
+    "adc_baseline": [1024, 1024],
+}
 
 
 def good(**changes) -> dict:
@@ -68,17 +79,7 @@ def test_valid_frame_roundtrip():
 
 def test_from_counts_matches_parse():
     counts = np.full((250, 2), 1024, dtype=np.int16)
-    f = Frame.from_counts(
-        counts,
-        device_id="dev-1",
-        seq=0,
-        start_time_s=T0,
-        fs_hz=250,
-        lead_names=["I", "II"],
-        adc_bits=11,
-        adc_gain=[200, 200],
-        adc_baseline=[1024, 1024],
-    )
+    f = Frame.from_counts(counts, **FRAME_250HZ)
     assert f.duration_s == 1.0 and parse_frame(f.to_json()) == f
     with pytest.raises(FrameRejected) as info:
         Frame.from_counts(
@@ -307,24 +308,15 @@ def test_v2_roundtrip_and_same_counts_as_v1():
 
 def test_from_counts_v2():
     counts = np.stack([np.arange(250) + 900, np.full(250, 1024)], axis=1)
-    kw = dict(
-        device_id="dev-1",
-        seq=0,
-        start_time_s=T0,
-        fs_hz=250,
-        lead_names=["I", "II"],
-        adc_bits=11,
-        adc_gain=[200, 200],
-        adc_baseline=[1024, 1024],
-    )
-    f1, f2 = Frame.from_counts(counts, **kw), Frame.from_counts(counts, **kw, version=2)
+    f1 = Frame.from_counts(counts, **FRAME_250HZ)
+    f2 = Frame.from_counts(counts, **FRAME_250HZ, version=2)
     assert (f1.v, f2.v) == (1, 2)
     np.testing.assert_array_equal(f1.counts(), f2.counts())
     assert parse_frame(f2.to_json()) == f2
     with pytest.raises(ValueError, match="version"):
-        Frame.from_counts(counts, **kw, version=3)
+        Frame.from_counts(counts, **FRAME_250HZ, version=3)
     with pytest.raises(FrameRejected) as info:
-        Frame.from_counts(counts + 40_000, **kw, version=2)
+        Frame.from_counts(counts + 40_000, **FRAME_250HZ, version=2)
     assert info.value.reason == "out_of_range"
 
 
