@@ -121,3 +121,20 @@ def test_crossfit_needs_two_members() -> None:
         model.fit(synthetic_beats(10, ("a", "b")), synthetic_beats(10, ("c",)))
     with pytest.raises(ValueError, match="unknown parameter"):
         get_model("hybrid_ensemble", n_member=3)
+
+
+def test_crossfit_is_reproducible_whatever_ran_before() -> None:
+    # the global torch RNG state before fit (here: other draws) must not reach the members
+    train = synthetic_beats(20, ("a", "b", "c", "d"), seed=5)
+    val = synthetic_beats(20, ("e", "f"), seed=6)
+    cfg = TrainConfig(max_epochs=1, patience=1, batch_size=64, num_threads=1)
+    probas = []
+    for prior_draws in (0, 7):
+        torch.rand(prior_draws)
+        model = get_model("hybrid_ensemble", train=cfg, n_members=2, calibrate=False, **TINY)
+        model.fit(train, val, seed=3)
+        probas.append(model.predict_proba(val))
+        members = model.net.members
+        # each member draws its own attention vector from its own seed
+        assert not torch.equal(members[0].att_vec, members[1].att_vec)
+    np.testing.assert_array_equal(probas[0], probas[1])

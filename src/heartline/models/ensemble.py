@@ -203,6 +203,7 @@ class CrossFitHybridClassifier(TorchBeatClassifier):
         from heartline.training.trainer import predict_logits, train_net
 
         pool = concat_beat_sets([train, val]) if len(val) else train
+        torch.manual_seed(seed)  # nothing of the network may depend on what ran before
         self.build(n_leads=pool.n_leads, window_len=pool.window_len, n_rr=pool.rr.shape[1])
         net = self.net
         assert isinstance(net, HybridEnsemble)
@@ -225,6 +226,8 @@ class CrossFitHybridClassifier(TorchBeatClassifier):
             for layer in member.modules():  # fresh, seed-dependent initialisation
                 if layer is not member and hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()  # type: ignore[operator]
+            if isinstance(member, HybridNet):
+                member.reset_attention()
             member_dir = None if run_dir is None else Path(run_dir) / f"member_{k}"
             if member_dir is not None:
                 member_dir.mkdir(parents=True, exist_ok=True)

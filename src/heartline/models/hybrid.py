@@ -268,7 +268,8 @@ class HybridNet(BeatNet):
         lead_dim = 2 * channels * len(self.branches)  # average + max pooling of every branch
         att_dim = 16
         self.att_proj = nn.Linear(lead_dim, att_dim)
-        self.att_vec = nn.Parameter(torch.randn(n_leads, att_dim) * 0.1)
+        self.att_vec = nn.Parameter(torch.empty(n_leads, att_dim))
+        self.reset_attention()
         fused_dim = lead_dim * (n_leads if fusion == "concat" else 1)
         rr_dim = n_log_rr(self.n_rr_used) if rr_mode == "log_ratios" else self.n_rr_used
         self.proj = nn.Sequential(
@@ -297,6 +298,16 @@ class HybridNet(BeatNet):
         )
 
     # -- per-beat encoder -------------------------------------------------------------------
+
+    def reset_attention(self) -> None:
+        """Draw the lead-attention vector anew from the global torch RNG (N(0, 0.1^2)).
+
+        ``reset_parameters`` of the layers does not cover it, so callers that re-initialise a
+        network (the cross-fitted ensemble's members) call this too.
+        """
+        with torch.no_grad():
+            self.att_vec.copy_(torch.randn(self.att_vec.shape) * 0.1)
+
     def _lead_features(self, windows: Tensor) -> Tensor:
         """``(U, leads, L)`` -> per-lead features ``(U, leads, lead_dim)``."""
         u, c, n = windows.shape
