@@ -102,3 +102,18 @@ def test_throttling_reports_far_fewer_extensions() -> None:
 def test_report_interval_validation() -> None:
     with pytest.raises(ValueError, match="report_interval_s"):
         EngineConfig(report_interval_s=-1.0)
+
+
+def test_flush_reports_brings_every_open_row_up_to_date() -> None:
+    chunks = _stream(3, seconds=150)
+    eng, stored, _ = _run(chunks, 10.0)
+    pending = {op.event.id for op in eng._open.values() if op.dirty}
+    flushed = eng.flush_reports()
+    assert {u.event.id for u in flushed} == pending and pending
+    assert all(u.change == "extended" for u in flushed)
+    for u in flushed:
+        stored[u.event.id] = u.event.to_dict()
+    # after the flush every open alert's stored row is the engine's current state
+    for ev in eng.active_alerts():
+        assert _strip(stored[ev.id]) == _strip(ev.to_dict())
+    assert eng.flush_reports() == []

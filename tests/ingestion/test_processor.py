@@ -387,3 +387,42 @@ def test_processor_crash_and_restart_loses_nothing_and_duplicates_nothing(
     for w in wearables:
         assert _stored_seqs(url, w.device_id) == list(range(n_frames))
     assert len(beats) == len(set(beats)) and len(beats) > 0
+
+
+def test_stop_stores_the_alert_extensions_still_held_back(tmp_path, tiny_model) -> None:
+    from heartline.alerts.engine import AlertEngine, EngineConfig
+    from heartline.alerts.rules import Beat as EngineBeat
+
+    url = _db(tmp_path)
+    _register(url, "dev-a")
+    proc = StreamProcessor(
+        address=SYSTEM_BROKER,
+        database_url=url,
+        model=tiny_model,
+        partitions=range(PARTS),
+        n_partitions=PARTS,
+    )  # never started: the alert path only
+    eng = AlertEngine("p-dev-a", config=EngineConfig(report_interval_s=10.0))
+    proc._engines["p-dev-a"] = eng
+
+    def beats(t0: float, n: int, label: str) -> list[EngineBeat]:
+        return [
+            EngineBeat(t0 + 0.4 * i, int((t0 + 0.4 * i) * 360), label, 1.0, True) for i in range(n)
+        ]
+
+    opened = eng.add_beats(beats(0.0, 10, "N") + beats(4.0, 8, "V"), now_s=8.0)
+    assert any(u.change == "opened" for u in opened)
+    rows: dict[str, int] = {}
+    with proc._factory() as s, s.begin():
+        proc._write_alerts(s, opened, rows)
+    proc._alert_rows.update(rows)
+    # the episode goes on for 2 s more: held back by the 10 s report interval
+    assert eng.add_beats(beats(7.2, 5, "V"), now_s=10.0) == []
+    proc.stop()
+    engine = make_engine(url)
+    with session_scope(make_session_factory(engine)) as s:
+        stored = {a.evidence["alert_id"]: a for a in s.scalars(select(Alert))}
+    engine.dispose()
+    assert eng.active_alerts()
+    for ev in eng.active_alerts():
+        assert stored[ev.id].evidence["revision"] == ev.revision

@@ -592,6 +592,20 @@ class AlertEngine:
         raise KeyError(f"no alert {alert_id!r} for patient {self.patient_id!r}")
 
     # -- state --------------------------------------------------------------------------------
+    def flush_reports(self) -> list[AlertUpdate]:
+        """Report now every open alert whose latest extension ``report_interval_s`` still holds back.
+
+        For a clean stop (the stream processor calls it before disconnecting): afterwards the
+        stored rows of open alerts hold the engine's current state, not one up to
+        ``report_interval_s`` old. Returns ``"extended"`` updates (none when nothing is pending).
+        """
+        updates: dict[str, tuple[Change, AlertEvent]] = {}
+        for op in self._open.values():
+            if op.dirty:
+                self._record(updates, op.event, "extended")
+                op.reported_s, op.dirty = self._now, False
+        return [AlertUpdate(event, change) for change, event in updates.values()]
+
     def active_alerts(self) -> tuple[AlertEvent, ...]:
         """Open alerts, oldest first."""
         return tuple(sorted((op.event for op in self._open.values()), key=lambda e: e.start_s))

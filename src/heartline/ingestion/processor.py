@@ -404,11 +404,27 @@ class StreamProcessor:
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
+        self._flush_alert_reports()
         for c in self._clients:
             c.disconnect()
             c.loop_stop()
         if self._engine is not None:
             self._engine.dispose()
+
+    def _flush_alert_reports(self) -> None:
+        """Store the alert extensions the engines still hold back (``report_interval_s``)."""
+        updates = [u for eng in self._engines.values() for u in eng.flush_reports()]
+        if not updates:
+            return
+        new_rows: dict[str, int] = {}
+        try:
+            with self._factory() as s, s.begin():
+                self._write_alerts(s, updates, new_rows)
+        except Exception:  # stopping anyway: the rows keep their last reported state
+            log.exception("processor %s: could not store the pending alert reports", self.client_id)
+            return
+        self._alert_rows.update(new_rows)
+        self._notify(updates)
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would: nothing more is processed or acknowledged."""
@@ -784,13 +800,18 @@ class StreamProcessor:
                 self._e2e.append(wall - (f.start_time_s + f.duration_s))
             for m, _f in duplicates:
                 self._latency.append(done - m.received)
-        if self.on_alert is not None:
-            for u in updates:
-                try:
-                    self.on_alert(u)
-                except Exception:
-                    log.exception("on_alert callback failed")
+        self._notify(updates)
         clock.lap("acks")
+
+    def _notify(self, updates: list[AlertUpdate]) -> None:
+        """Hand committed alert updates to ``on_alert`` (a failing callback is logged)."""
+        if self.on_alert is None:
+            return
+        for u in updates:
+            try:
+                self.on_alert(u)
+            except Exception:
+                log.exception("on_alert callback failed")
 
     # ------------------------------------------------------------------ helpers
     def _forget_sequences(self) -> None:
