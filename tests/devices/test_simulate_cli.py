@@ -44,6 +44,8 @@ def test_simulate_against_system_broker(tmp_path, data_dir, system_broker):
             "--fast",
             "--broker-url",
             system_broker.url,
+            "--payload-version",
+            "1",  # JSON integer lists (the private-broker test above sends the default, 2)
             "--state-dir",
             str(tmp_path),
             "--data-dir",
@@ -69,3 +71,10 @@ def test_bad_disconnect_option(tmp_path):
         ],
     )
     assert result.exit_code == 2 and "START:DURATION" in result.output
+
+
+def test_bad_payload_version(tmp_path):
+    result = CliRunner().invoke(
+        app, ["simulate", "--payload-version", "3", "--state-dir", str(tmp_path), "--fast"]
+    )
+    assert result.exit_code == 2 and "--payload-version" in result.output

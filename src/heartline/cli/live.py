@@ -89,6 +89,15 @@ def simulate(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
     ] = None,
+    payload_version: Annotated[
+        int,
+        typer.Option(
+            "--payload-version",
+            min=1,
+            max=2,
+            help="Frame encoding: 2 = ECG as base64 int16 per lead (compact), 1 = JSON integer lists.",
+        ),
+    ] = 2,
 ) -> None:
     """Replay MIT-BIH records as live wearables (ECG + HR/SpO2/temperature/BP) over MQTT QoS 1."""
     from rich.live import Live
@@ -150,6 +159,7 @@ def simulate(
                 disconnects=outages,
                 seed=seed + i,
                 start_seq=start_seq,
+                payload_version=payload_version,
             )
             wearables.append(VirtualWearable(cfg, start_time_s=start_time_s, data_dir=data_dir))
             pub = FramePublisher(

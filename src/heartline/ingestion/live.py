@@ -289,6 +289,7 @@ class LiveSystem:
                 seed=i,
                 start_seq=start_seq,
                 start_offset_s=0.0,
+                payload_version=2,  # compact int16 frames, as in the capacity benchmark
             )
             self.wearables.append(
                 VirtualWearable(cfg, start_time_s=start_time_s, data_dir=self.data_dir)
