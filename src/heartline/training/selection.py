@@ -27,6 +27,7 @@ performance evaluation. JMLR 11:2079-2107, 2010.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from heartline.training.config import ExperimentConfig, ModelConfig
+from heartline.training.config import ExperimentConfig, ModelConfig, save_config
 from heartline.training.trainer import macro_f1, per_class_rates
 
 __all__ = [
@@ -191,8 +192,6 @@ def refit_config(
 
 def summarise_oof(run_dir: str | Path, *, name: str, seed: int) -> CandidateRun:
     """Read ``oof.npz`` and ``crossfit.json`` of a cross-fitted run into a :class:`CandidateRun`."""
-    import json
-
     run_dir = Path(run_dir)
     d = np.load(run_dir / "oof.npz", allow_pickle=False)
     info = json.loads((run_dir / "crossfit.json").read_text(encoding="utf-8"))
@@ -355,7 +354,7 @@ def run_selection(
     from heartline.data.splits import DS1, validation_records
     from heartline.models.registry import get_model
     from heartline.training.protocols import ProtocolData
-    from heartline.training.rundir import update_run_info, write_json
+    from heartline.training.rundir import git_revision, update_run_info, write_json
 
     if not candidates:
         raise ValueError("at least one candidate config is needed")
@@ -401,9 +400,6 @@ def run_selection(
             if run_dir.exists():
                 raise FileExistsError(f"{run_dir} exists: use a new --out folder")
             run_dir.mkdir(parents=True)
-            from heartline.training.config import save_config
-            from heartline.training.rundir import git_revision
-
             save_config(cfg, run_dir / "config.toml")
             write_json(
                 run_dir / "run.json",
@@ -414,10 +410,6 @@ def run_selection(
                     "git_revision": git_revision(),
                 },
             )
-            if cfg.train.num_threads:
-                import torch
-
-                torch.set_num_threads(int(cfg.train.num_threads))
             model = get_model(cfg.model.name, train=cfg.train, **cfg.model.params)
             logger.info("candidate %s seed %d: %s", name, seed, run_dir)
             t0 = time.perf_counter()
@@ -425,8 +417,6 @@ def run_selection(
             model.save(run_dir / "model")
             update_run_info(run_dir, train_seconds=time.perf_counter() - t0)
             runs.append(summarise_oof(run_dir, name=name, seed=seed))
-    import json
-
     folds_used = tuple(
         tuple(f) for f in json.loads((runs[0].run_dir / "crossfit.json").read_text())["folds"]
     )
@@ -451,8 +441,6 @@ def run_selection(
         folds=folds_used,
         refit_epochs=refit_epochs,
     )
-    from heartline.training.config import save_config
-
     save_config(refit_config(candidates[winner], epochs=refit_epochs), out / "refit.toml")
     write_json(out / "selection.json", result.to_dict())
     (out / "selection.md").write_text(render_selection(result), encoding="utf-8")
