@@ -16,6 +16,7 @@ from heartline.training.protocols import ProtocolData
 from heartline.training.selection import (
     crossfit_config,
     paired_record_bootstrap,
+    pool_selections,
     refit_config,
     run_selection,
     summarise_oof,
@@ -125,6 +126,7 @@ def test_paired_bootstrap_of_a_run_with_itself_is_zero_and_checks_beats(
     other = tmp_path / "other"
     other.mkdir()
     np.savez(other / "oof.npz", **d)
+    (other / "crossfit.json").write_text((a / "crossfit.json").read_text())
     with pytest.raises(ValueError, match="same beats"):
         paired_record_bootstrap([a], [other])
 
@@ -165,3 +167,20 @@ def test_refit_config_trains_fixed_epochs_on_all_ds1() -> None:
 def test_summary_of_missing_run_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         summarise_oof(tmp_path, name="x", seed=0)
+
+
+def test_pooling_a_selection_folder_reproduces_its_result(selection, tmp_path) -> None:
+    res, out, _ = selection
+    pooled = pool_selections(
+        [out],
+        out=tmp_path / "pool",
+        candidates={"small": _config("small"), "raw_rr": _config("raw_rr", rr_mode="raw")},
+        n_boot=30,
+    )
+    assert pooled.mean_macro_f1 == res.mean_macro_f1 and pooled.winner == res.winner
+    assert pooled.differences == res.differences and pooled.refit_epochs == res.refit_epochs
+    assert (tmp_path / "pool" / "refit.toml").read_text() == (out / "refit.toml").read_text()
+    with pytest.raises(ValueError, match="not the one"):
+        pool_selections(
+            [out], out=tmp_path / "bad", candidates={"small": _config("small", lstm_hidden=6)}
+        )

@@ -331,21 +331,39 @@ def tune(
 @app.command("select")
 @handle_errors
 def select_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Selection folder (new).")],
     candidate: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--candidate",
-            help="NAME=CONFIG.toml, a hybrid experiment config; repeat for each candidate.",
+            help="NAME=CONFIG.toml, a hybrid experiment config; repeat for each candidate. "
+            "With --pool: optional, the candidates to pool (default all), each checked "
+            "against its runs; the winner's refit.toml is written.",
         ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Selection folder (new).")],
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    ] = None,
+    pool: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--pool",
+            help="Pool the runs of earlier select --out folders (e.g. one seed each) instead "
+            "of training; repeat for each folder.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Comma-separated seeds (default 0).")
+    ] = None,
     folds: Annotated[
-        int, typer.Option("--folds", help="Record folds (ensemble members) per run.")
-    ] = 3,
+        int | None,
+        typer.Option("--folds", help="Record folds (ensemble members) per run (default 3)."),
+    ] = None,
     time_budget_s: Annotated[
-        float, typer.Option("--time-budget-s", help="Training budget of each run (s), all folds.")
-    ] = 540.0,
+        float | None,
+        typer.Option(
+            "--time-budget-s", help="Training budget of each run (s), all folds (default 540)."
+        ),
+    ] = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="Override every config's max epochs.")
     ] = None,
@@ -358,12 +376,28 @@ def select_cmd(
     import dataclasses
 
     from heartline.training.config import load_config
-    from heartline.training.selection import run_selection
+    from heartline.training.selection import pool_selections, run_selection
 
     _threads(threads)
     configs = {}
     try:
-        for item in candidate:
+        if pool:
+            given = {
+                "--seeds": seeds,
+                "--folds": folds,
+                "--time-budget-s": time_budget_s,
+                "--epochs": epochs,
+                "--data-dir": data_dir,
+                "--quick": quick or None,
+            }
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(
+                    f"--pool trains nothing: {', '.join(extra)} cannot be used with it"
+                )
+        elif not candidate:
+            raise ValueError("give --candidate NAME=CONFIG.toml (to train) or --pool DIR")
+        for item in candidate or ():
             name, sep, path = item.partition("=")
             if not sep or not name or not path:
                 raise ValueError(f"--candidate must be NAME=CONFIG.toml, got {item!r}")
@@ -377,22 +411,29 @@ def select_cmd(
             if quick:
                 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=256))
             configs[name] = cfg
-        seed_list = _ints(seeds, "--seeds")
-        res = run_selection(
-            configs,
-            out=out,
-            data=_data(quick, data_dir),
-            seeds=seed_list,
-            folds=folds,
-            time_budget_s=time_budget_s,
-            num_threads=threads,
-            progress=True,
-            n_boot=n_bootstrap,
-        )
+        if pool:
+            res = pool_selections(pool, out=out, candidates=configs, n_boot=n_bootstrap)
+        else:
+            res = run_selection(
+                configs,
+                out=out,
+                data=_data(quick, data_dir),
+                seeds=_ints(seeds if seeds is not None else "0", "--seeds"),
+                folds=folds if folds is not None else 3,
+                time_budget_s=time_budget_s if time_budget_s is not None else 540.0,
+                num_threads=threads,
+                progress=True,
+                n_boot=n_bootstrap,
+            )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         raise _bad(exc) from None
     for n, m in sorted(res.mean_macro_f1.items(), key=lambda kv: -kv[1]):
-        console.print(f"{n}: out-of-fold macro-F1 {100 * m:.1f} %")
+        seeds_n = sorted(r.seed for r in res.runs if r.name == n)
+        console.print(f"{n}: out-of-fold macro-F1 {100 * m:.1f} % (seeds {seeds_n})")
+    for n, (d, lo, hi) in res.differences.items():
+        console.print(
+            f"{res.winner} minus {n}: {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (95 % CI)"
+        )
     console.print(f"[green]winner[/] {res.winner}: {res.winner_run_dir}")
     console.print(f"[green]wrote[/] {out / 'selection.md'}, {out / 'selection.json'}")
 
