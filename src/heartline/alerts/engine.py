@@ -288,6 +288,17 @@ class _Open:
     dirty: bool = False  # extended since that report, not reported yet
 
 
+#: Rules the engine skips while their input has not changed in a way that could change their
+#: episodes (``AlertEngine._stale``), with the kinds each reports (``evaluate_rules(skip=)``).
+_SKIP_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "ventricular_runs": ("v_couplet", "v_run", "vt"),
+    "ventricular_patterns": ("ventricular_bigeminy", "ventricular_trigeminy"),
+    "frequent_pvc": ("frequent_pvc",),
+    "frequent_sveb": ("frequent_sveb",),
+    "signal_quality": ("signal_quality",),
+}
+_V_GROUPS = frozenset({"ventricular_runs", "ventricular_patterns", "frequent_pvc"})
+
 _VITAL_FIELDS = (
     "heart_rate_bpm",
     "spo2_pct",
@@ -354,6 +365,12 @@ class AlertEngine:
         self._series: tuple[int, BeatSeries] | None = None
         # pass the rules what _apply would ignore (they skip building it); False: build it all
         self._prune = True
+        # skip the rules whose episodes cannot have changed since they last ran, and keep the
+        # AF-like rule's window verdicts (see _step); False: the reference path, every rule on
+        # every evaluation, each AF window classified afresh
+        self._incremental = True
+        self._stale: set[str] = set(_SKIP_GROUPS)  # rules that must run at the next evaluation
+        self._af_cache: dict[Any, Any] = {}
 
     # -- inputs -------------------------------------------------------------------------------
     def add_beats(
@@ -391,6 +408,11 @@ class AlertEngine:
             for span in series.noisy_spans_s:
                 self._mark_noisy(*span)  # the beats already in the window
             n_old = self._time.size
+            if n_new:
+                if n_old and self._label[-1] == "V":
+                    # a ventricular run ending at the last beat stops being "ongoing"
+                    self._stale.add("ventricular_runs")
+                self._touch(series.label[keep], series.quality_ok[keep])
             self._time = np.concatenate([self._time, series.time_s[keep]])
             self._label = np.concatenate([self._label, series.label[keep]])
             self._beat_id = np.concatenate(
@@ -656,6 +678,7 @@ class AlertEngine:
         ``BeatSeries.beat_ok`` and ``rr_valid`` AND one term per span into each entry, so a
         new span ANDs in its own term (a new array: the last series holds the old one).
         """
+        self._stale.update(_SKIP_GROUPS)  # any mask may change, and the signal-quality spans
         t = self._time
         if t.size == 0:
             return
@@ -685,11 +708,48 @@ class AlertEngine:
         self._beat_ok = ok
         self._rr_valid = np.concatenate([self._rr_valid, valid])
 
+    # -- rule skipping --------------------------------------------------------------------------
+    def _touch(self, label: np.ndarray, quality_ok: np.ndarray) -> None:
+        """Beats entering or leaving the window: mark stale the rules that depend on them.
+
+        Why the others may be skipped (their episodes are then the same as, or dominated by,
+        those of their last run; see :meth:`_step`), for beats appended after the last beat or
+        trimmed from the head of the window, with no noisy span added since that run (a span
+        marks every rule stale, :meth:`_mark_noisy`):
+
+        * ventricular runs (``v_couplet``, ``v_run``, ``vt``) are runs of links between two
+          consecutive valid V beats; a beat not labelled V is in no link, so appending or
+          trimming it leaves every run, its beats, times, rate and kind as they were. Only its
+          ``ongoing`` flag (the run ends at the last beat) could change, and the engine ignores
+          an ongoing couplet: hence also stale when beats are appended after a V beat
+          (:meth:`add_beats`);
+        * bigeminy/trigeminy chains link consecutive V beats through the beats and intervals
+          between them; a non-V beat appended after or trimmed before every V beat changes no
+          pair nor chain (the episode may start one beat later when the conducted beat before
+          its first V beat is trimmed: same end, same severity, so dominated);
+        * frequent PVCs (SVEBs) count the times of the V (S) beats alone;
+        * signal quality reads the runs of beats with ``quality_ok`` False and the noisy spans
+          (trimmed spans mark it stale in :meth:`_trim`).
+
+        Labels and the quality flag are a superset test (confidence and masks can only make a
+        V beat not count), so stale-marking is conservative.
+        """
+        if label.size == 0:
+            return
+        labels = label.tolist()
+        if "V" in labels:
+            self._stale |= _V_GROUPS
+        if "S" in labels:
+            self._stale.add("frequent_sveb")
+        if not quality_ok.all():
+            self._stale.add("signal_quality")
+
     # -- internals ----------------------------------------------------------------------------
     def _trim(self) -> None:
         horizon = self._now - self.config.window_s
         if self._time.size and self._time[0] < horizon:
             k = int(np.searchsorted(self._time, horizon, side="left"))
+            self._touch(self._label[:k], self._ok[:k])
             self._time, self._label, self._beat_id = (
                 self._time[k:],
                 self._label[k:],
@@ -704,6 +764,7 @@ class AlertEngine:
             # it) nor any interval between them: the masks stay as they are
             self._noisy = [(a, b) for a, b in self._noisy if b >= horizon]
             self._version += 1
+            self._stale.add("signal_quality")
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
 
     def _step(self, now_s: float | None, *, force_af: bool = False) -> list[AlertUpdate]:
@@ -717,15 +778,36 @@ class AlertEngine:
             series = self.window()
             self._series = (self._version, series)
             now = self._now if math.isfinite(self._now) else None
-            skip: tuple[str, ...] = ()
+            skip: list[str] = []
             if force_af or self._next_beat_id >= self._af_next_beat_id:
                 self._af_next_beat_id = self._next_beat_id + self.config.af_cadence_beats
             else:
-                skip = ("af_like",)  # not enough new beats since it last ran
+                skip.append("af_like")  # not enough new beats since it last ran
+            if self._incremental:
+                # Rules not marked stale since they last ran (_touch, _mark_noisy, _trim) would
+                # return episodes that are each the same as one of their last run, or dominated
+                # by one: same kind, end no later, severity no higher (start <= end always).
+                # Every episode of that run was handled by this loop: left out by the rules as
+                # covered (Reported), dropped as ending before a closed alert of its kind, or
+                # applied (merged into or opening an alert); or dropped as an ongoing couplet,
+                # and those come back identical. Once handled, a dominated episode is a no-op
+                # for good: _apply returns at once for it (open alert of its kind: starts within
+                # the hold-off, ends no later than its last evidence, no escalation) or the
+                # closed-end test drops it (that alert has closed since), and both limits only
+                # move forward. Dropping no-ops changes neither the state nor the updates.
+                for group, kinds in _SKIP_GROUPS.items():
+                    if group not in self._stale:
+                        skip.extend(kinds)
             reported = self._reported() if self._prune else None
-            for ep in evaluate_rules(
-                series, config=self.config.rules, now_s=now, skip=skip, reported=reported
-            ):
+            episodes = evaluate_rules(
+                series,
+                config=self.config.rules,
+                now_s=now,
+                skip=skip,
+                reported=reported,
+                af_cache=self._af_cache if self._incremental else None,
+            )
+            for ep in episodes:
                 if ep.end_s <= self._last_closed_end.get(ep.kind, -math.inf):
                     continue  # already reported by an alert that has closed
                 if ep.kind == "v_couplet" and ep.ongoing:
@@ -733,6 +815,8 @@ class AlertEngine:
                 if ep.kind == "pause" and self._overlaps_vf(ep.start_s, ep.end_s):
                     continue  # no beats because the rhythm is VF: the vf alarm covers it
                 self._apply(ep, updates, self._now)
+            if self._incremental:
+                self._stale.clear()  # every stale rule ran and its episodes were handled
         for start, end in self._vf:
             stop = end if end is not None else max(self._now, start)
             vf = Episode(

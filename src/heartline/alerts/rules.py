@@ -58,6 +58,7 @@ from heartline.data.aami import AAMI_CLASSES, aami_class
 __all__ = [
     "AF_METHODS",
     "KINDS",
+    "SKIPPABLE_KINDS",
     "TECHNICAL_KINDS",
     "Beat",
     "BeatSeries",
@@ -1211,6 +1212,7 @@ def detect_frequent_ectopy(
     window_s: float = 60.0,
     min_confidence: float = 0.0,
     reported: Mapping[str, Reported] | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[Episode, ...]:
     """Frequent ventricular (PVC) or supraventricular (SVEB) ectopic beats.
 
@@ -1218,7 +1220,8 @@ def detect_frequent_ectopy(
     beat; the episode spans the ectopic beats whose window count exceeds ``pvc_per_min``
     (``sveb_per_min``) scaled to the window. Six PVCs per minute is the classic "frequent PVC"
     alarm limit (Lown grading; a common bedside-monitor default, configurable per
-    IEC 60601-2-27). ``reported``: as for :func:`detect_bradycardia`.
+    IEC 60601-2-27). ``reported``: as for :func:`detect_bradycardia`; ``skip``: kinds not
+    to look for (the two counts are independent).
 
     Returns
     -------
@@ -1234,6 +1237,8 @@ def detect_frequent_ectopy(
         ("frequent_sveb", "S", sveb_per_min, "SVEBs"),
     ):
         _check_positive(limit, "pvc_per_min" if label == "V" else "sveb_per_min")
+        if kind in skip:
+            continue
         pos = np.flatnonzero(_is_label(series, label, min_confidence))
         if pos.size == 0 or not pos.size > limit * window_s / 60.0:
             continue  # no window can hold more beats than the series
@@ -1411,6 +1416,42 @@ def _af_windows(
     return out
 
 
+def _af_windows_cached(
+    cache: dict[Any, Any],
+    rr: np.ndarray,
+    starts: list[int],
+    width: int,
+    method: str,
+    nrmssd_min: float,
+    entropy_min: float,
+) -> list[tuple[bool, _AfFeatures | None]]:
+    """:func:`_af_windows` of the windows not in ``cache``; the others from it.
+
+    Exact: every quantity :func:`_af_windows` computes for a window comes from that window's
+    row alone (element-wise operations and reductions along the row; the entropy window by
+    window), so a window's result does not depend on which other windows share its batch, and
+    a window with the same bytes and parameters gets the same result. On a sliding beat window
+    that advances by the rule's step the same windows come back call after call (the alert
+    engine's windows nearly all hit). ``cache`` ends up holding this call's windows only.
+    """
+    params = (method, width, float(nrmssd_min), float(entropy_min))
+    old = cache if cache.get("params") == params else {}
+    keys = [rr[s : s + width].tobytes() for s in starts]
+    out: list[tuple[bool, _AfFeatures | None] | None] = [old.get(k) for k in keys]
+    missing = [j for j, r in enumerate(out) if r is None]
+    if missing:
+        fresh = _af_windows(
+            rr, [starts[j] for j in missing], width, method, nrmssd_min, entropy_min
+        )
+        assert fresh is not None  # built-in methods only
+        for j, r in zip(missing, fresh, strict=True):
+            out[j] = r
+    cache.clear()
+    cache["params"] = params
+    cache.update(zip(keys, out, strict=True))
+    return out  # type: ignore[return-value]
+
+
 #: AF-like window classifiers: name -> function(rr_s, nrmssd_min=, entropy_min=) -> (is_af, features).
 AF_METHODS: Mapping[str, Callable[..., tuple[bool, _AfFeatures]]] = {
     "dash2009": _af_dash2009,
@@ -1430,6 +1471,7 @@ def detect_af_like(
     rvr_bpm: float = 110.0,
     exclude_labels: Sequence[str] = ("V", "F", "Q"),
     reported: Mapping[str, Reported] | None = None,
+    window_cache: dict[Any, Any] | None = None,
 ) -> tuple[Episode, ...]:
     """Irregularly irregular, AF-like rhythm from RR intervals.
 
@@ -1451,6 +1493,13 @@ def detect_af_like(
     ``warning`` severity, ``high`` when the mean ventricular rate exceeds ``rvr_bpm`` (110 bpm,
     rapid ventricular response beyond the ESC lenient rate-control target). ``reported``: as
     for :func:`detect_bradycardia`.
+
+    ``window_cache``: an empty dict the caller keeps between calls on successive windows of one
+    stream (the alert engine does). The verdicts and features of the built-in methods' windows
+    are kept there, keyed by the window's RR values (their bytes) and the parameters, and the
+    windows seen before are not classified again: a window's verdict is a function of those
+    values alone (:func:`_af_windows` works row by row), so the result is the same as without
+    the cache. The dict is left holding only the last call's windows.
 
     Returns
     -------
@@ -1481,7 +1530,12 @@ def detect_af_like(
     starts = list(range(0, usable.size - window_beats + 1, int(step_beats)))
     if starts[-1] != usable.size - window_beats:
         starts.append(usable.size - window_beats)
-    batched = _af_windows(rr, starts, int(window_beats), method, nrmssd_min, entropy_min)
+    if window_cache is not None and classify in (_af_dash2009, _af_rmssd_tpr):
+        batched = _af_windows_cached(
+            window_cache, rr, starts, int(window_beats), method, nrmssd_min, entropy_min
+        )
+    else:
+        batched = _af_windows(rr, starts, int(window_beats), method, nrmssd_min, entropy_min)
     for j, s in enumerate(starts):
         if batched is not None:
             is_af, f = batched[j]
@@ -1605,6 +1659,28 @@ def detect_signal_quality(
 # --------------------------------------------------------------------------------------------
 # All rules
 # --------------------------------------------------------------------------------------------
+#: Kinds :func:`evaluate_rules` can be told to skip. The kinds of one rule call go together
+#: (``v_couplet``, ``v_run`` and ``vt``; bigeminy and trigeminy); the two frequent-ectopy kinds
+#: and the others are independent.
+SKIPPABLE_KINDS: frozenset[str] = frozenset(
+    {
+        "v_couplet",
+        "v_run",
+        "vt",
+        "ventricular_bigeminy",
+        "ventricular_trigeminy",
+        "frequent_pvc",
+        "frequent_sveb",
+        "af_like",
+        "signal_quality",
+    }
+)
+_JOINT_KINDS: tuple[frozenset[str], ...] = (
+    frozenset({"v_couplet", "v_run", "vt"}),
+    frozenset({"ventricular_bigeminy", "ventricular_trigeminy"}),
+)
+
+
 @dataclass(frozen=True)
 class RuleConfig:
     """Every rule threshold in one validated, immutable place (defaults as documented per rule)."""
@@ -1693,6 +1769,7 @@ def evaluate_rules(
     now_s: float | None = None,
     skip: Collection[str] = (),
     reported: Mapping[str, Reported] | None = None,
+    af_cache: dict[Any, Any] | None = None,
 ) -> tuple[Episode, ...]:
     """Run every rule on ``series`` and return all episodes sorted by start time.
 
@@ -1704,11 +1781,14 @@ def evaluate_rules(
     now_s : float, optional
         Current data time; enables detection of an ongoing pause after the last beat.
     skip : collection of str
-        Rules not to run this time, by the kind they report (``"af_like"``; the alert engine
-        runs its costliest rule only every few beats).
+        Rules not to run this time, by the kinds they report (:data:`SKIPPABLE_KINDS`; the
+        alert engine runs its costliest rule, ``"af_like"``, only every few beats, and skips
+        the rules whose input has not changed in a way that could change their episodes).
     reported : mapping of str to Reported, optional
         Per kind, what the caller has already acted on: the episodes it covers are not built
         (:class:`Reported`). The others are the same as without it.
+    af_cache : dict, optional
+        ``window_cache`` of :func:`detect_af_like` (same result, fewer windows classified).
 
     Returns
     -------
@@ -1719,6 +1799,17 @@ def evaluate_rules(
     ()
     """
     c = config or RuleConfig()
+    skip = frozenset(skip)
+    unknown = skip - SKIPPABLE_KINDS
+    if unknown:
+        raise ValueError(
+            f"skip: unknown or unskippable kinds {sorted(unknown)}; valid: {sorted(SKIPPABLE_KINDS)}"
+        )
+    for joint in _JOINT_KINDS:
+        if skip & joint and not joint <= skip:
+            raise ValueError(
+                f"skip: the kinds {sorted(joint)} come from one rule: skip all or none"
+            )
     eps: list[Episode] = []
     eps += detect_bradycardia(
         series,
@@ -1739,31 +1830,32 @@ def evaluate_rules(
     eps += detect_pauses(
         series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s, reported=reported
     )
-    eps += detect_ventricular_runs(
-        series,
-        vt_rate_bpm=c.vt_rate_bpm,
-        sustained_s=c.sustained_vt_s,
-        min_confidence=c.min_confidence,
-        reported=reported,
-    )
-    eps += detect_ventricular_patterns(
-        series,
-        min_cycles=c.pattern_min_cycles,
-        max_rr_s=c.pause_s,
-        min_confidence=c.min_confidence,
-        reported=reported,
-    )
-    eps += detect_frequent_ectopy(
-        series,
-        pvc_per_min=c.pvc_per_min,
-        sveb_per_min=c.sveb_per_min,
-        window_s=c.ectopy_window_s,
-        min_confidence=c.min_confidence,
-        reported=reported,
-    )
-    unknown = set(skip) - {"af_like"}
-    if unknown:
-        raise ValueError(f"skip: only 'af_like' can be skipped, got {sorted(unknown)}")
+    if "vt" not in skip:
+        eps += detect_ventricular_runs(
+            series,
+            vt_rate_bpm=c.vt_rate_bpm,
+            sustained_s=c.sustained_vt_s,
+            min_confidence=c.min_confidence,
+            reported=reported,
+        )
+    if "ventricular_bigeminy" not in skip:
+        eps += detect_ventricular_patterns(
+            series,
+            min_cycles=c.pattern_min_cycles,
+            max_rr_s=c.pause_s,
+            min_confidence=c.min_confidence,
+            reported=reported,
+        )
+    if not {"frequent_pvc", "frequent_sveb"} <= skip:
+        eps += detect_frequent_ectopy(
+            series,
+            pvc_per_min=c.pvc_per_min,
+            sveb_per_min=c.sveb_per_min,
+            window_s=c.ectopy_window_s,
+            min_confidence=c.min_confidence,
+            reported=reported,
+            skip=skip,
+        )
     if "af_like" not in skip:
         eps += detect_af_like(
             series,
@@ -1775,6 +1867,10 @@ def evaluate_rules(
             min_duration_s=c.af_min_duration_s,
             rvr_bpm=c.af_rvr_bpm,
             reported=reported,
+            window_cache=af_cache,
         )
-    eps += detect_signal_quality(series, min_duration_s=c.quality_min_duration_s, reported=reported)
+    if "signal_quality" not in skip:
+        eps += detect_signal_quality(
+            series, min_duration_s=c.quality_min_duration_s, reported=reported
+        )
     return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
