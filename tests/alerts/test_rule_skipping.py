@@ -22,6 +22,8 @@ from heartline.alerts.rules import (
     RuleConfig,
     _af_windows,
     _af_windows_cached,
+    _histogram16,
+    _histogram16_rows,
     detect_af_like,
     evaluate_rules,
 )
@@ -258,3 +260,26 @@ def test_mitdb_replay_skipping_equals_reference(mitdb_dir, record: str) -> None:
     for i, (a, b) in enumerate(zip(got, ref, strict=True)):
         assert a == b, f"record {record}, call {i}"
     assert got_state == ref_state
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_rows=st.integers(1, 20), width=st.integers(2, 80))
+def test_row_histograms_equal_histogram16(seed: int, n_rows: int, width: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(
+        [
+            rng.uniform(0.3, 1.5, (n_rows, width)),
+            np.round(rng.uniform(0.3, 1.5, (n_rows, width)), 2),  # ties, values on edges
+            np.full((n_rows, width), 0.8),  # max == min
+        ]
+    )
+    if n_rows > 1:
+        rows[0] = np.round(np.linspace(0.5, 1.3, width), 3)
+    got = _histogram16_rows(rows)
+    for r in range(n_rows):
+        lo, hi = float(np.min(rows[r])), float(np.max(rows[r]))
+        if hi > lo:
+            np.testing.assert_array_equal(got[r], _histogram16(rows[r], lo, hi))
+            np.testing.assert_array_equal(got[r], np.histogram(rows[r], bins=16, range=(lo, hi))[0])
+        else:
+            assert r not in got

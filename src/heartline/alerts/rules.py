@@ -1397,22 +1397,73 @@ def _af_windows(
     else:
         tpr = np.zeros(len(starts))
     lo_b, hi_b = _tpr_bounds(width - 2 * trim)
+    # rows that pass the first two tests (as float comparisons: the same as on Python floats)
+    passing = np.flatnonzero((nrmssd > nrmssd_min) & (lo_b < tpr) & (tpr < hi_b))
+    hists = _histogram16_rows(win[passing]) if passing.size else {}
+    hist_of = {int(passing[r]): h for r, h in hists.items()}  # by window number
     out: list[tuple[bool, _AfFeatures | None]] = []
     for j in range(len(starts)):
         f_rmssd, f_tpr = float(nrmssd[j]), float(tpr[j])
         if not (f_rmssd > nrmssd_min and lo_b < f_tpr < hi_b):
             out.append((False, None))  # rejected before the entropy test: features not kept
             continue
-        row = win[j]
-        lo, hi = float(np.min(row)), float(np.max(row))
-        if hi > lo:
-            hist = _histogram16(row, lo, hi)
+        hist = hist_of.get(j)
+        if hist is not None:
             p = hist[hist > 0] / m
             she = float(-np.sum(p * np.log(p)) / np.log(16))
-        else:
+        else:  # every RR of the window equal (max == min)
             she = 0.0
         is_af = method == "rmssd_tpr" or she > entropy_min
         out.append((is_af, _AfFeatures(f_rmssd, f_tpr, she)))
+    return out
+
+
+def _histogram16_rows(rows: np.ndarray) -> dict[int, np.ndarray]:
+    """:func:`_histogram16` of every row of ``rows`` with ``max > min``, by row number.
+
+    The same operations, row-wise: the row's min and max (exact), the ``linspace`` edges as
+    NumPy builds them for scalar limits (``arange(17) * step + lo`` with ``step = (hi - lo) /
+    16``, the last edge set to ``hi``; a row whose step underflows to 0 is left to
+    :func:`_histogram16` itself, as ``linspace`` treats it apart), the scaled bin index and its
+    two corrections against the edges, and per-row counts. Element-wise IEEE operations on the
+    same operands give the same bits in any array shape; a test checks equality.
+    """
+    lo = rows.min(axis=1)
+    hi = rows.max(axis=1)
+    ranged = np.flatnonzero(hi > lo)
+    out: dict[int, np.ndarray] = {}
+    if ranged.size == 0:
+        return out
+    x, lo, hi = rows[ranged], lo[ranged], hi[ranged]
+    delta = hi - lo
+    step = delta / 16
+    tiny = step == 0
+    if tiny.any():
+        for r in np.flatnonzero(tiny).tolist():
+            out[int(ranged[r])] = _histogram16(x[r], float(lo[r]), float(hi[r]))
+        keep = np.flatnonzero(~tiny)
+        ranged, x, lo, hi, delta, step = (
+            ranged[keep],
+            x[keep],
+            lo[keep],
+            hi[keep],
+            delta[keep],
+            step[keep],
+        )
+        if ranged.size == 0:
+            return out
+    n_rows = ranged.size
+    edges = np.arange(17, dtype=np.float64)[None, :] * step[:, None]
+    edges += lo[:, None]
+    edges[:, -1] = hi
+    idx = (((x - lo[:, None]) / delta[:, None]) * 16).astype(np.intp)
+    idx[idx == 16] -= 1
+    idx[x < np.take_along_axis(edges, idx, axis=1)] -= 1
+    idx[(x >= np.take_along_axis(edges, idx + 1, axis=1)) & (idx != 15)] += 1
+    idx += 16 * np.arange(n_rows)[:, None]
+    counts = np.bincount(idx.ravel(), minlength=16 * n_rows).reshape(n_rows, 16)
+    for r, row in enumerate(ranged.tolist()):
+        out[row] = counts[r]
     return out
 
 
