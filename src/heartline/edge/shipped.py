@@ -15,6 +15,16 @@ Regenerate them with::
 difference of the probabilities <= 1e-4 on real beats), scores the ONNX model once on DS2
 (inter-patient, annotated and detected R-peaks, bootstrap CIs by record), measures the ONNX
 latency per beat and writes the model card.
+
+For a hybrid with ``context_k > 0`` it also writes the split form beside ``hybrid.onnx``
+(``hybrid.encoder.onnx`` and ``hybrid.sequence.onnx``,
+:func:`heartline.edge.onnx_export.export_onnx_split`), with which the live pipeline encodes each
+beat once instead of ``context_k + 1`` times, and checks that encoder + sequence graph give the
+full model's and PyTorch's probabilities (within :data:`PARITY_TOLERANCE`).
+:func:`ship_split` adds the split form to an already shipped model without re-exporting or
+re-scoring it::
+
+    python -c "from heartline.edge.shipped import ship_split; print(ship_split())"
 """
 
 from __future__ import annotations
@@ -33,7 +43,10 @@ __all__ = [
     "ASSETS_DIR",
     "PARITY_TOLERANCE",
     "ShipReport",
+    "SplitReport",
+    "check_split_parity",
     "ship",
+    "ship_split",
     "shipped_model_card",
     "shipped_model_path",
 ]
@@ -82,6 +95,155 @@ class ShipReport:
     metrics: dict[str, Any]
     latency_ms_per_beat: float
     card_path: Path
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """What :func:`ship_split` / :func:`check_split_parity` wrote and measured.
+
+    ``max_abs_diff_full`` and ``max_abs_diff_torch``: largest |split - full ONNX| and |split -
+    PyTorch| probability difference over ``n_beats`` real beats (``nan`` without PyTorch).
+    """
+
+    encoder_path: Path
+    sequence_path: Path
+    max_abs_diff_full: float
+    max_abs_diff_torch: float
+    n_beats: int
+
+
+def check_split_parity(
+    onnx_path: str | Path, beats: Any, *, torch_proba: np.ndarray | None = None
+) -> SplitReport:
+    """Check the split form beside ``onnx_path`` against the full model (and PyTorch).
+
+    Encodes every beat of ``beats`` with the encoder, gathers the causal contexts
+    (:meth:`~heartline.data.beats.BeatSet.context_index`) and runs the sequence graph; compares
+    the probabilities with the full ONNX model's and, when given, with ``torch_proba``.
+
+    Raises
+    ------
+    ValueError
+        A difference above :data:`PARITY_TOLERANCE`, or no loadable split form.
+    """
+    from heartline.edge.runtime import OnnxBeatClassifier, split_paths
+
+    clf = OnnxBeatClassifier(onnx_path, split=True)
+    split = clf.predict_proba(beats, use_split=True)
+    full = clf.predict_proba(beats)
+    diff_full = float(np.abs(split - full).max()) if len(beats) else 0.0
+    diff_torch = float("nan")
+    if torch_proba is not None:
+        diff_torch = float(np.abs(split - torch_proba).max()) if len(beats) else 0.0
+    worst = max(diff_full, 0.0 if np.isnan(diff_torch) else diff_torch)
+    if not worst <= PARITY_TOLERANCE:
+        raise ValueError(
+            f"split ONNX differs from the full model by {diff_full:.2e} and from PyTorch by "
+            f"{diff_torch:.2e} (> {PARITY_TOLERANCE}) on {len(beats)} beats"
+        )
+    enc, seq = split_paths(onnx_path)
+    return SplitReport(enc, seq, diff_full, diff_torch, len(beats))
+
+
+def _export_split(net: Any, onnx_path: Path, *, name: str) -> bool:
+    """Write the split form beside ``onnx_path`` for a hybrid with context, else remove a stale
+    pair; whether a split was written."""
+    from heartline.edge.onnx_export import export_onnx_split
+    from heartline.edge.runtime import split_paths
+    from heartline.models.hybrid import HybridNet
+
+    if isinstance(net, HybridNet) and net.context_k > 0:
+        export_onnx_split(net, onnx_path, name=name)
+        return True
+    for p in split_paths(onnx_path):
+        p.unlink(missing_ok=True)
+    return False
+
+
+def _load_shipped_torch(dest: Path, name: str) -> Any:
+    """The shipped PyTorch model ``<name>.pt`` + ``<name>.json`` as a TorchBeatClassifier."""
+    import tempfile
+
+    from heartline.models.deep import TorchBeatClassifier
+
+    weights, meta = dest / f"{name}.pt", dest / f"{name}.json"
+    for p in (weights, meta):
+        if not p.is_file():
+            raise _missing(p)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(weights, Path(tmp) / "model.pt")
+        shutil.copyfile(meta, Path(tmp) / "model.json")
+        return TorchBeatClassifier.load(Path(tmp))
+
+
+#: DS1 records whose beats :func:`ship_split` checks the split on (N, S, V and F beats).
+SPLIT_CHECK_RECORDS = ("106", "119", "208", "209")
+
+
+def ship_split(
+    *,
+    dest: str | Path | None = None,
+    name: str = DEFAULT_NAME,
+    records: tuple[str, ...] = SPLIT_CHECK_RECORDS,
+    data_dir: str | Path | None = None,
+) -> SplitReport:
+    """Add the split form to an already shipped hybrid (``<name>.onnx`` is left as it is).
+
+    Loads the shipped PyTorch weights (``<name>.pt``, ``<name>.json``), checks that they are the
+    weights of ``<name>.onnx`` (PyTorch vs full ONNX within :data:`PARITY_TOLERANCE` on the beats
+    of ``records``), exports the encoder and sequence graphs beside it and checks them
+    (:func:`check_split_parity`). Rerunnable; on a failed check the split files are removed.
+
+    Parameters
+    ----------
+    dest : path, optional
+        Folder of the shipped model (default :data:`ASSETS_DIR`).
+    name : str
+        File stem of the shipped model.
+    records : tuple of str
+        MIT-BIH records whose (annotated) beats the checks run on.
+    data_dir : path, optional
+        PhysioNet data directory.
+
+    Raises
+    ------
+    ValueError
+        The model has no split form (not a hybrid, or ``context_k == 0``), the PyTorch weights do
+        not match the ONNX model, or the split differs by more than :data:`PARITY_TOLERANCE`.
+    """
+    from heartline.data.beat_dataset import build_beat_set
+    from heartline.edge.runtime import OnnxBeatClassifier, split_paths
+
+    dest = Path(dest) if dest is not None else ASSETS_DIR
+    onnx_path = dest / f"{name}.onnx"
+    if not onnx_path.is_file():
+        raise _missing(onnx_path)
+    model = _load_shipped_torch(dest, name)
+    beats = build_beat_set(list(records), data_dir=data_dir, progress=False)
+    torch_proba = model.predict_proba(beats)
+    full = OnnxBeatClassifier(onnx_path, split=False).predict_proba(beats)
+    diff = float(np.abs(full - torch_proba).max())
+    if diff > PARITY_TOLERANCE:
+        raise ValueError(
+            f"{name}.pt/.json are not the weights of {onnx_path.name}: probabilities differ by "
+            f"{diff:.2e} > {PARITY_TOLERANCE}"
+        )
+    if not _export_split(model.net, onnx_path, name=model.name):
+        raise ValueError(f"{name}: not a hybrid with context_k > 0, no split form to ship")
+    try:
+        report = check_split_parity(onnx_path, beats, torch_proba=torch_proba)
+    except ValueError:
+        for p in split_paths(onnx_path):
+            p.unlink(missing_ok=True)
+        raise
+    logger.info(
+        "split form of %s: max |split - full| %.2e, |split - torch| %.2e on %d beats",
+        name,
+        report.max_abs_diff_full,
+        report.max_abs_diff_torch,
+        report.n_beats,
+    )
+    return report
 
 
 def _train_info(run_dir: Path) -> dict[str, Any]:
@@ -163,15 +325,20 @@ def ship(
     model = TorchBeatClassifier.load(run_dir / "model")
     assert model.net is not None
     onnx_path = export_onnx(model.net, dest / f"{name}.onnx", name=model.name)
-    onnx_model = OnnxBeatClassifier(onnx_path)
+    has_split = _export_split(model.net, onnx_path, name=model.name)
+    onnx_model = OnnxBeatClassifier(onnx_path, split=False)
 
     results: dict[str, Any] = {}
     split_ann = inter_patient_split(data, rpeaks="annotated")
-    diff = float(
-        np.abs(onnx_model.predict_proba(split_ann.test) - model.predict_proba(split_ann.test)).max()
-    )
+    torch_proba = model.predict_proba(split_ann.test)
+    diff = float(np.abs(onnx_model.predict_proba(split_ann.test) - torch_proba).max())
     if diff > PARITY_TOLERANCE:
         raise ValueError(f"ONNX and PyTorch differ by {diff:.2e} > {PARITY_TOLERANCE} on DS2 beats")
+    split_report = (
+        check_split_parity(onnx_path, split_ann.test, torch_proba=torch_proba)
+        if has_split
+        else None
+    )
     info = _train_info(run_dir)
     hist = info.get("history.json", {})
     train_s = float(
@@ -210,6 +377,13 @@ def ship(
         "onnx_bytes": onnx_path.stat().st_size,
         "pytorch_weights": shipped_weights,
         "max_abs_diff_torch_vs_onnx": diff,
+        "split_files": (
+            [split_report.encoder_path.name, split_report.sequence_path.name]
+            if split_report
+            else None
+        ),
+        "max_abs_diff_split_vs_onnx": split_report.max_abs_diff_full if split_report else None,
+        "max_abs_diff_split_vs_torch": split_report.max_abs_diff_torch if split_report else None,
         "train_seconds": train_s,
         "best_epoch": hist.get("best_epoch"),
         "validation_best_macro_f1": hist.get("best_score"),

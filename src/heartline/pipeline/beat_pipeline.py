@@ -29,7 +29,12 @@ they arrive, reproducing the offline training preprocessing of
 7. **Classification**: one batched ONNX Runtime call
    (:class:`~heartline.edge.runtime.OnnxBeatClassifier`) per :meth:`BeatPipeline.process` call,
    or one for many devices at once (:meth:`BeatPipeline.prepare`, :func:`classify_batches`,
-   :meth:`BeatPipeline.complete`), which is what the stream processor does.
+   :meth:`BeatPipeline.complete`), which is what the stream processor does. With a model that
+   has the split form (encoder + sequence graph, :func:`heartline.edge.onnx_export.export_onnx_split`)
+   each beat is encoded once, when it is the current beat, and its features are kept in the
+   stream's :class:`FeatureCache` for the next ``context_k`` beats; the sequence graph then runs
+   on the gathered features. The numbers are those of the full graph (the same encoder on the
+   same windows).
 
 :func:`classify_record` runs the same pipeline over a whole record in chunks, so offline
 classification and the live service share one code path.
@@ -71,10 +76,12 @@ if TYPE_CHECKING:
 __all__ = [
     "PRIMARY_LEAD",
     "BeatBatch",
+    "BeatContext",
     "BeatModel",
     "BeatPipeline",
     "ClassifiedBeat",
     "ClassifiedBeats",
+    "FeatureCache",
     "classify_batches",
     "classify_record",
     "prepare_many",
@@ -128,18 +135,90 @@ class ClassifiedBeat:
     quality_ok: bool = True
 
 
+class FeatureCache:
+    """Encoder features of a stream's recent beats, by beat number (a ring buffer).
+
+    One per stream (:meth:`BeatPipeline.reset` makes a new one). :func:`classify_batches` writes
+    the features of every current beat it encodes and reads those of the context beats; a
+    context beat whose features are not (or no longer) here is encoded again from the batch's
+    own windows, so the cache only saves work and never changes a result. Features belong to
+    one model: handing the cache another model empties it.
+
+    Parameters
+    ----------
+    capacity : int
+        Beats kept at first (grown when one call stores more).
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._capacity = max(1, int(capacity))
+        self._model: object | None = None
+        self._keys = np.full(self._capacity, -1, np.int64)
+        self._feats: np.ndarray | None = None
+
+    def _bind(self, model: object, dim: int) -> None:
+        if self._model is not model or self._feats is None or self._feats.shape[1] != dim:
+            self._model = model
+            self._keys[:] = -1
+            self._feats = np.zeros((self._capacity, dim), np.float32)
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` consecutive beats (grow, keeping what is held)."""
+        if n <= self._capacity:
+            return
+        cap = 1 << (2 * int(n) - 1).bit_length()
+        keys, feats = self._keys, self._feats
+        self._capacity = cap
+        self._keys = np.full(cap, -1, np.int64)
+        if feats is not None:
+            self._feats = np.zeros((cap, feats.shape[1]), np.float32)
+            held = keys >= 0
+            self.put(model=self._model, keys=keys[held], features=feats[held])
+
+    def put(self, *, model: object, keys: np.ndarray, features: np.ndarray) -> None:
+        """Store ``features (n, dim)`` of the beats ``keys (n,)`` computed by ``model``."""
+        self._bind(model, features.shape[1])
+        assert self._feats is not None
+        slots = keys % self._capacity
+        self._keys[slots] = keys
+        self._feats[slots] = features
+
+    def get(self, *, model: object, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(features, found)`` for ``keys`` (any shape): features of the beats held for
+        ``model`` (rows of the others are undefined) and a boolean mask of those held."""
+        if self._model is not model or self._feats is None:
+            return np.zeros((*keys.shape, 0), np.float32), np.zeros(keys.shape, bool)
+        slots = keys % self._capacity
+        return self._feats[slots], self._keys[slots] == keys
+
+
+@dataclass(frozen=True)
+class BeatContext:
+    """Where a batch's beats and their context beats live in their stream's :class:`FeatureCache`.
+
+    ``keys`` ``(n, context_k + 1)``: beat number (from the stream start) of every row of the
+    batch's ``windows``, oldest first; the current beat last.
+    """
+
+    cache: FeatureCache
+    keys: np.ndarray
+
+
 @dataclass(frozen=True)
 class BeatBatch:
     """Model inputs of the beats one pipeline call made ready (before classification).
 
     ``windows`` is ``(n, context_k + 1, n_leads, window_len)``, ``rr`` ``(n, context_k + 1,
     n_rr)`` (float32), oldest context beat first; ``sample_idx`` and ``quality_ok`` per beat.
+    ``context`` (set by :class:`BeatPipeline`) names the beats of each row, so that a model with
+    the split form encodes each beat of a stream once (see :func:`classify_batches`).
     """
 
     windows: np.ndarray
     rr: np.ndarray
     sample_idx: np.ndarray
     quality_ok: np.ndarray
+    context: BeatContext | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.sample_idx.shape[0])
@@ -415,6 +494,7 @@ class BeatPipeline:
         self._ready: deque[tuple[int, np.ndarray]] = deque()  # (peak, rr) waiting for clean signal
         self._context: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=max(self.context_k, 1))
         self._first: tuple[np.ndarray, np.ndarray] | None = None
+        self._features = FeatureCache(max(64, 4 * (self.context_k + 1)))
         self._bad_blocks: deque[tuple[int, int]] = deque()  # unusable [start, stop) sample spans
         self._quality_out: list[WindowQuality] = []
         self._vf_reported = 0  # completed VF spans of the detector already returned by drain_vf
@@ -631,6 +711,7 @@ class BeatPipeline:
 
     def _emit(self, *, final: bool) -> BeatBatch:
         done = self._cleaned_until()
+        first_no = self.beats_emitted
         wins, rrs, idx, oks = [], [], [], []
         while self._ready:
             peak, feats = self._ready[0]
@@ -671,11 +752,16 @@ class BeatPipeline:
             self._clean_start = keep_from
         if not idx:
             return self._empty_batch()
+        # beat numbers of each row: beat i sees beats i-k..i-1, the first beat (0) repeated
+        # before the stream start, as the windows above
+        numbers = np.arange(first_no, first_no + len(idx), dtype=np.int64)[:, None]
+        keys = np.maximum(numbers + np.arange(-self.context_k, 1, dtype=np.int64), 0)
         return BeatBatch(
             np.stack(wins).astype(np.float32),
             np.stack(rrs).astype(np.float32),
             np.asarray(idx, dtype=np.int64),
             np.asarray(oks, dtype=bool),
+            BeatContext(self._features, keys),
         )
 
 
@@ -822,8 +908,78 @@ def _clean_blocks_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> Non
         tm["quality"] += time.thread_time() - t0
 
 
+def _uses_split(model: BeatModel, batches: Sequence[BeatBatch]) -> bool:
+    return bool(getattr(model, "has_split", False)) and all(
+        b.context is not None and b.context.keys.shape == b.windows.shape[:2] for b in batches
+    )
+
+
+def _classify_split(model: Any, batches: Sequence[BeatBatch]) -> np.ndarray:
+    """Probabilities of the beats of ``batches`` (in order) with the split form of ``model``.
+
+    The current beats of all batches are encoded first (one encoder call) and stored in their
+    streams' caches, so beats of this call that are each other's context find each other; the
+    context rows are then gathered from the caches, and rows missing there (a batch classified
+    out of order or after a failed call) are encoded from the batch's own windows.
+    """
+    current = model.encode(
+        np.concatenate([b.windows[:, -1] for b in batches]),
+        np.concatenate([b.rr[:, -1] for b in batches]),
+    )
+    t = batches[0].windows.shape[1]
+    caches: dict[int, tuple[FeatureCache, list[tuple[np.ndarray, np.ndarray]]]] = {}
+    start = 0
+    for b in batches:
+        assert b.context is not None
+        n = len(b)
+        caches.setdefault(id(b.context.cache), (b.context.cache, []))[1].append(
+            (b.context.keys[:, -1], current[start : start + n])
+        )
+        start += n
+    for cache, parts in caches.values():
+        # the new beats and the context_k beats before them must not evict each other
+        cache.reserve(sum(len(k) for k, _ in parts) + t)
+        for keys, feats in parts:
+            cache.put(model=model, keys=keys, features=feats)
+    dim = current.shape[1]
+    seq = np.empty((current.shape[0], t, dim), np.float32)
+    seq[:, -1] = current
+    missing_rows: list[np.ndarray] = []
+    missing_w: list[np.ndarray] = []
+    missing_r: list[np.ndarray] = []
+    start = 0
+    for b in batches:
+        assert b.context is not None
+        n = len(b)
+        if t > 1:
+            feats, found = b.context.cache.get(model=model, keys=b.context.keys[:, :-1])
+            if found.all():
+                seq[start : start + n, :-1] = feats
+            else:
+                if found.any():
+                    seq[start : start + n, :-1][found] = feats[found]
+                rows, cols = np.nonzero(~found)
+                missing_rows.append(np.stack([rows + start, cols], 1))
+                missing_w.append(b.windows[rows, cols])
+                missing_r.append(b.rr[rows, cols])
+        start += n
+    if missing_rows:
+        where = np.concatenate(missing_rows)
+        seq[where[:, 0], where[:, 1]] = model.encode(
+            np.concatenate(missing_w), np.concatenate(missing_r)
+        )
+    return np.asarray(model.predict_proba_features(seq))
+
+
 def classify_batches(model: BeatModel, batches: Sequence[BeatBatch]) -> list[np.ndarray]:
     """Classify the beats of several pipelines (devices) with one model call.
+
+    With a model that has the split form (``model.has_split``, see
+    :class:`~heartline.edge.runtime.OnnxBeatClassifier`) and batches made by
+    :class:`BeatPipeline`, each current beat is encoded once and the context beats' features
+    come from the streams' :class:`FeatureCache` (the same numbers as the full graph, within
+    float32 rounding); otherwise the full ``(n, context_k + 1, ...)`` inputs go to
+    ``model.predict_proba_arrays``.
 
     Returns the probabilities ``(len(batch), n_classes)`` of each batch, in order.
     """
@@ -833,9 +989,12 @@ def classify_batches(model: BeatModel, batches: Sequence[BeatBatch]) -> list[np.
     if total == 0:
         return [np.zeros((0, n_classes), np.float32) for _ in batches]
     nonempty = [b for b in batches if len(b)]
-    windows = np.concatenate([b.windows for b in nonempty])
-    rr = np.concatenate([b.rr for b in nonempty])
-    probs = np.asarray(model.predict_proba_arrays(windows, rr))
+    if _uses_split(model, nonempty):
+        probs = _classify_split(model, nonempty)
+    else:
+        windows = np.concatenate([b.windows for b in nonempty])
+        rr = np.concatenate([b.rr for b in nonempty])
+        probs = np.asarray(model.predict_proba_arrays(windows, rr))
     out, start = [], 0
     for n in sizes:
         out.append(probs[start : start + n])
