@@ -71,7 +71,7 @@ def _processor_main(
 ) -> None:  # pragma: no cover - child process
     logging.basicConfig(level=logging.WARNING)
     from heartline.ingestion.broker import BrokerAddress
-    from heartline.ingestion.processor import StreamProcessor
+    from heartline.ingestion.processor import StreamProcessor, tune_gc
 
     proc = StreamProcessor(
         address=BrokerAddress(host, port),
@@ -81,7 +81,9 @@ def _processor_main(
         n_partitions=n_partitions,
         client_id=client_id,
         profile=True,  # per-stage CPU of the worker thread (a few clock reads per frame)
-    ).start(wait_s=60)
+    )
+    tune_gc()  # as `heartline serve` does
+    proc.start(wait_s=60)
     conn.send(("ready", proc.connected))
     while True:
         cmd = conn.recv()

@@ -316,6 +316,7 @@ def live(
         realtime=True,
         duration_s=duration,
         data_dir=data_dir,
+        tune_gc=True,
     ) as sys:
         console.print(
             f"broker {sys.address.url if sys.address else '?'}; database {settings.resolved_database_url()}"

@@ -112,6 +112,7 @@ def serve(
         records=recs,
         realtime=True,
         data_dir=data_dir,
+        tune_gc=True,
     ) as system:
         scheme = "https" if settings.tls_certfile else "http"
         console.rule("[bold]Heartline is running")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from heartline.ingestion.broker import BrokerAddress, MosquittoSupervisor, parse_broker_url
-from heartline.ingestion.processor import ProcessorCounters, StreamProcessor
+from heartline.ingestion.processor import ProcessorCounters, StreamProcessor, tune_gc
 from heartline.settings import Settings
 
 __all__ = ["ARRHYTHMIA_RECORDS", "LiveStatus", "LiveSystem", "PatientStatus", "split_partitions"]
@@ -132,6 +132,11 @@ class LiveSystem:
         Added to the processors' MQTT client ids, so that several systems can share a broker.
     processor_options : dict, optional
         Extra :class:`~heartline.ingestion.processor.StreamProcessor` keywords.
+    tune_gc : bool
+        Before the processors start, set the process's garbage collector up for streaming
+        (:func:`~heartline.ingestion.processor.tune_gc`: startup objects frozen, fewer
+        collections). For processes that exist to run the system (``heartline serve``,
+        ``heartline live``); it changes process-wide state, so it is off by default.
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class LiveSystem:
         device_prefix: str = "sim",
         instance: str | None = None,
         processor_options: dict[str, Any] | None = None,
+        tune_gc: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -174,6 +180,7 @@ class LiveSystem:
         self.device_prefix = device_prefix
         self.instance = instance
         self.processor_options = dict(processor_options or {})
+        self.tune_gc = tune_gc
         self.database_url = settings.resolved_database_url()
         self.broker: MosquittoSupervisor | None = None
         self.address: BrokerAddress | None = None
@@ -229,6 +236,8 @@ class LiveSystem:
             upgrade_database(self.database_url)
             for parts in split_partitions(s.mqtt_partitions, self.workers):
                 self.processors.append(self._make_processor(parts))
+            if self.tune_gc:
+                tune_gc()
             for p in self.processors:
                 p.start()
                 self._stack.callback(p.stop)
