@@ -170,3 +170,34 @@ def test_shipped_model_has_its_split_form(data_dir):
     rep = check_split_parity(onnx_path, beats, torch_proba=torch_p)
     assert rep.max_abs_diff_full <= PARITY_TOLERANCE
     assert rep.max_abs_diff_torch <= PARITY_TOLERANCE
+
+
+def test_ship_writes_and_checks_the_split_form(tmp_path, data_dir):
+    """`heartline ship` of a hybrid with context: split files beside it, parity in the summary;
+    a later ship of a context-free hybrid into the same folder removes them."""
+    from heartline.training.protocols import ProtocolData
+
+    data = ProtocolData(
+        data_dir=data_dir, train_records=("101",), val_records=("106",), test_records=("100",)
+    )
+    dest = tmp_path / "dest"
+    for k in (2, 0):
+        torch.manual_seed(0)
+        model = get_model("hybrid", context_k=k, channels=4, feature_dim=16, lstm_hidden=16)
+        model.build(n_leads=2, window_len=128, n_rr=N_RR)
+        model.net.eval()
+        model.save(tmp_path / f"run{k}" / "model")
+        rep = shipped.ship(
+            tmp_path / f"run{k}", dest=dest, data=data, n_bootstrap=5, latency_beats=10
+        )
+        enc, seq = split_paths(rep.onnx_path)
+        s = rep.metrics
+        if k:
+            assert enc.is_file() and seq.is_file()
+            assert s["split_files"] == [enc.name, seq.name]
+            assert s["max_abs_diff_split_vs_onnx"] <= PARITY_TOLERANCE
+            assert s["max_abs_diff_split_vs_torch"] <= PARITY_TOLERANCE
+            assert OnnxBeatClassifier(rep.onnx_path).has_split
+        else:
+            assert not enc.exists() and not seq.exists() and s["split_files"] is None
+            assert not OnnxBeatClassifier(rep.onnx_path).has_split
