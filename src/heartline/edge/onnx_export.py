@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -130,6 +131,30 @@ def _finish(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
+def _torch_export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    *,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_shapes: dict[str, dict[int, Any]],
+) -> None:
+    """``torch.onnx.export`` with the settings every Heartline graph uses (opset, one file, dynamo)."""
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        input_names=inputs,
+        output_names=outputs,
+        dynamic_shapes=dynamic_shapes,
+        opset_version=OPSET,
+        external_data=False,
+        dynamo=True,
+        verbose=False,
+    )
+
+
 def export_onnx(
     net: BeatNet,
     path: str | Path,
@@ -168,17 +193,13 @@ def export_onnx(
     outputs = list(OUTPUT_NAMES[:2] if net.has_next_head else OUTPUT_NAMES[:1])
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     try:
-        torch.onnx.export(
+        _torch_export(
             _ProbabilityModel(net),
             (windows, rr),
-            str(path),
-            input_names=list(INPUT_NAMES),
-            output_names=outputs,
+            path,
+            inputs=list(INPUT_NAMES),
+            outputs=outputs,
             dynamic_shapes={"windows": {0: batch}, "rr": {0: batch}},
-            opset_version=OPSET,
-            external_data=False,
-            dynamo=True,
-            verbose=False,
         )
     finally:
         net.train(was_training)
@@ -249,29 +270,21 @@ def export_onnx_split(
         with torch.no_grad():
             features = net.encode(windows, rr)
         seq = features.reshape(example_batch, net.context_k + 1, features.shape[1])
-        torch.onnx.export(
+        _torch_export(
             _EncoderModel(net),
             (windows, rr),
-            str(enc_path),
-            input_names=list(ENCODER_INPUT_NAMES),
-            output_names=[FEATURE_NAME],
+            enc_path,
+            inputs=list(ENCODER_INPUT_NAMES),
+            outputs=[FEATURE_NAME],
             dynamic_shapes={"windows": {0: beats}, "rr": {0: beats}},
-            opset_version=OPSET,
-            external_data=False,
-            dynamo=True,
-            verbose=False,
         )
-        torch.onnx.export(
+        _torch_export(
             _SequenceModel(net),
             (seq,),
-            str(seq_path),
-            input_names=[FEATURE_NAME],
-            output_names=outputs,
+            seq_path,
+            inputs=[FEATURE_NAME],
+            outputs=outputs,
             dynamic_shapes={"features": {0: batch}},
-            opset_version=OPSET,
-            external_data=False,
-            dynamo=True,
-            verbose=False,
         )
     finally:
         net.train(was_training)
