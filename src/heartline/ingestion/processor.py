@@ -113,9 +113,10 @@ def tune_gc(*, threshold0: int = GC_THRESHOLD0) -> tuple[int, int, int]:
     generation-0 threshold from 700 to ``threshold0`` net container allocations. The per-frame
     work frees its objects by reference counting, so collections find little garbage; what they
     cost is the traversal, and a full one is a stop-the-world pause of the worker: measured with
-    the stream profile (300 patients, one processor, 18,000 frames), 5 full collections of up to
-    303 ms each and 2.1 s of collector time with the defaults, against none over 20 ms and
-    0.07 s after this call. Those pauses land directly in the frame-to-result latency.
+    the stream-profile harness (300 patients, one processor, 18,000 frames;
+    ``docs/benchmarks/stream/session5_machine/gc_pauses.py``), 5 full collections of up to
+    167 ms each and 1.2 s of collector time with the defaults, against 8 collections of at most
+    15 ms and 0.05 s after this call. Those pauses land directly in the frame-to-result latency.
 
     Cyclic garbage is still collected, later (objects frozen here were alive, so nothing
     collectable is frozen). Returns the previous thresholds.
