@@ -197,14 +197,17 @@ class OnnxBeatClassifier:
             raise ValueError(
                 f"features must have shape (n, {t}, {self.feature_dim}), got {features.shape}"
             )
-        if head not in ("current", "next"):
-            raise ValueError(f"head must be 'current' or 'next', got {head!r}")
-        if head == "next" and not self.has_next_head:
-            raise ValueError("head: this model has no early-alarm output")
+        self._check_head(head)
         if not features.shape[0]:
             return np.zeros((0, len(self.classes)), np.float32)
         outs = self.sequence_session.run(None, {FEATURE_NAME: features})
         return outs[0 if head == "current" else 1]
+
+    def _check_head(self, head: str) -> None:
+        if head not in ("current", "next"):
+            raise ValueError(f"head must be 'current' or 'next', got {head!r}")
+        if head == "next" and not self.has_next_head:
+            raise ValueError("head: this model has no early-alarm output")
 
     def _run(self, windows: np.ndarray, rr: np.ndarray, batch_size: int) -> list[np.ndarray]:
         outs: list[list[np.ndarray]] = [[] for _ in self.output_names]
@@ -252,10 +255,7 @@ class OnnxBeatClassifier:
             raise ValueError(
                 f"rr must have shape ({windows.shape[0]}, {t}, {self.n_rr}), got {rr.shape}"
             )
-        if head not in ("current", "next"):
-            raise ValueError(f"head must be 'current' or 'next', got {head!r}")
-        if head == "next" and not self.has_next_head:
-            raise ValueError("head: this model has no early-alarm output")
+        self._check_head(head)
         outs = self._run(np.ascontiguousarray(windows), np.ascontiguousarray(rr), batch_size)
         return outs[0 if head == "current" else 1]
 
