@@ -426,3 +426,101 @@ def test_stop_stores_the_alert_extensions_still_held_back(tmp_path, tiny_model) 
     assert eng.active_alerts()
     for ev in eng.active_alerts():
         assert stored[ev.id].evidence["revision"] == ev.revision
+
+
+# ------------------------------------------------------------------------ storage ack coalescing
+class _AckListener:
+    """Collects the storage acknowledgements the processor publishes (all devices)."""
+
+    def __init__(self, address: BrokerAddress) -> None:
+        from heartline.ingestion.acks import ACKS_SUBSCRIPTION, StorageAck
+
+        self.acks: list = []
+        self._parse = StorageAck.from_json
+        self._ready = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"acks-{uuid.uuid4().hex[:8]}"
+        )
+        self.client.on_message = lambda _c, _u, msg: self.acks.append(self._parse(msg.payload))
+        self.client.on_subscribe = lambda *_a: self._ready.set()
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+        self.client.subscribe(ACKS_SUBSCRIPTION, qos=1)
+        assert self._ready.wait(5)
+
+    def seqs(self, device_id: str) -> list[int]:
+        return sorted(s for a in self.acks if a.device_id == device_id for s in a.seqs())
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _ack_run(tmp_path: Path, tiny_model, *, ack_interval_s: float, n: int, stop_early: bool):
+    url = _db(tmp_path)
+    dev = "ackdev-1"
+    _register(url, dev)
+    with MosquittoSupervisor(tmp_path / "broker") as broker:
+        listener = _AckListener(broker.address)
+        proc = StreamProcessor(
+            address=broker.address,
+            database_url=url,
+            model=tiny_model,
+            partitions=range(PARTS),
+            n_partitions=PARTS,
+            ack_interval_s=ack_interval_s,
+            batch_wait_s=0.0,
+            batch_idle_s=0.001,
+            client_id=f"proc-{uuid.uuid4().hex[:6]}",
+        ).start()
+        raw = RawPublisher(broker.address)
+        try:
+            for s in range(n):
+                raw.send(frames_topic(dev, partitions=PARTS), _frame(dev, s).to_json())
+                time.sleep(0.05)
+            assert _wait(lambda: len(_stored_seqs(url, dev)) == n, 20)
+            if not stop_early:
+                assert _wait(lambda: len(listener.seqs(dev)) == n, 10)
+        finally:
+            raw.close()
+            proc.stop()
+        _wait(lambda: len(listener.seqs(dev)) == n, 5)
+        listener.close()
+        return listener, proc.counters(), dev
+
+
+def test_storage_acks_are_coalesced_per_device_and_cover_every_frame(tmp_path, tiny_model) -> None:
+    n = 12
+    listener, counters, dev = _ack_run(
+        tmp_path, tiny_model, ack_interval_s=0.4, n=n, stop_early=False
+    )
+    assert listener.seqs(dev) == list(range(n))  # every stored frame acknowledged exactly once
+    # 12 frames 50 ms apart committed one by one, acknowledged about every 0.4 s
+    assert 1 <= len(listener.acks) <= 4, [a.ranges for a in listener.acks]
+    assert counters.storage_acks == len(listener.acks)
+
+
+def test_storage_acks_uncoalesced_with_interval_zero(tmp_path, tiny_model) -> None:
+    n = 6
+    listener, _, dev = _ack_run(tmp_path, tiny_model, ack_interval_s=0.0, n=n, stop_early=False)
+    assert listener.seqs(dev) == list(range(n))
+    assert len(listener.acks) >= n - 1  # frames 50 ms apart: (nearly) one commit and ack each
+
+
+def test_stop_sends_the_pending_storage_acks(tmp_path, tiny_model) -> None:
+    n = 5
+    listener, _, dev = _ack_run(tmp_path, tiny_model, ack_interval_s=3600.0, n=n, stop_early=True)
+    assert listener.seqs(dev) == list(range(n))
+    assert len(listener.acks) == 1
+
+
+def test_bad_ack_interval_is_refused(tmp_path, tiny_model) -> None:
+    with pytest.raises(ValueError, match="ack_interval_s"):
+        StreamProcessor(
+            address=BrokerAddress("127.0.0.1", 1),
+            database_url=_db(tmp_path),
+            model=tiny_model,
+            partitions=[0],
+            n_partitions=1,
+            ack_interval_s=-1.0,
+        )

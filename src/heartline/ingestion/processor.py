@@ -148,7 +148,8 @@ class ProcessorCounters:
     first frame). ``e2e_latency_*``: end of the frame on the device clock
     (``start_time_s + duration_s``) -> results committed, by the server's wall clock (meaningful
     when device clocks are synchronised, e.g. simulated devices on the same machine).
-    ``quarantined`` maps reason -> count.
+    ``quarantined`` maps reason -> count. ``storage_acks``: acknowledgements published (each
+    covers the frames of one device committed within ``ack_interval_s``).
     """
 
     frames_in: int
@@ -170,6 +171,7 @@ class ProcessorCounters:
     latency_max_s: float
     e2e_latency_p50_s: float = float("nan")
     e2e_latency_p99_s: float = float("nan")
+    storage_acks: int = 0
 
     @property
     def quarantined_total(self) -> int:
@@ -266,6 +268,17 @@ class StreamProcessor:
     batch_idle_s : float
         A batch also closes when no message arrived for this long (e.g. the broker's in-flight
         window of the sessions is full until this batch is acknowledged).
+    ack_interval_s : float
+        Storage acknowledgements are coalesced per device: a device's committed sequence
+        numbers are published in one acknowledgement at most ``ack_interval_s`` after the first
+        of them was committed (``0``: one acknowledgement per device after every commit). With
+        1 s frames this sends about one acknowledgement per device every ``ack_interval_s``
+        instead of one per frame, which saves the broker, the processor's network threads and
+        the devices the same number of QoS 1 round trips. Keep it well below the devices'
+        ``storage_ack_timeout_s`` (10 s by default), or they replay frames that are stored but
+        not yet acknowledged (harmless, storage is idempotent, but wasted work). A crash loses
+        only pending acknowledgements, never frames: the devices replay and storage finds the
+        frames already stored.
     max_payload_bytes : int
         Payloads above this are quarantined as ``oversized``.
     session_factory : sessionmaker, optional
@@ -295,6 +308,7 @@ class StreamProcessor:
         batch_max: int = 500,
         batch_wait_s: float = 0.05,
         batch_idle_s: float = 0.025,
+        ack_interval_s: float = 1.0,
         max_payload_bytes: int = MAX_FRAME_BYTES,
         pipeline_options: dict[str, Any] | None = None,
         on_alert: Callable[[AlertUpdate], None] | None = None,
@@ -311,10 +325,10 @@ class StreamProcessor:
             raise ValueError(f"partitions {bad} outside 0..{n_partitions - 1}")
         if (database_url is None) == (session_factory is None):
             raise ValueError("give exactly one of database_url and session_factory")
-        if batch_max < 1 or batch_wait_s < 0 or batch_idle_s <= 0:
+        if batch_max < 1 or batch_wait_s < 0 or batch_idle_s <= 0 or not ack_interval_s >= 0:
             raise ValueError(
-                "need batch_max >= 1, batch_wait_s >= 0 and batch_idle_s > 0, got "
-                f"{batch_max}, {batch_wait_s}, {batch_idle_s}"
+                "need batch_max >= 1, batch_wait_s >= 0, batch_idle_s > 0 and ack_interval_s >= 0,"
+                f" got {batch_max}, {batch_wait_s}, {batch_idle_s}, {ack_interval_s}"
             )
         if isinstance(model, (str, Path)):
             from heartline.edge.runtime import OnnxBeatClassifier
@@ -328,6 +342,7 @@ class StreamProcessor:
         self.batch_max = int(batch_max)
         self.batch_wait_s = float(batch_wait_s)
         self.batch_idle_s = float(batch_idle_s)
+        self.ack_interval_s = float(ack_interval_s)
         self.max_payload_bytes = int(max_payload_bytes)
         self.pipeline_options = dict(pipeline_options or {})
         self.on_alert = on_alert
@@ -370,6 +385,9 @@ class StreamProcessor:
         self._known: dict[str, str | None] = {}  # device -> patient (None: unknown)
         self._engines: dict[str, AlertEngine] = {}
         self._alert_rows: dict[str, int] = {}  # engine alert id -> alerts.id
+        # storage acknowledgements not yet sent: device -> committed seqs, and when they are due
+        self._pending_acks: dict[str, list[int]] = {}
+        self._ack_due: dict[str, float] = {}
         self._lock = threading.Lock()
         self._c: collections.Counter[str] = collections.Counter()
         self._quarantined: collections.Counter[str] = collections.Counter()
@@ -438,6 +456,7 @@ class StreamProcessor:
             self._worker.join(timeout=30.0)
             self._worker = None
         self._flush_alert_reports()
+        self._send_acks(None)
         for c in self._clients:
             c.disconnect()
             c.loop_stop()
@@ -525,6 +544,7 @@ class StreamProcessor:
             latency_max_s=mx,
             e2e_latency_p50_s=float(np.percentile(e2e, 50)) if e2e.size else float("nan"),
             e2e_latency_p99_s=float(np.percentile(e2e, 99)) if e2e.size else float("nan"),
+            storage_acks=c.get("storage_acks", 0),
         )
 
     def reset_latency(self) -> None:
@@ -571,6 +591,7 @@ class StreamProcessor:
         while not self._stop.is_set():
             batch = self._next_batch()
             if not batch:
+                self._send_acks(time.monotonic())
                 continue
             self._c["in_progress"] = len(batch)
             try:
@@ -816,8 +837,13 @@ class StreamProcessor:
                 except Exception:  # disconnected: the broker redelivers, storage dedups
                     pass
         for device_id, seqs in stored_seqs.items():
-            ack = StorageAck(device_id, tuple(seq_ranges(seqs)))
-            self._client.publish(acks_topic(device_id), ack.to_json(), qos=1)
+            pending = self._pending_acks.get(device_id)
+            if pending is None:
+                self._pending_acks[device_id] = list(seqs)
+                self._ack_due[device_id] = done + self.ack_interval_s
+            else:
+                pending.extend(seqs)
+        self._send_acks(done)
         n_beats = sum(len(v) for v in beat_rows.values())
         with self._lock:
             self._c["frames_stored"] += n_stored
@@ -835,6 +861,24 @@ class StreamProcessor:
                 self._latency.append(done - m.received)
         self._notify(updates)
         clock.lap("acks")
+
+    def _send_acks(self, now: float | None) -> None:
+        """Publish the storage acknowledgements due at ``now`` (``None``: all pending ones)."""
+        if not self._pending_acks:
+            return
+        due = [
+            d for d, t in self._ack_due.items() if now is None or t <= now
+        ]  # insertion order: the oldest first
+        for device_id in due:
+            seqs = self._pending_acks.pop(device_id)
+            del self._ack_due[device_id]
+            ack = StorageAck(device_id, tuple(seq_ranges(seqs)))
+            try:
+                self._client.publish(acks_topic(device_id), ack.to_json(), qos=1)
+            except Exception:  # the device times out and replays; storage finds them stored
+                log.warning("processor %s: could not acknowledge %s", self.client_id, device_id)
+        with self._lock:
+            self._c["storage_acks"] += len(due)
 
     def _notify(self, updates: list[AlertUpdate]) -> None:
         """Hand committed alert updates to ``on_alert`` (a failing callback is logged)."""
