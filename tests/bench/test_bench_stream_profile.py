@@ -38,3 +38,24 @@ def test_profile_refuses_bad_arguments(tmp_path, tiny_model_path) -> None:
         run_stream_profile(tmp_path, model=tiny_model_path, patients=0)
     with pytest.raises(FileNotFoundError):
         run_stream_profile(tmp_path, model=tmp_path / "missing.onnx")
+
+
+def test_profile_with_tuned_gc_restores_the_collector(tmp_path, tiny_model_path, data_dir) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
+    prof = run_stream_profile(
+        tmp_path / "run",
+        model=tiny_model_path,
+        patients=2,
+        seconds=2,
+        warmup_s=2,
+        batch_frames=2,
+        data_dir=data_dir,
+        tune_gc=True,
+    )
+    assert prof.gc_tuned and prof.frames == 4
+    assert "--tune-gc" in (tmp_path / "run" / "stream_profile.md").read_text()
+    assert gc.get_threshold() == before  # the caller's settings are back
+    assert gc.get_freeze_count() <= frozen_before

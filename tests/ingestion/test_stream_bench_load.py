@@ -129,3 +129,83 @@ def test_resilience_plan_keeps_a_device_offline_through_both_crashes() -> None:
     assert (kill, restart, offline.start_s, total) == (10.0, 18.0, 8.0, 40.0)
     with pytest.raises(ValueError, match="outage_s"):
         _resilience_plan(40.0, 0.0)
+
+
+def test_markdown_report_renders_a_fixed_load_alone() -> None:
+    run = {
+        "patients": 4,
+        "duration_s": 5,
+        "frames_sent": 20,
+        "frames_stored": 20,
+        "frames_lost": 0,
+        "p50_latency_s": 0.1,
+        "p99_latency_s": 0.3,
+        "p99_receipt_to_commit_s": 0.1,
+        "generator_lag_p99_s": 0.0,
+        "beats_total": 25,
+        "passed": True,
+        "cpu_us_per_frame": {"processors": 2100.0, "generator": 300.0},
+    }
+    r = {
+        "config": {
+            "workers": 2,
+            "partitions": 8,
+            "cpu_count": 2,
+            "latency": "x",
+            "p99_limit_s": 1.0,
+            "model": "m.onnx",
+        },
+        "capacity": {},
+        "fixed": run,
+        "fixed_repeats": [run, dict(run, p99_latency_s=1.2, passed=False)],
+        "elapsed_s": 1.0,
+    }
+    md = _markdown(r)
+    assert "| (not run) |" in md and "Resilience" not in md and "Agreement" not in md
+    assert "| 1 | 4 | 5 | 20 | 20 | 0 | 0.100 | 0.300 | 0.100 | 2100 | 300 | yes |" in md
+    assert "| 2 | 4 | 5 | 20 | 20 | 0 | 0.100 | 1.200 | 0.100 | 2100 | 300 | no |" in md
+
+
+def test_bench_stream_refuses_unknown_parts_and_bad_repeat(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from heartline.bench.stream import run_stream_bench
+    from heartline.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["bench", "stream", "--out", str(tmp_path), "--parts", "capacity,nope"]
+    )
+    assert res.exit_code == 2 and "nope" in res.output
+    res = runner.invoke(app, ["bench", "stream", "--out", str(tmp_path), "--repeat", "2"])
+    assert res.exit_code == 2 and "--patients" in res.output
+    with pytest.raises(ValueError, match="parts"):
+        run_stream_bench(tmp_path, model=tmp_path / "m.onnx", parts=["bogus"])
+    with pytest.raises(ValueError, match="repeat"):
+        run_stream_bench(tmp_path, model=tmp_path / "m.onnx", repeat=3)
+
+
+def test_bench_stream_fixed_load_end_to_end(tmp_path, data_dir) -> None:
+    """A small fixed load through the real processes (own Mosquitto, SQLite, shipped model)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from heartline.cli.main import app
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench", "stream", "--out", str(out), "--parts", "capacity", "--patients", "3",
+            "--duration", "4", "--repeat", "2", "--data-dir", str(data_dir),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "stream.json").read_text())
+    assert r["capacity"] == {} and "resilience" not in r and "profile" not in r
+    assert len(r["fixed_repeats"]) == 2 and r["fixed"] == r["fixed_repeats"][0]
+    for f in r["fixed_repeats"]:
+        assert f["patients"] == 3 and f["frames_sent"] == 12
+        assert f["frames_stored"] == 12 and f["frames_lost"] == 0
+    assert "## Fixed load" in (out / "stream.md").read_text()

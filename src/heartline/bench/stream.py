@@ -39,7 +39,7 @@ import platform
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ SYSTEM_BROKER_URL = "mqtt://127.0.0.1:1883"
 P99_LIMIT_S = 1.0
 #: Seconds of each capacity step excluded from the latency statistics (never from loss counts).
 WARMUP_S = 3.0
+#: The benchmark's parts, in the order they run (``run_stream_bench(parts=...)``).
+BENCH_PARTS: tuple[str, ...] = ("profile", "capacity", "resilience", "agreement")
 
 
 # ------------------------------------------------------------------------------ processors
@@ -803,6 +805,8 @@ def run_stream_bench(
     workers: int = 2,
     n_partitions: int = 8,
     target: int = 1000,
+    parts: Sequence[str] | None = None,
+    repeat: int = 1,
     report: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the stream benchmark into ``out`` (``stream.json``, ``stream.md``); returns the JSON dict.
@@ -816,7 +820,8 @@ def run_stream_bench(
     quick : bool
         Shorter steps and outages (minutes in total).
     patients, duration_s : int, optional
-        Also run one fixed-load step (default set-up), reported as ``"fixed"``.
+        Run a fixed load of ``patients`` for ``duration_s`` seconds (default set-up) instead of
+        the capacity search, reported as ``"fixed"`` (and every repeat under ``"fixed_repeats"``).
     outage_s : float, optional
         How long one edge device is offline in the resilience run (default: ten minutes, as the
         issue asks; 8 s with ``quick``). The resilience run lasts about ``outage_s + 45`` s.
@@ -830,11 +835,28 @@ def run_stream_bench(
         Topic partitions.
     target : int
         Capacity the search stops at once reached.
-    """
-    from heartline.ingestion.broker import MosquittoSupervisor, parse_broker_url, wait_for_port
-    from heartline.ingestion.live import ARRHYTHMIA_RECORDS
-    from heartline.storage import upgrade_database
+    parts : sequence of str, optional
+        Which parts to run, any of :data:`BENCH_PARTS` (default: all). ``"capacity"`` is the
+        capacity search, or the fixed load when ``patients`` is given.
+    repeat : int
+        Fixed load only: how many times to run it (one after the other, same processors), since
+        the p99 of a single 20 s step is noisy.
 
+    Raises
+    ------
+    ValueError
+        Unknown part names, ``repeat < 1`` or ``repeat > 1`` without ``patients``.
+    """
+    from heartline.ingestion.live import ARRHYTHMIA_RECORDS
+
+    todo = tuple(BENCH_PARTS if parts is None else parts)
+    unknown = sorted(set(todo) - set(BENCH_PARTS))
+    if unknown or not todo:
+        raise ValueError(
+            f"parts must be a non-empty subset of {list(BENCH_PARTS)}, got {list(todo)}"
+        )
+    if repeat < 1 or (repeat > 1 and not patients):
+        raise ValueError(f"repeat must be >= 1, and > 1 only with a fixed load, got {repeat}")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = Path(model)
@@ -863,6 +885,7 @@ def run_stream_bench(
             "latency": "end of frame on the device clock -> results committed (server wall clock)",
             "load_average_at_start": list(os.getloadavg()),
             "outage_s": float(outage_s if outage_s is not None else (8.0 if quick else 600.0)),
+            "parts": list(todo),
         },
         "capacity": {},
     }
@@ -870,15 +893,87 @@ def run_stream_bench(
     # where the CPU goes, before any load runs (no broker: frames straight to a processor)
     from heartline.bench.stream_profile import run_stream_profile
 
-    report("profile: per-stage CPU of the stream processor (no broker)")
-    result["profile"] = run_stream_profile(
-        out_dir / "profile",
-        model=model,
-        patients=20 if quick else 100,
-        seconds=10 if quick else 30,
-        warmup_s=30 if quick else 150,
-        data_dir=data_dir_p,
-    ).to_dict()
+    if "profile" in todo:
+        report("profile: per-stage CPU of the stream processor (no broker)")
+        result["profile"] = run_stream_profile(
+            out_dir / "profile",
+            model=model,
+            patients=20 if quick else 100,
+            seconds=10 if quick else 30,
+            warmup_s=30 if quick else 150,
+            data_dir=data_dir_p,
+            tune_gc=True,  # as the benchmark's processor processes run
+        ).to_dict()
+    if "capacity" in todo:
+        _capacity(
+            result,
+            out_dir,
+            frames,
+            model=model,
+            quick=quick,
+            patients=patients,
+            duration_s=duration_s,
+            repeat=repeat,
+            step_s=step_s,
+            max_steps=max_steps,
+            postgres_admin_url=postgres_admin_url,
+            system_broker_url=system_broker_url,
+            workers=workers,
+            n_partitions=n_partitions,
+            target=target,
+            report=report,
+        )
+    if "resilience" in todo:
+        result["resilience"] = _resilience(
+            out_dir,
+            model,
+            patients=8 if quick else 20,
+            duration_s=40.0 if quick else 90.0,
+            outage_s=float(outage_s if outage_s is not None else (8.0 if quick else 600.0)),
+            workers=workers,
+            n_partitions=n_partitions,
+            data_dir=data_dir_p,
+            report=report,
+        )
+    if "agreement" in todo:
+        result["agreement"] = _agreement(
+            out_dir,
+            model,
+            duration_s=60 if quick else 300,
+            data_dir=data_dir_p,
+            workers=workers,
+            n_partitions=n_partitions,
+            report=report,
+        )
+    result["elapsed_s"] = time.time() - t_start
+    result["config"]["load_average_at_end"] = list(os.getloadavg())
+    (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
+    (out_dir / "stream.md").write_text(_markdown(result))
+    return result
+
+
+def _capacity(
+    result: dict[str, Any],
+    out_dir: Path,
+    frames: _FramePool,
+    *,
+    model: Path,
+    quick: bool,
+    patients: int | None,
+    duration_s: int | None,
+    repeat: int,
+    step_s: int,
+    max_steps: int,
+    postgres_admin_url: str,
+    system_broker_url: str,
+    workers: int,
+    n_partitions: int,
+    target: int,
+    report: Callable[[str], None],
+) -> None:
+    """The capacity search on both set-ups, or the fixed load (default set-up) into ``result``."""
+    from heartline.ingestion.broker import MosquittoSupervisor, parse_broker_url, wait_for_port
+    from heartline.storage import upgrade_database
 
     # default set-up: own Mosquitto + SQLite
     cap_dir = out_dir / "capacity_default"
@@ -897,16 +992,25 @@ def run_stream_bench(
         try:
             setup = _Setup("default", broker.address, db_default, pool)
             if patients:
-                report(f"fixed load: {patients} patients x {duration_s or step_s} s")
-                result["fixed"] = _step(
-                    setup,
-                    frames,
-                    patients,
-                    int(duration_s or step_s),
-                    n_partitions,
-                    f"f{uuid.uuid4().hex[:4]}",
-                    drain_s=30,
-                )
+                runs = []
+                for k in range(repeat):
+                    report(
+                        f"fixed load {k + 1}/{repeat}: {patients} patients x {duration_s or step_s} s"
+                    )
+                    runs.append(
+                        _step(
+                            setup,
+                            frames,
+                            patients,
+                            int(duration_s or step_s),
+                            n_partitions,
+                            f"f{k}{uuid.uuid4().hex[:4]}",
+                            drain_s=30,
+                        )
+                    )
+                result["fixed"] = runs[0]
+                result["fixed_repeats"] = runs
+                return
             result["capacity"]["default"] = _search(
                 setup,
                 frames,
@@ -954,32 +1058,6 @@ def run_stream_bench(
         except Exception as exc:  # report, do not hide: the entry says what failed
             log.exception("mosquitto_postgres capacity failed")
             result["capacity"]["mosquitto_postgres"] = {"error": f"{type(exc).__name__}: {exc}"}
-
-    result["resilience"] = _resilience(
-        out_dir,
-        model,
-        patients=8 if quick else 20,
-        duration_s=40.0 if quick else 90.0,
-        outage_s=float(outage_s if outage_s is not None else (8.0 if quick else 600.0)),
-        workers=workers,
-        n_partitions=n_partitions,
-        data_dir=data_dir_p,
-        report=report,
-    )
-    result["agreement"] = _agreement(
-        out_dir,
-        model,
-        duration_s=60 if quick else 300,
-        data_dir=data_dir_p,
-        workers=workers,
-        n_partitions=n_partitions,
-        report=report,
-    )
-    result["elapsed_s"] = time.time() - t_start
-    result["config"]["load_average_at_end"] = list(os.getloadavg())
-    (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
-    (out_dir / "stream.md").write_text(_markdown(result))
-    return result
 
 
 def _fmt(v: Any, nd: int = 3) -> str:
@@ -1063,6 +1141,8 @@ def _markdown(r: dict[str, Any]) -> str:
                 f"| {name} | {c['patients']} | {_fmt(c['p99_latency_s'])} | {_fmt(c['frames_lost'])} | "
                 f"{'yes' if c['target_met'] else 'no (target ' + str(c['target_patients']) + ')'} |"
             )
+    if not r["capacity"]:
+        lines.append("| (not run) | | | | |")
     lines += [
         "",
         "Search steps:",
@@ -1083,18 +1163,35 @@ def _markdown(r: dict[str, Any]) -> str:
             )
     lines += _cpu_markdown(r)
     if "fixed" in r:
-        f = r["fixed"]
+        runs = r.get("fixed_repeats") or [r["fixed"]]
         lines += [
             "",
-            "## Fixed load",
+            "## Fixed load (default set-up)",
             "",
-            f"{f['patients']} patients x {f['duration_s']} s: sent {f['frames_sent']}, "
-            f"stored {f['frames_stored']}, lost {f['frames_lost']}, p50 {_fmt(f['p50_latency_s'])} s, "
-            f"p99 {_fmt(f['p99_latency_s'])} s, pass: {f['passed']}.",
+            "| run | patients | seconds | sent | stored | lost | p50 (s) | p99 (s) | "
+            "receipt->commit p99 (s) | processors CPU us/frame | generator CPU us/frame | pass |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
-    res = r["resilience"]
+        for k, f in enumerate(runs, 1):
+            cpu = f.get("cpu_us_per_frame") or {}
+            lines.append(
+                f"| {k} | {f['patients']} | {f['duration_s']} | {f['frames_sent']} | "
+                f"{f['frames_stored']} | {f['frames_lost']} | {_fmt(f['p50_latency_s'])} | "
+                f"{_fmt(f['p99_latency_s'])} | {_fmt(f['p99_receipt_to_commit_s'])} | "
+                f"{_fmt(cpu.get('processors'), 0)} | {_fmt(cpu.get('generator'), 0)} | "
+                f"{'yes' if f['passed'] else 'no'} |"
+            )
+    if "resilience" in r:
+        lines += _resilience_markdown(r["resilience"])
+    if "agreement" in r:
+        lines += _agreement_markdown(r["agreement"])
+    lines += ["", f"Total run time {r['elapsed_s']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def _resilience_markdown(res: dict[str, Any]) -> list[str]:
     ev = res["events"]
-    lines += [
+    return [
         "",
         "## Resilience",
         "",
@@ -1108,8 +1205,10 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| {res['frames_sent']} | {res['frames_stored']} | {res['frames_lost']} | {res['duplicate_rows']} | "
         f"{res['duplicates_received_and_dropped']} | {res['device_replays']} | {'yes' if res['passed'] else 'no'} |",
     ]
-    a = r["agreement"]
-    lines += [
+
+
+def _agreement_markdown(a: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Agreement (live vs `classify_record`)",
         "",
@@ -1123,5 +1222,4 @@ def _markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {rec} | {v['offline_beats']} | {v['same_sample_pct']:.2f} | {v['same_label_pct']:.2f} |"
         )
-    lines += ["", f"Total run time {r['elapsed_s']:.0f} s.", ""]
-    return "\n".join(lines)
+    return lines

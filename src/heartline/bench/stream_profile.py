@@ -16,6 +16,7 @@ Writes ``OUT/stream_profile.json`` and ``OUT/stream_profile.md``.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -81,6 +82,7 @@ class StreamProfile:
     python: str
     cpu_count: int | None
     load_average: tuple[float, float, float]
+    gc_tuned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +113,7 @@ def run_stream_profile(
     batch_frames: int = 25,
     n_partitions: int = 8,
     data_dir: str | os.PathLike[str] | None = None,
+    tune_gc: bool = False,
     report: Callable[[str], None] | None = None,
 ) -> StreamProfile:
     """Profile the stream processor's CPU per frame and stage (see the module docstring).
@@ -133,6 +136,11 @@ def run_stream_profile(
         Topic partitions (all owned by the one processor).
     data_dir : path-like, optional
         PhysioNet data directory.
+    tune_gc : bool
+        Profile with the garbage-collector settings of the live processes
+        (:func:`heartline.ingestion.processor.tune_gc`, as ``heartline serve``/``live`` and the
+        benchmark's processors run); the process's settings are restored afterwards. Off by
+        default so that profiles stay comparable with earlier ones.
 
     Returns
     -------
@@ -199,6 +207,33 @@ def run_stream_profile(
         if pending:
             proc._handle(pending)
 
+    saved_gc = gc.get_threshold()
+    try:
+        if tune_gc:
+            from heartline.ingestion.processor import tune_gc as _tune_gc
+
+            _tune_gc()
+        return _measure(
+            proc, feed, out_dir, model_p, patients, seconds, warmup_s, batch_frames, tune_gc, report
+        )
+    finally:
+        if tune_gc:
+            gc.unfreeze()
+            gc.set_threshold(*saved_gc)
+
+
+def _measure(
+    proc: Any,
+    feed: Callable[[int, int], None],
+    out_dir: Path,
+    model_p: Path,
+    patients: int,
+    seconds: int,
+    warmup_s: int,
+    batch_frames: int,
+    gc_tuned: bool,
+    report: Callable[[str], None],
+) -> StreamProfile:
     report(f"stream profile: {patients} patients, {warmup_s} s warm-up")
     feed(0, warmup_s)
     assert proc.stage_times is not None
@@ -248,6 +283,7 @@ def run_stream_profile(
         python=platform.python_version(),
         cpu_count=os.cpu_count(),
         load_average=tuple(os.getloadavg()),  # type: ignore[arg-type]
+        gc_tuned=gc_tuned,
     )
     (out_dir / "stream_profile.json").write_text(json.dumps(prof.to_dict(), indent=2))
     (out_dir / "stream_profile.md").write_text(profile_markdown(prof))
@@ -260,7 +296,8 @@ def profile_markdown(p: StreamProfile) -> str:
         "# Stream processor CPU profile",
         "",
         f"`heartline bench stream-profile --patients {p.patients} --seconds {p.seconds} "
-        f"--warmup {p.warmup_s} --batch {p.batch_frames}` (git `{p.git_revision or '?'}`, "
+        f"--warmup {p.warmup_s} --batch {p.batch_frames}{' --tune-gc' if p.gc_tuned else ''}` "
+        f"(git `{p.git_revision or '?'}`, "
         f"model `{p.model}`, Python {p.python}, load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in p.load_average)}). Frames of simulated 360 Hz 2-lead "
         "patients fed straight to one stream processor's batch handler (no broker); CPU time "

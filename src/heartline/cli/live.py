@@ -341,11 +341,27 @@ def bench_stream(
         Path, typer.Option("--out", help="Run directory for stream.json and stream.md.")
     ],
     patients: Annotated[
-        int | None, typer.Option("--patients", min=1, help="Also run one fixed load of N patients.")
+        int | None,
+        typer.Option(
+            "--patients",
+            min=1,
+            help="Run one fixed load of N patients instead of the capacity search.",
+        ),
     ] = None,
     duration: Annotated[
         int | None, typer.Option("--duration", min=2, help="Seconds of the fixed load.")
     ] = None,
+    repeat: Annotated[
+        int, typer.Option("--repeat", min=1, help="Run the fixed load this many times.")
+    ] = 1,
+    parts: Annotated[
+        str,
+        typer.Option(
+            "--parts",
+            help="Comma-separated parts to run: profile, capacity (search or fixed load), "
+            "resilience, agreement.",
+        ),
+    ] = "profile,capacity,resilience,agreement",
     quick: Annotated[
         bool, typer.Option("--quick", help="Shorter steps and outages (a few minutes).")
     ] = False,
@@ -380,8 +396,19 @@ def bench_stream(
     ] = None,
 ) -> None:
     """Capacity (own Mosquitto+SQLite; system Mosquitto+PostgreSQL), resilience and live/offline agreement."""
-    from heartline.bench.stream import run_stream_bench
+    from heartline.bench.stream import BENCH_PARTS, run_stream_bench
 
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(BENCH_PARTS))
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown part(s) {unknown or chosen}; choose from {', '.join(BENCH_PARTS)}",
+            param_hint="--parts",
+        )
+    if repeat > 1 and not patients:
+        raise typer.BadParameter(
+            "--repeat needs a fixed load (--patients N)", param_hint="--repeat"
+        )
     path = _resolve_model(model)
     res = run_stream_bench(
         out,
@@ -389,6 +416,8 @@ def bench_stream(
         quick=quick,
         patients=patients,
         duration_s=duration,
+        repeat=repeat,
+        parts=chosen,
         outage_s=outage_s,
         data_dir=data_dir,
         postgres_admin_url=postgres_url,
@@ -399,7 +428,12 @@ def bench_stream(
     )
     console.print((Path(out) / "stream.md").read_text())
     caps = {k: v.get("patients") for k, v in res["capacity"].items()}
-    console.print(f"capacity {caps}; wrote {Path(out) / 'stream.json'}")
+    fixed = [(f["p99_latency_s"], f["frames_lost"]) for f in res.get("fixed_repeats", [])]
+    console.print(
+        (f"capacity {caps}; " if caps else "")
+        + (f"fixed load (p99 s, lost) {fixed}; " if fixed else "")
+        + f"wrote {Path(out) / 'stream.json'}"
+    )
 
 
 @bench_app.command("stream-profile")
@@ -428,6 +462,12 @@ def bench_stream_profile(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
     ] = None,
+    tune_gc: Annotated[
+        bool,
+        typer.Option(
+            "--tune-gc", help="Use the live processes' garbage-collector settings (tune_gc)."
+        ),
+    ] = False,
 ) -> None:
     """CPU per frame of each stream-processor stage (no broker: frames fed to the batch handler)."""
     from heartline.bench.stream_profile import run_stream_profile
@@ -441,6 +481,7 @@ def bench_stream_profile(
         warmup_s=warmup,
         batch_frames=batch,
         data_dir=data_dir,
+        tune_gc=tune_gc,
         report=lambda m: console.print(f"[dim]{m}[/]"),
     )
     console.print((Path(out) / "stream_profile.md").read_text())
