@@ -308,7 +308,7 @@ class StreamProcessor:
         batch_max: int = 500,
         batch_wait_s: float = 0.05,
         batch_idle_s: float = 0.025,
-        ack_interval_s: float = 1.0,
+        ack_interval_s: float = 2.0,
         max_payload_bytes: int = MAX_FRAME_BYTES,
         pipeline_options: dict[str, Any] | None = None,
         on_alert: Callable[[AlertUpdate], None] | None = None,
