@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -152,6 +153,15 @@ def test_ship_split_adds_the_split_to_a_shipped_model(tmp_path, data_dir):
     assert rep.n_beats > 2000 and rep.max_abs_diff_full <= PARITY_TOLERANCE
     assert rep.max_abs_diff_torch <= PARITY_TOLERANCE
     assert OnnxBeatClassifier(full).has_split
+    assert not (tmp_path / "hybrid_metrics.json").exists()  # nothing shipped to record it in
+    # a shipped summary gets the split recorded (and keeps what it had)
+    (tmp_path / "hybrid_metrics.json").write_text(json.dumps({"model": "hybrid"}))
+    ship_split(dest=tmp_path, records=("100",), data_dir=data_dir)
+    summary = json.loads((tmp_path / "hybrid_metrics.json").read_text())
+    assert summary["model"] == "hybrid"
+    assert summary["split_files"] == ["hybrid.encoder.onnx", "hybrid.sequence.onnx"]
+    assert summary["max_abs_diff_split_vs_onnx"] <= PARITY_TOLERANCE
+    assert "record" in summary["split_check"] and "100" in summary["split_check"]
     # weights that are not the ONNX model's: refused, nothing written
     for p in split_paths(full):
         p.unlink()
@@ -170,6 +180,10 @@ def test_shipped_model_has_its_split_form(data_dir):
     rep = check_split_parity(onnx_path, beats, torch_proba=torch_p)
     assert rep.max_abs_diff_full <= PARITY_TOLERANCE
     assert rep.max_abs_diff_torch <= PARITY_TOLERANCE
+    # the shipped summary and model card say so
+    summary = json.loads((shipped.ASSETS_DIR / "hybrid_metrics.json").read_text())
+    assert summary["split_files"] == [p.name for p in split_paths(onnx_path)]
+    assert "`hybrid.encoder.onnx` (per-beat features)" in shipped.shipped_model_card().read_text()
 
 
 def test_ship_writes_and_checks_the_split_form(tmp_path, data_dir):

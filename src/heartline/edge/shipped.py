@@ -243,6 +243,20 @@ def ship_split(
         report.max_abs_diff_torch,
         report.n_beats,
     )
+    metrics = dest / f"{name}_metrics.json"
+    if metrics.is_file():  # record the split in the shipped summary and its model card
+        from heartline.training.rundir import write_json
+
+        summary = json.loads(metrics.read_text(encoding="utf-8"))
+        summary.update(
+            split_files=[report.encoder_path.name, report.sequence_path.name],
+            max_abs_diff_split_vs_onnx=report.max_abs_diff_full,
+            max_abs_diff_split_vs_torch=report.max_abs_diff_torch,
+            split_check=f"{report.n_beats} beats of DS1 records {', '.join(records)}",
+        )
+        write_json(metrics, summary)
+        if "ds2" in summary:
+            (dest / "MODEL_CARD.md").write_text(render_model_card(summary), encoding="utf-8")
     return report
 
 
@@ -432,6 +446,23 @@ def _ci(d: dict[str, Any], key: str) -> str:
     return "" if not ci or ci[0] is None else f" [{_p(ci[0])}, {_p(ci[1])}]"
 
 
+def _split_lines(s: dict[str, Any]) -> list[str]:
+    """The model card's paragraph on the encoder/sequence split (none when not shipped)."""
+    files = s.get("split_files")
+    if not files:
+        return []
+    where = s.get("split_check", "all DS2 beats")
+    return [
+        "",
+        f"Live form: `{files[0]}` (per-beat features) and `{files[1]}` (LSTM and heads over the "
+        "K+1 feature rows), the same network split in two so that the stream processor encodes "
+        "each beat once (`heartline.edge.onnx_export.export_onnx_split`); each carries the "
+        "SHA-256 of the full graph and is loaded only beside it. Max probability difference on "
+        f"{where}: split vs full ONNX {s['max_abs_diff_split_vs_onnx']:.1e}, split vs PyTorch "
+        f"{s['max_abs_diff_split_vs_torch']:.1e} (tolerance 1e-4).",
+    ]
+
+
 def render_model_card(s: dict[str, Any]) -> str:
     """The model card (Mitchell et al. 2019 headings) from :func:`ship`'s summary."""
     ann, det = s["ds2"]["annotated"], s["ds2"]["detected"]
@@ -450,6 +481,7 @@ def render_model_card(s: dict[str, Any]) -> str:
         f"`rr` (batch, K+1, RR features); output: probabilities of the AAMI classes N, S, V, F, Q. "
         f"ONNX file {s['onnx_bytes'] / 1024:.0f} KiB; PyTorch weights: {s['pytorch_weights'] or 'not shipped (>= 2 MB)'}. "
         f"Max |PyTorch - ONNX Runtime| probability difference on all DS2 beats: {s['max_abs_diff_torch_vs_onnx']:.1e} (tolerance 1e-4).",
+        *_split_lines(s),
         "",
         "## Data and protocol",
         "",
