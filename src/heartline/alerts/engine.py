@@ -277,15 +277,114 @@ class EngineConfig:
         return float(self.hold_off_by_kind.get(kind, self.hold_off_s))
 
 
-@dataclass
 class _Open:
-    """Mutable book-keeping of one open alert (never exposed)."""
+    """Mutable book-keeping of one open alert (never exposed).
 
-    event: AlertEvent
-    last_evidence_s: float
-    n_episodes: int
-    reported_s: float = -math.inf  # data time of the last update reported for this alert
-    dirty: bool = False  # extended since that report, not reported yet
+    ``event`` is the alert's current snapshot. An extension that is not reported at once (see
+    ``EngineConfig.report_interval_s``) may be kept *pending* instead (:meth:`extend`): its
+    scalar fields are stored and the evidence, the JSON form of its episodes (most of an
+    extension's cost), is built only when ``event`` is next read, from the same episodes, so
+    the snapshot is the one :func:`dataclasses.replace` would have built at once.
+    """
+
+    __slots__ = (
+        "_event",
+        "_pending",
+        "dirty",
+        "id",
+        "last_evidence_s",
+        "n_episodes",
+        "reported_s",
+        "severity",
+    )
+
+    def __init__(self, event: AlertEvent, last_evidence_s: float, n_episodes: int) -> None:
+        self._event = event
+        self._pending: dict[str, Any] | None = None
+        self.id = event.id
+        self.severity = event.severity
+        self.last_evidence_s = last_evidence_s
+        self.n_episodes = n_episodes
+        self.reported_s = -math.inf  # data time of the last update reported for this alert
+        self.dirty = False  # extended since that report, not reported yet
+
+    @property
+    def event(self) -> AlertEvent:
+        p = self._pending
+        if p is not None:
+            base = self._event
+            latest_ep: Episode = p.pop("latest_ep")
+            peak_ep: Episode | None = p.pop("peak_ep")
+            latest = latest_ep.evidence()
+            if peak_ep is None:
+                peak = base.evidence["peak"]
+            elif peak_ep is latest_ep:
+                peak = latest
+            else:
+                peak = peak_ep.evidence()
+            evidence = {
+                "trigger": base.evidence["trigger"],
+                "peak": peak,
+                "latest": latest,
+                "n_episodes": self.n_episodes,
+                "last_evidence_s": self.last_evidence_s,
+            }
+            self._event = replace(base, evidence=evidence, **p)
+            self._pending = None
+        return self._event
+
+    @event.setter
+    def event(self, event: AlertEvent) -> None:
+        self._event = event
+        self._pending = None
+        self.severity = event.severity
+
+    def extend(
+        self,
+        ep: Episode,
+        *,
+        severity: Severity,
+        message: str,
+        peak_from_ep: bool,
+        acknowledged_by: str | None,
+        acknowledged_at_s: float | None,
+        updated_s: float,
+    ) -> None:
+        """Record an extension by ``ep`` without building its evidence (``event`` does that).
+
+        ``n_episodes`` and ``last_evidence_s`` must already hold their new values (the
+        evidence is built from them: no later change touches them without passing here or
+        through ``event``).
+        """
+        p = self._pending
+        if p is None:
+            ev = self._event
+            p = self._pending = {"peak_ep": None, "revision": ev.revision}
+        p["latest_ep"] = ep
+        if peak_from_ep:
+            p["peak_ep"] = ep
+        p["severity"] = severity
+        p["message"] = message
+        p["acknowledged_by"] = acknowledged_by
+        p["acknowledged_at_s"] = acknowledged_at_s
+        p["updated_s"] = updated_s
+        p["revision"] += 1
+        self.severity = severity
+
+    @property
+    def current(self) -> tuple[Severity, str, str | None, float | None, int]:
+        """``(severity, message, acknowledged_by, acknowledged_at_s, revision)`` of ``event``."""
+        p = self._pending
+        if p is not None:
+            return (
+                p["severity"],
+                p["message"],
+                p["acknowledged_by"],
+                p["acknowledged_at_s"],
+                p["revision"],
+            )
+        ev = self._event
+        return ev.severity, ev.message, ev.acknowledged_by, ev.acknowledged_at_s, ev.revision
 
 
 #: Rules the engine skips while their input has not changed in a way that could change their
@@ -371,6 +470,8 @@ class AlertEngine:
         self._incremental = True
         self._stale: set[str] = set(_SKIP_GROUPS)  # rules that must run at the next evaluation
         self._af_cache: dict[Any, Any] = {}
+        # NEWS2 results of recent vitals (see _score_news2)
+        self._news2_memo: dict[tuple[Any, ...], News2Result] = {}
 
     # -- inputs -------------------------------------------------------------------------------
     def add_beats(
@@ -584,7 +685,7 @@ class AlertEngine:
         if not math.isfinite(float(at_s)):
             raise ValueError(f"at_s must be finite, got {at_s!r}")
         for kind, op in self._open.items():
-            if op.event.id == alert_id:
+            if op.id == alert_id:
                 op.event = replace(
                     op.event,
                     acknowledged_by=user,
@@ -644,7 +745,7 @@ class AlertEngine:
     def get(self, alert_id: str) -> AlertEvent:
         """One alert by id (``KeyError`` when unknown)."""
         for op in self._open.values():
-            if op.event.id == alert_id:
+            if op.id == alert_id:
                 return op.event
         return self._closed[alert_id]
 
@@ -856,7 +957,7 @@ class AlertEngine:
                 closed_end_s=self._last_closed_end.get(kind, -math.inf),
                 open_last_s=op.last_evidence_s,
                 open_until_s=op.last_evidence_s + self.config.hold_off_for(kind),
-                open_severity=op.event.severity,
+                open_severity=op.severity,
             )
         return out
 
@@ -880,42 +981,37 @@ class AlertEngine:
             ep.kind == "news2"
             or ep.start_s <= op.last_evidence_s + self.config.hold_off_for(ep.kind)
         ):
-            ev = op.event
-            escalate = ep.severity > ev.severity
+            escalate = ep.severity > op.severity
             if not escalate and ep.end_s <= op.last_evidence_s:
                 return  # a re-detection of evidence already merged: nothing new
-            evidence = ep.evidence()
             change: Change = "escalated" if escalate else "extended"
-            severity, message, peak = ev.severity, ev.message, ev.evidence["peak"]
-            ack_by, ack_at = ev.acknowledged_by, ev.acknowledged_at_s
+            severity, message, ack_by, ack_at, _rev = op.current
             if escalate:
                 severity = ep.severity
                 if self.config.escalation_clears_ack:
                     ack_by, ack_at = None, None
-            if ep.severity >= severity:
-                message, peak = ep.message, evidence
+            peak_from_ep = ep.severity >= severity
+            if peak_from_ep:
+                message = ep.message
             if ep.start_s > op.last_evidence_s:
                 op.n_episodes += 1  # a new episode, not the continuation of the last one
             op.last_evidence_s = max(op.last_evidence_s, ep.end_s)
-            new_evidence = {
-                "trigger": ev.evidence["trigger"],
-                "peak": peak,
-                "latest": evidence,
-                "n_episodes": op.n_episodes,
-                "last_evidence_s": op.last_evidence_s,
-            }
-            op.event = replace(
-                ev,
+            # the snapshot replace() gives with the evidence of ep: "latest", and "peak" when
+            # ep is at the alert's severity; built when op.event is read (_Open.extend)
+            op.extend(
+                ep,
                 severity=severity,
                 message=message,
-                evidence=new_evidence,
+                peak_from_ep=peak_from_ep,
                 acknowledged_by=ack_by,
                 acknowledged_at_s=ack_at,
                 updated_s=now,
-                revision=ev.revision + 1,
             )
-            if escalate or op.event.id in updates or self.config.report_interval_s == 0:
-                self._record(updates, op.event, change)
+            report = escalate or op.id in updates or self.config.report_interval_s == 0
+            if report or not self._incremental:
+                event = op.event  # the reference path builds every snapshot at once
+            if report:
+                self._record(updates, event, change)
             else:
                 op.dirty = True  # reported by _finish once report_interval_s has passed
             return
@@ -983,13 +1079,12 @@ class AlertEngine:
     def _finish(self, updates: dict[str, tuple[Change, AlertEvent]]) -> list[AlertUpdate]:
         interval = self.config.report_interval_s
         for op in self._open.values():
-            ev = op.event
-            if ev.id in updates:
+            if op.id in updates:
                 # reported by this call: with its latest snapshot (an extension after the opening
                 # or escalation within the same call was recorded over it)
                 op.reported_s, op.dirty = self._now, False
             elif op.dirty and self._now - op.reported_s >= interval:
-                self._record(updates, ev, "extended")
+                self._record(updates, op.event, "extended")
                 op.reported_s, op.dirty = self._now, False
         out = [AlertUpdate(event, change) for change, event in updates.values()]
         return sorted(out, key=lambda u: (u.event.start_s, u.event.kind))
@@ -1012,7 +1107,25 @@ class AlertEngine:
             if np.isfinite(recent) and now - self._time[-1] <= self.config.vitals_max_age_s:
                 fresh["heart_rate_bpm"] = float(recent)
         site = self._temperature_site
+        # news2() is a pure function of the vitals (and the configured skin offset): the scores
+        # of recent readings are kept, keyed by every value with its type (1 == 1.0 == True
+        # would share a key otherwise, and a bool is refused where a number is scored)
+        # (the reference path, _incremental False, scores every reading afresh)
+        key: tuple[Any, ...] | None = None
+        if self._incremental:
+            key = (site, *((k, type(v), v) for k, v in sorted(fresh.items()) if k in _VITAL_FIELDS))
+            try:
+                hit = self._news2_memo.get(key)
+            except TypeError:  # an unhashable value: news2() says what is wrong with it
+                key, hit = None, None
+            if hit is not None:
+                return hit
         vitals = Vitals(
             temperature_site=site, **{k: v for k, v in fresh.items() if k in _VITAL_FIELDS}
         )
-        return news2(vitals, skin_to_core_offset_c=self.config.skin_to_core_offset_c)
+        result = news2(vitals, skin_to_core_offset_c=self.config.skin_to_core_offset_c)
+        if key is not None:
+            if len(self._news2_memo) >= 64:
+                self._news2_memo.clear()
+            self._news2_memo[key] = result
+        return result

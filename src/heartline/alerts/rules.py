@@ -815,25 +815,56 @@ def _rate_episodes(
     return tuple(out)
 
 
-def _rate_cannot_cross(series: BeatSeries, threshold_bpm: float, *, below: bool) -> bool:
-    """True when no smoothed rate can fall below (``below``) or rise above the limit.
+def _rate_cannot_last(
+    series: BeatSeries,
+    threshold_bpm: float,
+    *,
+    below: bool,
+    window_beats: int,
+    min_duration_s: float,
+) -> bool:
+    """True when no smoothed-rate run below (``below``) or above the limit can last long enough.
 
-    The smoothed rate (rounded to 1e-6 bpm) is ``60 / mean`` of valid positive RR intervals,
-    so it falls below ``threshold_bpm`` only if one of them is longer than ``60 /
-    threshold_bpm`` (less float error), and rises above it only if one is shorter; the 1 %
-    margin dwarfs the rounding and summation errors. An exact shortcut: the
-    rules return no episode in that case, as the full computation would.
+    The smoothed rate at beat ``k`` (rounded to 1e-6 bpm) is ``60 / mean`` of the valid positive
+    RR intervals among the ``window_beats`` intervals ending at beats ``k - window_beats + 1 ..
+    k``, so it falls below ``threshold_bpm`` only if one of them is longer than ``60 /
+    threshold_bpm`` (less float error) and rises above it only if one is shorter: call those
+    intervals *offending* (with a 1 % margin that dwarfs the rounding and summation errors). An
+    offending interval ``j`` (beats ``j``, ``j + 1``) enters the averages of beats ``j + 1 ..
+    j + window_beats`` only, so every beat past the limit lies in one of those ranges, and a run
+    of such beats in one chunk of overlapping or adjacent ranges. When every chunk spans less
+    than ``min_duration_s`` (no offending interval at all: no chunk), no run lasts
+    ``min_duration_s`` and the rule returns no episode, as the full computation would: an exact
+    shortcut. Float subtraction is monotone, so a run's computed duration is at most its
+    chunk's computed span.
     """
     rr = series.rr_s
     if rr.size == 0:
         return True  # fewer than two beats: no smoothed rate at all
-    rr = rr[series.rr_valid()]
-    rr = rr[rr > 0]  # the intervals the smoothed rate averages
-    if rr.size == 0:
-        return True  # no usable interval: the smoothed rate is NaN throughout
     if below:
-        return bool(rr.max() < 0.99 * 60.0 / threshold_bpm)
-    return threshold_bpm >= 1.0 and bool(rr.min() >= 1.01 * 60.0 / threshold_bpm)
+        offending = rr >= 0.99 * 60.0 / threshold_bpm  # > 0: positive
+    else:
+        if threshold_bpm < 1.0:
+            return False
+        offending = (rr < 1.01 * 60.0 / threshold_bpm) & (rr > 0)
+    offending &= series.rr_valid()  # the intervals the smoothed rate averages
+    j = np.flatnonzero(offending)
+    if j.size == 0:
+        return True  # the smoothed rate never crosses the limit
+    w = int(window_beats)
+    if j.size > 32 or w < 1:
+        return False  # many offending intervals: a long run is likely, compute it
+    t = series.time_s
+    last = t.size - 1
+    idx = j.tolist()
+    first = prev = idx[0]
+    for x in idx[1:]:
+        if x - prev > w:  # beat ranges [first + 1, prev + w] and [x + 1, ...] do not touch
+            if float(t[min(prev + w, last)] - t[first + 1]) >= min_duration_s:
+                return False
+            first = x
+        prev = x
+    return float(t[min(prev + w, last)] - t[first + 1]) < min_duration_s
 
 
 def detect_bradycardia(
@@ -871,7 +902,13 @@ def detect_bradycardia(
         Kind ``"bradycardia"``; ``values``: ``extreme_bpm`` (lowest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
-    if _rate_cannot_cross(series, threshold_bpm, below=True):
+    if _rate_cannot_last(
+        series,
+        threshold_bpm,
+        below=True,
+        window_beats=window_beats,
+        min_duration_s=min_duration_s,
+    ):
         return ()
     smoothed = _smoothed_rate(series, window_beats)
     cond = smoothed < threshold_bpm  # NaN (too few intervals) compares False
@@ -912,7 +949,13 @@ def detect_tachycardia(
         Kind ``"tachycardia"``; ``values``: ``extreme_bpm`` (highest), ``mean_bpm``, ``duration_s``.
     """
     _check_positive(threshold_bpm, "threshold_bpm")
-    if _rate_cannot_cross(series, threshold_bpm, below=False):
+    if _rate_cannot_last(
+        series,
+        threshold_bpm,
+        below=False,
+        window_beats=window_beats,
+        min_duration_s=min_duration_s,
+    ):
         return ()
     smoothed = _smoothed_rate(series, window_beats)
     cond = smoothed > threshold_bpm  # NaN (too few intervals) compares False
@@ -1377,12 +1420,13 @@ def _af_windows(
     """
     if AF_METHODS.get(method) not in (_af_dash2009, _af_rmssd_tpr):
         return None
-    win = np.lib.stride_tricks.sliding_window_view(rr, width)[starts]  # (n_windows, width)
+    # (n_windows, width) C-contiguous copy, as sliding_window_view(rr, width)[starts] gives
+    win = rr[np.asarray(starts, dtype=np.intp)[:, None] + np.arange(width)]
     trim = _n_trim(width)
     if trim > 0:
         order = np.argsort(win, axis=1, kind="stable")
         keep = np.sort(order[:, trim : width - trim], axis=1)
-        win = np.take_along_axis(win, keep, axis=1)
+        win = win[np.arange(win.shape[0])[:, None], keep]  # take_along_axis(win, keep, axis=1)
     m = win.shape[1]
     mean = win.mean(axis=1)
     if m > 1:
@@ -1503,6 +1547,22 @@ def _af_windows_cached(
     return out  # type: ignore[return-value]
 
 
+def _median(values: list[float]) -> float:
+    """``float(np.median(values))`` of a list of floats (NaN when empty), without NumPy's set-up.
+
+    The middle value, or the mean of the two middle values computed as NumPy does for two
+    elements (their sum over 2); NaN in the list (or an empty list) goes to NumPy itself.
+    """
+    n = len(values)
+    if n == 0 or any(v != v for v in values):
+        return float(np.median(values)) if n else float("nan")
+    ordered = sorted(values)
+    half = n // 2
+    if n % 2:
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2)
+
+
 #: AF-like window classifiers: name -> function(rr_s, nrmssd_min=, entropy_min=) -> (is_af, features).
 AF_METHODS: Mapping[str, Callable[..., tuple[bool, _AfFeatures]]] = {
     "dash2009": _af_dash2009,
@@ -1568,7 +1628,9 @@ def detect_af_like(
     n = len(series)
     if n < window_beats + 1:
         return ()
-    usable_beat = series.beat_ok() & ~np.isin(series.label, list(exclude_labels))
+    usable_beat = series.beat_ok().copy()
+    for label in set(exclude_labels):  # ~np.isin(series.label, exclude_labels), elementwise
+        usable_beat &= series.label != label
     usable = np.flatnonzero(
         series.rr_valid() & usable_beat[:-1] & usable_beat[1:]
     )  # interval k: beats k, k+1
@@ -1616,11 +1678,9 @@ def detect_af_like(
         fs_in = [f for s, f in feats if s < b and s + window_beats > a]
         values = {
             "mean_bpm": mean_bpm,
-            "nrmssd": float(np.median([f.nrmssd for f in fs_in])) if fs_in else float("nan"),
-            "tpr": float(np.median([f.tpr for f in fs_in])) if fs_in else float("nan"),
-            "shannon_entropy": float(np.median([f.shannon_entropy for f in fs_in]))
-            if fs_in
-            else float("nan"),
+            "nrmssd": _median([f.nrmssd for f in fs_in]),
+            "tpr": _median([f.tpr for f in fs_in]),
+            "shannon_entropy": _median([f.shannon_entropy for f in fs_in]),
             "duration_s": end_s - start_s,
             "method": method,
         }
