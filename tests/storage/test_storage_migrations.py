@@ -60,6 +60,9 @@ def test_sqlite_pragmas(sqlite_url):
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10000
+        assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == 64 * 1024 * 1024
     engine.dispose()
 
 

@@ -6,9 +6,12 @@ little-endian int16 bytes in lead-major order (``n_leads * n_samples * 2`` bytes
 per-lead gain (counts per mV) and baseline (counts at 0 mV) needed to decode it:
 ``mV = (count - baseline) / gain``.
 
-Idempotence lives in the schema: ``frames`` and ``ecg_blocks`` are UNIQUE on
-``(device_id, seq)`` and ``beats`` on ``(device_id, seq, sample_idx)``, so replays from the
-devices' store-and-forward queues and processor restarts never store a sample twice.
+Idempotence lives in the schema: ``frames`` is UNIQUE on ``(device_id, seq)``, ``ecg_blocks``
+on ``frame_id`` (one block per frame; blocks are only inserted for frames just inserted, with
+the frame's ``device_id`` and ``seq``) and ``beats`` on ``(device_id, seq, sample_idx)``, so
+replays from the devices' store-and-forward queues and processor restarts never store a sample
+twice. Every other index serves a query by patient and time (or a foreign key): each
+patient-keyed index costs a write-heavy store one B-tree leaf per device and commit.
 """
 
 from __future__ import annotations
@@ -150,11 +153,14 @@ class FrameRecord(Base):
 
 
 class EcgBlock(Base):
-    """The ECG of one frame: raw int16 ADC counts of every lead plus their scale."""
+    """The ECG of one frame: raw int16 ADC counts of every lead plus their scale.
+
+    UNIQUE on ``frame_id`` only: ``(device_id, seq)`` is the frame's, unique in ``frames``
+    (migration 0003 dropped the second, redundant unique index).
+    """
 
     __tablename__ = "ecg_blocks"
     __table_args__ = (
-        UniqueConstraint("device_id", "seq"),
         Index("ix_ecg_blocks_patient_time", "patient_id", "start_time"),
         CheckConstraint("fs_hz > 0", name="fs_positive"),
         CheckConstraint("n_samples > 0", name="n_samples_positive"),
