@@ -4,8 +4,12 @@ Per record: read the leads, clean them (:func:`heartline.signal.beats.preprocess
 the R-peaks (reference beat annotations, or a detector's output matched back to the
 annotations), cut and resample beat windows (:func:`~heartline.signal.beats.segment_beats`),
 normalise them causally (:func:`~heartline.signal.beats.normalise_beats`) and compute online
-RR features (:func:`~heartline.signal.beats.rr_features`). Each record's result is cached as
-``.npz`` keyed by a hash of every parameter and of the source code that produced it.
+RR features (:func:`~heartline.signal.beats.rr_features`) and, on the same normalised windows,
+the patient-adaptive template features (:func:`~heartline.signal.templates.template_features`).
+Each record's result is cached as ``.npz`` keyed by a hash of every parameter and of the source
+code that produced it. The template columns join the beat set only when asked for
+(``template_features=True``), after the RR columns, so that models and baselines built on the
+RR columns alone see exactly what they saw before.
 
 Paced records (:data:`heartline.data.splits.PACED`) are left out unless ``include_paced=True``,
 following the AAMI recommended practice and de Chazal et al. (2004).
@@ -37,6 +41,7 @@ from heartline.signal.beats import (
     rr_features,
     segment_beats,
 )
+from heartline.signal.templates import template_feature_names, template_features
 
 __all__ = [
     "DetectionReport",
@@ -54,6 +59,10 @@ RPEAK_SOURCES = ("annotated", "detected")
 #: first and MLII second), so lead 0 means the same thing in every record.
 PRIMARY_LEAD = "MLII"
 _SHOW_PROGRESS_ABOVE = 3
+#: Arrays every cached record holds.
+_CACHE_KEYS = frozenset(
+    {"windows", "rr", "tpl", "labels", "sample_idx", "edge", "fs", "lead_names", "counts"}
+)
 
 
 def default_cache_dir() -> Path:
@@ -167,8 +176,14 @@ def _source_hash(rpeaks: str) -> str:
     """Hash of the code that produces a record's beats (cache invalidation on code change)."""
     import heartline.data.aami as aami
     import heartline.signal.beats as sig_beats
+    import heartline.signal.templates as sig_templates
 
-    files = [Path(__file__), Path(sig_beats.__file__ or ""), Path(aami.__file__ or "")]
+    files = [
+        Path(__file__),
+        Path(sig_beats.__file__ or ""),
+        Path(aami.__file__ or ""),
+        Path(sig_templates.__file__ or ""),
+    ]
     if rpeaks == "detected":
         rp_dir = Path(sig_beats.__file__ or "").parent / "rpeaks"
         files += sorted(rp_dir.glob("*.py")) if rp_dir.is_dir() else []
@@ -258,9 +273,13 @@ def _build_record(
     windows = normalise_beats(windows, history=amplitude_history)
     edge = beat_edge_flags(peaks, n_samples=rec.n_samples, fs=fs, pre_s=pre_s, post_s=post_s)
     rr = rr_features(peaks, fs=fs).values.astype(np.float32)
+    windows = windows.astype(np.float32)
+    # on the float32 windows the model sees (the live pipeline's TemplateTracker gets the same)
+    tpl = template_features(windows, pre_s=pre_s, post_s=post_s).values.astype(np.float32)
     return {
-        "windows": windows.astype(np.float32),
+        "windows": windows,
         "rr": rr,
+        "tpl": tpl,
         "labels": labels.astype(np.int64),
         "sample_idx": peaks.astype(np.int64),
         "edge": edge,
@@ -299,7 +318,10 @@ def _record_arrays(
         if path.is_file():
             try:
                 with np.load(path) as z:
-                    return {k: z[k] for k in z.files}
+                    cached = {k: z[k] for k in z.files}
+                if _CACHE_KEYS <= set(cached):
+                    return cached
+                logger.warning("ignoring cache file %s without %s", path, sorted(_CACHE_KEYS))
             except (OSError, ValueError, EOFError) as exc:  # corrupt cache entry: rebuild it
                 logger.warning("ignoring unreadable cache file %s (%s)", path, exc)
     arrays = _build_record(record, data_dir=data_dir, **params)  # type: ignore[arg-type]
@@ -388,6 +410,7 @@ def build_beat_set(
     include_paced: bool = False,
     preprocess: str = "bandpass",
     amplitude_history: int = 32,
+    template_features: bool = False,
     progress: bool | Callable[[str], None] = True,
 ) -> BeatSet:
     """Beats of several records, ready for any :class:`~heartline.models.base.BeatClassifier`.
@@ -426,6 +449,14 @@ def build_beat_set(
         Record cleaning, see :func:`heartline.signal.beats.preprocess_ecg`.
     amplitude_history : int
         Beats in the running amplitude normaliser, see :func:`heartline.signal.beats.normalise_beats`.
+    template_features : bool
+        Append the ``9 * n_leads + 1`` template columns of
+        :func:`heartline.signal.templates.template_features` (computed per record on the
+        normalised windows, history of 32 beats) after the :data:`~heartline.signal.beats.RR_FEATURE_NAMES`
+        columns of ``rr`` (``rr_names`` extended with their names). ``False``: the RR columns
+        only, as before the option existed. Models take the leading columns they were built for
+        (:func:`heartline.signal.beats.model_rr_columns`), so a set with the template columns
+        also serves RR-only models.
     progress : bool or callable
         Show a progress bar when building more than a few records, or call ``progress(record)``
         before each record.
@@ -478,10 +509,15 @@ def build_beat_set(
             c[0] - c[2],
             c[1] - c[2],
         )
+    rr = np.concatenate([p["rr"] for p in parts])
+    rr_names = RR_FEATURE_NAMES
+    if template_features:
+        rr = np.concatenate([rr, np.concatenate([p["tpl"] for p in parts])], axis=1)
+        rr_names = RR_FEATURE_NAMES + template_feature_names(len(lead_names))
     return BeatSet(
         windows=np.concatenate([p["windows"] for p in parts]),
-        rr=np.concatenate([p["rr"] for p in parts]),
-        rr_names=RR_FEATURE_NAMES,
+        rr=rr,
+        rr_names=rr_names,
         labels=np.concatenate([p["labels"] for p in parts]),
         record=np.concatenate(
             [np.full(p["labels"].shape[0], r) for r, p in zip(names, parts, strict=True)]

@@ -36,7 +36,11 @@ Optional parts, each switched by a parameter:
   step of the same LSTM pass), so that runs of one rhythm are labelled steadily while ectopic
   beats are free to differ;
 * ``morphology_weight``: a penalty on the QRS-branch kernels, ``"symmetry"`` (kernel minus its
-  mirror image) and/or ``"tv"`` (total variation), favouring smooth, symmetric QRS detectors.
+  mirror image) and/or ``"tv"`` (total variation), favouring smooth, symmetric QRS detectors;
+* ``template_features``: the input also holds the patient-adaptive template columns of
+  :mod:`heartline.signal.templates` after the RR columns (beats built with
+  ``build_beat_set(..., template_features=True)``); they get their own fixed encoding
+  (:func:`encode_template_features`) and join the RR features.
 
 The design follows the CNN-LSTM ECG classifiers of Oh et al. (2018) and Niu et al. (2020), the
 multi-scale dilated convolutions of Yu & Koltun (2016) and the inter-beat LSTM context of
@@ -62,8 +66,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heartline.models.deep import N_CLASSES, BeatNet, NetOutput
+from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.templates import TEMPLATE_LEAD_FEATURES, template_feature_names
 
-__all__ = ["DEFAULT_BRANCHES", "RR_MODES", "HybridNet", "log_rr_ratios", "receptive_fields_ms"]
+__all__ = [
+    "DEFAULT_BRANCHES",
+    "N_RR_COLUMNS",
+    "RR_MODES",
+    "HybridNet",
+    "encode_template_features",
+    "log_rr_ratios",
+    "n_template_columns",
+    "receptive_fields_ms",
+]
 
 #: Branch name -> dilations of its two kernel-5 convolutions (after the stem and 2x pooling).
 DEFAULT_BRANCHES: dict[str, tuple[int, ...]] = {"qrs": (1, 1), "p": (1, 2), "t": (2, 4)}
@@ -77,6 +92,71 @@ N_LOG_RR = 7
 #: The RR columns before the rhythm-irregularity ones (models trained before those existed
 #: take exactly these; see :data:`heartline.signal.beats.RR_FEATURE_NAMES`).
 N_RAW_RR = 8
+#: The RR columns (:data:`heartline.signal.beats.RR_FEATURE_NAMES`); the template columns of a
+#: ``template_features`` network follow them.
+N_RR_COLUMNS = len(RR_FEATURE_NAMES)
+#: Bound of the template log-ratios and of ``log1p`` of the normalised RMS differences.
+TEMPLATE_CLAMP = 3.0
+# encode_template_features relies on this per-lead column order
+assert TEMPLATE_LEAD_FEATURES == (
+    "tpl_corr",
+    "tpl_corr_qrs",
+    "tpl_corr_p",
+    "tpl_nrmsd",
+    "tpl_nrmsd_qrs",
+    "tpl_nrmsd_p",
+    "tpl_qrs_width_logratio",
+    "tpl_qrs_energy_logratio",
+    "tpl_qrs_amp_logratio",
+)
+
+
+def n_template_columns(n_leads: int) -> int:
+    """Number of template columns for ``n_leads`` leads (:func:`~heartline.signal.templates.template_feature_names`).
+
+    >>> n_template_columns(2)
+    19
+    """
+    return len(template_feature_names(n_leads))
+
+
+def encode_template_features(tpl: Tensor, n_leads: int) -> Tensor:
+    """Fixed encoding of the template columns (:mod:`heartline.signal.templates`), same width.
+
+    Chosen a priori from what the features measure, not tuned on any result: per lead, the
+    three correlations stay as they are (clamped to [-1, 1]); the three RMS differences over the
+    template RMS (>= 0, heavy right tail: an ectopic beat can differ by several template RMS)
+    become ``log1p`` of themselves, capped at :data:`TEMPLATE_CLAMP` (a difference of 19
+    template RMS); the three log-ratios of QRS width, energy and amplitude (already in log
+    units) are clamped to +-:data:`TEMPLATE_CLAMP` (a factor of 20); ``tpl_fill`` is clamped to
+    [0, 1]. Every output is then of order 1, like the log-RR ratios, with no scaler fitted on
+    data (so nothing to carry to the device, and the same numbers for every patient).
+
+    Parameters
+    ----------
+    tpl : torch.Tensor
+        ``(U, 9 * n_leads + 1)`` template columns in the order of
+        :func:`~heartline.signal.templates.template_feature_names`.
+    n_leads : int
+        Window channels.
+
+    >>> import torch
+    >>> row = torch.tensor([[0.5, 2.0, -2.0, 0.0, 1.0, 99.0, 0.2, -7.0, 7.0, 1.5]])
+    >>> [round(v, 3) for v in encode_template_features(row, 1)[0].tolist()]
+    [0.5, 1.0, -1.0, 0.0, 0.693, 3.0, 0.2, -3.0, 3.0, 1.0]
+    """
+    n_feat = len(TEMPLATE_LEAD_FEATURES)
+    if tpl.shape[1] != n_feat * n_leads + 1:
+        raise ValueError(
+            f"expected {n_feat * n_leads + 1} template columns for {n_leads} lead(s), "
+            f"got {tpl.shape[1]}"
+        )
+    lead = tpl[:, :-1].reshape(tpl.shape[0], n_leads, n_feat)
+    corr = lead[..., 0:3].clamp(-1.0, 1.0)
+    nrmsd = torch.log1p(lead[..., 3:6].clamp_min(0.0)).clamp_max(TEMPLATE_CLAMP)
+    logratio = lead[..., 6:9].clamp(-TEMPLATE_CLAMP, TEMPLATE_CLAMP)
+    per_lead = torch.cat([corr, nrmsd, logratio], dim=2).reshape(tpl.shape[0], n_feat * n_leads)
+    return torch.cat([per_lead, tpl[:, -1:].clamp(0.0, 1.0)], dim=1)
 
 
 def log_rr_ratios(rr: Tensor) -> Tensor:
@@ -198,6 +278,13 @@ class HybridNet(BeatNet):
         Use the rhythm-irregularity RR columns (8 onwards, :func:`heartline.signal.beats.rhythm_features`)
         when the data has them; ``False`` keeps only the first 8 (the ablation, and the
         behaviour of models trained before those columns existed).
+    template_features : bool
+        ``rr`` holds the :data:`N_RR_COLUMNS` RR columns followed by the
+        ``9 * n_leads + 1`` template columns of :mod:`heartline.signal.templates` (so ``n_rr``
+        must be their sum; build the beats with ``build_beat_set(..., template_features=True)``).
+        The template columns are encoded by :func:`encode_template_features` and appended to the
+        (encoded) RR features, on both ``rr_mode`` paths. ``False`` (default): every column of
+        ``rr`` is an RR feature, as before this option existed.
     """
 
     def __init__(
@@ -222,10 +309,20 @@ class HybridNet(BeatNet):
         fusion: str = "sum",
         rr_mode: str = "raw",
         rhythm_rr: bool = True,
+        template_features: bool = False,
     ) -> None:
         super().__init__(n_leads=n_leads, window_len=window_len, n_rr=n_rr, n_classes=n_classes)
+        self.template_features = bool(template_features)
+        self.n_template = n_template_columns(n_leads) if self.template_features else 0
+        if self.template_features and n_rr != N_RR_COLUMNS + self.n_template:
+            raise ValueError(
+                f"template_features=True needs n_rr = {N_RR_COLUMNS} RR + {self.n_template} "
+                f"template columns = {N_RR_COLUMNS + self.n_template} for {n_leads} lead(s), got "
+                f"{n_rr}: build the beats with build_beat_set(..., template_features=True)"
+            )
+        n_rr_base = n_rr - self.n_template  # the RR columns proper
         self.rhythm_rr = bool(rhythm_rr)
-        self.n_rr_used = n_rr if self.rhythm_rr else min(n_rr, N_RAW_RR)
+        self.n_rr_used = n_rr_base if self.rhythm_rr else min(n_rr_base, N_RAW_RR)
         if context_k < 0:
             raise ValueError(f"context_k must be >= 0, got {context_k}")
         if fusion not in ("sum", "concat", "mean"):
@@ -272,6 +369,7 @@ class HybridNet(BeatNet):
         self.reset_attention()
         fused_dim = lead_dim * (n_leads if fusion == "concat" else 1)
         rr_dim = n_log_rr(self.n_rr_used) if rr_mode == "log_ratios" else self.n_rr_used
+        rr_dim += self.n_template
         self.proj = nn.Sequential(
             nn.Linear(fused_dim + rr_dim, feature_dim), nn.ReLU(), nn.Dropout(dropout)
         )
@@ -331,10 +429,17 @@ class HybridNet(BeatNet):
             weights = self._attention(feats)
         weighted = weights.unsqueeze(2) * feats
         fused = weighted.flatten(1) if self.fusion == "concat" else weighted.sum(dim=1)
+        tpl = None
+        if self.template_features:
+            tpl = encode_template_features(rr[:, N_RR_COLUMNS:], self.n_leads)
+            rr = rr[:, :N_RR_COLUMNS]
         if self.n_rr_used < rr.shape[1]:
             rr = rr[:, : self.n_rr_used]
         if self.rr_mode == "log_ratios":
             rr = log_rr_ratios(rr)
+        if tpl is not None:
+            rr = torch.cat([rr, tpl], dim=1)
+        if self.rr_mode == "log_ratios":
             return torch.cat([self.proj(torch.cat([fused, rr], dim=1)), rr], dim=1)
         return self.proj(torch.cat([fused, rr], dim=1))
 

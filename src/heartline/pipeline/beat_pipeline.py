@@ -19,7 +19,13 @@ they arrive, reproducing the offline training preprocessing of
    :func:`~heartline.signal.beats.normalise_beats`).
 4. **RR features**: :class:`~heartline.signal.beats.OnlineRRFeatures` (equal to
    :func:`~heartline.signal.beats.rr_features`; one beat of latency: a beat is emitted when the
-   next R peak is known).
+   next R peak is known). Only for a model that takes them (``n_rr`` beyond the
+   :data:`~heartline.signal.beats.RR_FEATURE_NAMES` columns, a hybrid with
+   ``template_features``): the template columns of :class:`~heartline.signal.templates.TemplateTracker`
+   on each normalised window, in beat order, one tracker per stream (equal to
+   :func:`~heartline.signal.templates.template_features` over the stream's windows, as
+   ``build_beat_set(..., template_features=True)`` computes them per record); other models
+   cost nothing extra.
 5. **Context**: the previous ``model.context_k`` beats of the stream (the first beat repeated
    before the stream start, as :meth:`heartline.data.beats.BeatSet.context_index` does).
 6. **Signal quality**: :func:`~heartline.signal.quality.assess_window` (computed by its cached form
@@ -60,6 +66,7 @@ from heartline.data.aami import AAMI_CLASSES
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
 from heartline.signal.beats import (
+    RR_FEATURE_NAMES,
     OnlineBeatNormaliser,
     OnlineRRFeatures,
     _window_offsets,
@@ -69,6 +76,7 @@ from heartline.signal.beats import (
 )
 from heartline.signal.quality import QualityConfig, WindowAssessor, WindowQuality
 from heartline.signal.rpeaks import StreamingRPeakDetector
+from heartline.signal.templates import TemplateTracker, template_feature_names
 
 if TYPE_CHECKING:
     from heartline.io import EcgRecord
@@ -445,6 +453,15 @@ class BeatPipeline:
         self.n_leads = int(n_leads if n_leads is not None else src.n_leads)  # type: ignore[union-attr]
         self.window_len = int(window_len if window_len is not None else src.window_len)  # type: ignore[union-attr]
         self.n_rr = int(n_rr if n_rr is not None else src.n_rr)  # type: ignore[union-attr]
+        n_base = len(RR_FEATURE_NAMES)
+        n_full = n_base + len(template_feature_names(self.n_leads))
+        if self.n_rr > n_full:
+            raise ValueError(
+                f"n_rr={self.n_rr}: the pipeline computes {n_base} RR columns and "
+                f"{n_full - n_base} template columns for {self.n_leads} lead(s)"
+            )
+        #: Whether the model takes the template columns after the RR columns.
+        self.template_features = self.n_rr > n_base
         self.classes = _classes_of(model) if model is not None else AAMI_CLASSES
         self.lead_names = tuple(lead_names)
         self.columns = select_leads(self.lead_names, self.n_leads)
@@ -484,6 +501,11 @@ class BeatPipeline:
         self._detector = StreamingRPeakDetector(fs=self.fs)
         self._rr = OnlineRRFeatures(fs=self.fs)
         self._norm = OnlineBeatNormaliser(history=self.amplitude_history)
+        self._templates = (
+            TemplateTracker(pre_s=self.pre_s, post_s=self.post_s)
+            if self.template_features
+            else None
+        )
         self._raw = np.zeros((0, self.n_leads))
         self._raw_start = 0  # absolute index of self._raw[0]
         self._n_in = 0
@@ -537,7 +559,7 @@ class BeatPipeline:
         if last is not None and self._pending:
             self._ready.append((self._pending.popleft(), last))
         while self._pending:  # a lone beat: no RR interval exists (NaN, as offline)
-            self._ready.append((self._pending.popleft(), np.full(self.n_rr, np.nan)))
+            self._ready.append((self._pending.popleft(), np.full(len(RR_FEATURE_NAMES), np.nan)))
         self._flushed = True
         return self._emit(final=True)
 
@@ -727,7 +749,11 @@ class BeatPipeline:
                 rel = max(rel, 0)
             w = self._segment(rel)
             w = self._norm.update(w)
-            r = model_rr_columns(np.asarray(feats, dtype=np.float32), self.n_rr)
+            r = np.asarray(feats, dtype=np.float32)
+            if self._templates is not None:  # the beat's template row, after its RR columns
+                tpl = self._templates.update(w).astype(np.float32)
+                r = np.concatenate([r, tpl])
+            r = model_rr_columns(r, self.n_rr)
             if self._first is None:
                 self._first = (w, r)
             ctx = list(self._context)[-self.context_k :] if self.context_k else []

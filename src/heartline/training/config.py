@@ -99,10 +99,28 @@ class ModelConfig:
 
     ``params`` are keyword arguments of the model's constructor; they are checked against it by
     :func:`heartline.models.registry.check_model_params` when an :class:`ExperimentConfig` is built.
+
+    One of them also decides how the beats are built: ``template_features = true`` (hybrid
+    models, :class:`~heartline.models.hybrid.HybridNet`; default false) makes the network take
+    the patient-adaptive template columns after the RR columns, and the training code builds
+    the beats with them (``build_beat_set(..., template_features=True)``); see
+    :attr:`template_features`. Left out or false, nothing differs from before the option.
     """
 
     name: str = "hybrid"
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def template_features(self) -> bool:
+        """Whether the model takes the template columns (``params.template_features``).
+
+        >>> ModelConfig(params={"template_features": True}).template_features, ModelConfig().template_features
+        (True, False)
+        """
+        value = self.params.get("template_features", False)
+        if not isinstance(value, bool):
+            raise TypeError(f"model.params.template_features must be true or false, got {value!r}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -225,6 +243,7 @@ class ExperimentConfig:
         from heartline.models.registry import check_model_params
 
         check_model_params(self.model.name, self.model.params)
+        _ = self.model.template_features  # a bool or an error
         if not self.data.hold_out_validation and self.train.monitor != "none":
             raise ValueError(
                 "data.hold_out_validation = false trains without validation records: "

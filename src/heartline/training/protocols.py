@@ -123,7 +123,8 @@ class ProtocolData:
     """How beat sets are built for a protocol (keywords of ``build_beat_set``) and which records.
 
     ``train_records`` / ``val_records`` / ``test_records`` override the protocol's records (small
-    subsets for tests and ``--quick`` runs); they must still be disjoint.
+    subsets for tests and ``--quick`` runs); they must still be disjoint. ``template_features``
+    appends the template columns to ``rr`` (models with ``template_features = true``).
     """
 
     data_dir: str | Path | None = None
@@ -134,6 +135,7 @@ class ProtocolData:
     train_records: tuple[str, ...] | None = None
     val_records: tuple[str, ...] | None = None
     test_records: tuple[str, ...] | None = None
+    template_features: bool = False
 
     def build(self, records: Sequence[str], *, rpeaks: str = "annotated") -> BeatSet:
         from heartline.data.beat_dataset import build_beat_set
@@ -144,6 +146,8 @@ class ProtocolData:
             "rpeaks": rpeaks,
             "progress": False,
         }
+        if self.template_features:
+            kw["template_features"] = True
         if self.data_dir is not None:
             kw["data_dir"] = self.data_dir
         if self.cache_dir is not None:

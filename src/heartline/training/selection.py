@@ -578,9 +578,12 @@ def run_selection(
                 name=f"{name}-s{seed}",
             )
             d = cfg.data
-            key = (d.leads, d.window_len, d.rpeaks)
+            tpl = cfg.model.template_features
+            key = (d.leads, d.window_len, d.rpeaks, tpl)
             if key not in cache:
-                kw = dataclasses.replace(data, leads=tuple(d.leads), window_len=d.window_len)
+                kw = dataclasses.replace(
+                    data, leads=tuple(d.leads), window_len=d.window_len, template_features=tpl
+                )
                 cache[key] = (
                     kw.build(train_recs, rpeaks=d.rpeaks),
                     kw.build(val_recs, rpeaks=d.rpeaks) if val_recs else None,

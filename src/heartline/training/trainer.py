@@ -547,6 +547,8 @@ def run_experiment(
         "window_len": d.window_len,
         "progress": False,
     }
+    if config.model.template_features:  # the RR-only sets stay as they were otherwise
+        common["template_features"] = True
     if data_dir is not None:
         common["data_dir"] = data_dir
     if d.hold_out_validation:
