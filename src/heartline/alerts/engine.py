@@ -409,6 +409,20 @@ _VITAL_FIELDS = (
 )
 
 
+#: Columns of the engine's beat window (buffers, see ``AlertEngine.__init__``).
+_COLUMNS: Mapping[str, Any] = {
+    "time": np.float64,
+    "label": "<U1",
+    "beat_id": np.int64,
+    "sample": np.int64,
+    "conf": np.float64,
+    "ok": bool,
+    "beat_ok": bool,
+    "rr": np.float64,  # intervals: entry j joins beats j and j + 1
+    "rr_valid": bool,
+}
+
+
 class AlertEngine:
     """Alert engine of one patient.
 
@@ -434,17 +448,21 @@ class AlertEngine:
             raise ValueError(f"patient_id must be a non-empty string, got {patient_id!r}")
         self.patient_id = patient_id
         self.config = config or EngineConfig()
-        self._time = np.zeros(0)
-        self._label = np.zeros(0, dtype="<U1")
-        self._beat_id = np.zeros(0, dtype=np.int64)
-        self._sample = np.zeros(0, dtype=np.int64)
-        self._conf = np.zeros(0)
-        self._ok = np.zeros(0, dtype=bool)
+        # The beat window: one buffer per column with room to append, the window its entries
+        # [_lo, _hi) (intervals: [_lo, _hi - 1), interval j joining beats j and j + 1). The
+        # attributes below (_time, _label, ..., _rr_valid) are views of that range, rebuilt by
+        # _set_views. Appending writes past _hi and trimming moves _lo, so the views that
+        # earlier series hold never see a write: no entry of an old window is ever changed in
+        # place (a full buffer is copied into a new one; a new noisy span gives new mask
+        # buffers, _mark_noisy).
+        self._buf: dict[str, np.ndarray] = {
+            name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()
+        }
+        self._lo = self._hi = 0
         self._noisy: list[tuple[float, float]] = []
-        # the window's BeatSeries.beat_ok() and rr_valid(), kept up to date element by element
-        # (new beats against every span, every beat against a new span; see _mark_noisy)
-        self._beat_ok = np.zeros(0, dtype=bool)
-        self._rr_valid = np.zeros(0, dtype=bool)
+        # the window's BeatSeries.beat_ok(), rr_valid() and rr_s, kept up to date element by
+        # element (new beats against every span, every beat against a new span; _mark_noisy)
+        self._set_views()
         # ventricular flutter/fibrillation spans from the R-peak detector: (start_s, end_s or None)
         self._vf: list[tuple[float, float | None]] = []
         self._next_beat_id = 0
@@ -495,39 +513,43 @@ class AlertEngine:
         series = beats if isinstance(beats, BeatSeries) else BeatSeries.from_beats(beats)
         if len(series):
             last = self._time[-1] if self._time.size else -math.inf
-            keep = series.time_s > last
-            if keep.size > 1:  # also drop duplicates inside the batch
-                keep[1:] &= np.diff(series.time_s) > 0
-            self.dropped_beats += int(np.count_nonzero(~keep))
-            if not np.all(keep):
+            t = series.time_s
+            if t[0] > last and (t.size == 1 or bool((t[1:] > t[:-1]).all())):
+                keep = None  # every beat after the last one, in strict time order
+                n_new = int(t.size)
+            else:
+                keep = t > last
+                if keep.size > 1:  # also drop duplicates inside the batch
+                    keep[1:] &= np.diff(t) > 0
+                n_new = int(np.count_nonzero(keep))
+                self.dropped_beats += int(t.size) - n_new
                 logger.debug(
                     "patient %s: dropped %d out-of-order/duplicate beats",
                     self.patient_id,
-                    int(np.count_nonzero(~keep)),
+                    int(t.size) - n_new,
                 )
-            n_new = int(np.count_nonzero(keep))
             for span in series.noisy_spans_s:
                 self._mark_noisy(*span)  # the beats already in the window
-            n_old = self._time.size
+            self._noisy.extend(series.noisy_spans_s)
             if n_new:
-                if n_old and self._label[-1] == "V":
+                if self._time.size and self._label[-1] == "V":
                     # a ventricular run ending at the last beat stops being "ongoing"
                     self._stale.add("ventricular_runs")
-                self._touch(series.label[keep], series.quality_ok[keep])
-            self._time = np.concatenate([self._time, series.time_s[keep]])
-            self._label = np.concatenate([self._label, series.label[keep]])
-            self._beat_id = np.concatenate(
-                [self._beat_id, np.arange(self._next_beat_id, self._next_beat_id + n_new)]
-            )
-            self._sample = np.concatenate([self._sample, series.sample_idx[keep]])
-            self._conf = np.concatenate([self._conf, series.confidence[keep]])
-            self._ok = np.concatenate([self._ok, series.quality_ok[keep]])
-            self._next_beat_id += n_new
-            self._noisy.extend(series.noisy_spans_s)
-            self._extend_masks(n_old)
-            self._version += 1
-            if self._time.size:
+
+                def take(a: np.ndarray) -> np.ndarray:
+                    return a if keep is None else a[keep]
+
+                label, ok = take(series.label), take(series.quality_ok)
+                self._touch(label, ok)
+                self._append(
+                    take(t),
+                    label,
+                    take(series.sample_idx),
+                    take(series.confidence),
+                    ok,
+                )
                 self._now = max(self._now, float(self._time[-1]))
+            self._version += 1
         return self._step(now_s)
 
     def add_quality(
@@ -766,48 +788,101 @@ class AlertEngine:
             self._ok,
             tuple(self._noisy),
         )
-        # the validity masks the series would compute, kept by the engine (never written in
-        # place: the series shares them read-only)
-        series._memo["beat_ok"] = _frozen(self._beat_ok)
-        series._memo["rr_valid"] = _frozen(self._rr_valid)
+        # the validity masks and intervals the series would compute, kept by the engine (views
+        # never written in place: the series shares them read-only); rr_s[j] = time[j + 1] -
+        # time[j], the same subtraction as np.diff
+        memo = series._memo
+        memo["beat_ok"] = _frozen(self._beat_ok[:])
+        memo["rr_valid"] = _frozen(self._rr_valid[:])
+        memo["rr_s"] = _frozen(self._rr[:])
         return series
 
     # -- validity masks -------------------------------------------------------------------------
+    def _set_views(self) -> None:
+        b, lo, hi = self._buf, self._lo, self._hi
+        self._time = b["time"][lo:hi]
+        self._label = b["label"][lo:hi]
+        self._beat_id = b["beat_id"][lo:hi]
+        self._sample = b["sample"][lo:hi]
+        self._conf = b["conf"][lo:hi]
+        self._ok = b["ok"][lo:hi]
+        self._beat_ok = b["beat_ok"][lo:hi]
+        stop = max(hi - 1, lo)
+        self._rr = b["rr"][lo:stop]
+        self._rr_valid = b["rr_valid"][lo:stop]
+
     def _mark_noisy(self, start: float, stop: float) -> None:
         """Apply a new noisy span ``[start, stop)`` to the masks of the beats in the window.
 
         ``BeatSeries.beat_ok`` and ``rr_valid`` AND one term per span into each entry, so a
-        new span ANDs in its own term (a new array: the last series holds the old one).
+        new span ANDs in its own term (into new buffers: the last series holds the old ones).
         """
         self._stale.update(_SKIP_GROUPS)  # any mask may change, and the signal-quality spans
         t = self._time
         if t.size == 0:
             return
+        lo, hi = self._lo, self._hi
         inside = (t >= start) & (t < stop)
-        self._beat_ok = self._beat_ok & ~inside
+        beat_ok = self._buf["beat_ok"].copy()
+        beat_ok[lo:hi] &= ~inside
+        self._buf["beat_ok"] = beat_ok
         if t.size > 1:
-            ok = self._beat_ok
+            ok = beat_ok[lo:hi]
             overlap = (t[:-1] < stop) & (t[1:] > start)
-            self._rr_valid = self._rr_valid & ok[:-1] & ok[1:] & ~overlap
+            rr_valid = self._buf["rr_valid"].copy()
+            rr_valid[lo : hi - 1] &= ok[:-1] & ok[1:] & ~overlap
+            self._buf["rr_valid"] = rr_valid
+        self._set_views()
 
-    def _extend_masks(self, n_old: int) -> None:
-        """Masks of the beats from ``n_old`` on and of the intervals that end at them."""
-        t, n = self._time, self._time.size
-        if n == n_old:
-            return
-        t_new = t[n_old:]
-        ok_new = self._ok[n_old:].copy()
-        a = max(n_old - 1, 0)  # first new interval: from the last old beat (if any)
+    def _append(
+        self,
+        time_s: np.ndarray,
+        label: np.ndarray,
+        sample_idx: np.ndarray,
+        confidence: np.ndarray,
+        quality_ok: np.ndarray,
+    ) -> None:
+        """Append beats (after the last one), their masks and the intervals that end at them."""
+        m = int(time_s.size)
+        b, lo, hi = self._buf, self._lo, self._hi
+        n_old = hi - lo
+        if hi + m > b["time"].size:  # full: copy the window to the start of new buffers
+            cap = max(2 * (n_old + m), 256)
+            for name, arr in b.items():
+                new = np.zeros(cap, dtype=arr.dtype)
+                new[:n_old] = arr[lo:hi]
+                b[name] = new
+            lo, hi = 0, n_old
+            self._lo = lo
+        stop = hi + m
+        b["time"][hi:stop] = time_s
+        b["label"][hi:stop] = label
+        b["beat_id"][hi:stop] = np.arange(self._next_beat_id, self._next_beat_id + m)
+        b["sample"][hi:stop] = sample_idx
+        b["conf"][hi:stop] = confidence
+        b["ok"][hi:stop] = quality_ok
+        self._next_beat_id += m
+        # masks of the new beats and of the intervals that end at them (the first one from the
+        # last old beat, if any)
+        ok_new = quality_ok.copy()
         if self._noisy:
             sp = np.asarray(self._noisy, dtype=np.float64).reshape(-1, 2)
-            start, stop = sp[:, 0], sp[:, 1]
-            ok_new &= ~((t_new[:, None] >= start) & (t_new[:, None] < stop)).any(axis=1)
-        ok = np.concatenate([self._beat_ok, ok_new])
-        valid = ok[a:-1] & ok[a + 1 :]
-        if self._noisy and valid.size:
-            valid &= ~((t[a:-1, None] < stop) & (t[a + 1 :, None] > start)).any(axis=1)
-        self._beat_ok = ok
-        self._rr_valid = np.concatenate([self._rr_valid, valid])
+            start, end = sp[:, 0], sp[:, 1]
+            ok_new &= ~((time_s[:, None] >= start) & (time_s[:, None] < end)).any(axis=1)
+        b["beat_ok"][hi:stop] = ok_new
+        a = hi - 1 if n_old else hi  # first new interval
+        if stop - 1 > a:
+            t = b["time"]
+            ok = b["beat_ok"]
+            b["rr"][a : stop - 1] = t[a + 1 : stop] - t[a : stop - 1]
+            valid = ok[a : stop - 1] & ok[a + 1 : stop]
+            if self._noisy:
+                valid &= ~((t[a : stop - 1, None] < end) & (t[a + 1 : stop, None] > start)).any(
+                    axis=1
+                )
+            b["rr_valid"][a : stop - 1] = valid
+        self._hi = stop
+        self._set_views()
 
     # -- rule skipping --------------------------------------------------------------------------
     def _touch(self, label: np.ndarray, quality_ok: np.ndarray) -> None:
@@ -851,14 +926,9 @@ class AlertEngine:
         if self._time.size and self._time[0] < horizon:
             k = int(np.searchsorted(self._time, horizon, side="left"))
             self._touch(self._label[:k], self._ok[:k])
-            self._time, self._label, self._beat_id = (
-                self._time[k:],
-                self._label[k:],
-                self._beat_id[k:],
-            )
-            self._sample, self._conf, self._ok = self._sample[k:], self._conf[k:], self._ok[k:]
             # interval j joins beats j and j + 1: the first k intervals go with the first k beats
-            self._beat_ok, self._rr_valid = self._beat_ok[k:], self._rr_valid[k:]
+            self._lo += k
+            self._set_views()
             self._version += 1
         if any(b < horizon for _a, b in self._noisy):
             # a span ending before the horizon touches no beat of the window (all at or after

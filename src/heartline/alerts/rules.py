@@ -1502,8 +1502,9 @@ def _histogram16_rows(rows: np.ndarray) -> dict[int, np.ndarray]:
     edges[:, -1] = hi
     idx = (((x - lo[:, None]) / delta[:, None]) * 16).astype(np.intp)
     idx[idx == 16] -= 1
-    idx[x < np.take_along_axis(edges, idx, axis=1)] -= 1
-    idx[(x >= np.take_along_axis(edges, idx + 1, axis=1)) & (idx != 15)] += 1
+    rows_at = np.arange(n_rows)[:, None]  # edges[rows_at, idx]: take_along_axis(edges, idx, 1)
+    idx[x < edges[rows_at, idx]] -= 1
+    idx[(x >= edges[rows_at, idx + 1]) & (idx != 15)] += 1
     idx += 16 * np.arange(n_rows)[:, None]
     counts = np.bincount(idx.ravel(), minlength=16 * n_rows).reshape(n_rows, 16)
     for r, row in enumerate(ranged.tolist()):
@@ -1637,29 +1638,39 @@ def detect_af_like(
     if usable.size < window_beats:
         return ()
     rr = series.rr_s[usable]
-    votes = np.zeros(usable.size)
-    cover = np.zeros(usable.size)
-    feats: list[tuple[int, _AfFeatures]] = []
-    starts = list(range(0, usable.size - window_beats + 1, int(step_beats)))
-    if starts[-1] != usable.size - window_beats:
-        starts.append(usable.size - window_beats)
+    w = int(window_beats)
+    starts = list(range(0, usable.size - w + 1, int(step_beats)))
+    if starts[-1] != usable.size - w:
+        starts.append(usable.size - w)
     if window_cache is not None and classify in (_af_dash2009, _af_rmssd_tpr):
-        batched = _af_windows_cached(
-            window_cache, rr, starts, int(window_beats), method, nrmssd_min, entropy_min
-        )
+        verdicts = _af_windows_cached(window_cache, rr, starts, w, method, nrmssd_min, entropy_min)
     else:
-        batched = _af_windows(rr, starts, int(window_beats), method, nrmssd_min, entropy_min)
-    for j, s in enumerate(starts):
-        if batched is not None:
-            is_af, f = batched[j]
-        else:
-            is_af, f = classify(
-                rr[s : s + window_beats], nrmssd_min=nrmssd_min, entropy_min=entropy_min
-            )
-        cover[s : s + window_beats] += 1
-        if is_af:
-            votes[s : s + window_beats] += 1
-            feats.append((s, f))
+        batched = _af_windows(rr, starts, w, method, nrmssd_min, entropy_min)
+        verdicts = (
+            batched
+            if batched is not None
+            else [
+                classify(rr[s : s + w], nrmssd_min=nrmssd_min, entropy_min=entropy_min)
+                for s in starts
+            ]
+        )
+    feats: list[tuple[int, _AfFeatures]] = [
+        (s, f) for s, (is_af, f) in zip(starts, verdicts, strict=True) if is_af
+    ]
+    if not feats:
+        return ()  # no AF-like window: no interval has a vote
+    # windows covering / voting for each interval: +1 at a window's first interval, -1 after
+    # its last (the starts are distinct), summed; small integers, exact in float64
+    cover = np.zeros(usable.size + 1)
+    first = np.asarray(starts, dtype=np.intp)
+    cover[first] += 1
+    cover[first + w] -= 1
+    cover = np.cumsum(cover[:-1])
+    votes = np.zeros(usable.size + 1)
+    first = np.asarray([s for s, _f in feats], dtype=np.intp)
+    votes[first] += 1
+    votes[first + w] -= 1
+    votes = np.cumsum(votes[:-1])
     af = votes >= 0.5 * np.maximum(cover, 1)
     af &= votes > 0
     out = []
@@ -1674,8 +1685,11 @@ def detect_af_like(
         sev = Severity.HIGH if mean_bpm > rvr_bpm else Severity.WARNING
         if _covered(reported, "af_like", sev, start_s, end_s):
             continue
-        beat_idx = np.unique(np.concatenate([k, k + 1]))
-        fs_in = [f for s, f in feats if s < b and s + window_beats > a]
+        member = np.zeros(n, dtype=bool)  # np.unique(np.concatenate([k, k + 1])), k ascending
+        member[k] = True
+        member[k + 1] = True
+        beat_idx = np.flatnonzero(member)
+        fs_in = [f for s, f in feats if s < b and s + w > a]
         values = {
             "mean_bpm": mean_bpm,
             "nrmssd": _median([f.nrmssd for f in fs_in]),
