@@ -336,3 +336,80 @@ def test_mitdb_replay_fast_equals_reference(mitdb_dir, record: str, config: str)
     for i, (a, b) in enumerate(zip(got, ref, strict=True)):
         assert a == b, f"record {record}, output {i}"
     assert got_state == ref_state
+
+
+# ------------------------------------------------------------------ AF-like window bound
+def _af_rr(seed: int, n: int) -> np.ndarray:
+    """RR series from regular (spread near the 10 % bound) to irregular, with ectopic pairs."""
+    rng = np.random.default_rng(seed)
+    base = float(rng.uniform(0.4, 1.2))
+    spread = float(rng.choice([0.0, 0.02, 0.05, 0.08, 0.095, 0.1, 0.105, 0.12, 0.3, 0.8]))
+    rr = base * (1.0 + spread * rng.uniform(-0.5, 0.5, n))
+    if rng.uniform() < 0.5:
+        rr = np.round(rr, 2)  # ties, as sample-quantised intervals have
+    for k in rng.integers(0, n - 1, int(rng.integers(0, 12))):
+        rr[k], rr[k + 1] = 0.6 * base, 1.4 * base  # premature beat and compensatory pause
+    return rr
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(16, 200),
+    width=st.sampled_from([16, 32, 64]),
+    nrmssd_min=st.sampled_from([0.03, 0.05, 0.1, 0.2]),
+)
+def test_af_bound_rejects_only_windows_that_fail(
+    seed: int, n: int, width: int, nrmssd_min: float
+) -> None:
+    if n < width:
+        return
+    rr = _af_rr(seed, n)
+    starts = list(range(0, n - width + 1, 3))
+    may = rules_mod._af_may_pass(rr, starts, width, nrmssd_min)
+    for method in ("dash2009", "rmssd_tpr"):
+        full = rules_mod._af_windows(rr, starts, width, method, nrmssd_min, 0.7)
+        assert full is not None
+        for j in np.flatnonzero(~may).tolist():
+            assert full[j] == (False, None)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(60, 260))
+def test_af_rule_with_bound_equals_without(seed: int, n: int) -> None:
+    rr = _af_rr(seed, n)
+    t = np.cumsum(rr)
+    s = BeatSeries(t, ["N"] * n, np.arange(n), np.arange(n), np.ones(n), np.ones(n, dtype=bool))
+    for method in ("dash2009", "rmssd_tpr"):
+        kw = {"method": method, "nrmssd_min": 0.05, "min_duration_s": 5.0}
+        fast = rules_mod.detect_af_like(s, **kw), rules_mod.detect_af_like(s, window_cache={}, **kw)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(rules_mod, "_af_may_pass", lambda rr, starts, *a: np.ones(len(starts), bool))
+            full = rules_mod.detect_af_like(s, **kw)
+        assert fast == (full, full)
+
+
+# ------------------------------------------------------------------- window buffers
+def test_earlier_windows_never_change() -> None:
+    """The engine appends past and trims before the views that earlier series hold."""
+    calls = _calls(5, 400)
+    eng = AlertEngine("p", config=EngineConfig(window_s=60.0))
+    kept = []
+    for call in calls:
+        if call[0] == "add_beats":
+            eng.add_beats(_series(call[1]))
+        elif call[0] == "add_quality":
+            eng.add_quality(call[1], call[2], ok=False)
+        else:
+            continue
+        w = eng.window()
+        snap = [
+            a.copy()
+            for a in (w.time_s, w.label, w.beat_id, w.sample_idx, w.beat_ok(), w.rr_valid(), w.rr_s)
+        ]
+        kept.append((w, snap))
+        np.testing.assert_array_equal(w.rr_s, np.diff(w.time_s))
+    for w, snap in kept:
+        now = [w.time_s, w.label, w.beat_id, w.sample_idx, w.beat_ok(), w.rr_valid(), w.rr_s]
+        for a, b in zip(now, snap, strict=True):
+            np.testing.assert_array_equal(a, b)

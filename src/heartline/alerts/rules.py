@@ -1402,6 +1402,27 @@ def _af_rmssd_tpr(
     return (f.nrmssd > nrmssd_min and lo < f.tpr < hi), f
 
 
+def _af_may_pass(rr: np.ndarray, starts: list[int], width: int, nrmssd_min: float) -> np.ndarray:
+    """False for the windows ``rr[s : s + width]`` whose normalised RMSSD is at most ``nrmssd_min``.
+
+    After trimming (:func:`_n_trim`) every kept value lies between the window's order
+    statistics ``lo = v[trim]`` and ``hi = v[width - 1 - trim]``, so each successive difference
+    is at most ``hi - lo`` and the mean at least ``lo``: the RMSSD over the mean is at most
+    ``(hi - lo) / lo``. Floating-point rounding is monotone, so the computed normalised RMSSD
+    of :func:`_af_windows` exceeds that bound by a few ulps at most; the ``1e-9`` relative
+    margin covers it. A window with such a bound ``<= nrmssd_min`` fails the first test of both
+    built-in methods. One partition per window instead of the full features.
+    """
+    win = rr[np.asarray(starts, dtype=np.intp)[:, None] + np.arange(width)]
+    trim = _n_trim(width)
+    part = np.partition(win, (trim, width - 1 - trim), axis=1)
+    lo = part[:, trim]
+    hi = part[:, width - 1 - trim]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (hi - lo) / lo
+    return ~((lo > 0) & (bound * (1.0 + 1e-9) <= nrmssd_min))
+
+
 def _af_windows(
     rr: np.ndarray,
     starts: list[int],
@@ -1642,8 +1663,20 @@ def detect_af_like(
     starts = list(range(0, usable.size - w + 1, int(step_beats)))
     if starts[-1] != usable.size - w:
         starts.append(usable.size - w)
-    if window_cache is not None and classify in (_af_dash2009, _af_rmssd_tpr):
-        verdicts = _af_windows_cached(window_cache, rr, starts, w, method, nrmssd_min, entropy_min)
+    if classify in (_af_dash2009, _af_rmssd_tpr):
+        # windows whose normalised RMSSD cannot exceed nrmssd_min are not AF-like: their
+        # verdict is (False, None), what _af_windows gives them (its first test fails)
+        maybe = np.flatnonzero(_af_may_pass(rr, starts, w, nrmssd_min)).tolist()
+        if not maybe:
+            return ()  # no AF-like window
+        sub = [starts[j] for j in maybe]
+        if window_cache is not None:
+            found = _af_windows_cached(window_cache, rr, sub, w, method, nrmssd_min, entropy_min)
+        else:
+            found = _af_windows(rr, sub, w, method, nrmssd_min, entropy_min)  # type: ignore[assignment]
+        verdicts: list[tuple[bool, _AfFeatures | None]] = [(False, None)] * len(starts)
+        for j, r in zip(maybe, found, strict=True):
+            verdicts[j] = r
     else:
         batched = _af_windows(rr, starts, w, method, nrmssd_min, entropy_min)
         verdicts = (
