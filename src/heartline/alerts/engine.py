@@ -490,6 +490,7 @@ class AlertEngine:
         self._af_cache: dict[Any, Any] = {}
         # NEWS2 results of recent vitals (see _score_news2)
         self._news2_memo: dict[tuple[Any, ...], News2Result] = {}
+        self._news2_texts: dict[int, tuple[News2Result, dict[str, Any], str]] = {}
 
     # -- inputs -------------------------------------------------------------------------------
     def add_beats(
@@ -666,19 +667,14 @@ class AlertEngine:
         band_rank = RISK_BANDS.index(result.band)
         min_rank = RISK_BANDS.index(self.config.news2_min_band)
         if band_rank >= min_rank:
-            sev = NEWS2_SEVERITY[result.band]
+            values, message = self._news2_text(result)
             ep = Episode(
                 kind="news2",
-                severity=sev,
+                severity=NEWS2_SEVERITY[result.band],
                 start_s=t,
                 end_s=t,
-                values={**result.to_dict()},
-                message=f"NEWS2 {result.total} ({result.band} clinical risk)"
-                + (
-                    ""
-                    if result.complete
-                    else f"; partial score, not measured: {', '.join(result.missing)}"
-                ),
+                values=values,
+                message=message,
             )
             self._apply(ep, updates, t)
         elif "news2" in self._open:
@@ -1158,6 +1154,26 @@ class AlertEngine:
                 op.reported_s, op.dirty = self._now, False
         out = [AlertUpdate(event, change) for change, event in updates.values()]
         return sorted(out, key=lambda u: (u.event.start_s, u.event.kind))
+
+    def _news2_text(self, result: News2Result) -> tuple[dict[str, Any], str]:
+        """The values and message of a NEWS2 episode of ``result``.
+
+        Kept per result on the fast path: the episode's values are only read through
+        ``Episode.evidence()``, which converts them into a new dict, so episodes may share one.
+        """
+        hit = self._news2_texts.get(id(result)) if self._incremental else None
+        if hit is not None and hit[0] is result:
+            return hit[1], hit[2]
+        values = {**result.to_dict()}
+        message = f"NEWS2 {result.total} ({result.band} clinical risk)" + (
+            "" if result.complete else f"; partial score, not measured: {', '.join(result.missing)}"
+        )
+        if self._incremental:
+            if len(self._news2_texts) >= 64:
+                self._news2_texts.clear()
+            # the entry holds the result, so its id is not reused while it is there
+            self._news2_texts[id(result)] = (result, values, message)
+        return values, message
 
     def _score_news2(self, now: float) -> News2Result:
         fresh = {
