@@ -239,7 +239,7 @@ class BeatSeries:
             raise ValueError(f"time_s must be 1-D, got shape {t.shape}")
         if not np.all(np.isfinite(t)):
             raise ValueError("time_s holds NaN/inf values")
-        if n > 1 and np.any(np.diff(t) < 0):
+        if n > 1 and bool((t[1:] < t[:-1]).any()):  # np.diff(t) < 0 anywhere
             raise ValueError("time_s must be non-decreasing (beats in time order)")
         raw = np.asarray(self.label)
         if raw.dtype.kind == "U" and _all_aami(raw):
@@ -588,11 +588,13 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
         return []
     padded = np.zeros(mask.size + 2, dtype=np.int8)
     padded[1:-1] = mask
-    edges = np.flatnonzero(np.diff(padded)).tolist()
+    edges = (padded[1:] != padded[:-1]).nonzero()[0].tolist()  # np.diff(padded) != 0
     return list(zip(edges[::2], edges[1::2], strict=True))
 
 
 def _check_positive(value: float, name: str) -> float:
+    if type(value) is float and 0.0 < value < math.inf:
+        return value  # the common case, as below
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
@@ -848,7 +850,7 @@ def _rate_cannot_last(
             return False
         offending = (rr < 1.01 * 60.0 / threshold_bpm) & (rr > 0)
     offending &= series.rr_valid()  # the intervals the smoothed rate averages
-    j = np.flatnonzero(offending)
+    j = offending.nonzero()[0]
     if j.size == 0:
         return True  # the smoothed rate never crosses the limit
     w = int(window_beats)
@@ -1028,7 +1030,7 @@ def detect_pauses(
     if n > 1:
         rr = series.rr_s
         long = np.round(rr, 6) > pause_s
-        hits = np.flatnonzero(series.rr_valid() & long) if long.any() else ()
+        hits = (series.rr_valid() & long).nonzero()[0] if long.any() else ()
         for k in hits:
             ep = make(
                 float(rr[k]),
@@ -1198,10 +1200,10 @@ def detect_ventricular_patterns(
     if n < 3:
         return ()
     isv = _is_label(series, "V", min_confidence)
-    vpos = np.flatnonzero(isv)
+    vpos = isv.nonzero()[0]
     if vpos.size < int(min_cycles):  # a chain of min_cycles V beats is impossible
         return ()
-    gap = np.diff(vpos)
+    gap = vpos[1:] - vpos[:-1]  # np.diff(vpos)
     need = int(min_cycles) - 1  # links of one step in a chain of min_cycles V beats
     if np.count_nonzero(gap == 2) < need and np.count_nonzero(gap == 3) < need:
         return ()  # not enough V-to-V gaps of 2 (3) beats for any chain, clean or not
@@ -1282,7 +1284,7 @@ def detect_frequent_ectopy(
         _check_positive(limit, "pvc_per_min" if label == "V" else "sveb_per_min")
         if kind in skip:
             continue
-        pos = np.flatnonzero(_is_label(series, label, min_confidence))
+        pos = _is_label(series, label, min_confidence).nonzero()[0]
         if pos.size == 0 or not pos.size > limit * window_s / 60.0:
             continue  # no window can hold more beats than the series
         t = series.time_s[pos]
@@ -1293,7 +1295,7 @@ def detect_frequent_ectopy(
             continue
         # an ectopic beat belongs to an episode when it lies in some window that exceeds the
         # limit: windows [first_in[j], j] of the hot j, marked by +1/-1 at their ends
-        hot_j = np.flatnonzero(hot)
+        hot_j = hot.nonzero()[0]
         edge = np.zeros(pos.size + 1, dtype=np.int64)
         np.add.at(edge, first_in[hot_j], 1)
         np.add.at(edge, hot_j + 1, -1)
@@ -1666,7 +1668,7 @@ def detect_af_like(
     if classify in (_af_dash2009, _af_rmssd_tpr):
         # windows whose normalised RMSSD cannot exceed nrmssd_min are not AF-like: their
         # verdict is (False, None), what _af_windows gives them (its first test fails)
-        maybe = np.flatnonzero(_af_may_pass(rr, starts, w, nrmssd_min)).tolist()
+        maybe = _af_may_pass(rr, starts, w, nrmssd_min).nonzero()[0].tolist()
         if not maybe:
             return ()  # no AF-like window
         sub = [starts[j] for j in maybe]
@@ -1721,7 +1723,7 @@ def detect_af_like(
         member = np.zeros(n, dtype=bool)  # np.unique(np.concatenate([k, k + 1])), k ascending
         member[k] = True
         member[k + 1] = True
-        beat_idx = np.flatnonzero(member)
+        beat_idx = member.nonzero()[0]
         fs_in = [f for s, f in feats if s < b and s + w > a]
         values = {
             "mean_bpm": mean_bpm,
