@@ -413,3 +413,44 @@ def test_earlier_windows_never_change() -> None:
         now = [w.time_s, w.label, w.beat_id, w.sample_idx, w.beat_ok(), w.rr_valid(), w.rr_s]
         for a, b in zip(now, snap, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_rate_rules_are_skipped_and_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine skips a rate rule while no interval could start its run, and runs it again."""
+    import heartline.alerts.engine as engine_mod
+
+    real = engine_mod.evaluate_rules
+    seen: list[frozenset] = []
+    monkeypatch.setattr(
+        engine_mod,
+        "evaluate_rules",
+        lambda series, **kw: seen.append(frozenset(kw["skip"])) or real(series, **kw),
+    )
+    eng = AlertEngine("p")
+    for call in _calls(3, 600):
+        if call[0] == "add_beats":
+            eng.add_beats(_series(call[1]))
+    for kind in ("bradycardia", "tachycardia"):
+        assert any(kind in s for s in seen)
+        assert any(kind not in s for s in seen)
+
+
+@pytest.mark.parametrize("rr_s", [1.19, 1.22, 1.3, 1.45, 0.49, 0.45, 0.4])
+def test_steady_rate_episodes_equal_reference(rr_s: float) -> None:
+    """A steady slow or fast stretch between normal rhythm raises the reference's alert."""
+    rr = np.concatenate([np.full(60, 0.8), np.full(int(45 / rr_s), rr_s), np.full(90, 0.8)])
+    t = np.cumsum(rr)
+    calls = []
+    for second in range(1, int(t[-1]) + 2):
+        rows = [
+            (float(x), int(x * 360), "N", 0.9, True) for x in t[(t >= second - 1) & (t < second)]
+        ]
+        calls.append(("add_beats", rows) if rows else ("advance", float(second)))
+    cfg = _CONFIGS["report_all"]
+    ref, ref_state = _play(calls, incremental=False, config=cfg)
+    got, got_state = _play(calls, incremental=True, config=cfg)
+    assert got == ref
+    assert got_state == ref_state
+    kinds = {e["kind"] for ups in ref for _c, e in ups}
+    if rr_s not in (1.19, 0.49):  # 50.4 and 122.4 bpm: within / beyond the limits
+        assert kinds & {"bradycardia", "tachycardia"}

@@ -459,6 +459,9 @@ class AlertEngine:
             name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()
         }
         self._lo = self._hi = 0
+        # ids of the first beats of the last intervals that could start a brady- (slow) or a
+        # tachycardia (fast) run (see _append); -1: none yet
+        self._slow_id = self._fast_id = -1
         self._noisy: list[tuple[float, float]] = []
         # the window's BeatSeries.beat_ok(), rr_valid() and rr_s, kept up to date element by
         # element (new beats against every span, every beat against a new span; _mark_noisy)
@@ -877,6 +880,18 @@ class AlertEngine:
                     axis=1
                 )
             b["rr_valid"][a : stop - 1] = valid
+            # the last interval that could take the smoothed rate past the brady- or
+            # tachycardia limit (_rate_cannot_last's "offending" test, same comparisons on the
+            # same values), by the id of its first beat; masks only ever lose entries, so an
+            # interval not offending now never becomes so
+            rr = b["rr"][a : stop - 1]
+            c = self.config.rules
+            slow = (valid & (rr >= 0.99 * 60.0 / c.brady_bpm)).nonzero()[0]
+            if slow.size:
+                self._slow_id = int(b["beat_id"][a + int(slow[-1])])
+            fast = (valid & (rr < 1.01 * 60.0 / c.tachy_bpm) & (rr > 0)).nonzero()[0]
+            if fast.size:
+                self._fast_id = int(b["beat_id"][a + int(fast[-1])])
         self._hi = stop
         self._set_views()
 
@@ -965,6 +980,13 @@ class AlertEngine:
                 for group, kinds in _SKIP_GROUPS.items():
                     if group not in self._stale:
                         skip.extend(kinds)
+                # No interval of the window could take the smoothed rate past a limit: the rate
+                # rule's own shortcut (_rate_cannot_last) would return no episode.
+                first_id = int(self._beat_id[0]) if self._beat_id.size else math.inf
+                if self._slow_id < first_id:
+                    skip.append("bradycardia")
+                if self._fast_id < first_id and self.config.rules.tachy_bpm >= 1.0:
+                    skip.append("tachycardia")
             reported = self._reported() if self._prune else None
             episodes = evaluate_rules(
                 series,

@@ -1833,6 +1833,8 @@ SKIPPABLE_KINDS: frozenset[str] = frozenset(
         "frequent_sveb",
         "af_like",
         "signal_quality",
+        "bradycardia",
+        "tachycardia",
     }
 )
 _JOINT_KINDS: tuple[frozenset[str], ...] = (
@@ -1971,22 +1973,24 @@ def evaluate_rules(
                 f"skip: the kinds {sorted(joint)} come from one rule: skip all or none"
             )
     eps: list[Episode] = []
-    eps += detect_bradycardia(
-        series,
-        threshold_bpm=c.brady_bpm,
-        high_bpm=c.brady_high_bpm,
-        min_duration_s=c.rate_min_duration_s,
-        window_beats=c.hr_window_beats,
-        reported=reported,
-    )
-    eps += detect_tachycardia(
-        series,
-        threshold_bpm=c.tachy_bpm,
-        high_bpm=c.tachy_high_bpm,
-        min_duration_s=c.rate_min_duration_s,
-        window_beats=c.hr_window_beats,
-        reported=reported,
-    )
+    if "bradycardia" not in skip:
+        eps += detect_bradycardia(
+            series,
+            threshold_bpm=c.brady_bpm,
+            high_bpm=c.brady_high_bpm,
+            min_duration_s=c.rate_min_duration_s,
+            window_beats=c.hr_window_beats,
+            reported=reported,
+        )
+    if "tachycardia" not in skip:
+        eps += detect_tachycardia(
+            series,
+            threshold_bpm=c.tachy_bpm,
+            high_bpm=c.tachy_high_bpm,
+            min_duration_s=c.rate_min_duration_s,
+            window_beats=c.hr_window_beats,
+            reported=reported,
+        )
     eps += detect_pauses(
         series, pause_s=c.pause_s, asystole_s=c.asystole_s, now_s=now_s, reported=reported
     )
