@@ -427,9 +427,14 @@ def test_rate_rules_are_skipped_and_run(monkeypatch: pytest.MonkeyPatch) -> None
         lambda series, **kw: seen.append(frozenset(kw["skip"])) or real(series, **kw),
     )
     eng = AlertEngine("p")
-    for call in _calls(3, 600):
-        if call[0] == "add_beats":
-            eng.add_beats(_series(call[1]))
+    parts = [(0.8, 200), (0.45, 40), (0.8, 250), (1.4, 25), (0.8, 250)]
+    t = np.cumsum(np.concatenate([np.full(n, rr) for rr, n in parts]))
+    for second in range(1, int(t[-1]) + 1):
+        rows = [
+            (float(x), int(x * 360), "N", 0.9, True) for x in t[(t >= second - 1) & (t < second)]
+        ]
+        if rows:
+            eng.add_beats(_series(rows))
     for kind in ("bradycardia", "tachycardia"):
         assert any(kind in s for s in seen)
         assert any(kind not in s for s in seen)
