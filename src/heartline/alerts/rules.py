@@ -237,7 +237,7 @@ class BeatSeries:
         n = t.shape[0] if t.ndim == 1 else -1
         if t.ndim != 1:
             raise ValueError(f"time_s must be 1-D, got shape {t.shape}")
-        if not np.all(np.isfinite(t)):
+        if not np.isfinite(t).all():
             raise ValueError("time_s holds NaN/inf values")
         if n > 1 and bool((t[1:] < t[:-1]).any()):  # np.diff(t) < 0 anywhere
             raise ValueError("time_s must be non-decreasing (beats in time order)")
