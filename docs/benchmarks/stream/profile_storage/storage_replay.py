@@ -10,7 +10,9 @@ scratch PostgreSQL database, and reports the worker thread's CPU per frame
 the database first. Without the parse/detect/classify/alert stages in between, runs take
 seconds instead of a minute and the figures vary less, so old and new storage code can be
 compared several times back to back on identical writes. ``--cprofile wall|cpu`` profiles the
-measured calls with a wall-clock or thread-CPU timer (take figures from runs without it).
+measured calls with a wall-clock or thread-CPU timer (take figures from runs without it);
+``--wal-pages`` (SQLite) turns checkpoints off and prints the WAL pages each measured commit
+wrote.
 
 Usage (repository root; heavy jobs under the lock, one thread)::
 
@@ -119,6 +121,15 @@ def replay_once(args: argparse.Namespace, calls: list[bytes], meta: dict[str, An
             upgrade_database(url)
             _register(url, sorted(known))
             engine = make_engine(url)
+            wal = Path(tmp) / "heartline.db-wal"
+            if args.wal_pages:  # no checkpoints: the WAL file grows by every page written
+                from sqlalchemy import event
+
+                event.listen(
+                    engine,
+                    "connect",
+                    lambda c, _r: c.execute("PRAGMA wal_autocheckpoint=0"),
+                )
             proc = object.__new__(StreamProcessor)  # only what _write reads
             proc._factory = make_session_factory(engine)
             proc._known = dict(known)
@@ -139,6 +150,8 @@ def replay_once(args: argparse.Namespace, calls: list[bytes], meta: dict[str, An
             for i, blob in enumerate(calls[:hi]):
                 call = pickle.loads(blob)
                 measured = i >= lo
+                if i == lo and args.wal_pages:
+                    wal0 = wal.stat().st_size
                 if measured and prof is not None:
                     prof.enable()
                 t0 = time.thread_time()
@@ -149,10 +162,16 @@ def replay_once(args: argparse.Namespace, calls: list[bytes], meta: dict[str, An
                 if measured:
                     cpu += t1 - t0
                     frames += n
+            if args.wal_pages:
+                with engine.connect() as c:
+                    page = c.exec_driver_sql("PRAGMA page_size").scalar()
+                wal_pages = (wal.stat().st_size - wal0) / (page + 24) / (hi - lo)
             engine.dispose()
         finally:
             cleanup()
     out = {"frames": frames, "us_per_frame": 1e6 * cpu / max(frames, 1)}
+    if args.wal_pages:
+        out["wal_pages_per_commit"] = wal_pages
     if prof is not None:
         buf = io.StringIO()
         st = pstats.Stats(prof, stream=buf)
@@ -176,6 +195,8 @@ def replay(args: argparse.Namespace) -> None:
         print(
             f"  {args.db}: {r['frames']} frames, {r['us_per_frame']:.1f} us/frame", file=sys.stderr
         )
+        if "wal_pages_per_commit" in r:
+            print(f"  WAL pages written per commit: {r['wal_pages_per_commit']:.1f}")
     print(
         json.dumps(
             {
@@ -203,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument(
+        "--wal-pages",
+        action="store_true",
+        help="SQLite: checkpoints off, print the WAL pages written per measured commit.",
+    )
     p.add_argument(
         "--cprofile", choices=("wall", "cpu"), help="cProfile the measured calls with this timer."
     )
