@@ -215,3 +215,28 @@ def test_ship_writes_and_checks_the_split_form(tmp_path, data_dir):
         else:
             assert not enc.exists() and not seq.exists() and s["split_files"] is None
             assert not OnnxBeatClassifier(rep.onnx_path).has_split
+
+
+def test_ship_scores_a_template_hybrid_on_template_beat_sets(tmp_path, data_dir):
+    """A ``template_features = true`` hybrid (32 RR columns) ships: ``ship`` builds the DS2 beat
+    sets with the template columns it reads (the default data has only the 13 RR columns)."""
+    from heartline.training.protocols import ProtocolData
+
+    data = ProtocolData(
+        data_dir=data_dir, train_records=("101",), val_records=("106",), test_records=("100",)
+    )
+    assert not data.template_features
+    torch.manual_seed(0)
+    model = get_model(
+        "hybrid", context_k=2, channels=4, feature_dim=16, lstm_hidden=16, template_features=True
+    )
+    model.build(n_leads=2, window_len=128, n_rr=32)
+    model.net.eval()
+    model.save(tmp_path / "run" / "model")
+    rep = shipped.ship(
+        tmp_path / "run", dest=tmp_path / "dest", data=data, n_bootstrap=5, latency_beats=10
+    )
+    assert OnnxBeatClassifier(rep.onnx_path).n_rr == 32
+    assert rep.max_abs_diff <= PARITY_TOLERANCE
+    assert rep.metrics["max_abs_diff_split_vs_torch"] <= PARITY_TOLERANCE
+    assert rep.metrics["ds2"]["annotated"]["n_test_beats"] > 2000

@@ -260,6 +260,19 @@ def ship_split(
     return report
 
 
+def _data_for(net: Any, data: Any) -> Any:
+    """``data`` (default: the full protocol) with the template columns when ``net`` reads them
+    (``template_features = true`` hybrids take 32 RR columns, the others the leading 13)."""
+    import dataclasses
+
+    from heartline.training.protocols import ProtocolData
+
+    data = data if data is not None else ProtocolData()
+    if getattr(net, "template_features", False) and not data.template_features:
+        data = dataclasses.replace(data, template_features=True)
+    return data
+
+
 def _train_info(run_dir: Path) -> dict[str, Any]:
     info: dict[str, Any] = {}
     for name in ("history.json", "metrics.json", "run.json"):
@@ -341,6 +354,7 @@ def ship(
     onnx_path = export_onnx(model.net, dest / f"{name}.onnx", name=model.name)
     has_split = _export_split(model.net, onnx_path, name=model.name)
     onnx_model = OnnxBeatClassifier(onnx_path, split=False)
+    data = _data_for(model.net, data)
 
     results: dict[str, Any] = {}
     split_ann = inter_patient_split(data, rpeaks="annotated")
