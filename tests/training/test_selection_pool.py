@@ -315,3 +315,30 @@ def test_select_pool_command(tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "--pool trains nothing" in bad.output
     bad = runner.invoke(app, ["select", "--out", str(tmp_path / "r")])
     assert bad.exit_code != 0 and "--candidate" in bad.output
+
+
+def test_select_pool_checks_candidates_of_epoch_capped_runs(tmp_path: Path) -> None:
+    """Runs trained with ``select --epochs N`` carry max_epochs N; ``--pool --candidate`` checks
+    the config files against them once told the cap with ``--epochs`` (round 5's pool)."""
+    beats = _beats()
+    parts = [_selection(tmp_path / f"s{s}", (s,), beats=beats) for s in (0, 1)]
+    files = []
+    for name, cfg in CONFIGS.items():  # the files say 40 epochs; the runs were capped at 5
+        path = tmp_path / f"{name}.toml"
+        save_config(
+            dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=40)), path
+        )
+        files += ["--candidate", f"{name}={path}"]
+    runner = CliRunner()
+    args = ["select", "--pool", str(parts[0]), "--pool", str(parts[1]), *files]
+    args += ["--n-bootstrap", "20"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code != 0 and "is not the one" in res.output  # the cap is not stated
+    res = runner.invoke(app, [*args, "--epochs", "3", "--out", str(tmp_path / "b")])
+    assert res.exit_code != 0 and "is not the one" in res.output  # a different cap
+    res = runner.invoke(app, [*args, "--epochs", "5", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c" / "refit.toml").is_file()
+    bare = ["select", "--pool", str(parts[0]), "--epochs", "5", "--out", str(tmp_path / "d")]
+    res = runner.invoke(app, bare)
+    assert res.exit_code != 0 and "--candidate" in res.output

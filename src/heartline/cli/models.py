@@ -365,7 +365,11 @@ def select_cmd(
         ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", help="Override every config's max epochs.")
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="Override every config's max epochs (with --pool: the cap the pooled runs were trained with, to check --candidate against them).",
+        ),
     ] = None,
     quick: QuickOpt = False,
     threads: ThreadsOpt = 1,
@@ -386,7 +390,6 @@ def select_cmd(
                 "--seeds": seeds,
                 "--folds": folds,
                 "--time-budget-s": time_budget_s,
-                "--epochs": epochs,
                 "--data-dir": data_dir,
                 "--quick": quick or None,
             }
@@ -395,6 +398,10 @@ def select_cmd(
                 raise ValueError(
                     f"--pool trains nothing: {', '.join(extra)} cannot be used with it"
                 )
+            if epochs is not None and not candidate:
+                # --epochs with --pool states how the runs were trained (select --epochs N),
+                # so that each --candidate config can be checked against them
+                raise ValueError("--pool with --epochs needs --candidate (the configs it caps)")
         elif not candidate:
             raise ValueError("give --candidate NAME=CONFIG.toml (to train) or --pool DIR")
         for item in candidate or ():
