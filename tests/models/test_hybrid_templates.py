@@ -1,10 +1,10 @@
 """The hybrid's opt-in template columns: fixed encoding, shapes, save/load, the config switch,
-and RR-only models (the shipped one) unchanged by the wider beat sets."""
+and RR-only models (the 13-column fixture, shipped before) unchanged by the wider beat sets."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,38 +213,31 @@ def test_selection_builds_template_beats_only_for_template_candidates() -> None:
     assert ProtocolData.quick().template_features is False
 
 
-@pytest.fixture(scope="module")
-def shipped_and_beats(data_dir):
-    from heartline.edge import shipped
+RR13_MODEL = Path(__file__).parent / "fixtures" / "hybrid_rr13"
 
-    if not (shipped.ASSETS_DIR / "hybrid.pt").is_file():
-        pytest.fail("the shipped model is missing from src/heartline/assets/models")
-    model = shipped._load_shipped_torch(shipped.ASSETS_DIR, "hybrid")
+
+@pytest.fixture(scope="module")
+def rr13_model_and_beats(data_dir):
+    """The 13-column hybrid shipped before the template columns (fixture) and record 214."""
+    from heartline.models.deep import TorchBeatClassifier
+
+    model = TorchBeatClassifier.load(RR13_MODEL)
     kw = {"data_dir": data_dir, "progress": False}
     plain = build_beat_set(["214"], **kw)
     wide = build_beat_set(["214"], template_features=True, **kw)
     return model, plain, wide
 
 
-def test_shipped_model_is_bit_identical_on_template_beat_sets(shipped_and_beats, tmp_path) -> None:
-    """The shipped 13-column model takes the leading columns of the wider set: same numbers."""
+def test_rr13_model_is_bit_identical_on_template_beat_sets(rr13_model_and_beats, tmp_path) -> None:
+    """A 13-column model (an old model file, no template_features key) takes the leading
+    columns of the wider set: same numbers, in PyTorch and ONNX Runtime."""
+    from heartline.edge.onnx_export import export_onnx
     from heartline.edge.runtime import OnnxBeatClassifier
-    from heartline.edge.shipped import shipped_model_path
 
-    model, plain, wide = shipped_and_beats
+    model, plain, wide = rr13_model_and_beats
+    assert "template_features" not in (RR13_MODEL / "model.json").read_text()
     assert model.net.n_rr == N_RR_COLUMNS and not getattr(model.net, "template_features", False)
     np.testing.assert_array_equal(wide.rr[:, :N_RR_COLUMNS], plain.rr)
     np.testing.assert_array_equal(predict_logits(model.net, wide), predict_logits(model.net, plain))
-    onnx = OnnxBeatClassifier(shipped_model_path())
+    onnx = OnnxBeatClassifier(export_onnx(model.net, tmp_path / "rr13.onnx", name="hybrid"))
     np.testing.assert_array_equal(onnx.predict_proba(wide), onnx.predict_proba(plain))
-    # an old model file (no template_features key) still loads as the same network
-    folder = tmp_path / "old"
-    folder.mkdir()
-    from heartline.edge import shipped
-
-    shutil.copyfile(shipped.ASSETS_DIR / "hybrid.pt", folder / "model.pt")
-    shutil.copyfile(shipped.ASSETS_DIR / "hybrid.json", folder / "model.json")
-    from heartline.models.deep import TorchBeatClassifier
-
-    again = TorchBeatClassifier.load(folder)
-    np.testing.assert_array_equal(again.predict_proba(plain), model.predict_proba(plain))
