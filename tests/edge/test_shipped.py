@@ -14,22 +14,24 @@ from heartline.edge import shipped
 from heartline.edge.runtime import OnnxBeatClassifier
 from heartline.edge.shipped import PARITY_TOLERANCE, shipped_model_card, shipped_model_path
 from heartline.models.deep import TorchBeatClassifier
-from heartline.models.hybrid import N_RAW_RR
+from heartline.models.hybrid import N_RAW_RR, N_RR_COLUMNS
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def beats(data_dir):
-    return build_beat_set(["100"], data_dir=data_dir, progress=False)
+    # with the template columns: a model with template_features reads all 32, others the leading
+    return build_beat_set(["100"], data_dir=data_dir, progress=False, template_features=True)
 
 
 def test_shipped_onnx_loads_and_predicts_probabilities(beats) -> None:
     clf = OnnxBeatClassifier(shipped_model_path())
     assert clf.classes == ("N", "S", "V", "F", "Q")
     assert (clf.n_leads, clf.window_len) == (beats.n_leads, beats.window_len)
-    # the model takes the leading RR columns: all of them, or the 8 before the rhythm columns
-    assert clf.n_rr in (N_RAW_RR, beats.rr.shape[1])
+    # the model takes the leading RR columns: with the template columns (32), the 13 RR and
+    # rhythm columns, or the 8 before the rhythm columns
+    assert clf.n_rr in (N_RAW_RR, N_RR_COLUMNS, beats.rr.shape[1])
     p = clf.predict_proba(beats)
     assert p.shape == (len(beats), 5)
     assert np.allclose(p.sum(axis=1), 1, atol=1e-5)
