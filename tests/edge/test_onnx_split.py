@@ -175,7 +175,7 @@ def test_shipped_model_has_its_split_form(data_dir):
     onnx_path = shipped.shipped_model_path()
     clf = OnnxBeatClassifier(onnx_path, split=True)  # present, and made from this hybrid.onnx
     assert clf.has_split and clf.context_k > 0
-    beats = build_beat_set(["119"], data_dir=data_dir, progress=False)
+    beats = build_beat_set(["119"], data_dir=data_dir, progress=False, template_features=True)
     torch_p = shipped._load_shipped_torch(shipped.ASSETS_DIR, "hybrid").predict_proba(beats)
     rep = check_split_parity(onnx_path, beats, torch_proba=torch_p)
     assert rep.max_abs_diff_full <= PARITY_TOLERANCE

@@ -219,7 +219,12 @@ def ship_split(
     if not onnx_path.is_file():
         raise _missing(onnx_path)
     model = _load_shipped_torch(dest, name)
-    beats = build_beat_set(list(records), data_dir=data_dir, progress=False)
+    beats = build_beat_set(
+        list(records),
+        data_dir=data_dir,
+        progress=False,
+        template_features=bool(getattr(model.net, "template_features", False)),
+    )
     torch_proba = model.predict_proba(beats)
     full = OnnxBeatClassifier(onnx_path, split=False).predict_proba(beats)
     diff = float(np.abs(full - torch_proba).max())
