@@ -255,3 +255,33 @@ def test_select_quick_picks_a_winner_and_rejects_bad_candidates(tmp_path, data_d
         app, ["select", "--candidate", f"t={cfg}", "--seeds", "0,x", "--out", str(tmp_path / "z")]
     )
     assert bad.exit_code != 0 and "comma-separated integers" in bad.output
+
+
+def test_evaluate_the_shipped_model_quick(tmp_path, data_dir) -> None:
+    """The default --model (the shipped one) evaluates, whatever RR columns it reads: a model with
+    template columns gets beat sets that carry them."""
+    from heartline.edge.runtime import OnnxBeatClassifier
+    from heartline.edge.shipped import shipped_model_path
+
+    out = invoke(
+        "evaluate", "--quick", "--n-bootstrap", "0", "--out", tmp_path, "--data-dir", data_dir
+    )
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["model"] == "shipped" and m["n_test_beats"] > 1000 and "accuracy" in out
+    assert OnnxBeatClassifier(shipped_model_path()).n_rr in (13, 32)
+
+
+def test_protocol_data_for_model_adds_template_columns_only_when_read() -> None:
+    from types import SimpleNamespace
+
+    from heartline.training.protocols import ProtocolData
+
+    d = ProtocolData()
+    assert d.for_model(SimpleNamespace(n_rr=13)) is d  # an RR-only ONNX model
+    assert d.for_model(SimpleNamespace(n_rr=32)).template_features  # wider ONNX input
+    assert d.for_model(
+        SimpleNamespace(net=SimpleNamespace(template_features=True))
+    ).template_features
+    assert not d.for_model(
+        SimpleNamespace(net=SimpleNamespace(template_features=False))
+    ).template_features

@@ -174,7 +174,7 @@ def evaluate(
             clf,
             out_dir=out,
             model_name=name,
-            data=data,
+            data=data.for_model(clf),  # the template columns for models that read them
             rpeaks=rpeaks,
             n_bootstrap=n_bootstrap,
             seed=seed,

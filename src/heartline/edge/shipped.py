@@ -268,14 +268,9 @@ def ship_split(
 def _data_for(net: Any, data: Any) -> Any:
     """``data`` (default: the full protocol) with the template columns when ``net`` reads them
     (``template_features = true`` hybrids take 32 RR columns, the others the leading 13)."""
-    import dataclasses
-
     from heartline.training.protocols import ProtocolData
 
-    data = data if data is not None else ProtocolData()
-    if getattr(net, "template_features", False) and not data.template_features:
-        data = dataclasses.replace(data, template_features=True)
-    return data
+    return (data if data is not None else ProtocolData()).for_model(net)
 
 
 def _train_info(run_dir: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ algorithms. Neural Comput 10(7):1895-1923 (1998).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -153,6 +154,22 @@ class ProtocolData:
         if self.cache_dir is not None:
             kw["cache_dir"] = self.cache_dir
         return build_beat_set(list(records), **kw)
+
+    def for_model(self, model: Any) -> ProtocolData:
+        """These settings with the template columns when ``model`` reads them.
+
+        ``model`` is a network (``template_features`` attribute), a classifier holding one in
+        ``.net``, or an ONNX classifier whose RR input is wider than the 13 RR columns.
+        """
+        from heartline.signal.beats import RR_FEATURE_NAMES
+
+        net = getattr(model, "net", model)
+        wants = bool(getattr(net, "template_features", False)) or int(
+            getattr(model, "n_rr", 0) or 0
+        ) > len(RR_FEATURE_NAMES)
+        if wants and not self.template_features:
+            return dataclasses.replace(self, template_features=True)
+        return self
 
     @classmethod
     def quick(cls, **kw: Any) -> ProtocolData:
