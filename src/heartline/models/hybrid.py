@@ -97,18 +97,11 @@ N_RAW_RR = 8
 N_RR_COLUMNS = len(RR_FEATURE_NAMES)
 #: Bound of the template log-ratios and of ``log1p`` of the normalised RMS differences.
 TEMPLATE_CLAMP = 3.0
-# encode_template_features relies on this per-lead column order
-assert TEMPLATE_LEAD_FEATURES == (
-    "tpl_corr",
-    "tpl_corr_qrs",
-    "tpl_corr_p",
-    "tpl_nrmsd",
-    "tpl_nrmsd_qrs",
-    "tpl_nrmsd_p",
-    "tpl_qrs_width_logratio",
-    "tpl_qrs_energy_logratio",
-    "tpl_qrs_amp_logratio",
-)
+# encode_template_features relies on the per-lead column order: 3 correlations, 3 normalised
+# RMS differences, 3 log-ratios
+assert len(TEMPLATE_LEAD_FEATURES) == 9
+assert [n.split("_")[1] for n in TEMPLATE_LEAD_FEATURES[:6]] == ["corr"] * 3 + ["nrmsd"] * 3
+assert all(n.endswith("_logratio") for n in TEMPLATE_LEAD_FEATURES[6:])
 
 
 def n_template_columns(n_leads: int) -> int:
