@@ -866,9 +866,13 @@ class StreamProcessor:
         """Publish the storage acknowledgements due at ``now`` (``None``: all pending ones)."""
         if not self._pending_acks:
             return
-        due = [
-            d for d, t in self._ack_due.items() if now is None or t <= now
-        ]  # insertion order: the oldest first
+        # insertion order is due order (each due time is its commit time + ack_interval_s), so
+        # the scan stops at the first device not yet due instead of visiting every pending one
+        due = []
+        for d, t in self._ack_due.items():
+            if now is not None and t > now:
+                break
+            due.append(d)
         for device_id in due:
             seqs = self._pending_acks.pop(device_id)
             del self._ack_due[device_id]
