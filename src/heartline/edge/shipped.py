@@ -213,6 +213,7 @@ def ship_split(
     """
     from heartline.data.beat_dataset import build_beat_set
     from heartline.edge.runtime import OnnxBeatClassifier, split_paths
+    from heartline.training.protocols import ProtocolData
 
     dest = Path(dest) if dest is not None else ASSETS_DIR
     onnx_path = dest / f"{name}.onnx"
@@ -223,7 +224,7 @@ def ship_split(
         list(records),
         data_dir=data_dir,
         progress=False,
-        template_features=bool(getattr(model.net, "template_features", False)),
+        template_features=ProtocolData().for_model(model.net).template_features,
     )
     torch_proba = model.predict_proba(beats)
     full = OnnxBeatClassifier(onnx_path, split=False).predict_proba(beats)
@@ -263,14 +264,6 @@ def ship_split(
         if "ds2" in summary:
             (dest / "MODEL_CARD.md").write_text(render_model_card(summary), encoding="utf-8")
     return report
-
-
-def _data_for(net: Any, data: Any) -> Any:
-    """``data`` (default: the full protocol) with the template columns when ``net`` reads them
-    (``template_features = true`` hybrids take 32 RR columns, the others the leading 13)."""
-    from heartline.training.protocols import ProtocolData
-
-    return (data if data is not None else ProtocolData()).for_model(net)
 
 
 def _train_info(run_dir: Path) -> dict[str, Any]:
@@ -341,7 +334,7 @@ def ship(
     from heartline.edge.runtime import OnnxBeatClassifier
     from heartline.models.deep import TorchBeatClassifier
     from heartline.training.evaluate import check_targets, per_record_table, top_confusions
-    from heartline.training.protocols import evaluate_on_split, inter_patient_split
+    from heartline.training.protocols import ProtocolData, evaluate_on_split, inter_patient_split
     from heartline.training.rundir import git_revision, write_json
 
     run_dir = Path(run_dir)
@@ -354,7 +347,8 @@ def ship(
     onnx_path = export_onnx(model.net, dest / f"{name}.onnx", name=model.name)
     has_split = _export_split(model.net, onnx_path, name=model.name)
     onnx_model = OnnxBeatClassifier(onnx_path, split=False)
-    data = _data_for(model.net, data)
+    # the template columns for a model that reads them (ProtocolData.for_model)
+    data = (data if data is not None else ProtocolData()).for_model(model.net)
 
     results: dict[str, Any] = {}
     split_ann = inter_patient_split(data, rpeaks="annotated")
