@@ -175,3 +175,45 @@ def test_pipeline_refuses_more_columns_than_it_makes() -> None:
             window_len=128,
             n_rr=N_RR_TPL + 1,
         )
+
+
+def test_many_devices_with_template_columns_equal_one_by_one(data_dir, tpl_models, monkeypatch):
+    """prepare_many computes the template rows of all devices' new beats together; every
+    device's rr rows equal its own one-device prepare() and the batch function on its windows."""
+    import heartline.signal.templates as templates
+    from heartline.pipeline import prepare_many
+
+    _net, full, _split = tpl_models
+    recs = [read_record(record_path("mitdb", r, data_dir=data_dir)) for r in ("214", "208", "119")]
+    signals = [r.signal[: int(45 * FS)] for r in recs]
+    one = [BeatPipeline(fs=FS, lead_names=r.lead_names, model=full) for r in recs]
+    many = [BeatPipeline(fs=FS, lead_names=r.lead_names, model=full) for r in recs]
+    widest = []
+    compare = templates._compare
+
+    def spy(x, t, geom, eps):
+        widest.append(x.shape[0])
+        return compare(x, t, geom, eps)
+
+    got: list[list] = [[] for _ in recs]
+    want: list[list] = [[] for _ in recs]
+    for start in range(0, signals[0].shape[0], 360):
+        chunks = [s[start : start + 360] for s in signals]
+        with monkeypatch.context() as m:
+            m.setattr(templates, "_compare", spy)
+            out = prepare_many(many, chunks)
+        for i, (p, x, b) in enumerate(zip(one, chunks, out, strict=True)):
+            assert not isinstance(b, Exception)
+            a = p.prepare(x)
+            np.testing.assert_array_equal(a.rr, b.rr)
+            np.testing.assert_array_equal(a.windows, b.windows)
+            got[i].append(b)
+            want[i].append(a)
+    assert max(widest) >= 2  # several devices' beats went through one call
+    for batches in got:
+        batches = [b for b in batches if len(b)]
+        win = np.concatenate([b.windows[:, -1] for b in batches])
+        rr = np.concatenate([b.rr[:, -1] for b in batches])
+        assert win.shape[0] > 40
+        ref = template_features(win).values.astype(np.float32)
+        np.testing.assert_array_equal(rr[:, N_RR_COLUMNS:], ref)

@@ -207,3 +207,65 @@ def test_qrs_width_orders_beats_by_width():
     widths = qrs_width_ms(np.stack([_beat(s) for s in (0.008, 0.015, 0.03, 0.05)]))[:, 0]
     assert np.all(np.diff(widths) > 0)
     assert 10 < widths[0] < 40 and widths[-1] > 80
+
+
+def test_update_many_equals_update_bit_for_bit():
+    """Many streams' next beats in rounds of vectorised calls: the rows and states of one-beat
+    updates, bit for bit, whatever mix of filling / full histories, settings and batch sizes."""
+    rng = np.random.default_rng(11)
+    settings = [
+        dict(n_template=4),
+        dict(n_template=4),
+        dict(n_template=4, eps=1e-2),  # other settings: never grouped with the first two
+        dict(n_template=7),
+        dict(n_template=4),
+    ]
+    leads = [2, 2, 2, 2, 1]  # a one-lead stream beside the two-lead ones
+    many = [TemplateTracker(**s) for s in settings]
+    ref = [TemplateTracker(**s) for s in settings]
+    streams = [rng.normal(size=(120, c, 64)) for c in leads]
+    streams[1][:, 1] = 0.0  # a flat lead: finite rows there too
+    pos = [0] * len(many)
+    widest = 0
+    for _call in range(60):
+        counts = [int(rng.integers(0, 4)) for _ in many]
+        ws = [s[p : p + n] for s, p, n in zip(streams, pos, counts, strict=True)]
+        got = TemplateTracker.update_many(many, ws)
+        for t, w, g in zip(ref, ws, got, strict=True):
+            want = np.stack([t.update(b) for b in w]) if len(w) else np.empty((0, g.shape[1]))
+            assert g.shape == want.shape
+            np.testing.assert_array_equal(g, want)
+        pos = [p + len(w) for p, w in zip(pos, ws, strict=True)]
+        widest = max(
+            widest, sum(1 for w, t in zip(ws, many, strict=True) if len(w) and t._count > 4)
+        )
+    assert min(pos) > 20 and widest >= 2  # histories filled and streams batched together
+    for a, b in zip(many, ref, strict=True):
+        assert a._count == b._count
+        np.testing.assert_array_equal(a._history, b._history)
+
+
+def test_update_many_validates_before_changing_anything():
+    rng = np.random.default_rng(2)
+    a, b = TemplateTracker(n_template=3), TemplateTracker(n_template=3)
+    TemplateTracker.update_many([a, b], [rng.normal(size=(5, 2, 64))] * 2)
+    hist = a._history.copy()
+    bad = rng.normal(size=(2, 2, 64))
+    bad[1, 0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TemplateTracker.update_many([a, b], [rng.normal(size=(2, 2, 64)), bad])
+    assert a._count == 5 and np.array_equal(a._history, hist)
+    with pytest.raises(ValueError, match="differs"):
+        TemplateTracker.update_many([a, b], [rng.normal(size=(1, 2, 64)), rng.normal(size=(1, 64))])
+    assert a._count == 5
+    with pytest.raises(ValueError, match="align"):
+        TemplateTracker.update_many([a, b], [bad])
+    with pytest.raises(ValueError, match="distinct"):
+        TemplateTracker.update_many([a, a], [bad, bad])
+    with pytest.raises(ValueError, match="must be"):
+        TemplateTracker.update_many([a], [np.zeros((2, 2, 2, 64))])
+    fresh = TemplateTracker(n_template=3)
+    with pytest.raises(ValueError, match="window_len"):
+        TemplateTracker.update_many([fresh, a], [np.zeros((1, 2, 4)), rng.normal(size=(1, 2, 64))])
+    assert fresh._history is None and a._count == 5
+    assert TemplateTracker.update_many([], []) == []

@@ -732,9 +732,18 @@ class BeatPipeline:
         )
 
     def _emit(self, *, final: bool) -> BeatBatch:
+        taken = self._take_ready(final=final)
+        rows = None
+        if self._templates is not None and taken:
+            rows = [self._templates.update(w) for _, _, w in taken]
+        return self._assemble(taken, rows)
+
+    def _take_ready(self, *, final: bool) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Pop the beats whose windows the cleaned signal now holds: ``(peak, rr, window)``
+        each, the window cut and amplitude-normalised; then drop cleaned samples no future beat
+        window can reach."""
         done = self._cleaned_until()
-        first_no = self.beats_emitted
-        wins, rrs, idx, oks = [], [], [], []
+        taken: list[tuple[int, np.ndarray, np.ndarray]] = []
         while self._ready:
             peak, feats = self._ready[0]
             # the window's last point lies at peak + post*(L-1)/L; np.interp needs the sample after it
@@ -748,22 +757,7 @@ class BeatPipeline:
                 log.warning("beat at sample %d is older than the kept signal", peak)
                 rel = max(rel, 0)
             w = self._segment(rel)
-            w = self._norm.update(w)
-            r = np.asarray(feats, dtype=np.float32)
-            if self._templates is not None:  # the beat's template row, after its RR columns
-                tpl = self._templates.update(w).astype(np.float32)
-                r = np.concatenate([r, tpl])
-            r = model_rr_columns(r, self.n_rr)
-            if self._first is None:
-                self._first = (w, r)
-            ctx = list(self._context)[-self.context_k :] if self.context_k else []
-            ctx = [self._first] * (self.context_k - len(ctx)) + ctx
-            wins.append(np.stack([c[0] for c in ctx] + [w]))
-            rrs.append(np.stack([c[1] for c in ctx] + [r]))
-            idx.append(peak)
-            oks.append(self._quality_ok(peak))
-            self._context.append((w, r))
-            self.beats_emitted += 1
+            taken.append((peak, feats, self._norm.update(w)))
         # drop cleaned samples no future beat window can reach
         # Future peaks come after the last detected one (or anywhere from 0 before the first);
         # the detector confirms a peak within seconds, so max_history_s bounds the buffer.
@@ -776,8 +770,35 @@ class BeatPipeline:
         if keep_from > self._clean_start:
             self._clean = self._clean[keep_from - self._clean_start :]
             self._clean_start = keep_from
-        if not idx:
+        return taken
+
+    def _assemble(
+        self,
+        taken: list[tuple[int, np.ndarray, np.ndarray]],
+        template_rows: Sequence[np.ndarray] | np.ndarray | None,
+    ) -> BeatBatch:
+        """The batch of the beats :meth:`_take_ready` returned; ``template_rows`` holds their
+        template columns (one row per beat, in order) for models that read them."""
+        if not taken:
             return self._empty_batch()
+        first_no = self.beats_emitted
+        wins, rrs, idx, oks = [], [], [], []
+        for j, (peak, feats, w) in enumerate(taken):
+            r = np.asarray(feats, dtype=np.float32)
+            if self._templates is not None:  # the beat's template row, after its RR columns
+                assert template_rows is not None
+                r = np.concatenate([r, np.asarray(template_rows[j]).astype(np.float32)])
+            r = model_rr_columns(r, self.n_rr)
+            if self._first is None:
+                self._first = (w, r)
+            ctx = list(self._context)[-self.context_k :] if self.context_k else []
+            ctx = [self._first] * (self.context_k - len(ctx)) + ctx
+            wins.append(np.stack([c[0] for c in ctx] + [w]))
+            rrs.append(np.stack([c[1] for c in ctx] + [r]))
+            idx.append(peak)
+            oks.append(self._quality_ok(peak))
+            self._context.append((w, r))
+            self.beats_emitted += 1
         # beat numbers of each row: beat i sees beats i-k..i-1, the first beat (0) repeated
         # before the stream start, as the windows above
         numbers = np.arange(first_no, first_no + len(idx), dtype=np.int64)[:, None]
@@ -855,13 +876,24 @@ def prepare_many(
         _clean_blocks_many([pipe for pipe, _ in ok], final=False)
         for pipe, pk in ok:
             pipe._add_peaks(pk)
-    for i, pipe, _x in live:
-        if out[i] is not None:
-            continue
-        t0 = time.thread_time() if tm is not None else 0.0
-        out[i] = pipe._emit(final=False)
-        if tm is not None:
-            tm["beats"] += time.thread_time() - t0
+    t0 = time.thread_time() if tm is not None else 0.0
+    emitting = [(i, pipe) for i, pipe, _x in live if out[i] is None]
+    taken = [pipe._take_ready(final=False) for _, pipe in emitting]
+    # the template rows of every new beat of every stream in a few vectorised calls
+    tracked = [
+        j for j, (_, pipe) in enumerate(emitting) if pipe._templates is not None and taken[j]
+    ]
+    rows: dict[int, np.ndarray] = {}
+    if tracked:
+        found = TemplateTracker.update_many(
+            [emitting[j][1]._templates for j in tracked],  # type: ignore[misc]
+            [np.stack([w for _, _, w in taken[j]]) for j in tracked],
+        )
+        rows = dict(zip(tracked, found, strict=True))
+    for j, (i, pipe) in enumerate(emitting):
+        out[i] = pipe._assemble(taken[j], rows.get(j))
+    if tm is not None:
+        tm["beats"] += time.thread_time() - t0
     return out  # type: ignore[return-value]
 
 

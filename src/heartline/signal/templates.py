@@ -400,6 +400,12 @@ class TemplateTracker:
         self._count = 0
         self._geom: _Geometry | None = None
 
+    def _start(self, shape: tuple[int, ...]) -> None:
+        """Set up the history for windows of ``shape`` ``(n_leads, window_len)``."""
+        self._geom = _geometry(shape[-1], self.pre_s, self.post_s)
+        self._history = np.empty((*shape, self.n_template))
+        self.names = template_feature_names(shape[0])
+
     def update(self, window: np.ndarray) -> np.ndarray:
         """Features of one beat window ``(window_len,)`` or ``(n_leads, window_len)``.
 
@@ -419,9 +425,7 @@ class TemplateTracker:
             raise ValueError("window holds NaN/inf values; impute or drop the beat first")
         m = self.n_template
         if self._history is None:
-            self._geom = _geometry(w.shape[-1], self.pre_s, self.post_s)
-            self._history = np.empty((*w.shape, m))
-            self.names = template_feature_names(w.shape[0])
+            self._start(w.shape)
         elif w.shape != self._history.shape[:2]:
             raise ValueError(
                 f"window shape {w.shape} differs from this record's {self._history.shape[:2]}"
@@ -438,3 +442,112 @@ class TemplateTracker:
         self._history[..., self._count % m] = w
         self._count += 1
         return row
+
+    @staticmethod
+    def update_many(
+        trackers: Sequence[TemplateTracker], windows: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """:meth:`update` of many trackers (streams), each with its next beats, in a few calls.
+
+        Returns what ``[np.stack([t.update(w) for w in ws]) for t, ws in zip(trackers,
+        windows)]`` returns, bit for bit, and leaves every tracker in the same state. Beats are
+        taken in rounds (the first new beat of every stream, then the second, ...); in each
+        round the streams whose history is full and whose settings agree get their medians and
+        comparisons in one vectorised call (every reduction runs along the last axis of
+        row-independent arrays, so stacking rows changes no number). Streams still filling
+        their history (their first ``n_template`` beats) are grouped by how many beats it
+        holds.
+
+        Parameters
+        ----------
+        trackers : sequence of TemplateTracker
+            Distinct trackers, one per stream.
+        windows : sequence of numpy.ndarray
+            The next beats of each tracker, ``(n_i, window_len)`` or ``(n_i, n_leads,
+            window_len)`` in time order (``n_i`` may be 0).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            float64 ``(n_i, 9 * n_leads + 1)`` per tracker.
+
+        Raises
+        ------
+        ValueError
+            On mismatched lengths, repeated trackers, or a window :meth:`update` would refuse
+            (checked for every window before any tracker changes).
+
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(1)
+        >>> a, b = TemplateTracker(n_template=4), TemplateTracker(n_template=4)
+        >>> ref = TemplateTracker(n_template=4)
+        >>> beats = rng.normal(size=(9, 2, 64))
+        >>> ra = TemplateTracker.update_many([a, b], [beats[:6], beats[:2]])[0]
+        >>> rb = TemplateTracker.update_many([a, b], [beats[6:], beats[2:3]])[0]
+        >>> bool(np.array_equal(np.vstack([ra, rb]), np.stack([ref.update(w) for w in beats])))
+        True
+        """
+        if len(trackers) != len(windows):
+            raise ValueError(f"windows must align with trackers: {len(windows)} != {len(trackers)}")
+        if len({id(t) for t in trackers}) != len(trackers):
+            raise ValueError("trackers must be distinct (one per stream)")
+        ws: list[np.ndarray] = []
+        for t, x in zip(trackers, windows, strict=True):
+            w = np.asarray(x, dtype=np.float64)
+            if w.ndim == 2:
+                w = w[:, None, :]  # (n, window_len): one lead
+            if w.ndim != 3:
+                raise ValueError(
+                    "each stream's windows must be (n, window_len) or (n, n_leads, window_len), "
+                    f"got shape {w.shape}"
+                )
+            if not np.all(np.isfinite(w)):
+                raise ValueError("window holds NaN/inf values; impute or drop the beat first")
+            if w.shape[0] and t._history is None:
+                _geometry(w.shape[-1], t.pre_s, t.post_s)  # refuses a too-short window
+            if w.shape[0] and t._history is not None and w.shape[1:] != t._history.shape[:2]:
+                raise ValueError(
+                    f"window shape {w.shape[1:]} differs from this record's {t._history.shape[:2]}"
+                )
+            ws.append(w)
+        out = [np.empty((0, len(TEMPLATE_LEAD_FEATURES) * w.shape[1] + 1)) for w in ws]
+        rows: list[list[np.ndarray]] = [[] for _ in ws]
+        for j in range(max((w.shape[0] for w in ws), default=0)):
+            groups: dict[tuple[object, ...], list[int]] = {}
+            for i, (t, w) in enumerate(zip(trackers, ws, strict=True)):
+                if j >= w.shape[0]:
+                    continue
+                if t._history is None:
+                    t._start(w.shape[1:])
+                # streams group by settings and history fill (a full history for all but the
+                # first n_template beats of a stream)
+                k = min(t._count, t.n_template)
+                key = (w.shape[1:], t.n_template, t.pre_s, t.post_s, t.eps, k)
+                groups.setdefault(key, []).append(i)
+            for key, members in groups.items():
+                k = int(key[-1])  # type: ignore[call-overload]
+                t0 = trackers[members[0]]
+                assert t0._geom is not None
+                m = t0.n_template
+                x = np.stack([ws[i][j] for i in members])
+                if k == 0:  # a first beat is compared with itself
+                    template = x
+                elif k == m:
+                    template = _median_last(np.stack([trackers[i]._history for i in members]))  # type: ignore[misc]
+                else:
+                    template = _median_last(
+                        np.stack([trackers[i]._history[..., :k] for i in members])  # type: ignore[index]
+                    )
+                feats = _compare(x, template, t0._geom, t0.eps)
+                for r, i in enumerate(members):
+                    t = trackers[i]
+                    row = np.empty(feats.shape[1] + 1)
+                    row[:-1] = feats[r]
+                    row[-1] = k / m
+                    rows[i].append(row)
+                    t._history[..., t._count % m] = x[r]  # type: ignore[index]
+                    t._count += 1
+        for i, r in enumerate(rows):
+            if r:
+                out[i] = np.stack(r)
+        return out
