@@ -156,3 +156,38 @@ def test_fast_medians_equal_numpy_bit_for_bit(values, rows, with_nan) -> None:
     np.testing.assert_array_equal(
         _median_last_axis(w), np.median(w, axis=-1, keepdims=True), strict=True
     )
+
+
+def test_normaliser_update_many_equals_update_bit_for_bit():
+    """Many streams' next beats normalised together: the outputs and states of one-beat updates."""
+    rng = np.random.default_rng(4)
+    hist = [3, 3, 8, 1]
+    many = [OnlineBeatNormaliser(history=h) for h in hist]
+    ref = [OnlineBeatNormaliser(history=h) for h in hist]
+    streams = [rng.normal(size=(80, 2, 32)) * rng.uniform(0.1, 3) for _ in hist]
+    streams[2][:, 1] = 0.0  # a flat lead: the amplitude floor
+    streams[3][7, 0, 5] = np.nan  # a NaN window: NumPy's NaN propagation, as update()
+    pos = [0] * len(hist)
+    for _ in range(40):
+        ws = [s[p : p + int(rng.integers(0, 4))] for s, p in zip(streams, pos, strict=True)]
+        got = OnlineBeatNormaliser.update_many(many, ws)
+        for n, w, g in zip(ref, ws, got, strict=True):
+            assert g.dtype == np.float32 and g.shape == w.shape
+            if len(w):
+                np.testing.assert_array_equal(g, np.stack([n.update(b) for b in w]))
+        pos = [p + len(w) for p, w in zip(pos, ws, strict=True)]
+    assert min(pos) > 10
+    for a, b in zip(many, ref, strict=True):
+        assert repr(list(a._amps)) == repr(list(b._amps))
+    # one-lead windows (n, window_len)
+    a, b = OnlineBeatNormaliser(history=4), OnlineBeatNormaliser(history=4)
+    one = rng.normal(size=(9, 32))
+    np.testing.assert_array_equal(
+        OnlineBeatNormaliser.update_many([a], [one])[0], np.stack([b.update(w) for w in one])
+    )
+    with pytest.raises(ValueError, match="distinct"):
+        OnlineBeatNormaliser.update_many([a, a], [one, one])
+    with pytest.raises(ValueError, match="align"):
+        OnlineBeatNormaliser.update_many([a], [one, one])
+    with pytest.raises(ValueError, match="one shape"):
+        OnlineBeatNormaliser.update_many([a, b], [one, one[:, :16]])

@@ -732,16 +732,12 @@ class BeatPipeline:
         )
 
     def _emit(self, *, final: bool) -> BeatBatch:
-        taken = self._take_ready(final=final)
-        rows = None
-        if self._templates is not None and taken:
-            rows = [self._templates.update(w) for _, _, w in taken]
-        return self._assemble(taken, rows)
+        return _emit_many([self], final=final)[0]
 
     def _take_ready(self, *, final: bool) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """Pop the beats whose windows the cleaned signal now holds: ``(peak, rr, window)``
-        each, the window cut and amplitude-normalised; then drop cleaned samples no future beat
-        window can reach."""
+        each, the window cut (not yet amplitude-normalised); then drop cleaned samples no future
+        beat window can reach."""
         done = self._cleaned_until()
         taken: list[tuple[int, np.ndarray, np.ndarray]] = []
         while self._ready:
@@ -756,8 +752,7 @@ class BeatPipeline:
                 # only after a > max_history_s detector delay; the window is edge-padded
                 log.warning("beat at sample %d is older than the kept signal", peak)
                 rel = max(rel, 0)
-            w = self._segment(rel)
-            taken.append((peak, feats, self._norm.update(w)))
+            taken.append((peak, feats, self._segment(rel)))
         # drop cleaned samples no future beat window can reach
         # Future peaks come after the last detected one (or anywhere from 0 before the first);
         # the detector confirms a peak within seconds, so max_history_s bounds the buffer.
@@ -878,23 +873,46 @@ def prepare_many(
             pipe._add_peaks(pk)
     t0 = time.thread_time() if tm is not None else 0.0
     emitting = [(i, pipe) for i, pipe, _x in live if out[i] is None]
-    taken = [pipe._take_ready(final=False) for _, pipe in emitting]
-    # the template rows of every new beat of every stream in a few vectorised calls
-    tracked = [
-        j for j, (_, pipe) in enumerate(emitting) if pipe._templates is not None and taken[j]
-    ]
-    rows: dict[int, np.ndarray] = {}
-    if tracked:
-        found = TemplateTracker.update_many(
-            [emitting[j][1]._templates for j in tracked],  # type: ignore[misc]
-            [np.stack([w for _, _, w in taken[j]]) for j in tracked],
-        )
-        rows = dict(zip(tracked, found, strict=True))
-    for j, (i, pipe) in enumerate(emitting):
-        out[i] = pipe._assemble(taken[j], rows.get(j))
+    for (i, _pipe), batch in zip(
+        emitting, _emit_many([p for _, p in emitting], final=False), strict=True
+    ):
+        out[i] = batch
     if tm is not None:
         tm["beats"] += time.thread_time() - t0
     return out  # type: ignore[return-value]
+
+
+def _emit_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> list[BeatBatch]:
+    """The beats each pipeline can now emit, as batches: windows cut per pipeline, then the
+    amplitude normalisation and the template rows of every new beat of every pipeline in a
+    few vectorised calls (:meth:`OnlineBeatNormaliser.update_many`,
+    :meth:`TemplateTracker.update_many`: the numbers of the one-beat updates), then each
+    pipeline's batch with its context rows."""
+    taken = [pipe._take_ready(final=final) for pipe in pipelines]
+    fed = [j for j, t in enumerate(taken) if t]
+    # windows of one geometry are normalised together (a pipeline's windows share one shape)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for j in fed:
+        by_shape.setdefault(taken[j][0][2].shape, []).append(j)
+    for members in by_shape.values():
+        normed = OnlineBeatNormaliser.update_many(
+            [pipelines[j]._norm for j in members],
+            [np.stack([w for _, _, w in taken[j]]) for j in members],
+        )
+        for j, ws in zip(members, normed, strict=True):
+            taken[j] = [(p, r, w) for (p, r, _), w in zip(taken[j], ws, strict=True)]
+    tracked = [j for j in fed if pipelines[j]._templates is not None]
+    rows: dict[int, np.ndarray] = {}
+    if tracked:
+        found = TemplateTracker.update_many(
+            [pipelines[j]._templates for j in tracked],  # type: ignore[misc]
+            [np.stack([w for _, _, w in taken[j]]) for j in tracked],
+        )
+        rows = dict(zip(tracked, found, strict=True))
+    return [
+        pipe._assemble(t, rows.get(j))
+        for j, (pipe, t) in enumerate(zip(pipelines, taken, strict=True))
+    ]
 
 
 #: Blocks cleaned per band-pass call in :func:`_clean_blocks_many`.

@@ -355,6 +355,82 @@ class OnlineBeatNormaliser:
             scale = scale.reshape(amp.shape)
         return (w / np.asarray(scale)[..., None]).astype(np.float32)
 
+    @staticmethod
+    def update_many(
+        normalisers: Sequence[OnlineBeatNormaliser], windows: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """:meth:`update` of many normalisers (streams), each with its next beats, at once.
+
+        Returns what ``[np.stack([n.update(w) for w in ws]) for n, ws in zip(normalisers,
+        windows)]`` returns, bit for bit, with the same states afterwards: the baseline medians,
+        amplitudes and the final division run on all beats of all streams in one call each
+        (row by row, so stacking changes no number); only the running amplitude medians, which
+        depend on each stream's order, run beat by beat.
+
+        Parameters
+        ----------
+        normalisers : sequence of OnlineBeatNormaliser
+            Distinct normalisers, one per stream.
+        windows : sequence of numpy.ndarray
+            The next beats of each stream, ``(n_i, n_leads, window_len)`` (or ``(n_i,
+            window_len)``), in time order; all streams' windows must share one shape.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            float32, each the shape of its input.
+
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> beats = rng.normal(size=(5, 2, 16))
+        >>> a, b, ref = (OnlineBeatNormaliser(history=3) for _ in range(3))
+        >>> got = OnlineBeatNormaliser.update_many([a, b], [beats[:3], beats[:1]])[0]
+        >>> got = np.vstack([got, OnlineBeatNormaliser.update_many([a], [beats[3:]])[0]])
+        >>> bool(np.array_equal(got, np.stack([ref.update(w) for w in beats])))
+        True
+        """
+        if len(normalisers) != len(windows):
+            raise ValueError(
+                f"windows must align with normalisers: {len(windows)} != {len(normalisers)}"
+            )
+        if len({id(n) for n in normalisers}) != len(normalisers):
+            raise ValueError("normalisers must be distinct (one per stream)")
+        arrays = [np.asarray(x, dtype=np.float64) for x in windows]
+        sizes = [a.shape[0] if a.ndim else 0 for a in arrays]
+        shapes = {a.shape[1:] for a in arrays if a.ndim and a.shape[0]}
+        if len(shapes) > 1 or any(a.ndim not in (2, 3) for a in arrays):
+            raise ValueError(
+                "each stream's windows must be (n, window_len) or (n, n_leads, window_len), "
+                f"one shape for all streams; got {[a.shape for a in arrays]}"
+            )
+        if not shapes:
+            return [a.astype(np.float32) for a in arrays]
+        w = np.concatenate([a for a in arrays if a.shape[0]])
+        w = w - _median_last_axis(w)
+        amps = _peak_to_peak(w)  # (B,) or (B, n_leads)
+        scale = np.empty_like(amps)
+        pos = 0
+        for norm, n in zip(normalisers, sizes, strict=True):
+            if not n:
+                continue
+            for row in range(pos, pos + n):
+                amp = amps[row]
+                norm._amps.append(np.atleast_1d(amp).tolist())
+                if np.all(np.isfinite(amp)):
+                    med = [_median([a[lead] for a in norm._amps]) for lead in range(amp.size)]
+                    scale[row] = np.maximum(np.asarray(med).reshape(amp.shape), norm.min_amplitude)
+                else:  # NaN amplitudes: NumPy's NaN propagation, as update()
+                    s = np.maximum(np.median(np.asarray(norm._amps), axis=0), norm.min_amplitude)
+                    scale[row] = s.reshape(amp.shape)
+            pos += n
+        done = (w / scale[..., None]).astype(np.float32)
+        out: list[np.ndarray] = []
+        pos = 0
+        for a, n in zip(arrays, sizes, strict=True):
+            out.append(done[pos : pos + n] if n else a.astype(np.float32))
+            pos += n
+        return out
+
 
 # --------------------------------------------------------------------------- RR features
 @dataclass(frozen=True)
