@@ -63,3 +63,32 @@ def test_tuning_refuses_ds2_records(tmp_path) -> None:
             n_trials=1,
             data=ProtocolData(train_records=("100",), val_records=("101",)),
         )
+
+
+def test_template_config_trials_get_the_template_columns(tmp_path, data_dir, monkeypatch) -> None:
+    """A hybrid with ``template_features = True`` is tuned on beats that carry them (32 columns),
+    on the DS1 validation records only, as before."""
+    seen: list[tuple[int, int, tuple[str, ...]]] = []
+    original = TorchBeatClassifier.fit
+
+    def spy(self, train, val, **kw):
+        seen.append((train.rr.shape[1], val.rr.shape[1], tuple(val.records)))
+        return original(self, train, val, **kw)
+
+    monkeypatch.setattr(TorchBeatClassifier, "fit", spy)
+    data = ProtocolData(data_dir=data_dir, train_records=("106", "209"), val_records=("223",))
+    res = tune_hybrid(
+        out_dir=tmp_path,
+        n_trials=1,
+        data=data,
+        base_train=TrainConfig(max_epochs=1, batch_size=256),
+        base_params={**SMALL, "template_features": True},
+        space={"train.lr": SPACE["train.lr"]},
+    )
+    assert seen == [(32, 32, ("223",))]
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert study["inputs"] == "13 RR columns + 19 template columns"
+    assert study["trials"][0]["state"] == "COMPLETE"
+    assert study["trials"][0]["inputs"] == study["inputs"]
+    assert load_config(tmp_path / "best.toml").model.template_features
+    assert res.best_config.model.template_features

@@ -155,6 +155,36 @@ class ProtocolData:
             kw["cache_dir"] = self.cache_dir
         return build_beat_set(list(records), **kw)
 
+    @property
+    def rr_columns(self) -> tuple[str, ...]:
+        """Names of the ``rr`` columns that :meth:`build` gives, in order.
+
+        The RR features, then the template columns when ``template_features`` is set.
+
+        >>> len(ProtocolData().rr_columns), ProtocolData(template_features=True).rr_columns[-1]
+        (13, 'tpl_fill')
+        """
+        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.templates import template_feature_names
+
+        if not self.template_features:
+            return RR_FEATURE_NAMES
+        return RR_FEATURE_NAMES + template_feature_names(len(self.leads))
+
+    def describe_inputs(self) -> str:
+        """The ``rr`` columns in words, for reports.
+
+        >>> ProtocolData().describe_inputs()
+        '13 RR columns'
+        >>> ProtocolData(template_features=True).describe_inputs()
+        '13 RR columns + 19 template columns'
+        """
+        from heartline.signal.beats import RR_FEATURE_NAMES
+
+        n_rr = len(RR_FEATURE_NAMES)
+        n_tpl = len(self.rr_columns) - n_rr
+        return f"{n_rr} RR columns" + (f" + {n_tpl} template columns" if n_tpl else "")
+
     def for_model(self, model: Any) -> ProtocolData:
         """These settings with the template columns when ``model`` reads them.
 

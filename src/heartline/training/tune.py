@@ -2,10 +2,13 @@
 
 Each trial trains the hybrid on the DS1 training records and is scored on the DS1 validation
 records only (macro-F1 of N, S, V, F; :func:`heartline.data.splits.validation_records`). DS2 is
-never built here, so it cannot influence the search. The study is written into the caller's
-run directory: ``trials.csv`` and ``study.json`` (every trial, its parameters, score and time),
-``best.toml`` (an :class:`~heartline.training.config.ExperimentConfig` to pass to
-``heartline train --config``) and ``best.json``.
+never built here, so it cannot influence the search. The beat sets follow the hybrid's
+parameters: with ``template_features = true`` they carry the template columns after the RR
+columns (:mod:`heartline.signal.templates`), as ``heartline train`` builds them. The study is
+written into the caller's run directory: ``trials.csv`` and ``study.json`` (every trial, its
+parameters, score, time and input columns), ``best.toml`` (an
+:class:`~heartline.training.config.ExperimentConfig` to pass to ``heartline train --config``)
+and ``best.json``.
 
 References
 ----------
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heartline.data.beats import BeatSet
 from heartline.training.config import ExperimentConfig, ModelConfig, TrainConfig
 from heartline.training.protocols import ProtocolData
 
@@ -101,11 +105,13 @@ def tune_hybrid(
         Seed of the TPE sampler and of every trial's training.
     data : ProtocolData, optional
         Records / beat settings; ``train_records`` and ``val_records`` must lie in DS1
-        (``test_records`` is ignored: no test set is built).
+        (``test_records`` is ignored: no test set is built). Its ``template_features`` is
+        ignored: each trial's hybrid decides whether the beats carry the template columns.
     base_train : TrainConfig, optional
         Training settings the trials start from (epochs, patience, time budget per trial).
     base_params : dict, optional
-        Hybrid parameters that are not searched.
+        Hybrid parameters that are not searched (``template_features = True``: the beat sets
+        carry the template columns).
     space : dict, optional
         Search space (default :data:`SEARCH_SPACE`).
     """
@@ -133,18 +139,31 @@ def tune_hybrid(
         raise ValueError(
             f"tuning records must be disjoint DS1 records; bad: {outside or sorted(set(tr) & set(va))}"
         )
-    train, val = data.build(tr), data.build(va)
-    lab = val.labels >= 0
+    beat_sets: dict[bool, tuple[ProtocolData, BeatSet, BeatSet]] = {}
+
+    def beats_for(hybrid_params: dict[str, Any]) -> tuple[ProtocolData, BeatSet, BeatSet]:
+        """Settings, training and validation beats for a hybrid with these parameters."""
+        tpl = ModelConfig("hybrid", hybrid_params).template_features
+        if tpl not in beat_sets:
+            d = dataclasses.replace(data, template_features=tpl)
+            beat_sets[tpl] = (d, d.build(tr), d.build(va))
+        return beat_sets[tpl]
+
+    base_data = beats_for(base_params)[0]  # built before the first trial
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     def objective(trial: Any) -> float:
         params, overrides = suggest(trial, space)
         cfg = dataclasses.replace(base_train, seed=seed, **overrides)
-        model = get_model("hybrid", train=cfg, **{**base_params, **params})
+        hybrid_params = {**base_params, **params}
+        d, train, val = beats_for(hybrid_params)
+        trial.set_user_attr("inputs", d.describe_inputs())
+        model = get_model("hybrid", train=cfg, **hybrid_params)
         t0 = time.perf_counter()
         model.fit(train, val, seed=seed)
         trial.set_user_attr("train_seconds", time.perf_counter() - t0)
+        lab = val.labels >= 0
         m = evaluate_predictions(val.labels[lab], model.predict_proba(val)[lab], n_bootstrap=0)
         trial.set_user_attr("val_sveb_se", m.sveb_se)
         trial.set_user_attr("val_veb_se", m.veb_se)
@@ -186,6 +205,7 @@ def tune_hybrid(
             "seed": seed,
             "scored_on": "DS1 validation records " + ",".join(va),
             "train_records": list(tr),
+            "inputs": base_data.describe_inputs(),
             "objective": "validation macro-F1 (N, S, V, F)",
             "n_trials": len(study.trials),
             "seconds": seconds,
