@@ -185,6 +185,58 @@ def test_tune_starts_from_a_config(tmp_path, data_dir) -> None:
     assert res.exit_code != 0 and "tunes 'hybrid'" in res.output
 
 
+def test_tune_starts_from_a_template_config(tmp_path, data_dir) -> None:
+    """The shipped config reads the template columns: the trials' beat sets carry them."""
+    from heartline.training.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    _quick_tune(tmp_path, data_dir, 1, "--config", repo / "configs" / "hybrid_best_tpl.toml")
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert study["inputs"] == "13 RR columns + 19 template columns"
+    assert study["trials"][0]["state"] == "COMPLETE"
+    assert load_config(tmp_path / "best.toml").model.template_features
+
+
+def test_bench_models_inputs_follow_the_hybrid_config_or_the_switch(tmp_path, data_dir) -> None:
+    """--hybrid-config with template columns: every model gets them (the classical ones in their
+    features); --no-template-features: none does, the hybrid included."""
+    repo = Path(__file__).resolve().parents[2]
+    common = ("--quick", "--rpeaks", "annotated", "--n-bootstrap", "0", "--data-dir", data_dir)
+    tpl = ("--hybrid-config", repo / "configs" / "hybrid_best_tpl.toml")
+    out = invoke(
+        "bench",
+        "models",
+        *tpl,
+        "--models",
+        "hybrid,random_forest",
+        "--out",
+        tmp_path / "on",
+        *common,
+    )
+    assert "inputs: 13 RR columns + 19 template columns" in out
+    report = json.loads((tmp_path / "on" / "models.json").read_text())
+    assert {m["inputs"] for m in report["models"].values()} == {report["inputs"]["label"]}
+    assert report["inputs"]["template_features"]
+    features = json.loads((tmp_path / "on" / "random_forest" / "model" / "config.json").read_text())
+    assert "tpl_fill" in features["feature_names"]
+    invoke(
+        "bench",
+        "models",
+        *tpl,
+        "--no-template-features",
+        "--models",
+        "hybrid",
+        "--out",
+        tmp_path / "off",
+        *common,
+    )
+    report = json.loads((tmp_path / "off" / "models.json").read_text())
+    assert report["models"]["hybrid"]["inputs"] == "13 RR columns"
+    assert report["configs"]["hybrid"]["model"]["params"]["template_features"] is False
+    meta = json.loads((tmp_path / "off" / "hybrid" / "model" / "model.json").read_text())
+    assert meta["n_rr"] == 13
+
+
 def test_train_from_config(tmp_path, data_dir) -> None:
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(

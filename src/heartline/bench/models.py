@@ -6,6 +6,10 @@ the classical ones (``random_forest``, ``decision_tree``, ``svm``, ``gradient_bo
 naive ``always_n``. Under ``inter-patient`` (and ``intra-patient``) each model is trained once on
 the protocol's training beats (annotated R-peaks), stopped early on its validation beats, then
 tested on the annotated and on the detected R-peaks (:mod:`heartline.training.protocols`).
+Every model gets the same beat sets: when the hybrid's config reads the patient-adaptive template
+columns (``model.params.template_features = true``, :mod:`heartline.signal.templates`) every
+model gets them after the RR columns (the deep baselines in their RR input, the classical ones
+in their feature matrix), otherwise none does; ``models.json`` and ``models.md`` say which.
 Under ``cv10`` every model is trained on every fold and the hybrid is compared with each
 baseline by paired t-test and Wilcoxon signed-rank test (macro-F1, SVEB F1, VEB F1).
 
@@ -50,6 +54,7 @@ __all__ = [
     "PUBLISHED",
     "default_configs",
     "render_markdown",
+    "resolve_inputs",
     "run_models_benchmark",
 ]
 
@@ -70,6 +75,8 @@ BENCH_MODELS: tuple[str, ...] = (
     "always_n",
 )
 DEEP = ("hybrid", "hybrid_ensemble", "cnn", "lstm", "gru", "transformer")
+#: Models built from the hybrid's config; they read the template columns only when it says so.
+HYBRID_LIKE = ("hybrid", "hybrid_ensemble")
 #: Members of the cross-fitted ensemble (``hybrid_ensemble``), each the benchmark's hybrid.
 ENSEMBLE_MEMBERS = 3
 
@@ -118,29 +125,41 @@ def default_configs(
     num_threads: int = 1,
     hybrid_params: dict[str, Any] | None = None,
     hybrid_train: TrainConfig | None = None,
+    template_features: bool | None = None,
 ) -> dict[str, ExperimentConfig]:
     """Experiment configs of the deep models (classical models use their defaults).
 
-    ``quick``: one epoch and small networks (tests, smoke runs). Otherwise at most 30 epochs,
-    patience 5, and the given wall-clock budgets per model.
+    ``quick``: one epoch and small networks (tests, smoke runs); of ``hybrid_params`` only
+    ``template_features`` is kept, since it decides the inputs, not the size. Otherwise at most
+    30 epochs, patience 5, and the given wall-clock budgets per model.
+
+    ``template_features``: whether the hybrid and the ensemble read the template columns
+    (``model.params.template_features``); ``None`` keeps what ``hybrid_params`` says (false
+    when it says nothing). The key is written only when it is true or ``hybrid_params`` has it,
+    so the configs of an RR-only hybrid are unchanged. :func:`run_models_benchmark` gives every
+    model the template columns when these configs read them.
     """
+    tpl = (
+        ModelConfig("hybrid", dict(hybrid_params or {})).template_features
+        if template_features is None
+        else bool(template_features)
+    )
     out = {}
-    hybrid_like = ("hybrid", "hybrid_ensemble")
     for name in DEEP:
         if quick:
             params: dict[str, Any] = (
                 {"context_k": 2, "channels": 4, "feature_dim": 8, "lstm_hidden": 8}
-                if name in hybrid_like
+                if name in HYBRID_LIKE
                 else {}
             )
             train = TrainConfig(max_epochs=1, batch_size=256, num_threads=num_threads)
         else:
-            params = dict(hybrid_params or {}) if name in hybrid_like else {}
-            budget = hybrid_time_budget_s if name in hybrid_like else time_budget_s
+            params = dict(hybrid_params or {}) if name in HYBRID_LIKE else {}
+            budget = hybrid_time_budget_s if name in HYBRID_LIKE else time_budget_s
             train = TrainConfig(
                 max_epochs=30, patience=5, time_budget_s=budget, num_threads=num_threads
             )
-            if name in hybrid_like and hybrid_train is not None:
+            if name in HYBRID_LIKE and hybrid_train is not None:
                 train = dataclasses.replace(
                     hybrid_train,
                     num_threads=num_threads,
@@ -152,6 +171,8 @@ def default_configs(
                 "n_members": 2 if quick else ENSEMBLE_MEMBERS,
                 "calibrate": True,
             }
+        if name in HYBRID_LIKE and (tpl or "template_features" in (hybrid_params or {})):
+            params["template_features"] = tpl
         out[name] = ExperimentConfig(
             name=f"bench-{name}", model=ModelConfig(name, params), train=train
         )
@@ -191,6 +212,39 @@ def _factory(name: str, configs: dict[str, ExperimentConfig]) -> Callable[[], An
     return factory_for(name)
 
 
+def resolve_inputs(
+    data: ProtocolData, configs: dict[str, ExperimentConfig], names: Sequence[str]
+) -> ProtocolData:
+    """``data`` with the template columns when any config (or ``data`` itself) asks for them.
+
+    One input set for the whole run: the template columns are built for every model as soon as
+    one of ``configs`` reads them (in practice the hybrid's, see :func:`default_configs`) or
+    ``data.template_features`` is set.
+
+    Raises
+    ------
+    ValueError
+        If the beat sets carry the template columns but the hybrid or the ensemble among
+        ``names`` does not read them (it would take them for RR columns).
+    """
+    readers = [n for n, c in configs.items() if c.model.template_features]
+    if not (readers or data.template_features):
+        return data
+    blind = [
+        n
+        for n in names
+        if n in HYBRID_LIKE and not (n in configs and configs[n].model.template_features)
+    ]
+    if blind:
+        why = f"read by {', '.join(readers)}" if readers else "data.template_features is set"
+        raise ValueError(
+            f"the beat sets carry the template columns ({why}) but {', '.join(blind)} would "
+            "take them for RR columns: set model.params.template_features = true in their "
+            "configs (default_configs(template_features=True)) or run them separately"
+        )
+    return dataclasses.replace(data, template_features=True)
+
+
 def run_models_benchmark(
     models: Sequence[str] | None = None,
     *,
@@ -218,7 +272,8 @@ def run_models_benchmark(
     data : ProtocolData, optional
         Data settings (overrides ``quick``'s records when given).
     configs : dict, optional
-        Deep models' experiment configs (default :func:`default_configs`).
+        Deep models' experiment configs (default :func:`default_configs`). When one of them
+        reads the template columns, every model gets them (:func:`resolve_inputs`).
     seeds : sequence of int
         Training seeds; with several, the table shows the mean and ``models.json`` every run.
     rpeaks : sequence of str
@@ -247,11 +302,19 @@ def run_models_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     data = data or (ProtocolData.quick() if quick else ProtocolData())
     configs = configs or default_configs(quick=quick)
+    data = resolve_inputs(data, configs, names)
+    inputs = data.describe_inputs()
+    logger.info("inputs of every model: %s", inputs)
     t_start = time.perf_counter()
     report: dict[str, Any] = {
         "protocol": protocol,
         "quick": quick,
         "seeds": list(seeds),
+        "inputs": {
+            "label": inputs,
+            "template_features": data.template_features,
+            "rr_columns": list(data.rr_columns),
+        },
         "git_revision": git_revision(),
         "published": list(PUBLISHED),
         "configs": {k: _config_dict(v) for k, v in configs.items() if k in names},
@@ -271,6 +334,7 @@ def run_models_benchmark(
                 )
             )
             report["models"][name] = {
+                "inputs": inputs,
                 "folds": [
                     dict(_summary(f), fold=f.fold, test_records=list(f.test_records))
                     for f in results[name].folds
@@ -333,6 +397,7 @@ def run_models_benchmark(
                         "protocol": protocol,
                         "train_seconds": res0.train_seconds,
                         "seed": seed,
+                        "inputs": inputs,
                         **{rp: _summary(r) for rp, r in res.items()},
                     },
                 )
@@ -343,7 +408,11 @@ def run_models_benchmark(
                     seed,
                     {rp: round(entry[rp]["macro_f1"], 3) for rp in res},
                 )
-            report["models"][name] = {"runs": runs, "mean": _mean_runs(runs, rpeaks)}
+            report["models"][name] = {
+                "inputs": inputs,
+                "runs": runs,
+                "mean": _mean_runs(runs, rpeaks),
+            }
     report["total_seconds"] = time.perf_counter() - t_start
     write_json(out / "models.json", report)
     (out / "models.md").write_text(render_markdown(report), encoding="utf-8")
@@ -392,6 +461,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (" (QUICK smoke run: few records, 1 epoch; not a result)" if report.get("quick") else ""),
         "",
     ]
+    inputs = report.get("inputs")
+    if inputs:
+        lines += [
+            f"Inputs, the same beat sets for every model: the beat windows and {inputs['label']}"
+            + (" (heartline.signal.templates)." if inputs.get("template_features") else "."),
+            "",
+        ]
     if proto == "intra-patient":
         lines += [
             "**LEAKY: same patients in train and test.** Not comparable to inter-patient figures.",

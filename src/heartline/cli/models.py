@@ -507,6 +507,15 @@ def bench_models(
     hybrid_config: Annotated[
         Path | None, typer.Option("--hybrid-config", help="Experiment config (TOML) of the hybrid.")
     ] = None,
+    template_features: Annotated[
+        bool | None,
+        typer.Option(
+            "--template-features/--no-template-features",
+            help="Give every model the template columns after the RR columns (the hybrid and the "
+            "ensemble then read them: model.params.template_features), or none. "
+            "Default: as the hybrid config says.",
+        ),
+    ] = None,
     rpeaks: Annotated[
         str, typer.Option("--rpeaks", help="Comma-separated test R-peak sources.")
     ] = "annotated,detected",
@@ -520,10 +529,10 @@ def bench_models(
 
     _threads(threads)
     hp, ht = None, None
-    if hybrid_config is not None:
-        c = load_config(hybrid_config)
-        hp, ht = dict(c.model.params), c.train
     try:
+        if hybrid_config is not None:
+            c = load_config(hybrid_config)
+            hp, ht = dict(c.model.params), c.train
         seed_list = _ints(seeds, "--seeds")
         cfgs = default_configs(
             quick=quick,
@@ -532,6 +541,7 @@ def bench_models(
             num_threads=threads,
             hybrid_params=hp,
             hybrid_train=ht,
+            template_features=template_features,
         )
         report = run_models_benchmark(
             [m for m in models.split(",") if m.strip()] or None,
@@ -549,7 +559,8 @@ def bench_models(
         raise _bad(exc) from None
     console.print((out / "models.md").read_text())
     console.print(
-        f"[green]wrote[/] {out / 'models.json'}, {out / 'models.md'} ({report['total_seconds']:.0f} s)"
+        f"[green]wrote[/] {out / 'models.json'}, {out / 'models.md'} ({report['total_seconds']:.0f} s; "
+        f"inputs: {report['inputs']['label']})"
     )
 
 

@@ -181,6 +181,11 @@ def beat_features(
 ) -> Features:
     """RR features (from ``beats.rr``) followed by :func:`morphology_features` of every lead.
 
+    Every column of ``beats.rr`` is taken, under its name in ``beats.rr_names``: the RR
+    features and, for beats built with ``build_beat_set(..., template_features=True)``, the
+    template columns after them (:mod:`heartline.signal.templates`), so that the classical
+    baselines see the same inputs as a deep model trained on the same beats.
+
     Lead feature names use ``lead0``, ``lead1``... (not the lead names, which differ between
     MIT-BIH records for the second lead).
     """
