@@ -235,6 +235,20 @@ def test_bench_models_inputs_follow_the_hybrid_config_or_the_switch(tmp_path, da
     assert report["configs"]["hybrid"]["model"]["params"]["template_features"] is False
     meta = json.loads((tmp_path / "off" / "hybrid" / "model" / "model.json").read_text())
     assert meta["n_rr"] == 13
+    # the saved models of the template run evaluate on beat sets that carry the columns
+    for name in ("hybrid", "random_forest"):
+        invoke(
+            "evaluate",
+            "--model",
+            tmp_path / "on" / name,
+            "--quick",
+            "--n-bootstrap",
+            "0",
+            "--out",
+            tmp_path / f"eval-{name}",
+            "--data-dir",
+            data_dir,
+        )
 
 
 def test_train_from_config(tmp_path, data_dir) -> None:
@@ -337,3 +351,9 @@ def test_protocol_data_for_model_adds_template_columns_only_when_read() -> None:
     assert not d.for_model(
         SimpleNamespace(net=SimpleNamespace(template_features=False))
     ).template_features
+    # a deep baseline or an ensemble trained on the template columns (bench models)
+    assert d.for_model(SimpleNamespace(net=SimpleNamespace(n_rr=32))).template_features
+    assert not d.for_model(SimpleNamespace(net=SimpleNamespace(n_rr=13))).template_features
+    # a classical model, by its feature names
+    assert d.for_model(SimpleNamespace(feature_names=("rr_prev_s", "tpl_fill"))).template_features
+    assert not d.for_model(SimpleNamespace(feature_names=("rr_prev_s",))).template_features

@@ -188,15 +188,23 @@ class ProtocolData:
     def for_model(self, model: Any) -> ProtocolData:
         """These settings with the template columns when ``model`` reads them.
 
-        ``model`` is a network (``template_features`` attribute), a classifier holding one in
-        ``.net``, or an ONNX classifier whose RR input is wider than the 13 RR columns.
+        ``model`` is a network (``template_features`` attribute, or an RR input wider than
+        the 13 RR columns, as the baselines and the ensemble of ``heartline bench models`` with
+        template columns have), a classifier holding one in ``.net``, an ONNX classifier whose
+        RR input is that wide, or a classical classifier whose ``feature_names`` hold template
+        columns.
         """
         from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.templates import template_feature_names
 
         net = getattr(model, "net", model)
-        wants = bool(getattr(net, "template_features", False)) or int(
-            getattr(model, "n_rr", 0) or 0
-        ) > len(RR_FEATURE_NAMES)
+        n_rr = max(int(getattr(m, "n_rr", 0) or 0) for m in (model, net))
+        names = set(getattr(model, "feature_names", ()) or ())
+        wants = (
+            bool(getattr(net, "template_features", False))
+            or n_rr > len(RR_FEATURE_NAMES)
+            or bool(names & set(template_feature_names(len(self.leads))))
+        )
         if wants and not self.template_features:
             return dataclasses.replace(self, template_features=True)
         return self
