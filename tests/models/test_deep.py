@@ -105,3 +105,26 @@ def test_fit_predict_save_load_round_trip(name: str, tmp_path) -> None:
     model.save(tmp_path / "m")
     loaded = TorchBeatClassifier.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_proba(val), proba, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "gru", "transformer"])
+def test_baselines_encode_template_columns_like_the_hybrid(name: str) -> None:
+    """With the 13 RR + 19 template columns the baselines read the template columns through the
+    hybrid's fixed encoding (bounded: a huge RMS difference reads as the cap); the RR columns,
+    and inputs of any other width, are read as they are."""
+    from heartline.models.hybrid import TEMPLATE_CLAMP
+
+    torch.manual_seed(0)
+    net = DEEP_MODELS[name](n_leads=2, window_len=32, n_rr=32, dropout=0.3, **TINY[name]).eval()
+    w, r = torch.randn(4, 1, 2, 32), torch.randn(4, 1, 32)
+    nrmsd = 13 + 3  # tpl_nrmsd_l0: the first template column after the 13 RR columns + 3 corrs
+    a, b = r.clone(), r.clone()
+    a[..., nrmsd] = 1e6
+    b[..., nrmsd] = float(np.expm1(TEMPLATE_CLAMP)) + 5.0  # past the cap too
+    torch.testing.assert_close(net(w, a), net(w, b))
+    c = r.clone()
+    c[..., 2] += 1e3  # an RR column: not clamped
+    assert not torch.allclose(net(w, c), net(w, r))
+    plain = DEEP_MODELS[name](n_leads=2, window_len=32, n_rr=13, dropout=0.3, **TINY[name])
+    x = torch.randn(5, 13)
+    assert plain._rr_in(x) is x

@@ -240,6 +240,13 @@ def test_update_many_equals_update_bit_for_bit():
             widest, sum(1 for w, t in zip(ws, many, strict=True) if len(w) and t._count > 4)
         )
     assert min(pos) > 20 and widest >= 2  # histories filled and streams batched together
+    # more new beats in one call than a history holds (the ring wraps within the call), and a
+    # fresh stream filling its whole history in one call
+    fresh, fresh_ref = TemplateTracker(n_template=4), TemplateTracker(n_template=4)
+    ws = [s[p : p + 11] for s, p in zip(streams, pos, strict=True)]
+    got = TemplateTracker.update_many([*many, fresh], [*ws, streams[0][:9]])
+    for t, w, g in zip([*ref, fresh_ref], [*ws, streams[0][:9]], got, strict=True):
+        np.testing.assert_array_equal(g, np.stack([t.update(b) for b in w]))
     for a, b in zip(many, ref, strict=True):
         assert a._count == b._count
         np.testing.assert_array_equal(a._history, b._history)

@@ -51,6 +51,8 @@ from torch import Tensor, nn
 
 from heartline.data.aami import AAMI_CLASSES
 from heartline.data.beats import BeatSet
+from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.templates import template_feature_names
 
 __all__ = [
     "BeatNet",
@@ -109,6 +111,24 @@ class BeatNet(nn.Module):
         self.window_len = window_len
         self.n_rr = n_rr
         self.n_classes = n_classes
+        # an input of the RR columns followed by the template columns (beats built with
+        # template_features=True): the baselines' heads get those columns encoded as the hybrid
+        # encodes them (_rr_in), so every model reads them on the same, bounded scale
+        n_tpl = len(template_feature_names(n_leads))
+        self._template_tail = n_tpl if n_rr == len(RR_FEATURE_NAMES) + n_tpl else 0
+
+    def _rr_in(self, r: Tensor) -> Tensor:
+        """The RR-side input ``(B, n_rr)`` as the baseline heads read it: the RR columns as they
+        are; template columns, when the input holds them, through the hybrid's fixed a-priori
+        encoding (:func:`heartline.models.hybrid.encode_template_features`: correlations
+        clamped, ``log1p`` of the normalised RMS differences capped, log-ratios clamped), since
+        their raw normalised RMS differences have a long right tail."""
+        if not self._template_tail:
+            return r
+        from heartline.models.hybrid import encode_template_features
+
+        n = r.shape[1] - self._template_tail
+        return torch.cat([r[:, :n], encode_template_features(r[:, n:], self.n_leads)], dim=1)
 
     def forward_context(self, windows: Tensor, rr: Tensor, ctx: Tensor) -> NetOutput:
         """Outputs for the contexts ``ctx (B, K+1)`` indexing the unique beats ``windows (U, leads, L)``."""
@@ -183,7 +203,7 @@ class CnnNet(BeatNet):
 
     def classify(self, x: Tensor, r: Tensor) -> NetOutput:
         h = self.features(x)
-        h = torch.cat([h.mean(dim=2), h.amax(dim=2), r], dim=1)
+        h = torch.cat([h.mean(dim=2), h.amax(dim=2), self._rr_in(r)], dim=1)
         return NetOutput(self.head(h))
 
 
@@ -229,7 +249,7 @@ class RecurrentNet(BeatNet):
         b, c, n = x.shape
         x = x.reshape(b, c, n // self.downsample, self.downsample).mean(dim=3).transpose(1, 2)
         seq, _ = self.rnn(x)
-        h = torch.cat([self.drop(seq[:, -1]), r], dim=1)
+        h = torch.cat([self.drop(seq[:, -1]), self._rr_in(r)], dim=1)
         return NetOutput(self.head(h))
 
 
@@ -276,7 +296,7 @@ class TransformerNet(BeatNet):
             .reshape(b, n // self.patch, -1)
         )
         h = self.encoder(self.embed(tokens) + self.pos).mean(dim=1)
-        return NetOutput(self.head(torch.cat([h, r], dim=1)))
+        return NetOutput(self.head(torch.cat([h, self._rr_in(r)], dim=1)))
 
 
 # --------------------------------------------------------------------------------------------
