@@ -493,16 +493,7 @@ class TemplateTracker:
             raise ValueError("trackers must be distinct (one per stream)")
         ws: list[np.ndarray] = []
         for t, x in zip(trackers, windows, strict=True):
-            w = np.asarray(x, dtype=np.float64)
-            if w.ndim == 2:
-                w = w[:, None, :]  # (n, window_len): one lead
-            if w.ndim != 3:
-                raise ValueError(
-                    "each stream's windows must be (n, window_len) or (n, n_leads, window_len), "
-                    f"got shape {w.shape}"
-                )
-            if not np.all(np.isfinite(w)):
-                raise ValueError("window holds NaN/inf values; impute or drop the beat first")
+            w = _check_windows(x)  # (n, window_len) is one lead
             if w.shape[0] and t._history is None:
                 _geometry(w.shape[-1], t.pre_s, t.post_s)  # refuses a too-short window
             if w.shape[0] and t._history is not None and w.shape[1:] != t._history.shape[:2]:
