@@ -357,3 +357,38 @@ def test_protocol_data_for_model_adds_template_columns_only_when_read() -> None:
     # a classical model, by its feature names
     assert d.for_model(SimpleNamespace(feature_names=("rr_prev_s", "tpl_fill"))).template_features
     assert not d.for_model(SimpleNamespace(feature_names=("rr_prev_s",))).template_features
+
+
+def test_evaluate_trains_a_template_config_on_template_beat_sets(tmp_path, data_dir) -> None:
+    """`evaluate --model hybrid --config C` with `template_features = true` trains and tests on
+    beat sets with the template columns (it failed with "needs n_rr = 32" before)."""
+    import tomllib
+
+    import tomli_w
+
+    cfg = tomllib.loads(
+        (Path(__file__).parents[2] / "configs" / "hybrid_intra_tpl.toml").read_text()
+    )
+    cfg["model"]["params"].update(channels=4, feature_dim=8, lstm_hidden=8)
+    cfg["train"].update(max_epochs=1, num_threads=1)
+    path = tmp_path / "tpl.toml"
+    path.write_text(tomli_w.dumps(cfg))
+    out = invoke(
+        "evaluate",
+        "--model",
+        "hybrid",
+        "--config",
+        path,
+        "--protocol",
+        "intra-patient",
+        "--quick",
+        "--n-bootstrap",
+        "0",
+        "--out",
+        tmp_path / "run",
+        "--data-dir",
+        data_dir,
+    )
+    assert "LEAKY" in out
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["leaky"] is True

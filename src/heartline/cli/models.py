@@ -194,6 +194,8 @@ def evaluate(
             if cfg.model.name != model:
                 raise typer.BadParameter(f"--config is for model {cfg.model.name!r}, not {model!r}")
             params, train_cfg = dict(cfg.model.params), cfg.train
+            if cfg.model.template_features:  # beat sets with the template columns it reads
+                data = dataclasses.replace(data, template_features=True)
         if quick:
             from heartline.bench.models import default_configs
 
