@@ -287,6 +287,27 @@ def test_bench_classical_wraps_the_classical_benchmark(tmp_path, data_dir) -> No
     assert "summary.json" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert 0 <= summary["decision_tree"]["accuracy"] <= 1
+    assert summary["decision_tree"]["inputs"] == "13 RR columns"
+
+
+def test_bench_classical_with_template_columns(tmp_path, data_dir) -> None:
+    invoke(
+        "bench",
+        "classical",
+        "--models",
+        "decision_tree",
+        "--template-features",
+        "--n-bootstrap",
+        "0",
+        "--out",
+        tmp_path,
+        "--data-dir",
+        data_dir,
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["decision_tree"]["inputs"] == "13 RR columns + 19 template columns"
+    saved = json.loads((tmp_path / "decision_tree" / "model" / "config.json").read_text())
+    assert "tpl_fill" in json.dumps(saved)  # the model was fitted on the template columns
 
 
 def test_select_quick_picks_a_winner_and_rejects_bad_candidates(tmp_path, data_dir) -> None:

@@ -579,6 +579,14 @@ def bench_classical(
     cache_dir: Annotated[
         Path | None, typer.Option("--cache-dir", help="Beat cache folder.")
     ] = None,
+    template_features: Annotated[
+        bool,
+        typer.Option(
+            "--template-features/--no-template-features",
+            help="Add the 19 patient-adaptive template columns (the shipped hybrid's inputs) "
+            "to the 13 RR columns.",
+        ),
+    ] = False,
 ) -> None:
     """Classical baselines on DS1 -> DS2 (heartline.bench.classical)."""
     from heartline.bench.classical import run_classical_benchmark
@@ -591,6 +599,7 @@ def bench_classical(
             cache_dir=cache_dir,
             seed=seed,
             n_bootstrap=n_bootstrap,
+            template_features=template_features,
         )
     except ValueError as exc:
         raise _bad(exc) from None
