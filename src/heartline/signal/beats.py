@@ -345,15 +345,19 @@ class OnlineBeatNormaliser:
         """Normalise one beat window ``(window_len,)`` or ``(n_leads, window_len)``."""
         w = np.asarray(window, dtype=np.float64)
         w = w - _median_last_axis(w)
-        amp = _peak_to_peak(w)
+        scale = self._push_scale(_peak_to_peak(w))
+        return (w / np.asarray(scale)[..., None]).astype(np.float32)
+
+    def _push_scale(self, amp: np.ndarray) -> np.ndarray:
+        """Add one beat's per-lead amplitude to the history; return the scale it is divided by
+        (the running median of the history, floored at ``min_amplitude``; ``amp``'s shape)."""
         self._amps.append(np.atleast_1d(amp).tolist())
         if np.all(np.isfinite(amp)):  # per-lead median of the amplitudes, in plain Python
             med = [_median([a[lead] for a in self._amps]) for lead in range(amp.size)]
-            scale = np.maximum(np.asarray(med).reshape(amp.shape), self.min_amplitude)
-        else:  # NaN amplitudes: NumPy's NaN propagation
-            scale = np.maximum(np.median(np.asarray(self._amps), axis=0), self.min_amplitude)
-            scale = scale.reshape(amp.shape)
-        return (w / np.asarray(scale)[..., None]).astype(np.float32)
+            return np.maximum(np.asarray(med).reshape(amp.shape), self.min_amplitude)
+        # NaN amplitudes: NumPy's NaN propagation
+        scale = np.maximum(np.median(np.asarray(self._amps), axis=0), self.min_amplitude)
+        return scale.reshape(amp.shape)
 
     @staticmethod
     def update_many(
@@ -414,14 +418,7 @@ class OnlineBeatNormaliser:
             if not n:
                 continue
             for row in range(pos, pos + n):
-                amp = amps[row]
-                norm._amps.append(np.atleast_1d(amp).tolist())
-                if np.all(np.isfinite(amp)):
-                    med = [_median([a[lead] for a in norm._amps]) for lead in range(amp.size)]
-                    scale[row] = np.maximum(np.asarray(med).reshape(amp.shape), norm.min_amplitude)
-                else:  # NaN amplitudes: NumPy's NaN propagation, as update()
-                    s = np.maximum(np.median(np.asarray(norm._amps), axis=0), norm.min_amplitude)
-                    scale[row] = s.reshape(amp.shape)
+                scale[row] = norm._push_scale(amps[row])
             pos += n
         done = (w / scale[..., None]).astype(np.float32)
         out: list[np.ndarray] = []
