@@ -276,3 +276,34 @@ def test_prepare_many_equals_prepare(data_dir, tiny_model) -> None:
         np.testing.assert_array_equal(a.windows, b.windows)
     with pytest.raises(ValueError, match="distinct"):
         prepare_many([one[0], one[0]], [signals[0][:10], signals[0][:10]])
+
+
+def test_pipelines_share_cached_filter_designs(tiny_model) -> None:
+    """Filter designs are cached per rate (a processor builds a pipeline per device): the shared
+    designs are SciPy's own, and a stream detected by a pipeline built after many others is the
+    same as by the first one."""
+    from scipy.signal import butter, sosfilt_zi
+
+    from heartline.signal.rpeaks._heartline import _bandpass_design
+
+    a = BeatPipeline(fs=FS, lead_names=["MLII", "V5"], model=tiny_model)
+    b = BeatPipeline(fs=FS, lead_names=["MLII", "V5"], model=tiny_model)
+    assert a._cleaner is b._cleaner
+    assert a._detector._sos_qrs is b._detector._sos_qrs
+    for lo, hi in (a._detector.config.qrs_band_hz, a._detector.config.vf_band_hz):
+        sos, zi = _bandpass_design(FS, lo, hi)
+        want = butter(2, [lo, min(hi, 0.45 * FS)], btype="bandpass", fs=FS, output="sos")
+        np.testing.assert_array_equal(sos, want)
+        np.testing.assert_array_equal(zi, sosfilt_zi(want))
+        assert not zi.flags.writeable
+    # other rates get their own designs
+    c = BeatPipeline(fs=250.0, lead_names=["MLII", "V5"], model=tiny_model)
+    assert c._cleaner is not a._cleaner
+    assert not np.array_equal(c._detector._sos_qrs, a._detector._sos_qrs)
+
+
+def test_unknown_preprocess_method_is_rejected(tiny_model) -> None:
+    with pytest.raises(ValueError, match="unknown preprocessing method 'wavelet'"):
+        BeatPipeline(fs=FS, lead_names=["MLII", "V5"], model=tiny_model, preprocess="wavelet")
+    with pytest.raises(ValueError, match="unknown preprocessing method"):
+        preprocess_ecg(np.zeros((10, 1)), fs=FS, method="wavelet")

@@ -70,6 +70,7 @@ from heartline.signal.beats import (
     OnlineBeatNormaliser,
     OnlineRRFeatures,
     _window_offsets,
+    check_preprocess_method,
     model_rr_columns,
     preprocess_ecg,
     segment_beats,
@@ -334,11 +335,14 @@ def _bandpass_sos(fs: float) -> np.ndarray:
     return butter(2, [0.5, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
 
 
+@functools.lru_cache(maxsize=32)
 def _make_cleaner(fs: float, method: str) -> Callable[[np.ndarray], np.ndarray]:
     """``x -> preprocess_ecg(x, fs=fs, method=method)``, with the band-pass design cached.
 
     The training function designs its Butterworth filter on every call (about half of the cost
     per 1 s block); the cached version computes the same numbers (a test checks equality).
+    The cleaner holds no state, so pipelines of equal rate and method share one (a processor
+    builds a pipeline for every device that connects).
     """
     if method != "bandpass":
         return functools.partial(preprocess_ecg, fs=fs, method=method)
@@ -473,7 +477,7 @@ class BeatPipeline:
             raise ValueError(f"need pre_s >= 0 and post_s > 0, got {pre_s}, {post_s}")
         self.pre_s, self.post_s = float(pre_s), float(post_s)
         self.preprocess = preprocess
-        preprocess_ecg(np.zeros((4, 1)), fs=self.fs, method=preprocess)  # validates the method
+        check_preprocess_method(preprocess)
         self._cleaner = _make_cleaner(self.fs, preprocess)
         self._block = max(1, round(block_s * self.fs))
         self._lookback = round(lookback_s * self.fs)

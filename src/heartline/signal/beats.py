@@ -57,6 +57,7 @@ __all__ = [
     "OnlineRRFeatures",
     "RRFeatures",
     "beat_edge_flags",
+    "check_preprocess_method",
     "model_rr_columns",
     "normalise_beats",
     "preprocess_ecg",
@@ -133,6 +134,15 @@ _PREPROCESS_METHODS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 }
 
 
+def check_preprocess_method(method: str) -> str:
+    """Return ``method`` if :func:`preprocess_ecg` knows it, else raise ``ValueError``."""
+    if method not in _PREPROCESS_METHODS:
+        raise ValueError(
+            f"unknown preprocessing method {method!r}; valid: {sorted(_PREPROCESS_METHODS)}"
+        )
+    return method
+
+
 def preprocess_ecg(ecg: np.ndarray, *, fs: float, method: str = "bandpass") -> np.ndarray:
     """Remove baseline wander (and, for ``"bandpass"``, noise above 40 Hz) from every lead.
 
@@ -159,10 +169,7 @@ def preprocess_ecg(ecg: np.ndarray, *, fs: float, method: str = "bandpass") -> n
     True
     """
     fs = check_fs(fs)
-    if method not in _PREPROCESS_METHODS:
-        raise ValueError(
-            f"unknown preprocessing method {method!r}; valid: {sorted(_PREPROCESS_METHODS)}"
-        )
+    check_preprocess_method(method)
     arr, was_1d = _as_2d(ecg)
     if arr.shape[0] < 2:
         raise SignalError(f"ecg has {arr.shape[0]} samples; at least 2 are needed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -108,6 +109,19 @@ class HeartlineDetectorConfig:
             raise ValueError("vf_exit_leakage must not be smaller than vf_enter_leakage")
 
 
+@functools.lru_cache(maxsize=64)
+def _bandpass_design(fs: float, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """2nd-order Butterworth band-pass ``[lo, min(hi, 0.45 fs)]`` Hz as second-order sections,
+    and its ``sosfilt_zi`` step-response state, shared by every detector of the same rate and
+    band (designing them took most of a detector's construction, which a processor does for
+    every device that connects). Callers must not modify them (SciPy's ``sosfilt`` needs a
+    writeable ``sos``, so only the state is marked read-only)."""
+    sos = sps.butter(2, [lo, min(hi, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+    zi = sps.sosfilt_zi(sos)
+    zi.flags.writeable = False
+    return sos, zi
+
+
 class StreamingRPeakDetector:
     """Causal, stateful R-peak detector: Heartline's default ``method="heartline"``.
 
@@ -209,17 +223,9 @@ class StreamingRPeakDetector:
             valid = ", ".join(f.name for f in fields(HeartlineDetectorConfig))
             raise ValueError(f"unknown detector option ({exc}); valid options: {valid}") from None
         cfg, fs_ = self.config, self.fs
-        nyq_cap = 0.45 * fs_
-        lo, hi = cfg.qrs_band_hz
-        self._sos_qrs = sps.butter(
-            2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos"
-        )
-        lo, hi = cfg.refine_band_hz
-        self._sos_ref = sps.butter(
-            2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos"
-        )
-        lo, hi = cfg.vf_band_hz
-        self._sos_vf = sps.butter(2, [lo, min(hi, nyq_cap)], btype="bandpass", fs=fs_, output="sos")
+        self._sos_qrs, self._zi0_qrs = _bandpass_design(fs_, *cfg.qrs_band_hz)
+        self._sos_ref, self._zi0_ref = _bandpass_design(fs_, *cfg.refine_band_hz)
+        self._sos_vf, self._zi0_vf = _bandpass_design(fs_, *cfg.vf_band_hz)
         # The VF test runs on every k-th sample (about 100 Hz or more; the band ends at 30 Hz).
         self._vf_step = max(1, int(fs_ // 100))
         self._n_vf = round(cfg.vf_window_s * fs_ / self._vf_step)
@@ -431,9 +437,9 @@ class StreamingRPeakDetector:
     def _start(self, x: np.ndarray) -> None:
         """Start the filters in steady state for the first sample of ``x`` (no start-up
         transient)."""
-        self._zi_qrs = sps.sosfilt_zi(self._sos_qrs) * x[0]
-        self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0]
-        self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0]
+        self._zi_qrs = self._zi0_qrs * x[0]
+        self._zi_ref = self._zi0_ref * x[0]
+        self._zi_vf = self._zi0_vf * x[0]
 
     def _filter(self, x: np.ndarray) -> None:
         """Filter ``x`` (after :meth:`_start`) and append the feature signals."""
@@ -733,9 +739,9 @@ class MultiLeadRPeakDetector(StreamingRPeakDetector):
             )
 
     def _start(self, x: np.ndarray) -> None:
-        self._zi_qrs = sps.sosfilt_zi(self._sos_qrs)[:, :, None] * x[0][None, None, :]
-        self._zi_ref = sps.sosfilt_zi(self._sos_ref) * x[0, 0]
-        self._zi_vf = sps.sosfilt_zi(self._sos_vf) * x[0, 0]
+        self._zi_qrs = self._zi0_qrs[:, :, None] * x[0][None, None, :]
+        self._zi_ref = self._zi0_ref * x[0, 0]
+        self._zi_vf = self._zi0_vf * x[0, 0]
         self._bp_tail = np.zeros((self._k, self.n_leads))
         self._zi_pow = np.zeros((1, self.n_leads))
 
