@@ -413,3 +413,16 @@ def test_evaluate_trains_a_template_config_on_template_beat_sets(tmp_path, data_
     assert "LEAKY" in out
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["leaky"] is True
+
+
+def test_bench_models_refuses_a_hybrid_config_of_another_model(tmp_path) -> None:
+    """The parameters of --hybrid-config go to the hybrid: a CNN config is refused before any
+    training, with the model named."""
+    cfg = tmp_path / "cnn.toml"
+    cfg.write_text('name = "c"\n[model]\nname = "cnn"\n[train]\nmax_epochs = 1\n')
+    res = runner.invoke(
+        app, ["bench", "models", "--quick", "--hybrid-config", str(cfg), "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "'cnn', not 'hybrid'" in " ".join(res.output.split())
+    assert not (tmp_path / "models.json").exists()

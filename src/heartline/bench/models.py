@@ -340,7 +340,7 @@ def run_models_benchmark(
                     for f in results[name].folds
                 ],
                 "mean": {
-                    k: float(np.nanmean([_summary(f)[k] for f in results[name].folds]))
+                    k: _nanmean([_summary(f)[k] for f in results[name].folds])
                     for k in (
                         "accuracy",
                         "macro_f1",
@@ -425,6 +425,18 @@ def _config_dict(c: ExperimentConfig) -> dict[str, Any]:
     return config_to_dict(c)
 
 
+def _nanmean(values: Sequence[float | None]) -> float:
+    """Mean of the finite values; NaN (shown as n/a) when there are none, e.g. a class absent
+    from every fold's test records (without NumPy's 'Mean of empty slice' warning).
+
+    >>> _nanmean([0.5, None, float("nan"), 1.0]), _nanmean([None, float("nan")])
+    (0.75, nan)
+    """
+    a = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
 def _mean_runs(runs: list[dict[str, Any]], rpeaks: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rp in rpeaks:
@@ -432,7 +444,7 @@ def _mean_runs(runs: list[dict[str, Any]], rpeaks: Sequence[str]) -> dict[str, A
         if not vals:
             continue
         out[rp] = {
-            k: float(np.nanmean([np.nan if v[k] is None else v[k] for v in vals]))
+            k: _nanmean([np.nan if v[k] is None else v[k] for v in vals])
             for k in vals[0]
             if isinstance(vals[0][k], (int, float)) and not isinstance(vals[0][k], bool)
         }

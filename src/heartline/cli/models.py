@@ -534,6 +534,11 @@ def bench_models(
     try:
         if hybrid_config is not None:
             c = load_config(hybrid_config)
+            if c.model.name != "hybrid":
+                raise ValueError(
+                    f"--hybrid-config {hybrid_config}: its model is {c.model.name!r}, not "
+                    "'hybrid' (its parameters would be given to the hybrid)"
+                )
             hp, ht = dict(c.model.params), c.train
         seed_list = _ints(seeds, "--seeds")
         cfgs = default_configs(
