@@ -111,6 +111,12 @@ def test_selection_writes_reports_and_shippable_runs(selection) -> None:
         assert (r.run_dir / "config.toml").is_file()
         again = summarise_oof(r.run_dir, name=r.name, seed=r.seed)
         assert again.macro_f1 == r.macro_f1
+        # the platform of each run (bit-for-bit reproduction holds per kind of CPU)
+        import torch
+
+        assert r.platform["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+        assert report["runs"][0]["platform"] == dict(res.runs[0].platform)
+    assert "Trained on: " in md and f"({torch.backends.cpu.get_cpu_capability()} kernels)" in md
 
 
 def test_paired_bootstrap_of_a_run_with_itself_is_zero_and_checks_beats(

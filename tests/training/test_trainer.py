@@ -124,6 +124,13 @@ def test_run_dir_records_config_revision_seed_and_metrics(tmp_path) -> None:
     assert a != b and a.parent == tmp_path and ":" not in a.name
     info = json.loads((a / "run.json").read_text())
     assert info["seed"] == 42 and info["git_revision"] and "start_time" in info
+    # what training results can depend on besides code, data and seed (torch is imported here)
+    import torch
+
+    plat = info["platform"]
+    assert plat["torch"] == torch.__version__ and plat["numpy"] == np.__version__
+    assert plat["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert plat["python"] and plat["machine"]
     assert load_config(a / "config.toml") == cfg
     write_metrics(a, {"accuracy": np.float64(0.5)})
     assert json.loads((a / "metrics.json").read_text()) == {"accuracy": 0.5}

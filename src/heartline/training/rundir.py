@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "git_revision",
     "new_run_dir",
+    "platform_info",
     "plot_history",
     "update_run_info",
     "write_json",
@@ -52,6 +53,46 @@ def git_revision(path: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return rev + ("+dirty" if dirty else "")
+
+
+def platform_info() -> dict[str, Any]:
+    """What a run's floating-point results can depend on besides code, data and seed.
+
+    PyTorch promises bit-identical training only on one machine: the same code, seed and threads
+    can train differently on another CPU, whose kernels (AVX2, AVX-512, AMX) round differently.
+    Recorded in every ``run.json`` so that a failed reproduction can be told apart from a code
+    change. Torch is reported only when it is already imported (no import for a benchmark that
+    does not train).
+
+    >>> sorted(platform_info())[:3]
+    ['cpu', 'machine', 'numpy']
+    """
+    import platform
+    import sys
+
+    import numpy as np
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["torch_threads"] = torch.get_num_threads()
+    return info
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -118,6 +159,7 @@ def new_run_dir(
             "seed": seed,
             "git_revision": git_revision(),
             "start_time": now.isoformat(),
+            "platform": platform_info(),
         },
     )
     logger.info("run directory %s", path)
@@ -137,7 +179,8 @@ def write_metrics(
 ) -> Path:
     """Write metrics into the run directory (and stamp ``end_time`` in ``run.json``)."""
     path = write_json(Path(run_dir) / filename, dict(metrics))
-    update_run_info(run_dir, end_time=dt.datetime.now(dt.UTC).isoformat())
+    # again at the end: the libraries a run imported (torch) are loaded by now
+    update_run_info(run_dir, end_time=dt.datetime.now(dt.UTC).isoformat(), platform=platform_info())
     return path
 
 

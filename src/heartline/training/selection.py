@@ -123,6 +123,10 @@ class CandidateRun:
     #: SHA-256 of the predicted beats (labels, records, R-peak samples): runs can only be
     #: compared if it is equal. Empty in reports written before it was stored.
     beats_sha256: str = ""
+    #: ``run.json``'s ``platform`` (:func:`heartline.training.rundir.platform_info`): the same
+    #: code and seed reproduce a run bit for bit only on the same kind of CPU. Empty in reports
+    #: written before it was stored.
+    platform: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -154,6 +158,7 @@ class CandidateRun:
             train_seconds=float(d.get("train_seconds", float("nan"))),
             per_record=tuple(RecordErrors.from_dict(e) for e in d["per_record"]),
             beats_sha256=str(d.get("beats_sha256", "")),
+            platform=dict(d.get("platform", {})),
         )
 
     @property
@@ -311,7 +316,16 @@ def summarise_oof(run_dir: str | Path, *, name: str, seed: int) -> CandidateRun:
         train_seconds=float(info.get("train_seconds", float("nan"))),
         per_record=tuple(per_rec),
         beats_sha256=_beats_sha256(y, rec, d["sample_idx"]),
+        platform=_run_platform(run_dir),
     )
+
+
+def _run_platform(run_dir: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict(info.get("platform", {})) if isinstance(info, dict) else {}
 
 
 def _macro_f1_counts(conf: np.ndarray) -> float:
@@ -546,7 +560,7 @@ def run_selection(
     from heartline.data.splits import DS1, validation_records
     from heartline.models.registry import get_model
     from heartline.training.protocols import ProtocolData
-    from heartline.training.rundir import git_revision, update_run_info, write_json
+    from heartline.training.rundir import git_revision, platform_info, update_run_info, write_json
 
     if not candidates:
         raise ValueError("at least one candidate config is needed")
@@ -610,7 +624,9 @@ def run_selection(
             t0 = time.perf_counter()
             model.fit(train, val, run_dir=run_dir, seed=seed, progress=progress)
             model.save(run_dir / "model")
-            update_run_info(run_dir, train_seconds=time.perf_counter() - t0)
+            update_run_info(
+                run_dir, train_seconds=time.perf_counter() - t0, platform=platform_info()
+            )
             runs.append(summarise_oof(run_dir, name=name, seed=seed))
     folds_used = tuple(
         tuple(f) for f in json.loads((runs[0].run_dir / "crossfit.json").read_text())["folds"]
@@ -875,6 +891,20 @@ def render_selection(result: SelectionResult) -> str:
         lines.append(
             f"- {r.name} seed {r.seed}: " + ", ".join(f"{e.record}: {e.s_fp}" for e in top)
         )
+    platforms = sorted(
+        {
+            f"{p.get('cpu') or '?'}, torch {p.get('torch', '?')} "
+            f"({p.get('torch_cpu_capability', '?')} kernels)"
+            for p in (r.platform for r in result.runs)
+            if p
+        }
+    )
+    if platforms:
+        lines += [
+            "",
+            "Trained on: " + "; ".join(platforms) + ". The same code, seed and threads reproduce "
+            "a run bit for bit on the same kind of CPU, not across CPUs whose kernels differ.",
+        ]
     return "\n".join(lines) + "\n"
 
 
