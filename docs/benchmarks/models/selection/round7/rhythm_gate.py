@@ -27,6 +27,7 @@ import numpy as np
 from heartline.data.beat_dataset import build_beat_set
 from heartline.data.splits import DS1
 from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.training.selection import compare_candidates, summarise_oof
 from heartline.training.trainer import macro_f1
 
 THETAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -51,15 +52,19 @@ def main(folders: list[Path]) -> None:
     beats = build_beat_set(DS1, data_dir="../shared/data", progress=False)
     col = list(beats.rr_names).index("rr_regular_fraction")
     assert beats.rr_names[: len(RR_FEATURE_NAMES)] == RR_FEATURE_NAMES
-    key = {(r, int(s)): i for i, (r, s) in enumerate(zip(beats.record, beats.sample_idx))}
+    key = {
+        (r, int(s)): i for i, (r, s) in enumerate(zip(beats.record, beats.sample_idx, strict=True))
+    }
     chosen: dict[str, dict[str, list[float]]] = {}
     full_curve: dict[str, dict[str, float]] = {}
     for folder in folders:
-        (run,) = [p for p in folder.iterdir() if (p / "oof.npz").is_file() and "gated" not in p.name]
+        (run,) = [p for p in folder.iterdir() if (p / "oof.npz").is_file()]
         z = dict(np.load(run / "oof.npz"))
         info = json.loads((run / "crossfit.json").read_text())
         y, rec = z["labels"], z["record"]
-        regular = beats.rr[[key[(r, int(s))] for r, s in zip(rec, z["sample_idx"])], col]
+        regular = beats.rr[
+            [key[(r, int(s))] for r, s in zip(rec, z["sample_idx"], strict=True)], col
+        ]
         out = z["log_proba"].copy()
         picks = []
         for held in info["folds"]:
@@ -80,13 +85,38 @@ def main(folders: list[Path]) -> None:
         np.savez(dst / "oof.npz", **{**z, "log_proba": out})
         shutil.copy(run / "crossfit.json", dst / "crossfit.json")
         shutil.copy(run / "run.json", dst / "run.json")
-        print(f"{run.name}: thetas per held-out fold {picks}; nested gated macro-F1 "
-              f"{score(y, out):.4f} vs ungated {score(y, z['log_proba']):.4f}")
+        print(
+            f"{run.name}: thetas per held-out fold {picks}; nested gated macro-F1 "
+            f"{score(y, out):.4f} vs ungated {score(y, z['log_proba']):.4f}"
+        )
     print(json.dumps({"nested_choices": chosen, "pooled_macro_f1_by_theta": full_curve}, indent=2))
-    means = {t: float(np.mean([c[t] for c in full_curve.values()])) for t in next(iter(full_curve.values()))}
+    means = {
+        t: float(np.mean([c[t] for c in full_curve.values()]))
+        for t in next(iter(full_curve.values()))
+    }
     best = max(means, key=lambda t: (means[t], -float(t)))
-    print(f"theta* (3-seed mean of pooled OOF macro-F1, all DS1 beats): {best} ({means[best]:.4f}; "
-          f"no gate {means['0.0']:.4f})")
+    print(
+        f"theta* (3-seed mean of pooled OOF macro-F1, all DS1 beats): {best} ({means[best]:.4f}; "
+        f"no gate {means['0.0']:.4f})"
+    )
+    # the decision: nested gated vs ungated, 3 seeds paired, record bootstrap -- the function that
+    # `heartline select --pool` uses (the pool command needs selection.json files in every folder)
+    runs = []
+    for folder in folders:
+        (run,) = [p for p in folder.iterdir() if (p / "oof.npz").is_file()]
+        seed = int(run.name.rsplit("-s", 1)[1])
+        gated = folder.parent / f"{folder.name}-gated" / run.name.replace("tpl_e10", "gated")
+        runs.append(summarise_oof(gated, name="gated", seed=seed))
+        runs.append(summarise_oof(run, name="tpl_e10", seed=seed))
+    means_c, winner, diffs = compare_candidates(runs, n_boot=1000, seed=0)
+    print("| run | seed | macro-F1 | SVEB Se | SVEB +P | VEB Se | VEB +P |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        print(
+            f"| {r.name} | {r.seed} | {100 * r.macro_f1:.1f} | {100 * r.sveb_se:.1f} | "
+            f"{100 * r.sveb_ppv:.1f} | {100 * r.veb_se:.1f} | {100 * r.veb_ppv:.1f} |"
+        )
+    print(f"mean OOF macro-F1: {means_c}; winner {winner}; winner minus other [95 % CI]: {diffs}")
 
 
 if __name__ == "__main__":
