@@ -307,3 +307,26 @@ def test_unknown_preprocess_method_is_rejected(tiny_model) -> None:
         BeatPipeline(fs=FS, lead_names=["MLII", "V5"], model=tiny_model, preprocess="wavelet")
     with pytest.raises(ValueError, match="unknown preprocessing method"):
         preprocess_ecg(np.zeros((10, 1)), fs=FS, method="wavelet")
+
+
+def test_every_context_row_is_the_earlier_beat_itself(excerpt, tiny_model) -> None:
+    """Row c of beat i's context is beat max(i - k + c, 0) exactly (windows and RR columns), for
+    batches of one beat and of many, across batch boundaries."""
+    pipe = BeatPipeline(fs=FS, lead_names=excerpt.lead_names, model=tiny_model)
+    k = pipe.context_k
+    assert k >= 2
+    rng = np.random.default_rng(7)
+    cuts = np.sort(rng.integers(0, excerpt.signal.shape[0], 40))
+    cuts = np.concatenate([cuts, [int(8 * FS), int(20 * FS)]])  # long chunks: many beats at once
+    batches = [pipe.prepare(part) for part in np.split(excerpt.signal, np.sort(cuts))]
+    batches.append(pipe.flush_prepare())
+    assert max(len(b) for b in batches) >= 5 and min(len(b) for b in batches) <= 1
+    win = np.concatenate([b.windows for b in batches])
+    rr = np.concatenate([b.rr for b in batches])
+    n = win.shape[0]
+    assert win.shape == (n, k + 1, pipe.n_leads, pipe.window_len) and win.dtype == np.float32
+    assert rr.shape == (n, k + 1, pipe.n_rr) and rr.dtype == np.float32
+    for c in range(k + 1):
+        src = np.maximum(np.arange(n) - k + c, 0)
+        np.testing.assert_array_equal(win[:, c], win[src, -1])
+        np.testing.assert_array_equal(rr[:, c], rr[src, -1])

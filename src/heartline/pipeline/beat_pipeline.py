@@ -781,31 +781,37 @@ class BeatPipeline:
         if not taken:
             return self._empty_batch()
         first_no = self.beats_emitted
-        wins, rrs, idx, oks = [], [], [], []
-        for j, (peak, feats, w) in enumerate(taken):
-            r = np.asarray(feats, dtype=np.float32)
-            if self._templates is not None:  # the beat's template row, after its RR columns
-                assert template_rows is not None
-                r = np.concatenate([r, np.asarray(template_rows[j]).astype(np.float32)])
-            r = model_rr_columns(r, self.n_rr)
-            if self._first is None:
-                self._first = (w, r)
-            ctx = list(self._context)[-self.context_k :] if self.context_k else []
-            ctx = [self._first] * (self.context_k - len(ctx)) + ctx
-            wins.append(np.stack([c[0] for c in ctx] + [w]))
-            rrs.append(np.stack([c[1] for c in ctx] + [r]))
-            idx.append(peak)
-            oks.append(self._quality_ok(peak))
-            self._context.append((w, r))
-            self.beats_emitted += 1
+        n, k = len(taken), self.context_k
+        new_w = np.stack([w for _, _, w in taken]).astype(np.float32, copy=False)
+        new_r = np.asarray([feats for _, feats, _ in taken], dtype=np.float32)
+        if self._templates is not None:  # each beat's template row, after its RR columns
+            assert template_rows is not None
+            new_r = np.concatenate([new_r, np.asarray(template_rows, dtype=np.float32)], axis=1)
+        new_r = model_rr_columns(new_r, self.n_rr)
+        if self._first is None:
+            self._first = (new_w[0], new_r[0])
+        # beat j of this batch sees the k beats before it: the stream's last k (the first beat
+        # repeated before the stream start), then this batch's earlier beats; one gather from
+        # that sequence instead of a stack per beat (the same numbers)
+        prev = list(self._context)[-k:] if k else []
+        pad = [self._first] * (k - len(prev)) + prev
+        if pad:
+            seq_w = np.concatenate([np.stack([c[0] for c in pad]), new_w])
+            seq_r = np.concatenate([np.stack([c[1] for c in pad]), new_r])
+        else:
+            seq_w, seq_r = new_w, new_r
+        rows = np.arange(n)[:, None] + np.arange(k + 1)
+        oks = [self._quality_ok(peak) for peak, _, _ in taken]
+        self._context.extend(zip(new_w, new_r, strict=True))
+        self.beats_emitted += n
         # beat numbers of each row: beat i sees beats i-k..i-1, the first beat (0) repeated
         # before the stream start, as the windows above
-        numbers = np.arange(first_no, first_no + len(idx), dtype=np.int64)[:, None]
-        keys = np.maximum(numbers + np.arange(-self.context_k, 1, dtype=np.int64), 0)
+        numbers = np.arange(first_no, first_no + n, dtype=np.int64)[:, None]
+        keys = np.maximum(numbers + np.arange(-k, 1, dtype=np.int64), 0)
         return BeatBatch(
-            np.stack(wins).astype(np.float32),
-            np.stack(rrs).astype(np.float32),
-            np.asarray(idx, dtype=np.int64),
+            seq_w[rows],
+            seq_r[rows],
+            np.asarray([peak for peak, _, _ in taken], dtype=np.int64),
             np.asarray(oks, dtype=bool),
             BeatContext(self._features, keys),
         )
