@@ -13,6 +13,7 @@ from scipy.ndimage import maximum_filter1d
 
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
+from heartline.signal.filters import design_bandpass
 
 __all__ = ["HeartlineDetectorConfig", "MultiLeadRPeakDetector", "StreamingRPeakDetector"]
 
@@ -116,7 +117,7 @@ def _bandpass_design(fs: float, lo: float, hi: float) -> tuple[np.ndarray, np.nd
     band (designing them took most of a detector's construction, which a processor does for
     every device that connects). Callers must not modify them (SciPy's ``sosfilt`` needs a
     writeable ``sos``, so only the state is marked read-only)."""
-    sos = sps.butter(2, [lo, min(hi, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+    sos = design_bandpass(fs=fs, low_hz=lo, high_hz=min(hi, 0.45 * fs), order=2)
     zi = sps.sosfilt_zi(sos)
     zi.flags.writeable = False
     return sos, zi
