@@ -78,6 +78,15 @@ def main(folders: list[Path]) -> None:
         full_curve[run.name] = {
             f"{t:.1f}": score(y, gate(z["log_proba"], regular, t)) for t in THETAS
         }
+        for t in THETAS:  # in sample (all DS1 out-of-fold beats): what each threshold does to SVEB
+            pred = gate(z["log_proba"], regular, t).argmax(axis=1)
+            tp = int(np.count_nonzero((pred == S) & (y == S)))
+            fp = int(np.count_nonzero((pred == S) & (y != S) & (y >= 0)))
+            fn = int(np.count_nonzero((pred != S) & (y == S)))
+            print(
+                f"{run.name} theta {t:.1f} (in sample): SVEB Se {100 * tp / (tp + fn):.1f} "
+                f"+P {100 * tp / max(tp + fp, 1):.1f} (TP {tp}, FP {fp}, FN {fn})"
+            )
         dst = folder.parent / f"{folder.name}-gated" / run.name.replace("tpl_e10", "gated")
         if dst.exists():
             shutil.rmtree(dst)
