@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -238,3 +239,52 @@ def test_refit_on_all_ds1_has_no_validation_records(tmp_path, monkeypatch) -> No
     assert metrics["best_epoch"] == 2 and "validation" not in metrics
     assert metrics["onnx"]["checked_on"].startswith("training")
     assert metrics["onnx"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4
+
+
+def test_plateau_schedule_lowers_the_rate_after_epochs_without_improvement() -> None:
+    # val_loss with lr 5e-2 on the synthetic beats stops improving within a few epochs
+    cfg = TrainConfig(
+        max_epochs=12,
+        batch_size=32,
+        lr=5e-2,
+        monitor="val_loss",
+        patience=12,
+        lr_schedule="plateau",
+        lr_factor=0.5,
+        lr_patience=1,
+        min_lr=5e-3,
+    )
+    res = train_net(net(), TRAIN, VAL, cfg)
+    rates = [h.lr for h in res.history]
+    losses = [h.val_loss for h in res.history]
+    assert rates[0] == pytest.approx(5e-2)
+    best = math.inf
+    for i, loss in enumerate(losses[:-1]):
+        improved = loss < best * (1 - 1e-4)
+        best = min(best, loss)
+        # lr_patience 1: an epoch that does not improve halves the rate for the next one
+        expected = rates[i] if improved else max(rates[i] * 0.5, 5e-3)
+        assert rates[i + 1] == pytest.approx(expected), (i, losses, rates)
+    assert min(rates) < 5e-2  # the case above was exercised
+    assert min(rates) >= 5e-3
+    # the constant schedule keeps the rate
+    const = train_net(net(), TRAIN, VAL, TrainConfig(max_epochs=3, batch_size=32, lr=5e-2))
+    assert {h.lr for h in const.history} == {5e-2}
+    # history carries the rate
+    assert res.history_dicts()[0]["lr"] == pytest.approx(5e-2)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"lr_schedule": "cosine"}, "lr_schedule"),
+        ({"lr_factor": 1.0}, "lr_factor"),
+        ({"lr_patience": 0}, "lr_patience"),
+        ({"min_lr": -1.0}, "min_lr"),
+        ({"lr_schedule": "plateau", "min_lr": 1.0}, "min_lr"),
+        ({"lr_schedule": "plateau", "monitor": "none"}, "plateau"),
+    ],
+)
+def test_schedule_settings_are_checked(kw, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw)

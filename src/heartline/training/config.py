@@ -42,6 +42,7 @@ import tomli_w
 
 __all__ = [
     "IMBALANCE_MODES",
+    "LR_SCHEDULES",
     "MONITORS",
     "DataConfig",
     "ExperimentConfig",
@@ -58,6 +59,8 @@ __all__ = [
 IMBALANCE_MODES: tuple[str, ...] = ("weighted_loss", "weighted_sampling", "none")
 #: Early-stopping criteria: validation macro-F1 (higher is better) or validation loss (lower).
 MONITORS: tuple[str, ...] = ("val_macro_f1", "val_loss", "none")
+#: Learning-rate schedules of :class:`TrainConfig` (``lr_schedule``).
+LR_SCHEDULES: tuple[str, ...] = ("constant", "plateau")
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,19 @@ class TrainConfig:
         weights leads to wider optima and better generalization"). ``None``: off. The average
         smooths the epoch-to-epoch swings that make early stopping on a few validation patients
         noisy.
+    lr_schedule : {"constant", "plateau"}
+        ``"constant"``: Adam at ``lr`` throughout. ``"plateau"``: multiply the learning rate by
+        ``lr_factor`` whenever the monitored validation quantity has not improved for
+        ``lr_patience`` epochs, down to ``min_lr`` (``torch.optim.lr_scheduler.ReduceLROnPlateau``),
+        so that late epochs take smaller steps around the optimum instead of swinging across it
+        (Goodfellow, Bengio & Courville 2016, section 8.3.1). Needs a validation monitor.
+    lr_factor : float
+        Factor of each reduction, in (0, 1).
+    lr_patience : int
+        Epochs without improvement before a reduction; keep it below ``patience`` so that the
+        smaller rate gets epochs to act before early stopping.
+    min_lr : float
+        Floor of the learning rate.
     """
 
     lr: float = 1e-3
@@ -194,6 +210,10 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 1
     ema_decay: float | None = None
+    lr_schedule: Literal["constant", "plateau"] = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    min_lr: float = 1e-5
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -226,6 +246,21 @@ class TrainConfig:
             raise ValueError(f"train.num_threads must be >= 1, got {self.num_threads}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"train.lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ValueError(f"train.lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.lr_patience < 1:
+            raise ValueError(f"train.lr_patience must be >= 1, got {self.lr_patience}")
+        if self.min_lr < 0 or (self.lr_schedule == "plateau" and self.min_lr > self.lr):
+            raise ValueError(f"train.min_lr must be in [0, lr], got {self.min_lr}")
+        if self.lr_schedule == "plateau" and self.monitor == "none":
+            raise ValueError(
+                'train.lr_schedule = "plateau" steps on the monitored validation quantity; '
+                'it cannot be used with train.monitor = "none" (fixed epochs)'
+            )
 
 
 @dataclass(frozen=True)

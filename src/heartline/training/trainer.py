@@ -47,13 +47,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EpochStats:
-    """One epoch: mean training loss, validation loss and macro-F1, seconds taken."""
+    """One epoch: mean training loss, validation loss and macro-F1, seconds taken, learning rate."""
 
     epoch: int
     train_loss: float
     val_loss: float
     val_macro_f1: float
     seconds: float
+    lr: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,17 @@ def train_net(
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = _WeightAverage(net, cfg.ema_decay) if cfg.ema_decay is not None else None
         sign = 1.0 if cfg.monitor == "val_macro_f1" else -1.0
+        sched = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt,
+                mode="max",  # steps on sign * monitored value, which is larger when better
+                factor=cfg.lr_factor,
+                patience=cfg.lr_patience - 1,  # torch reduces after patience + 1 bad epochs
+                min_lr=cfg.min_lr,
+            )
+            if cfg.lr_schedule == "plateau"
+            else None
+        )
         best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(net.state_dict())
         history: list[EpochStats] = []
         stop_reason = "max_epochs"
@@ -404,25 +416,33 @@ def train_net(
                 scored = ema.module if ema is not None else net
                 val_loss, val_f1 = _val_scores(scored, val) if scored_val else (math.nan, math.nan)
                 stats = EpochStats(
-                    epoch, total / count, val_loss, val_f1, time.perf_counter() - t_epoch
+                    epoch,
+                    total / count,
+                    val_loss,
+                    val_f1,
+                    time.perf_counter() - t_epoch,
+                    float(opt.param_groups[0]["lr"]),
                 )
                 history.append(stats)
                 bar.update(
                     task, info=f"loss {stats.train_loss:.3f} val {val_loss:.3f} F1 {val_f1:.3f}"
                 )
                 logger.info(
-                    "epoch %d: train loss %.4f, val loss %.4f, val macro-F1 %.4f (%.1f s)",
+                    "epoch %d: train loss %.4f, val loss %.4f, val macro-F1 %.4f (%.1f s, lr %.2g)",
                     epoch,
                     stats.train_loss,
                     val_loss,
                     val_f1,
                     stats.seconds,
+                    stats.lr,
                 )
                 if cfg.monitor == "none":  # fixed epochs: the latest weights are the result
                     best_epoch, best_state = epoch, copy.deepcopy(scored.state_dict())
                     best_score = sign * (val_loss if scored_val else math.nan)
                     continue
                 score = sign * (val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
+                if sched is not None:
+                    sched.step(score)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
                     best_state = copy.deepcopy(scored.state_dict())
