@@ -78,6 +78,22 @@ def test_preprocess_removes_wander_keeps_qrs_band():
         preprocess_ecg(wander, fs=fs, method="nope")
 
 
+def test_bandpass_sos_is_the_shared_cached_design():
+    from scipy.signal import butter
+
+    from heartline.signal.beats import bandpass_sos
+
+    for fs in (50.0, 128.0, 360.0):
+        sos = bandpass_sos(fs)
+        ref = butter(2, [0.5, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+        np.testing.assert_array_equal(sos, ref)
+        sos[0, 0] = 123.0  # a caller's copy: the cached design is untouched
+        np.testing.assert_array_equal(bandpass_sos(fs), ref)
+    assert bandpass_sos(360.0).shape == (2, 6)
+    with pytest.raises(SignalError, match="low_hz"):
+        bandpass_sos(360.0, -1.0)
+
+
 def test_normalise_is_causal_and_matches_online():
     rng = np.random.default_rng(1)
     w = rng.normal(size=(60, 2, 32)) * np.linspace(1, 3, 60)[:, None, None]

@@ -70,6 +70,7 @@ from heartline.signal.beats import (
     OnlineBeatNormaliser,
     OnlineRRFeatures,
     _window_offsets,
+    bandpass_sos,
     check_preprocess_method,
     model_rr_columns,
     preprocess_ecg,
@@ -329,13 +330,6 @@ def select_leads(lead_names: Sequence[str], n_leads: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=32)
-def _bandpass_sos(fs: float) -> np.ndarray:
-    from scipy.signal import butter
-
-    return butter(2, [0.5, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-
-
-@functools.lru_cache(maxsize=32)
 def _make_cleaner(fs: float, method: str) -> Callable[[np.ndarray], np.ndarray]:
     """``x -> preprocess_ecg(x, fs=fs, method=method)``, with the band-pass design cached.
 
@@ -346,7 +340,7 @@ def _make_cleaner(fs: float, method: str) -> Callable[[np.ndarray], np.ndarray]:
     """
     if method != "bandpass":
         return functools.partial(preprocess_ecg, fs=fs, method=method)
-    sos = _bandpass_sos(fs)
+    sos = bandpass_sos(float(fs))
     fast = _fast_sosfiltfilt(sos)
     if fast is not None:
         return lambda x: fast(x, min(x.shape[0] - 1, 3 * int(fs)))

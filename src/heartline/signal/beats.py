@@ -41,6 +41,7 @@ Process Control 47:41-48 (2019).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "OnlineBeatNormaliser",
     "OnlineRRFeatures",
     "RRFeatures",
+    "bandpass_sos",
     "beat_edge_flags",
     "check_preprocess_method",
     "model_rr_columns",
@@ -108,12 +110,31 @@ def _as_2d(ecg: object, *, name: str = "ecg") -> tuple[np.ndarray, bool]:
     return arr, False
 
 
-def _bandpass(x: np.ndarray, fs: float, low_hz: float = 0.5, high_hz: float = 40.0) -> np.ndarray:
-    from scipy.signal import butter, sosfiltfilt
+@functools.lru_cache(maxsize=32)
+def _bandpass_sos_cached(fs: float, low_hz: float, high_hz: float) -> np.ndarray:
+    from heartline.signal.filters import design_bandpass
 
     check_cutoff(low_hz, fs=fs, name="low_hz")
-    high = min(high_hz, 0.45 * fs)
-    sos = butter(2, [low_hz, high], btype="bandpass", fs=fs, output="sos")
+    sos = design_bandpass(fs=fs, low_hz=low_hz, high_hz=min(high_hz, 0.45 * fs), order=2)
+    sos.setflags(write=False)
+    return sos
+
+
+def bandpass_sos(fs: float, low_hz: float = 0.5, high_hz: float = 40.0) -> np.ndarray:
+    """Sections of the cleaning band-pass of ``preprocess_ecg(method="bandpass")``.
+
+    A 2nd-order Butterworth (:func:`heartline.signal.filters.design_bandpass`) whose upper edge is
+    capped at 0.45 ``fs``, so that low sampling rates still get a valid design. The training path
+    (:func:`preprocess_ecg`) and the live pipeline share it. The design is cached per rate and
+    band; each call returns a fresh (writable) copy, which SciPy's filters need.
+    """
+    return _bandpass_sos_cached(float(fs), float(low_hz), float(high_hz)).copy()
+
+
+def _bandpass(x: np.ndarray, fs: float, low_hz: float = 0.5, high_hz: float = 40.0) -> np.ndarray:
+    from scipy.signal import sosfiltfilt
+
+    sos = bandpass_sos(fs, low_hz, high_hz)
     padlen = min(x.shape[0] - 1, 3 * int(fs))
     return sosfiltfilt(sos, x, axis=0, padlen=padlen)
 
