@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from heartline.data.beats import BeatSet
+from heartline.models.cpu_math import flush_denormals
 from heartline.models.deep import BeatNet, NetOutput
 from heartline.signal.beats import model_rr_columns
 from heartline.training.config import ExperimentConfig, TrainConfig
@@ -261,6 +262,7 @@ def predict_logits(
         raise ValueError(f"head must be 'current' or 'next', got {head!r}")
     if head == "next" and not net.has_next_head:
         raise ValueError("this network has no early-alarm head")
+    flush_denormals()
     net.eval()
     if beats.rr.shape[1] != net.n_rr:  # e.g. a network of the older 8-column RR set
         beats = dataclasses.replace(
@@ -339,6 +341,7 @@ def train_net(
             'val has no labelled beats (early stopping needs validation data; monitor = "none" '
             "trains fixed epochs without it)"
         )
+    flush_denormals()  # before the first parallel op starts the worker threads (see cpu_math)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
