@@ -7,8 +7,8 @@ cases, each in its own process so that the per-thread flush mode starts clean:
 * ``fresh``: freshly initialised weights of the given model's architecture;
 * ``trained``: the given model's trained weights;
 
-each with ``flush`` off (the CPU's default) and on (:func:`heartline.models.cpu_math.flush_denormals`
-called before the first parallel torch operation). Cases run A B A B. It also counts the trained
+each with ``flush`` off (the CPU's default) and on (the block of :func:`heartline.models.cpu_math.flush_denormals`
+entered before the first parallel torch operation, as ``train_net`` does). Cases run A B A B. It also counts the trained
 weights that are subnormal.
 
 Run::
@@ -19,6 +19,7 @@ Run::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -34,10 +35,11 @@ def _child(model_dir: str, weights: str, flush: bool) -> float:
     import torch
     import torch.nn.functional as F
 
-    if flush:
-        from heartline.models.cpu_math import flush_denormals
+    from heartline.models.cpu_math import flush_denormals
 
-        flush_denormals()
+    scope = contextlib.ExitStack()
+    if flush:  # as train_net does: around everything, before the first parallel op
+        scope.enter_context(flush_denormals())
     torch.set_num_threads(2)
     from heartline.data.beat_dataset import build_beat_set
     from heartline.models.deep import TorchBeatClassifier
@@ -69,7 +71,9 @@ def _child(model_dir: str, weights: str, flush: bool) -> float:
     t0 = time.perf_counter()
     for _ in range(STEPS):
         step()
-    return (time.perf_counter() - t0) / STEPS * 1000
+    ms = (time.perf_counter() - t0) / STEPS * 1000
+    scope.close()
+    return ms
 
 
 def main() -> None:

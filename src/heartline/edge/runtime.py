@@ -59,9 +59,6 @@ def _session(path: Path, num_threads: int) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = num_threads
     opts.inter_op_num_threads = 1
-    # subnormal floats as zero, as heartline.models.cpu_math does for torch: weights of units that
-    # training pulled towards zero are otherwise computed on the CPU's slow subnormal path
-    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

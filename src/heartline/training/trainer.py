@@ -13,6 +13,7 @@ end, everything written to a fresh run directory.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -262,7 +263,6 @@ def predict_logits(
         raise ValueError(f"head must be 'current' or 'next', got {head!r}")
     if head == "next" and not net.has_next_head:
         raise ValueError("this network has no early-alarm head")
-    flush_denormals()
     net.eval()
     if beats.rr.shape[1] != net.n_rr:  # e.g. a network of the older 8-column RR set
         beats = dataclasses.replace(
@@ -270,13 +270,14 @@ def predict_logits(
         )
     maker = _BatchMaker(beats, net.context_k)
     out = np.zeros((len(beats), net.n_classes), dtype=np.float32)
-    for start in range(0, len(beats), batch_size):
-        tgt = np.arange(start, min(start + batch_size, len(beats)))
-        b = maker.make(tgt)
-        o: NetOutput = net.forward_context(b.windows, b.rr, b.ctx)
-        res = o.logits if head == "current" else o.next_logits
-        assert res is not None
-        out[tgt] = res.numpy()
+    with flush_denormals():
+        for start in range(0, len(beats), batch_size):
+            tgt = np.arange(start, min(start + batch_size, len(beats)))
+            b = maker.make(tgt)
+            o: NetOutput = net.forward_context(b.windows, b.rr, b.ctx)
+            res = o.logits if head == "current" else o.next_logits
+            assert res is not None
+            out[tgt] = res.numpy()
     return out
 
 
@@ -341,7 +342,9 @@ def train_net(
             'val has no labelled beats (early stopping needs validation data; monitor = "none" '
             "trains fixed epochs without it)"
         )
-    flush_denormals()  # before the first parallel op starts the worker threads (see cpu_math)
+    # before the first parallel op starts the worker threads (see cpu_math); restored in finally
+    scope = contextlib.ExitStack()
+    scope.enter_context(flush_denormals())
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -464,6 +467,7 @@ def train_net(
         )
     finally:
         torch.set_num_threads(previous_threads)
+        scope.close()
     if run_dir is not None:
         from heartline.training.rundir import plot_history, write_json
 
