@@ -367,7 +367,8 @@ def train_net(
         sched = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt,
-                mode="max",  # steps on sign * monitored value, which is larger when better
+                # on the raw monitored value: torch's relative threshold assumes positive values
+                mode="max" if cfg.monitor == "val_macro_f1" else "min",
                 factor=cfg.lr_factor,
                 patience=cfg.lr_patience - 1,  # torch reduces after patience + 1 bad epochs
                 min_lr=cfg.min_lr,
@@ -448,7 +449,7 @@ def train_net(
                     continue
                 score = sign * (val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
                 if sched is not None:
-                    sched.step(score)
+                    sched.step(val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
                     best_state = copy.deepcopy(scored.state_dict())
