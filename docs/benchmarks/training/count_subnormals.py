@@ -11,11 +11,14 @@ Run::
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import torch
 
-tiny = torch.finfo(torch.float32).tiny
-for path in sys.argv[1:]:
+def count_subnormals(path: str | Path) -> tuple[int, int]:
+    """``(subnormal, total)`` floating-point values stored in a torch state file."""
+    import torch
+
+    tiny = torch.finfo(torch.float32).tiny
     state = torch.load(path, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state)
     sub = total = 0
@@ -23,4 +26,10 @@ for path in sys.argv[1:]:
         if torch.is_tensor(value) and value.is_floating_point():
             sub += int(((value.abs() < tiny) & (value != 0)).sum())
             total += value.numel()
-    print(f"{path}: {sub} of {total} stored floats are subnormal")
+    return sub, total
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        sub, total = count_subnormals(arg)
+        print(f"{arg}: {sub} of {total} stored floats are subnormal")

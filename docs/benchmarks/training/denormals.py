@@ -82,15 +82,9 @@ def main() -> None:
         return
     model_dir = sys.argv[1]
     import torch
+    from count_subnormals import count_subnormals  # beside this script
 
-    state = torch.load(Path(model_dir) / "model.pt", map_location="cpu", weights_only=False)
-    state = state.get("state_dict", state)
-    tiny = torch.finfo(torch.float32).tiny
-    n_sub = n_all = 0
-    for v in state.values():
-        if torch.is_tensor(v) and v.is_floating_point():
-            n_sub += int(((v.abs() < tiny) & (v != 0)).sum())
-            n_all += v.numel()
+    n_sub, n_all = count_subnormals(Path(model_dir) / "model.pt")
     print(f"model {model_dir}: {n_sub} of {n_all} stored floats are subnormal")
     print(f"ms per training step (batch 64, 2 threads, mean of {STEPS} steps), A B A B:")
     results: dict[str, list[float]] = {}
