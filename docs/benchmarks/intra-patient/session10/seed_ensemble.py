@@ -75,10 +75,8 @@ def member(seed: int, out: Path, threads: int, smoke: bool = False) -> None:
     write_evaluation(
         result, mdir, split=split, extra={"training_seed": seed, "config": CONFIG.name}
     )
-    np.savez_compressed(
-        mdir / "proba.npz",
-        val=model.predict_proba(split.val),
-        test=model.predict_proba(split.test),
+    save_proba(
+        mdir / "proba.npz", split, model.predict_proba(split.val), model.predict_proba(split.test)
     )
     m = result.metrics
     print(
@@ -87,21 +85,67 @@ def member(seed: int, out: Path, threads: int, smoke: bool = False) -> None:
     )
 
 
+def _scored_rows(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the validation and test beats that are scored (the others are context only)."""
+    val = np.flatnonzero(split.val.labels >= 0)
+    test = (
+        np.arange(len(split.test)) if split.test_mask is None else np.flatnonzero(split.test_mask)
+    )
+    return val, test
+
+
+def save_proba(path: Path, split: Split, val: np.ndarray, test: np.ndarray) -> None:
+    """Store the probabilities of the scored rows only (context beats are never scored)."""
+    vr, tr = _scored_rows(split)
+    np.savez_compressed(
+        path,
+        n_val=len(split.val),
+        n_test=len(split.test),
+        val_rows=vr,
+        val=val[vr],
+        test_rows=tr,
+        test=test[tr],
+    )
+
+
+def load_proba(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Full-length probabilities from :func:`save_proba`; unscored rows are NaN."""
+    z = np.load(path)
+    if int(z["n_val"]) != len(split.val) or int(z["n_test"]) != len(split.test):
+        raise ValueError(f"{path} was scored on another split")
+    vr, tr = _scored_rows(split)
+    if not (np.array_equal(z["val_rows"], vr) and np.array_equal(z["test_rows"], tr)):
+        raise ValueError(f"{path}: scored rows differ from this split's")
+    out = []
+    for n, rows, p in ((len(split.val), vr, z["val"]), (len(split.test), tr, z["test"])):
+        full = np.full((n, p.shape[1]), np.nan, dtype=p.dtype)
+        full[rows] = p
+        out.append(full)
+    return out[0], out[1]
+
+
 class _Stored:
-    """Returns stored probabilities for the split's validation and test beats (no other set)."""
+    """Returns stored probabilities for the split's validation and test beats (no other set).
+
+    In the intra-patient split the validation and test sets hold the same beat sequence (the
+    records, whole) with different labels hidden, so a set is recognised by its labels too.
+    """
 
     def __init__(self, split: Split, val: np.ndarray, test: np.ndarray) -> None:
         self._sets = ((split.val, val), (split.test, test))
 
     def predict_proba(self, beats: BeatSet) -> np.ndarray:
-        for ref, proba in self._sets:
-            if (
-                len(beats) == len(ref)
-                and np.array_equal(beats.sample_idx, ref.sample_idx)
-                and (np.array_equal(beats.record, ref.record))
-            ):
-                return proba
-        raise ValueError("no stored probabilities for these beats")
+        found = [
+            proba
+            for ref, proba in self._sets
+            if len(beats) == len(ref)
+            and np.array_equal(beats.sample_idx, ref.sample_idx)
+            and np.array_equal(beats.record, ref.record)
+            and np.array_equal(beats.labels, ref.labels)
+        ]
+        if len(found) != 1:
+            raise ValueError(f"{len(found)} stored probability sets match these beats, not 1")
+        return found[0]
 
 
 def _mean_log(probas: list[np.ndarray]) -> np.ndarray:
@@ -112,13 +156,8 @@ def _mean_log(probas: list[np.ndarray]) -> np.ndarray:
 
 def combine(seeds: list[int], out: Path, smoke: bool = False) -> None:
     split = _split(smoke)
-    stored = [np.load(out / f"member-{s}" / "proba.npz") for s in seeds]
-    for s, z in zip(seeds, stored, strict=True):
-        if z["val"].shape[0] != len(split.val) or z["test"].shape[0] != len(split.test):
-            raise ValueError(f"member {s} was scored on another split")
-    ens = _Stored(
-        split, _mean_log([z["val"] for z in stored]), _mean_log([z["test"] for z in stored])
-    )
+    stored = [load_proba(out / f"member-{s}" / "proba.npz", split) for s in seeds]
+    ens = _Stored(split, _mean_log([v for v, _ in stored]), _mean_log([t for _, t in stored]))
     edir = out / "ensemble"
     if edir.exists():
         shutil.rmtree(edir)
