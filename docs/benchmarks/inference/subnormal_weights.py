@@ -22,14 +22,14 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 from heartline.data.beat_dataset import build_beat_set
-from heartline.edge.runtime import OnnxBeatClassifier, split_paths
+from heartline.edge.runtime import OnnxBeatClassifier, _session, split_paths
 from heartline.edge.shipped import shipped_model_path
 from heartline.training.protocols import ProtocolData
 
@@ -57,16 +57,7 @@ def zero_subnormals(src: Path, dst: Path) -> int:
     return n
 
 
-def session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def per_beat(
-    enc: ort.InferenceSession, seq: ort.InferenceSession, w, r, ctx
-) -> tuple[float, np.ndarray]:
+def per_beat(enc: Any, seq: Any, w, r, ctx) -> tuple[float, np.ndarray]:
     """Seconds per beat of encoder + sequence, one beat per call; and the probabilities."""
     feats = np.zeros((len(w), enc.get_outputs()[0].shape[1]), np.float32)
     out = []
@@ -94,8 +85,8 @@ def main() -> None:
             counts[p.name] = zero_subnormals(p, q)
             zeroed[p.name] = q
         variants = {
-            "A shipped": (session(enc_path), session(seq_path)),
-            "B zeroed": (session(zeroed[enc_path.name]), session(zeroed[seq_path.name])),
+            "A shipped": (_session(enc_path, 1), _session(seq_path, 1)),
+            "B zeroed": (_session(zeroed[enc_path.name], 1), _session(zeroed[seq_path.name], 1)),
         }
         for enc, seq in variants.values():  # warm-up
             per_beat(enc, seq, w[:50], r[:50], ctx[:50])

@@ -447,9 +447,10 @@ def train_net(
                     best_epoch, best_state = epoch, copy.deepcopy(scored.state_dict())
                     best_score = sign * (val_loss if scored_val else math.nan)
                     continue
-                score = sign * (val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
+                monitored = val_f1 if cfg.monitor == "val_macro_f1" else val_loss
+                score = sign * monitored
                 if sched is not None:
-                    sched.step(val_f1 if cfg.monitor == "val_macro_f1" else val_loss)
+                    sched.step(monitored)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
                     best_state = copy.deepcopy(scored.state_dict())
