@@ -85,9 +85,11 @@ def _write_edf(path, sig_mv: np.ndarray, names, *, fs: int = 250, unit: str = "m
         return f"{s:<{w}}"[:w].encode("ascii")
 
     head = b"".join(
-        [f("0", 8), f("X X X X", 80), f("Startdate X X X X", 80), f("01.01.01", 8)]
-        + [f("00.00.00", 8), f(str(256 * (n_sig + 1)), 8), f("", 44), f(str(n_rec), 8)]
-        + [f("1", 8), f(str(n_sig), 4)]
+        [
+            *(f("0", 8), f("X X X X", 80), f("Startdate X X X X", 80), f("01.01.01", 8)),
+            *(f("00.00.00", 8), f(str(256 * (n_sig + 1)), 8), f("", 44), f(str(n_rec), 8)),
+            *(f("1", 8), f(str(n_sig), 4)),
+        ]
     )
     per = [
         [f(n, 16) for n in names],
@@ -129,7 +131,7 @@ def test_csv_needs_fs_and_names_leads(tmp_path) -> None:
     path = tmp_path / "rec.csv"
     t = np.arange(sig.shape[0]) / FS
     np.savetxt(path, np.column_stack([t, sig]), delimiter=",", header="time_s,II,V5", comments="")
-    with pytest.raises(SignalError, match="no sampling rate.*--fs"):
+    with pytest.raises(SignalError, match=r"no sampling rate.*--fs"):
         read_ecg(path)
     rec = read_ecg(path, fs=FS)
     assert rec.lead_names == ("II", "V5") and rec.name == "rec" and rec.fs == FS

@@ -39,8 +39,8 @@ from heartline.errors import DataError, DataNotFoundError, HeartlineWarning, Sig
 from heartline.io.records import EcgRecord
 
 __all__ = [
-    "EDF_SUFFIXES",
     "CSV_SUFFIXES",
+    "EDF_SUFFIXES",
     "MIN_PROCESSING_FS_HZ",
     "RecordQualityWarning",
     "check_processing_fs",
@@ -243,7 +243,11 @@ def _read_csv(
     has_header = not all(_is_number(c) for c in header if c)
     try:
         data = np.loadtxt(
-            path, delimiter=delimiter, skiprows=1 if has_header else 0, ndmin=2, encoding="utf-8-sig"
+            path,
+            delimiter=delimiter,
+            skiprows=1 if has_header else 0,
+            ndmin=2,
+            encoding="utf-8-sig",
         )
     except ValueError as exc:
         raise DataError(f"{path}: not a numeric CSV with one column per lead ({exc})") from exc
@@ -329,18 +333,14 @@ def read_ecg(
             )
         signal, names, name = _read_csv(p, lead_names)
         file_units = (
-            (units,) * len(names)
-            if isinstance(units, str) or units is None
-            else tuple(units)
+            (units,) * len(names) if isinstance(units, str) or units is None else tuple(units)
         )
         file_units = tuple(u or "mV" for u in file_units)
         if len(file_units) != len(names):
             raise SignalError(f"{source}: {len(file_units)} units for {len(names)} leads")
         rec_fs = float(fs)
     else:
-        signal, rec_fs, names, file_units, name = (
-            _read_wfdb(p) if fmt == "wfdb" else _read_edf(p)
-        )
+        signal, rec_fs, names, file_units, name = _read_wfdb(p) if fmt == "wfdb" else _read_edf(p)
         if fs is not None and not math.isclose(float(fs), rec_fs, rel_tol=1e-6):
             raise SignalError(
                 f"{source}: fs={fs:g} Hz was given but the file says {rec_fs:g} Hz; omit fs or "
