@@ -192,7 +192,7 @@ def _read_wfdb(path: Path) -> tuple[np.ndarray, float, tuple[str, ...], tuple[st
     base = _wfdb_base(path)
     if not Path(f"{base}.hea").exists():
         raise DataNotFoundError(
-            f"{path}: no WFDB header {base}.hea (a WFDB record is given by its path without "
+            f"{path}: record not found, no WFDB header {base}.hea (a WFDB record is given by its path without "
             "extension, its .hea file, or a .dat/.mat file beside its .hea)"
         )
     rec = read_record(base)
