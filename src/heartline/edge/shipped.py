@@ -420,7 +420,8 @@ def ship(
         "validation_best_macro_f1": hist.get("best_score"),
         "stop_reason": hist.get("stop_reason"),
         "n_params": hist.get("n_params"),
-        "training_protocol": _training_protocol(model.name, info.get("run.json", {}), hist),
+        "training_protocol": _training_protocol(model.name, info.get("run.json", {}), hist)
+        + (_SINGLE_LEAD_NOTE if len(data.leads) == 1 else ""),
         "leads": list(data.leads),
         "n_leads": len(data.leads),
         "latency": latency,
@@ -431,6 +432,14 @@ def ship(
     card.write_text(render_model_card(summary), encoding="utf-8")
     logger.info("shipped %s into %s (max |torch - onnx| %.2e)", name, dest, diff)
     return ShipReport(dest, onnx_path, diff, summary, latency["single_beat_median_ms"], card)
+
+
+#: Added to the training protocol of a single-lead model (the selection above ran on two leads).
+_SINGLE_LEAD_NOTE = (
+    " The selection was run for the two-lead model; this single-lead model reuses that "
+    "configuration and epoch count unchanged with data.leads = [0] (MLII), nothing re-tuned "
+    "(configs/shipped/hybrid_mlii.toml)."
+)
 
 
 def _run_leads(run_dir: Path) -> tuple[int, ...]:
