@@ -234,3 +234,23 @@ def test_csv_and_edf_inputs(tmp_path, data_dir, tiny_mlii_path) -> None:
         ["classify", str(tmp_path / "scan.xyz"), "--out", str(out), "--model", str(tiny_mlii_path)],
     )
     assert res.exit_code == 1 and "unknown record format" in _out(res)
+
+
+def test_several_records_and_a_folder(tmp_path, data_dir, tiny_mlii_path) -> None:
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    for name in ("119", "200"):
+        sig = read_record(record_path("mitdb", name, data_dir=data_dir)).signal[: 360 * 20, :1]
+        np.savetxt(folder / f"p{name}.csv", sig, delimiter=",", header="MLII", comments="")
+    (folder / "broken.csv").write_text("MLII\nnot-a-number\n")
+    out = tmp_path / "all.csv"
+    res = runner.invoke(
+        app,
+        ["classify", str(folder), "--fs", "360", "--out", str(out), "--model", str(tiny_mlii_path)],
+    )
+    # the broken file is reported and skipped, the others are written; exit code 1 says so
+    assert res.exit_code == 1, res.output
+    assert "broken.csv" in _out(res) and "skipped" in _out(res)
+    rows = list(csv.DictReader(out.open()))
+    assert {r["record"] for r in rows} == {"p119", "p200"}
+    assert all(r["lead"] == "MLII" and r["model"] == "tiny_mlii" for r in rows)

@@ -214,5 +214,7 @@ def test_expand_record_paths(tmp_path) -> None:
     empty.mkdir()
     with pytest.raises(DataNotFoundError, match="holds no records"):
         expand_record_paths([empty])
-    with pytest.raises(DataNotFoundError, match="no such record"):
+    with pytest.raises(DataNotFoundError, match="not found"):
         expand_record_paths([tmp_path / "missing"])
+    with pytest.raises(ValueError, match="unknown record format"):
+        expand_record_paths([tmp_path / "scan.xyz"])

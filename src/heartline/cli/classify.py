@@ -1,7 +1,8 @@
-"""``heartline classify RECORD --out beats.csv``: every beat of a record, detected and classified.
+"""``heartline classify PATH... --out beats.csv``: every beat of records, detected and classified.
 
-RECORD is a WFDB record (path without extension, ``.hea`` or ``.mat``), an EDF file or a CSV
-file (``--fs`` required), read by :func:`heartline.io.readers.read_ecg`. The beat model is
+Each PATH is a WFDB record (path without extension, ``.hea`` or ``.mat``), an EDF file or a CSV
+file (``--fs`` required), read by :func:`heartline.io.readers.read_ecg`, or a folder of them
+(:func:`heartline.io.readers.expand_record_paths`). The beat model is
 chosen from the record's leads (:func:`heartline.edge.model_select.select_beat_model`): MLII +
 V1/V2/V4/V5 -> the two-lead model, one lead or lead II of a 12-lead record -> the single-lead
 (MLII) model; the output says which lead(s) it used. It runs :func:`heartline.api.classify`, the
@@ -54,13 +55,36 @@ def write_annotations(table, out_dir: Path, *, record: str, extension: str = "hl
     return out_dir / f"{record}.{extension}"
 
 
+_COLUMNS = ("record", "sample", "time_s", "label", "confidence", "quality_ok")
+
+
+def _write_rows(w, res, record: str) -> None:  # type: ignore[no-untyped-def]
+    conf = res.confidence
+    lead_col = "+".join(res.leads_used)
+    for i in range(len(res)):
+        w.writerow(
+            [
+                record,
+                int(res.sample_idx[i]),
+                f"{res.sample_idx[i] / res.fs:.4f}",
+                res.labels[i],
+                f"{conf[i]:.4f}",
+                int(res.quality_ok[i]),
+                *[f"{p:.5f}" for p in res.probabilities[i]],
+                lead_col,
+                res.model_id,
+            ]
+        )
+
+
 @app.command()
 @handle_errors
 def classify(
-    record: Annotated[
-        Path,
+    records: Annotated[
+        list[Path],
         typer.Argument(
-            help="WFDB record (path without extension, .hea or .mat), EDF file or CSV file."
+            help="WFDB records (path without extension, .hea or .mat), EDF or CSV files, or "
+            "folders of records (by their RECORDS file, else their .hea files)."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write, one row per beat.")],
@@ -92,13 +116,17 @@ def classify(
         int, typer.Option("--min-run", min=2, help="Shortest run of V beats reported.")
     ] = 3,
 ) -> None:
-    """Detect and classify every beat of RECORD (any sampling rate >= 100 Hz); write a CSV."""
+    """Detect and classify every beat of each record (any sampling rate >= 100 Hz); write a CSV.
+
+    One record: a summary table. Several: one summary row per record; a record that cannot be
+    read or classified is reported and skipped (exit code 1 when any was).
+    """
     from rich.table import Table
 
     from heartline.api import classify as classify_signal
     from heartline.edge.model_select import LeadMismatchError
     from heartline.errors import DataError, SignalError
-    from heartline.io.readers import read_ecg
+    from heartline.io.readers import expand_record_paths, read_ecg
 
     def fail(msg: str) -> None:
         console.print(f"[bold red]error:[/] {msg}")
@@ -115,64 +143,113 @@ def classify(
     if not ann_ext.isalnum():
         fail(f"--ann-ext {ann_ext!r}: use letters and digits only")
     try:
-        rec = read_ecg(record, fs=fs)
-    except (FileNotFoundError, OSError, ValueError, DataError) as exc:
-        msg = str(exc)
-        if isinstance(exc, SignalError) and "--fs" in msg:
-            fail(msg)
-        fail(f"cannot read record {record}: {msg}")
-    duration_s = rec.n_samples / rec.fs
-    try:
-        if duration_s >= PROGRESS_MIN_S:
-            with progress() as bar:
-                task = bar.add_task(f"classifying {rec.name}", total=rec.n_samples)
-                res = classify_signal(
-                    rec,
-                    lead=lead,
-                    model=model_path,
-                    progress=lambda done, total: bar.update(task, completed=done),
-                )
-        else:
-            res = classify_signal(rec, lead=lead, model=model_path)
-    except LeadMismatchError as exc:
-        fail(str(exc))
-    except (SignalError, FileNotFoundError) as exc:
-        fail(f"{rec.name}: {exc}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lead_col = "+".join(res.leads_used)
-    with out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "sample",
-                "time_s",
-                "label",
-                "confidence",
-                "quality_ok",
-                *[f"p_{c}" for c in res.classes],
-                "lead",
-                "model",
-            ]
-        )
-        conf = res.confidence
-        for i in range(len(res)):
-            w.writerow(
-                [
-                    int(res.sample_idx[i]),
-                    f"{res.sample_idx[i] / res.fs:.4f}",
-                    res.labels[i],
-                    f"{conf[i]:.4f}",
-                    int(res.quality_ok[i]),
-                    *[f"{p:.5f}" for p in res.probabilities[i]],
-                    lead_col,
-                    res.model_id,
-                ]
+        paths = expand_record_paths(records)
+    except (DataError, ValueError) as exc:
+        fail(f"cannot read record {exc}")
+
+    def run_one(path: Path, *, bar=None):  # type: ignore[no-untyped-def]
+        """(record, result) or raise ValueError with a message naming the record."""
+        try:
+            rec = read_ecg(path, fs=fs)
+        except (FileNotFoundError, OSError, ValueError, DataError) as exc:
+            msg = str(exc)
+            if isinstance(exc, SignalError) and "--fs" in msg:
+                raise ValueError(msg) from None
+            raise ValueError(f"cannot read record {path}: {msg}") from None
+        try:
+            if bar is None and rec.n_samples / rec.fs >= PROGRESS_MIN_S:
+                with progress() as pbar:
+                    task = pbar.add_task(f"classifying {rec.name}", total=rec.n_samples)
+                    res = classify_signal(
+                        rec,
+                        lead=lead,
+                        model=model_path,
+                        progress=lambda done, total: pbar.update(task, completed=done),
+                    )
+            else:
+                res = classify_signal(rec, lead=lead, model=model_path)
+        except LeadMismatchError as exc:
+            raise ValueError(str(exc)) from None
+        except (SignalError, FileNotFoundError) as exc:
+            raise ValueError(f"{rec.name}: {exc}") from None
+        return rec, res
+
+    def header(res) -> list[str]:  # type: ignore[no-untyped-def]
+        return [*_COLUMNS, *[f"p_{c}" for c in res.classes], "lead", "model"]
+
+    if len(paths) == 1:
+        try:
+            rec, res = run_one(paths[0])
+        except ValueError as exc:
+            fail(str(exc))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header(res))
+            _write_rows(w, res, rec.name)
+        _print_summary(rec, res, min_run=min_run, table_cls=Table)
+        console.print(f"model {res.model_id}; wrote {out}")
+        results = [(rec, res)]
+        failed: list[str] = []
+    else:
+        results, failed = [], []
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table = Table(title=f"{len(paths)} records")
+        for col in ("record", "beats", "N", "S", "V", "F", "Q", "lead(s)", "model"):
+            table.add_column(
+                col, justify="left" if col in ("record", "lead(s)", "model") else "right"
             )
-    console.print(f"leads used: [bold]{lead_col}[/] ({res.note})")
+        with out.open("w", newline="") as fh, progress() as bar:
+            w = csv.writer(fh)
+            task = bar.add_task("classify", total=len(paths))
+            wrote_header = False
+            for path in paths:
+                try:
+                    rec, res = run_one(path, bar=bar)
+                except ValueError as exc:
+                    failed.append(str(exc))
+                    console.print(f"[bold red]error:[/] {exc} (skipped)")
+                else:
+                    if not wrote_header:
+                        w.writerow(header(res))
+                        wrote_header = True
+                    _write_rows(w, res, rec.name)
+                    results.append((rec, res))
+                    c = res.counts()
+                    table.add_row(
+                        rec.name,
+                        str(len(res)),
+                        *(str(c.get(k, 0)) for k in "NSVFQ"),
+                        "+".join(res.leads_used),
+                        res.model_id,
+                    )
+                bar.advance(task)
+        console.print(table)
+        console.print(
+            f"wrote {out}: {sum(len(r) for _, r in results)} beats of {len(results)} records"
+            + (f"; {len(failed)} record(s) failed" if failed else "")
+        )
+    if annotations:
+        for rec, res in results:
+            try:
+                ann = write_annotations(res, out.parent, record=rec.name, extension=ann_ext)
+            except ValueError as exc:
+                console.print(f"[yellow]warning:[/] {exc}")
+            else:
+                console.print(
+                    f"wrote {ann} (read it with wfdb.rdann('{out.parent / rec.name}', '{ann_ext}'))"
+                )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(rec, res, *, min_run: int, table_cls) -> None:  # type: ignore[no-untyped-def]
+    console.print(f"leads used: [bold]{'+'.join(res.leads_used)}[/] ({res.note})")
     for flag in rec.flags:
         console.print(f"[yellow]warning:[/] {flag}")
     counts = res.counts()
-    table = Table(title=f"{rec.name}: {len(res)} beats, {duration_s:.0f} s at {rec.fs:g} Hz")
+    duration_s = rec.n_samples / rec.fs
+    table = table_cls(title=f"{rec.name}: {len(res)} beats, {duration_s:.0f} s at {rec.fs:g} Hz")
     table.add_column("class")
     table.add_column("beats", justify="right")
     table.add_column("%", justify="right")
@@ -195,16 +272,6 @@ def classify(
         )
     else:
         console.print(f"runs of >= {min_run} V beats: 0")
-    console.print(f"model {res.model_id}; wrote {out}")
-    if annotations:
-        try:
-            ann = write_annotations(res, out.parent, record=rec.name, extension=ann_ext)
-        except ValueError as exc:
-            console.print(f"[yellow]warning:[/] {exc}")
-        else:
-            console.print(
-                f"wrote {ann} (read it with wfdb.rdann('{out.parent / rec.name}', '{ann_ext}'))"
-            )
 
 
 def _runs(labels: np.ndarray, label: str, min_length: int) -> list[tuple[int, int]]:

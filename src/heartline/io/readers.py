@@ -417,6 +417,8 @@ def expand_record_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     ------
     DataNotFoundError
         A path that is neither a folder, a file nor a WFDB record, or a folder with no records.
+    ValueError
+        A file of an unknown format (:func:`detect_format`).
     """
     out: list[Path] = []
     seen: set[Path] = set()
@@ -428,10 +430,11 @@ def expand_record_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 raise DataNotFoundError(
                     f"{p}: folder holds no records (no RECORDS file, .hea, EDF or CSV files)"
                 )
-        elif p.is_file() or Path(f"{p}.hea").is_file():
-            found = [_wfdb_base(p) if detect_format(p) == "wfdb" else p]
         else:
-            raise DataNotFoundError(f"{p}: no such record, file or folder")
+            fmt = detect_format(p)  # an unknown suffix is a ValueError naming the forms
+            if not (p.is_file() or Path(f"{p}.hea").is_file()):
+                raise DataNotFoundError(f"{p}: not found (no such record, file or folder)")
+            found = [_wfdb_base(p) if fmt == "wfdb" else p]
         for f in found:
             if f not in seen:
                 seen.add(f)
