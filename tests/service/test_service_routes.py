@@ -72,6 +72,7 @@ def test_expired_token_401(client, world):
     token, _ = create_access_token(
         settings=world.settings,
         user_id=world.user_ids["admin"],
+        token_key=world.token_keys["admin"],
         role="admin",
         now=datetime.now(UTC) - timedelta(hours=1),
     )

@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 from heartline import fhir
 from heartline.service import queries
 from heartline.service.deps import CurrentUser, SessionDep, SettingsDep
-from heartline.service.routes._common import access_patient, not_found, resolve_window
+from heartline.service.routes._common import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    access_patient,
+    check_time,
+    not_found,
+    resolve_window,
+)
 from heartline.service.security import audit_read, authorize_patient
 from heartline.storage import repository as repo
 from heartline.storage.tables import Device
@@ -107,6 +114,14 @@ def parse_date_params(
             if not is_day:
                 raise HTTPException(status_code=422, detail=f"date={raw!r} needs a time zone")
             t = t.replace(tzinfo=UTC)
+        try:
+            t = check_time(t, name="date")
+        except HTTPException:
+            raise HTTPException(
+                status_code=422,
+                detail=f"date={raw!r} is out of range: dates must lie in "
+                f"[{EARLIEST_TIME.date()}, {LATEST_TIME.date()})",
+            ) from None
         if prefix in {"ge", "gt"}:
             start = t + (timedelta(days=1) if is_day and prefix == "gt" else timedelta(0))
         elif prefix in {"le", "lt"}:
