@@ -103,7 +103,7 @@ def secret_weakness(secret: str, *, min_bits: float = MIN_SECRET_BITS) -> str | 
     >>> secret_weakness("x")
     'low entropy (about 0 bits, needs at least 48)'
     >>> secret_weakness("ab" * 20)
-    'low entropy (a repeated pattern of 2 characters)'
+    'low entropy (a pattern of 2 characters repeated)'
     >>> secret_weakness("kV3q-8ZpL1x_Rw7TnB0yHc5sJ2mDf9Ga4EuQ6") is None
     True
     """
@@ -111,7 +111,9 @@ def secret_weakness(secret: str, *, min_bits: float = MIN_SECRET_BITS) -> str | 
         return "a placeholder"
     period = (secret + secret).find(secret, 1)
     if 0 < period < len(secret):
-        return f"low entropy (a repeated pattern of {period} characters)"
+        if period == 1:
+            return "low entropy (one character repeated)"
+        return f"low entropy (a pattern of {period} characters repeated)"
     bits = secret_entropy_bits(secret)
     if bits < min_bits:
         return f"low entropy (about {bits:.0f} bits, needs at least {min_bits:.0f})"
