@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 API_PREFIX = "/api/v1"
 
+#: Answers any route may give, documented on every operation of the spec.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed request (a body that is not valid JSON or form data)"},
+    401: {"description": "not authenticated"},
+    413: {"description": "request body larger than the limit (before authentication)"},
+}
+
 _DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -157,11 +164,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         path_limits={TOKEN_URL: settings.max_login_body_bytes},
     )
 
-    app.include_router(health.router)
+    app.include_router(health.router, responses=COMMON_RESPONSES)
     for module in (auth, users, patients, alerts, devices, ingest):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(users.audit_router, prefix=API_PREFIX)
-    app.include_router(fhir_routes.router)
+        app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)
 
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:

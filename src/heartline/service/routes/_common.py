@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
+from heartline.ingestion.payloads import DEVICE_ID_PATTERN
 from heartline.service.security import audit_read, authorize_patient
 from heartline.storage.security_tables import User
 from heartline.storage.tables import Patient
+
+#: Patient ids as :class:`heartline.service.schemas.PatientCreate` accepts them.
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: Path and query parameters naming a patient or a device: an id that could never have been
+#: registered (control characters, spaces, 10 kB of text) is a 422 before anything is looked up.
+PatientIdPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=PATIENT_ID_PATTERN, description="patient id")
+]
+PatientIdQuery = Annotated[
+    str, Query(min_length=1, max_length=64, pattern=PATIENT_ID_PATTERN, description="patient id")
+]
+DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="device id")]
 
 
 def not_found(what: str) -> HTTPException:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from heartline.ingestion.broker import reserved_username
 from heartline.service.config import ServiceSettings
 from heartline.service.deps import CurrentUser, SessionDep, SettingsDep
-from heartline.service.routes._common import not_found
+from heartline.service.routes._common import DeviceIdPath, not_found
 from heartline.service.routes.patients import device_public
 from heartline.service.schemas import DeviceCreate, DeviceCredentials, DevicePublic
 from heartline.service.security import hash_device_secret, new_device_secret, require_role
@@ -110,7 +110,7 @@ def register_device(
     },
 )
 def rotate_credentials(
-    device_id: str,
+    device_id: DeviceIdPath,
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
