@@ -68,7 +68,7 @@ def test_device_named_like_service_account_refused(settings, world, broker_sink,
     assert broker.users == {"heartline": "the-service-password"}
 
 
-def test_device_named_like_configured_service_account_refused(db_url, tmp_path, broker_sink):
+def test_device_named_like_configured_service_account_refused(db_url, tmp_path):
     from .conftest import seed_world
 
     settings = make_settings(db_url, tmp_path, broker_username="proc-svc")
@@ -187,6 +187,18 @@ def test_login_has_a_smaller_body_cap(settings):
         [(b"content-type", b"application/x-www-form-urlencoded")],
     )
     assert status == 413
+
+
+def test_ingestion_keeps_its_own_smaller_cap(client, world):
+    import base64
+
+    creds = base64.b64encode(f"d1:{world.device_secrets['d1']}".encode()).decode()
+    r = client.post(
+        "/api/v1/ingest/frames",
+        content=b'{"device_id": "d1", "pad": "' + b"x" * (700 * 1024) + b'"}',
+        headers={"Authorization": f"Basic {creds}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["detail"]["reason"] == "oversized", r.text
 
 
 def test_200_mb_body_over_a_socket_refused_quickly(settings):
