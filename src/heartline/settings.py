@@ -6,7 +6,10 @@ Nothing is built at import time: call :func:`load_settings` (tests pass override
 
 Secrets are :class:`pydantic.SecretStr` fields. Every such field, including ones added later by
 subclasses or by other modules of the service (JWT keys...), is checked by one validator: outside
-``development`` a secret that is empty or a known placeholder (``"changeme"``...) is refused.
+``development`` a secret that is empty, a known placeholder (``"changeme"``...) or of low
+entropy (:func:`secret_entropy_bits` below :data:`MIN_SECRET_BITS`, or a repeated pattern such as
+``"abab..."``) is refused. :func:`development_secret` gives development a random secret per state
+directory instead of a published default.
 
 >>> s = load_settings(state_dir="/tmp/hl-doc", environment="development")
 >>> s.resolved_database_url()
@@ -17,13 +20,32 @@ True
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import secrets
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PLACEHOLDER_SECRETS", "Settings", "default_state_dir", "load_settings"]
+__all__ = [
+    "MIN_SECRET_BITS",
+    "PLACEHOLDER_SECRETS",
+    "Settings",
+    "default_state_dir",
+    "development_secret",
+    "load_settings",
+    "secret_entropy_bits",
+    "secret_weakness",
+]
+
+log = logging.getLogger(__name__)
+
+#: Least estimated entropy (bits, :func:`secret_entropy_bits`) of a secret outside development.
+MIN_SECRET_BITS = 48.0
 
 #: Values that mark a secret as "not configured yet"; refused outside development.
 PLACEHOLDER_SECRETS: frozenset[str] = frozenset(
@@ -39,6 +61,129 @@ PLACEHOLDER_SECRETS: frozenset[str] = frozenset(
         "development",
     }
 )
+
+
+def secret_entropy_bits(secret: str) -> float:
+    """A conservative estimate of the entropy of ``secret`` in bits.
+
+    The smaller of two per-character estimates, times the length: the empirical Shannon entropy
+    of the character distribution (Shannon, 1948), which is 0 for ``"aaaa..."``, and
+    ``log2`` of the pool implied by the character classes present (lower case, upper case,
+    digits, other), which caps a hex string at 4 bits per character. Not a password-strength
+    meter (dictionary words are not detected); it catches keyboard-mash placeholders such as
+    ``"x"`` or 32 identical characters.
+
+    >>> secret_entropy_bits("x"), secret_entropy_bits("a" * 32)
+    (0.0, 0.0)
+    >>> round(secret_entropy_bits("0123456789abcdef"))
+    64
+    """
+    if not secret:
+        return 0.0
+    n = len(secret)
+    counts = Counter(secret)
+    shannon = -sum(c / n * math.log2(c / n) for c in counts.values())
+    pool = (
+        26 * any(ch.islower() for ch in secret)
+        + 26 * any(ch.isupper() for ch in secret)
+        + 10 * any(ch.isdigit() for ch in secret)
+        + 33 * any(not ch.isalnum() for ch in secret)
+    )
+    per_char = min(shannon, math.log2(max(pool, 1)))
+    return max(0.0, per_char * n)
+
+
+def secret_weakness(secret: str, *, min_bits: float = MIN_SECRET_BITS) -> str | None:
+    """Why ``secret`` is too weak for production, or ``None`` when it is acceptable.
+
+    Refused: a placeholder (:data:`PLACEHOLDER_SECRETS`), a repetition of a shorter pattern
+    (``"abab..."``, ``"0123456789" * 4``), or an estimated entropy below ``min_bits``
+    (:func:`secret_entropy_bits`).
+
+    >>> secret_weakness("x")
+    'low entropy (about 0 bits, needs at least 48)'
+    >>> secret_weakness("ab" * 20)
+    'low entropy (a pattern of 2 characters repeated)'
+    >>> secret_weakness("kV3q-8ZpL1x_Rw7TnB0yHc5sJ2mDf9Ga4EuQ6") is None
+    True
+    """
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "a placeholder"
+    period = (secret + secret).find(secret, 1)
+    if 0 < period < len(secret):
+        if period == 1:
+            return "low entropy (one character repeated)"
+        return f"low entropy (a pattern of {period} characters repeated)"
+    bits = secret_entropy_bits(secret)
+    if bits < min_bits:
+        return f"low entropy (about {bits:.0f} bits, needs at least {min_bits:.0f})"
+    return None
+
+
+def development_secret(state_dir: Path, *, name: str = "jwt-secret") -> str:
+    """The random secret ``name`` of a state directory, created on first use.
+
+    Stored as ``<state_dir>/<name>.key`` with permissions 0600 (created atomically, so two
+    processes starting together agree on one secret) and reused on every later start with the
+    same state directory. The value is never logged or printed. When the directory cannot be
+    written, a random secret for this process only is returned (tokens then end with it) and a
+    warning is logged.
+
+    Parameters
+    ----------
+    state_dir : pathlib.Path
+        The state directory (created when missing).
+    name : str
+        File stem of the secret.
+
+    Returns
+    -------
+    str
+        A 256-bit URL-safe random secret.
+    """
+    path = Path(state_dir) / f"{name}.key"
+    try:
+        existing = _read_secret(path)
+        if existing is not None:
+            return existing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(value + "\n")
+            try:
+                os.link(tmp, path)  # fails if another process won the race: use theirs
+            except FileExistsError:
+                existing = _read_secret(path)
+                if existing is not None:
+                    return existing
+                os.replace(tmp, path)
+                return value
+        finally:
+            tmp.unlink(missing_ok=True)
+        return value
+    except OSError as exc:
+        log.warning(
+            "cannot keep the development secret %s (%s): using one for this process only; "
+            "tokens stop working on restart",
+            path,
+            exc.strerror or exc,
+        )
+        return secrets.token_urlsafe(32)
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(0o600)
+        log.warning("%s was readable by others (mode %o): set to 0600", path, mode)
+    return text if len(text) >= 32 else None
 
 
 def default_state_dir() -> Path:
@@ -117,17 +262,18 @@ class Settings(BaseSettings):
         if self.environment == "development":
             return self
         bad = []
-        for name in type(self).model_fields:
+        for name in sorted(type(self).model_fields):
             value = getattr(self, name)
-            if (
-                isinstance(value, SecretStr)
-                and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-            ):
-                bad.append(f"HEARTLINE_{name.upper()}")
+            if isinstance(value, SecretStr):
+                why = secret_weakness(value.get_secret_value())
+                if why is not None:
+                    bad.append(f"HEARTLINE_{name.upper()} is {why}")
         if bad:
+            kind = "placeholder" if all("placeholder" in b for b in bad) else "weak"
             raise ValueError(
-                f"environment={self.environment!r} refuses placeholder secrets; set {', '.join(sorted(bad))} "
-                "to real values (or use HEARTLINE_ENVIRONMENT=development for local work)"
+                f"environment={self.environment!r} refuses {kind} secrets: {'; '.join(bad)}. "
+                'Use a random value, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"` '
+                "(or HEARTLINE_ENVIRONMENT=development for local work)"
             )
         return self
 

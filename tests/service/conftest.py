@@ -113,6 +113,7 @@ class World:
     settings: ServiceSettings
     factory: object
     user_ids: dict[str, int] = field(default_factory=dict)
+    token_keys: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     device_secrets: dict[str, str] = field(default_factory=dict)
     alert_ids: dict[str, int] = field(default_factory=dict)
@@ -169,6 +170,7 @@ def seed_world(settings: ServiceSettings, *, n_frames: int = 5) -> World:
         for name, role, pid in specs:
             u = srepo.create_user(s, username=name, password_hash=pw, role=role, patient_id=pid)
             world.user_ids[name] = u.id
+            world.token_keys[name] = u.token_key
         srepo.assign_patient(s, user_id=world.user_ids["clin1"], patient_id="p1")
         srepo.assign_patient(s, user_id=world.user_ids["clin2"], patient_id="p2")
         for dev, pid in (("d1", "p1"), ("d2", "p2")):
@@ -211,7 +213,9 @@ def seed_world(settings: ServiceSettings, *, n_frames: int = 5) -> World:
             world.alert_ids[pid + "-closed"] = c.id
     for name, uid in world.user_ids.items():
         role = next(r for n, r, _ in specs if n == name)
-        world.tokens[name], _ = create_access_token(settings=settings, user_id=uid, role=role)
+        world.tokens[name], _ = create_access_token(
+            settings=settings, user_id=uid, token_key=world.token_keys[name], role=role
+        )
     engine.dispose()
     return world
 

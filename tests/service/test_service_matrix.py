@@ -1,5 +1,6 @@
-"""Role matrix: every patient-data route denies every cross-patient read or write (403), allows
-the patient's own people, and audits only the allowed reads."""
+"""Role matrix: every patient-data route denies every cross-patient read or write (403; 404 for
+alerts, the same answer as a missing alert so that alert ids cannot be enumerated), allows the
+patient's own people, and audits only the allowed reads."""
 
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ def test_cross_patient_access_denied(client, world, method, template, is_read):
         foreign = "p2" if own == "p1" else "p1"
         before = _audit_count(world)
         r = client.request(method, _url(template, world, foreign), headers=world.auth(user))
-        assert r.status_code == 403, (user, foreign, r.status_code, r.text)
+        denied = 404 if "{aid}" in template else 403
+        if not is_read and user.startswith("pat"):
+            denied = 403  # patients may not acknowledge at all: the role answers first
+        assert r.status_code == denied, (user, foreign, r.status_code, r.text)
         assert _audit_count(world) == before, "a denied request must not be audited as a read"
     # the patient's own people are served (patients may not acknowledge alerts)
     for user, own in OWN.items():

@@ -16,7 +16,7 @@ from heartline.storage.engine import make_engine, make_session_factory, session_
 from heartline.storage.migrations import head_revision, upgrade_database
 from heartline.storage.tables import Base
 
-GOOD = "x" * 40
+GOOD = "kV3q-8ZpL1x_Rw7TnB0yHc5sJ2mDf9Ga4EuQ6-Zt"  # random-looking: passes the entropy check
 
 
 @pytest.mark.parametrize("secret", ["changeme", "secret", "", "  CHANGEME "])
@@ -63,8 +63,10 @@ def test_tls_paths_come_together(tmp_path):
     assert s.tls_keyfile == tmp_path / "k.pem"
 
 
-def test_development_accepts_placeholder(tmp_path):
-    assert ServiceSettings(state_dir=tmp_path).jwt_secret.get_secret_value() == "changeme"
+def test_development_replaces_placeholder_with_random_secret(tmp_path):
+    secret = ServiceSettings(state_dir=tmp_path, jwt_secret="changeme").jwt_secret
+    assert secret.get_secret_value() not in {"changeme", ""}
+    assert ServiceSettings(state_dir=tmp_path).jwt_secret == secret  # kept in the state dir
 
 
 def test_seed_demo_creates_users_once(tmp_path):

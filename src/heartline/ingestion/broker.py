@@ -44,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 from heartline.errors import HeartlineError
 
 __all__ = [
+    "RESERVED_USERNAMES",
     "BrokerAddress",
     "BrokerError",
     "MosquittoSupervisor",
@@ -51,6 +52,7 @@ __all__ = [
     "find_mosquitto",
     "mosquitto_password_hash",
     "parse_broker_url",
+    "reserved_username",
     "wait_for_port",
 ]
 
@@ -186,6 +188,33 @@ def wait_for_port(host: str, port: int, *, timeout_s: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+#: Broker account names that no device may take (compared case-insensitively): the default
+#: service account of Heartline's processors and the usual administrative names.
+RESERVED_USERNAMES: frozenset[str] = frozenset(
+    {"heartline", "mosquitto", "admin", "administrator", "root", "system", "service", "processor"}
+)
+
+
+def reserved_username(name: str, *, service_accounts: tuple[str | None, ...] = ()) -> str | None:
+    """Why ``name`` may not be a device's broker account, or ``None`` when it may.
+
+    Device ids double as broker user names, so a device called like a service account would
+    replace that account's password (and gain its ``readwrite heartline/#``).
+
+    >>> reserved_username("HeartLine")
+    "'HeartLine' is reserved for a broker service account"
+    >>> reserved_username("proc", service_accounts=("proc",))
+    "'proc' is reserved for a broker service account"
+    >>> reserved_username("sim-0001") is None
+    True
+    """
+    folded = name.casefold()
+    names = RESERVED_USERNAMES | {s.casefold() for s in service_accounts if s}
+    if folded in names:
+        return f"{name!r} is reserved for a broker service account"
+    return None
 
 
 def _check_users(users: Mapping[str, str]) -> None:
@@ -472,6 +501,13 @@ class MosquittoSupervisor:
         _check_users(users)
         if self.processor_user is not None and self.processor_user not in users:
             raise ValueError(f"users must keep the processor_user {self.processor_user!r}")
+        service, service_password = self._service_credentials()
+        if service is not None and service in users and users[service] != service_password:
+            # Device accounts come and go here; the service account's password is fixed for the
+            # broker's lifetime (a device registered under its name must not replace it).
+            raise ValueError(
+                f"set_users may not change the password of the service account {service!r}"
+            )
         if self.production and not users:
             raise ValueError("production=True refuses anonymous access: users cannot be empty")
         with self._lock:

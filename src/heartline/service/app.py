@@ -8,12 +8,15 @@ The dashboard (static HTML/CSS/JS bundled in ``heartline/service/dashboard``) is
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -21,12 +24,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heartline.service.config import ServiceSettings, load_service_settings
-from heartline.service.deps import Database
+from heartline.service.deps import TOKEN_URL, Database
+from heartline.service.limits import BodySizeLimitMiddleware
 from heartline.service.routes import alerts, auth, devices, health, ingest, patients, users
 from heartline.service.routes import fhir as fhir_routes
 from heartline.service.security import make_password_hasher
 
-__all__ = ["DASHBOARD_DIR", "create_app", "run_api"]
+__all__ = ["DASHBOARD_DIR", "create_app", "finite_json", "run_api"]
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +38,35 @@ log = logging.getLogger(__name__)
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 API_PREFIX = "/api/v1"
 
+#: Answers any route may give, documented on every operation of the spec.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed request (a body that is not valid JSON or form data)"},
+    401: {"description": "not authenticated"},
+    413: {"description": "request body larger than the limit (before authentication)"},
+}
+
 _DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN/Infinity float replaced by its text (``"NaN"``, ``"Infinity"``).
+
+    Validation errors echo the offending input; a JSON body holding ``NaN`` would otherwise make
+    the 422 itself unencodable (strict JSON has no NaN) and turn it into a 500.
+
+    >>> finite_json({"input": [float("nan"), 1.5, {"x": float("-inf")}]})
+    {'input': ['NaN', 1.5, {'x': '-Infinity'}]}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -119,19 +148,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+        errors = finite_json(jsonable_encoder(exc.errors()))
         if request.url.path.startswith("/fhir"):
             return JSONResponse(
-                fhir_routes.operation_outcome(422, exc.errors()),
+                fhir_routes.operation_outcome(422, errors),
                 status_code=422,
                 media_type=fhir_routes.FHIR_JSON,
             )
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": errors}, status_code=422)
 
-    app.include_router(health.router)
+    # Outermost (added last): bodies are bounded before any route, dependency or token check.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        path_limits={TOKEN_URL: settings.max_login_body_bytes},
+    )
+
+    app.include_router(health.router, responses=COMMON_RESPONSES)
     for module in (auth, users, patients, alerts, devices, ingest):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(users.audit_router, prefix=API_PREFIX)
-    app.include_router(fhir_routes.router)
+        app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)
 
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:

@@ -11,6 +11,7 @@ Aliases: :data:`SettingsDep`, :data:`SessionDep`, :data:`HasherDep`, :data:`Curr
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterator
 from typing import Annotated
@@ -137,7 +138,13 @@ def get_current_user(
     except jwt.InvalidTokenError:
         raise _unauthorized("invalid token") from None
     user = session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+    if (
+        user is None
+        or not user.is_active
+        or not user.token_key
+        or not hmac.compare_digest(user.token_key.encode(), claims.token_key.encode())
+    ):
+        # a deleted user's token must not work for a later user given the same id
         raise _unauthorized("invalid token")
     return user
 

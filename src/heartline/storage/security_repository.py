@@ -19,6 +19,7 @@ from heartline.storage.security_tables import (
     ClinicianAssignment,
     LoginAttempt,
     User,
+    new_token_key,
 )
 from heartline.storage.tables import Device, Patient, utcnow
 
@@ -89,6 +90,7 @@ def create_user(
         patient_id=patient_id,
         full_name=full_name,
         is_active=True,
+        token_key=new_token_key(),
     )
     session.add(user)
     session.flush()
@@ -238,15 +240,22 @@ def record_login_attempt(
 
 
 def count_login_failures(
-    session: Session, *, username: str, client_ip: str, since: datetime
+    session: Session,
+    *,
+    since: datetime,
+    username: str | None = None,
+    client_ip: str | None = None,
 ) -> int:
-    """Failed attempts of ``username`` from ``client_ip`` at or after ``since``."""
+    """Failed attempts at or after ``since``: of ``username`` and/or from ``client_ip`` when
+    given, over all usernames and addresses when not."""
     stmt = select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.username == username[:64],
-        LoginAttempt.client_ip == client_ip[:64],
         LoginAttempt.success.is_(False),
         LoginAttempt.time >= _aware("since", since),
     )
+    if username is not None:
+        stmt = stmt.where(LoginAttempt.username == username[:64])
+    if client_ip is not None:
+        stmt = stmt.where(LoginAttempt.client_ip == client_ip[:64])
     return int(session.scalar(stmt) or 0)
 
 

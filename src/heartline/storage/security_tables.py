@@ -11,6 +11,7 @@ to them) and ``patient`` (sees their own record, :attr:`User.patient_id`).
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from heartline.storage.tables import Base, utcnow
 
-__all__ = ["ROLES", "AuditLog", "ClinicianAssignment", "LoginAttempt", "User"]
+__all__ = ["ROLES", "AuditLog", "ClinicianAssignment", "LoginAttempt", "User", "new_token_key"]
 
 #: Every user role.
 ROLES: tuple[str, ...] = ("admin", "clinician", "patient")
@@ -27,8 +28,19 @@ ROLES: tuple[str, ...] = ("admin", "clinician", "patient")
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def new_token_key() -> str:
+    """A fresh random per-user token key (128 bits, 32 hex characters)."""
+    return secrets.token_hex(16)
+
+
 class User(Base):
-    """A person who signs in (password hash only: argon2id, see ``heartline.service.security``)."""
+    """A person who signs in (password hash only: argon2id, see ``heartline.service.security``).
+
+    ``token_key`` is a random value drawn when the user is created and carried by each of their
+    access tokens (claim ``uid``); a token is accepted only while it matches. A token therefore
+    never works for another user who later gets the same numeric id (SQLite reuses the ids of
+    deleted rows), and replacing the key revokes every token of the user at once.
+    """
 
     __tablename__ = "users"
     __table_args__ = (
@@ -44,6 +56,8 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Nullable only so the column could be added to existing rows (revision 0005 fills them).
+    token_key: Mapped[str | None] = mapped_column(String(32), default=new_token_key)
 
 
 class ClinicianAssignment(Base):
@@ -84,10 +98,14 @@ class AuditLog(Base):
 
 
 class LoginAttempt(Base):
-    """One password login attempt (for rate limiting per username and client address)."""
+    """One password login attempt (rate limits per username and address, per address, global)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_user_ip_time", "username", "client_ip", "time"),)
+    __table_args__ = (
+        Index("ix_login_attempts_user_ip_time", "username", "client_ip", "time"),
+        Index("ix_login_attempts_ip_time", "client_ip", "time"),
+        Index("ix_login_attempts_time", "time"),
+    )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     time: Mapped[datetime] = mapped_column(default=utcnow)

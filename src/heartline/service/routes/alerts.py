@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import (
+    PatientIdPath,
     access_patient,
-    not_found,
     resolve_window,
-    unprocessable,
 )
 from heartline.service.routes.patients import DAY_S, End, Start, ecg_window
 from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, BeatPublic
@@ -23,6 +22,8 @@ from heartline.storage.tables import ALERT_SEVERITIES, Alert, Beat
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: One of :data:`~heartline.storage.tables.ALERT_SEVERITIES` (in the spec, so clients know).
+Severity = Literal[ALERT_SEVERITIES]  # type: ignore[valid-type]
 
 #: Seconds of ECG shown before the first and after the last evidence of an alert.
 EXPLAIN_MARGIN_S = 3.0
@@ -30,40 +31,55 @@ EXPLAIN_MARGIN_S = 3.0
 EXPLAIN_MAX_S = 60.0
 
 
-def _alert_for(session: Session, *, user, request: Request, alert_id: int, resource: str) -> Alert:
-    """The alert, after authorising its patient (403 before 404 for foreign ones) and auditing."""
+def visible_alert(session: Session, *, user, alert_id: int) -> Alert:
+    """The alert if ``user`` may see its patient; the same 404 when it is missing or foreign.
+
+    Alert ids are sequential: answering 403 for foreign alerts and 404 for missing ones would let
+    anyone count the alerts of other patients, so both answer ``404 alert not found``.
+    """
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise not_found(f"alert {alert_id}")
+        raise _alert_not_found()
+    try:
+        authorize_patient(session, user=user, patient_id=alert.patient_id)
+    except HTTPException:
+        raise _alert_not_found() from None
+    return alert
+
+
+def _alert_not_found() -> HTTPException:
+    return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="alert not found")
+
+
+def _alert_for(session: Session, *, user, request: Request, alert_id: int, resource: str) -> Alert:
+    """The alert (404 when missing or foreign, alike), after auditing the read."""
+    alert = visible_alert(session, user=user, alert_id=alert_id)
     access_patient(
         session, user=user, request=request, patient_id=alert.patient_id, resource=resource
     )
     return alert
 
 
-@router.get("/patients/{patient_id}/alerts", response_model=list[AlertPublic])
+@router.get(
+    "/patients/{patient_id}/alerts",
+    response_model=list[AlertPublic],
+    responses={403: {"description": "not your patient"}, 404: {"description": "no such patient"}},
+)
 def list_alerts(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
     start: Start = None,
     end: End = None,
     severity: Annotated[
-        list[str] | None, Query(description=f"any of {', '.join(ALERT_SEVERITIES)}")
+        list[Severity] | None, Query(description=f"any of {', '.join(ALERT_SEVERITIES)}")
     ] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     state: AlertState | None = None,
 ) -> list[AlertPublic]:
     """Alerts starting in ``[start, end)`` (default: the last 7 days; at most 366), filtered."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="alerts")
-    if severity is not None:
-        unknown = sorted(set(severity) - set(ALERT_SEVERITIES))
-        if unknown:
-            raise unprocessable(
-                f"unknown severity {unknown}; valid: {list(ALERT_SEVERITIES)}",
-                loc=("query", "severity"),
-            )
     start, end = resolve_window(start, end, default_s=7 * DAY_S, max_s=366 * DAY_S)
     rows = repo.alerts_between(
         session,
@@ -84,7 +100,10 @@ def list_alerts(
     return [AlertPublic.from_row(a) for a in reversed(rows)]  # newest first
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertPublic)
+_ALERT_404 = {404: {"description": "no such alert, or one of a patient you may not see"}}
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=_ALERT_404)
 def read_alert(
     alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
 ) -> AlertPublic:
@@ -98,8 +117,8 @@ def read_alert(
     "/alerts/{alert_id}/acknowledge",
     response_model=AlertPublic,
     responses={
-        403: {"description": "patients cannot acknowledge; foreign patient"},
-        404: {"description": "no such alert"},
+        403: {"description": "patients cannot acknowledge"},
+        404: {"description": "no such alert, or one of a patient you may not see"},
         409: {"description": "already acknowledged"},
     },
 )
@@ -108,10 +127,7 @@ def acknowledge(
 ) -> AlertPublic:
     """Acknowledge an alert (clinicians of the patient, admins); 409 if already acknowledged."""
     require_role(user, "admin", "clinician")
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise not_found(f"alert {alert_id}")
-    authorize_patient(session, user=user, patient_id=alert.patient_id)
+    alert = visible_alert(session, user=user, alert_id=alert_id)
     if alert.acknowledged_at is not None:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
@@ -187,7 +203,7 @@ def _highlighted(ev: dict[str, Any], beats: list[Beat]) -> list[int]:
     return out
 
 
-@router.get("/alerts/{alert_id}/explanation", response_model=AlertExplanation)
+@router.get("/alerts/{alert_id}/explanation", response_model=AlertExplanation, responses=_ALERT_404)
 def explain(
     alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
 ) -> AlertExplanation:

@@ -1,4 +1,6 @@
-"""``POST /api/v1/login/access-token``: OAuth2 password flow with per-user+IP rate limiting."""
+"""``POST /api/v1/login/access-token``: OAuth2 password flow, rate limited per user+address, per
+address and globally, answering in the same time for unknown, deactivated and wrong-password
+attempts."""
 
 from __future__ import annotations
 
@@ -14,15 +16,13 @@ from heartline.service.security import (
     client_ip,
     create_access_token,
     login_rate_limited,
-    verify_password,
+    verify_login,
 )
 from heartline.storage import security_repository as srepo
+from heartline.storage.security_tables import new_token_key
 
 router = APIRouter(tags=["auth"])
 log = logging.getLogger(__name__)
-
-# Verified against when the username is unknown, so that timing does not reveal which exist.
-_DUMMY_HASH: dict[int, str] = {}
 
 
 @router.post(
@@ -43,22 +43,16 @@ def login_access_token(
     """Exchange username and password for a short-lived bearer token."""
     ip = client_ip(request)
     username = form.username[:64]
-    if login_rate_limited(session, settings=settings, username=username, ip=ip):
-        log.warning("login rate limit hit for %r from %s", username, ip)
+    limited = login_rate_limited(session, settings=settings, username=username, ip=ip)
+    if limited is not None:
+        log.warning("login rate limit (%s) hit for %r from %s", limited, username, ip)
         raise HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             detail="too many failed login attempts; try again later",
             headers={"Retry-After": str(int(settings.login_window_s))},
         )
     user = srepo.get_user_by_username(session, username=username)
-    if user is None:
-        key = id(hasher)
-        if key not in _DUMMY_HASH:
-            _DUMMY_HASH[key] = hasher.hash("not-a-real-password")
-        verify_password(hasher, _DUMMY_HASH[key], form.password)
-        ok = False
-    else:
-        ok = user.is_active and verify_password(hasher, user.password_hash, form.password)
+    ok = verify_login(hasher, user, form.password)  # one argon2 verification in every case
     srepo.record_login_attempt(session, username=username, client_ip=ip, success=ok)
     session.commit()  # the failed attempt must count even though we answer with an error
     if not ok or user is None:
@@ -69,7 +63,11 @@ def login_access_token(
         )
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(form.password)
-    token, _expires = create_access_token(settings=settings, user_id=user.id, role=user.role)
+    if not user.token_key:
+        user.token_key = new_token_key()
+    token, _expires = create_access_token(
+        settings=settings, user_id=user.id, token_key=user.token_key, role=user.role
+    )
     return Token(
         access_token=token,
         expires_in=settings.access_token_minutes * 60,

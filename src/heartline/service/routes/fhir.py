@@ -17,7 +17,7 @@ or, for a bare date, that day). Errors are ``OperationOutcome`` resources.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -28,7 +28,17 @@ from sqlalchemy.orm import Session
 from heartline import fhir
 from heartline.service import queries
 from heartline.service.deps import CurrentUser, SessionDep, SettingsDep
-from heartline.service.routes._common import access_patient, not_found, resolve_window
+from heartline.service.routes._common import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    DeviceIdPath,
+    PatientIdPath,
+    PatientIdQuery,
+    access_patient,
+    check_time,
+    not_found,
+    resolve_window,
+)
 from heartline.service.security import audit_read, authorize_patient
 from heartline.storage import repository as repo
 from heartline.storage.tables import Device
@@ -45,6 +55,8 @@ VITAL_CODES = {
     "85354-9": "bp",
 }
 ECG_CODE = "131328"
+#: Codes ``GET /fhir/Observation`` searches by (in the spec, so clients know).
+ObservationCode = Literal[(*VITAL_CODES, ECG_CODE)]  # type: ignore[valid-type]
 _RESP: dict[int | str, dict[str, Any]] = {
     200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "FHIR resource"},
     401: {"description": "not authenticated"},
@@ -107,6 +119,14 @@ def parse_date_params(
             if not is_day:
                 raise HTTPException(status_code=422, detail=f"date={raw!r} needs a time zone")
             t = t.replace(tzinfo=UTC)
+        try:
+            t = check_time(t, name="date")
+        except HTTPException:
+            raise HTTPException(
+                status_code=422,
+                detail=f"date={raw!r} is out of range: dates must lie in "
+                f"[{EARLIEST_TIME.date()}, {LATEST_TIME.date()})",
+            ) from None
         if prefix in {"ge", "gt"}:
             start = t + (timedelta(days=1) if is_day and prefix == "gt" else timedelta(0))
         elif prefix in {"le", "lt"}:
@@ -174,7 +194,7 @@ def _report(session: Session, *, patient_id: str, start: datetime, end: datetime
 
 @router.get("/Patient/{patient_id}", response_class=FhirResponse, responses=_RESP)
 def fhir_patient(
-    patient_id: str, request: Request, user: CurrentUser, session: SessionDep
+    patient_id: PatientIdPath, request: Request, user: CurrentUser, session: SessionDep
 ) -> FhirResponse:
     """The FHIR Patient."""
     p = access_patient(
@@ -185,7 +205,7 @@ def fhir_patient(
 
 @router.get("/Device/{device_id}", response_class=FhirResponse, responses=_RESP)
 def fhir_device(
-    device_id: str, request: Request, user: CurrentUser, session: SessionDep
+    device_id: DeviceIdPath, request: Request, user: CurrentUser, session: SessionDep
 ) -> FhirResponse:
     """The FHIR Device (readable by whoever may read its patient)."""
     device = session.get(Device, device_id)
@@ -210,22 +230,19 @@ def fhir_observations(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    patient: Annotated[str, Query(description="patient id (required)")],
+    patient: PatientIdQuery,
     date: Annotated[
         list[str] | None, Query(description="FHIR date with prefix, e.g. ge2024-01-01T00:00:00Z")
     ] = None,
     code: Annotated[
-        str | None, Query(description="LOINC code of a vital sign, or 131328 for the ECG")
+        ObservationCode | None,
+        Query(description="LOINC code of a vital sign, or 131328 for the ECG"),
     ] = None,
 ) -> FhirResponse:
     """Observations of a patient (default: the last 24 h of vital signs) as a searchset Bundle."""
     access_patient(
         session, user=user, request=request, patient_id=patient, resource="fhir-observation"
     )
-    if code is not None and code not in VITAL_CODES and code != ECG_CODE:
-        raise HTTPException(
-            status_code=422, detail=f"code must be one of {[*VITAL_CODES, ECG_CODE]}"
-        )
     if code == ECG_CODE:
         start, end = parse_date_params(date, default_s=10.0, max_s=settings.max_ecg_window_s)
         matches = _ecg_resources(session, patient_id=patient, start=start, end=end)
@@ -242,7 +259,7 @@ def fhir_reports(
     request: Request,
     user: CurrentUser,
     session: SessionDep,
-    patient: Annotated[str, Query(description="patient id (required)")],
+    patient: PatientIdQuery,
     date: Annotated[
         list[str] | None, Query(description="the monitoring period, e.g. date=ge...&date=lt...")
     ] = None,
@@ -298,7 +315,7 @@ End = Annotated[AwareDatetime | None, Query(description="period end (default: no
 
 @router.get("/Patient/{patient_id}/$everything", response_class=FhirResponse, responses=_RESP)
 def fhir_everything(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -317,7 +334,7 @@ def fhir_bundle(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    patient: Annotated[str, Query(description="patient id")],
+    patient: PatientIdQuery,
     start: Start = None,
     end: End = None,
     include_ecg: bool = False,

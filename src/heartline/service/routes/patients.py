@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
+from heartline.ingestion.payloads import DEVICE_ID_PATTERN
 from heartline.service import queries
 from heartline.service.deps import CurrentUser, SessionDep, SettingsDep
-from heartline.service.routes._common import access_patient, resolve_window
+from heartline.service.routes._common import PatientIdPath, access_patient, resolve_window
 from heartline.service.schemas import (
     BeatPublic,
     DevicePublic,
@@ -105,7 +106,7 @@ def create_patient(body: PatientCreate, user: CurrentUser, session: SessionDep) 
 
 @router.get("/patients/{patient_id}", response_model=PatientPublic, responses=_DENIED)
 def read_patient(
-    patient_id: str, request: Request, user: CurrentUser, session: SessionDep
+    patient_id: PatientIdPath, request: Request, user: CurrentUser, session: SessionDep
 ) -> PatientPublic:
     """One patient."""
     return PatientPublic.model_validate(
@@ -117,7 +118,7 @@ def read_patient(
 
 @router.get("/patients/{patient_id}/devices", response_model=list[DevicePublic], responses=_DENIED)
 def list_patient_devices(
-    patient_id: str, request: Request, user: CurrentUser, session: SessionDep
+    patient_id: PatientIdPath, request: Request, user: CurrentUser, session: SessionDep
 ) -> list[DevicePublic]:
     """The patient's devices."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="device")
@@ -129,7 +130,7 @@ def list_patient_devices(
 
 @router.get("/patients/{patient_id}/ecg", response_model=EcgWindowPublic, responses=_DENIED)
 def read_ecg(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -139,7 +140,7 @@ def read_ecg(
     seconds: Annotated[
         float, Query(gt=0, le=3600, description="window length when start is omitted")
     ] = 10.0,
-    device_id: str | None = None,
+    device_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
 ) -> EcgWindowPublic:
     """ECG (mV) in ``[start, end)``. Without ``end`` the window ends at the newest stored sample."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="ecg")
@@ -152,7 +153,7 @@ def read_ecg(
 
 @router.get("/patients/{patient_id}/vitals", response_model=list[VitalsPublic], responses=_DENIED)
 def read_vitals(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -170,7 +171,7 @@ def read_vitals(
 
 @router.get("/patients/{patient_id}/beats", response_model=list[BeatPublic], responses=_DENIED)
 def read_beats(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -187,7 +188,7 @@ def read_beats(
 
 @router.get("/patients/{patient_id}/summary", response_model=MonitoringSummary, responses=_DENIED)
 def read_summary(
-    patient_id: str,
+    patient_id: PatientIdPath,
     request: Request,
     user: CurrentUser,
     session: SessionDep,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from heartline.service.deps import CurrentUser, HasherDep, SessionDep
-from heartline.service.routes._common import not_found
+from heartline.service.routes._common import PatientIdPath, not_found
 from heartline.service.schemas import AuditEntryPublic, UserCreate, UserPublic
 from heartline.service.security import hash_password, require_role
 from heartline.storage import security_repository as srepo
@@ -22,7 +22,10 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     "",
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "username taken"}},
+    responses={
+        404: {"description": "no such patient (patient_id)"},
+        409: {"description": "username taken"},
+    },
 )
 def create_user(
     body: UserCreate, user: CurrentUser, session: SessionDep, hasher: HasherDep
@@ -60,7 +63,7 @@ def list_users(user: CurrentUser, session: SessionDep) -> list[UserPublic]:
     },
 )
 def assign_patient(
-    user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep
+    user_id: UserId, patient_id: PatientIdPath, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Assign a patient to a clinician (admin only; idempotent)."""
     require_role(user, "admin")
@@ -83,7 +86,7 @@ def assign_patient(
     responses={404: {"description": "no such assignment"}},
 )
 def unassign_patient(
-    user_id: UserId, patient_id: str, user: CurrentUser, session: SessionDep
+    user_id: UserId, patient_id: PatientIdPath, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Remove a clinician's assignment (admin only)."""
     require_role(user, "admin")
@@ -92,7 +95,14 @@ def unassign_patient(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{user_id}/patients", response_model=list[str])
+@router.get(
+    "/{user_id}/patients",
+    response_model=list[str],
+    responses={
+        403: {"description": "not an admin or this clinician"},
+        404: {"description": "no such user"},
+    },
+)
 def list_assignments(user_id: UserId, user: CurrentUser, session: SessionDep) -> list[str]:
     """Patient ids assigned to a clinician (admin, or the clinician themself)."""
     if user.role != "admin" and user.id != user_id:
