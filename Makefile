@@ -38,7 +38,7 @@ bench-denoise: $(STAMP)
 	$(VENV)/bin/heartline bench denoise --out $(RUN_DIR)/denoise
 
 bench-models: $(STAMP)
-	$(VENV)/bin/heartline bench models --protocol inter-patient --hybrid-config configs/hybrid_best_tpl.toml --threads 2 --time-budget-s 150 --hybrid-time-budget-s 300 --out $(RUN_DIR)/models
+	$(VENV)/bin/heartline bench models --protocol inter-patient --hybrid-config configs/shipped/hybrid_best_tpl.toml --threads 2 --time-budget-s 150 --hybrid-time-budget-s 300 --out $(RUN_DIR)/models
 
 bench-stream: $(STAMP)
 	$(VENV)/bin/heartline bench stream --out $(RUN_DIR)/stream

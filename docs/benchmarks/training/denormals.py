@@ -42,7 +42,7 @@ def _child(model_dir: str, weights: str, flush: bool) -> float:
         scope.enter_context(flush_denormals())
     torch.set_num_threads(2)
     from heartline.data.beat_dataset import build_beat_set
-    from heartline.models.deep import TorchBeatClassifier
+    from heartline.training.deep import TorchBeatClassifier
     from heartline.training.trainer import _BatchMaker
 
     beats = build_beat_set(["100", "119", "208"], template_features=True, progress=False)

@@ -387,7 +387,7 @@ def _iterate(records: list[str], progress: bool | Callable[[str], None]) -> Iter
             progress(r)
             yield r
     elif progress and len(records) > _SHOW_PROGRESS_ABOVE:
-        from heartline.cli.common import track
+        from heartline.progress import track
 
         yield from track(records, description="building beats")
     else:
