@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from heartline.errors import HeartlineError
 from heartline.progress import err_console, progress, track
@@ -86,7 +87,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             message = missing_extra(exc)
             if message is None:
                 raise
-            err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False
+            )
             raise typer.Exit(1) from None
 
     return wrapper
