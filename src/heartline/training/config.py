@@ -337,7 +337,8 @@ def _translate(exc: ValidationError) -> Exception:
     if err["type"] == "literal_error":
         return ValueError(f"{where} must be one of {err['ctx']['expected']}, got {err['input']!r}")
     if err["type"].endswith("_type") or err["type"].startswith("dataclass"):
-        return TypeError(f"{where or 'config'}: {err['msg'].lower()}, got {err['input']!r}")
+        msg = err["msg"][:1].lower() + err["msg"][1:]
+        return TypeError(f"{where or 'config'}: {msg}, got {err['input']!r}")
     return ValueError(f"{where or 'config'}: {err['msg']}")
 
 
