@@ -6,7 +6,7 @@ The plan was committed before any run (commit ``206cb59``, 2026-12-05); the resu
 ``member --seed S``
     Builds the intra-patient split exactly as ``heartline evaluate --protocol intra-patient``
     does (split seed 0, annotated R-peaks, template features), trains one hybrid with
-    ``configs/hybrid_intra_tpl_unweighted_plateau_e48.toml`` and training seed ``S`` (weight
+    ``configs/experiments/hybrid_intra_tpl_unweighted_plateau_e48.toml`` and training seed ``S`` (weight
     initialisation, batch order, dropout), writes its own evaluation (``metrics.json``,
     ``report.md``, plots, ``history.json``) into ``OUT/member-S`` and saves its validation and
     test probabilities in ``OUT/member-S/proba.npz``.

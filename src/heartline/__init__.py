@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from heartline._version import __version__
 
 #: Public names served by :mod:`heartline.api` on first access.
 _API = ("BeatSummary", "BeatTable", "classify", "classify_record", "detect_r_peaks", "read_record")

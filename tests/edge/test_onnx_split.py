@@ -14,10 +14,12 @@ from heartline.data.beat_dataset import build_beat_set
 from heartline.edge import shipped
 from heartline.edge.onnx_export import export_onnx, export_onnx_split
 from heartline.edge.runtime import OnnxBeatClassifier, split_paths
-from heartline.edge.shipped import PARITY_TOLERANCE, check_split_parity, ship_split
+from heartline.edge.shipped import PARITY_TOLERANCE, check_split_parity
 from heartline.models.hybrid import HybridNet
-from heartline.models.registry import DEEP_MODELS, get_model
 from heartline.signal.beats import RR_FEATURE_NAMES, model_rr_columns
+from heartline.training import ship as shipping
+from heartline.training.registry import DEEP_MODELS, get_model
+from heartline.training.ship import ship_split
 from heartline.training.trainer import predict_logits
 
 torch.set_num_threads(1)
@@ -176,7 +178,7 @@ def test_shipped_model_has_its_split_form(data_dir):
     clf = OnnxBeatClassifier(onnx_path, split=True)  # present, and made from this hybrid.onnx
     assert clf.has_split and clf.context_k > 0
     beats = build_beat_set(["119"], data_dir=data_dir, progress=False, template_features=True)
-    torch_p = shipped._load_shipped_torch(shipped.ASSETS_DIR, "hybrid").predict_proba(beats)
+    torch_p = shipping._load_shipped_torch(shipped.ASSETS_DIR, "hybrid").predict_proba(beats)
     rep = check_split_parity(onnx_path, beats, torch_proba=torch_p)
     assert rep.max_abs_diff_full <= PARITY_TOLERANCE
     assert rep.max_abs_diff_torch <= PARITY_TOLERANCE
@@ -201,7 +203,7 @@ def test_ship_writes_and_checks_the_split_form(tmp_path, data_dir):
         model.build(n_leads=2, window_len=128, n_rr=N_RR)
         model.net.eval()
         model.save(tmp_path / f"run{k}" / "model")
-        rep = shipped.ship(
+        rep = shipping.ship(
             tmp_path / f"run{k}", dest=dest, data=data, n_bootstrap=5, latency_beats=10
         )
         enc, seq = split_paths(rep.onnx_path)
@@ -233,7 +235,7 @@ def test_ship_scores_a_template_hybrid_on_template_beat_sets(tmp_path, data_dir)
     model.build(n_leads=2, window_len=128, n_rr=32)
     model.net.eval()
     model.save(tmp_path / "run" / "model")
-    rep = shipped.ship(
+    rep = shipping.ship(
         tmp_path / "run", dest=tmp_path / "dest", data=data, n_bootstrap=5, latency_beats=10
     )
     assert OnnxBeatClassifier(rep.onnx_path).n_rr == 32

@@ -13,8 +13,9 @@ from heartline.data.beat_dataset import build_beat_set
 from heartline.edge import shipped
 from heartline.edge.runtime import OnnxBeatClassifier
 from heartline.edge.shipped import PARITY_TOLERANCE, shipped_model_card, shipped_model_path
-from heartline.models.deep import TorchBeatClassifier
 from heartline.models.hybrid import N_RAW_RR, N_RR_COLUMNS
+from heartline.training import ship as shipping
+from heartline.training.deep import TorchBeatClassifier
 
 torch.set_num_threads(1)
 
@@ -79,7 +80,7 @@ def test_missing_shipped_model_says_how_to_regenerate(monkeypatch, tmp_path) -> 
 
 
 def test_model_card_states_how_ds1_was_used() -> None:
-    proto = shipped._training_protocol
+    proto = shipping._training_protocol
     assert "validation records 101, 116" in proto("hybrid", {"val_records": ["101", "116"]}, {})
     refit = proto("hybrid", {"val_records": []}, {"best_epoch": 7})
     assert "all 22 DS1 records for a fixed 7 epochs" in refit and "heartline select" in refit

@@ -8,9 +8,9 @@ import torch
 
 from heartline.data.synthetic import synthetic_beats
 from heartline.models.base import BeatClassifier
-from heartline.models.deep import TorchBeatClassifier
-from heartline.models.registry import DEEP_MODELS, check_model_params, get_model, model_names
 from heartline.training.config import TrainConfig
+from heartline.training.deep import TorchBeatClassifier
+from heartline.training.registry import DEEP_MODELS, check_model_params, get_model, model_names
 
 torch.set_num_threads(1)
 
@@ -85,7 +85,7 @@ def test_registry_names_and_errors() -> None:
 
 
 def test_models_attribute_covers_deep_models() -> None:
-    from heartline.models import registry
+    from heartline.training import registry
 
     assert set(DEEP_MODELS) <= set(registry.MODELS)
 

@@ -11,11 +11,12 @@ import torch
 from heartline.data.beats import concat_beat_sets
 from heartline.data.splits import DS1, stratified_record_folds
 from heartline.data.synthetic import synthetic_beats
-from heartline.models.deep import TorchBeatClassifier
-from heartline.models.ensemble import CrossFitHybridClassifier, HybridEnsemble
-from heartline.models.registry import get_model
+from heartline.models.ensemble import HybridEnsemble
 from heartline.training.calibration import fit_decision_bias
 from heartline.training.config import TrainConfig
+from heartline.training.crossfit import CrossFitHybridClassifier
+from heartline.training.deep import TorchBeatClassifier
+from heartline.training.registry import get_model
 from heartline.training.trainer import macro_f1
 
 torch.set_num_threads(1)

@@ -18,10 +18,10 @@ from heartline.models.hybrid import (
     encode_template_features,
     n_template_columns,
 )
-from heartline.models.registry import get_model
 from heartline.signal.beats import RR_FEATURE_NAMES
 from heartline.signal.templates import template_feature_names
 from heartline.training.config import ExperimentConfig, ModelConfig, config_from_dict, load_config
+from heartline.training.registry import get_model
 from heartline.training.trainer import predict_logits
 
 torch.set_num_threads(1)
@@ -184,8 +184,8 @@ def test_ensemble_members_take_the_templates() -> None:
 
 def test_config_switch(tmp_path) -> None:
     assert ModelConfig().template_features is False
-    base = load_config("configs/hybrid_best.toml")
-    tpl = load_config("configs/hybrid_best_tpl.toml")
+    base = load_config("configs/experiments/hybrid_best.toml")
+    tpl = load_config("configs/shipped/hybrid_best_tpl.toml")
     assert base.model.template_features is False and tpl.model.template_features is True
     # nothing else differs from the shipped recipe
     assert (
@@ -219,7 +219,7 @@ RR13_MODEL = Path(__file__).parent / "fixtures" / "hybrid_rr13"
 @pytest.fixture(scope="module")
 def rr13_model_and_beats(data_dir):
     """The 13-column hybrid shipped before the template columns (fixture) and record 214."""
-    from heartline.models.deep import TorchBeatClassifier
+    from heartline.training.deep import TorchBeatClassifier
 
     model = TorchBeatClassifier.load(RR13_MODEL)
     kw = {"data_dir": data_dir, "progress": False}

@@ -76,3 +76,78 @@ def test_load_error_names_the_file(tmp_path) -> None:
     path.write_text("[train]\nbogus = 1\n")
     with pytest.raises(ValueError, match=r"bad\.toml"):
         load_config(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every shipped and experiment TOML loads to the values it states (pydantic configs)
+# ---------------------------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+import tomllib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from heartline.training.config import DataConfig  # noqa: E402
+
+_ROOT = Path(__file__).resolve().parents[2]
+_TOMLS = [
+    *sorted((_ROOT / "configs").rglob("*.toml")),
+    _ROOT / "src" / "heartline" / "assets" / "models" / "hybrid.toml",
+]
+
+
+def test_configs_are_split_into_shipped_and_experiments() -> None:
+    shipped = sorted(p.name for p in (_ROOT / "configs" / "shipped").glob("*.toml"))
+    assert "hybrid_best_tpl.toml" in shipped
+    assert len(list((_ROOT / "configs" / "experiments").glob("*.toml"))) >= 10
+    assert not list((_ROOT / "configs").glob("*.toml")), "configs/ holds only the two folders"
+
+
+@pytest.mark.parametrize("path", _TOMLS, ids=lambda p: str(p.relative_to(_ROOT)))
+def test_every_toml_loads_to_the_values_it_states(path: Path) -> None:
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    cfg = load_config(path)
+    assert cfg.name == raw["name"]
+    defaults = {"data": DataConfig(), "model": ModelConfig(), "train": TrainConfig()}
+    for section, default in defaults.items():
+        loaded = getattr(cfg, section)
+        given = raw.get(section, {})
+        for f in dataclasses.fields(default):
+            value = getattr(loaded, f.name)
+            if f.name in given:
+                expected = given[f.name]
+                assert value == (tuple(expected) if isinstance(expected, list) else expected)
+                if isinstance(expected, int) and not isinstance(expected, bool):
+                    # TOML integers stay integers where the field is an integer, else a float
+                    assert type(value) is type(getattr(default, f.name) or value)
+            else:
+                assert value == getattr(default, f.name)
+
+
+@pytest.mark.parametrize("path", _TOMLS, ids=lambda p: str(p.relative_to(_ROOT)))
+def test_every_toml_round_trips(path: Path, tmp_path) -> None:
+    cfg = load_config(path)
+    assert load_config(save_config(cfg, tmp_path / path.name)) == cfg
+
+
+@pytest.mark.parametrize("section", ["", "data", "model", "train"])
+def test_unknown_key_names_the_key_the_section_and_the_file(section: str, tmp_path) -> None:
+    text = (_ROOT / "configs" / "shipped" / "hybrid_best_tpl.toml").read_text(encoding="utf-8")
+    if section:
+        text = text.replace(f"[{section}]\n", f"[{section}]\nbogus_key = 1\n", 1)
+    else:
+        text = "bogus_key = 1\n" + text
+    path = tmp_path / "typo.toml"
+    path.write_text(text, encoding="utf-8")
+    where = section or "top level"
+    with pytest.raises(
+        ValueError, match=rf"typo\.toml: unknown key\(s\) \['bogus_key'\] in \[{where}\]"
+    ):
+        load_config(path)
+
+
+def test_configs_are_pydantic_dataclasses_forbidding_extra_keys() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        TrainConfig(bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="must be > 0"):
+        dataclasses.replace(TrainConfig(), lr=0.0)  # replace validates again
+    assert dataclasses.replace(TrainConfig(), seed=3).seed == 3

@@ -132,7 +132,7 @@ SMALL = {"context_k": 2, "channels": 4, "feature_dim": 8, "lstm_hidden": 8}
 
 
 def test_learning_curve_and_training_curve(tmp_path) -> None:
-    from heartline.models.registry import get_model
+    from heartline.training.registry import get_model
 
     cfg = TrainConfig(max_epochs=1, batch_size=128, lr=5e-3)
     pts = learning_curve(

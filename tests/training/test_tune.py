@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from heartline.data.splits import DS2
-from heartline.models.deep import TorchBeatClassifier
 from heartline.training.config import TrainConfig, load_config
+from heartline.training.deep import TorchBeatClassifier
 from heartline.training.protocols import ProtocolData
 from heartline.training.tune import tune_hybrid
 

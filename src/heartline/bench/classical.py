@@ -22,7 +22,7 @@ from typing import Any
 
 from heartline.data.beat_dataset import build_beat_set
 from heartline.data.splits import DS2, validation_records
-from heartline.models.classical import CLASSICAL_MODELS
+from heartline.training.classical import CLASSICAL_MODELS
 from heartline.training.metrics import evaluate_predictions
 
 __all__ = ["run_classical_benchmark"]

@@ -4,29 +4,77 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.markup import escape
 
 from heartline.errors import HeartlineError
+from heartline.progress import err_console, progress, track
+
+__all__ = [
+    "console",
+    "err_console",
+    "handle_errors",
+    "missing_extra",
+    "progress",
+    "setup_logging",
+    "track",
+]
 
 console = Console()
-err_console = Console(stderr=True)
-T = TypeVar("T")
+
+#: Import name of an optional dependency -> the extra of ``pyproject.toml`` that installs it.
+EXTRA_OF_MODULE: dict[str, str] = {
+    **dict.fromkeys(
+        ("torch", "onnx", "onnxscript", "optuna", "tomli_w", "captum", "opacus"), "train"
+    ),
+    **dict.fromkeys(
+        (
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "paho",
+            "sqlalchemy",
+            "alembic",
+            "psycopg",
+            "pydantic_settings",
+            "httpx",
+            "fhir",
+            "jwt",
+            "argon2",
+            "multipart",
+        ),
+        "service",
+    ),
+    "flwr": "federated",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The message for a missing optional dependency (``None`` if ``exc`` is not one).
+
+    >>> missing_extra(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    "this command needs PyTorch-side dependencies that are not installed (no module 'torch'): install heartline[train], e.g. pip install 'heartline[train]'"
+    >>> missing_extra(ModuleNotFoundError("x", name="heartline.nope")) is None
+    True
+    """
+    root = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(root)
+    if extra is None:
+        return None
+    role = {"train": "PyTorch-side", "service": "service-side", "federated": "Flower"}[extra]
+    return (
+        f"this command needs {role} dependencies that are not installed (no module {root!r}): "
+        f"install heartline[{extra}], e.g. pip install 'heartline[{extra}]'"
+    )
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn Heartline errors into one red line and exit code 1 (no traceback)."""
+    """Turn Heartline errors into one red line and exit code 1 (no traceback); a missing
+    optional dependency names the extra that installs it."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,31 +83,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except HeartlineError as exc:
             err_console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            message = missing_extra(exc)
+            if message is None:
+                raise
+            err_console.print(
+                f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
-
-
-def progress() -> Progress:
-    """A rich progress bar with count, elapsed and remaining time."""
-    return Progress(
-        TextColumn("[bold blue]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
-
-
-def track(items: Iterable[T], *, description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on stderr."""
-    items = list(items) if total is None else items
-    with progress() as bar:
-        task = bar.add_task(description, total=total if total is not None else len(items))  # type: ignore[arg-type]
-        for item in items:
-            yield item
-            bar.advance(task)
 
 
 def setup_logging(verbose: bool) -> None:

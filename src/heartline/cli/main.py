@@ -121,3 +121,24 @@ def _register_optional_commands() -> None:
 
 
 _register_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point: ``app`` plus one clear line for a missing optional extra.
+
+    Commands decorated with :func:`~heartline.cli.common.handle_errors` report a missing extra
+    themselves; this catches the others (``heartline serve`` without ``heartline[service]``,
+    ``heartline train`` without ``heartline[train]``, ...).
+    """
+    from rich.markup import escape
+
+    from heartline.cli.common import err_console, missing_extra
+
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)
+        if message is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+        raise SystemExit(1) from None

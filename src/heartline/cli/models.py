@@ -246,12 +246,12 @@ def _load_model(model: str) -> tuple[Any, str]:
         return OnnxBeatClassifier(path), path.stem
     folder = path / "model" if (path / "model").is_dir() else path
     if (folder / "model.pt").is_file():
-        from heartline.models.deep import TorchBeatClassifier
+        from heartline.training.deep import TorchBeatClassifier
 
         clf = TorchBeatClassifier.load(folder)
         return clf, clf.name
     if (folder / "config.json").is_file():
-        from heartline.models.classical import CLASSICAL_MODELS
+        from heartline.training.classical import CLASSICAL_MODELS
 
         name = json.loads((folder / "config.json").read_text())["model"]
         return CLASSICAL_MODELS[name].load(folder), name
@@ -467,7 +467,7 @@ def ship_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Export, check (ONNX vs PyTorch <= 1e-4), score on DS2 and write the model card."""
-    from heartline.edge.shipped import ship
+    from heartline.training.ship import ship
 
     try:
         rep = ship(

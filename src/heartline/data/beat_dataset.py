@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-import heartline
+from heartline._version import __version__
 from heartline.data.aami import AAMI_CLASSES, aami_labels
 from heartline.data.beats import BeatSet
 from heartline.errors import HeartlineWarning
@@ -187,7 +187,7 @@ def _source_hash(rpeaks: str) -> str:
     if rpeaks == "detected":
         rp_dir = Path(sig_beats.__file__ or "").parent / "rpeaks"
         files += sorted(rp_dir.glob("*.py")) if rp_dir.is_dir() else []
-    h = hashlib.sha256(heartline.__version__.encode())
+    h = hashlib.sha256(__version__.encode())
     for f in files:
         if f.is_file():
             h.update(f.read_bytes())
@@ -387,7 +387,7 @@ def _iterate(records: list[str], progress: bool | Callable[[str], None]) -> Iter
             progress(r)
             yield r
     elif progress and len(records) > _SHOW_PROGRESS_ABOVE:
-        from heartline.cli.common import track
+        from heartline.progress import track
 
         yield from track(records, description="building beats")
     else:

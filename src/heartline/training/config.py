@@ -1,9 +1,13 @@
 """Typed experiment configurations, loaded from and saved to TOML.
 
-An experiment is three small frozen dataclasses: :class:`DataConfig` (how beats are built),
-:class:`ModelConfig` (registry name and architecture parameters) and :class:`TrainConfig`
+An experiment is three small frozen pydantic dataclasses: :class:`DataConfig` (how beats are
+built), :class:`ModelConfig` (registry name and architecture parameters) and :class:`TrainConfig`
 (optimiser, early stopping, class imbalance, seed), grouped in :class:`ExperimentConfig`.
-Unknown keys anywhere are an error (never silently ignored), and so are values of the wrong type.
+Pydantic validates them (``extra="forbid"``, strict types: an integer where a number is expected
+is fine, a string or a boolean is not): unknown keys anywhere are an error naming the key and the
+file (never silently ignored), and so are values of the wrong type. Being dataclasses, they are
+built positionally or by keyword and copied with :func:`dataclasses.replace` (which validates
+again).
 
 Example TOML::
 
@@ -32,13 +36,20 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import tomli_w
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
 
 __all__ = [
     "IMBALANCE_MODES",
@@ -62,8 +73,22 @@ MONITORS: tuple[str, ...] = ("val_macro_f1", "val_loss", "none")
 #: Learning-rate schedules of :class:`TrainConfig` (``lr_schedule``).
 LR_SCHEDULES: tuple[str, ...] = ("constant", "plateau")
 
+#: Pydantic settings of every config section: unknown keys are errors. Values are not coerced
+#: (the field types below are strict: ``"64"`` or ``2.5`` is not an integer, ``true`` is not a
+#: number, an integer is a number).
+_STRICT = ConfigDict(extra="forbid")
+Num = Annotated[float, Strict()]
 
-@dataclass(frozen=True)
+
+def _list_to_tuple(value: Any) -> Any:
+    """TOML arrays arrive as lists; the configs keep tuples (immutable, hashable)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+IntTuple = Annotated[tuple[StrictInt, ...], BeforeValidator(_list_to_tuple)]
+
+
+@dataclass(frozen=True, config=_STRICT)
 class DataConfig:
     """How beats are built (passed to ``heartline.data.beat_dataset.build_beat_set``).
 
@@ -83,11 +108,11 @@ class DataConfig:
         epochs chosen beforehand, e.g. by ``heartline select``); needs ``train.monitor = "none"``.
     """
 
-    leads: tuple[int, ...] = (0, 1)
-    window_len: int = 128
-    rpeaks: str = "annotated"
-    validation_seed: int | None = None
-    hold_out_validation: bool = True
+    leads: IntTuple = (0, 1)
+    window_len: StrictInt = 128
+    rpeaks: StrictStr = "annotated"
+    validation_seed: StrictInt | None = None
+    hold_out_validation: StrictBool = True
 
     def __post_init__(self) -> None:
         if not self.leads or any(lead < 0 for lead in self.leads):
@@ -96,12 +121,12 @@ class DataConfig:
             raise ValueError(f"data.window_len must be >= 8, got {self.window_len}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ModelConfig:
     """Registry name and architecture parameters of the model.
 
     ``params`` are keyword arguments of the model's constructor; they are checked against it by
-    :func:`heartline.models.registry.check_model_params` when an :class:`ExperimentConfig` is built.
+    :func:`heartline.training.registry.check_model_params` when an :class:`ExperimentConfig` is built.
 
     One of them also decides how the beats are built: ``template_features = true`` (hybrid
     models, :class:`~heartline.models.hybrid.HybridNet`; default false) makes the network take
@@ -110,7 +135,7 @@ class ModelConfig:
     :attr:`template_features`. Left out or false, nothing differs from before the option.
     """
 
-    name: str = "hybrid"
+    name: StrictStr = "hybrid"
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,7 +151,7 @@ class ModelConfig:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class TrainConfig:
     """Optimisation, early stopping and reproducibility settings of deep models.
 
@@ -193,27 +218,27 @@ class TrainConfig:
         Floor of the learning rate.
     """
 
-    lr: float = 1e-3
-    batch_size: int = 64
-    dropout: float = 0.3
-    weight_decay: float = 1e-4
-    max_epochs: int = 40
-    patience: int = 10
+    lr: Num = 1e-3
+    batch_size: StrictInt = 64
+    dropout: Num = 0.3
+    weight_decay: Num = 1e-4
+    max_epochs: StrictInt = 40
+    patience: StrictInt = 10
     monitor: Literal["val_macro_f1", "val_loss", "none"] = "val_macro_f1"
-    time_budget_s: float | None = None
+    time_budget_s: Num | None = None
     imbalance: Literal["weighted_loss", "weighted_sampling", "none"] = "weighted_loss"
-    class_weight_power: float = 1.0
-    max_class_weight: float = 50.0
-    chunk_len: int = 16
-    grad_clip: float = 5.0
-    augment: bool = False
-    seed: int = 0
-    num_threads: int = 1
-    ema_decay: float | None = None
+    class_weight_power: Num = 1.0
+    max_class_weight: Num = 50.0
+    chunk_len: StrictInt = 16
+    grad_clip: Num = 5.0
+    augment: StrictBool = False
+    seed: StrictInt = 0
+    num_threads: StrictInt = 1
+    ema_decay: Num | None = None
     lr_schedule: Literal["constant", "plateau"] = "constant"
-    lr_factor: float = 0.5
-    lr_patience: int = 2
-    min_lr: float = 1e-5
+    lr_factor: Num = 0.5
+    lr_patience: StrictInt = 2
+    min_lr: Num = 1e-5
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -263,11 +288,11 @@ class TrainConfig:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ExperimentConfig:
     """One experiment: a name plus data, model and training settings."""
 
-    name: str = "experiment"
+    name: StrictStr = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -275,7 +300,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
-        from heartline.models.registry import check_model_params
+        from heartline.training.registry import check_model_params
 
         check_model_params(self.model.name, self.model.params)
         _ = self.model.template_features  # a bool or an error
@@ -286,73 +311,35 @@ class ExperimentConfig:
             )
 
 
-def _check_value(value: Any, tp: Any, where: str) -> Any:
-    """Check (and lightly coerce: list -> tuple, int -> float) one TOML value against a type."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_value(value, arg, where)
-            except (TypeError, ValueError) as exc:
-                errors.append(str(exc))
-        raise TypeError(f"{where}: {value!r} does not match {tp}")
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ValueError(f"{where} must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where} must be a list, got {type(value).__name__}")
-        (item_tp, *_rest) = typing.get_args(tp)
-        return tuple(_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"{where} must be a table, got {type(value).__name__}")
-        return dict(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
+_SECTIONS: dict[str, type] = {}  # filled below: section name -> config class
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise TypeError(f"{where or 'config'} must be a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {unknown} in [{where or 'top level'}]; valid keys: {sorted(names)}"
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _translate(exc: ValidationError) -> Exception:
+    """One clear ``ValueError`` / ``TypeError`` from pydantic's errors, naming the key."""
+    errors = exc.errors()
+    extra = [e for e in errors if e["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
+    if extra:
+        section = tuple(extra[0]["loc"][:-1])
+        names = sorted(str(e["loc"][-1]) for e in extra if tuple(e["loc"][:-1]) == section)
+        cls = _SECTIONS.get(_where(section), ExperimentConfig)
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        return ValueError(
+            f"unknown key(s) {names} in [{_where(section) or 'top level'}]; valid keys: {valid}"
         )
-    kwargs = {}
-    for key, value in data.items():
-        tp = hints[key]
-        sub = f"{where}.{key}" if where else key
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, sub)
-        else:
-            kwargs[key] = _check_value(value, tp, sub)
-    return cls(**kwargs)
+    err = errors[0]
+    where = _where(tuple(err["loc"]))
+    if err["type"] == "value_error":
+        return ValueError(str(err["ctx"]["error"]))
+    if err["type"] == "literal_error":
+        return ValueError(f"{where} must be one of {err['ctx']['expected']}, got {err['input']!r}")
+    if err["type"].endswith("_type") or err["type"].startswith("dataclass"):
+        msg = err["msg"][:1].lower() + err["msg"][1:]
+        return TypeError(f"{where or 'config'}: {msg}, got {err['input']!r}")
+    return ValueError(f"{where or 'config'}: {err['msg']}")
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
@@ -365,7 +352,12 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     TypeError
         On values of the wrong type.
     """
-    return _build(ExperimentConfig, data, "")
+    if not isinstance(data, dict):
+        raise TypeError(f"config must be a table, got {type(data).__name__}")
+    try:
+        return ExperimentConfig(**data)
+    except ValidationError as exc:
+        raise _translate(exc) from None
 
 
 def _drop_none(obj: Any) -> Any:
@@ -374,6 +366,11 @@ def _drop_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_drop_none(v) for v in obj]
     return obj
+
+
+_SECTIONS.update(
+    {"": ExperimentConfig, "data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+)
 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -393,7 +390,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> Path:
-    """Write ``config`` as TOML to ``path`` and return the path."""
+    """Write ``config`` as TOML to ``path`` and return the path (needs ``tomli-w``, in the
+    ``train`` extra)."""
+    import tomli_w
+
     path = Path(path)
     path.write_text(tomli_w.dumps(config_to_dict(config)), encoding="utf-8")
     return path

@@ -423,9 +423,9 @@ def run_ablations(
     ``score_test``) or ``"unavailable"`` with the reason (e.g. a parameter the network lacks).
     Validation scores are what a selection may use; test scores are reporting only.
     """
-    from heartline.models.registry import check_model_params, get_model
     from heartline.training.metrics import evaluate_predictions
     from heartline.training.protocols import _f1, score_split
+    from heartline.training.registry import check_model_params, get_model
 
     rows = []
     for ab in ablations if ablations is not None else ABLATIONS(base_params, base_train):
@@ -766,8 +766,8 @@ def factory_for(
     name: str, *, params: dict[str, Any] | None = None, train: Any = None
 ) -> Callable[[], Any]:
     """A zero-argument factory of a registry model (or ``"always_n"``, the naive baseline)."""
-    from heartline.models.registry import get_model
     from heartline.training.protocols import AlwaysNormal
+    from heartline.training.registry import get_model
 
     if name == "always_n":
         return AlwaysNormal

@@ -3,7 +3,7 @@
 Why. Early stopping and model choice on the five default validation records (about 170 SVEB
 beats) ranked hybrids in the opposite order to DS2 several times (docs/benchmarks/models/). A
 criterion that sees every DS1 patient is far less noisy: each candidate config is trained as a
-cross-fitted ensemble (:class:`~heartline.models.ensemble.CrossFitHybridClassifier`): DS1's
+cross-fitted ensemble (:class:`~heartline.training.crossfit.CrossFitHybridClassifier`): DS1's
 records are dealt into ``folds`` stratified record folds, one member is trained per fold and
 early-stopped on its held-out fold, and every DS1 beat is predicted by the member that never saw
 its patient. The pooled OOF macro-F1 (N, S, V, F; before the ensemble's decision offsets, which
@@ -558,8 +558,8 @@ def run_selection(
         No candidates, no seeds, a non-hybrid candidate or a bad name.
     """
     from heartline.data.splits import DS1, validation_records
-    from heartline.models.registry import get_model
     from heartline.training.protocols import ProtocolData
+    from heartline.training.registry import get_model
     from heartline.training.rundir import git_revision, platform_info, update_run_info, write_json
 
     if not candidates:

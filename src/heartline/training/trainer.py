@@ -565,8 +565,8 @@ def run_experiment(
     """
     from heartline.data.beat_dataset import build_beat_set
     from heartline.data.splits import DS1, DS2, validation_records
-    from heartline.models.deep import TorchBeatClassifier
-    from heartline.models.registry import get_model
+    from heartline.training.deep import TorchBeatClassifier
+    from heartline.training.registry import get_model
     from heartline.training.rundir import new_run_dir, update_run_info, write_metrics
 
     d = config.data

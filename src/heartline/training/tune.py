@@ -118,9 +118,9 @@ def tune_hybrid(
     import optuna
 
     from heartline.data.splits import DS1, validation_records
-    from heartline.models.registry import get_model
     from heartline.training.config import save_config
     from heartline.training.metrics import evaluate_predictions
+    from heartline.training.registry import get_model
     from heartline.training.rundir import write_json
 
     if n_trials < 1:

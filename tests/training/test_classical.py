@@ -8,7 +8,7 @@ import pytest
 from heartline.data.beat_dataset import build_beat_set
 from heartline.data.beats import BeatSet
 from heartline.models.base import BeatClassifier
-from heartline.models.classical import CLASSICAL_MODELS
+from heartline.training.classical import CLASSICAL_MODELS
 
 
 def _subsample(bs: BeatSet, per_class: int, seed: int = 0) -> BeatSet:
