@@ -47,7 +47,7 @@ from heartline.training.protocols import ProtocolData, Split, build_split, evalu
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CONFIG = ROOT / "configs" / "hybrid_intra_tpl_unweighted_plateau_e48.toml"
+CONFIG = ROOT / "configs" / "experiments" / "hybrid_intra_tpl_unweighted_plateau_e48.toml"
 SPLIT_SEED = 0
 
 
