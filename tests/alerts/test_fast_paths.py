@@ -14,17 +14,15 @@ from heartline.alerts.rules import (
     AF_METHODS,
     Beat,
     BeatSeries,
-    _af_windows,
-    _histogram16,
-    _is_label,
-    _json_value,
-    _runs,
-    _smoothed_rate,
     detect_af_like,
     detect_frequent_ectopy,
     detect_ventricular_patterns,
     heart_rate,
 )
+from heartline.alerts.rules.af import _af_windows, _histogram16
+from heartline.alerts.rules.events import _json_value, _runs
+from heartline.alerts.rules.rate import _smoothed_rate
+from heartline.alerts.rules.ventricular import _is_label
 
 
 def _series(rng: np.random.Generator, n: int, n_spans: int) -> BeatSeries:

@@ -60,12 +60,11 @@ from heartline.alerts.rules import (
     Reported,
     RuleConfig,
     Severity,
-    _frozen,
-    _json_value,
-    _smoothed_rate,
     evaluate_rules,
     heart_rate,
 )
+from heartline.alerts.rules.events import _frozen, _json_value
+from heartline.alerts.rules.rate import _smoothed_rate
 
 __all__ = ["NEWS2_SEVERITY", "AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig"]
 
