@@ -238,6 +238,35 @@ class _Clock:
             self.last = time.thread_time()
 
 
+_EngineRow = tuple[float, int, str, float, bool]
+
+
+@dataclass
+class _Batch:
+    """What the stages of one batch hand each other (see :meth:`StreamProcessor._handle_batch`)."""
+
+    messages: list[_Message]
+    clock: _Clock
+    now_utc: datetime
+    #: refused messages: (message, reason, device id when known)
+    bad: list[tuple[_Message, str, str | None]] = field(default_factory=list)
+    #: parsed frames, before the device lookup
+    good: list[tuple[_Message, Frame]] = field(default_factory=list)
+    #: frames to store (new, gap or late), per device in seq order
+    to_store: list[tuple[_Message, Frame, SeqStatus]] = field(default_factory=list)
+    duplicates: list[tuple[_Message, Frame]] = field(default_factory=list)
+    #: devices analysed in this batch
+    analysed: dict[str, _DeviceState] = field(default_factory=dict)
+    #: beats awaiting classification, in the order of ``to_store``
+    pending: list[tuple[_DeviceState, BeatBatch]] = field(default_factory=list)
+    #: per device, its state and its classified beats as engine rows
+    engine_beats_of: dict[str, tuple[_DeviceState, list[_EngineRow]]] = field(default_factory=dict)
+    beat_rows: dict[str, list[BeatIn]] = field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
+    updates: list[AlertUpdate] = field(default_factory=list)
+
+
 class StreamProcessor:
     """A stream-processing worker (see the module docstring).
 
@@ -617,67 +646,75 @@ class StreamProcessor:
     def _handle_batch(
         self, batch: list[_Message], tm: collections.defaultdict[str, float] | None
     ) -> None:
-        clock = _Clock(tm)
-        now_utc = datetime.now(UTC)
+        """One batch through the stages the module docstring lists, in order."""
+        b = _Batch(messages=batch, clock=_Clock(tm), now_utc=datetime.now(UTC))
         with self._lock:
             self._c["frames_in"] += len(batch)
             self._c["batches"] += 1
-        bad: list[tuple[_Message, str, str | None]] = []
-        good: list[tuple[_Message, Frame]] = []
-        for m in batch:
+        self._parse(b)
+        self._sequence(b)
+        self._analyse(b, tm)
+        self._classify(b)
+        self._alert(b)
+        n_stored = self._store(b)
+        if n_stored is None:
+            return  # not committed, so not acknowledged: the broker redelivers
+        self._acknowledge(b, n_stored)
+
+    # ------------------------------------------------------------------ batch stages
+    def _parse(self, b: _Batch) -> None:
+        """Stage 1: topic and payload of every message -> ``b.good`` frames or ``b.bad``."""
+        for m in b.messages:
             device_from_topic = None
             try:
                 device_from_topic = parse_frames_topic(m.topic).device_id
             except ValueError:
-                bad.append((m, "topic_mismatch", None))
+                b.bad.append((m, "topic_mismatch", None))
                 continue
             try:
                 frame = parse_frame(m.payload, max_bytes=self.max_payload_bytes)
             except FrameRejected as exc:
-                bad.append((m, exc.reason, device_from_topic))
+                b.bad.append((m, exc.reason, device_from_topic))
                 continue
             if frame.device_id != device_from_topic:
-                bad.append((m, "topic_mismatch", device_from_topic))
+                b.bad.append((m, "topic_mismatch", device_from_topic))
                 continue
-            good.append((m, frame))
-        clock.lap("parse")
+            b.good.append((m, frame))
+        b.clock.lap("parse")
 
-        # unknown devices
-        new_ids = {f.device_id for _, f in good if f.device_id not in self._known}
+    def _sequence(self, b: _Batch) -> None:
+        """Stages 2-3: unknown devices, then duplicate/gap/late tracking per device in seq order."""
+        new_ids = {f.device_id for _, f in b.good if f.device_id not in self._known}
         if new_ids:
             self._resolve_devices(new_ids)
         kept: list[tuple[_Message, Frame]] = []
-        for m, f in good:
+        for m, f in b.good:
             if self._known.get(f.device_id) is None:
-                bad.append((m, "unknown_device", f.device_id))
+                b.bad.append((m, "unknown_device", f.device_id))
             else:
                 kept.append((m, f))
-
-        # sequencing, per device in seq order
         kept.sort(key=lambda mf: (mf[1].device_id, mf[1].seq))
-        to_store: list[tuple[_Message, Frame, SeqStatus]] = []
-        duplicates: list[tuple[_Message, Frame]] = []
         for m, f in kept:
             obs = self.tracker.observe(f.device_id, f.seq)
             if obs.status is SeqStatus.DUPLICATE:
-                duplicates.append((m, f))
+                b.duplicates.append((m, f))
             else:
-                to_store.append((m, f, obs.status))
-        clock.lap("sequencing")
+                b.to_store.append((m, f, obs.status))
+        b.clock.lap("sequencing")
 
-        # analysis
-        beat_rows: dict[str, list[BeatIn]] = collections.defaultdict(list)
-        updates: list[AlertUpdate] = []
-        pending: list[tuple[_DeviceState, BeatBatch]] = []
-        analysed: dict[str, _DeviceState] = {}  # device -> state, analysed in this batch
-        # Frames are analysed in rounds: round r holds the r-th frame of each patient in this
-        # batch, so a round has at most one frame per device and patient and its pipelines run
-        # together (prepare_many: the filters of all its devices in a few 2-D calls). Each
-        # patient's engine still sees its frames in seq order, and the results are gathered in
-        # the order of ``to_store``, as one frame at a time would give them.
+    def _analyse(self, b: _Batch, tm: collections.defaultdict[str, float] | None) -> None:
+        """Stage 4a: every new frame through its device's pipeline; quality, VF and vitals.
+
+        Frames are analysed in rounds: round r holds the r-th frame of each patient in this
+        batch, so a round has at most one frame per device and patient and its pipelines run
+        together (prepare_many: the filters of all its devices in a few 2-D calls). Each
+        patient's engine still sees its frames in seq order, and the results are gathered in
+        the order of ``b.to_store``, as one frame at a time would give them.
+        """
+        clock = b.clock
         rounds: list[list[tuple[int, Frame, SeqStatus]]] = []
         seen: collections.Counter[str] = collections.Counter()
-        for pos, (_m, f, status) in enumerate(to_store):
+        for pos, (_m, f, status) in enumerate(b.to_store):
             r = seen[self._known[f.device_id] or f.device_id]
             seen[self._known[f.device_id] or f.device_id] += 1
             if r == len(rounds):
@@ -706,7 +743,7 @@ class StreamProcessor:
                 abs_start = st.pipeline.samples_seen
                 st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
                 st.last_analysed_seq = f.seq
-                analysed[st.device_id] = st
+                b.analysed[st.device_id] = st
                 try:
                     clock.lap("dispatch")
                     x = f.signal_mv()
@@ -733,76 +770,91 @@ class StreamProcessor:
                 ups.extend(self._vital_updates(st, f))
                 updates_at[pos] = ups
             clock.lap("alerts")
-        for pos, (_m, f, _status) in enumerate(to_store):
+        for pos, (_m, f, _status) in enumerate(b.to_store):
             if pos in pending_at:
-                pending.append((self._devices[f.device_id], pending_at[pos]))
-            updates.extend(updates_at.get(pos, ()))
-        if pending:
-            try:
-                probs = classify_batches(self.model, [bb for _, bb in pending])
-            except Exception:  # the frames are still stored; their beats are lost
-                log.exception("processor %s: classification failed", self.client_id)
-                self._c["engine_errors"] += 1
-                pending, probs = [], []
-            clock.lap("classify")
-            # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
-            engine_beats_of: dict[str, tuple[_DeviceState, list[_EngineRow]]] = {}
-            for (st, bb), p in zip(pending, probs, strict=True):
-                beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
-                engine_beats = []
-                for b in beats:
-                    ref = self._locate(st, b.sample_idx)
-                    if ref is None:
-                        continue
-                    seq, idx, t_s = ref
-                    beat_rows[st.patient_id].append(
-                        BeatIn(
-                            device_id=st.device_id,
-                            seq=seq,
-                            sample_idx=idx,
-                            time=datetime.fromtimestamp(t_s, tz=UTC),
-                            label=b.label,
-                            probabilities=b.probabilities,
-                            confidence=b.confidence,
-                        )
+                b.pending.append((self._devices[f.device_id], pending_at[pos]))
+            b.updates.extend(updates_at.get(pos, ()))
+
+    def _classify(self, b: _Batch) -> None:
+        """Stage 4b: one ONNX call for the batch's beats -> storage rows and engine beats."""
+        if not b.pending:
+            return
+        clock = b.clock
+        pending = b.pending
+        try:
+            probs = classify_batches(self.model, [bb for _, bb in pending])
+        except Exception:  # the frames are still stored; their beats are lost
+            log.exception("processor %s: classification failed", self.client_id)
+            self._c["engine_errors"] += 1
+            pending, probs = [], []
+        clock.lap("classify")
+        # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
+        for (st, bb), p in zip(pending, probs, strict=True):
+            beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
+            engine_beats = []
+            for beat in beats:
+                ref = self._locate(st, beat.sample_idx)
+                if ref is None:
+                    continue
+                seq, idx, t_s = ref
+                b.beat_rows[st.patient_id].append(
+                    BeatIn(
+                        device_id=st.device_id,
+                        seq=seq,
+                        sample_idx=idx,
+                        time=datetime.fromtimestamp(t_s, tz=UTC),
+                        label=beat.label,
+                        probabilities=beat.probabilities,
+                        confidence=beat.confidence,
                     )
-                    engine_beats.append((t_s, b.sample_idx, b.label, b.confidence, b.quality_ok))
-                    if not b.quality_ok:
-                        self._c["beats_low_quality"] += 1
-                # device clocks may step back: the engine wants time order (it drops repeats)
-                engine_beats.sort(key=lambda b: b[0])
-                _, merged = engine_beats_of.setdefault(st.device_id, (st, []))
-                # frames in seq order: as separate engine calls would, drop the beats of a later
-                # frame that are not after the last beat kept (the engine counts them)
-                last = merged[-1][0] if merged else -math.inf
-                kept = [b for b in engine_beats if b[0] > last]
-                if len(kept) < len(engine_beats):
-                    self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
-                merged.extend(kept)
-            clock.lap("results")
+                )
+                engine_beats.append(
+                    (t_s, beat.sample_idx, beat.label, beat.confidence, beat.quality_ok)
+                )
+                if not beat.quality_ok:
+                    self._c["beats_low_quality"] += 1
+            # device clocks may step back: the engine wants time order (it drops repeats)
+            engine_beats.sort(key=lambda row: row[0])
+            _, merged = b.engine_beats_of.setdefault(st.device_id, (st, []))
+            # frames in seq order: as separate engine calls would, drop the beats of a later
+            # frame that are not after the last beat kept (the engine counts them)
+            last = merged[-1][0] if merged else -math.inf
+            kept = [row for row in engine_beats if row[0] > last]
+            if len(kept) < len(engine_beats):
+                self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
+            merged.extend(kept)
+        clock.lap("results")
+
+    def _alert(self, b: _Batch) -> None:
+        """Stage 4c: one rules evaluation per device and batch (beats, or pending spans)."""
+        clock = b.clock
+        if b.pending:
             # one engine call (one rules evaluation) per device and batch, all its frames' beats
-            for st, engine_beats in engine_beats_of.values():
+            for st, engine_beats in b.engine_beats_of.values():
                 if engine_beats:
-                    updates.extend(self._engine_call(st, "add_beats", _beat_series(engine_beats)))
+                    b.updates.extend(self._engine_call(st, "add_beats", _beat_series(engine_beats)))
                     st.rules_pending = False
             clock.lap("alerts")
         clock.lap("results")
         # quality and VF spans were recorded without running the rules: run them now for the
         # devices that got no beats in this batch (one rules evaluation per device and batch)
-        for st in analysed.values():
+        for st in b.analysed.values():
             if st.rules_pending:
                 st.rules_pending = False
                 eng = self._engines.get(st.patient_id)
                 if eng is not None and math.isfinite(eng.now_s):
-                    updates.extend(self._engine_call(st, "advance", eng.now_s))
+                    b.updates.extend(self._engine_call(st, "advance", eng.now_s))
         clock.lap("alerts")
 
-        # storage, one transaction (retried: everything in it is idempotent)
-        stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
+    def _store(self, b: _Batch) -> int | None:
+        """Stage 5: one transaction, retried (everything in it is idempotent).
+
+        Returns the number of frames newly stored, or None when nothing was committed.
+        """
         n_stored = 0
         for attempt in range(5):
             try:
-                n_stored = self._write(to_store, bad, beat_rows, updates, now_utc)
+                n_stored = self._write(b.to_store, b.bad, b.beat_rows, b.updates, b.now_utc)
                 break
             except Exception as exc:
                 self._c["db_errors"] += 1
@@ -811,26 +863,30 @@ class StreamProcessor:
                     "processor %s: commit failed (%s); retry %d", self.client_id, exc, attempt + 1
                 )
                 if self._stop.is_set():
-                    return  # nothing acknowledged: the broker redelivers after a restart
+                    return None  # nothing acknowledged: the broker redelivers after a restart
                 time.sleep(min(2.0, 0.2 * 2**attempt))
         else:
             log.error(
                 "processor %s: giving up on a batch of %d (not acknowledged)",
                 self.client_id,
-                len(batch),
+                len(b.messages),
             )
             self._forget_sequences()
-            return
-        for _m, f, _s in to_store:
-            stored_seqs[f.device_id].append(f.seq)
-        for _m, f in duplicates:
-            stored_seqs[f.device_id].append(f.seq)
-        clock.lap("storage")
+            return None
+        b.clock.lap("storage")
+        return n_stored
 
-        # acknowledgements after the commit
+    def _acknowledge(self, b: _Batch, n_stored: int) -> None:
+        """Stage 6, after the commit: MQTT PUBACKs, storage acknowledgements, counters."""
+        stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
+        for _m, f, _s in b.to_store:
+            stored_seqs[f.device_id].append(f.seq)
+        for _m, f in b.duplicates:
+            stored_seqs[f.device_id].append(f.seq)
+        b.clock.lap("storage")
         done = time.monotonic()
         wall = time.time()
-        for m in batch:
+        for m in b.messages:
             if m.qos > 0:
                 try:
                     self._clients[m.client].ack(m.mid, m.qos)
@@ -844,23 +900,23 @@ class StreamProcessor:
             else:
                 pending.extend(seqs)
         self._send_acks(done)
-        n_beats = sum(len(v) for v in beat_rows.values())
+        n_beats = sum(len(v) for v in b.beat_rows.values())
         with self._lock:
             self._c["frames_stored"] += n_stored
-            self._c["frames_duplicate"] += len(duplicates) + (len(to_store) - n_stored)
-            self._c["frames_late"] += sum(s is SeqStatus.LATE for _, _, s in to_store)
+            self._c["frames_duplicate"] += len(b.duplicates) + (len(b.to_store) - n_stored)
+            self._c["frames_late"] += sum(s is SeqStatus.LATE for _, _, s in b.to_store)
             self._c["beats"] += n_beats
-            self._c["alert_updates"] += len(updates)
-            self._c["alerts_opened"] += sum(u.change == "opened" for u in updates)
-            for _m, reason, _d in bad:
+            self._c["alert_updates"] += len(b.updates)
+            self._c["alerts_opened"] += sum(u.change == "opened" for u in b.updates)
+            for _m, reason, _d in b.bad:
                 self._quarantined[reason] += 1
-            for m, f, _s in to_store:
+            for m, f, _s in b.to_store:
                 self._latency.append(done - m.received)
                 self._e2e.append(wall - (f.start_time_s + f.duration_s))
-            for m, _f in duplicates:
+            for m, _f in b.duplicates:
                 self._latency.append(done - m.received)
-        self._notify(updates)
-        clock.lap("acks")
+        self._notify(b.updates)
+        b.clock.lap("acks")
 
     def _send_acks(self, now: float | None) -> None:
         """Publish the storage acknowledgements due at ``now`` (``None``: all pending ones)."""
@@ -1106,9 +1162,6 @@ class StreamProcessor:
         return next(
             (st.device_id for st in self._devices.values() if st.patient_id == patient_id), None
         )
-
-
-_EngineRow = tuple[float, int, str, float, bool]
 
 
 def _beat_series(rows: list[_EngineRow]) -> BeatSeries:
