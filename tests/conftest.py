@@ -34,7 +34,7 @@ def _tiny_model_path(tmp_path_factory) -> Path:
 
     from heartline.edge.onnx_export import export_onnx
     from heartline.models.hybrid import HybridNet
-    from heartline.signal.beats import RR_FEATURE_NAMES
+    from heartline.signal.segmentation import RR_FEATURE_NAMES
 
     torch.set_num_threads(1)
     path = tmp_path_factory.getbasetemp() / "tiny_hybrid_k3.onnx"

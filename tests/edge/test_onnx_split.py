@@ -17,7 +17,7 @@ from heartline.edge.runtime import OnnxBeatClassifier, split_paths
 from heartline.edge.shipped import PARITY_TOLERANCE, check_split_parity, ship_split
 from heartline.models.hybrid import HybridNet
 from heartline.models.registry import DEEP_MODELS, get_model
-from heartline.signal.beats import RR_FEATURE_NAMES, model_rr_columns
+from heartline.signal.segmentation import RR_FEATURE_NAMES, model_rr_columns
 from heartline.training.trainer import predict_logits
 
 torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from heartline.data.beat_dataset import build_beat_set
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.hybrid import (
     N_RR_COLUMNS,
     HybridNet,
@@ -19,7 +19,7 @@ from heartline.models.hybrid import (
     n_template_columns,
 )
 from heartline.models.registry import get_model
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 from heartline.signal.templates import template_feature_names
 from heartline.training.config import ExperimentConfig, ModelConfig, config_from_dict, load_config
 from heartline.training.trainer import predict_logits

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from heartline.data.beats import BeatSet, concat_beat_sets
+from heartline.data.beat_set import BeatSet, concat_beat_sets
 from heartline.models.deep import N_CLASSES, BeatNet, NetOutput, TorchBeatClassifier
 from heartline.models.hybrid import HybridNet
 
