@@ -87,7 +87,13 @@ from heartline.alerts.engine import AlertEngine, AlertUpdate
 from heartline.alerts.rules import BeatSeries
 from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
 from heartline.ingestion.broker import BrokerAddress, configure_client
-from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
+from heartline.ingestion.payloads import (
+    MAX_FRAME_BYTES,
+    Frame,
+    FrameRejected,
+    check_frame_time,
+    parse_frame,
+)
 from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
 from heartline.ingestion.topics import parse_frames_topic, partition_for, partition_subscription
 from heartline.pipeline.beat_pipeline import (
@@ -840,10 +846,10 @@ class StreamProcessor:
             if frame.device_id != device_from_topic:
                 b.bad.append((m, "topic_mismatch", device_from_topic))
                 continue
-            if (ahead_s is not None and frame.start_time_s > now_wall + ahead_s) or (
-                age_s is not None and frame.start_time_s + frame.duration_s < now_wall - age_s
-            ):
-                b.bad.append((m, "clock_skew", device_from_topic))
+            try:
+                check_frame_time(frame, now_s=now_wall, max_ahead_s=ahead_s, max_age_s=age_s)
+            except FrameRejected as exc:
+                b.bad.append((m, exc.reason, device_from_topic))
                 continue
             b.good.append((m, frame))
         b.clock.lap("parse")
