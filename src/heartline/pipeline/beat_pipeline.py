@@ -47,6 +47,11 @@ classification and the live service share one code path.
 
 A beat is therefore emitted ``max(post_s, next RR + detector confirmation) + lookahead_s`` (plus
 up to one block) after its R peak in signal time: about 1.5-2.5 s with the defaults.
+
+Why this file is long (about 1,150 lines): one streaming class whose block filtering, beat
+windows, RR features and batching must stay equal sample for sample to the offline functions
+of :mod:`heartline.signal.segmentation` (tests check it); splitting it would scatter that
+invariant.
 """
 
 from __future__ import annotations
