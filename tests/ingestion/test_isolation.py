@@ -214,3 +214,63 @@ def test_bad_settings_are_refused(db_url, tiny_model):
         _processor(db_url, tiny_model, no_data_alert_s=0.0)
     with pytest.raises(ValueError, match="max_clock_ahead_s"):
         _processor(db_url, tiny_model, max_clock_ahead_s=-1.0)
+
+
+# ------------------------------------------------------------------ finding 1, end to end
+def test_a_hostile_device_cannot_freeze_another_patients_partition(tmp_path, tiny_model):
+    """Issue 18 finding 1 as reported: 110 one-lead frames from one registered device, aimed at
+    another patient's partition (and at its own), with a real broker: the other patient's
+    frames are all stored, the hostile ones quarantined, nothing is left unacknowledged."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from heartline.ingestion.broker import MosquittoSupervisor
+
+    url = f"sqlite:///{tmp_path / 'e2e.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    with session_scope(make_session_factory(engine)) as s:
+        for d in ("good-1", "bad-1"):
+            register_patient(s, patient_id=f"p-{d}")
+            register_device(s, device_id=d, patient_id=f"p-{d}")
+    engine.dispose()
+    with MosquittoSupervisor(tmp_path / "broker") as broker:
+        proc = StreamProcessor(
+            address=broker.address,
+            database_url=url,
+            model=tiny_model,
+            partitions=range(PARTS),
+            n_partitions=PARTS,
+            client_id=f"e2e-{uuid.uuid4().hex[:6]}",
+            device_strike_limit=10_000,  # no rate limit: every hostile frame reaches analysis
+        ).start()
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}")
+        pub.connect(broker.address.host, broker.address.port)
+        pub.loop_start()
+        try:
+            target = partition_for("good-1", partitions=PARTS)
+            for seq in range(110):
+                hostile = _frame("bad-1", seq, leads=1).to_json()
+                for topic in (
+                    f"{TOPIC_PREFIX}/{target}/bad-1/frames",  # aimed at good-1's partition
+                    frames_topic("bad-1", partitions=PARTS),
+                ):
+                    pub.publish(topic, hostile, qos=1)
+                if seq % 5 == 0:
+                    good = _frame("good-1", seq // 5).to_json()
+                    pub.publish(
+                        frames_topic("good-1", partitions=PARTS), good, qos=1
+                    ).wait_for_publish(5)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                done = proc.counters().quarantined_total >= 220
+                if done and len(_rows(url, FrameRecord, "seq")) >= 22 and proc.wait_idle(0.1):
+                    break
+                time.sleep(0.2)
+        finally:
+            pub.disconnect()
+            pub.loop_stop()
+            proc.stop()
+    assert _rows(url, FrameRecord, "device_id", "seq") == [("good-1", s) for s in range(22)]
+    c = proc.counters()
+    assert c.quarantined == {"wrong_partition": 110, "unprocessable": 110}, c.quarantined
