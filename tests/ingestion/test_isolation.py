@@ -160,6 +160,32 @@ def test_a_device_that_keeps_sending_bad_frames_is_rate_limited_and_flagged(db_u
     assert proc.counters().devices_flagged == 1
 
 
+def test_a_batch_that_fails_anyway_is_handled_device_by_device(db_url, tiny_model, monkeypatch):
+    """Any other failure (here: a write the database refuses for one device's frames) costs
+    only that device: the batch is handled again device by device, the failing device's
+    messages are quarantined as ``processing_error``, every message is acknowledged."""
+    proc, fake = _processor(db_url, tiny_model)
+    write = proc._write
+
+    def refuse_bad_1(to_store, *args, **kwargs):
+        if any(f.device_id == "bad-1" for _m, f, _s in to_store):
+            raise ValueError("a value the database refuses")
+        return write(to_store, *args, **kwargs)
+
+    monkeypatch.setattr(proc, "_write", refuse_bad_1)
+    batch = [_msg(_frame(d, s)) for s in range(3) for d in ("good-1", "bad-1", "good-2")]
+    proc._handle(batch)
+    assert _rows(db_url, FrameRecord, "device_id", "seq") == [
+        (d, s) for d in ("good-1", "good-2") for s in range(3)
+    ]
+    assert (
+        _rows(db_url, QuarantinedPayload, "device_id", "reason")
+        == [("bad-1", "processing_error")] * 3
+    )
+    assert sorted(fake.acked) == sorted(m.mid for m in batch)
+    assert proc.counters().quarantined == {"processing_error": 3}
+
+
 # ------------------------------------------------------------------ finding 5: time sanity
 def test_a_frame_dated_2099_is_quarantined_and_never_the_latest(db_url, tiny_model):
     """Issue 18 finding 5: one frame dated 2099 became the dashboard's "latest" ECG."""
