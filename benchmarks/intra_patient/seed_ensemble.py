@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.training.config import load_config
 from heartline.training.evaluate import factory_for, write_evaluation
 from heartline.training.protocols import ProtocolData, Split, build_split, evaluate_on_split

@@ -108,7 +108,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.bench_qrs",
         "heartline.cli.bench_signal",
         "heartline.cli.models",
-        "heartline.cli.live",
+        "heartline.cli.streaming",
         "heartline.cli.classify",
         "heartline.cli.serve",
         "heartline.cli.admin",

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.base import BeatClassifier
 from heartline.training.metrics import ClassificationMetrics, evaluate_predictions
 
@@ -164,7 +164,7 @@ class ProtocolData:
         >>> len(ProtocolData().rr_columns), ProtocolData(template_features=True).rr_columns[-1]
         (13, 'tpl_fill')
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.signal.templates import template_feature_names
 
         if not self.template_features:
@@ -179,7 +179,7 @@ class ProtocolData:
         >>> ProtocolData(template_features=True).describe_inputs()
         '13 RR columns + 19 template columns'
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
 
         n_rr = len(RR_FEATURE_NAMES)
         n_tpl = len(self.rr_columns) - n_rr
@@ -194,7 +194,7 @@ class ProtocolData:
         RR input is that wide, or a classical classifier whose ``feature_names`` hold template
         columns.
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.signal.templates import template_feature_names
 
         net = getattr(model, "net", model)

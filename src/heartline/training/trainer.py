@@ -1,7 +1,7 @@
 """Seeded training loop for every deep beat classifier, and the experiment runner.
 
 :func:`train_net` trains a :class:`~heartline.models.deep.BeatNet` on the labelled beats of a
-training :class:`~heartline.data.beats.BeatSet` with Adam, class-imbalance handling, early
+training :class:`~heartline.data.beat_set.BeatSet` with Adam, class-imbalance handling, early
 stopping on the *validation* records (macro-F1 or loss) and restoration of the best epoch.
 Batches are runs of consecutive beats (``TrainConfig.chunk_len``), so a sequence model encodes
 each context beat once per batch.
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.cpu_math import flush_denormals
 from heartline.models.deep import BeatNet, NetOutput
-from heartline.signal.beats import model_rr_columns
+from heartline.signal.segmentation import model_rr_columns
 from heartline.training.config import ExperimentConfig, TrainConfig
 
 __all__ = [
