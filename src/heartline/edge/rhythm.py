@@ -128,7 +128,7 @@ class OnnxRhythmClassifier:
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"rhythm model {self.path} not found; the shipped one is written by "
-                "`heartline bench rhythm --ship` (see docs/results/rhythm.md)"
+                "`heartline bench rhythm-ship` (see docs/results/rhythm.md)"
             )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(num_threads)

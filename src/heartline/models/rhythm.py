@@ -13,7 +13,7 @@ Every network takes the same three inputs, so that one harness trains, scores an
 
 and returns ``(batch, 4)`` logits. Registry: :func:`build_rhythm_model`:
 
-* ``"hybrid"``: a strided CNN front end (about 3 feature steps per second of ECG at 100 Hz),
+* ``"hybrid"``: a strided CNN front end (about 1.6 feature steps per second of ECG at 100 Hz),
   a bidirectional LSTM across those steps, masked attention + mean + max pooling, and the RR
   features fused before the classifier head (a CNN-LSTM of the kind used by several CinC 2017
   entries, e.g. Zihlmann et al. 2017, with the RR-irregularity evidence of Dash et al. 2009);
@@ -124,7 +124,7 @@ class HybridRhythmNet(RhythmNet):
         *,
         n_rr: int,
         fs_hz: float = 100.0,
-        channels: tuple[int, ...] = (16, 32, 48, 64),
+        channels: tuple[int, ...] = (8, 16, 32, 48, 64),
         hidden: int = 32,
         rr_hidden: int = 32,
         dropout: float = 0.2,
@@ -166,22 +166,22 @@ class CnnRhythmNet(RhythmNet):
         *,
         n_rr: int = 0,
         fs_hz: float = 100.0,
-        channels: tuple[int, ...] = (16, 32, 48, 64),
+        channels: tuple[int, ...] = (8, 16, 32, 48, 64),
         dropout: float = 0.2,
     ) -> None:
         super().__init__(n_rr=0, fs_hz=fs_hz)
         self.front = _FrontEnd(tuple(channels), dropout=0.1)
         c = self.front.out_channels
         self.extra = nn.Sequential(
-            nn.Conv1d(c, 96, 5, padding=2, bias=False),
-            nn.BatchNorm1d(96),
+            nn.Conv1d(c, 64, 5, padding=2, bias=False),
+            nn.BatchNorm1d(64),
             nn.ReLU(),
-            nn.Conv1d(96, 96, 5, padding=2, bias=False),
-            nn.BatchNorm1d(96),
+            nn.Conv1d(64, 64, 5, padding=2, bias=False),
+            nn.BatchNorm1d(64),
             nn.ReLU(),
         )
         self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(192, 64), nn.ReLU(), nn.Linear(64, self.n_classes)
+            nn.Dropout(dropout), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, self.n_classes)
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
@@ -194,7 +194,7 @@ class LstmRhythmNet(RhythmNet):
     """LSTM-only baseline: a bidirectional LSTM over non-overlapping 0.5 s frames."""
 
     def __init__(
-        self, *, n_rr: int = 0, fs_hz: float = 100.0, frame_s: float = 0.5, hidden: int = 64
+        self, *, n_rr: int = 0, fs_hz: float = 100.0, frame_s: float = 0.5, hidden: int = 48
     ) -> None:
         super().__init__(n_rr=0, fs_hz=fs_hz)
         self.frame = max(1, round(frame_s * fs_hz))

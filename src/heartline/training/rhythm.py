@@ -49,6 +49,7 @@ __all__ = [
     "export_rhythm_onnx",
     "fit_rhythm",
     "predict_rhythm_proba",
+    "rhythm_cache_path",
     "rhythm_metrics",
     "window_batches",
 ]
@@ -112,6 +113,17 @@ def _default_cache_dir() -> Path:
     return Path(user_cache_dir("heartline")) / "rhythm"
 
 
+def rhythm_cache_path(
+    records: Sequence[str], fs_hz: float, cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Cache file of :func:`build_rhythm_arrays` for this record list and model rate."""
+    key = hashlib.sha256(
+        ("|".join(records) + f"|{float(fs_hz)}|v{_CACHE_VERSION}").encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    return cache / f"cinc2017_{key}.npz"
+
+
 def build_rhythm_arrays(
     index: pd.DataFrame,
     *,
@@ -141,11 +153,8 @@ def build_rhythm_arrays(
     """
     records = [str(r) for r in index["record"]]
     labels = [str(v) for v in index["label"]] if "label" in index else ["?"] * len(records)
-    key = hashlib.sha256(
-        ("|".join(records) + f"|{float(fs_hz)}|v{_CACHE_VERSION}").encode()
-    ).hexdigest()[:16]
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    path = cache / f"cinc2017_{key}.npz"
+    path = rhythm_cache_path(records, fs_hz, cache_dir)
+    cache = path.parent
     y = np.asarray(
         [CINC2017_CLASSES.index(v) if v in CINC2017_CLASSES else -1 for v in labels],
         dtype=np.int64,
