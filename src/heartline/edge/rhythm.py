@@ -9,10 +9,6 @@ the same inputs (:mod:`heartline.features.rhythm`) and averages the class probab
 Input the model cannot use gets the ``~`` ("unusable") outcome with a message, never an
 exception: a record shorter than the minimum, ``fs`` below 100 Hz, a flat line, a clipped
 signal, long NaN runs or no detectable heartbeat.
-
->>> import numpy as np
->>> classify_rhythm(np.zeros(3000), fs=300.0).message
-'signal is 10.0 s long, needs at least ... s'
 """
 
 from __future__ import annotations
