@@ -334,9 +334,7 @@ def parse_metadata(table: Any) -> tuple[PtbxlMetadata, tuple[str, ...]]:
         device = ("",) * n
     site_f = column("site")
     site = np.where(np.isfinite(site_f), site_f, -1).astype(np.int64)
-    meta = PtbxlMetadata(
-        values=values, present=present, age_over_89=over, device=device, site=site
-    )
+    meta = PtbxlMetadata(values=values, present=present, age_over_89=over, device=device, site=site)
     return meta, tuple(notes)
 
 
@@ -368,7 +366,9 @@ def _read_record(path: Path, *, fs: int, leads: tuple[str, ...], ecg_id: int) ->
     try:
         rec = wfdb.rdrecord(str(path))
     except Exception as exc:
-        raise DataError(f"ecg_id {ecg_id}: cannot read {path} ({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            f"ecg_id {ecg_id}: cannot read {path} ({type(exc).__name__}: {exc})"
+        ) from exc
     if abs(float(rec.fs) - fs) > 1e-6:
         raise DataError(f"ecg_id {ecg_id}: {path} is sampled at {rec.fs} Hz, expected fs={fs} Hz")
     names = tuple(str(s).upper() for s in rec.sig_name)
@@ -473,9 +473,9 @@ def load_ptbxl(
     signals = None
     cache_file = None
     if cache_dir is not None:
-        key = hashlib.sha256(
-            ("|".join(files) + f"|{fs}|{','.join(leads)}").encode()
-        ).hexdigest()[:16]
+        key = hashlib.sha256(("|".join(files) + f"|{fs}|{','.join(leads)}").encode()).hexdigest()[
+            :16
+        ]
         cache_file = Path(cache_dir) / f"ptbxl_{fs}hz_{len(files)}_{key}.npz"
         if cache_file.is_file():
             signals = np.load(cache_file)["signals"]

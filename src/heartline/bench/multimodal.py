@@ -1,0 +1,452 @@
+"""``heartline bench multimodal``: PTB-XL superdiagnostic benchmark of the multimodal hybrid.
+
+Protocols (:data:`PROTOCOLS`)
+-----------------------------
+* ``cv10``: 10-fold cross-validation over PTB-XL's ``strat_fold`` (patient-disjoint folds).
+  Test fold ``k`` is predicted by models trained on the 8 other folds, with fold ``k % 10 + 1``
+  as validation (epoch choice and F1 thresholds); each fold is the test fold once, and the
+  out-of-fold (OOF) predictions are pooled.
+* ``benchmark``: Strodthoff et al. (2021): folds 1-8 train, 9 validation, 10 test.
+
+Models (:data:`MODELS`): the naive class-prior baseline, gradient boosting on ECG features with
+and without metadata, a small 1-D ResNet (ECG only), the metadata-only MLP and the multimodal
+hybrid's ablations (ECG only, late fusion by concatenation, attention fusion, attention fusion
+with the auxiliary age head). Scalers are fitted on the training folds only.
+
+Statistics: pooled OOF macro-AUC and per-class AUC with 95 % bootstrap CIs over records
+(Efron & Tibshirani 1993), F1 / accuracy / Cohen's kappa / MCC at the per-class thresholds chosen
+on each fold's validation fold, age MAE for models with the age head, a Wilcoxon signed-rank
+test over folds of fused vs ECG-only macro-AUC, and the metadata effect (fused minus ECG-only
+pooled macro-AUC) with a paired bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MODELS", "PROTOCOLS", "MultimodalBenchConfig", "fold_plan", "run_multimodal_bench"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("cv10", "benchmark")
+#: Model name -> (kind, description). ``kind``: naive, gbm, gbm_ecg, resnet1d, or a fusion mode
+#: of :class:`heartline.models.multimodal.MultimodalNet` (``+age``: with the age head).
+MODELS: dict[str, tuple[str, str]] = {
+    "naive": ("naive", "class priors of the training folds"),
+    "gbm_ecg": ("gbm_ecg", "gradient boosting on ECG features"),
+    "gbm": ("gbm", "gradient boosting on ECG features + metadata"),
+    "resnet1d": ("resnet1d", "1-D ResNet, ECG only"),
+    "meta_only": ("meta", "metadata MLP only"),
+    "ecg_only": ("ecg", "hybrid ECG branch only"),
+    "late_fusion": ("concat", "hybrid, late fusion (concatenation)"),
+    "fused": ("attention", "hybrid, attention fusion"),
+    "fused_age": ("attention+age", "hybrid, attention fusion + age head"),
+}
+
+
+@dataclass(frozen=True)
+class MultimodalBenchConfig:
+    """What to run."""
+
+    protocol: str = "cv10"
+    fs: int = 100
+    models: tuple[str, ...] = tuple(MODELS)
+    epochs: int = 15
+    max_records: int | None = None
+    folds: tuple[int, ...] | None = None  # test folds to run (cv10); None = all 10
+    n_boot: int = 1000
+    seed: int = 0
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[tuple[int, int]]:
+    """``(test_fold, val_fold)`` pairs of a protocol (the validation fold is never the test fold).
+
+    >>> fold_plan("benchmark")
+    [(10, 9)]
+    >>> fold_plan("cv10")[:2]
+    [(1, 2), (2, 3)]
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {list(PROTOCOLS)}")
+    if protocol == "benchmark":
+        return [(10, 9)]
+    tests = test_folds or tuple(range(1, 11))
+    return [(k, k % 10 + 1) for k in tests]
+
+
+def _git_rev() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _class_metrics(
+    y: np.ndarray, p: np.ndarray, yhat: np.ndarray, names: tuple[str, ...]
+) -> dict[str, Any]:
+    from sklearn.metrics import cohen_kappa_score, f1_score, matthews_corrcoef, roc_auc_score
+
+    per = {}
+    for c, name in enumerate(names):
+        ok = 0 < y[:, c].sum() < len(y)
+        per[name] = {
+            "auc": float(roc_auc_score(y[:, c], p[:, c])) if ok else None,
+            "f1": float(f1_score(y[:, c], yhat[:, c], zero_division=0)),
+            "kappa": float(cohen_kappa_score(y[:, c], yhat[:, c])) if ok else None,
+            "mcc": float(matthews_corrcoef(y[:, c], yhat[:, c])) if ok else None,
+            "positives": int(y[:, c].sum()),
+        }
+    vals = lambda k: [v[k] for v in per.values() if v[k] is not None]  # noqa: E731
+    return {
+        "per_class": per,
+        "macro_auc": float(np.mean(vals("auc"))),
+        "macro_f1": float(np.mean(vals("f1"))),
+        "macro_kappa": float(np.mean(vals("kappa"))),
+        "macro_mcc": float(np.mean(vals("mcc"))),
+        "subset_accuracy": float((yhat == y).all(axis=1).mean()),
+        "label_accuracy": float((yhat == y).mean()),
+    }
+
+
+def _bootstrap_auc(
+    y: np.ndarray, ps: dict[str, np.ndarray], *, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    from heartline.training.multimodal import macro_auc
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {k: [] for k in ps}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for k, p in ps.items():
+            out[k].append(macro_auc(y[idx], p[idx]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def run_multimodal_bench(
+    out_dir: str | Path, config: MultimodalBenchConfig, *, progress: bool = True
+) -> dict[str, Any]:
+    """Run the benchmark, write ``multimodal.json``, ``multimodal.md`` and plots into ``out_dir``."""
+    import torch
+
+    from heartline.data.ptbxl import load_ptbxl
+    from heartline.models.multimodal import MultimodalConfig
+    from heartline.training.multimodal import (
+        EcgScaler,
+        MetaScaler,
+        TrainSettings,
+        best_f1_thresholds,
+        build_network,
+        fit_gbm,
+        macro_auc,
+        predict,
+        predict_gbm,
+        record_features,
+        train_network,
+    )
+
+    unknown = [m for m in config.models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; valid: {list(MODELS)}")
+    plan = fold_plan(config.protocol, config.folds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    torch.set_num_threads(1)
+    cache = config.cache_dir or str(out / "cache")
+    data = load_ptbxl(
+        fs=config.fs, data_dir=config.data_dir, max_records=config.max_records,
+        cache_dir=cache, progress=progress,
+    ).labelled()  # fmt: skip
+    # the networks run at 100 Hz: records500 are decimated by 5 (anti-aliased)
+    model_fs = 100.0
+    signals = data.signals
+    if data.fs != model_fs:
+        from scipy.signal import resample_poly
+
+        signals = resample_poly(signals, 1, int(round(data.fs / model_fs)), axis=2).astype(
+            np.float32
+        )
+    present_folds = set(np.unique(data.strat_fold).tolist())
+    needed = {f for pair in plan for f in pair}
+    if not needed <= present_folds:
+        raise ValueError(
+            f"protocol {config.protocol} needs folds {sorted(needed)}; data has {sorted(present_folds)}"
+        )
+    y_all = data.labels.astype(np.int64)
+    names = data.class_names
+    age_all = data.metadata.values[:, 0].astype(np.float64)
+    feat_file = (
+        Path(cache) / f"features_{len(data)}_{int(model_fs)}hz_{int(data.ecg_ids.sum())}.npy"
+    )
+    feats = None
+    if any(MODELS[m][0].startswith("gbm") for m in config.models):
+        if feat_file.is_file():
+            feats = np.load(feat_file)
+        else:
+            t0 = time.perf_counter()
+            feats, _ = record_features(signals, fs=model_fs)
+            np.save(feat_file, feats)
+            log.info("ECG features in %.1f s", time.perf_counter() - t0)
+    settings = TrainSettings(epochs=config.epochs, seed=config.seed)
+    oof: dict[str, dict[str, np.ndarray]] = {
+        m: {"probs": np.full(y_all.shape, np.nan), "pred": np.zeros(y_all.shape, dtype=np.int64),
+            "weights": np.full((len(y_all), 2), np.nan), "age": np.full(len(y_all), np.nan)}
+        for m in config.models
+    }  # fmt: skip
+    fold_auc: dict[str, list[float]] = {m: [] for m in config.models}
+    train_info: dict[str, list[dict[str, Any]]] = {m: [] for m in config.models}
+    timings: dict[str, float] = {m: 0.0 for m in config.models}
+    test_mask_all = np.zeros(len(y_all), dtype=bool)
+
+    from rich.progress import Progress
+
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("multimodal bench", total=len(plan) * len(config.models))
+        for test_fold, val_fold in plan:
+            te = data.strat_fold == test_fold
+            va = data.strat_fold == val_fold
+            tr = ~(te | va)
+            if config.protocol == "benchmark":
+                tr = data.strat_fold <= 8
+            test_mask_all |= te
+            es = EcgScaler.fit(signals[tr])
+            ms = MetaScaler.fit(data.metadata.take(tr))
+            ecg = es.transform(signals)
+            meta = ms.transform(data.metadata)
+            a_mean, a_std = float(np.nanmean(age_all[tr])), float(np.nanstd(age_all[tr]))
+            age_z = (age_all - a_mean) / a_std
+            for m in config.models:
+                kind, _ = MODELS[m]
+                t0 = time.perf_counter()
+                info: dict[str, Any] = {"test_fold": test_fold, "val_fold": val_fold}
+                if kind == "naive":
+                    prior = y_all[tr].mean(axis=0)
+                    pv = np.tile(prior, (int(va.sum()), 1))
+                    pt = np.tile(prior, (int(te.sum()), 1))
+                    weights_t, age_t = None, None
+                elif kind.startswith("gbm"):
+                    assert feats is not None
+                    x = (
+                        feats
+                        if kind == "gbm_ecg"
+                        else np.concatenate([feats, data.metadata.values], axis=1)
+                    )
+                    gb = fit_gbm(x[tr], y_all[tr], seed=config.seed)
+                    pv, pt = predict_gbm(gb, x[va]), predict_gbm(gb, x[te])
+                    weights_t, age_t = None, None
+                else:
+                    fusion = kind.split("+")[0]
+                    cfg = MultimodalConfig(
+                        n_leads=ecg.shape[1], n_classes=len(names), fs_hz=model_fs,
+                        fusion="ecg" if fusion == "resnet1d" else fusion, age_head=kind.endswith("+age"),
+                    )  # fmt: skip
+                    torch.manual_seed(config.seed)
+                    net = build_network(fusion, config=cfg)
+                    net, info_t = train_network(
+                        net, train=(ecg[tr], meta[tr], y_all[tr], age_z[tr]),
+                        val=(ecg[va], meta[va], y_all[va]), fs=model_fs, settings=settings,
+                    )  # fmt: skip
+                    info.update({k: v for k, v in info_t.items() if k != "history"})
+                    pv = predict(net, ecg[va], meta[va], fs=model_fs, settings=settings).probs
+                    pred_t = predict(net, ecg[te], meta[te], fs=model_fs, settings=settings,
+                                     age_scale=(a_mean, a_std))  # fmt: skip
+                    pt, weights_t, age_t = pred_t.probs, pred_t.modality_weights, pred_t.age_y
+                thr = best_f1_thresholds(y_all[va], pv)
+                oof[m]["probs"][te] = pt
+                oof[m]["pred"][te] = (pt >= thr).astype(np.int64)
+                if weights_t is not None:
+                    oof[m]["weights"][te] = weights_t
+                if age_t is not None:
+                    oof[m]["age"][te] = age_t
+                fold_auc[m].append(macro_auc(y_all[te], pt))
+                info["thresholds"] = thr.round(4).tolist()
+                info["test_macro_auc"] = fold_auc[m][-1]
+                train_info[m].append(info)
+                timings[m] += time.perf_counter() - t0
+                bar.advance(task)
+                log.info("fold %d %s: macro-AUC %.3f (%.0f s)", test_fold, m, fold_auc[m][-1],
+                         time.perf_counter() - t0)  # fmt: skip
+
+    idx = np.flatnonzero(test_mask_all)
+    y = y_all[idx]
+    probs = {m: oof[m]["probs"][idx] for m in config.models}
+    boots = _bootstrap_auc(y, probs, n_boot=config.n_boot, seed=config.seed)
+    results: dict[str, Any] = {}
+    for m in config.models:
+        met = _class_metrics(y, probs[m], oof[m]["pred"][idx], names)
+        b = boots[m][np.isfinite(boots[m])]
+        met["macro_auc_ci95"] = [float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))]
+        met["fold_macro_auc"] = fold_auc[m]
+        met["description"] = MODELS[m][1]
+        met["seconds"] = round(timings[m], 1)
+        age_p = oof[m]["age"][idx]
+        ok = np.isfinite(age_p) & np.isfinite(age_all[idx])
+        met["age_mae_y"] = float(np.abs(age_p[ok] - age_all[idx][ok]).mean()) if ok.any() else None
+        w = oof[m]["weights"][idx]
+        if np.isfinite(w).all() and MODELS[m][0].startswith("attention"):
+            met["modality_weights_by_class"] = {
+                name: {"ecg": float(w[y[:, c] == 1, 0].mean()), "metadata": float(w[y[:, c] == 1, 1].mean())}
+                for c, name in enumerate(names) if y[:, c].any()
+            }  # fmt: skip
+        met["folds"] = train_info[m]
+        results[m] = met
+    comparison: dict[str, Any] = {}
+    for a, b_ in (("fused", "ecg_only"), ("gbm", "gbm_ecg"), ("fused_age", "fused")):
+        if a in results and b_ in results:
+            diff = boots[a] - boots[b_]
+            diff = diff[np.isfinite(diff)]
+            entry = {
+                "delta_pooled_macro_auc": results[a]["macro_auc"] - results[b_]["macro_auc"],
+                "paired_bootstrap_ci95": [
+                    float(np.percentile(diff, 2.5)),
+                    float(np.percentile(diff, 97.5)),
+                ],
+            }
+            if len(plan) >= 5:
+                from scipy.stats import wilcoxon
+
+                fa, fb = np.asarray(fold_auc[a]), np.asarray(fold_auc[b_])
+                stat = wilcoxon(fa, fb)
+                entry["wilcoxon_folds"] = {"n": len(fa), "statistic": float(stat.statistic),
+                                           "p_value": float(stat.pvalue), "wins": int((fa > fb).sum())}  # fmt: skip
+            comparison[f"{a}_vs_{b_}"] = entry
+    wall_s = time.perf_counter() - t_start
+    report: dict[str, Any] = {
+        "records": int(len(data)),
+        "records_evaluated": int(len(idx)),
+        "folds": len(plan),
+        "protocol": config.protocol,
+        "fs_hz": config.fs,
+        "classes": list(names),
+        "class_counts": {n: int(c) for n, c in zip(names, y.sum(axis=0), strict=True)},
+        "models": results,
+        "comparisons": comparison,
+        "data_notes": list(data.notes),
+        "settings": {
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "n_boot": config.n_boot,
+            "train": settings.__dict__,
+            "torch_threads": 1,
+        },  # fmt: skip
+        "wall_s": round(wall_s, 1),
+        "commit": _git_rev(),
+        "machine": platform.processor() or platform.machine(),
+    }
+    (out / "multimodal.json").write_text(json.dumps(report, indent=2))
+    np.savez(out / "oof_predictions.npz", y=y, ecg_ids=data.ecg_ids[idx],
+             **{f"{m}_probs": probs[m] for m in config.models})  # fmt: skip
+    _plots(out, y, probs, results, names)
+    (out / "multimodal.md").write_text(_markdown(report))
+    return report
+
+
+def _plots(
+    out: Path,
+    y: np.ndarray,
+    probs: dict[str, np.ndarray],
+    results: dict[str, Any],
+    names: tuple[str, ...],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4))
+    for c, (ax, name) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
+        if not 0 < y[:, c].sum() < len(y):
+            continue
+        for m, p in probs.items():
+            fpr, tpr, _ = roc_curve(y[:, c], p[:, c])
+            auc = results[m]["per_class"][name]["auc"]
+            ax.plot(fpr, tpr, lw=1, label=f"{m} {auc:.3f}")
+        ax.plot([0, 1], [0, 1], "k:", lw=0.5)
+        ax.set_title(f"{name} (n={int(y[:, c].sum())})")
+        ax.set_xlabel("false positive rate")
+        ax.legend(fontsize=6, loc="lower right")
+    np.atleast_1d(axes)[0].set_ylabel("true positive rate")
+    fig.tight_layout()
+    fig.savefig(out / "roc_per_class.png", dpi=110)
+    plt.close(fig)
+    att = [m for m in results if "modality_weights_by_class" in results[m]]
+    if att:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        width = 0.8 / len(att)
+        for i, m in enumerate(att):
+            w = results[m]["modality_weights_by_class"]
+            ax.bar(
+                np.arange(len(w)) + i * width, [v["metadata"] for v in w.values()], width, label=m
+            )
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, list(names))
+        ax.set_ylabel("metadata attention weight (ECG = 1 - this)")
+        ax.set_title("modality attention by true class (out-of-fold)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "attention_by_class.png", dpi=110)
+        plt.close(fig)
+
+
+def _fmt_ci(ci: list[float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    names = r["classes"]
+    lines = [
+        f"# Multimodal PTB-XL benchmark ({r['protocol']}, {r['records']} records, {r['folds']} fold(s))",
+        "",
+        f"Commit `{r['commit']}`, {r['fs_hz']} Hz, wall time {r['wall_s']:.0f} s "
+        "(1 torch thread; shared machine: timings inflated by other load).",
+        f"Class counts (evaluated records): {r['class_counts']}.",
+        "",
+        "| model | pooled macro-AUC [95 % CI] | "
+        + " | ".join(f"AUC {n}" for n in names)
+        + " | macro-F1 | label acc. | subset acc. | kappa | MCC | age MAE (y) | s |",
+        "|---|---|" + "---|" * len(names) + "---|---|---|---|---|---|---|",
+    ]
+    for m, v in r["models"].items():
+        per = " | ".join(
+            "-" if v["per_class"][n]["auc"] is None else f"{v['per_class'][n]['auc']:.3f}"
+            for n in names
+        )
+        age = "-" if v["age_mae_y"] is None else f"{v['age_mae_y']:.1f}"
+        lines.append(
+            f"| {m} ({v['description']}) | {v['macro_auc']:.3f} {_fmt_ci(v['macro_auc_ci95'])} | {per} | "
+            f"{v['macro_f1']:.3f} | {v['label_accuracy']:.3f} | {v['subset_accuracy']:.3f} | "
+            f"{v['macro_kappa']:.3f} | {v['macro_mcc']:.3f} | {age} | {v['seconds']:.0f} |"
+        )
+    lines += ["", "## Paired comparisons", ""]
+    for k, c in r["comparisons"].items():
+        w = c.get("wilcoxon_folds")
+        wtxt = (
+            f"; Wilcoxon over {w['n']} folds p = {w['p_value']:.3f} ({w['wins']} wins)" if w else ""
+        )
+        lines.append(
+            f"- {k}: delta pooled macro-AUC {c['delta_pooled_macro_auc']:+.4f}, paired bootstrap 95 % "
+            f"CI {_fmt_ci(c['paired_bootstrap_ci95'])}{wtxt}"
+        )
+    for m, v in r["models"].items():
+        if "modality_weights_by_class" in v:
+            lines += ["", f"Modality attention of `{m}` (mean OOF weight, by true class): "
+                      + ", ".join(f"{n}: ECG {w['ecg']:.2f} / metadata {w['metadata']:.2f}"
+                                  for n, w in v["modality_weights_by_class"].items())]  # fmt: skip
+    lines += ["", "## Data handling", ""] + [f"- {n}" for n in r["data_notes"]]
+    lines += ["", "Plots: `roc_per_class.png`, `attention_by_class.png`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""``heartline bench multimodal``: PTB-XL superdiagnostic benchmark of the multimodal hybrid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from heartline.cli.common import console, handle_errors
+from heartline.cli.main import DataDirOpt, bench_app
+
+
+@bench_app.command("multimodal")
+@handle_errors
+def bench_multimodal(
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for multimodal.json, multimodal.md, plots.")
+    ],
+    data_dir: DataDirOpt = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="cv10: 10-fold CV over strat_fold; benchmark: folds 1-8 train, 9 val, 10 test."
+        ),
+    ] = "cv10",
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Smoke run: 150 records, test folds 1-2, 1 epoch, 50 bootstrap draws."
+        ),
+    ] = False,
+    fs: Annotated[int, typer.Option(help="PTB-XL records to read: 100 or 500 Hz.")] = 100,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each network.")] = 15,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated models (default: all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Ablations and baselines of the multimodal (12-lead ECG + metadata) hybrid on PTB-XL."""
+    from heartline.bench.multimodal import MODELS, MultimodalBenchConfig, run_multimodal_bench
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else tuple(MODELS)
+    try:
+        config = MultimodalBenchConfig(
+            protocol=protocol,
+            fs=fs,
+            models=names,
+            epochs=1 if quick else epochs,
+            max_records=150 if quick else None,
+            folds=(1, 2) if quick and protocol == "cv10" else None,
+            n_boot=50 if quick else 1000,
+            seed=seed,
+            data_dir=None if data_dir is None else str(data_dir),
+        )
+        report = run_multimodal_bench(out, config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print((out / "multimodal.md").read_text(), soft_wrap=True)
+    console.print(f"[green]wrote[/] {out / 'multimodal.json'} ({report['wall_s']:.0f} s)")
