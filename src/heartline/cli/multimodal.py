@@ -58,3 +58,24 @@ def bench_multimodal(
         raise typer.BadParameter(str(exc)) from None
     console.print((out / "multimodal.md").read_text(), soft_wrap=True)
     console.print(f"[green]wrote[/] {out / 'multimodal.json'} ({report['wall_s']:.0f} s)")
+
+
+@bench_app.command("explain")
+@handle_errors
+def bench_explain(
+    out: Annotated[Path, typer.Option("--out", help="Run directory for explain.json, explain.md, explain.png.")],
+    data_dir: DataDirOpt = None,
+    records: Annotated[str, typer.Option(help="Comma-separated MIT-BIH records with V beats.")] = "119,208,233",
+    n_beats: Annotated[int, typer.Option(help="V and N beats per check.")] = 30,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")] = False,
+) -> None:
+    """Time the live (ONNX occlusion) explanation of an alert; QRS and randomisation sanity checks."""
+    from heartline.explain.report import run_explain_bench
+
+    recs = tuple(r.strip() for r in records.split(",") if r.strip())
+    run_explain_bench(
+        out, records=recs, n_beats=4 if quick else n_beats, n_repeats=5 if quick else 50,
+        data_dir=None if data_dir is None else str(data_dir), ig_steps=8 if quick else 32,
+    )  # fmt: skip
+    console.print((out / "explain.md").read_text(), soft_wrap=True)
+    console.print(f"[green]wrote[/] {out / 'explain.json'}")

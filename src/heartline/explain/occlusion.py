@@ -121,6 +121,10 @@ def occlusion_attributions(
     w = np.asarray(windows, dtype=np.float32)
     if w.ndim not in (3, 4):
         raise ValueError(f"windows must be (B, leads, L) or (B, K+1, leads, L), got {w.shape}")
+    if w.shape[0] == 0:
+        raise ValueError("windows holds no beat (batch size 0)")
+    if not np.isfinite(w).all():
+        raise ValueError("windows holds NaN/inf samples")
     n_leads, length = w.shape[-2], w.shape[-1]
     if patch_len > length:
         raise ValueError(f"patch_len={patch_len} is longer than the window ({length} samples)")
