@@ -22,6 +22,7 @@ pooled macro-AUC) with a paired bootstrap interval.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -60,7 +61,7 @@ class MultimodalBenchConfig:
     protocol: str = "cv10"
     fs: int = 100
     models: tuple[str, ...] = tuple(MODELS)
-    epochs: int = 15
+    epochs: int = 10
     max_records: int | None = None
     folds: tuple[int, ...] | None = None  # test folds to run (cv10); None = all 10
     n_boot: int = 1000
@@ -84,6 +85,17 @@ def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[
         return [(10, 9)]
     tests = test_folds or tuple(range(1, 11))
     return [(k, k % 10 + 1) for k in tests]
+
+
+def _source_digest() -> str:
+    """Hash of the model and training code (a cached fold result is reused only if unchanged)."""
+    from heartline.models import multimodal as mm_models
+    from heartline.training import multimodal as mm_training
+
+    h = hashlib.sha256()
+    for mod in (mm_models, mm_training):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _git_rev() -> str:
@@ -203,6 +215,11 @@ def run_multimodal_bench(
             np.save(feat_file, feats)
             log.info("ECG features in %.1f s", time.perf_counter() - t0)
     settings = TrainSettings(epochs=config.epochs, seed=config.seed)
+    # finished (fold, model) results are cached under this key, so an interrupted run resumes
+    run_key = hashlib.sha256(
+        json.dumps([config.protocol, config.fs, config.max_records, config.seed, settings.__dict__,
+                    int(data.ecg_ids.sum()), len(data), _source_digest()]).encode()  # fmt: skip
+    ).hexdigest()[:12]
     oof: dict[str, dict[str, np.ndarray]] = {
         m: {"probs": np.full(y_all.shape, np.nan), "pred": np.zeros(y_all.shape, dtype=np.int64),
             "weights": np.full((len(y_all), 2), np.nan), "age": np.full(len(y_all), np.nan)}
@@ -234,7 +251,16 @@ def run_multimodal_bench(
                 kind, _ = MODELS[m]
                 t0 = time.perf_counter()
                 info: dict[str, Any] = {"test_fold": test_fold, "val_fold": val_fold}
-                if kind == "naive":
+                ckpt = Path(cache) / f"fold_{run_key}_{test_fold}_{m}.npz"
+                if ckpt.is_file():  # finished earlier with the same settings: resume
+                    z = np.load(ckpt, allow_pickle=False)
+                    pv, pt = z["pv"], z["pt"]
+                    weights_t = z["weights"] if z["weights"].size else None
+                    age_t = z["age"] if z["age"].size else None
+                    info.update(json.loads(str(z["info"])))
+                    info["resumed"] = True
+                    t0 -= float(z["seconds"])  # report the original training time
+                elif kind == "naive":
                     prior = y_all[tr].mean(axis=0)
                     pv = np.tile(prior, (int(va.sum()), 1))
                     pt = np.tile(prior, (int(te.sum()), 1))
@@ -246,7 +272,10 @@ def run_multimodal_bench(
                         if kind == "gbm_ecg"
                         else np.concatenate([feats, data.metadata.values], axis=1)
                     )
-                    gb = fit_gbm(x[tr], y_all[tr], seed=config.seed)
+                    from threadpoolctl import threadpool_limits
+
+                    with threadpool_limits(1):  # one core, as the networks
+                        gb = fit_gbm(x[tr], y_all[tr], seed=config.seed)
                     pv, pt = predict_gbm(gb, x[va]), predict_gbm(gb, x[te])
                     weights_t, age_t = None, None
                 else:
@@ -266,6 +295,14 @@ def run_multimodal_bench(
                     pred_t = predict(net, ecg[te], meta[te], fs=model_fs, settings=settings,
                                      age_scale=(a_mean, a_std))  # fmt: skip
                     pt, weights_t, age_t = pred_t.probs, pred_t.modality_weights, pred_t.age_y
+                if not ckpt.is_file():
+                    np.savez(
+                        ckpt, pv=pv, pt=pt,
+                        weights=np.empty(0) if weights_t is None else weights_t,
+                        age=np.empty(0) if age_t is None else age_t,
+                        info=json.dumps(_json_safe(info)),
+                        seconds=time.perf_counter() - t0,
+                    )  # fmt: skip
                 thr = best_f1_thresholds(y_all[va], pv)
                 oof[m]["probs"][te] = pt
                 oof[m]["pred"][te] = (pt >= thr).astype(np.int64)

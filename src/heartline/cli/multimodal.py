@@ -31,7 +31,7 @@ def bench_multimodal(
         ),
     ] = False,
     fs: Annotated[int, typer.Option(help="PTB-XL records to read: 100 or 500 Hz.")] = 100,
-    epochs: Annotated[int, typer.Option(help="Training epochs of each network.")] = 15,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each network.")] = 10,
     models: Annotated[
         str | None, typer.Option(help="Comma-separated models (default: all).")
     ] = None,

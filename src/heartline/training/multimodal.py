@@ -141,12 +141,12 @@ def best_f1_thresholds(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 class TrainSettings:
     """Training settings of one network (saved with the run)."""
 
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
     crop_s: float = 2.5
-    eval_stride_s: float = 1.25
+    eval_stride_s: float = 2.5
     age_weight: float = 0.3
     seed: int = 0
 
