@@ -34,11 +34,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MODELS", "PROTOCOLS", "MultimodalBenchConfig", "fold_plan", "run_multimodal_bench"]
+__all__ = [
+    "ENSEMBLES",
+    "MODELS",
+    "PROTOCOLS",
+    "MultimodalBenchConfig",
+    "fold_plan",
+    "run_multimodal_bench",
+]
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("cv10", "benchmark")
+#: Derived rows: the mean of two models' probabilities (fixed weights, nothing fitted).
+ENSEMBLES: dict[str, tuple[str, str]] = {"fused_plus_gbm": ("fused", "gbm")}
 #: Model name -> (kind, description). ``kind``: naive, gbm, gbm_ecg, resnet1d, or a fusion mode
 #: of :class:`heartline.models.multimodal.MultimodalNet` (``+age``: with the age head).
 MODELS: dict[str, tuple[str, str]] = {
@@ -102,8 +111,11 @@ def _git_rev() -> str:
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -181,18 +193,19 @@ def run_multimodal_bench(
     torch.set_num_threads(1)
     cache = config.cache_dir or str(out / "cache")
     data = load_ptbxl(
-        fs=config.fs, data_dir=config.data_dir, max_records=config.max_records,
-        cache_dir=cache, progress=progress,
-    ).labelled()  # fmt: skip
+        fs=config.fs,
+        data_dir=config.data_dir,
+        max_records=config.max_records,
+        cache_dir=cache,
+        progress=progress,
+    ).labelled()
     # the networks run at 100 Hz: records500 are decimated by 5 (anti-aliased)
     model_fs = 100.0
     signals = data.signals
     if data.fs != model_fs:
         from scipy.signal import resample_poly
 
-        signals = resample_poly(signals, 1, int(round(data.fs / model_fs)), axis=2).astype(
-            np.float32
-        )
+        signals = resample_poly(signals, 1, round(data.fs / model_fs), axis=2).astype(np.float32)
     present_folds = set(np.unique(data.strat_fold).tolist())
     needed = {f for pair in plan for f in pair}
     if not needed <= present_folds:
@@ -217,18 +230,33 @@ def run_multimodal_bench(
     settings = TrainSettings(epochs=config.epochs, seed=config.seed)
     # finished (fold, model) results are cached under this key, so an interrupted run resumes
     run_key = hashlib.sha256(
-        json.dumps([config.protocol, config.fs, config.max_records, config.seed, settings.__dict__,
-                    int(data.ecg_ids.sum()), len(data), _source_digest()]).encode()  # fmt: skip
+        json.dumps(
+            [
+                config.protocol,
+                config.fs,
+                config.max_records,
+                config.seed,
+                settings.__dict__,
+                int(data.ecg_ids.sum()),
+                len(data),
+                _source_digest(),
+            ]
+        ).encode()
     ).hexdigest()[:12]
     oof: dict[str, dict[str, np.ndarray]] = {
-        m: {"probs": np.full(y_all.shape, np.nan), "pred": np.zeros(y_all.shape, dtype=np.int64),
-            "weights": np.full((len(y_all), 2), np.nan), "age": np.full(len(y_all), np.nan)}
+        m: {
+            "probs": np.full(y_all.shape, np.nan),
+            "pred": np.zeros(y_all.shape, dtype=np.int64),
+            "weights": np.full((len(y_all), 2), np.nan),
+            "age": np.full(len(y_all), np.nan),
+        }
         for m in config.models
-    }  # fmt: skip
+    }
     fold_auc: dict[str, list[float]] = {m: [] for m in config.models}
     train_info: dict[str, list[dict[str, Any]]] = {m: [] for m in config.models}
     timings: dict[str, float] = {m: 0.0 for m in config.models}
     test_mask_all = np.zeros(len(y_all), dtype=bool)
+    val_probs: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     from rich.progress import Progress
 
@@ -281,28 +309,43 @@ def run_multimodal_bench(
                 else:
                     fusion = kind.split("+")[0]
                     cfg = MultimodalConfig(
-                        n_leads=ecg.shape[1], n_classes=len(names), fs_hz=model_fs,
-                        fusion="ecg" if fusion == "resnet1d" else fusion, age_head=kind.endswith("+age"),
-                    )  # fmt: skip
+                        n_leads=ecg.shape[1],
+                        n_classes=len(names),
+                        fs_hz=model_fs,
+                        fusion="ecg" if fusion == "resnet1d" else fusion,
+                        age_head=kind.endswith("+age"),
+                    )
                     torch.manual_seed(config.seed)
                     net = build_network(fusion, config=cfg)
                     net, info_t = train_network(
-                        net, train=(ecg[tr], meta[tr], y_all[tr], age_z[tr]),
-                        val=(ecg[va], meta[va], y_all[va]), fs=model_fs, settings=settings,
-                    )  # fmt: skip
+                        net,
+                        train=(ecg[tr], meta[tr], y_all[tr], age_z[tr]),
+                        val=(ecg[va], meta[va], y_all[va]),
+                        fs=model_fs,
+                        settings=settings,
+                    )
                     info.update({k: v for k, v in info_t.items() if k != "history"})
                     pv = predict(net, ecg[va], meta[va], fs=model_fs, settings=settings).probs
-                    pred_t = predict(net, ecg[te], meta[te], fs=model_fs, settings=settings,
-                                     age_scale=(a_mean, a_std))  # fmt: skip
+                    pred_t = predict(
+                        net,
+                        ecg[te],
+                        meta[te],
+                        fs=model_fs,
+                        settings=settings,
+                        age_scale=(a_mean, a_std),
+                    )
                     pt, weights_t, age_t = pred_t.probs, pred_t.modality_weights, pred_t.age_y
                 if not ckpt.is_file():
                     np.savez(
-                        ckpt, pv=pv, pt=pt,
+                        ckpt,
+                        pv=pv,
+                        pt=pt,
                         weights=np.empty(0) if weights_t is None else weights_t,
                         age=np.empty(0) if age_t is None else age_t,
                         info=json.dumps(_json_safe(info)),
                         seconds=time.perf_counter() - t0,
-                    )  # fmt: skip
+                    )
+                val_probs[(test_fold, m)] = (pv, pt)
                 thr = best_f1_thresholds(y_all[va], pv)
                 oof[m]["probs"][te] = pt
                 oof[m]["pred"][te] = (pt >= thr).astype(np.int64)
@@ -316,31 +359,64 @@ def run_multimodal_bench(
                 train_info[m].append(info)
                 timings[m] += time.perf_counter() - t0
                 bar.advance(task)
-                log.info("fold %d %s: macro-AUC %.3f (%.0f s)", test_fold, m, fold_auc[m][-1],
-                         time.perf_counter() - t0)  # fmt: skip
+                log.info(
+                    "fold %d %s: macro-AUC %.3f (%.0f s)",
+                    test_fold,
+                    m,
+                    fold_auc[m][-1],
+                    time.perf_counter() - t0,
+                )
+
+    # fixed-weight (1/2, 1/2) averages of two models' probabilities, chosen a priori (no weight
+    # is fitted, so nothing is tuned on any fold)
+    models = list(config.models)
+    for name, (a, b) in ENSEMBLES.items():
+        if a not in config.models or b not in config.models:
+            continue
+        oof[name] = {k: v.copy() for k, v in oof[a].items()}
+        oof[name]["weights"][:] = np.nan
+        oof[name]["age"][:] = np.nan
+        fold_auc[name], train_info[name] = [], []
+        timings[name] = timings[a] + timings[b]
+        for test_fold, val_fold in plan:
+            te, va = data.strat_fold == test_fold, data.strat_fold == val_fold
+            pv = 0.5 * (val_probs[(test_fold, a)][0] + val_probs[(test_fold, b)][0])
+            pt = 0.5 * (val_probs[(test_fold, a)][1] + val_probs[(test_fold, b)][1])
+            thr = best_f1_thresholds(y_all[va], pv)
+            oof[name]["probs"][te] = pt
+            oof[name]["pred"][te] = (pt >= thr).astype(np.int64)
+            fold_auc[name].append(macro_auc(y_all[te], pt))
+            train_info[name].append({"test_fold": test_fold, "val_fold": val_fold})
+        models.append(name)
 
     idx = np.flatnonzero(test_mask_all)
     y = y_all[idx]
-    probs = {m: oof[m]["probs"][idx] for m in config.models}
+    probs = {m: oof[m]["probs"][idx] for m in models}
     boots = _bootstrap_auc(y, probs, n_boot=config.n_boot, seed=config.seed)
     results: dict[str, Any] = {}
-    for m in config.models:
+    for m in models:
         met = _class_metrics(y, probs[m], oof[m]["pred"][idx], names)
         b = boots[m][np.isfinite(boots[m])]
         met["macro_auc_ci95"] = [float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))]
         met["fold_macro_auc"] = fold_auc[m]
         met["fold_mean_macro_auc"] = float(np.nanmean(fold_auc[m]))
-        met["description"] = MODELS[m][1]
+        met["description"] = (
+            MODELS[m][1] if m in MODELS else f"mean of {' and '.join(ENSEMBLES[m])}"
+        )
         met["seconds"] = round(timings[m], 1)
         age_p = oof[m]["age"][idx]
         ok = np.isfinite(age_p) & np.isfinite(age_all[idx])
         met["age_mae_y"] = float(np.abs(age_p[ok] - age_all[idx][ok]).mean()) if ok.any() else None
         w = oof[m]["weights"][idx]
-        if np.isfinite(w).all() and MODELS[m][0].startswith("attention"):
+        if m in MODELS and np.isfinite(w).all() and MODELS[m][0].startswith("attention"):
             met["modality_weights_by_class"] = {
-                name: {"ecg": float(w[y[:, c] == 1, 0].mean()), "metadata": float(w[y[:, c] == 1, 1].mean())}
-                for c, name in enumerate(names) if y[:, c].any()
-            }  # fmt: skip
+                name: {
+                    "ecg": float(w[y[:, c] == 1, 0].mean()),
+                    "metadata": float(w[y[:, c] == 1, 1].mean()),
+                }
+                for c, name in enumerate(names)
+                if y[:, c].any()
+            }
         met["folds"] = train_info[m]
         results[m] = met
     comparison: dict[str, Any] = {}
@@ -360,13 +436,17 @@ def run_multimodal_bench(
 
                 fa, fb = np.asarray(fold_auc[a]), np.asarray(fold_auc[b_])
                 stat = wilcoxon(fa, fb)
-                entry["wilcoxon_folds"] = {"n": len(fa), "statistic": float(stat.statistic),
-                                           "p_value": float(stat.pvalue), "wins": int((fa > fb).sum())}  # fmt: skip
+                entry["wilcoxon_folds"] = {
+                    "n": len(fa),
+                    "statistic": float(stat.statistic),
+                    "p_value": float(stat.pvalue),
+                    "wins": int((fa > fb).sum()),
+                }
             comparison[f"{a}_vs_{b_}"] = entry
     wall_s = time.perf_counter() - t_start
     report: dict[str, Any] = {
-        "records": int(len(data)),
-        "records_evaluated": int(len(idx)),
+        "records": len(data),
+        "records_evaluated": len(idx),
         "folds": len(plan),
         "protocol": config.protocol,
         "fs_hz": config.fs,
@@ -381,15 +461,19 @@ def run_multimodal_bench(
             "n_boot": config.n_boot,
             "train": settings.__dict__,
             "torch_threads": 1,
-        },  # fmt: skip
+        },
         "wall_s": round(wall_s, 1),
         "cpu_s": round(time.process_time() - cpu_start, 1),
         "commit": _git_rev(),
         "machine": platform.processor() or platform.machine(),
     }
     (out / "multimodal.json").write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False))
-    np.savez(out / "oof_predictions.npz", y=y, ecg_ids=data.ecg_ids[idx],
-             **{f"{m}_probs": probs[m] for m in config.models})  # fmt: skip
+    np.savez(
+        out / "oof_predictions.npz",
+        y=y,
+        ecg_ids=data.ecg_ids[idx],
+        **{f"{m}_probs": probs[m] for m in models},
+    )
     _plots(out, y, probs, results, names)
     (out / "multimodal.md").write_text(_markdown(report))
     return report
@@ -509,9 +593,14 @@ def _markdown(r: dict[str, Any]) -> str:
         )
     for m, v in r["models"].items():
         if "modality_weights_by_class" in v:
-            lines += ["", f"Modality attention of `{m}` (mean OOF weight, by true class): "
-                      + ", ".join(f"{n}: ECG {w['ecg']:.2f} / metadata {w['metadata']:.2f}"
-                                  for n, w in v["modality_weights_by_class"].items())]  # fmt: skip
+            lines += [
+                "",
+                f"Modality attention of `{m}` (mean OOF weight, by true class): "
+                + ", ".join(
+                    f"{n}: ECG {w['ecg']:.2f} / metadata {w['metadata']:.2f}"
+                    for n, w in v["modality_weights_by_class"].items()
+                ),
+            ]
     lines += ["", "## Data handling", ""] + [f"- {n}" for n in r["data_notes"]]
     lines += ["", "Plots: `roc_per_class.png`, `attention_by_class.png`.", ""]
     return "\n".join(lines)

@@ -63,11 +63,17 @@ def bench_multimodal(
 @bench_app.command("explain")
 @handle_errors
 def bench_explain(
-    out: Annotated[Path, typer.Option("--out", help="Run directory for explain.json, explain.md, explain.png.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for explain.json, explain.md, explain.png.")
+    ],
     data_dir: DataDirOpt = None,
-    records: Annotated[str, typer.Option(help="Comma-separated MIT-BIH records with V beats.")] = "119,208,233",
+    records: Annotated[
+        str, typer.Option(help="Comma-separated MIT-BIH records with V beats.")
+    ] = "119,208,233",
     n_beats: Annotated[int, typer.Option(help="V and N beats per check.")] = 30,
-    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")
+    ] = False,
 ) -> None:
     """Time the live (ONNX occlusion) explanation of an alert; QRS and randomisation sanity checks."""
     from heartline.explain.report import run_explain_bench

@@ -194,8 +194,7 @@ class PtbxlDataset:
         out = self.take(keep)
         return replace(
             out,
-            notes=self.notes
-            + (f"{n_drop} record(s) without a superdiagnostic statement left out",),
+            notes=(*self.notes, f"{n_drop} record(s) without a superdiagnostic statement left out"),
         )
 
 

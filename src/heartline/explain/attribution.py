@@ -129,7 +129,9 @@ def integrated_gradients(
     from captum.attr import IntegratedGradients
 
     if probabilities not in ("softmax", "sigmoid", "none"):
-        raise ValueError(f"probabilities must be 'softmax', 'sigmoid' or 'none', got {probabilities!r}")
+        raise ValueError(
+            f"probabilities must be 'softmax', 'sigmoid' or 'none', got {probabilities!r}"
+        )
     inputs = tuple(x.detach().float() for x in inputs)
     if baselines is None:
         baselines = tuple(torch.zeros_like(x) for x in inputs)
@@ -149,7 +151,9 @@ def integrated_gradients(
 
     with torch.no_grad():
         p = prob_fn(*inputs)
-    tgt = p.argmax(dim=1) if target is None else torch.as_tensor(np.asarray(target), dtype=torch.long)
+    tgt = (
+        p.argmax(dim=1) if target is None else torch.as_tensor(np.asarray(target), dtype=torch.long)
+    )
     if tgt.shape[0] != p.shape[0]:
         raise ValueError(f"target has {tgt.shape[0]} rows, inputs {p.shape[0]}")
     ig = IntegratedGradients(prob_fn)
@@ -169,18 +173,26 @@ def integrated_gradients(
     )
 
 
-def load_shipped_beat_model(model_dir: str | os.PathLike[str] | None = None, name: str = "hybrid") -> nn.Module:
+def load_shipped_beat_model(
+    model_dir: str | os.PathLike[str] | None = None, name: str = "hybrid"
+) -> nn.Module:
     """The shipped beat network (``<name>.pt`` + ``<name>.json``) in eval mode.
 
     ``model_dir`` defaults to the package's ``assets/models``.
     """
     from heartline.models.deep import TorchBeatClassifier
 
-    src = Path(model_dir) if model_dir is not None else Path(__file__).parents[1] / "assets" / "models"
+    src = (
+        Path(model_dir)
+        if model_dir is not None
+        else Path(__file__).parents[1] / "assets" / "models"
+    )
     weights, meta = src / f"{name}.pt", src / f"{name}.json"
     for p in (weights, meta):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found (the beat model needs {name}.pt and {name}.json)")
+            raise FileNotFoundError(
+                f"{p} not found (the beat model needs {name}.pt and {name}.json)"
+            )
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(weights, Path(tmp) / "model.pt")
         shutil.copyfile(meta, Path(tmp) / "model.json")
@@ -225,7 +237,9 @@ def explain_beat_model(
     w = torch.as_tensor(np.asarray(windows, dtype=np.float32))
     r = torch.as_tensor(np.asarray(rr, dtype=np.float32))
     if w.dim() != 4 or r.dim() != 3:
-        raise ValueError(f"windows must be (B, K+1, leads, L) and rr (B, K+1, n_rr); got {tuple(w.shape)}, {tuple(r.shape)}")
+        raise ValueError(
+            f"windows must be (B, K+1, leads, L) and rr (B, K+1, n_rr); got {tuple(w.shape)}, {tuple(r.shape)}"
+        )
     net.eval()
 
     def fwd(x: Tensor, y: Tensor) -> Tensor:
@@ -253,7 +267,11 @@ def explain_multimodal(
     m = torch.as_tensor(np.asarray(meta, dtype=np.float32))
     net.eval()
     res = integrated_gradients(
-        lambda x, y: net(x, y).logits, (e, m), target=target, n_steps=n_steps, probabilities="sigmoid"
+        lambda x, y: net(x, y).logits,
+        (e, m),
+        target=target,
+        n_steps=n_steps,
+        probabilities="sigmoid",
     )
     with torch.no_grad():
         weights = net(e, m).modality_weights.numpy()

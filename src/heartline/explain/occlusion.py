@@ -142,7 +142,9 @@ def occlusion_attributions(
             for s in starts:
                 cur[row, lead, s : s + patch_len] = baseline
                 row += 1
-        extra = tuple(np.repeat(np.asarray(o[b : b + 1], dtype=np.float32), n_occ + 1, axis=0) for o in others)
+        extra = tuple(
+            np.repeat(np.asarray(o[b : b + 1], dtype=np.float32), n_occ + 1, axis=0) for o in others
+        )
         probs = np.asarray(run(batch, *extra), dtype=np.float64)
         t = int(np.argmax(probs[0])) if target is None else int(target[b])
         drop = probs[0, t] - probs[1:, t]
@@ -201,7 +203,9 @@ def explain_beats(
     feeds: list[np.ndarray] = [w]
     if len(inputs) > 1:
         if rr is None:
-            raise ValueError(f"the model {Path(model_path).name} needs inputs {names}; rr is missing")
+            raise ValueError(
+                f"the model {Path(model_path).name} needs inputs {names}; rr is missing"
+            )
         feeds.append(np.asarray(rr, dtype=np.float32))
     for arr, spec in zip(feeds, inputs, strict=False):
         want = spec.shape

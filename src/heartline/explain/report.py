@@ -33,12 +33,14 @@ DEFAULT_RECORDS = ("119", "208", "233")
 QRS_HALF_S = 0.08
 
 
-def qrs_share(attr: np.ndarray, *, pre_s: float, window_s: float, half_s: float = QRS_HALF_S) -> np.ndarray:
+def qrs_share(
+    attr: np.ndarray, *, pre_s: float, window_s: float, half_s: float = QRS_HALF_S
+) -> np.ndarray:
     """Share of ``|attr|`` (``(B, leads, L)``) within R +- ``half_s`` per beat, and that region's
     share of the window as the second value of a tuple."""
     length = attr.shape[-1]
-    r = int(round(pre_s / window_s * length))
-    h = int(round(half_s / window_s * length))
+    r = round(pre_s / window_s * length)
+    h = round(half_s / window_s * length)
     a = np.abs(attr).sum(axis=1)
     return a[:, max(0, r - h) : r + h].sum(axis=1) / np.maximum(a.sum(axis=1), 1e-12)
 
@@ -58,7 +60,11 @@ def run_explain_bench(
     from scipy.stats import spearmanr
 
     from heartline.data.beat_dataset import build_beat_set
-    from heartline.explain.attribution import explain_beat_model, load_shipped_beat_model, randomized_copy
+    from heartline.explain.attribution import (
+        explain_beat_model,
+        load_shipped_beat_model,
+        randomized_copy,
+    )
     from heartline.explain.occlusion import _session, explain_beats
 
     torch.set_num_threads(1)
@@ -105,7 +111,7 @@ def run_explain_bench(
         ts.append(time.perf_counter() - t0)
     timing["1_beat_cold_ms_median"] = 1000 * float(np.median(ts))
     res["timing"] = timing
-    region = 2 * int(round(QRS_HALF_S / window_s * bs.windows.shape[-1])) / bs.windows.shape[-1]
+    region = 2 * round(QRS_HALF_S / window_s * bs.windows.shape[-1]) / bs.windows.shape[-1]
     res["qrs_region_share_of_window"] = region
     examples = {}
     for cls, idx in sel.items():
@@ -113,23 +119,32 @@ def run_explain_bench(
         occ = explain_beats(onnx_path, w, r, session=sess)
         ig = explain_beat_model(net, w, r, n_steps=ig_steps)
         ig_cur = ig.inputs[0][:, -1]
-        rnd = explain_beat_model(randomized_copy(net, seed=1), w, r, target=ig.target, n_steps=ig_steps)
+        rnd = explain_beat_model(
+            randomized_copy(net, seed=1), w, r, target=ig.target, n_steps=ig_steps
+        )
         rnd_cur = rnd.inputs[0][:, -1]
         rho = [
-            float(spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0]) for a, b in zip(ig_cur, rnd_cur, strict=True)
+            float(spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0])
+            for a, b in zip(ig_cur, rnd_cur, strict=True)
         ]
         res["beats"][cls] = {
             "n": len(idx),
             "predicted_as": {c: int((occ.target == i).sum()) for i, c in enumerate(bs.classes)},
-            "occlusion_qrs_share_mean": float(qrs_share(occ.attributions, pre_s=bs.pre_s, window_s=window_s).mean()),
+            "occlusion_qrs_share_mean": float(
+                qrs_share(occ.attributions, pre_s=bs.pre_s, window_s=window_s).mean()
+            ),
             "ig_qrs_share_mean": float(qrs_share(ig_cur, pre_s=bs.pre_s, window_s=window_s).mean()),
-            "ig_random_qrs_share_mean": float(qrs_share(rnd_cur, pre_s=bs.pre_s, window_s=window_s).mean()),
+            "ig_random_qrs_share_mean": float(
+                qrs_share(rnd_cur, pre_s=bs.pre_s, window_s=window_s).mean()
+            ),
             "ig_trained_vs_random_spearman_mean": float(np.mean(rho)),
             "ig_completeness_error_max": float(np.abs(ig.convergence_delta).max()),
         }
         examples[cls] = (w[0, -1], occ.attributions[0], ig_cur[0])
     (out / "explain.json").write_text(json.dumps(res, indent=2))
-    _plot(out / "explain.png", examples, pre_s=bs.pre_s, window_s=window_s, lead_names=bs.lead_names)
+    _plot(
+        out / "explain.png", examples, pre_s=bs.pre_s, window_s=window_s, lead_names=bs.lead_names
+    )
     (out / "explain.md").write_text(_markdown(res))
     return res
 
@@ -147,7 +162,12 @@ def _plot(path: Path, examples: dict[str, tuple[np.ndarray, ...]], *, pre_s: flo
         for col, (name, a) in enumerate((("occlusion (ONNX)", occ), ("integrated gradients", ig))):
             ax = axes[row, col]
             for lead in range(w.shape[0]):
-                ax.plot(t_ms, w[lead], lw=1, label=lead_names[lead] if lead < len(lead_names) else str(lead))
+                ax.plot(
+                    t_ms,
+                    w[lead],
+                    lw=1,
+                    label=lead_names[lead] if lead < len(lead_names) else str(lead),
+                )
                 ax.fill_between(t_ms, w[lead].min(), w[lead].max(), where=np.abs(a[lead]) > 0.5 * np.abs(a).max(),
                                 alpha=0.15, color=f"C{lead}")  # fmt: skip
             ax2 = ax.twinx()

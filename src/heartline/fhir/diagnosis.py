@@ -127,7 +127,9 @@ def _model_device(dx: MultimodalDiagnosis) -> dict[str, Any]:
         "id": "model",
         "deviceName": [{"name": dx.model_name, "type": "model-name"}],
         "version": [{"value": dx.model_version}],
-        "type": {"coding": [_coding(HEARTLINE_SYSTEM, "ml-model", "Heartline machine-learning model")]},
+        "type": {
+            "coding": [_coding(HEARTLINE_SYSTEM, "ml-model", "Heartline machine-learning model")]
+        },
     }
 
 
@@ -139,31 +141,63 @@ def diagnosis_observations(dx: MultimodalDiagnosis) -> list[Observation]:
         data: dict[str, Any] = {
             "id": fhir_id(f"dx-{tag}-{cls}")[:64],
             "status": "final",
-            "category": [{"coding": [_coding(
-                "http://terminology.hl7.org/CodeSystem/observation-category", "procedure", "Procedure"
-            )]}],  # fmt: skip
+            "category": [
+                {
+                    "coding": [
+                        _coding(
+                            "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "procedure",
+                            "Procedure",
+                        )
+                    ]
+                }
+            ],
             "code": {
                 "coding": [_coding(DIAGNOSIS_CLASS_SYSTEM, cls, CLASS_DISPLAY.get(cls, cls))],
                 "text": f"probability of {CLASS_DISPLAY.get(cls, cls)} (12-lead ECG + patient data)",
             },
             "subject": {"reference": f"Patient/{fhir_id(dx.patient_id)}"},
             "effectiveDateTime": dx.time.isoformat(),
-            "valueQuantity": {"value": round(float(p), 4), "unit": "probability", "system": UCUM, "code": "1"},
+            "valueQuantity": {
+                "value": round(float(p), 4),
+                "unit": "probability",
+                "system": UCUM,
+                "code": "1",
+            },
             "method": {"text": f"{dx.model_name} {dx.model_version}"},
             "contained": [_model_device(dx)],
             "device": {"reference": "#model", "display": f"{dx.model_name} {dx.model_version}"},
         }
         if dx.thresholds is not None:
             pos = p >= dx.thresholds[cls]
-            data["interpretation"] = [{"coding": [_coding(_INTERP, "POS" if pos else "NEG",
-                                                          "Positive" if pos else "Negative")]}]  # fmt: skip
-            data["referenceRange"] = [{"text": f"positive at probability >= {dx.thresholds[cls]:.4f}"}]
+            data["interpretation"] = [
+                {
+                    "coding": [
+                        _coding(_INTERP, "POS" if pos else "NEG", "Positive" if pos else "Negative")
+                    ]
+                }
+            ]
+            data["referenceRange"] = [
+                {"text": f"positive at probability >= {dx.thresholds[cls]:.4f}"}
+            ]
         if dx.modality_weights:
             data["component"] = [
                 {
-                    "code": {"coding": [_coding(HEARTLINE_SYSTEM, f"modality-weight-{m}",
-                                                f"attention weight of the {m} modality")]},  # fmt: skip
-                    "valueQuantity": {"value": round(float(w), 4), "unit": "1", "system": UCUM, "code": "1"},
+                    "code": {
+                        "coding": [
+                            _coding(
+                                HEARTLINE_SYSTEM,
+                                f"modality-weight-{m}",
+                                f"attention weight of the {m} modality",
+                            )
+                        ]
+                    },
+                    "valueQuantity": {
+                        "value": round(float(w), 4),
+                        "unit": "1",
+                        "system": UCUM,
+                        "code": "1",
+                    },
                 }
                 for m, w in dx.modality_weights.items()
             ]
@@ -185,8 +219,13 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
     data: dict[str, Any] = {
         "id": f"dx-{_tag(dx)}",
         "status": "final",
-        "category": [{"coding": [_coding(_V2_0074, "EC", "Electrocardiac (e.g., EKG, EEC, Holter)")]}],
-        "code": {"coding": [_coding(LOINC, "11524-6", "EKG study")], "text": "Heartline multimodal ECG diagnosis"},
+        "category": [
+            {"coding": [_coding(_V2_0074, "EC", "Electrocardiac (e.g., EKG, EEC, Holter)")]}
+        ],
+        "code": {
+            "coding": [_coding(LOINC, "11524-6", "EKG study")],
+            "text": "Heartline multimodal ECG diagnosis",
+        },
         "subject": {"reference": f"Patient/{fhir_id(dx.patient_id)}"},
         "effectiveDateTime": dx.time.isoformat(),
         "result": [{"reference": f"Observation/{o.id}"} for o in results],
@@ -195,10 +234,15 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
     }
     if positive:
         data["conclusionCode"] = [
-            {"coding": [_coding(DIAGNOSIS_CLASS_SYSTEM, c, CLASS_DISPLAY.get(c, c))]} for c in positive
+            {"coding": [_coding(DIAGNOSIS_CLASS_SYSTEM, c, CLASS_DISPLAY.get(c, c))]}
+            for c in positive
         ]
     if dx.explanation_url:
         data["presentedForm"] = [
-            {"contentType": "application/json", "url": dx.explanation_url, "title": "explanation (attributions)"}
+            {
+                "contentType": "application/json",
+                "url": dx.explanation_url,
+                "title": "explanation (attributions)",
+            }
         ]
     return DiagnosticReport.model_validate(data), results
