@@ -36,6 +36,14 @@ def bench_multimodal(
         str | None, typer.Option(help="Comma-separated models (default: all).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Cache for arrays, features and finished (fold, model) results (default OUT/cache); "
+            "runs with the same settings resume from it, so several processes with disjoint "
+            "--models can share one."
+        ),
+    ] = None,
 ) -> None:
     """Ablations and baselines of the multimodal (12-lead ECG + metadata) hybrid on PTB-XL."""
     from heartline.bench.multimodal import MODELS, MultimodalBenchConfig, run_multimodal_bench
@@ -52,6 +60,7 @@ def bench_multimodal(
             n_boot=50 if quick else 1000,
             seed=seed,
             data_dir=None if data_dir is None else str(data_dir),
+            cache_dir=None if cache_dir is None else str(cache_dir),
         )
         report = run_multimodal_bench(out, config)
     except ValueError as exc:
