@@ -54,7 +54,10 @@ def test_randomised_weights_change_the_attributions(beat_net, v_beats) -> None:
     a = explain_beat_model(beat_net, w, rr, n_steps=16)
     b = explain_beat_model(randomized_copy(beat_net, seed=1), w, rr, target=a.target, n_steps=16)
     assert not np.allclose(a.inputs[0], b.inputs[0])
-    rho = [spearmanr(np.abs(x).ravel(), np.abs(y).ravel())[0] for x, y in zip(a.inputs[0][:, -1], b.inputs[0][:, -1], strict=True)]
+    rho = [
+        spearmanr(np.abs(x).ravel(), np.abs(y).ravel())[0]
+        for x, y in zip(a.inputs[0][:, -1], b.inputs[0][:, -1], strict=True)
+    ]
     assert np.mean(rho) < 0.9, rho
     # the control: the same model gives the same map
     c = explain_beat_model(beat_net, w, rr, target=a.target, n_steps=16)

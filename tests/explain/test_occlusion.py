@@ -71,3 +71,19 @@ def test_bad_inputs_are_named(v_beats) -> None:
         explain_beats(MODEL, w[:0], rr[:0])
     with pytest.raises(FileNotFoundError, match="model_path"):
         explain_beats(MODEL.with_name("nope.onnx"), w, rr)
+
+
+def test_score_modes() -> None:
+    def run(w: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-w[:, 0, :8].sum(axis=1)))
+        return np.stack([1 - p, p], axis=1)
+
+    w = np.ones((1, 1, 32), np.float32)
+    a_log, _, _ = occlusion_attributions(run, w, patch_len=8, stride=8, score="log_prob")
+    a_p, _, _ = occlusion_attributions(run, w, patch_len=8, stride=8, score="prob")
+    # occluding samples 0-8 takes p from sigmoid(8) to 0.5
+    p8 = 1 / (1 + np.exp(-8.0))
+    assert a_p[0, 0, 0] == pytest.approx((p8 - 0.5) / 8, rel=1e-4)
+    assert a_log[0, 0, 0] == pytest.approx((np.log(p8) - np.log(0.5)) / 8, rel=1e-4)
+    with pytest.raises(ValueError, match="score"):
+        occlusion_attributions(run, w, score="logit")

@@ -3,7 +3,7 @@
 For each beat, a patch of ``patch_len`` samples of one lead of the *current* beat's window (the
 last context position) is replaced by the baseline (0: beat windows are baseline-corrected to a
 median of 0, see :func:`heartline.data.beat_dataset.build_beat_set`), the model is run on every
-occluded copy in one batch, and the drop of the target class probability is spread evenly over
+occluded copy in one batch, and the drop of the target class's log-probability (or probability) is spread evenly over
 the occluded samples; overlapping patches (stride ``stride``) are averaged (Zeiler & Fergus
 2014). Positive values mark samples that support the predicted class. The result is a
 :class:`BeatExplanation` that serialises to JSON (:meth:`BeatExplanation.to_dict`) for the
@@ -37,8 +37,9 @@ class BeatExplanation:
     Attributes
     ----------
     attributions : numpy.ndarray
-        ``(n_beats, n_leads, window_len)`` float32: drop of the target probability per sample
-        (positive: the sample supports the target class).
+        ``(n_beats, n_leads, window_len)`` float32: drop of the target's score (log-probability
+        by default) per sample, spread over the patch (positive: the sample supports the target
+        class).
     target : numpy.ndarray
         ``(n_beats,)`` int: explained class index (the predicted one unless given).
     probabilities : numpy.ndarray
@@ -58,11 +59,13 @@ class BeatExplanation:
     stride: int
     model: str
     method: str = "occlusion"
+    score: str = "log_prob"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (lists of floats rounded to 5 decimals)."""
         return {
             "method": self.method,
+            "score": self.score,
             "model": self.model,
             "classes": list(self.classes),
             "patch_len": self.patch_len,
@@ -99,6 +102,7 @@ def occlusion_attributions(
     patch_len: int = 8,
     stride: int = 4,
     baseline: float = 0.0,
+    score: str = "log_prob",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generic occlusion over the last axis of the last context position of ``windows``.
 
@@ -111,11 +115,16 @@ def occlusion_attributions(
         array is 4-D (context, leads, L), or ``windows[b, lead, :]`` when 3-D.
     others : tuple of numpy.ndarray
         Further inputs, repeated unchanged for every occluded copy.
+    score : {"log_prob", "prob"}
+        What the drop is measured on: the log-probability of the target (default; it does not
+        saturate when the model is sure, p close to 1) or the probability itself.
 
     Returns
     -------
     attributions : ``(B, leads, L)``; probabilities : ``(B, C)``; target : ``(B,)``.
     """
+    if score not in ("log_prob", "prob"):
+        raise ValueError(f"score must be 'log_prob' or 'prob', got {score!r}")
     if patch_len < 1 or stride < 1:
         raise ValueError(f"patch_len and stride must be >= 1, got {patch_len}, {stride}")
     w = np.asarray(windows, dtype=np.float32)
@@ -147,7 +156,8 @@ def occlusion_attributions(
         )
         probs = np.asarray(run(batch, *extra), dtype=np.float64)
         t = int(np.argmax(probs[0])) if target is None else int(target[b])
-        drop = probs[0, t] - probs[1:, t]
+        sc = np.log(np.clip(probs[:, t], 1e-12, None)) if score == "log_prob" else probs[:, t]
+        drop = sc[0] - sc[1:]
         count = np.zeros((n_leads, length))
         row = 0
         for lead in range(n_leads):
@@ -170,6 +180,7 @@ def explain_beats(
     patch_len: int = 8,
     stride: int = 4,
     classes: tuple[str, ...] = DEFAULT_CLASSES,
+    score: str = "log_prob",
     session: Any = None,
 ) -> BeatExplanation:
     """Occlusion explanation of beats by a beat model's ONNX file (e.g. ``hybrid.onnx``).
@@ -187,6 +198,8 @@ def explain_beats(
     patch_len, stride : int
         Occlusion patch and step in window samples (default 8 and 4: 44 and 22 ms for the shipped
         0.7 s, 128-sample windows).
+    score : {"log_prob", "prob"}
+        Drop of the target's log-probability (default, no saturation) or probability.
     session : onnxruntime.InferenceSession, optional
         A session to reuse (the live side keeps one per model); default: a new one-thread session.
 
@@ -221,7 +234,13 @@ def explain_beats(
         return sess.run([out_name], dict(zip(names, arrays, strict=True)))[0]
 
     attr, probs, tgt = occlusion_attributions(
-        run, feeds[0], tuple(feeds[1:]), target=target, patch_len=patch_len, stride=stride
+        run,
+        feeds[0],
+        tuple(feeds[1:]),
+        target=target,
+        patch_len=patch_len,
+        stride=stride,
+        score=score,
     )
     return BeatExplanation(
         attributions=attr,
@@ -231,4 +250,5 @@ def explain_beats(
         patch_len=patch_len,
         stride=stride,
         model=Path(model_path).name,
+        score=score,
     )
