@@ -93,6 +93,9 @@ def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[
     if protocol == "benchmark":
         return [(10, 9)]
     tests = test_folds or tuple(range(1, 11))
+    bad = [k for k in tests if k not in range(1, 11)]
+    if bad or len(set(tests)) != len(tests):
+        raise ValueError(f"test folds must be distinct values in 1-10, got {list(tests)}")
     return [(k, k % 10 + 1) for k in tests]
 
 
