@@ -27,6 +27,7 @@ HL7 International, FHIR R4 (v4.0.1), https://hl7.org/fhir/R4/ ; Wagner P et al. 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
-from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, _short, fhir_id
+from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, fhir_id
 
 __all__ = [
     "CLASS_DISPLAY",
@@ -111,6 +112,13 @@ class MultimodalDiagnosis:
         if self.thresholds is None:
             return []
         return [c for c, p in self.probabilities.items() if p >= self.thresholds[c]]
+
+
+def _short(value: str, max_len: int) -> str:
+    """``value`` when it is a valid FHIR id of at most ``max_len`` characters, else a hash."""
+    if len(value) <= max_len and fhir_id(value) == value:
+        return value
+    return "h-" + hashlib.sha256(value.encode()).hexdigest()[: max_len - 2]
 
 
 def _coding(system: str, code: str, display: str) -> dict[str, str]:
