@@ -85,5 +85,7 @@ def test_score_modes() -> None:
     p8 = 1 / (1 + np.exp(-8.0))
     assert a_p[0, 0, 0] == pytest.approx((p8 - 0.5) / 8, rel=1e-4)
     assert a_log[0, 0, 0] == pytest.approx((np.log(p8) - np.log(0.5)) / 8, rel=1e-4)
+    a_odds, _, _ = occlusion_attributions(run, w, patch_len=8, stride=8)  # default: log-odds
+    assert a_odds[0, 0, 0] == pytest.approx(8.0 / 8, rel=1e-4)  # log-odds from 8 to 0
     with pytest.raises(ValueError, match="score"):
         occlusion_attributions(run, w, score="logit")

@@ -60,7 +60,9 @@ def test_report_references_results_and_links_the_explanation() -> None:
 
 
 def test_without_thresholds_no_interpretation_and_no_conclusion_code() -> None:
-    report, obs = diagnosis_report(_dx(thresholds=None, explanation_url=None, modality_weights=None))
+    report, obs = diagnosis_report(
+        _dx(thresholds=None, explanation_url=None, modality_weights=None)
+    )
     assert all(o.interpretation is None for o in obs)
     assert report.conclusionCode is None and report.presentedForm is None
     assert "no decision thresholds" in report.conclusion

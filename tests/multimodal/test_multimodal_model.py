@@ -27,7 +27,9 @@ torch.set_num_threads(1)
 @pytest.mark.parametrize("fusion", ["attention", "concat", "ecg", "meta"])
 def test_forward_shapes_and_modality_weights(fusion: str) -> None:
     torch.manual_seed(0)
-    net = MultimodalNet(MultimodalConfig(fusion=fusion, age_head=fusion in ("attention", "ecg"))).eval()
+    net = MultimodalNet(
+        MultimodalConfig(fusion=fusion, age_head=fusion in ("attention", "ecg"))
+    ).eval()
     out = net(torch.randn(3, 12, 250), torch.randn(3, N_META_INPUTS))
     assert out.logits.shape == (3, 5)
     assert torch.allclose(out.modality_weights.sum(1), torch.ones(3))
@@ -54,7 +56,10 @@ def test_bad_configs() -> None:
 
 
 def test_meta_scaler_masks_and_fit_on_present_values_only() -> None:
-    values = np.array([[50, 1, 170, 70, 24.2], [70, 0, np.nan, 90, np.nan], [np.nan, 1, 160, np.nan, np.nan]], np.float32)
+    values = np.array(
+        [[50, 1, 170, 70, 24.2], [70, 0, np.nan, 90, np.nan], [np.nan, 1, 160, np.nan, np.nan]],
+        np.float32,
+    )
     meta = PtbxlMetadata(values=values, present=np.isfinite(values), age_over_89=np.array([False, True, False]),
                          device=("a", "b", "c"), site=np.array([0, 1, 2]))  # fmt: skip
     sc = MetaScaler.fit(meta)
@@ -127,7 +132,9 @@ def test_quick_bench_writes_report(tmp_path: Path, data_dir: Path) -> None:
     # training priors moves the pooled value away from 0.5, which the report explains)
     # (fold 2 of the first 120 records holds only NORM records: no AUC there, NaN)
     folds = js["models"]["naive"]["fold_macro_auc"]
-    assert folds[0] == pytest.approx(0.5) and all(f is None or np.isnan(f) or f == 0.5 for f in folds)
+    assert folds[0] == pytest.approx(0.5) and all(
+        f is None or np.isnan(f) or f == 0.5 for f in folds
+    )
     for m in js["models"].values():
         assert 0 <= m["macro_auc"] <= 1 and len(m["fold_macro_auc"]) == 2
     assert (tmp_path / "multimodal.md").is_file() and (tmp_path / "roc_per_class.png").is_file()

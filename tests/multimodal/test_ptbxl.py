@@ -42,7 +42,11 @@ def test_labels_follow_scp_statements(ptbxl, data_dir: Path) -> None:
     st = pd.read_csv(data_dir / "ptbxl" / "scp_statements.csv", index_col=0)
     for i, codes in enumerate(table["scp_codes"]):
         d = ast.literal_eval(codes)
-        want = {st.loc[c, "diagnostic_class"] for c in d if c in st.index and st.loc[c, "diagnostic"] == 1}
+        want = {
+            st.loc[c, "diagnostic_class"]
+            for c in d
+            if c in st.index and st.loc[c, "diagnostic"] == 1
+        }
         got = {SUPERCLASSES[j] for j in np.flatnonzero(ptbxl.labels[i])}
         assert got == want, table.index[i]
     # record 1 is NORM (scp_codes {'NORM': 100, 'LVOLT': 0, 'SR': 0})

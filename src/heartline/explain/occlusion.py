@@ -3,8 +3,8 @@
 For each beat, a patch of ``patch_len`` samples of one lead of the *current* beat's window (the
 last context position) is replaced by the baseline (0: beat windows are baseline-corrected to a
 median of 0, see :func:`heartline.data.beat_dataset.build_beat_set`), the model is run on every
-occluded copy in one batch, and the drop of the target class's log-probability (or probability) is spread evenly over
-the occluded samples; overlapping patches (stride ``stride``) are averaged (Zeiler & Fergus
+occluded copy in one batch, and the drop of the target class's log-odds (or log-probability,
+or probability) is spread evenly over the occluded samples; overlapping patches (stride ``stride``) are averaged (Zeiler & Fergus
 2014). Positive values mark samples that support the predicted class. The result is a
 :class:`BeatExplanation` that serialises to JSON (:meth:`BeatExplanation.to_dict`) for the
 dashboard overlay, ``heartline classify --explain`` and the FHIR report.
@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BeatExplanation", "explain_beats", "occlusion_attributions"]
+__all__ = ["SCORES", "BeatExplanation", "explain_beats", "occlusion_attributions"]
 
 DEFAULT_CLASSES = ("N", "S", "V", "F", "Q")
+#: What the occlusion drop is measured on (see :func:`occlusion_attributions`).
+SCORES = ("log_odds", "log_prob", "prob")
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ class BeatExplanation:
     Attributes
     ----------
     attributions : numpy.ndarray
-        ``(n_beats, n_leads, window_len)`` float32: drop of the target's score (log-probability
-        by default) per sample, spread over the patch (positive: the sample supports the target
+        ``(n_beats, n_leads, window_len)`` float32: drop of the target's score (log-odds by
+        default) per sample, spread over the patch (positive: the sample supports the target
         class).
     target : numpy.ndarray
         ``(n_beats,)`` int: explained class index (the predicted one unless given).
@@ -59,7 +61,7 @@ class BeatExplanation:
     stride: int
     model: str
     method: str = "occlusion"
-    score: str = "log_prob"
+    score: str = "log_odds"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (lists of floats rounded to 5 decimals)."""
@@ -102,7 +104,7 @@ def occlusion_attributions(
     patch_len: int = 8,
     stride: int = 4,
     baseline: float = 0.0,
-    score: str = "log_prob",
+    score: str = "log_odds",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generic occlusion over the last axis of the last context position of ``windows``.
 
@@ -115,16 +117,17 @@ def occlusion_attributions(
         array is 4-D (context, leads, L), or ``windows[b, lead, :]`` when 3-D.
     others : tuple of numpy.ndarray
         Further inputs, repeated unchanged for every occluded copy.
-    score : {"log_prob", "prob"}
-        What the drop is measured on: the log-probability of the target (default; it does not
-        saturate when the model is sure, p close to 1) or the probability itself.
+    score : {"log_odds", "log_prob", "prob"}
+        What the drop is measured on: the log-odds ``log(p / (1 - p))`` of the target (default:
+        it does not saturate when the model is sure, p close to 1, where the probability and the
+        log-probability barely move), its log-probability, or its probability.
 
     Returns
     -------
     attributions : ``(B, leads, L)``; probabilities : ``(B, C)``; target : ``(B,)``.
     """
-    if score not in ("log_prob", "prob"):
-        raise ValueError(f"score must be 'log_prob' or 'prob', got {score!r}")
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {list(SCORES)}, got {score!r}")
     if patch_len < 1 or stride < 1:
         raise ValueError(f"patch_len and stride must be >= 1, got {patch_len}, {stride}")
     w = np.asarray(windows, dtype=np.float32)
@@ -156,7 +159,13 @@ def occlusion_attributions(
         )
         probs = np.asarray(run(batch, *extra), dtype=np.float64)
         t = int(np.argmax(probs[0])) if target is None else int(target[b])
-        sc = np.log(np.clip(probs[:, t], 1e-12, None)) if score == "log_prob" else probs[:, t]
+        pt = np.clip(probs[:, t], 1e-12, 1 - 1e-12)
+        if score == "log_odds":
+            sc = np.log(pt) - np.log1p(-pt)
+        elif score == "log_prob":
+            sc = np.log(pt)
+        else:
+            sc = probs[:, t]
         drop = sc[0] - sc[1:]
         count = np.zeros((n_leads, length))
         row = 0
@@ -180,7 +189,7 @@ def explain_beats(
     patch_len: int = 8,
     stride: int = 4,
     classes: tuple[str, ...] = DEFAULT_CLASSES,
-    score: str = "log_prob",
+    score: str = "log_odds",
     session: Any = None,
 ) -> BeatExplanation:
     """Occlusion explanation of beats by a beat model's ONNX file (e.g. ``hybrid.onnx``).
@@ -198,8 +207,8 @@ def explain_beats(
     patch_len, stride : int
         Occlusion patch and step in window samples (default 8 and 4: 44 and 22 ms for the shipped
         0.7 s, 128-sample windows).
-    score : {"log_prob", "prob"}
-        Drop of the target's log-probability (default, no saturation) or probability.
+    score : {"log_odds", "log_prob", "prob"}
+        Drop of the target's log-odds (default, no saturation), log-probability or probability.
     session : onnxruntime.InferenceSession, optional
         A session to reuse (the live side keeps one per model); default: a new one-thread session.
 
