@@ -182,8 +182,8 @@ def predict(
 ) -> Prediction:
     """Mean over sliding crops of the sigmoid outputs (and modality weights, and age)."""
     model.eval()
-    crop = int(round(settings.crop_s * fs))
-    stride = max(1, int(round(settings.eval_stride_s * fs)))
+    crop = round(settings.crop_s * fs)
+    stride = max(1, round(settings.eval_stride_s * fs))
     starts = _crop_starts(ecg.shape[2], crop, stride)
     probs, weights, ages = [], [], []
     meta_t = torch.from_numpy(meta)
@@ -236,7 +236,7 @@ def train_network(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     ecg, meta, y, age = train
-    crop = int(round(settings.crop_s * fs))
+    crop = round(settings.crop_s * fs)
     if crop > ecg.shape[2]:
         raise ValueError(
             f"crop_s={settings.crop_s} s is longer than the records ({ecg.shape[2] / fs} s)"
@@ -316,7 +316,7 @@ def record_features(
     from heartline.signal.rpeaks import detect_r_peaks
 
     n, n_leads, n_samples = signals.shape
-    pre, post = int(round(_BEAT_PRE_S * fs)), int(round(_BEAT_POST_S * fs))
+    pre, post = round(_BEAT_PRE_S * fs), round(_BEAT_POST_S * fs)
     win = pre + post
     edges = np.linspace(0, win, _BEAT_POINTS + 1).astype(int)
     names = ["hr_bpm", "rr_sd_s", "rmssd_s", "rr_min_s", "rr_max_s", "n_beats"]
@@ -326,9 +326,9 @@ def record_features(
     names += [f"L{lead}_{f}" for lead in range(n_leads) for f in per_lead]
     out = np.full((n, len(names)), np.nan, dtype=np.float32)
     n_failed = 0
-    r_idx, qrs_hi = pre, pre + int(round(0.06 * fs))
-    st_idx = min(win - 1, pre + int(round(0.08 * fs)))
-    t_lo, t_hi = pre + int(round(0.15 * fs)), win
+    r_idx, qrs_hi = pre, pre + round(0.06 * fs)
+    st_idx = min(win - 1, pre + round(0.08 * fs))
+    t_lo, t_hi = pre + round(0.15 * fs), win
     for i in range(n):
         x = bandpass(signals[i].T, fs=fs, low_hz=0.5, high_hz=min(40.0, 0.45 * fs))
         peaks = detect_r_peaks(x[:, rpeak_lead], fs=fs).sample_idx
@@ -356,7 +356,7 @@ def record_features(
                 feats[:_BEAT_POINTS] = [
                     med[edges[k] : edges[k + 1]].mean() for k in range(_BEAT_POINTS)
                 ]
-                qrs = med[r_idx - int(round(0.06 * fs)) : qrs_hi]
+                qrs = med[r_idx - round(0.06 * fs) : qrs_hi]
                 feats[_BEAT_POINTS : _BEAT_POINTS + 5] = [
                     qrs.max(),
                     qrs.min(),
