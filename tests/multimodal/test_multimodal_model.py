@@ -48,6 +48,14 @@ def test_attention_weights_depend_on_the_record() -> None:
     assert w.shape == (8, 2) and float(w[:, 0].std()) > 0
 
 
+def test_wrong_lead_count_and_meta_width_are_refused() -> None:
+    net = MultimodalNet(MultimodalConfig(fusion="attention")).eval()
+    with pytest.raises(ValueError, match="12 leads"):
+        net(torch.randn(2, 8, 250), torch.randn(2, N_META_INPUTS))
+    with pytest.raises(ValueError, match="meta must be"):
+        net(torch.randn(2, 12, 250), torch.randn(2, 5))
+
+
 def test_bad_configs() -> None:
     with pytest.raises(ValueError, match="unknown fusion"):
         MultimodalNet(MultimodalConfig(fusion="sum"))

@@ -198,6 +198,18 @@ class MultimodalNet(nn.Module):
         fusion = self.config.fusion
         parts: list[Tensor] = []
         ecg_emb = None
+        cfg = self.config
+        if self.ecg is not None and (ecg.dim() != 3 or ecg.shape[1] != cfg.n_leads):
+            raise ValueError(
+                f"ecg must be (batch, {cfg.n_leads} leads, samples) at {cfg.fs_hz:g} Hz, got "
+                f"{tuple(ecg.shape)}; missing leads are not zero-filled (see "
+                "heartline.data.ptbxl.select_leads)"
+            )
+        if self.meta is not None and (meta.dim() != 2 or meta.shape[1] != N_META_INPUTS):
+            raise ValueError(
+                f"meta must be (batch, {N_META_INPUTS}) inputs (MetaScaler.transform), got "
+                f"{tuple(meta.shape)}"
+            )
         if self.ecg is not None and self.ecg_proj is not None:
             ecg_emb, _ = self.ecg(ecg)
             parts.append(self.ecg_proj(ecg_emb))
