@@ -125,7 +125,7 @@ def format_duration(seconds: float) -> str:
     >>> format_duration(130.4), format_duration(7.04), format_duration(3900)
     ('2 min 10 s', '7 s', '1 h 05 min')
     """
-    s = max(0, int(round(float(seconds))))
+    s = max(0, round(float(seconds)))
     if s < 60:
         return f"{s} s"
     if s < 3600:

@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_refresh_tokens_token_hash")),
     )
     op.create_index("ix_refresh_tokens_family", "refresh_tokens", ["family_id"], unique=False)
-    op.create_index(
-        op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"], unique=False)
     op.create_table(
         "alarm_silences",
         sa.Column("id", _BIGID, autoincrement=True, nullable=False),
