@@ -323,7 +323,7 @@ def describe_alert(
     if kind == "vt" and values.get("sustained"):
         name = "Sustained VT"
     text, vals = _describe_values(kind, values, ev, _span_s(ev, start, end))
-    joiner = _SEPARATOR.get(kind, lambda n, t: f"{n}: {t}")
+    joiner = _SEPARATOR.get(kind, lambda n, t: f"{n} {t}" if t.startswith("for ") else f"{n}: {t}")
     title = joiner(name, text) if text else name
     category: Category = (
         "technical"

@@ -61,8 +61,9 @@ TICK_S = 0.5
 KEEPALIVE_S = 15.0
 #: Streams one user may hold at once (one per tab or station screen).
 MAX_STREAMS_PER_USER = 8
-#: Seconds of ECG sent when a stream starts (the strip's backlog).
-BACKLOG_S = 10.0
+#: Seconds of ECG sent when a stream starts: the focus patient's strip, and the tiles'.
+BACKLOG_S = 20.0
+TILE_BACKLOG_S = 6.0
 #: Seconds of alarms listed for the focus patient.
 ALERTS_WINDOW_S = 24 * 3600.0
 
@@ -124,7 +125,7 @@ def _tick(request: Request, user_id: int, st: _StreamState) -> list[tuple[str, A
                 from heartline.service import queries
 
                 end = queries.latest_ecg_end(session, patient_id=pid)
-                start = (end or now) - timedelta(seconds=BACKLOG_S)
+                start = (end or now) - timedelta(seconds=BACKLOG_S if focus else TILE_BACKLOG_S)
             segs = repo.ecg_between(
                 session, patient_id=pid, start=start, stop=max(now, start) + timedelta(seconds=60)
             )
