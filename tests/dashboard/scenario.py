@@ -82,7 +82,7 @@ def ecg_counts(rhythm: Rhythm, *, start_s: float, n: int) -> np.ndarray:
     a, b = np.searchsorted(times, [start_s - 0.4, start_s + n / FS_HZ + 0.4])
     for tb, wide in zip(times[a:b], is_v[a:b], strict=True):
         sigma = 0.035 if wide else 0.012
-        amp = -1.6 if wide else rhythm.r_mv
+        amp = -1.1 if wide else rhythm.r_mv
         mv += amp * np.exp(-((t - tb) ** 2) / (2 * sigma**2))
         mv += 0.25 * np.exp(-((t - tb - 0.25) ** 2) / (2 * 0.04**2))  # T wave
     for a, b in rhythm.vf:

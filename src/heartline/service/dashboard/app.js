@@ -241,23 +241,30 @@ function addBeats(beats) {
 }
 
 // ------------------------------------------------------------------------------- rendering
+// Redraw what changed, within a budget per frame: tiles left over wait for the next frame, so
+// 32 tiles updated by one stream tick are spread over a few frames instead of one long one.
+const FRAME_BUDGET_MS = 6;
 function frame() {
   if (!state.token) return;
   const t0 = performance.now();
+  let drawn = 0;
+  if (state.view === "patient" && state.dirty.has(state.patient)) { drawLive(); state.dirty.delete(state.patient); drawn++; }
   for (const pid of state.dirty) {
-    if (state.view === "patient" && pid === state.patient) drawLive();
-    else if (state.view === "station") drawTileStrip(pid);
+    if (performance.now() - t0 > FRAME_BUDGET_MS) break;
+    if (state.view === "station") { drawTileStrip(pid); drawn++; }
+    state.dirty.delete(pid);
   }
-  state.dirty.clear();
-  const dt = performance.now() - t0;
-  if (dt > 0.01) { state.renderMs.push(dt); if (state.renderMs.length > 2000) state.renderMs.shift(); }
+  if (drawn) {  // time spent drawing in the frames that drew something
+    state.renderMs.push(performance.now() - t0);
+    if (state.renderMs.length > 2000) state.renderMs.shift();
+  }
   maybeBeep();
   requestAnimationFrame(frame);
 }
 
 function fmtTime(iso) {
   if (!iso) return "--";
-  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 }
 
 function showStation() {
@@ -327,7 +334,9 @@ function drawTileStrip(pid) {
   const buf = state.ecg.get(pid);
   if (!el || !buf) return;
   const [grid, trace] = el.querySelectorAll("canvas");
-  const w = el.querySelector(".tile-paper").clientWidth;
+  // the width is read from the layout once per tile and after a resize, never per frame
+  if (!el.dataset.cssWidth) el.dataset.cssWidth = String(el.querySelector(".tile-paper").clientWidth);
+  const w = Number(el.dataset.cssWidth);
   if (P.sizeLayers([grid, trace], w, P.stripCssHeight(1, 22)) || !grid.dataset.pxPerMm) P.drawGrid(grid);
   P.drawStrip(trace, { segments: buf.segments, names: buf.names, tEnd: buf.end, speed: 25, gain: 10, bandMm: 22, maxLeads: 1 });
 }
@@ -550,9 +559,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("gain").addEventListener("change", (e) => { state.gain = Number(e.target.value); drawLive(); });
   $("sound").addEventListener("change", (e) => { state.sound = e.target.checked; state.lastBeep = 0; });
   for (const ev of ["pointerdown", "keydown", "wheel", "touchstart"]) document.addEventListener(ev, noteInput, { passive: true });
-  window.addEventListener("resize", () => { state.dirty.add(state.patient); state.tiles.forEach((t) => state.dirty.add(t.patient_id)); });
+  window.addEventListener("resize", () => {
+    document.querySelectorAll("#station-grid .tile").forEach((el) => { delete el.dataset.cssWidth; });
+    state.dirty.add(state.patient); state.tiles.forEach((t) => state.dirty.add(t.patient_id));
+  });
   setInterval(checkIdle, 5000);
-  window.heartline = { state, renderStats: () => { const a = [...state.renderMs].sort((x, y) => x - y);
+  window.heartline = { state, resetStats: () => { state.renderMs = []; }, renderStats: () => { const a = [...state.renderMs].sort((x, y) => x - y);
     return { n: a.length, p50: a[Math.floor(a.length * 0.5)] || 0, p95: a[Math.floor(a.length * 0.95)] || 0, max: a[a.length - 1] || 0 }; } };
   if (state.token) {
     if (state.expiresAt - Date.now() < REFRESH_MARGIN_S * 1000 && state.refresh) refreshTokens().then((ok) => (ok ? start() : logout()));

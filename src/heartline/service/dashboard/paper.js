@@ -29,9 +29,11 @@
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(cssWidth * dpr)), h = Math.max(1, Math.round(cssHeight * dpr));
     let changed = false;
-    for (const c of layers) {
-      if (c.width !== w || c.height !== h) { c.width = w; c.height = h; changed = true; }
-      c.style.width = cssWidth + "px"; c.style.height = cssHeight + "px";
+    for (const c of layers) {  // touch the styles only on change: no forced layout per frame
+      if (c.width !== w || c.height !== h) {
+        c.width = w; c.height = h; changed = true;
+        c.style.width = cssWidth + "px"; c.style.height = cssHeight + "px";
+      }
     }
     return changed;
   }
@@ -43,7 +45,7 @@
   function drawGrid(canvas) {
     const k = devicePxPerMm(), ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
     ctx.fillStyle = COLORS.paper; ctx.fillRect(0, 0, W, H);
-    const line = Math.max(1, Math.round(window.devicePixelRatio || 1) >= 2 ? 1 : 1);
+    const line = 1;  // one device pixel
     for (const major of [false, true]) {  // majors drawn last, over the minors
       ctx.fillStyle = major ? COLORS.major : COLORS.minor;
       for (let i = 0; i * k < W; i++) {
@@ -60,7 +62,7 @@
   }
 
   function fmtClock(tS) {
-    return new Date(tS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return new Date(tS * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
   // Draw one strip.
@@ -85,7 +87,7 @@
     const bandH = bandMm * k;
     for (let lead = 0; lead < nLeads; lead++) {
       const top = lead * bandH, bottom = top + bandH;
-      const base = top + HEAD_MM * k + (bandH - HEAD_MM * k) * 0.6;
+      const base = top + HEAD_MM * k + (bandH - HEAD_MM * k) * 0.55;
       const lo = top + 1, hi = bottom - 1;
       const Y = (mv) => base - mv * gain * k;
       // calibration pulse: 1 mV high, 0.2 s wide
@@ -121,14 +123,10 @@
         ctx.fillStyle = COLORS.clipped;
         for (let i = 0; i < clipPts.length; i += 2) ctx.fillRect(clipPts[i] - 1, clipPts[i + 1] - 2, 3, 4);
       }
-      // lead name, and speed/gain on the first band
+      // lead name in the calibration margin, under the pulse
       ctx.fillStyle = COLORS.text; ctx.textAlign = "left"; ctx.textBaseline = "top";
       ctx.font = `bold ${3 * k}px system-ui, sans-serif`;
-      ctx.fillText(names[lead] || "ECG", x0 + 1 * k, top + 0.8 * k);
-      if (lead === 0) {
-        ctx.textAlign = "right"; ctx.font = `${2.8 * k}px system-ui, sans-serif`;
-        ctx.fillText(`${speed} mm/s  ${gain} mm/mV`, W - 1 * k, top + 0.8 * k);
-      }
+      ctx.fillText(names[lead] || "ECG", 0.8 * k, Math.min(bottom - 3.5 * k, base + 2 * k));
     }
     // beats: letters (with probability when highlighted), highlighted ones boxed; labels that
     // would collide move to a second row
@@ -167,12 +165,16 @@
     ctx.fillStyle = COLORS.muted; ctx.font = `${2.6 * k}px system-ui, sans-serif`;
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     const every = speed >= 50 ? 1 : (W / k < 120 ? 2 : 1);
+    const scaleText = `${speed} mm/s  ${gain} mm/mV`;
+    const scaleW = ctx.measureText(scaleText).width + 2 * k;
     for (let t = Math.ceil(tStart / every) * every; t <= tEnd; t += every) {
       const x = Math.round(X(t));
       if (x < x0) continue;
       ctx.fillRect(x, axisTop, 1, 1.2 * k);
-      if (x > x0 + 8 * k && x < W - 8 * k) ctx.fillText(fmtClock(t), x, axisTop + 1.4 * k);
+      if (x > x0 + 8 * k && x < W - scaleW - 8 * k) ctx.fillText(fmtClock(t), x, axisTop + 1.4 * k);
     }
+    ctx.fillStyle = COLORS.text; ctx.textAlign = "right";
+    ctx.fillText(scaleText, W - 1 * k, axisTop + 1.4 * k);
     canvas.dataset.speed = String(speed);
     canvas.dataset.gain = String(gain);
     canvas.dataset.clipped = String(clipped);
