@@ -26,9 +26,9 @@ import uvicorn
 from fastapi import Depends, HTTPException
 from tests.dashboard.scenario import (
     Rhythm,
+    beats_in,
     engine_alarms,
     frame_at,
-    beats_in,
     store_alarm,
     store_history,
     utc,
@@ -126,7 +126,9 @@ def _clocked_user(offset: list[float]):
     return current_user
 
 
-def build_ward(tmp_path: Path, *, n_patients: int) -> tuple[Ward, object, list[threading.Thread], threading.Event]:
+def build_ward(
+    tmp_path: Path, *, n_patients: int
+) -> tuple[Ward, object, list[threading.Thread], threading.Event]:
     url = f"sqlite:///{tmp_path / 'heartline.db'}"
     upgrade_database(url)
     settings = make_settings(url, tmp_path)
@@ -143,7 +145,12 @@ def build_ward(tmp_path: Path, *, n_patients: int) -> tuple[Ward, object, list[t
         clin = srepo.create_user(s, username="clin1", password_hash=pw, role="clinician")
         for i, pid in enumerate(pids):
             repo.register_patient(s, patient_id=pid, display_name=f"Bed {i + 1}")
-            repo.register_device(s, device_id=f"d{pid}", patient_id=pid, credential_hash=hash_device_secret(f"secret-{pid}-0123456789"))
+            repo.register_device(
+                s,
+                device_id=f"d{pid}",
+                patient_id=pid,
+                credential_hash=hash_device_secret(f"secret-{pid}-0123456789"),
+            )
             srepo.assign_patient(s, user_id=clin.id, patient_id=pid)
         del admin
         # Bed 1: 7 minutes of history with AF, a VT run, VF and a NEWS2 alarm, then sinus rhythm
@@ -156,8 +163,14 @@ def build_ward(tmp_path: Path, *, n_patients: int) -> tuple[Ward, object, list[t
             "p01",
             r1,
             now_s=now_s,
-            vitals=dict(heart_rate_bpm=115, spo2_pct=91, temperature_c=34.8, temperature_site="skin",
-                        systolic_bp_mmhg=95, respiration_rate_per_min=24),
+            vitals=dict(
+                heart_rate_bpm=115,
+                spo2_pct=91,
+                temperature_c=34.8,
+                temperature_site="skin",
+                systolic_bp_mmhg=95,
+                respiration_rate_per_min=24,
+            ),
             vitals_at_s=now_s - 20,
         )
         for ev in events.values():
@@ -168,31 +181,75 @@ def build_ward(tmp_path: Path, *, n_patients: int) -> tuple[Ward, object, list[t
             if pid == "p03":
                 r.r_mv = 3.2  # large complexes: clipped at 10 mm/mV in a 30 mm band
             rhythms[pid] = r
-            store_history(s, device_id=f"d{pid}", patient_id=pid, rhythm=r, start_s=now_s - 12.0, stop_s=now_s)
+            store_history(
+                s, device_id=f"d{pid}", patient_id=pid, rhythm=r, start_s=now_s - 12.0, stop_s=now_s
+            )
 
-        def alarm(pid: str, kind: str, severity: str, ago_s: float, *, dur_s: float | None = None, ack: bool = False, values: dict | None = None, category: str = "physiological") -> int:
+        def alarm(
+            pid: str,
+            kind: str,
+            severity: str,
+            ago_s: float,
+            *,
+            dur_s: float | None = None,
+            ack: bool = False,
+            values: dict | None = None,
+            category: str = "physiological",
+        ) -> int:
             start = utc(now_s - ago_s)
             a = repo.add_alert(
-                s, patient_id=pid, device_id=f"d{pid}", type=kind, severity=severity, start=start,
+                s,
+                patient_id=pid,
+                device_id=f"d{pid}",
+                type=kind,
+                severity=severity,
+                start=start,
                 end=None if dur_s is None else start + timedelta(seconds=dur_s),
-                evidence={"category": category, "peak": {"values": values or {}}, "last_evidence_s": now_s - 1},
+                evidence={
+                    "category": category,
+                    "peak": {"values": values or {}},
+                    "last_evidence_s": now_s - 1,
+                },
             )
             if ack:
                 repo.acknowledge_alert(s, alert_id=a.id, user="admin")
             return a.id
 
         if n_patients >= 8:
-            ward.alarms["p02_tachy"] = alarm("p02", "tachycardia", "high", 50, values={"extreme_bpm": 156, "mean_bpm": 151})
-            ward.alarms["p03_news2"] = alarm("p03", "news2", "warning", 300, values={"total": 5, "band": "low-medium", "complete": True, "subscores": {}})
-            ward.alarms["p04_quality"] = alarm("p04", "signal_quality", "warning", 30, values={"duration_s": 25}, category="technical")
-            ward.alarms["p06_vf"] = alarm("p06", "vf", "critical", 60, dur_s=14, values={"duration_s": 14})
-            ward.alarms["p07_vf_acked"] = alarm("p07", "vf", "critical", 200, dur_s=10, ack=True, values={"duration_s": 10})
-            ward.alarms["p08_pvc"] = alarm("p08", "frequent_pvc", "warning", 100, values={"max_per_min": 14})
+            ward.alarms["p02_tachy"] = alarm(
+                "p02", "tachycardia", "high", 50, values={"extreme_bpm": 156, "mean_bpm": 151}
+            )
+            ward.alarms["p03_news2"] = alarm(
+                "p03",
+                "news2",
+                "warning",
+                300,
+                values={"total": 5, "band": "low-medium", "complete": True, "subscores": {}},
+            )
+            ward.alarms["p04_quality"] = alarm(
+                "p04",
+                "signal_quality",
+                "warning",
+                30,
+                values={"duration_s": 25},
+                category="technical",
+            )
+            ward.alarms["p06_vf"] = alarm(
+                "p06", "vf", "critical", 60, dur_s=14, values={"duration_s": 14}
+            )
+            ward.alarms["p07_vf_acked"] = alarm(
+                "p07", "vf", "critical", 200, dur_s=10, ack=True, values={"duration_s": 10}
+            )
+            ward.alarms["p08_pvc"] = alarm(
+                "p08", "frequent_pvc", "warning", 100, values={"max_per_min": 14}
+            )
             ward.expected_order = ["p01", "p06", "p02", "p08", "p03", "p04", "p05", "p07"]
         else:  # spread alarms over the station: every 4th bed high, every 4th medium...
             for i, pid in enumerate(pids[1:], start=2):
                 if i % 4 == 0:
-                    alarm(pid, "vt", "high", 40 + i, dur_s=3, values={"n_beats": 6, "rate_bpm": 170})
+                    alarm(
+                        pid, "vt", "high", 40 + i, dur_s=3, values={"n_beats": 6, "rate_bpm": 170}
+                    )
                 elif i % 4 == 1:
                     alarm(pid, "tachycardia", "high", 40 + i, values={"extreme_bpm": 155})
                 elif i % 4 == 2:
@@ -213,14 +270,37 @@ def build_ward(tmp_path: Path, *, n_patients: int) -> tuple[Ward, object, list[t
                 return
             with session_scope(factory) as s:
                 for pid in pids:
-                    vit = VitalReading(time_s=start, hr_bpm=75.0, spo2_pct=96.0 + (k % 3), temp_c=34.6, sbp_mmhg=118.0, dbp_mmhg=76.0) if k % 5 == 0 else None
-                    repo.store_frame(s, frame=frame_at(f"d{pid}", rhythms[pid], seq=100_000 + k, start_s=start, vitals=vit))
-                    repo.add_beats(s, patient_id=pid, beats=beats_in(f"d{pid}", rhythms[pid], seq=100_000 + k, start_s=start))
+                    vit = (
+                        VitalReading(
+                            time_s=start,
+                            hr_bpm=75.0,
+                            spo2_pct=96.0 + (k % 3),
+                            temp_c=34.6,
+                            sbp_mmhg=118.0,
+                            dbp_mmhg=76.0,
+                        )
+                        if k % 5 == 0
+                        else None
+                    )
+                    repo.store_frame(
+                        s,
+                        frame=frame_at(
+                            f"d{pid}", rhythms[pid], seq=100_000 + k, start_s=start, vitals=vit
+                        ),
+                    )
+                    repo.add_beats(
+                        s,
+                        patient_id=pid,
+                        beats=beats_in(f"d{pid}", rhythms[pid], seq=100_000 + k, start_s=start),
+                    )
             k += 1
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threads = [threading.Thread(target=server.run, daemon=True), threading.Thread(target=writer, daemon=True)]
+    threads = [
+        threading.Thread(target=server.run, daemon=True),
+        threading.Thread(target=writer, daemon=True),
+    ]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 20

@@ -110,9 +110,7 @@ def frame_at(
     )
 
 
-def beats_in(
-    device_id: str, rhythm: Rhythm, *, seq: int, start_s: float
-) -> list[repo.BeatIn]:
+def beats_in(device_id: str, rhythm: Rhythm, *, seq: int, start_s: float) -> list[repo.BeatIn]:
     out = []
     a, b = np.searchsorted(np.asarray(rhythm.times_s), [start_s, start_s + 1.0])
     for t, label in zip(rhythm.times_s[a:b], rhythm.labels[a:b], strict=True):
@@ -122,7 +120,7 @@ def beats_in(
                 repo.BeatIn(
                     device_id=device_id,
                     seq=seq,
-                    sample_idx=int(round((t - start_s) * FS_HZ)),
+                    sample_idx=round((t - start_s) * FS_HZ),
                     time=datetime.fromtimestamp(t, tz=UTC),
                     label=label,
                     probabilities={label: p, "N" if label != "N" else "S": round(1 - p, 2)},
@@ -132,26 +130,42 @@ def beats_in(
     return out
 
 
-def store_history(session, *, device_id: str, patient_id: str, rhythm: Rhythm, start_s: float, stop_s: float, first_seq: int = 0) -> int:
+def store_history(
+    session,
+    *,
+    device_id: str,
+    patient_id: str,
+    rhythm: Rhythm,
+    start_s: float,
+    stop_s: float,
+    first_seq: int = 0,
+) -> int:
     """Store 1 s frames and their beats over ``[start_s, stop_s)``; returns the next seq."""
     seq = first_seq
     t = start_s
     while t < stop_s:
         repo.store_frame(session, frame=frame_at(device_id, rhythm, seq=seq, start_s=t))
-        repo.add_beats(session, patient_id=patient_id, beats=beats_in(device_id, rhythm, seq=seq, start_s=t))
+        repo.add_beats(
+            session, patient_id=patient_id, beats=beats_in(device_id, rhythm, seq=seq, start_s=t)
+        )
         seq += 1
         t += 1.0
     return seq
 
 
 def engine_alarms(
-    patient_id: str, rhythm: Rhythm, *, now_s: float, vitals: dict | None = None, vitals_at_s: float | None = None
+    patient_id: str,
+    rhythm: Rhythm,
+    *,
+    now_s: float,
+    vitals: dict | None = None,
+    vitals_at_s: float | None = None,
 ) -> dict[str, dict]:
     """Run the alert engine over the rhythm; the last state of each alarm (``AlertEvent.to_dict``)."""
     eng = AlertEngine(patient_id)
     latest: dict[str, dict] = {}
     beats = [
-        Beat(t, int(round((t - rhythm.t0_s) * FS_HZ)), label)
+        Beat(t, round((t - rhythm.t0_s) * FS_HZ), label)
         for t, label in zip(rhythm.times_s, rhythm.labels, strict=True)
     ]
     # feed in 10 s chunks as the stream processor would (a VF span before the beats after it)

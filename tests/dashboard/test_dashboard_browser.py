@@ -170,36 +170,75 @@ def test_station_tiles_and_alarms_by_priority(ward, browser, tmp_path):
     grid = page.locator("#station-grid")
     expect(grid).to_have_attribute("data-tiles", "8")
     expect(grid).to_have_attribute("data-order", ",".join(ward.expected_order), timeout=10000)
-    prio = {t: page.locator(f".tile[data-patient-id='{t}']").get_attribute("data-priority") for t in ward.expected_order}
-    assert prio == {"p01": "high", "p06": "high", "p02": "medium", "p08": "low", "p03": "low", "p04": "none", "p05": "none", "p07": "none"}
+    prio = {
+        t: page.locator(f".tile[data-patient-id='{t}']").get_attribute("data-priority")
+        for t in ward.expected_order
+    }
+    assert prio == {
+        "p01": "high",
+        "p06": "high",
+        "p02": "medium",
+        "p08": "low",
+        "p03": "low",
+        "p04": "none",
+        "p05": "none",
+        "p07": "none",
+    }
+
     # IEC 60601-1-8 colours: high red, medium yellow, low cyan; technical only: dotted border
-    colour = lambda pid: page.eval_on_selector(f".tile[data-patient-id='{pid}']", "e => getComputedStyle(e).borderTopColor")  # noqa: E731
-    assert colour("p06") == "rgb(229, 50, 45)" and colour("p02") == "rgb(242, 197, 0)" and colour("p08") == "rgb(34, 195, 230)"
-    assert page.eval_on_selector(".tile[data-patient-id='p04']", "e => getComputedStyle(e).borderTopStyle") == "dotted"
+    def colour(pid):
+        return page.eval_on_selector(
+            f".tile[data-patient-id='{pid}']", "e => getComputedStyle(e).borderTopColor"
+        )
+
+    assert (
+        colour("p06") == "rgb(229, 50, 45)"
+        and colour("p02") == "rgb(242, 197, 0)"
+        and colour("p08") == "rgb(34, 195, 230)"
+    )
+    assert (
+        page.eval_on_selector(
+            ".tile[data-patient-id='p04']", "e => getComputedStyle(e).borderTopStyle"
+        )
+        == "dotted"
+    )
     # names with values, not codes
-    expect(page.locator(".tile[data-patient-id='p02'] .alarm")).to_have_text(re.compile(r"Tachycardia: 156 bpm for \d+ s"))
-    expect(page.locator(".tile[data-patient-id='p08'] .alarm")).to_have_text("Frequent PVCs: 14/min")
+    expect(page.locator(".tile[data-patient-id='p02'] .alarm")).to_have_text(
+        re.compile(r"Tachycardia: 156 bpm for \d+ s")
+    )
+    expect(page.locator(".tile[data-patient-id='p08'] .alarm")).to_have_text(
+        "Frequent PVCs: 14/min"
+    )
     expect(page.locator(".tile[data-patient-id='p06'] .alarm")).to_have_text("VF for 14 s")
     expect(page.locator(".tile[data-patient-id='p01'] .alarm")).to_contain_text("NEWS2 9")
     expect(page.locator(".tile[data-patient-id='p01'] .spo2")).to_contain_text("%")
-    expect(grid.locator(".tile .trace-layer").first).to_have_attribute("data-speed", "25", timeout=10000)
+    expect(grid.locator(".tile .trace-layer").first).to_have_attribute(
+        "data-speed", "25", timeout=10000
+    )
     screenshot(page, tmp_path, "station.png", full_page=True)
 
     # the alarm feed of Bed 1: by priority, then open before ended, then newest
     open_patient(page)
     feed = page.locator("#alert-feed li")
-    expect(feed).to_have_count(len(ward.alarms and [k for k in ward.alarms if not k.startswith("p0")]))
+    expect(feed).to_have_count(
+        len(ward.alarms and [k for k in ward.alarms if not k.startswith("p0")])
+    )
     items = page.eval_on_selector_all(
-        "#alert-feed li", "els => els.map(e => [e.dataset.priority, e.querySelector('strong').textContent])"
+        "#alert-feed li",
+        "els => els.map(e => [e.dataset.priority, e.querySelector('strong').textContent])",
     )
     rank = {"high": 0, "medium": 1, "low": 2}
     assert [rank[p] for p, _t in items] == sorted(rank[p] for p, _t in items)
     titles = [t for _p, t in items]
-    assert titles.index(next(t for t in titles if t.startswith("VF"))) < titles.index(next(t for t in titles if t.startswith("AF")))
+    assert titles.index(next(t for t in titles if t.startswith("VF"))) < titles.index(
+        next(t for t in titles if t.startswith("AF"))
+    )
     assert any(re.fullmatch(r"VT: 7 beats at 18\d bpm", t) for t in titles), titles
     assert any(re.fullmatch(r"AF for 2 min \d+ s \(mean \d+ bpm\)", t) for t in titles), titles
     assert any(re.fullmatch(r"Frequent PVCs: \d+/min", t) for t in titles), titles
-    assert not any(code in " ".join(titles) for code in ("af_like", "frequent_pvc", "v_couplet", "news2 ("))
+    assert not any(
+        code in " ".join(titles) for code in ("af_like", "frequent_pvc", "v_couplet", "news2 (")
+    )
 
     # acknowledge and silence: who and when in the audit log
     vf_id = ward.alarms["vf"]
@@ -208,10 +247,15 @@ def test_station_tiles_and_alarms_by_priority(ward, browser, tmp_path):
     expect(item).to_contain_text("silenced until", timeout=5000)
     item = page.locator(f"#alert-feed li[data-alert-id='{vf_id}']")
     item.locator("button.ack").click()
-    expect(page.locator(f"#alert-feed li[data-alert-id='{vf_id}']")).to_contain_text("acknowledged by clin1")
+    expect(page.locator(f"#alert-feed li[data-alert-id='{vf_id}']")).to_contain_text(
+        "acknowledged by clin1"
+    )
     with ward.factory() as s:
         assert s.get(Alert, vf_id).acknowledged_by == "clin1"
-        acts = {(r.actor, r.action) for r in s.scalars(select(AuditLog).where(AuditLog.resource.like(f"alert/{vf_id}%")))}
+        acts = {
+            (r.actor, r.action)
+            for r in s.scalars(select(AuditLog).where(AuditLog.resource.like(f"alert/{vf_id}%")))
+        }
     assert {("clin1", "acknowledge"), ("clin1", "silence")} <= acts
 
     # technical notices look different from physiological alarms
@@ -219,7 +263,12 @@ def test_station_tiles_and_alarms_by_priority(ward, browser, tmp_path):
     open_patient(page, "p04")
     tech = page.locator("#alert-feed li.cat-technical")
     expect(tech).to_have_count(1)
-    assert page.eval_on_selector("#alert-feed li.cat-technical", "e => getComputedStyle(e).borderLeftStyle") == "dotted"
+    assert (
+        page.eval_on_selector(
+            "#alert-feed li.cat-technical", "e => getComputedStyle(e).borderLeftStyle"
+        )
+        == "dotted"
+    )
     expect(tech.locator(".tag")).to_have_text("technical")
 
     # optional sound for high-priority alarms: off by default, on when asked
@@ -253,7 +302,9 @@ def test_explanations_af_vt_news2_vf(ward, browser, tmp_path):
     assert int(page.get_attribute("#rr-canvas", "data-points")) > 150
     expect(page.locator("#poincare-fig")).to_be_visible()
     assert int(page.get_attribute("#poincare-canvas", "data-points")) > 150
-    rows = page.eval_on_selector_all("#explain-stats tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    rows = page.eval_on_selector_all(
+        "#explain-stats tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
     by = {r[0]: r for r in rows}
     assert by["normalised RMSSD"][2] == "> 0.1 " and by["normalised RMSSD"][3] == "yes"
     assert by["Shannon entropy"][2] == "> 0.7 " and by["Shannon entropy"][3] == "yes"
@@ -275,10 +326,15 @@ def test_explanations_af_vt_news2_vf(ward, browser, tmp_path):
     explain("news2")
     expect(view).to_have_attribute("data-view", "news2")
     expect(page.locator("#news2-table")).to_be_visible()
-    rows = page.eval_on_selector_all("#news2-table tbody tr", "rs => rs.map(r => [r.dataset.parameter, r.cells[1].textContent, r.cells[2].textContent])")
+    rows = page.eval_on_selector_all(
+        "#news2-table tbody tr",
+        "rs => rs.map(r => [r.dataset.parameter, r.cells[1].textContent, r.cells[2].textContent])",
+    )
     scores = {p: s for p, _v, s in rows}
     assert len(rows) == 7
-    assert scores["spo2"] == "3" and scores["respiration_rate"] == "2" and scores["systolic_bp"] == "2"
+    assert (
+        scores["spo2"] == "3" and scores["respiration_rate"] == "2" and scores["systolic_bp"] == "2"
+    )
     assert scores["pulse"] == "2"
     assert any(p == "spo2" and v.startswith("91 %") for p, v, _s in rows)
     expect(page.locator("#news2-total")).to_have_text("9")
@@ -304,8 +360,13 @@ def test_alarm_is_pushed_without_polling(ward, browser):
     page.on("request", lambda r: requests.append(r.url))
     with session_scope(ward.factory) as s:
         a = repo.add_alert(
-            s, patient_id="p01", device_id="dp01", type="v_couplet", severity="warning",
-            start=ward.now(), evidence={"peak": {"values": {"rate_bpm": 150.0}}},
+            s,
+            patient_id="p01",
+            device_id="dp01",
+            type="v_couplet",
+            severity="warning",
+            start=ward.now(),
+            evidence={"peak": {"values": {"rate_bpm": 150.0}}},
         )
     item = page.locator(f"#alert-feed li[data-alert-id='{a.id}']")
     expect(item).to_contain_text("Ventricular couplet: at 150 bpm", timeout=5000)
@@ -321,17 +382,25 @@ def test_station_stays_signed_in_for_20_minutes(ward, browser):
     sign_in(page, ward.base)
     token0 = page.evaluate("window.heartline.state.token")
     statuses: list[int] = []
-    page.on("response", lambda r: statuses.append(r.status) if "/api/v1/" in r.url and "/users/me" not in r.url else None)
+    page.on(
+        "response",
+        lambda r: (
+            statuses.append(r.status) if "/api/v1/" in r.url and "/users/me" not in r.url else None
+        ),
+    )
     for _minute in range(20):  # browser timers and the server's clock move together
         ward.clock_offset_s[0] += 60.0
         page.clock.run_for(60_000)
         page.wait_for_timeout(150)
-    expect(page.locator("body")).to_have_attribute("data-refreshes", re.compile(r"[1-9]"), timeout=5000)
+    expect(page.locator("body")).to_have_attribute(
+        "data-refreshes", re.compile(r"[1-9]"), timeout=5000
+    )
     token1 = page.evaluate("window.heartline.state.token")
     assert token1 != token0
     # the old token is dead on the server's clock, the new one works
     me = lambda tok: page.evaluate(  # noqa: E731
-        "async (t) => (await fetch('/api/v1/users/me', {headers: {Authorization: 'Bearer ' + t}})).status", tok
+        "async (t) => (await fetch('/api/v1/users/me', {headers: {Authorization: 'Bearer ' + t}})).status",
+        tok,
     )
     assert me(token0) == 401 and me(token1) == 200
     expect(page.locator("#login-view")).to_be_hidden()
@@ -362,7 +431,9 @@ def test_station_with_32_patients(ward32, browser, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     sign_in(page, ward32.base)
     expect(page.locator("#station-grid")).to_have_attribute("data-tiles", "32")
-    expect(page.locator("#station-grid .tile .trace-layer[data-speed='25']")).to_have_count(32, timeout=15000)
+    expect(page.locator("#station-grid .tile .trace-layer[data-speed='25']")).to_have_count(
+        32, timeout=15000
+    )
     page.wait_for_timeout(3000)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
