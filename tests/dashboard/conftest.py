@@ -75,8 +75,10 @@ def artefact_dirs(tmp_path: Path) -> list[Path]:
 
 
 def screenshot(page, tmp_path: Path, name: str, **kw) -> Path:
+    """Save a screenshot in the test's tmp dir (and ``HEARTLINE_SCREENSHOTS`` unless ``tmp-*``)."""
     first = None
-    for d in artefact_dirs(tmp_path):
+    dirs = artefact_dirs(tmp_path)
+    for d in dirs if not name.startswith("tmp-") else dirs[:1]:
         path = d / name
         page.screenshot(path=str(path), **kw)
         first = first or path

@@ -127,7 +127,7 @@ def test_ecg_strip_is_paper_standard(ward, browser, tmp_path, dpr):
     x0 = int(canvas.get_attribute("data-data-start-x")) + 2
     empty = page.evaluate(EMPTY_COLUMNS_JS, ["ecg-canvas", x0, g["width"] - 4 * dpr, int(30 * k)])
     assert empty == [], f"{len(empty)} empty columns, first {empty[:10]}"
-    screenshot(page, tmp_path, f"dashboard-patient-dpr{dpr}.png", full_page=True)
+    screenshot(page, tmp_path, f"tmp-patient-dpr{dpr}.png", full_page=True)
 
     # gain 20 mm/mV: the pulse doubles (the band grows to 45 mm to hold it)
     page.select_option("#gain", "20")
@@ -438,6 +438,7 @@ def test_station_with_32_patients(ward32, browser, tmp_path):
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
     page.evaluate("window.heartline.resetStats()")
+    ecg0 = page.evaluate("window.heartline.state.ecgEvents")
     frames = page.evaluate(
         """async (ms) => { const d = []; let last = performance.now(); const end = last + ms;
         await new Promise((res) => { const f = (t) => { d.push(t - last); last = t; if (t < end) requestAnimationFrame(f); else res(); }; requestAnimationFrame(f); });
@@ -447,6 +448,7 @@ def test_station_with_32_patients(ward32, browser, tmp_path):
     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
     render = page.evaluate("window.heartline.renderStats()")
     events = int(page.get_attribute("body", "data-events"))
+    ecg_events = page.evaluate("window.heartline.state.ecgEvents") - ecg0
     frames = sorted(frames[1:])
     result = {
         "patients": 32,
@@ -464,6 +466,7 @@ def test_station_with_32_patients(ward32, browser, tmp_path):
         "js_heap_total_mb": round(metrics["JSHeapTotalSize"] / 2**20, 1),
         "dom_nodes": int(metrics["Nodes"]),
         "stream_events": events,
+        "ecg_updates_per_patient_per_s": round(ecg_events / 32 / 10.0, 2),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (tmp_path / "station32.json").write_text(json.dumps(result, indent=2))

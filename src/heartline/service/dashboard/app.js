@@ -201,7 +201,7 @@ function onEvent(ev, data) {
   state.events++;
   document.body.dataset.events = String(state.events);
   if (ev === "station") { state.tiles = data; renderStation(); }
-  else if (ev === "ecg") addEcg(data);
+  else if (ev === "ecg") { state.ecgEvents = (state.ecgEvents || 0) + 1; addEcg(data); }
   else if (ev === "beats" && data.patient_id === state.patient) addBeats(data.beats);
   else if (ev === "alerts" && data.patient_id === state.patient) { state.alerts = data.alerts; renderAlerts(); }
   else if (ev === "vitals" && data.patient_id === state.patient) { state.vitals = data.vitals; renderVitals(); }
@@ -474,7 +474,7 @@ async function explain(id) {
       systolic_bp: "Systolic BP", pulse: "Pulse", consciousness: "Consciousness", temperature: "Temperature (from skin)" };
     nt.tBodies[0].replaceChildren(...data.news2.rows.map((r) => {
       const tr = document.createElement("tr"); tr.dataset.parameter = r.parameter;
-      const val = r.value == null ? "not measured" : (typeof r.value === "number" ? `${Math.round(r.value * 10) / 10} ${r.unit}` : `${r.value}`);
+      const val = r.value == null ? (r.parameter === "temperature" ? "not scored (a wearable measures skin, not core, temperature)" : "not measured") : (typeof r.value === "number" ? `${Math.round(r.value * 10) / 10} ${r.unit}` : `${r.value}`);
       [names[r.parameter] || r.parameter, val + (r.note ? ` (${r.note})` : ""), r.score == null ? "--" : String(r.score)]
         .forEach((x) => { const td = document.createElement("td"); td.textContent = x; tr.appendChild(td); });
       if (r.score >= 3) tr.className = "hot";

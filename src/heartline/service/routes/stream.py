@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two reads of the database by one stream.
 TICK_S = 0.5
+#: Ticks between two computations of the station tiles (ECG goes out every tick).
+STATION_EVERY_TICKS = 4
 #: Seconds between keep-alive comments when nothing else is sent.
 KEEPALIVE_S = 15.0
 #: Streams one user may hold at once (one per tab or station screen).
@@ -93,6 +95,8 @@ class _StreamState:
         self.sent_frames: set[tuple[str, int, str]] = set()
         self.last_beat: datetime | None = None
         self.digests: dict[str, str] = {}
+        self.ticks = 0
+        self.patients: list[str] = []
 
     def changed(self, key: str, payload: Any) -> bool:
         d = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -113,12 +117,14 @@ def _tick(request: Request, user_id: int, st: _StreamState) -> list[tuple[str, A
         user = session.get(User, user_id)
         if user is None or not user.is_active:
             return [("expired", {"reason": "user no longer active"})]
-        tiles = station_tiles(session, user=user, now=now)
-        payload = [t.model_dump(mode="json") for t in tiles]
-        if st.changed("station", payload):
-            out.append(("station", payload))
-        for t in tiles:
-            pid = t.patient_id
+        if st.ticks % STATION_EVERY_TICKS == 0:
+            tiles = station_tiles(session, user=user, now=now)
+            st.patients = [t.patient_id for t in tiles]
+            payload = [t.model_dump(mode="json") for t in tiles]
+            if st.changed("station", payload):
+                out.append(("station", payload))
+        st.ticks += 1
+        for pid in st.patients:
             focus = pid == st.focus
             start = st.ecg_end.get(pid)
             if start is None:
