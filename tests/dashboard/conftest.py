@@ -140,6 +140,7 @@ def build_ward(
     rng = np.random.default_rng(7)
     pids = [f"p{i:02d}" for i in range(1, n_patients + 1)]
     rhythms: dict[str, Rhythm] = {}
+    hr: dict[str, float] = {"p01": 75.0}
     ward = Ward(base="", factory=factory, clock_offset_s=[0.0], n_patients=n_patients)
     with session_scope(factory) as s:
         pw = hash_password(hasher, PASSWORD)
@@ -179,7 +180,9 @@ def build_ward(
             ward.alarms[ev["kind"]] = store_alarm(s, ev, device_id="dp01")
         # the others: sinus at different rates, a few seconds of history
         for i, pid in enumerate(pids[1:], start=2):
-            r = Rhythm(now_s - 12.0).sinus(3600 + 12, rr_s=0.6 + 0.05 * (i % 8))
+            rr_s = 0.6 + 0.05 * (i % 8)
+            r = Rhythm(now_s - 12.0).sinus(3600 + 12, rr_s=rr_s)
+            hr[pid] = 60.0 / rr_s
             if pid == "p03":
                 r.r_mv = 3.2  # large complexes: clipped at 10 mm/mV in a 30 mm band
             rhythms[pid] = r
@@ -217,7 +220,7 @@ def build_ward(
                 repo.acknowledge_alert(s, alert_id=a.id, user="admin")
             return a.id
 
-        if n_patients >= 8:
+        if n_patients == 8:
             ward.alarms["p02_tachy"] = alarm(
                 "p02", "tachycardia", "high", 50, values={"extreme_bpm": 156, "mean_bpm": 151}
             )

@@ -275,6 +275,7 @@ def test_station_tiles_and_alarms_by_priority(ward, browser, tmp_path):
     assert not page.is_checked("#sound")
     page.click("#nav-station")
     page.check("#sound")
+    assert errors == []
     expect(page.locator("body")).to_have_attribute("data-beeps", re.compile(r"[1-9]"), timeout=5000)
     # phone layout: one column, no sideways scrolling
     page.set_viewport_size({"width": 390, "height": 844})

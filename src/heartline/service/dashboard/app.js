@@ -23,7 +23,7 @@ const state = {
   speed: 25, gain: 10,
   tiles: [], ecg: new Map(), beats: [], alerts: [], vitals: {},
   stream: null, refreshTimer: null, lastInput: Date.now(), locked: false, dirty: new Set(),
-  events: 0, sound: false, audio: null, lastBeep: 0,
+  events: 0, sound: false, audio: null, lastBeep: -Infinity,
   renderMs: [],
 };
 sessionStorage.setItem("hl-viewer", state.viewer);
@@ -246,20 +246,20 @@ function addBeats(beats) {
 const FRAME_BUDGET_MS = 6;
 function frame() {
   if (!state.token) return;
+  requestAnimationFrame(frame);  // first: an error below must not stop the display
   const t0 = performance.now();
   let drawn = 0;
-  if (state.view === "patient" && state.dirty.has(state.patient)) { drawLive(); state.dirty.delete(state.patient); drawn++; }
+  if (state.view === "patient" && state.dirty.has(state.patient)) { state.dirty.delete(state.patient); drawLive(); drawn++; }
   for (const pid of state.dirty) {
     if (performance.now() - t0 > FRAME_BUDGET_MS) break;
-    if (state.view === "station") { drawTileStrip(pid); drawn++; }
     state.dirty.delete(pid);
+    if (state.view === "station" && pid) { drawTileStrip(pid); drawn++; }
   }
   if (drawn) {  // time spent drawing in the frames that drew something
     state.renderMs.push(performance.now() - t0);
     if (state.renderMs.length > 2000) state.renderMs.shift();
   }
   maybeBeep();
-  requestAnimationFrame(frame);
 }
 
 function fmtTime(iso) {
@@ -557,7 +557,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("explain-close").addEventListener("click", () => { $("explain-view").hidden = true; });
   $("speed").addEventListener("change", (e) => { state.speed = Number(e.target.value); drawLive(); });
   $("gain").addEventListener("change", (e) => { state.gain = Number(e.target.value); drawLive(); });
-  $("sound").addEventListener("change", (e) => { state.sound = e.target.checked; state.lastBeep = 0; });
+  $("sound").addEventListener("change", (e) => { state.sound = e.target.checked; state.lastBeep = -Infinity; });
   for (const ev of ["pointerdown", "keydown", "wheel", "touchstart"]) document.addEventListener(ev, noteInput, { passive: true });
   window.addEventListener("resize", () => {
     document.querySelectorAll("#station-grid .tile").forEach((el) => { delete el.dataset.cssWidth; });

@@ -49,7 +49,9 @@ class StationTile(BaseModel):
 
     patient_id: str
     display_name: str | None
-    hr_bpm: float | None = Field(description="heart rate from the beats (else the device)")
+    hr_bpm: float | None = Field(
+        description="latest heart rate: the device's, else from the beats (newer by 60 s wins)"
+    )
     spo2: VitalValue | None
     skin_temp: VitalValue | None = Field(description="skin temperature (not core temperature)")
     last_update: datetime | None
