@@ -278,7 +278,7 @@ def build_ward(
                     vit = (
                         VitalReading(
                             time_s=start,
-                            hr_bpm=75.0,
+                            hr_bpm=round(hr[pid], 1),
                             spo2_pct=96.0 + (k % 3),
                             temp_c=34.6,
                             sbp_mmhg=118.0,
