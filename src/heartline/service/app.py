@@ -26,7 +26,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from heartline.service.config import ServiceSettings, load_service_settings
 from heartline.service.deps import TOKEN_URL, Database
 from heartline.service.limits import BodySizeLimitMiddleware
-from heartline.service.routes import alerts, auth, devices, health, ingest, patients, users
+from heartline.service.routes import (
+    alerts,
+    auth,
+    devices,
+    health,
+    ingest,
+    patients,
+    session,
+    station,
+    stream,
+    users,
+)
 from heartline.service.routes import fhir as fhir_routes
 from heartline.service.security import make_password_hasher
 
@@ -103,8 +114,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="1",
         summary="IoT cardiac monitoring: patients, ECG, beats, vitals, alerts, FHIR R4 export.",
         lifespan=lifespan,
-        # Swagger UI and ReDoc load their scripts from a CDN; Heartline loads nothing from the
-        # internet at run time, so only the machine-readable spec is served (/openapi.json).
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN; Heartline loads
+        # nothing from the internet at run time: /api/docs serves a vendored Swagger UI
+        # (dashboard/vendor/swagger-ui, from the npm package swagger-ui-dist) over /openapi.json.
         docs_url=None,
         redoc_url=None,
     )
@@ -165,7 +177,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     app.include_router(health.router, responses=COMMON_RESPONSES)
-    for module in (auth, users, patients, alerts, devices, ingest):
+    for module in (auth, users, patients, alerts, devices, ingest, session, station, stream):
         app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)
@@ -173,6 +185,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def _api_docs() -> RedirectResponse:
+        """Human-readable API documentation (vendored Swagger UI, no CDN)."""
+        return RedirectResponse("/dashboard/docs/")
 
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     return app
