@@ -1,5 +1,8 @@
 """``heartline bench rhythm``: the rhythm models and every baseline in one cross-validation.
 
+Why this file is long (about 840 lines): one benchmark that runs every rhythm model and baseline
+on the same folds and writes one report; the baselines' adapters are small and only used here.
+
 Stratified ``n_folds``-fold cross-validation by record on the shared CinC 2017 records (the same
 folds for every model; each network's early-stopping validation is carved out of its training
 folds, stratified). Models, side by side:

@@ -1,5 +1,8 @@
 """Evaluation reports: ``metrics.json``, ``report.md`` and PNG plots of a protocol result.
 
+Why this file is long (about 860 lines): the report writers of every protocol (JSON, Markdown,
+plots, ablation and learning-curve tables) share one schema and one set of formatting helpers.
+
 :func:`write_evaluation` turns a :class:`~heartline.training.protocols.ProtocolResult` into
 
 * ``metrics.json``: protocol (and its leak label), model, ``n_test_beats``, accuracy, macro-F1,

@@ -1,5 +1,9 @@
 """Evaluation protocols as code: inter-patient, intra-patient (leaky) and record-grouped 10-fold CV.
 
+Why this file is long (about 830 lines): every evaluation protocol (inter-patient, intra-patient,
+cv10) as code, with the one data object they share; keeping them together keeps the splits
+side by side where a reader can check that no patient crosses one.
+
 Every protocol is a function that builds the beat sets it needs and hands a model *only* its
 training and validation beats; test beats are predicted once, after training.
 
