@@ -111,6 +111,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.live",
         "heartline.cli.classify",
         "heartline.cli.serve",
+        "heartline.cli.federated",
     ):
         try:
             importlib.import_module(mod)
