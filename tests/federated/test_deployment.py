@@ -184,3 +184,27 @@ def test_flwr_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path:
     )
     assert res.exit_code == 1
     assert "heartline[federated]" in res.output
+
+
+def test_secure_aggregation_one_round(tmp_path: Path) -> None:
+    """SecAgg+ (secaggplus_mod + SecAggPlusWorkflow) over three real SuperNodes."""
+    manifest = _tiny_manifest(tmp_path / "m.json", (("208",), ("119",), ("124",)))
+    res = run_federation(
+        _cfg(manifest, secure_aggregation=True), out_dir=tmp_path / "run", timeout_s=500
+    )
+    rounds = {r["round"]: r for r in res["rounds"]}
+    assert 1 in rounds and rounds[1]["secure_aggregation"] == "SecAgg+"
+    assert 0.0 <= rounds[1]["val_macro_f1"] <= 1.0
+    final = np.load(res["final_weights"])
+    init = np.load(tmp_path / "run" / "initial_weights.npz")
+    assert set(final.files) == set(init.files)
+    assert any(not np.allclose(final[k], init[k]) for k in init.files)
+    assert np.all([np.isfinite(final[k]).all() for k in final.files])
+    log = (tmp_path / "run" / "logs" / "flwr-run.log").read_text(errors="replace")
+    assert "Secure aggregation completed" in log
+    _assert_all_stopped(res["pids"])
+
+
+def test_secure_aggregation_refuses_other_strategies(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="secure aggregation runs with --strategy fedavg"):
+        _cfg(tmp_path / "m.json", secure_aggregation=True, strategy="fedprox")

@@ -52,15 +52,16 @@ class BenchConfig:
     scaled_hospital: int = 4
     robust: str = "trimmedavg"
     trimmed_beta: float = 0.4
+    #: in order of importance, so that a run cut short still answers the main questions
     scenarios: tuple[str, ...] = (
         "central",
         "fedavg",
+        "attack_fedavg",
+        "attack_robust",
+        "dropout",
         "fedprox",
         "fedadam",
         "dp",
-        "dropout",
-        "attack_fedavg",
-        "attack_robust",
     )
     quick: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -341,8 +342,14 @@ def run_federated_bench(
     data_dir: str | Path | None = None,
     nice: int = 0,
     config: BenchConfig | None = None,
+    resume: bool = False,
 ) -> Path:
-    """Run every scenario (see the module docstring); return the path of ``federated.json``."""
+    """Run every scenario (see the module docstring); return the path of ``federated.json``.
+
+    The report (JSON, Markdown, plots) is rewritten after every scenario, so a run cut short
+    keeps what it measured; ``resume`` skips the scenarios an earlier run of the same
+    configuration already wrote into ``out/federated.json``.
+    """
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -381,7 +388,25 @@ def run_federated_bench(
             },
         },
     }
-    runs = _scenarios(cfg)
+    previous = out / "federated.json"
+    if resume and previous.is_file():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        def budget(c: dict[str, Any]) -> dict[str, Any]:  # the order of scenarios may change
+            return {k: v for k, v in c.items() if k != "scenarios"}
+
+        if budget(old.get("config", {})) != budget(json.loads(json.dumps(asdict(cfg)))):
+            raise ValueError(f"--resume: {previous} was written with another configuration")
+        beats.update({k: v for k, v in old["tasks"]["beats"].items() if "error" not in v})
+        report["resumed_from"] = {"git_revision": old.get("git_revision"), "runs": list(beats)}
+    runs = [(n, o) for n, o in _scenarios(cfg) if n not in beats]
+
+    def finish() -> Path:
+        report["targets"] = _targets(beats)
+        report["plots"] = _plot(beats, out)
+        path = write_json(out / "federated.json", json.loads(json.dumps(report, default=str)))
+        (out / "federated.md").write_text(_markdown(report), encoding="utf-8")
+        return path
+
     with Progress(
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
@@ -390,9 +415,9 @@ def run_federated_bench(
         TextColumn("{task.fields[info]}"),
     ) as bar:
         task = bar.add_task("bench federated", total=len(runs) + 1, info="central")
-        if "central" in cfg.scenarios:
+        if "central" in cfg.scenarios and "central" not in beats:
             beats["central"] = _central(cfg, manifest, test, data_path)
-            write_json(out / "federated.json", report)
+            finish()
         bar.advance(task)
         for name, over in runs:
             bar.update(task, info=name)
@@ -426,10 +451,6 @@ def run_federated_bench(
             except Exception as exc:  # one failed scenario must not lose the others
                 logger.exception("scenario %s failed", name)
                 beats[name] = {"error": f"{type(exc).__name__}: {exc}"[:500], **extra}
-            write_json(out / "federated.json", report)
+            finish()
             bar.advance(task)
-    report["targets"] = _targets(beats)
-    report["plots"] = _plot(beats, out)
-    path = write_json(out / "federated.json", json.loads(json.dumps(report, default=str)))
-    (out / "federated.md").write_text(_markdown(report), encoding="utf-8")
-    return path
+    return finish()

@@ -99,6 +99,12 @@ def round_line(rec: dict[str, Any]) -> str:
     )
 
 
+def _run_config(**kw: Any) -> Any:
+    from heartline.federated.deployment import FederatedRunConfig
+
+    return FederatedRunConfig(**kw)
+
+
 @federated_app.command("run")
 @handle_errors
 def run(
@@ -129,6 +135,10 @@ def run(
     dp_clip: Annotated[
         float, typer.Option("--dp-clip", help="L2 clipping norm of each hospital's update.")
     ] = 0.5,
+    secagg: Annotated[
+        bool,
+        typer.Option("--secagg", help="SecAgg+: the server sees only the sum (FedAvg, no DP)."),
+    ] = False,
     superlink: Annotated[
         str | None,
         typer.Option("--superlink", help="HOST:PORT of an existing SuperLink to join."),
@@ -143,7 +153,7 @@ def run(
     _require_flwr()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from heartline.federated.deployment import FederatedRunConfig, run_federation
+    from heartline.federated.deployment import run_federation
     from heartline.federated.partition import load_manifest, partition_beats, save_manifest
     from heartline.federated.privacy import DP_DELTA, noise_for_epsilon
     from heartline.federated.strategies import STRATEGY_NAMES
@@ -170,18 +180,22 @@ def run(
             f"--hospitals {hospitals} but the manifest {manifest} has {m.n_hospitals}"
         )
     noise = noise_for_epsilon(dp_epsilon, rounds) if dp_epsilon is not None else 0.0
-    cfg = FederatedRunConfig(
-        task=task,
-        manifest=manifest,
-        num_rounds=rounds,
-        strategy=strategy,
-        local_epochs=local_epochs,
-        keep_normal=keep_normal,
-        seed=seed,
-        dp_noise_multiplier=noise,
-        dp_clip_norm=dp_clip,
-        data_dir=data_dir,
-    )
+    try:
+        cfg = _run_config(
+            task=task,
+            manifest=manifest,
+            num_rounds=rounds,
+            strategy=strategy,
+            local_epochs=local_epochs,
+            keep_normal=keep_normal,
+            seed=seed,
+            dp_noise_multiplier=noise,
+            dp_clip_norm=dp_clip,
+            data_dir=data_dir,
+            secure_aggregation=secagg,
+        )
+    except ValueError as exc:
+        raise _bad(exc) from None
     with Progress(
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
@@ -204,6 +218,7 @@ def run(
         "engine": "flower-deployment",
         "task": task,
         "strategy": strategy,
+        "secure_aggregation": "SecAgg+" if secagg else None,
         "hospitals": hospitals,
         "rounds": rounds,
         "seconds": res["seconds"],
@@ -255,10 +270,16 @@ def bench_federated(
     nice: Annotated[
         int, typer.Option("--nice", help="Niceness of the federation's processes.")
     ] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip the runs already in OUT/federated.json.")
+    ] = False,
 ) -> None:
     """Central vs FedAvg/FedProx/FedAdam, DP, dropout and malicious hospitals, one report."""
     _require_flwr()
     from heartline.bench.federated import run_federated_bench
 
-    report = run_federated_bench(out, quick=quick, data_dir=data_dir, nice=nice)
+    try:
+        report = run_federated_bench(out, quick=quick, data_dir=data_dir, nice=nice, resume=resume)
+    except ValueError as exc:
+        raise _bad(exc) from None
     console.print(f"federated benchmark written to {report}")

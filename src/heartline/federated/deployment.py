@@ -39,6 +39,7 @@ from heartline.federated import require_flwr
 
 __all__ = [
     "APP_DIR",
+    "SECAGG_APP_DIR",
     "Deployment",
     "DeploymentError",
     "FederatedRunConfig",
@@ -52,8 +53,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The Flower App directory (its pyproject.toml lists no torch).
+#: The Flower App directories (their pyproject.toml lists no torch): plain, and with SecAgg+.
 APP_DIR = Path(__file__).resolve().parent / "app"
+SECAGG_APP_DIR = Path(__file__).resolve().parent / "app_secagg"
 ROUND_MARKER = "HEARTLINE-ROUND"
 _STOP_GRACE_S = 5.0
 
@@ -210,8 +212,17 @@ class FederatedRunConfig:
     round_timeout_s: float = 600.0
     connect_timeout_s: float = 120.0
     data_dir: Path | None = None
+    #: SecAgg+ (Flower's secaggplus_mod + SecAggPlusWorkflow; FedAvg only)
+    secure_aggregation: bool = False
     #: per-hospital node-config extras, e.g. ``{1: {"behaviour": "nan"}}``
     node_extra: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.secure_aggregation and (self.strategy != "fedavg" or self.dp_noise_multiplier):
+            raise ValueError(
+                "secure aggregation runs with --strategy fedavg and without --dp-epsilon "
+                "(Flower 1.41's SecAgg+ workflow wraps its FedAvg only)"
+            )
 
     def run_config(self, *, n_hospitals: int, out_dir: Path, initial_weights: Path) -> str:
         items: dict[str, Any] = {
@@ -586,7 +597,12 @@ def run_federation(
             if during is not None:
                 during(dep, rec)
 
-        rounds = dep.flwr_run(rc, on_round=round_cb, timeout_s=timeout_s)
+        rounds = dep.flwr_run(
+            rc,
+            on_round=round_cb,
+            timeout_s=timeout_s,
+            app_dir=SECAGG_APP_DIR if cfg.secure_aggregation else APP_DIR,
+        )
         pids = dep.pids()
     finally:
         dep.stop_all()

@@ -40,8 +40,24 @@ def message_bytes(content: RecordDict) -> int:
     for rec in (*content.array_records.values(), *content.metric_records.values()):
         total += rec.count_bytes()
     for rec in content.config_records.values():
-        total += rec.count_bytes()
+        total += _config_bytes(rec)
     return total
+
+
+def _value_bytes(v: Any) -> int:
+    if isinstance(v, bytes):
+        return len(v)
+    if isinstance(v, str):
+        return len(v.encode("utf-8"))
+    if isinstance(v, list):
+        return sum(_value_bytes(x) for x in v)
+    return 8  # int, float, bool
+
+
+def _config_bytes(rec: Any) -> int:
+    """Bytes of a ConfigRecord (Flower 1.41's ``count_bytes`` fails on empty lists, which the
+    SecAgg+ workflow sends)."""
+    return sum(len(k) + _value_bytes(v) for k, v in rec.items())
 
 
 class MeteredGrid:
@@ -150,10 +166,14 @@ def _wait_for_nodes(grid: Grid, n: int, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
-def _save_npz(path: Path, arrays: ArrayRecord) -> None:
+def _save_npz_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{k: v.numpy() for k, v in arrays.items()})
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _save_npz(path: Path, arrays: ArrayRecord) -> None:
+    _save_npz_arrays(path, {k: v.numpy() for k, v in arrays.items()})
 
 
 @app.main()
