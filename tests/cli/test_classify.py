@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
+import pytest
 import wfdb
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
@@ -75,3 +77,160 @@ def test_classify_errors(tmp_path, data_dir, tiny_model_path, monkeypatch) -> No
     res = runner.invoke(app, ["classify", rec, "--out", str(out)])
     assert res.exit_code == 1 and "--model" in res.output
     assert not out.exists()
+
+
+# --- formats, lead handling and annotations -------------------------------------------------
+
+
+def _out(res) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(res.output.split())
+
+
+@pytest.fixture(scope="module")
+def tiny_mlii_path(tmp_path_factory) -> Path:
+    """A tiny, seeded single-lead hybrid exported to ONNX (stands in for the shipped MLII model)."""
+    import torch
+
+    from heartline.edge.onnx_export import export_onnx
+    from heartline.models.hybrid import HybridNet
+    from heartline.signal.beats import RR_FEATURE_NAMES
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = HybridNet(
+        n_leads=1,
+        window_len=128,
+        n_rr=len(RR_FEATURE_NAMES),
+        context_k=2,
+        channels=4,
+        feature_dim=16,
+        lstm_hidden=16,
+    ).eval()
+    path = tmp_path_factory.mktemp("mlii") / "tiny_mlii.onnx"
+    export_onnx(net, path, name="hybrid")
+    return path
+
+
+def test_annotations_round_trip_with_wfdb(tmp_path, data_dir, tiny_model_path) -> None:
+    path = _excerpt_250hz(tmp_path, data_dir)
+    out = tmp_path / "res" / "beats.csv"
+    res = runner.invoke(
+        app,
+        ["classify", path, "--out", str(out), "--model", str(tiny_model_path), "--annotations"],
+    )
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    ann = wfdb.rdann(str(tmp_path / "res" / "ex208"), "hlb")
+    assert ann.fs == 250
+    assert ann.sample.tolist() == [int(r["sample"]) for r in rows]
+    assert ann.symbol == [r["label"] for r in rows]
+    assert set(ann.symbol) <= set("NSVFQ")
+    assert {r["lead"] for r in rows} == {"MLII+V1"}
+    assert "leads used: MLII+V1" in _out(res)
+
+
+def test_twelve_lead_record_uses_lead_ii(tmp_path, data_dir, tiny_mlii_path) -> None:
+    rec = data_dir / "ptbxl" / "records100" / "00000" / "00001_lr"
+    out = tmp_path / "ptb.csv"
+    res = runner.invoke(
+        app, ["classify", str(rec), "--out", str(out), "--model", str(tiny_mlii_path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "leads used: II" in _out(res) and "12-lead record" in _out(res)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) >= 5 and {r["lead"] for r in rows} == {"II"}
+
+
+def test_cinc_record_at_300_hz(tmp_path, data_dir, tiny_mlii_path) -> None:
+    out = tmp_path / "a.csv"
+    rec = data_dir / "cinc2017" / "A00002.mat"
+    res = runner.invoke(
+        app, ["classify", str(rec), "--out", str(out), "--model", str(tiny_mlii_path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "lead ECG as MLII" in _out(res)
+    rows = list(csv.DictReader(out.open()))
+    # 30 s at 300 Hz of a normal rhythm: 20 to 60 beats, times at the record's own rate
+    assert 20 <= len(rows) <= 60
+    assert abs(float(rows[3]["time_s"]) - int(rows[3]["sample"]) / 300.0) < 1e-3
+
+
+def test_lead_mismatch_is_explained(tmp_path, data_dir, tiny_model_path, tiny_mlii_path) -> None:
+    # a single-lead record given to a two-lead model
+    out = tmp_path / "x.csv"
+    rec = data_dir / "cinc2017" / "A00002"
+    res = runner.invoke(
+        app, ["classify", str(rec), "--out", str(out), "--model", str(tiny_model_path)]
+    )
+    assert res.exit_code == 1
+    assert "['ECG']" in _out(res) and "no single-lead beat model" in _out(res)
+    assert "MLII (or II)" in _out(res) and not out.exists()
+    # two leads, neither MLII/II (record 102 is V5 + V2)
+    sig = read_record(record_path("mitdb", "102", data_dir=data_dir)).signal[: 360 * 20]
+    csv_path = tmp_path / "v.csv"
+    np.savetxt(csv_path, sig, delimiter=",", header="V5,V2", comments="")
+    res = runner.invoke(
+        app,
+        [
+            "classify",
+            str(csv_path),
+            "--fs",
+            "360",
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model_path),
+        ],
+    )
+    assert res.exit_code == 1 and "['V5', 'V2']" in _out(res) and "--lead" in _out(res)
+    # --lead picks one explicitly and the output says so
+    res = runner.invoke(
+        app,
+        [
+            "classify",
+            str(csv_path),
+            "--fs",
+            "360",
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_mlii_path),
+            "--lead",
+            "V5",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "lead V5 as MLII" in _out(res) and "chosen by the caller" in _out(res)
+
+
+def test_csv_and_edf_inputs(tmp_path, data_dir, tiny_mlii_path) -> None:
+    sig = read_record(record_path("mitdb", "119", data_dir=data_dir)).signal[: 360 * 30, :1]
+    csv_path = tmp_path / "patch.csv"
+    np.savetxt(csv_path, sig, delimiter=",", header="MLII", comments="")
+    out = tmp_path / "c.csv"
+    res = runner.invoke(
+        app, ["classify", str(csv_path), "--out", str(out), "--model", str(tiny_mlii_path)]
+    )
+    assert res.exit_code == 1 and "--fs" in _out(res)
+    res = runner.invoke(
+        app,
+        [
+            "classify",
+            str(csv_path),
+            "--fs",
+            "360",
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_mlii_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    n_csv = len(list(csv.DictReader(out.open())))
+    assert n_csv > 20
+    res = runner.invoke(
+        app,
+        ["classify", str(tmp_path / "scan.xyz"), "--out", str(out), "--model", str(tiny_mlii_path)],
+    )
+    assert res.exit_code == 1 and "unknown record format" in _out(res)

@@ -52,6 +52,14 @@ def bench_qrs(
             "--repeats", min=1, help="Runs per detector and record; the fastest is reported."
         ),
     ] = 3,
+    resample_hz: Annotated[
+        float | None,
+        typer.Option(
+            "--resample-hz",
+            min=50.0,
+            help="Resample records and annotations to this rate first (e.g. 300 for CinC 2017).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Benchmark R-peak detectors: Se, +P, F1 (150 and 50 ms), time, NSTDB F1 vs SNR."""
@@ -97,6 +105,7 @@ def bench_qrs(
             quick=subset,
             repeats=repeats,
             on_step=step,
+            resample_hz=resample_hz,
         )
     paths = write_qrs_report(report, out)
     header, rows = gross_table_rows(report)
@@ -104,6 +113,7 @@ def bench_qrs(
         title="heartline bench qrs"
         + (" (QUICK subset)" if subset else "")
         + f", tolerance {report['tolerance_ms']} ms"
+        + (f", resampled to {resample_hz:g} Hz" if resample_hz else "")
     )
     shown = [
         i for i, col in enumerate(header) if col not in {"TP", "F1 VF-excl %", "NSTDB e06 F1 %"}

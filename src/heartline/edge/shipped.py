@@ -308,6 +308,7 @@ def ship(
     data: Any = None,
     n_bootstrap: int = 1000,
     latency_beats: int = 500,
+    card_name: str = "MODEL_CARD.md",
 ) -> ShipReport:
     """Turn a trained hybrid run directory into the shipped model files and its model card.
 
@@ -324,6 +325,12 @@ def ship(
         Records / beat settings (default: the full inter-patient protocol).
     n_bootstrap : int
         Bootstrap resamples of the DS2 confidence intervals.
+    card_name : str
+        File name of the model card in ``dest`` (``MODEL_CARD_mlii.md`` for the single-lead
+        model, so that both cards sit side by side).
+
+    The leads of ``data`` default to the run's ``config.toml`` (``data.leads``), so a
+    single-lead run is scored on its one lead.
 
     Raises
     ------
@@ -348,7 +355,9 @@ def ship(
     has_split = _export_split(model.net, onnx_path, name=model.name)
     onnx_model = OnnxBeatClassifier(onnx_path, split=False)
     # the template columns for a model that reads them (ProtocolData.for_model)
-    data = (data if data is not None else ProtocolData()).for_model(model.net)
+    if data is None:
+        data = ProtocolData(leads=_run_leads(run_dir))
+    data = data.for_model(model.net)
 
     results: dict[str, Any] = {}
     split_ann = inter_patient_split(data, rpeaks="annotated")
@@ -412,14 +421,27 @@ def ship(
         "stop_reason": hist.get("stop_reason"),
         "n_params": hist.get("n_params"),
         "training_protocol": _training_protocol(model.name, info.get("run.json", {}), hist),
+        "leads": list(data.leads),
+        "n_leads": len(data.leads),
         "latency": latency,
         "ds2": results,
     }
     write_json(dest / f"{name}_metrics.json", summary)
-    card = dest / "MODEL_CARD.md"
+    card = dest / card_name
     card.write_text(render_model_card(summary), encoding="utf-8")
     logger.info("shipped %s into %s (max |torch - onnx| %.2e)", name, dest, diff)
     return ShipReport(dest, onnx_path, diff, summary, latency["single_beat_median_ms"], card)
+
+
+def _run_leads(run_dir: Path) -> tuple[int, ...]:
+    """``data.leads`` of the run's ``config.toml`` (the two-lead default ``(0, 1)`` without one)."""
+    import tomllib
+
+    cfg = run_dir / "config.toml"
+    if not cfg.is_file():
+        return (0, 1)
+    leads = tomllib.loads(cfg.read_text(encoding="utf-8")).get("data", {}).get("leads", [0, 1])
+    return tuple(int(x) for x in leads)
 
 
 def _p(x: Any) -> str:
@@ -474,6 +496,15 @@ def _split_lines(s: dict[str, Any]) -> list[str]:
 def render_model_card(s: dict[str, Any]) -> str:
     """The model card (Mitchell et al. 2019 headings) from :func:`ship`'s summary."""
     ann, det = s["ds2"]["annotated"], s["ds2"]["detected"]
+    n_leads = int(s.get("n_leads", 2))
+    single = n_leads == 1
+    fusion = "one lead (MLII)" if single else "attention fusion of the two leads"
+    use = (
+        "single-lead ambulatory ECG (MLII or lead II; a wearable's one lead is fed as MLII)"
+        if single
+        else "2-lead ambulatory ECG"
+    )
+    not_for = "12-lead interpretation" if single else "single-lead or 12-lead recordings"
     lines = [
         f"# Model card: heartline `{s['onnx_file']}`",
         "",
@@ -483,9 +514,9 @@ def render_model_card(s: dict[str, Any]) -> str:
         "## Model",
         "",
         f"Hybrid CNN-LSTM beat classifier (`heartline.models.hybrid.HybridNet`, {s.get('n_params')} parameters): "
-        "multi-scale dilated CNN per beat and lead, attention fusion of the two leads, RR features, causal LSTM "
+        f"multi-scale dilated CNN per beat and lead, {fusion}, RR features, causal LSTM "
         "over the current and previous beats. Parameters: `" + json.dumps(s["params"]) + "`.",
-        f"Inputs: `windows` (batch, K+1, 2 leads, 128 samples = 0.25 s before to 0.45 s after the R-peak, resampled), "
+        f"Inputs: `windows` (batch, K+1, {n_leads} lead(s), 128 samples = 0.25 s before to 0.45 s after the R-peak, resampled), "
         f"`rr` (batch, K+1, RR features); output: probabilities of the AAMI classes N, S, V, F, Q. "
         f"ONNX file {s['onnx_bytes'] / 1024:.0f} KiB; PyTorch weights: {s['pytorch_weights'] or 'not shipped (>= 2 MB)'}. "
         f"Max |PyTorch - ONNX Runtime| probability difference on all DS2 beats: {s['max_abs_diff_torch_vs_onnx']:.1e} (tolerance 1e-4).",
@@ -584,9 +615,9 @@ def render_model_card(s: dict[str, Any]) -> str:
         "",
         "## Intended use",
         "",
-        "Research and engineering of the Heartline monitoring pipeline: labelling beats of 2-lead ambulatory ECG "
+        f"Research and engineering of the Heartline monitoring pipeline: labelling beats of {use} "
         "(360 Hz MIT-BIH-like recordings, R-peaks from the heartline detector) to drive arrhythmia alerts that a clinician "
-        "reviews. Not a medical device, not validated for diagnosis, not for paced patients, single-lead or 12-lead "
+        f"reviews. Not a medical device, not validated for diagnosis, not for paced patients, {not_for} "
         "recordings, other sampling pipelines or paediatric use without re-validation. Scores are from 22 DS2 patients: "
         "wide confidence intervals, and per-patient performance varies a lot (see above).",
         "",

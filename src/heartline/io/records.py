@@ -36,6 +36,9 @@ class EcgRecord:
         Physical unit per lead (usually ``"mV"``).
     path : pathlib.Path or None
         Record path without extension, when read from disk.
+    flags : tuple of str
+        Signal problems found when reading (``"II: flat"``, ``"V1: 3.2 % NaN"``), see
+        :func:`heartline.io.readers.read_ecg`; empty when none were looked for or found.
     """
 
     name: str
@@ -44,6 +47,7 @@ class EcgRecord:
     lead_names: tuple[str, ...]
     units: tuple[str, ...]
     path: Path | None = field(default=None, compare=False)
+    flags: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2:
