@@ -27,13 +27,22 @@ def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def evaluate_arrays(task: str, arrays: dict[str, np.ndarray], test: Any) -> dict[str, Any]:
-    """Macro-F1 (N, S, V, F), accuracy and confusion matrix of ``arrays`` on the test set."""
+    """Macro-F1, accuracy and confusion matrix of ``arrays`` on the test set.
+
+    Macro-F1 over N, S, V, F for beats (Q left out, as everywhere in Heartline) and over N, A, O,
+    noise for rhythm; ``cinc_f1`` (mean F1 of N, A, O: the CinC 2017 score) for rhythm.
+    """
     from heartline.federated.tasks import build_net
-    from heartline.training.local import evaluate_local, load_state_arrays
+    from heartline.training.local import (
+        confusion_macro_f1,
+        evaluate_local,
+        evaluate_local_rhythm,
+        load_state_arrays,
+    )
 
     net = build_net(task)
     load_state_arrays(net, arrays)
-    ev = evaluate_local(net, test)
+    ev = (evaluate_local if task == "beats" else evaluate_local_rhythm)(net, test)
     conf = ev.confusion
     return {
         "macro_f1": float(ev.macro_f1),
@@ -41,6 +50,7 @@ def evaluate_arrays(task: str, arrays: dict[str, np.ndarray], test: Any) -> dict
         "loss": None if not np.isfinite(ev.loss) else float(ev.loss),
         "n_beats": int(ev.n_examples),
         "confusion": conf.tolist(),
+        **({"cinc_f1": confusion_macro_f1(conf, classes=(0, 1, 2))} if task == "rhythm" else {}),
     }
 
 

@@ -9,8 +9,8 @@ Two tasks, each with a central test set that no hospital ever holds:
   never seen an SVEB beat, as a cardiology ward and a general ward would differ. Test set: DS2.
 * ``rhythm``: the PhysioNet/CinC Challenge 2017 single-lead wearable records split over 5-10
   sites with label skew (per class, the records are shared out in proportions drawn from a
-  Dirichlet(alpha) distribution, Hsu et al. 2019), hence unequal sizes. Test set: a fixed,
-  class-stratified held-out fold (:func:`rhythm_holdout_records`) never given to a site.
+  Dirichlet(alpha) distribution, Hsu et al. 2019), hence unequal sizes. Test set: the rhythm
+  task's fixed, class-stratified held-out fold (:func:`rhythm_holdout_records`), never a site's.
 
 :func:`validate_manifest` refuses a manifest that puts a record in two hospitals, a test record
 in any hospital, a record that the task does not know, or an empty hospital; every SuperNode
@@ -28,7 +28,6 @@ visual classification. arXiv:1909.06335 (2019).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -66,9 +65,6 @@ BEAT_HOSPITALS: tuple[int, int] = (3, 6)
 RHYTHM_SITES: tuple[int, int] = (5, 10)
 #: CinC 2017 labels: normal, atrial fibrillation, other rhythm, too noisy.
 RHYTHM_CLASSES: tuple[str, ...] = ("N", "A", "O", "~")
-#: Fraction of the CinC 2017 records held out as the central rhythm test fold, and its seed.
-RHYTHM_HOLDOUT_FRACTION = 0.2
-RHYTHM_HOLDOUT_SEED = 2017
 #: A hospital needs at least this many records for a rhythm split to be accepted.
 MIN_SITE_RECORDS = 20
 
@@ -125,29 +121,22 @@ class Manifest:
 
 # --------------------------------------------------------------------------- rhythm labels
 def rhythm_labels(data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """Record name -> label of every CinC 2017 record (``REFERENCE-v3.csv``, else ``REFERENCE.csv``)."""
-    from heartline.data.paths import resolve_data_dir
+    """Record name -> label of every CinC 2017 record on disk
+    (:func:`heartline.data.cinc2017.load_cinc2017_index`)."""
+    from heartline.data.cinc2017 import load_cinc2017_index
 
-    folder = resolve_data_dir(data_dir) / "cinc2017"
-    for name in ("REFERENCE-v3.csv", "REFERENCE.csv"):
-        path = folder / name
-        if path.is_file():
-            with path.open(newline="", encoding="utf-8") as fh:
-                return {row[0]: row[1] for row in csv.reader(fh) if len(row) >= 2}
-    from heartline.errors import DataNotFoundError
-
-    raise DataNotFoundError(f"no REFERENCE-v3.csv in {folder}: the CinC 2017 database is missing")
+    index = load_cinc2017_index(data_dir=data_dir)
+    return dict(zip(index["record"].astype(str), index["label"].astype(str), strict=True))
 
 
 def rhythm_holdout_records(labels: dict[str, str]) -> tuple[str, ...]:
-    """The fixed central rhythm test fold: 20 % of each class, seed 2017 (never a site's)."""
-    rng = np.random.default_rng(RHYTHM_HOLDOUT_SEED)
-    held: list[str] = []
-    for c in RHYTHM_CLASSES:
-        recs = sorted(r for r, lab in labels.items() if lab == c)
-        n = round(RHYTHM_HOLDOUT_FRACTION * len(recs))
-        held.extend(rng.choice(recs, size=n, replace=False).tolist())
-    return tuple(sorted(held))
+    """The fixed central rhythm test fold: :func:`heartline.data.cinc2017.cinc2017_holdout`
+    (20 % of each class, the rhythm task's own held-out split), never given to a site."""
+    from heartline.data.cinc2017 import cinc2017_holdout
+
+    names = sorted(labels)
+    held = cinc2017_holdout([labels[r] for r in names])
+    return tuple(r for r, h in zip(names, held, strict=True) if h)
 
 
 # --------------------------------------------------------------------------- partitioners

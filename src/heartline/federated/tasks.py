@@ -56,19 +56,39 @@ def load_site_data(
         train, val = local_validation_split(beats)
         train = subsample_normal(train, keep_fraction=keep_normal, seed=seed)
         return SiteData(train, val, tuple(records))
-    raise NotImplementedError(
-        "the rhythm task's training waits for heartline.training.rhythm (branch `rhythm`); "
-        "`heartline federated partition --task rhythm` works"
-    )
+    from heartline.training.local import subsample_rhythm_normal
+
+    arrays = _rhythm_arrays(records, data_dir=data_dir)
+    # local validation: a seeded 20 % of the site's records (other recordings, same site)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(arrays), dtype=bool)
+    is_val[rng.permutation(len(arrays))[: max(1, round(0.2 * len(arrays)))]] = True
+    train = subsample_rhythm_normal(arrays.subset(~is_val), keep_fraction=keep_normal, seed=seed)
+    return SiteData(train, arrays.subset(is_val), tuple(records))
+
+
+def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None) -> Any:
+    """:func:`heartline.training.rhythm.build_rhythm_arrays` of exactly ``records`` (cached)."""
+    from heartline.data.cinc2017 import load_cinc2017_index
+    from heartline.training.local import RHYTHM_FS_HZ
+    from heartline.training.rhythm import build_rhythm_arrays
+
+    index = load_cinc2017_index(data_dir=data_dir)
+    wanted = set(records)
+    sub = index.loc[index["record"].isin(wanted)].sort_values("record")
+    missing = wanted - set(sub["record"])
+    if missing:
+        raise ValueError(f"records not in the CinC 2017 index: {sorted(missing)[:5]}")
+    return build_rhythm_arrays(sub, data_dir=data_dir, fs_hz=RHYTHM_FS_HZ)
 
 
 def load_test_data(manifest: Manifest, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """The central test set of the manifest's task (DS2 beats for ``beats``)."""
+    """The central test set of the manifest's task (DS2 beats; the CinC 2017 held-out fold)."""
     if manifest.task == "beats":
         from heartline.data.beat_dataset import build_beat_set
 
         return build_beat_set(manifest.test_records, data_dir=data_dir, progress=False)
-    raise NotImplementedError("rhythm test data waits for heartline.training.rhythm")
+    return _rhythm_arrays(manifest.test_records, data_dir=data_dir)
 
 
 def build_net(task: str, *, seed: int = 0) -> Any:
@@ -79,7 +99,10 @@ def build_net(task: str, *, seed: int = 0) -> Any:
         from heartline.training.local import build_federated_beat_net
 
         return build_federated_beat_net(n_rr=len(RR_FEATURE_NAMES), seed=seed)
-    raise NotImplementedError("rhythm network waits for heartline.models.rhythm")
+    from heartline.training.local import build_federated_rhythm_net
+    from heartline.training.rhythm import rr_feature_names
+
+    return build_federated_rhythm_net(n_rr=len(rr_feature_names()), seed=seed)
 
 
 def build_initial_arrays(task: str, *, seed: int = 0) -> dict[str, np.ndarray]:
@@ -122,10 +145,16 @@ class SiteTask:
         self, arrays: dict[str, np.ndarray], *, round_seed: int = 0
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Train from ``arrays``; return the new weights and metrics (loss, examples, seconds)."""
-        from heartline.training.local import load_state_arrays, state_arrays, train_local
+        from heartline.training.local import (
+            load_state_arrays,
+            state_arrays,
+            train_local,
+            train_local_rhythm,
+        )
 
         load_state_arrays(self.net, arrays)
-        res = train_local(self.net, self.data.train, self.cfg, round_seed=round_seed)
+        fit = train_local if self.task == "beats" else train_local_rhythm
+        res = fit(self.net, self.data.train, self.cfg, round_seed=round_seed)
         metrics = {
             "train-loss": float(res.train_loss),
             "num-examples": int(res.n_examples),
@@ -135,8 +164,12 @@ class SiteTask:
 
     def evaluate(self, arrays: dict[str, np.ndarray], *, on: str = "val") -> Any:
         """:class:`heartline.training.local.LocalEval` of ``arrays`` on local validation data."""
-        from heartline.training.local import evaluate_local, load_state_arrays
+        from heartline.training.local import (
+            evaluate_local,
+            evaluate_local_rhythm,
+            load_state_arrays,
+        )
 
         load_state_arrays(self.net, arrays)
-        beats = self.data.val if on == "val" else self.data.train
-        return evaluate_local(self.net, beats)
+        data = self.data.val if on == "val" else self.data.train
+        return (evaluate_local if self.task == "beats" else evaluate_local_rhythm)(self.net, data)

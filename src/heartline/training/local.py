@@ -13,6 +13,9 @@ same optimiser and the same number of local epochs.
 * :func:`evaluate_local`: loss and confusion matrix of the current weights on local beats, so a
   server can pool confusion matrices into one macro-F1 without seeing any beat.
 * :func:`state_arrays` / :func:`load_state_arrays`: weights as ``name -> numpy array``.
+* the same for the CinC 2017 rhythm task: :func:`build_federated_rhythm_net`,
+  :func:`train_local_rhythm` (over :mod:`heartline.training.rhythm`'s batches),
+  :func:`evaluate_local_rhythm`.
 
 References
 ----------
@@ -47,17 +50,23 @@ from heartline.training.trainer import (
 __all__ = [
     "FEDERATED_BEAT_MODEL",
     "FEDERATED_BEAT_PARAMS",
+    "FEDERATED_RHYTHM_MODEL",
+    "FEDERATED_RHYTHM_PARAMS",
     "LocalConfig",
     "LocalEval",
     "LocalResult",
     "build_federated_beat_net",
+    "build_federated_rhythm_net",
     "confusion_macro_f1",
     "evaluate_local",
+    "evaluate_local_rhythm",
     "load_state_arrays",
     "local_validation_split",
     "state_arrays",
     "subsample_normal",
+    "subsample_rhythm_normal",
     "train_local",
+    "train_local_rhythm",
 ]
 
 #: Registry name and parameters of the federated beat model: the hybrid CNN-LSTM, narrowed so a
@@ -317,3 +326,114 @@ def evaluate_local(net: BeatNet, beats: BeatSet) -> LocalEval:
     np.add.at(conf, (y, pred), 1)
     assert abs(confusion_macro_f1(conf) - macro_f1(y, pred, n_classes=n)) < 1e-9
     return LocalEval(loss, conf, int(keep.sum()))
+
+
+# --------------------------------------------------------------------------- rhythm (CinC 2017)
+#: Registry name and parameters of the federated rhythm model: the hybrid rhythm network
+#: (:mod:`heartline.models.rhythm`), narrowed for fast rounds.
+FEDERATED_RHYTHM_MODEL = "hybrid"
+FEDERATED_RHYTHM_PARAMS: dict[str, Any] = {
+    "channels": (8, 16, 24, 32),
+    "hidden": 16,
+    "rr_hidden": 16,
+}
+RHYTHM_FS_HZ = 100.0
+RHYTHM_CROP_S = 10.0
+RHYTHM_WINDOW_S = 30.0
+
+
+def build_federated_rhythm_net(*, n_rr: int, seed: int = 0) -> Any:
+    """A freshly initialised (seeded) federated rhythm network (:data:`FEDERATED_RHYTHM_PARAMS`)."""
+    from heartline.models.rhythm import build_rhythm_model
+
+    torch.manual_seed(seed)
+    return build_rhythm_model(
+        FEDERATED_RHYTHM_MODEL, n_rr=n_rr, fs_hz=RHYTHM_FS_HZ, **FEDERATED_RHYTHM_PARAMS
+    )
+
+
+def subsample_rhythm_normal(arrays: Any, *, keep_fraction: float, seed: int = 0) -> Any:
+    """Keep every non-N record and a random ``keep_fraction`` of the N records (budget knob)."""
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    if keep_fraction == 1:
+        return arrays
+    rng = np.random.default_rng(seed)
+    keep = (arrays.y != 0) | (rng.random(len(arrays)) < keep_fraction)
+    return arrays.subset(keep)
+
+
+def train_local_rhythm(
+    net: Any, train: Any, cfg: LocalConfig, *, round_seed: int = 0
+) -> LocalResult:
+    """``cfg.epochs`` epochs of AdamW on random ``RHYTHM_CROP_S`` crops of the local records.
+
+    Same batches, augmentation and class weighting as :func:`heartline.training.rhythm.fit_rhythm`
+    (whose private helpers it reuses), at a constant learning rate and with the optional FedProx
+    term; the RR standardisation is fitted on the local records when the network still holds
+    the identity scaler (the first round), then averaged like any other weight.
+    """
+    from heartline.training.rhythm import _crop_batch
+    from heartline.training.rhythm import class_weights as rhythm_class_weights
+
+    if len(train) == 0 or (train.y < 0).any():
+        raise ValueError("train must hold labelled records (y in 0..3)")
+    seed = cfg.seed * 1_000_003 + round_seed
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    if net.n_rr and bool(torch.all(net.rr_std == 1)) and bool(torch.all(net.rr_mean == 0)):
+        rr = torch.from_numpy(train.rr.astype(np.float32))
+        net.set_rr_scaler(rr.mean(0), rr.std(0))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(rhythm_class_weights(train.y, 0.5)))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    anchor = _params_vector(net) if cfg.proximal_mu > 0 else None
+    w = round(RHYTHM_CROP_S * train.fs_hz)
+    y_all = torch.from_numpy(train.y)
+    t0 = time.perf_counter()
+    total, count = 0.0, 0
+    with flush_denormals():
+        for _ in range(cfg.epochs):
+            net.train()
+            order = rng.permutation(len(train))
+            total, count = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                x, m, r = _crop_batch(train, idx, w, rng, True)
+                loss = loss_fn(net(x, m, r), y_all[idx])
+                if anchor is not None:
+                    prox = sum(
+                        torch.sum((p - a) ** 2)
+                        for p, a in zip(net.parameters(), anchor, strict=True)
+                    )
+                    loss = loss + 0.5 * cfg.proximal_mu * prox
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                opt.step()
+                total += float(loss.detach()) * idx.size
+                count += idx.size
+    net.eval()
+    return LocalResult(total / max(count, 1), len(train), time.perf_counter() - t0)
+
+
+def evaluate_local_rhythm(net: Any, arrays: Any) -> LocalEval:
+    """Cross-entropy and 4 x 4 confusion matrix (N, A, O, noise) over each record's 30 s windows."""
+    from heartline.training.rhythm import predict_rhythm_proba
+
+    keep = arrays.y >= 0
+    if not keep.any():
+        return LocalEval(math.nan, np.zeros((4, 4), dtype=np.int64), 0)
+    arrays = arrays.subset(keep)
+    proba = predict_rhythm_proba(net, arrays, window_s=RHYTHM_WINDOW_S)
+    y = arrays.y
+    p_true = proba[np.arange(len(y)), y]
+    loss = (
+        float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))
+        if np.isfinite(proba).all()
+        else math.nan
+    )
+    pred = np.nan_to_num(proba, nan=0.0).argmax(axis=1)
+    conf = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(conf, (y, pred), 1)
+    return LocalEval(loss, conf, len(y))
