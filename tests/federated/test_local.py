@@ -87,3 +87,25 @@ def test_epsilon_accounting_matches_opacus() -> None:
     assert noise_for_epsilon(1.0, 4) > noise_for_epsilon(8.0, 4)
     with pytest.raises(ValueError, match="epsilon"):
         noise_for_epsilon(0.0, 4)
+
+
+def test_rhythm_site_trains_and_scores_four_classes() -> None:
+    from heartline.federated.partition import partition_rhythm, rhythm_labels
+    from heartline.federated.tasks import SiteTask, load_site_data
+
+    labels = rhythm_labels()
+    m = partition_rhythm(5, alpha=1.0, seed=0, labels=labels)
+    records = m.hospitals[0].records[:40]
+    data = load_site_data("rhythm", records, keep_normal=1.0, seed=0)
+    assert len(data.train) + len(data.val) == len(records)
+    assert not set(data.train.records) & set(data.val.records)
+    site = SiteTask("rhythm", data, epochs=3, lr=3e-3)
+    start = state_arrays(site.net)
+    before = site.evaluate(start, on="train")
+    new, metrics = site.fit(start, round_seed=1)
+    after = site.evaluate(new, on="train")
+    assert metrics["num-examples"] == len(data.train)
+    assert before.confusion.shape == (4, 4) and before.confusion.sum() == len(data.train)
+    assert after.loss < before.loss
+    # the RR standardisation was fitted on the local records in the first round
+    assert not np.allclose(new["rr_std"], 1.0)
