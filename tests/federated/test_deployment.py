@@ -208,3 +208,20 @@ def test_secure_aggregation_one_round(tmp_path: Path) -> None:
 def test_secure_aggregation_refuses_other_strategies(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="secure aggregation runs with --strategy fedavg"):
         _cfg(tmp_path / "m.json", secure_aggregation=True, strategy="fedprox")
+
+
+def test_join_an_existing_superlink(tmp_path: Path) -> None:
+    """--superlink HOST:PORT: the SuperLink and SuperNodes run elsewhere; only `flwr run` here."""
+    manifest = _tiny_manifest(tmp_path / "m.json", (("208",), ("119",)))
+    with Deployment(tmp_path / "site") as site:  # stands in for the hospitals' deployment
+        site.start_superlink()
+        for i in (0, 1):
+            site.start_supernode(i, {"manifest": str(manifest), "partition-id": i})
+        res = run_federation(
+            _cfg(manifest), out_dir=tmp_path / "coordinator", superlink=site.control_address
+        )
+        site_pids = site.pids()
+    assert {r["round"] for r in res["rounds"]} == {0, 1}  # streamed back from the SuperLink
+    assert not (tmp_path / "coordinator" / "logs" / "superlink.log").exists()  # nothing started
+    assert res["final_weights"] is not None
+    _assert_all_stopped(res["pids"] + site_pids)

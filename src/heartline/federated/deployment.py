@@ -241,7 +241,7 @@ class FederatedRunConfig:
             "round-timeout-s": float(self.round_timeout_s),
             "connect-timeout-s": float(self.connect_timeout_s),
             "out-dir": str(out_dir),
-            "initial-weights": str(initial_weights),
+            "initial-weights": str(initial_weights) if str(initial_weights) != "." else "",
         }
         return " ".join(f"{k}={_toml(v)}" for k, v in items.items())
 
@@ -567,7 +567,12 @@ def run_federation(
     server_dir.mkdir()
     init = out_dir / "initial_weights.npz"
     np.savez(init, **build_initial_arrays(cfg.task, seed=cfg.seed))
-    rc = cfg.run_config(n_hospitals=manifest.n_hospitals, out_dir=server_dir, initial_weights=init)
+    # a remote SuperLink cannot read this machine's files: its ServerApp builds the network
+    rc = cfg.run_config(
+        n_hospitals=manifest.n_hospitals,
+        out_dir=server_dir,
+        initial_weights=Path("") if superlink else init,
+    )
     t0 = time.monotonic()
     dep = Deployment(out_dir, superlink=superlink, nice=nice)
     # Ctrl-C and SIGTERM both unwind through the finally below
