@@ -126,7 +126,10 @@ def run(
     ] = 1,
     keep_normal: Annotated[
         float,
-        typer.Option("--keep-normal", help="Fraction of N beats that carry a loss (budget knob)."),
+        typer.Option(
+            "--keep-normal",
+            help="Fraction of N beats (rhythm: N records) that train (budget knob).",
+        ),
     ] = 1.0,
     dp_epsilon: Annotated[
         float | None,
@@ -164,16 +167,21 @@ def run(
         )
     if rounds < 1:
         raise typer.BadParameter("--rounds must be >= 1")
-    if task != "beats":
-        raise typer.BadParameter(
-            "--task rhythm: federated rhythm training waits for heartline.training.rhythm; "
-            "`heartline federated partition --task rhythm` works"
-        )
+    if task not in ("beats", "rhythm"):
+        raise typer.BadParameter(f"--task must be 'beats' or 'rhythm', got {task!r}")
     out.mkdir(parents=True, exist_ok=True)
     if manifest is None:
-        manifest = save_manifest(
-            partition_beats(hospitals, seed=seed, data_dir=data_dir), out / "manifest.json"
-        )
+        from heartline.federated.partition import partition_rhythm
+
+        try:
+            m0 = (
+                partition_beats(hospitals, seed=seed, data_dir=data_dir)
+                if task == "beats"
+                else partition_rhythm(hospitals, alpha=1.0, seed=seed, data_dir=data_dir)
+            )
+        except ValueError as exc:
+            raise _bad(exc) from None
+        manifest = save_manifest(m0, out / "manifest.json")
     m = load_manifest(manifest)
     if m.n_hospitals != hospitals:
         raise typer.BadParameter(
@@ -241,8 +249,20 @@ def run(
 
         arrays = load_npz(res["final_weights"])
         summary["test"] = evaluate_arrays(task, arrays, load_test_data(m, data_dir=data_dir))
-        run_dir = write_run_dir(task, arrays, out / "run", rounds=res["rounds"], info=summary)
-        if ship_model:
+        if task == "rhythm" and ship_model:  # the rhythm task's own ONNX export
+            from heartline.federated.tasks import build_net
+            from heartline.training.local import load_state_arrays
+            from heartline.training.rhythm import export_rhythm_onnx
+
+            net = build_net(task)
+            load_state_arrays(net, arrays)
+            path = export_rhythm_onnx(
+                net, out / "model" / "heartline_federated_rhythm.onnx", name="federated-rhythm"
+            )
+            summary["shipped"] = {"onnx": str(path)}
+        elif task == "beats":
+            run_dir = write_run_dir(task, arrays, out / "run", rounds=res["rounds"], info=summary)
+        if task == "beats" and ship_model:
             from heartline.federated.export import ship_run_dir
 
             report = ship_run_dir(
