@@ -447,7 +447,9 @@ def run_federated_bench(
             raise ValueError(f"--resume: {previous} was written with another budget")
         for task, ent in old.get("tasks", {}).items():
             if task in tasks:
-                tasks[task].update({k: v for k, v in ent.items() if "error" not in v})
+                tasks[task].update(
+                    {k: v for k, v in ent.items() if isinstance(v, dict) and "error" not in v}
+                )
         report["resumed_from"] = {
             "git_revision": old.get("git_revision"),
             "runs": {t: list(e) for t, e in tasks.items()},
