@@ -227,3 +227,55 @@ def test_join_an_existing_superlink(tmp_path: Path) -> None:
     assert not (tmp_path / "coordinator" / "logs" / "superlink.log").exists()  # nothing started
     assert res["final_weights"] is not None
     _assert_all_stopped(res["pids"] + site_pids)
+
+
+def test_differential_privacy_run_adds_noise(tmp_path: Path) -> None:
+    """Flower's server-side clipping + Gaussian noise over real SuperNodes (float counters)."""
+    from heartline.federated.privacy import epsilon_for_noise, noise_for_epsilon
+
+    manifest = _tiny_manifest(tmp_path / "m.json", (("208",), ("119",)))
+    z = noise_for_epsilon(8.0, 1)
+    res = run_federation(
+        _cfg(manifest, dp_noise_multiplier=z, dp_clip_norm=0.5), out_dir=tmp_path / "run"
+    )
+    assert epsilon_for_noise(z, 1) == pytest.approx(8.0, rel=1e-3)
+    final = np.load(res["final_weights"])
+    init = np.load(tmp_path / "run" / "initial_weights.npz")
+    float_keys = [k for k in init.files if init[k].dtype.kind == "f"]
+    delta = np.concatenate([(final[k] - init[k]).ravel() for k in float_keys])
+    # noise of std z * clip / 2 on every coordinate: far larger than a clipped update (<= 0.5)
+    assert np.linalg.norm(delta) > 5.0
+    assert np.std(delta) == pytest.approx(z * 0.5 / 2, rel=0.2)
+    log = (tmp_path / "run" / "logs" / "flwr-run.log").read_text(errors="replace")
+    assert "noise" in log.lower()
+    _assert_all_stopped(res["pids"])
+
+
+def test_orchestrator_killed_leaves_no_orphan(tmp_path: Path) -> None:
+    """Even a SIGKILLed orchestrator (no cleanup code runs) leaves no SuperLink/SuperNode."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    manifest = _tiny_manifest(tmp_path / "m.json", (("208",), ("119",)))
+    script = f"""
+import json, sys, time
+from pathlib import Path
+from heartline.federated.deployment import Deployment
+dep = Deployment(Path({str(tmp_path / "dep")!r}))
+dep.start_superlink()
+dep.start_supernode(0, {{"manifest": {str(manifest)!r}, "partition-id": 0}})
+time.sleep(3)
+print(json.dumps(dep.pids()), flush=True)
+time.sleep(600)
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()  # type: ignore[union-attr]
+        pids = json.loads(line)
+        assert len(pids) >= 2 and all(pid_alive(p) for p in pids[:1])
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    _assert_all_stopped(pids)

@@ -130,6 +130,9 @@ def train(msg: Message, context: Context) -> Message:
     ev = site.evaluate(start)
     new, metrics = site.fit(start, round_seed=rnd * 101 + node["partition_id"])
     metrics.update(_eval_metrics(ev))
+    # reply in the dtypes received: a server that sent integer counters as floats (the DP
+    # wrappers need float arrays) gets floats back
+    new = {k: v.astype(start[k].dtype, copy=False) for k, v in new.items()}
     if node["behaviour"] == "nan":
         new = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in new.items()}
     elif node["behaviour"] == "scale100":

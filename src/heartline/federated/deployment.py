@@ -254,6 +254,18 @@ def _toml(v: Any) -> str:
     return json.dumps(str(v))
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux)
+    """Ask the kernel to SIGTERM this child when the process that started it dies, so that
+    even an orchestrator killed with SIGKILL leaves no SuperLink or SuperNode behind (Flower's
+    own helpers follow their parents through ``--parent-pid``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child_env(flwr_home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["FLWR_HOME"] = str(flwr_home)
@@ -313,6 +325,7 @@ class Deployment:
                 env=_child_env(self.flwr_home),
                 cwd=self.out_dir,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             fh.close()

@@ -197,6 +197,13 @@ def main(grid: Grid, context: Context) -> None:
     _wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
 
     dp_z = float(rc.get("dp-noise-multiplier", 0.0))
+    if dp_z > 0:  # Flower's clipping scales every array in place: integer counters as floats
+        initial = ArrayRecord(
+            {
+                k: Array(v.numpy().astype(np.float32)) if v.numpy().dtype.kind in "iu" else v
+                for k, v in initial.items()
+            }
+        )
     state: dict[str, Any] = {"train": None, "pre_eval": None, "eval": None}
 
     def train_aggr(records: list[RecordDict], key: str) -> MetricRecord:
