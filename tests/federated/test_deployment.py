@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+
 from heartline.data.splits import DS2
 from heartline.federated.deployment import (
     Deployment,
@@ -154,38 +156,6 @@ def test_bad_manifest_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="'208' is in two hospitals"):
         run_federation(_cfg(path), out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "logs").exists()
-
-
-def test_flwr_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from heartline.cli.main import app
-    from heartline.federated import FlowerMissingError, require_flwr
-
-    for name in [m for m in sys.modules if m == "flwr" or m.startswith("flwr.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "flwr", None)  # hides the installed module
-    with pytest.raises(FlowerMissingError, match=r"heartline\[federated\]"):
-        require_flwr()
-    with pytest.raises(FlowerMissingError, match=r"heartline\[federated\]"):
-        Deployment(tmp_path)
-    res = CliRunner().invoke(
-        app,
-        [
-            "federated",
-            "run",
-            "--task",
-            "beats",
-            "--hospitals",
-            "3",
-            "--rounds",
-            "1",
-            "--out",
-            str(tmp_path),
-        ],
-    )
-    assert res.exit_code == 1
-    assert "heartline[federated]" in res.output
 
 
 def test_secure_aggregation_one_round(tmp_path: Path) -> None:
