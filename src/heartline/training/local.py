@@ -41,8 +41,8 @@ from heartline.models.deep import BeatNet
 from heartline.training.config import TrainConfig
 from heartline.training.trainer import (
     BatchMaker,
-    epoch_targets,
     class_weights,
+    epoch_targets,
     macro_f1,
     predict_logits,
 )
