@@ -180,7 +180,7 @@ def default_configs(
 
 
 def _summary(r: ProtocolResult) -> dict[str, Any]:
-    from heartline.training.protocols import _f1
+    from heartline.training.protocols import ec57_f1
 
     m = r.metrics
     return {
@@ -190,10 +190,10 @@ def _summary(r: ProtocolResult) -> dict[str, Any]:
         "mcc": m.mcc,
         "sveb_se": m.sveb_se,
         "sveb_ppv": m.sveb_ppv,
-        "sveb_f1": _f1(m.sveb_se, m.sveb_ppv),
+        "sveb_f1": ec57_f1(m.sveb_se, m.sveb_ppv),
         "veb_se": m.veb_se,
         "veb_ppv": m.veb_ppv,
-        "veb_f1": _f1(m.veb_se, m.veb_ppv),
+        "veb_f1": ec57_f1(m.veb_se, m.veb_ppv),
         "n_test_beats": m.n_test_beats,
         "ci95": {k: list(v) for k, v in m.ci95.items()},
         "train_seconds": r.train_seconds,

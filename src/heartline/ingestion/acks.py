@@ -34,7 +34,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from heartline.ingestion.topics import TOPIC_PREFIX, _check_device
+from heartline.ingestion.topics import TOPIC_PREFIX, check_device_id
 
 __all__ = [
     "ACKS_SUBSCRIPTION",
@@ -58,7 +58,7 @@ MAX_EXPANDED_SEQS = 100_000
 
 def acks_topic(device_id: str) -> str:
     """Topic on which ``device_id`` receives its storage acknowledgements."""
-    _check_device(device_id)
+    check_device_id(device_id)
     return f"{TOPIC_PREFIX}/acks/{device_id}"
 
 
@@ -150,7 +150,7 @@ class StorageAck:
             ranges = tuple((int(a), int(b)) for a, b in raw_ranges)
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"raw is not a storage acknowledgement: {exc}") from None
-        _check_device(device_id)
+        check_device_id(device_id)
         if any(not 0 <= a < b for a, b in ranges):
             raise ValueError("raw: ranges must be [start, stop) with 0 <= start < stop")
         return cls(device_id, ranges)

@@ -57,7 +57,7 @@ def _check_partitions(partitions: int) -> None:
         raise ValueError(f"partitions must be an int >= 1, got {partitions!r}")
 
 
-def _check_device(device_id: str) -> None:
+def check_device_id(device_id: str) -> None:
     if not _DEVICE_RE.match(device_id or ""):
         raise ValueError(f"device_id {device_id!r} does not match {DEVICE_ID_PATTERN}")
 
@@ -65,7 +65,7 @@ def _check_device(device_id: str) -> None:
 def partition_for(device_id: str, *, partitions: int) -> int:
     """Stable partition of a device: ``zlib.crc32(device_id) % partitions``."""
     _check_partitions(partitions)
-    _check_device(device_id)
+    check_device_id(device_id)
     return zlib.crc32(device_id.encode()) % partitions
 
 
@@ -104,5 +104,5 @@ def parse_frames_topic(topic: str) -> FramesTopic:
         or not parts[2].isdigit()
     ):
         raise ValueError(f"topic {topic!r} is not {TOPIC_PREFIX}/<partition>/<device_id>/frames")
-    _check_device(parts[3])
+    check_device_id(parts[3])
     return FramesTopic(partition=int(parts[2]), device_id=parts[3])

@@ -30,7 +30,7 @@ import numpy as np
 
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
-from heartline.signal.filters import _as_signal, _per_column
+from heartline.signal.filters import as_signal, per_column
 
 __all__ = ["DENOISERS", "denoise", "emd_denoise", "wavelet_denoise"]
 
@@ -127,7 +127,7 @@ def wavelet_denoise(
         raise ValueError(
             f"unknown wavelet {wavelet!r}; see pywt.wavelist(kind='discrete')"
         ) from None
-    arr = _as_signal(x)
+    arr = as_signal(x)
     n = arr.shape[0]
     if pywt.dwt_max_level(n, wav) < 1:
         raise SignalError(
@@ -149,7 +149,7 @@ def wavelet_denoise(
             out.append(pywt.threshold(d, sigma * factor, mode=mode))
         return np.asarray(pywt.waverec(out, wav, mode="symmetric")[:n], dtype=np.float64)
 
-    return _per_column(one, arr)
+    return per_column(one, arr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def emd_denoise(
         raise SignalError(f"block_s must be > 0 s or None, got {block_s!r}")
     if not overlap_s >= 0:
         raise SignalError(f"overlap_s must be >= 0 s, got {overlap_s!r}")
-    arr = _as_signal(x, min_samples=8)
+    arr = as_signal(x, min_samples=8)
     kwargs = {
         "method": method,
         "n_drop": int(n_drop),
@@ -290,7 +290,7 @@ def emd_denoise(
             out[start:stop] = seg[start - lo : stop - lo]
         return out
 
-    return _per_column(one, arr)
+    return per_column(one, arr)
 
 
 # --------------------------------------------------------------------------------------------

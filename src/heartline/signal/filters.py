@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _as_signal(x: object, *, name: str = "signal", min_samples: int = 1) -> np.ndarray:
+def as_signal(x: object, *, name: str = "signal", min_samples: int = 1) -> np.ndarray:
     """Validate a 1-D signal or a 2-D ``(n_samples, n_leads)`` array (finite values only)."""
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 2:
@@ -67,7 +67,7 @@ def _as_signal(x: object, *, name: str = "signal", min_samples: int = 1) -> np.n
     return as_1d_signal(arr, name=name, min_samples=min_samples)
 
 
-def _per_column(func: Callable[[np.ndarray], np.ndarray], arr: np.ndarray) -> np.ndarray:
+def per_column(func: Callable[[np.ndarray], np.ndarray], arr: np.ndarray) -> np.ndarray:
     if arr.ndim == 1:
         return func(arr)
     return np.column_stack([func(arr[:, j]) for j in range(arr.shape[1])])
@@ -88,7 +88,7 @@ def _sosfiltfilt_padlen(sos: np.ndarray) -> int:
 
 def _zero_phase(sos: np.ndarray, x: object, *, what: str) -> np.ndarray:
     """Forward-backward filtering of a validated signal, with a clear minimum-length error."""
-    arr = _as_signal(x)
+    arr = as_signal(x)
     padlen = _sosfiltfilt_padlen(sos)
     if arr.shape[0] <= padlen:
         raise SignalError(
@@ -314,7 +314,7 @@ def median_baseline(
         The baseline, same shape as ``x``.
     """
     fs = check_fs(fs)
-    arr = _as_signal(x)
+    arr = as_signal(x)
     w1 = _odd_width(qrs_window_s, fs, "qrs_window_s")
     w2 = _odd_width(t_window_s, fs, "t_window_s")
 
@@ -323,7 +323,7 @@ def median_baseline(
         stage1 = ndimage.median_filter(col, size=w1, mode="nearest")
         return ndimage.median_filter(stage1, size=w2, mode="nearest")
 
-    return _per_column(one, arr)
+    return per_column(one, arr)
 
 
 def _baseline_highpass(
@@ -335,7 +335,7 @@ def _baseline_highpass(
 def _baseline_median(
     x: object, *, fs: float, qrs_window_s: float = 0.2, t_window_s: float = 0.6
 ) -> np.ndarray:
-    arr = _as_signal(x)
+    arr = as_signal(x)
     return arr - median_baseline(arr, fs=fs, qrs_window_s=qrs_window_s, t_window_s=t_window_s)
 
 
@@ -408,9 +408,9 @@ def gaussian_smooth(x: object, *, fs: float, sigma_ms: float = 10.0) -> np.ndarr
     fs = check_fs(fs)
     if not sigma_ms > 0:
         raise SignalError(f"sigma_ms must be > 0 ms, got {sigma_ms!r}")
-    arr = _as_signal(x)
+    arr = as_signal(x)
     sigma = sigma_ms / 1000.0 * fs
-    return _per_column(lambda c: ndimage.gaussian_filter1d(c, sigma=sigma, mode="nearest"), arr)
+    return per_column(lambda c: ndimage.gaussian_filter1d(c, sigma=sigma, mode="nearest"), arr)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,11 +25,11 @@ from heartline.errors import HeartlineWarning, SignalError
 from heartline.signal._validate import check_fs
 from heartline.signal.filters import (
     BASELINE_METHODS,
-    _as_signal,
-    _per_column,
+    as_signal,
     bandpass,
     lowpass,
     notch,
+    per_column,
     remove_baseline,
 )
 
@@ -175,7 +175,7 @@ def impute_gaps(
                 )
         return func(col, bad) if bad.any() else col.copy()
 
-    return Imputed(signal=_per_column(one, arr), imputed_mask=mask)
+    return Imputed(signal=per_column(one, arr), imputed_mask=mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def normalize(x: object, *, method: str = "zscore") -> np.ndarray:
         raise ValueError(
             f"unknown normalisation method {method!r}; valid: {sorted(NORMALIZE_METHODS)}"
         ) from None
-    arr = _as_signal(x)
+    arr = as_signal(x)
     flat_leads = []
 
     def one(col: np.ndarray) -> np.ndarray:
@@ -247,7 +247,7 @@ def normalize(x: object, *, method: str = "zscore") -> np.ndarray:
             return np.zeros_like(col)
         return (col - centre) / scale
 
-    out = _per_column(one, arr)
+    out = per_column(one, arr)
     if flat_leads:
         warnings.warn(
             f"normalize({method}): {len(flat_leads)} constant lead(s) returned as zeros",
@@ -288,7 +288,7 @@ def resample(x: object, *, fs: float, fs_out: float, max_denominator: int = 1000
     """
     fs = check_fs(fs)
     fs_out = check_fs(fs_out, name="fs_out")
-    arr = _as_signal(x)
+    arr = as_signal(x)
     if fs_out == fs:
         return arr.copy()
     ratio = Fraction(fs_out / fs).limit_denominator(int(max_denominator))
@@ -406,7 +406,7 @@ def clean_ecg(
                 f"clean_ecg: signal holds {int(np.isnan(arr).sum())} NaN samples; set CleanConfig(impute='linear') or impute first"
             )
         arr = impute_gaps(arr, fs=fs, method=cfg.impute).signal
-    out = _as_signal(arr)
+    out = as_signal(arr)
 
     if cfg.baseline == "median":
         out = remove_baseline(out, fs=fs, method="median")

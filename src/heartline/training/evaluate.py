@@ -427,7 +427,7 @@ def run_ablations(
     Validation scores are what a selection may use; test scores are reporting only.
     """
     from heartline.training.metrics import evaluate_predictions
-    from heartline.training.protocols import _f1, score_split
+    from heartline.training.protocols import ec57_f1, score_split
     from heartline.training.registry import check_model_params, get_model
 
     rows = []
@@ -469,15 +469,15 @@ def run_ablations(
         vm = evaluate_predictions(s.val.labels[lab], model.predict_proba(s.val)[lab], n_bootstrap=0)
         row.update(
             val_macro_f1=vm.macro_f1,
-            val_sveb_f1=_f1(vm.sveb_se, vm.sveb_ppv),
-            val_veb_f1=_f1(vm.veb_se, vm.veb_ppv),
+            val_sveb_f1=ec57_f1(vm.sveb_se, vm.sveb_ppv),
+            val_veb_f1=ec57_f1(vm.veb_se, vm.veb_ppv),
         )
         if score_test:
             tm, *_ = score_split(s, model.predict_proba(s.test), n_bootstrap=0)
             row.update(
                 test_macro_f1=tm.macro_f1,
-                test_sveb_f1=_f1(tm.sveb_se, tm.sveb_ppv),
-                test_veb_f1=_f1(tm.veb_se, tm.veb_ppv),
+                test_sveb_f1=ec57_f1(tm.sveb_se, tm.sveb_ppv),
+                test_veb_f1=ec57_f1(tm.veb_se, tm.veb_ppv),
                 test_accuracy=tm.accuracy,
             )
         logger.info("ablation %s: val macro-F1 %.3f", ab.name, vm.macro_f1)

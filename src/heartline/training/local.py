@@ -373,8 +373,8 @@ def train_local_rhythm(
     term; the RR standardisation is fitted on the local records when the network still holds
     the identity scaler (the first round), then averaged like any other weight.
     """
-    from heartline.training.rhythm import _crop_batch
     from heartline.training.rhythm import class_weights as rhythm_class_weights
+    from heartline.training.rhythm import crop_batch
 
     if len(train) == 0 or (train.y < 0).any():
         raise ValueError("train must hold labelled records (y in 0..3)")
@@ -398,7 +398,7 @@ def train_local_rhythm(
             total, count = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
-                x, m, r = _crop_batch(train, idx, w, rng, True)
+                x, m, r = crop_batch(train, idx, w, rng, True)
                 loss = loss_fn(net(x, m, r), y_all[idx])
                 if anchor is not None:
                     prox = sum(

@@ -730,7 +730,8 @@ class FoldResult:
 CV_METRICS: tuple[str, ...] = ("macro_f1", "sveb_f1", "veb_f1")
 
 
-def _f1(se: float, ppv: float) -> float:
+def ec57_f1(se: float, ppv: float) -> float:
+    """F1 of EC57 gross sensitivity and positive predictivity (0 when both are 0, NaN when undefined)."""
     if not (np.isfinite(se) and np.isfinite(ppv)) or se + ppv == 0:
         return 0.0 if np.isfinite(se) or np.isfinite(ppv) else float("nan")
     return 2 * se * ppv / (se + ppv)
@@ -740,9 +741,9 @@ def _fold_score(m: ClassificationMetrics, metric: str) -> float:
     if metric == "macro_f1":
         return m.macro_f1
     if metric == "sveb_f1":
-        return _f1(m.sveb_se, m.sveb_ppv)
+        return ec57_f1(m.sveb_se, m.sveb_ppv)
     if metric == "veb_f1":
-        return _f1(m.veb_se, m.veb_ppv)
+        return ec57_f1(m.veb_se, m.veb_ppv)
     raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(CV_METRICS)}")
 
 

@@ -403,7 +403,7 @@ class RhythmFitConfig:
             raise ValueError(f"window_s must be > 0, got {self.window_s}")
 
 
-def _crop_batch(
+def crop_batch(
     arrays: RhythmArrays, idx: np.ndarray, w: int, rng: np.random.Generator, augment: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = np.zeros((idx.size, w), dtype=np.float32)
@@ -478,7 +478,7 @@ def fit_rhythm(
             t_ep = time.perf_counter()
             for b in range(steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                x, m, r = _crop_batch(train, idx, w, rng, cfg.augment)
+                x, m, r = crop_batch(train, idx, w, rng, cfg.augment)
                 loss = loss_fn(model(x, m, r), y_all[idx])
                 opt.zero_grad()
                 loss.backward()
