@@ -112,6 +112,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.classify",
         "heartline.cli.serve",
         "heartline.cli.admin",
+        "heartline.cli.worker",
     ):
         try:
             importlib.import_module(mod)

@@ -1,7 +1,9 @@
 """``heartline serve``: the whole system in one command.
 
-Broker (its own Mosquitto unless ``--broker-url``), database migrations, stream processors,
-optional simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C.
+Broker (its own Mosquitto unless ``--broker-url``), database migrations, stream-processor
+workers as supervised child processes (``heartline worker``, one per ``--workers``, each in its
+own process group, restarted when one exits, stopped with the server: no orphan), optional
+simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def serve(
         records=recs,
         realtime=True,
         data_dir=data_dir,
-        tune_gc=True,
+        processes=True,  # supervised `heartline worker` processes, restarted if they exit
     ) as system:
         scheme = "https" if settings.tls_certfile else "http"
         console.rule("[bold]Heartline is running")
@@ -121,6 +123,9 @@ def serve(
         console.print(f"broker     {system.address.url if system.address else '?'}")
         console.print(f"database   {settings.resolved_database_url()}")
         console.print(f"state dir  {settings.state_dir}")
+        if system.supervisor is not None:
+            pids = ", ".join(map(str, system.supervisor.pids()))
+            console.print(f"workers    {workers} processes (pids {pids})")
         if patients:
             console.print(
                 f"patients   {patients} simulated wearables replaying MIT-BIH {', '.join(recs[:patients])}"
