@@ -93,7 +93,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
-    from heartline.cli.streaming import _resolve_model, parse_records, settings_overrides
+    from heartline.cli.streaming import parse_records, settings_overrides
+    from heartline.cli.worker import resolve_model
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings
@@ -103,7 +104,7 @@ def serve(
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
-    model_path = _resolve_model(model)
+    model_path = resolve_model(model)
     creds = prepare_demo(settings, patients=patients, records=recs)
 
     with LiveSystem(
