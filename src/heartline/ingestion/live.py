@@ -377,6 +377,11 @@ class LiveSystem:
             ).start()
             self._stack.callback(pub.stop)
             self.publishers.append(pub)
+        # the device clocks start now, not when the first record was read (that can take seconds
+        # on a loaded machine, and every frame would look that much older than it is)
+        start_time_s = time.time()
+        for w in self.wearables:
+            w.start_time_s = start_time_s
         self._sim_thread = threading.Thread(target=self._simulate, name="live-sim", daemon=True)
         self._sim_thread.start()
 
