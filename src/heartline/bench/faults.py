@@ -475,6 +475,24 @@ def run_faults_bench(
             "p99_latency_s": float(np.percentile(lat, 99)) if lat.size else float("nan"),
             "max_latency_s": float(lat.max()) if lat.size else float("nan"),
         }
+    # honest latency by phase: frames that ended before the attacks, during each (+2 s), after
+    ends_lat = [
+        (_as_utc(r.device_time) + 1.0, _as_utc(r.received_at) - _as_utc(r.device_time) - 1.0)
+        for r in frames
+        if r.device_id in per_device
+    ]
+    windows = {"before_attacks": (0.0, silent_last_s)}
+    for name, a in attacks.items():
+        windows[name] = (a["start_s"], a["start_s"] + a["duration_s"] + 2.0)
+    windows["after_attacks"] = (max(w[1] for w in windows.values()), float("inf"))
+    by_phase = {}
+    for name, (t0, t1) in windows.items():
+        lat_w = np.asarray([lt for e, lt in ends_lat if t0 <= e < t1])
+        by_phase[name] = {
+            "frames": int(lat_w.size),
+            "p99_latency_s": float(np.percentile(lat_w, 99)) if lat_w.size else float("nan"),
+            "max_latency_s": float(lat_w.max()) if lat_w.size else float("nan"),
+        }
     silent_rows = [r for r in frames if r.device_id == silent_id]
     last_frame_s = max((_as_utc(r.received_at) for r in silent_rows), default=silent_last_s)
     nd = [
@@ -537,6 +555,7 @@ def run_faults_bench(
                 ],
             },
             "per_device": per_device,
+            "honest_latency_by_phase": by_phase,
             "memory": memory,
             "memory_samples": mem.samples,
             "worker_restarts": restarts,
@@ -602,6 +621,18 @@ def faults_markdown(r: dict[str, Any]) -> str:
         f"(processor counters): {', '.join(f'{k} {v}' for k, v in sorted(q.items())) or 'none'}. "
         f"Alerts by type: {', '.join(f'{k} {v}' for k, v in sorted(r['alerts']['by_type'].items())) or 'none'}. "
         f"Worker restarts: {r['worker_restarts']}.",
+        "",
+        "Honest latency by phase (frames that ended before the attacks, within each attack or "
+        "2 s after it, after them):",
+        "",
+        "| phase | honest frames | p99 (s) | max (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, v in r["honest_latency_by_phase"].items():
+        lines.append(
+            f"| {name} | {v['frames']} | {_f(v['p99_latency_s'])} | {_f(v['max_latency_s'])} |"
+        )
+    lines += [
         "",
         "## Memory (RSS, sampled every 0.25 s)",
         "",
