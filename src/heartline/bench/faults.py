@@ -32,8 +32,8 @@ quarantine counts by reason, and the resident memory (RSS) of every process samp
 
 Pass: no honest frame lost, p99 <= 1 s for every honest device, the ``no_data`` alert opened at
 most ``no_data_alert_s`` + 2 s (the processors check once a second at most) after the silent
-device's last frame, and every process's RSS peak during the attacks at most twice its peak
-before them plus 64 MiB.
+device's last frame, and every process's RSS peak under its role's cap
+(:data:`MEMORY_CAP_BYTES`: 1 GiB for a worker or the bench process, 256 MiB for the broker).
 """
 
 from __future__ import annotations
@@ -70,8 +70,12 @@ ATTACKS: tuple[str, ...] = (
 )
 P99_LIMIT_S = 1.0
 NO_DATA_SLACK_S = 2.0
-MEMORY_FACTOR = 2.0
-MEMORY_SLACK_BYTES = 64 * 2**20
+#: Resident memory any one process of a role may reach (the ack finding grew serve to 22.7 GB).
+MEMORY_CAP_BYTES: dict[str, int] = {
+    "bench (honest devices)": 1024 * 2**20,
+    "workers": 1024 * 2**20,
+    "broker": 256 * 2**20,
+}
 
 
 def _git_revision() -> str:
@@ -105,7 +109,7 @@ class _MemorySampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             for role, pids in self.pids().items():
-                rss = sum(self._rss(p) for p in pids)  # a role's processes together
+                rss = max((self._rss(p) for p in pids), default=0)  # its largest process
                 ph = self.peaks.setdefault(role, {})
                 ph[self.phase] = max(ph.get(self.phase, 0), rss)
             self.samples += 1
@@ -181,7 +185,9 @@ class _Hostile:
         return frames_topic(self.device_id, partitions=self.n_partitions)
 
     def _topic(self, partition: int) -> str:
-        return f"heartline/{partition}/{self.device_id}/frames"
+        from heartline.ingestion.topics import TOPIC_PREFIX
+
+        return f"{TOPIC_PREFIX}/{partition}/{self.device_id}/frames"
 
     def _pub(self, topic: str, payload: bytes) -> None:
         self.c.publish(topic, payload, qos=1).wait_for_publish(10)
@@ -348,7 +354,7 @@ def run_faults_bench(
     t_begin = time.time()
     state = out_dir / f"run-{uuid.uuid4().hex[:6]}"
     settings = load_settings(state_dir=state, mqtt_partitions=n_partitions, no_data_alert_s=limit_s)
-    hostile_id = "hostile-0001"
+    hostile_id = "hostile"
     silent_id = "silent-0001"
     result: dict[str, Any] = {
         "config": {
@@ -414,14 +420,16 @@ def run_faults_bench(
             silent.close()
             report(f"faults: {silent_id} silent from now; attacks start")
             mem.phase = "attack"
-            evil = _Hostile(live.address, hostile_id, honest_ids, n_partitions)
-            try:
-                for name in ATTACKS:
+            # one hostile actor; each attack under its own device id, so that the block earned
+            # by one attack does not hide the next one from the processors
+            for k, name in enumerate(ATTACKS):
+                evil = _Hostile(live.address, f"{hostile_id}-{k}", honest_ids, n_partitions)
+                try:
                     report(f"faults: attack {name}")
-                    attacks[name] = evil.run(name)
-                    time.sleep(1.0)
-            finally:
-                evil.close()
+                    attacks[name] = {"device": evil.device_id, **evil.run(name)}
+                finally:
+                    evil.close()
+                time.sleep(1.0)
             # wait for the silent device's alert (or its deadline), then for the honest fleet
             deadline = silent_last_s + limit_s + NO_DATA_SLACK_S + 5
             while time.time() < deadline:
@@ -457,7 +465,7 @@ def run_faults_bench(
                 Alert.start_time,
             )
         ).all()
-        q_rows = c.execute(select(QuarantinedPayload.reason)).scalars().all()
+        q_rows = c.execute(select(QuarantinedPayload.device_id, QuarantinedPayload.reason)).all()
     engine.dispose()
     per_device: dict[str, Any] = {}
     lat_all: list[float] = []
@@ -501,7 +509,14 @@ def run_faults_bench(
         if a.type == "no_data" and (a.device_id == silent_id or silent_id in a.patient_id)
     ]
     nd_delay = (min(_as_utc(a.created_at) for a in nd) - last_frame_s) if nd else None
-    hostile_stored = sum(1 for r in frames if r.device_id == hostile_id)
+    hostile_stored = sum(1 for r in frames if (r.device_id or "").startswith(hostile_id))
+    for a in attacks.values():
+        a["frames_stored"] = sum(1 for r in frames if r.device_id == a["device"])
+        reasons: dict[str, int] = {}
+        for qr in q_rows:
+            if qr.device_id == a["device"]:
+                reasons[qr.reason] = reasons.get(qr.reason, 0) + 1
+        a["quarantined_rows_by_reason"] = reasons
     honest_sent = sum(v["frames_sent"] for v in per_device.values())
     honest_stored = sum(v["frames_stored"] for v in per_device.values())
     p99 = float(np.percentile(lat_all, 99)) if lat_all else float("nan")
@@ -510,8 +525,8 @@ def run_faults_bench(
         role: {
             "peak_before_attacks_bytes": ph.get("before", 0),
             "peak_during_attacks_bytes": ph.get("attack", 0),
-            "bounded": ph.get("attack", 0)
-            <= MEMORY_FACTOR * ph.get("before", 0) + MEMORY_SLACK_BYTES,
+            "cap_bytes": MEMORY_CAP_BYTES[role],
+            "bounded": max(ph.values(), default=0) <= MEMORY_CAP_BYTES[role],
         }
         for role, ph in mem.peaks.items()
     }
@@ -519,8 +534,8 @@ def run_faults_bench(
     for a in alerts:
         alert_counts[a.type] = alert_counts.get(a.type, 0) + 1
     q_db: dict[str, int] = {}
-    for r in q_rows:
-        q_db[r] = q_db.get(r, 0) + 1
+    for qr in q_rows:
+        q_db[qr.reason] = q_db.get(qr.reason, 0) + 1
     result.update(
         {
             "honest_frames_sent": int(honest_sent),
@@ -536,7 +551,10 @@ def run_faults_bench(
                 "frames_sent": silent_sent,
                 "frames_stored": len({r.seq for r in silent_rows}),
             },
-            "hostile_device": {"device": hostile_id, "frames_stored": hostile_stored},
+            "hostile_device": {
+                "devices": f"{hostile_id}-0..{len(ATTACKS) - 1}",
+                "frames_stored": hostile_stored,
+            },
             "attacks": attacks,
             "quarantined_by_reason": {"processor_counters": quarantined, "database_rows": q_db},
             "alerts": {
@@ -604,20 +622,25 @@ def faults_markdown(r: dict[str, Any]) -> str:
         f"| 0 honest frames lost | {r['honest_frames_sent']} sent, {r['honest_frames_stored']} stored | {'yes' if ok['no_honest_frame_lost'] else 'NO'} |",
         f"| p99 <= {cfg['p99_limit_s']} s for every honest device | worst device p99 {_f(r['honest_worst_device_p99_latency_s'])} s (all frames {_f(r['honest_p99_latency_s'])} s) | {'yes' if ok['every_honest_p99_within_limit'] else 'NO'} |",
         f"| no-data alert within {cfg['no_data_alert_s']:.0f} s (+{NO_DATA_SLACK_S:.0f} s check cadence) | fired: {r['no_data_alert_fired']}, {_f(r['no_data_alert_delay_s'], 1)} s after the last frame | {'yes' if ok['no_data_alert_in_time'] else 'NO'} |",
-        f"| memory bounded (attack peak <= {MEMORY_FACTOR:.0f} x earlier peak + {MEMORY_SLACK_BYTES // mib} MiB) | see below | {'yes' if ok['memory_bounded'] else 'NO'} |",
+        f"| memory bounded (every process under its role's cap, below) | see below | {'yes' if ok['memory_bounded'] else 'NO'} |",
         "",
         "## Attacks",
         "",
-        "| attack | messages | seconds |",
-        "|---|---:|---:|",
+        "| attack | device | messages | seconds | frames stored | quarantined rows by reason |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for name, a in r["attacks"].items():
-        lines.append(f"| {name} | {a['messages']} | {a['duration_s']:.1f} |")
+        qr = ", ".join(f"{k} {v}" for k, v in sorted(a["quarantined_rows_by_reason"].items()))
+        lines.append(
+            f"| {name} | {a['device']} | {a['messages']} | {a['duration_s']:.1f} | "
+            f"{a['frames_stored']} | {qr or '-'} |"
+        )
     q = r["quarantined_by_reason"]["processor_counters"]
     lines += [
         "",
-        f"Hostile frames stored: {r['hostile_device']['frames_stored']} (its well-formed flood and "
-        f"wrong-partition frames are its own data, stored under its own patient). Quarantined by reason "
+        f"Hostile frames stored: {r['hostile_device']['frames_stored']} (well-formed frames on its "
+        f"own topic are its own data, stored under its own patient; a device blocked for repeated "
+        f"bad frames has the rest dropped unparsed as rate_limited). Quarantined by reason "
         f"(processor counters): {', '.join(f'{k} {v}' for k, v in sorted(q.items())) or 'none'}. "
         f"Alerts by type: {', '.join(f'{k} {v}' for k, v in sorted(r['alerts']['by_type'].items())) or 'none'}. "
         f"Worker restarts: {r['worker_restarts']}.",
@@ -636,12 +659,12 @@ def faults_markdown(r: dict[str, Any]) -> str:
         "",
         "## Memory (RSS, sampled every 0.25 s)",
         "",
-        "| process(es) | peak before attacks (MiB) | peak during attacks (MiB) | bounded |",
-        "|---|---:|---:|---|",
+        "| process (largest of its role) | peak before attacks (MiB) | peak during attacks (MiB) | cap (MiB) | bounded |",
+        "|---|---:|---:|---:|---|",
     ]
     for role, m in r["memory"].items():
         lines.append(
-            f"| {role} | {m['peak_before_attacks_bytes'] / mib:.0f} | {m['peak_during_attacks_bytes'] / mib:.0f} | {'yes' if m['bounded'] else 'NO'} |"
+            f"| {role} | {m['peak_before_attacks_bytes'] / mib:.0f} | {m['peak_during_attacks_bytes'] / mib:.0f} | {m['cap_bytes'] / mib:.0f} | {'yes' if m['bounded'] else 'NO'} |"
         )
     lines += [
         "",
