@@ -30,7 +30,13 @@ def test_faults_quick(tmp_path, tiny_model_path, data_dir) -> None:
     assert res["passed"]["no_data_alert_in_time"], res["no_data_alert_delay_s"]
     assert res["passed"]["memory_bounded"], res["memory"]
     assert set(res["memory"]) == {"bench (honest devices)", "workers", "broker"}
-    assert res["hostile_device"]["frames_stored"] < res["attacks"]["flood"]["messages"]
-    q = res["quarantined_by_reason"]["processor_counters"]
-    assert sum(q.values()) > 0
+    att = res["attacks"]
+    # no malformed frame reaches storage; each is quarantined with its reason
+    for name in ("wrong_leads", "nan", "oversized", "wrong_partition", "future_dated"):
+        assert att[name]["frames_stored"] == 0, (name, att[name])
+    assert "non_finite" in att["nan"]["quarantined_rows_by_reason"]
+    assert "wrong_partition" in att["wrong_partition"]["quarantined_rows_by_reason"]
+    assert "unprocessable" in att["wrong_leads"]["quarantined_rows_by_reason"]
+    assert set(att["future_dated"]["quarantined_rows_by_reason"]) <= {"clock_skew", "out_of_range"}
+    assert att["future_dated"]["quarantined_rows_by_reason"]
     assert res["worker_restarts"] == 0  # no attack crashed a worker
