@@ -8,6 +8,7 @@ simulated patients, and the API + dashboard (uvicorn) in the foreground until Ct
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -145,5 +146,17 @@ def serve(
                 broker.set_users({**broker.users, device_id: secret})
 
             api.state.device_credential_sink = sink
-        run_api(settings, host=host, port=port, app=api)
+        # uvicorn re-raises SIGTERM once it has shut down; without a handler of ours the process
+        # would die there, before the `with` block stops the workers and the broker
+        previous = signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+        try:
+            run_api(settings, host=host, port=port, app=api)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     console.print("stopped")
+
+
+def _sigterm_to_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
