@@ -69,7 +69,9 @@ def test_serve_runs_the_whole_system(tmp_path: Path) -> None:
     )
     out_lines: list[str] = []
     try:
-        deadline = time.monotonic() + 90
+        # serve starts its workers as processes (each loads ONNX Runtime and the model) before it
+        # prints the logins; on the shared 2-core machine that alone can take a minute
+        deadline = time.monotonic() + 180
         password = None
         while time.monotonic() < deadline and password is None:
             line = proc.stdout.readline()  # type: ignore[union-attr]

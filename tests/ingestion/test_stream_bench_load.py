@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heartline.bench.stream import _FramePool, _markdown
+from heartline.bench.stream import stream_markdown
+from heartline.bench.stream_load import FramePool
 from heartline.ingestion.payloads import parse_frame
 
 
 def test_pool_payloads_are_valid_frames_of_the_record(data_dir) -> None:
-    pool = _FramePool(("208", "119"), 3, data_dir)
+    pool = FramePool(("208", "119"), 3, data_dir)
     raw = pool.payload(0, 4, "cap-00001", 17, 1_763_000_000.0)  # wraps to second 1 of 208
     f = parse_frame(raw)
     assert (f.device_id, f.seq, f.n_samples, f.fs_hz) == ("cap-00001", 17, 360, 360.0)
@@ -24,8 +25,8 @@ def test_pool_payloads_are_valid_frames_of_the_record(data_dir) -> None:
 
 
 def test_pool_encodings_give_the_same_frames(data_dir) -> None:
-    v1 = _FramePool(("208",), 2, data_dir, payload_version=1)
-    v2 = _FramePool(("208",), 2, data_dir)  # version 2 by default
+    v1 = FramePool(("208",), 2, data_dir, payload_version=1)
+    v2 = FramePool(("208",), 2, data_dir)  # version 2 by default
     for k in range(2):
         a = parse_frame(v1.payload(0, k, "cap-00002", k, 1_763_000_000.0 + k))
         b = parse_frame(v2.payload(0, k, "cap-00002", k, 1_763_000_000.0 + k))
@@ -94,7 +95,7 @@ def test_markdown_report_renders() -> None:
         },
         "elapsed_s": 1.0,
     }
-    md = _markdown(r)
+    md = stream_markdown(r)
     assert "| default | 10 | 0.200 | 0 | no (target 1000) |" in md
     assert "error: no broker" in md and "| 208 | 9 | 100.00 | 100.00 |" in md
     assert "Where the CPU goes" not in md  # no CPU figures in this run
@@ -113,22 +114,22 @@ def test_markdown_report_renders() -> None:
         ],
         "worker_us_per_frame": 2000.0,
     }
-    md = _markdown(r)
+    md = stream_markdown(r)
     assert "| alerts | 800 | 700 |" in md and "| **worker total** | 2000 | 2200 |" in md
     assert "| 2500 | 300 | yes |" in md
 
 
-def test_resilience_plan_keeps_a_device_offline_through_both_crashes() -> None:
-    from heartline.bench.stream import _resilience_plan
+def testresilience_plan_keeps_a_device_offline_through_both_crashes() -> None:
+    from heartline.bench.stream import resilience_plan
 
-    kill, restart, offline, total = _resilience_plan(90.0, 600.0)  # the full benchmark
+    kill, restart, offline, total = resilience_plan(90.0, 600.0)  # the full benchmark
     assert offline.duration_s == 600.0
     assert offline.covers(kill) and offline.covers(restart)  # both crashes while it is offline
     assert total == offline.start_s + 600.0 + 18.0  # the run goes on after it reconnects
-    kill, restart, offline, total = _resilience_plan(40.0, 8.0)  # --quick
+    kill, restart, offline, total = resilience_plan(40.0, 8.0)  # --quick
     assert (kill, restart, offline.start_s, total) == (10.0, 18.0, 8.0, 40.0)
     with pytest.raises(ValueError, match="outage_s"):
-        _resilience_plan(40.0, 0.0)
+        resilience_plan(40.0, 0.0)
 
 
 def test_markdown_report_renders_a_fixed_load_alone() -> None:
@@ -160,7 +161,7 @@ def test_markdown_report_renders_a_fixed_load_alone() -> None:
         "fixed_repeats": [run, dict(run, p99_latency_s=1.2, passed=False)],
         "elapsed_s": 1.0,
     }
-    md = _markdown(r)
+    md = stream_markdown(r)
     assert "| (not run) |" in md and "Resilience" not in md and "Agreement" not in md
     assert "| 1 | 4 | 5 | 20 | 20 | 0 | 0.100 | 0.300 | 0.100 | 2100 | 300 | yes |" in md
     assert "| 2 | 4 | 5 | 20 | 20 | 0 | 0.100 | 1.200 | 0.100 | 2100 | 300 | no |" in md

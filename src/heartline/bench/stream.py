@@ -30,7 +30,6 @@ found live at the same sample with the same label.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -45,6 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from heartline.bench.stream_load import (
+    FramePool,
+    GenResult,
+    count_frames,
+    generate,
+    register_devices,
+)
 
 __all__ = ["run_stream_bench"]
 
@@ -213,189 +220,6 @@ class _ProcessorPool:
                 self.procs[i].kill()
 
 
-# ------------------------------------------------------------------------------ load generator
-class _FramePool:
-    """Pre-built JSON fragments (ECG, vitals) of the first ``seconds`` of some records.
-
-    ``payload_version`` picks the ECG encoding of the payloads (2: base64 int16, what the
-    simulated fleet sends; 1: JSON integer lists, for servers that predate version 2).
-    """
-
-    def __init__(
-        self,
-        records: tuple[str, ...],
-        seconds: int,
-        data_dir: Path | None,
-        *,
-        payload_version: int = 2,
-    ) -> None:
-        from itertools import islice
-
-        from heartline.devices.simulator import VirtualWearable, WearableConfig
-
-        self.records = records
-        self.payload_version = payload_version
-        self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
-        for r in records:
-            w = VirtualWearable(
-                WearableConfig(
-                    device_id="pool",
-                    record=r,
-                    start_offset_s=0.0,
-                    seed=0,
-                    payload_version=payload_version,
-                ),
-                start_time_s=1.7e9,
-                data_dir=data_dir,
-            )
-            per = []
-            for sf in islice(w.frames(), seconds):
-                f = sf.frame
-                vit = [{k: v for k, v in x.model_dump().items() if v is not None} for x in f.vitals]
-                for v in vit:
-                    v["time_s"] = v["time_s"] - f.start_time_s
-                per.append((json.dumps(f.ecg, separators=(",", ":")), vit))
-            self.frames.append(per)
-        self.seconds = seconds
-
-    def payload(
-        self, record_idx: int, k: int, device_id: str, seq: int, start_time_s: float
-    ) -> bytes:
-        ecg, vit = self.frames[record_idx][k % self.seconds]
-        vitals = [{**v, "time_s": round(start_time_s + v["time_s"], 3)} for v in vit]
-        return (
-            f'{{"v":{self.payload_version},"device_id":"{device_id}","seq":{seq},'
-            f'"start_time_s":{start_time_s:.3f},'
-            f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
-            f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
-            f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
-        ).encode()
-
-
-def _record_of(device_id: str, n_records: int) -> int:
-    """Record replayed by a simulated device: a hash of its id unrelated to the topic partition
-    (``crc32 % partitions``); with ``i % n_records`` the records were unevenly spread over the
-    workers (sequential ids: crc32 is linear), loading one worker more than the other."""
-    return int.from_bytes(hashlib.blake2b(device_id.encode(), digest_size=4).digest()) % n_records
-
-
-@dataclass
-class _GenResult:
-    sent: int
-    acked: int
-    lag_p99_s: float
-    lag_max_s: float
-
-
-def _generate(
-    address: Any,
-    pool: _FramePool,
-    device_ids: list[str],
-    *,
-    duration_s: int,
-    n_partitions: int,
-    rate: float = 1.0,
-    offsets: list[int] | None = None,
-    record_idx: list[int] | None = None,
-    clients: int = 4,
-) -> _GenResult:
-    """Publish ``duration_s`` frames per device, device ``i`` phase-shifted by ``i/N`` s (QoS 1)."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from heartline.ingestion.topics import frames_topic
-
-    n = len(device_ids)
-    cl = []
-    acked = [0]
-    lock = threading.Lock()
-
-    def on_publish(*_a: Any) -> None:
-        with lock:
-            acked[0] += 1
-
-    for c in range(min(clients, n)):
-        m = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{uuid.uuid4().hex[:8]}-{c}"
-        )
-        m.max_inflight_messages_set(65535)
-        m.max_queued_messages_set(0)
-        m.on_publish = on_publish
-        m.connect(address.host, address.port, keepalive=30)
-        m.loop_start()
-        cl.append(m)
-    topics = [frames_topic(d, partitions=n_partitions) for d in device_ids]
-    records = record_idx or [_record_of(d, len(pool.records)) for d in device_ids]
-    offsets = offsets if offsets is not None else [(7 * i) % pool.seconds for i in range(n)]
-    period = 1.0 / rate
-    t0_mono = time.monotonic() + 0.5
-    t0_wall = time.time() + 0.5
-    events = sorted(
-        ((k + 1) * period + i * period / n, i, k) for k in range(duration_s) for i in range(n)
-    )
-    lags = []
-    sent = 0
-    j = 0
-    while j < len(events):
-        now = time.monotonic() - t0_mono
-        due = events[j][0]
-        if due > now:
-            time.sleep(min(0.01, due - now))
-            continue
-        while j < len(events) and events[j][0] <= now:
-            t_due, i, k = events[j]
-            # the frame's first sample on the device clock: synchronised with ours in real time;
-            # faster than real time the device clock still advances 1 s per frame
-            start_time = t0_wall + (t_due - period if rate == 1.0 else k + i / n)
-            p = pool.payload(records[i], offsets[i] + k, device_ids[i], k, start_time)
-            cl[i % len(cl)].publish(topics[i], p, qos=1)
-            lags.append(now - t_due)
-            sent += 1
-            j += 1
-    deadline = time.monotonic() + 30
-    while acked[0] < sent and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for m in cl:
-        m.disconnect()
-        m.loop_stop()
-    lag = np.asarray(lags) if lags else np.zeros(1)
-    return _GenResult(sent, acked[0], float(np.percentile(lag, 99)), float(lag.max()))
-
-
-# ------------------------------------------------------------------------------ database helpers
-def _register(db_url: str, device_ids: list[str]) -> None:
-    from heartline.storage import make_engine, make_session_factory, session_scope
-    from heartline.storage.repository import register_device, register_patient
-
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as s:
-        for d in device_ids:
-            register_patient(s, patient_id=f"p-{d}")
-            register_device(s, device_id=d, patient_id=f"p-{d}")
-    engine.dispose()
-
-
-def _count_frames(db_url: str, prefix: str) -> tuple[int, int]:
-    """(rows, distinct (device, seq)) of devices named ``prefix-*``."""
-    from sqlalchemy import text
-
-    from heartline.storage import make_engine
-
-    engine = make_engine(db_url)
-    with engine.connect() as c:
-        rows = c.execute(
-            text("SELECT COUNT(*) FROM frames WHERE device_id LIKE :p"), {"p": f"{prefix}-%"}
-        ).scalar()
-        distinct = c.execute(
-            text(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT device_id, seq FROM frames WHERE device_id LIKE :p) t"
-            ),
-            {"p": f"{prefix}-%"},
-        ).scalar()
-    engine.dispose()
-    return int(rows or 0), int(distinct or 0)
-
-
 @contextlib.contextmanager
 def _scratch_pg(admin_url: str):
     from sqlalchemy import create_engine, text
@@ -426,7 +250,7 @@ class _Setup:
 
 def _step(
     setup: _Setup,
-    frames: _FramePool,
+    frames: FramePool,
     n: int,
     duration_s: int,
     n_partitions: int,
@@ -435,12 +259,12 @@ def _step(
 ) -> dict[str, Any]:
     prefix = f"{tag}{n}"
     ids = [f"{prefix}-{i:05d}" for i in range(n)]
-    _register(setup.db_url, ids)
+    register_devices(setup.db_url, ids)
     setup.pool.reset()
-    box: list[_GenResult] = []
+    box: list[GenResult] = []
     th = threading.Thread(
         target=lambda: box.append(
-            _generate(setup.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions)
+            generate(setup.address, frames, ids, duration_s=duration_s, n_partitions=n_partitions)
         )
     )
     th.start()
@@ -452,10 +276,10 @@ def _step(
         raise RuntimeError("the load generator failed")
     gen = box[0]
     deadline = time.monotonic() + drain_s
-    stored = _count_frames(setup.db_url, prefix)[0]
+    stored = count_frames(setup.db_url, prefix)[0]
     while stored < gen.sent and time.monotonic() < deadline:
         time.sleep(0.5)
-        stored = _count_frames(setup.db_url, prefix)[0]
+        stored = count_frames(setup.db_url, prefix)[0]
     cpu1, gen1 = setup.pool.cpu(), time.process_time()
     c = setup.pool.counters()
     lost = gen.sent - stored
@@ -509,7 +333,7 @@ def _cpu_per_frame(
 
 def _search(
     setup: _Setup,
-    frames: _FramePool,
+    frames: FramePool,
     *,
     start: int,
     target: int,
@@ -553,7 +377,7 @@ def _search(
 
 
 # ------------------------------------------------------------------------------ resilience
-def _resilience_plan(duration_s: float, outage_s: float) -> tuple[float, float, Any, float]:
+def resilience_plan(duration_s: float, outage_s: float) -> tuple[float, float, Any, float]:
     """``(broker_kill_at_s, processor_restart_at_s, Disconnect, total_s)`` of a resilience run."""
     from heartline.devices.simulator import Disconnect
 
@@ -598,10 +422,10 @@ def _resilience(
     db_url = f"sqlite:///{run / 'heartline.db'}"
     run.mkdir(parents=True, exist_ok=True)
     upgrade_database(db_url)
-    kill_at, restart_at, offline, duration_s = _resilience_plan(duration_s, outage_s)
+    kill_at, restart_at, offline, duration_s = resilience_plan(duration_s, outage_s)
     prefix = "res"
     ids = [f"{prefix}-{i:04d}" for i in range(patients)]
-    _register(db_url, ids)
+    register_devices(db_url, ids)
     with MosquittoSupervisor(run / "broker") as broker, contextlib.ExitStack() as stack:
         pool = _ProcessorPool(
             host=broker.address.host,
@@ -663,7 +487,7 @@ def _resilience(
         pool.wait_idle(30)
         sent = sum(p.queue.counters().enqueued_total for p in pubs)
         left = sum(len(p.queue) for p in pubs)
-        rows, distinct = _count_frames(db_url, prefix)
+        rows, distinct = count_frames(db_url, prefix)
         c = pool.counters()
         replays = sum(p.counters().replays for p in pubs)
     return {
@@ -721,9 +545,9 @@ def _agreement(
     upgrade_database(db_url)
     records = ARRHYTHMIA_RECORDS
     ids = [f"agr-{r}" for r in records]
-    _register(db_url, ids)
+    register_devices(db_url, ids)
     report(f"agreement: {len(records)} records x {duration_s} s, live vs classify_record")
-    frames = _FramePool(records, duration_s, data_dir)
+    frames = FramePool(records, duration_s, data_dir)
     with MosquittoSupervisor(run / "broker") as broker:
         pool = _ProcessorPool(
             host=broker.address.host,
@@ -734,7 +558,7 @@ def _agreement(
             n_partitions=n_partitions,
         )
         try:
-            gen = _generate(
+            gen = generate(
                 broker.address,
                 frames,
                 ids,
@@ -745,7 +569,7 @@ def _agreement(
                 record_idx=list(range(len(ids))),  # device agr-<r> replays record r
             )
             deadline = time.monotonic() + 60
-            while _count_frames(db_url, "agr")[0] < gen.sent and time.monotonic() < deadline:
+            while count_frames(db_url, "agr")[0] < gen.sent and time.monotonic() < deadline:
                 time.sleep(0.5)
             pool.wait_idle(30)
         finally:
@@ -867,7 +691,7 @@ def run_stream_bench(
     step_s = 10 if quick else 20
     max_steps = 5 if quick else 8
     t_start = time.time()
-    frames = _FramePool(ARRHYTHMIA_RECORDS, 60, data_dir_p)
+    frames = FramePool(ARRHYTHMIA_RECORDS, 60, data_dir_p)
     result: dict[str, Any] = {
         "config": {
             "quick": quick,
@@ -948,14 +772,14 @@ def run_stream_bench(
     result["elapsed_s"] = time.time() - t_start
     result["config"]["load_average_at_end"] = list(os.getloadavg())
     (out_dir / "stream.json").write_text(json.dumps(result, indent=2, default=float))
-    (out_dir / "stream.md").write_text(_markdown(result))
+    (out_dir / "stream.md").write_text(stream_markdown(result))
     return result
 
 
 def _capacity(
     result: dict[str, Any],
     out_dir: Path,
-    frames: _FramePool,
+    frames: FramePool,
     *,
     model: Path,
     quick: bool,
@@ -1118,7 +942,7 @@ def _cpu_markdown(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _markdown(r: dict[str, Any]) -> str:
+def stream_markdown(r: dict[str, Any]) -> str:
     cfg = r["config"]
     lines = [
         "# Stream benchmark",

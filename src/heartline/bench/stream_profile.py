@@ -2,7 +2,7 @@
 
 No broker and no load generator: pre-built frames of simulated 360 Hz 2-lead patients (the
 same frame pool as ``heartline bench stream``) are handed as MQTT messages straight to
-:meth:`heartline.ingestion.processor.StreamProcessor._handle`, the code a live worker runs for
+:meth:`heartline.ingestion.processor.StreamProcessor.handle`, the code a live worker runs for
 each batch (parse, sequencing, beat pipeline, ONNX classification, alert engine, one SQLite
 transaction, acknowledgements), with ``profile=True``: the worker thread's CPU time
 (``time.thread_time``) is charged to each stage. Frames arrive in the generator's order (device
@@ -146,10 +146,10 @@ def run_stream_profile(
     -------
     StreamProfile
     """
-    from heartline.bench.stream import _FramePool, _register
+    from heartline.bench.stream_load import FramePool, register_devices
     from heartline.ingestion.broker import BrokerAddress
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS
-    from heartline.ingestion.processor import StreamProcessor, _Message
+    from heartline.ingestion.processor import Message, StreamProcessor
     from heartline.ingestion.topics import frames_topic
     from heartline.storage import upgrade_database
 
@@ -167,8 +167,8 @@ def run_stream_profile(
     db_url = f"sqlite:///{out_dir / 'heartline.db'}"
     upgrade_database(db_url)
     ids = [f"prof-{i:05d}" for i in range(patients)]
-    _register(db_url, ids)
-    pool = _FramePool(ARRHYTHMIA_RECORDS, 60, Path(data_dir) if data_dir is not None else None)
+    register_devices(db_url, ids)
+    pool = FramePool(ARRHYTHMIA_RECORDS, 60, Path(data_dir) if data_dir is not None else None)
     topics = [frames_topic(d, partitions=n_partitions) for d in ids]
     offsets = [(7 * i) % pool.seconds for i in range(patients)]
     # an address nothing listens on: the processor is never started, only fed
@@ -183,9 +183,9 @@ def run_stream_profile(
     )
     t0_dev = 1.7e9
 
-    def messages(k: int) -> list[_Message]:
+    def messages(k: int) -> list[Message]:
         return [
-            _Message(
+            Message(
                 topics[i],
                 pool.payload(
                     i % len(pool.records), offsets[i] + k, d, k, t0_dev + k + i / patients
@@ -198,14 +198,14 @@ def run_stream_profile(
         ]
 
     def feed(k0: int, k1: int) -> None:
-        pending: list[_Message] = []
+        pending: list[Message] = []
         for k in range(k0, k1):
             pending.extend(messages(k))
             while len(pending) >= batch_frames:
-                proc._handle(pending[:batch_frames])
+                proc.handle(pending[:batch_frames])
                 del pending[:batch_frames]
         if pending:
-            proc._handle(pending)
+            proc.handle(pending)
 
     saved_gc = gc.get_threshold()
     try:

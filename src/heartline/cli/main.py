@@ -115,6 +115,8 @@ def _register_optional_commands() -> None:
         "heartline.cli.federated",
         "heartline.cli.rhythm",
         "heartline.cli.multimodal",
+        "heartline.cli.worker",
+        "heartline.cli.bench_faults",
     ):
         try:
             importlib.import_module(mod)

@@ -1,11 +1,14 @@
 """``heartline serve``: the whole system in one command.
 
-Broker (its own Mosquitto unless ``--broker-url``), database migrations, stream processors,
-optional simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C.
+Broker (its own Mosquitto unless ``--broker-url``), database migrations, stream-processor
+workers as supervised child processes (``heartline worker``, one per ``--workers``, each in its
+own process group, restarted when one exits, stopped with the server: no orphan), optional
+simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -91,7 +94,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
-    from heartline.cli.streaming import _resolve_model, parse_records, settings_overrides
+    from heartline.cli.streaming import parse_records, settings_overrides
+    from heartline.cli.worker import resolve_model
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings
@@ -101,7 +105,7 @@ def serve(
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
-    model_path = _resolve_model(model)
+    model_path = resolve_model(model)
     creds = prepare_demo(settings, patients=patients, records=recs)
 
     with LiveSystem(
@@ -112,7 +116,7 @@ def serve(
         records=recs,
         realtime=True,
         data_dir=data_dir,
-        tune_gc=True,
+        processes=True,  # supervised `heartline worker` processes, restarted if they exit
     ) as system:
         scheme = "https" if settings.tls_certfile else "http"
         console.rule("[bold]Heartline is running")
@@ -121,6 +125,9 @@ def serve(
         console.print(f"broker     {system.address.url if system.address else '?'}")
         console.print(f"database   {settings.resolved_database_url()}")
         console.print(f"state dir  {settings.state_dir}")
+        if system.supervisor is not None:
+            pids = ", ".join(map(str, system.supervisor.pids()))
+            console.print(f"workers    {workers} processes (pids {pids})")
         if patients:
             console.print(
                 f"patients   {patients} simulated wearables replaying MIT-BIH {', '.join(recs[:patients])}"
@@ -139,5 +146,17 @@ def serve(
                 broker.set_users({**broker.users, device_id: secret})
 
             api.state.device_credential_sink = sink
-        run_api(settings, host=host, port=port, app=api)
+        # uvicorn re-raises SIGTERM once it has shut down; without a handler of ours the process
+        # would die there, before the `with` block stops the workers and the broker
+        previous = signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+        try:
+            run_api(settings, host=host, port=port, app=api)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     console.print("stopped")
+
+
+def _sigterm_to_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -394,9 +394,70 @@ def bench_stream(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
     ] = None,
+    serve_url: Annotated[
+        str | None,
+        typer.Option(
+            "--serve-url",
+            help="Drive a running `heartline serve` at this URL instead (capacity only; needs "
+            "--serve-broker-url, --serve-database-url, --serve-user and HEARTLINE_SERVE_PASSWORD).",
+        ),
+    ] = None,
+    serve_broker_url: Annotated[
+        str | None, typer.Option("--serve-broker-url", help="The serve's broker (it prints it).")
+    ] = None,
+    serve_database_url: Annotated[
+        str | None,
+        typer.Option("--serve-database-url", help="The serve's database (read: loss, latency)."),
+    ] = None,
+    serve_user: Annotated[
+        str, typer.Option("--serve-user", help="Admin user of the serve (registers devices).")
+    ] = "admin",
+    serve_password: Annotated[
+        str | None,
+        typer.Option(
+            "--serve-password",
+            envvar="HEARTLINE_SERVE_PASSWORD",
+            help="Its password (prefer the env var).",
+        ),
+    ] = None,
+    serve_partitions: Annotated[
+        int, typer.Option("--serve-partitions", min=1, help="The serve's topic partitions.")
+    ] = 8,
 ) -> None:
     """Capacity (own Mosquitto+SQLite; system Mosquitto+PostgreSQL), resilience and live/offline agreement."""
     from heartline.bench.stream import BENCH_PARTS, run_stream_bench
+
+    if serve_url is not None:
+        from heartline.bench.stream_serve import run_serve_stream_bench
+
+        missing = [
+            name
+            for name, v in (
+                ("--serve-broker-url", serve_broker_url),
+                ("--serve-database-url", serve_database_url),
+                ("HEARTLINE_SERVE_PASSWORD / --serve-password", serve_password),
+            )
+            if not v
+        ]
+        if missing:
+            raise typer.BadParameter(f"--serve-url also needs {', '.join(missing)}")
+        res = run_serve_stream_bench(
+            out,
+            serve_url=serve_url,
+            broker_url=serve_broker_url,  # type: ignore[arg-type]
+            database_url=serve_database_url,  # type: ignore[arg-type]
+            username=serve_user,
+            password=serve_password,  # type: ignore[arg-type]
+            n_partitions=serve_partitions,
+            target=target,
+            patients=patients,
+            duration_s=duration or (10 if quick else 20),
+            data_dir=data_dir,
+            report=lambda m: console.print(f"[dim]{m}[/]"),
+        )
+        console.print((Path(out) / "stream_serve.md").read_text())
+        console.print(f"patients held {res['patients']}; wrote {Path(out) / 'stream_serve.json'}")
+        return
 
     chosen = [p.strip() for p in parts.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(BENCH_PARTS))

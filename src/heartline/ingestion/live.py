@@ -6,7 +6,8 @@
 
 :class:`LiveSystem` starts (in this order) its own Mosquitto (:class:`MosquittoSupervisor`, unless
 ``settings.broker_url`` names a broker), upgrades the database (alembic), starts ``workers``
-:class:`~heartline.ingestion.processor.StreamProcessor` threads that split the
+:class:`~heartline.ingestion.processor.StreamProcessor` workers (threads, or supervised
+``heartline worker`` processes with ``processes=True``) that split the
 ``settings.mqtt_partitions`` partitions between them (each device's state in exactly one
 worker), and optionally simulated patients (:class:`~heartline.devices.simulator.VirtualWearable`
 replaying MIT-BIH records with real arrhythmias, publishing with storage acknowledgements).
@@ -23,11 +24,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heartline.ingestion.broker import BrokerAddress, MosquittoSupervisor, parse_broker_url
 from heartline.ingestion.processor import ProcessorCounters, StreamProcessor, tune_gc
 from heartline.settings import Settings
+
+if TYPE_CHECKING:
+    from heartline.ingestion.supervisor import WorkerSupervisor
 
 __all__ = ["ARRHYTHMIA_RECORDS", "LiveStatus", "LiveSystem", "PatientStatus", "split_partitions"]
 
@@ -113,7 +117,8 @@ class LiveSystem:
     model : OnnxBeatClassifier or path
         Beat classifier shared by the workers.
     workers : int
-        Processor workers (threads), each owning some partitions.
+        Processor workers, each owning some partitions (``0``: none here, external
+        ``heartline worker`` processes own the partitions).
     patients : int
         Simulated patients (0: none; real devices publish on their own).
     records : sequence of str
@@ -132,6 +137,11 @@ class LiveSystem:
         Added to the processors' MQTT client ids, so that several systems can share a broker.
     processor_options : dict, optional
         Extra :class:`~heartline.ingestion.processor.StreamProcessor` keywords.
+    processes : bool
+        Run the workers as supervised child processes (``heartline worker``, restarted when
+        they exit; :class:`~heartline.ingestion.supervisor.WorkerSupervisor`), as
+        ``heartline serve`` does, instead of threads of this process. ``model`` must then be a
+        path.
     tune_gc : bool
         Before the processors start, set the process's garbage collector up for streaming
         (:func:`~heartline.ingestion.processor.tune_gc`: startup objects frozen, fewer
@@ -155,15 +165,20 @@ class LiveSystem:
         instance: str | None = None,
         processor_options: dict[str, Any] | None = None,
         tune_gc: bool = False,
+        processes: bool = False,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
         if patients < 0:
             raise ValueError(f"patients must be >= 0, got {patients}")
         if patients and not records:
             raise ValueError("records must name at least one MIT-BIH record")
         self.settings = settings
-        if isinstance(model, (str, Path)):
+        self.processes = processes
+        if processes and not isinstance(model, (str, Path)):
+            raise ValueError("processes=True needs the model as a path (each worker loads it)")
+        self.model_path = Path(model) if isinstance(model, (str, Path)) else None
+        if isinstance(model, (str, Path)) and not processes:
             from heartline.edge.runtime import OnnxBeatClassifier
 
             model = OnnxBeatClassifier(model)
@@ -185,6 +200,7 @@ class LiveSystem:
         self.broker: MosquittoSupervisor | None = None
         self.address: BrokerAddress | None = None
         self.processors: list[StreamProcessor] = []
+        self.supervisor: WorkerSupervisor | None = None
         self.publishers: list[Any] = []
         self.wearables: list[Any] = []
         self._stack = contextlib.ExitStack()
@@ -234,8 +250,13 @@ class LiveSystem:
                         s.broker_username, s.broker_password.get_secret_value()
                     )
             upgrade_database(self.database_url)
-            for parts in split_partitions(s.mqtt_partitions, self.workers):
-                self.processors.append(self._make_processor(parts))
+            if self.workers == 0:
+                log.info("no processors here: external `heartline worker`s own the partitions")
+            elif self.processes:
+                self._start_supervisor()
+            else:
+                for parts in split_partitions(s.mqtt_partitions, self.workers):
+                    self.processors.append(self._make_processor(parts))
             if self.tune_gc:
                 tune_gc()
             for p in self.processors:
@@ -249,9 +270,9 @@ class LiveSystem:
             raise
         return self
 
-    def _make_processor(self, partitions: list[int]) -> StreamProcessor:
+    def _processor_options(self) -> dict[str, Any]:
         s = self.settings
-        opts = {
+        return {
             "unknown_devices": self.unknown_devices,
             "no_data_alert_s": s.no_data_alert_s,
             "max_clock_ahead_s": s.frame_max_ahead_s,
@@ -261,6 +282,26 @@ class LiveSystem:
             "device_backoff_s": s.device_backoff_s,
             **self.processor_options,
         }
+
+    def _start_supervisor(self) -> None:
+        from heartline.ingestion.supervisor import WorkerSupervisor
+
+        tag = f"-{self.instance}" if self.instance else ""
+        self.supervisor = WorkerSupervisor(
+            address=self.address,  # type: ignore[arg-type]
+            database_url=self.database_url,
+            model=self.model_path,  # type: ignore[arg-type]
+            partition_sets=split_partitions(self.settings.mqtt_partitions, self.workers),
+            n_partitions=self.settings.mqtt_partitions,
+            run_dir=self.settings.state_dir / "workers",
+            client_prefix=f"heartline-proc{tag}-of-{self.settings.mqtt_partitions}",
+            processor_options=self._processor_options(),
+        )
+        self._stack.callback(self.supervisor.stop)
+        self.supervisor.start()
+
+    def _make_processor(self, partitions: list[int]) -> StreamProcessor:
+        opts = self._processor_options()
         if self.instance:
             opts.setdefault(
                 "client_id",
@@ -276,7 +317,18 @@ class LiveSystem:
         )
 
     def restart_processor(self, index: int = 0, *, crash: bool = False) -> None:
-        """Stop worker ``index`` (abruptly with ``crash``) and start a fresh one on its partitions."""
+        """Stop worker ``index`` (abruptly with ``crash``) and start a fresh one on its partitions.
+
+        With ``processes`` the worker process is SIGKILLed (``crash``) or SIGTERMed and the
+        supervisor starts a new one.
+        """
+        if self.supervisor is not None:
+            p = self.supervisor.procs[index]
+            if crash or p is None:
+                self.supervisor.kill(index)
+            else:
+                p.terminate()
+            return
         old = self.processors[index]
         if crash:
             old.kill()
@@ -325,6 +377,11 @@ class LiveSystem:
             ).start()
             self._stack.callback(pub.stop)
             self.publishers.append(pub)
+        # the device clocks start now, not when the first record was read (that can take seconds
+        # on a loaded machine, and every frame would look that much older than it is)
+        start_time_s = time.time()
+        for w in self.wearables:
+            w.start_time_s = start_time_s
         self._sim_thread = threading.Thread(target=self._simulate, name="live-sim", daemon=True)
         self._sim_thread.start()
 
@@ -370,14 +427,18 @@ class LiveSystem:
         """Wait until every simulated device's queue is empty (all frames storage-acknowledged)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(len(p.queue) == 0 for p in self.publishers) and all(
-                p.wait_idle(0.0) for p in self.processors
+            if (
+                all(len(p.queue) == 0 for p in self.publishers)
+                and all(p.wait_idle(0.0) for p in self.processors)
+                and (self.supervisor is None or self.supervisor.wait_idle(1.0))
             ):
                 return True
             time.sleep(0.1)
         return False
 
     def counters(self) -> list[ProcessorCounters]:
+        if self.supervisor is not None:
+            return self.supervisor.counters()
         return [p.counters() for p in self.processors]
 
     def status(self) -> LiveStatus:
@@ -391,6 +452,8 @@ class LiveSystem:
         states: dict[str, dict[str, Any]] = {}
         for p in self.processors:
             states.update(p.device_states())
+        if self.supervisor is not None:
+            states.update(self.supervisor.device_states())
         records = {w.device_id: w.config.record for w in self.wearables}
         queued = {p.device_id: len(p.queue) for p in self.publishers}
         patients = tuple(
@@ -408,7 +471,7 @@ class LiveSystem:
             elapsed_s=now - self._t0 if self._t0 else 0.0,
             broker_url=self.address.url if self.address else "",
             database_url=self.database_url.split("@")[-1],
-            workers=len(self.processors),
+            workers=self.workers,
             frames_in=m["frames_in"],
             frames_stored=m["frames_stored"],
             frames_duplicate=m["frames_duplicate"],

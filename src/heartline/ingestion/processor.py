@@ -245,6 +245,10 @@ class _Message:
     client: int = 0  # index of the MQTT session that received it
 
 
+#: Public name of a received message, for tools that feed :meth:`StreamProcessor.handle`.
+Message = _Message
+
+
 @dataclass
 class _FrameRef:
     seq: int
@@ -755,6 +759,10 @@ class StreamProcessor:
                 self._c["in_progress"] = 0
 
     # ------------------------------------------------------------------ one batch
+    def handle(self, batch: list[Message]) -> None:
+        """Process one batch of received messages, as the worker thread does (profiling tools)."""
+        self._handle(batch)
+
     def _handle(self, batch: list[_Message]) -> None:
         tm = self.stage_times
         t0 = time.thread_time()
