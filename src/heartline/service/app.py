@@ -26,7 +26,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from heartline.service.config import ServiceSettings, load_service_settings
 from heartline.service.deps import TOKEN_URL, Database
 from heartline.service.limits import BodySizeLimitMiddleware
-from heartline.service.routes import alerts, auth, devices, health, ingest, patients, users
+from heartline.service.routes import (
+    adaptation,
+    alerts,
+    auth,
+    devices,
+    health,
+    ingest,
+    patients,
+    users,
+)
 from heartline.service.routes import fhir as fhir_routes
 from heartline.service.security import make_password_hasher
 
@@ -165,7 +174,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     app.include_router(health.router, responses=COMMON_RESPONSES)
-    for module in (auth, users, patients, alerts, devices, ingest):
+    for module in (auth, users, patients, alerts, devices, ingest, adaptation):
         app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)
