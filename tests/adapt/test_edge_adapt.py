@@ -106,7 +106,11 @@ def test_loader_falls_back_with_a_notice(base, tmp_path) -> None:
     other = _real_art(base, sha="0" * 64).save(tmp_path / "other.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"\x00" * 100)
-    for path, why in ((other, "made for base model"), (bad, "not a patient"), (tmp_path / "none.npz", "not found")):
+    for path, why in (
+        (other, "made for base model"),
+        (bad, "not a patient"),
+        (tmp_path / "none.npz", "not found"),
+    ):
         with pytest.warns(AdaptationNotice, match=why):
             fb = load_patient_model(base, path, base_sha256=sha)
         assert fb.adapted is None and why in fb.notice
@@ -118,7 +122,11 @@ def test_registry_uses_the_active_model_and_rolls_back(base) -> None:
     store: dict[str, tuple[int, str, bytes] | None] = {"p1": None}
     now = [0.0]
     reg = PatientModelRegistry(base, lambda pid: store.get(pid), refresh_s=10, clock=lambda: now[0])
-    w = np.random.default_rng(0).standard_normal((4, base.n_leads, base.window_len)).astype(np.float32)
+    w = (
+        np.random.default_rng(0)
+        .standard_normal((4, base.n_leads, base.window_len))
+        .astype(np.float32)
+    )
     rr = np.ones((4, base.n_rr), np.float32)
     p = np.tile([0.9, 0.025, 0.025, 0.025, 0.025], (4, 1))
     out, v0 = reg.apply("p1", w, rr, p)

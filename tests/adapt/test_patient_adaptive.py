@@ -12,7 +12,6 @@ from heartline.edge.adapt import kmeans
 from heartline.training.patient_adaptive import confirm_beats
 
 
-
 def test_confirm_beats_picks_one_per_template() -> None:
     rng = np.random.default_rng(0)
     f = np.concatenate([rng.normal(0, 0.1, (50, 3)), rng.normal(5, 0.1, (5, 3))])
@@ -30,7 +29,16 @@ def test_cli_patient_adaptive_quick(tmp_path) -> None:
     out = tmp_path / "pa"
     res = CliRunner().invoke(
         app,
-        ["evaluate", "--protocol", "patient-adaptive", "--quick", "--out", str(out), "--n-bootstrap", "0"],
+        [
+            "evaluate",
+            "--protocol",
+            "patient-adaptive",
+            "--quick",
+            "--out",
+            str(out),
+            "--n-bootstrap",
+            "0",
+        ],
     )
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
@@ -45,6 +53,16 @@ def test_cli_patient_adaptive_quick(tmp_path) -> None:
     # scoring starts after 5 minutes: every record loses its first beats from the score
     assert m["n_test_beats"] == sum(r["n_scored_beats"] for r in recs)
     bad = CliRunner().invoke(
-        app, ["evaluate", "--protocol", "patient-adaptive", "--quick", "--labels", "some", "--out", str(out)]
+        app,
+        [
+            "evaluate",
+            "--protocol",
+            "patient-adaptive",
+            "--quick",
+            "--labels",
+            "some",
+            "--out",
+            str(out),
+        ],
     )
     assert bad.exit_code != 0 and "--labels must be one of" in bad.output

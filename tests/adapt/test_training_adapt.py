@@ -10,8 +10,9 @@ from heartline.edge.adapt import OnnxAdaptedHead
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from heartline.training.adapt import export_head, fine_tune_head  # noqa: E402
 from tests.adapt.test_edge_adapt import _patient  # noqa: E402
+
+from heartline.training.adapt import export_head, fine_tune_head  # noqa: E402
 
 
 def test_untrained_head_is_the_base_model(tmp_path) -> None:
