@@ -212,7 +212,7 @@ def review(
             cluster=body.cluster,
         )
     except LookupError as exc:
-        raise unprocessable(str(exc).strip("'\""), loc=("body", "beat_ids")) from None
+        raise unprocessable(str(exc), loc=("body", "beat_ids")) from None
     except ValueError as exc:
         raise unprocessable(str(exc), loc=("body", "label")) from None
     _audit(
@@ -367,7 +367,7 @@ def rollback(
         try:
             arepo.activate_model(session, patient_id=patient_id, version=body.version)
         except LookupError as exc:
-            raise unprocessable(str(exc).strip("'\""), loc=("body", "version")) from None
+            raise unprocessable(str(exc), loc=("body", "version")) from None
         what = f"v{body.version}"
     _audit(
         session,
