@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from heartline.edge.adapt import (
     NotEnoughBeatsError,
     PatientModelRegistry,
     PatientPrototypes,
+    apply_batches,
     check_label_counts,
     combine_proba,
     fit_prototypes,
@@ -145,6 +147,14 @@ def test_registry_uses_the_active_model_and_rolls_back(base) -> None:
     store["p1"] = None  # rollback
     reg.invalidate("p1")
     assert reg.apply("p1", w, rr, p)[1] == v0
+    # the processor hook: one call per classified batch list
+    store["p1"] = (3, "prototypes", _real_art(base, sha=sha, version=3).to_bytes())
+    reg.invalidate()
+    batch = SimpleNamespace(windows=w[:, None], rr=rr[:, None])
+    probs, versions = apply_batches(reg, [("p1", batch), ("p2", batch)], [p, p])
+    assert versions[0].endswith("/v3") and versions[1] == v0
+    np.testing.assert_array_equal(probs[1], p)
+    assert apply_batches(None, [("p1", batch)], [p])[1] == [None]
 
 
 def test_unsupervised_pseudo_labels_follow_the_base_model() -> None:

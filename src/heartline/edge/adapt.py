@@ -65,6 +65,7 @@ __all__ = [
     "OnnxAdaptedHead",
     "PatientModelRegistry",
     "PatientPrototypes",
+    "apply_batches",
     "artefact_from_bytes",
     "beat_features",
     "check_label_counts",
@@ -821,6 +822,29 @@ class PatientModelRegistry:
             return np.asarray(base_proba), loaded.model_version
         feats = self.base.encode(windows, model_rr_columns(np.asarray(rr), self.base.n_rr))
         return loaded.adapted.proba_from(feats, base_proba), loaded.model_version
+
+
+def apply_batches(
+    registry: PatientModelRegistry | None,
+    patients_batches: Any,
+    probs: Any,
+) -> tuple[list[np.ndarray], list[str | None]]:
+    """The stream processor's hook: adapted probabilities and model version of each batch.
+
+    ``patients_batches`` is a sequence of ``(patient_id, batch)`` with ``batch`` a
+    :class:`~heartline.pipeline.beat_pipeline.BeatBatch` (``windows (n, k + 1, leads, len)``,
+    ``rr (n, k + 1, n_rr)``) and ``probs`` the base probabilities of each batch. Without a
+    registry the probabilities come back unchanged with version ``None``.
+    """
+    if registry is None:
+        return list(probs), [None] * len(probs)
+    out_p: list[np.ndarray] = []
+    out_v: list[str | None] = []
+    for (patient_id, batch), p in zip(patients_batches, probs, strict=True):
+        q, version = registry.apply(patient_id, batch.windows[:, -1], batch.rr[:, -1], p)
+        out_p.append(q)
+        out_v.append(version)
+    return out_p, out_v
 
 
 def describe(art: PatientPrototypes) -> dict[str, Any]:
