@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from tests.service.conftest import T0
 
 from heartline.edge.runtime import OnnxBeatClassifier
 from heartline.edge.shipped import shipped_model_path
@@ -18,7 +19,6 @@ from heartline.service.routes.adaptation import get_feature_source, stored_artef
 from heartline.storage.adaptation_tables import BeatReview
 from heartline.storage.engine import session_scope
 from heartline.storage.security_tables import AuditLog
-from tests.service.conftest import T0
 
 API = "/api/v1"
 
