@@ -209,3 +209,39 @@ def test_bad_requests_change_nothing(aclient, world) -> None:
     r = aclient.post(f"{API}/patients/p1/adaptation", headers=world.auth("clin1"))
     assert r.status_code == 422 and "no reviewed beats" in r.text
     assert _n_reviews(world) == before == 0
+
+
+def test_features_recomputed_from_stored_ecg(settings) -> None:
+    """The default feature source finds stored beats again in the stored ECG (live pipeline)."""
+    from tests.service.conftest import seed_world
+
+    from heartline.service.adaptation import EcgFeatureSource
+    from heartline.storage import repository as repo
+
+    world = seed_world(settings, n_frames=40)
+    model = OnnxBeatClassifier(shipped_model_path())
+    with session_scope(world.factory) as s:
+        beats = repo.beats_between(
+            s, patient_id="p1", start=T0 + timedelta(seconds=20), stop=T0 + timedelta(seconds=40)
+        )
+        assert len(beats) >= 20
+        feats, probs, found = EcgFeatureSource(model)(s, patient_id="p1", beats=beats)
+    assert feats.shape == (len(beats), model.feature_dim) and probs.shape == (len(beats), 5)
+    assert found.mean() > 0.9
+    np.testing.assert_allclose(probs[found].sum(1), 1.0, atol=1e-4)
+    assert np.isfinite(feats[found]).all() and np.abs(feats[found]).sum() > 0
+    # and an adaptation from those reviewed beats, stored as the active version, loadable live
+    from heartline.edge.adapt import PatientModelRegistry
+    from heartline.service.adaptation import adapt_patient
+    from heartline.storage import adaptation_repository as arepo
+
+    with session_scope(world.factory) as s:
+        arepo.review_beats(s, patient_id="p1", beat_ids=[b.id for b in beats], label="N", actor="t")
+        row, summary = adapt_patient(
+            s, patient_id="p1", model=model, features_of=EcgFeatureSource(model), actor="t"
+        )
+        assert row.version == 1 and summary["counts"]["N"] == len(beats)
+        assert summary["n_beats_without_ecg"] == int((~found).sum())
+    with session_scope(world.factory) as s:
+        reg = PatientModelRegistry(model, lambda pid: stored_artefact(s, pid))
+        assert reg.get("p1").adapted is not None and reg.get("p1").notice is None
