@@ -242,6 +242,6 @@ def test_features_recomputed_from_stored_ecg(settings) -> None:
         )
         assert row.version == 1 and summary["counts"]["N"] == len(beats)
         assert summary["n_beats_without_ecg"] == int((~found).sum())
-    with session_scope(world.factory) as s:
-        reg = PatientModelRegistry(model, lambda pid: stored_artefact(s, pid))
-        assert reg.get("p1").adapted is not None and reg.get("p1").notice is None
+    reg = PatientModelRegistry(model, arepo.artefact_loader(world.factory))
+    assert reg.get("p1").adapted is not None and reg.get("p1").notice is None
+    assert reg.get("p2").adapted is None

@@ -21,6 +21,7 @@ __all__ = [
     "activate_model",
     "active_model",
     "add_model",
+    "artefact_loader",
     "confirmed_labels",
     "list_models",
     "review_beats",
@@ -177,3 +178,17 @@ def activate_model(session: Session, *, patient_id: str, version: int) -> Patien
     row.active = True
     session.flush()
     return row
+
+
+def artefact_loader(session_factory: Any) -> Any:
+    """``loader(patient_id) -> (version, method, bytes) | None`` reading the active adapted model
+    in its own session: what :class:`heartline.edge.adapt.PatientModelRegistry` takes, e.g.
+    ``StreamProcessor(..., patient_models=PatientModelRegistry(model, artefact_loader(factory)))``.
+    """
+
+    def load(patient_id: str) -> tuple[int, str, bytes] | None:
+        with session_factory() as session:
+            row = active_model(session, patient_id=patient_id)
+            return None if row is None else (int(row.version), str(row.method), bytes(row.artefact))
+
+    return load
