@@ -83,7 +83,7 @@ def test_templates_review_adapt_rollback(aclient, world) -> None:
     templates = t.json()
     assert sum(x["count"] for x in templates) == len(beats)
     assert sorted(i for x in templates for i in x["beat_ids"]) == sorted(b["id"] for b in beats)
-    # too few N beats: 422 saying what is missing, nothing stored
+    # too few N beats: 409 saying what is missing, nothing stored
     r = aclient.post(
         f"{API}/patients/p1/beat-reviews",
         json={"beat_ids": v_ids, "label": "V"},
@@ -91,8 +91,8 @@ def test_templates_review_adapt_rollback(aclient, world) -> None:
     )
     assert r.status_code == 201 and r.json()[0]["old_label"] == "V"
     r = aclient.post(f"{API}/patients/p1/adaptation", headers=world.auth("clin1"))
-    assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["missing"] == {"N": 3}
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"]["missing"] == {"N": 3}
     # a whole template confirmed, one beat relabelled
     big = max(templates, key=lambda x: x["count"])
     r = aclient.post(
@@ -135,7 +135,7 @@ def test_templates_review_adapt_rollback(aclient, world) -> None:
     r = aclient.post(
         f"{API}/patients/p1/models/rollback", json={"version": 9}, headers=world.auth("clin1")
     )
-    assert r.status_code == 422 and "version 9" in r.text
+    assert r.status_code == 404 and "version 9" in r.text
     assert _audit(world, "adapt") == 2 and _audit(world, "rollback") == 2
     hist = aclient.get(f"{API}/patients/p1/beat-reviews", headers=world.auth("clin1")).json()
     assert len(hist) == _n_reviews(world)
@@ -170,14 +170,14 @@ def test_bad_requests_change_nothing(aclient, world) -> None:
         aclient.post(f"{API}/patients/p1/models/rollback", headers=world.auth("clin2")).status_code
         == 404
     )
-    # beats of another patient, or none at all: 422 naming them
+    # beats of another patient, or none at all: 404 naming them (as for foreign alerts)
     r = aclient.post(
         f"{API}/patients/p1/beat-reviews",
         json={"beat_ids": [p1[0], p2[0], 999999], "label": "N"},
         headers=world.auth("clin1"),
     )
-    assert r.status_code == 422, r.text
-    msg = r.json()["detail"][0]["msg"]
+    assert r.status_code == 404, r.text
+    msg = r.json()["detail"]
     assert msg == f"beats [{p2[0]}, 999999] are not beats of patient 'p1'"
     # labels outside N/S/V/F/Q, empty lists, unknown fields
     for body in (
@@ -207,7 +207,7 @@ def test_bad_requests_change_nothing(aclient, world) -> None:
     assert aclient.get(f"{API}/patients/p1/models", headers=world.auth("pat1")).status_code == 200
     # no reviews yet: adaptation says so
     r = aclient.post(f"{API}/patients/p1/adaptation", headers=world.auth("clin1"))
-    assert r.status_code == 422 and "no reviewed beats" in r.text
+    assert r.status_code == 409 and "no reviewed beats" in r.text
     assert _n_reviews(world) == before == 0
 
 

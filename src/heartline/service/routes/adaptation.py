@@ -187,9 +187,9 @@ def list_templates(
     response_model=list[BeatReviewPublic],
     status_code=status.HTTP_201_CREATED,
     responses={
-        **_NOT_FOUND,
         403: {"description": "patients cannot review beats"},
-        422: {"description": "beats that are not this patient's, or a label outside N/S/V/F/Q"},
+        404: {"description": "no such patient (or not yours), or beats that are not its (listed)"},
+        422: {"description": "a label outside N/S/V/F/Q, no beats, unknown fields"},
     },
 )
 def review(
@@ -211,8 +211,8 @@ def review(
             actor=user.username,
             cluster=body.cluster,
         )
-    except LookupError as exc:
-        raise unprocessable(str(exc), loc=("body", "beat_ids")) from None
+    except LookupError as exc:  # missing or another patient's beats: 404, naming them
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except ValueError as exc:
         raise unprocessable(str(exc), loc=("body", "label")) from None
     _audit(
@@ -271,7 +271,7 @@ def _state(session: Session, patient_id: str) -> ModelStatePublic:
     responses={
         **_NOT_FOUND,
         403: {"description": "patients cannot adapt models"},
-        422: {"description": "too few reviewed beats (the body says which classes lack how many)"},
+        409: {"description": "too few reviewed beats (``missing``: class -> beats still needed)"},
     },
 )
 def adapt(
@@ -298,17 +298,10 @@ def adapt(
             actor=user.username,
             min_per_class=body.min_per_class,
         )
-    except NotEnoughBeatsError as exc:
+    except NotEnoughBeatsError as exc:  # a valid request the patient's reviews cannot serve yet
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "type": "not_enough_beats",
-                    "loc": ["body"],
-                    "msg": str(exc),
-                    "missing": exc.missing,
-                }
-            ],
+            status.HTTP_409_CONFLICT,
+            detail={"msg": str(exc), "missing": exc.missing},
         ) from None
     except ValueError as exc:
         raise unprocessable(str(exc), loc=("body",)) from None
@@ -344,9 +337,8 @@ def list_patient_models(
     "/patients/{patient_id}/models/rollback",
     response_model=ModelStatePublic,
     responses={
-        **_NOT_FOUND,
         403: {"description": "patients cannot roll back"},
-        422: {"description": "no such version"},
+        404: {"description": "no such patient (or not yours), or no such version"},
     },
 )
 def rollback(
@@ -367,7 +359,7 @@ def rollback(
         try:
             arepo.activate_model(session, patient_id=patient_id, version=body.version)
         except LookupError as exc:
-            raise unprocessable(str(exc), loc=("body", "version")) from None
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
         what = f"v{body.version}"
     _audit(
         session,
