@@ -48,7 +48,8 @@ class BeatReviewCreate(BaseModel):
     """Confirm or relabel beats: one beat, or a whole template (its ``beat_ids`` and name)."""
 
     model_config = ConfigDict(extra="forbid")
-    beat_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+    # ids up to 2**53: JSON numbers above it do not survive a round trip through a double
+    beat_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(
         min_length=1, max_length=MAX_REVIEW_BEATS
     )
     label: ReviewLabel
