@@ -40,14 +40,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.training.config import load_config
 from heartline.training.evaluate import factory_for, write_evaluation
 from heartline.training.protocols import ProtocolData, Split, build_split, evaluate_on_split
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CONFIG = ROOT / "configs" / "hybrid_intra_tpl_unweighted_plateau_e48.toml"
+CONFIG = ROOT / "configs" / "experiments" / "hybrid_intra_tpl_unweighted_plateau_e48.toml"
 SPLIT_SEED = 0
 
 

@@ -5,7 +5,9 @@ The notebook API is loaded lazily, so ``import heartline`` stays light (no torch
 * :func:`heartline.read_record` - read a WFDB, EDF or CSV record (:mod:`heartline.io.readers`);
 * :func:`heartline.detect_r_peaks` - R peaks with a detector of the registry;
 * :func:`heartline.classify` - detect and classify every beat (a :class:`heartline.api.BeatTable`),
-  with the shipped ONNX model chosen from the leads.
+  with the shipped ONNX model chosen from the leads;
+* :func:`heartline.classify_rhythm` - rhythm (N / A / O / ~) of a single-lead recording
+  (:mod:`heartline.edge.rhythm`).
 
 See ``docs/python-api.md`` and :mod:`heartline.api`.
 """
@@ -19,7 +21,10 @@ from heartline._version import __version__
 #: Public names served by :mod:`heartline.api` on first access.
 _API = ("BeatSummary", "BeatTable", "classify", "classify_record", "detect_r_peaks", "read_record")
 
-__all__ = ["__version__", *_API]
+#: Other public names, each served by its module on first access.
+_LAZY = {"classify_rhythm": "heartline.edge.rhythm"}
+
+__all__ = ["__version__", *_API, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,8 +32,12 @@ def __getattr__(name: str) -> Any:
         from heartline import api
 
         return getattr(api, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'heartline' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(_API) | set(_LAZY))

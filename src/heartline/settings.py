@@ -221,6 +221,18 @@ class Settings(BaseSettings):
     mqtt_tls_cafile : pathlib.Path or None
         CA file clients verify the broker's certificate with (turns TLS on for the clients;
         default with an own broker: the certificate itself, right when it is self-signed).
+    no_data_alert_s : float or None
+        A patient whose frames stop arriving for this long gets a technical ``no_data`` alert
+        (closed when frames arrive again); ``None``: off.
+    frame_max_ahead_s, frame_max_age_s : float or None
+        Frames starting more than ``frame_max_ahead_s`` after the server's clock, or ending
+        more than ``frame_max_age_s`` before it, are quarantined as ``clock_skew``
+        (``None``: no limit). The age limit leaves room for a device's store-and-forward queue
+        (a day of frames by default) to be replayed after a long outage.
+    device_strike_limit, device_strike_window_s, device_backoff_s : int, float, float
+        A device with ``device_strike_limit`` refused frames within ``device_strike_window_s``
+        has its frames dropped for ``device_backoff_s`` and is flagged to the admins
+        (a ``device_faulty`` alert).
     """
 
     model_config = SettingsConfigDict(
@@ -238,6 +250,13 @@ class Settings(BaseSettings):
     mqtt_tls_certfile: Path | None = None
     mqtt_tls_keyfile: Path | None = None
     mqtt_tls_cafile: Path | None = None
+    # stream-processor fault isolation (see heartline.ingestion.processor)
+    no_data_alert_s: float | None = Field(default=30.0, gt=0)
+    frame_max_ahead_s: float | None = Field(default=300.0, gt=0)
+    frame_max_age_s: float | None = Field(default=7 * 86_400.0, gt=0)
+    device_strike_limit: int = Field(default=20, ge=1)
+    device_strike_window_s: float = Field(default=60.0, gt=0)
+    device_backoff_s: float = Field(default=60.0, gt=0)
 
     @field_validator("state_dir")
     @classmethod

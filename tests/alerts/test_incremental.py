@@ -15,17 +15,16 @@ from hypothesis import strategies as st
 
 from heartline.alerts.engine import AlertEngine, EngineConfig
 from heartline.alerts.rules import (
-    AAMI_CLASSES,
     BeatSeries,
     Reported,
     Severity,
-    _all_aami,
-    _rate_episodes,
-    _smoothed_rate,
     detect_bradycardia,
     detect_tachycardia,
     evaluate_rules,
 )
+from heartline.alerts.rules.events import _all_aami
+from heartline.alerts.rules.rate import _rate_episodes, _smoothed_rate
+from heartline.data.aami import AAMI_CLASSES
 
 
 def _stream(seed: int, n_calls: int) -> list[tuple]:

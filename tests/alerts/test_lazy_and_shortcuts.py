@@ -17,14 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import heartline.alerts.rules as rules_mod
+import heartline.alerts.rules.af as rules_af
+import heartline.alerts.rules.rate as rules_rate
 from heartline.alerts.engine import AlertEngine, EngineConfig
-from heartline.alerts.rules import (
-    BeatSeries,
-    RuleConfig,
-    _median,
-    detect_bradycardia,
-    detect_tachycardia,
-)
+from heartline.alerts.rules import BeatSeries, RuleConfig, detect_bradycardia, detect_tachycardia
+from heartline.alerts.rules.af import _median
 from heartline.io import read_annotations
 
 
@@ -68,7 +65,7 @@ def test_rate_shortcut_equals_the_full_rule(
     kw = {"window_beats": window_beats, "min_duration_s": min_duration_s}
     fast = (detect_bradycardia(s, **kw), detect_tachycardia(s, **kw))
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(rules_mod, "_rate_cannot_last", lambda *a, **k: False)
+        m.setattr(rules_rate, "_rate_cannot_last", lambda *a, **k: False)
         full = (detect_bradycardia(s, **kw), detect_tachycardia(s, **kw))
     assert fast == full
 
@@ -79,11 +76,11 @@ def test_rate_shortcut_is_taken_on_isolated_fast_beats() -> None:
     rr[::15] = 0.4
     t = np.cumsum(rr)
     s = BeatSeries.from_samples((t * 360).round().astype(int), ["N"] * 150, fs=360.0)
-    assert rules_mod._rate_cannot_last(s, 120.0, below=False, window_beats=10, min_duration_s=10.0)
+    assert rules_rate._rate_cannot_last(s, 120.0, below=False, window_beats=10, min_duration_s=10.0)
     rr[40:60] = 0.4  # a 8 s fast stretch: its chunk spans more than 10 s
     t = np.cumsum(rr)
     s = BeatSeries.from_samples((t * 360).round().astype(int), ["N"] * 150, fs=360.0)
-    assert not rules_mod._rate_cannot_last(
+    assert not rules_rate._rate_cannot_last(
         s, 120.0, below=False, window_beats=10, min_duration_s=10.0
     )
 
@@ -366,9 +363,9 @@ def test_af_bound_rejects_only_windows_that_fail(
         return
     rr = _af_rr(seed, n)
     starts = list(range(0, n - width + 1, 3))
-    may = rules_mod._af_may_pass(rr, starts, width, nrmssd_min)
+    may = rules_af._af_may_pass(rr, starts, width, nrmssd_min)
     for method in ("dash2009", "rmssd_tpr"):
-        full = rules_mod._af_windows(rr, starts, width, method, nrmssd_min, 0.7)
+        full = rules_af._af_windows(rr, starts, width, method, nrmssd_min, 0.7)
         assert full is not None
         for j in np.flatnonzero(~may).tolist():
             assert full[j] == (False, None)
@@ -384,7 +381,7 @@ def test_af_rule_with_bound_equals_without(seed: int, n: int) -> None:
         kw = {"method": method, "nrmssd_min": 0.05, "min_duration_s": 5.0}
         fast = rules_mod.detect_af_like(s, **kw), rules_mod.detect_af_like(s, window_cache={}, **kw)
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(rules_mod, "_af_may_pass", lambda rr, starts, *a: np.ones(len(starts), bool))
+            m.setattr(rules_af, "_af_may_pass", lambda rr, starts, *a: np.ones(len(starts), bool))
             full = rules_mod.detect_af_like(s, **kw)
         assert fast == (full, full)
 

@@ -17,15 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heartline.alerts.engine import AlertEngine, EngineConfig
-from heartline.alerts.rules import (
-    BeatSeries,
-    RuleConfig,
+from heartline.alerts.rules import BeatSeries, RuleConfig, detect_af_like, evaluate_rules
+from heartline.alerts.rules.af import (
     _af_windows,
     _af_windows_cached,
     _histogram16,
     _histogram16_rows,
-    detect_af_like,
-    evaluate_rules,
 )
 from heartline.io import read_annotations
 

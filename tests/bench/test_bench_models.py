@@ -42,7 +42,7 @@ def _columns_read(model_dir: Path) -> int | None:
 def tpl_run(tmp_path_factory, data_dir) -> tuple[dict, Path]:
     """Every model, quick, on the annotated R-peaks, with the shipped (template) hybrid config."""
     out = tmp_path_factory.mktemp("bench_tpl")
-    configs = default_configs(quick=True, hybrid_params=_params("hybrid_best_tpl.toml"))
+    configs = default_configs(quick=True, hybrid_params=_params("shipped/hybrid_best_tpl.toml"))
     report = run_models_benchmark(
         out_dir=out,
         quick=True,
@@ -72,7 +72,7 @@ def test_template_config_gives_every_model_the_template_columns(tpl_run) -> None
 
 
 def test_rr_only_config_keeps_13_columns(tmp_path, data_dir) -> None:
-    params = _params("hybrid_best.toml")
+    params = _params("experiments/hybrid_best.toml")
     for quick in (False, True):
         configs = default_configs(quick=quick, hybrid_params=params)
         assert all("template_features" not in c.model.params for c in configs.values())
@@ -96,7 +96,7 @@ def test_rr_only_config_keeps_13_columns(tmp_path, data_dir) -> None:
 
 
 def test_template_switch_overrides_the_hybrid_config() -> None:
-    tpl, rr = _params("hybrid_best_tpl.toml"), _params("hybrid_best.toml")
+    tpl, rr = _params("shipped/hybrid_best_tpl.toml"), _params("experiments/hybrid_best.toml")
     off = default_configs(hybrid_params=tpl, template_features=False)
     on = default_configs(hybrid_params=rr, template_features=True)
     for name in HYBRID_LIKE:
@@ -113,7 +113,7 @@ def test_template_switch_overrides_the_hybrid_config() -> None:
 
 
 def test_template_columns_for_a_hybrid_that_does_not_read_them_are_refused() -> None:
-    rr_only = default_configs(hybrid_params=_params("hybrid_best.toml"))
+    rr_only = default_configs(hybrid_params=_params("experiments/hybrid_best.toml"))
     forced = ProtocolData(template_features=True)
     with pytest.raises(ValueError, match="hybrid would take them for RR columns"):
         resolve_inputs(forced, rr_only, ["hybrid", "cnn"])

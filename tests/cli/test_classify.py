@@ -94,7 +94,7 @@ def tiny_mlii_path(tmp_path_factory) -> Path:
 
     from heartline.edge.onnx_export import export_onnx
     from heartline.models.hybrid import HybridNet
-    from heartline.signal.beats import RR_FEATURE_NAMES
+    from heartline.signal.segmentation import RR_FEATURE_NAMES
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -173,7 +173,9 @@ def test_tune_starts_from_a_config(tmp_path, data_dir) -> None:
     from heartline.training.config import load_config
 
     repo = Path(__file__).resolve().parents[2]
-    _quick_tune(tmp_path, data_dir, 1, "--config", repo / "configs" / "hybrid_best.toml")
+    _quick_tune(
+        tmp_path, data_dir, 1, "--config", repo / "configs" / "experiments" / "hybrid_best.toml"
+    )
     best = load_config(tmp_path / "best.toml")
     # parameters the search does not touch come from the config
     assert best.model.params["rr_mode"] == "log_ratios" and best.model.params["contrast"] is True
@@ -190,7 +192,9 @@ def test_tune_starts_from_a_template_config(tmp_path, data_dir) -> None:
     from heartline.training.config import load_config
 
     repo = Path(__file__).resolve().parents[2]
-    _quick_tune(tmp_path, data_dir, 1, "--config", repo / "configs" / "hybrid_best_tpl.toml")
+    _quick_tune(
+        tmp_path, data_dir, 1, "--config", repo / "configs" / "shipped" / "hybrid_best_tpl.toml"
+    )
     study = json.loads((tmp_path / "study.json").read_text())
     assert study["inputs"] == "13 RR columns + 19 template columns"
     assert study["trials"][0]["state"] == "COMPLETE"
@@ -202,7 +206,7 @@ def test_bench_models_inputs_follow_the_hybrid_config_or_the_switch(tmp_path, da
     features); --no-template-features: none does, the hybrid included."""
     repo = Path(__file__).resolve().parents[2]
     common = ("--quick", "--rpeaks", "annotated", "--n-bootstrap", "0", "--data-dir", data_dir)
-    tpl = ("--hybrid-config", repo / "configs" / "hybrid_best_tpl.toml")
+    tpl = ("--hybrid-config", repo / "configs" / "shipped" / "hybrid_best_tpl.toml")
     out = invoke(
         "bench",
         "models",
@@ -388,7 +392,9 @@ def test_evaluate_trains_a_template_config_on_template_beat_sets(tmp_path, data_
     import tomli_w
 
     cfg = tomllib.loads(
-        (Path(__file__).parents[2] / "configs" / "hybrid_intra_tpl.toml").read_text()
+        (
+            Path(__file__).parents[2] / "configs" / "experiments" / "hybrid_intra_tpl.toml"
+        ).read_text()
     )
     cfg["model"]["params"].update(channels=4, feature_dim=8, lstm_hidden=8)
     cfg["train"].update(max_epochs=1, num_threads=1)

@@ -11,7 +11,7 @@ from heartline.data.beat_dataset import build_beat_set, match_detections
 from heartline.data.splits import DS1, DS2
 from heartline.errors import HeartlineWarning
 from heartline.io import read_annotations
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 
 
 @pytest.fixture(scope="module")

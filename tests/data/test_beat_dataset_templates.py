@@ -7,7 +7,7 @@ import pytest
 
 from heartline.data import beat_dataset
 from heartline.data.beat_dataset import build_beat_set
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 from heartline.signal.templates import template_feature_names, template_features
 
 N_RR = len(RR_FEATURE_NAMES)

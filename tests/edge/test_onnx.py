@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.edge.onnx_export import INPUT_NAMES, export_onnx
 from heartline.edge.runtime import OnnxBeatClassifier
 from heartline.models.registry import DEEP_MODELS

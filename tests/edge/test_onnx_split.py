@@ -16,7 +16,7 @@ from heartline.edge.onnx_export import export_onnx, export_onnx_split
 from heartline.edge.runtime import OnnxBeatClassifier, split_paths
 from heartline.edge.shipped import PARITY_TOLERANCE, check_split_parity
 from heartline.models.hybrid import HybridNet
-from heartline.signal.beats import RR_FEATURE_NAMES, model_rr_columns
+from heartline.signal.segmentation import RR_FEATURE_NAMES, model_rr_columns
 from heartline.training import ship as shipping
 from heartline.training.registry import DEEP_MODELS, get_model
 from heartline.training.ship import ship_split

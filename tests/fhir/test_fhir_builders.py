@@ -37,8 +37,10 @@ def test_vital_observations_loinc():
         and by["vital-7-spo2"].valueQuantity.unit == "%"
     )
     assert (
-        codes(by["vital-7-temp"]) == {"8310-5"} and by["vital-7-temp"].valueQuantity.code == "Cel"
+        codes(by["vital-7-temp"]) == {"39106-0"} and by["vital-7-temp"].valueQuantity.code == "Cel"
     )
+    assert by["vital-7-temp"].code.text == "Skin temperature"
+    assert "8310-5" not in {c for o in obs for c in codes(o)}  # never exported as body temperature
     bp = by["vital-7-bp"]
     assert codes(bp) == {"85354-9"}
     comp = {c.code.coding[0].code: float(c.valueQuantity.value) for c in bp.component}

@@ -24,7 +24,7 @@ def test_observation_search_vitals_and_ecg(client, world):
     b = Bundle.model_validate_json(r.content)
     assert b.type == "searchset" and b.total == 5 * 4  # 5 frames x (HR, SpO2, temp, BP)
     loincs = {e.resource.code.coding[0].code for e in b.entry}
-    assert loincs == {"8867-4", "59408-5", "8310-5", "85354-9"}
+    assert loincs == {"8867-4", "59408-5", "39106-0", "85354-9"}
     hr = Bundle.model_validate_json(
         client.get(
             "/fhir/Observation",

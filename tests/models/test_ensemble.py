@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import concat_beat_sets
+from heartline.data.beat_set import concat_beat_sets
 from heartline.data.splits import DS1, stratified_record_folds
 from heartline.data.synthetic import synthetic_beats
 from heartline.models.ensemble import HybridEnsemble

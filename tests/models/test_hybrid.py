@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.data.synthetic import synthetic_beats
 from heartline.models.hybrid import HybridNet, receptive_fields_ms
 from heartline.training.trainer import predict_logits
@@ -174,7 +174,7 @@ def test_log_ratio_rr_mode_is_scale_free_and_reaches_the_head() -> None:
 
 def test_rhythm_rr_columns_are_used_or_ignored() -> None:
     from heartline.models.hybrid import log_rr_ratios, n_log_rr
-    from heartline.signal.beats import RR_FEATURE_NAMES, rr_features
+    from heartline.signal.segmentation import RR_FEATURE_NAMES, rr_features
 
     n = len(RR_FEATURE_NAMES)
     rr = torch.from_numpy(

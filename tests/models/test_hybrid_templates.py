@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from heartline.data.beat_dataset import build_beat_set
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.hybrid import (
     N_RR_COLUMNS,
     HybridNet,
     encode_template_features,
     n_template_columns,
 )
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 from heartline.signal.templates import template_feature_names
 from heartline.training.config import ExperimentConfig, ModelConfig, config_from_dict, load_config
 from heartline.training.registry import get_model

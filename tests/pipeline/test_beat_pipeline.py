@@ -14,8 +14,13 @@ from heartline.errors import SignalError
 from heartline.io import read_record
 from heartline.pipeline import BeatPipeline, classify_batches, classify_record
 from heartline.pipeline.beat_pipeline import _make_cleaner, select_leads
-from heartline.signal.beats import normalise_beats, preprocess_ecg, rr_features, segment_beats
 from heartline.signal.rpeaks import detect_r_peaks
+from heartline.signal.segmentation import (
+    normalise_beats,
+    preprocess_ecg,
+    rr_features,
+    segment_beats,
+)
 
 FS = 360.0
 
@@ -172,8 +177,8 @@ def test_streaming_fast_paths_equal_the_training_functions() -> None:
     """Block cleaning, beat windows and block quality: the same numbers as the library functions."""
     from scipy.signal import sosfiltfilt
 
-    from heartline.signal.beats import bandpass_sos
     from heartline.signal.quality import QualityConfig, WindowAssessor, assess_window
+    from heartline.signal.segmentation import bandpass_sos
 
     rng = np.random.default_rng(5)
     for fs in (128.0, 250.0, 360.0):

@@ -15,7 +15,7 @@ from heartline.io import read_record
 from heartline.models.hybrid import HybridNet
 from heartline.pipeline import BeatBatch, BeatPipeline, classify_batches, classify_record
 from heartline.pipeline.beat_pipeline import FeatureCache, prepare_many
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 
 FS = 360.0
 TOL = 1e-4

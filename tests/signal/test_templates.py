@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heartline.io import read_annotations, read_record
-from heartline.signal.beats import normalise_beats, preprocess_ecg, segment_beats
+from heartline.signal.segmentation import normalise_beats, preprocess_ecg, segment_beats
 from heartline.signal.templates import (
     TEMPLATE_LEAD_FEATURES,
     TemplateTracker,

@@ -316,7 +316,7 @@ def test_sqlite_time_binding_matches_sqlalchemy(when, offset_min):
 
     from sqlalchemy.dialects import sqlite
 
-    from heartline.storage.repository import _sqlite_utc_text
+    from heartline.storage.bulk import _sqlite_utc_text
     from heartline.storage.tables import UtcDateTime
 
     dialect = sqlite.dialect()

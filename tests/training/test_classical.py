@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heartline.data.beat_dataset import build_beat_set
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.base import BeatClassifier
 from heartline.training.classical import CLASSICAL_MODELS
 

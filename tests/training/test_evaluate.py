@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.training.config import TrainConfig
 from heartline.training.evaluate import (
     ABLATIONS,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.data.splits import DS1, DS2
 from heartline.training.protocols import (
     LEAKY_LABEL,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.data.synthetic import synthetic_beats
 from heartline.models.deep import RecurrentNet
 from heartline.models.hybrid import HybridNet

@@ -37,6 +37,11 @@ References
 IEC 60601-1-8:2006+A1:2012 Medical electrical equipment - General requirements, tests and
 guidance for alarm systems in medical electrical equipment (alarm conditions, priorities,
 acknowledgement and escalation).
+
+Why this file is long (about 1,250 lines): it is one stateful class (sliding window,
+debouncing, escalation, acknowledgement, and the incremental rule skipping that
+``tests/alerts/test_incremental.py`` and ``test_rule_skipping.py`` hold equal to a full
+evaluation); the rules themselves live in :mod:`heartline.alerts.rules`.
 """
 
 from __future__ import annotations
@@ -60,12 +65,11 @@ from heartline.alerts.rules import (
     Reported,
     RuleConfig,
     Severity,
-    _frozen,
-    _json_value,
-    _smoothed_rate,
     evaluate_rules,
     heart_rate,
 )
+from heartline.alerts.rules.events import _frozen, _json_value
+from heartline.alerts.rules.rate import _smoothed_rate
 
 __all__ = ["NEWS2_SEVERITY", "AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig"]
 

@@ -68,7 +68,7 @@ def create_user(
     """Create a user (the first production admin) with a password from a prompt or stdin."""
     from pydantic import ValidationError
 
-    from heartline.cli.live import settings_overrides
+    from heartline.cli.streaming import settings_overrides
     from heartline.service.config import load_service_settings
     from heartline.service.schemas import UserCreate
     from heartline.service.security import hash_password, make_password_hasher

@@ -108,10 +108,13 @@ def _register_optional_commands() -> None:
         "heartline.cli.bench_qrs",
         "heartline.cli.bench_signal",
         "heartline.cli.models",
-        "heartline.cli.live",
+        "heartline.cli.streaming",
         "heartline.cli.classify",
         "heartline.cli.serve",
         "heartline.cli.admin",
+        "heartline.cli.federated",
+        "heartline.cli.rhythm",
+        "heartline.cli.multimodal",
     ):
         try:
             importlib.import_module(mod)

@@ -573,20 +573,35 @@ def ship_cmd(
         Path | None,
         typer.Option("--dest", help="Output folder (default: the package's assets/models)."),
     ] = None,
+    name: Annotated[
+        str, typer.Option("--name", help="File stem of the shipped model (hybrid_mlii, ...).")
+    ] = "hybrid",
+    card_name: Annotated[
+        str, typer.Option("--card-name", help="File name of the model card in --dest.")
+    ] = "MODEL_CARD.md",
     quick: QuickOpt = False,
     n_bootstrap: BootOpt = 1000,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Export, check (ONNX vs PyTorch <= 1e-4), score on DS2 and write the model card."""
-    from heartline.training.ship import ship
+    """Export, check (ONNX vs PyTorch <= 1e-4), score on DS2 and write the model card.
 
+    The leads are the run's own (``data.leads`` of its ``config.toml``), so a single-lead run is
+    scored on its one lead.
+    """
+    import dataclasses
+
+    from heartline.training.ship import run_leads, ship
+
+    data = dataclasses.replace(_data(quick, data_dir), leads=run_leads(run_dir))
     try:
         rep = ship(
             run_dir,
             dest=dest,
-            data=_data(quick, data_dir),
+            name=name,
+            data=data,
             n_bootstrap=n_bootstrap,
             latency_beats=50 if quick else 500,
+            card_name=card_name,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise _bad(exc) from None

@@ -91,7 +91,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
-    from heartline.cli.live import _resolve_model, parse_records, settings_overrides
+    from heartline.cli.streaming import _resolve_model, parse_records, settings_overrides
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings

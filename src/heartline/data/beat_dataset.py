@@ -1,10 +1,10 @@
-"""Build :class:`~heartline.data.beats.BeatSet` objects from PhysioNet records, with a disk cache.
+"""Build :class:`~heartline.data.beat_set.BeatSet` objects from PhysioNet records, with a disk cache.
 
-Per record: read the leads, clean them (:func:`heartline.signal.beats.preprocess_ecg`), take
+Per record: read the leads, clean them (:func:`heartline.signal.segmentation.preprocess_ecg`), take
 the R-peaks (reference beat annotations, or a detector's output matched back to the
-annotations), cut and resample beat windows (:func:`~heartline.signal.beats.segment_beats`),
-normalise them causally (:func:`~heartline.signal.beats.normalise_beats`) and compute online
-RR features (:func:`~heartline.signal.beats.rr_features`) and, on the same normalised windows,
+annotations), cut and resample beat windows (:func:`~heartline.signal.segmentation.segment_beats`),
+normalise them causally (:func:`~heartline.signal.segmentation.normalise_beats`) and compute online
+RR features (:func:`~heartline.signal.segmentation.rr_features`) and, on the same normalised windows,
 the patient-adaptive template features (:func:`~heartline.signal.templates.template_features`).
 Each record's result is cached as ``.npz`` keyed by a hash of every parameter and of the source
 code that produced it. The template columns join the beat set only when asked for
@@ -31,9 +31,9 @@ import numpy as np
 
 from heartline._version import __version__
 from heartline.data.aami import AAMI_CLASSES, aami_labels
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.errors import HeartlineWarning
-from heartline.signal.beats import (
+from heartline.signal.segmentation import (
     RR_FEATURE_NAMES,
     beat_edge_flags,
     normalise_beats,
@@ -175,7 +175,7 @@ class DetectionReport:
 def _source_hash(rpeaks: str) -> str:
     """Hash of the code that produces a record's beats (cache invalidation on code change)."""
     import heartline.data.aami as aami
-    import heartline.signal.beats as sig_beats
+    import heartline.signal.segmentation as sig_beats
     import heartline.signal.templates as sig_templates
 
     files = [
@@ -446,16 +446,16 @@ def build_beat_set(
     include_paced : bool
         Keep paced records.
     preprocess : {"bandpass", "median"}
-        Record cleaning, see :func:`heartline.signal.beats.preprocess_ecg`.
+        Record cleaning, see :func:`heartline.signal.segmentation.preprocess_ecg`.
     amplitude_history : int
-        Beats in the running amplitude normaliser, see :func:`heartline.signal.beats.normalise_beats`.
+        Beats in the running amplitude normaliser, see :func:`heartline.signal.segmentation.normalise_beats`.
     template_features : bool
         Append the ``9 * n_leads + 1`` template columns of
         :func:`heartline.signal.templates.template_features` (computed per record on the
-        normalised windows, history of 32 beats) after the :data:`~heartline.signal.beats.RR_FEATURE_NAMES`
+        normalised windows, history of 32 beats) after the :data:`~heartline.signal.segmentation.RR_FEATURE_NAMES`
         columns of ``rr`` (``rr_names`` extended with their names). ``False``: the RR columns
         only, as before the option existed. Models take the leading columns they were built for
-        (:func:`heartline.signal.beats.model_rr_columns`), so a set with the template columns
+        (:func:`heartline.signal.segmentation.model_rr_columns`), so a set with the template columns
         also serves RR-only models.
     progress : bool or callable
         Show a progress bar when building more than a few records, or call ``progress(record)``

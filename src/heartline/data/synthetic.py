@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 
 __all__ = ["synthetic_beats"]
 

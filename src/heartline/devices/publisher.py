@@ -47,6 +47,9 @@ DELETE_ON: tuple[str, ...] = ("puback", "storage")
 
 log = logging.getLogger(__name__)
 
+#: Storage acknowledgements received and not yet applied, at most (the oldest are dropped).
+_MAX_ACKS_WAITING = 256
+
 
 @dataclass(frozen=True)
 class PublisherCounters:
@@ -155,7 +158,8 @@ class FramePublisher:
         self._worker: threading.Thread | None = None
         self._published = self._acked = self._connects = self._disconnects = 0
         # storage-ack mode (worker thread only, except the deques filled by callbacks)
-        self._stored_in: collections.deque[StorageAck] = collections.deque()
+        # bounded: a flood of acknowledgements drops the oldest (the device then replays)
+        self._stored_in: collections.deque[StorageAck] = collections.deque(maxlen=_MAX_ACKS_WAITING)
         self._awaiting: dict[int, float] = {}  # seq -> monotonic time of its PUBACK
         self._stored_recent: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._rewind = False
@@ -233,10 +237,19 @@ class FramePublisher:
         if not storage:
             return
         seqs: list[int] = []
+        removed = 0
+        got_ack = False
         while self._stored_in:
-            seqs.extend(self._stored_in.popleft().seqs())
-        if seqs:
-            removed = self.queue.ack_many(seqs)
+            # applied as ranges: only the frames this device holds are touched, so an absurd
+            # range (``[[0, 999999999]]``) costs nothing (issue 18, finding 2)
+            ack = self._stored_in.popleft()
+            got_ack = True
+            deleted = self.queue.ack_ranges(ack.ranges)
+            removed += len(deleted)
+            seqs.extend(deleted)
+            seqs.extend(s for s in list(self._awaiting) if ack.covers(s))
+            seqs.extend(s for s in self._inflight.values() if ack.covers(s))
+        if got_ack:
             self._storage_acked += removed
             self._acked += removed
             for s in seqs:

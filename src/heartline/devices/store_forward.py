@@ -214,6 +214,35 @@ class StoreForwardQueue:
                 raise
         return int(removed)
 
+    def ack_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """Remove the queued frames whose ``seq`` lies in half-open ``ranges`` (one transaction).
+
+        Returns the sequence numbers removed: never more than the queue held, whatever the
+        ranges span (a storage acknowledgement is applied as ranges, never expanded).
+        """
+        rows = [(int(a), int(b)) for a, b in ranges]
+        if not rows:
+            return []
+        removed: list[int] = []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for a, b in rows:
+                    removed.extend(
+                        int(s)
+                        for (s,) in db.execute(
+                            "SELECT seq FROM queue WHERE seq >= ? AND seq < ?", (a, b)
+                        )
+                    )
+                db.executemany("DELETE FROM queue WHERE seq >= ? AND seq < ?", rows)
+                self._bump("acked_total", len(removed))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return removed
+
     def _bump(self, key: str, by: int = 1) -> None:
         if by:
             self._db.execute("UPDATE meta SET value = value + ? WHERE key = ?", (by, key))

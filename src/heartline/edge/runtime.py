@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from heartline.data.beats import BeatSet
-from heartline.signal.beats import model_rr_columns
+from heartline.data.beat_set import BeatSet
+from heartline.signal.segmentation import model_rr_columns
 
 __all__ = ["OnnxBeatClassifier", "file_sha256", "split_paths"]
 

@@ -91,7 +91,7 @@ def check_split_parity(
     """Check the split form beside ``onnx_path`` against the full model (and PyTorch).
 
     Encodes every beat of ``beats`` with the encoder, gathers the causal contexts
-    (:meth:`~heartline.data.beats.BeatSet.context_index`) and runs the sequence graph; compares
+    (:meth:`~heartline.data.beat_set.BeatSet.context_index`) and runs the sequence graph; compares
     the probabilities with the full ONNX model's and, when given, with ``torch_proba``.
 
     Raises

@@ -8,7 +8,7 @@ The feature families follow the two classical inter-patient references:
   coefficients of the beat and R-peak-relative amplitudes ("own features"), per lead.
 
 Every feature is computed from one beat window (plus the online RR features already in the
-:class:`~heartline.data.beats.BeatSet`), so it is available on a device one beat after the
+:class:`~heartline.data.beat_set.BeatSet`), so it is available on a device one beat after the
 R-peak. Windows are assumed normalised as :func:`heartline.data.beat_dataset.build_beat_set`
 leaves them (median baseline 0, amplitudes in units of the patient's running QRS amplitude).
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 
 __all__ = ["Features", "beat_features", "morphology_features"]
 

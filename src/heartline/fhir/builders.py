@@ -3,8 +3,9 @@
 Codes
 -----
 * Heart rate: LOINC 8867-4; oxygen saturation: LOINC 59408-5 ("by pulse oximetry", with
-  2708-6 as a second coding, as the FHIR vital-signs profile requires); body temperature:
-  LOINC 8310-5; blood pressure panel: LOINC 85354-9 with systolic 8480-6 and diastolic 8462-4
+  2708-6 as a second coding, as the FHIR vital-signs profile requires); temperature: LOINC
+  39106-0 "Temperature of Skin" (a wearable patch measures skin, not body/core temperature,
+  which is LOINC 8310-5 and reads about 2-4 degC higher); blood pressure panel: LOINC 85354-9 with systolic 8480-6 and diastolic 8462-4
   components. All follow the FHIR R4 vital-signs profile (https://hl7.org/fhir/R4/observation-vitalsigns.html),
   with UCUM units.
 * ECG waveform: the ISO/IEEE 11073-10101 (MDC) code 131328 ``MDC_ECG_ELEC_POTL`` with one
@@ -198,7 +199,11 @@ def vital_observations(
     sbp_mmhg: float | None = None,
     dbp_mmhg: float | None = None,
 ) -> list[Observation]:
-    """Vital-sign Observations of one stored reading set (one per measured quantity)."""
+    """Vital-sign Observations of one stored reading set (one per measured quantity).
+
+    ``temp_c`` is the wearable's skin temperature: coded LOINC 39106-0 "Temperature of Skin",
+    never as body temperature (8310-5).
+    """
     common = {
         "patient_id": patient_id,
         "time": time,
@@ -239,9 +244,10 @@ def vital_observations(
             _obs(
                 obs_id=f"vital-{vital_id}-temp",
                 code={
-                    "coding": [_coding(LOINC, "8310-5", "Body temperature")],
-                    "text": "Body temperature",
+                    "coding": [_coding(LOINC, "39106-0", "Temperature of Skin")],
+                    "text": "Skin temperature",
                 },
+                bodySite={"text": "skin under the wearable sensor"},
                 valueQuantity=_qty(temp_c, "Cel", "Cel"),
                 **common,
             )

@@ -264,6 +264,9 @@ class MosquittoSupervisor:
         Restart the broker when it dies unexpectedly.
     max_restarts : int
         Give up (and log an error) after this many unexpected deaths.
+    message_size_limit : int
+        Largest publication payload the broker accepts, in bytes (bigger ones are dropped
+        there, before any processor reads them).
     max_queued_messages : int
         Per-client queue of QoS 1 messages for offline persistent sessions (Mosquitto's default
         1000 would silently drop frames of a processor that is down for 20 minutes).
@@ -297,6 +300,7 @@ class MosquittoSupervisor:
         supervise: bool = True,
         max_restarts: int = 10,
         max_queued_messages: int = 1_000_000,
+        message_size_limit: int = 2 * 1024 * 1024,
         start_timeout_s: float = 10.0,
     ) -> None:
         if production and not users:
@@ -335,6 +339,9 @@ class MosquittoSupervisor:
         self.supervise = supervise
         self.max_restarts = max_restarts
         self.max_queued_messages = max_queued_messages
+        if message_size_limit < 1:
+            raise ValueError(f"message_size_limit must be >= 1 byte, got {message_size_limit}")
+        self.message_size_limit = int(message_size_limit)
         self.start_timeout_s = start_timeout_s
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -432,6 +439,8 @@ class MosquittoSupervisor:
             "persistence_file mosquitto.db",
             "autosave_interval 1",
             f"max_queued_messages {self.max_queued_messages}",
+            # larger publications are dropped by the broker (frames are at most 512 KiB)
+            f"message_size_limit {self.message_size_limit}",
             "max_queued_bytes 0",
             "max_inflight_messages 100",
             f"log_dest file {self.log_path.as_posix()}",

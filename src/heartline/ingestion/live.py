@@ -250,7 +250,17 @@ class LiveSystem:
         return self
 
     def _make_processor(self, partitions: list[int]) -> StreamProcessor:
-        opts = {"unknown_devices": self.unknown_devices, **self.processor_options}
+        s = self.settings
+        opts = {
+            "unknown_devices": self.unknown_devices,
+            "no_data_alert_s": s.no_data_alert_s,
+            "max_clock_ahead_s": s.frame_max_ahead_s,
+            "max_frame_age_s": s.frame_max_age_s,
+            "device_strike_limit": s.device_strike_limit,
+            "device_strike_window_s": s.device_strike_window_s,
+            "device_backoff_s": s.device_backoff_s,
+            **self.processor_options,
+        }
         if self.instance:
             opts.setdefault(
                 "client_id",

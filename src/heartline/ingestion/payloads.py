@@ -65,6 +65,7 @@ __all__ = [
     "Frame",
     "FrameRejected",
     "VitalReading",
+    "check_frame_time",
     "parse_frame",
 ]
 
@@ -101,6 +102,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "length_mismatch",
     "out_of_range",
     "bad_fs",
+    "clock_skew",
 )
 
 
@@ -597,3 +599,47 @@ def _rejection(exc: ValidationError) -> FrameRejected:
         f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}" for e in ordered
     )
     return FrameRejected(reason=reason, detail=detail)
+
+
+def check_frame_time(
+    frame: Frame,
+    *,
+    now_s: float,
+    max_ahead_s: float | None = 300.0,
+    max_age_s: float | None = None,
+) -> None:
+    """Refuse a frame dated too far from ``now_s`` (Unix seconds) as ``clock_skew``.
+
+    A frame may start at most ``max_ahead_s`` after ``now_s`` and end at most ``max_age_s``
+    before it (``None``: no limit on that side), so that one frame dated 2099 never becomes a
+    patient's "latest" data.
+
+    Raises
+    ------
+    FrameRejected
+        With reason ``"clock_skew"``.
+
+    >>> f = Frame.from_counts([[1024, 1024]], device_id="d1", seq=0, start_time_s=4.07e9,
+    ...     fs_hz=360.0, lead_names=("MLII", "V5"), adc_bits=11, adc_gain=(200.0, 200.0),
+    ...     adc_baseline=(1024, 1024))
+    >>> check_frame_time(f, now_s=1.8e9)
+    Traceback (most recent call last):
+    ...
+    heartline.ingestion.payloads.FrameRejected: frame rejected (clock_skew): start_time_s=...
+    """
+    if max_ahead_s is not None and frame.start_time_s > now_s + max_ahead_s:
+        raise FrameRejected(
+            reason="clock_skew",
+            detail=(
+                f"start_time_s={frame.start_time_s:.3f} is {frame.start_time_s - now_s:.0f} s"
+                f" ahead of the server clock (at most {max_ahead_s:g} s)"
+            ),
+        )
+    if max_age_s is not None and frame.start_time_s + frame.duration_s < now_s - max_age_s:
+        raise FrameRejected(
+            reason="clock_skew",
+            detail=(
+                f"the frame ended {now_s - frame.start_time_s - frame.duration_s:.0f} s before"
+                f" the server clock (at most {max_age_s:g} s)"
+            ),
+        )

@@ -33,6 +33,35 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
 
 Counters (:meth:`StreamProcessor.counters`): frames in/stored/duplicate/late/gaps, quarantined
 by reason, beats, alerts, and the latency from frame receipt to committed result (p50/p99).
+
+Fault isolation (one device never hurts another patient)
+---------------------------------------------------------
+* **Per frame**: a frame that cannot be analysed (a one-lead frame for a two-lead model, any
+  exception in its device's pipeline) is quarantined as ``unprocessable`` and acknowledged;
+  the other frames of the batch are stored and analysed as usual. Should a batch still fail
+  (a bug, a value the database refuses), it is handled again device by device, and the
+  messages of a device that fails alone are quarantined as ``processing_error``.
+* **Partition from the server side**: a frames topic whose partition is not
+  ``crc32(device_id) mod n_partitions`` (:func:`~heartline.ingestion.topics.partition_for`) is
+  quarantined as ``wrong_partition``: a device cannot aim at another patient's partition.
+* **Time sanity**: a frame dated more than ``max_clock_ahead_s`` after the processor's clock, or
+  ending more than ``max_frame_age_s`` before it, is quarantined as ``clock_skew`` (a frame
+  dated 2099 never becomes the "latest" ECG).
+* **Misbehaving devices**: ``device_strike_limit`` refused frames within
+  ``device_strike_window_s`` block the device for ``device_backoff_s``: its messages are then
+  acknowledged and dropped before parsing (counted as quarantined ``rate_limited``, not stored),
+  and the device is flagged once to the admins: a technical ``device_faulty`` alert on its
+  patient (with the reasons counted), visible through the alerts API and the dashboard.
+* **No data**: with ``no_data_alert_s``, a patient whose frames stop arriving for that long gets
+  a technical ``no_data`` alert (severity ``high``), stored like any alert and closed
+  (``end_time``) when frames arrive again.
+* **Bounded**: the inbox holds at most ``inbox_max`` messages (the MQTT network thread waits
+  when it is full); quarantined payloads are kept up to ``max_payload_bytes``.
+
+Why this file is long (about 1,600 lines): it is one class, whose batch stages (``_parse`` ..
+``_acknowledge``) and isolation steps share the per-device state (sequence tracker, pipelines,
+alert engines, strikes) of the partitions it owns; each stage is a method of its own and can
+be read alone.
 """
 
 from __future__ import annotations
@@ -55,6 +84,8 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.alerts.engine import AlertEngine, AlertUpdate
@@ -62,9 +93,15 @@ from heartline.alerts.rules import BeatSeries
 from heartline.edge.adapt import apply_batches
 from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
 from heartline.ingestion.broker import BrokerAddress, configure_client
-from heartline.ingestion.payloads import MAX_FRAME_BYTES, Frame, FrameRejected, parse_frame
+from heartline.ingestion.payloads import (
+    MAX_FRAME_BYTES,
+    Frame,
+    FrameRejected,
+    check_frame_time,
+    parse_frame,
+)
 from heartline.ingestion.sequencing import SeqStatus, SequenceTracker
-from heartline.ingestion.topics import parse_frames_topic, partition_subscription
+from heartline.ingestion.topics import parse_frames_topic, partition_for, partition_subscription
 from heartline.pipeline.beat_pipeline import (
     BeatBatch,
     BeatPipeline,
@@ -80,7 +117,7 @@ from heartline.storage.repository import (
     store_frames,
     update_alerts,
 )
-from heartline.storage.tables import Device
+from heartline.storage.tables import Alert, Device
 
 __all__ = [
     "UNKNOWN_DEVICE_POLICIES",
@@ -98,6 +135,16 @@ UNKNOWN_DEVICE_POLICIES: tuple[str, ...] = ("register", "quarantine")
 #: own level; the engine's severity is also kept in ``evidence["severity"]``).
 _SEVERITY = {"info": "info", "warning": "warning", "high": "high", "critical": "critical"}
 _LATENCY_KEEP = 20_000
+#: Database errors worth retrying (the connection or a lock); others come from the batch's data.
+_TRANSIENT_DB_ERRORS = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+#: Alert types the processor itself raises (technical alerts, outside the alert engine).
+NO_DATA_ALERT = "no_data"
+DEVICE_FAULTY_ALERT = "device_faulty"
 
 
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
@@ -151,6 +198,8 @@ class ProcessorCounters:
     when device clocks are synchronised, e.g. simulated devices on the same machine).
     ``quarantined`` maps reason -> count. ``storage_acks``: acknowledgements published (each
     covers the frames of one device committed within ``ack_interval_s``).
+    ``devices_flagged``: devices flagged to admins for repeated bad frames; ``devices_blocked``:
+    those blocked now; ``no_data_alerts``: ``no_data`` alerts raised.
     """
 
     frames_in: int
@@ -173,6 +222,9 @@ class ProcessorCounters:
     e2e_latency_p50_s: float = float("nan")
     e2e_latency_p99_s: float = float("nan")
     storage_acks: int = 0
+    devices_flagged: int = 0
+    devices_blocked: int = 0
+    no_data_alerts: int = 0
 
     @property
     def quarantined_total(self) -> int:
@@ -239,6 +291,41 @@ class _Clock:
             self.last = time.thread_time()
 
 
+_EngineRow = tuple[float, int, str, float, bool]
+
+
+@dataclass
+class _Batch:
+    """What the stages of one batch hand each other (see :meth:`StreamProcessor._handle_batch`)."""
+
+    messages: list[_Message]
+    clock: _Clock
+    now_utc: datetime
+    #: refused messages: (message, reason, device id when known)
+    bad: list[tuple[_Message, str, str | None]] = field(default_factory=list)
+    #: parsed frames, before the device lookup
+    good: list[tuple[_Message, Frame]] = field(default_factory=list)
+    #: frames to store (new, gap or late), per device in seq order
+    to_store: list[tuple[_Message, Frame, SeqStatus]] = field(default_factory=list)
+    duplicates: list[tuple[_Message, Frame]] = field(default_factory=list)
+    #: devices analysed in this batch
+    analysed: dict[str, _DeviceState] = field(default_factory=dict)
+    #: beats awaiting classification, in the order of ``to_store``
+    pending: list[tuple[_DeviceState, BeatBatch]] = field(default_factory=list)
+    #: per device, its state and its classified beats as engine rows
+    engine_beats_of: dict[str, tuple[_DeviceState, list[_EngineRow]]] = field(default_factory=dict)
+    beat_rows: dict[str, list[BeatIn]] = field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
+    updates: list[AlertUpdate] = field(default_factory=list)
+    #: messages of blocked devices: acknowledged and dropped unparsed
+    dropped: list[_Message] = field(default_factory=list)
+    #: positions in ``to_store`` whose analysis failed (quarantined, not stored)
+    failed: set[int] = field(default_factory=set)
+    #: devices to flag to the admins in this batch's transaction: (device, patient, reasons)
+    flags: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
+
+
 class StreamProcessor:
     """A stream-processing worker (see the module docstring).
 
@@ -288,6 +375,21 @@ class StreamProcessor:
         Extra :class:`~heartline.pipeline.BeatPipeline` keywords.
     on_alert : callable, optional
         Called with every :class:`~heartline.alerts.engine.AlertUpdate` after its commit.
+    max_clock_ahead_s : float or None
+        Frames starting more than this after the processor's clock are quarantined
+        (``clock_skew``); ``None``: no limit.
+    max_frame_age_s : float or None
+        Frames ending more than this before the processor's clock are quarantined
+        (``clock_skew``); ``None`` (default): no limit (replays of old recordings are stored).
+    device_strike_limit, device_strike_window_s, device_backoff_s : int, float, float
+        A device with ``device_strike_limit`` refused frames within ``device_strike_window_s``
+        is blocked for ``device_backoff_s`` and flagged (see the module docstring).
+    no_data_alert_s : float or None
+        Raise a ``no_data`` alert for a patient whose frames stopped arriving this long ago
+        (``None``, the default here: off; ``heartline serve`` turns it on, see
+        :class:`~heartline.settings.Settings`).
+    inbox_max : int
+        Messages received and not yet handled, at most.
     profile : bool
         Accumulate the worker thread's CPU time per stage in :attr:`stage_times` (``parse``,
         ``sequencing``, ``dispatch``, ``decode``, ``detect``, ``clean``, ``quality``, ``beats``,
@@ -313,6 +415,13 @@ class StreamProcessor:
         max_payload_bytes: int = MAX_FRAME_BYTES,
         pipeline_options: dict[str, Any] | None = None,
         on_alert: Callable[[AlertUpdate], None] | None = None,
+        max_clock_ahead_s: float | None = 300.0,
+        max_frame_age_s: float | None = None,
+        device_strike_limit: int = 20,
+        device_strike_window_s: float = 60.0,
+        device_backoff_s: float = 60.0,
+        no_data_alert_s: float | None = None,
+        inbox_max: int = 10_000,
         profile: bool = False,
         patient_models: Any = None,
     ) -> None:
@@ -332,6 +441,21 @@ class StreamProcessor:
                 "need batch_max >= 1, batch_wait_s >= 0, batch_idle_s > 0 and ack_interval_s >= 0,"
                 f" got {batch_max}, {batch_wait_s}, {batch_idle_s}, {ack_interval_s}"
             )
+        for name, value in (
+            ("max_clock_ahead_s", max_clock_ahead_s),
+            ("max_frame_age_s", max_frame_age_s),
+            ("no_data_alert_s", no_data_alert_s),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0 s or None, got {value!r}")
+        if device_strike_limit < 1 or not device_strike_window_s > 0 or not device_backoff_s > 0:
+            raise ValueError(
+                "need device_strike_limit >= 1, device_strike_window_s > 0 and"
+                f" device_backoff_s > 0, got {device_strike_limit}, {device_strike_window_s},"
+                f" {device_backoff_s}"
+            )
+        if inbox_max < 1:
+            raise ValueError(f"inbox_max must be >= 1, got {inbox_max}")
         if isinstance(model, (str, Path)):
             from heartline.edge.runtime import OnnxBeatClassifier
 
@@ -350,6 +474,12 @@ class StreamProcessor:
         self.max_payload_bytes = int(max_payload_bytes)
         self.pipeline_options = dict(pipeline_options or {})
         self.on_alert = on_alert
+        self.max_clock_ahead_s = max_clock_ahead_s
+        self.max_frame_age_s = max_frame_age_s
+        self.device_strike_limit = int(device_strike_limit)
+        self.device_strike_window_s = float(device_strike_window_s)
+        self.device_backoff_s = float(device_backoff_s)
+        self.no_data_alert_s = no_data_alert_s
         self._engine = None
         if session_factory is None:
             self._engine = make_engine(str(database_url))
@@ -379,7 +509,7 @@ class StreamProcessor:
             self._clients.append(c)
         self._client = self._clients[0]  # publishes the storage acknowledgements
         self._up: set[int] = set()
-        self._inbox: queue.Queue[_Message] = queue.Queue()
+        self._inbox: queue.Queue[_Message] = queue.Queue(maxsize=int(inbox_max))
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -397,6 +527,16 @@ class StreamProcessor:
         self._quarantined: collections.Counter[str] = collections.Counter()
         self._latency: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
         self._e2e: collections.deque[float] = collections.deque(maxlen=_LATENCY_KEEP)
+        # misbehaving devices: recent refusal times, blocked-until (monotonic), flagged ones
+        self._strikes: dict[str, collections.deque[float]] = {}
+        self._strike_reasons: dict[str, collections.Counter[str]] = {}
+        self._blocked: dict[str, float] = {}
+        self._flagged: set[str] = set()
+        # no-data alerts: patient -> (monotonic, wall) time of its last stored frame; open rows
+        self._last_data: dict[str, tuple[float, float]] = {}
+        self._no_data_open: dict[str, int] = {}
+        self._no_data_seen: set[str] = set()
+        self._no_data_due = 0.0
         self.connects = 0
         self.last_error: str | None = None
         self.stage_times: collections.defaultdict[str, float] | None = (
@@ -549,6 +689,9 @@ class StreamProcessor:
             e2e_latency_p50_s=float(np.percentile(e2e, 50)) if e2e.size else float("nan"),
             e2e_latency_p99_s=float(np.percentile(e2e, 99)) if e2e.size else float("nan"),
             storage_acks=c.get("storage_acks", 0),
+            devices_flagged=c.get("devices_flagged", 0),
+            devices_blocked=sum(t > time.monotonic() for t in list(self._blocked.values())),
+            no_data_alerts=c.get("no_data_alerts", 0),
         )
 
     def reset_latency(self) -> None:
@@ -594,8 +737,15 @@ class StreamProcessor:
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = self._next_batch()
+            now = time.monotonic()
+            if now >= self._no_data_due:
+                self._no_data_due = now + self._housekeeping_interval_s()
+                try:
+                    self._check_no_data(now)
+                except Exception:  # the database may be down: try again at the next round
+                    log.exception("processor %s: no-data check failed", self.client_id)
             if not batch:
-                self._send_acks(time.monotonic())
+                self._send_acks(now)
                 continue
             self._c["in_progress"] = len(batch)
             try:
@@ -611,77 +761,141 @@ class StreamProcessor:
     # ------------------------------------------------------------------ one batch
     def _handle(self, batch: list[_Message]) -> None:
         tm = self.stage_times
-        if tm is None:
-            self._handle_batch(batch, None)
-            return
         t0 = time.thread_time()
-        self._handle_batch(batch, tm)
-        tm["total"] += time.thread_time() - t0
+        try:
+            self._handle_batch(batch, tm)
+        except Exception as exc:
+            log.exception("processor %s: batch of %d failed", self.client_id, len(batch))
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._handle_by_device(batch, tm)
+        if tm is not None:
+            tm["total"] += time.thread_time() - t0
+
+    def _handle_by_device(
+        self, batch: list[_Message], tm: collections.defaultdict[str, float] | None
+    ) -> None:
+        """After a failed batch: its messages again, one device at a time.
+
+        The messages of a device whose sub-batch fails too are quarantined as
+        ``processing_error`` and acknowledged, so that neither that device nor the other
+        devices of the partition are held up (issue 18, finding 1).
+        """
+        with self._lock:
+            self._c["isolation_fallbacks"] += 1
+        self._forget_sequences()  # the failed attempt's observations were not committed
+        by_device: dict[str, list[_Message]] = collections.defaultdict(list)
+        for m in batch:
+            parts = m.topic.split("/")
+            by_device[parts[3] if len(parts) == 5 else ""].append(m)
+        for device_id, msgs in by_device.items():
+            try:
+                self._handle_batch(msgs, tm)
+            except Exception as exc:
+                log.warning(
+                    "processor %s: %d message(s) of device %r fail alone (%s): quarantined",
+                    self.client_id,
+                    len(msgs),
+                    device_id,
+                    exc,
+                )
+                self._forget_sequences()
+                self._quarantine_messages(msgs, "processing_error", device_id or None)
 
     def _handle_batch(
         self, batch: list[_Message], tm: collections.defaultdict[str, float] | None
     ) -> None:
-        clock = _Clock(tm)
-        now_utc = datetime.now(UTC)
+        """One batch through the stages the module docstring lists, in order."""
+        b = _Batch(messages=batch, clock=_Clock(tm), now_utc=datetime.now(UTC))
         with self._lock:
             self._c["frames_in"] += len(batch)
             self._c["batches"] += 1
-        bad: list[tuple[_Message, str, str | None]] = []
-        good: list[tuple[_Message, Frame]] = []
-        for m in batch:
+        self._parse(b)
+        self._sequence(b)
+        self._analyse(b, tm)
+        self._classify(b)
+        self._alert(b)
+        self._isolate(b)
+        n_stored = self._store(b)
+        if n_stored is None:
+            return  # not committed, so not acknowledged: the broker redelivers
+        self._acknowledge(b, n_stored)
+
+    # ------------------------------------------------------------------ batch stages
+    def _parse(self, b: _Batch) -> None:
+        """Stage 1: topic and payload of every message -> ``b.good`` frames or ``b.bad``.
+
+        Messages of blocked devices go to ``b.dropped`` unparsed; the topic's partition must be
+        the device's; the frame's time must be within the allowed clock skew.
+        """
+        now_mono = time.monotonic()
+        now_wall = time.time()
+        ahead_s, age_s = self.max_clock_ahead_s, self.max_frame_age_s
+        blocked = self._blocked
+        for m in b.messages:
             device_from_topic = None
             try:
-                device_from_topic = parse_frames_topic(m.topic).device_id
+                topic = parse_frames_topic(m.topic)
             except ValueError:
-                bad.append((m, "topic_mismatch", None))
+                b.bad.append((m, "topic_mismatch", None))
+                continue
+            device_from_topic = topic.device_id
+            if blocked and device_from_topic in blocked:
+                if blocked[device_from_topic] > now_mono:
+                    b.dropped.append(m)
+                    continue
+                del blocked[device_from_topic]
+            if topic.partition != partition_for(device_from_topic, partitions=self.n_partitions):
+                b.bad.append((m, "wrong_partition", device_from_topic))
                 continue
             try:
                 frame = parse_frame(m.payload, max_bytes=self.max_payload_bytes)
             except FrameRejected as exc:
-                bad.append((m, exc.reason, device_from_topic))
+                b.bad.append((m, exc.reason, device_from_topic))
                 continue
             if frame.device_id != device_from_topic:
-                bad.append((m, "topic_mismatch", device_from_topic))
+                b.bad.append((m, "topic_mismatch", device_from_topic))
                 continue
-            good.append((m, frame))
-        clock.lap("parse")
+            try:
+                check_frame_time(frame, now_s=now_wall, max_ahead_s=ahead_s, max_age_s=age_s)
+            except FrameRejected as exc:
+                b.bad.append((m, exc.reason, device_from_topic))
+                continue
+            b.good.append((m, frame))
+        b.clock.lap("parse")
 
-        # unknown devices
-        new_ids = {f.device_id for _, f in good if f.device_id not in self._known}
+    def _sequence(self, b: _Batch) -> None:
+        """Stages 2-3: unknown devices, then duplicate/gap/late tracking per device in seq order."""
+        new_ids = {f.device_id for _, f in b.good if f.device_id not in self._known}
         if new_ids:
             self._resolve_devices(new_ids)
         kept: list[tuple[_Message, Frame]] = []
-        for m, f in good:
+        for m, f in b.good:
             if self._known.get(f.device_id) is None:
-                bad.append((m, "unknown_device", f.device_id))
+                b.bad.append((m, "unknown_device", f.device_id))
             else:
                 kept.append((m, f))
-
-        # sequencing, per device in seq order
         kept.sort(key=lambda mf: (mf[1].device_id, mf[1].seq))
-        to_store: list[tuple[_Message, Frame, SeqStatus]] = []
-        duplicates: list[tuple[_Message, Frame]] = []
         for m, f in kept:
             obs = self.tracker.observe(f.device_id, f.seq)
             if obs.status is SeqStatus.DUPLICATE:
-                duplicates.append((m, f))
+                b.duplicates.append((m, f))
             else:
-                to_store.append((m, f, obs.status))
-        clock.lap("sequencing")
+                b.to_store.append((m, f, obs.status))
+        b.clock.lap("sequencing")
 
-        # analysis
-        beat_rows: dict[str, list[BeatIn]] = collections.defaultdict(list)
-        updates: list[AlertUpdate] = []
-        pending: list[tuple[_DeviceState, BeatBatch]] = []
-        analysed: dict[str, _DeviceState] = {}  # device -> state, analysed in this batch
-        # Frames are analysed in rounds: round r holds the r-th frame of each patient in this
-        # batch, so a round has at most one frame per device and patient and its pipelines run
-        # together (prepare_many: the filters of all its devices in a few 2-D calls). Each
-        # patient's engine still sees its frames in seq order, and the results are gathered in
-        # the order of ``to_store``, as one frame at a time would give them.
+    def _analyse(self, b: _Batch, tm: collections.defaultdict[str, float] | None) -> None:
+        """Stage 4a: every new frame through its device's pipeline; quality, VF and vitals.
+
+        Frames are analysed in rounds: round r holds the r-th frame of each patient in this
+        batch, so a round has at most one frame per device and patient and its pipelines run
+        together (prepare_many: the filters of all its devices in a few 2-D calls). Each
+        patient's engine still sees its frames in seq order, and the results are gathered in
+        the order of ``b.to_store``, as one frame at a time would give them.
+        """
+        clock = b.clock
         rounds: list[list[tuple[int, Frame, SeqStatus]]] = []
         seen: collections.Counter[str] = collections.Counter()
-        for pos, (_m, f, status) in enumerate(to_store):
+        for pos, (_m, f, status) in enumerate(b.to_store):
             r = seen[self._known[f.device_id] or f.device_id]
             seen[self._known[f.device_id] or f.device_id] += 1
             if r == len(rounds):
@@ -697,38 +911,46 @@ class StreamProcessor:
                     st.last_analysed_seq is not None and f.seq <= st.last_analysed_seq
                 ):
                     continue  # stored, not analysed (documented in the module docstring)
-                if status is SeqStatus.GAP or (
-                    st.last_analysed_seq is not None and f.seq != st.last_analysed_seq + 1
-                ):
-                    self._new_segment(st, f)
-                    with self._lock:
-                        self._c["gap_events"] += status is SeqStatus.GAP
-                if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
-                    self._new_segment(st, f)
-                assert st.pipeline is not None
-                st.pipeline.stage_times = tm
-                abs_start = st.pipeline.samples_seen
-                st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
-                st.last_analysed_seq = f.seq
-                analysed[st.device_id] = st
                 try:
+                    if status is SeqStatus.GAP or (
+                        st.last_analysed_seq is not None and f.seq != st.last_analysed_seq + 1
+                    ):
+                        with self._lock:
+                            self._c["gap_events"] += status is SeqStatus.GAP
+                        self._new_segment(st, f)
+                    if st.pipeline is None or st.fs != f.fs_hz or st.leads != tuple(f.lead_names):
+                        self._new_segment(st, f)
+                    assert st.pipeline is not None
+                    st.pipeline.stage_times = tm
+                    abs_start = st.pipeline.samples_seen
+                    st.frames.append(_FrameRef(f.seq, abs_start, f.n_samples, f.start_time_s))
+                    st.last_analysed_seq = f.seq
+                    b.analysed[st.device_id] = st
                     clock.lap("dispatch")
                     x = f.signal_mv()
                     clock.lap("decode")
-                except Exception as exc:  # a signal the pipeline cannot take: store only
-                    self._pipeline_error(st, f, exc)
+                except Exception as exc:  # the frame cannot be analysed: quarantined alone
+                    self._unprocessable(b, pos, st, f, exc)
                     continue
                 jobs.append((pos, st, f, x))
             if not jobs:
                 continue
-            results = prepare_many(
-                [st.pipeline for _, st, _, _ in jobs],  # type: ignore[misc]
-                [x for _, _, _, x in jobs],
-            )
+            try:
+                results = prepare_many(
+                    [st.pipeline for _, st, _, _ in jobs],  # type: ignore[misc]
+                    [x for _, _, _, x in jobs],
+                )
+            except Exception:  # the shared 2-D calls failed: each pipeline on its own
+                results = []
+                for _pos, st, _f, x in jobs:
+                    try:
+                        results.extend(prepare_many([st.pipeline], [x]))  # type: ignore[list-item]
+                    except Exception as exc:
+                        results.append(exc)
             clock.skip()  # timed by the pipelines (detect, clean, quality, beats)
             for (pos, st, f, _x), bb in zip(jobs, results, strict=True):
                 if isinstance(bb, Exception):
-                    self._pipeline_error(st, f, bb)
+                    self._unprocessable(b, pos, st, f, bb)
                     continue
                 if len(bb):
                     pending_at[pos] = bb
@@ -737,118 +959,153 @@ class StreamProcessor:
                 ups.extend(self._vital_updates(st, f))
                 updates_at[pos] = ups
             clock.lap("alerts")
-        for pos, (_m, f, _status) in enumerate(to_store):
+        for pos, (_m, f, _status) in enumerate(b.to_store):
             if pos in pending_at:
-                pending.append((self._devices[f.device_id], pending_at[pos]))
-            updates.extend(updates_at.get(pos, ()))
-        if pending:
-            try:
-                probs = classify_batches(self.model, [bb for _, bb in pending])
-            except Exception:  # the frames are still stored; their beats are lost
-                log.exception("processor %s: classification failed", self.client_id)
-                self._c["engine_errors"] += 1
-                pending, probs = [], []
-            # --- patient adaptation (heartline.edge.adapt): adapted probabilities, model version ---
-            version_of: dict[str, str | None] = {}
-            if self.patient_models is not None and pending:
+                b.pending.append((self._devices[f.device_id], pending_at[pos]))
+            b.updates.extend(updates_at.get(pos, ()))
+
+    def _classify(self, b: _Batch) -> None:
+        """Stage 4b: one ONNX call for the batch's beats -> storage rows and engine beats."""
+        if not b.pending:
+            return
+        clock = b.clock
+        pending = b.pending
+        try:
+            probs = classify_batches(self.model, [bb for _, bb in pending])
+        except Exception:  # one device's beats must not cost the others theirs: one by one
+            log.exception("processor %s: classification failed; per device", self.client_id)
+            kept_pending, probs = [], []
+            for st, bb in pending:
                 try:
-                    probs, versions = apply_batches(
-                        self.patient_models, [(st.patient_id, bb) for st, bb in pending], probs
-                    )
-                    version_of = {
-                        st.patient_id: v for (st, _), v in zip(pending, versions, strict=True)
-                    }
-                except Exception:  # the base model's probabilities are kept
-                    log.exception("processor %s: patient adaptation failed", self.client_id)
-            # --- end of patient adaptation ---
-            clock.lap("classify")
-            # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
-            engine_beats_of: dict[str, tuple[_DeviceState, list[_EngineRow]]] = {}
-            for (st, bb), p in zip(pending, probs, strict=True):
+                    probs.extend(classify_batches(self.model, [bb]))
+                    kept_pending.append((st, bb))
+                except Exception as exc:  # the frames are still stored; their beats are lost
+                    log.warning("device %s: classification failed: %s", st.device_id, exc)
+                    with self._lock:
+                        self._c["engine_errors"] += 1
+            pending = kept_pending
+        # --- patient adaptation (heartline.edge.adapt): adapted probabilities, model version ---
+        version_of: dict[str, str | None] = {}
+        if self.patient_models is not None and pending:
+            try:
+                probs, versions = apply_batches(
+                    self.patient_models, [(st.patient_id, bb) for st, bb in pending], probs
+                )
+                version_of = {
+                    st.patient_id: v for (st, _), v in zip(pending, versions, strict=True)
+                }
+            except Exception:  # the base model's probabilities are kept
+                log.exception("processor %s: patient adaptation failed", self.client_id)
+        # --- end of patient adaptation ---
+        clock.lap("classify")
+        # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
+        for (st, bb), p in zip(pending, probs, strict=True):
+            try:
                 beats = st.pipeline.complete(bb, p)  # type: ignore[union-attr]
-                engine_beats = []
-                for b in beats:
-                    ref = self._locate(st, b.sample_idx)
-                    if ref is None:
-                        continue
-                    seq, idx, t_s = ref
-                    beat_rows[st.patient_id].append(
-                        BeatIn(
-                            device_id=st.device_id,
-                            seq=seq,
-                            sample_idx=idx,
-                            time=datetime.fromtimestamp(t_s, tz=UTC),
-                            label=b.label,
-                            probabilities=b.probabilities,
-                            confidence=b.confidence,
-                            model_version=version_of.get(st.patient_id),
-                        )
+            except Exception as exc:  # the frames are still stored; these beats are lost
+                log.warning("device %s: beats could not be completed: %s", st.device_id, exc)
+                with self._lock:
+                    self._c["engine_errors"] += 1
+                continue
+            engine_beats = []
+            for beat in beats:
+                ref = self._locate(st, beat.sample_idx)
+                if ref is None:
+                    continue
+                seq, idx, t_s = ref
+                b.beat_rows[st.patient_id].append(
+                    BeatIn(
+                        device_id=st.device_id,
+                        seq=seq,
+                        sample_idx=idx,
+                        time=datetime.fromtimestamp(t_s, tz=UTC),
+                        label=beat.label,
+                        probabilities=beat.probabilities,
+                        confidence=beat.confidence,
+                        model_version=version_of.get(st.patient_id),
                     )
-                    engine_beats.append((t_s, b.sample_idx, b.label, b.confidence, b.quality_ok))
-                    if not b.quality_ok:
-                        self._c["beats_low_quality"] += 1
-                # device clocks may step back: the engine wants time order (it drops repeats)
-                engine_beats.sort(key=lambda b: b[0])
-                _, merged = engine_beats_of.setdefault(st.device_id, (st, []))
-                # frames in seq order: as separate engine calls would, drop the beats of a later
-                # frame that are not after the last beat kept (the engine counts them)
-                last = merged[-1][0] if merged else -math.inf
-                kept = [b for b in engine_beats if b[0] > last]
-                if len(kept) < len(engine_beats):
-                    self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
-                merged.extend(kept)
-            clock.lap("results")
+                )
+                engine_beats.append(
+                    (t_s, beat.sample_idx, beat.label, beat.confidence, beat.quality_ok)
+                )
+                if not beat.quality_ok:
+                    self._c["beats_low_quality"] += 1
+            # device clocks may step back: the engine wants time order (it drops repeats)
+            engine_beats.sort(key=lambda row: row[0])
+            _, merged = b.engine_beats_of.setdefault(st.device_id, (st, []))
+            # frames in seq order: as separate engine calls would, drop the beats of a later
+            # frame that are not after the last beat kept (the engine counts them)
+            last = merged[-1][0] if merged else -math.inf
+            kept = [row for row in engine_beats if row[0] > last]
+            if len(kept) < len(engine_beats):
+                self._engine_for(st.patient_id).dropped_beats += len(engine_beats) - len(kept)
+            merged.extend(kept)
+        clock.lap("results")
+
+    def _alert(self, b: _Batch) -> None:
+        """Stage 4c: one rules evaluation per device and batch (beats, or pending spans)."""
+        clock = b.clock
+        if b.pending:
             # one engine call (one rules evaluation) per device and batch, all its frames' beats
-            for st, engine_beats in engine_beats_of.values():
+            for st, engine_beats in b.engine_beats_of.values():
                 if engine_beats:
-                    updates.extend(self._engine_call(st, "add_beats", _beat_series(engine_beats)))
+                    b.updates.extend(self._engine_call(st, "add_beats", _beat_series(engine_beats)))
                     st.rules_pending = False
             clock.lap("alerts")
         clock.lap("results")
         # quality and VF spans were recorded without running the rules: run them now for the
         # devices that got no beats in this batch (one rules evaluation per device and batch)
-        for st in analysed.values():
+        for st in b.analysed.values():
             if st.rules_pending:
                 st.rules_pending = False
                 eng = self._engines.get(st.patient_id)
                 if eng is not None and math.isfinite(eng.now_s):
-                    updates.extend(self._engine_call(st, "advance", eng.now_s))
+                    b.updates.extend(self._engine_call(st, "advance", eng.now_s))
         clock.lap("alerts")
 
-        # storage, one transaction (retried: everything in it is idempotent)
-        stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
+    def _store(self, b: _Batch) -> int | None:
+        """Stage 5: one transaction, retried (everything in it is idempotent).
+
+        Returns the number of frames newly stored, or None when nothing was committed.
+        """
         n_stored = 0
         for attempt in range(5):
             try:
-                n_stored = self._write(to_store, bad, beat_rows, updates, now_utc)
+                n_stored = self._write(
+                    b.to_store, b.bad, b.beat_rows, b.updates, b.now_utc, b.flags
+                )
                 break
-            except Exception as exc:
+            except _TRANSIENT_DB_ERRORS as exc:
                 self._c["db_errors"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "processor %s: commit failed (%s); retry %d", self.client_id, exc, attempt + 1
                 )
                 if self._stop.is_set():
-                    return  # nothing acknowledged: the broker redelivers after a restart
+                    return None  # nothing acknowledged: the broker redelivers after a restart
                 time.sleep(min(2.0, 0.2 * 2**attempt))
         else:
             log.error(
                 "processor %s: giving up on a batch of %d (not acknowledged)",
                 self.client_id,
-                len(batch),
+                len(b.messages),
             )
             self._forget_sequences()
-            return
-        for _m, f, _s in to_store:
-            stored_seqs[f.device_id].append(f.seq)
-        for _m, f in duplicates:
-            stored_seqs[f.device_id].append(f.seq)
-        clock.lap("storage")
+            return None
+        b.clock.lap("storage")
+        return n_stored
 
-        # acknowledgements after the commit
+    def _acknowledge(self, b: _Batch, n_stored: int) -> None:
+        """Stage 6, after the commit: MQTT PUBACKs, storage acknowledgements, counters."""
+        stored_seqs: dict[str, list[int]] = collections.defaultdict(list)
+        for _m, f, _s in b.to_store:
+            stored_seqs[f.device_id].append(f.seq)
+        for _m, f in b.duplicates:
+            stored_seqs[f.device_id].append(f.seq)
+        b.clock.lap("storage")
         done = time.monotonic()
         wall = time.time()
-        for m in batch:
+        for m in b.messages:
             if m.qos > 0:
                 try:
                     self._clients[m.client].ack(m.mid, m.qos)
@@ -862,23 +1119,30 @@ class StreamProcessor:
             else:
                 pending.extend(seqs)
         self._send_acks(done)
-        n_beats = sum(len(v) for v in beat_rows.values())
+        for _m, f, _s in b.to_store:
+            patient_id = self._known.get(f.device_id)
+            if patient_id is not None:
+                self._last_data[patient_id] = (done, wall)
+        n_beats = sum(len(v) for v in b.beat_rows.values())
         with self._lock:
             self._c["frames_stored"] += n_stored
-            self._c["frames_duplicate"] += len(duplicates) + (len(to_store) - n_stored)
-            self._c["frames_late"] += sum(s is SeqStatus.LATE for _, _, s in to_store)
+            self._c["frames_duplicate"] += len(b.duplicates) + (len(b.to_store) - n_stored)
+            self._c["frames_late"] += sum(s is SeqStatus.LATE for _, _, s in b.to_store)
             self._c["beats"] += n_beats
-            self._c["alert_updates"] += len(updates)
-            self._c["alerts_opened"] += sum(u.change == "opened" for u in updates)
-            for _m, reason, _d in bad:
+            self._c["alert_updates"] += len(b.updates)
+            self._c["alerts_opened"] += sum(u.change == "opened" for u in b.updates)
+            for _m, reason, _d in b.bad:
                 self._quarantined[reason] += 1
-            for m, f, _s in to_store:
+            if b.dropped:
+                self._quarantined["rate_limited"] += len(b.dropped)
+            self._c["devices_flagged"] += len(b.flags)
+            for m, f, _s in b.to_store:
                 self._latency.append(done - m.received)
                 self._e2e.append(wall - (f.start_time_s + f.duration_s))
-            for m, _f in duplicates:
+            for m, _f in b.duplicates:
                 self._latency.append(done - m.received)
-        self._notify(updates)
-        clock.lap("acks")
+        self._notify(b.updates)
+        b.clock.lap("acks")
 
     def _send_acks(self, now: float | None) -> None:
         """Publish the storage acknowledgements due at ``now`` (``None``: all pending ones)."""
@@ -940,9 +1204,182 @@ class StreamProcessor:
             if self._known.get(d) is None:
                 self._known.pop(d, None)
 
-    def _pipeline_error(self, st: _DeviceState, f: Frame, exc: BaseException) -> None:
-        log.warning("device %s seq %d: pipeline error %s; new segment", f.device_id, f.seq, exc)
-        self._new_segment(st, f)
+    def _unprocessable(
+        self, b: _Batch, pos: int, st: _DeviceState, f: Frame, exc: BaseException
+    ) -> None:
+        """A frame whose analysis failed: quarantined (not stored), its device starts afresh."""
+        log.warning(
+            "device %s seq %d: cannot be analysed (%s); quarantined", f.device_id, f.seq, exc
+        )
+        b.failed.add(pos)
+        st.pipeline = None  # the next frame starts a new segment
+        st.fs, st.leads = 0.0, ()
+        st.frames.clear()
+
+    # ------------------------------------------------------------------ isolation
+    def _isolate(self, b: _Batch) -> None:
+        """Before the commit: failed frames to quarantine, refusals counted against devices."""
+        if b.failed:
+            for pos in sorted(b.failed):
+                m, f, _s = b.to_store[pos]
+                b.bad.append((m, "unprocessable", f.device_id))
+            b.to_store = [x for i, x in enumerate(b.to_store) if i not in b.failed]
+            b.failed = set()
+        if not b.bad:
+            return
+        now = time.monotonic()
+        for _m, reason, device_id in b.bad:
+            if device_id is None:
+                continue
+            strikes = self._strikes.get(device_id)
+            if strikes is None:
+                strikes = self._strikes[device_id] = collections.deque(
+                    maxlen=self.device_strike_limit
+                )
+                self._strike_reasons[device_id] = collections.Counter()
+            strikes.append(now)
+            reasons = self._strike_reasons[device_id]
+            if len(reasons) < 32:  # bounded: reason names come from a fixed set anyway
+                reasons[reason] += 1
+            if (
+                len(strikes) == self.device_strike_limit
+                and now - strikes[0] <= self.device_strike_window_s
+                and device_id not in self._blocked
+            ):
+                self._blocked[device_id] = now + self.device_backoff_s
+                strikes.clear()
+                log.warning(
+                    "processor %s: device %s sent %d refused frames within %.0f s (%s);"
+                    " blocked for %.0f s",
+                    self.client_id,
+                    device_id,
+                    self.device_strike_limit,
+                    self.device_strike_window_s,
+                    dict(reasons),
+                    self.device_backoff_s,
+                )
+                patient_id = self._known.get(device_id) or self._patient_of(device_id)
+                if device_id not in self._flagged and patient_id is not None:
+                    self._flagged.add(device_id)
+                    b.flags.append((device_id, patient_id, dict(reasons)))
+
+    def _patient_of(self, device_id: str) -> str | None:
+        """The registered patient of ``device_id`` (a lookup; nothing is registered)."""
+        try:
+            with self._factory() as s:
+                dev = s.get(Device, device_id)
+                return dev.patient_id if dev is not None else None
+        except Exception:
+            log.exception("processor %s: cannot look device %s up", self.client_id, device_id)
+            return None
+
+    def _quarantine_messages(
+        self, msgs: list[_Message], reason: str, device_id: str | None
+    ) -> None:
+        """Quarantine and acknowledge ``msgs`` (not acknowledged when the write fails)."""
+        now_utc = datetime.now(UTC)
+        try:
+            with self._factory() as s, s.begin():
+                for m in msgs:
+                    quarantine(
+                        s,
+                        payload=m.payload[: self.max_payload_bytes],
+                        reason=reason,
+                        topic=m.topic,
+                        device_id=device_id,
+                        received_at=now_utc,
+                    )
+        except Exception:  # the database is down: not acknowledged, the broker redelivers
+            log.exception(
+                "processor %s: could not quarantine %d message(s)", self.client_id, len(msgs)
+            )
+            return
+        for m in msgs:
+            if m.qos > 0:
+                with contextlib.suppress(Exception):
+                    self._clients[m.client].ack(m.mid, m.qos)
+        with self._lock:
+            self._quarantined[reason] += len(msgs)
+
+    # ------------------------------------------------------------------ no data
+    def _housekeeping_interval_s(self) -> float:
+        if self.no_data_alert_s is None:
+            return 5.0
+        return max(0.05, min(1.0, self.no_data_alert_s / 4))
+
+    def _check_no_data(self, now: float) -> None:
+        """Open ``no_data`` alerts for silent patients, close those whose data came back.
+
+        Also forgets expired device blocks and old strikes (keeps the maps bounded).
+        """
+        for d in [d for d, until in self._blocked.items() if until <= now]:
+            del self._blocked[d]
+        old = now - self.device_strike_window_s
+        for d in [d for d, q in self._strikes.items() if not q or q[-1] < old]:
+            del self._strikes[d]
+            self._strike_reasons.pop(d, None)
+        if self.no_data_alert_s is None:
+            return
+        limit = self.no_data_alert_s
+        wall_now = time.time()
+        to_open: list[tuple[str, float]] = []
+        to_close: list[tuple[str, int, float]] = []
+        fresh = [p for p in self._last_data if p not in self._no_data_seen]
+        for patient_id, (t_mono, t_wall) in self._last_data.items():
+            row = self._no_data_open.get(patient_id)
+            if now - t_mono >= limit:
+                if row is None:
+                    to_open.append((patient_id, t_wall))
+            elif row is not None:
+                to_close.append((patient_id, row, t_wall))
+        if not (to_open or to_close or fresh):
+            return
+        opened: dict[str, int] = {}
+        with self._factory() as s, s.begin():
+            if fresh:  # alerts a previous processor left open for patients sending again
+                for a in s.scalars(
+                    select(Alert).where(
+                        Alert.patient_id.in_(fresh),
+                        Alert.type == NO_DATA_ALERT,
+                        Alert.end_time.is_(None),
+                    )
+                ):
+                    if a.patient_id not in self._no_data_open:
+                        a.end_time = max(datetime.now(UTC), a.start_time)
+            for patient_id, t_wall in to_open:
+                start = datetime.fromtimestamp(t_wall, tz=UTC)
+                row = add_alert(
+                    s,
+                    patient_id=patient_id,
+                    type=NO_DATA_ALERT,
+                    severity="high",
+                    start=start,
+                    end=None,
+                    evidence={
+                        "kind": NO_DATA_ALERT,
+                        "category": "technical",
+                        "severity": "high",
+                        "message": f"no data for {limit:g} s (last frame received {start.isoformat()})",
+                        "no_data_alert_s": limit,
+                        "last_data_at": start.isoformat(),
+                    },
+                    device_id=self._patient_device(patient_id),
+                )
+                opened[patient_id] = row.id
+            for _patient_id, row_id, t_wall in to_close:
+                a = s.get(Alert, row_id)
+                if a is not None and a.end_time is None:
+                    a.end_time = max(
+                        datetime.fromtimestamp(min(t_wall, wall_now), tz=UTC), a.start_time
+                    )
+        self._no_data_seen.update(fresh)
+        self._no_data_open.update(opened)
+        for patient_id, _row, _t in to_close:
+            self._no_data_open.pop(patient_id, None)
+        if opened:
+            log.warning("no data for %g s from patient(s) %s", limit, sorted(opened))
+            with self._lock:
+                self._c["no_data_alerts"] += len(opened)
 
     def _device_state(self, f: Frame) -> _DeviceState:
         st = self._devices.get(f.device_id)
@@ -1044,6 +1481,7 @@ class StreamProcessor:
         beat_rows: dict[str, list[BeatIn]],
         updates: list[AlertUpdate],
         now_utc: datetime,
+        flags: Sequence[tuple[str, str, dict[str, int]]] = (),
     ) -> int:
         """One transaction: frames, quarantine, beats, alerts (bulk statements)."""
         new_rows: dict[str, int] = {}  # engine alert id -> alerts.id inserted in this transaction
@@ -1058,7 +1496,7 @@ class StreamProcessor:
             for m, reason, device_id in bad:
                 quarantine(
                     s,
-                    payload=m.payload,
+                    payload=m.payload[: self.max_payload_bytes],  # an oversized one, truncated
                     reason=reason,
                     topic=m.topic,
                     device_id=device_id,
@@ -1066,6 +1504,27 @@ class StreamProcessor:
                 )
             add_beats_by_patient(s, beats=beat_rows)  # one statement for every patient
             self._write_alerts(s, updates, new_rows)
+            for device_id, patient_id, reasons in flags:
+                add_alert(
+                    s,
+                    patient_id=patient_id,
+                    type=DEVICE_FAULTY_ALERT,
+                    severity="warning",
+                    start=now_utc,
+                    end=None,
+                    evidence={
+                        "kind": DEVICE_FAULTY_ALERT,
+                        "category": "technical",
+                        "severity": "warning",
+                        "message": (
+                            f"device {device_id} sent {self.device_strike_limit} refused frames"
+                            f" within {self.device_strike_window_s:g} s; its frames are dropped"
+                            f" for {self.device_backoff_s:g} s at a time"
+                        ),
+                        "reasons": reasons,
+                    },
+                    device_id=device_id,
+                )
         # only now (committed) may the new rows' ids be reused by later batches
         self._alert_rows.update(new_rows)
         return len(stored)
@@ -1124,9 +1583,6 @@ class StreamProcessor:
         return next(
             (st.device_id for st in self._devices.values() if st.patient_id == patient_id), None
         )
-
-
-_EngineRow = tuple[float, int, str, float, bool]
 
 
 def _beat_series(rows: list[_EngineRow]) -> BeatSeries:

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 
 __all__ = ["BeatClassifier"]
 

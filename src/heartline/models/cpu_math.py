@@ -6,7 +6,7 @@ floats (below 1.2e-38 in float32). x86 CPUs compute with subnormal operands tens
 slowly, and oneDNN convolutions with them slow the whole network: one training step of the
 intra-patient hybrid with its weights after 29 epochs took 120-123 ms with 2 threads, against
 46-59 ms with fresh weights and 41-51 ms with subnormals flushed
-(``docs/benchmarks/training/denormals.py``). Training epochs grew from 27 s to 85 s for that reason.
+(``docs/results/history.md``). Training epochs grew from 27 s to 85 s for that reason.
 
 The flush-to-zero (FTZ) and denormals-are-zero (DAZ) flags are per thread, and threads inherit
 them from the thread that starts them, so :func:`flush_denormals` wraps training and prediction on

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 from heartline.signal.templates import template_feature_names
 
 __all__ = [

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heartline.models.deep import N_CLASSES, BeatNet, NetOutput
-from heartline.signal.beats import RR_FEATURE_NAMES
+from heartline.signal.segmentation import RR_FEATURE_NAMES
 from heartline.signal.templates import TEMPLATE_LEAD_FEATURES, template_feature_names
 
 __all__ = [
@@ -90,9 +90,9 @@ RR_MODES = ("raw", "log_ratios")
 #: Number of features :func:`log_rr_ratios` returns.
 N_LOG_RR = 7
 #: The RR columns before the rhythm-irregularity ones (models trained before those existed
-#: take exactly these; see :data:`heartline.signal.beats.RR_FEATURE_NAMES`).
+#: take exactly these; see :data:`heartline.signal.segmentation.RR_FEATURE_NAMES`).
 N_RAW_RR = 8
-#: The RR columns (:data:`heartline.signal.beats.RR_FEATURE_NAMES`); the template columns of a
+#: The RR columns (:data:`heartline.signal.segmentation.RR_FEATURE_NAMES`); the template columns of a
 #: ``template_features`` network follow them.
 N_RR_COLUMNS = len(RR_FEATURE_NAMES)
 #: Bound of the template log-ratios and of ``log1p`` of the normalised RMS differences.
@@ -153,7 +153,7 @@ def encode_template_features(tpl: Tensor, n_leads: int) -> Tensor:
 
 
 def log_rr_ratios(rr: Tensor) -> Tensor:
-    """Scale-free RR features from :data:`heartline.signal.beats.RR_FEATURE_NAMES` columns.
+    """Scale-free RR features from :data:`heartline.signal.segmentation.RR_FEATURE_NAMES` columns.
 
     From the previous, next, local (last 10) and running-average RR (columns 0-3, seconds):
     ``log(prev/local)``, ``log(next/local)``, ``log(prev/next)``, ``log(prev/avg)``,
@@ -161,7 +161,7 @@ def log_rr_ratios(rr: Tensor) -> Tensor:
     rhythm (prev/local) and the compensatory pause (next/local) are what marks an ectopic beat
     in any patient (de Chazal et al. 2004; Lin & Yang 2014), and a ratio is hard for a ReLU
     layer to form from raw seconds. Intervals are clamped to >= 10 ms. When ``rr`` also holds
-    the rhythm-irregularity columns (:func:`heartline.signal.beats.rhythm_features`, columns 8
+    the rhythm-irregularity columns (:func:`heartline.signal.segmentation.rhythm_features`, columns 8
     onwards, already in log units) they are appended, the z-score scaled by 0.2, all clamped to
     +-3; a model trained on the first 8 columns only ignores them.
 
@@ -178,7 +178,7 @@ def log_rr_ratios(rr: Tensor) -> Tensor:
     )
     if rr.shape[1] <= N_RAW_RR:
         return ratios
-    # rhythm columns (already log-domain, see heartline.signal.beats.rhythm_features); the
+    # rhythm columns (already log-domain, see heartline.signal.segmentation.rhythm_features); the
     # z-score is bounded and scaled to the range of the others
     extra = rr[:, N_RAW_RR:]
     extra = torch.cat([extra[:, :-1], 0.2 * extra[:, -1:]], 1).clamp(-3.0, 3.0)
@@ -268,7 +268,7 @@ class HybridNet(BeatNet):
         RR features as given, or turned into scale-free log-ratios (:func:`log_rr_ratios`) that
         also bypass the projection to reach the LSTM and the head directly.
     rhythm_rr : bool
-        Use the rhythm-irregularity RR columns (8 onwards, :func:`heartline.signal.beats.rhythm_features`)
+        Use the rhythm-irregularity RR columns (8 onwards, :func:`heartline.signal.segmentation.rhythm_features`)
         when the data has them; ``False`` keeps only the first 8 (the ablation, and the
         behaviour of models trained before those columns existed).
     template_features : bool

@@ -7,27 +7,27 @@ they arrive, reproducing the offline training preprocessing of
 1. **R peaks**: :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` on the raw primary lead
    (MLII when present, as offline), fed every chunk as it comes (chunk-size invariant).
 2. **Cleaning**: training cleans the whole record with the zero-phase 0.5-40 Hz band-pass of
-   :func:`~heartline.signal.beats.preprocess_ecg`. Online, the signal is cut into fixed blocks of
+   :func:`~heartline.signal.segmentation.preprocess_ecg`. Online, the signal is cut into fixed blocks of
    ``block_s`` seconds on an absolute sample grid; each block is cleaned by the same function
    applied to ``[block - lookback_s, block + lookahead_s)`` and only the block's own samples are
    kept (overlap-save). Because the grid is absolute, the result does not depend on how the input
    is chunked; it approximates the whole-record filter (on MIT-BIH 208, with the defaults,
    RMS difference 0.014 mV, 1 % of the QRS amplitude) at the cost of ``lookahead_s`` of delay.
-3. **Windows**: :func:`~heartline.signal.beats.segment_beats` around each R peak once the cleaned
+3. **Windows**: :func:`~heartline.signal.segmentation.segment_beats` around each R peak once the cleaned
    signal covers ``post_s`` after it, normalised by
-   :class:`~heartline.signal.beats.OnlineBeatNormaliser` (equal to
-   :func:`~heartline.signal.beats.normalise_beats`).
-4. **RR features**: :class:`~heartline.signal.beats.OnlineRRFeatures` (equal to
-   :func:`~heartline.signal.beats.rr_features`; one beat of latency: a beat is emitted when the
+   :class:`~heartline.signal.segmentation.OnlineBeatNormaliser` (equal to
+   :func:`~heartline.signal.segmentation.normalise_beats`).
+4. **RR features**: :class:`~heartline.signal.segmentation.OnlineRRFeatures` (equal to
+   :func:`~heartline.signal.segmentation.rr_features`; one beat of latency: a beat is emitted when the
    next R peak is known). Only for a model that takes them (``n_rr`` beyond the
-   :data:`~heartline.signal.beats.RR_FEATURE_NAMES` columns, a hybrid with
+   :data:`~heartline.signal.segmentation.RR_FEATURE_NAMES` columns, a hybrid with
    ``template_features``): the template columns of :class:`~heartline.signal.templates.TemplateTracker`
    on each normalised window, in beat order, one tracker per stream (equal to
    :func:`~heartline.signal.templates.template_features` over the stream's windows, as
    ``build_beat_set(..., template_features=True)`` computes them per record); other models
    cost nothing extra.
 5. **Context**: the previous ``model.context_k`` beats of the stream (the first beat repeated
-   before the stream start, as :meth:`heartline.data.beats.BeatSet.context_index` does).
+   before the stream start, as :meth:`heartline.data.beat_set.BeatSet.context_index` does).
 6. **Signal quality**: :func:`~heartline.signal.quality.assess_window` (computed by its cached form
    :class:`~heartline.signal.quality.WindowAssessor`) of the raw primary lead
    over the last ``quality_window_s`` seconds at the end of each block; beats of an unusable block
@@ -47,6 +47,11 @@ classification and the live service share one code path.
 
 A beat is therefore emitted ``max(post_s, next RR + detector confirmation) + lookahead_s`` (plus
 up to one block) after its R peak in signal time: about 1.5-2.5 s with the defaults.
+
+Why this file is long (about 1,150 lines): one streaming class whose block filtering, beat
+windows, RR features and batching must stay equal sample for sample to the offline functions
+of :mod:`heartline.signal.segmentation` (tests check it); splitting it would scatter that
+invariant.
 """
 
 from __future__ import annotations
@@ -65,7 +70,9 @@ import numpy as np
 from heartline.data.aami import AAMI_CLASSES
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
-from heartline.signal.beats import (
+from heartline.signal.quality import QualityConfig, WindowAssessor, WindowQuality
+from heartline.signal.rpeaks import StreamingRPeakDetector
+from heartline.signal.segmentation import (
     RR_FEATURE_NAMES,
     OnlineBeatNormaliser,
     OnlineRRFeatures,
@@ -76,8 +83,6 @@ from heartline.signal.beats import (
     preprocess_ecg,
     segment_beats,
 )
-from heartline.signal.quality import QualityConfig, WindowAssessor, WindowQuality
-from heartline.signal.rpeaks import StreamingRPeakDetector
 from heartline.signal.templates import TemplateTracker, template_feature_names
 
 if TYPE_CHECKING:

@@ -34,6 +34,9 @@ from heartline.service.routes import (
     health,
     ingest,
     patients,
+    session,
+    station,
+    stream,
     users,
 )
 from heartline.service.routes import fhir as fhir_routes
@@ -112,8 +115,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="1",
         summary="IoT cardiac monitoring: patients, ECG, beats, vitals, alerts, FHIR R4 export.",
         lifespan=lifespan,
-        # Swagger UI and ReDoc load their scripts from a CDN; Heartline loads nothing from the
-        # internet at run time, so only the machine-readable spec is served (/openapi.json).
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN; Heartline loads
+        # nothing from the internet at run time: /api/docs serves a vendored Swagger UI
+        # (dashboard/vendor/swagger-ui, from the npm package swagger-ui-dist) over /openapi.json.
         docs_url=None,
         redoc_url=None,
     )
@@ -174,7 +178,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     app.include_router(health.router, responses=COMMON_RESPONSES)
-    for module in (auth, users, patients, alerts, devices, ingest, adaptation):
+    for module in (
+        auth,
+        users,
+        patients,
+        alerts,
+        devices,
+        ingest,
+        session,
+        station,
+        stream,
+        adaptation,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)
@@ -182,6 +197,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def _api_docs() -> RedirectResponse:
+        """Human-readable API documentation (vendored Swagger UI, no CDN)."""
+        return RedirectResponse("/dashboard/docs/")
 
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     return app

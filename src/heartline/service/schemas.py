@@ -11,9 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from heartline.alerts.describe import describe_alert
 from heartline.ingestion.payloads import DEVICE_ID_PATTERN
 
 __all__ = [
+    "AlarmValuePublic",
     "AlertExplanation",
     "AlertPublic",
     "AuditEntryPublic",
@@ -31,6 +33,7 @@ __all__ = [
     "PatientPublic",
     "PatientStatus",
     "Role",
+    "SilenceCreate",
     "Token",
     "UserCreate",
     "UserPublic",
@@ -205,8 +208,23 @@ class BeatPublic(_Out):
 AlertState = Literal["open", "closed", "acknowledged", "unacknowledged"]
 
 
+class AlarmValuePublic(BaseModel):
+    """One measured value of an alarm with its unit (``""`` for counts)."""
+
+    name: str
+    value: float | int | str | bool
+    unit: str = ""
+
+
+Priority = Literal["high", "medium", "low"]
+
+
 class AlertPublic(BaseModel):
-    """An alert (``kind`` is the stored ``type``; ``open`` while it has no end time)."""
+    """An alert (``kind`` is the stored ``type``; ``open`` while it has no end time).
+
+    ``title``, ``priority`` and ``category`` come from :func:`heartline.alerts.describe.describe_alert`
+    (IEC 60601-1-8 priorities: high, medium, low; technical alarm conditions apart).
+    """
 
     id: int
     patient_id: str
@@ -219,9 +237,19 @@ class AlertPublic(BaseModel):
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     evidence: dict[str, Any]
+    name: str = Field("", description="display name of the alarm kind ('VT', 'Frequent PVCs')")
+    title: str = Field("", description="name with its values ('VT: 7 beats at 182 bpm')")
+    priority: Priority = Field("low", description="IEC 60601-1-8 priority")
+    category: Literal["physiological", "technical"] = "physiological"
+    values: list[AlarmValuePublic] = Field(default_factory=list)
+    silenced_until: datetime | None = Field(
+        None, description="the alarm's cue is silenced until then (null: not silenced)"
+    )
 
     @classmethod
-    def from_row(cls, row: Any) -> AlertPublic:
+    def from_row(cls, row: Any, *, silenced_until: datetime | None = None) -> AlertPublic:
+        evidence = dict(row.evidence or {})
+        d = describe_alert(row.type, row.severity, evidence, start=row.start_time, end=row.end_time)
         return cls(
             id=row.id,
             patient_id=row.patient_id,
@@ -233,17 +261,95 @@ class AlertPublic(BaseModel):
             open=row.end_time is None,
             acknowledged_by=row.acknowledged_by,
             acknowledged_at=row.acknowledged_at,
-            evidence=dict(row.evidence or {}),
+            evidence=evidence,
+            name=d.name,
+            title=d.title,
+            priority=d.priority,
+            category=d.category,
+            values=[AlarmValuePublic(name=v.name, value=v.value, unit=v.unit) for v in d.values],
+            silenced_until=silenced_until,
         )
 
 
+class SilenceCreate(BaseModel):
+    """Silence an alarm's cue for ``minutes``."""
+
+    minutes: int = Field(2, ge=1, le=30, description="1-30 minutes (default 2)")
+
+
+class RrSeriesPublic(BaseModel):
+    """RR intervals of the explained strip: ``time`` of the beat closing each interval."""
+
+    time: list[datetime]
+    rr_ms: list[float]
+
+
+class ExplanationStatistic(BaseModel):
+    """A statistic that fired (or not) against its threshold."""
+
+    name: str
+    value: float | None
+    threshold: float | None = None
+    comparison: Literal[">", "<", "within", ""] = ""
+    unit: str = ""
+    fired: bool | None = None
+    reference: str = ""
+
+
+class News2RowPublic(BaseModel):
+    """One NEWS2 parameter: measured value, its unit and its sub-score (0-3)."""
+
+    parameter: str
+    value: float | str | bool | None
+    unit: str
+    score: int | None
+    note: str | None = None
+
+
+class News2BreakdownPublic(BaseModel):
+    """The NEWS2 aggregate of an alert broken down by vital sign (RCP 2017)."""
+
+    total: int | None
+    band: str | None
+    complete: bool | None
+    missing: list[str]
+    rows: list[News2RowPublic]
+
+
+class AttributionOverlay(BaseModel):
+    """Per-sample attributions over the strip (hook: filled by an explanation model when present).
+
+    ``segments[i][j]`` is the attribution of sample ``j`` of ``ecg.segments[i]``'s lead
+    ``lead_index``, in ``[-1, 1]`` after normalisation.
+    """
+
+    method: str
+    lead_index: int = 0
+    segments: list[list[float]]
+
+
 class AlertExplanation(BaseModel):
-    """Evidence of an alert: the ECG strip around it and the beats, triggering ones flagged."""
+    """Evidence of an alert, by alarm type.
+
+    ``view`` says what explains it: ``"rhythm"`` (RR tachogram and, for AF, Poincare plot with
+    the statistics that fired and their thresholds), ``"beats"`` (only the beats involved,
+    with labels and probabilities), ``"news2"`` (score by vital sign), ``"episode"`` (VF/VT
+    onset and offset on the strip) or ``"generic"``.
+    """
 
     alert: AlertPublic
     ecg: EcgWindowPublic
     beats: list[BeatPublic]
     highlighted_beat_ids: list[int]
+    view: Literal["rhythm", "beats", "news2", "episode", "generic"] = "generic"
+    onset: datetime | None = None
+    offset: datetime | None = None
+    rr: RrSeriesPublic | None = None
+    statistics: list[ExplanationStatistic] = Field(default_factory=list)
+    news2: News2BreakdownPublic | None = None
+    attributions: AttributionOverlay | None = Field(
+        None, description="per-sample attributions (null until an explanation model provides them)"
+    )
 
 
 class MonitoringSummary(BaseModel):

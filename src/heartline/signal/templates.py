@@ -199,7 +199,7 @@ def qrs_width_ms(windows: np.ndarray, *, pre_s: float = 0.25, post_s: float = 0.
     ----------
     windows : numpy.ndarray
         ``(n_beats, window_len)`` or ``(n_beats, n_leads, window_len)`` windows as cut by
-        :func:`heartline.signal.beats.segment_beats`.
+        :func:`heartline.signal.segmentation.segment_beats`.
     pre_s, post_s : float
         Window extent before and after the R-peak, seconds (the values the windows were cut with).
 
@@ -302,7 +302,7 @@ def template_features(
     ----------
     windows : numpy.ndarray
         ``(n_beats, window_len)`` or ``(n_beats, n_leads, window_len)`` beat windows (e.g. the
-        normalised ``windows`` of a :class:`~heartline.data.beats.BeatSet`), several records
+        normalised ``windows`` of a :class:`~heartline.data.beat_set.BeatSet`), several records
         back to back.
     record_ids : array-like, optional
         Record (patient) of each beat, ``(n_beats,)``; each record's beats contiguous. A new
@@ -311,7 +311,7 @@ def template_features(
         Previous beats in the template (32 beats, about 25 s at 75 bpm).
     pre_s, post_s : float
         Window extent before and after the R-peak, seconds (as passed to
-        :func:`~heartline.signal.beats.segment_beats`); they place the QRS and P regions.
+        :func:`~heartline.signal.segmentation.segment_beats`); they place the QRS and P regions.
     eps : float
         Small constant (window units) added to both sides of every ratio, so flat windows give
         finite values.

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.features.morphology import beat_features
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from heartline.data.beats import BeatSet, concat_beat_sets
+from heartline.data.beat_set import BeatSet, concat_beat_sets
 from heartline.data.splits import stratified_record_folds
 from heartline.models.deep import BeatNet
 from heartline.models.ensemble import HybridEnsemble

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.deep import BeatNet
 from heartline.training.config import TrainConfig
 from heartline.training.trainer import predict_logits, train_net

@@ -1,5 +1,8 @@
 """Evaluation reports: ``metrics.json``, ``report.md`` and PNG plots of a protocol result.
 
+Why this file is long (about 860 lines): the report writers of every protocol (JSON, Markdown,
+plots, ablation and learning-curve tables) share one schema and one set of formatting helpers.
+
 :func:`write_evaluation` turns a :class:`~heartline.training.protocols.ProtocolResult` into
 
 * ``metrics.json``: protocol (and its leak label), model, ``n_test_beats``, accuracy, macro-F1,
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.training.protocols import (
     LEAKY_LABEL,
     ModelFactory,
@@ -389,7 +392,7 @@ def ABLATIONS(base_params: dict[str, Any], base_train: Any) -> list[Ablation]:
         Ablation("rr off", "RR features set to zero (train, validation and test)", zero_rr=True),
         Ablation(
             "rhythm rr " + ("off" if p.get("rhythm_rr", True) else "on"),
-            "rhythm-irregularity RR columns (heartline.signal.beats.rhythm_features)",
+            "rhythm-irregularity RR columns (heartline.signal.segmentation.rhythm_features)",
             {"rhythm_rr": not p.get("rhythm_rr", True)},
         ),
         Ablation(

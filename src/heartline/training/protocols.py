@@ -1,5 +1,9 @@
 """Evaluation protocols as code: inter-patient, intra-patient (leaky) and record-grouped 10-fold CV.
 
+Why this file is long (about 830 lines): every evaluation protocol (inter-patient, intra-patient,
+cv10) as code, with the one data object they share; keeping them together keeps the splits
+side by side where a reader can check that no patient crosses one.
+
 Every protocol is a function that builds the beat sets it needs and hands a model *only* its
 training and validation beats; test beats are predicted once, after training.
 
@@ -49,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.base import BeatClassifier
 from heartline.training.metrics import ClassificationMetrics, evaluate_predictions
 
@@ -164,7 +168,7 @@ class ProtocolData:
         >>> len(ProtocolData().rr_columns), ProtocolData(template_features=True).rr_columns[-1]
         (13, 'tpl_fill')
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.signal.templates import template_feature_names
 
         if not self.template_features:
@@ -179,7 +183,7 @@ class ProtocolData:
         >>> ProtocolData(template_features=True).describe_inputs()
         '13 RR columns + 19 template columns'
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
 
         n_rr = len(RR_FEATURE_NAMES)
         n_tpl = len(self.rr_columns) - n_rr
@@ -194,7 +198,7 @@ class ProtocolData:
         RR input is that wide, or a classical classifier whose ``feature_names`` hold template
         columns.
         """
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.signal.templates import template_feature_names
 
         net = getattr(model, "net", model)

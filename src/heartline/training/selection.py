@@ -1,7 +1,11 @@
 """Model selection on all of DS1 by cross-fitted out-of-fold (OOF) predictions; DS2 is never read.
 
+Why this file is long (about 930 lines): one protocol, end to end (candidate configs, cross-fitted
+members, out-of-fold pooling over seeds, the paired record bootstrap, pooling of earlier runs and
+the report); its parts share one result schema and are only used together.
+
 Why. Early stopping and model choice on the five default validation records (about 170 SVEB
-beats) ranked hybrids in the opposite order to DS2 several times (docs/benchmarks/models/). A
+beats) ranked hybrids in the opposite order to DS2 several times (docs/results/history.md). A
 criterion that sees every DS1 patient is far less noisy: each candidate config is trained as a
 cross-fitted ensemble (:class:`~heartline.training.crossfit.CrossFitHybridClassifier`): DS1's
 records are dealt into ``folds`` stratified record folds, one member is trained per fold and

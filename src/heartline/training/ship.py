@@ -269,7 +269,7 @@ def ship(
     onnx_model = OnnxBeatClassifier(onnx_path, split=False)
     # the template columns for a model that reads them (ProtocolData.for_model)
     if data is None:
-        data = ProtocolData(leads=_run_leads(run_dir))
+        data = ProtocolData(leads=run_leads(run_dir))
     data = data.for_model(model.net)
 
     results: dict[str, Any] = {}
@@ -355,7 +355,7 @@ _SINGLE_LEAD_NOTE = (
 )
 
 
-def _run_leads(run_dir: Path) -> tuple[int, ...]:
+def run_leads(run_dir: Path) -> tuple[int, ...]:
     """``data.leads`` of the run's ``config.toml`` (the two-lead default ``(0, 1)`` without one)."""
     import tomllib
 

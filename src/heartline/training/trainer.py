@@ -1,7 +1,7 @@
 """Seeded training loop for every deep beat classifier, and the experiment runner.
 
 :func:`train_net` trains a :class:`~heartline.models.deep.BeatNet` on the labelled beats of a
-training :class:`~heartline.data.beats.BeatSet` with Adam, class-imbalance handling, early
+training :class:`~heartline.data.beat_set.BeatSet` with Adam, class-imbalance handling, early
 stopping on the *validation* records (macro-F1 or loss) and restoration of the best epoch.
 Batches are runs of consecutive beats (``TrainConfig.chunk_len``), so a sequence model encodes
 each context beat once per batch.
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.cpu_math import flush_denormals
 from heartline.models.deep import BeatNet, NetOutput
-from heartline.signal.beats import model_rr_columns
+from heartline.signal.segmentation import model_rr_columns
 from heartline.training.config import ExperimentConfig, TrainConfig
 
 __all__ = [
@@ -183,7 +183,7 @@ class _Batch:
     y_next: torch.Tensor
 
 
-class _BatchMaker:
+class BatchMaker:
     """Gathers the unique context beats of a set of target beats into tensors."""
 
     def __init__(self, beats: BeatSet, context_k: int) -> None:
@@ -224,7 +224,7 @@ def _augment(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(windows, shift, dims=2) * scale + offset + noise
 
 
-def _epoch_targets(
+def epoch_targets(
     beats: BeatSet,
     targets: np.ndarray,
     cfg: TrainConfig,
@@ -268,7 +268,7 @@ def predict_logits(
         beats = dataclasses.replace(
             beats, rr=model_rr_columns(beats.rr, net.n_rr), rr_names=beats.rr_names[: net.n_rr]
         )
-    maker = _BatchMaker(beats, net.context_k)
+    maker = BatchMaker(beats, net.context_k)
     out = np.zeros((len(beats), net.n_classes), dtype=np.float32)
     with flush_denormals():
         for start in range(0, len(beats), batch_size):
@@ -360,7 +360,7 @@ def train_net(
         loss_w = torch.tensor(cw, dtype=torch.float32) if cfg.imbalance == "weighted_loss" else None
         sample_w = cw[np.maximum(train.labels, 0)] if cfg.imbalance == "weighted_sampling" else None
         logger.info("class weights %s (%s)", np.round(cw, 3).tolist(), cfg.imbalance)
-        maker = _BatchMaker(train, net.context_k)
+        maker = BatchMaker(train, net.context_k)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = _WeightAverage(net, cfg.ema_decay) if cfg.ema_decay is not None else None
         sign = 1.0 if cfg.monitor == "val_macro_f1" else -1.0
@@ -399,7 +399,7 @@ def train_net(
                         stop_reason = "time_budget"
                         break
                 net.train()
-                order = _epoch_targets(train, targets, cfg, sample_w, rng)
+                order = epoch_targets(train, targets, cfg, sample_w, rng)
                 bar.reset(
                     task, total=math.ceil(len(order) / cfg.batch_size), description=f"epoch {epoch}"
                 )

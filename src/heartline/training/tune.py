@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.training.config import ExperimentConfig, ModelConfig, TrainConfig
 from heartline.training.protocols import ProtocolData
 

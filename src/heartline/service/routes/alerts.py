@@ -1,34 +1,41 @@
-"""Alerts: list and filter, read one, acknowledge (409 when already acknowledged), explain."""
+"""Alerts: list and filter (by time or priority), read one, acknowledge (409 when already
+acknowledged), silence for a set time (audited), explain (by alarm type)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from heartline.alerts.describe import alarm_sort_key
 from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import (
     PatientIdPath,
     access_patient,
     resolve_window,
 )
-from heartline.service.routes.patients import DAY_S, End, Start, ecg_window
-from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, BeatPublic
-from heartline.service.security import authorize_patient, require_role
+from heartline.service.routes.explain import build_explanation
+from heartline.service.routes.patients import DAY_S, End, Start
+from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, SilenceCreate
+from heartline.service.security import authorize_patient, client_ip, require_role
 from heartline.storage import repository as repo
-from heartline.storage.tables import ALERT_SEVERITIES, Alert, Beat
+from heartline.storage import security_repository as srepo
+from heartline.storage.station_tables import AlarmSilence
+from heartline.storage.tables import ALERT_SEVERITIES, Alert
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 #: One of :data:`~heartline.storage.tables.ALERT_SEVERITIES` (in the spec, so clients know).
 Severity = Literal[ALERT_SEVERITIES]  # type: ignore[valid-type]
 
-#: Seconds of ECG shown before the first and after the last evidence of an alert.
-EXPLAIN_MARGIN_S = 3.0
-#: Longest strip an explanation shows.
-EXPLAIN_MAX_S = 60.0
+
+def request_now(request: Request) -> datetime:
+    """The service's clock: ``app.state.clock()`` when set (tests simulate time), else now."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
 
 
 def visible_alert(session: Session, *, user, alert_id: int) -> Alert:
@@ -77,6 +84,10 @@ def list_alerts(
     ] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     state: AlertState | None = None,
+    order: Annotated[
+        Literal["time", "priority"],
+        Query(description="time: newest first; priority: IEC 60601-1-8 priority, then newest"),
+    ] = "time",
 ) -> list[AlertPublic]:
     """Alerts starting in ``[start, end)`` (default: the last 7 days; at most 366), filtered."""
     access_patient(session, user=user, request=request, patient_id=patient_id, resource="alerts")
@@ -97,7 +108,8 @@ def list_alerts(
         rows = [a for a in rows if a.end_time is not None]
     elif state == "acknowledged":
         rows = [a for a in rows if a.acknowledged_at is not None]
-    return [AlertPublic.from_row(a) for a in reversed(rows)]  # newest first
+    out = public_alerts(session, list(reversed(rows)), now=request_now(request))  # newest first
+    return priority_order(out) if order == "priority" else out
 
 
 _ALERT_404 = {404: {"description": "no such alert, or one of a patient you may not see"}}
@@ -134,95 +146,109 @@ def acknowledge(
             detail=f"already acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at.isoformat()}",
         )
     alert = repo.acknowledge_alert(session, alert_id=alert_id, user=user.username)
+    srepo.record_audit(
+        session,
+        actor=user.username,
+        actor_role=user.role,
+        action="acknowledge",
+        resource=f"alert/{alert.id}",
+        patient_id=alert.patient_id,
+        path=str(request.url.path),
+        client_ip=client_ip(request),
+        at=alert.acknowledged_at,
+    )
     return AlertPublic.from_row(alert)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(float(value), tz=UTC)
-        if isinstance(value, str):
-            t = datetime.fromisoformat(value)
-            return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
+def silenced_until(session: Session, *, alert_ids: list[int], now: datetime) -> dict[int, datetime]:
+    """Latest silence end per alert id, for the silences still running at ``now``."""
+    if not alert_ids:
+        return {}
+    rows = session.execute(
+        select(AlarmSilence.alert_id, func.max(AlarmSilence.until))
+        .where(AlarmSilence.alert_id.in_(alert_ids), AlarmSilence.until > now)
+        .group_by(AlarmSilence.alert_id)
+    ).all()
+    return {int(a): u for a, u in rows}
 
 
-def evidence_window(alert: Alert) -> tuple[datetime, datetime]:
-    """The strip to show for an alert, from its evidence (see :func:`explain`)."""
-    ev = alert.evidence or {}
-    strip = ev.get("strip") if isinstance(ev.get("strip"), dict) else None
-    if strip:
-        a, b = _parse_time(strip.get("start")), _parse_time(strip.get("stop") or strip.get("end"))
-        if a is not None and b is not None and b > a:
-            return a, min(b, a + timedelta(seconds=EXPLAIN_MAX_S))
-    times = [t for t in (_parse_time(x) for x in _evidence_list(ev, "times_s")) if t is not None]
-    if times:
-        a, b = (
-            min(times) - timedelta(seconds=EXPLAIN_MARGIN_S),
-            max(times) + timedelta(seconds=EXPLAIN_MARGIN_S),
-        )
-    else:
-        a = alert.start_time - timedelta(seconds=2 * EXPLAIN_MARGIN_S)
-        b = (alert.end_time or alert.start_time) + timedelta(seconds=2 * EXPLAIN_MARGIN_S)
-    return a, min(b, a + timedelta(seconds=EXPLAIN_MAX_S))
+def public_alerts(session: Session, rows: list[Alert], *, now: datetime) -> list[AlertPublic]:
+    """``AlertPublic`` of ``rows`` with their running silences."""
+    silences = silenced_until(session, alert_ids=[a.id for a in rows], now=now)
+    return [AlertPublic.from_row(a, silenced_until=silences.get(a.id)) for a in rows]
 
 
-def _evidence_list(ev: dict[str, Any], key: str) -> list[Any]:
-    out: list[Any] = []
-    for part in ("trigger", "peak", "latest"):
-        sub = ev.get(part)
-        if isinstance(sub, dict) and isinstance(sub.get(key), list):
-            out.extend(sub[key])
-    if isinstance(ev.get(key), list):
-        out.extend(ev[key])
-    return out
+def priority_order(alerts: list[AlertPublic]) -> list[AlertPublic]:
+    """Alerts by IEC 60601-1-8 priority, physiological before technical, open before closed,
+    unacknowledged first, then newest first (:func:`heartline.alerts.describe.alarm_sort_key`)."""
+    return sorted(
+        alerts,
+        key=lambda a: alarm_sort_key(
+            priority=a.priority,
+            category=a.category,
+            is_open=a.open,
+            acknowledged=a.acknowledged_at is not None,
+            start=a.start_time,
+        ),
+    )
 
 
-def _highlighted(ev: dict[str, Any], beats: list[Beat]) -> list[int]:
-    ids = {x for x in _evidence_list(ev, "beat_ids") if isinstance(x, int)}
-    pairs: set[tuple[int, int]] = set()
-    for item in ev.get("beats", []) if isinstance(ev.get("beats"), list) else []:
-        if isinstance(item, int):
-            ids.add(item)
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            pairs.add((int(item[0]), int(item[1])))
-        elif isinstance(item, dict) and "seq" in item and "sample_idx" in item:
-            pairs.add((int(item["seq"]), int(item["sample_idx"])))
-    times = [
-        t.timestamp()
-        for t in (_parse_time(x) for x in _evidence_list(ev, "times_s"))
-        if t is not None
-    ]
-    out = []
-    for b in beats:
-        ts = b.time.timestamp()
-        if b.id in ids or (b.seq, b.sample_idx) in pairs or any(abs(ts - t) < 0.005 for t in times):
-            out.append(b.id)
-    return out
+@router.post(
+    "/alerts/{alert_id}/silence",
+    response_model=AlertPublic,
+    responses={
+        403: {"description": "patients cannot silence; foreign patient"},
+        404: {"description": "no such alert"},
+    },
+)
+def silence(
+    alert_id: AlertId,
+    body: SilenceCreate,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+) -> AlertPublic:
+    """Silence an alarm's audible and flashing cue for ``minutes`` (1-30); audited.
+
+    The alarm stays listed and coloured by its priority; only its cue pauses (IEC 60601-1-8
+    "audio paused"). A new silence replaces the running one's end.
+    """
+    require_role(user, "admin", "clinician")
+    alert = visible_alert(session, user=user, alert_id=alert_id)
+    now = request_now(request)
+    until = now + timedelta(minutes=body.minutes)
+    session.add(
+        AlarmSilence(alert_id=alert.id, silenced_by=user.username, silenced_at=now, until=until)
+    )
+    srepo.record_audit(
+        session,
+        actor=user.username,
+        actor_role=user.role,
+        action="silence",
+        resource=f"alert/{alert.id} for {body.minutes} min",
+        patient_id=alert.patient_id,
+        path=str(request.url.path),
+        client_ip=client_ip(request),
+        at=now,
+    )
+    session.flush()
+    return AlertPublic.from_row(alert, silenced_until=until)
 
 
 @router.get("/alerts/{alert_id}/explanation", response_model=AlertExplanation, responses=_ALERT_404)
 def explain(
     alert_id: AlertId, request: Request, user: CurrentUser, session: SessionDep
 ) -> AlertExplanation:
-    """The evidence of an alert: the ECG strip around it and its beats, the triggering ones flagged.
+    """Why the alarm fired, by alarm type (see :mod:`heartline.service.routes.explain`).
 
-    The strip comes from ``evidence["strip"]`` (``start``/``stop`` ISO times) when present, else
-    spans the evidence beat times (``times_s`` of ``trigger``/``peak``/``latest``, epoch seconds)
-    with a 3 s margin, else the alert's own start/end. Triggering beats are matched by database
-    id (``beat_ids``, or integers in ``beats``), by ``(seq, sample_idx)`` pairs in ``beats``, or
-    by evidence time. The strip is capped at 60 s.
+    Rhythm alarms: RR tachogram (``rr``) with the statistics that fired and their thresholds;
+    beat alarms: a short strip with only the involved beats highlighted; NEWS2: the score by
+    vital sign (``news2``); VF/VT: ``onset`` and ``offset``. ``attributions`` holds per-sample
+    attributions when an explanation model provides them.
     """
     alert = _alert_for(
         session, user=user, request=request, alert_id=alert_id, resource="alert-explanation"
     )
-    start, end = evidence_window(alert)
-    beats = repo.beats_between(session, patient_id=alert.patient_id, start=start, stop=end)
-    return AlertExplanation(
-        alert=AlertPublic.from_row(alert),
-        ecg=ecg_window(session, patient_id=alert.patient_id, start=start, end=end),
-        beats=[BeatPublic.model_validate(b) for b in beats],
-        highlighted_beat_ids=_highlighted(alert.evidence or {}, beats),
-    )
+    now = request_now(request)
+    until = silenced_until(session, alert_ids=[alert.id], now=now).get(alert.id)
+    return build_explanation(session, alert, silenced_until=until)

@@ -2,7 +2,7 @@
 
 * ``GET /fhir/Patient/{id}`` and ``GET /fhir/Device/{id}``
 * ``GET /fhir/Observation?patient=ID&date=geT1&date=ltT2[&code=C]``: vital-sign Observations
-  (``code`` one of the LOINC codes 8867-4, 59408-5, 2708-6, 8310-5, 85354-9), or the ECG
+  (``code`` one of the LOINC codes 8867-4, 59408-5, 2708-6, 39106-0 (skin temperature), 85354-9), or the ECG
   (``code=131328``, window at most ``max_ecg_window_s``) as a ``searchset`` Bundle.
 * ``GET /fhir/DiagnosticReport?patient=ID&date=geT1&date=ltT2``: the monitoring report of the
   period with its result Observations (``search.mode = include``).
@@ -51,7 +51,7 @@ VITAL_CODES = {
     "8867-4": "hr",
     "59408-5": "spo2",
     "2708-6": "spo2",
-    "8310-5": "temp",
+    "39106-0": "temp",
     "85354-9": "bp",
 }
 ECG_CODE = "131328"

@@ -1,7 +1,7 @@
 """adaptation: beat reviews, per-patient adapted models, the model version of every beat
 
 Revision ID: 0008_adaptation
-Revises: 0005_accounts
+Revises: 0006_station
 Create Date: 2026-12-06 (hand-written from heartline.storage.adaptation_tables)
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_adaptation"
-down_revision: str | None = "0005_accounts"
+down_revision: str | None = "0006_station"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from heartline.errors import SignalError
 from heartline.io import read_annotations, read_record
-from heartline.signal.beats import (
+from heartline.signal.segmentation import (
     RR_FEATURE_NAMES,
     OnlineBeatNormaliser,
     OnlineRRFeatures,
@@ -81,7 +81,7 @@ def test_preprocess_removes_wander_keeps_qrs_band():
 def test_bandpass_sos_is_the_shared_cached_design():
     from scipy.signal import butter
 
-    from heartline.signal.beats import bandpass_sos
+    from heartline.signal.segmentation import bandpass_sos
 
     for fs in (50.0, 128.0, 360.0):
         sos = bandpass_sos(fs)
@@ -147,7 +147,7 @@ def test_real_record_windows_are_normalised(mitdb_dir):
 
 
 def test_model_rr_columns_takes_leading_columns_and_refuses_too_few() -> None:
-    from heartline.signal.beats import model_rr_columns
+    from heartline.signal.segmentation import model_rr_columns
 
     rr = np.arange(2 * 3 * 13, dtype=np.float32).reshape(2, 3, 13)
     np.testing.assert_array_equal(model_rr_columns(rr, 8), rr[..., :8])
@@ -163,7 +163,7 @@ def test_model_rr_columns_takes_leading_columns_and_refuses_too_few() -> None:
     st.booleans(),
 )
 def test_fast_medians_equal_numpy_bit_for_bit(values, rows, with_nan) -> None:
-    from heartline.signal.beats import _median, _median_last_axis
+    from heartline.signal.segmentation import _median, _median_last_axis
 
     assert _median(values) == np.median(np.asarray(values))
     w = np.tile(np.asarray(values), (rows, 1)) * np.arange(1, rows + 1)[:, None]

@@ -1,4 +1,4 @@
-"""``heartline simulate``: virtual wearables publishing live frames over MQTT."""
+"""The streaming commands: ``heartline simulate``, ``live``, ``bench stream``, ``bench stream-profile``."""
 
 from __future__ import annotations
 

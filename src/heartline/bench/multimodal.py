@@ -1,0 +1,609 @@
+"""``heartline bench multimodal``: PTB-XL superdiagnostic benchmark of the multimodal hybrid.
+
+Protocols (:data:`PROTOCOLS`)
+-----------------------------
+* ``cv10``: 10-fold cross-validation over PTB-XL's ``strat_fold`` (patient-disjoint folds).
+  Test fold ``k`` is predicted by models trained on the 8 other folds, with fold ``k % 10 + 1``
+  as validation (epoch choice and F1 thresholds); each fold is the test fold once, and the
+  out-of-fold (OOF) predictions are pooled.
+* ``benchmark``: Strodthoff et al. (2021): folds 1-8 train, 9 validation, 10 test.
+
+Models (:data:`MODELS`): the naive class-prior baseline, gradient boosting on ECG features with
+and without metadata, a small 1-D ResNet (ECG only), the metadata-only MLP and the multimodal
+hybrid's ablations (ECG only, late fusion by concatenation, attention fusion, attention fusion
+with the auxiliary age head). Scalers are fitted on the training folds only.
+
+Statistics: pooled OOF macro-AUC and per-class AUC with 95 % bootstrap CIs over records
+(Efron & Tibshirani 1993), F1 / accuracy / Cohen's kappa / MCC at the per-class thresholds chosen
+on each fold's validation fold, age MAE for models with the age head, a Wilcoxon signed-rank
+test over folds of fused vs ECG-only macro-AUC, and the metadata effect (fused minus ECG-only
+pooled macro-AUC) with a paired bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ENSEMBLES",
+    "MODELS",
+    "PROTOCOLS",
+    "MultimodalBenchConfig",
+    "fold_plan",
+    "run_multimodal_bench",
+]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("cv10", "benchmark")
+#: Derived rows: the mean of two models' probabilities (fixed weights, nothing fitted).
+ENSEMBLES: dict[str, tuple[str, str]] = {"fused_plus_gbm": ("fused", "gbm")}
+#: Model name -> (kind, description). ``kind``: naive, gbm, gbm_ecg, resnet1d, or a fusion mode
+#: of :class:`heartline.models.multimodal.MultimodalNet` (``+age``: with the age head).
+MODELS: dict[str, tuple[str, str]] = {
+    "naive": ("naive", "class priors of the training folds"),
+    "gbm_ecg": ("gbm_ecg", "gradient boosting on ECG features"),
+    "gbm": ("gbm", "gradient boosting on ECG features + metadata"),
+    "resnet1d": ("resnet1d", "1-D ResNet, ECG only"),
+    "meta_only": ("meta", "metadata MLP only"),
+    "ecg_only": ("ecg", "hybrid ECG branch only"),
+    "late_fusion": ("concat", "hybrid, late fusion (concatenation)"),
+    "fused": ("attention", "hybrid, attention fusion"),
+    "fused_age": ("attention+age", "hybrid, attention fusion + age head"),
+}
+
+
+@dataclass(frozen=True)
+class MultimodalBenchConfig:
+    """What to run."""
+
+    protocol: str = "cv10"
+    fs: int = 100
+    models: tuple[str, ...] = tuple(MODELS)
+    epochs: int = 10
+    max_records: int | None = None
+    folds: tuple[int, ...] | None = None  # test folds to run (cv10); None = all 10
+    n_boot: int = 1000
+    seed: int = 0
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[tuple[int, int]]:
+    """``(test_fold, val_fold)`` pairs of a protocol (the validation fold is never the test fold).
+
+    >>> fold_plan("benchmark")
+    [(10, 9)]
+    >>> fold_plan("cv10")[:2]
+    [(1, 2), (2, 3)]
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {list(PROTOCOLS)}")
+    if protocol == "benchmark":
+        return [(10, 9)]
+    tests = test_folds or tuple(range(1, 11))
+    bad = [k for k in tests if k not in range(1, 11)]
+    if bad or len(set(tests)) != len(tests):
+        raise ValueError(f"test folds must be distinct values in 1-10, got {list(tests)}")
+    return [(k, k % 10 + 1) for k in tests]
+
+
+def _source_digest() -> str:
+    """Hash of the model and training code (a cached fold result is reused only if unchanged)."""
+    from heartline.models import multimodal as mm_models
+    from heartline.training import multimodal as mm_training
+
+    h = hashlib.sha256()
+    for mod in (mm_models, mm_training):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _git_rev() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _class_metrics(
+    y: np.ndarray, p: np.ndarray, yhat: np.ndarray, names: tuple[str, ...]
+) -> dict[str, Any]:
+    from sklearn.metrics import cohen_kappa_score, f1_score, matthews_corrcoef, roc_auc_score
+
+    per = {}
+    for c, name in enumerate(names):
+        ok = 0 < y[:, c].sum() < len(y)
+        per[name] = {
+            "auc": float(roc_auc_score(y[:, c], p[:, c])) if ok else None,
+            "f1": float(f1_score(y[:, c], yhat[:, c], zero_division=0)),
+            "kappa": float(cohen_kappa_score(y[:, c], yhat[:, c])) if ok else None,
+            "mcc": float(matthews_corrcoef(y[:, c], yhat[:, c])) if ok else None,
+            "positives": int(y[:, c].sum()),
+        }
+    vals = lambda k: [v[k] for v in per.values() if v[k] is not None]  # noqa: E731
+    return {
+        "per_class": per,
+        "macro_auc": float(np.mean(vals("auc"))),
+        "macro_f1": float(np.mean(vals("f1"))),
+        "macro_kappa": float(np.mean(vals("kappa"))),
+        "macro_mcc": float(np.mean(vals("mcc"))),
+        "subset_accuracy": float((yhat == y).all(axis=1).mean()),
+        "label_accuracy": float((yhat == y).mean()),
+    }
+
+
+def _bootstrap_auc(
+    y: np.ndarray, ps: dict[str, np.ndarray], *, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    from heartline.training.multimodal import macro_auc
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {k: [] for k in ps}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for k, p in ps.items():
+            out[k].append(macro_auc(y[idx], p[idx]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def run_multimodal_bench(
+    out_dir: str | Path, config: MultimodalBenchConfig, *, progress: bool = True
+) -> dict[str, Any]:
+    """Run the benchmark, write ``multimodal.json``, ``multimodal.md`` and plots into ``out_dir``."""
+    import torch
+
+    from heartline.data.ptbxl import load_ptbxl
+    from heartline.models.multimodal import MultimodalConfig
+    from heartline.training.multimodal import (
+        EcgScaler,
+        MetaScaler,
+        TrainSettings,
+        best_f1_thresholds,
+        build_network,
+        fit_gbm,
+        macro_auc,
+        predict,
+        predict_gbm,
+        record_features,
+        train_network,
+    )
+
+    unknown = [m for m in config.models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; valid: {list(MODELS)}")
+    plan = fold_plan(config.protocol, config.folds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    torch.set_num_threads(1)
+    cache = config.cache_dir or str(out / "cache")
+    data = load_ptbxl(
+        fs=config.fs,
+        data_dir=config.data_dir,
+        max_records=config.max_records,
+        cache_dir=cache,
+        progress=progress,
+    ).labelled()
+    # the networks run at 100 Hz: records500 are decimated by 5 (anti-aliased)
+    model_fs = 100.0
+    signals = data.signals
+    if data.fs != model_fs:
+        from scipy.signal import resample_poly
+
+        signals = resample_poly(signals, 1, round(data.fs / model_fs), axis=2).astype(np.float32)
+    present_folds = set(np.unique(data.strat_fold).tolist())
+    needed = {f for pair in plan for f in pair}
+    if not needed <= present_folds:
+        raise ValueError(
+            f"protocol {config.protocol} needs folds {sorted(needed)}; data has {sorted(present_folds)}"
+        )
+    y_all = data.labels.astype(np.int64)
+    names = data.class_names
+    age_all = data.metadata.values[:, 0].astype(np.float64)
+    feat_file = (
+        Path(cache) / f"features_{len(data)}_{int(model_fs)}hz_{int(data.ecg_ids.sum())}.npy"
+    )
+    feats = None
+    if any(MODELS[m][0].startswith("gbm") for m in config.models):
+        if feat_file.is_file():
+            feats = np.load(feat_file)
+        else:
+            t0 = time.perf_counter()
+            feats, _ = record_features(signals, fs=model_fs)
+            np.save(feat_file, feats)
+            log.info("ECG features in %.1f s", time.perf_counter() - t0)
+    settings = TrainSettings(epochs=config.epochs, seed=config.seed)
+    # finished (fold, model) results are cached under this key, so an interrupted run resumes
+    run_key = hashlib.sha256(
+        json.dumps(
+            [
+                config.protocol,
+                config.fs,
+                config.max_records,
+                config.seed,
+                settings.__dict__,
+                int(data.ecg_ids.sum()),
+                len(data),
+                _source_digest(),
+            ]
+        ).encode()
+    ).hexdigest()[:12]
+    oof: dict[str, dict[str, np.ndarray]] = {
+        m: {
+            "probs": np.full(y_all.shape, np.nan),
+            "pred": np.zeros(y_all.shape, dtype=np.int64),
+            "weights": np.full((len(y_all), 2), np.nan),
+            "age": np.full(len(y_all), np.nan),
+        }
+        for m in config.models
+    }
+    fold_auc: dict[str, list[float]] = {m: [] for m in config.models}
+    train_info: dict[str, list[dict[str, Any]]] = {m: [] for m in config.models}
+    timings: dict[str, float] = {m: 0.0 for m in config.models}
+    test_mask_all = np.zeros(len(y_all), dtype=bool)
+    val_probs: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    from rich.progress import Progress
+
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("multimodal bench", total=len(plan) * len(config.models))
+        for test_fold, val_fold in plan:
+            te = data.strat_fold == test_fold
+            va = data.strat_fold == val_fold
+            tr = ~(te | va)
+            if config.protocol == "benchmark":
+                tr = data.strat_fold <= 8
+            test_mask_all |= te
+            es = EcgScaler.fit(signals[tr])
+            ms = MetaScaler.fit(data.metadata.take(tr))
+            ecg = es.transform(signals)
+            meta = ms.transform(data.metadata)
+            a_mean, a_std = float(np.nanmean(age_all[tr])), float(np.nanstd(age_all[tr]))
+            age_z = (age_all - a_mean) / a_std
+            for m in config.models:
+                kind, _ = MODELS[m]
+                t0 = time.perf_counter()
+                info: dict[str, Any] = {"test_fold": test_fold, "val_fold": val_fold}
+                ckpt = Path(cache) / f"fold_{run_key}_{test_fold}_{m}.npz"
+                if ckpt.is_file():  # finished earlier with the same settings: resume
+                    z = np.load(ckpt, allow_pickle=False)
+                    pv, pt = z["pv"], z["pt"]
+                    weights_t = z["weights"] if z["weights"].size else None
+                    age_t = z["age"] if z["age"].size else None
+                    info.update(json.loads(str(z["info"])))
+                    info["resumed"] = True
+                    t0 -= float(z["seconds"])  # report the original training time
+                elif kind == "naive":
+                    prior = y_all[tr].mean(axis=0)
+                    pv = np.tile(prior, (int(va.sum()), 1))
+                    pt = np.tile(prior, (int(te.sum()), 1))
+                    weights_t, age_t = None, None
+                elif kind.startswith("gbm"):
+                    assert feats is not None
+                    x = (
+                        feats
+                        if kind == "gbm_ecg"
+                        else np.concatenate([feats, data.metadata.values], axis=1)
+                    )
+                    from threadpoolctl import threadpool_limits
+
+                    with threadpool_limits(1):  # one core, as the networks
+                        gb = fit_gbm(x[tr], y_all[tr], seed=config.seed)
+                    pv, pt = predict_gbm(gb, x[va]), predict_gbm(gb, x[te])
+                    weights_t, age_t = None, None
+                else:
+                    fusion = kind.split("+")[0]
+                    cfg = MultimodalConfig(
+                        n_leads=ecg.shape[1],
+                        n_classes=len(names),
+                        fs_hz=model_fs,
+                        fusion="ecg" if fusion == "resnet1d" else fusion,
+                        age_head=kind.endswith("+age"),
+                    )
+                    torch.manual_seed(config.seed)
+                    net = build_network(fusion, config=cfg)
+                    net, info_t = train_network(
+                        net,
+                        train=(ecg[tr], meta[tr], y_all[tr], age_z[tr]),
+                        val=(ecg[va], meta[va], y_all[va]),
+                        fs=model_fs,
+                        settings=settings,
+                    )
+                    info.update({k: v for k, v in info_t.items() if k != "history"})
+                    pv = predict(net, ecg[va], meta[va], fs=model_fs, settings=settings).probs
+                    pred_t = predict(
+                        net,
+                        ecg[te],
+                        meta[te],
+                        fs=model_fs,
+                        settings=settings,
+                        age_scale=(a_mean, a_std),
+                    )
+                    pt, weights_t, age_t = pred_t.probs, pred_t.modality_weights, pred_t.age_y
+                if not ckpt.is_file():
+                    np.savez(
+                        ckpt,
+                        pv=pv,
+                        pt=pt,
+                        weights=np.empty(0) if weights_t is None else weights_t,
+                        age=np.empty(0) if age_t is None else age_t,
+                        info=json.dumps(_json_safe(info)),
+                        seconds=time.perf_counter() - t0,
+                    )
+                val_probs[(test_fold, m)] = (pv, pt)
+                thr = best_f1_thresholds(y_all[va], pv)
+                oof[m]["probs"][te] = pt
+                oof[m]["pred"][te] = (pt >= thr).astype(np.int64)
+                if weights_t is not None:
+                    oof[m]["weights"][te] = weights_t
+                if age_t is not None:
+                    oof[m]["age"][te] = age_t
+                fold_auc[m].append(macro_auc(y_all[te], pt))
+                info["thresholds"] = thr.round(4).tolist()
+                info["test_macro_auc"] = fold_auc[m][-1]
+                train_info[m].append(info)
+                timings[m] += time.perf_counter() - t0
+                bar.advance(task)
+                log.info(
+                    "fold %d %s: macro-AUC %.3f (%.0f s)",
+                    test_fold,
+                    m,
+                    fold_auc[m][-1],
+                    time.perf_counter() - t0,
+                )
+
+    # fixed-weight (1/2, 1/2) averages of two models' probabilities, chosen a priori (no weight
+    # is fitted, so nothing is tuned on any fold)
+    models = list(config.models)
+    for name, (a, b) in ENSEMBLES.items():
+        if a not in config.models or b not in config.models:
+            continue
+        oof[name] = {k: v.copy() for k, v in oof[a].items()}
+        oof[name]["weights"][:] = np.nan
+        oof[name]["age"][:] = np.nan
+        fold_auc[name], train_info[name] = [], []
+        timings[name] = timings[a] + timings[b]
+        for test_fold, val_fold in plan:
+            te, va = data.strat_fold == test_fold, data.strat_fold == val_fold
+            pv = 0.5 * (val_probs[(test_fold, a)][0] + val_probs[(test_fold, b)][0])
+            pt = 0.5 * (val_probs[(test_fold, a)][1] + val_probs[(test_fold, b)][1])
+            thr = best_f1_thresholds(y_all[va], pv)
+            oof[name]["probs"][te] = pt
+            oof[name]["pred"][te] = (pt >= thr).astype(np.int64)
+            fold_auc[name].append(macro_auc(y_all[te], pt))
+            train_info[name].append({"test_fold": test_fold, "val_fold": val_fold})
+        models.append(name)
+
+    idx = np.flatnonzero(test_mask_all)
+    y = y_all[idx]
+    probs = {m: oof[m]["probs"][idx] for m in models}
+    boots = _bootstrap_auc(y, probs, n_boot=config.n_boot, seed=config.seed)
+    results: dict[str, Any] = {}
+    for m in models:
+        met = _class_metrics(y, probs[m], oof[m]["pred"][idx], names)
+        b = boots[m][np.isfinite(boots[m])]
+        met["macro_auc_ci95"] = [float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))]
+        met["fold_macro_auc"] = fold_auc[m]
+        met["fold_mean_macro_auc"] = float(np.nanmean(fold_auc[m]))
+        met["description"] = (
+            MODELS[m][1] if m in MODELS else f"mean of {' and '.join(ENSEMBLES[m])}"
+        )
+        met["seconds"] = round(timings[m], 1)
+        age_p = oof[m]["age"][idx]
+        ok = np.isfinite(age_p) & np.isfinite(age_all[idx])
+        met["age_mae_y"] = float(np.abs(age_p[ok] - age_all[idx][ok]).mean()) if ok.any() else None
+        w = oof[m]["weights"][idx]
+        if m in MODELS and np.isfinite(w).all() and MODELS[m][0].startswith("attention"):
+            met["modality_weights_by_class"] = {
+                name: {
+                    "ecg": float(w[y[:, c] == 1, 0].mean()),
+                    "metadata": float(w[y[:, c] == 1, 1].mean()),
+                }
+                for c, name in enumerate(names)
+                if y[:, c].any()
+            }
+        met["folds"] = train_info[m]
+        results[m] = met
+    comparison: dict[str, Any] = {}
+    for a, b_ in (("fused", "ecg_only"), ("gbm", "gbm_ecg"), ("fused_age", "fused")):
+        if a in results and b_ in results:
+            diff = boots[a] - boots[b_]
+            diff = diff[np.isfinite(diff)]
+            entry = {
+                "delta_pooled_macro_auc": results[a]["macro_auc"] - results[b_]["macro_auc"],
+                "paired_bootstrap_ci95": [
+                    float(np.percentile(diff, 2.5)),
+                    float(np.percentile(diff, 97.5)),
+                ],
+            }
+            if len(plan) >= 5:
+                from scipy.stats import wilcoxon
+
+                fa, fb = np.asarray(fold_auc[a]), np.asarray(fold_auc[b_])
+                stat = wilcoxon(fa, fb)
+                entry["wilcoxon_folds"] = {
+                    "n": len(fa),
+                    "statistic": float(stat.statistic),
+                    "p_value": float(stat.pvalue),
+                    "wins": int((fa > fb).sum()),
+                }
+            comparison[f"{a}_vs_{b_}"] = entry
+    wall_s = time.perf_counter() - t_start
+    report: dict[str, Any] = {
+        "records": len(data),
+        "records_evaluated": len(idx),
+        "folds": len(plan),
+        "protocol": config.protocol,
+        "fs_hz": config.fs,
+        "classes": list(names),
+        "class_counts": {n: int(c) for n, c in zip(names, y.sum(axis=0), strict=True)},
+        "models": results,
+        "comparisons": comparison,
+        "data_notes": list(data.notes),
+        "settings": {
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "n_boot": config.n_boot,
+            "train": settings.__dict__,
+            "torch_threads": 1,
+        },
+        "wall_s": round(wall_s, 1),
+        "cpu_s": round(time.process_time() - cpu_start, 1),
+        "commit": _git_rev(),
+        "machine": platform.processor() or platform.machine(),
+    }
+    (out / "multimodal.json").write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False))
+    np.savez(
+        out / "oof_predictions.npz",
+        y=y,
+        ecg_ids=data.ecg_ids[idx],
+        **{f"{m}_probs": probs[m] for m in models},
+    )
+    _plots(out, y, probs, results, names)
+    (out / "multimodal.md").write_text(_markdown(report))
+    return report
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _plots(
+    out: Path,
+    y: np.ndarray,
+    probs: dict[str, np.ndarray],
+    results: dict[str, Any],
+    names: tuple[str, ...],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4))
+    for c, (ax, name) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
+        if not 0 < y[:, c].sum() < len(y):
+            continue
+        for m, p in probs.items():
+            fpr, tpr, _ = roc_curve(y[:, c], p[:, c])
+            auc = results[m]["per_class"][name]["auc"]
+            ax.plot(fpr, tpr, lw=1, label=f"{m} {auc:.3f}")
+        ax.plot([0, 1], [0, 1], "k:", lw=0.5)
+        ax.set_title(f"{name} (n={int(y[:, c].sum())})")
+        ax.set_xlabel("false positive rate")
+        ax.legend(fontsize=6, loc="lower right")
+    np.atleast_1d(axes)[0].set_ylabel("true positive rate")
+    fig.tight_layout()
+    fig.savefig(out / "roc_per_class.png", dpi=110)
+    plt.close(fig)
+    att = [m for m in results if "modality_weights_by_class" in results[m]]
+    if att:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        width = 0.8 / len(att)
+        for i, m in enumerate(att):
+            w = results[m]["modality_weights_by_class"]
+            ax.bar(
+                np.arange(len(w)) + i * width, [v["metadata"] for v in w.values()], width, label=m
+            )
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, list(names))
+        ax.set_ylabel("metadata attention weight (ECG = 1 - this)")
+        ax.set_title("modality attention by true class (out-of-fold)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "attention_by_class.png", dpi=110)
+        plt.close(fig)
+
+
+def _fmt_ci(ci: list[float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    names = r["classes"]
+    lines = [
+        f"# Multimodal PTB-XL benchmark ({r['protocol']}, {r['records']} records, {r['folds']} fold(s))",
+        "",
+        f"Commit `{r['commit']}`, {r['fs_hz']} Hz, wall time {r['wall_s']:.0f} s, CPU time "
+        f"{r.get('cpu_s', float('nan')):.0f} s (1 torch thread; shared machine: wall times are "
+        "inflated by other load).",
+        f"Class counts (evaluated records): {r['class_counts']}.",
+        "",
+        "| model | pooled macro-AUC [95 % CI] | "
+        + " | ".join(f"AUC {n}" for n in names)
+        + " | fold-mean macro-AUC | macro-F1 | label acc. | subset acc. | kappa | MCC | age MAE (y) | s |",
+        "|---|---|" + "---|" * len(names) + "---|---|---|---|---|---|---|---|",
+    ]
+    for m, v in r["models"].items():
+        per = " | ".join(
+            "-" if v["per_class"][n]["auc"] is None else f"{v['per_class'][n]['auc']:.3f}"
+            for n in names
+        )
+        age = "-" if v["age_mae_y"] is None else f"{v['age_mae_y']:.1f}"
+        lines.append(
+            f"| {m} ({v['description']}) | {v['macro_auc']:.3f} {_fmt_ci(v['macro_auc_ci95'])} | {per} | "
+            f"{v['fold_mean_macro_auc']:.3f} | {v['macro_f1']:.3f} | {v['label_accuracy']:.3f} | {v['subset_accuracy']:.3f} | "
+            f"{v['macro_kappa']:.3f} | {v['macro_mcc']:.3f} | {age} | {v['seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "Pooled: one AUC over all out-of-fold predictions; fold-mean: the mean of the per-fold "
+        "values. The naive baseline scores a constant per fold (AUC 0.5 in every fold); pooled "
+        "over folds whose training priors differ it moves away from 0.5, a reminder that pooled "
+        "AUCs also reward calibration across folds. F1, accuracy, kappa and MCC use per-class "
+        "thresholds chosen on each fold's validation fold; label accuracy is over all "
+        "(record, class) pairs, subset accuracy counts records with all 5 labels right; kappa and "
+        "MCC are per-class means.",
+        "",
+        "## Paired comparisons",
+        "",
+    ]
+    for k, c in r["comparisons"].items():
+        w = c.get("wilcoxon_folds")
+        wtxt = (
+            f"; Wilcoxon over {w['n']} folds p = {w['p_value']:.3f} ({w['wins']} wins)" if w else ""
+        )
+        lines.append(
+            f"- {k}: delta pooled macro-AUC {c['delta_pooled_macro_auc']:+.4f}, paired bootstrap 95 % "
+            f"CI {_fmt_ci(c['paired_bootstrap_ci95'])}{wtxt}"
+        )
+    for m, v in r["models"].items():
+        if "modality_weights_by_class" in v:
+            lines += [
+                "",
+                f"Modality attention of `{m}` (mean OOF weight, by true class): "
+                + ", ".join(
+                    f"{n}: ECG {w['ecg']:.2f} / metadata {w['metadata']:.2f}"
+                    for n, w in v["modality_weights_by_class"].items()
+                ),
+            ]
+    lines += ["", "## Data handling", ""] + [f"- {n}" for n in r["data_notes"]]
+    lines += ["", "Plots: `roc_per_class.png`, `attention_by_class.png`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,847 @@
+"""``heartline bench rhythm``: the rhythm models and every baseline in one cross-validation.
+
+Why this file is long (about 840 lines): one benchmark that runs every rhythm model and baseline
+on the same folds and writes one report; the baselines' adapters are small and only used here.
+
+Stratified ``n_folds``-fold cross-validation by record on the shared CinC 2017 records (the same
+folds for every model; each network's early-stopping validation is carved out of its training
+folds, stratified). Models, side by side:
+
+* ``af_rule``: Heartline's AF rule (:func:`heartline.alerts.rules.detect_af_like` with its
+  defaults) on Heartline's detected beats: ``A`` when it raises an episode, else ``N``;
+* ``dash_rule``: Dash et al. (2009) with the published thresholds (nRMSSD > 0.1, turning-point
+  ratio within mu +- 3 sigma of a random series, Shannon entropy > 0.7) on the whole record;
+* ``rr_gbm``: the RR-irregularity features (Dash 2009, Sarkar 2008, Lake & Moorman 2011, beat
+  and amplitude statistics) with scikit-learn's HistGradientBoostingClassifier;
+* ``lstm``, ``cnn``: the LSTM-only and CNN-only networks of :mod:`heartline.models.rhythm`;
+* ``hybrid``: the CNN-LSTM with the RR features fused in.
+
+Scores on the pooled out-of-fold predictions (:func:`heartline.training.rhythm.rhythm_metrics`):
+the challenge F1 (mean F1 of N, A, O), per-class Se / +P / F1 / AUC, confusion matrices, 95 %
+bootstrap CIs by record, and the paired bootstrap difference of the hybrid against each other
+model. The fold-0 hybrid is exported to ONNX and timed per 30 s window on one thread.
+
+:func:`ship_rhythm_model` trains the shipped hybrid on the fixed 80 % split
+(:func:`heartline.data.cinc2017.cinc2017_holdout`), scores it once on the 20 %, and writes
+``rhythm.onnx``, ``rhythm.json`` and the model card ``rhythm.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BENCH_MODELS",
+    "RhythmBenchConfig",
+    "run_rhythm_benchmark",
+    "ship_rhythm_model",
+    "write_rhythm_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every model the benchmark can run, baselines first.
+BENCH_MODELS: tuple[str, ...] = ("af_rule", "dash_rule", "rr_gbm", "lstm", "cnn", "hybrid")
+NETWORKS = ("lstm", "cnn", "hybrid")
+CLASSES = ("N", "A", "O", "~")
+
+
+@dataclass(frozen=True)
+class RhythmBenchConfig:
+    """Settings of one benchmark run (saved in ``rhythm.json``).
+
+    ``quick``: a stratified subset of ``quick_records`` records, 2 folds, 1 epoch, 200
+    bootstrap draws: a smoke test in well under a minute, not a result.
+    """
+
+    n_folds: int = 5
+    seed: int = 0
+    models: tuple[str, ...] = BENCH_MODELS
+    epochs: int = 4
+    patience: int = 3
+    batch_size: int = 32
+    lr: float = 3e-3
+    class_weight_power: float = 0.5
+    fs_hz: float = 100.0
+    window_s: float = 30.0
+    train_crop_s: float = 15.0
+    n_bootstrap: int = 1000
+    quick: bool = False
+    quick_records: int = 120
+    gbm_max_iter: int = 300
+    measure_inference: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in BENCH_MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; valid: {', '.join(BENCH_MODELS)}")
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+
+    def effective(self) -> RhythmBenchConfig:
+        """The settings actually used (``quick`` shrinks folds, epochs and bootstrap)."""
+        if not self.quick:
+            return self
+        return replace(
+            self,
+            n_folds=2,
+            epochs=1,
+            patience=1,
+            n_bootstrap=200,
+            gbm_max_iter=50,
+            measure_inference=False,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------------
+def _af_rule_labels(
+    records: Sequence[str], *, data_dir: Any, cache_dir: Path, on_record: Callable[[], None]
+) -> np.ndarray:
+    """1 where Heartline's AF rule fires on the record's detected beats (cached by record list)."""
+    import hashlib
+
+    from heartline.alerts.rules import BeatSeries, detect_af_like
+    from heartline.data.cinc2017 import read_cinc2017
+    from heartline.signal.rpeaks import detect_r_peaks
+
+    key = hashlib.sha256(("|".join(records) + "|af_rule|v1").encode()).hexdigest()[:16]
+    path = cache_dir / f"cinc2017_afrule_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    out = np.zeros(len(records), dtype=np.int64)
+    for i, rec in enumerate(records):
+        x, fs = read_cinc2017(rec, data_dir=data_dir)
+        peaks = detect_r_peaks(x.astype(np.float64), fs=fs).sample_idx
+        if peaks.size:
+            series = BeatSeries.from_samples(peaks, np.full(peaks.size, "N"), fs=fs)
+            out[i] = int(len(detect_af_like(series)) > 0)
+        on_record()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def _dash_rule_labels(rr: np.ndarray, lengths_s: np.ndarray) -> np.ndarray:
+    """Dash et al. (2009) published thresholds on the whole-record features."""
+    from heartline.features.rhythm import RR_FEATURE_NAMES
+
+    col = {n: i for i, n in enumerate(RR_FEATURE_NAMES)}
+    n_rr = np.maximum(rr[:, col["n_beats_per_10s"]] * lengths_s / 10.0 - 1.0, 0.0)
+    m = n_rr - 2 * np.floor((n_rr + 8) / 16)
+    mu = 2.0 * (m - 2) / 3.0
+    sigma = np.sqrt(np.maximum(16.0 * m - 29.0, 0.0) / 90.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = (mu - 3 * sigma) / np.maximum(m, 1)
+        hi = (mu + 3 * sigma) / np.maximum(m, 1)
+    tpr = rr[:, col["tpr_dash"]]
+    af = (
+        (rr[:, col["nrmssd_dash"]] > 0.1)
+        & (tpr > lo)
+        & (tpr < hi)
+        & (rr[:, col["shannon_entropy_dash"]] > 0.7)
+        & (m >= 8)
+    )
+    return af.astype(np.int64)
+
+
+def _arrays_cached(index: Any, fs_hz: float, cache: Path) -> bool:
+    from heartline.training.rhythm import rhythm_cache_path
+
+    return rhythm_cache_path(index["record"].tolist(), fs_hz, cache).is_file()
+
+
+def _hard_proba(labels: np.ndarray) -> np.ndarray:
+    """One-hot ``(n, 4)`` of class indices (rules give hard labels)."""
+    return np.eye(4)[np.asarray(labels, dtype=np.int64)]
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+def _quick_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """About ``n`` records, every class represented (at least 20 each where available)."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in CLASSES:
+        idx = np.flatnonzero(labels == c)
+        k = min(idx.size, max(20, round(n * idx.size / labels.size)))
+        picks.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def _paired_delta(
+    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_bootstrap: int, seed: int
+) -> dict[str, float]:
+    """CinC F1 of a minus b with a 95 % paired bootstrap CI by record."""
+    from heartline.training.rhythm import cinc_f1
+
+    rng = np.random.default_rng(seed)
+    d = cinc_f1(y, pred_a) - cinc_f1(y, pred_b)
+    samples = []
+    for _ in range(n_bootstrap):
+        i = rng.integers(0, y.size, size=y.size)
+        samples.append(cinc_f1(y[i], pred_a[i]) - cinc_f1(y[i], pred_b[i]))
+    lo, hi = np.percentile(samples, [2.5, 97.5]) if samples else (math.nan, math.nan)
+    return {"delta": float(d), "ci95": [float(lo), float(hi)]}
+
+
+def _time_onnx(path: Path, x: np.ndarray, m: np.ndarray, rr: np.ndarray, n: int = 200) -> dict:
+    from heartline.edge.rhythm import OnnxRhythmClassifier
+
+    clf = OnnxRhythmClassifier(path, num_threads=1)
+    xb, mb, rb = x[:1], m[:1], rr[:1]
+    for _ in range(10):
+        clf.predict_windows(xb, mb, rb)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        clf.predict_windows(xb, mb, rb)
+        times.append(time.perf_counter() - t)
+    return {
+        "ms_per_30s_window_median": 1000 * float(np.median(times)),
+        "ms_per_30s_window_p95": 1000 * float(np.percentile(times, 95)),
+        "runs": n,
+        "threads": 1,
+        "batch": 1,
+        "onnx_bytes": path.stat().st_size,
+    }
+
+
+def _time_end_to_end(path: Path, records: Sequence[str], data_dir: Any, n: int = 20) -> dict:
+    """Whole torch-free path per 30 s record: filtering, resampling, detector, features, ONNX."""
+    from heartline.data.cinc2017 import read_cinc2017
+    from heartline.edge.rhythm import OnnxRhythmClassifier
+
+    clf = OnnxRhythmClassifier(path, num_threads=1)
+    sigs = [read_cinc2017(r, data_dir=data_dir) for r in records[:n]]
+    sigs = [(x[:9000], fs) for x, fs in sigs if x.size >= 9000] or sigs
+    times = []
+    for x, fs in sigs:
+        t = time.perf_counter()
+        clf.classify(x, fs=fs)
+        times.append(time.perf_counter() - t)
+    return {"ms_per_30s_record_median": 1000 * float(np.median(times)), "records": len(times)}
+
+
+def run_rhythm_benchmark(
+    config: RhythmBenchConfig | None = None,
+    *,
+    out: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the cross-validation; returns the report dict that :func:`write_rhythm_report` writes.
+
+    ``on_progress(description, done, total)`` is called as work completes (progress bars).
+    """
+    import torch
+
+    from heartline.data.cinc2017 import cinc2017_folds, cinc2017_holdout, load_cinc2017_index
+    from heartline.models.rhythm import build_rhythm_model
+    from heartline.training.rhythm import (
+        RhythmFitConfig,
+        _default_cache_dir,
+        build_rhythm_arrays,
+        class_weights,
+        export_rhythm_onnx,
+        fit_rhythm,
+        predict_rhythm_proba,
+        rhythm_metrics,
+        window_batches,
+    )
+    from heartline.training.rundir import git_revision, platform_info
+
+    requested = config or RhythmBenchConfig()
+    cfg = requested.effective()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    t_start = time.perf_counter()
+    torch.set_num_threads(1)
+
+    index = load_cinc2017_index(data_dir=data_dir)
+    labels_all = index["label"].to_numpy()
+    if cfg.quick:
+        index = index.iloc[_quick_subset(labels_all, cfg.quick_records, cfg.seed)].reset_index(
+            drop=True
+        )
+    full_index = load_cinc2017_index(data_dir=data_dir) if cfg.quick else None
+    records = index["record"].tolist()
+    n = len(records)
+    n_net = sum(m in NETWORKS for m in cfg.models)
+    total = n * (1 + ("af_rule" in cfg.models)) + cfg.n_folds * (n_net * cfg.epochs + 1)
+    done = 0
+
+    def tick(desc: str, k: int = 1) -> None:
+        nonlocal done
+        done += k
+        if on_progress is not None:
+            on_progress(desc, min(done, total), total)
+
+    t0 = time.perf_counter()
+    arrays = None
+    if full_index is not None and _arrays_cached(full_index, cfg.fs_hz, cache):
+        # quick mode: reuse the full preprocessed cache when a full run made it
+        full = build_rhythm_arrays(full_index, data_dir=data_dir, fs_hz=cfg.fs_hz, cache_dir=cache)
+        pos = {r: i for i, r in enumerate(full.records.tolist())}
+        arrays = full.subset(np.asarray([pos[r] for r in records], dtype=np.int64))
+    arrays = arrays or build_rhythm_arrays(
+        index,
+        data_dir=data_dir,
+        fs_hz=cfg.fs_hz,
+        cache_dir=cache,
+        on_record=lambda r: tick(f"preprocess {r}"),
+    )
+    if done < n:
+        tick("preprocess (cached)", n - done)
+    prep_s = time.perf_counter() - t0
+    y = arrays.y
+    folds = cinc2017_folds(index["label"], n_splits=cfg.n_folds, seed=cfg.seed)
+    probas: dict[str, np.ndarray] = {}
+    fold_scores: dict[str, list[float]] = {m: [] for m in cfg.models}
+    train_s: dict[str, float] = dict.fromkeys(cfg.models, 0.0)
+    histories: dict[str, list[list[dict[str, float]]]] = {
+        m: [] for m in cfg.models if m in NETWORKS
+    }
+    timing: dict[str, Any] = {}
+    lengths_s = arrays.lengths / arrays.fs_hz
+
+    if "af_rule" in cfg.models:
+        t = time.perf_counter()
+        fired = _af_rule_labels(
+            records, data_dir=data_dir, cache_dir=cache, on_record=lambda: tick("af_rule")
+        )
+        if done < n * 2:
+            tick("af_rule (cached)", 2 * n - done)
+        probas["af_rule"] = _hard_proba(fired)  # class 1 (A) when it fires, else 0 (N)
+        train_s["af_rule"] = time.perf_counter() - t
+    if "dash_rule" in cfg.models:
+        probas["dash_rule"] = _hard_proba(_dash_rule_labels(arrays.rr, lengths_s))
+    for m in cfg.models:
+        if m not in probas:
+            probas[m] = np.zeros((n, 4))
+
+    from heartline.training.rhythm import cinc_f1
+
+    for k in range(cfg.n_folds):
+        test = folds == k
+        train_idx = np.flatnonzero(~test)
+        inner_val = cinc2017_holdout(y[train_idx], test_fraction=0.1, seed=cfg.seed + k)
+        tr = arrays.subset(train_idx[~inner_val])
+        va = arrays.subset(train_idx[inner_val])
+        te = arrays.subset(np.flatnonzero(test))
+        if "rr_gbm" in cfg.models:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            t = time.perf_counter()
+            trg = arrays.subset(train_idx)
+            clf = HistGradientBoostingClassifier(
+                max_iter=cfg.gbm_max_iter,
+                learning_rate=0.05,
+                early_stopping=False,
+                random_state=cfg.seed,
+            )
+            clf.fit(
+                trg.rr, trg.y, sample_weight=class_weights(trg.y, cfg.class_weight_power)[trg.y]
+            )
+            p = np.zeros((len(te), 4))
+            p[:, clf.classes_] = clf.predict_proba(te.rr)
+            probas["rr_gbm"][test] = p
+            train_s["rr_gbm"] += time.perf_counter() - t
+        tick(f"fold {k + 1}: rr_gbm")
+        for name in NETWORKS:
+            if name not in cfg.models:
+                continue
+            t = time.perf_counter()
+            torch.manual_seed(cfg.seed + k)
+            net = build_rhythm_model(name, n_rr=arrays.rr.shape[1], fs_hz=cfg.fs_hz)
+            fit_cfg = RhythmFitConfig(
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                class_weight_power=cfg.class_weight_power,
+                window_s=cfg.window_s,
+                train_crop_s=cfg.train_crop_s,
+                patience=cfg.patience,
+                seed=cfg.seed + k,
+            )
+            ep_done = 0
+
+            def on_epoch(rec: dict[str, float], _name: str = name, _k: int = k) -> None:
+                nonlocal ep_done
+                ep_done += 1
+                tick(f"fold {_k + 1}: {_name} epoch {int(rec['epoch'])}")
+
+            net, hist = fit_rhythm(net, tr, va, fit_cfg, on_epoch=on_epoch)
+            if ep_done < cfg.epochs:
+                tick(f"fold {k + 1}: {name} stopped early", cfg.epochs - ep_done)
+            probas[name][test] = predict_rhythm_proba(net, te, window_s=cfg.window_s)
+            histories[name].append(hist)
+            train_s[name] += time.perf_counter() - t
+            if name == "hybrid" and k == 0 and cfg.measure_inference:
+                onnx_path = export_rhythm_onnx(net, out / "hybrid_fold0.onnx", name="hybrid")
+                x, msk, rr, _own = window_batches(te.subset(np.arange(min(8, len(te)))))
+                timing = _time_onnx(onnx_path, x, msk, rr)
+                timing.update(_time_end_to_end(onnx_path, te.records.tolist(), data_dir))
+        for m in cfg.models:
+            yt = y[test]
+            fold_scores[m].append(cinc_f1(yt, probas[m][test].argmax(1)))
+
+    results = {}
+    for m in cfg.models:
+        metrics = rhythm_metrics(
+            y,
+            probas[m],
+            n_bootstrap=cfg.n_bootstrap,
+            seed=cfg.seed,
+            has_scores=m not in ("af_rule", "dash_rule"),
+        ).to_dict()
+        metrics["fold_cinc_f1"] = fold_scores[m]
+        metrics["train_and_predict_s"] = train_s[m]
+        if m in histories:
+            metrics["history"] = histories[m]
+        results[m] = metrics
+    deltas = {}
+    if "hybrid" in cfg.models:
+        for m in cfg.models:
+            if m != "hybrid":
+                deltas[m] = _paired_delta(
+                    y,
+                    probas["hybrid"].argmax(1),
+                    probas[m].argmax(1),
+                    min(cfg.n_bootstrap, 1000),
+                    cfg.seed,
+                )
+    np.savez(
+        out / "rhythm_oof.npz",
+        records=np.asarray(records),
+        y=y,
+        folds=folds,
+        **{f"proba_{m}": probas[m] for m in cfg.models},
+    )
+    return {
+        "benchmark": "rhythm",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "git_revision": git_revision(),
+        "platform": platform_info(),
+        "config": asdict(requested),
+        "effective_config": asdict(cfg),
+        "dataset": {
+            "name": "cinc2017 (shared 5,543-record share of the training set)",
+            "n_records": n,
+            "class_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)},
+            "folds": "stratified by label, by record, seed " + str(cfg.seed),
+        },
+        "preprocess_s": prep_s,
+        "wall_s": time.perf_counter() - t_start,
+        "models": results,
+        "hybrid_minus": deltas,
+        "inference": timing,
+        "targets": {"cinc_f1": 0.83, "f1_A": 0.88, "ms_per_30s_window": 5.0},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3f}"
+
+
+def render_rhythm_markdown(report: dict[str, Any], command: str = "heartline bench rhythm") -> str:
+    """The Markdown summary of a report."""
+    cfg = report["effective_config"]
+    lines = [
+        f"# Rhythm benchmark (CinC 2017), {report['date']}",
+        "",
+        f"Commit `{report['git_revision']}`; command `{command}`; "
+        f"{report['dataset']['n_records']} records "
+        f"({', '.join(f'{c} {k}' for c, k in report['dataset']['class_counts'].items())}); "
+        f"{cfg['n_folds']}-fold stratified cross-validation by record (seed {cfg['seed']}); "
+        f"wall time {report['wall_s']:.0f} s on {report['platform'].get('cpu', '?')} "
+        "(1 torch thread; a shared machine, timings inflated by other load).",
+        "",
+    ]
+    if cfg.get("quick"):
+        lines += ["**QUICK mode: a small subset, 1 epoch: a smoke test, not a result.**", ""]
+    lines += [
+        "CinC F1 = mean of F1(N), F1(A), F1(O) over the pooled out-of-fold predictions; "
+        "[95 % bootstrap CI by record]; fold F1 = mean +- sd of the per-fold CinC F1.",
+        "",
+        "| model | CinC F1 [95 % CI] | fold F1 | F1 N | F1 A [95 % CI] | F1 O | F1 ~ | "
+        "Se A | +P A | AUC A | time s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, r in report["models"].items():
+        ci = r["ci95"].get("cinc_f1", [None, None])
+        cia = r["ci95"].get("f1_A", [None, None])
+        c = r["classes"]
+        fs = np.asarray(r["fold_cinc_f1"], dtype=float)
+        lines.append(
+            f"| {m} | {_fmt(r['cinc_f1'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+            f"{fs.mean():.3f} +- {fs.std():.3f} | {_fmt(c['N']['f1'])} | "
+            f"{_fmt(c['A']['f1'])} [{_fmt(cia[0])}, {_fmt(cia[1])}] | {_fmt(c['O']['f1'])} | "
+            f"{_fmt(c['~']['f1'])} | {_fmt(c['A']['se'])} | {_fmt(c['A']['ppv'])} | "
+            f"{_fmt(c['A']['auc'])} | {r['train_and_predict_s']:.0f} |"
+        )
+    if report.get("hybrid_minus"):
+        lines += ["", "Hybrid minus each model, CinC F1 (paired bootstrap by record):", ""]
+        for m, d in report["hybrid_minus"].items():
+            lines.append(f"- vs {m}: {d['delta']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    t = report.get("inference") or {}
+    tg = report["targets"]
+    h = report["models"].get("hybrid")
+    lines += ["", "## Targets", ""]
+    if h is not None:
+        others = [r["cinc_f1"] for m, r in report["models"].items() if m != "hybrid"]
+        others_a = [r["classes"]["A"]["f1"] for m, r in report["models"].items() if m != "hybrid"]
+        ahead = all(h["cinc_f1"] > o for o in others) and all(
+            h["classes"]["A"]["f1"] > o for o in others_a if o is not None
+        )
+        lines += [
+            f"- CinC F1 >= {tg['cinc_f1']}: hybrid {h['cinc_f1']:.3f} "
+            f"({'met' if h['cinc_f1'] >= tg['cinc_f1'] else 'NOT met'})",
+            f"- AF F1 >= {tg['f1_A']}: hybrid {h['classes']['A']['f1']:.3f} "
+            f"({'met' if h['classes']['A']['f1'] >= tg['f1_A'] else 'NOT met'})",
+            f"- ahead of every baseline on both: {'yes' if ahead else 'NO'}",
+        ]
+    if t:
+        lines.append(
+            f"- inference <= {tg['ms_per_30s_window']} ms per 30 s window (ONNX Runtime, 1 thread, "
+            f"batch 1, fold-0 hybrid): median {t['ms_per_30s_window_median']:.2f} ms, p95 "
+            f"{t['ms_per_30s_window_p95']:.2f} ms "
+            f"({'met' if t['ms_per_30s_window_median'] <= tg['ms_per_30s_window'] else 'NOT met'}); "
+            f"whole torch-free path per 30 s record (filter, resample, R-peak detector, "
+            f"features, ONNX): {t['ms_per_30s_record_median']:.1f} ms"
+        )
+    lines += ["", "## Confusion matrices (rows reference, columns predicted: N A O ~)", ""]
+    for m, r in report["models"].items():
+        cm = r["confusion_matrix"]
+        lines.append(f"- {m}: " + "; ".join(" ".join(str(v) for v in row) for row in cm))
+    lines += [
+        "",
+        "Baselines: `af_rule` = `heartline.alerts.rules.detect_af_like` (defaults: 64-interval "
+        "windows, 30 s minimum episode) on Heartline's detected beats, A if it fires else N; "
+        "`dash_rule` = Dash et al. 2009 thresholds on the whole record; `rr_gbm` = "
+        "HistGradientBoosting on the RR-irregularity features; `lstm` / `cnn` = LSTM-only / "
+        "CNN-only networks (no RR features); `hybrid` = CNN + BiLSTM + attention with the RR "
+        "features fused.",
+        "",
+        "Plots: `rhythm_confusion.png`, `rhythm_f1.png`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_rhythm_report(
+    report: dict[str, Any], out: str | os.PathLike[str], *, command: str = "heartline bench rhythm"
+) -> dict[str, Path]:
+    """Write ``rhythm.json``, ``rhythm.md``, ``rhythm_confusion.png`` and ``rhythm_f1.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from heartline.training.rundir import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**report, "command": command}
+    paths = {"json": write_json(out / "rhythm.json", report)}
+    md = out / "rhythm.md"
+    md.write_text(render_rhythm_markdown(report, command), encoding="utf-8")
+    paths["md"] = md
+    models = list(report["models"])
+    ncol = min(3, len(models))
+    nrow = math.ceil(len(models) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.3 * nrow), squeeze=False)
+    for ax, m in zip(axes.ravel(), models, strict=False):
+        cm = np.asarray(report["models"][m]["confusion_matrix"], dtype=float)
+        rown = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.imshow(rown, cmap="Blues", vmin=0, vmax=1)
+        for i in range(4):
+            for j in range(4):
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rown[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(4), CLASSES)
+        ax.set_yticks(range(4), CLASSES)
+        ax.set_title(f"{m} (F1 {report['models'][m]['cinc_f1']:.3f})", fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("reference")
+    for ax in axes.ravel()[len(models) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths["confusion_png"] = out / "rhythm_confusion.png"
+    fig.savefig(paths["confusion_png"], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / max(len(models), 1)
+    for j, m in enumerate(models):
+        vals = [report["models"][m]["classes"][c]["f1"] or 0.0 for c in CLASSES]
+        vals.append(report["models"][m]["cinc_f1"])
+        ax.bar(np.arange(5) + j * width - 0.4 + width / 2, vals, width, label=m)
+    ax.axhline(0.83, color="k", ls="--", lw=0.8, label="target CinC F1 0.83")
+    ax.set_xticks(range(5), ["F1 N", "F1 A", "F1 O", "F1 ~", "CinC F1"])
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("CinC 2017 rhythm: per-class F1 (pooled out-of-fold)")
+    fig.tight_layout()
+    paths["f1_png"] = out / "rhythm_f1.png"
+    fig.savefig(paths["f1_png"], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# the shipped model
+# --------------------------------------------------------------------------------------------
+def default_assets_dir() -> Path:
+    """``heartline/assets/models`` of this installation (where the shipped models live)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "models"
+
+
+def ship_rhythm_model(
+    *,
+    out: str | os.PathLike[str],
+    assets_dir: str | os.PathLike[str] | None = None,
+    epochs: int = 8,
+    seed: int = 0,
+    fs_hz: float = 100.0,
+    train_crop_s: float = 15.0,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    command: str = "heartline bench rhythm-ship",
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train the shipped hybrid on the fixed 80 % split, score it once on the 20 %, export it.
+
+    The early-stopping validation (10 % of the 80 %, stratified) is carved out of the training
+    records; the 20 % test records are used once, after training, for the reported scores (the
+    RR + gradient-boosting baseline is scored on the same split for comparison). Writes
+    ``rhythm.onnx``, ``rhythm.json`` and the model card ``rhythm.md`` to ``out`` and copies them
+    to ``assets_dir`` (the package's ``assets/models`` by default).
+    """
+    import shutil
+
+    import torch
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
+    from heartline.edge.rhythm import OnnxRhythmClassifier
+    from heartline.models.rhythm import build_rhythm_model
+    from heartline.training.rhythm import (
+        RhythmFitConfig,
+        build_rhythm_arrays,
+        class_weights,
+        export_rhythm_onnx,
+        fit_rhythm,
+        predict_rhythm_proba,
+        rhythm_metrics,
+        window_batches,
+    )
+    from heartline.training.rundir import git_revision, platform_info, write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    assets = Path(assets_dir) if assets_dir is not None else default_assets_dir()
+    t_start = time.perf_counter()
+    torch.set_num_threads(1)
+    index = load_cinc2017_index(data_dir=data_dir)
+    n = len(index)
+    state = {"done": 0}
+    total = n + epochs + 2
+
+    def tick(desc: str, k: int = 1) -> None:
+        state["done"] += k
+        if on_progress is not None:
+            on_progress(desc, min(state["done"], total), total)
+
+    arrays = build_rhythm_arrays(
+        index, data_dir=data_dir, fs_hz=fs_hz, cache_dir=cache_dir, on_record=lambda r: tick(r)
+    )
+    if state["done"] < n:
+        tick("preprocess (cached)", n - state["done"])
+    test = cinc2017_holdout(index["label"], test_fraction=0.2, seed=seed)
+    train_idx = np.flatnonzero(~test)
+    inner_val = cinc2017_holdout(arrays.y[train_idx], test_fraction=0.1, seed=seed + 1)
+    tr = arrays.subset(train_idx[~inner_val])
+    va = arrays.subset(train_idx[inner_val])
+    te = arrays.subset(np.flatnonzero(test))
+    fit_cfg = RhythmFitConfig(
+        epochs=epochs, seed=seed, patience=max(3, epochs // 3), train_crop_s=train_crop_s
+    )
+    torch.manual_seed(seed)
+    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz)
+    t = time.perf_counter()
+    net, hist = fit_rhythm(
+        net, tr, va, fit_cfg, on_epoch=lambda r: tick(f"epoch {int(r['epoch'])}")
+    )
+    train_s = time.perf_counter() - t
+    if len(hist) < epochs:
+        tick("stopped early", epochs - len(hist))
+    onnx_path = export_rhythm_onnx(
+        net,
+        out / "rhythm.onnx",
+        name="hybrid",
+        extra_metadata={"heartline.git_revision": git_revision(), "heartline.seed": str(seed)},
+    )
+    tick("export")
+    # scored once on the 20 %: torch and ONNX Runtime on the same windows
+    p_torch = predict_rhythm_proba(net, te)
+    clf = OnnxRhythmClassifier(onnx_path, num_threads=1)
+    x, m, rr, owner = window_batches(te)
+    pw = np.concatenate(
+        [
+            clf.predict_windows(x[a : a + 256], m[a : a + 256], rr[a : a + 256])
+            for a in range(0, len(x), 256)
+        ]
+    )
+    p_onnx = np.zeros((len(te), 4))
+    np.add.at(p_onnx, owner, pw)
+    p_onnx /= np.maximum(np.bincount(owner, minlength=len(te)), 1)[:, None]
+    parity = float(np.abs(p_onnx - p_torch).max())
+    metrics = rhythm_metrics(te.y, p_onnx, n_bootstrap=1000, seed=seed).to_dict()
+    trg = arrays.subset(train_idx)
+    gbm = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, early_stopping=False, random_state=seed
+    ).fit(trg.rr, trg.y, sample_weight=class_weights(trg.y, 0.5)[trg.y])
+    p_gbm = np.zeros((len(te), 4))
+    p_gbm[:, gbm.classes_] = gbm.predict_proba(te.rr)
+    gbm_metrics = rhythm_metrics(te.y, p_gbm, n_bootstrap=1000, seed=seed).to_dict()
+    timing = _time_onnx(onnx_path, x, m, rr)
+    timing.update(_time_end_to_end(onnx_path, te.records.tolist(), data_dir))
+    tick("scored")
+    report = {
+        "model": "hybrid",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "git_revision": git_revision(),
+        "command": command,
+        "platform": platform_info(),
+        "split": {
+            "protocol": f"cinc2017_holdout(test_fraction=0.2, seed={seed}), stratified by label",
+            "n_train": len(tr),
+            "n_val": len(va),
+            "n_test": len(te),
+            "test_class_counts": {c: int((te.y == i).sum()) for i, c in enumerate(CLASSES)},
+        },
+        "fit_config": asdict(fit_cfg),
+        "fs_hz": fs_hz,
+        "n_parameters": int(sum(p.numel() for p in net.parameters())),
+        "train_s": train_s,
+        "history": hist,
+        "test_metrics_onnx": metrics,
+        "test_metrics_rr_gbm": gbm_metrics,
+        "onnx_torch_max_abs_diff": parity,
+        "inference": timing,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    write_json(out / "rhythm.json", report)
+    (out / "rhythm.md").write_text(render_rhythm_model_card(report), encoding="utf-8")
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in ("rhythm.onnx", "rhythm.json", "rhythm.md"):
+        shutil.copyfile(out / name, assets / name)
+    return report
+
+
+def render_rhythm_model_card(r: dict[str, Any]) -> str:
+    """The model card (Mitchell et al. 2019 sections) of the shipped rhythm model."""
+    m = r["test_metrics_onnx"]
+    g = r["test_metrics_rr_gbm"]
+    s = r["split"]
+    t = r["inference"]
+
+    def row(name: str, d: dict[str, Any]) -> str:
+        c = d["classes"]
+        ci = d["ci95"]["cinc_f1"]
+        return (
+            f"| {name} | {d['cinc_f1']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | "
+            + " | ".join(f"{_fmt(c[k]['f1'])}" for k in CLASSES)
+            + f" | {_fmt(c['A']['se'])} | {_fmt(c['A']['ppv'])} | {_fmt(c['A']['auc'])} |"
+        )
+
+    return "\n".join(
+        [
+            "# Model card: Heartline rhythm classifier (`rhythm.onnx`)",
+            "",
+            f"Built {r['date']} from commit `{r['git_revision']}` by `{r['command']}`.",
+            "",
+            "## Model",
+            f"Hybrid CNN-LSTM ({r['n_parameters']:,} parameters): a strided 1-D CNN over the "
+            f"single-lead ECG band-passed 0.5-40 Hz and resampled to {r['fs_hz']:g} Hz, a "
+            "bidirectional LSTM across the CNN's steps, masked attention + mean + max pooling, "
+            "and 24 RR-irregularity and signal features from Heartline's own R-peak detector "
+            "(Dash et al. 2009, Sarkar et al. 2008, Lake & Moorman 2011) fused before the "
+            "classifier head. Input: 30 s windows (shorter records padded and masked); a "
+            "recording's probabilities are the mean over windows 15 s apart. Output: "
+            "probabilities of N (normal sinus rhythm), A (atrial fibrillation), O (other "
+            "rhythm), ~ (too noisy). ONNX (opset 18), run by ONNX Runtime without torch "
+            "(`heartline.edge.rhythm`).",
+            "",
+            "## Intended use",
+            "Screening of short (9-60 s) single-lead wearable/hand-held ECG recordings for AF "
+            "and other rhythms, and gating of rhythm alarms by the noise class. Not a "
+            "diagnostic device; not validated on multi-lead Holter or on paced rhythms.",
+            "",
+            "## Training data and protocol",
+            "The shared 5,543-record share of the PhysioNet/CinC Challenge 2017 training set "
+            "(AliveCor, 300 Hz; labels REFERENCE-v3; Clifford et al. 2017). "
+            f"Fixed split by record, {s['protocol']}: {s['n_train']} training, {s['n_val']} "
+            f"early-stopping validation (carved out of the 80 %), {s['n_test']} test records "
+            f"({', '.join(f'{k} {v}' for k, v in s['test_class_counts'].items())}), scored once. "
+            f"Class-weighted cross-entropy (weights (n / 4 n_c)^"
+            f"{r['fit_config']['class_weight_power']}), gain and polarity "
+            f"augmentation, random {r['fit_config']['train_crop_s']:g} s training crops, AdamW + one-cycle, {len(r['history'])} epochs run "
+            f"({r['train_s']:.0f} s on one thread of a shared {r['platform'].get('cpu', 'CPU')}).",
+            "",
+            "## Test results (20 % split, ONNX Runtime; 95 % bootstrap CI by record)",
+            "",
+            "| model | CinC F1 | F1 N | F1 A | F1 O | F1 ~ | Se A | +P A | AUC A |",
+            "|---|---|---|---|---|---|---|---|---|",
+            row("hybrid (shipped)", m),
+            row("RR features + gradient boosting", g),
+            "",
+            "CinC F1 = mean of F1(N), F1(A), F1(O), the challenge's score. Targets: CinC F1 >= "
+            "0.83 and AF F1 >= 0.88. Confusion matrix (rows reference N A O ~, columns "
+            "predicted): "
+            + "; ".join(" ".join(str(v) for v in row_) for row_ in m["confusion_matrix"])
+            + ".",
+            "",
+            f"ONNX vs PyTorch: max |p difference| {r['onnx_torch_max_abs_diff']:.2e} on the test "
+            f"windows. Inference: {t['ms_per_30s_window_median']:.2f} ms per 30 s window "
+            f"(median, ONNX Runtime, 1 thread, batch 1; p95 "
+            f"{t['ms_per_30s_window_p95']:.2f} ms); the whole torch-free path per 30 s record "
+            f"(filter, resample, R-peak detector, features, network) "
+            f"{t['ms_per_30s_record_median']:.1f} ms; measured on a shared machine.",
+            "",
+            "## Limitations",
+            "- Trained and tested on one device type (AliveCor, lead I equivalent); other leads, "
+            "electrode placements and patch devices are untested.",
+            "- The challenge's hidden test set is not available; the 35 % of the public "
+            "training set kept aside in this project is the independent test still to run.",
+            "- The ~ class is small (181 records) and its labels are subjective; noisy input "
+            "is also caught before the network (flat, clipped, NaN runs, fs < 100 Hz, < 9 s, "
+            "no detected beat: label ~ with a message).",
+            "",
+        ]
+    )

@@ -1,0 +1,305 @@
+"""``heartline federated partition | run`` and ``heartline bench federated`` (thin).
+
+Flower is the optional extra ``heartline[federated]``: without it, ``run`` and the benchmark
+stop with one line naming the extra (``partition`` needs no Flower).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from heartline.cli.common import console, err_console, handle_errors
+from heartline.cli.main import DataDirOpt, app, bench_app
+
+federated_app = typer.Typer(
+    help="Federated training across hospitals (Flower deployment engine).", no_args_is_help=True
+)
+app.add_typer(federated_app, name="federated")
+logger = logging.getLogger(__name__)
+
+TaskOpt = Annotated[str, typer.Option("--task", help="beats (MIT-BIH) or rhythm (CinC 2017).")]
+HospitalsOpt = Annotated[
+    int, typer.Option("--hospitals", help="Number of hospitals (beats 3-6, rhythm 5-10).")
+]
+
+
+def _bad(exc: Exception) -> typer.BadParameter:
+    return typer.BadParameter(str(exc))
+
+
+def _require_flwr() -> None:
+    """Stop with one line naming the ``heartline[federated]`` extra when flwr is missing."""
+    from rich.markup import escape
+
+    from heartline.federated import FlowerMissingError, require_flwr
+
+    try:
+        require_flwr()
+    except FlowerMissingError as exc:  # escaped: rich would read "[federated]" as markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@federated_app.command("partition")
+@handle_errors
+def partition(
+    task: TaskOpt,
+    hospitals: HospitalsOpt,
+    out: Annotated[Path, typer.Option("--out", help="Manifest JSON to write.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    alpha: Annotated[
+        float | None,
+        typer.Option("--alpha", help="Dirichlet label-skew concentration (rhythm; e.g. 0.3, 1.0)."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write a manifest of which records each hospital holds (test records stay central)."""
+    from rich.table import Table
+
+    from heartline.federated.partition import partition_beats, partition_rhythm, save_manifest
+
+    try:
+        if task == "beats":
+            if alpha is not None:
+                raise ValueError("--alpha applies to the rhythm task only (beats split by patient)")
+            manifest = partition_beats(hospitals, seed=seed, data_dir=data_dir)
+        elif task == "rhythm":
+            manifest = partition_rhythm(
+                hospitals, alpha=1.0 if alpha is None else alpha, seed=seed, data_dir=data_dir
+            )
+        else:
+            raise ValueError(f"--task must be 'beats' or 'rhythm', got {task!r}")
+    except ValueError as exc:
+        raise _bad(exc) from None
+    path = save_manifest(manifest, out)
+    table = Table(title=f"{task}: {manifest.n_hospitals} hospitals ({path})")
+    for col in ("hospital", "records", "classes"):
+        table.add_column(col)
+    for h in manifest.hospitals:
+        table.add_row(h.name, str(len(h.records)), json.dumps(h.class_counts))
+    table.add_row("central test", str(len(manifest.test_records)), "-")
+    console.print(table)
+
+
+def round_line(rec: dict[str, Any]) -> str:
+    """One progress line of a round record."""
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    return (
+        f"loss {f(rec.get('train_loss'), '.3f')}  val F1 {f(rec.get('val_macro_f1'), '.3f')}  "
+        f"sent {f(rec.get('bytes_sent'), ',')} B  recv {f(rec.get('bytes_received'), ',')} B"
+        + (f"  failures {rec['failures']}" if rec.get("failures") else "")
+    )
+
+
+def _run_config(**kw: Any) -> Any:
+    from heartline.federated.deployment import FederatedRunConfig
+
+    return FederatedRunConfig(**kw)
+
+
+@federated_app.command("run")
+@handle_errors
+def run(
+    task: TaskOpt,
+    hospitals: HospitalsOpt,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    strategy: Annotated[
+        str,
+        typer.Option("--strategy", help="fedavg, fedprox, fedadam, fedmedian, krum or trimmedavg."),
+    ] = "fedavg",
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="Partition manifest (default: written into --out)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    local_epochs: Annotated[
+        int, typer.Option("--local-epochs", help="Local epochs per round.")
+    ] = 1,
+    keep_normal: Annotated[
+        float,
+        typer.Option(
+            "--keep-normal",
+            help="Fraction of N beats (rhythm: N records) that train (budget knob).",
+        ),
+    ] = 1.0,
+    dp_epsilon: Annotated[
+        float | None,
+        typer.Option("--dp-epsilon", help="Client-level DP: target epsilon at delta 1e-5."),
+    ] = None,
+    dp_clip: Annotated[
+        float, typer.Option("--dp-clip", help="L2 clipping norm of each hospital's update.")
+    ] = 0.5,
+    secagg: Annotated[
+        bool,
+        typer.Option("--secagg", help="SecAgg+: the server sees only the sum (FedAvg, no DP)."),
+    ] = False,
+    superlink: Annotated[
+        str | None,
+        typer.Option("--superlink", help="HOST:PORT of an existing SuperLink to join."),
+    ] = None,
+    ship_model: Annotated[
+        bool, typer.Option("--ship/--no-ship", help="Export ONNX + model card (beats).")
+    ] = True,
+    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap")] = 200,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run a federation: local SuperLink + one SuperNode per hospital, ``flwr run``, ship."""
+    _require_flwr()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from heartline.federated.deployment import run_federation
+    from heartline.federated.partition import load_manifest, partition_beats, save_manifest
+    from heartline.federated.privacy import DP_DELTA, noise_for_epsilon
+    from heartline.federated.strategies import STRATEGY_NAMES
+
+    if strategy not in STRATEGY_NAMES:
+        raise typer.BadParameter(
+            f"unknown strategy {strategy!r}; valid names: {list(STRATEGY_NAMES)}"
+        )
+    if rounds < 1:
+        raise typer.BadParameter("--rounds must be >= 1")
+    if task not in ("beats", "rhythm"):
+        raise typer.BadParameter(f"--task must be 'beats' or 'rhythm', got {task!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        from heartline.federated.partition import partition_rhythm
+
+        try:
+            m0 = (
+                partition_beats(hospitals, seed=seed, data_dir=data_dir)
+                if task == "beats"
+                else partition_rhythm(hospitals, alpha=1.0, seed=seed, data_dir=data_dir)
+            )
+        except ValueError as exc:
+            raise _bad(exc) from None
+        manifest = save_manifest(m0, out / "manifest.json")
+    m = load_manifest(manifest)
+    if m.n_hospitals != hospitals:
+        raise typer.BadParameter(
+            f"--hospitals {hospitals} but the manifest {manifest} has {m.n_hospitals}"
+        )
+    noise = noise_for_epsilon(dp_epsilon, rounds) if dp_epsilon is not None else 0.0
+    try:
+        cfg = _run_config(
+            task=task,
+            manifest=manifest,
+            num_rounds=rounds,
+            strategy=strategy,
+            local_epochs=local_epochs,
+            keep_normal=keep_normal,
+            seed=seed,
+            dp_noise_multiplier=noise,
+            dp_clip_norm=dp_clip,
+            data_dir=data_dir,
+            secure_aggregation=secagg,
+        )
+    except ValueError as exc:
+        raise _bad(exc) from None
+    with Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+    ) as bar:
+        bar_task = bar.add_task(f"{strategy} x{hospitals}", total=rounds, info="starting")
+
+        def on_round(rec: dict[str, Any]) -> None:
+            bar.update(bar_task, completed=rec["round"], info=round_line(rec))
+
+        try:
+            res = run_federation(cfg, out_dir=out, superlink=superlink, on_round=on_round)
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted:[/] every SuperLink/SuperNode process stopped")
+            raise typer.Exit(130) from None
+    summary: dict[str, Any] = {
+        "engine": "flower-deployment",
+        "task": task,
+        "strategy": strategy,
+        "secure_aggregation": "SecAgg+" if secagg else None,
+        "hospitals": hospitals,
+        "rounds": rounds,
+        "seconds": res["seconds"],
+        "bytes_total": sum(
+            (r.get("bytes_sent") or 0) + (r.get("bytes_received") or 0) for r in res["rounds"]
+        ),
+        "round_records": res["rounds"],
+        "dp": {
+            "epsilon": dp_epsilon,
+            "delta": DP_DELTA,
+            "noise_multiplier": noise,
+            "clip_norm": dp_clip,
+        }
+        if dp_epsilon is not None
+        else None,
+    }
+    if res["final_weights"] is not None:
+        from heartline.federated.export import evaluate_arrays, load_npz, write_run_dir
+        from heartline.federated.tasks import load_test_data
+
+        arrays = load_npz(res["final_weights"])
+        summary["test"] = evaluate_arrays(task, arrays, load_test_data(m, data_dir=data_dir))
+        if task == "rhythm" and ship_model:  # the rhythm task's own ONNX export
+            from heartline.federated.tasks import build_net
+            from heartline.training.local import load_state_arrays
+            from heartline.training.rhythm import export_rhythm_onnx
+
+            net = build_net(task)
+            load_state_arrays(net, arrays)
+            path = export_rhythm_onnx(
+                net, out / "model" / "heartline_federated_rhythm.onnx", name="federated-rhythm"
+            )
+            summary["shipped"] = {"onnx": str(path)}
+        elif task == "beats":
+            run_dir = write_run_dir(task, arrays, out / "run", rounds=res["rounds"], info=summary)
+        if task == "beats" and ship_model:
+            from heartline.federated.export import ship_run_dir
+
+            report = ship_run_dir(
+                run_dir, out / "model", n_bootstrap=n_bootstrap, data_dir=data_dir
+            )
+            summary["shipped"] = {"onnx": str(report.onnx_path), "card": str(report.card_path)}
+    (out / "federated_run.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    test = summary.get("test", {})
+    console.print(
+        f"{strategy}: {rounds} rounds, {hospitals} hospitals, {summary['seconds']:.0f} s, "
+        f"{summary['bytes_total']:,} bytes; DS2 macro-F1 {test.get('macro_f1', float('nan')):.3f}"
+        + (f"; epsilon {dp_epsilon} at delta {DP_DELTA}" if dp_epsilon is not None else "")
+        + f"\nwritten to {out}"
+    )
+
+
+@bench_app.command("federated")
+@handle_errors
+def bench_federated(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny budget (2 rounds, few beats): smoke test.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    nice: Annotated[
+        int, typer.Option("--nice", help="Niceness of the federation's processes.")
+    ] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip the runs already in OUT/federated.json.")
+    ] = False,
+) -> None:
+    """Central vs FedAvg/FedProx/FedAdam, DP, dropout and malicious hospitals, one report."""
+    _require_flwr()
+    from heartline.bench.federated import run_federated_bench
+
+    try:
+        report = run_federated_bench(out, quick=quick, data_dir=data_dir, nice=nice, resume=resume)
+    except ValueError as exc:
+        raise _bad(exc) from None
+    console.print(f"federated benchmark written to {report}")

@@ -1,0 +1,105 @@
+"""``heartline bench multimodal``: PTB-XL superdiagnostic benchmark of the multimodal hybrid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from heartline.cli.common import console, handle_errors
+from heartline.cli.main import DataDirOpt, bench_app
+
+
+@bench_app.command("multimodal")
+@handle_errors
+def bench_multimodal(
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for multimodal.json, multimodal.md, plots.")
+    ],
+    data_dir: DataDirOpt = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="cv10: 10-fold CV over strat_fold; benchmark: folds 1-8 train, 9 val, 10 test."
+        ),
+    ] = "cv10",
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Smoke run: 150 records, test folds 1-2, 1 epoch, 50 bootstrap draws."
+        ),
+    ] = False,
+    fs: Annotated[int, typer.Option(help="PTB-XL records to read: 100 or 500 Hz.")] = 100,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each network.")] = 10,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated models (default: all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    folds: Annotated[
+        str | None,
+        typer.Option(
+            help="cv10 only: comma-separated test folds to run, in this order (default all 10); "
+            "for splitting work between processes, the report of a subset says so."
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Cache for arrays, features and finished (fold, model) results (default OUT/cache); "
+            "runs with the same settings resume from it, so several processes with disjoint "
+            "--models can share one."
+        ),
+    ] = None,
+) -> None:
+    """Ablations and baselines of the multimodal (12-lead ECG + metadata) hybrid on PTB-XL."""
+    from heartline.bench.multimodal import MODELS, MultimodalBenchConfig, run_multimodal_bench
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else tuple(MODELS)
+    try:
+        config = MultimodalBenchConfig(
+            protocol=protocol,
+            fs=fs,
+            models=names,
+            epochs=1 if quick else epochs,
+            max_records=150 if quick else None,
+            folds=(1, 2)
+            if quick and protocol == "cv10"
+            else (tuple(int(f) for f in folds.split(",")) if folds else None),
+            n_boot=50 if quick else 1000,
+            seed=seed,
+            data_dir=None if data_dir is None else str(data_dir),
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
+        report = run_multimodal_bench(out, config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print((out / "multimodal.md").read_text(), soft_wrap=True)
+    console.print(f"[green]wrote[/] {out / 'multimodal.json'} ({report['wall_s']:.0f} s)")
+
+
+@bench_app.command("explain")
+@handle_errors
+def bench_explain(
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory for explain.json, explain.md, explain.png.")
+    ],
+    data_dir: DataDirOpt = None,
+    records: Annotated[
+        str, typer.Option(help="Comma-separated MIT-BIH records with V beats.")
+    ] = "119,208,233",
+    n_beats: Annotated[int, typer.Option(help="V and N beats per check.")] = 30,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")
+    ] = False,
+) -> None:
+    """Time the live (ONNX occlusion) explanation of an alert; QRS and randomisation sanity checks."""
+    from heartline.explain.report import run_explain_bench
+
+    recs = tuple(r.strip() for r in records.split(",") if r.strip())
+    run_explain_bench(
+        out, records=recs, n_beats=4 if quick else n_beats, n_repeats=5 if quick else 50,
+        data_dir=None if data_dir is None else str(data_dir), ig_steps=8 if quick else 32,
+    )  # fmt: skip
+    console.print((out / "explain.md").read_text(), soft_wrap=True)
+    console.print(f"[green]wrote[/] {out / 'explain.json'}")

@@ -1,0 +1,241 @@
+"""Record-level rhythm features and the rhythm models' input signal (numpy/scipy only).
+
+Shared by training (:mod:`heartline.training.rhythm`) and the torch-free run time
+(:mod:`heartline.edge.rhythm`), so that both compute exactly the same inputs:
+
+* :func:`rhythm_model_signal`: band-pass 0.5-40 Hz, resample to the model rate, robust scaling;
+* :func:`rhythm_rr_features`: RR-irregularity features from Heartline's own R-peak detector
+  (Dash et al. 2009 normalised RMSSD, turning-point ratio and Shannon entropy; Sarkar et al.
+  2008 Lorenz-plot AF evidence; Lake & Moorman 2011 coefficient of sample entropy) plus a few
+  beat-count and amplitude features that tell noise apart.
+
+References
+----------
+Dash S, Chon KH, Lu S, Raeder EA. Automatic real time detection of atrial fibrillation. Ann
+Biomed Eng 37(9):1701-1709 (2009).
+Sarkar S, Ritscher D, Mehra R. A detector for a chronic implantable atrial tachyarrhythmia
+monitor. IEEE Trans Biomed Eng 55(3):1219-1224 (2008).
+Lake DE, Moorman JR. Accurate estimation of entropy in very short physiological time series:
+the problem of atrial fibrillation detection in implanted ventricular devices. Am J Physiol
+Heart Circ Physiol 300(1):H319-H325 (2011).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from heartline.errors import SignalError
+from heartline.signal._validate import check_fs
+
+__all__ = [
+    "RR_FEATURE_NAMES",
+    "rhythm_model_signal",
+    "rhythm_rr_features",
+    "rr_features_from_peaks",
+]
+
+#: Column order of :func:`rhythm_rr_features`.
+RR_FEATURE_NAMES: tuple[str, ...] = (
+    "n_beats_per_10s",
+    "mean_hr_bpm",
+    "median_rr_s",
+    "sd_rr_s",
+    "cv_rr",
+    "rmssd_s",
+    "nrmssd_dash",
+    "tpr_dash",
+    "shannon_entropy_dash",
+    "pnn50",
+    "sarkar_irrev",
+    "sarkar_origin",
+    "sarkar_afev",
+    "cosen",
+    "frac_short_rr",
+    "frac_long_rr",
+    "max_rr_over_median",
+    "min_rr_over_median",
+    "sd_drr_s",
+    "amp_p99_mv",
+    "amp_iqr_mv",
+    "hf_power_ratio",
+    "frac_flat",
+    "peak_amp_cv",
+)
+
+
+def _trimmed(rr: np.ndarray) -> np.ndarray:
+    n = rr.size
+    trim = (n + 8) // 16
+    if trim == 0 or n - 2 * trim < 2:
+        return rr
+    return np.sort(rr)[trim : n - trim]
+
+
+def _dash(rr: np.ndarray) -> tuple[float, float, float]:
+    """Dash et al. (2009) nRMSSD, TPR and Shannon entropy (after trimming 1/16 per tail).
+
+    The trimmed values keep their time order (only the outliers are removed).
+    """
+    n = rr.size
+    trim = (n + 8) // 16
+    if trim > 0 and n - 2 * trim >= 3:
+        order = np.argsort(rr, kind="stable")
+        rr = rr[np.sort(order[trim : n - trim])]
+    m = rr.size
+    mean = float(np.mean(rr))
+    nrmssd = float(np.sqrt(np.mean(np.diff(rr) ** 2)) / mean) if m > 1 and mean > 0 else 0.0
+    if m >= 3:
+        mid = rr[1:-1]
+        tp = ((mid > rr[:-2]) & (mid > rr[2:])) | ((mid < rr[:-2]) & (mid < rr[2:]))
+        tpr = float(np.count_nonzero(tp)) / m
+    else:
+        tpr = 0.0
+    lo, hi = float(rr.min()), float(rr.max())
+    if hi > lo:
+        hist = np.histogram(rr, bins=16, range=(lo, hi))[0]
+        p = hist[hist > 0] / m
+        she = float(-np.sum(p * np.log(p)) / np.log(16))
+    else:
+        she = 0.0
+    return nrmssd, tpr, she
+
+
+def _sarkar(rr: np.ndarray, bin_s: float = 0.04) -> tuple[float, float, float]:
+    """Lorenz-plot (dRR_i, dRR_i-1) evidence of Sarkar et al. (2008), simplified.
+
+    Counts the occupied 40 ms bins of the scatter over +-0.6 s (irregularity evidence), the
+    points in the origin bin (regular rhythm) and their difference (AF evidence), each
+    normalised by the number of points.
+    """
+    d = np.diff(rr)
+    if d.size < 2:
+        return 0.0, 0.0, 0.0
+    a, b = d[1:], d[:-1]
+    m = a.size
+    qa = np.clip(np.floor(a / bin_s + 0.5), -15, 15).astype(np.int64)
+    qb = np.clip(np.floor(b / bin_s + 0.5), -15, 15).astype(np.int64)
+    occupied = np.unique(qa * 64 + qb).size
+    origin = int(np.count_nonzero((qa == 0) & (qb == 0)))
+    irrev = occupied / m
+    orig = origin / m
+    return float(irrev), float(orig), float(irrev - orig)
+
+
+def _cosen(rr: np.ndarray, r_s: float = 0.03, m: int = 1) -> float:
+    """Coefficient of sample entropy (Lake & Moorman 2011): SampEn + ln(2 r) - ln(mean RR)."""
+    n = rr.size
+    if n < m + 3:
+        return 0.0
+    x = rr
+    tmpl_m = np.lib.stride_tricks.sliding_window_view(x, m)[: n - m]
+    tmpl_m1 = np.lib.stride_tricks.sliding_window_view(x, m + 1)
+    dist_m = np.max(np.abs(tmpl_m[:, None, :] - tmpl_m[None, :, :]), axis=2)
+    dist_m1 = np.max(np.abs(tmpl_m1[:, None, :] - tmpl_m1[None, :, :]), axis=2)
+    b = (np.count_nonzero(dist_m <= r_s) - tmpl_m.shape[0]) / 2
+    a = (np.count_nonzero(dist_m1 <= r_s) - tmpl_m1.shape[0]) / 2
+    # matches found: both ends at least one (Lake & Moorman use a minimum count; we add one)
+    sampen = -math.log((a + 1) / (b + 1))
+    return float(sampen + math.log(2 * r_s) - math.log(float(np.mean(rr))))
+
+
+def rr_features_from_peaks(
+    peak_idx: np.ndarray, x: np.ndarray, *, fs: float, duration_s: float
+) -> np.ndarray:
+    """:data:`RR_FEATURE_NAMES` from detected R-peak positions (samples) of signal ``x``.
+
+    Records with fewer than four beats get the irregularity features at 0 (and their beat
+    count says why); every value is finite.
+    """
+    fs = check_fs(fs)
+    out = np.zeros(len(RR_FEATURE_NAMES), dtype=np.float64)
+    f = dict.fromkeys(RR_FEATURE_NAMES, 0.0)
+    peaks = np.asarray(peak_idx, dtype=np.int64)
+    f["n_beats_per_10s"] = 10.0 * peaks.size / max(duration_s, 1e-6)
+    ax = np.abs(x - np.median(x)) if x.size else np.zeros(1)
+    if x.size:
+        f["amp_p99_mv"] = float(np.percentile(ax, 99))
+        q75, q25 = np.percentile(x, [75, 25])
+        f["amp_iqr_mv"] = float(q75 - q25)
+        d = np.abs(np.diff(x))
+        scale = max(float(np.percentile(d, 95)), 1e-9)
+        f["frac_flat"] = float(np.mean(d < 1e-3 * max(f["amp_p99_mv"], 1e-6)))
+        # energy of the fastest differences relative to the typical ones (muscle/motion noise)
+        f["hf_power_ratio"] = float(np.mean(d > 3 * scale))
+    if peaks.size >= 2:
+        amps = ax[np.clip(peaks, 0, ax.size - 1)]
+        f["peak_amp_cv"] = float(np.std(amps) / max(float(np.mean(amps)), 1e-9))
+    if peaks.size >= 4:
+        rr = np.diff(peaks) / fs
+        med = float(np.median(rr))
+        mean = float(np.mean(rr))
+        drr = np.diff(rr)
+        f["mean_hr_bpm"] = 60.0 / mean
+        f["median_rr_s"] = med
+        f["sd_rr_s"] = float(np.std(rr))
+        f["cv_rr"] = float(np.std(rr) / mean)
+        f["rmssd_s"] = float(np.sqrt(np.mean(drr**2)))
+        f["nrmssd_dash"], f["tpr_dash"], f["shannon_entropy_dash"] = _dash(rr)
+        f["pnn50"] = float(np.mean(np.abs(drr) > 0.05))
+        f["sarkar_irrev"], f["sarkar_origin"], f["sarkar_afev"] = _sarkar(rr)
+        f["cosen"] = _cosen(rr)
+        f["frac_short_rr"] = float(np.mean(rr < 0.85 * med))
+        f["frac_long_rr"] = float(np.mean(rr > 1.15 * med))
+        f["max_rr_over_median"] = float(rr.max() / med)
+        f["min_rr_over_median"] = float(rr.min() / med)
+        f["sd_drr_s"] = float(np.std(drr))
+    for i, name in enumerate(RR_FEATURE_NAMES):
+        v = float(f[name])
+        out[i] = v if math.isfinite(v) else 0.0
+    return out.astype(np.float32)
+
+
+def rhythm_rr_features(x: object, *, fs: float) -> np.ndarray:
+    """RR-irregularity and signal features of one single-lead record (float32, :data:`RR_FEATURE_NAMES`).
+
+    Runs Heartline's R-peak detector (:func:`heartline.signal.rpeaks.detect_r_peaks`) on the
+    record at its own rate.
+
+    Raises
+    ------
+    SignalError
+        ``x`` not 1-D, NaN/inf samples, or a bad ``fs``.
+    """
+    from heartline.signal._validate import as_1d_signal
+    from heartline.signal.rpeaks import detect_r_peaks
+
+    fs = check_fs(fs)
+    arr = as_1d_signal(x, name="ecg", min_samples=1)
+    peaks = detect_r_peaks(arr, fs=fs).sample_idx
+    return rr_features_from_peaks(peaks, arr, fs=fs, duration_s=arr.size / fs)
+
+
+def rhythm_model_signal(x: object, *, fs: float, fs_model_hz: float) -> np.ndarray:
+    """The network input: band-pass 0.5-40 Hz, resampled to ``fs_model_hz``, robustly scaled.
+
+    Scaling divides by the 1-99 percentile range of the filtered signal (so a record's units
+    and gain do not matter) and clips to +-10.
+
+    Raises
+    ------
+    SignalError
+        ``x`` not 1-D or too short to filter, NaN/inf samples, or a bad ``fs``.
+    """
+    from heartline.signal._validate import as_1d_signal
+    from heartline.signal.filters import bandpass
+    from heartline.signal.preprocess import resample
+
+    fs = check_fs(fs)
+    fs_model_hz = check_fs(fs_model_hz, name="fs_model_hz")
+    arr = as_1d_signal(x, name="ecg", min_samples=int(fs) + 1)
+    high = min(40.0, 0.45 * fs)
+    y = bandpass(arr, fs=fs, low_hz=0.5, high_hz=high, order=2)
+    if fs != fs_model_hz:
+        y = resample(y, fs=fs, fs_out=fs_model_hz)
+    lo, hi = np.percentile(y, [1, 99])
+    scale = float(hi - lo)
+    if not math.isfinite(scale) or scale <= 0:
+        raise SignalError("ecg is flat after band-pass filtering (no usable signal)")
+    y = np.clip((y - np.median(y)) / scale, -10.0, 10.0)
+    return y.astype(np.float32)

@@ -1,0 +1,178 @@
+"""Flower ClientApp: one hospital trains and evaluates Heartline's network on its own records.
+
+A thin adapter (Flower's PyTorch quickstart pattern): it reads the SuperNode's ``--node-config``
+(``manifest``, ``partition-id`` and optional test behaviours), loads *only* that hospital's records
+from the manifest, and hands arrays to :class:`heartline.federated.tasks.SiteTask`.
+
+Node configuration keys
+-----------------------
+manifest : str
+    Path of the partition manifest (validated on load).
+partition-id : int
+    This hospital's index in the manifest.
+data-dir : str, optional
+    Root of the databases (default: Heartline's usual resolution).
+offline-rounds : str, optional
+    Comma-separated rounds in which this hospital is unreachable and replies with an error
+    (benchmark of a hospital dropping out and coming back).
+train-delay-s : float, optional
+    Seconds a training message waits before training (tests kill a SuperNode mid-round).
+behaviour : {"honest", "nan", "scale100"}, optional
+    A faulty or malicious hospital for the robustness benchmark: ``nan`` sends NaN weights,
+    ``scale100`` sends ``w_global + 100 * (w_local - w_global)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from heartline.federated.partition import load_manifest
+from heartline.federated.tasks import SiteTask, load_site_data
+
+__all__ = ["BEHAVIOURS", "app"]
+
+logger = logging.getLogger(__name__)
+
+BEHAVIOURS: tuple[str, ...] = ("honest", "nan", "scale100")
+app = ClientApp()
+_SITES: dict[tuple[Any, ...], SiteTask] = {}
+
+
+class HospitalOffline(RuntimeError):
+    """Raised in the rounds a hospital is configured to be unreachable."""
+
+
+def _node(context: Context) -> dict[str, Any]:
+    nc = context.node_config
+    behaviour = str(nc.get("behaviour", "honest"))
+    if behaviour not in BEHAVIOURS:
+        raise ValueError(f"node-config behaviour={behaviour!r}; valid: {list(BEHAVIOURS)}")
+    offline = str(nc.get("offline-rounds", "")).strip()
+    return {
+        "manifest": str(nc["manifest"]),
+        "partition_id": int(nc["partition-id"]),
+        "data_dir": str(nc["data-dir"]) if nc.get("data-dir") else None,
+        "behaviour": behaviour,
+        "offline": {int(r) for r in offline.split(",") if r.strip()},
+        "train_delay_s": float(nc.get("train-delay-s", 0.0)),
+    }
+
+
+def _site(context: Context, node: dict[str, Any]) -> SiteTask:
+    rc = context.run_config
+    key = (
+        node["manifest"],
+        node["partition_id"],
+        str(rc["task"]),
+        int(rc["local-epochs"]),
+        float(rc["lr"]),
+        float(rc["keep-normal"]),
+        int(rc["seed"]),
+    )
+    if key not in _SITES:
+        import torch
+
+        torch.set_num_threads(1)
+        manifest = load_manifest(node["manifest"])
+        if manifest.task != rc["task"]:
+            raise ValueError(f"manifest task {manifest.task!r} but run task {rc['task']!r}")
+        hospital = manifest.hospital(node["partition_id"])
+        data = load_site_data(
+            manifest.task,
+            hospital.records,
+            data_dir=node["data_dir"],
+            keep_normal=float(rc["keep-normal"]),
+            seed=int(rc["seed"]) + node["partition_id"],
+        )
+        logger.info("%s: %d records loaded", hospital.name, len(hospital.records))
+        _SITES[key] = SiteTask(
+            manifest.task,
+            data,
+            epochs=int(rc["local-epochs"]),
+            lr=float(rc["lr"]),
+            seed=int(rc["seed"]),
+        )
+    return _SITES[key]
+
+
+def _arrays(msg: Message) -> dict[str, np.ndarray]:
+    rec = msg.content["arrays"]
+    return {k: v.numpy() for k, v in rec.items()}
+
+
+def _round(msg: Message) -> int:
+    return int(msg.content["config"]["server-round"])
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Score the global weights locally, train local epochs; reply with new weights and metrics."""
+    node = _node(context)
+    rnd = _round(msg)
+    if rnd in node["offline"]:
+        raise HospitalOffline(f"hospital {node['partition_id']} is offline in round {rnd}")
+    site = _site(context, node)
+    if node["train_delay_s"] > 0:
+        import time
+
+        time.sleep(node["train_delay_s"])
+    site.cfg = type(site.cfg)(
+        **{**site.cfg.__dict__, "proximal_mu": float(msg.content["config"].get("proximal-mu", 0.0))}
+    )
+    start = _arrays(msg)
+    # the incoming global model, scored on local validation beats before training: the server
+    # pools these confusion matrices into the previous round's validation macro-F1
+    ev = site.evaluate(start)
+    new, metrics = site.fit(start, round_seed=rnd * 101 + node["partition_id"])
+    metrics.update(_eval_metrics(ev))
+    # reply in the dtypes received: a server that sent integer counters as floats (the DP
+    # wrappers need float arrays) gets floats back
+    new = {k: v.astype(start[k].dtype, copy=False) for k, v in new.items()}
+    if node["behaviour"] == "nan":
+        new = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in new.items()}
+    elif node["behaviour"] == "scale100":
+        new = {
+            k: (start[k] + 100.0 * (v - start[k])).astype(v.dtype) if v.dtype.kind == "f" else v
+            for k, v in new.items()
+        }
+    metrics["unit-weight"] = 1
+    metrics["update-norm"] = float(
+        np.sqrt(
+            sum(float(np.sum((v - start[k]) ** 2)) for k, v in new.items() if v.dtype.kind == "f")
+        )
+    )
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in new.items()}),
+            "metrics": MetricRecord(metrics),
+        }
+    )
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Loss and confusion matrix of the global weights on this hospital's validation beats."""
+    node = _node(context)
+    rnd = _round(msg)
+    if rnd in node["offline"]:
+        raise HospitalOffline(f"hospital {node['partition_id']} is offline in round {rnd}")
+    site = _site(context, node)
+    ev = site.evaluate(_arrays(msg))
+    metrics = MetricRecord(
+        {**_eval_metrics(ev), "num-examples": int(ev.n_examples), "unit-weight": 1}
+    )
+    return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+def _eval_metrics(ev: Any) -> dict[str, Any]:
+    return {
+        "eval-loss": float(ev.loss) if np.isfinite(ev.loss) else -1.0,
+        "eval-examples": int(ev.n_examples),
+        "confusion": [int(x) for x in ev.confusion.ravel()],
+    }

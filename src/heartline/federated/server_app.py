@@ -1,0 +1,282 @@
+"""Flower ServerApp: the strategy loop, with per-round progress and byte counts.
+
+A thin adapter: it waits for the expected hospitals, builds the strategy by name
+(:func:`heartline.federated.strategies.build_strategy`), runs Flower's ``Strategy.start`` and,
+after every round, emits one progress record (pooled validation macro-F1 from the hospitals'
+confusion matrices, losses, payload bytes sent and received, replies and failures). Records go
+to the log as ``HEARTLINE-ROUND {json}`` lines (which ``flwr run --stream`` relays) and, when the
+run config names an ``out-dir``, to ``rounds.jsonl`` there; the global weights of the last round
+are written to ``global_final.npz``. The ServerApp imports no torch: initial weights come as an
+``.npz`` file (``initial-weights``).
+
+Run configuration keys: see ``src/heartline/federated/app/pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore import log
+
+from heartline.federated.strategies import build_strategy
+
+__all__ = ["ROUND_MARKER", "MeteredGrid", "app", "message_bytes"]
+
+ROUND_MARKER = "HEARTLINE-ROUND"
+app = ServerApp()
+
+
+def message_bytes(content: RecordDict) -> int:
+    """Payload bytes of a message's records (arrays, metrics, configs)."""
+    total = 0
+    for rec in (*content.array_records.values(), *content.metric_records.values()):
+        total += rec.count_bytes()
+    for rec in content.config_records.values():
+        total += _config_bytes(rec)
+    return total
+
+
+def _value_bytes(v: Any) -> int:
+    if isinstance(v, bytes):
+        return len(v)
+    if isinstance(v, str):
+        return len(v.encode("utf-8"))
+    if isinstance(v, list):
+        return sum(_value_bytes(x) for x in v)
+    return 8  # int, float, bool
+
+
+def _config_bytes(rec: Any) -> int:
+    """Bytes of a ConfigRecord (Flower 1.41's ``count_bytes`` fails on empty lists, which the
+    SecAgg+ workflow sends)."""
+    return sum(len(k) + _value_bytes(v) for k, v in rec.items())
+
+
+class MeteredGrid:
+    """A :class:`flwr.serverapp.Grid` that counts payload bytes and failed replies."""
+
+    def __init__(self, grid: Grid) -> None:
+        self._grid = grid
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.replies = 0
+        self.failures = 0
+        self.failure_reasons: list[str] = []
+
+    def reset(self) -> None:
+        """Zero the counters (called once per round)."""
+        self.bytes_sent = self.bytes_received = self.replies = self.failures = 0
+        self.failure_reasons = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+        messages = list(messages)
+        self.bytes_sent += sum(message_bytes(m.content) for m in messages)
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        for r in replies:
+            if r.has_error():
+                self.failures += 1
+                self.failure_reasons.append(str(r.error.reason)[:200])
+            else:
+                self.replies += 1
+                self.bytes_received += message_bytes(r.content)
+        return replies
+
+
+def _pooled_eval(records: list[RecordDict]) -> dict[str, float] | None:
+    """Pool the hospitals' confusion matrices (macro-F1 of all their validation beats) and
+    average their losses by beats; ``None`` when no reply carries an evaluation."""
+    from heartline.training.local import confusion_macro_f1
+
+    conf = None
+    n_total, loss_sum = 0, 0.0
+    for rd in records:
+        m = next(iter(rd.metric_records.values()))
+        if "confusion" not in m:
+            continue
+        c = np.asarray(m["confusion"], dtype=np.int64)
+        conf = c if conf is None else conf + c
+        n = int(m["eval-examples"])
+        n_total += n
+        loss = float(m["eval-loss"])
+        loss_sum += (loss if loss >= 0 else math.nan) * n
+    if conf is None:
+        return None
+    k = round(math.sqrt(conf.size))
+    return {
+        "val_macro_f1": confusion_macro_f1(conf.reshape(k, k)),
+        "val_loss": loss_sum / n_total if n_total and math.isfinite(loss_sum) else None,
+        "val_beats": n_total,
+    }
+
+
+def _mean_train(records: list[RecordDict]) -> dict[str, float | None]:
+    vals = [next(iter(rd.metric_records.values())) for rd in records]
+    n = sum(int(v["num-examples"]) for v in vals)
+    loss = sum(float(v["train-loss"]) * int(v["num-examples"]) for v in vals) / max(n, 1)
+    norms = [float(v["update-norm"]) for v in vals if "update-norm" in v]
+    return {
+        "train_loss": loss if math.isfinite(loss) else None,
+        "train_beats": n,
+        "update_norm_median": float(np.median(norms)) if norms else None,
+    }
+
+
+def _metric_record(d: dict[str, Any]) -> MetricRecord:
+    return MetricRecord({k: float(v) for k, v in d.items() if v is not None})
+
+
+def _last_round_evaluation(strategy: Any, final_round: int) -> Any:
+    """Make ``strategy`` (or the one a DP wrapper holds) evaluate only in ``final_round``.
+
+    Every training reply already scores the incoming global model on the hospital's validation
+    beats, so the validation curve of rounds ``0 .. R-1`` comes with training; one evaluation
+    message per hospital after the last round completes it (half the ClientApp launches).
+    """
+    inner = getattr(strategy, "strategy", strategy)
+    original = inner.configure_evaluate
+
+    def configure_evaluate(server_round: int, arrays: Any, config: Any, grid: Any) -> Any:
+        if server_round != final_round:
+            return []
+        return original(server_round, arrays, config, grid)
+
+    inner.configure_evaluate = configure_evaluate
+    return strategy
+
+
+def _wait_for_nodes(grid: Grid, n: int, timeout_s: float) -> None:
+    t0 = time.monotonic()
+    while len(list(grid.get_node_ids())) < n:
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(
+                f"only {len(list(grid.get_node_ids()))} of {n} hospitals connected within "
+                f"{timeout_s:.0f} s"
+            )
+        time.sleep(0.5)
+
+
+def _save_npz_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _save_npz(path: Path, arrays: ArrayRecord) -> None:
+    _save_npz_arrays(path, {k: v.numpy() for k, v in arrays.items()})
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the configured strategy for ``num-rounds`` rounds over the connected hospitals."""
+    rc = context.run_config
+    n_hosp = int(rc["num-hospitals"])
+    rounds = int(rc["num-rounds"])
+    out_dir = Path(str(rc["out-dir"])) if str(rc.get("out-dir", "")) else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    init_path = str(rc.get("initial-weights", ""))
+    if init_path:
+        with np.load(init_path) as z:
+            initial = ArrayRecord({k: Array(np.ascontiguousarray(z[k])) for k in z.files})
+    else:  # a remote SuperLink without the file: build the network here (needs torch)
+        from heartline.federated.tasks import build_initial_arrays
+
+        arrays = build_initial_arrays(str(rc["task"]), seed=int(rc["seed"]))
+        initial = ArrayRecord({k: Array(v) for k, v in arrays.items()})
+    _wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
+
+    dp_z = float(rc.get("dp-noise-multiplier", 0.0))
+    if dp_z > 0:  # Flower's clipping scales every array in place: integer counters as floats
+        initial = ArrayRecord(
+            {
+                k: Array(v.numpy().astype(np.float32)) if v.numpy().dtype.kind in "iu" else v
+                for k, v in initial.items()
+            }
+        )
+    state: dict[str, Any] = {"train": None, "pre_eval": None, "eval": None}
+
+    def train_aggr(records: list[RecordDict], key: str) -> MetricRecord:
+        state["train"] = _mean_train(records)
+        state["pre_eval"] = _pooled_eval(records)
+        return _metric_record(state["train"])
+
+    def eval_aggr(records: list[RecordDict], key: str) -> MetricRecord:
+        state["eval"] = _pooled_eval(records)
+        return _metric_record(state["eval"] or {})
+
+    strategy = build_strategy(
+        str(rc["strategy"]),
+        n_hospitals=n_hosp,
+        proximal_mu=float(rc["proximal-mu"]),
+        weighted_by_key="unit-weight" if dp_z > 0 else "num-examples",
+        train_metrics_aggr_fn=train_aggr,
+        evaluate_metrics_aggr_fn=eval_aggr,
+        dp_noise_multiplier=dp_z,
+        dp_clip_norm=float(rc.get("dp-clip-norm", 1.0)),
+        trimmed_beta=float(rc.get("trimmed-beta", 0.25)),
+    )
+    _last_round_evaluation(strategy, rounds)
+    metered = MeteredGrid(grid)
+    t0 = time.monotonic()
+    pending: dict[int, dict[str, Any]] = {}
+
+    def emit(rec: dict[str, Any]) -> None:
+        line = json.dumps(rec)
+        log(20, "%s %s", ROUND_MARKER, line)
+        if out_dir is not None:
+            with (out_dir / "rounds.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    def on_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            return None
+        # this round's training replies scored the model of the previous round
+        prev = pending.pop(server_round - 1, {"round": 0, "rounds": rounds})
+        prev.update(state["pre_eval"] or {"val_macro_f1": None, "val_loss": None})
+        emit(prev)
+        rec: dict[str, Any] = {
+            "round": server_round,
+            "rounds": rounds,
+            "seconds": time.monotonic() - t0,
+            **(state["train"] or {"train_loss": None}),
+            "bytes_sent": metered.bytes_sent,
+            "bytes_received": metered.bytes_received,
+            "replies": metered.replies,
+            "failures": metered.failures,
+            "failure_reasons": metered.failure_reasons[-5:],
+        }
+        metered.reset()
+        state["train"] = state["pre_eval"] = None
+        if server_round == rounds:
+            rec.update(state["eval"] or {"val_macro_f1": None, "val_loss": None})
+            emit(rec)
+        else:
+            pending[server_round] = rec
+        if out_dir is not None:
+            _save_npz(out_dir / "global_final.npz", arrays)
+        return None
+
+    strategy.start(
+        grid=metered,
+        initial_arrays=initial,
+        num_rounds=rounds,
+        timeout=float(rc["round-timeout-s"]),
+        train_config=ConfigRecord({"local-epochs": int(rc["local-epochs"])}),
+        evaluate_config=ConfigRecord(),
+        evaluate_fn=on_round,
+    )
+    if out_dir is not None:
+        (out_dir / "server_done.json").write_text(
+            json.dumps({"rounds": rounds, "seconds": time.monotonic() - t0}), encoding="utf-8"
+        )

@@ -1,0 +1,175 @@
+"""What a hospital computes, per task, without any federated framework (glue over ``training``).
+
+A :class:`SiteTask` owns one hospital's local data (read from the records the manifest gives that
+hospital, and nothing else) and turns global weights into local updates and evaluations. The
+Flower adapters (:mod:`heartline.federated.client_app`) only move arrays in and out of it; the
+central baseline of the benchmark uses the same class on the union of the hospitals' records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from heartline.federated.partition import Manifest
+
+__all__ = ["TASK_NAMES", "SiteData", "SiteTask", "build_initial_arrays", "load_test_data"]
+
+logger = logging.getLogger(__name__)
+
+TASK_NAMES: tuple[str, ...] = ("beats", "rhythm")
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """Local training and validation data of one site (or of the central pool)."""
+
+    train: Any
+    val: Any
+    records: tuple[str, ...]
+
+
+def _check_task(task: str) -> None:
+    if task not in TASK_NAMES:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {list(TASK_NAMES)}")
+
+
+def load_site_data(
+    task: str,
+    records: tuple[str, ...],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    keep_normal: float = 1.0,
+    seed: int = 0,
+) -> SiteData:
+    """Read exactly ``records`` and split them into local training and validation parts."""
+    _check_task(task)
+    if task == "beats":
+        from heartline.data.beat_dataset import build_beat_set
+        from heartline.training.local import local_validation_split, subsample_normal
+
+        beats = build_beat_set(records, data_dir=data_dir, progress=False)
+        train, val = local_validation_split(beats)
+        train = subsample_normal(train, keep_fraction=keep_normal, seed=seed)
+        return SiteData(train, val, tuple(records))
+    from heartline.training.local import subsample_rhythm_normal
+
+    arrays = _rhythm_arrays(records, data_dir=data_dir)
+    # local validation: a seeded 20 % of the site's records (other recordings, same site)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(arrays), dtype=bool)
+    is_val[rng.permutation(len(arrays))[: max(1, round(0.2 * len(arrays)))]] = True
+    train = subsample_rhythm_normal(arrays.subset(~is_val), keep_fraction=keep_normal, seed=seed)
+    return SiteData(train, arrays.subset(is_val), tuple(records))
+
+
+def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None) -> Any:
+    """:func:`heartline.training.rhythm.build_rhythm_arrays` of exactly ``records`` (cached)."""
+    from heartline.data.cinc2017 import load_cinc2017_index
+    from heartline.training.local import RHYTHM_FS_HZ
+    from heartline.training.rhythm import build_rhythm_arrays
+
+    index = load_cinc2017_index(data_dir=data_dir)
+    wanted = set(records)
+    sub = index.loc[index["record"].isin(wanted)].sort_values("record")
+    missing = wanted - set(sub["record"])
+    if missing:
+        raise ValueError(f"records not in the CinC 2017 index: {sorted(missing)[:5]}")
+    return build_rhythm_arrays(sub, data_dir=data_dir, fs_hz=RHYTHM_FS_HZ)
+
+
+def load_test_data(manifest: Manifest, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """The central test set of the manifest's task (DS2 beats; the CinC 2017 held-out fold)."""
+    if manifest.task == "beats":
+        from heartline.data.beat_dataset import build_beat_set
+
+        return build_beat_set(manifest.test_records, data_dir=data_dir, progress=False)
+    return _rhythm_arrays(manifest.test_records, data_dir=data_dir)
+
+
+def build_net(task: str, *, seed: int = 0) -> Any:
+    """A freshly initialised network of the task (seeded)."""
+    _check_task(task)
+    if task == "beats":
+        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.training.local import build_federated_beat_net
+
+        return build_federated_beat_net(n_rr=len(RR_FEATURE_NAMES), seed=seed)
+    from heartline.training.local import build_federated_rhythm_net
+    from heartline.training.rhythm import rr_feature_names
+
+    return build_federated_rhythm_net(n_rr=len(rr_feature_names()), seed=seed)
+
+
+def build_initial_arrays(task: str, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Initial global weights (``name -> array``) of the task's network."""
+    from heartline.training.local import state_arrays
+
+    return state_arrays(build_net(task, seed=seed))
+
+
+class SiteTask:
+    """Local training and evaluation of one site from given weights.
+
+    Parameters
+    ----------
+    task : {"beats", "rhythm"}
+    data : SiteData
+    epochs, lr, proximal_mu, seed : local training settings
+        (:class:`heartline.training.local.LocalConfig`).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        data: SiteData,
+        *,
+        epochs: int = 1,
+        lr: float = 2e-3,
+        proximal_mu: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        _check_task(task)
+        from heartline.training.local import LocalConfig
+
+        self.task = task
+        self.data = data
+        self.cfg = LocalConfig(epochs=epochs, lr=lr, proximal_mu=proximal_mu, seed=seed)
+        self.net = build_net(task, seed=seed)
+
+    def fit(
+        self, arrays: dict[str, np.ndarray], *, round_seed: int = 0
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Train from ``arrays``; return the new weights and metrics (loss, examples, seconds)."""
+        from heartline.training.local import (
+            load_state_arrays,
+            state_arrays,
+            train_local,
+            train_local_rhythm,
+        )
+
+        load_state_arrays(self.net, arrays)
+        fit = train_local if self.task == "beats" else train_local_rhythm
+        res = fit(self.net, self.data.train, self.cfg, round_seed=round_seed)
+        metrics = {
+            "train-loss": float(res.train_loss),
+            "num-examples": int(res.n_examples),
+            "seconds": float(res.seconds),
+        }
+        return state_arrays(self.net), metrics
+
+    def evaluate(self, arrays: dict[str, np.ndarray], *, on: str = "val") -> Any:
+        """:class:`heartline.training.local.LocalEval` of ``arrays`` on local validation data."""
+        from heartline.training.local import (
+            evaluate_local,
+            evaluate_local_rhythm,
+            load_state_arrays,
+        )
+
+        load_state_arrays(self.net, arrays)
+        data = self.data.val if on == "val" else self.data.train
+        return (evaluate_local if self.task == "beats" else evaluate_local_rhythm)(self.net, data)

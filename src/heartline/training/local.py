@@ -1,0 +1,439 @@
+"""Local training from given weights: what one hospital does in one federated round.
+
+No federated framework here (the Flower adapters in :mod:`heartline.federated` call these
+functions, as Flower's PyTorch quickstart keeps ``task.py`` free of Flower). The same functions
+train the *central* baseline of the federated benchmark, so that both see the same model, the
+same optimiser and the same number of local epochs.
+
+* :func:`build_federated_beat_net`: the small, fast hybrid CNN-LSTM configuration used for
+  federated beat classification (:data:`FEDERATED_BEAT_PARAMS`).
+* :func:`train_local`: ``epochs`` passes of Adam over the local beats (inverse-frequency class
+  weights, chunks of consecutive beats as :func:`heartline.training.trainer.train_net` does),
+  with the optional FedProx proximal term ``mu / 2 * ||w - w_global||^2`` (Li et al. 2020).
+* :func:`evaluate_local`: loss and confusion matrix of the current weights on local beats, so a
+  server can pool confusion matrices into one macro-F1 without seeing any beat.
+* :func:`state_arrays` / :func:`load_state_arrays`: weights as ``name -> numpy array``.
+* the same for the CinC 2017 rhythm task: :func:`build_federated_rhythm_net`,
+  :func:`train_local_rhythm` (over :mod:`heartline.training.rhythm`'s batches),
+  :func:`evaluate_local_rhythm`.
+
+References
+----------
+McMahan B et al. Communication-efficient learning of deep networks from decentralized data.
+AISTATS (2017).
+Li T et al. Federated optimization in heterogeneous networks. MLSys (2020).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from heartline.data.beats import BeatSet
+from heartline.models.cpu_math import flush_denormals
+from heartline.models.deep import BeatNet
+from heartline.training.config import TrainConfig
+from heartline.training.trainer import (
+    BatchMaker,
+    class_weights,
+    epoch_targets,
+    macro_f1,
+    predict_logits,
+)
+
+__all__ = [
+    "FEDERATED_BEAT_MODEL",
+    "FEDERATED_BEAT_PARAMS",
+    "FEDERATED_RHYTHM_MODEL",
+    "FEDERATED_RHYTHM_PARAMS",
+    "LocalConfig",
+    "LocalEval",
+    "LocalResult",
+    "build_federated_beat_net",
+    "build_federated_rhythm_net",
+    "confusion_macro_f1",
+    "evaluate_local",
+    "evaluate_local_rhythm",
+    "load_state_arrays",
+    "local_validation_split",
+    "state_arrays",
+    "subsample_normal",
+    "subsample_rhythm_normal",
+    "train_local",
+    "train_local_rhythm",
+]
+
+#: Registry name and parameters of the federated beat model: the hybrid CNN-LSTM, narrowed so a
+#: round of local training takes seconds on one core (the shipped model uses the defaults).
+FEDERATED_BEAT_MODEL = "hybrid"
+FEDERATED_BEAT_PARAMS: dict[str, Any] = {
+    "channels": 8,
+    "feature_dim": 16,
+    "lstm_hidden": 16,
+    "context_k": 4,
+}
+N_BEAT_CLASSES = 5
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Local training settings of one round (the same for central and federated training).
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the local training beats per round.
+    lr, batch_size, weight_decay, grad_clip, chunk_len : see :class:`TrainConfig`.
+    proximal_mu : float
+        FedProx proximal coefficient (0: plain local SGD, as FedAvg).
+    max_class_weight : float
+        Cap of the inverse-frequency class weights.
+    seed : int
+    """
+
+    epochs: int = 1
+    lr: float = 2e-3
+    batch_size: int = 64
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    chunk_len: int = 16
+    proximal_mu: float = 0.0
+    max_class_weight: float = 20.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.proximal_mu < 0:
+            raise ValueError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """Mean training loss of the last local epoch, labelled beats seen per epoch, seconds."""
+
+    train_loss: float
+    n_examples: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LocalEval:
+    """Loss and ``(n_classes, n_classes)`` confusion matrix (rows: truth) of labelled beats."""
+
+    loss: float
+    confusion: np.ndarray
+    n_examples: int
+
+    @property
+    def macro_f1(self) -> float:
+        return confusion_macro_f1(self.confusion)
+
+
+def build_federated_beat_net(
+    *, n_leads: int = 2, window_len: int = 128, n_rr: int, seed: int = 0, **overrides: Any
+) -> BeatNet:
+    """A freshly initialised (seeded) federated beat network (:data:`FEDERATED_BEAT_PARAMS`)."""
+    from heartline.models.registry import DEEP_MODELS
+
+    torch.manual_seed(seed)
+    params = {**FEDERATED_BEAT_PARAMS, **overrides}
+    return DEEP_MODELS[FEDERATED_BEAT_MODEL](
+        n_leads=n_leads, window_len=window_len, n_rr=n_rr, dropout=0.1, **params
+    )
+
+
+def state_arrays(net: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Every parameter and buffer as a numpy array (copies), in ``state_dict`` order."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def load_state_arrays(net: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
+    """Load ``arrays`` (from :func:`state_arrays` or an aggregate of them) into ``net``.
+
+    Integer buffers (batch-norm counters) are rounded back to integers; running variances are
+    kept positive (an adaptive server optimiser may step them below zero).
+
+    Raises
+    ------
+    ValueError
+        When a name is missing or a shape differs.
+    """
+    own = net.state_dict()
+    missing = sorted(set(own) - set(arrays))
+    if missing:
+        raise ValueError(f"arrays lack {len(missing)} entries of the network, e.g. {missing[:3]}")
+    new = {}
+    for k, ref in own.items():
+        a = np.asarray(arrays[k])
+        if a.size == ref.numel() and a.ndim != ref.dim():  # 0-d arrays travel as shape (1,)
+            a = a.reshape(tuple(ref.shape))
+        if tuple(a.shape) != tuple(ref.shape):
+            raise ValueError(f"array {k!r} has shape {a.shape}, the network {tuple(ref.shape)}")
+        t = torch.from_numpy(np.array(a, dtype=np.float64 if not ref.is_floating_point() else None))
+        if not ref.is_floating_point():
+            t = torch.round(t)
+        t = t.to(ref.dtype)
+        if k.endswith("running_var"):
+            t = t.clamp_min(1e-5)
+        new[k] = t
+    net.load_state_dict(new)
+
+
+def local_validation_split(beats: BeatSet, *, fraction: float = 0.2) -> tuple[BeatSet, BeatSet]:
+    """Split each record in time: the first ``1 - fraction`` of its beats train, the rest validate.
+
+    Validation stays inside the hospital (the same patients, later in the recording); the
+    central test set (DS2) is other patients and is never used here.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    is_val = np.zeros(len(beats), dtype=bool)
+    for r in beats.records:
+        idx = np.flatnonzero(beats.record == r)
+        n_val = round(fraction * len(idx))
+        if n_val:
+            is_val[idx[len(idx) - n_val :]] = True
+    return beats.subset(~is_val), beats.subset(is_val)
+
+
+def subsample_normal(beats: BeatSet, *, keep_fraction: float, seed: int = 0) -> BeatSet:
+    """Unlabel (label -1) a random ``1 - keep_fraction`` of the N beats; they remain as context.
+
+    A budget knob for the federated benchmark: every S, V, F and Q beat keeps its label and every
+    beat stays in place (the sequence context is unchanged), only fewer N beats carry a loss.
+    """
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    if keep_fraction == 1:
+        return beats
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    labels = beats.labels.copy()
+    drop = (labels == 0) & (rng.random(len(labels)) >= keep_fraction)
+    labels[drop] = -1
+    return dataclasses.replace(beats, labels=labels)
+
+
+def _params_vector(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def train_local(
+    net: BeatNet,
+    train: BeatSet,
+    cfg: LocalConfig,
+    *,
+    round_seed: int = 0,
+) -> LocalResult:
+    """Train ``net`` in place for ``cfg.epochs`` epochs on ``train`` from its current weights.
+
+    With ``cfg.proximal_mu > 0`` the loss adds ``mu / 2 * ||w - w_start||^2`` where ``w_start``
+    are the weights ``net`` held on entry (the global model of the round, FedProx).
+
+    Parameters
+    ----------
+    net : BeatNet
+    train : BeatSet
+        Local training beats (unlabelled beats serve as context only).
+    cfg : LocalConfig
+    round_seed : int
+        Mixed into the seed so each round shuffles differently.
+    """
+    targets = np.flatnonzero(train.labels >= 0)
+    if len(targets) == 0:
+        raise ValueError("train has no labelled beats")
+    seed = cfg.seed * 1_000_003 + round_seed
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    tc = TrainConfig(chunk_len=cfg.chunk_len, batch_size=cfg.batch_size, seed=seed)
+    cw = class_weights(train.labels, n_classes=net.n_classes, max_weight=cfg.max_class_weight)
+    loss_w = torch.tensor(cw, dtype=torch.float32)
+    maker = BatchMaker(train, net.context_k)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    anchor = _params_vector(net) if cfg.proximal_mu > 0 else None
+    t0 = time.perf_counter()
+    total, count = 0.0, 0
+    with flush_denormals():
+        for _ in range(cfg.epochs):
+            net.train()
+            order = epoch_targets(train, targets, tc, None, rng)
+            total, count = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                b = maker.make(order[start : start + cfg.batch_size])
+                out = net.forward_context(b.windows, b.rr, b.ctx)
+                loss = F.cross_entropy(out.logits, b.y, weight=loss_w, ignore_index=-1)
+                loss = loss + net.auxiliary_loss(out, b.y_ctx, b.y_next)
+                if anchor is not None:
+                    prox = sum(
+                        torch.sum((p - a) ** 2)
+                        for p, a in zip(net.parameters(), anchor, strict=True)
+                    )
+                    loss = loss + 0.5 * cfg.proximal_mu * prox
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                opt.step()
+                total += float(loss.detach()) * len(b.y)
+                count += len(b.y)
+    net.eval()
+    return LocalResult(total / max(count, 1), len(targets), time.perf_counter() - t0)
+
+
+def confusion_macro_f1(confusion: np.ndarray, *, classes: tuple[int, ...] = (0, 1, 2, 3)) -> float:
+    """Macro-F1 over ``classes`` present in the truth (rows) of a confusion matrix.
+
+    Same definition as :func:`heartline.training.trainer.macro_f1` (N, S, V, F; absent classes
+    skipped), so a pooled confusion matrix gives the macro-F1 of the pooled beats.
+
+    >>> confusion_macro_f1(np.array([[1, 1], [0, 2]]), classes=(0, 1))
+    0.7333333333333334
+    """
+    c = np.asarray(confusion, dtype=float)
+    f1s = []
+    for k in classes:
+        if k >= len(c) or c[k].sum() == 0:
+            continue
+        tp = c[k, k]
+        denom = c[k].sum() + c[:, k].sum()
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def evaluate_local(net: BeatNet, beats: BeatSet) -> LocalEval:
+    """Cross-entropy and confusion matrix of ``net`` on the labelled beats of ``beats``."""
+    n = net.n_classes
+    keep = beats.labels >= 0
+    if not keep.any():
+        return LocalEval(math.nan, np.zeros((n, n), dtype=np.int64), 0)
+    logits = predict_logits(net, beats)
+    y = beats.labels[keep]
+    lg = logits[keep]
+    if not np.isfinite(lg).all():
+        loss = math.nan
+    else:
+        loss = float(F.cross_entropy(torch.from_numpy(lg), torch.from_numpy(y.astype(np.int64))))
+    pred = lg.argmax(axis=1)
+    conf = np.zeros((n, n), dtype=np.int64)
+    np.add.at(conf, (y, pred), 1)
+    assert abs(confusion_macro_f1(conf) - macro_f1(y, pred, n_classes=n)) < 1e-9
+    return LocalEval(loss, conf, int(keep.sum()))
+
+
+# --------------------------------------------------------------------------- rhythm (CinC 2017)
+#: Registry name and parameters of the federated rhythm model: the hybrid rhythm network
+#: (:mod:`heartline.models.rhythm`), narrowed for fast rounds.
+FEDERATED_RHYTHM_MODEL = "hybrid"
+FEDERATED_RHYTHM_PARAMS: dict[str, Any] = {
+    "channels": (8, 16, 24, 32),
+    "hidden": 16,
+    "rr_hidden": 16,
+}
+RHYTHM_FS_HZ = 100.0
+RHYTHM_CROP_S = 10.0
+RHYTHM_WINDOW_S = 30.0
+
+
+def build_federated_rhythm_net(*, n_rr: int, seed: int = 0) -> Any:
+    """A freshly initialised (seeded) federated rhythm network (:data:`FEDERATED_RHYTHM_PARAMS`)."""
+    from heartline.models.rhythm import build_rhythm_model
+
+    torch.manual_seed(seed)
+    return build_rhythm_model(
+        FEDERATED_RHYTHM_MODEL, n_rr=n_rr, fs_hz=RHYTHM_FS_HZ, **FEDERATED_RHYTHM_PARAMS
+    )
+
+
+def subsample_rhythm_normal(arrays: Any, *, keep_fraction: float, seed: int = 0) -> Any:
+    """Keep every non-N record and a random ``keep_fraction`` of the N records (budget knob)."""
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    if keep_fraction == 1:
+        return arrays
+    rng = np.random.default_rng(seed)
+    keep = (arrays.y != 0) | (rng.random(len(arrays)) < keep_fraction)
+    return arrays.subset(keep)
+
+
+def train_local_rhythm(
+    net: Any, train: Any, cfg: LocalConfig, *, round_seed: int = 0
+) -> LocalResult:
+    """``cfg.epochs`` epochs of AdamW on random ``RHYTHM_CROP_S`` crops of the local records.
+
+    Same batches, augmentation and class weighting as :func:`heartline.training.rhythm.fit_rhythm`
+    (whose private helpers it reuses), at a constant learning rate and with the optional FedProx
+    term; the RR standardisation is fitted on the local records when the network still holds
+    the identity scaler (the first round), then averaged like any other weight.
+    """
+    from heartline.training.rhythm import _crop_batch
+    from heartline.training.rhythm import class_weights as rhythm_class_weights
+
+    if len(train) == 0 or (train.y < 0).any():
+        raise ValueError("train must hold labelled records (y in 0..3)")
+    seed = cfg.seed * 1_000_003 + round_seed
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    if net.n_rr and bool(torch.all(net.rr_std == 1)) and bool(torch.all(net.rr_mean == 0)):
+        rr = torch.from_numpy(train.rr.astype(np.float32))
+        net.set_rr_scaler(rr.mean(0), rr.std(0))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(rhythm_class_weights(train.y, 0.5)))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    anchor = _params_vector(net) if cfg.proximal_mu > 0 else None
+    w = round(RHYTHM_CROP_S * train.fs_hz)
+    y_all = torch.from_numpy(train.y)
+    t0 = time.perf_counter()
+    total, count = 0.0, 0
+    with flush_denormals():
+        for _ in range(cfg.epochs):
+            net.train()
+            order = rng.permutation(len(train))
+            total, count = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                x, m, r = _crop_batch(train, idx, w, rng, True)
+                loss = loss_fn(net(x, m, r), y_all[idx])
+                if anchor is not None:
+                    prox = sum(
+                        torch.sum((p - a) ** 2)
+                        for p, a in zip(net.parameters(), anchor, strict=True)
+                    )
+                    loss = loss + 0.5 * cfg.proximal_mu * prox
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                opt.step()
+                total += float(loss.detach()) * idx.size
+                count += idx.size
+    net.eval()
+    return LocalResult(total / max(count, 1), len(train), time.perf_counter() - t0)
+
+
+def evaluate_local_rhythm(net: Any, arrays: Any) -> LocalEval:
+    """Cross-entropy and 4 x 4 confusion matrix (N, A, O, noise) over each record's 30 s windows."""
+    from heartline.training.rhythm import predict_rhythm_proba
+
+    keep = arrays.y >= 0
+    if not keep.any():
+        return LocalEval(math.nan, np.zeros((4, 4), dtype=np.int64), 0)
+    arrays = arrays.subset(keep)
+    proba = predict_rhythm_proba(net, arrays, window_s=RHYTHM_WINDOW_S)
+    y = arrays.y
+    p_true = proba[np.arange(len(y)), y]
+    loss = (
+        float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))
+        if np.isfinite(proba).all()
+        else math.nan
+    )
+    pred = np.nan_to_num(proba, nan=0.0).argmax(axis=1)
+    conf = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(conf, (y, pred), 1)
+    return LocalEval(loss, conf, len(y))

@@ -1,0 +1,401 @@
+"""Training and prediction for the multimodal PTB-XL models (:mod:`heartline.models.multimodal`).
+
+Everything that is fitted (the ECG and metadata scalers, the networks, the gradient boosting
+baseline, the decision thresholds) is fitted on training folds only; the validation fold picks
+the epoch and the thresholds; the test fold is only predicted. Conventions follow the PTB-XL
+benchmark code of Strodthoff et al. (2021): per-lead standard scaling fitted on the training
+data, random 2.5 s crops for training and the mean of sliding-window crops at prediction time.
+
+References
+----------
+Strodthoff N, Wagner P, Schaeffter T, Samek W. Deep learning for ECG analysis: benchmarks and
+insights from PTB-XL. IEEE J Biomed Health Inform 25(5):1519-1528 (2021).
+Ke G et al. LightGBM: a highly efficient gradient boosting decision tree. NeurIPS (2017) (the
+histogram algorithm of scikit-learn's ``HistGradientBoostingClassifier``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from heartline.data.ptbxl import METADATA_FEATURES, PtbxlMetadata
+from heartline.errors import HeartlineWarning
+from heartline.models.multimodal import (
+    N_META_INPUTS,
+    MultimodalConfig,
+    MultimodalNet,
+    MultimodalOutput,
+    ResNet1d,
+)
+
+__all__ = [
+    "EcgScaler",
+    "MetaScaler",
+    "Prediction",
+    "TrainSettings",
+    "best_f1_thresholds",
+    "build_network",
+    "fit_gbm",
+    "macro_auc",
+    "predict",
+    "predict_gbm",
+    "record_features",
+    "train_network",
+]
+
+log = logging.getLogger(__name__)
+
+
+# -- scalers ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EcgScaler:
+    """Per-lead standardisation fitted on training records (``mean``/``std`` in mV, ``(leads,)``)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, signals: np.ndarray) -> EcgScaler:
+        mean = signals.mean(axis=(0, 2))
+        std = signals.std(axis=(0, 2))
+        return cls(mean=mean.astype(np.float32), std=np.maximum(std, 1e-6).astype(np.float32))
+
+    def transform(self, signals: np.ndarray) -> np.ndarray:
+        return ((signals - self.mean[None, :, None]) / self.std[None, :, None]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MetaScaler:
+    """Standardisation of the metadata values over the *present* training values.
+
+    :meth:`transform` returns the :data:`~heartline.models.multimodal.N_META_INPUTS` network
+    inputs: the 5 standardised values with missing ones at 0 (the training mean), the 5 presence
+    masks, and the over-89 flag. A column with no value at all in the training data gets mean 0
+    and std 1 and a warning (its mask is then always 0).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, meta: PtbxlMetadata) -> MetaScaler:
+        mean = np.zeros(len(METADATA_FEATURES), dtype=np.float32)
+        std = np.ones(len(METADATA_FEATURES), dtype=np.float32)
+        for j, name in enumerate(METADATA_FEATURES):
+            vals = meta.values[meta.present[:, j], j]
+            if vals.size == 0:
+                warnings.warn(
+                    f"no training record has {name}; it enters the model as missing everywhere",
+                    HeartlineWarning,
+                    stacklevel=2,
+                )
+                continue
+            mean[j] = vals.mean()
+            std[j] = max(float(vals.std()), 1e-6)
+        return cls(mean=mean, std=std)
+
+    def transform(self, meta: PtbxlMetadata) -> np.ndarray:
+        z = (meta.values - self.mean) / self.std
+        z = np.where(meta.present, z, 0.0)
+        out = np.concatenate(
+            [z, meta.present.astype(np.float32), meta.age_over_89[:, None].astype(np.float32)],
+            axis=1,
+        ).astype(np.float32)
+        assert out.shape[1] == N_META_INPUTS
+        return out
+
+
+# -- metrics used during training -----------------------------------------------------------------
+def macro_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean ROC AUC over the classes that have both positives and negatives (NaN if none)."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs = [
+        roc_auc_score(y[:, c], p[:, c]) for c in range(y.shape[1]) if 0 < y[:, c].sum() < y.shape[0]
+    ]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def best_f1_thresholds(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per-class threshold maximising F1 on (validation) data; 0.5 where a class is absent."""
+    from sklearn.metrics import precision_recall_curve
+
+    out = np.full(y.shape[1], 0.5)
+    for c in range(y.shape[1]):
+        if y[:, c].sum() == 0:
+            continue
+        prec, rec, thr = precision_recall_curve(y[:, c], p[:, c])
+        f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], 1e-12)
+        out[c] = float(thr[int(np.argmax(f1))])
+    return out
+
+
+# -- networks ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training settings of one network (saved with the run)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    crop_s: float = 2.5
+    eval_stride_s: float = 2.5
+    age_weight: float = 0.3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-record outputs: probabilities ``(N, C)``, modality weights ``(N, 2)``, age (years) or None."""
+
+    probs: np.ndarray
+    modality_weights: np.ndarray
+    age_y: np.ndarray | None
+
+
+def _crop_starts(n_samples: int, crop: int, stride: int) -> list[int]:
+    if crop >= n_samples:
+        return [0]
+    starts = list(range(0, n_samples - crop + 1, stride))
+    if starts[-1] != n_samples - crop:
+        starts.append(n_samples - crop)
+    return starts
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    ecg: np.ndarray,
+    meta: np.ndarray,
+    *,
+    fs: float,
+    settings: TrainSettings,
+    age_scale: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = 128,
+) -> Prediction:
+    """Mean over sliding crops of the sigmoid outputs (and modality weights, and age)."""
+    model.eval()
+    crop = round(settings.crop_s * fs)
+    stride = max(1, round(settings.eval_stride_s * fs))
+    starts = _crop_starts(ecg.shape[2], crop, stride)
+    probs, weights, ages = [], [], []
+    meta_t = torch.from_numpy(meta)
+    for i in range(0, ecg.shape[0], batch_size):
+        x = torch.from_numpy(ecg[i : i + batch_size])
+        m = meta_t[i : i + batch_size]
+        p_sum, w_sum, a_sum = 0.0, 0.0, 0.0
+        for s in starts:
+            out: MultimodalOutput = model(x[:, :, s : s + crop], m)
+            p_sum = p_sum + torch.sigmoid(out.logits)
+            w_sum = w_sum + out.modality_weights
+            if out.age is not None:
+                a_sum = a_sum + out.age
+        probs.append((p_sum / len(starts)).numpy())
+        weights.append((w_sum / len(starts)).numpy())
+        if isinstance(a_sum, torch.Tensor):
+            ages.append((a_sum / len(starts)).numpy() * age_scale[1] + age_scale[0])
+    return Prediction(
+        probs=np.concatenate(probs),
+        modality_weights=np.concatenate(weights),
+        age_y=np.concatenate(ages) if ages else None,
+    )
+
+
+def build_network(kind: str, *, config: MultimodalConfig) -> nn.Module:
+    """``"resnet1d"`` or a :class:`MultimodalNet` (any other kind)."""
+    if kind == "resnet1d":
+        return ResNet1d(n_leads=config.n_leads, n_classes=config.n_classes)
+    return MultimodalNet(config)
+
+
+def train_network(
+    model: nn.Module,
+    *,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fs: float,
+    settings: TrainSettings,
+) -> tuple[nn.Module, dict[str, object]]:
+    """Train with BCE (+ age MSE), keep the epoch with the best validation macro-AUC.
+
+    Parameters
+    ----------
+    train : (ecg, meta, labels, age_z)
+        Scaled ECG ``(N, leads, T)``, metadata inputs ``(N, 11)``, labels ``(N, C)``, standardised
+        age ``(N,)`` with NaN where unknown (those records get no age loss).
+    val : (ecg, meta, labels)
+        The validation fold (never the test fold).
+    """
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    ecg, meta, y, age = train
+    crop = round(settings.crop_s * fs)
+    if crop > ecg.shape[2]:
+        raise ValueError(
+            f"crop_s={settings.crop_s} s is longer than the records ({ecg.shape[2] / fs} s)"
+        )
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps = settings.epochs * int(np.ceil(len(ecg) / settings.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=max(steps, 1))
+    bce = nn.BCEWithLogitsLoss()
+    y_t = torch.from_numpy(y.astype(np.float32))
+    age_t = torch.from_numpy(age.astype(np.float32))
+    best = (-np.inf, 0, None)
+    history: list[dict[str, float]] = []
+    for epoch in range(settings.epochs):
+        model.train()
+        order = rng.permutation(len(ecg))
+        total = 0.0
+        for i in range(0, len(order), settings.batch_size):
+            idx = order[i : i + settings.batch_size]
+            if len(idx) < 2:  # batch norm needs two records
+                continue
+            starts = rng.integers(0, ecg.shape[2] - crop + 1, size=len(idx))
+            x = torch.from_numpy(
+                np.stack([ecg[j, :, s : s + crop] for j, s in zip(idx, starts, strict=True)])
+            )
+            out = model(x, torch.from_numpy(meta[idx]))
+            loss = bce(out.logits, y_t[idx])
+            if out.age is not None and settings.age_weight > 0:
+                a = age_t[idx]
+                ok = torch.isfinite(a)
+                if bool(ok.any()):
+                    loss = loss + settings.age_weight * nn.functional.smooth_l1_loss(
+                        out.age[ok], a[ok]
+                    )
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        pv = predict(model, val[0], val[1], fs=fs, settings=settings).probs
+        auc = macro_auc(val[2], pv)
+        history.append({"epoch": epoch + 1, "train_loss": total / len(ecg), "val_macro_auc": auc})
+        if np.isfinite(auc) and auc > best[0]:
+            best = (auc, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    return model, {"best_epoch": best[1], "best_val_macro_auc": float(best[0]), "history": history}
+
+
+# -- gradient boosting on ECG features -----------------------------------------------------------
+#: Median-beat window around the R peak (s) and the number of points it is averaged down to.
+_BEAT_PRE_S, _BEAT_POST_S, _BEAT_POINTS = 0.25, 0.45, 14
+
+
+def record_features(
+    signals: np.ndarray, *, fs: float, rpeak_lead: int = 1
+) -> tuple[np.ndarray, list[str]]:
+    """Per-record ECG features for the gradient boosting baseline.
+
+    Per record: R peaks on lead II with Heartline's detector
+    (:func:`heartline.signal.rpeaks.detect_r_peaks`), RR statistics (mean heart rate, RR SD,
+    RMSSD, min/max RR); per lead, on the band-passed (0.5-40 Hz) signal, the median beat
+    (-0.25 to +0.45 s) averaged down to 14 points, its R and S amplitudes, QRS and T areas, the
+    ST level 80 ms after the R peak, and the signal's SD, skewness and kurtosis. A record
+    without three detectable beats gets NaN beat features (gradient boosting handles NaN),
+    counted in a warning.
+
+    Returns
+    -------
+    features : numpy.ndarray
+        ``(N, n_features)`` float32.
+    names : list of str
+    """
+    from scipy.stats import kurtosis, skew
+
+    from heartline.signal.filters import bandpass
+    from heartline.signal.rpeaks import detect_r_peaks
+
+    n, n_leads, n_samples = signals.shape
+    pre, post = round(_BEAT_PRE_S * fs), round(_BEAT_POST_S * fs)
+    win = pre + post
+    edges = np.linspace(0, win, _BEAT_POINTS + 1).astype(int)
+    names = ["hr_bpm", "rr_sd_s", "rmssd_s", "rr_min_s", "rr_max_s", "n_beats"]
+    per_lead = [f"beat_{k}" for k in range(_BEAT_POINTS)] + [
+        "r_amp", "s_amp", "qrs_area", "st80", "t_area", "sd", "skew", "kurt",
+    ]  # fmt: skip
+    names += [f"L{lead}_{f}" for lead in range(n_leads) for f in per_lead]
+    out = np.full((n, len(names)), np.nan, dtype=np.float32)
+    n_failed = 0
+    r_idx, qrs_hi = pre, pre + round(0.06 * fs)
+    st_idx = min(win - 1, pre + round(0.08 * fs))
+    t_lo, t_hi = pre + round(0.15 * fs), win
+    for i in range(n):
+        x = bandpass(signals[i].T, fs=fs, low_hz=0.5, high_hz=min(40.0, 0.45 * fs))
+        peaks = detect_r_peaks(x[:, rpeak_lead], fs=fs).sample_idx
+        peaks = peaks[(peaks >= pre) & (peaks + post <= n_samples)]
+        col = 6
+        if len(peaks) >= 3:
+            rr = np.diff(peaks) / fs
+            out[i, :6] = [
+                60.0 / rr.mean(),
+                rr.std(),
+                np.sqrt(np.mean(np.diff(rr) ** 2)) if len(rr) > 1 else 0.0,
+                rr.min(),
+                rr.max(),
+                len(peaks),
+            ]
+        else:
+            n_failed += 1
+        for lead in range(n_leads):
+            sig = x[:, lead]
+            feats = np.full(len(per_lead), np.nan, dtype=np.float32)
+            if len(peaks) >= 3:
+                beats = np.stack([sig[p - pre : p + post] for p in peaks])
+                med = np.median(beats, axis=0)
+                med = med - np.median(med[: max(1, pre // 3)])  # PR-segment baseline
+                feats[:_BEAT_POINTS] = [
+                    med[edges[k] : edges[k + 1]].mean() for k in range(_BEAT_POINTS)
+                ]
+                qrs = med[r_idx - round(0.06 * fs) : qrs_hi]
+                feats[_BEAT_POINTS : _BEAT_POINTS + 5] = [
+                    qrs.max(),
+                    qrs.min(),
+                    np.abs(qrs).sum() / fs,
+                    med[st_idx],
+                    med[t_lo:t_hi].sum() / fs,
+                ]
+            feats[-3:] = [sig.std(), skew(sig), kurtosis(sig)]
+            out[i, col + lead * len(per_lead) : col + (lead + 1) * len(per_lead)] = feats
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {n} record(s) had fewer than 3 detectable beats; their beat "
+            "features are NaN (handled natively by gradient boosting)",
+            HeartlineWarning,
+            stacklevel=2,
+        )
+    return out, names
+
+
+def fit_gbm(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> list[object]:
+    """One ``HistGradientBoostingClassifier`` per class (NaN inputs handled natively)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    models = []
+    for c in range(y.shape[1]):
+        clf = HistGradientBoostingClassifier(
+            max_iter=200,
+            learning_rate=0.05,
+            max_leaf_nodes=15,
+            min_samples_leaf=10,
+            l2_regularization=1.0,
+            max_features=0.5,
+            random_state=seed,
+        )
+        clf.fit(x, y[:, c])
+        models.append(clf)
+    return models
+
+
+def predict_gbm(models: list[object], x: np.ndarray) -> np.ndarray:
+    """``(N, C)`` probabilities of :func:`fit_gbm`'s models."""
+    return np.stack([m.predict_proba(x)[:, 1] for m in models], axis=1)  # type: ignore[attr-defined]

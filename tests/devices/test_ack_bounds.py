@@ -1,0 +1,78 @@
+"""Storage acknowledgements are bounded (issue 18, finding 2).
+
+A 49-byte acknowledgement ``{"ranges": [[0, 999999999]]}`` published to a device's ack topic
+used to be expanded into a list of every sequence number in the range: ``heartline serve`` with
+its simulated wearables grew to 22.7 GB and was killed. A device now applies acknowledgements as
+ranges, touching only the frames it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from types import SimpleNamespace
+
+import pytest
+
+from heartline.devices.publisher import FramePublisher
+from heartline.devices.store_forward import StoreForwardQueue
+from heartline.ingestion.acks import StorageAck, acks_topic
+from heartline.ingestion.broker import BrokerAddress
+
+
+def _publisher(tmp_path, frame_maker, n: int = 10) -> tuple[FramePublisher, StoreForwardQueue]:
+    q = StoreForwardQueue(tmp_path / "q.sqlite")
+    for seq in range(n):
+        q.enqueue(frame_maker("dev-ack", seq))
+    pub = FramePublisher(
+        q,
+        address=BrokerAddress("127.0.0.1", 1),  # never connected
+        device_id="dev-ack",
+        partitions=8,
+        delete_on="storage",
+    )
+    return pub, q
+
+
+def _deliver(pub: FramePublisher, payload: bytes) -> None:
+    pub._on_message(None, None, SimpleNamespace(topic=acks_topic("dev-ack"), payload=payload))
+    pub._drain_acks()
+
+
+def test_a_huge_ack_range_costs_no_memory(tmp_path, frame_maker) -> None:
+    pub, q = _publisher(tmp_path, frame_maker)
+    tracemalloc.start()
+    try:
+        # first a million (the old code's failure stays small and quick: ~40 MB), and only
+        # when that was cheap the 999,999,999 of the finding (tens of GB in the old code)
+        _deliver(pub, b'{"v":1,"device_id":"dev-ack","ranges":[[0,1000000]]}')
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 5 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+        _deliver(pub, b'{"v":1,"device_id":"dev-ack","ranges":[[0,999999999]]}')
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    assert len(q) == 0  # the frames it covered are deleted
+    assert pub.counters().storage_acked == 10
+    q.close()
+
+
+def test_acks_delete_only_the_frames_in_their_ranges(tmp_path, frame_maker) -> None:
+    pub, q = _publisher(tmp_path, frame_maker)
+    _deliver(pub, StorageAck("dev-ack", ((2, 4), (7, 8))).to_json())
+    assert [f.seq for f in q.peek_batch(100)] == [0, 1, 4, 5, 6, 8, 9]
+    _deliver(pub, StorageAck("other-dev", ((0, 10),)).to_json())  # not ours: ignored
+    assert len(q) == 7
+    q.close()
+
+
+def test_storage_ack_refuses_absurd_payloads() -> None:
+    with pytest.raises(ValueError, match="ranges"):
+        StorageAck.from_json(json.dumps({"device_id": "d", "ranges": [[0, 1]] * 20_000}).encode())
+    with pytest.raises(ValueError, match="bytes"):
+        StorageAck.from_json(b" " * (1024 * 1024))
+    huge = StorageAck.from_json(b'{"device_id":"d","ranges":[[0,999999999]]}')
+    assert huge.n_seqs == 999_999_999 and huge.covers(5) and not huge.covers(999_999_999)
+    with pytest.raises(ValueError, match="expand"):
+        huge.seqs()  # never expanded into a list
