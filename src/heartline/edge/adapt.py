@@ -50,10 +50,10 @@ from typing import Any
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.edge.runtime import OnnxBeatClassifier, file_sha256
 from heartline.errors import HeartlineWarning
-from heartline.signal.beats import model_rr_columns
+from heartline.signal.segmentation import model_rr_columns
 
 __all__ = [
     "ADAPT_FORMAT",
