@@ -11,7 +11,10 @@ from heartline.cli.common import console, handle_errors
 from heartline.cli.main import DataDirOpt, app, bench_app
 
 ProtocolOpt = Annotated[
-    str, typer.Option("--protocol", help="inter-patient, intra-patient or cv10.")
+    str,
+    typer.Option(
+        "--protocol", help="inter-patient, intra-patient, cv10 or patient-adaptive (evaluate)."
+    ),
 ]
 QuickOpt = Annotated[
     bool, typer.Option("--quick", help="Few records, 1 epoch, small networks (smoke runs, tests).")
@@ -149,9 +152,52 @@ def evaluate(
     threads: ThreadsOpt = 1,
     n_bootstrap: BootOpt = 1000,
     data_dir: DataDirOpt = None,
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels",
+            help="patient-adaptive: confirmed beats from the annotations of the first 5 minutes, or none (unsupervised).",
+        ),
+    ] = "annotations",
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            "--budget",
+            help="patient-adaptive: confirmed beats per patient (default: every beat of the first 5 minutes).",
+        ),
+    ] = None,
+    adapt_method: Annotated[
+        str,
+        typer.Option(
+            "--adapt-method", help="patient-adaptive: prototypes (torch-free) or finetune."
+        ),
+    ] = "prototypes",
+    curve: Annotated[
+        bool,
+        typer.Option(
+            "--curve/--no-curve",
+            help="patient-adaptive: also the SVEB/VEB F1 curve over 0, 10, 25, 50, 100, all beats.",
+        ),
+    ] = True,
 ) -> None:
     """Train (registry model) or load (saved / shipped model) and evaluate under a protocol."""
     import dataclasses
+
+    if protocol == "patient-adaptive":
+        _evaluate_patient_adaptive(
+            out=out,
+            model=model,
+            labels=labels,
+            budget=budget,
+            method=adapt_method,
+            curve=curve,
+            quick=quick,
+            data_dir=data_dir,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            threads=threads,
+        )
+        return
 
     from heartline.training import evaluate as ev
     from heartline.training.config import TrainConfig, load_config
@@ -227,6 +273,71 @@ def evaluate(
         f"{res.model_name} {res.protocol} ({res.rpeaks}){' [LEAKY]' if res.leaky else ''}: accuracy {100 * m.accuracy:.2f} %, "
         f"macro-F1 {100 * m.macro_f1:.2f} %, SVEB Se/+P {100 * m.sveb_se:.1f}/{100 * m.sveb_ppv:.1f} %, "
         f"VEB Se/+P {100 * m.veb_se:.1f}/{100 * m.veb_ppv:.1f} %"
+    )
+    console.print(f"[green]wrote[/] {paths['metrics']}, {paths['report']}")
+
+
+def _evaluate_patient_adaptive(
+    *,
+    out: Path,
+    model: str,
+    labels: str,
+    budget: int | None,
+    method: str,
+    curve: bool,
+    quick: bool,
+    data_dir: Path | None,
+    n_bootstrap: int,
+    seed: int,
+    threads: int,
+) -> None:
+    """``--protocol patient-adaptive``: adapt the ONNX model to each DS2 record's first 5 minutes."""
+    import shlex
+    import sys
+
+    from heartline.edge.runtime import OnnxBeatClassifier
+    from heartline.training import patient_adaptive as pa
+
+    _threads(threads)
+    if labels not in pa.LABEL_SOURCES:
+        raise typer.BadParameter(f"--labels must be one of {', '.join(pa.LABEL_SOURCES)}")
+    if method not in pa.METHODS:
+        raise typer.BadParameter(f"--adapt-method must be one of {', '.join(pa.METHODS)}")
+    if budget is not None and budget < 0:
+        raise typer.BadParameter("--budget must be >= 0")
+    clf, name = _load_model(model)
+    if not isinstance(clf, OnnxBeatClassifier) or not clf.has_split:
+        raise typer.BadParameter(
+            "--model: patient-adaptive needs an ONNX model with its split form (encoder)"
+        )
+    data = _data(quick, data_dir)
+    cache: dict[str, Any] = {}
+    kw: dict[str, Any] = {"data": data, "labels": labels, "method": method, "model_name": name}
+    try:
+        main = pa.run_patient_adaptive(
+            clf, budget=budget, n_bootstrap=n_bootstrap, seed=seed, cache=cache, **kw
+        )
+        points = []
+        if curve and labels == "annotations":
+            for b in pa.CURVE_BUDGETS:
+                points.append(
+                    main
+                    if b == budget
+                    else pa.run_patient_adaptive(
+                        clf, budget=b, n_bootstrap=0, seed=seed, cache=cache, **kw
+                    )
+                )
+    except ValueError as exc:
+        raise _bad(exc) from None
+    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    paths = pa.write_patient_adaptive(main, out, curve=points, command=command)
+    m = main.result.metrics
+    secs = main.adapt_seconds()
+    console.print(
+        f"{main.result.model_name} patient-adaptive: accuracy {100 * m.accuracy:.2f} %, "
+        f"SVEB Se/+P {100 * m.sveb_se:.1f}/{100 * m.sveb_ppv:.1f} %, "
+        f"VEB Se/+P {100 * m.veb_se:.1f}/{100 * m.veb_ppv:.1f} %, "
+        f"adaptation max {secs.max() if secs.size else 0.0:.2f} s per patient"
     )
     console.print(f"[green]wrote[/] {paths['metrics']}, {paths['report']}")
 

@@ -90,6 +90,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.alerts.engine import AlertEngine, AlertUpdate
 from heartline.alerts.rules import BeatSeries
+from heartline.edge.adapt import apply_batches
 from heartline.ingestion.acks import StorageAck, acks_topic, seq_ranges
 from heartline.ingestion.broker import BrokerAddress, configure_client
 from heartline.ingestion.payloads import (
@@ -426,6 +427,7 @@ class StreamProcessor:
         no_data_alert_s: float | None = None,
         inbox_max: int = 10_000,
         profile: bool = False,
+        patient_models: Any = None,
     ) -> None:
         if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
             raise ValueError(
@@ -463,6 +465,8 @@ class StreamProcessor:
 
             model = OnnxBeatClassifier(model)
         self.model = model
+        #: Per-patient adapted models (:class:`heartline.edge.adapt.PatientModelRegistry`) or None.
+        self.patient_models = patient_models
         self.address = address
         self.partitions = tuple(sorted(int(p) for p in partitions))
         self.n_partitions = int(n_partitions)
@@ -988,6 +992,19 @@ class StreamProcessor:
                     with self._lock:
                         self._c["engine_errors"] += 1
             pending = kept_pending
+        # --- patient adaptation (heartline.edge.adapt): adapted probabilities, model version ---
+        version_of: dict[str, str | None] = {}
+        if self.patient_models is not None and pending:
+            try:
+                probs, versions = apply_batches(
+                    self.patient_models, [(st.patient_id, bb) for st, bb in pending], probs
+                )
+                version_of = {
+                    st.patient_id: v for (st, _), v in zip(pending, versions, strict=True)
+                }
+            except Exception:  # the base model's probabilities are kept
+                log.exception("processor %s: patient adaptation failed", self.client_id)
+        # --- end of patient adaptation ---
         clock.lap("classify")
         # engine beats as (time_s, sample_idx, label, confidence, quality_ok) rows
         for (st, bb), p in zip(pending, probs, strict=True):
@@ -1013,6 +1030,7 @@ class StreamProcessor:
                         label=beat.label,
                         probabilities=beat.probabilities,
                         confidence=beat.confidence,
+                        model_version=version_of.get(st.patient_id),
                     )
                 )
                 engine_beats.append(

@@ -27,6 +27,7 @@ from heartline.service.config import ServiceSettings, load_service_settings
 from heartline.service.deps import TOKEN_URL, Database
 from heartline.service.limits import BodySizeLimitMiddleware
 from heartline.service.routes import (
+    adaptation,
     alerts,
     auth,
     devices,
@@ -177,7 +178,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     app.include_router(health.router, responses=COMMON_RESPONSES)
-    for module in (auth, users, patients, alerts, devices, ingest, session, station, stream):
+    for module in (
+        auth,
+        users,
+        patients,
+        alerts,
+        devices,
+        ingest,
+        session,
+        station,
+        stream,
+        adaptation,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(users.audit_router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
     app.include_router(fhir_routes.router, responses=COMMON_RESPONSES)

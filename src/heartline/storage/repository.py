@@ -113,6 +113,8 @@ class BeatIn:
     label: str | None = None
     probabilities: dict[str, float] | None = None
     confidence: float | None = None
+    #: Version of the model that labelled the beat (``beats.model_version``, migration 0008).
+    model_version: str | None = None
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -216,6 +218,7 @@ _BEAT_COLUMNS = (
     "label",
     "probabilities",
     "confidence",
+    "model_version",
 )
 
 
@@ -505,6 +508,7 @@ def _beat_rows(rows: list[tuple[Any, ...]], patient_id: str, beats: Iterable[Bea
                 b.label,
                 dict(b.probabilities) if b.probabilities is not None else None,
                 b.confidence,
+                b.model_version,
             )
         )
 

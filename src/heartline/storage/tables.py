@@ -221,6 +221,8 @@ class Beat(Base):
     label: Mapped[str | None] = mapped_column(String(8))
     probabilities: Mapped[dict[str, Any] | None]
     confidence: Mapped[float | None] = mapped_column(Float)
+    #: Version of the model that labelled the beat (base or a patient's adapted model; 0008).
+    model_version: Mapped[str | None] = mapped_column(String(96))
 
 
 class Alert(Base):
