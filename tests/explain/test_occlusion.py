@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartline.explain.occlusion import BeatExplanation, explain_beats, occlusion_attributions
+from heartline.edge.occlusion import BeatExplanation, explain_beats, occlusion_attributions
 from heartline.explain.report import qrs_share
 
 MODEL = Path(__file__).parents[2] / "src" / "heartline" / "assets" / "models" / "hybrid.onnx"
@@ -28,7 +28,7 @@ def v_beats(data_dir: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
 
 
 def test_module_imports_no_torch() -> None:
-    code = "import sys, heartline.explain.occlusion; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, heartline.edge.occlusion; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

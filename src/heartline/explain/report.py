@@ -3,7 +3,7 @@
 On real MIT-BIH V and N beats (:func:`heartline.data.beat_dataset.build_beat_set`, the shipped
 beat model's data settings) it measures
 
-* the time to explain one alert with :func:`heartline.explain.occlusion.explain_beats` on the
+* the time to explain one alert with :func:`heartline.edge.occlusion.explain_beats` on the
   shipped ONNX model, one thread (the live side reuses one session; the cold time with the
   session creation is reported too);
 * the share of the absolute attribution inside the QRS region (R-peak +-80 ms) for V beats, by
@@ -65,7 +65,7 @@ def run_explain_bench(
         load_shipped_beat_model,
         randomized_copy,
     )
-    from heartline.explain.occlusion import _session, explain_beats
+    from heartline.edge.occlusion import _session, explain_beats
 
     torch.set_num_threads(1)
     out = Path(out_dir)
