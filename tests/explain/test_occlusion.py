@@ -121,3 +121,14 @@ def test_randomised_weights_change_the_occlusion_maps(v_beats, tmp_path) -> None
     again = explain_beats(MODEL, w, rr, target=trained.target)
     assert np.allclose(trained.attributions, again.attributions, atol=1e-6)
     assert (qrs_share(trained.attributions, pre_s=pre_s, window_s=window_s) > 0.5).mean() >= 0.5
+
+
+@pytest.mark.slow
+def test_alert_explanation_timing_runs(tmp_path, data_dir) -> None:
+    """The benchmark's alert section (``heartline bench explain``) on one repeat."""
+    from heartline.explain.report import time_alert_explanation
+
+    r = time_alert_explanation(tmp_path, data_dir=data_dir, n_repeats=1)
+    assert r["alert_beats"] == 2 and r["explanation_cpu_ms_median"] > 0
+    assert r["provider_ms_median"] > 0 and r["target_ms"] == 300.0
+    assert not (tmp_path / "alert_explain.db").exists()
