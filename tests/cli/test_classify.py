@@ -254,3 +254,40 @@ def test_several_records_and_a_folder(tmp_path, data_dir, tiny_mlii_path) -> Non
     rows = list(csv.DictReader(out.open()))
     assert {r["record"] for r in rows} == {"p119", "p200"}
     assert all(r["lead"] == "MLII" and r["model"] == "tiny_mlii" for r in rows)
+
+
+def test_explain_writes_per_beat_attributions(tmp_path, data_dir) -> None:
+    """``--explain`` with the shipped two-lead model on 30 s of MIT-BIH 119 (bigeminy): one
+    attribution map per CSV row, and the V beats' maps lie mostly on the QRS (R +- 80 ms)."""
+    rec = read_record(record_path("mitdb", "119", data_dir=data_dir))
+    wfdb.wrsamp(
+        "ex119", fs=360, units=["mV", "mV"], sig_name=list(rec.lead_names),
+        p_signal=rec.signal[360 * 60 : 360 * 90], fmt=["16", "16"], adc_gain=[200.0, 200.0],
+        baseline=[0, 0], write_dir=str(tmp_path),
+    )  # fmt: skip
+    out = tmp_path / "beats.csv"
+    res = runner.invoke(app, ["classify", str(tmp_path / "ex119"), "--out", str(out), "--explain"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    z = np.load(tmp_path / "beats.ex119.explain.npz")
+    n = len(rows)
+    assert z["attributions"].shape == (n, 2, 128) and z["window_t_s"].shape == (128,)
+    assert z["sample"].tolist() == [int(r["sample"]) for r in rows]
+    assert z["label"].tolist() == [r["label"] for r in rows]
+    assert z["leads"].tolist() == ["MLII", "V1"] and str(z["model"]) == "hybrid"
+    a = np.abs(z["attributions"]).sum(axis=1)
+    qrs = np.abs(z["window_t_s"]) <= 0.08
+    v = z["label"] == "V"
+    assert v.sum() >= 5
+    share = a[v][:, qrs].sum(axis=1) / a[v].sum(axis=1)
+    assert share.mean() > 0.5, share
+
+
+def test_explain_without_attributions_is_refused(tmp_path) -> None:
+    from heartline.api import BeatTable
+    from heartline.cli.classify import write_explanations
+
+    t = BeatTable(np.zeros(0, np.int64), np.zeros(0, "<U1"), np.zeros((0, 5)), np.zeros(0, bool),
+                  tuple("NSVFQ"), 360.0, "hybrid", ("MLII",))  # fmt: skip
+    with pytest.raises(ValueError, match="explain=True"):
+        write_explanations(t, tmp_path / "b.csv", record="r1")

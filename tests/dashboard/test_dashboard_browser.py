@@ -292,9 +292,9 @@ def test_explanations_af_vt_news2_vf(ward, browser, tmp_path):
     open_patient(page)
     view = page.locator("#explain-view")
 
-    def explain(kind: str) -> None:
+    def explain(kind: str, timeout_ms: float = 5000) -> None:
         page.locator(f"#alert-feed li[data-alert-id='{ward.alarms[kind]}'] button.explain").click()
-        expect(view).to_have_attribute("data-alert-id", str(ward.alarms[kind]))
+        expect(view).to_have_attribute("data-alert-id", str(ward.alarms[kind]), timeout=timeout_ms)
 
     # AF: RR tachogram and Poincare plot, the statistics that fired against their thresholds,
     # no beat boxes over the strip
@@ -315,7 +315,8 @@ def test_explanations_af_vt_news2_vf(ward, browser, tmp_path):
     screenshot(page, tmp_path, "explain-af.png", full_page=False, clip=view.bounding_box())
 
     # VT: only its 7 beats boxed with label and probability, onset and offset on the strip
-    explain("vt")
+    # the first beat explanation builds the occlusion provider's ONNX session (cold call)
+    explain("vt", timeout_ms=30000)
     expect(view).to_have_attribute("data-view", "episode")
     assert page.get_attribute("#explain-canvas", "data-highlighted") == "7"
     assert page.get_attribute("#explain-canvas", "data-markers") == "2"

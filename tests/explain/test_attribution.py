@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,17 +16,6 @@ from heartline.explain.attribution import (
 from heartline.explain.report import qrs_share
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def v_beats(data_dir: Path):
-    from heartline.data.beat_dataset import build_beat_set
-
-    bs = build_beat_set(["119"], data_dir=data_dir, leads=(0, 1), window_len=128, rpeaks="annotated",
-                        template_features=True, progress=False, cache_dir=False)  # fmt: skip
-    ctx = bs.context_index(2)
-    v = np.flatnonzero(bs.labels == bs.classes.index("V"))[::40][:5]
-    return bs.windows[ctx[v]], bs.rr[ctx[v]], bs.pre_s, bs.pre_s + bs.post_s
 
 
 @pytest.fixture(scope="module")

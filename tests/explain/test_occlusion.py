@@ -10,25 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartline.explain.occlusion import BeatExplanation, explain_beats, occlusion_attributions
+from heartline.edge.occlusion import BeatExplanation, explain_beats, occlusion_attributions
 from heartline.explain.report import qrs_share
 
 MODEL = Path(__file__).parents[2] / "src" / "heartline" / "assets" / "models" / "hybrid.onnx"
 
 
-@pytest.fixture(scope="module")
-def v_beats(data_dir: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
-    from heartline.data.beat_dataset import build_beat_set
-
-    bs = build_beat_set(["119"], data_dir=data_dir, leads=(0, 1), window_len=128, rpeaks="annotated",
-                        template_features=True, progress=False, cache_dir=False)  # fmt: skip
-    ctx = bs.context_index(2)
-    v = np.flatnonzero(bs.labels == bs.classes.index("V"))[::40][:6]
-    return bs.windows[ctx[v]], bs.rr[ctx[v]], bs.pre_s, bs.pre_s + bs.post_s
-
-
 def test_module_imports_no_torch() -> None:
-    code = "import sys, heartline.explain.occlusion; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, heartline.edge.occlusion; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -89,3 +80,55 @@ def test_score_modes() -> None:
     assert a_odds[0, 0, 0] == pytest.approx(8.0 / 8, rel=1e-4)  # log-odds from 8 to 0
     with pytest.raises(ValueError, match="score"):
         occlusion_attributions(run, w, score="logit")
+
+
+def _randomised_onnx(path: Path, out: Path, *, seed: int = 1) -> Path:
+    """The model with every float weight tensor redrawn (same mean and std per tensor), as
+    Adebayo et al. (2018) randomise a network's weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    rng = np.random.default_rng(seed)
+    for init in m.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.dtype == np.float32 and w.size > 1:
+            new = rng.normal(w.mean(), w.std() + 1e-6, size=w.shape).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(new, init.name))
+    onnx.save(m, str(out))
+    return out
+
+
+def test_randomised_weights_change_the_occlusion_maps(v_beats, tmp_path) -> None:
+    """Model-randomisation check (Adebayo et al. 2018) on the live side's occlusion maps: the
+    trained and the weight-randomised model's maps of the same beats (same target) differ."""
+    from scipy.stats import spearmanr
+
+    w, rr, pre_s, window_s = v_beats
+    trained = explain_beats(MODEL, w, rr)
+    rnd = explain_beats(
+        _randomised_onnx(MODEL, tmp_path / "rnd.onnx"), w, rr, target=trained.target
+    )
+    rho = [
+        spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0]
+        for a, b in zip(trained.attributions, rnd.attributions, strict=True)
+    ]
+    # the same criterion as the IG check (tests/explain/test_attribution.py): rank correlation of
+    # |map| below 0.9 (occlusion maps keep some input structure: about 0.7 on these beats)
+    assert np.mean(rho) < 0.9, rho
+    assert not np.allclose(trained.attributions, rnd.attributions, atol=1e-4)
+    # the control: the same model gives the same map
+    again = explain_beats(MODEL, w, rr, target=trained.target)
+    assert np.allclose(trained.attributions, again.attributions, atol=1e-6)
+    assert (qrs_share(trained.attributions, pre_s=pre_s, window_s=window_s) > 0.5).mean() >= 0.5
+
+
+@pytest.mark.slow
+def test_alert_explanation_timing_runs(tmp_path, data_dir) -> None:
+    """The benchmark's alert section (``heartline bench explain``) on one repeat."""
+    from heartline.explain.report import time_alert_explanation
+
+    r = time_alert_explanation(tmp_path, data_dir=data_dir, n_repeats=1)
+    assert r["alert_beats"] == 2 and r["explanation_cpu_ms_median"] > 0
+    assert r["provider_ms_median"] > 0 and r["target_ms"] == 300.0
+    assert not (tmp_path / "alert_explain.db").exists()

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
 from heartline import fhir
+from heartline.fhir.builders import EXPLANATION_EXTENSION, alert_explanation_url
 
 T = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
@@ -142,3 +144,43 @@ def test_fhir_ids_are_valid():
     assert bad.startswith("h-") and len(bad) <= 64
     with pytest.raises(ValueError, match="timezone"):
         fhir.patient_bundle([], base_url="x", timestamp=datetime(2026, 1, 1))
+
+
+def test_alert_report_links_the_explanation():
+    period = fhir.MonitoringPeriod(
+        "p_1",
+        T,
+        T.replace(hour=13),
+        {"N": 10, "V": 2},
+        [
+            {"id": 3, "kind": "v_run", "severity": "critical", "start": T, "end": None},
+            {
+                "id": 4,
+                "kind": "frequent_pvc",
+                "severity": "warning",
+                "start": T,
+                "end": None,
+                "explanation_url": "https://h/api/v1/alerts/4/explanation",
+            },
+        ],
+    )
+    report, results = fhir.monitoring_report(period)
+    again = DiagnosticReport.model_validate_json(report.model_dump_json())
+    forms = {f.url: f for f in again.presentedForm}
+    assert set(forms) == {"/api/v1/alerts/3/explanation", "https://h/api/v1/alerts/4/explanation"}
+    assert all(f.contentType == "application/json" for f in forms.values())
+    assert "alert 3 (v_run)" in forms["/api/v1/alerts/3/explanation"].title
+    alerts = [o for o in results if o.code.coding[0].code == "alert"]
+    links = {
+        o.id: [e.valueUrl for e in o.extension if e.url == EXPLANATION_EXTENSION] for o in alerts
+    }
+    assert sorted(links.values()) == [
+        ["/api/v1/alerts/3/explanation"],
+        ["https://h/api/v1/alerts/4/explanation"],
+    ]
+    assert (
+        alert_explanation_url(9, base_url="https://h/") == "https://h/api/v1/alerts/9/explanation"
+    )
+    # a report without alerts has no presentedForm
+    empty, _ = fhir.monitoring_report(fhir.MonitoringPeriod("p_1", T, T.replace(hour=13), {"N": 1}))
+    assert empty.presentedForm is None

@@ -115,6 +115,14 @@ def classify(
     min_run: Annotated[
         int, typer.Option("--min-run", min=2, help="Shortest run of V beats reported.")
     ] = 3,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also write every beat's occlusion attributions to <out>.explain.npz "
+            "(see docs/multimodal.md); about 10 ms of CPU per beat.",
+        ),
+    ] = False,
 ) -> None:
     """Detect and classify every beat of each record (any sampling rate >= 100 Hz); write a CSV.
 
@@ -165,9 +173,10 @@ def classify(
                         lead=lead,
                         model=model_path,
                         progress=lambda done, total: pbar.update(task, completed=done),
+                        explain=explain,
                     )
             else:
-                res = classify_signal(rec, lead=lead, model=model_path)
+                res = classify_signal(rec, lead=lead, model=model_path, explain=explain)
         except LeadMismatchError as exc:
             raise ValueError(str(exc)) from None
         except (SignalError, FileNotFoundError) as exc:
@@ -239,8 +248,48 @@ def classify(
                 console.print(
                     f"wrote {ann} (read it with wfdb.rdann('{out.parent / rec.name}', '{ann_ext}'))"
                 )
+    if explain:
+        for rec, res in results:
+            path = write_explanations(res, out, record=rec.name)
+            console.print(f"wrote {path} (per-beat occlusion attributions; numpy.load)")
     if failed:
         raise typer.Exit(1)
+
+
+def explanation_path(out: Path, record: str) -> Path:
+    """``<out without .csv>.<record>.explain.npz``, beside the CSV."""
+    return out.with_name(f"{out.stem}.{record}.explain.npz")
+
+
+def write_explanations(res, out: Path, *, record: str) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``res.attributions`` (from ``classify(..., explain=True)``) beside the CSV ``out``.
+
+    The ``.npz`` holds, one row per beat in the CSV's order: ``sample`` (R peak, samples at
+    ``fs``), ``time_s``, ``label`` (the explained, predicted class), ``attributions``
+    ``(n_beats, n_leads, window_len)`` (drop of the label's log-odds when a patch of the window
+    is set to 0, spread over the patch; positive: supports the label), and ``window_t_s`` (time
+    of each window sample from the R peak), ``leads``, ``classes``, ``model``, ``method``,
+    ``fs``.
+    """
+    from heartline.edge.occlusion import SCORES
+
+    if res.attributions is None:
+        raise ValueError(f"{record}: classified without explain=True, no attributions")
+    path = explanation_path(out, record)
+    np.savez_compressed(
+        path,
+        sample=np.asarray(res.sample_idx, dtype=np.int64),
+        time_s=np.asarray(res.sample_idx, dtype=np.float64) / res.fs,
+        label=np.asarray(res.labels, dtype="<U1"),
+        attributions=np.asarray(res.attributions, dtype=np.float32),
+        window_t_s=np.asarray(res.window_t_s, dtype=np.float64),
+        leads=np.asarray(res.leads_used, dtype=str),
+        classes=np.asarray(res.classes, dtype=str),
+        model=np.asarray(res.model_id),
+        method=np.asarray(f"occlusion ({SCORES[0]}, patch 8, stride 4)"),
+        fs=np.asarray(res.fs),
+    )
+    return path
 
 
 def _print_summary(rec, res, *, min_run: int, table_cls) -> None:  # type: ignore[no-untyped-def]

@@ -180,7 +180,7 @@ def load_shipped_beat_model(
 
     ``model_dir`` defaults to the package's ``assets/models``.
     """
-    from heartline.models.deep import TorchBeatClassifier
+    from heartline.training.deep import TorchBeatClassifier
 
     src = (
         Path(model_dir)

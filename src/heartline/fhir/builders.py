@@ -65,6 +65,21 @@ UCUM = "http://unitsofmeasure.org"
 #: ISO/IEEE 11073-10101 nomenclature (its OID, as in the FHIR R4 ECG example).
 MDC = "urn:oid:2.16.840.1.113883.6.24"
 HEARTLINE_SYSTEM = "urn:heartline:fhir:code"
+#: Extension of an alert Observation pointing at its explanation (``valueUrl``).
+EXPLANATION_EXTENSION = "urn:heartline:fhir:extension:explanation"
+#: The service route of an alert's explanation (strip, highlighted beats, occlusion attributions).
+ALERT_EXPLANATION_PATH = "/api/v1/alerts/{alert_id}/explanation"
+
+
+def alert_explanation_url(alert_id: int, *, base_url: str = "") -> str:
+    """URL of an alert's explanation (relative to the service root unless ``base_url`` is given).
+
+    >>> alert_explanation_url(7)
+    '/api/v1/alerts/7/explanation'
+    """
+    return base_url.rstrip("/") + ALERT_EXPLANATION_PATH.format(alert_id=int(alert_id))
+
+
 BEAT_CLASS_SYSTEM = "urn:heartline:fhir:aami-beat-class"
 PATIENT_ID_SYSTEM = "urn:heartline:patient-id"
 DEVICE_ID_SYSTEM = "urn:heartline:device-id"
@@ -353,8 +368,14 @@ def alert_observation(
     start: datetime,
     end: datetime | None,
     acknowledged_by: str | None = None,
+    explanation_url: str | None = None,
 ) -> Observation:
-    """An alert as an Observation (Heartline code ``alert``; the kind as value)."""
+    """An alert as an Observation (Heartline code ``alert``; the kind as value).
+
+    ``explanation_url`` (default :func:`alert_explanation_url`) goes into the extension
+    :data:`EXPLANATION_EXTENSION`: where the alert's explanation (JSON, with the per-sample
+    occlusion attributions of its beats) is served.
+    """
     period: dict[str, str] = {"start": _instant(start)}
     if end is not None:
         period["end"] = _instant(end)
@@ -375,6 +396,12 @@ def alert_observation(
             }
         ],
     }
+    data["extension"] = [
+        {
+            "url": EXPLANATION_EXTENSION,
+            "valueUrl": explanation_url or alert_explanation_url(alert_id),
+        }
+    ]
     if acknowledged_by:
         data["note"] = [{"text": f"acknowledged by {acknowledged_by}"}]
     return Observation.model_validate(data)
@@ -395,7 +422,10 @@ def monitoring_report(period: MonitoringPeriod) -> tuple[DiagnosticReport, list[
     """A DiagnosticReport (LOINC 11524-6 "EKG study", v2-0074 category EC) and its result Observations.
 
     ``period.alerts`` holds dicts with ``id``, ``kind``, ``severity``, ``start``, ``end`` and
-    optionally ``acknowledged_by``.
+    optionally ``acknowledged_by`` and ``explanation_url`` (default
+    :func:`alert_explanation_url`). Each alert's explanation is linked twice: from its
+    Observation (extension :data:`EXPLANATION_EXTENSION`) and from the report's
+    ``presentedForm`` (one JSON attachment per alert).
     """
     pid = period.patient_id
     tag = _short(f"{pid}-{int(period.start.timestamp())}-{int(period.end.timestamp())}", 40)
@@ -419,6 +449,7 @@ def monitoring_report(period: MonitoringPeriod) -> tuple[DiagnosticReport, list[
             start=a["start"],
             end=a.get("end"),
             acknowledged_by=a.get("acknowledged_by"),
+            explanation_url=a.get("explanation_url"),
         )
         for a in period.alerts
     ]
@@ -444,6 +475,20 @@ def monitoring_report(period: MonitoringPeriod) -> tuple[DiagnosticReport, list[
             "result": [{"reference": f"Observation/{o.id}"} for o in results],
             "conclusion": conclusion,
         }
+        | (
+            {
+                "presentedForm": [
+                    {
+                        "contentType": "application/json",
+                        "url": a.get("explanation_url") or alert_explanation_url(int(a["id"])),
+                        "title": f"explanation of alert {int(a['id'])} ({a['kind']})",
+                    }
+                    for a in period.alerts
+                ]
+            }
+            if period.alerts
+            else {}
+        )
     )
     return report, results
 

@@ -14,7 +14,7 @@ and a link to the explanation) becomes
 * a **DiagnosticReport** (:func:`diagnosis_report`, LOINC 11524-6 "EKG study", v2-0074 category
   EC) whose ``result`` references them, with a ``conclusion``, a ``conclusionCode`` per positive
   class and, when given, the explanation as a ``presentedForm`` attachment (a URL to the
-  JSON explanation, e.g. :meth:`heartline.explain.occlusion.BeatExplanation.to_dict`).
+  JSON explanation, e.g. :meth:`heartline.edge.occlusion.BeatExplanation.to_dict`).
 
 Built with ``fhir.resources.R4B`` models as :mod:`heartline.fhir.builders` is (R4-compatible JSON),
 validated on construction.

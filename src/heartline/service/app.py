@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from heartline.service.attributions import OcclusionAttributionProvider
 from heartline.service.config import ServiceSettings, load_service_settings
 from heartline.service.deps import TOKEN_URL, Database
 from heartline.service.limits import BodySizeLimitMiddleware
@@ -40,6 +41,7 @@ from heartline.service.routes import (
     users,
 )
 from heartline.service.routes import fhir as fhir_routes
+from heartline.service.routes.explain import register_attribution_provider
 from heartline.service.security import make_password_hasher
 
 __all__ = ["DASHBOARD_DIR", "create_app", "finite_json", "run_api"]
@@ -122,6 +124,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    register_attribution_provider(OcclusionAttributionProvider(), key="occlusion")
     app.state.database = Database(settings)
     app.state.password_hasher = make_password_hasher(settings)
 

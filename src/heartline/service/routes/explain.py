@@ -20,6 +20,7 @@ returning ``None`` until such a provider is registered with :func:`register_attr
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,8 @@ from heartline.service.schemas import (
 )
 from heartline.storage import repository as repo
 from heartline.storage.tables import Alert, Beat
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BEAT_STRIP_S",
@@ -86,25 +89,39 @@ _NEWS2_UNITS: Mapping[str, str] = {
     "temperature": "°C",
 }
 
-AttributionProvider = Callable[[Session, Alert, EcgWindowPublic], AttributionOverlay | None]
-_PROVIDERS: list[AttributionProvider] = []
+#: ``provider(session, alert, ecg, highlighted_beats)``: the explanation's strip and the stored
+#: beats it highlights (time order).
+AttributionProvider = Callable[
+    [Session, Alert, EcgWindowPublic, list[Beat]], AttributionOverlay | None
+]
+_PROVIDERS: dict[str, AttributionProvider] = {}
 
 
-def register_attribution_provider(provider: AttributionProvider) -> None:
+def register_attribution_provider(provider: AttributionProvider, *, key: str | None = None) -> None:
     """Register a function giving per-sample attributions for an alert's strip (or ``None``).
 
     The first provider that answers fills :attr:`AlertExplanation.attributions`, which the
-    dashboard draws as a heat band under the trace (``drawAttributions`` in ``app.js``).
+    dashboard draws as a heat band under the trace (``drawAttributions`` in ``paper.js``).
+    A provider registered under an existing ``key`` replaces it (each
+    :func:`~heartline.service.app.create_app` registers the occlusion provider under
+    ``"occlusion"``, see :mod:`heartline.service.attributions`).
     """
-    _PROVIDERS.append(provider)
+    _PROVIDERS[key if key is not None else f"provider-{id(provider)}"] = provider
 
 
 def attributions_for(
-    session: Session, alert: Alert, ecg: EcgWindowPublic
+    session: Session, alert: Alert, ecg: EcgWindowPublic, highlighted: list[Beat]
 ) -> AttributionOverlay | None:
-    """The hook: per-sample attributions of the first registered provider that has some."""
-    for provider in _PROVIDERS:
-        out = provider(session, alert, ecg)
+    """The hook: per-sample attributions of the first registered provider that has some.
+
+    A provider that fails is logged and skipped: the rest of the explanation still answers.
+    """
+    for key, provider in list(_PROVIDERS.items()):
+        try:
+            out = provider(session, alert, ecg, highlighted)
+        except Exception:
+            log.exception("attribution provider %s failed on alert %s", key, alert.id)
+            continue
         if out is not None:
             return out
     return None
@@ -442,5 +459,7 @@ def build_explanation(
         rr=rr,
         statistics=statistics,
         news2=news2,
-        attributions=attributions_for(session, alert, ecg),
+        attributions=attributions_for(
+            session, alert, ecg, [b for b in beats if b.id in set(highlighted)]
+        ),
     )
