@@ -154,7 +154,7 @@ def _central(
         trains.append(d.train)
         vals.append(d.val)
     if task == "beats":
-        from heartline.data.beats import concat_beat_sets
+        from heartline.data.beat_set import concat_beat_sets
 
         data = SiteData(concat_beat_sets(trains), concat_beat_sets(vals), manifest.all_records())
     else:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heartline.data.beats import BeatSet
+from heartline.data.beat_set import BeatSet
 from heartline.models.cpu_math import flush_denormals
 from heartline.models.deep import BeatNet
 from heartline.training.config import TrainConfig
