@@ -95,7 +95,7 @@ def build_net(task: str, *, seed: int = 0) -> Any:
     """A freshly initialised network of the task (seeded)."""
     _check_task(task)
     if task == "beats":
-        from heartline.signal.beats import RR_FEATURE_NAMES
+        from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.training.local import build_federated_beat_net
 
         return build_federated_beat_net(n_rr=len(RR_FEATURE_NAMES), seed=seed)
