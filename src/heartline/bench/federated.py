@@ -29,9 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchConfig", "run_federated_bench"]
+__all__ = ["BenchConfig", "BenchInterrupted", "run_federated_bench"]
 
 logger = logging.getLogger(__name__)
+
+#: on SIGTERM / Ctrl-C, how long the worker threads get to return before the report is written
+#: (central training is not interruptible within an epoch; its thread starts no process)
+_STOP_WAIT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,18 @@ class BenchConfig:
 
     @classmethod
     def quick_config(cls) -> BenchConfig:
+        """3 hospitals (beats) and 5 sites (rhythm, the fewest it takes), 2 rounds, few
+        examples: central, FedAvg and one DP run (beats), central and FedAvg (rhythm); a few
+        minutes, for the test suite."""
         return cls(
-            hospitals=5,
+            hospitals=3,
             rounds=2,
             keep_normal=0.02,
             dp_epsilons=(3.0,),
             dropout_rounds=(2,),
-            scenarios=("central", "fedavg", "dp", "attack_fedavg", "attack_robust"),
+            nan_hospital=1,
+            scaled_hospital=2,
+            scenarios=("central", "fedavg", "dp"),
             rhythm_keep_normal=0.05,
             rhythm_scenarios=("central", "fedavg"),
             quick=True,
@@ -129,8 +138,17 @@ def _concat_rhythm(parts: list[Any]) -> Any:
     )
 
 
+class BenchInterrupted(Exception):
+    """The benchmark was asked to stop (SIGTERM or Ctrl-C) while this run was going on."""
+
+
 def _central(
-    task: str, cfg: BenchConfig, manifest: Any, test: Any, data_dir: Path | None
+    task: str,
+    cfg: BenchConfig,
+    manifest: Any,
+    test: Any,
+    data_dir: Path | None,
+    stop: Any = None,
 ) -> dict[str, Any]:
     """Central training on the union of the hospitals' records, same local budget.
 
@@ -163,6 +181,8 @@ def _central(
     arrays = state_arrays(site.net)
     curve = [{"round": 0, "val_macro_f1": site.evaluate(arrays).macro_f1}]
     for epoch in range(1, cfg.rounds * cfg.local_epochs + 1):
+        if stop is not None and stop.is_set():
+            raise BenchInterrupted(f"{task} central training stopped before epoch {epoch}")
         arrays, _ = site.fit(arrays, round_seed=epoch)
         curve.append({"round": epoch, "val_macro_f1": site.evaluate(arrays).macro_f1})
     seconds = time.perf_counter() - t0
@@ -455,7 +475,27 @@ def run_federated_bench(
             "runs": {t: list(e) for t, e in tasks.items()},
         }
     lock = threading.Lock()
-    active: list[Any] = []  # running deployments, stopped by the main thread on Ctrl-C
+    #: set on SIGTERM / Ctrl-C: the workers start nothing more and every deployment is closed
+    stop = threading.Event()
+    deployments: list[Any] = []  # every deployment created, closed by the main thread on stop
+    dep_lock = threading.Lock()
+
+    def register(dep: Any) -> None:
+        with dep_lock:
+            deployments.append(dep)
+            stopping = stop.is_set()
+        if stopping:  # created after the sweep: refuse its first process
+            dep.close()
+
+    def close_all() -> None:
+        with dep_lock:
+            deps = list(deployments)
+        for dep in deps:
+            try:
+                dep.close()
+            except Exception:  # keep stopping the others
+                logger.exception("stopping a deployment failed")
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -484,6 +524,14 @@ def run_federated_bench(
             return path
 
     def run_task(task: str) -> None:
+        try:
+            _run_task(task)
+        except BenchInterrupted as exc:
+            logger.warning("%s", exc)
+        except Exception:
+            logger.exception("bench federated %s stopped on an error", task)
+
+    def _run_task(task: str) -> None:
         ent = tasks[task]
         if task == "beats":
             m = partition_beats(cfg.hospitals, seed=cfg.seed, data_dir=data_dir)
@@ -495,10 +543,12 @@ def run_federated_bench(
         manifest = load_manifest(manifest_path)
         test = load_test_data(manifest, data_dir=data_dir)
         scen = cfg.scenarios if task == "beats" else cfg.rhythm_scenarios
-        if "central" in scen and "central" not in ent:
+        if "central" in scen and "central" not in ent and not stop.is_set():
             logger.info("%s: central training", task)
             try:
-                ent["central"] = _central(task, cfg, manifest, test, data_path)
+                ent["central"] = _central(task, cfg, manifest, test, data_path, stop)
+            except BenchInterrupted:
+                raise
             except Exception as exc:
                 logger.exception("%s central failed", task)
                 ent["central"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
@@ -507,6 +557,8 @@ def run_federated_bench(
         for name, over in _scenarios(cfg, task):
             if name in ent:
                 continue
+            if stop.is_set():
+                raise BenchInterrupted(f"{task}: stopped before {name}")
             logger.info("%s: %s", task, name)
             bar.update(bar_tasks[task], info=name)
             eps = over.pop("dp_epsilon", None)
@@ -530,7 +582,7 @@ def run_federated_bench(
                 extra.update(epsilon=eps, delta=DP_DELTA, noise_multiplier=noise, clip=cfg.dp_clip)
             run_dir = out / "runs" / (name if task == "beats" else f"{task}_{name}")
             try:
-                res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_start=active.append)
+                res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_create=register)
                 if res["final_weights"] is None:
                     raise RuntimeError("no global model was written")
                 t = evaluate_arrays(task, load_npz(res["final_weights"]), test)
@@ -538,6 +590,8 @@ def run_federated_bench(
                     extra["non_finite_model"] = True
                 ent[name] = _fed_entry(res, t, **extra)
             except Exception as exc:  # one failed run must not lose the others
+                if stop.is_set():  # not a result: --resume runs it again
+                    raise BenchInterrupted(f"{task}: {name} stopped") from exc
                 logger.exception("%s %s failed", task, name)
                 ent[name] = {"error": f"{type(exc).__name__}: {exc}"[:500], **extra}
             finish()
@@ -552,18 +606,31 @@ def run_federated_bench(
 
     from heartline.federated.deployment import _raise_keyboard_interrupt
 
-    with contextlib.suppress(ValueError):  # SIGTERM unwinds like Ctrl-C (main thread only)
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    with bar:
-        for th in threads:
-            th.start()
-        try:
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):  # both unwind as KeyboardInterrupt (main thread)
+        with contextlib.suppress(ValueError):  # not the main thread: the caller handles signals
+            previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
+    try:
+        with bar:
             for th in threads:
-                while th.is_alive():  # joins with a timeout so Ctrl-C reaches this thread
-                    th.join(timeout=1.0)
-        except KeyboardInterrupt:
-            for dep in active:  # the worker threads cannot catch signals: stop their processes
-                dep.stop_all()
-            finish()
-            raise
+                th.start()
+            try:
+                for th in threads:
+                    while th.is_alive():  # joins with a timeout so signals reach this thread
+                        th.join(timeout=1.0)
+            except KeyboardInterrupt:
+                # the worker threads cannot catch signals: refuse new runs, stop every process
+                stop.set()
+                logger.warning("bench federated: stopping every federation")
+                close_all()
+                deadline = time.monotonic() + _STOP_WAIT_S
+                for th in threads:  # a federation's thread returns once its processes die
+                    th.join(timeout=max(0.0, deadline - time.monotonic()))
+                close_all()  # any deployment created meanwhile
+                finish()
+                raise
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
     return finish()

@@ -284,7 +284,10 @@ def run(
 def bench_federated(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     quick: Annotated[
-        bool, typer.Option("--quick", help="Tiny budget (2 rounds, few beats): smoke test.")
+        bool,
+        typer.Option(
+            "--quick", help="Tiny budget (3 hospitals, 2 rounds, few examples): smoke test."
+        ),
     ] = False,
     data_dir: DataDirOpt = None,
     nice: Annotated[
@@ -302,4 +305,10 @@ def bench_federated(
         report = run_federated_bench(out, quick=quick, data_dir=data_dir, nice=nice, resume=resume)
     except ValueError as exc:
         raise _bad(exc) from None
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C: every federation was stopped
+        err_console.print(
+            f"interrupted: every federation stopped; the runs measured so far are in {out} "
+            "(--resume continues)"
+        )
+        raise typer.Exit(130) from None
     console.print(f"federated benchmark written to {report}")

@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -308,9 +309,21 @@ class Deployment:
         self.control_address = superlink or ""
         #: every process seen in the tree of the started ones: pid -> start time
         self.seen: dict[int, int] = {}
+        #: set by :meth:`close`; a closed deployment refuses to start another process, so a
+        #: worker thread cannot start one after another thread has stopped everything
+        self.closed = False
+        self._spawn_lock = threading.Lock()
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        with self._spawn_lock:  # close() waits for a spawn in progress, then stops it too
+            if self.closed:
+                raise DeploymentError(
+                    f"deployment in {self.out_dir} was stopped; not starting {name}"
+                )
+            return self._spawn_locked(name, argv)
+
+    def _spawn_locked(self, name: str, argv: list[str]) -> ManagedProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         if self.nice > 0:
@@ -470,6 +483,12 @@ class Deployment:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
+    def close(self) -> None:
+        """Refuse any further process, then :meth:`stop_all` (safe from any thread)."""
+        with self._spawn_lock:
+            self.closed = True
+        self.stop_all()
+
     def __enter__(self) -> Deployment:
         return self
 
@@ -556,13 +575,16 @@ def run_federation(
     nice: int = 0,
     during: Callable[[Deployment, dict[str, Any]], None] | None = None,
     on_start: Callable[[Deployment], None] | None = None,
+    on_create: Callable[[Deployment], None] | None = None,
     timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
     """Start (or join) a deployment, run the Flower App, stop everything; return the outcome.
 
     Returns ``{"rounds": [...], "final_weights": path or None, "seconds": s, "pids": [...]}``.
     ``on_start(deployment)`` is called once every process is started and ``during(deployment,
-    round_record)`` after each round (e.g. to kill a SuperNode).
+    round_record)`` after each round (e.g. to kill a SuperNode). ``on_create(deployment)`` is
+    called before the first process starts, so that another thread can :meth:`Deployment.close`
+    it at any moment (``heartline bench federated`` does on SIGTERM/Ctrl-C).
     """
     import numpy as np
 
@@ -588,6 +610,8 @@ def run_federation(
     )
     t0 = time.monotonic()
     dep = Deployment(out_dir, superlink=superlink, nice=nice)
+    if on_create is not None:
+        on_create(dep)
     # Ctrl-C and SIGTERM both unwind through the finally below
     previous = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(ValueError):  # not the main thread
