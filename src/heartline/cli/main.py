@@ -113,6 +113,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.serve",
         "heartline.cli.admin",
         "heartline.cli.rhythm",
+        "heartline.cli.alarms",
     ):
         try:
             importlib.import_module(mod)

@@ -267,3 +267,47 @@ def _device_id(record: str) -> str:
 
     d = re.sub(r"[^A-Za-z0-9_-]+", "-", record).strip("-")[-48:] or "record"
     return f"replay-{d}"
+
+
+def shipped_beat_model() -> Any:
+    """The shipped two-lead beat model (the processor adds the single-lead one for one-lead
+    devices, see ``StreamProcessor(beat_models="auto")``)."""
+    from heartline.edge.model_select import beat_model_specs
+    from heartline.edge.runtime import OnnxBeatClassifier
+
+    specs = [s for s in beat_model_specs() if s.installed]
+    if not specs:
+        raise FileNotFoundError("no shipped beat classifier is installed")
+    return OnnxBeatClassifier(max(specs, key=lambda s: s.n_leads).onnx_path)
+
+
+def replay_record(
+    path: str | Any,
+    *,
+    model: Any,
+    fs: float | None = None,
+    record: str | None = None,
+    **processor_options: Any,
+) -> list[AlarmRow]:
+    """Alarms of one record file (WFDB, EDF or CSV, read by :func:`heartline.io.readers.read_ecg`).
+
+    Raises the reader's errors (:class:`~heartline.errors.HeartlineError`, ``ValueError``,
+    ``OSError``) for a record that cannot be read.
+    """
+    import warnings
+    from pathlib import Path
+
+    from heartline.io.readers import read_ecg
+
+    p = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = read_ecg(p, fs=fs if p.suffix.lower() in (".csv", ".tsv", ".txt") else None)
+    return replay_signal(
+        rec.signal,
+        fs=rec.fs,
+        lead_names=tuple(rec.lead_names),
+        record=record or p.name,
+        model=model,
+        **processor_options,
+    )
