@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: ADC of replayed frames: 15 bits, 1000 counts/mV (1 µV steps), baseline mid-scale (±16 mV).
 REPLAY_ADC: dict[str, Any] = {"adc_bits": 15, "adc_gain_per_mv": 1000.0, "adc_baseline": 16384}
 #: Start of the replayed device clock (Unix seconds; alarm times are reported from 0).
-REPLAY_T0_S = 1_800_000_000.0
+REPLAY_T0_S = 1_700_000_000.0
 _PARTITIONS = 1
 
 
