@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, progress
-from heartline.cli.main import app
+from heartline.cli.main import DataDirOpt, app, bench_app
 
 #: Columns of ``heartline alarms``'s CSV.
 ALARM_FIELDS: tuple[str, ...] = (
@@ -101,3 +101,53 @@ def alarms(
     console.print(
         f"[green]wrote[/] {out}: {n_alarms} alarms from {len(records)} records; {n_err} unreadable"
     )
+
+
+@bench_app.command("alarms")
+@handle_errors
+def bench_alarms(
+    out: Annotated[Path, typer.Option("--out", help="Run directory for alarms.json/.md/plots.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="2 AF records (10 min), 12 N + 8 ~ CinC records.")
+    ] = False,
+    cinc_normal: Annotated[
+        int | None,
+        typer.Option("--cinc-normal", min=1, help="Seeded subset of N records (default: all)."),
+    ] = None,
+    cinc_noisy: Annotated[
+        int | None,
+        typer.Option("--cinc-noisy", min=1, help="Seeded subset of ~ records (default: all)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Subset seed.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=4, help="Processes (parts).")] = 1,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
+    after the rhythm model (see :mod:`heartline.bench.alarms`)."""
+    import shlex
+    import sys
+
+    from heartline.bench.alarms import run_alarms_benchmark, write_alarms_report
+
+    with progress() as bar:
+        task = bar.add_task("bench alarms", total=None)
+
+        def step(desc: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"bench alarms: {desc}")
+
+        report = run_alarms_benchmark(
+            data_dir=data_dir,
+            quick=quick,
+            cinc_normal=cinc_normal,
+            cinc_noisy=cinc_noisy,
+            seed=seed,
+            on_progress=step,
+            n_jobs=jobs,
+        )
+    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    paths = write_alarms_report(report, out, command=command)
+    for k, t in report["targets"].items():
+        console.print(
+            f"{k:28s} {t['value']:.3f} (target {t['target']}): {'met' if t['met'] else 'missed'}"
+        )
+    console.print(f"[green]wrote[/] {paths['json']}, {paths['md']} ({report['wall_s']:.0f} s)")

@@ -105,8 +105,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from heartline.alerts.engine import AlertEngine, AlertUpdate
-from heartline.alerts.rules import BeatSeries
+from heartline.alerts.engine import AlertEngine, AlertUpdate, EngineConfig
+from heartline.alerts.rules import BeatSeries, RuleConfig
 from heartline.edge.model_select import (
     ASSETS_DIR,
     BeatModelSpec,
@@ -170,6 +170,12 @@ _TRANSIENT_DB_ERRORS = (
 NO_DATA_ALERT = "no_data"
 DEVICE_FAULTY_ALERT = "device_faulty"
 
+
+#: Least length of unusable signal that raises the ``signal_quality`` notice in the processor's
+#: engines (the rules' own default is 2 s: one 2 s quality window). On wearable recordings a
+#: single 2 s window failing the quality check is common and brief (measured with
+#: ``heartline bench alarms``, docs/results/alarms.md); 5 s of noise still raises it.
+QUALITY_NOTICE_MIN_S = 5.0
 
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
@@ -445,6 +451,9 @@ class StreamProcessor:
         The first beats of a segment that the alarm rules never see as ``V`` (relabelled ``Q``
         for the engine only): 26 % of the first three beats of CinC 2017 records are called V
         against 5.8 % of the others (issue 19).
+    engine_config : EngineConfig, optional
+        Configuration of the patients' alert engines (default: the engine's defaults with
+        :data:`QUALITY_NOTICE_MIN_S` for the signal-quality notice).
     profile : bool
         Accumulate the worker thread's CPU time per stage in :attr:`stage_times` (``parse``,
         ``sequencing``, ``dispatch``, ``decode``, ``detect``, ``clean``, ``quality``, ``beats``,
@@ -484,6 +493,7 @@ class StreamProcessor:
         rhythm_min_s: float = 10.0,
         quality_warmup_s: float = 2.0,
         startup_beats: int = 3,
+        engine_config: EngineConfig | None = None,
         profile: bool = False,
     ) -> None:
         if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
@@ -538,6 +548,9 @@ class StreamProcessor:
         self.rhythm_min_s = float(max(rhythm_min_s, getattr(self.rhythm, "min_duration_s", 0)))
         self.quality_warmup_s = float(quality_warmup_s)
         self.startup_beats = int(startup_beats)
+        self.engine_config = engine_config or EngineConfig(
+            rules=RuleConfig(quality_min_duration_s=QUALITY_NOTICE_MIN_S)
+        )
         self.address = address
         self.partitions = tuple(sorted(int(p) for p in partitions))
         self.n_partitions = int(n_partitions)
@@ -1647,7 +1660,7 @@ class StreamProcessor:
     def _engine_for(self, patient_id: str) -> AlertEngine:
         eng = self._engines.get(patient_id)
         if eng is None:
-            eng = self._engines[patient_id] = AlertEngine(patient_id)
+            eng = self._engines[patient_id] = AlertEngine(patient_id, config=self.engine_config)
         return eng
 
     def _quality_updates(self, st: _DeviceState, f: Frame) -> list[AlertUpdate]:
