@@ -186,7 +186,6 @@ def _run_part(
 
     res: dict[str, Any] = {"af": {}, "cinc": {}, "cost": {}}
     if part == "af":
-        cpu_total = dev_s_total = rhythm_cpu = 0.0
         for rec in af_records:
             path = root / "mitdb" / rec
             r = read_ecg(path)
@@ -202,37 +201,10 @@ def _run_part(
             sc["alarms"] = [x.to_dict() for x in rows if x.type == "af_like"]
             sc["reference"] = [[round(a, 2), round(b, 2)] for a, b in ref]
             sc["duration_s"] = dur
+            sc["cpu_s"] = cpu
+            sc["rhythm_cpu_s"] = stage.get("rhythm", 0.0)
             res["af"][rec] = sc
-            cpu_total += cpu
-            dev_s_total += dur
-            rhythm_cpu += stage.get("rhythm", 0.0)
             _tick(f"{cname} MIT-BIH {rec}")
-        pooled = {
-            k: sum(v[k] for v in res["af"].values())
-            for k in (
-                "n_ref",
-                "n_ref_detected",
-                "n_det",
-                "n_det_true",
-                "ref_s",
-                "det_s",
-                "overlap_s",
-            )
-        }
-        res["af_pooled"] = {
-            **pooled,
-            "episode_se": _ratio(pooled["n_ref_detected"], pooled["n_ref"]),
-            "episode_ppv": _ratio(pooled["n_det_true"], pooled["n_det"]),
-            "duration_se": _ratio(pooled["overlap_s"], pooled["ref_s"]),
-            "duration_ppv": _ratio(pooled["overlap_s"], pooled["det_s"]),
-        }
-        res["cost"] = {
-            "cpu_s": cpu_total,
-            "device_s": dev_s_total,
-            "cpu_us_per_device_s": 1e6 * cpu_total / dev_s_total if dev_s_total else math.nan,
-            "rhythm_cpu_us_per_device_s": 1e6 * rhythm_cpu / dev_s_total if dev_s_total else 0.0,
-            "records": "MIT-BIH AF records, two leads at 360 Hz",
-        }
 
     else:
         for lab, recs in chosen.items():
@@ -250,28 +222,51 @@ def _run_part(
                     log.warning("CinC %s: %s", rec, exc)
                     per[rec] = [("error", True)]
                 _tick(f"{cname} CinC {lab} {rec}")
-            n = len(per)
-            phys = [k for k, v in per.items() if any(not tech for _t, tech in v)]
-            sq = [k for k, v in per.items() if any(t == "signal_quality" for t, _ in v)]
-            kinds: dict[str, int] = {}
-            for v in per.values():
-                for t, tech in v:
-                    if not tech:
-                        kinds[t] = kinds.get(t, 0) + 1
-            res["cinc"][lab] = {
-                "n": n,
-                "physiological_frac": _ratio(len(phys), n),
-                "signal_quality_frac": _ratio(len(sq), n),
-                "records_by_alarm_type": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-                "errors": sum(v == [("error", True)] for v in per.values()),
-            }
+            res["cinc"][lab] = per
 
-    if part == "af":
-        res.pop("cinc")
-    else:
-        res.pop("af")
-        res.pop("cost")
+    res.pop("cost")
     return res, n_done
+
+
+def _summarise(res: dict[str, Any]) -> None:
+    """Pooled AF scores, cost and CinC fractions of one configuration (in place)."""
+    af = res["af"]
+    keys = ("n_ref", "n_ref_detected", "n_det", "n_det_true", "ref_s", "det_s", "overlap_s")
+    pooled = {k: sum(v[k] for v in af.values()) for k in keys}
+    res["af_pooled"] = {
+        **pooled,
+        "episode_se": _ratio(pooled["n_ref_detected"], pooled["n_ref"]),
+        "episode_ppv": _ratio(pooled["n_det_true"], pooled["n_det"]),
+        "duration_se": _ratio(pooled["overlap_s"], pooled["ref_s"]),
+        "duration_ppv": _ratio(pooled["overlap_s"], pooled["det_s"]),
+    }
+    cpu = sum(v["cpu_s"] for v in af.values())
+    dev = sum(v["duration_s"] for v in af.values())
+    rcpu = sum(v["rhythm_cpu_s"] for v in af.values())
+    res["cost"] = {
+        "cpu_s": cpu,
+        "device_s": dev,
+        "cpu_us_per_device_s": 1e6 * cpu / dev if dev else math.nan,
+        "rhythm_cpu_us_per_device_s": 1e6 * rcpu / dev if dev else 0.0,
+        "records": "MIT-BIH AF records, two leads at 360 Hz",
+    }
+    for lab, per in list(res["cinc"].items()):
+        n = len(per)
+        phys = [k for k, v in per.items() if any(not tech for _t, tech in v)]
+        sq = [k for k, v in per.items() if any(t == "signal_quality" for t, _ in v)]
+        kinds: dict[str, int] = {}
+        for v in per.values():
+            for t, tech in v:
+                if not tech:
+                    kinds[t] = kinds.get(t, 0) + 1
+        res["cinc"][lab] = {
+            "n": n,
+            "physiological_frac": _ratio(len(phys), n),
+            "signal_quality_frac": _ratio(len(sq), n),
+            "records_by_alarm_type": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            "errors": sum(v == [("error", True)] for v in per.values()),
+            "records_with_physiological_alarm": sorted(phys),
+        }
 
 
 def run_alarms_benchmark(
@@ -287,7 +282,8 @@ def run_alarms_benchmark(
 ) -> dict[str, Any]:
     """Run scores (a)-(c) for both configurations; returns the report dict.
 
-    ``quick``: 2 AF records (first 10 min), 12 ``N`` and 8 ``~`` CinC records. ``cinc_normal``
+    ``quick``: at most 2 AF records (first 10 min), 12 ``N`` and 8 ``~`` CinC records unless
+    given. ``cinc_normal``
     / ``cinc_noisy``: a seeded random subset of that many records of the class (``None``: all).
     ``n_jobs``: processes (the two configurations' MIT-BIH and CinC parts run apart).
     """
@@ -297,7 +293,8 @@ def run_alarms_benchmark(
     t_start = time.time()
     if quick:
         af_records = tuple(af_records[:2])
-        cinc_normal, cinc_noisy = 12, 8
+        cinc_normal = cinc_normal or 12
+        cinc_noisy = cinc_noisy or 8
     max_s = 600.0 if quick else None
     # ---- CinC subset (seeded, stratified by label)
     labels: dict[str, str] = {}
@@ -327,8 +324,13 @@ def run_alarms_benchmark(
         "cinc_available": {k: sum(v == k for v in labels.values()) for k in ("N", "~")},
         "configs": {},
     }
-    jobs = [(c, part) for c in CONFIGS for part in ("af", "cinc")]
-    args = [(c, part, str(root), tuple(af_records), chosen, max_s) for c, part in jobs]
+    # parts: one per AF record and configuration, the CinC records in chunks of 40
+    args = []
+    for c in CONFIGS:
+        args += [(c, "af", str(root), (rec,), {}, max_s) for rec in af_records]
+        for lab, recs in chosen.items():
+            for k in range(0, len(recs), 40):
+                args.append((c, "cinc", str(root), (), {lab: recs[k : k + 40]}, max_s))
     results: list[dict[str, Any]] = []
     if n_jobs > 1:
         import multiprocessing as mp
@@ -342,9 +344,13 @@ def run_alarms_benchmark(
     else:
         for a in args:
             results.append(_run_part(a, tick=tick)[0])
-    for (cname, _part), res_part in zip(jobs, results, strict=True):
-        report["configs"].setdefault(cname, {}).update(res_part)
-
+    for a, res_part in zip(args, results, strict=True):
+        res = report["configs"].setdefault(a[0], {"af": {}, "cinc": {"N": {}, "~": {}}})
+        res["af"].update(res_part.get("af", {}))
+        for lab, per in res_part.get("cinc", {}).items():
+            res["cinc"][lab].update(per)
+    for res in report["configs"].values():
+        _summarise(res)
     after = report["configs"]["after"]
     got = {
         "af_episode_se": after["af_pooled"]["episode_se"],

@@ -119,7 +119,7 @@ def bench_alarms(
         typer.Option("--cinc-noisy", min=1, help="Seeded subset of ~ records (default: all)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Subset seed.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, max=4, help="Processes (parts).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=8, help="Processes (parts).")] = 1,
     data_dir: DataDirOpt = None,
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
