@@ -1018,7 +1018,10 @@ class StreamProcessor:
                     clock.lap("dispatch")
                     x = f.signal_mv()
                     clock.lap("decode")
-                    self._rhythm_feed(b, st, f, x)
+                    try:
+                        self._rhythm_feed(b, st, f, x)
+                    except Exception as exc:  # the rhythm stage never costs a frame
+                        log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
