@@ -85,6 +85,9 @@ NEWS2_SEVERITY: Mapping[str, Severity] = {
     "high": Severity.CRITICAL,
 }
 
+#: What may raise the ``af_like`` alarm (see :attr:`EngineConfig.af_source`).
+AF_SOURCES: tuple[str, ...] = ("auto", "rule", "model", "both")
+
 Change = Literal["opened", "escalated", "closed", "extended", "acknowledged"]
 _CHANGE_RANK = {"extended": 0, "acknowledged": 1, "closed": 2, "escalated": 3, "opened": 4}
 
@@ -229,6 +232,12 @@ class EngineConfig:
         shows the alarm, its severity and start immediately; its latest-evidence strip up to
         10 s old) while cutting the rewrites of long episodes (an alert extended on every 1 s
         frame was rewritten, evidence and all, on every frame); 0 reports every extension.
+    af_source : {"auto", "rule", "model", "both"}
+        What raises the ``af_like`` alarm: the RR-irregularity rule (``"rule"``), the rhythm
+        model's verdicts given to :meth:`AlertEngine.add_rhythm` (``"model"``), either
+        (``"both"``), or ``"auto"`` (default): the rule until the first rhythm verdict arrives,
+        the model alone from then on (``docs/results/alarms.md`` has the measurements behind
+        this choice).
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -245,8 +254,11 @@ class EngineConfig:
     max_closed_alerts: int = 1000
     af_every_beats: int | None = None
     report_interval_s: float = 10.0
+    af_source: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.af_source not in AF_SOURCES:
+            raise ValueError(f"af_source must be one of {AF_SOURCES}, got {self.af_source!r}")
         for name in ("window_s", "vitals_max_age_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -474,6 +486,8 @@ class AlertEngine:
         self._vf: list[tuple[float, float | None]] = []
         self._next_beat_id = 0
         self._af_next_beat_id = 0  # the AF-like rule runs again once beat ids reach this
+        self._rhythm_seen = False  # a rhythm-model verdict arrived (af_source "auto")
+        self.last_rhythm: tuple[float, float, str] | None = None  # (start_s, end_s, label)
         self._now = -math.inf
         self._open: dict[str, _Open] = {}
         self._closed: OrderedDict[str, AlertEvent] = OrderedDict()
@@ -687,6 +701,71 @@ class AlertEngine:
         elif "news2" in self._open:
             self._close("news2", updates, end_s=t)
         return self._finish(updates)
+
+    def add_rhythm(
+        self,
+        start_s: float,
+        end_s: float,
+        *,
+        label: str,
+        probabilities: Mapping[str, float] | None = None,
+        evaluate: bool = True,
+    ) -> list[AlertUpdate]:
+        """Record the rhythm model's verdict on the window ``[start_s, end_s)`` (data time).
+
+        ``label`` is ``"N"``, ``"A"`` (atrial fibrillation), ``"O"`` (other rhythm) or ``"~"``
+        (too noisy). An ``"A"`` window is an ``af_like`` episode (severity ``warning``, evidence
+        ``source="rhythm_model"``) when :attr:`EngineConfig.af_source` lets the model raise the
+        alarm; consecutive windows merge into one alert by the hold-off. A ``"~"`` window marks
+        the span noisy, as :meth:`add_quality` with ``ok=False`` does: beats in it are left out
+        of the arrhythmia rules (so no rhythm alarm is raised on noise) and the technical
+        ``signal_quality`` notice is raised instead.
+
+        The rhythm windows come from the model of :mod:`heartline.edge.rhythm` (a CNN-LSTM
+        trained on the PhysioNet/CinC Challenge 2017 records; Clifford et al., CinC 2017).
+        """
+        start, end = float(start_s), float(end_s)
+        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            raise ValueError(f"need finite start_s <= end_s, got {start_s!r}, {end_s!r}")
+        if label not in ("N", "A", "O", "~"):
+            raise ValueError(f"label must be one of N, A, O, ~; got {label!r}")
+        self._rhythm_seen = True
+        self.last_rhythm = (start, end, label)
+        updates: dict[str, tuple[Change, AlertEvent]] = {}
+        if label == "~":
+            self._mark_noisy(start, end)
+            self._noisy.append((start, end))
+            self._version += 1
+        elif label == "A" and self._af_from_model():
+            values: dict[str, Any] = {"source": "rhythm_model", "window_s": round(end - start, 3)}
+            for k, v in (probabilities or {}).items():
+                values[f"p_{'noisy' if k == '~' else k}"] = round(float(v), 4)
+            ep = Episode(
+                kind="af_like",
+                severity=Severity.WARNING,
+                start_s=start,
+                end_s=end,
+                values=values,
+                message=f"atrial fibrillation (rhythm model, {end - start:.0f} s window)",
+                ongoing=True,
+            )
+            if ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
+                self._apply(ep, updates, self._now if math.isfinite(self._now) else end)
+        # the data time is not moved to the window's end: beats reach the engine a few
+        # seconds after their samples (the detector's look-ahead), and a clock ahead of them
+        # would read that delay as a pause
+        out = self._finish(updates)
+        if not evaluate:
+            return out
+        return out + self._step(None)
+
+    def _af_from_model(self) -> bool:
+        src = self.config.af_source
+        return src in ("model", "both") or (src == "auto" and self._rhythm_seen)
+
+    def _af_from_rule(self) -> bool:
+        src = self.config.af_source
+        return src in ("rule", "both") or (src == "auto" and not self._rhythm_seen)
 
     def advance(self, now_s: float) -> list[AlertUpdate]:
         """Move data time forward without new beats (detects ongoing asystole, closes alerts).
@@ -969,6 +1048,8 @@ class AlertEngine:
                 self._af_next_beat_id = self._next_beat_id + self.config.af_cadence_beats
             else:
                 skip.append("af_like")  # not enough new beats since it last ran
+            if not self._af_from_rule():
+                skip.append("af_like")  # the rhythm model raises the AF alarm
             if self._incremental:
                 # Rules not marked stale since they last ran (_touch, _mark_noisy, _trim) would
                 # return episodes that are each the same as one of their last run, or dominated

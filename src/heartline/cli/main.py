@@ -117,6 +117,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.multimodal",
         "heartline.cli.worker",
         "heartline.cli.bench_faults",
+        "heartline.cli.alarms",
     ):
         try:
             importlib.import_module(mod)

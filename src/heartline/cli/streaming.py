@@ -72,7 +72,11 @@ def simulate(
     ] = True,
     records: Annotated[
         str | None,
-        typer.Option("--records", help="Comma-separated MIT-BIH records, handed out in turn."),
+        typer.Option(
+            "--records",
+            help="Comma-separated records, handed out in turn: MIT-BIH (201), one lead at a"
+            " device rate (221:MLII@250), CinC 2017 single-lead (cinc2017/A00004).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (signals, vitals, faults).")] = 0,
     state_dir: Annotated[

@@ -11,6 +11,12 @@ a monotonically increasing ``seq`` and a device-clock timestamp. Alongside the E
 * skin temperature every 10 s (33-35 degC baseline, slow drift, 0.05 degC noise);
 * blood pressure every 60 s (per-patient baseline, 4/3 mmHg noise).
 
+Single-lead wearables: a ``record`` of the form ``"221:MLII@250"`` replays one lead of a
+MIT-BIH record resampled to 250 Hz (what a cheaper chest patch would send), and
+``"cinc2017/A00004"`` a CinC 2017 AliveCor recording (one lead, 300 Hz; Clifford et al.,
+"AF classification from a short single lead ECG recording: the PhysioNet/Computing in
+Cardiology Challenge 2017"), looped; see :func:`parse_record_spec`.
+
 Optional faults: real NSTDB noise (``em`` electrode motion, ``ma`` muscle, ``bw`` baseline
 wander; Moody, Muldrow & Mark, "A noise stress test for arrhythmia detectors", Computers in
 Cardiology 1984) added at a chosen SNR, frames lost before they reach the queue (their ``seq``
@@ -38,9 +44,11 @@ __all__ = [
     "NOISE_KINDS",
     "Disconnect",
     "NoiseSpec",
+    "RecordSpec",
     "SimFrame",
     "VirtualWearable",
     "WearableConfig",
+    "parse_record_spec",
     "run_simulation",
 ]
 
@@ -64,6 +72,62 @@ DEFAULT_RECORDS: tuple[str, ...] = (
     "106",
 )
 _HR_WINDOW_S = 8.0
+#: Databases a wearable can replay.
+SIM_DATABASES: tuple[str, ...] = ("mitdb", "cinc2017")
+#: ADC of CinC 2017 replays (their files hold 1000 counts/mV, 16 bits signed): 15 bits with a
+#: mid-scale baseline, so that the counts fit the frame's unsigned range.
+_CINC_ADC = (1000.0, 16384, 15)
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What a wearable replays: ``database/record[:LEAD][@FS]`` parsed.
+
+    Attributes
+    ----------
+    database : str
+        ``"mitdb"`` (default) or ``"cinc2017"``.
+    record : str
+    lead : str or None
+        One lead only (a single-lead device); ``None``: every lead of the record.
+    fs_hz : float or None
+        Resample to this rate (the device's own rate); ``None``: the record's.
+    """
+
+    database: str
+    record: str
+    lead: str | None = None
+    fs_hz: float | None = None
+
+
+def parse_record_spec(spec: str) -> RecordSpec:
+    """``"201"``, ``"221:MLII@250"``, ``"cinc2017/A00004"`` -> :class:`RecordSpec`.
+
+    Raises
+    ------
+    ValueError
+        An unknown database, an empty record, or a rate outside 100-1000 Hz.
+    """
+    text = str(spec).strip()
+    fs_hz = None
+    if "@" in text:
+        text, fs_txt = text.rsplit("@", 1)
+        try:
+            fs_hz = float(fs_txt)
+        except ValueError:
+            raise ValueError(f"record spec {spec!r}: rate {fs_txt!r} is not a number") from None
+        if not 100.0 <= fs_hz <= 1000.0:
+            raise ValueError(f"record spec {spec!r}: rate must be 100-1000 Hz, got {fs_hz:g}")
+    lead = None
+    if ":" in text:
+        text, lead = text.split(":", 1)
+        lead = lead.strip() or None
+    database, record = ("mitdb", text) if "/" not in text else text.split("/", 1)
+    if database not in SIM_DATABASES:
+        raise ValueError(f"record spec {spec!r}: database must be one of {SIM_DATABASES}")
+    if not record.strip():
+        raise ValueError(f"record spec {spec!r}: no record named")
+    return RecordSpec(database, record.strip(), lead, fs_hz)
 
 
 @dataclass(frozen=True)
@@ -99,7 +163,8 @@ class WearableConfig:
     ----------
     device_id : str
     record : str
-        MIT-BIH record name (``"100"``...).
+        MIT-BIH record name (``"100"``...) or a single-lead spec (``"221:MLII@250"``,
+        ``"cinc2017/A00004"``; :func:`parse_record_spec`).
     frame_s : float
         Frame length in seconds.
     start_offset_s : float or None
@@ -133,6 +198,7 @@ class WearableConfig:
     payload_version: int = 1
 
     def __post_init__(self) -> None:
+        parse_record_spec(self.record)  # a clear error for a bad spec
         if not 0.1 <= self.frame_s <= 10.0:
             raise ValueError(f"frame_s must be in [0.1, 10] s, got {self.frame_s}")
         if not 0.0 <= self.drop_frame_prob < 1.0:
@@ -197,16 +263,46 @@ def _build_source(
     from heartline.data.paths import record_path
     from heartline.io import read_annotations
 
-    path = str(record_path("mitdb", config.record, data_dir=data_dir))
+    spec = parse_record_spec(config.record)
+    if spec.database == "cinc2017":
+        from heartline.data.paths import resolve_data_dir
+
+        path = str(resolve_data_dir(data_dir) / "cinc2017" / spec.record)
+    else:
+        path = str(record_path(spec.database, spec.record, data_dir=data_dir))
     signal_mv, fs, leads = _load_mv(path)
-    gains, baselines, adc_bits = _load_header(path)
-    signal_mv = signal_mv.copy()
+    if spec.database == "cinc2017":
+        g, b, adc_bits = _CINC_ADC
+        gains, baselines = (g,) * len(leads), (b,) * len(leads)
+    else:
+        gains, baselines, adc_bits = _load_header(path)
+    signal_mv = np.nan_to_num(signal_mv, nan=0.0)
+    if spec.lead is not None:
+        if spec.lead not in leads:
+            raise ValueError(f"record {spec.record}: no lead {spec.lead!r}; it has {list(leads)}")
+        j = leads.index(spec.lead)
+        signal_mv, leads = signal_mv[:, [j]], (spec.lead,)
+        gains, baselines = (gains[j],), (baselines[j],)
+    beat_fs = fs
+    if spec.fs_hz is not None and spec.fs_hz != fs:
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(spec.fs_hz / fs).limit_denominator(1000)
+        signal_mv = resample_poly(signal_mv, ratio.numerator, ratio.denominator, axis=0)
+        fs = float(spec.fs_hz)
     if config.noise is not None:
         noise_mv, noise_fs, _ = _load_mv(
             str(record_path("nstdb", config.noise.kind, data_dir=data_dir))
         )
-        if noise_fs != fs:
-            raise ValueError(f"noise record fs {noise_fs} != ECG fs {fs}")
+        if noise_fs != fs:  # a wearable at its own rate: the noise resampled to it
+            from fractions import Fraction
+
+            from scipy.signal import resample_poly
+
+            r = Fraction(fs / noise_fs).limit_denominator(1000)
+            noise_mv = resample_poly(noise_mv, r.numerator, r.denominator, axis=0)
         n = signal_mv.shape[0]
         start = int(rng.integers(0, max(1, noise_mv.shape[0] - 1)))
         idx = (start + np.arange(n)) % noise_mv.shape[0]
@@ -218,8 +314,11 @@ def _build_source(
         signal_mv = signal_mv + noise * scale
     counts = np.rint(signal_mv * np.asarray(gains) + np.asarray(baselines))
     counts = np.clip(counts, 0, 2**adc_bits - 1).astype(np.int16)  # the ADC saturates
-    beats = read_annotations(path).beats()
-    return _Source(counts, fs, leads, gains, baselines, adc_bits, beats.sample_idx / fs)
+    if spec.database == "mitdb":
+        beat_times_s = read_annotations(path).beats().sample_idx / beat_fs
+    else:  # no beat annotations: the pulse oximeter reports no heart rate
+        beat_times_s = np.zeros(0)
+    return _Source(counts, fs, leads, gains, baselines, adc_bits, beat_times_s)
 
 
 class VirtualWearable:

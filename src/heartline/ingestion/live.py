@@ -38,8 +38,11 @@ __all__ = ["ARRHYTHMIA_RECORDS", "LiveStatus", "LiveSystem", "PatientStatus", "s
 log = logging.getLogger(__name__)
 
 #: MIT-BIH records with real arrhythmias handed to simulated patients (PVCs, bigeminy, VT runs,
-#: AF/flutter, SVTA, fusion beats).
-ARRHYTHMIA_RECORDS: tuple[str, ...] = ("119", "200", "203", "207", "208", "210", "213", "233")
+#: AF/flutter, SVTA, fusion beats). "210:MLII@250" is a single-lead wearable with AF: lead MLII of
+#: record 210 resampled to 250 Hz (see heartline.devices.simulator.parse_record_spec).
+ARRHYTHMIA_RECORDS: tuple[str, ...] = (
+    "119", "200", "203", "207", "208", "210:MLII@250", "213", "233",
+)  # fmt: skip
 
 
 def split_partitions(n_partitions: int, workers: int) -> list[list[int]]:
