@@ -11,7 +11,13 @@ Protocols (:data:`PROTOCOLS`)
 Models (:data:`MODELS`): the naive class-prior baseline, gradient boosting on ECG features with
 and without metadata, a small 1-D ResNet (ECG only), the metadata-only MLP and the multimodal
 hybrid's ablations (ECG only, late fusion by concatenation, attention fusion, attention fusion
-with the auxiliary age head). Scalers are fitted on the training folds only.
+with the auxiliary age head). Scalers are fitted on the training folds only. The hybrid's
+variants (:data:`HYBRID_MODELS`) get their own training budget (``hybrid_epochs``, early stopping
+after ``hybrid_patience`` epochs without a better validation macro-AUC, gain/noise augmentation);
+the ResNet and metadata-only networks train for ``epochs``. Finished (fold, model) results are
+cached under a key of the settings *that model* trains with, the data and the model/training
+source, so a run with another hybrid budget reuses the baselines' results (an edit of the
+model or training source still invalidates every cached result).
 
 Statistics: pooled OOF macro-AUC and per-class AUC with 95 % bootstrap CIs over records
 (Efron & Tibshirani 1993), F1 / accuracy / Cohen's kappa / MCC at the per-class thresholds chosen
