@@ -15,6 +15,7 @@ from heartline.models.multimodal import N_META_INPUTS, MultimodalConfig, Multimo
 from heartline.training.multimodal import (
     MetaScaler,
     TrainSettings,
+    augment_crops,
     best_f1_thresholds,
     macro_auc,
     predict,
@@ -115,6 +116,54 @@ def test_hybrid_learns_a_signal_and_a_metadata_rule() -> None:
     assert 1 <= info["best_epoch"] <= 12
 
 
+def test_early_stopping_on_the_validation_fold() -> None:
+    """Labels unrelated to the input: the validation AUC stalls, training stops after patience."""
+    rng = np.random.default_rng(1)
+    n = 48
+    ecg = rng.normal(0, 1, (n, 12, 300)).astype(np.float32)
+    y = (rng.random((n, 2)) < 0.5).astype(np.int64)
+    meta = np.zeros((n, N_META_INPUTS), np.float32)
+    age = np.full(n, np.nan)
+    st = TrainSettings(epochs=40, patience=3, crop_s=2.5, eval_stride_s=2.5, augment=True)
+    torch.manual_seed(0)
+    net = MultimodalNet(MultimodalConfig(n_classes=2, fusion="ecg", channels=8, lstm_hidden=8))
+    _, info = train_network(net, train=(ecg[:32], meta[:32], y[:32], age[:32]),
+                            val=(ecg[32:], meta[32:], y[32:]), fs=100.0, settings=st)  # fmt: skip
+    assert info["epochs_run"] == info["best_epoch"] + 3 < 40
+    assert len(info["history"]) == info["epochs_run"]
+    best = max(h["val_macro_auc"] for h in info["history"])
+    assert info["best_val_macro_auc"] == pytest.approx(best)
+    # without patience every epoch runs
+    st_all = TrainSettings(epochs=4, crop_s=2.5, eval_stride_s=2.5)
+    _, info_all = train_network(net, train=(ecg[:32], meta[:32], y[:32], age[:32]),
+                                val=(ecg[32:], meta[32:], y[32:]), fs=100.0, settings=st_all)  # fmt: skip
+    assert info_all["epochs_run"] == 4
+
+
+def test_augmentation_gain_and_noise() -> None:
+    rng = np.random.default_rng(0)
+    x = np.ones((64, 12, 50), np.float32)
+    g = augment_crops(x, rng, settings=TrainSettings(augment=True, gain_range=0.1, noise_sd=0.0))
+    assert g.dtype == np.float32 and g.shape == x.shape
+    # one gain per record and lead, within 1 +- 0.1, not all equal
+    assert np.allclose(g, g[:, :, :1]) and g.min() >= 0.9 and g.max() <= 1.1 and g.std() > 0.02
+    z = np.zeros_like(x)
+    nz = augment_crops(z, rng, settings=TrainSettings(augment=True, gain_range=0.0, noise_sd=0.05))
+    assert nz.std() == pytest.approx(0.05, rel=0.05)
+    assert (x == 1).all()  # the input is not modified
+
+
+def test_bad_train_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="patience"):
+        TrainSettings(patience=0)
+    with pytest.raises(ValueError, match="epochs"):
+        TrainSettings(epochs=0)
+    with pytest.raises(ValueError, match="gain_range"):
+        TrainSettings(gain_range=1.5)
+    with pytest.raises(ValueError, match="noise_sd"):
+        TrainSettings(noise_sd=-1.0)
+
+
 def test_resnet_baseline_forward() -> None:
     out = ResNet1d()(torch.randn(2, 12, 250), torch.zeros(2, N_META_INPUTS))
     assert out.logits.shape == (2, 5) and out.age is None
@@ -131,9 +180,20 @@ def test_fold_plan_never_validates_on_the_test_fold() -> None:
 
 def test_quick_bench_writes_report(tmp_path: Path, data_dir: Path) -> None:
     cfg = MultimodalBenchConfig(models=("naive", "meta_only", "ecg_only"), epochs=1, max_records=120,
-                                folds=(1, 2), n_boot=20, data_dir=str(data_dir))  # fmt: skip
+                                folds=(1, 2), n_boot=20, data_dir=str(data_dir), hybrid_epochs=2,
+                                hybrid_patience=1)  # fmt: skip
     rep = run_multimodal_bench(tmp_path, cfg, progress=False)
     js = json.loads((tmp_path / "multimodal.json").read_text())
+    # the hybrid gets its own budget, the other networks the plain one
+    assert js["settings"]["train"]["epochs"] == 1 and js["settings"]["train"]["augment"] is False
+    hyb = js["settings"]["train_hybrid"]
+    assert hyb["epochs"] == 2 and hyb["patience"] == 1 and hyb["augment"] is True
+    assert js["settings"]["hybrid_models"] == ["ecg_only"]
+    assert all(1 <= f["epochs_run"] <= 2 for f in js["models"]["ecg_only"]["folds"])
+    assert all(f["epochs_run"] == 1 for f in js["models"]["meta_only"]["folds"])
+    # the two budgets are cached under different keys
+    keys = {p.name.split("_")[1] for p in (tmp_path / "cache").glob("fold_*.npz")}
+    assert len(keys) == 2
     assert js["folds"] == 2 and js["records"] == rep["records"] > 100
     assert set(js["models"]) == {"naive", "meta_only", "ecg_only"}
     # a constant score per fold: AUC 0.5 within each fold (pooling folds with different

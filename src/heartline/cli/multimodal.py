@@ -27,11 +27,27 @@ def bench_multimodal(
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="Smoke run: 150 records, test folds 1-2, 1 epoch, 50 bootstrap draws."
+            "--quick",
+            help="Smoke run: 150 records, test folds 1-2, 1 epoch, 50 bootstrap draws.",
         ),
     ] = False,
     fs: Annotated[int, typer.Option(help="PTB-XL records to read: 100 or 500 Hz.")] = 100,
-    epochs: Annotated[int, typer.Option(help="Training epochs of each network.")] = 10,
+    epochs: Annotated[
+        int, typer.Option(help="Training epochs of the ResNet and metadata-only networks.")
+    ] = 10,
+    hybrid_epochs: Annotated[
+        int, typer.Option(help="Most training epochs of the hybrid's variants.")
+    ] = 50,
+    hybrid_patience: Annotated[
+        int,
+        typer.Option(
+            help="Early stopping of the hybrid on the validation fold after this many epochs "
+            "without improvement (0: none)."
+        ),
+    ] = 10,
+    hybrid_augment: Annotated[
+        bool, typer.Option(help="Random gain and noise on the hybrid's training crops.")
+    ] = True,
     models: Annotated[
         str | None, typer.Option(help="Comma-separated models (default: all).")
     ] = None,
@@ -62,6 +78,9 @@ def bench_multimodal(
             fs=fs,
             models=names,
             epochs=1 if quick else epochs,
+            hybrid_epochs=1 if quick else hybrid_epochs,
+            hybrid_patience=hybrid_patience or None,
+            hybrid_augment=hybrid_augment,
             max_records=150 if quick else None,
             folds=(1, 2)
             if quick and protocol == "cv10"

@@ -10,6 +10,8 @@ References
 ----------
 Strodthoff N, Wagner P, Schaeffter T, Samek W. Deep learning for ECG analysis: benchmarks and
 insights from PTB-XL. IEEE J Biomed Health Inform 25(5):1519-1528 (2021).
+Mehari T, Strodthoff N. Self-supervised representation learning from 12-lead ECG data. Comput
+Biol Med 141:105114 (2022) (ECG augmentations).
 Ke G et al. LightGBM: a highly efficient gradient boosting decision tree. NeurIPS (2017) (the
 histogram algorithm of scikit-learn's ``HistGradientBoostingClassifier``).
 """
@@ -39,6 +41,7 @@ __all__ = [
     "MetaScaler",
     "Prediction",
     "TrainSettings",
+    "augment_crops",
     "best_f1_thresholds",
     "build_network",
     "fit_gbm",
@@ -139,7 +142,16 @@ def best_f1_thresholds(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 # -- networks ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainSettings:
-    """Training settings of one network (saved with the run)."""
+    """Training settings of one network (saved with the run).
+
+    ``epochs`` is the most epochs run (the one-cycle learning-rate schedule spans all of them);
+    with ``patience`` set, training stops once the validation macro-AUC has not improved for
+    that many epochs (early stopping on the validation fold, never the test fold). ``augment``
+    applies standard ECG augmentation to the training crops (besides the random crop itself):
+    a random gain per record and lead, uniform in ``1 +- gain_range``, and additive Gaussian
+    noise of ``noise_sd`` (in units of the per-lead training SD), as in the augmentation sets
+    compared by Strodthoff et al. (2021) and Mehari & Strodthoff (2022).
+    """
 
     epochs: int = 10
     batch_size: int = 32
@@ -149,6 +161,20 @@ class TrainSettings:
     eval_stride_s: float = 2.5
     age_weight: float = 0.3
     seed: int = 0
+    patience: int | None = None
+    augment: bool = False
+    gain_range: float = 0.1
+    noise_sd: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 epoch or None, got {self.patience}")
+        if not 0.0 <= self.gain_range < 1.0:
+            raise ValueError(f"gain_range must be in [0, 1), got {self.gain_range}")
+        if self.noise_sd < 0.0:
+            raise ValueError(f"noise_sd must be >= 0, got {self.noise_sd}")
 
 
 @dataclass(frozen=True)
@@ -208,6 +234,21 @@ def predict(
     )
 
 
+def augment_crops(
+    x: np.ndarray, rng: np.random.Generator, *, settings: TrainSettings
+) -> np.ndarray:
+    """Random gain per record and lead and additive Gaussian noise on scaled ECG crops.
+
+    ``x`` is ``(B, leads, samples)`` in per-lead standardised units; returns a new float32 array.
+    """
+    b, leads, _ = x.shape
+    gain = rng.uniform(1.0 - settings.gain_range, 1.0 + settings.gain_range, size=(b, leads, 1))
+    out = x * gain
+    if settings.noise_sd > 0:
+        out = out + rng.normal(0.0, settings.noise_sd, size=x.shape)
+    return out.astype(np.float32)
+
+
 def build_network(kind: str, *, config: MultimodalConfig) -> nn.Module:
     """``"resnet1d"`` or a :class:`MultimodalNet` (any other kind)."""
     if kind == "resnet1d":
@@ -223,7 +264,10 @@ def train_network(
     fs: float,
     settings: TrainSettings,
 ) -> tuple[nn.Module, dict[str, object]]:
-    """Train with BCE (+ age MSE), keep the epoch with the best validation macro-AUC.
+    """Train with BCE (+ age loss), keep the epoch with the best validation macro-AUC.
+
+    With ``settings.patience`` set, stops early once the validation macro-AUC has not improved
+    for ``patience`` epochs; the info dict gives ``best_epoch`` and ``epochs_run``.
 
     Parameters
     ----------
@@ -258,9 +302,10 @@ def train_network(
             if len(idx) < 2:  # batch norm needs two records
                 continue
             starts = rng.integers(0, ecg.shape[2] - crop + 1, size=len(idx))
-            x = torch.from_numpy(
-                np.stack([ecg[j, :, s : s + crop] for j, s in zip(idx, starts, strict=True)])
-            )
+            xb = np.stack([ecg[j, :, s : s + crop] for j, s in zip(idx, starts, strict=True)])
+            if settings.augment:
+                xb = augment_crops(xb, rng, settings=settings)
+            x = torch.from_numpy(xb)
             out = model(x, torch.from_numpy(meta[idx]))
             loss = bce(out.logits, y_t[idx])
             if out.age is not None and settings.age_weight > 0:
@@ -281,9 +326,16 @@ def train_network(
         history.append({"epoch": epoch + 1, "train_loss": total / len(ecg), "val_macro_auc": auc})
         if np.isfinite(auc) and auc > best[0]:
             best = (auc, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if settings.patience is not None and epoch + 1 - best[1] >= settings.patience:
+            break
     if best[2] is not None:
         model.load_state_dict(best[2])
-    return model, {"best_epoch": best[1], "best_val_macro_auc": float(best[0]), "history": history}
+    return model, {
+        "best_epoch": best[1],
+        "best_val_macro_auc": float(best[0]),
+        "epochs_run": len(history),
+        "history": history,
+    }
 
 
 # -- gradient boosting on ECG features -----------------------------------------------------------
