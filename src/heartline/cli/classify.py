@@ -217,7 +217,9 @@ def classify(
                     rec, res = run_one(path, bar=bar)
                 except ValueError as exc:
                     failed.append(str(exc))
-                    console.print(f"[bold red]error:[/] {exc} (skipped)")
+                    console.print(
+                        f"[bold red]error:[/] {exc} (skipped)", soft_wrap=True, highlight=False
+                    )
                 else:
                     if not wrote_header:
                         w.writerow(header(res))
