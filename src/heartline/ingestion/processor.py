@@ -193,7 +193,7 @@ def tune_gc(*, threshold0: int = GC_THRESHOLD0) -> tuple[int, int, int]:
     work frees its objects by reference counting, so collections find little garbage; what they
     cost is the traversal, and a full one is a stop-the-world pause of the worker: measured with
     the stream-profile harness (300 patients, one processor, 18,000 frames;
-    ``docs/benchmarks/stream/session5_machine/gc_pauses.py``), 5 full collections of up to
+    ``gc_pauses.py``, in git at commit ``6a1731f``), 5 full collections of up to
     167 ms each and 1.2 s of collector time with the defaults, against 8 collections of at most
     15 ms and 0.05 s after this call. Those pauses land directly in the frame-to-result latency.
 
