@@ -143,7 +143,7 @@ def kmeans(
     """Plain k-means (k-means++ seeding, Lloyd iterations): ``(centres (k, d), assignment (n,))``.
 
     >>> c, a = kmeans(np.array([[0.0], [0.1], [5.0], [5.1]]), 2)
-    >>> sorted(np.round(c[:, 0], 2).tolist()), a[0] == a[1] != a[2]
+    >>> sorted(np.round(c[:, 0], 2).tolist()), bool(a[0] == a[1] != a[2])
     ([0.05, 5.05], True)
     """
     x = np.asarray(x, dtype=np.float64)
