@@ -83,7 +83,14 @@ class BeatExplanation:
         }
 
 
-def _session(model_path: str | os.PathLike[str]) -> Any:
+def onnx_session(model_path: str | os.PathLike[str]) -> Any:
+    """One-thread ONNX Runtime CPU session for ``model_path`` (the live side's budget).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``model_path`` is not a file.
+    """
     import onnxruntime as ort
 
     path = Path(model_path)
@@ -218,7 +225,7 @@ def explain_beats(
         Inputs whose shapes do not match the model's inputs (named), or a missing ``rr`` when the
         model needs it.
     """
-    sess = session or _session(model_path)
+    sess = session or onnx_session(model_path)
     inputs = sess.get_inputs()
     names = [i.name for i in inputs]
     w = np.asarray(windows, dtype=np.float32)

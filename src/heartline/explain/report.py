@@ -206,7 +206,7 @@ def run_explain_bench(
     from scipy.stats import spearmanr
 
     from heartline.data.beat_dataset import build_beat_set
-    from heartline.edge.occlusion import _session, explain_beats
+    from heartline.edge.occlusion import explain_beats, onnx_session
     from heartline.explain.attribution import (
         explain_beat_model,
         load_shipped_beat_model,
@@ -234,7 +234,7 @@ def run_explain_bench(
     window_s = bs.pre_s + bs.post_s
     res: dict[str, Any] = {"records": list(records), "model": str(onnx_path.name), "beats": {}}
     # timing: one alert = its triggering beat (and a 3-beat run), one thread
-    sess = _session(onnx_path)
+    sess = onnx_session(onnx_path)
     v = sel["V"]
     wv, rv = bs.windows[ctx[v]], bs.rr[ctx[v]]
     timing = {}

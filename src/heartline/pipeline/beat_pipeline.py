@@ -76,12 +76,12 @@ from heartline.signal.segmentation import (
     RR_FEATURE_NAMES,
     OnlineBeatNormaliser,
     OnlineRRFeatures,
-    _window_offsets,
     bandpass_sos,
     check_preprocess_method,
     model_rr_columns,
     preprocess_ecg,
     segment_beats,
+    window_offsets,
 )
 from heartline.signal.templates import TemplateTracker, template_feature_names
 
@@ -483,7 +483,7 @@ class BeatPipeline:
         self._lookahead = round(lookahead_s * self.fs)
         self._pre = self.pre_s * self.fs
         self._post = self.post_s * self.fs
-        self._offsets = _window_offsets(self.fs, self.pre_s, self.post_s, self.window_len)
+        self._offsets = window_offsets(self.fs, self.pre_s, self.post_s, self.window_len)
         self.quality = bool(quality)
         self._quality_cfg = QualityConfig(
             window_s=quality_window_s, min_window_s=min(1.0, quality_window_s)

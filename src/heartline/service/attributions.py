@@ -136,7 +136,7 @@ def beat_inputs_from_stored_ecg(
     """
     from heartline.edge.model_select import select_beat_model, spec_for_onnx
     from heartline.pipeline import BeatPipeline
-    from heartline.signal.segmentation import _window_offsets
+    from heartline.signal.segmentation import window_offsets
 
     if not beats:
         return None
@@ -206,7 +206,7 @@ def beat_inputs_from_stored_ecg(
         fs=float(fs),
         model_path=choice.spec.onnx_path,
         columns=tuple(choice.columns),
-        window_offsets=_window_offsets(fs, pipe.pre_s, pipe.post_s, clf.window_len),
+        window_offsets=window_offsets(fs, pipe.pre_s, pipe.post_s, clf.window_len),
     )
 
 
@@ -250,11 +250,11 @@ class OcclusionAttributionProvider:
         self._lock = threading.Lock()
 
     def _session(self, path: Path) -> Any:
-        from heartline.edge.occlusion import _session
+        from heartline.edge.occlusion import onnx_session
 
         with self._lock:
             if path not in self._sessions:
-                self._sessions[path] = _session(path)
+                self._sessions[path] = onnx_session(path)
             return self._sessions[path]
 
     def __call__(

@@ -214,7 +214,12 @@ def _check_peaks(r_peaks_idx: object, *, name: str = "r_peaks_idx") -> np.ndarra
     return peaks
 
 
-def _window_offsets(fs: float, pre_s: float, post_s: float, window_len: int) -> np.ndarray:
+def window_offsets(fs: float, pre_s: float, post_s: float, window_len: int) -> np.ndarray:
+    """Sample offsets (float, relative to the R peak) of a ``window_len``-point beat window.
+
+    The window spans ``pre_s`` seconds before to ``post_s`` seconds after the peak at sampling
+    rate ``fs``; beat segmentation and the live attribution overlay share this definition.
+    """
     if pre_s < 0 or post_s <= 0 or pre_s + post_s <= 0:
         raise ValueError(
             f"need pre_s >= 0 and post_s > 0 seconds, got pre_s={pre_s}, post_s={post_s}"
@@ -270,7 +275,7 @@ def segment_beats(
     fs = check_fs(fs)
     arr, was_1d = _as_2d(ecg)
     peaks = _check_peaks(r_peaks_idx)
-    offsets = _window_offsets(fs, pre_s, post_s, window_len)
+    offsets = window_offsets(fs, pre_s, post_s, window_len)
     n_samples, n_leads = arr.shape
     if n_samples == 0:
         raise SignalError("ecg is empty")
