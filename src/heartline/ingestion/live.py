@@ -283,6 +283,9 @@ class LiveSystem:
             "device_strike_limit": s.device_strike_limit,
             "device_strike_window_s": s.device_strike_window_s,
             "device_backoff_s": s.device_backoff_s,
+            "device_rate_factor": s.device_rate_factor,
+            "device_burst_s": s.device_burst_s,
+            "device_initial_burst_s": s.device_initial_burst_s,
             **self.processor_options,
         }
 
