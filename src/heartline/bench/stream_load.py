@@ -31,6 +31,10 @@ __all__ = [
 class FramePool:
     """Pre-built JSON fragments (ECG, vitals) of the first ``seconds`` of some records.
 
+    Each record keeps the frame header its simulated wearable sends (``fs_hz``, ``duration_s``,
+    ``lead_names``, ADC resolution, gains and baselines): a single-lead wearable such as
+    ``"210:MLII@250"`` (one lead at 250 Hz) gets its own, not the two-lead 360 Hz one.
+
     ``payload_version`` picks the ECG encoding of the payloads (2: base64 int16, what the
     simulated fleet sends; 1: JSON integer lists, for servers that predate version 2).
     """
@@ -50,6 +54,8 @@ class FramePool:
         self.records = records
         self.payload_version = payload_version
         self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
+        #: per record, the header fields of its frames as a JSON fragment
+        self.headers: list[str] = []
         for r in records:
             w = VirtualWearable(
                 WearableConfig(
@@ -63,13 +69,26 @@ class FramePool:
                 data_dir=data_dir,
             )
             per = []
+            header = ""
             for sf in islice(w.frames(), seconds):
                 f = sf.frame
+                header = header or json.dumps(
+                    {
+                        "fs_hz": f.fs_hz,
+                        "duration_s": f.duration_s,
+                        "lead_names": list(f.lead_names),
+                        "adc_bits": f.adc_bits,
+                        "adc_gain": list(f.adc_gain),
+                        "adc_baseline": list(f.adc_baseline),
+                    },
+                    separators=(",", ":"),
+                )[1:-1]
                 vit = [{k: v for k, v in x.model_dump().items() if v is not None} for x in f.vitals]
                 for v in vit:
                     v["time_s"] = v["time_s"] - f.start_time_s
                 per.append((json.dumps(f.ecg, separators=(",", ":")), vit))
             self.frames.append(per)
+            self.headers.append(header)
         self.seconds = seconds
 
     def payload(
@@ -80,8 +99,7 @@ class FramePool:
         return (
             f'{{"v":{self.payload_version},"device_id":"{device_id}","seq":{seq},'
             f'"start_time_s":{start_time_s:.3f},'
-            f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
-            f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
+            f'{self.headers[record_idx]},"ecg":{ecg},'
             f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
         ).encode()
 
