@@ -235,3 +235,32 @@ def test_bench_stream_fixed_load_end_to_end(tmp_path, data_dir) -> None:
         assert f["patients"] == 3 and f["frames_sent"] == 12
         assert f["frames_stored"] == 12 and f["frames_lost"] == 0
     assert "## Fixed load" in (out / "stream.md").read_text()
+
+
+def test_capacity_search_doubles_then_bisects_and_steps_pass_on_loss_and_p99() -> None:
+    """The step accounting shared by ``bench stream`` and ``bench stream --serve-url``."""
+    from heartline.bench.stream_load import capacity_search, step_passed, wait_stored
+
+    assert step_passed(0, 0.5) and not step_passed(1, 0.5)
+    assert not step_passed(0, 1.5) and not step_passed(0, float("nan"))
+    ran: list[int] = []
+
+    def step(n: int) -> dict:
+        ran.append(n)
+        ok = n <= 300
+        return {
+            "patients": n,
+            "passed": ok,
+            "p99_latency_s": n / 1000,
+            "frames_lost": 0 if ok else 3,
+        }
+
+    r = capacity_search(step, start=100, target=1000, max_steps=8, settle_s=0.0)
+    assert ran[:3] == [100, 200, 400] and ran[3] == 300  # doubles, then bisects 200..400
+    assert r["patients"] == max(n for n in ran if n <= 300) and not r["target_met"]
+    assert r["p99_latency_s"] == r["patients"] / 1000 and r["frames_lost"] == 0
+    assert len(r["steps"]) == len(ran) <= 8
+    one = capacity_search(step, start=50, target=1000, max_steps=1, settle_s=0.0)
+    assert one["patients"] == 50 and len(one["steps"]) == 1
+    readings = iter([(1, "a"), (3, "b"), (5, "c")])
+    assert wait_stored(lambda: next(readings), 3, 10.0, count=lambda g: g[0]) == (3, "b")

@@ -91,8 +91,19 @@ def _git_revision() -> str:
         return ""
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` from ``/proc`` (``None`` where unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _MemorySampler:
-    """RSS of named processes every ``interval_s`` (peaks per phase)."""
+    """RSS of named processes every ``interval_s`` (peaks per phase), and their CPU time per
+    phase (user + system seconds, from ``/proc``; a restarted process counts from its start)."""
 
     def __init__(self, pids: Callable[[], dict[str, list[int]]], interval_s: float = 0.25) -> None:
         from heartline.ingestion.worker import read_rss_bytes
@@ -103,16 +114,36 @@ class _MemorySampler:
         self.phase = "before"
         self.peaks: dict[str, dict[str, int]] = {}
         self.samples = 0
+        #: role -> phase -> pid -> (first, last) CPU seconds seen in that phase
+        self._cpu: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
+        self.phase_wall_s: dict[str, float] = {}
         self._stop = threading.Event()
         self._th = threading.Thread(target=self._run, name="faults-memory", daemon=True)
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(self.interval_s):
+            phase = self.phase
+            now = time.monotonic()
+            self.phase_wall_s[phase] = self.phase_wall_s.get(phase, 0.0) + (now - last)
+            last = now
             for role, pids in self.pids().items():
                 rss = max((self._rss(p) for p in pids), default=0)  # its largest process
                 ph = self.peaks.setdefault(role, {})
-                ph[self.phase] = max(ph.get(self.phase, 0), rss)
+                ph[phase] = max(ph.get(phase, 0), rss)
+                cpu = self._cpu.setdefault(role, {}).setdefault(phase, {})
+                for p in pids:
+                    t = _cpu_seconds(p)
+                    if t is not None:
+                        cpu[p] = (cpu.get(p, (t, t))[0], t)
             self.samples += 1
+
+    def cpu_by_phase(self) -> dict[str, dict[str, float]]:
+        """role -> phase -> CPU seconds used (all the role's processes) while sampled."""
+        return {
+            role: {ph: round(sum(b - a for a, b in d.values()), 2) for ph, d in phases.items()}
+            for role, phases in self._cpu.items()
+        }
 
     def __enter__(self) -> _MemorySampler:
         self._th.start()
@@ -576,6 +607,8 @@ def run_faults_bench(
             "honest_latency_by_phase": by_phase,
             "memory": memory,
             "memory_samples": mem.samples,
+            "cpu_s_by_phase": mem.cpu_by_phase(),
+            "phase_wall_s": {k: round(v, 1) for k, v in mem.phase_wall_s.items()},
             "worker_restarts": restarts,
         }
     )
@@ -666,6 +699,21 @@ def faults_markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {role} | {m['peak_before_attacks_bytes'] / mib:.0f} | {m['peak_during_attacks_bytes'] / mib:.0f} | {m['cap_bytes'] / mib:.0f} | {'yes' if m['bounded'] else 'NO'} |"
         )
+    cpu = r.get("cpu_s_by_phase") or {}
+    if cpu:
+        walls = r.get("phase_wall_s", {})
+        lines += [
+            "",
+            "## CPU time (user + system, from /proc; independent of the other load on the machine)",
+            "",
+            "| processes | before attacks: CPU s / wall s | during attacks: CPU s / wall s |",
+            "|---|---:|---:|",
+        ]
+        for role, ph in cpu.items():
+            cells = [
+                f"{ph.get(k, 0.0):.1f} / {walls.get(k, 0.0):.0f}" for k in ("before", "attack")
+            ]
+            lines.append(f"| {role} | {cells[0]} | {cells[1]} |")
     lines += [
         "",
         "## Honest devices",

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,23 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "P99_LIMIT_S",
+    "WARMUP_S",
     "FramePool",
     "GenResult",
+    "capacity_search",
     "count_frames",
     "generate",
     "record_of",
     "register_devices",
+    "step_passed",
+    "wait_stored",
 ]
+
+#: A step passes when no frame is lost and the p99 latency is at most this (seconds).
+P99_LIMIT_S = 1.0
+#: Seconds of each step excluded from the latency statistics (never from loss counts).
+WARMUP_S = 3.0
 
 
 class FramePool:
@@ -72,17 +83,20 @@ class FramePool:
             header = ""
             for sf in islice(w.frames(), seconds):
                 f = sf.frame
-                header = header or json.dumps(
-                    {
-                        "fs_hz": f.fs_hz,
-                        "duration_s": f.duration_s,
-                        "lead_names": list(f.lead_names),
-                        "adc_bits": f.adc_bits,
-                        "adc_gain": list(f.adc_gain),
-                        "adc_baseline": list(f.adc_baseline),
-                    },
-                    separators=(",", ":"),
-                )[1:-1]
+                header = (
+                    header
+                    or json.dumps(
+                        {
+                            "fs_hz": f.fs_hz,
+                            "duration_s": f.duration_s,
+                            "lead_names": list(f.lead_names),
+                            "adc_bits": f.adc_bits,
+                            "adc_gain": list(f.adc_gain),
+                            "adc_baseline": list(f.adc_baseline),
+                        },
+                        separators=(",", ":"),
+                    )[1:-1]
+                )
                 vit = [{k: v for k, v in x.model_dump().items() if v is not None} for x in f.vitals]
                 for v in vit:
                     v["time_s"] = v["time_s"] - f.start_time_s
@@ -225,3 +239,70 @@ def count_frames(db_url: str, prefix: str) -> tuple[int, int]:
         ).scalar()
     engine.dispose()
     return int(rows or 0), int(distinct or 0)
+
+
+# ------------------------------------------------------------------------------ step accounting
+# shared by the in-process capacity search (heartline.bench.stream) and the one against a
+# running `heartline serve` (heartline.bench.stream_serve)
+def wait_stored(
+    stored: Callable[[], Any], sent: int, drain_s: float, *, count: Callable[[Any], int] = int
+) -> Any:
+    """Poll ``stored()`` every 0.5 s until ``count`` of it reaches ``sent`` or ``drain_s`` ends;
+    returns the last reading."""
+    deadline = time.monotonic() + drain_s
+    got = stored()
+    while count(got) < sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = stored()
+    return got
+
+
+def step_passed(frames_lost: int, p99_latency_s: float, limit_s: float = P99_LIMIT_S) -> bool:
+    """A load step passes: no frame lost and a p99 latency (not NaN) within ``limit_s``."""
+    return bool(frames_lost == 0 and p99_latency_s == p99_latency_s and p99_latency_s <= limit_s)
+
+
+def capacity_search(
+    step: Callable[[int], dict[str, Any]],
+    *,
+    start: int,
+    target: int,
+    max_steps: int,
+    settle_s: float = 2.0,
+) -> dict[str, Any]:
+    """Patients held: double from ``start`` until a step fails or ``target`` passes, then bisect.
+
+    ``step(n)`` runs ``n`` patients and returns its figures with ``passed``, ``p99_latency_s``
+    and ``frames_lost``. Stops after ``max_steps`` steps or when the bracket is within 10 % (at
+    least 10 patients); ``settle_s`` is slept between steps. Returns ``patients`` (the most that
+    passed), its ``p99_latency_s`` and ``frames_lost``, ``target_patients``, ``target_met`` and
+    the ``steps``.
+    """
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    lo, hi = 0, None
+    n = start
+    while len(steps) < max_steps:
+        r = step(n)
+        steps.append(r)
+        if r["passed"]:
+            lo, best = n, r
+        else:
+            hi = n
+        if hi is None:
+            if n >= target:
+                break
+            n = min(target, n * 2)
+        else:
+            if hi - lo <= max(10, lo // 10):
+                break
+            n = (lo + hi) // 2
+        time.sleep(settle_s)
+    return {
+        "patients": lo,
+        "p99_latency_s": best["p99_latency_s"] if best else None,
+        "frames_lost": best["frames_lost"] if best else None,
+        "target_patients": target,
+        "target_met": lo >= target,
+        "steps": steps,
+    }

@@ -664,9 +664,11 @@ class StreamProcessor:
             c.on_connect = self._on_connect
             c.on_disconnect = self._on_disconnect
             c.on_message = self._on_message
+            c.on_subscribe = self._on_subscribe
             self._clients.append(c)
         self._client = self._clients[0]  # publishes the storage acknowledgements
         self._up: set[int] = set()
+        self._subbed: set[int] = set()  # sessions whose subscription the broker confirmed
         self._inbox: queue.Queue[_Message] = queue.Queue(maxsize=int(inbox_max))
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -716,6 +718,17 @@ class StreamProcessor:
         self._up.add(userdata)
         if len(self._up) == len(self._clients):
             self._connected.set()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: Any, reason_codes: Any, props: Any
+    ) -> None:
+        # subscribed once the broker's SUBACK is here: frames published earlier than that find
+        # no subscription (a clean start), so start() waits for it, not for the SUBSCRIBE sent
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes or ()):
+            log.warning("processor %s: subscription refused: %s", self.client_id, reason_codes)
+            return
+        self._subbed.add(userdata)
+        if len(self._subbed) == len(self._clients):
             self._subscribed.set()
 
     def _on_disconnect(
