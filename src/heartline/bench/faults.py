@@ -112,6 +112,8 @@ class _MemorySampler:
         self.pids = pids
         self.interval_s = interval_s
         self.phase = "before"
+        #: phase the CPU time is charged to (finer than ``phase``: one per attack)
+        self.cpu_phase = "before"
         self.peaks: dict[str, dict[str, int]] = {}
         self.samples = 0
         #: role -> phase -> pid -> (first, last) CPU seconds seen in that phase
@@ -123,15 +125,15 @@ class _MemorySampler:
     def _run(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(self.interval_s):
-            phase = self.phase
+            phase, cpu_phase = self.phase, self.cpu_phase
             now = time.monotonic()
-            self.phase_wall_s[phase] = self.phase_wall_s.get(phase, 0.0) + (now - last)
+            self.phase_wall_s[cpu_phase] = self.phase_wall_s.get(cpu_phase, 0.0) + (now - last)
             last = now
             for role, pids in self.pids().items():
                 rss = max((self._rss(p) for p in pids), default=0)  # its largest process
                 ph = self.peaks.setdefault(role, {})
                 ph[phase] = max(ph.get(phase, 0), rss)
-                cpu = self._cpu.setdefault(role, {}).setdefault(phase, {})
+                cpu = self._cpu.setdefault(role, {}).setdefault(cpu_phase, {})
                 for p in pids:
                     t = _cpu_seconds(p)
                     if t is not None:
@@ -457,10 +459,12 @@ def run_faults_bench(
                 evil = _Hostile(live.address, f"{hostile_id}-{k}", honest_ids, n_partitions)
                 try:
                     report(f"faults: attack {name}")
+                    mem.cpu_phase = name
                     attacks[name] = {"device": evil.device_id, **evil.run(name)}
                 finally:
                     evil.close()
                 time.sleep(1.0)
+            mem.cpu_phase = "after_attacks"
             # wait for the silent device's alert (or its deadline), then for the honest fleet
             deadline = silent_last_s + limit_s + NO_DATA_SLACK_S + 5
             while time.time() < deadline:
@@ -608,6 +612,16 @@ def run_faults_bench(
             "memory": memory,
             "memory_samples": mem.samples,
             "cpu_s_by_phase": mem.cpu_by_phase(),
+            # receipt by a processor -> committed: what the processors add to the latency
+            "processor_latency": [
+                {
+                    "p50_s": c.latency_p50_s,
+                    "p99_s": c.latency_p99_s,
+                    "max_s": c.latency_max_s,
+                    "frames_stored": c.frames_stored,
+                }
+                for c in counters
+            ],
             "phase_wall_s": {k: round(v, 1) for k, v in mem.phase_wall_s.items()},
             "worker_restarts": restarts,
         }
@@ -702,18 +716,28 @@ def faults_markdown(r: dict[str, Any]) -> str:
     cpu = r.get("cpu_s_by_phase") or {}
     if cpu:
         walls = r.get("phase_wall_s", {})
+        roles = list(cpu)
         lines += [
             "",
-            "## CPU time (user + system, from /proc; independent of the other load on the machine)",
+            "## CPU time by phase (user + system seconds from /proc: not inflated by other load)",
             "",
-            "| processes | before attacks: CPU s / wall s | during attacks: CPU s / wall s |",
-            "|---|---:|---:|",
+            "| phase | wall (s) | " + " | ".join(f"{role} CPU (s)" for role in roles) + " |",
+            "|---|---:|" + "---:|" * len(roles),
         ]
-        for role, ph in cpu.items():
-            cells = [
-                f"{ph.get(k, 0.0):.1f} / {walls.get(k, 0.0):.0f}" for k in ("before", "attack")
-            ]
-            lines.append(f"| {role} | {cells[0]} | {cells[1]} |")
+        for ph, wall in walls.items():
+            cells = " | ".join(f"{cpu[role].get(ph, 0.0):.2f}" for role in roles)
+            lines.append(f"| {ph} | {wall:.1f} | {cells} |")
+    plat = r.get("processor_latency") or []
+    if plat:
+        lines += [
+            "",
+            "Receipt by a worker -> commit (what the workers add), per worker: "
+            + "; ".join(
+                f"p50 {_f(x['p50_s'])} s, p99 {_f(x['p99_s'])} s, max {_f(x['max_s'])} s"
+                for x in plat
+            )
+            + ".",
+        ]
     lines += [
         "",
         "## Honest devices",
