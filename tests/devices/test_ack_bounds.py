@@ -67,6 +67,27 @@ def test_acks_delete_only_the_frames_in_their_ranges(tmp_path, frame_maker) -> N
     q.close()
 
 
+def test_thousands_of_forged_ranges_outside_the_queue_cost_no_query_each(
+    tmp_path, frame_maker
+) -> None:
+    """``bench faults`` (huge_acks): 10,000 ranges far beyond the device's sequence numbers, on
+    every honest device's ack topic, cost each device one query per range (the honest devices'
+    latency rose to seconds during that attack). Only ranges overlapping the queue are read."""
+    from heartline.ingestion.acks import MAX_ACK_RANGES
+
+    pub, q = _publisher(tmp_path, frame_maker)
+    statements: list[str] = []
+    q._db.set_trace_callback(statements.append)
+    forged = [(10**9 + 2 * k, 10**9 + 2 * k + 1) for k in range(MAX_ACK_RANGES)]
+    _deliver(pub, StorageAck("dev-ack", tuple(forged)).to_json())
+    assert len(q) == 10 and len(statements) < 10, statements[:20]
+    statements.clear()
+    _deliver(pub, StorageAck("dev-ack", ((3, 5), *forged[:100])).to_json())
+    assert [f.seq for f in q.peek_batch(100)] == [0, 1, 2, 5, 6, 7, 8, 9]
+    assert len(statements) < 20
+    q.close()
+
+
 def test_storage_ack_refuses_absurd_payloads() -> None:
     with pytest.raises(ValueError, match="ranges"):
         StorageAck.from_json(json.dumps({"device_id": "d", "ranges": [[0, 1]] * 20_000}).encode())
