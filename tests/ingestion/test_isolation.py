@@ -446,3 +446,16 @@ def test_bad_budget_settings_are_refused(db_url, tiny_model):
         _processor(db_url, tiny_model, device_rate_factor=0.5)
     with pytest.raises(ValueError, match="device_initial_burst_s"):
         _processor(db_url, tiny_model, device_initial_burst_s=700.0)
+
+
+def test_a_fast_simulation_turns_the_budget_off_and_real_time_keeps_it(tmp_path, tiny_model):
+    """Simulated devices replayed as fast as possible run ahead of real time by design; a real
+    time system (``heartline serve``) keeps the settings' budget."""
+    from heartline.ingestion.live import LiveSystem
+    from heartline.settings import load_settings
+
+    settings = load_settings(state_dir=tmp_path / "state")
+    fast = LiveSystem(settings, model=tiny_model, patients=0, realtime=False)
+    assert fast._processor_options()["device_rate_factor"] is None
+    live = LiveSystem(settings, model=tiny_model, patients=0)
+    assert live._processor_options()["device_rate_factor"] == settings.device_rate_factor == 4.0
