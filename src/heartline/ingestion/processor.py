@@ -89,7 +89,7 @@ Fault isolation (one device never hurts another patient)
 * **Bounded**: the inbox holds at most ``inbox_max`` messages (the MQTT network thread waits
   when it is full); quarantined payloads are kept up to ``max_payload_bytes``.
 
-Why this file is long (about 1,600 lines): it is one class, whose batch stages (``_parse`` ..
+Why this file is long (about 2,000 lines): it is one class, whose batch stages (``_parse`` ..
 ``_acknowledge``) and isolation steps share the per-device state (sequence tracker, pipelines,
 alert engines, strikes) of the partitions it owns; each stage is a method of its own and can
 be read alone.
