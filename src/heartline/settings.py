@@ -233,6 +233,12 @@ class Settings(BaseSettings):
         A device with ``device_strike_limit`` refused frames within ``device_strike_window_s``
         has its frames dropped for ``device_backoff_s`` and is flagged to the admins
         (a ``device_faulty`` alert).
+    device_rate_factor, device_burst_s, device_initial_burst_s : float or None, float, float
+        Per-device frame budget: seconds of signal a device may send per second beyond a burst
+        of ``device_burst_s`` (``device_initial_burst_s`` for a device first seen, more when its
+        first frame is an older backlog); frames over it are quarantined as ``rate_limited``,
+        count towards the block above, and are sent again by the device later
+        (``device_rate_factor=None``: no budget). See :mod:`heartline.ingestion.processor`.
     """
 
     model_config = SettingsConfigDict(
@@ -257,6 +263,9 @@ class Settings(BaseSettings):
     device_strike_limit: int = Field(default=20, ge=1)
     device_strike_window_s: float = Field(default=60.0, gt=0)
     device_backoff_s: float = Field(default=60.0, gt=0)
+    device_rate_factor: float | None = Field(default=4.0, ge=1)
+    device_burst_s: float = Field(default=600.0, gt=0)
+    device_initial_burst_s: float = Field(default=60.0, gt=0)
 
     @field_validator("state_dir")
     @classmethod

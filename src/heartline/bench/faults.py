@@ -91,8 +91,19 @@ def _git_revision() -> str:
         return ""
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` from ``/proc`` (``None`` where unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _MemorySampler:
-    """RSS of named processes every ``interval_s`` (peaks per phase)."""
+    """RSS of named processes every ``interval_s`` (peaks per phase), and their CPU time per
+    phase (user + system seconds, from ``/proc``; a restarted process counts from its start)."""
 
     def __init__(self, pids: Callable[[], dict[str, list[int]]], interval_s: float = 0.25) -> None:
         from heartline.ingestion.worker import read_rss_bytes
@@ -101,18 +112,40 @@ class _MemorySampler:
         self.pids = pids
         self.interval_s = interval_s
         self.phase = "before"
+        #: phase the CPU time is charged to (finer than ``phase``: one per attack)
+        self.cpu_phase = "before"
         self.peaks: dict[str, dict[str, int]] = {}
         self.samples = 0
+        #: role -> phase -> pid -> (first, last) CPU seconds seen in that phase
+        self._cpu: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
+        self.phase_wall_s: dict[str, float] = {}
         self._stop = threading.Event()
         self._th = threading.Thread(target=self._run, name="faults-memory", daemon=True)
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(self.interval_s):
+            phase, cpu_phase = self.phase, self.cpu_phase
+            now = time.monotonic()
+            self.phase_wall_s[cpu_phase] = self.phase_wall_s.get(cpu_phase, 0.0) + (now - last)
+            last = now
             for role, pids in self.pids().items():
                 rss = max((self._rss(p) for p in pids), default=0)  # its largest process
                 ph = self.peaks.setdefault(role, {})
-                ph[self.phase] = max(ph.get(self.phase, 0), rss)
+                ph[phase] = max(ph.get(phase, 0), rss)
+                cpu = self._cpu.setdefault(role, {}).setdefault(cpu_phase, {})
+                for p in pids:
+                    t = _cpu_seconds(p)
+                    if t is not None:
+                        cpu[p] = (cpu.get(p, (t, t))[0], t)
             self.samples += 1
+
+    def cpu_by_phase(self) -> dict[str, dict[str, float]]:
+        """role -> phase -> CPU seconds used (all the role's processes) while sampled."""
+        return {
+            role: {ph: round(sum(b - a for a, b in d.values()), 2) for ph, d in phases.items()}
+            for role, phases in self._cpu.items()
+        }
 
     def __enter__(self) -> _MemorySampler:
         self._th.start()
@@ -426,10 +459,12 @@ def run_faults_bench(
                 evil = _Hostile(live.address, f"{hostile_id}-{k}", honest_ids, n_partitions)
                 try:
                     report(f"faults: attack {name}")
+                    mem.cpu_phase = name
                     attacks[name] = {"device": evil.device_id, **evil.run(name)}
                 finally:
                     evil.close()
                 time.sleep(1.0)
+            mem.cpu_phase = "after_attacks"
             # wait for the silent device's alert (or its deadline), then for the honest fleet
             deadline = silent_last_s + limit_s + NO_DATA_SLACK_S + 5
             while time.time() < deadline:
@@ -576,6 +611,18 @@ def run_faults_bench(
             "honest_latency_by_phase": by_phase,
             "memory": memory,
             "memory_samples": mem.samples,
+            "cpu_s_by_phase": mem.cpu_by_phase(),
+            # receipt by a processor -> committed: what the processors add to the latency
+            "processor_latency": [
+                {
+                    "p50_s": c.latency_p50_s,
+                    "p99_s": c.latency_p99_s,
+                    "max_s": c.latency_max_s,
+                    "frames_stored": c.frames_stored,
+                }
+                for c in counters
+            ],
+            "phase_wall_s": {k: round(v, 1) for k, v in mem.phase_wall_s.items()},
             "worker_restarts": restarts,
         }
     )
@@ -666,6 +713,31 @@ def faults_markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {role} | {m['peak_before_attacks_bytes'] / mib:.0f} | {m['peak_during_attacks_bytes'] / mib:.0f} | {m['cap_bytes'] / mib:.0f} | {'yes' if m['bounded'] else 'NO'} |"
         )
+    cpu = r.get("cpu_s_by_phase") or {}
+    if cpu:
+        walls = r.get("phase_wall_s", {})
+        roles = list(cpu)
+        lines += [
+            "",
+            "## CPU time by phase (user + system seconds from /proc: not inflated by other load)",
+            "",
+            "| phase | wall (s) | " + " | ".join(f"{role} CPU (s)" for role in roles) + " |",
+            "|---|---:|" + "---:|" * len(roles),
+        ]
+        for ph, wall in walls.items():
+            cells = " | ".join(f"{cpu[role].get(ph, 0.0):.2f}" for role in roles)
+            lines.append(f"| {ph} | {wall:.1f} | {cells} |")
+    plat = r.get("processor_latency") or []
+    if plat:
+        lines += [
+            "",
+            "Receipt by a worker -> commit (what the workers add), per worker: "
+            + "; ".join(
+                f"p50 {_f(x['p50_s'])} s, p99 {_f(x['p99_s'])} s, max {_f(x['max_s'])} s"
+                for x in plat
+            )
+            + ".",
+        ]
     lines += [
         "",
         "## Honest devices",

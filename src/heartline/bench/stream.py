@@ -46,11 +46,16 @@ from typing import Any
 import numpy as np
 
 from heartline.bench.stream_load import (
+    P99_LIMIT_S,
+    WARMUP_S,
     FramePool,
     GenResult,
+    capacity_search,
     count_frames,
     generate,
     register_devices,
+    step_passed,
+    wait_stored,
 )
 
 __all__ = ["run_stream_bench"]
@@ -60,9 +65,6 @@ log = logging.getLogger(__name__)
 FS = 360.0
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SYSTEM_BROKER_URL = "mqtt://127.0.0.1:1883"
-P99_LIMIT_S = 1.0
-#: Seconds of each capacity step excluded from the latency statistics (never from loss counts).
-WARMUP_S = 3.0
 #: The benchmark's parts, in the order they run (``run_stream_bench(parts=...)``).
 BENCH_PARTS: tuple[str, ...] = ("profile", "capacity", "resilience", "agreement")
 
@@ -275,16 +277,12 @@ def _step(
     if not box:
         raise RuntimeError("the load generator failed")
     gen = box[0]
-    deadline = time.monotonic() + drain_s
-    stored = count_frames(setup.db_url, prefix)[0]
-    while stored < gen.sent and time.monotonic() < deadline:
-        time.sleep(0.5)
-        stored = count_frames(setup.db_url, prefix)[0]
+    stored = wait_stored(lambda: count_frames(setup.db_url, prefix)[0], gen.sent, drain_s)
     cpu1, gen1 = setup.pool.cpu(), time.process_time()
     c = setup.pool.counters()
     lost = gen.sent - stored
     p99 = c["e2e_latency_p99_s"]
-    ok = lost == 0 and p99 == p99 and p99 <= P99_LIMIT_S
+    ok = step_passed(lost, p99)
     res = {
         "patients": n,
         "duration_s": duration_s,
@@ -343,37 +341,13 @@ def _search(
     drain_s: float,
     report: Callable[[str], None],
 ) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    lo, hi = 0, None
-    n = start
     tag = f"c{uuid.uuid4().hex[:4]}"
-    while len(steps) < max_steps:
+
+    def step(n: int) -> dict[str, Any]:
         report(f"capacity {setup.name}: {n} patients x {duration_s} s")
-        r = _step(setup, frames, n, duration_s, n_partitions, tag, drain_s)
-        steps.append(r)
-        if r["passed"]:
-            lo, best = n, r
-        else:
-            hi = n
-        if hi is None:
-            if n >= target:
-                break
-            n = min(target, n * 2)
-        else:
-            if hi - lo <= max(10, lo // 10):
-                break
-            n = (lo + hi) // 2
-        time.sleep(2.0)  # let the processors settle
-    out = {
-        "patients": lo,
-        "p99_latency_s": best["p99_latency_s"] if best else None,
-        "frames_lost": best["frames_lost"] if best else None,
-        "target_patients": target,
-        "target_met": lo >= target,
-        "steps": steps,
-    }
-    return out
+        return _step(setup, frames, n, duration_s, n_partitions, tag, drain_s)
+
+    return capacity_search(step, start=start, target=target, max_steps=max_steps)
 
 
 # ------------------------------------------------------------------------------ resilience

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,31 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "P99_LIMIT_S",
+    "WARMUP_S",
     "FramePool",
     "GenResult",
+    "capacity_search",
     "count_frames",
     "generate",
     "record_of",
     "register_devices",
+    "step_passed",
+    "wait_stored",
 ]
+
+#: A step passes when no frame is lost and the p99 latency is at most this (seconds).
+P99_LIMIT_S = 1.0
+#: Seconds of each step excluded from the latency statistics (never from loss counts).
+WARMUP_S = 3.0
 
 
 class FramePool:
     """Pre-built JSON fragments (ECG, vitals) of the first ``seconds`` of some records.
+
+    Each record keeps the frame header its simulated wearable sends (``fs_hz``, ``duration_s``,
+    ``lead_names``, ADC resolution, gains and baselines): a single-lead wearable such as
+    ``"210:MLII@250"`` (one lead at 250 Hz) gets its own, not the two-lead 360 Hz one.
 
     ``payload_version`` picks the ECG encoding of the payloads (2: base64 int16, what the
     simulated fleet sends; 1: JSON integer lists, for servers that predate version 2).
@@ -50,6 +65,8 @@ class FramePool:
         self.records = records
         self.payload_version = payload_version
         self.frames: list[list[tuple[str, list[dict[str, Any]]]]] = []
+        #: per record, the header fields of its frames as a JSON fragment
+        self.headers: list[str] = []
         for r in records:
             w = VirtualWearable(
                 WearableConfig(
@@ -63,13 +80,29 @@ class FramePool:
                 data_dir=data_dir,
             )
             per = []
+            header = ""
             for sf in islice(w.frames(), seconds):
                 f = sf.frame
+                header = (
+                    header
+                    or json.dumps(
+                        {
+                            "fs_hz": f.fs_hz,
+                            "duration_s": f.duration_s,
+                            "lead_names": list(f.lead_names),
+                            "adc_bits": f.adc_bits,
+                            "adc_gain": list(f.adc_gain),
+                            "adc_baseline": list(f.adc_baseline),
+                        },
+                        separators=(",", ":"),
+                    )[1:-1]
+                )
                 vit = [{k: v for k, v in x.model_dump().items() if v is not None} for x in f.vitals]
                 for v in vit:
                     v["time_s"] = v["time_s"] - f.start_time_s
                 per.append((json.dumps(f.ecg, separators=(",", ":")), vit))
             self.frames.append(per)
+            self.headers.append(header)
         self.seconds = seconds
 
     def payload(
@@ -80,8 +113,7 @@ class FramePool:
         return (
             f'{{"v":{self.payload_version},"device_id":"{device_id}","seq":{seq},'
             f'"start_time_s":{start_time_s:.3f},'
-            f'"fs_hz":360.0,"duration_s":1.0,"lead_names":["MLII","V5"],"adc_bits":11,'
-            f'"adc_gain":[200.0,200.0],"adc_baseline":[1024,1024],"ecg":{ecg},'
+            f'{self.headers[record_idx]},"ecg":{ecg},'
             f'"vitals":{json.dumps(vitals, separators=(",", ":"))}}}'
         ).encode()
 
@@ -207,3 +239,70 @@ def count_frames(db_url: str, prefix: str) -> tuple[int, int]:
         ).scalar()
     engine.dispose()
     return int(rows or 0), int(distinct or 0)
+
+
+# ------------------------------------------------------------------------------ step accounting
+# shared by the in-process capacity search (heartline.bench.stream) and the one against a
+# running `heartline serve` (heartline.bench.stream_serve)
+def wait_stored(
+    stored: Callable[[], Any], sent: int, drain_s: float, *, count: Callable[[Any], int] = int
+) -> Any:
+    """Poll ``stored()`` every 0.5 s until ``count`` of it reaches ``sent`` or ``drain_s`` ends;
+    returns the last reading."""
+    deadline = time.monotonic() + drain_s
+    got = stored()
+    while count(got) < sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = stored()
+    return got
+
+
+def step_passed(frames_lost: int, p99_latency_s: float, limit_s: float = P99_LIMIT_S) -> bool:
+    """A load step passes: no frame lost and a p99 latency (not NaN) within ``limit_s``."""
+    return bool(frames_lost == 0 and p99_latency_s == p99_latency_s and p99_latency_s <= limit_s)
+
+
+def capacity_search(
+    step: Callable[[int], dict[str, Any]],
+    *,
+    start: int,
+    target: int,
+    max_steps: int,
+    settle_s: float = 2.0,
+) -> dict[str, Any]:
+    """Patients held: double from ``start`` until a step fails or ``target`` passes, then bisect.
+
+    ``step(n)`` runs ``n`` patients and returns its figures with ``passed``, ``p99_latency_s``
+    and ``frames_lost``. Stops after ``max_steps`` steps or when the bracket is within 10 % (at
+    least 10 patients); ``settle_s`` is slept between steps. Returns ``patients`` (the most that
+    passed), its ``p99_latency_s`` and ``frames_lost``, ``target_patients``, ``target_met`` and
+    the ``steps``.
+    """
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    lo, hi = 0, None
+    n = start
+    while len(steps) < max_steps:
+        r = step(n)
+        steps.append(r)
+        if r["passed"]:
+            lo, best = n, r
+        else:
+            hi = n
+        if hi is None:
+            if n >= target:
+                break
+            n = min(target, n * 2)
+        else:
+            if hi - lo <= max(10, lo // 10):
+                break
+            n = (lo + hi) // 2
+        time.sleep(settle_s)
+    return {
+        "patients": lo,
+        "p99_latency_s": best["p99_latency_s"] if best else None,
+        "frames_lost": best["frames_lost"] if best else None,
+        "target_patients": target,
+        "target_met": lo >= target,
+        "steps": steps,
+    }

@@ -30,14 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from heartline.bench.stream_load import FramePool, GenResult, generate
+from heartline.bench.stream_load import (
+    P99_LIMIT_S,
+    WARMUP_S,
+    FramePool,
+    GenResult,
+    capacity_search,
+    generate,
+    step_passed,
+    wait_stored,
+)
 
 __all__ = ["register_through_api", "run_serve_stream_bench", "serve_markdown"]
 
 log = logging.getLogger(__name__)
-
-P99_LIMIT_S = 1.0
-WARMUP_S = 3.0
 
 
 def register_through_api(client: Any, device_ids: list[str], *, workers: int = 8) -> dict[str, str]:
@@ -135,7 +141,6 @@ def run_serve_stream_bench(
     engine = make_engine(database_url)
     frames = FramePool(ARRHYTHMIA_RECORDS, 60, Path(data_dir) if data_dir else None)
     tag = f"sv{uuid.uuid4().hex[:4]}"
-    steps: list[dict[str, Any]] = []
 
     def step(n: int) -> dict[str, Any]:
         prefix = f"{tag}n{n}"
@@ -157,11 +162,12 @@ def run_serve_stream_bench(
         if not box:
             raise RuntimeError("the load generator failed")
         gen = box[0]
-        deadline = time.monotonic() + drain_s
-        stored, lat = _stored(engine, prefix, t0 + WARMUP_S)
-        while stored < gen.sent and time.monotonic() < deadline:
-            time.sleep(0.5)
-            stored, lat = _stored(engine, prefix, t0 + WARMUP_S)
+        stored, lat = wait_stored(
+            lambda: _stored(engine, prefix, t0 + WARMUP_S),
+            gen.sent,
+            drain_s,
+            count=lambda got: got[0],
+        )
         p99 = float(np.percentile(lat, 99)) if lat.size else float("nan")
         lost = gen.sent - stored
         res = {
@@ -176,34 +182,15 @@ def run_serve_stream_bench(
             "max_latency_s": float(lat.max()) if lat.size else float("nan"),
             "generator_lag_p99_s": gen.lag_p99_s,
             "load_average": list(os.getloadavg()),
-            "passed": bool(lost == 0 and p99 == p99 and p99 <= P99_LIMIT_S),
+            "passed": step_passed(lost, p99),
         }
         log.info("serve capacity N=%d: %s", n, res)
         return res
 
-    lo, hi, best = 0, None, None
     if patients:
-        steps.append(step(patients))
-        if steps[-1]["passed"]:
-            lo, best = patients, steps[-1]
+        search = capacity_search(step, start=patients, target=target, max_steps=1, settle_s=0.0)
     else:
-        n = start
-        while len(steps) < max_steps:
-            rr = step(n)
-            steps.append(rr)
-            if rr["passed"]:
-                lo, best = n, rr
-            else:
-                hi = n
-            if hi is None:
-                if n >= target:
-                    break
-                n = min(target, n * 2)
-            else:
-                if hi - lo <= max(10, lo // 10):
-                    break
-                n = (lo + hi) // 2
-            time.sleep(2.0)
+        search = capacity_search(step, start=start, target=target, max_steps=max_steps)
     engine.dispose()
     client.close()
     result = {
@@ -217,12 +204,7 @@ def run_serve_stream_bench(
             "latency": "end of frame on the device clock -> frames.received_at (row written)",
             "cpu_count": os.cpu_count(),
         },
-        "patients": lo,
-        "p99_latency_s": best["p99_latency_s"] if best else None,
-        "frames_lost": best["frames_lost"] if best else None,
-        "target_patients": target,
-        "target_met": lo >= target,
-        "steps": steps,
+        **search,
         "elapsed_s": time.time() - t_begin,
     }
     (out_dir / "stream_serve.json").write_text(json.dumps(result, indent=2, default=float))

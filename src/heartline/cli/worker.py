@@ -135,6 +135,9 @@ def worker(
             "device_strike_limit": settings.device_strike_limit,
             "device_strike_window_s": settings.device_strike_window_s,
             "device_backoff_s": settings.device_backoff_s,
+            "device_rate_factor": settings.device_rate_factor,
+            "device_burst_s": settings.device_burst_s,
+            "device_initial_burst_s": settings.device_initial_burst_s,
         }
     raise typer.Exit(
         run_worker(

@@ -64,6 +64,7 @@ class PublisherCounters:
     connected: bool
     storage_acked: int = 0
     replays: int = 0
+    acks_refused: int = 0
 
 
 class FramePublisher:
@@ -167,6 +168,7 @@ class FramePublisher:
         self._backoff = 1.0
         self._storage_acked = 0
         self._replays = 0
+        self._acks_refused = 0  # implausible (forged) storage acknowledgements ignored
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
     def _on_connect(
@@ -220,6 +222,27 @@ class FramePublisher:
                     self._wake.wait(timeout=0.2)
         self._drain_acks()
 
+    def _plausible(self, ack: StorageAck) -> bool:
+        """Whether ``ack`` can come from a processor: it acknowledges no ``seq`` this device
+        never issued. A processor acknowledges only frames it stored, so an acknowledgement
+        reaching past the highest ``seq`` ever enqueued is forged (``[[0, 999999999]]`` on the
+        device's ack topic, where a broker without ACL lets anyone publish) and is ignored
+        whole: applied, it deleted frames that were sent but not yet stored (lost)."""
+        if not ack.ranges:
+            return True
+        last = self.queue.last_seq
+        top = max(b for _a, b in ack.ranges)
+        if last is not None and top <= last + 1:
+            return True
+        self._acks_refused += 1
+        log.warning(
+            "%s: ignoring a storage ack up to seq %d: the highest seq issued is %s",
+            self.device_id,
+            top - 1,
+            last,
+        )
+        return False
+
     def _drain_acks(self) -> None:
         storage = self.delete_on == "storage"
         now = time.monotonic()
@@ -243,6 +266,8 @@ class FramePublisher:
             # applied as ranges: only the frames this device holds are touched, so an absurd
             # range (``[[0, 999999999]]``) costs nothing (issue 18, finding 2)
             ack = self._stored_in.popleft()
+            if not self._plausible(ack):
+                continue
             got_ack = True
             deleted = self.queue.ack_ranges(ack.ranges)
             removed += len(deleted)
@@ -368,6 +393,7 @@ class FramePublisher:
             connected=self._connected.is_set(),
             storage_acked=self._storage_acked,
             replays=self._replays,
+            acks_refused=self._acks_refused,
         )
 
     def stop(self, *, flush_timeout_s: float = 0.0) -> None:

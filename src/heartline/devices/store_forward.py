@@ -218,7 +218,9 @@ class StoreForwardQueue:
         """Remove the queued frames whose ``seq`` lies in half-open ``ranges`` (one transaction).
 
         Returns the sequence numbers removed: never more than the queue held, whatever the
-        ranges span (a storage acknowledgement is applied as ranges, never expanded).
+        ranges span (a storage acknowledgement is applied as ranges, never expanded). Only the
+        ranges that overlap the queue's ``seq`` span are looked at, so thousands of ranges
+        outside it (a forged acknowledgement) cost no query each.
         """
         rows = [(int(a), int(b)) for a, b in ranges]
         if not rows:
@@ -226,6 +228,12 @@ class StoreForwardQueue:
         removed: list[int] = []
         with self._lock:
             db = self._db
+            lo, hi = db.execute("SELECT MIN(seq), MAX(seq) FROM queue").fetchone()
+            if lo is None:
+                return []
+            rows = [(a, b) for a, b in rows if a <= hi and b > lo]
+            if not rows:
+                return []
             db.execute("BEGIN IMMEDIATE")
             try:
                 for a, b in rows:

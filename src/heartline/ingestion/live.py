@@ -127,7 +127,9 @@ class LiveSystem:
     records : sequence of str
         MIT-BIH records handed to simulated patients in turn.
     realtime : bool
-        Pace simulated frames at wall-clock speed.
+        Pace simulated frames at wall-clock speed. ``False`` (as fast as possible) also turns
+        the processors' per-device frame budget off (``device_rate_factor=None``), which would
+        otherwise throttle the simulated devices that run ahead of real time by design.
     duration_s : float
         Simulated seconds (``None``: until :meth:`close`).
     unknown_devices : {"register", "quarantine"}
@@ -283,6 +285,10 @@ class LiveSystem:
             "device_strike_limit": s.device_strike_limit,
             "device_strike_window_s": s.device_strike_window_s,
             "device_backoff_s": s.device_backoff_s,
+            "device_rate_factor": s.device_rate_factor,
+            "device_burst_s": s.device_burst_s,
+            "device_initial_burst_s": s.device_initial_burst_s,
+            **({} if self.realtime else {"device_rate_factor": None}),
             **self.processor_options,
         }
 

@@ -69,13 +69,27 @@ Fault isolation (one device never hurts another patient)
   acknowledged and dropped before parsing (counted as quarantined ``rate_limited``, not stored),
   and the device is flagged once to the admins: a technical ``device_faulty`` alert on its
   patient (with the reasons counted), visible through the alerts API and the dashboard.
+* **Frame budget per device** (``device_rate_factor``): each device has a token bucket of
+  *seconds of signal* (a frame costs its ``duration_s``, i.e. ``n_samples / fs_hz`` as it
+  declares them), refilled at ``device_rate_factor`` seconds per second of the processor's
+  clock and holding at most ``device_burst_s``. A device seen for the first time starts with
+  ``device_initial_burst_s``, or more when its first frame is older (a store-and-forward
+  backlog, e.g. after a processor restart: as much as the frame's age, up to
+  ``device_burst_s``); a silent device earns its bucket back while it is silent, so the
+  resend of a link drop's backlog passes. A frame over the budget is quarantined as
+  ``rate_limited`` (counted, acknowledged, not stored: an honest device keeps it in its
+  store-and-forward queue, gets no storage acknowledgement for it and sends it again later,
+  when its bucket has refilled, so nothing is lost), and counts as a refusal towards the
+  device's block below. Once a device's bucket holds less than its last frame's length, its
+  messages are refused before parsing, so a flood costs a topic split and a few lookups per
+  message and the batch's time stays with the other devices.
 * **No data**: with ``no_data_alert_s``, a patient whose frames stop arriving for that long gets
   a technical ``no_data`` alert (severity ``high``), stored like any alert and closed
   (``end_time``) when frames arrive again.
 * **Bounded**: the inbox holds at most ``inbox_max`` messages (the MQTT network thread waits
   when it is full); quarantined payloads are kept up to ``max_payload_bytes``.
 
-Why this file is long (about 1,600 lines): it is one class, whose batch stages (``_parse`` ..
+Why this file is long (about 2,000 lines): it is one class, whose batch stages (``_parse`` ..
 ``_acknowledge``) and isolation steps share the per-device state (sequence tracker, pipelines,
 alert engines, strikes) of the partitions it owns; each stage is a method of its own and can
 be read alone.
@@ -311,6 +325,21 @@ class _DeviceState:
     rhythm_due_s: float = math.nan
 
 
+@dataclass
+class _Budget:
+    """A device's frame budget: a token bucket of seconds of signal (see the module docstring)."""
+
+    level_s: float  # seconds of signal the device may still send now
+    at: float  # monotonic time of ``level_s``
+    need_s: float  # length of its last frame (a message is refused unparsed below this)
+
+    def refill(self, now: float, rate: float, cap_s: float) -> float:
+        if now > self.at:
+            self.level_s = min(cap_s, self.level_s + (now - self.at) * rate)
+            self.at = now
+        return self.level_s
+
+
 class _Clock:
     """Per-stage CPU time of the worker thread (no-op without a target dict)."""
 
@@ -362,6 +391,8 @@ class _Batch:
     updates: list[AlertUpdate] = field(default_factory=list)
     #: messages of blocked devices: acknowledged and dropped unparsed
     dropped: list[_Message] = field(default_factory=list)
+    #: messages over their device's frame budget: (message, device id); acknowledged, not stored
+    limited: list[tuple[_Message, str]] = field(default_factory=list)
     #: positions in ``to_store`` whose analysis failed (quarantined, not stored)
     failed: set[int] = field(default_factory=set)
     #: devices to flag to the admins in this batch's transaction: (device, patient, reasons)
@@ -430,6 +461,16 @@ class StreamProcessor:
     device_strike_limit, device_strike_window_s, device_backoff_s : int, float, float
         A device with ``device_strike_limit`` refused frames within ``device_strike_window_s``
         is blocked for ``device_backoff_s`` and flagged (see the module docstring).
+    device_rate_factor : float or None
+        Per-device frame budget (see the module docstring): seconds of signal a device may send
+        per second, beyond its burst (default 4: an honest device sends 1, and resends a
+        backlog at up to 3 s of signal per second beyond the burst); ``None``: no budget
+        (replays of recordings, profiling).
+    device_burst_s : float
+        Most seconds of signal a device may send at once (its bucket's size).
+    device_initial_burst_s : float
+        Bucket of a device seen for the first time (more when its first frame is older, up to
+        ``device_burst_s``).
     no_data_alert_s : float or None
         Raise a ``no_data`` alert for a patient whose frames stopped arriving this long ago
         (``None``, the default here: off; ``heartline serve`` turns it on, see
@@ -489,6 +530,9 @@ class StreamProcessor:
         device_strike_limit: int = 20,
         device_strike_window_s: float = 60.0,
         device_backoff_s: float = 60.0,
+        device_rate_factor: float | None = 4.0,
+        device_burst_s: float = 600.0,
+        device_initial_burst_s: float = 60.0,
         no_data_alert_s: float | None = None,
         inbox_max: int = 10_000,
         beat_models: Any = "auto",
@@ -530,6 +574,21 @@ class StreamProcessor:
                 "need device_strike_limit >= 1, device_strike_window_s > 0 and"
                 f" device_backoff_s > 0, got {device_strike_limit}, {device_strike_window_s},"
                 f" {device_backoff_s}"
+            )
+        if device_rate_factor is not None and not (
+            math.isfinite(device_rate_factor) and device_rate_factor >= 1
+        ):
+            raise ValueError(
+                f"device_rate_factor must be >= 1 (real time) or None, got {device_rate_factor!r}"
+            )
+        if not (
+            math.isfinite(device_burst_s)
+            and math.isfinite(device_initial_burst_s)
+            and 0 < device_initial_burst_s <= device_burst_s
+        ):
+            raise ValueError(
+                "need 0 < device_initial_burst_s <= device_burst_s, got"
+                f" {device_initial_burst_s!r}, {device_burst_s!r}"
             )
         if inbox_max < 1:
             raise ValueError(f"inbox_max must be >= 1, got {inbox_max}")
@@ -575,6 +634,9 @@ class StreamProcessor:
         self.device_strike_limit = int(device_strike_limit)
         self.device_strike_window_s = float(device_strike_window_s)
         self.device_backoff_s = float(device_backoff_s)
+        self.device_rate_factor = None if device_rate_factor is None else float(device_rate_factor)
+        self.device_burst_s = float(device_burst_s)
+        self.device_initial_burst_s = float(device_initial_burst_s)
         self.no_data_alert_s = no_data_alert_s
         self._engine = None
         if session_factory is None:
@@ -602,9 +664,11 @@ class StreamProcessor:
             c.on_connect = self._on_connect
             c.on_disconnect = self._on_disconnect
             c.on_message = self._on_message
+            c.on_subscribe = self._on_subscribe
             self._clients.append(c)
         self._client = self._clients[0]  # publishes the storage acknowledgements
         self._up: set[int] = set()
+        self._subbed: set[int] = set()  # sessions whose subscription the broker confirmed
         self._inbox: queue.Queue[_Message] = queue.Queue(maxsize=int(inbox_max))
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -628,6 +692,9 @@ class StreamProcessor:
         self._strike_reasons: dict[str, collections.Counter[str]] = {}
         self._blocked: dict[str, float] = {}
         self._flagged: set[str] = set()
+        # per-device frame budgets (device -> bucket); the clock is an attribute for tests
+        self._budgets: dict[str, _Budget] = {}
+        self._monotonic: Callable[[], float] = time.monotonic
         # no-data alerts: patient -> (monotonic, wall) time of its last stored frame; open rows
         self._last_data: dict[str, tuple[float, float]] = {}
         self._no_data_open: dict[str, int] = {}
@@ -651,6 +718,17 @@ class StreamProcessor:
         self._up.add(userdata)
         if len(self._up) == len(self._clients):
             self._connected.set()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: Any, reason_codes: Any, props: Any
+    ) -> None:
+        # subscribed once the broker's SUBACK is here: frames published earlier than that find
+        # no subscription (a clean start), so start() waits for it, not for the SUBSCRIBE sent
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes or ()):
+            log.warning("processor %s: subscription refused: %s", self.client_id, reason_codes)
+            return
+        self._subbed.add(userdata)
+        if len(self._subbed) == len(self._clients):
             self._subscribed.set()
 
     def _on_disconnect(
@@ -926,12 +1004,17 @@ class StreamProcessor:
         """Stage 1: topic and payload of every message -> ``b.good`` frames or ``b.bad``.
 
         Messages of blocked devices go to ``b.dropped`` unparsed; the topic's partition must be
-        the device's; the frame's time must be within the allowed clock skew.
+        the device's; a device over its frame budget has the message refused (``b.limited``),
+        unparsed when its bucket is already short of its last frame's length; the frame's time
+        must be within the allowed clock skew.
         """
         now_mono = time.monotonic()
         now_wall = time.time()
         ahead_s, age_s = self.max_clock_ahead_s, self.max_frame_age_s
         blocked = self._blocked
+        rate = self.device_rate_factor
+        budgets = self._budgets
+        now_budget = self._monotonic() if rate is not None else 0.0
         for m in b.messages:
             device_from_topic = None
             try:
@@ -948,6 +1031,14 @@ class StreamProcessor:
             if topic.partition != partition_for(device_from_topic, partitions=self.n_partitions):
                 b.bad.append((m, "wrong_partition", device_from_topic))
                 continue
+            if rate is not None:
+                bucket = budgets.get(device_from_topic)
+                if (
+                    bucket is not None
+                    and bucket.refill(now_budget, rate, self.device_burst_s) < bucket.need_s
+                ):
+                    b.limited.append((m, device_from_topic))  # refused unparsed: cheap
+                    continue
             try:
                 frame = parse_frame(m.payload, max_bytes=self.max_payload_bytes)
             except FrameRejected as exc:
@@ -961,8 +1052,33 @@ class StreamProcessor:
             except FrameRejected as exc:
                 b.bad.append((m, exc.reason, device_from_topic))
                 continue
+            if rate is not None and not self._spend(frame, now_budget, now_wall):
+                b.limited.append((m, device_from_topic))
+                continue
             b.good.append((m, frame))
         b.clock.lap("parse")
+
+    def _spend(self, frame: Frame, now: float, now_wall: float) -> bool:
+        """Charge ``frame``'s length to its device's frame budget; ``False``: over the budget.
+
+        A device seen for the first time gets ``device_initial_burst_s``, or the age of this
+        first frame when it is older (a store-and-forward backlog), up to ``device_burst_s``.
+        """
+        rate = self.device_rate_factor
+        assert rate is not None
+        length_s = float(frame.duration_s)
+        bucket = self._budgets.get(frame.device_id)
+        if bucket is None:
+            age_s = now_wall - float(frame.start_time_s)
+            level = min(self.device_burst_s, max(self.device_initial_burst_s, age_s))
+            bucket = self._budgets[frame.device_id] = _Budget(level, now, length_s)
+        else:
+            bucket.refill(now, rate, self.device_burst_s)
+        bucket.need_s = length_s
+        if bucket.level_s + 1e-9 < length_s:
+            return False
+        bucket.level_s -= length_s
+        return True
 
     def _sequence(self, b: _Batch) -> None:
         """Stages 2-3: unknown devices, then duplicate/gap/late tracking per device in seq order."""
@@ -1244,8 +1360,8 @@ class StreamProcessor:
             self._c["alerts_opened"] += sum(u.change == "opened" for u in b.updates)
             for _m, reason, _d in b.bad:
                 self._quarantined[reason] += 1
-            if b.dropped:
-                self._quarantined["rate_limited"] += len(b.dropped)
+            if b.dropped or b.limited:
+                self._quarantined["rate_limited"] += len(b.dropped) + len(b.limited)
             self._c["devices_flagged"] += len(b.flags)
             for m, f, _s in b.to_store:
                 self._latency.append(done - m.received)
@@ -1336,10 +1452,12 @@ class StreamProcessor:
                 b.bad.append((m, "unprocessable", f.device_id))
             b.to_store = [x for i, x in enumerate(b.to_store) if i not in b.failed]
             b.failed = set()
-        if not b.bad:
+        if not (b.bad or b.limited):
             return
         now = time.monotonic()
-        for _m, reason, device_id in b.bad:
+        refusals = [(reason, device_id) for _m, reason, device_id in b.bad]
+        refusals.extend(("rate_limited", device_id) for _m, device_id in b.limited)
+        for reason, device_id in refusals:
             if device_id is None:
                 continue
             strikes = self._strikes.get(device_id)
@@ -1421,10 +1539,16 @@ class StreamProcessor:
     def _check_no_data(self, now: float) -> None:
         """Open ``no_data`` alerts for silent patients, close those whose data came back.
 
-        Also forgets expired device blocks and old strikes (keeps the maps bounded).
+        Also forgets expired device blocks, old strikes and the frame budgets of devices that
+        have been silent long enough to have a full bucket again (keeps the maps bounded).
         """
         for d in [d for d, until in self._blocked.items() if until <= now]:
             del self._blocked[d]
+        if self.device_rate_factor is not None and self._budgets:
+            full_after = self.device_burst_s / self.device_rate_factor
+            t = self._monotonic()
+            for d in [d for d, bk in self._budgets.items() if t - bk.at > full_after]:
+                del self._budgets[d]
         old = now - self.device_strike_window_s
         for d in [d for d, q in self._strikes.items() if not q or q[-1] < old]:
             del self._strikes[d]

@@ -138,6 +138,7 @@ class ReplayProcessor(StreamProcessor):
 
     def __init__(self, *, model: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max_clock_ahead_s", None)
+        kwargs.setdefault("device_rate_factor", None)  # a recording replays faster than real time
         super().__init__(
             address=BrokerAddress("127.0.0.1", 1),  # never connected
             model=model,
