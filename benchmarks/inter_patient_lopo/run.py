@@ -1,0 +1,111 @@
+"""Inter-patient beat classifier chosen by leave-one-patient-out (LOPO) on DS1, DS2 scored once.
+
+Two steps (the candidate list below was fixed before any candidate was run):
+
+``select --out DIR``
+    Leave-one-patient-out over the 22 DS1 patients for every candidate in :data:`CANDIDATES`
+    (:func:`heartline.training.lopo.run_lopo_selection`); writes ``DIR/selection.json`` and
+    ``DIR/selection.md`` (criterion, per-candidate figures, paired record bootstrap of the
+    winner against each other candidate, the winner's per-patient counts). DS2 is not read.
+
+``score --out DIR``
+    Refits the winner recorded in ``DIR/selection.json`` on all 22 DS1 patients, saves it in
+    ``DIR/model`` and scores DS2 once with the project's evaluation path
+    (:func:`heartline.training.evaluate.evaluate_saved`: EC57 gross statistics, record
+    bootstrap, ``metrics.json`` with ``"protocol": "inter-patient"``), with annotated R-peaks
+    (``DIR/ds2-annotated``) and with the detector's R-peaks (``DIR/ds2-detected``).
+
+Usage (one thread, ``nice``)::
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select --out runs/lopo
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score --out runs/lopo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from heartline.data.splits import DS1  # noqa: E402
+from heartline.training.lopo import PrematurityClassifier, run_lopo_selection  # noqa: E402
+from heartline.training.protocols import ProtocolData  # noqa: E402
+
+#: name -> PrematurityClassifier keywords. "dechazal": RR intervals in seconds + per-patient log
+#: ratios + 21 MLII samples; "ratios": the log ratios + samples only; "_tpl": plus the 19
+#: patient-adaptive template columns; "_rhythm": plus the five 16-beat rhythm columns (control);
+#: "_2lead": samples of both leads.
+CANDIDATES: dict[str, dict[str, object]] = {
+    "lda_dechazal": {"estimator": "lda", "feature_set": "dechazal"},
+    "lda_dechazal_rhythm": {"estimator": "lda", "feature_set": "dechazal_rhythm"},
+    "lda_ratios": {"estimator": "lda", "feature_set": "ratios"},
+    "lda_ratios_rhythm": {"estimator": "lda", "feature_set": "ratios_rhythm"},
+    "lda_ratios_2lead": {"estimator": "lda", "feature_set": "ratios", "leads": (0, 1)},
+    "lda_ratios_tpl": {"estimator": "lda", "feature_set": "ratios_tpl"},
+    "logreg_ratios": {"estimator": "logreg", "feature_set": "ratios"},
+    "logreg_ratios_tpl": {"estimator": "logreg", "feature_set": "ratios_tpl"},
+    "hgb_ratios": {"estimator": "hgb", "feature_set": "ratios"},
+    "hgb_ratios_tpl": {"estimator": "hgb", "feature_set": "ratios_tpl"},
+    "lda+hgb_ratios": {"estimator": "lda+hgb", "feature_set": "ratios"},
+}
+
+DATA = ProtocolData(template_features=True)
+
+
+def select(out: Path, n_boot: int) -> None:
+    beats = DATA.build(DS1)
+    result = run_lopo_selection(beats, CANDIDATES, out, records=DS1, n_boot=n_boot)
+    print((out / "selection.md").read_text(encoding="utf-8"))
+    print("winner:", result["winner"])
+
+
+def score(out: Path) -> None:
+    from heartline.training.evaluate import evaluate_saved
+
+    sel = json.loads((out / "selection.json").read_text(encoding="utf-8"))
+    name = sel["winner"]
+    params = dict(sel["candidates"][name]["params"])
+    if "leads" in params:
+        params["leads"] = tuple(params["leads"])
+    model = PrematurityClassifier(**params)
+    t0 = time.perf_counter()
+    model.fit(DATA.build(DS1), None, seed=int(sel["seed"]))
+    train_s = time.perf_counter() - t0
+    model.save(out / "model")
+    for rpeaks in ("annotated", "detected"):
+        result, _ = evaluate_saved(
+            model,
+            out_dir=out / f"ds2-{rpeaks}",
+            model_name=f"prematurity_{name}",
+            data=DATA,
+            rpeaks=rpeaks,
+            train_seconds=train_s,
+        )
+        m = result.metrics
+        print(
+            f"DS2 {rpeaks}: accuracy {m.accuracy:.4f} SVEB Se {m.sveb_se:.4f} +P {m.sveb_ppv:.4f} "
+            f"VEB Se {m.veb_se:.4f} +P {m.veb_ppv:.4f}"
+        )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("step", choices=("select", "score"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--n-boot", type=int, default=2000)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.step == "select":
+        select(args.out, args.n_boot)
+    else:
+        score(args.out)
+
+
+if __name__ == "__main__":
+    main()
