@@ -147,3 +147,31 @@ def test_paired_bootstrap_and_selection(patients: BeatSet, tmp_path) -> None:
     )
     assert result["winner"] in ("lda", "lda_abs")
     assert (tmp_path / "selection.md").is_file() and (tmp_path / "oof_lda.npz").is_file()
+    cands = {"lda": {"estimator": "lda"}, "lda_abs": {"estimator": "lda", "feature_set": "dechazal"}}
+    again = run_lopo_selection(
+        patients, cands, tmp_path, records=recs, n_boot=20, controls=[result["winner"]]
+    )
+    assert again["winner"] != result["winner"]  # a control never wins (OOF read from the cache)
+    with pytest.raises(ValueError, match="not candidates"):
+        run_lopo_selection(patients, cands, tmp_path, records=recs, controls=["x"])
+
+
+def test_gate_columns_measure_background_irregularity() -> None:
+    sinus = _patient("a", 0.8, 3)
+    rng = np.random.default_rng(5)
+    af_rr = 0.7 * np.exp(0.25 * rng.standard_normal(len(sinus)))
+    af = BeatSet(
+        sinus.windows,
+        sinus.rr,
+        (),
+        sinus.labels,
+        np.full(len(sinus), "b"),
+        np.round(np.cumsum(af_rr) * FS).astype(np.int64),
+        FS,
+        ("MLII",),
+    )
+    fs_ = prematurity_features(sinus, feature_set="ratios_gate")
+    fa = prematurity_features(af, feature_set="ratios_gate")
+    k = fs_.names.index("irr64")
+    assert np.median(fa.values[64:, k]) > 3 * np.median(fs_.values[64:, k])
+    assert np.isfinite(fa.values).all()

@@ -49,6 +49,8 @@ __all__ = [
     "LONG_TERM_S",
     "MORPH_TIMES_S",
     "N_MORPH",
+    "GATE_BEATS",
+    "GATE_NAMES",
     "RATIO_RR_NAMES",
     "prematurity_features",
     "record_rr_features",
@@ -75,15 +77,40 @@ RATIO_RR_NAMES: tuple[str, ...] = (
     "log_pre_local",
 )
 
+#: Previous RRs over which the background irregularity of the ``gate`` columns is measured.
+GATE_BEATS = 64
+GATE_NAMES: tuple[str, ...] = ("irr64", "log_pre_avg5_x_irr64", "log_post_pre_x_irr64")
+
 #: Named feature sets: which column groups :func:`prematurity_features` returns.
 #: ``absolute``: de Chazal's RR intervals in seconds; ``ratios``: the per-patient log ratios;
 #: ``morph``: QRS samples of the leads in ``leads``; ``template``: the beat set's
 #: patient-adaptive template columns (``tpl_*``, when the beat set has them); ``rhythm``: the
-#: 16-beat rhythm columns (a control, see the module docstring).
+#: 16-beat rhythm columns (a control, see the module docstring); ``gate``: the background
+#: irregularity ``irr64`` (median absolute successive difference of log RR over the last
+#: :data:`GATE_BEATS` beats, causal: near 0 in sinus rhythm with isolated ectopic beats, large in
+#: atrial fibrillation) and its products with the two prematurity ratios, so that even a linear
+#: model can learn that prematurity means less on an irregular background. Unlike the rhythm
+#: columns, the gate never moves the reference a beat is premature against.
 FEATURE_SETS: dict[str, dict[str, object]] = {
     "dechazal": {"absolute": True, "ratios": True, "morph": True},
     "ratios": {"absolute": False, "ratios": True, "morph": True},
     "ratios_tpl": {"absolute": False, "ratios": True, "morph": True, "template": True},
+    "ratios_gate": {"absolute": False, "ratios": True, "morph": True, "gate": True},
+    "ratios_tpl_gate": {
+        "absolute": False,
+        "ratios": True,
+        "morph": True,
+        "template": True,
+        "gate": True,
+    },
+    "dechazal_tpl": {"absolute": True, "ratios": True, "morph": True, "template": True},
+    "ratios_tpl_rhythm": {
+        "absolute": False,
+        "ratios": True,
+        "morph": True,
+        "template": True,
+        "rhythm": True,
+    },
     "dechazal_rhythm": {"absolute": True, "ratios": True, "morph": True, "rhythm": True},
     "ratios_rhythm": {"absolute": False, "ratios": True, "morph": True, "rhythm": True},
 }
@@ -134,6 +161,21 @@ def record_rr_features(
     first = np.searchsorted(t, t - long_term_s, side="left")
     avg5 = (csum[i + 1] - csum[first]) / (i + 1 - first)
     return np.stack([pre, post, local, avg5], axis=1)
+
+
+def _irregularity(log_pre: np.ndarray, window: int) -> np.ndarray:
+    """Median ``|diff(log RR)|`` over each beat's last ``window`` previous RRs (causal)."""
+    n = log_pre.size
+    d = np.abs(np.diff(log_pre, prepend=log_pre[:1]))
+    out = np.empty(n)
+    head = min(n, window)
+    for i in range(head):  # the start of a record: what is there
+        out[i] = np.median(d[: i + 1])
+    if n > window:
+        out[window:] = np.median(
+            np.lib.stride_tricks.sliding_window_view(d, window)[1:], axis=1
+        )
+    return out
 
 
 def _morph(beats: BeatSet, leads: tuple[int, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -201,6 +243,16 @@ def prematurity_features(
             )
         )
         names += RATIO_RR_NAMES
+    if spec.get("gate"):
+        pre, post, avg5 = (np.maximum(rr[:, k], 1e-3) for k in (0, 1, 3))
+        irr = np.zeros(n)
+        if n:
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                irr[a:b] = _irregularity(np.log(pre[a:b]), GATE_BEATS)
+        cols.append(
+            np.stack([irr, np.log(pre / avg5) * irr, np.log(post / pre) * irr], axis=1)
+        )
+        names += GATE_NAMES
     if spec.get("morph"):
         m, mn = _morph(beats, leads)
         cols.append(m)

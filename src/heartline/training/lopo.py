@@ -437,10 +437,14 @@ def run_lopo_selection(
     records: Sequence[str],
     seed: int = 0,
     n_boot: int = 2000,
+    controls: Sequence[str] = (),
 ) -> dict[str, Any]:
     """LOPO every candidate (``name -> PrematurityClassifier keywords``), pick the winner by
     :data:`CRITERION`, compare it with each other candidate by :func:`paired_lopo_bootstrap`,
     and write ``selection.json`` and ``selection.md`` into ``out_dir``.
+
+    ``controls`` are scored and compared but cannot win (candidates that break a prior fixed
+    in advance, kept to measure what the prior costs or gains on DS1).
 
     OOF probabilities are cached as ``oof_<name>.npz`` in ``out_dir`` keyed by the candidate's
     keywords and the beats (a rerun with the same inputs reuses them).
@@ -477,7 +481,13 @@ def run_lopo_selection(
         confs[name] = record_confusions(beats, proba, records)
         scores[name] = score_lopo(confs[name], records)
         logger.info("%s: criterion %.4f", name, scores[name].criterion)
-    winner = max(scores, key=lambda n: scores[n].criterion)
+    unknown = [c for c in controls if c not in candidates]
+    if unknown:
+        raise ValueError(f"controls {unknown} are not candidates")
+    eligible = [n for n in scores if n not in set(controls)]
+    if not eligible:
+        raise ValueError("every candidate is a control: nothing can win")
+    winner = max(eligible, key=lambda n: scores[n].criterion)
     diffs = {
         n: paired_lopo_bootstrap(confs[winner], confs[n], n_boot=n_boot, seed=seed)
         for n in scores
@@ -489,6 +499,7 @@ def run_lopo_selection(
         "records": list(records),
         "seed": seed,
         "n_boot": n_boot,
+        "controls": list(controls),
         "candidates": {
             n: {"params": dict(candidates[n]), "seconds": seconds[n], **scores[n].to_dict()}
             for n in scores
@@ -514,6 +525,9 @@ def render_lopo_selection(result: Mapping[str, Any]) -> str:
         "# Leave-one-patient-out selection on DS1",
         "",
         f"Criterion: {result['criterion']}. Winner: **{result['winner']}**.",
+        "Controls (scored, not eligible): "
+        + (", ".join(result.get("controls", [])) or "none")
+        + ".",
         "",
         "| candidate | criterion | SVEB F1 | SVEB Se | SVEB +P | per-patient SVEB F1 | "
         "per-patient SVEB Se | VEB F1 | VEB Se | VEB +P | accuracy | macro-F1 | "
