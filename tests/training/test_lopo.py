@@ -36,8 +36,8 @@ def _patient(record: str, rr_s: float, seed: int, n: int = 400) -> BeatSet:
     rr[after[after < n]] *= 1.3  # pause
     peaks = np.round(np.cumsum(rr) * FS).astype(np.int64)
     t = np.linspace(-0.25, 0.45, 64)
-    narrow = np.exp(-(t / 0.02) ** 2)
-    wide = 0.8 * np.exp(-(t / 0.06) ** 2)
+    narrow = np.exp(-((t / 0.02) ** 2))
+    wide = 0.8 * np.exp(-((t / 0.06) ** 2))
     windows = np.where((labels == V)[:, None], wide, narrow) + 0.05 * rng.standard_normal((n, 64))
     windows = windows[:, None, :].astype(np.float32)
     return BeatSet(
@@ -88,7 +88,9 @@ def test_ratio_features_do_not_depend_on_the_heart_rate() -> None:
     k = [fa.names.index(c) for c in ("log_pre_avg5", "log_post_pre")]
     # first 240 beats: both 5-minute windows hold the whole record so far; R-peaks are whole
     # samples, so an interval of 140 samples is off by up to 0.7 % (log units: 0.007)
-    np.testing.assert_allclose(fa.values[:240, k], fb.values[:240, k], atol=0.02)  # 1-sample rounding
+    np.testing.assert_allclose(
+        fa.values[:240, k], fb.values[:240, k], atol=0.02
+    )  # 1-sample rounding
     premature = slow.labels == S
     assert np.median(fa.values[premature, k[0]]) < -0.3 < np.median(fa.values[~premature, k[0]])
     assert np.median(fa.values[premature, k[1]]) > 0.3
@@ -147,7 +149,10 @@ def test_paired_bootstrap_and_selection(patients: BeatSet, tmp_path) -> None:
     )
     assert result["winner"] in ("lda", "lda_abs")
     assert (tmp_path / "selection.md").is_file() and (tmp_path / "oof_lda.npz").is_file()
-    cands = {"lda": {"estimator": "lda"}, "lda_abs": {"estimator": "lda", "feature_set": "dechazal"}}
+    cands = {
+        "lda": {"estimator": "lda"},
+        "lda_abs": {"estimator": "lda", "feature_set": "dechazal"},
+    }
     again = run_lopo_selection(
         patients, cands, tmp_path, records=recs, n_boot=20, controls=[result["winner"]]
     )
@@ -175,3 +180,25 @@ def test_gate_columns_measure_background_irregularity() -> None:
     k = fs_.names.index("irr64")
     assert np.median(fa.values[64:, k]) > 3 * np.median(fs_.values[64:, k])
     assert np.isfinite(fa.values).all()
+
+
+def test_linear_onnx_matches_predict_proba(patients: BeatSet, tmp_path) -> None:
+    import onnxruntime as ort
+
+    from heartline.training.lopo import export_linear_onnx
+
+    for est in ("lda", "logreg"):
+        model = PrematurityClassifier(estimator=est)
+        model.fit(patients, None)
+        path = export_linear_onnx(model, tmp_path / f"{est}.onnx")
+        x, _ = model.features(patients)
+        x[:3, 0] = np.nan  # imputed with the training median, as in predict_proba
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = sess.run(["proba"], {"features": x.astype(np.float32)})[0]
+        want = np.zeros((len(x), 5))
+        want[:, model._classes] = model._models[0].predict_proba(model._pre.transform(x))
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    hgb = PrematurityClassifier(estimator="hgb", hgb_iter=3)
+    hgb.fit(patients, None)
+    with pytest.raises(ValueError, match="only linear"):
+        export_linear_onnx(hgb, tmp_path / "x.onnx")

@@ -37,6 +37,8 @@ and heartbeat interval features. IEEE Trans Biomed Eng 51(7):1196-1206 (2004).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from heartline.data.beat_set import BeatSet
@@ -45,12 +47,12 @@ from heartline.features.morphology import Features
 __all__ = [
     "ABSOLUTE_RR_NAMES",
     "FEATURE_SETS",
+    "GATE_BEATS",
+    "GATE_NAMES",
     "LOCAL_BEATS",
     "LONG_TERM_S",
     "MORPH_TIMES_S",
     "N_MORPH",
-    "GATE_BEATS",
-    "GATE_NAMES",
     "RATIO_RR_NAMES",
     "prematurity_features",
     "record_rr_features",
@@ -172,9 +174,7 @@ def _irregularity(log_pre: np.ndarray, window: int) -> np.ndarray:
     for i in range(head):  # the start of a record: what is there
         out[i] = np.median(d[: i + 1])
     if n > window:
-        out[window:] = np.median(
-            np.lib.stride_tricks.sliding_window_view(d, window)[1:], axis=1
-        )
+        out[window:] = np.median(np.lib.stride_tricks.sliding_window_view(d, window)[1:], axis=1)
     return out
 
 
@@ -221,7 +221,7 @@ def prematurity_features(
     if n:
         change = np.flatnonzero(beats.record[1:] != beats.record[:-1]) + 1
         bounds = np.concatenate([[0], change, [n]])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             rr[a:b] = record_rr_features(beats.sample_idx[a:b], fs=beats.fs)
     cols: list[np.ndarray] = []
     names: list[str] = []
@@ -247,11 +247,9 @@ def prematurity_features(
         pre, post, avg5 = (np.maximum(rr[:, k], 1e-3) for k in (0, 1, 3))
         irr = np.zeros(n)
         if n:
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            for a, b in itertools.pairwise(bounds):
                 irr[a:b] = _irregularity(np.log(pre[a:b]), GATE_BEATS)
-        cols.append(
-            np.stack([irr, np.log(pre / avg5) * irr, np.log(post / pre) * irr], axis=1)
-        )
+        cols.append(np.stack([irr, np.log(pre / avg5) * irr, np.log(post / pre) * irr], axis=1))
         names += GATE_NAMES
     if spec.get("morph"):
         m, mn = _morph(beats, leads)
@@ -261,9 +259,7 @@ def prematurity_features(
         if not spec.get(key):
             continue
         pick = (
-            tuple(c for c in beats.rr_names if c.startswith("tpl_"))
-            if wanted is None
-            else wanted
+            tuple(c for c in beats.rr_names if c.startswith("tpl_")) if wanted is None else wanted
         )
         missing = [c for c in pick if c not in beats.rr_names] or ([] if pick else [f"{key}"])
         if missing:

@@ -52,6 +52,7 @@ __all__ = [
     "PREMATURITY_ESTIMATORS",
     "LopoScore",
     "PrematurityClassifier",
+    "export_linear_onnx",
     "lopo_oof",
     "paired_lopo_bootstrap",
     "record_confusions",
@@ -121,7 +122,9 @@ class PrematurityClassifier:
         if not leads:
             raise ValueError("leads must name at least one window channel")
         if int(hgb_iter) < 1 or int(hgb_leaves) < 2:
-            raise ValueError(f"hgb_iter must be >= 1 and hgb_leaves >= 2, got {hgb_iter}, {hgb_leaves}")
+            raise ValueError(
+                f"hgb_iter must be >= 1 and hgb_leaves >= 2, got {hgb_iter}, {hgb_leaves}"
+            )
         self.estimator = estimator
         self.feature_set = feature_set
         self.leads = tuple(int(x) for x in leads)
@@ -175,7 +178,12 @@ class PrematurityClassifier:
         return [lda, hgb]
 
     def fit(
-        self, train: BeatSet, val: BeatSet | None = None, *, run_dir: Path | None = None, seed: int = 0
+        self,
+        train: BeatSet,
+        val: BeatSet | None = None,
+        *,
+        run_dir: Path | None = None,
+        seed: int = 0,
     ) -> None:
         """Fit on the labelled N/S/V/F beats of ``train`` (``val`` is not used: no early stopping)."""
         from sklearn.impute import SimpleImputer
@@ -301,9 +309,7 @@ def lopo_oof(
     return out
 
 
-def record_confusions(
-    beats: BeatSet, proba: np.ndarray, records: Sequence[str]
-) -> np.ndarray:
+def record_confusions(beats: BeatSet, proba: np.ndarray, records: Sequence[str]) -> np.ndarray:
     """``(n_records, 5, 5)`` confusion counts (rows: reference) of the labelled beats per record."""
     k = len(AAMI_CLASSES)
     pred = np.argmax(np.nan_to_num(proba, nan=-1.0), axis=1)
@@ -563,3 +569,72 @@ def render_lopo_selection(result: Mapping[str, Any]) -> str:
             f"{e['sveb_fp']} | {e['veb_tp']} | {e['veb_fn']} | {e['veb_fp']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def export_linear_onnx(model: PrematurityClassifier, path: str | Path) -> Path:
+    """Write a fitted ``lda`` or ``logreg`` :class:`PrematurityClassifier` as an ONNX graph.
+
+    Input ``features`` (float32, ``(n, len(model.feature_names))``, the columns of
+    :meth:`PrematurityClassifier.features`); output ``proba`` (float32, ``(n, 5)`` in
+    :data:`AAMI_CLASSES` order). The graph imputes NaN with the training medians, standardises,
+    applies the linear scores and a softmax, as ``predict_proba`` does.
+
+    Raises
+    ------
+    ValueError
+        The model is not fitted, or its estimator is not linear (``hgb``, ``lda+hgb``).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if not model._models or model._classes is None:
+        raise ValueError("the model is not fitted")
+    if model.estimator not in ("lda", "logreg"):
+        raise ValueError(f"only linear estimators export to ONNX, not {model.estimator!r}")
+    imputer, scaler = model._pre.steps[0][1], model._pre.steps[1][1]
+    est = model._models[0]
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    intercept = np.asarray(est.intercept_, dtype=np.float64)
+    if coef.shape[0] != len(model._classes):
+        raise ValueError("two-class linear models are not supported")
+    select = np.zeros((len(model._classes), len(AAMI_CLASSES)))
+    select[np.arange(len(model._classes)), model._classes] = 1.0
+    inits = [
+        numpy_helper.from_array(np.asarray(a, np.float32), name)
+        for name, a in (
+            ("median", imputer.statistics_),
+            ("mean", scaler.mean_),
+            ("scale", scaler.scale_),
+            ("w", coef.T),
+            ("b", intercept),
+            ("select", select),
+        )
+    ]
+    d = len(model.feature_names)
+    nodes = [
+        helper.make_node("IsNaN", ["features"], ["nan"]),
+        helper.make_node("Where", ["nan", "median", "features"], ["filled"]),
+        helper.make_node("Sub", ["filled", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "scale"], ["z"]),
+        helper.make_node("MatMul", ["z", "w"], ["zw"]),
+        helper.make_node("Add", ["zw", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["p"], axis=1),
+        helper.make_node("MatMul", ["p", "select"], ["proba"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "prematurity_linear",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", d])],
+        [helper.make_tensor_value_info("proba", TensorProto.FLOAT, ["n", len(AAMI_CLASSES)])],
+        inits,
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model.ir_version = 8
+    onnx_model.doc_string = json.dumps(
+        {"model": model.name, "params": model.params(), "feature_names": list(model.feature_names)}
+    )
+    onnx.checker.check_model(onnx_model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx_model, path)
+    return path
