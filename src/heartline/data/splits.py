@@ -4,6 +4,8 @@
   (:data:`PACED`) are excluded. No record is in both.
 * :func:`validation_records`: a patient-grouped validation split inside DS1 (for early stopping,
   thresholds and hyper-parameter search; DS2 is never touched for these).
+* :func:`lopo_folds`: leave-one-patient-out folds (every DS1 patient once the test patient;
+  model selection on DS1 alone, :mod:`heartline.training.lopo`).
 * :func:`intra_patient_split`: the random beat-level split that most published papers use. The
   same patient appears in training and test, so it leaks; every report labels it so.
 
@@ -30,6 +32,7 @@ __all__ = [
     "IntraPatientSplit",
     "grouped_kfold_records",
     "intra_patient_split",
+    "lopo_folds",
     "stratified_record_folds",
     "validation_records",
 ]
@@ -136,6 +139,26 @@ def grouped_kfold_records(
     order = list(rng.permutation(records))
     folds = [tuple(sorted(order[i::n_folds])) for i in range(n_folds)]
     return [(tuple(r for r in records if r not in f), f) for f in folds]
+
+
+def lopo_folds(
+    records: tuple[str, ...] | list[str] = DS1,
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Leave-one-patient-out folds: ``(train_records, (test_record,))`` for each record in order.
+
+    Each MIT-BIH record is one patient except 201/202 (one patient, split across DS1 and DS2
+    by de Chazal et al.); within DS1 every record is its own patient.
+
+    >>> folds = lopo_folds()
+    >>> len(folds), folds[0][1], len(folds[0][0]), all(t[0] not in tr for tr, t in folds)
+    (22, ('101',), 21, True)
+    """
+    recs = tuple(str(r) for r in records)
+    if len(recs) < 2:
+        raise ValueError(f"leave-one-patient-out needs at least 2 records, got {len(recs)}")
+    if len(set(recs)) != len(recs):
+        raise ValueError("records repeat: each patient must appear once")
+    return [(tuple(r for r in recs if r != test), (test,)) for test in recs]
 
 
 def stratified_record_folds(
