@@ -108,6 +108,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run one stream-processor worker on some partitions until SIGTERM/Ctrl-C."""
+    from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
     from heartline.ingestion.broker import parse_broker_url
     from heartline.ingestion.worker import run_worker
     from heartline.settings import load_settings
@@ -135,6 +136,7 @@ def worker(
             "device_strike_limit": settings.device_strike_limit,
             "device_strike_window_s": settings.device_strike_window_s,
             "device_backoff_s": settings.device_backoff_s,
+            "patient_models": {"refresh_s": DEFAULT_REFRESH_S},
         }
     raise typer.Exit(
         run_worker(

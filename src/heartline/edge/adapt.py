@@ -36,6 +36,7 @@ Snell J, Swersky K, Zemel R. Prototypical networks for few-shot learning. NeurIP
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import io
@@ -773,7 +774,9 @@ class PatientModelRegistry:
         self.refresh_s = float(refresh_s)
         self._clock = clock or _time.monotonic
         self._entries: dict[str, tuple[float, int | None, LoadedPatientModel]] = {}
-        self.notices: list[str] = []
+        #: The latest notices (an adapted model not used, and why), newest last.
+        self.notices: collections.deque[str] = collections.deque(maxlen=100)
+        self._other_versions: dict[str, str | None] = {}
 
     def get(self, patient_id: str) -> LoadedPatientModel:
         """The patient's model (cached for ``refresh_s``; reloaded when the version changes)."""
@@ -806,6 +809,35 @@ class PatientModelRegistry:
         self._entries[patient_id] = (now, version, loaded)
         return loaded
 
+    @property
+    def base_version(self) -> str:
+        """Version label of the base model (stored on beats the base model labels)."""
+        return base_version(self.base, self.base_sha256)
+
+    def is_base(self, model: Any) -> bool:
+        """Whether ``model`` is this registry's base model (the same object or the same file)."""
+        if model is self.base:
+            return True
+        path = getattr(model, "path", None)
+        try:
+            return path is not None and Path(path).resolve() == Path(self.base.path).resolve()
+        except OSError:
+            return False
+
+    def version_of_model(self, model: Any) -> str | None:
+        """Version label of another beat model (``None`` when it has no file)."""
+        path = getattr(model, "path", None)
+        if path is None:
+            return None
+        key = str(path)
+        if key not in self._other_versions:
+            try:
+                name = getattr(model, "name", None) or Path(path).stem
+                self._other_versions[key] = f"{name}@{file_sha256(path)[:12]}"
+            except OSError:
+                self._other_versions[key] = None
+        return self._other_versions[key]
+
     def invalidate(self, patient_id: str | None = None) -> None:
         """Forget one patient's (or every) cached entry."""
         if patient_id is None:
@@ -828,20 +860,41 @@ def apply_batches(
     registry: PatientModelRegistry | None,
     patients_batches: Any,
     probs: Any,
+    *,
+    models: Any = None,
 ) -> tuple[list[np.ndarray], list[str | None]]:
     """The stream processor's hook: adapted probabilities and model version of each batch.
 
     ``patients_batches`` is a sequence of ``(patient_id, batch)`` with ``batch`` a
     :class:`~heartline.pipeline.beat_pipeline.BeatBatch` (``windows (n, k + 1, leads, len)``,
-    ``rr (n, k + 1, n_rr)``) and ``probs`` the base probabilities of each batch. Without a
-    registry the probabilities come back unchanged with version ``None``.
+    ``rr (n, k + 1, n_rr)``) and ``probs`` the base probabilities of each batch. ``models``
+    (optional) names the beat model that classified each batch: batches of another model than
+    the registry's base (e.g. the single-lead model of a one-lead wearable) keep their
+    probabilities and get that model's version. A batch whose adaptation fails keeps the base
+    probabilities and version (logged, and a notice in ``registry.notices``); the others are
+    not affected. Without a registry the probabilities come back unchanged with version ``None``.
     """
     if registry is None:
         return list(probs), [None] * len(probs)
+    if models is None:
+        models = [None] * len(probs)
     out_p: list[np.ndarray] = []
     out_v: list[str | None] = []
-    for (patient_id, batch), p in zip(patients_batches, probs, strict=True):
-        q, version = registry.apply(patient_id, batch.windows[:, -1], batch.rr[:, -1], p)
+    for (patient_id, batch), p, m in zip(patients_batches, probs, models, strict=True):
+        if m is not None and not registry.is_base(m):
+            out_p.append(p)
+            out_v.append(registry.version_of_model(m))
+            continue
+        try:
+            q, version = registry.apply(patient_id, batch.windows[:, -1], batch.rr[:, -1], p)
+        except Exception as exc:  # this patient's beats keep the base model's probabilities
+            notice = (
+                f"patient {patient_id}: adapted model failed ({type(exc).__name__}: {exc}); "
+                "running the base model"
+            )
+            log.warning(notice)
+            registry.notices.append(notice)
+            q, version = p, registry.base_version
         out_p.append(q)
         out_v.append(version)
     return out_p, out_v
