@@ -134,3 +134,27 @@ def test_worker_option_spec(base, db) -> None:
     assert opts["patient_models"].base is model and opts["patient_models"].refresh_s == 1.0
     same, opts2 = resolve_patient_models({"x": 1}, model=base, database_url=url)
     assert same is base and opts2 == {"x": 1}
+
+
+def test_hook_reuses_the_streams_encoder_features(base, monkeypatch) -> None:
+    """Live, the adapted model costs no second encoder call: the current beats' features come
+    from the stream's feature cache, and give the same probabilities as encoding them again."""
+    from heartline.pipeline.beat_pipeline import BeatPipeline, classify_batches
+
+    fs = 360.0
+    t = np.arange(int(30 * fs)) / fs
+    mv = 1.2 * np.exp(-((np.mod(t, 0.8) - 0.4) ** 2) / (2 * 0.012**2)) - 0.1
+    pipe = BeatPipeline(fs=fs, lead_names=("MLII", "V5"), model=base)
+    batch = pipe.prepare(np.stack([mv, mv], axis=1))
+    assert len(batch) > 20 and batch.context is not None
+    (p,) = classify_batches(base, [batch])
+    reg = PatientModelRegistry(base, {"p1": (1, "prototypes", _art_bytes(base, "p1", 1))}.get)
+    calls = []
+    encode = base.encode
+    monkeypatch.setattr(base, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    (q_cached,), (v,) = apply_batches(reg, [("p1", batch)], [p], models=[base])
+    assert calls == [] and v.endswith("/v1")
+    q_again, _ = reg.apply("p1", batch.windows[:, -1], batch.rr[:, -1], p)
+    assert calls == [1]
+    np.testing.assert_allclose(q_cached, q_again, atol=1e-5)
+    assert not np.allclose(q_cached, p)

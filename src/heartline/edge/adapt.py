@@ -846,14 +846,26 @@ class PatientModelRegistry:
             self._entries.pop(patient_id, None)
 
     def apply(
-        self, patient_id: str, windows: np.ndarray, rr: np.ndarray, base_proba: np.ndarray
+        self,
+        patient_id: str,
+        windows: np.ndarray,
+        rr: np.ndarray,
+        base_proba: np.ndarray,
+        *,
+        features: np.ndarray | None = None,
     ) -> tuple[np.ndarray, str]:
-        """``(probabilities, model_version)`` of a patient's beats given the base probabilities."""
+        """``(probabilities, model_version)`` of a patient's beats given the base probabilities.
+
+        ``features``: the beats' encoder features when the caller has them (the stream's
+        feature cache, filled by the base model's split-form call); otherwise the beats are
+        encoded again from ``windows`` and ``rr``.
+        """
         loaded = self.get(patient_id)
         if loaded.adapted is None or not len(base_proba):
             return np.asarray(base_proba), loaded.model_version
-        feats = self.base.encode(windows, model_rr_columns(np.asarray(rr), self.base.n_rr))
-        return loaded.adapted.proba_from(feats, base_proba), loaded.model_version
+        if features is None:
+            features = self.base.encode(windows, model_rr_columns(np.asarray(rr), self.base.n_rr))
+        return loaded.adapted.proba_from(features, base_proba), loaded.model_version
 
 
 def apply_batches(
@@ -872,7 +884,9 @@ def apply_batches(
     the registry's base (e.g. the single-lead model of a one-lead wearable) keep their
     probabilities and get that model's version. A batch whose adaptation fails keeps the base
     probabilities and version (logged, and a notice in ``registry.notices``); the others are
-    not affected. Without a registry the probabilities come back unchanged with version ``None``.
+    not affected. The current beats' encoder features come from the stream's feature cache
+    when the base model's call left them there (no second encoder call), else they are encoded
+    again. Without a registry the probabilities come back unchanged with version ``None``.
     """
     if registry is None:
         return list(probs), [None] * len(probs)
@@ -886,7 +900,13 @@ def apply_batches(
             out_v.append(registry.version_of_model(m))
             continue
         try:
-            q, version = registry.apply(patient_id, batch.windows[:, -1], batch.rr[:, -1], p)
+            q, version = registry.apply(
+                patient_id,
+                batch.windows[:, -1],
+                batch.rr[:, -1],
+                p,
+                features=_cached_features(registry.base, batch),
+            )
         except Exception as exc:  # this patient's beats keep the base model's probabilities
             notice = (
                 f"patient {patient_id}: adapted model failed ({type(exc).__name__}: {exc}); "
@@ -898,6 +918,16 @@ def apply_batches(
         out_p.append(q)
         out_v.append(version)
     return out_p, out_v
+
+
+def _cached_features(model: Any, batch: Any) -> np.ndarray | None:
+    """The current beats' encoder features from the stream's feature cache (what the base
+    model's split-form classification stored there), or ``None`` when any is not held."""
+    context = getattr(batch, "context", None)
+    if context is None:
+        return None
+    feats, found = context.cache.get(model=model, keys=context.keys[:, -1])
+    return feats if len(found) and found.all() else None
 
 
 def describe(art: PatientPrototypes) -> dict[str, Any]:
