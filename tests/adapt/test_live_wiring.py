@@ -158,3 +158,24 @@ def test_hook_reuses_the_streams_encoder_features(base, monkeypatch) -> None:
     assert calls == [1]
     np.testing.assert_allclose(q_cached, q_again, atol=1e-5)
     assert not np.allclose(q_cached, p)
+
+
+def test_nearest_prototype_fast_path_matches_the_reference() -> None:
+    """The live path (k = 1: one matrix product, per-class minima) gives the probabilities of the
+    reference per-class computation, for 0, 1 and many beats and a class without prototypes."""
+    from heartline.edge.adapt import combine_proba
+
+    rng = np.random.default_rng(3)
+    f = rng.standard_normal((120, 16))
+    y = rng.permutation(np.r_[np.zeros(60, int), np.full(40, 2), np.full(20, 1)])
+    p = rng.dirichlet(np.ones(5), 120)
+    art = fit_prototypes(f, y, p, patient_id="x", base_sha256="s")
+    assert art.k == 1 and set(art.adapted_classes) == {"N", "S", "V"}
+    for n in (0, 1, 7, 120):
+        z = (f[:n] - art.mean) / art.scale
+        dist = np.full((n, 5), np.inf)
+        for c in np.unique(art.prototype_labels):  # mean squared distance to the nearest one
+            diff = z[:, None, :] - art.prototypes[art.prototype_labels == c][None]
+            dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
+        ref = combine_proba(p[:n], dist, weight=art.weight, tau=art.tau)
+        np.testing.assert_allclose(art.proba(f[:n], p[:n]), ref, rtol=1e-9, atol=1e-12)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -234,14 +235,26 @@ class PatientPrototypes:
                 f"features must have shape (n, {self.mean.size}), got {features.shape}"
             )
         z = (features - self.mean) / self.scale
-        return combine_proba(
-            base_proba,
-            _prototype_distance(
+        if self.k == 1:  # live: one small batch per device and second, few numpy calls
+            protos, sq, present, starts = self._nearest_plan
+            dist = np.full((z.shape[0], len(self.classes)), np.inf)
+            if z.shape[0]:
+                d2 = (z**2).sum(1)[:, None] - 2 * z @ protos.T + sq[None]
+                dist[:, present] = np.minimum.reduceat(np.maximum(d2, 0.0), starts, axis=1)
+                dist[:, present] /= z.shape[1]
+        else:
+            dist = _prototype_distance(
                 z, self.prototypes, self.prototype_labels, len(self.classes), self.k
-            ),
-            weight=self.weight,
-            tau=self.tau,
-        )
+            )
+        return combine_proba(base_proba, dist, weight=self.weight, tau=self.tau)
+
+    @functools.cached_property
+    def _nearest_plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Prototypes grouped by class, their squared norms, the classes and group starts."""
+        order = np.argsort(self.prototype_labels, kind="stable")
+        protos = np.ascontiguousarray(self.prototypes[order])
+        present, starts = np.unique(self.prototype_labels[order], return_index=True)
+        return protos, (protos**2).sum(1), present.astype(np.int64), starts
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
