@@ -129,6 +129,7 @@ def worker(
             raise ValueError(f"--options must be a JSON object, got {options!r}")
     else:
         opts = {
+            "patient_models": {"refresh_s": DEFAULT_REFRESH_S},  # the patients' adapted models
             "unknown_devices": "register" if settings.is_development else "quarantine",
             "no_data_alert_s": settings.no_data_alert_s,
             "max_clock_ahead_s": settings.frame_max_ahead_s,
@@ -136,7 +137,6 @@ def worker(
             "device_strike_limit": settings.device_strike_limit,
             "device_strike_window_s": settings.device_strike_window_s,
             "device_backoff_s": settings.device_backoff_s,
-            "patient_models": {"refresh_s": DEFAULT_REFRESH_S},
         }
     raise typer.Exit(
         run_worker(

@@ -913,6 +913,11 @@ def apply_batches(
             out_v.append(registry.version_of_model(m))
             continue
         try:
+            loaded = registry.get(patient_id)
+            if loaded.adapted is None:  # the base model: nothing to compute
+                out_p.append(p)
+                out_v.append(loaded.model_version)
+                continue
             q, version = registry.apply(
                 patient_id,
                 batch.windows[:, -1],
