@@ -3,7 +3,11 @@
 Broker (its own Mosquitto unless ``--broker-url``), database migrations, stream-processor
 workers as supervised child processes (``heartline worker``, one per ``--workers``, each in its
 own process group, restarted when one exits, stopped with the server: no orphan), optional
-simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C.
+simulated patients, and the API + dashboard (uvicorn) in the foreground until Ctrl-C. Every
+worker runs each patient's active adapted model (``POST /patients/{id}/adaptation``; rollback
+returns to the base model), read from the database within
+:data:`~heartline.ingestion.adaptation.DEFAULT_REFRESH_S` seconds, and stores the model version
+on every beat it labels.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def serve(
     """Run the whole system: broker, processors, storage, API and dashboard."""
     from heartline.cli.streaming import parse_records, settings_overrides
     from heartline.cli.worker import resolve_model
+    from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
     from heartline.service.config import load_service_settings
@@ -117,6 +122,8 @@ def serve(
         realtime=True,
         data_dir=data_dir,
         processes=True,  # supervised `heartline worker` processes, restarted if they exit
+        # each worker reads the patients' adapted models (API: adapt / rollback) from the database
+        processor_options={"patient_models": {"refresh_s": DEFAULT_REFRESH_S}},
     ) as system:
         scheme = "https" if settings.tls_certfile else "http"
         console.rule("[bold]Heartline is running")

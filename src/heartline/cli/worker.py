@@ -108,6 +108,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run one stream-processor worker on some partitions until SIGTERM/Ctrl-C."""
+    from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
     from heartline.ingestion.broker import parse_broker_url
     from heartline.ingestion.worker import run_worker
     from heartline.settings import load_settings
@@ -128,6 +129,7 @@ def worker(
             raise ValueError(f"--options must be a JSON object, got {options!r}")
     else:
         opts = {
+            "patient_models": {"refresh_s": DEFAULT_REFRESH_S},  # the patients' adapted models
             "unknown_devices": "register" if settings.is_development else "quarantine",
             "no_data_alert_s": settings.no_data_alert_s,
             "max_clock_ahead_s": settings.frame_max_ahead_s,

@@ -36,7 +36,9 @@ Snell J, Swersky K, Zemel R. Prototypical networks for few-shot learning. NeurIP
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -233,14 +235,26 @@ class PatientPrototypes:
                 f"features must have shape (n, {self.mean.size}), got {features.shape}"
             )
         z = (features - self.mean) / self.scale
-        return combine_proba(
-            base_proba,
-            _prototype_distance(
+        if self.k == 1:  # live: one small batch per device and second, few numpy calls
+            protos, sq, present, starts = self._nearest_plan
+            dist = np.full((z.shape[0], len(self.classes)), np.inf)
+            if z.shape[0]:
+                d2 = (z**2).sum(1)[:, None] - 2 * z @ protos.T + sq[None]
+                dist[:, present] = np.minimum.reduceat(np.maximum(d2, 0.0), starts, axis=1)
+                dist[:, present] /= z.shape[1]
+        else:
+            dist = _prototype_distance(
                 z, self.prototypes, self.prototype_labels, len(self.classes), self.k
-            ),
-            weight=self.weight,
-            tau=self.tau,
-        )
+            )
+        return combine_proba(base_proba, dist, weight=self.weight, tau=self.tau)
+
+    @functools.cached_property
+    def _nearest_plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Prototypes grouped by class, their squared norms, the classes and group starts."""
+        order = np.argsort(self.prototype_labels, kind="stable")
+        protos = np.ascontiguousarray(self.prototypes[order])
+        present, starts = np.unique(self.prototype_labels[order], return_index=True)
+        return protos, (protos**2).sum(1), present.astype(np.int64), starts
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
@@ -773,7 +787,9 @@ class PatientModelRegistry:
         self.refresh_s = float(refresh_s)
         self._clock = clock or _time.monotonic
         self._entries: dict[str, tuple[float, int | None, LoadedPatientModel]] = {}
-        self.notices: list[str] = []
+        #: The latest notices (an adapted model not used, and why), newest last.
+        self.notices: collections.deque[str] = collections.deque(maxlen=100)
+        self._other_versions: dict[str, str | None] = {}
 
     def get(self, patient_id: str) -> LoadedPatientModel:
         """The patient's model (cached for ``refresh_s``; reloaded when the version changes)."""
@@ -806,6 +822,35 @@ class PatientModelRegistry:
         self._entries[patient_id] = (now, version, loaded)
         return loaded
 
+    @property
+    def base_version(self) -> str:
+        """Version label of the base model (stored on beats the base model labels)."""
+        return base_version(self.base, self.base_sha256)
+
+    def is_base(self, model: Any) -> bool:
+        """Whether ``model`` is this registry's base model (the same object or the same file)."""
+        if model is self.base:
+            return True
+        path = getattr(model, "path", None)
+        try:
+            return path is not None and Path(path).resolve() == Path(self.base.path).resolve()
+        except OSError:
+            return False
+
+    def version_of_model(self, model: Any) -> str | None:
+        """Version label of another beat model (``None`` when it has no file)."""
+        path = getattr(model, "path", None)
+        if path is None:
+            return None
+        key = str(path)
+        if key not in self._other_versions:
+            try:
+                name = getattr(model, "name", None) or Path(path).stem
+                self._other_versions[key] = f"{name}@{file_sha256(path)[:12]}"
+            except OSError:
+                self._other_versions[key] = None
+        return self._other_versions[key]
+
     def invalidate(self, patient_id: str | None = None) -> None:
         """Forget one patient's (or every) cached entry."""
         if patient_id is None:
@@ -814,37 +859,93 @@ class PatientModelRegistry:
             self._entries.pop(patient_id, None)
 
     def apply(
-        self, patient_id: str, windows: np.ndarray, rr: np.ndarray, base_proba: np.ndarray
+        self,
+        patient_id: str,
+        windows: np.ndarray,
+        rr: np.ndarray,
+        base_proba: np.ndarray,
+        *,
+        features: np.ndarray | None = None,
     ) -> tuple[np.ndarray, str]:
-        """``(probabilities, model_version)`` of a patient's beats given the base probabilities."""
+        """``(probabilities, model_version)`` of a patient's beats given the base probabilities.
+
+        ``features``: the beats' encoder features when the caller has them (the stream's
+        feature cache, filled by the base model's split-form call); otherwise the beats are
+        encoded again from ``windows`` and ``rr``.
+        """
         loaded = self.get(patient_id)
         if loaded.adapted is None or not len(base_proba):
             return np.asarray(base_proba), loaded.model_version
-        feats = self.base.encode(windows, model_rr_columns(np.asarray(rr), self.base.n_rr))
-        return loaded.adapted.proba_from(feats, base_proba), loaded.model_version
+        if features is None:
+            features = self.base.encode(windows, model_rr_columns(np.asarray(rr), self.base.n_rr))
+        return loaded.adapted.proba_from(features, base_proba), loaded.model_version
 
 
 def apply_batches(
     registry: PatientModelRegistry | None,
     patients_batches: Any,
     probs: Any,
+    *,
+    models: Any = None,
 ) -> tuple[list[np.ndarray], list[str | None]]:
     """The stream processor's hook: adapted probabilities and model version of each batch.
 
     ``patients_batches`` is a sequence of ``(patient_id, batch)`` with ``batch`` a
     :class:`~heartline.pipeline.beat_pipeline.BeatBatch` (``windows (n, k + 1, leads, len)``,
-    ``rr (n, k + 1, n_rr)``) and ``probs`` the base probabilities of each batch. Without a
-    registry the probabilities come back unchanged with version ``None``.
+    ``rr (n, k + 1, n_rr)``) and ``probs`` the base probabilities of each batch. ``models``
+    (optional) names the beat model that classified each batch: batches of another model than
+    the registry's base (e.g. the single-lead model of a one-lead wearable) keep their
+    probabilities and get that model's version. A batch whose adaptation fails keeps the base
+    probabilities and version (logged, and a notice in ``registry.notices``); the others are
+    not affected. The current beats' encoder features come from the stream's feature cache
+    when the base model's call left them there (no second encoder call), else they are encoded
+    again. Without a registry the probabilities come back unchanged with version ``None``.
     """
     if registry is None:
         return list(probs), [None] * len(probs)
+    if models is None:
+        models = [None] * len(probs)
     out_p: list[np.ndarray] = []
     out_v: list[str | None] = []
-    for (patient_id, batch), p in zip(patients_batches, probs, strict=True):
-        q, version = registry.apply(patient_id, batch.windows[:, -1], batch.rr[:, -1], p)
+    for (patient_id, batch), p, m in zip(patients_batches, probs, models, strict=True):
+        if m is not None and not registry.is_base(m):
+            out_p.append(p)
+            out_v.append(registry.version_of_model(m))
+            continue
+        try:
+            loaded = registry.get(patient_id)
+            if loaded.adapted is None:  # the base model: nothing to compute
+                out_p.append(p)
+                out_v.append(loaded.model_version)
+                continue
+            q, version = registry.apply(
+                patient_id,
+                batch.windows[:, -1],
+                batch.rr[:, -1],
+                p,
+                features=_cached_features(registry.base, batch),
+            )
+        except Exception as exc:  # this patient's beats keep the base model's probabilities
+            notice = (
+                f"patient {patient_id}: adapted model failed ({type(exc).__name__}: {exc}); "
+                "running the base model"
+            )
+            log.warning(notice)
+            registry.notices.append(notice)
+            q, version = p, registry.base_version
         out_p.append(q)
         out_v.append(version)
     return out_p, out_v
+
+
+def _cached_features(model: Any, batch: Any) -> np.ndarray | None:
+    """The current beats' encoder features from the stream's feature cache (what the base
+    model's split-form classification stored there), or ``None`` when any is not held."""
+    context = getattr(batch, "context", None)
+    if context is None:
+        return None
+    feats, found = context.cache.get(model=model, keys=context.keys[:, -1])
+    return feats if len(found) and found.all() else None
 
 
 def describe(art: PatientPrototypes) -> dict[str, Any]:

@@ -310,7 +310,10 @@ class LiveSystem:
         self.supervisor.start()
 
     def _make_processor(self, partitions: list[int]) -> StreamProcessor:
+        from heartline.ingestion.adaptation import resolve_patient_models
+
         opts = self._processor_options()
+        model, opts = resolve_patient_models(opts, model=self.model, database_url=self.database_url)
         if self.instance:
             opts.setdefault(
                 "client_id",
@@ -319,7 +322,7 @@ class LiveSystem:
         return StreamProcessor(
             address=self.address,  # type: ignore[arg-type]
             database_url=self.database_url,
-            model=self.model,
+            model=model,
             partitions=partitions,
             n_partitions=self.settings.mqtt_partitions,
             **opts,

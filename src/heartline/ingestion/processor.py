@@ -1206,15 +1206,16 @@ class StreamProcessor:
                         self._c["engine_errors"] += 1
             pending = kept_pending
         # --- patient adaptation (heartline.edge.adapt): adapted probabilities, model version ---
-        version_of: dict[str, str | None] = {}
+        version_of: dict[int, str | None] = {}  # id(batch) -> version of the model used
         if self.patient_models is not None and pending:
             try:
                 probs, versions = apply_batches(
-                    self.patient_models, [(st.patient_id, bb) for st, bb in pending], probs
+                    self.patient_models,
+                    [(st.patient_id, bb) for st, bb in pending],
+                    probs,
+                    models=[st.beat_model or self.model for st, _ in pending],
                 )
-                version_of = {
-                    st.patient_id: v for (st, _), v in zip(pending, versions, strict=True)
-                }
+                version_of = {id(bb): v for (_, bb), v in zip(pending, versions, strict=True)}
             except Exception:  # the base model's probabilities are kept
                 log.exception("processor %s: patient adaptation failed", self.client_id)
         # --- end of patient adaptation ---
@@ -1243,7 +1244,7 @@ class StreamProcessor:
                         label=beat.label,
                         probabilities=beat.probabilities,
                         confidence=beat.confidence,
-                        model_version=version_of.get(st.patient_id),
+                        model_version=version_of.get(id(bb)),
                     )
                 )
                 engine_beats.append(

@@ -81,7 +81,9 @@ def run_worker(
     parent_pid : int, optional
         Exit when this process is gone (a supervisor killed with SIGKILL leaves no orphan).
     processor_options : dict, optional
-        Extra :class:`~heartline.ingestion.processor.StreamProcessor` keywords.
+        Extra :class:`~heartline.ingestion.processor.StreamProcessor` keywords (JSON-friendly);
+        ``"patient_models": {"refresh_s": s}`` builds the per-patient adapted models from the
+        database (:func:`~heartline.ingestion.adaptation.resolve_patient_models`).
     tune_gc : bool
         :func:`~heartline.ingestion.processor.tune_gc` before starting (as ``serve`` does).
     stop : threading.Event, optional
@@ -92,6 +94,7 @@ def run_worker(
     int
         Exit status (0 after a clean stop).
     """
+    from heartline.ingestion.adaptation import resolve_patient_models
     from heartline.ingestion.processor import StreamProcessor
     from heartline.ingestion.processor import tune_gc as _tune_gc
 
@@ -104,10 +107,12 @@ def run_worker(
     opts = dict(processor_options or {})
     if client_id:
         opts["client_id"] = client_id
+    # "patient_models": {"refresh_s": ...} -> this process's registry over the database
+    beat_model, opts = resolve_patient_models(opts, model=str(model), database_url=database_url)
     proc = StreamProcessor(
         address=address,
         database_url=database_url,
-        model=str(model),
+        model=beat_model,
         partitions=partitions,
         n_partitions=n_partitions,
         **opts,
@@ -171,5 +176,6 @@ def _write(
             "rss_bytes": read_rss_bytes(),
             "counters": proc.counters().to_dict(),
             "devices": proc.device_states(),
+            "adaptation_notices": list(getattr(proc.patient_models, "notices", ()))[-10:],
         },
     )

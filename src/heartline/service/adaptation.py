@@ -16,6 +16,8 @@ Torch-free: everything runs through ONNX Runtime and numpy.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 LEAD_IN_S = 20.0
 #: Largest time difference (s) between a stored beat and a re-detected one to match them.
 MATCH_TOLERANCE_S = 0.15
+#: Beats per template (evenly spread over it) whose ECG makes the template's median waveform.
+MEDIAN_MAX_BEATS = 24
+#: Median waveform window around the R peak (s).
+MEDIAN_BEFORE_S, MEDIAN_AFTER_S = 0.25, 0.45
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,14 @@ class Template:
     representative_beat_id: int
     mean_rr_ratio: float
     beat_ids: list[int]
+    #: Median waveform of (up to :data:`MEDIAN_MAX_BEATS` of) the template's beats, first lead,
+    #: mV, from ``median_start_s`` before to after the R peak at ``median_fs_hz``; empty when no
+    #: ECG is stored around them.
+    median_mv: list[float] = dataclasses.field(default_factory=list)
+    median_fs_hz: float | None = None
+    median_start_s: float = -0.25
+    median_n_beats: int = 0
+    median_lead: str | None = None
 
 
 def _template_features(beats: Sequence[Beat]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +87,19 @@ def _template_features(beats: Sequence[Beat]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def beat_templates(
-    session: Session, *, beats: Sequence[Beat], patient_id: str, n_clusters: int = 8, seed: int = 0
+    session: Session,
+    *,
+    beats: Sequence[Beat],
+    patient_id: str,
+    n_clusters: int = 8,
+    seed: int = 0,
+    with_medians: bool = True,
 ) -> list[Template]:
-    """Templates of ``beats`` (time order), largest first; deterministic for the same beats."""
+    """Templates of ``beats`` (time order), largest first; deterministic for the same beats.
+
+    With ``with_medians`` each template carries the median waveform of up to
+    :data:`MEDIAN_MAX_BEATS` of its beats from the stored ECG (what a Holter template shows).
+    """
     if not beats:
         return []
     x, ratio = _template_features(beats)
@@ -92,7 +116,7 @@ def beat_templates(
         conf = [confirmed[beats[i].id] for i in idx if beats[i].id in confirmed]
         groups.append((idx, rep, labels, conf))
     groups.sort(key=lambda g: (-len(g[0]), int(g[0][0])))
-    return [
+    templates = [
         Template(
             cluster=f"c{k}",
             count=len(idx),
@@ -104,6 +128,63 @@ def beat_templates(
         )
         for k, (idx, rep, labels, conf) in enumerate(groups)
     ]
+    if not with_medians:
+        return templates
+    by_id = {b.id: b for b in beats}
+    return [_with_median(session, t, by_id, patient_id=patient_id) for t in templates]
+
+
+def _beat_waveform(
+    session: Session, beat: Beat, *, patient_id: str
+) -> tuple[np.ndarray, float, str] | None:
+    """First-lead ECG (mV) from ``MEDIAN_BEFORE_S`` before to ``MEDIAN_AFTER_S`` after a beat's R
+    peak, or ``None`` when the stored ECG does not cover the whole window without a gap."""
+    segs = repo.ecg_between(
+        session,
+        patient_id=patient_id,
+        start=beat.time - timedelta(seconds=MEDIAN_BEFORE_S),
+        stop=beat.time + timedelta(seconds=MEDIAN_AFTER_S),
+        device_id=beat.device_id,
+    )
+    if not segs:
+        return None
+    fs = float(segs[0].fs)
+    x = np.concatenate([np.asarray(s.signal_mv)[:, 0] for s in segs])
+    n = round((MEDIAN_BEFORE_S + MEDIAN_AFTER_S) * fs)
+    if any(s.fs != fs for s in segs) or x.size < n:
+        return None
+    for a, b in itertools.pairwise(segs):  # a lost frame: the beats would not line up
+        end = a.start_time + timedelta(seconds=len(a.signal_mv) / fs)
+        if abs((b.start_time - end).total_seconds()) > 1.5 / fs:
+            return None
+    return x[:n], fs, str(segs[0].lead_names[0])
+
+
+def _with_median(
+    session: Session, template: Template, by_id: dict[int, Beat], *, patient_id: str
+) -> Template:
+    ids = template.beat_ids
+    pick = np.unique(np.linspace(0, len(ids) - 1, min(len(ids), MEDIAN_MAX_BEATS)).astype(int))
+    waves = []
+    fs = lead = None
+    for i in pick:
+        w = _beat_waveform(session, by_id[ids[int(i)]], patient_id=patient_id)
+        if w is None or (fs is not None and w[1] != fs):
+            continue
+        waves.append(w[0])
+        fs, lead = w[1], w[2]
+    if not waves:
+        return template
+    n = min(len(w) for w in waves)
+    med = np.median(np.stack([w[:n] for w in waves]), axis=0)
+    return dataclasses.replace(
+        template,
+        median_mv=[round(float(v), 4) for v in med],
+        median_fs_hz=fs,
+        median_start_s=-MEDIAN_BEFORE_S,
+        median_n_beats=len(waves),
+        median_lead=lead,
+    )
 
 
 class BeatFeatureSource(Protocol):

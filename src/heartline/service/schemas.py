@@ -203,6 +203,9 @@ class BeatPublic(_Out):
     label: str | None
     confidence: float | None
     probabilities: dict[str, float] | None
+    #: The model that labelled the beat: ``<base>@<sha256[:12]>``, plus
+    #: ``+<method>:<patient>/v<version>`` when the patient's adapted model did.
+    model_version: str | None = None
 
 
 AlertState = Literal["open", "closed", "acknowledged", "unacknowledged"]

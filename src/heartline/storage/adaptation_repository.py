@@ -22,6 +22,7 @@ __all__ = [
     "active_model",
     "add_model",
     "artefact_loader",
+    "cached_artefact_loader",
     "confirmed_labels",
     "list_models",
     "review_beats",
@@ -192,3 +193,64 @@ def artefact_loader(session_factory: Any) -> Any:
             return None if row is None else (int(row.version), str(row.method), bytes(row.artefact))
 
     return load
+
+
+class _ActiveArtefacts:
+    """``loader(patient_id)`` over a snapshot of every active adapted model's version, refreshed
+    with one small query (no artefact bytes) at most every ``refresh_s``; the bytes of a version
+    are read once, when it first becomes active (or active again)."""
+
+    def __init__(self, session_factory: Any, *, refresh_s: float, clock: Any) -> None:
+        self.session_factory = session_factory
+        self.refresh_s = float(refresh_s)
+        self.clock = clock
+        self._at: float | None = None
+        self._active: dict[str, tuple[int, str]] = {}
+        self._bytes: dict[str, tuple[int, str, bytes]] = {}
+
+    def _refresh(self) -> None:
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(PatientModel.patient_id, PatientModel.version, PatientModel.method).where(
+                    PatientModel.active.is_(True)
+                )
+            ).all()
+        self._active = {str(p): (int(v), str(m)) for p, v, m in rows}
+        self._bytes = {p: b for p, b in self._bytes.items() if self._active.get(p) == b[:2]}
+
+    def __call__(self, patient_id: str) -> tuple[int, str, bytes] | None:
+        now = self.clock()
+        if self._at is None or now - self._at >= self.refresh_s:
+            self._refresh()
+            self._at = now
+        head = self._active.get(patient_id)
+        if head is None:
+            return None
+        hit = self._bytes.get(patient_id)
+        if hit is not None and hit[:2] == head:
+            return hit
+        with self.session_factory() as session:
+            data = session.scalar(
+                select(PatientModel.artefact).where(
+                    PatientModel.patient_id == patient_id, PatientModel.version == head[0]
+                )
+            )
+        if data is None:  # rolled back since the snapshot
+            return None
+        self._bytes[patient_id] = (head[0], head[1], bytes(data))
+        return self._bytes[patient_id]
+
+
+def cached_artefact_loader(
+    session_factory: Any, *, refresh_s: float = 5.0, clock: Any = None
+) -> Any:
+    """Like :func:`artefact_loader` for a stream-processor worker serving many patients: one query
+    per ``refresh_s`` for all patients' active versions, artefact bytes read only when a patient's
+    active version changes. An adaptation or rollback made through the API reaches the worker
+    within ``refresh_s`` (plus the registry's own ``refresh_s``) without a restart.
+    """
+    import time
+
+    if not refresh_s >= 0:
+        raise ValueError(f"refresh_s must be >= 0, got {refresh_s!r}")
+    return _ActiveArtefacts(session_factory, refresh_s=refresh_s, clock=clock or time.monotonic)

@@ -288,6 +288,7 @@ function showPatient(id, name) {
   $("ecg-canvas").dataset.lastSeq = ""; $("ecg-canvas").dataset.clipped = "0";
   $("alert-feed").replaceChildren();
   renderVitals();
+  resetTemplates();
   connect();
   drawLive();
 }
@@ -547,6 +548,212 @@ function drawPoincare(canvas, v) {
   ctx.fillStyle = "#8b98a5"; ctx.fillText(`${lo}-${hi} ms`, pad, H - 8);
 }
 
+// ------------------------------------------------------------------ beat templates (adaptation)
+// A Holter-style review: the patient's beats grouped into templates of similar beats (median
+// waveform, count, labels), confirmed or relabelled as a whole or beat by beat, then the beat
+// model adapted to the patient (a new version, used live by the stream processors), with the
+// version history and rollback. Every change goes through the API, which audits it.
+const LABELS = ["N", "S", "V", "F", "Q"];
+const tpl = { templates: [], beats: new Map(), reviewed: new Map(), open: null };
+const enc = encodeURIComponent;
+
+function canReview() { return state.role === "admin" || state.role === "clinician"; }
+
+function majority(counts) {
+  let best = null;
+  for (const [k, v] of Object.entries(counts || {})) if (best === null || v > counts[best]) best = k;
+  return best;
+}
+
+function countsText(counts) {
+  const parts = LABELS.filter((c) => counts && counts[c]).map((c) => `${c} ${counts[c]}`);
+  return parts.length ? parts.join(" · ") : "none";
+}
+
+function setStatus(text, isError) {
+  const el = $("tpl-status");
+  el.textContent = text; el.className = isError ? "error" : "muted";
+}
+
+function resetTemplates() {
+  Object.assign(tpl, { templates: [], beats: new Map(), reviewed: new Map(), open: null });
+  $("tpl-grid").replaceChildren(); $("tpl-grid").dataset.templates = "0";
+  $("tpl-beats").hidden = true; setStatus("");
+  document.querySelectorAll("#templates-view .review-only").forEach((el) => { el.hidden = !canReview(); });
+  $("model-table").tBodies[0].replaceChildren(); $("model-active").textContent = "";
+  loadModels();
+}
+
+async function loadTemplates(message) {
+  const pid = state.patient;
+  const end = new Date(), start = new Date(end.getTime() - Number($("tpl-window").value) * 1000);
+  const q = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
+  setStatus("loading templates…");
+  try {
+    const [templates, beats, reviews] = await Promise.all([
+      api(`/patients/${enc(pid)}/beat-templates?${q}`),
+      api(`/patients/${enc(pid)}/beats?${q}`),
+      api(`/patients/${enc(pid)}/beat-reviews`),
+    ]);
+    if (pid !== state.patient) return;
+    tpl.templates = templates;
+    tpl.beats = new Map(beats.map((b) => [b.id, b]));
+    tpl.reviewed = new Map(reviews.map((r) => [r.beat_id, r]));  // oldest first: the latest wins
+    renderTemplates();
+    if (tpl.open) { const t = templates.find((x) => x.cluster === tpl.open); if (t) showTemplateBeats(t); else $("tpl-beats").hidden = true; }
+    setStatus(message || (templates.length ? `${templates.length} templates of ${beats.length} beats` : "no beats in this window"));
+  } catch (e) { setStatus("could not load templates: " + e.message, true); }
+}
+
+function renderTemplates() {
+  const grid = $("tpl-grid");
+  let lo = -0.5, hi = 1.0;  // one amplitude scale for every template, so that they compare
+  for (const t of tpl.templates) for (const v of t.median_mv) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  grid.replaceChildren(...tpl.templates.map((t) => templateCard(t, lo, hi)));
+  grid.dataset.templates = String(tpl.templates.length);
+  grid.querySelectorAll("canvas").forEach((c, i) => drawTemplate(c, tpl.templates[i], lo, hi));
+}
+
+function templateCard(t, lo, hi) {
+  const nConf = Object.values(t.confirmed_counts).reduce((a, b) => a + b, 0);
+  const current = nConf ? majority(t.confirmed_counts) : majority(t.label_counts);
+  const el = document.createElement("article");
+  el.className = "tpl" + (nConf === t.count ? " reviewed" : "");
+  Object.assign(el.dataset, { cluster: t.cluster, count: String(t.count), label: current || "", confirmed: String(nConf), rr: t.mean_rr_ratio.toFixed(3) });
+  const head = document.createElement("header");
+  const cur = document.createElement("span"); cur.className = `cur b-${current}`; cur.textContent = current || "?";
+  const name = document.createElement("span"); name.className = "name"; name.textContent = `${t.cluster} · ${t.count} beat${t.count === 1 ? "" : "s"}`;
+  head.append(cur, name);
+  const canvas = document.createElement("canvas");
+  canvas.width = 400; canvas.height = 180;
+  canvas.setAttribute("aria-label", `median of ${t.median_n_beats} beats of template ${t.cluster}`);
+  const model = document.createElement("div"); model.className = "counts model";
+  model.textContent = `model: ${countsText(t.label_counts)} · RR ×${t.mean_rr_ratio.toFixed(2)}`;
+  const conf = document.createElement("div"); conf.className = "counts reviewed";
+  conf.textContent = nConf ? `reviewed ${nConf}/${t.count}: ${countsText(t.confirmed_counts)}` : "not reviewed";
+  el.append(head, canvas, model, conf);
+  const actions = document.createElement("div"); actions.className = "actions";
+  if (canReview()) {
+    const sel = document.createElement("select"); sel.className = "label"; sel.setAttribute("aria-label", `label for template ${t.cluster}`);
+    for (const c of LABELS) { const o = document.createElement("option"); o.value = c; o.textContent = c; sel.appendChild(o); }
+    sel.value = current && LABELS.includes(current) ? current : "N";
+    const apply = button("", "apply", () => reviewBeats(t.beat_ids, sel.value, t.cluster));
+    const sync = () => { apply.textContent = sel.value === current && nConf === t.count ? "Confirmed" : (sel.value === current ? "Confirm all" : "Relabel all"); };
+    sel.addEventListener("change", sync); sync();
+    actions.append(sel, apply);
+  }
+  actions.appendChild(button("Beats…", "beats", () => showTemplateBeats(t)));
+  el.appendChild(actions);
+  return el;
+}
+
+function drawTemplate(canvas, t, lo, hi) {
+  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+  ctx.fillStyle = "#fff4f4"; ctx.fillRect(0, 0, W, H);
+  const n = t.median_mv.length;
+  canvas.dataset.points = String(n);
+  if (!n) { ctx.fillStyle = "#8b98a5"; ctx.font = "22px system-ui"; ctx.fillText("no ECG stored", 12, H / 2); return; }
+  const dur = n / t.median_fs_hz, X = (s) => ((s - t.median_start_s) / dur) * W;
+  const Y = (v) => H - 8 - ((v - lo) / (hi - lo)) * (H - 16);
+  ctx.strokeStyle = "#f2b8b8"; ctx.lineWidth = 1;  // 0.2 s and 0.5 mV lines, like ECG paper
+  for (let s = Math.ceil(t.median_start_s / 0.2) * 0.2; s < t.median_start_s + dur; s += 0.2) { ctx.beginPath(); ctx.moveTo(X(s), 0); ctx.lineTo(X(s), H); ctx.stroke(); }
+  for (let v = Math.ceil(lo * 2) / 2; v <= hi; v += 0.5) { ctx.beginPath(); ctx.moveTo(0, Y(v)); ctx.lineTo(W, Y(v)); ctx.stroke(); }
+  ctx.strokeStyle = "#111"; ctx.lineWidth = 2.5; ctx.beginPath();
+  t.median_mv.forEach((v, i) => { const x = X(t.median_start_s + i / t.median_fs_hz); if (i) ctx.lineTo(x, Y(v)); else ctx.moveTo(x, Y(v)); });
+  ctx.stroke();
+  ctx.fillStyle = "#555"; ctx.font = "18px system-ui";
+  ctx.fillText(`${t.median_lead || ""} median of ${t.median_n_beats}`, 8, 22);
+}
+
+function showTemplateBeats(t) {
+  tpl.open = t.cluster;
+  const panel = $("tpl-beats");
+  panel.hidden = false; panel.dataset.cluster = t.cluster;
+  const shown = t.beat_ids.slice(0, 200);
+  $("tpl-beats-title").textContent = `Template ${t.cluster}: ${t.count} beats` + (shown.length < t.count ? ` (first ${shown.length} shown)` : "");
+  panel.querySelector("tbody").replaceChildren(...shown.map((id) => {
+    const b = tpl.beats.get(id) || { id, label: "?", time: null, confidence: null };
+    const r = tpl.reviewed.get(id);
+    const tr = document.createElement("tr"); tr.dataset.beatId = String(id); tr.dataset.reviewed = r ? r.new_label : "";
+    const cells = [fmtTime(b.time), `${b.label || "?"}${b.confidence == null ? "" : ` (${Math.round(b.confidence * 100)} %)`}`,
+      r ? `${r.new_label} by ${r.actor}` : "--"];
+    for (const x of cells) { const td = document.createElement("td"); td.textContent = x; tr.appendChild(td); }
+    if (canReview()) {
+      const td = document.createElement("td");
+      const sel = document.createElement("select"); sel.setAttribute("aria-label", `label for beat ${id}`);
+      for (const c of LABELS) { const o = document.createElement("option"); o.value = c; o.textContent = c; sel.appendChild(o); }
+      sel.value = r ? r.new_label : (LABELS.includes(b.label) ? b.label : "N");
+      td.append(sel, button("Set", "set", () => reviewBeats([id], sel.value, null)));
+      tr.appendChild(td);
+    }
+    return tr;
+  }));
+}
+
+async function reviewBeats(ids, label, cluster) {
+  const pid = state.patient;
+  try {
+    const rows = await api(`/patients/${enc(pid)}/beat-reviews`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ beat_ids: ids, label, cluster }) });
+    const changed = rows.filter((r) => r.old_label !== r.new_label).length;
+    const what = cluster ? `template ${cluster}: ` : "";
+    await loadTemplates(`${what}${rows.length} beat(s) ${changed ? `relabelled as ${label} (${changed} changed)` : `confirmed as ${label}`}`);
+  } catch (e) { setStatus("review not saved: " + e.message, true); }
+}
+
+async function adaptModel() {
+  const pid = state.patient;
+  setStatus("adapting the model to the reviewed beats…");
+  try {
+    const m = await api(`/patients/${enc(pid)}/adaptation`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    setStatus(`Adapted: version ${m.version} is now active (reviewed beats ${countsText(m.summary.counts)}). The monitors use it within seconds.`);
+  } catch (e) {
+    let msg = e.message;
+    try { const d = JSON.parse(e.message); if (d && d.msg) msg = d.msg; } catch (x) { /* plain text */ }
+    setStatus("not adapted: " + msg, true);
+  }
+  await loadModels();
+}
+
+async function loadModels() {
+  const pid = state.patient;
+  if (!pid) return;
+  try {
+    const st = await api(`/patients/${enc(pid)}/models`);
+    if (pid === state.patient) renderModels(st);
+  } catch (e) { $("model-active").textContent = "model versions unavailable: " + e.message; }
+}
+
+function renderModels(st) {
+  const active = $("model-active");
+  active.dataset.active = st.active_version == null ? "base" : String(st.active_version);
+  active.textContent = st.active_version == null ? "Running: the base model (no adaptation active)." : `Running: adapted version ${st.active_version}.`;
+  $("model-notice").hidden = !st.notice; $("model-notice").textContent = st.notice || "";
+  $("model-rollback").disabled = st.active_version == null;
+  $("model-table").tBodies[0].replaceChildren(...st.models.map((m) => {
+    const tr = document.createElement("tr"); tr.dataset.version = String(m.version); tr.dataset.active = String(m.active);
+    const counts = (m.summary && m.summary.counts) || {};
+    for (const x of [`v${m.version}`, m.method, countsText(counts), m.created_by, new Date(m.created_at).toLocaleString([], { hourCycle: "h23" })]) {
+      const td = document.createElement("td"); td.textContent = x; tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    if (m.active) td.textContent = "active";
+    else if (canReview()) td.appendChild(button("Activate", "activate", () => rollbackModel(m.version)));
+    tr.appendChild(td);
+    return tr;
+  }));
+}
+
+async function rollbackModel(version) {
+  const pid = state.patient;
+  try {
+    const st = await api(`/patients/${enc(pid)}/models/rollback`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version: version == null ? null : version }) });
+    renderModels(st);
+    setStatus(version == null ? "Rolled back: the base model runs for this patient." : `Version ${version} is active again.`);
+  } catch (e) { setStatus("not changed: " + e.message, true); }
+}
+
 // ------------------------------------------------------------------------------------ wiring
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
@@ -555,6 +762,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lock").addEventListener("click", lockScreen);
   $("nav-station").addEventListener("click", showStation);
   $("explain-close").addEventListener("click", () => { $("explain-view").hidden = true; });
+  $("tpl-load").addEventListener("click", () => loadTemplates());
+  $("tpl-adapt").addEventListener("click", async (e) => { e.target.disabled = true; try { await adaptModel(); } finally { e.target.disabled = false; } });
+  $("model-rollback").addEventListener("click", () => rollbackModel(null));
+  $("tpl-beats-close").addEventListener("click", () => { $("tpl-beats").hidden = true; tpl.open = null; });
   $("speed").addEventListener("change", (e) => { state.speed = Number(e.target.value); drawLive(); });
   $("gain").addEventListener("change", (e) => { state.gain = Number(e.target.value); drawLive(); });
   $("sound").addEventListener("change", (e) => { state.sound = e.target.checked; state.lastBeep = -Infinity; });

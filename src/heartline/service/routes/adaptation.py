@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from heartline.edge.adapt import NotEnoughBeatsError
+from heartline.edge.adapt import NotEnoughBeatsError, artefact_from_bytes
 from heartline.service.adaptation import (
     BeatFeatureSource,
     EcgFeatureSource,
@@ -75,6 +75,11 @@ class TemplatePublic(BaseModel):
     representative_beat_id: int
     mean_rr_ratio: float
     beat_ids: list[int]
+    median_mv: list[float]
+    median_fs_hz: float | None
+    median_start_s: float
+    median_n_beats: int
+    median_lead: str | None
 
 
 class AdaptationCreate(BaseModel):
@@ -105,6 +110,9 @@ class ModelStatePublic(BaseModel):
     patient_id: str
     active_version: int | None
     models: list[PatientModelPublic]
+    #: Set when the active adapted model cannot be read (corrupt): the processors run the base
+    #: model for this patient until another version is adapted or activated.
+    notice: str | None = None
 
 
 def get_feature_source(request: Request) -> BeatFeatureSource:
@@ -257,11 +265,21 @@ def list_reviews(
 
 def _state(session: Session, patient_id: str) -> ModelStatePublic:
     models = arepo.list_models(session, patient_id=patient_id)
-    active = next((m.version for m in models if m.active), None)
+    active = next((m for m in models if m.active), None)
+    notice = None
+    if active is not None:
+        try:
+            artefact_from_bytes(bytes(active.artefact), method=active.method)
+        except ValueError as exc:
+            notice = (
+                f"adapted model v{active.version} cannot be read ({exc}); the base model runs "
+                "for this patient: adapt again, or activate another version"
+            )
     return ModelStatePublic(
         patient_id=patient_id,
-        active_version=active,
+        active_version=None if active is None else active.version,
         models=[PatientModelPublic.model_validate(m) for m in models],
+        notice=notice,
     )
 
 

@@ -1,0 +1,181 @@
+"""What wires adaptation into live processing: the database loader workers use (one query per
+refresh for all patients, bytes read once per version), the processor hook with several beat
+models and a failing patient, and the worker option spec."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sqlalchemy import event
+
+from heartline.edge.adapt import PatientModelRegistry, apply_batches, fit_prototypes
+from heartline.edge.runtime import OnnxBeatClassifier, file_sha256
+from heartline.edge.shipped import shipped_model_path
+from heartline.ingestion.adaptation import patient_models_spec, resolve_patient_models
+from heartline.storage import adaptation_repository as arepo
+from heartline.storage import repository as repo
+from heartline.storage.engine import make_engine, make_session_factory, session_scope
+from heartline.storage.migrations import upgrade_database
+
+
+@pytest.fixture(scope="module")
+def base() -> OnnxBeatClassifier:
+    return OnnxBeatClassifier(shipped_model_path())
+
+
+def _art_bytes(base: OnnxBeatClassifier, pid: str, version: int) -> bytes:
+    rng = np.random.default_rng(version)
+    f = rng.standard_normal((30, int(base.feature_dim)))
+    p = np.tile([0.9, 0.025, 0.025, 0.025, 0.025], (30, 1))
+    art = fit_prototypes(
+        f,
+        np.repeat([0, 2], 15),
+        p,
+        patient_id=pid,
+        base_sha256=file_sha256(base.path),
+        version=version,
+    )
+    return art.to_bytes()
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        for pid in ("p1", "p2"):
+            repo.register_patient(s, patient_id=pid, display_name=pid)
+    yield url, engine, factory
+    engine.dispose()
+
+
+def test_cached_loader_sees_adaptations_and_rollbacks(base, db) -> None:
+    _url, engine, factory = db
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    now = [0.0]
+    load = arepo.cached_artefact_loader(factory, refresh_s=5.0, clock=lambda: now[0])
+    assert load("p1") is None and load("p2") is None
+    assert len(statements) == 1  # one snapshot query for every patient
+    with session_scope(factory) as s:
+        arepo.add_model(
+            s,
+            patient_id="p1",
+            method="prototypes",
+            base_sha256="x",
+            artefact=_art_bytes(base, "p1", 1),
+            summary={},
+            actor="c",
+        )
+    assert load("p1") is None  # not before the next refresh
+    now[0] = 5.0
+    statements.clear()
+    got = load("p1")
+    assert got is not None and got[:2] == (1, "prototypes")
+    assert load("p1") is got and load("p2") is None
+    assert len(statements) == 2  # the snapshot, then the bytes once
+    with session_scope(factory) as s:
+        arepo.rollback_to_base(s, patient_id="p1")
+    now[0] = 10.0
+    assert load("p1") is None
+    with session_scope(factory) as s:
+        arepo.activate_model(s, patient_id="p1", version=1)
+    now[0] = 15.0
+    assert load("p1")[0] == 1
+    with pytest.raises(ValueError, match="refresh_s"):
+        arepo.cached_artefact_loader(factory, refresh_s=-1)
+
+
+def test_hook_skips_other_models_and_isolates_a_failing_patient(base, tmp_path) -> None:
+    sha = file_sha256(base.path)
+    stored = {"p1": (1, "prototypes", _art_bytes(base, "p1", 1))}
+    reg = PatientModelRegistry(base, stored.get)
+    n = 3
+    rng = np.random.default_rng(0)
+    batch = SimpleNamespace(
+        windows=rng.standard_normal((n, 1, base.n_leads, base.window_len)).astype(np.float32),
+        rr=np.ones((n, 1, base.n_rr), np.float32),
+    )
+    broken = SimpleNamespace(windows=np.zeros((n, 1, 1, 3), np.float32), rr=batch.rr)
+    p = np.tile([0.9, 0.025, 0.025, 0.025, 0.025], (n, 1))
+    (tmp_path / "single.onnx").write_bytes(b"another model")
+    other = SimpleNamespace(path=tmp_path / "single.onnx", name="single")
+    gone = SimpleNamespace(path=tmp_path / "gone.onnx", name="gone")
+    probs, versions = apply_batches(
+        reg,
+        [("p1", batch), ("p1", batch), ("p2", batch), ("p1", broken), ("p1", batch)],
+        [p, p, p, p, p],
+        models=[base, other, base, base, gone],
+    )
+    assert versions[0].endswith("+prototypes:p1/v1")
+    # another beat model (a one-lead wearable's): left alone, its own version
+    assert versions[1] == f"single@{file_sha256(other.path)[:12]}" and probs[1] is p
+    assert versions[4] is None and probs[4] is p  # a model without a readable file
+    assert versions[2] == f"{base.name}@{sha[:12]}"
+    assert versions[3] == versions[2] and probs[3] is p  # adaptation failed: base, with a notice
+    assert any("p1" in x and "failed" in x for x in reg.notices)
+    assert not np.allclose(probs[0], p)
+
+
+def test_worker_option_spec(base, db) -> None:
+    url, _engine, _factory = db
+    assert patient_models_spec(False) is None
+    for bad in ({"refresh": 1}, {"refresh_s": -1}, "yes", 3):
+        with pytest.raises(ValueError, match="patient_models"):
+            patient_models_spec(bad)
+    model, opts = resolve_patient_models(
+        {"patient_models": {"refresh_s": 1.0}, "batch_max": 10}, model=base.path, database_url=url
+    )
+    assert isinstance(opts["patient_models"], PatientModelRegistry) and opts["batch_max"] == 10
+    assert opts["patient_models"].base is model and opts["patient_models"].refresh_s == 1.0
+    same, opts2 = resolve_patient_models({"x": 1}, model=base, database_url=url)
+    assert same is base and opts2 == {"x": 1}
+
+
+def test_hook_reuses_the_streams_encoder_features(base, monkeypatch) -> None:
+    """Live, the adapted model costs no second encoder call: the current beats' features come
+    from the stream's feature cache, and give the same probabilities as encoding them again."""
+    from heartline.pipeline.beat_pipeline import BeatPipeline, classify_batches
+
+    fs = 360.0
+    t = np.arange(int(30 * fs)) / fs
+    mv = 1.2 * np.exp(-((np.mod(t, 0.8) - 0.4) ** 2) / (2 * 0.012**2)) - 0.1
+    pipe = BeatPipeline(fs=fs, lead_names=("MLII", "V5"), model=base)
+    batch = pipe.prepare(np.stack([mv, mv], axis=1))
+    assert len(batch) > 20 and batch.context is not None
+    (p,) = classify_batches(base, [batch])
+    reg = PatientModelRegistry(base, {"p1": (1, "prototypes", _art_bytes(base, "p1", 1))}.get)
+    calls = []
+    encode = base.encode
+    monkeypatch.setattr(base, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    (q_cached,), (v,) = apply_batches(reg, [("p1", batch)], [p], models=[base])
+    assert calls == [] and v.endswith("/v1")
+    q_again, _ = reg.apply("p1", batch.windows[:, -1], batch.rr[:, -1], p)
+    assert calls == [1]
+    np.testing.assert_allclose(q_cached, q_again, atol=1e-5)
+    assert not np.allclose(q_cached, p)
+
+
+def test_nearest_prototype_fast_path_matches_the_reference() -> None:
+    """The live path (k = 1: one matrix product, per-class minima) gives the probabilities of the
+    reference per-class computation, for 0, 1 and many beats and a class without prototypes."""
+    from heartline.edge.adapt import combine_proba
+
+    rng = np.random.default_rng(3)
+    f = rng.standard_normal((120, 16))
+    y = rng.permutation(np.r_[np.zeros(60, int), np.full(40, 2), np.full(20, 1)])
+    p = rng.dirichlet(np.ones(5), 120)
+    art = fit_prototypes(f, y, p, patient_id="x", base_sha256="s")
+    assert art.k == 1 and set(art.adapted_classes) == {"N", "S", "V"}
+    for n in (0, 1, 7, 120):
+        z = (f[:n] - art.mean) / art.scale
+        dist = np.full((n, 5), np.inf)
+        for c in np.unique(art.prototype_labels):  # mean squared distance to the nearest one
+            diff = z[:, None, :] - art.prototypes[art.prototype_labels == c][None]
+            dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
+        ref = combine_proba(p[:n], dist, weight=art.weight, tau=art.tau)
+        np.testing.assert_allclose(art.proba(f[:n], p[:n]), ref, rtol=1e-9, atol=1e-12)
