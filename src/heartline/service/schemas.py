@@ -277,7 +277,9 @@ class AlertPublic(BaseModel):
 class SilenceCreate(BaseModel):
     """Silence an alarm's cue for ``minutes``."""
 
-    minutes: int = Field(2, ge=1, le=30, description="1-30 minutes (default 2)")
+    minutes: int = Field(
+        2, ge=1, le=30, strict=True, description="1-30 minutes (default 2; a JSON integer)"
+    )
 
 
 class RrSeriesPublic(BaseModel):

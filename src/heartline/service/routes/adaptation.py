@@ -49,7 +49,7 @@ class BeatReviewCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # ids up to 2**53: JSON numbers above it do not survive a round trip through a double
-    beat_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(
+    beat_ids: list[Annotated[int, Field(ge=1, le=2**53, strict=True)]] = Field(
         min_length=1, max_length=MAX_REVIEW_BEATS
     )
     label: ReviewLabel
@@ -85,7 +85,7 @@ class TemplatePublic(BaseModel):
 class AdaptationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["prototypes"] = "prototypes"
-    min_per_class: int = Field(default=3, ge=1, le=1000)
+    min_per_class: int = Field(default=3, ge=1, le=1000, strict=True)
 
 
 class PatientModelPublic(BaseModel):
@@ -103,7 +103,7 @@ class RollbackCreate(BaseModel):
     """``version``: make that adapted model active again; ``null``: the base model."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, strict=True)
 
 
 class ModelStatePublic(BaseModel):
