@@ -13,8 +13,13 @@ folds, stratified). Models, side by side:
   ratio within mu +- 3 sigma of a random series, Shannon entropy > 0.7) on the whole record;
 * ``rr_gbm``: the RR-irregularity features (Dash 2009, Sarkar 2008, Lake & Moorman 2011, beat
   and amplitude statistics) with scikit-learn's HistGradientBoostingClassifier;
+* ``hand_gbm``: the same gradient boosting on the hybrid's whole hand-feature vector (RR
+  features plus beat morphology, P wave, atrial activity and spectrum,
+  :data:`heartline.features.rhythm.HAND_FEATURE_NAMES`): what the features alone give, so the
+  network's own contribution can be read off;
 * ``lstm``, ``cnn``: the LSTM-only and CNN-only networks of :mod:`heartline.models.rhythm`;
-* ``hybrid``: the CNN-LSTM with the RR features fused in.
+* ``hybrid``: the CNN-LSTM with the hand features (``hybrid_features="hand"``, the default;
+  ``"rr"``: the RR features only) standardised on the training folds and fused into its head.
 
 Scores on the pooled out-of-fold predictions (:func:`heartline.training.rhythm.rhythm_metrics`):
 the challenge F1 (mean F1 of N, A, O), per-class Se / +P / F1 / AUC, confusion matrices, 95 %
@@ -51,7 +56,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Every model the benchmark can run, baselines first.
-BENCH_MODELS: tuple[str, ...] = ("af_rule", "dash_rule", "rr_gbm", "lstm", "cnn", "hybrid")
+BENCH_MODELS: tuple[str, ...] = (
+    "af_rule",
+    "dash_rule",
+    "rr_gbm",
+    "hand_gbm",
+    "lstm",
+    "cnn",
+    "hybrid",
+)
 NETWORKS = ("lstm", "cnn", "hybrid")
 CLASSES = ("N", "A", "O", "~")
 
@@ -80,6 +93,9 @@ class RhythmBenchConfig:
     quick_records: int = 120
     gbm_max_iter: int = 300
     measure_inference: bool = True
+    baseline_epochs: int | None = None
+    hybrid_features: str = "hand"
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in BENCH_MODELS]
@@ -87,6 +103,15 @@ class RhythmBenchConfig:
             raise ValueError(f"unknown model(s) {unknown}; valid: {', '.join(BENCH_MODELS)}")
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if self.hybrid_features not in ("rr", "hand"):
+            raise ValueError(f"hybrid_features must be 'rr' or 'hand', got {self.hybrid_features!r}")
+
+    def epochs_for(self, name: str) -> int:
+        """Epochs of network ``name``: ``epochs`` for the hybrid, ``baseline_epochs`` (default
+        ``epochs``) for the CNN-only and LSTM-only baselines."""
+        if name == "hybrid" or self.baseline_epochs is None:
+            return self.epochs
+        return self.baseline_epochs
 
     def effective(self) -> RhythmBenchConfig:
         """The settings actually used (``quick`` shrinks folds, epochs and bootstrap)."""
@@ -96,6 +121,7 @@ class RhythmBenchConfig:
             self,
             n_folds=2,
             epochs=1,
+            baseline_epochs=None,
             patience=1,
             n_bootstrap=200,
             gbm_max_iter=50,
@@ -261,6 +287,7 @@ def run_rhythm_benchmark(
         predict_rhythm_proba,
         rhythm_metrics,
         window_batches,
+        with_hand_features,
     )
     from heartline.training.rundir import git_revision, platform_info
 
@@ -281,8 +308,11 @@ def run_rhythm_benchmark(
     full_index = load_cinc2017_index(data_dir=data_dir) if cfg.quick else None
     records = index["record"].tolist()
     n = len(records)
-    n_net = sum(m in NETWORKS for m in cfg.models)
-    total = n * (1 + ("af_rule" in cfg.models)) + cfg.n_folds * (n_net * cfg.epochs + 1)
+    net_epochs = sum(cfg.epochs_for(m) for m in cfg.models if m in NETWORKS)
+    need_hand = "hand_gbm" in cfg.models or (
+        "hybrid" in cfg.models and cfg.hybrid_features == "hand"
+    )
+    total = n * (1 + ("af_rule" in cfg.models) + need_hand) + cfg.n_folds * (net_epochs + 1)
     done = 0
 
     def tick(desc: str, k: int = 1) -> None:
@@ -307,6 +337,21 @@ def run_rhythm_benchmark(
     )
     if done < n:
         tick("preprocess (cached)", n - done)
+    hand = None
+    if need_hand:
+        from heartline.training.rhythm import build_hand_features
+
+        mark = done
+        hand = build_hand_features(
+            records, data_dir=data_dir, cache_dir=cache, on_record=lambda r: tick(f"features {r}")
+        )
+        if done < mark + n:
+            tick("features (cached)", mark + n - done)
+    arrays_hybrid = (
+        with_hand_features(arrays, hand)
+        if hand is not None and cfg.hybrid_features == "hand"
+        else arrays
+    )
     prep_s = time.perf_counter() - t0
     y = arrays.y
     folds = cinc2017_folds(index["label"], n_splits=cfg.n_folds, seed=cfg.seed)
@@ -324,8 +369,8 @@ def run_rhythm_benchmark(
         fired = _af_rule_labels(
             records, data_dir=data_dir, cache_dir=cache, on_record=lambda: tick("af_rule")
         )
-        if done < n * 2:
-            tick("af_rule (cached)", 2 * n - done)
+        if done < n * (2 + need_hand):
+            tick("af_rule (cached)", n * (2 + need_hand) - done)
         probas["af_rule"] = _hard_proba(fired)  # class 1 (A) when it fires, else 0 (N)
         train_s["af_rule"] = time.perf_counter() - t
     if "dash_rule" in cfg.models:
@@ -339,10 +384,9 @@ def run_rhythm_benchmark(
     for k in range(cfg.n_folds):
         test = folds == k
         train_idx = np.flatnonzero(~test)
-        inner_val = cinc2017_holdout(y[train_idx], test_fraction=0.1, seed=cfg.seed + k)
-        tr = arrays.subset(train_idx[~inner_val])
-        va = arrays.subset(train_idx[inner_val])
-        te = arrays.subset(np.flatnonzero(test))
+        inner_val = cinc2017_holdout(
+            y[train_idx], test_fraction=cfg.val_fraction, seed=cfg.seed + k
+        )
         if "rr_gbm" in cfg.models:
             from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -357,19 +401,42 @@ def run_rhythm_benchmark(
             clf.fit(
                 trg.rr, trg.y, sample_weight=class_weights(trg.y, cfg.class_weight_power)[trg.y]
             )
-            p = np.zeros((len(te), 4))
-            p[:, clf.classes_] = clf.predict_proba(te.rr)
+            p = np.zeros((int(test.sum()), 4))
+            p[:, clf.classes_] = clf.predict_proba(arrays.rr[test])
             probas["rr_gbm"][test] = p
             train_s["rr_gbm"] += time.perf_counter() - t
-        tick(f"fold {k + 1}: rr_gbm")
+        if "hand_gbm" in cfg.models and hand is not None:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            t = time.perf_counter()
+            ytr = y[train_idx]
+            clf = HistGradientBoostingClassifier(
+                max_iter=cfg.gbm_max_iter,
+                learning_rate=0.05,
+                early_stopping=False,
+                random_state=cfg.seed,
+            )
+            clf.fit(
+                hand[train_idx], ytr, sample_weight=class_weights(ytr, cfg.class_weight_power)[ytr]
+            )
+            p = np.zeros((int(test.sum()), 4))
+            p[:, clf.classes_] = clf.predict_proba(hand[test])
+            probas["hand_gbm"][test] = p
+            train_s["hand_gbm"] += time.perf_counter() - t
+        tick(f"fold {k + 1}: gbm")
         for name in NETWORKS:
             if name not in cfg.models:
                 continue
             t = time.perf_counter()
+            src = arrays_hybrid if name == "hybrid" else arrays
+            tr = src.subset(train_idx[~inner_val])
+            va = src.subset(train_idx[inner_val])
+            te = src.subset(np.flatnonzero(test))
+            n_ep = cfg.epochs_for(name)
             torch.manual_seed(cfg.seed + k)
-            net = build_rhythm_model(name, n_rr=arrays.rr.shape[1], fs_hz=cfg.fs_hz)
+            net = build_rhythm_model(name, n_rr=src.rr.shape[1], fs_hz=cfg.fs_hz)
             fit_cfg = RhythmFitConfig(
-                epochs=cfg.epochs,
+                epochs=n_ep,
                 batch_size=cfg.batch_size,
                 lr=cfg.lr,
                 class_weight_power=cfg.class_weight_power,
@@ -386,8 +453,8 @@ def run_rhythm_benchmark(
                 tick(f"fold {_k + 1}: {_name} epoch {int(rec['epoch'])}")
 
             net, hist = fit_rhythm(net, tr, va, fit_cfg, on_epoch=on_epoch)
-            if ep_done < cfg.epochs:
-                tick(f"fold {k + 1}: {name} stopped early", cfg.epochs - ep_done)
+            if ep_done < n_ep:
+                tick(f"fold {k + 1}: {name} stopped early", n_ep - ep_done)
             probas[name][test] = predict_rhythm_proba(net, te, window_s=cfg.window_s)
             histories[name].append(hist)
             train_s[name] += time.perf_counter() - t

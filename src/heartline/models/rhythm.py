@@ -126,7 +126,7 @@ class HybridRhythmNet(RhythmNet):
         fs_hz: float = 100.0,
         channels: tuple[int, ...] = (8, 16, 32, 48, 64),
         hidden: int = 32,
-        rr_hidden: int = 32,
+        rr_hidden: int = 48,
         dropout: float = 0.2,
         use_rr: bool = True,
     ) -> None:
@@ -137,7 +137,15 @@ class HybridRhythmNet(RhythmNet):
         self.use_rr = bool(use_rr) and n_rr > 0
         rr_out = 0
         if self.use_rr:
-            self.rr_net = nn.Sequential(nn.Linear(n_rr, rr_hidden), nn.ReLU())
+            # two layers: the hand-feature vector (RR irregularity, beat morphology, P wave,
+            # spectrum) is as informative as the learned embedding, and gets the same depth
+            self.rr_net = nn.Sequential(
+                nn.Linear(n_rr, 2 * rr_hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(2 * rr_hidden, rr_hidden),
+                nn.ReLU(),
+            )
             rr_out = rr_hidden
         self.head = nn.Sequential(
             nn.Dropout(dropout),
