@@ -92,8 +92,9 @@ def test_hand_features_are_rr_then_morphology_and_see_the_p_wave():
     assert 0.13 < m(with_p, "pr_interval_s") < 0.19
     # gain does not change the morphology features (they are relative to the R amplitude)
     scaled = rhythm_hand_features(3.0 * _with_p_waves(base, fs, True), fs=fs)
-    np.testing.assert_allclose(scaled[len(RR_FEATURE_NAMES) :], with_p[len(RR_FEATURE_NAMES) :],
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        scaled[len(RR_FEATURE_NAMES) :], with_p[len(RR_FEATURE_NAMES) :], rtol=1e-3, atol=1e-3
+    )
 
 
 def test_morphology_features_of_noise_and_too_few_beats_are_finite():

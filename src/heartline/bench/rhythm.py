@@ -105,7 +105,9 @@ class RhythmBenchConfig:
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
         if self.hybrid_features not in ("rr", "hand"):
-            raise ValueError(f"hybrid_features must be 'rr' or 'hand', got {self.hybrid_features!r}")
+            raise ValueError(
+                f"hybrid_features must be 'rr' or 'hand', got {self.hybrid_features!r}"
+            )
         if self.hybrid_head not in ("mlp", "stack"):
             raise ValueError(f"hybrid_head must be 'mlp' or 'stack', got {self.hybrid_head!r}")
 
@@ -823,19 +825,18 @@ def ship_rhythm_model(
     import torch
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from heartline.features.rhythm import RR_FEATURE_NAMES
-
     from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
     from heartline.edge.rhythm import OnnxRhythmClassifier
+    from heartline.features.rhythm import RR_FEATURE_NAMES
     from heartline.models.rhythm import build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
+        build_hand_features,
         build_rhythm_arrays,
         class_weights,
         export_rhythm_onnx,
         fit_rhythm,
         predict_rhythm_proba,
-        build_hand_features,
         rhythm_metrics,
         window_batches,
         with_hand_features,

@@ -22,6 +22,7 @@ Heart Circ Physiol 300(1):H319-H325 (2011).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -392,7 +393,9 @@ def morphology_features_from_peaks(
         ptm = tmpl[p_lo:p_hi]
         f["p_amp_ratio"] = float((ptm.max() - ptm.min()) / scale)
         if ptm.size:
-            f["pr_interval_s"] = float((pre - (p_lo + int(np.argmax(np.abs(ptm - ptm.mean()))))) / fs)
+            f["pr_interval_s"] = float(
+                (pre - (p_lo + int(np.argmax(np.abs(ptm - ptm.mean()))))) / fs
+            )
         pb_ = beats[:, p_lo:p_hi]
         pbc = pb_ - pb_.mean(axis=1, keepdims=True)
         ptc = ptm - ptm.mean()
@@ -414,7 +417,7 @@ def morphology_features_from_peaks(
         f["residual_fwave_ratio"] = _band_ratio(resid.ravel(), fs, 4.0, 9.0)
         # T-Q segments: 0.45 s after an R peak up to 0.10 s before the next one
         segs = []
-        for a_, b_ in zip(peaks[:-1], peaks[1:], strict=False):
+        for a_, b_ in itertools.pairwise(peaks):
             lo_, hi_ = a_ + round(0.45 * fs), b_ - round(0.10 * fs)
             if hi_ - lo_ >= round(0.10 * fs):
                 s_ = x[lo_:hi_]

@@ -47,7 +47,6 @@ __all__ = [
     "RhythmMetrics",
     "build_hand_features",
     "build_rhythm_arrays",
-    "with_hand_features",
     "cinc_f1",
     "class_weights",
     "export_rhythm_onnx",
@@ -56,6 +55,7 @@ __all__ = [
     "rhythm_cache_path",
     "rhythm_metrics",
     "window_batches",
+    "with_hand_features",
 ]
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,9 @@ def build_hand_features(
     """
     records = [str(r) for r in records]
     key = hashlib.sha256(
-        ("|".join(records) + "|" + ",".join(HAND_FEATURE_NAMES) + f"|hand|v{_CACHE_VERSION}").encode()
+        (
+            "|".join(records) + "|" + ",".join(HAND_FEATURE_NAMES) + f"|hand|v{_CACHE_VERSION}"
+        ).encode()
     ).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = cache / f"cinc2017_hand_{key}.npy"
