@@ -349,7 +349,7 @@ def run_rhythm_benchmark(
     import torch
 
     from heartline.data.cinc2017 import cinc2017_folds, cinc2017_holdout, load_cinc2017_index
-    from heartline.models.rhythm import build_rhythm_model
+    from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
         _default_cache_dir,
@@ -511,7 +511,10 @@ def run_rhythm_benchmark(
             te = src.subset(np.flatnonzero(test))
             n_ep = cfg.epochs_for(name)
             torch.manual_seed(cfg.seed + k)
-            net = build_rhythm_model(name, n_rr=src.rr.shape[1], fs_hz=cfg.fs_hz)
+            hybrid_kw = (
+                HYBRID_HAND_PARAMS if name == "hybrid" and cfg.hybrid_features == "hand" else {}
+            )
+            net = build_rhythm_model(name, n_rr=src.rr.shape[1], fs_hz=cfg.fs_hz, **hybrid_kw)
             fit_cfg = RhythmFitConfig(
                 epochs=n_ep,
                 batch_size=cfg.batch_size,
@@ -531,8 +534,10 @@ def run_rhythm_benchmark(
 
             if name == "hybrid" and cfg.hybrid_head == "stack":
 
-                def make_net(_src: Any = src) -> Any:
-                    return build_rhythm_model("hybrid", n_rr=_src.rr.shape[1], fs_hz=cfg.fs_hz)
+                def make_net(_src: Any = src, _kw: dict[str, int] = hybrid_kw) -> Any:
+                    return build_rhythm_model(
+                        "hybrid", n_rr=_src.rr.shape[1], fs_hz=cfg.fs_hz, **_kw
+                    )
 
                 p_te, hist, net = _stacked_hybrid(
                     src,
@@ -828,7 +833,7 @@ def ship_rhythm_model(
     from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
     from heartline.edge.rhythm import OnnxRhythmClassifier
     from heartline.features.rhythm import RR_FEATURE_NAMES
-    from heartline.models.rhythm import build_rhythm_model
+    from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
         build_hand_features,
@@ -878,7 +883,7 @@ def ship_rhythm_model(
         epochs=epochs, seed=seed, patience=max(3, epochs // 3), train_crop_s=train_crop_s
     )
     torch.manual_seed(seed)
-    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz)
+    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz, **HYBRID_HAND_PARAMS)
     t = time.perf_counter()
     net, hist = fit_rhythm(
         net, tr, va, fit_cfg, on_epoch=lambda r: tick(f"epoch {int(r['epoch'])}")
