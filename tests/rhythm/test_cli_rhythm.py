@@ -71,7 +71,11 @@ def test_bench_rhythm_quick_writes_every_model(cinc_dir, tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     report = json.loads((out / "rhythm.json").read_text())
-    assert list(report["models"]) == ["af_rule", "dash_rule", "rr_gbm", "lstm", "cnn", "hybrid"]
+    assert list(report["models"]) == [
+        "af_rule", "dash_rule", "rr_gbm", "hand_gbm", "lstm", "cnn", "hybrid", "hybrid+hand_gbm"
+    ]  # fmt: skip
+    # the hybrid is stacked: two cross-fitted networks per fold, each with its history
+    assert {h["half"] for h in report["models"]["hybrid"]["history"][0]} == {0.0, 1.0}
     assert report["effective_config"]["n_folds"] == 2
     n = report["dataset"]["n_records"]
     for m in report["models"].values():

@@ -91,3 +91,35 @@ def test_runtime_imports_no_torch_models_or_training():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_hand_feature_model_gets_the_hand_features_and_matches_torch(tmp_path):
+    """A hybrid fused with the whole hand-feature vector: the run time computes the same 54
+    features as training (read from the ONNX feature count) and ONNX matches PyTorch."""
+    import torch
+
+    from heartline.features.rhythm import HAND_FEATURE_NAMES, rhythm_hand_features
+    from heartline.models.rhythm import build_rhythm_model
+    from heartline.training.rhythm import export_rhythm_onnx
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    n = len(HAND_FEATURE_NAMES)
+    net = build_rhythm_model("hybrid", n_rr=n, channels=(4, 8, 8, 8, 8), hidden=8)
+    net.set_rr_scaler(torch.zeros(n), torch.ones(n))
+    net.eval()
+    path = export_rhythm_onnx(net, tmp_path / "hand.onnx", name="hybrid")
+    clf = OnnxRhythmClassifier(path)
+    assert clf.n_rr == n
+    x = synthetic_ecg(30, fs=300.0, af=True, seed=2)
+    prepared = clf.prepare(x, fs=300.0)
+    assert not isinstance(prepared, str)
+    xs, ms, rrs, _note = prepared
+    np.testing.assert_allclose(rrs[0], rhythm_hand_features(x, fs=300.0), rtol=1e-6)
+    with torch.no_grad():
+        ref = torch.softmax(
+            net(torch.from_numpy(xs), torch.from_numpy(ms), torch.from_numpy(rrs)), dim=1
+        ).numpy()
+    np.testing.assert_allclose(clf.predict_windows(xs, ms, rrs), ref, atol=1e-5)
+    res = clf.classify(x, fs=300.0)
+    assert res.usable and res.label in "NAO~"

@@ -54,3 +54,55 @@ def test_model_signal_refuses_flat_and_nan():
     x[100] = np.nan
     with pytest.raises(SignalError, match="NaN"):
         rhythm_model_signal(x, fs=300.0, fs_model_hz=100.0)
+
+
+def _with_p_waves(x: np.ndarray, fs: float, p: bool) -> np.ndarray:
+    """Add a P wave 0.16 s before every R spike of ``synthetic_ecg`` (found as its maxima)."""
+    from heartline.signal.rpeaks import detect_r_peaks
+
+    t = np.arange(x.size) / fs
+    y = x.copy()
+    if p:
+        for r in detect_r_peaks(x, fs=fs).sample_idx:
+            y += 0.15 * np.exp(-0.5 * ((t - r / fs + 0.16) / 0.02) ** 2)
+    return y
+
+
+def test_hand_features_are_rr_then_morphology_and_see_the_p_wave():
+    from heartline.features.rhythm import (
+        HAND_FEATURE_NAMES,
+        MORPH_FEATURE_NAMES,
+        rhythm_hand_features,
+    )
+
+    fs = 300.0
+    base = synthetic_ecg(30, fs=fs, af=False)
+    with_p = rhythm_hand_features(_with_p_waves(base, fs, True), fs=fs)
+    without = rhythm_hand_features(base, fs=fs)
+    assert with_p.shape == (len(HAND_FEATURE_NAMES),) and np.isfinite(with_p).all()
+    assert HAND_FEATURE_NAMES[: len(RR_FEATURE_NAMES)] == RR_FEATURE_NAMES
+    np.testing.assert_allclose(with_p[:3], rhythm_rr_features(base, fs=fs)[:3], rtol=0.05)
+
+    def m(v: np.ndarray, name: str) -> float:
+        return float(v[len(RR_FEATURE_NAMES) + MORPH_FEATURE_NAMES.index(name)])
+
+    assert m(with_p, "p_amp_ratio") > 0.08 > m(without, "p_amp_ratio")
+    assert m(with_p, "p_corr_median") > 0.8
+    assert m(with_p, "tmpl_corr_median") > 0.95
+    assert 0.13 < m(with_p, "pr_interval_s") < 0.19
+    # gain does not change the morphology features (they are relative to the R amplitude)
+    scaled = rhythm_hand_features(3.0 * _with_p_waves(base, fs, True), fs=fs)
+    np.testing.assert_allclose(
+        scaled[len(RR_FEATURE_NAMES) :], with_p[len(RR_FEATURE_NAMES) :], rtol=1e-3, atol=1e-3
+    )
+
+
+def test_morphology_features_of_noise_and_too_few_beats_are_finite():
+    from heartline.features.rhythm import MORPH_FEATURE_NAMES, morphology_features_from_peaks
+
+    x = np.random.default_rng(1).standard_normal(3000)
+    for peaks in (np.array([], dtype=np.int64), np.array([400, 900]), np.arange(200, 2900, 250)):
+        f = morphology_features_from_peaks(peaks, x, fs=300.0)
+        assert f.shape == (len(MORPH_FEATURE_NAMES),) and np.isfinite(f).all()
+    noisy = morphology_features_from_peaks(np.arange(200, 2900, 250), x, fs=300.0)
+    assert noisy[MORPH_FEATURE_NAMES.index("tmpl_corr_median")] < 0.5

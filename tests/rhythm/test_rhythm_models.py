@@ -61,3 +61,16 @@ def test_hybrid_overfits_one_batch():
     net.eval()
     with torch.no_grad():
         assert (net(x, m, rr).argmax(1) == y).all()
+
+
+def test_hand_feature_hybrid_has_a_two_layer_feature_branch_and_bad_depth_is_named():
+    from heartline.models.rhythm import HYBRID_HAND_PARAMS
+
+    plain = build_rhythm_model("hybrid", n_rr=54)
+    hand = build_rhythm_model("hybrid", n_rr=54, **HYBRID_HAND_PARAMS)
+    n_lin = [sum(isinstance(m, torch.nn.Linear) for m in net.rr_net) for net in (plain, hand)]
+    assert n_lin == [1, 2]
+    x = torch.zeros(2, 3000)
+    assert tuple(hand.eval()(x, torch.ones_like(x), torch.zeros(2, 54)).shape) == (2, 4)
+    with pytest.raises(ValueError, match="rr_layers"):
+        build_rhythm_model("hybrid", n_rr=54, rr_layers=3)

@@ -13,8 +13,13 @@ folds, stratified). Models, side by side:
   ratio within mu +- 3 sigma of a random series, Shannon entropy > 0.7) on the whole record;
 * ``rr_gbm``: the RR-irregularity features (Dash 2009, Sarkar 2008, Lake & Moorman 2011, beat
   and amplitude statistics) with scikit-learn's HistGradientBoostingClassifier;
+* ``hand_gbm``: the same gradient boosting on the hybrid's whole hand-feature vector (RR
+  features plus beat morphology, P wave, atrial activity and spectrum,
+  :data:`heartline.features.rhythm.HAND_FEATURE_NAMES`): what the features alone give, so the
+  network's own contribution can be read off;
 * ``lstm``, ``cnn``: the LSTM-only and CNN-only networks of :mod:`heartline.models.rhythm`;
-* ``hybrid``: the CNN-LSTM with the RR features fused in.
+* ``hybrid``: the CNN-LSTM with the hand features (``hybrid_features="hand"``, the default;
+  ``"rr"``: the RR features only) standardised on the training folds and fused into its head.
 
 Scores on the pooled out-of-fold predictions (:func:`heartline.training.rhythm.rhythm_metrics`):
 the challenge F1 (mean F1 of N, A, O), per-class Se / +P / F1 / AUC, confusion matrices, 95 %
@@ -51,7 +56,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Every model the benchmark can run, baselines first.
-BENCH_MODELS: tuple[str, ...] = ("af_rule", "dash_rule", "rr_gbm", "lstm", "cnn", "hybrid")
+BENCH_MODELS: tuple[str, ...] = (
+    "af_rule",
+    "dash_rule",
+    "rr_gbm",
+    "hand_gbm",
+    "lstm",
+    "cnn",
+    "hybrid",
+)
 NETWORKS = ("lstm", "cnn", "hybrid")
 CLASSES = ("N", "A", "O", "~")
 
@@ -68,7 +81,7 @@ class RhythmBenchConfig:
     seed: int = 0
     models: tuple[str, ...] = BENCH_MODELS
     epochs: int = 4
-    patience: int = 3
+    patience: int = 6
     batch_size: int = 32
     lr: float = 3e-3
     class_weight_power: float = 0.5
@@ -80,6 +93,10 @@ class RhythmBenchConfig:
     quick_records: int = 120
     gbm_max_iter: int = 300
     measure_inference: bool = True
+    baseline_epochs: int | None = None
+    hybrid_features: str = "hand"
+    hybrid_head: str = "stack"
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in BENCH_MODELS]
@@ -87,6 +104,19 @@ class RhythmBenchConfig:
             raise ValueError(f"unknown model(s) {unknown}; valid: {', '.join(BENCH_MODELS)}")
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if self.hybrid_features not in ("rr", "hand"):
+            raise ValueError(
+                f"hybrid_features must be 'rr' or 'hand', got {self.hybrid_features!r}"
+            )
+        if self.hybrid_head not in ("mlp", "stack"):
+            raise ValueError(f"hybrid_head must be 'mlp' or 'stack', got {self.hybrid_head!r}")
+
+    def epochs_for(self, name: str) -> int:
+        """Epochs of network ``name``: ``epochs`` for the hybrid, ``baseline_epochs`` (default
+        ``epochs``) for the CNN-only and LSTM-only baselines."""
+        if name == "hybrid" or self.baseline_epochs is None:
+            return self.epochs
+        return self.baseline_epochs
 
     def effective(self) -> RhythmBenchConfig:
         """The settings actually used (``quick`` shrinks folds, epochs and bootstrap)."""
@@ -96,6 +126,7 @@ class RhythmBenchConfig:
             self,
             n_folds=2,
             epochs=1,
+            baseline_epochs=None,
             patience=1,
             n_bootstrap=200,
             gbm_max_iter=50,
@@ -165,6 +196,74 @@ def _arrays_cached(index: Any, fs_hz: float, cache: Path) -> bool:
 def _hard_proba(labels: np.ndarray) -> np.ndarray:
     """One-hot ``(n, 4)`` of class indices (rules give hard labels)."""
     return np.eye(4)[np.asarray(labels, dtype=np.int64)]
+
+
+def _stacked_hybrid(
+    src: Any,
+    train_idx: np.ndarray,
+    inner_val: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    make_net: Callable[[], Any],
+    fit_cfg: Any,
+    cfg: RhythmBenchConfig,
+    on_epoch: Callable[[dict[str, float]], None],
+) -> tuple[np.ndarray, list[dict[str, float]], Any]:
+    """The stacked hybrid of one outer fold: two cross-fitted CNN-LSTMs and one boosted head.
+
+    The training folds (minus the inner validation records) are split in two stratified halves;
+    a CNN-BiLSTM (hand features fused) is trained on each half, early-stopped on the inner
+    validation records. Each training record gets the class log-probabilities of the network
+    that did not see it (the validation records get the mean of both), and a gradient-boosted
+    head is fitted on the training folds' [hand features, network log-probabilities] (the
+    network outputs on records it trained on would be over-confident: cross-fitting keeps the
+    head honest). A test record's input is the mean of both networks' probabilities. Nothing of
+    the test fold is used before its prediction.
+
+    Returns
+    -------
+    tuple
+        Test probabilities ``(len(test_rows), 4)``, the two networks' histories (concatenated)
+        and the first network (for the inference timing).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from heartline.data.cinc2017 import cinc2017_holdout
+    from heartline.training.rhythm import class_weights, fit_rhythm, predict_rhythm_proba
+
+    fit_idx = train_idx[~inner_val]
+    val_idx = train_idx[inner_val]
+    half = cinc2017_holdout(src.y[fit_idx], test_fraction=0.5, seed=fit_cfg.seed + 1000)
+    parts = (fit_idx[~half], fit_idx[half])
+    va = src.subset(val_idx)
+    te = src.subset(test_rows)
+    oof = {}
+    p_val = np.zeros((val_idx.size, 4))
+    p_test = np.zeros((test_rows.size, 4))
+    history: list[dict[str, float]] = []
+    first = None
+    for j, own in enumerate(parts):
+        other = parts[1 - j]
+        net, hist = fit_rhythm(make_net(), src.subset(own), va, fit_cfg, on_epoch=on_epoch)
+        history += [{**h, "half": float(j)} for h in hist]
+        oof[j] = (other, predict_rhythm_proba(net, src.subset(other), window_s=cfg.window_s))
+        p_val += 0.5 * predict_rhythm_proba(net, va, window_s=cfg.window_s)
+        p_test += 0.5 * predict_rhythm_proba(net, te, window_s=cfg.window_s)
+        first = first if first is not None else net
+    rows = np.concatenate([oof[0][0], oof[1][0], val_idx])
+    p_rows = np.concatenate([oof[0][1], oof[1][1], p_val])
+    x_head = np.hstack([src.rr[rows], np.log(p_rows + 1e-6)])
+    y_head = src.y[rows]
+    head = HistGradientBoostingClassifier(
+        max_iter=cfg.gbm_max_iter,
+        learning_rate=0.05,
+        early_stopping=False,
+        random_state=cfg.seed,
+    )
+    head.fit(x_head, y_head, sample_weight=class_weights(y_head, cfg.class_weight_power)[y_head])
+    out = np.zeros((test_rows.size, 4))
+    out[:, head.classes_] = head.predict_proba(np.hstack([te.rr, np.log(p_test + 1e-6)]))
+    return out, history, first
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +349,7 @@ def run_rhythm_benchmark(
     import torch
 
     from heartline.data.cinc2017 import cinc2017_folds, cinc2017_holdout, load_cinc2017_index
-    from heartline.models.rhythm import build_rhythm_model
+    from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
         _default_cache_dir,
@@ -261,6 +360,7 @@ def run_rhythm_benchmark(
         predict_rhythm_proba,
         rhythm_metrics,
         window_batches,
+        with_hand_features,
     )
     from heartline.training.rundir import git_revision, platform_info
 
@@ -281,8 +381,15 @@ def run_rhythm_benchmark(
     full_index = load_cinc2017_index(data_dir=data_dir) if cfg.quick else None
     records = index["record"].tolist()
     n = len(records)
-    n_net = sum(m in NETWORKS for m in cfg.models)
-    total = n * (1 + ("af_rule" in cfg.models)) + cfg.n_folds * (n_net * cfg.epochs + 1)
+    net_epochs = sum(
+        cfg.epochs_for(m) * (2 if m == "hybrid" and cfg.hybrid_head == "stack" else 1)
+        for m in cfg.models
+        if m in NETWORKS
+    )
+    need_hand = "hand_gbm" in cfg.models or (
+        "hybrid" in cfg.models and cfg.hybrid_features == "hand"
+    )
+    total = n * (1 + ("af_rule" in cfg.models) + need_hand) + cfg.n_folds * (net_epochs + 1)
     done = 0
 
     def tick(desc: str, k: int = 1) -> None:
@@ -307,6 +414,21 @@ def run_rhythm_benchmark(
     )
     if done < n:
         tick("preprocess (cached)", n - done)
+    hand = None
+    if need_hand:
+        from heartline.training.rhythm import build_hand_features
+
+        mark = done
+        hand = build_hand_features(
+            records, data_dir=data_dir, cache_dir=cache, on_record=lambda r: tick(f"features {r}")
+        )
+        if done < mark + n:
+            tick("features (cached)", mark + n - done)
+    arrays_hybrid = (
+        with_hand_features(arrays, hand)
+        if hand is not None and cfg.hybrid_features == "hand"
+        else arrays
+    )
     prep_s = time.perf_counter() - t0
     y = arrays.y
     folds = cinc2017_folds(index["label"], n_splits=cfg.n_folds, seed=cfg.seed)
@@ -324,8 +446,8 @@ def run_rhythm_benchmark(
         fired = _af_rule_labels(
             records, data_dir=data_dir, cache_dir=cache, on_record=lambda: tick("af_rule")
         )
-        if done < n * 2:
-            tick("af_rule (cached)", 2 * n - done)
+        if done < n * (2 + need_hand):
+            tick("af_rule (cached)", n * (2 + need_hand) - done)
         probas["af_rule"] = _hard_proba(fired)  # class 1 (A) when it fires, else 0 (N)
         train_s["af_rule"] = time.perf_counter() - t
     if "dash_rule" in cfg.models:
@@ -339,10 +461,9 @@ def run_rhythm_benchmark(
     for k in range(cfg.n_folds):
         test = folds == k
         train_idx = np.flatnonzero(~test)
-        inner_val = cinc2017_holdout(y[train_idx], test_fraction=0.1, seed=cfg.seed + k)
-        tr = arrays.subset(train_idx[~inner_val])
-        va = arrays.subset(train_idx[inner_val])
-        te = arrays.subset(np.flatnonzero(test))
+        inner_val = cinc2017_holdout(
+            y[train_idx], test_fraction=cfg.val_fraction, seed=cfg.seed + k
+        )
         if "rr_gbm" in cfg.models:
             from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -357,19 +478,45 @@ def run_rhythm_benchmark(
             clf.fit(
                 trg.rr, trg.y, sample_weight=class_weights(trg.y, cfg.class_weight_power)[trg.y]
             )
-            p = np.zeros((len(te), 4))
-            p[:, clf.classes_] = clf.predict_proba(te.rr)
+            p = np.zeros((int(test.sum()), 4))
+            p[:, clf.classes_] = clf.predict_proba(arrays.rr[test])
             probas["rr_gbm"][test] = p
             train_s["rr_gbm"] += time.perf_counter() - t
-        tick(f"fold {k + 1}: rr_gbm")
+        if "hand_gbm" in cfg.models and hand is not None:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            t = time.perf_counter()
+            ytr = y[train_idx]
+            clf = HistGradientBoostingClassifier(
+                max_iter=cfg.gbm_max_iter,
+                learning_rate=0.05,
+                early_stopping=False,
+                random_state=cfg.seed,
+            )
+            clf.fit(
+                hand[train_idx], ytr, sample_weight=class_weights(ytr, cfg.class_weight_power)[ytr]
+            )
+            p = np.zeros((int(test.sum()), 4))
+            p[:, clf.classes_] = clf.predict_proba(hand[test])
+            probas["hand_gbm"][test] = p
+            train_s["hand_gbm"] += time.perf_counter() - t
+        tick(f"fold {k + 1}: gbm")
         for name in NETWORKS:
             if name not in cfg.models:
                 continue
             t = time.perf_counter()
+            src = arrays_hybrid if name == "hybrid" else arrays
+            tr = src.subset(train_idx[~inner_val])
+            va = src.subset(train_idx[inner_val])
+            te = src.subset(np.flatnonzero(test))
+            n_ep = cfg.epochs_for(name)
             torch.manual_seed(cfg.seed + k)
-            net = build_rhythm_model(name, n_rr=arrays.rr.shape[1], fs_hz=cfg.fs_hz)
+            hybrid_kw = (
+                HYBRID_HAND_PARAMS if name == "hybrid" and cfg.hybrid_features == "hand" else {}
+            )
+            net = build_rhythm_model(name, n_rr=src.rr.shape[1], fs_hz=cfg.fs_hz, **hybrid_kw)
             fit_cfg = RhythmFitConfig(
-                epochs=cfg.epochs,
+                epochs=n_ep,
                 batch_size=cfg.batch_size,
                 lr=cfg.lr,
                 class_weight_power=cfg.class_weight_power,
@@ -385,10 +532,30 @@ def run_rhythm_benchmark(
                 ep_done += 1
                 tick(f"fold {_k + 1}: {_name} epoch {int(rec['epoch'])}")
 
-            net, hist = fit_rhythm(net, tr, va, fit_cfg, on_epoch=on_epoch)
-            if ep_done < cfg.epochs:
-                tick(f"fold {k + 1}: {name} stopped early", cfg.epochs - ep_done)
-            probas[name][test] = predict_rhythm_proba(net, te, window_s=cfg.window_s)
+            if name == "hybrid" and cfg.hybrid_head == "stack":
+
+                def make_net(_src: Any = src, _kw: dict[str, int] = hybrid_kw) -> Any:
+                    return build_rhythm_model(
+                        "hybrid", n_rr=_src.rr.shape[1], fs_hz=cfg.fs_hz, **_kw
+                    )
+
+                p_te, hist, net = _stacked_hybrid(
+                    src,
+                    train_idx,
+                    inner_val,
+                    np.flatnonzero(test),
+                    make_net=make_net,
+                    fit_cfg=fit_cfg,
+                    cfg=cfg,
+                    on_epoch=on_epoch,
+                )
+                probas[name][test] = p_te
+            else:
+                net, hist = fit_rhythm(net, tr, va, fit_cfg, on_epoch=on_epoch)
+                probas[name][test] = predict_rhythm_proba(net, te, window_s=cfg.window_s)
+            n_ep_run = 2 * n_ep if (name == "hybrid" and cfg.hybrid_head == "stack") else n_ep
+            if ep_done < n_ep_run:
+                tick(f"fold {k + 1}: {name} stopped early", n_ep_run - ep_done)
             histories[name].append(hist)
             train_s[name] += time.perf_counter() - t
             if name == "hybrid" and k == 0 and cfg.measure_inference:
@@ -400,8 +567,18 @@ def run_rhythm_benchmark(
             yt = y[test]
             fold_scores[m].append(cinc_f1(yt, probas[m][test].argmax(1)))
 
+    report_models = list(cfg.models)
+    if "hybrid" in cfg.models and "hand_gbm" in cfg.models:
+        # an ensemble: a different model, reported beside the hybrid, never in its place
+        probas["hybrid+hand_gbm"] = 0.5 * (probas["hybrid"] + probas["hand_gbm"])
+        fold_scores["hybrid+hand_gbm"] = [
+            cinc_f1(y[folds == k], probas["hybrid+hand_gbm"][folds == k].argmax(1))
+            for k in range(cfg.n_folds)
+        ]
+        train_s["hybrid+hand_gbm"] = train_s["hybrid"] + train_s["hand_gbm"]
+        report_models.append("hybrid+hand_gbm")
     results = {}
-    for m in cfg.models:
+    for m in report_models:
         metrics = rhythm_metrics(
             y,
             probas[m],
@@ -416,7 +593,7 @@ def run_rhythm_benchmark(
         results[m] = metrics
     deltas = {}
     if "hybrid" in cfg.models:
-        for m in cfg.models:
+        for m in report_models:
             if m != "hybrid":
                 deltas[m] = _paired_delta(
                     y,
@@ -430,7 +607,7 @@ def run_rhythm_benchmark(
         records=np.asarray(records),
         y=y,
         folds=folds,
-        **{f"proba_{m}": probas[m] for m in cfg.models},
+        **{f"proba_{m}": probas[m] for m in report_models},
     )
     return {
         "benchmark": "rhythm",
@@ -508,8 +685,10 @@ def render_rhythm_markdown(report: dict[str, Any], command: str = "heartline ben
     h = report["models"].get("hybrid")
     lines += ["", "## Targets", ""]
     if h is not None:
-        others = [r["cinc_f1"] for m, r in report["models"].items() if m != "hybrid"]
-        others_a = [r["classes"]["A"]["f1"] for m, r in report["models"].items() if m != "hybrid"]
+        # ensembles that contain the hybrid (``a+b`` rows) are other models, not baselines
+        base = {m: r for m, r in report["models"].items() if m != "hybrid" and "+" not in m}
+        others = [r["cinc_f1"] for r in base.values()]
+        others_a = [r["classes"]["A"]["f1"] for r in base.values()]
         ahead = all(h["cinc_f1"] > o for o in others) and all(
             h["classes"]["A"]["f1"] > o for o in others_a if o is not None
         )
@@ -538,9 +717,13 @@ def render_rhythm_markdown(report: dict[str, Any], command: str = "heartline ben
         "Baselines: `af_rule` = `heartline.alerts.rules.detect_af_like` (defaults: 64-interval "
         "windows, 30 s minimum episode) on Heartline's detected beats, A if it fires else N; "
         "`dash_rule` = Dash et al. 2009 thresholds on the whole record; `rr_gbm` = "
-        "HistGradientBoosting on the RR-irregularity features; `lstm` / `cnn` = LSTM-only / "
-        "CNN-only networks (no RR features); `hybrid` = CNN + BiLSTM + attention with the RR "
-        "features fused.",
+        "HistGradientBoosting on the RR-irregularity features; `hand_gbm` = the same on the "
+        "hybrid's hand features (RR + beat morphology, P wave, T-Q atrial activity, spectrum); "
+        "`lstm` / `cnn` = LSTM-only / CNN-only networks (no hand features); `hybrid` = CNN + "
+        "BiLSTM + attention with the hand features (RR only when `hybrid_features` is `rr`) "
+        "standardised on the training folds and fused into its head; `hybrid+hand_gbm` = an "
+        "ensemble (mean of the two models' probabilities), a different model from the hybrid, "
+        "not counted as a baseline.",
         "",
         "Plots: `rhythm_confusion.png`, `rhythm_f1.png`.",
     ]
@@ -649,9 +832,11 @@ def ship_rhythm_model(
 
     from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
     from heartline.edge.rhythm import OnnxRhythmClassifier
-    from heartline.models.rhythm import build_rhythm_model
+    from heartline.features.rhythm import RR_FEATURE_NAMES
+    from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
+        build_hand_features,
         build_rhythm_arrays,
         class_weights,
         export_rhythm_onnx,
@@ -659,6 +844,7 @@ def ship_rhythm_model(
         predict_rhythm_proba,
         rhythm_metrics,
         window_batches,
+        with_hand_features,
     )
     from heartline.training.rundir import git_revision, platform_info, write_json
 
@@ -682,6 +868,11 @@ def ship_rhythm_model(
     )
     if state["done"] < n:
         tick("preprocess (cached)", n - state["done"])
+    # the shipped hybrid takes the whole hand-feature vector (RR + morphology), like the
+    # cross-validated one; the edge run time reads the feature count from the ONNX metadata
+    hand = build_hand_features(index["record"].tolist(), data_dir=data_dir, cache_dir=cache_dir)
+    arrays = with_hand_features(arrays, hand)
+    n_rr_only = len(RR_FEATURE_NAMES)  # the RR + gradient-boosting baseline keeps RR only
     test = cinc2017_holdout(index["label"], test_fraction=0.2, seed=seed)
     train_idx = np.flatnonzero(~test)
     inner_val = cinc2017_holdout(arrays.y[train_idx], test_fraction=0.1, seed=seed + 1)
@@ -692,7 +883,7 @@ def ship_rhythm_model(
         epochs=epochs, seed=seed, patience=max(3, epochs // 3), train_crop_s=train_crop_s
     )
     torch.manual_seed(seed)
-    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz)
+    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz, **HYBRID_HAND_PARAMS)
     t = time.perf_counter()
     net, hist = fit_rhythm(
         net, tr, va, fit_cfg, on_epoch=lambda r: tick(f"epoch {int(r['epoch'])}")
@@ -725,9 +916,9 @@ def ship_rhythm_model(
     trg = arrays.subset(train_idx)
     gbm = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.05, early_stopping=False, random_state=seed
-    ).fit(trg.rr, trg.y, sample_weight=class_weights(trg.y, 0.5)[trg.y])
+    ).fit(trg.rr[:, :n_rr_only], trg.y, sample_weight=class_weights(trg.y, 0.5)[trg.y])
     p_gbm = np.zeros((len(te), 4))
-    p_gbm[:, gbm.classes_] = gbm.predict_proba(te.rr)
+    p_gbm[:, gbm.classes_] = gbm.predict_proba(te.rr[:, :n_rr_only])
     gbm_metrics = rhythm_metrics(te.y, p_gbm, n_bootstrap=1000, seed=seed).to_dict()
     timing = _time_onnx(onnx_path, x, m, rr)
     timing.update(_time_end_to_end(onnx_path, te.records.tolist(), data_dir))

@@ -24,6 +24,12 @@ def bench_rhythm(
     ] = False,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per network.")] = 4,
+    baseline_epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--baseline-epochs", min=1, help="Epochs of the CNN-only and LSTM-only baselines."
+        ),
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option("--models", help="Comma-separated models (default: all)."),
@@ -45,7 +51,14 @@ def bench_rhythm(
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else BENCH_MODELS
     try:
-        cfg = RhythmBenchConfig(n_folds=folds, epochs=epochs, models=names, seed=seed, quick=quick)
+        cfg = RhythmBenchConfig(
+            n_folds=folds,
+            epochs=epochs,
+            baseline_epochs=baseline_epochs,
+            models=names,
+            seed=seed,
+            quick=quick,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--models") from None
     with progress() as bar:

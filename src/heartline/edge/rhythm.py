@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from heartline.errors import HeartlineError
-from heartline.features.rhythm import rhythm_model_signal, rhythm_rr_features
+from heartline.features.rhythm import (
+    HAND_FEATURE_NAMES,
+    rhythm_hand_features,
+    rhythm_model_signal,
+    rhythm_rr_features,
+)
 
 __all__ = [
     "MIN_FS_HZ",
@@ -204,7 +209,12 @@ class OnnxRhythmClassifier:
             return f"signal is clipped ({100 * clipped:.1f} % of samples at its limits)"
         try:
             sig = rhythm_model_signal(x, fs=fs, fs_model_hz=self.fs_hz)
-            rr = rhythm_rr_features(x, fs=fs)
+            # a model fused with the whole hand-feature vector (RR + morphology) says so by
+            # its feature count; older models take the RR features only
+            if self.n_rr == len(HAND_FEATURE_NAMES):
+                rr = rhythm_hand_features(x, fs=fs)
+            else:
+                rr = rhythm_rr_features(x, fs=fs)
         except HeartlineError as exc:
             return str(exc)
         if rr[0] <= 0.0:  # n_beats_per_10s

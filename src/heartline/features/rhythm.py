@@ -22,6 +22,7 @@ Heart Circ Physiol 300(1):H319-H325 (2011).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -30,7 +31,11 @@ from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
 
 __all__ = [
+    "HAND_FEATURE_NAMES",
+    "MORPH_FEATURE_NAMES",
     "RR_FEATURE_NAMES",
+    "morphology_features_from_peaks",
+    "rhythm_hand_features",
     "rhythm_model_signal",
     "rhythm_rr_features",
     "rr_features_from_peaks",
@@ -63,6 +68,46 @@ RR_FEATURE_NAMES: tuple[str, ...] = (
     "frac_flat",
     "peak_amp_cv",
 )
+
+
+#: Beat-morphology, P-wave, atrial-activity and spectral features
+#: (:func:`morphology_features_from_peaks`), appended to :data:`RR_FEATURE_NAMES` in
+#: :data:`HAND_FEATURE_NAMES`.
+MORPH_FEATURE_NAMES: tuple[str, ...] = (
+    "tmpl_corr_median",
+    "tmpl_corr_p10",
+    "frac_beats_corr_lt_080",
+    "frac_premature_abnormal",
+    "qrs_width_s",
+    "r_polarity",
+    "p_amp_ratio",
+    "p_corr_mean",
+    "p_corr_median",
+    "p_energy_ratio",
+    "t_amp_ratio",
+    "st_level_ratio",
+    "pr_interval_s",
+    "residual_rms_ratio",
+    "residual_fwave_ratio",
+    "tq_rms_ratio",
+    "tq_fwave_ratio",
+    "rr_lag1_corr",
+    "rr_alternation",
+    "rr_skew",
+    "local_hr_min_bpm",
+    "local_hr_max_bpm",
+    "frac_long_gaps",
+    "spec_0_3",
+    "spec_3_10",
+    "spec_10_20",
+    "spec_20_40",
+    "spec_entropy",
+    "spec_peak_hz",
+    "sig_kurtosis",
+)
+
+#: Column order of :func:`rhythm_hand_features`: the RR features, then the morphology ones.
+HAND_FEATURE_NAMES: tuple[str, ...] = RR_FEATURE_NAMES + MORPH_FEATURE_NAMES
 
 
 def _trimmed(rr: np.ndarray) -> np.ndarray:
@@ -239,3 +284,177 @@ def rhythm_model_signal(x: object, *, fs: float, fs_model_hz: float) -> np.ndarr
         raise SignalError("ecg is flat after band-pass filtering (no usable signal)")
     y = np.clip((y - np.median(y)) / scale, -10.0, 10.0)
     return y.astype(np.float32)
+
+
+def _band_ratio(seg: np.ndarray, fs: float, lo: float, hi: float) -> float:
+    """Fraction of the power of ``seg`` (mean removed) between ``lo`` and ``hi`` Hz."""
+    if seg.size < 8:
+        return 0.0
+    spec = np.abs(np.fft.rfft(seg - seg.mean())) ** 2
+    f = np.fft.rfftfreq(seg.size, 1.0 / fs)
+    tot = float(spec[f >= 0.5].sum())
+    return float(spec[(f >= lo) & (f < hi)].sum() / tot) if tot > 0 else 0.0
+
+
+def morphology_features_from_peaks(
+    peak_idx: np.ndarray, xf: np.ndarray, *, fs: float
+) -> np.ndarray:
+    """:data:`MORPH_FEATURE_NAMES` from R peaks of a band-passed (0.5-40 Hz) single lead ``xf``.
+
+    Beats are cut from 0.30 s before to 0.45 s after each R peak and compared with their
+    median template: template correlation (noise, ectopy), QRS width, the P wave of the
+    template and its beat-to-beat consistency (absent or inconsistent in atrial fibrillation),
+    T and ST levels, the residual after template subtraction and the T-Q segment activity with
+    its 4-9 Hz share (fibrillatory waves), RR sequence structure (bigeminy alternation,
+    lag-1 correlation), and the record's spectrum (Welch-free periodogram bands, spectral
+    entropy). Amplitudes are relative to the template's R amplitude, so gain does not matter.
+    Too few beats give zeros; every value is finite.
+
+    References
+    ----------
+    Clifford GD et al. AF classification from a short single lead ECG recording: the
+    PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).
+    Datta S et al. Identifying normal, AF and other abnormal ECG rhythms using a cascaded
+    binary classifier. Computing in Cardiology 44 (2017) (P-wave and morphology features).
+    """
+    fs = check_fs(fs)
+    f = dict.fromkeys(MORPH_FEATURE_NAMES, 0.0)
+    x = np.asarray(xf, dtype=np.float64)
+    peaks = np.asarray(peak_idx, dtype=np.int64)
+    if x.size >= 16:
+        seg = x - x.mean()
+        spec = np.abs(np.fft.rfft(seg)) ** 2
+        fr = np.fft.rfftfreq(seg.size, 1.0 / fs)
+        keep = (fr >= 0.5) & (fr < 40.0)
+        tot = float(spec[keep].sum())
+        if tot > 0:
+            for name, lo, hi in (
+                ("spec_0_3", 0.5, 3.0),
+                ("spec_3_10", 3.0, 10.0),
+                ("spec_10_20", 10.0, 20.0),
+                ("spec_20_40", 20.0, 40.0),
+            ):
+                f[name] = float(spec[(fr >= lo) & (fr < hi)].sum() / tot)
+            # spectral entropy over 1 Hz bins
+            edges = np.arange(0.5, 40.5, 1.0)
+            binp = np.asarray(
+                [spec[(fr >= a) & (fr < a + 1.0)].sum() for a in edges[:-1]], dtype=np.float64
+            )
+            pb = binp[binp > 0] / max(binp.sum(), 1e-12)
+            f["spec_entropy"] = float(-np.sum(pb * np.log(pb)) / np.log(len(edges) - 1))
+            f["spec_peak_hz"] = float(fr[keep][int(np.argmax(spec[keep]))])
+        sd = float(np.std(x))
+        if sd > 0:
+            f["sig_kurtosis"] = float(np.mean(((x - x.mean()) / sd) ** 4))
+    if peaks.size >= 2:
+        rr = np.diff(peaks) / fs
+        f["frac_long_gaps"] = float(rr[rr > 2.0].sum() / max(x.size / fs, 1e-6))
+    if peaks.size >= 5:
+        rr = np.diff(peaks) / fs
+        if rr.size >= 3 and np.std(rr[1:]) > 0 and np.std(rr[:-1]) > 0:
+            f["rr_lag1_corr"] = float(np.corrcoef(rr[1:], rr[:-1])[0, 1])
+        drr = np.diff(rr)
+        if drr.size >= 2:
+            f["rr_alternation"] = float(np.mean(drr[1:] * drr[:-1] < 0))
+        sd = float(np.std(rr))
+        if sd > 0:
+            f["rr_skew"] = float(np.mean(((rr - rr.mean()) / sd) ** 3))
+        if rr.size >= 5:
+            loc = np.convolve(rr, np.ones(5) / 5.0, mode="valid")
+            f["local_hr_min_bpm"] = float(60.0 / loc.max())
+            f["local_hr_max_bpm"] = float(60.0 / loc.min())
+    pre, post = round(0.30 * fs), round(0.45 * fs)
+    ok = peaks[(peaks >= pre) & (peaks + post < x.size)]
+    if ok.size >= 4:
+        beats = np.stack([x[p - pre : p + post] for p in ok])
+        beats = beats - np.median(beats[:, : round(0.05 * fs)], axis=1, keepdims=True)
+        tmpl = np.median(beats, axis=0)
+        r_amp = float(tmpl[pre])
+        f["r_polarity"] = 1.0 if r_amp >= 0 else -1.0
+        scale = max(abs(r_amp), float(np.max(np.abs(tmpl))) * 0.5, 1e-6)
+        tc = tmpl - tmpl.mean()
+        bc = beats - beats.mean(axis=1, keepdims=True)
+        denom = np.linalg.norm(bc, axis=1) * max(float(np.linalg.norm(tc)), 1e-12)
+        corr = (bc @ tc) / np.maximum(denom, 1e-12)
+        f["tmpl_corr_median"] = float(np.median(corr))
+        f["tmpl_corr_p10"] = float(np.percentile(corr, 10))
+        f["frac_beats_corr_lt_080"] = float(np.mean(corr < 0.8))
+        # premature (short preceding RR) and unlike the template: ectopic beats
+        rr_ok = np.diff(peaks) / fs
+        med_rr = float(np.median(rr_ok)) if rr_ok.size else 1.0
+        prev_rr = np.interp(ok, peaks[1:], rr_ok) if rr_ok.size else np.full(ok.size, med_rr)
+        f["frac_premature_abnormal"] = float(np.mean((prev_rr < 0.85 * med_rr) & (corr < 0.9)))
+        a = np.abs(tmpl) / scale
+        above = np.flatnonzero(a >= 0.3)
+        around = above[np.abs(above - pre) < round(0.12 * fs)]
+        if around.size:
+            f["qrs_width_s"] = float((around.max() - around.min() + 1) / fs)
+        p_lo, p_hi = pre - round(0.25 * fs), pre - round(0.08 * fs)
+        ptm = tmpl[p_lo:p_hi]
+        f["p_amp_ratio"] = float((ptm.max() - ptm.min()) / scale)
+        if ptm.size:
+            f["pr_interval_s"] = float(
+                (pre - (p_lo + int(np.argmax(np.abs(ptm - ptm.mean()))))) / fs
+            )
+        pb_ = beats[:, p_lo:p_hi]
+        pbc = pb_ - pb_.mean(axis=1, keepdims=True)
+        ptc = ptm - ptm.mean()
+        pden = np.linalg.norm(pbc, axis=1) * max(float(np.linalg.norm(ptc)), 1e-12)
+        pcorr = (pbc @ ptc) / np.maximum(pden, 1e-12)
+        f["p_corr_mean"] = float(np.mean(pcorr))
+        f["p_corr_median"] = float(np.median(pcorr))
+        base = beats[:, : round(0.05 * fs)]
+        f["p_energy_ratio"] = float(
+            np.sqrt(np.mean(ptc**2)) / max(float(np.sqrt(np.mean(base**2))), 1e-6 * scale)
+        )
+        t_seg = tmpl[pre + round(0.15 * fs) :]
+        f["t_amp_ratio"] = float(np.max(np.abs(t_seg)) / scale) if t_seg.size else 0.0
+        f["st_level_ratio"] = float(
+            np.mean(tmpl[pre + round(0.06 * fs) : pre + round(0.12 * fs)]) / scale
+        )
+        resid = beats - tmpl
+        f["residual_rms_ratio"] = float(np.sqrt(np.mean(resid**2)) / scale)
+        f["residual_fwave_ratio"] = _band_ratio(resid.ravel(), fs, 4.0, 9.0)
+        # T-Q segments: 0.45 s after an R peak up to 0.10 s before the next one
+        segs = []
+        for a_, b_ in itertools.pairwise(peaks):
+            lo_, hi_ = a_ + round(0.45 * fs), b_ - round(0.10 * fs)
+            if hi_ - lo_ >= round(0.10 * fs):
+                s_ = x[lo_:hi_]
+                segs.append(s_ - s_.mean())
+        if segs:
+            tq = np.concatenate(segs)
+            f["tq_rms_ratio"] = float(np.sqrt(np.mean(tq**2)) / scale)
+            f["tq_fwave_ratio"] = float(np.mean([_band_ratio(s_, fs, 4.0, 9.0) for s_ in segs]))
+    out = np.zeros(len(MORPH_FEATURE_NAMES), dtype=np.float64)
+    for i, name in enumerate(MORPH_FEATURE_NAMES):
+        v = float(f[name])
+        out[i] = v if math.isfinite(v) else 0.0
+    return out.astype(np.float32)
+
+
+def rhythm_hand_features(x: object, *, fs: float) -> np.ndarray:
+    """:data:`HAND_FEATURE_NAMES` of one single-lead record (float32): RR, then morphology.
+
+    One run of Heartline's R-peak detector at the record's own rate; the morphology part is
+    computed on the 0.5-40 Hz band-passed lead (:func:`morphology_features_from_peaks`).
+
+    Raises
+    ------
+    SignalError
+        ``x`` not 1-D, NaN/inf samples, or a bad ``fs``.
+    """
+    from heartline.signal._validate import as_1d_signal
+    from heartline.signal.filters import bandpass
+    from heartline.signal.rpeaks import detect_r_peaks
+
+    fs = check_fs(fs)
+    arr = as_1d_signal(x, name="ecg", min_samples=1)
+    peaks = detect_r_peaks(arr, fs=fs).sample_idx
+    rr = rr_features_from_peaks(peaks, arr, fs=fs, duration_s=arr.size / fs)
+    if arr.size > 3 * fs:
+        xf = bandpass(arr, fs=fs, low_hz=0.5, high_hz=min(40.0, 0.45 * fs), order=2)
+    else:
+        xf = arr - np.median(arr)
+    morph = morphology_features_from_peaks(peaks, xf, fs=fs)
+    return np.concatenate([rr, morph]).astype(np.float32)

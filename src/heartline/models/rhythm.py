@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "HYBRID_HAND_PARAMS",
     "RHYTHM_CLASSES",
     "RHYTHM_MODELS",
     "CnnRhythmNet",
@@ -127,6 +128,7 @@ class HybridRhythmNet(RhythmNet):
         channels: tuple[int, ...] = (8, 16, 32, 48, 64),
         hidden: int = 32,
         rr_hidden: int = 32,
+        rr_layers: int = 1,
         dropout: float = 0.2,
         use_rr: bool = True,
     ) -> None:
@@ -137,7 +139,20 @@ class HybridRhythmNet(RhythmNet):
         self.use_rr = bool(use_rr) and n_rr > 0
         rr_out = 0
         if self.use_rr:
-            self.rr_net = nn.Sequential(nn.Linear(n_rr, rr_hidden), nn.ReLU())
+            if rr_layers == 2:
+                # the hand-feature vector (RR irregularity, beat morphology, P wave, spectrum;
+                # :data:`HYBRID_HAND_PARAMS`) gets a second layer
+                self.rr_net = nn.Sequential(
+                    nn.Linear(n_rr, 2 * rr_hidden),
+                    nn.ReLU(),
+                    nn.Dropout(dropout),
+                    nn.Linear(2 * rr_hidden, rr_hidden),
+                    nn.ReLU(),
+                )
+            elif rr_layers == 1:
+                self.rr_net = nn.Sequential(nn.Linear(n_rr, rr_hidden), nn.ReLU())
+            else:
+                raise ValueError(f"rr_layers must be 1 or 2, got {rr_layers}")
             rr_out = rr_hidden
         self.head = nn.Sequential(
             nn.Dropout(dropout),
@@ -209,6 +224,10 @@ class LstmRhythmNet(RhythmNet):
         seq, _ = self.lstm(frames)
         return self.head(_masked_pool(seq, m))
 
+
+#: Options of the hybrid when it takes the whole hand-feature vector
+#: (:data:`heartline.features.rhythm.HAND_FEATURE_NAMES`): a wider, two-layer feature branch.
+HYBRID_HAND_PARAMS: dict[str, int] = {"rr_hidden": 48, "rr_layers": 2}
 
 #: Registry: name -> constructor (keyword arguments ``n_rr``, ``fs_hz`` and model options).
 RHYTHM_MODELS: dict[str, Callable[..., RhythmNet]] = {

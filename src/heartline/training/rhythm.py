@@ -33,7 +33,9 @@ import torch
 
 from heartline.data.cinc2017 import CINC2017_CLASSES, read_cinc2017
 from heartline.features.rhythm import (
+    HAND_FEATURE_NAMES,
     RR_FEATURE_NAMES,
+    rhythm_hand_features,
     rhythm_model_signal,
     rhythm_rr_features,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "RhythmArrays",
     "RhythmFitConfig",
     "RhythmMetrics",
+    "build_hand_features",
     "build_rhythm_arrays",
     "cinc_f1",
     "class_weights",
@@ -52,6 +55,7 @@ __all__ = [
     "rhythm_cache_path",
     "rhythm_metrics",
     "window_batches",
+    "with_hand_features",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,6 +187,56 @@ def build_rhythm_arrays(
     np.savez(tmp, signals=signals, lengths=lengths, rr=rr)
     tmp.replace(path)
     return RhythmArrays(np.asarray(records), y, signals, lengths, rr, float(fs_hz))
+
+
+def build_hand_features(
+    records: Sequence[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_record: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """:data:`heartline.features.rhythm.HAND_FEATURE_NAMES` of every record, cached on disk.
+
+    The cache file (``<cache_dir>/cinc2017_hand_<hash>.npy``) is keyed by the record list, the
+    feature names and the code version. About 30 ms per record.
+    """
+    records = [str(r) for r in records]
+    key = hashlib.sha256(
+        (
+            "|".join(records) + "|" + ",".join(HAND_FEATURE_NAMES) + f"|hand|v{_CACHE_VERSION}"
+        ).encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    path = cache / f"cinc2017_hand_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    rows = []
+    for rec in records:
+        x, fs = read_cinc2017(rec, data_dir=data_dir)
+        rows.append(rhythm_hand_features(x, fs=fs))
+        if on_record is not None:
+            on_record(rec)
+    out = (
+        np.stack(rows).astype(np.float32)
+        if rows
+        else np.zeros((0, len(HAND_FEATURE_NAMES)), np.float32)
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+def with_hand_features(arrays: RhythmArrays, hand: np.ndarray) -> RhythmArrays:
+    """``arrays`` with its ``rr`` columns replaced by the hand features ``hand`` (same rows)."""
+    hand = np.asarray(hand, dtype=np.float32)
+    if hand.shape[0] != len(arrays):
+        raise ValueError(f"hand has {hand.shape[0]} rows, arrays {len(arrays)}")
+    return RhythmArrays(
+        arrays.records, arrays.y, arrays.signals, arrays.lengths, hand, arrays.fs_hz
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,7 +660,9 @@ def export_rhythm_onnx(
         "heartline.stride_s": str(stride_s),
         "heartline.min_duration_s": str(min_duration_s),
         "heartline.n_rr": str(n_rr),
-        "heartline.rr_features": ",".join(RR_FEATURE_NAMES),
+        "heartline.rr_features": ",".join(
+            HAND_FEATURE_NAMES if n_rr == len(HAND_FEATURE_NAMES) else RR_FEATURE_NAMES
+        ),
         **(extra_metadata or {}),
     }
     m = onnx.load(str(path))
