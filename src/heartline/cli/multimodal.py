@@ -119,6 +119,13 @@ def bench_explain(
     quick: Annotated[
         bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")
     ] = False,
+    timing_only: Annotated[
+        bool,
+        typer.Option(
+            "--timing-only",
+            help="Only the timings (wall and CPU time, load average): no attribution checks.",
+        ),
+    ] = False,
 ) -> None:
     """Time the live (ONNX occlusion) explanation of an alert; QRS and randomisation sanity checks."""
     from heartline.explain.report import run_explain_bench
@@ -127,6 +134,7 @@ def bench_explain(
     run_explain_bench(
         out, records=recs, n_beats=4 if quick else n_beats, n_repeats=5 if quick else 50,
         data_dir=None if data_dir is None else str(data_dir), ig_steps=8 if quick else 32,
+        timing_only=timing_only,
     )  # fmt: skip
     console.print((out / "explain.md").read_text(), soft_wrap=True)
     console.print(f"[green]wrote[/] {out / 'explain.json'}")
