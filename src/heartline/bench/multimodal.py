@@ -269,6 +269,7 @@ def run_multimodal_bench(
     feat_file = (
         Path(cache) / f"features_{len(data)}_{int(model_fs)}hz_{int(data.ecg_ids.sum())}.npy"
     )
+
     def uses_features(model: str) -> bool:
         kind = MODELS[model][0]
         return kind.startswith("gbm") or FUSIONS.get(kind.split("+")[0], (0, 0, False))[2]
