@@ -184,9 +184,7 @@ class MetaBranch(nn.Sequential):
 class FeatureBranch(nn.Sequential):
     """Two-layer MLP over the standardised hand-crafted ECG features (input dropout first)."""
 
-    def __init__(
-        self, *, n_inputs: int, hidden: int, input_dropout: float, dropout: float
-    ) -> None:
+    def __init__(self, *, n_inputs: int, hidden: int, input_dropout: float, dropout: float) -> None:
         super().__init__(
             nn.Dropout(input_dropout),
             nn.Linear(n_inputs, hidden),
@@ -217,7 +215,9 @@ class MultimodalNet(nn.Module):
         self.config = cfg
         use_ecg, use_meta, use_feat = FUSIONS[cfg.fusion]
         if use_feat and cfg.n_features < 1:
-            raise ValueError(f"fusion {cfg.fusion!r} needs n_features > 0 (the ECG-features inputs)")
+            raise ValueError(
+                f"fusion {cfg.fusion!r} needs n_features > 0 (the ECG-features inputs)"
+            )
         d = cfg.embed_dim
         self.ecg = (
             EcgBranch(

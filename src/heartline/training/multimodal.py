@@ -375,9 +375,7 @@ def train_network(
             if settings.augment:
                 xb = augment_crops(xb, rng, settings=settings)
             x = torch.from_numpy(xb)
-            out = model(
-                x, torch.from_numpy(meta[idx]), None if feats_t is None else feats_t[idx]
-            )
+            out = model(x, torch.from_numpy(meta[idx]), None if feats_t is None else feats_t[idx])
             loss = bce(out.logits, y_t[idx])
             if out.aux_logits is not None and settings.aux_weight > 0:
                 n_mod = out.aux_logits.shape[1]
