@@ -131,4 +131,14 @@ def test_alert_explanation_timing_runs(tmp_path, data_dir) -> None:
     r = time_alert_explanation(tmp_path, data_dir=data_dir, n_repeats=1)
     assert r["alert_beats"] == 2 and r["explanation_cpu_ms_median"] > 0
     assert r["provider_ms_median"] > 0 and r["target_ms"] == 300.0
+    assert 0 < r["cpu_share"] <= 1.5  # CPU / wall (a little over 1 if a library thread helps)
     assert not (tmp_path / "alert_explain.db").exists()
+
+
+def test_timing_environment_names_the_load_and_the_cpus() -> None:
+    from heartline.explain.report import timing_environment
+
+    e = timing_environment()
+    assert set(e) >= {"utc", "load_average", "cpu_count", "cpus_allowed", "nice", "omp_num_threads"}
+    assert e["load_average"] is None or (len(e["load_average"]) == 3 and min(e["load_average"]) >= 0)
+    assert e["cpus_allowed"] is None or 1 <= e["cpus_allowed"] <= (e["cpu_count"] or 1)

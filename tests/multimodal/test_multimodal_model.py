@@ -208,3 +208,63 @@ def test_quick_bench_writes_report(tmp_path: Path, data_dir: Path) -> None:
     assert (tmp_path / "multimodal.md").is_file() and (tmp_path / "roc_per_class.png").is_file()
     with pytest.raises(ValueError, match="unknown model"):
         run_multimodal_bench(tmp_path, MultimodalBenchConfig(models=("gpt",)), progress=False)
+
+
+def test_feature_scaler_fits_on_training_values_and_flags_missing_records() -> None:
+    from heartline.training.multimodal import FeatureScaler
+
+    f = np.array([[1.0, 10.0], [3.0, 30.0], [np.nan, 20.0], [1e6, np.nan]], np.float32)
+    sc = FeatureScaler.fit(f[:3])  # the fourth record is not a training record
+    assert sc.mean[0] == pytest.approx(2.0) and sc.mean[1] == pytest.approx(20.0)
+    z = sc.transform(f)
+    assert z.shape == (4, 3) == (4, sc.n_outputs) and np.isfinite(z).all()
+    assert z[0, 0] == pytest.approx(-1.0) and z[2, 0] == 0.0  # missing -> training mean
+    assert z[:, 2].tolist() == [0.0, 0.0, 1.0, 1.0]  # the missing-features flag
+    assert z[3, 0] == pytest.approx(sc.clip)  # extreme values clipped
+    with pytest.raises(ValueError, match="features must be"):
+        sc.transform(f[:, :1])
+
+
+@pytest.mark.parametrize("fusion", ["attention_feat", "attention_ecg_feat", "feat"])
+def test_feature_fusion_modes(fusion: str) -> None:
+    torch.manual_seed(0)
+    net = MultimodalNet(MultimodalConfig(fusion=fusion, n_features=7, aux_heads=fusion != "feat")).eval()
+    out = net(torch.randn(3, 12, 250), torch.randn(3, N_META_INPUTS), torch.randn(3, 7))
+    assert out.logits.shape == (3, 5) and out.modality_weights.shape == (3, 3)
+    assert torch.allclose(out.modality_weights.sum(1), torch.ones(3))
+    used = {"attention_feat": [0, 1, 2], "attention_ecg_feat": [0, 2], "feat": [2]}[fusion]
+    unused = [k for k in range(3) if k not in used]
+    assert out.modality_weights[:, unused].abs().sum() == 0
+    assert (out.aux_logits is None) == (fusion == "feat")
+    if out.aux_logits is not None:
+        assert out.aux_logits.shape == (3, len(used), 5)
+    with pytest.raises(ValueError, match="needs feats"):
+        net(torch.randn(3, 12, 250), torch.randn(3, N_META_INPUTS))
+    with pytest.raises(ValueError, match="n_features > 0"):
+        MultimodalNet(MultimodalConfig(fusion=fusion))
+
+
+def test_hybrid_learns_from_the_features_branch_with_class_weights() -> None:
+    """Class 0 is carried by one hand feature only (the ECG is noise): the hybrid learns it."""
+    rng = np.random.default_rng(2)
+    n = 192
+    ecg = rng.normal(0, 1, (n, 12, 300)).astype(np.float32)
+    y = np.zeros((n, 2), np.int64)
+    y[:, 0] = rng.random(n) < 0.2  # a rare class: the class weights apply
+    y[:, 1] = rng.random(n) < 0.5
+    feats = rng.normal(0, 1, (n, 6)).astype(np.float32)
+    feats[:, 2] += 3.0 * y[:, 0]
+    meta = np.zeros((n, N_META_INPUTS), np.float32)
+    age = np.full(n, np.nan)
+    tr, va = slice(0, 128), slice(128, None)
+    torch.manual_seed(0)
+    net = MultimodalNet(MultimodalConfig(n_classes=2, fusion="attention_feat", n_features=6,
+                                         channels=8, lstm_hidden=8, aux_heads=True))  # fmt: skip
+    st = TrainSettings(epochs=25, lr=1e-2, crop_s=2.5, eval_stride_s=2.5, class_weight=True)
+    net, _ = train_network(net, train=(ecg[tr], meta[tr], y[tr], age[tr]), val=(ecg[va], meta[va], y[va]),
+                           fs=100.0, settings=st, feats_train=feats[tr], feats_val=feats[va])  # fmt: skip
+    pred = predict(net, ecg[va], meta[va], fs=100.0, settings=st, feats=feats[va])
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[va, 0], pred.probs[:, 0]) > 0.85
+    assert pred.modality_weights.shape == (64, 3)

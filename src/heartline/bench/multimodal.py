@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "COMPARISONS",
     "ENSEMBLES",
     "HYBRID_MODELS",
     "MODELS",
@@ -54,7 +56,10 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("cv10", "benchmark")
 #: Derived rows: the mean of two models' probabilities (fixed weights, nothing fitted).
-ENSEMBLES: dict[str, tuple[str, str]] = {"fused_plus_gbm": ("fused", "gbm")}
+ENSEMBLES: dict[str, tuple[str, str]] = {
+    "fused_plus_gbm": ("fused", "gbm"),
+    "hybrid_plus_gbm": ("hybrid", "gbm"),
+}
 #: Model name -> (kind, description). ``kind``: naive, gbm, gbm_ecg, resnet1d, or a fusion mode
 #: of :class:`heartline.models.multimodal.MultimodalNet` (``+age``: with the age head).
 MODELS: dict[str, tuple[str, str]] = {
@@ -67,9 +72,35 @@ MODELS: dict[str, tuple[str, str]] = {
     "late_fusion": ("concat", "hybrid, late fusion (concatenation)"),
     "fused": ("attention", "hybrid, attention fusion"),
     "fused_age": ("attention+age", "hybrid, attention fusion + age head"),
+    "feat_only": ("feat", "hybrid's ECG-features branch only (MLP)"),
+    "hybrid_no_meta": (
+        "attention_ecg_feat",
+        "hybrid, CNN-LSTM + ECG-features branch, attention fusion (no metadata)",
+    ),
+    "hybrid": (
+        "attention_feat",
+        "multimodal hybrid: CNN-LSTM + ECG-features + metadata branches, attention fusion",
+    ),
 }
 #: The hybrid's variants, trained with the hybrid budget (``hybrid_epochs`` etc.).
-HYBRID_MODELS = ("ecg_only", "late_fusion", "fused", "fused_age")
+HYBRID_MODELS = (
+    "ecg_only",
+    "late_fusion",
+    "fused",
+    "fused_age",
+    "feat_only",
+    "hybrid_no_meta",
+    "hybrid",
+)
+#: Paired comparisons ``(a, b)`` reported as a minus b (when both models ran).
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("hybrid", "hybrid_no_meta"),
+    ("fused", "ecg_only"),
+    ("gbm", "gbm_ecg"),
+    ("fused_age", "fused"),
+    ("hybrid", "gbm"),
+    ("hybrid_no_meta", "feat_only"),
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +116,7 @@ class MultimodalBenchConfig:
     hybrid_epochs: int = 50
     hybrid_patience: int | None = 10
     hybrid_augment: bool = True
+    hybrid_class_weight: bool = True
     max_records: int | None = None
     folds: tuple[int, ...] | None = None  # test folds to run (cv10); None = all 10
     n_boot: int = 1000
@@ -185,9 +217,10 @@ def run_multimodal_bench(
     import torch
 
     from heartline.data.ptbxl import load_ptbxl
-    from heartline.models.multimodal import MultimodalConfig
+    from heartline.models.multimodal import FUSIONS, MultimodalConfig
     from heartline.training.multimodal import (
         EcgScaler,
+        FeatureScaler,
         MetaScaler,
         TrainSettings,
         best_f1_thresholds,
@@ -207,6 +240,7 @@ def run_multimodal_bench(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start, cpu_start = time.perf_counter(), time.process_time()
+    load_start = list(os.getloadavg())
     torch.set_num_threads(1)
     cache = config.cache_dir or str(out / "cache")
     data = load_ptbxl(
@@ -235,8 +269,13 @@ def run_multimodal_bench(
     feat_file = (
         Path(cache) / f"features_{len(data)}_{int(model_fs)}hz_{int(data.ecg_ids.sum())}.npy"
     )
+
+    def uses_features(model: str) -> bool:
+        kind = MODELS[model][0]
+        return kind.startswith("gbm") or FUSIONS.get(kind.split("+")[0], (0, 0, False))[2]
+
     feats = None
-    if any(MODELS[m][0].startswith("gbm") for m in config.models):
+    if any(uses_features(m) for m in config.models):
         if feat_file.is_file():
             feats = np.load(feat_file)
         else:
@@ -249,6 +288,7 @@ def run_multimodal_bench(
         epochs=config.hybrid_epochs,
         patience=config.hybrid_patience,
         augment=config.hybrid_augment,
+        class_weight=config.hybrid_class_weight,
         seed=config.seed,
     )
 
@@ -276,7 +316,7 @@ def run_multimodal_bench(
         m: {
             "probs": np.full(y_all.shape, np.nan),
             "pred": np.zeros(y_all.shape, dtype=np.int64),
-            "weights": np.full((len(y_all), 2), np.nan),
+            "weights": np.full((len(y_all), 3), np.nan),
             "age": np.full(len(y_all), np.nan),
         }
         for m in config.models
@@ -302,6 +342,9 @@ def run_multimodal_bench(
             ms = MetaScaler.fit(data.metadata.take(tr))
             ecg = es.transform(signals)
             meta = ms.transform(data.metadata)
+            feats_z = None
+            if feats is not None:
+                feats_z = FeatureScaler.fit(feats[tr]).transform(feats)
             a_mean, a_std = float(np.nanmean(age_all[tr])), float(np.nanstd(age_all[tr]))
             age_z = (age_all - a_mean) / a_std
             for m in config.models:
@@ -338,12 +381,17 @@ def run_multimodal_bench(
                     weights_t, age_t = None, None
                 else:
                     fusion = kind.split("+")[0]
+                    with_feats = fusion in FUSIONS and FUSIONS[fusion][2]
+                    assert not with_feats or feats_z is not None
+                    fz = feats_z if with_feats else None
                     cfg = MultimodalConfig(
                         n_leads=ecg.shape[1],
                         n_classes=len(names),
                         fs_hz=model_fs,
                         fusion="ecg" if fusion == "resnet1d" else fusion,
                         age_head=kind.endswith("+age"),
+                        n_features=0 if fz is None else fz.shape[1],
+                        aux_heads=with_feats and fusion != "feat",
                     )
                     torch.manual_seed(config.seed)
                     net = build_network(fusion, config=cfg)
@@ -353,9 +401,18 @@ def run_multimodal_bench(
                         val=(ecg[va], meta[va], y_all[va]),
                         fs=model_fs,
                         settings=settings,
+                        feats_train=None if fz is None else fz[tr],
+                        feats_val=None if fz is None else fz[va],
                     )
                     info.update({k: v for k, v in info_t.items() if k != "history"})
-                    pv = predict(net, ecg[va], meta[va], fs=model_fs, settings=settings).probs
+                    pv = predict(
+                        net,
+                        ecg[va],
+                        meta[va],
+                        fs=model_fs,
+                        settings=settings,
+                        feats=None if fz is None else fz[va],
+                    ).probs
                     pred_t = predict(
                         net,
                         ecg[te],
@@ -363,6 +420,7 @@ def run_multimodal_bench(
                         fs=model_fs,
                         settings=settings,
                         age_scale=(a_mean, a_std),
+                        feats=None if fz is None else fz[te],
                     )
                     pt, weights_t, age_t = pred_t.probs, pred_t.modality_weights, pred_t.age_y
                 if not ckpt.is_file():
@@ -380,7 +438,7 @@ def run_multimodal_bench(
                 oof[m]["probs"][te] = pt
                 oof[m]["pred"][te] = (pt >= thr).astype(np.int64)
                 if weights_t is not None:
-                    oof[m]["weights"][te] = weights_t
+                    oof[m]["weights"][te, : weights_t.shape[1]] = weights_t
                 if age_t is not None:
                     oof[m]["age"][te] = age_t
                 fold_auc[m].append(macro_auc(y_all[te], pt))
@@ -438,11 +496,12 @@ def run_multimodal_bench(
         ok = np.isfinite(age_p) & np.isfinite(age_all[idx])
         met["age_mae_y"] = float(np.abs(age_p[ok] - age_all[idx][ok]).mean()) if ok.any() else None
         w = oof[m]["weights"][idx]
-        if m in MODELS and np.isfinite(w).all() and MODELS[m][0].startswith("attention"):
+        w = w[:, np.isfinite(w).all(axis=0)]
+        if m in MODELS and w.shape[1] >= 2 and MODELS[m][0].startswith("attention"):
             met["modality_weights_by_class"] = {
                 name: {
-                    "ecg": float(w[y[:, c] == 1, 0].mean()),
-                    "metadata": float(w[y[:, c] == 1, 1].mean()),
+                    mod: float(w[y[:, c] == 1, j].mean())
+                    for j, mod in enumerate(("ecg", "metadata", "features")[: w.shape[1]])
                 }
                 for c, name in enumerate(names)
                 if y[:, c].any()
@@ -450,7 +509,7 @@ def run_multimodal_bench(
         met["folds"] = train_info[m]
         results[m] = met
     comparison: dict[str, Any] = {}
-    for a, b_ in (("fused", "ecg_only"), ("gbm", "gbm_ecg"), ("fused_age", "fused")):
+    for a, b_ in COMPARISONS:
         if a in results and b_ in results:
             diff = boots[a] - boots[b_]
             diff = diff[np.isfinite(diff)]
@@ -492,6 +551,8 @@ def run_multimodal_bench(
             "train": base_settings.__dict__,
             "train_hybrid": hybrid_settings.__dict__,
             "hybrid_models": [m for m in config.models if m in HYBRID_MODELS],
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
             "torch_threads": 1,
         },
         "wall_s": round(wall_s, 1),
@@ -571,6 +632,10 @@ def _plots(
         plt.close(fig)
 
 
+def _fmt_load(load: list[float] | None) -> str:
+    return "unknown" if not load else " ".join(f"{v:.2f}" for v in load)
+
+
 def _fmt_ci(ci: list[float]) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -582,7 +647,9 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         f"Commit `{r['commit']}`, {r['fs_hz']} Hz, wall time {r['wall_s']:.0f} s, CPU time "
         f"{r.get('cpu_s', float('nan')):.0f} s (1 torch thread; shared machine: wall times are "
-        "inflated by other load).",
+        "inflated by other load; load average at start "
+        f"{_fmt_load(r['settings'].get('load_average_start'))}, at end "
+        f"{_fmt_load(r['settings'].get('load_average_end'))}).",
         f"Class counts (evaluated records): {r['class_counts']}.",
         "",
         "| model | pooled macro-AUC [95 % CI] | "
@@ -629,7 +696,7 @@ def _markdown(r: dict[str, Any]) -> str:
                 "",
                 f"Modality attention of `{m}` (mean OOF weight, by true class): "
                 + ", ".join(
-                    f"{n}: ECG {w['ecg']:.2f} / metadata {w['metadata']:.2f}"
+                    f"{n}: " + " / ".join(f"{mod} {v:.2f}" for mod, v in w.items())
                     for n, w in v["modality_weights_by_class"].items()
                 ),
             ]

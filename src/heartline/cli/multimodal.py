@@ -52,6 +52,13 @@ def bench_multimodal(
         str | None, typer.Option(help="Comma-separated models (default: all).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap draws over records for the CIs (--quick: 50).")
+    ] = 1000,
+    hybrid_class_weight: Annotated[
+        bool,
+        typer.Option(help="Label-wise class weights sqrt(neg/pos) in the hybrid's BCE loss."),
+    ] = True,
     folds: Annotated[
         str | None,
         typer.Option(
@@ -81,11 +88,12 @@ def bench_multimodal(
             hybrid_epochs=1 if quick else hybrid_epochs,
             hybrid_patience=hybrid_patience or None,
             hybrid_augment=hybrid_augment,
+            hybrid_class_weight=hybrid_class_weight,
             max_records=150 if quick else None,
             folds=(1, 2)
             if quick and protocol == "cv10"
             else (tuple(int(f) for f in folds.split(",")) if folds else None),
-            n_boot=50 if quick else 1000,
+            n_boot=50 if quick else n_boot,
             seed=seed,
             data_dir=None if data_dir is None else str(data_dir),
             cache_dir=None if cache_dir is None else str(cache_dir),
@@ -111,6 +119,13 @@ def bench_explain(
     quick: Annotated[
         bool, typer.Option("--quick", help="Smoke run: 4 beats, 5 repeats, 8 IG steps.")
     ] = False,
+    timing_only: Annotated[
+        bool,
+        typer.Option(
+            "--timing-only",
+            help="Only the timings (wall and CPU time, load average): no attribution checks.",
+        ),
+    ] = False,
 ) -> None:
     """Time the live (ONNX occlusion) explanation of an alert; QRS and randomisation sanity checks."""
     from heartline.explain.report import run_explain_bench
@@ -119,6 +134,7 @@ def bench_explain(
     run_explain_bench(
         out, records=recs, n_beats=4 if quick else n_beats, n_repeats=5 if quick else 50,
         data_dir=None if data_dir is None else str(data_dir), ig_steps=8 if quick else 32,
+        timing_only=timing_only,
     )  # fmt: skip
     console.print((out / "explain.md").read_text(), soft_wrap=True)
     console.print(f"[green]wrote[/] {out / 'explain.json'}")

@@ -12,6 +12,12 @@ beat model's data settings) it measures
   trained and the weight-randomised model's IG maps (1 would mean the map explains the input,
   not the model).
 
+Every timing is given as wall time and as the process's CPU time, beside the machine's load
+average, the CPUs the process may run on and its nice value (:func:`timing_environment`), at the
+start and the end of the run: on a shared machine the wall time measures the load, the CPU
+time the code. ``timing_only=True`` (``heartline bench explain --timing-only``) skips the
+attribution sanity checks, for a quick re-measurement on a quiet machine.
+
 References
 ----------
 Adebayo J et al. Sanity checks for saliency maps. NeurIPS (2018).
@@ -20,6 +26,7 @@ Adebayo J et al. Sanity checks for saliency maps. NeurIPS (2018).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +39,32 @@ __all__ = [
     "run_explain_bench",
     "store_record_alert",
     "time_alert_explanation",
+    "timing_environment",
 ]
 
 #: MIT-BIH records with many V beats.
 DEFAULT_RECORDS = ("119", "208", "233")
 QRS_HALF_S = 0.08
+
+
+def timing_environment() -> dict[str, Any]:
+    """What a timing depends on: load average (1, 5, 15 min), CPUs allowed, nice, threads."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        allowed = None
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": load,
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": allowed,
+        "nice": os.nice(0) if hasattr(os, "nice") else None,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 def qrs_share(
@@ -184,6 +212,10 @@ def time_alert_explanation(
         "explanation_ms_median": 1000 * float(np.median(walls)),
         "explanation_ms_p95": 1000 * float(np.percentile(walls, 95)),
         "explanation_cpu_ms_median": 1000 * float(np.median(cpus)),
+        "explanation_cpu_ms_p95": 1000 * float(np.percentile(cpus, 95)),
+        # CPU time / wall time over the repeats: 1 on an idle core; far below 1 when the
+        # process waited for a CPU (the wall time then measures the machine's load)
+        "cpu_share": float(np.sum(cpus) / max(np.sum(walls), 1e-12)),
         "provider_ms_median": float(np.median(provider_ms)),
         "explanation_cold_ms": 1000 * cold[0],
         "explanation_cold_cpu_ms": 1000 * cold[1],
@@ -200,8 +232,13 @@ def run_explain_bench(
     data_dir: str | None = None,
     model_dir: str | Path | None = None,
     ig_steps: int = 32,
+    timing_only: bool = False,
 ) -> dict[str, Any]:
-    """Run the checks, write ``explain.json``, ``explain.md`` and ``explain.png`` into ``out_dir``."""
+    """Run the checks, write ``explain.json``, ``explain.md`` and ``explain.png`` into ``out_dir``.
+
+    ``timing_only``: only the timings (no Integrated Gradients / QRS / randomisation checks, no
+    plot).
+    """
     import torch
     from scipy.stats import spearmanr
 
@@ -232,7 +269,12 @@ def run_explain_bench(
         idx = np.flatnonzero(bs.labels == bs.classes.index(cls))
         sel[cls] = np.sort(rng.choice(idx, size=min(n_beats, len(idx)), replace=False))
     window_s = bs.pre_s + bs.post_s
-    res: dict[str, Any] = {"records": list(records), "model": str(onnx_path.name), "beats": {}}
+    res: dict[str, Any] = {
+        "records": list(records),
+        "model": str(onnx_path.name),
+        "beats": {},
+        "environment_start": timing_environment(),
+    }
     # timing: one alert = its triggering beat (and a 3-beat run), one thread
     sess = onnx_session(onnx_path)
     v = sel["V"]
@@ -249,6 +291,7 @@ def run_explain_bench(
         timing[f"{n}_beat_ms_median"] = 1000 * float(np.median(ts))
         timing[f"{n}_beat_ms_p95"] = 1000 * float(np.percentile(ts, 95))
         timing[f"{n}_beat_cpu_ms_median"] = 1000 * float(np.median(cpu))
+        timing[f"{n}_beat_cpu_share"] = float(np.sum(cpu) / max(np.sum(ts), 1e-12))
     ts = []
     for i in range(5):
         t0 = time.perf_counter()
@@ -260,6 +303,11 @@ def run_explain_bench(
     res["alert"] = time_alert_explanation(
         out, record=records[0], data_dir=data_dir, n_repeats=max(3, n_repeats // 2)
     )
+    res["environment_end"] = timing_environment()
+    if timing_only:
+        (out / "explain.json").write_text(json.dumps(res, indent=2))
+        (out / "explain.md").write_text(_markdown(res))
+        return res
     region = 2 * round(QRS_HALF_S / window_s * bs.windows.shape[-1]) / bs.windows.shape[-1]
     res["qrs_region_share_of_window"] = region
     examples = {}
@@ -330,6 +378,17 @@ def _plot(path: Path, examples: dict[str, tuple[np.ndarray, ...]], *, pre_s: flo
     plt.close(fig)
 
 
+def _fmt_env(e: dict[str, Any] | None) -> str:
+    if not e:
+        return "unknown"
+    load = e.get("load_average")
+    return (
+        f"load average {' '.join(f'{v:.2f}' for v in load) if load else 'unknown'} "
+        f"({e.get('cpu_count')} CPUs, {e.get('cpus_allowed')} allowed, nice {e.get('nice')}, "
+        f"OMP_NUM_THREADS={e.get('omp_num_threads')}, {e.get('utc')})"
+    )
+
+
 def _markdown(r: dict[str, Any]) -> str:
     t = r["timing"]
     lines = [
@@ -350,6 +409,15 @@ def _markdown(r: dict[str, Any]) -> str:
         f"the provider alone {r['alert']['provider_ms_median']:.0f} ms; first (cold) call "
         f"{r['alert']['explanation_cold_ms']:.0f} ms. Target <= 300 ms.",
         "",
+        f"CPU share (CPU time / wall time; 1 on an idle core): one beat {t.get('1_beat_cpu_share', float('nan')):.2f}, "
+        f"alert {r['alert'].get('cpu_share', float('nan')):.2f}. Start: {_fmt_env(r.get('environment_start'))}; "
+        f"end: {_fmt_env(r.get('environment_end'))}.",
+        "",
+    ]
+    if "qrs_region_share_of_window" not in r:
+        lines += ["Timing only (`--timing-only`): no attribution checks.", ""]
+        return "\n".join(lines)
+    lines += [
         f"QRS region (R +- {QRS_HALF_S * 1000:.0f} ms) = {r['qrs_region_share_of_window']:.2f} of the window.",
         "",
         "| beats | n | predicted | occlusion QRS share | IG QRS share | IG QRS share (random weights) | "

@@ -10,6 +10,8 @@ References
 ----------
 Strodthoff N, Wagner P, Schaeffter T, Samek W. Deep learning for ECG analysis: benchmarks and
 insights from PTB-XL. IEEE J Biomed Health Inform 25(5):1519-1528 (2021).
+Wang W, Tran D, Feiszli M. What makes training multi-modal classification networks hard?
+CVPR (2020) (per-modality auxiliary losses).
 Mehari T, Strodthoff N. Self-supervised representation learning from 12-lead ECG data. Comput
 Biol Med 141:105114 (2022) (ECG augmentations).
 Ke G et al. LightGBM: a highly efficient gradient boosting decision tree. NeurIPS (2017) (the
@@ -38,6 +40,7 @@ from heartline.models.multimodal import (
 
 __all__ = [
     "EcgScaler",
+    "FeatureScaler",
     "MetaScaler",
     "Prediction",
     "TrainSettings",
@@ -114,6 +117,51 @@ class MetaScaler:
         return out
 
 
+@dataclass(frozen=True)
+class FeatureScaler:
+    """Standardisation of the hand-crafted ECG features (:func:`record_features`) for the
+    hybrid's features branch, fitted on the training records' finite values.
+
+    :meth:`transform` returns the standardised features clipped to +-``clip`` SD (a few extreme
+    records would otherwise dominate a small network), with non-finite values (a record without
+    three detectable beats has NaN beat features) at 0, the training mean, and one extra column
+    that is 1 for such records, so the network knows the features are missing rather than
+    average. Features with no finite training value get mean 0 and SD 1 (always 0 after the
+    fill). :func:`record_features` already warns with the count of such records.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    clip: float = 5.0
+
+    @classmethod
+    def fit(cls, feats: np.ndarray, *, clip: float = 5.0) -> FeatureScaler:
+        if feats.ndim != 2:
+            raise ValueError(f"features must be (records, features), got shape {feats.shape}")
+        finite = np.isfinite(feats)
+        n = finite.sum(axis=0)
+        x = np.where(finite, feats, 0.0)
+        mean = np.where(n > 0, x.sum(axis=0) / np.maximum(n, 1), 0.0)
+        var = np.where(finite, (feats - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n, 1)
+        std = np.where((n > 1) & (var > 1e-12), np.sqrt(var), 1.0)
+        return cls(mean=mean.astype(np.float32), std=std.astype(np.float32), clip=clip)
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of :meth:`transform`'s output (features + the missing-features column)."""
+        return len(self.mean) + 1
+
+    def transform(self, feats: np.ndarray) -> np.ndarray:
+        if feats.ndim != 2 or feats.shape[1] != len(self.mean):
+            raise ValueError(
+                f"features must be (records, {len(self.mean)}), got shape {feats.shape}"
+            )
+        z = (feats - self.mean) / self.std
+        missing = ~np.isfinite(z).all(axis=1, keepdims=True)
+        z = np.clip(np.where(np.isfinite(z), z, 0.0), -self.clip, self.clip)
+        return np.concatenate([z, missing], axis=1).astype(np.float32)
+
+
 # -- metrics used during training -----------------------------------------------------------------
 def macro_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Mean ROC AUC over the classes that have both positives and negatives (NaN if none)."""
@@ -150,7 +198,11 @@ class TrainSettings:
     applies standard ECG augmentation to the training crops (besides the random crop itself):
     a random gain per record and lead, uniform in ``1 +- gain_range``, and additive Gaussian
     noise of ``noise_sd`` (in units of the per-lead training SD), as in the augmentation sets
-    compared by Strodthoff et al. (2021) and Mehari & Strodthoff (2022).
+    compared by Strodthoff et al. (2021) and Mehari & Strodthoff (2022). ``class_weight``
+    weighs each label's positives in the BCE loss by ``sqrt(negatives / positives)`` of the
+    training records (label-wise class weights for the rare classes, e.g. HYP 8 %).
+    ``aux_weight`` weighs the mean BCE of the auxiliary per-modality heads of a model built with
+    ``aux_heads=True`` (Wang et al. 2020); models without them ignore it.
     """
 
     epochs: int = 10
@@ -165,6 +217,8 @@ class TrainSettings:
     augment: bool = False
     gain_range: float = 0.1
     noise_sd: float = 0.05
+    class_weight: bool = False
+    aux_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -205,20 +259,26 @@ def predict(
     settings: TrainSettings,
     age_scale: tuple[float, float] = (0.0, 1.0),
     batch_size: int = 128,
+    feats: np.ndarray | None = None,
 ) -> Prediction:
-    """Mean over sliding crops of the sigmoid outputs (and modality weights, and age)."""
+    """Mean over sliding crops of the sigmoid outputs (and modality weights, and age).
+
+    ``feats``: the :class:`FeatureScaler` output per record, for models with the features branch.
+    """
     model.eval()
     crop = round(settings.crop_s * fs)
     stride = max(1, round(settings.eval_stride_s * fs))
     starts = _crop_starts(ecg.shape[2], crop, stride)
     probs, weights, ages = [], [], []
     meta_t = torch.from_numpy(meta)
+    feats_t = None if feats is None else torch.from_numpy(feats)
     for i in range(0, ecg.shape[0], batch_size):
         x = torch.from_numpy(ecg[i : i + batch_size])
         m = meta_t[i : i + batch_size]
+        f = None if feats_t is None else feats_t[i : i + batch_size]
         p_sum, w_sum, a_sum = 0.0, 0.0, 0.0
         for s in starts:
-            out: MultimodalOutput = model(x[:, :, s : s + crop], m)
+            out: MultimodalOutput = model(x[:, :, s : s + crop], m, f)
             p_sum = p_sum + torch.sigmoid(out.logits)
             w_sum = w_sum + out.modality_weights
             if out.age is not None:
@@ -263,6 +323,8 @@ def train_network(
     val: tuple[np.ndarray, np.ndarray, np.ndarray],
     fs: float,
     settings: TrainSettings,
+    feats_train: np.ndarray | None = None,
+    feats_val: np.ndarray | None = None,
 ) -> tuple[nn.Module, dict[str, object]]:
     """Train with BCE (+ age loss), keep the epoch with the best validation macro-AUC.
 
@@ -276,6 +338,8 @@ def train_network(
         age ``(N,)`` with NaN where unknown (those records get no age loss).
     val : (ecg, meta, labels)
         The validation fold (never the test fold).
+    feats_train, feats_val : numpy.ndarray, optional
+        :class:`FeatureScaler` outputs, for models with the ECG-features branch.
     """
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -288,7 +352,12 @@ def train_network(
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps = settings.epochs * int(np.ceil(len(ecg) / settings.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=max(steps, 1))
-    bce = nn.BCEWithLogitsLoss()
+    pos_weight = None
+    if settings.class_weight:
+        pos = y.mean(axis=0).clip(1.0 / len(y), 1.0 - 1.0 / len(y))
+        pos_weight = torch.from_numpy(np.sqrt((1.0 - pos) / pos).astype(np.float32))
+    bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    feats_t = None if feats_train is None else torch.from_numpy(feats_train)
     y_t = torch.from_numpy(y.astype(np.float32))
     age_t = torch.from_numpy(age.astype(np.float32))
     best = (-np.inf, 0, None)
@@ -306,8 +375,12 @@ def train_network(
             if settings.augment:
                 xb = augment_crops(xb, rng, settings=settings)
             x = torch.from_numpy(xb)
-            out = model(x, torch.from_numpy(meta[idx]))
+            out = model(x, torch.from_numpy(meta[idx]), None if feats_t is None else feats_t[idx])
             loss = bce(out.logits, y_t[idx])
+            if out.aux_logits is not None and settings.aux_weight > 0:
+                n_mod = out.aux_logits.shape[1]
+                aux = sum(bce(out.aux_logits[:, k], y_t[idx]) for k in range(n_mod)) / n_mod
+                loss = loss + settings.aux_weight * aux
             if out.age is not None and settings.age_weight > 0:
                 a = age_t[idx]
                 ok = torch.isfinite(a)
@@ -321,7 +394,7 @@ def train_network(
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        pv = predict(model, val[0], val[1], fs=fs, settings=settings).probs
+        pv = predict(model, val[0], val[1], fs=fs, settings=settings, feats=feats_val).probs
         auc = macro_auc(val[2], pv)
         history.append({"epoch": epoch + 1, "train_loss": total / len(ecg), "val_macro_auc": auc})
         if np.isfinite(auc) and auc > best[0]:
