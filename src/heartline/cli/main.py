@@ -148,3 +148,7 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
