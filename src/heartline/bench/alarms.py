@@ -8,10 +8,11 @@ alert engine), in two configurations:
   ``af_source="auto"`` then keeps the rule),
   no start-up fixes (``quality_warmup_s=0``, ``startup_beats=0``), the engine's default
   2 s signal-quality notice: the alarm path as it was;
-* ``after``: the rhythm model every 5 s on the last 30 s (AF alarm from the model, ``~``
-  suppressing rhythm alarms), the signal-quality start-up window skipped, the first three beats
-  of a segment never ``V`` for the rules, the signal-quality notice after 5 s of unusable
-  signal (the processor's defaults).
+* ``after``: the rhythm model every 5 s on the last 30 s (AF alarm from the model, only from
+  a full 30 s window, ``~`` suppressing rhythm alarms), the signal-quality start-up window
+  skipped (also left out of the rhythm windows), the first three beats of a segment never
+  ``V`` for the rules, V beats counted as ectopy only when premature (``V_PREMATURITY``), the
+  signal-quality notice after 5 s of unusable signal (the processor's defaults).
 
 Scores
 ------
