@@ -267,6 +267,7 @@ def _summarise(res: dict[str, Any]) -> None:
             "records_by_alarm_type": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             "errors": sum(v == [("error", True)] for v in per.values()),
             "records_with_physiological_alarm": sorted(phys),
+            "records_with_signal_quality": sorted(sq),
         }
 
 
@@ -280,6 +281,7 @@ def run_alarms_benchmark(
     seed: int = 0,
     on_progress: Callable[[str, int, int], None] | None = None,
     n_jobs: int = 1,
+    configs: Sequence[str] = tuple(CONFIGS),
 ) -> dict[str, Any]:
     """Run scores (a)-(c) for both configurations; returns the report dict.
 
@@ -287,7 +289,10 @@ def run_alarms_benchmark(
     given. ``cinc_normal``
     / ``cinc_noisy``: a seeded random subset of that many records of the class (``None``: all).
     ``n_jobs``: processes (the two configurations' MIT-BIH and CinC parts run apart).
+    ``configs``: the configurations to run (``after`` is always among them: the targets are
+    its figures).
     """
+    configs = tuple(c for c in CONFIGS if c in set(configs) | {"after"})
     from heartline.data.paths import resolve_data_dir
 
     root = resolve_data_dir(data_dir)
@@ -308,7 +313,7 @@ def run_alarms_benchmark(
     for lab, k in (("N", cinc_normal), ("~", cinc_noisy)):
         recs = sorted(r for r, v in labels.items() if v == lab)
         chosen[lab] = sorted(rng.sample(recs, k)) if k is not None and k < len(recs) else recs
-    total = len(CONFIGS) * (len(af_records) + sum(len(v) for v in chosen.values()))
+    total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0
 
     def tick(desc: str) -> None:
@@ -327,7 +332,7 @@ def run_alarms_benchmark(
     }
     # parts: one per AF record and configuration, the CinC records in chunks of 40
     args = []
-    for c in CONFIGS:
+    for c in configs:
         args += [(c, "af", str(root), (rec,), {}, max_s) for rec in af_records]
         for lab, recs in chosen.items():
             for k in range(0, len(recs), 40):
@@ -473,7 +478,7 @@ def write_alarms_report(
     fig, axes = plt.subplots(len(recs), 1, figsize=(10, 0.9 * len(recs) + 0.8), squeeze=False)
     for ax, rec in zip(axes[:, 0], recs, strict=True):
         after = report["configs"]["after"]["af"][rec]
-        before = report["configs"]["before"]["af"][rec]
+        before = report["configs"].get("before", {}).get("af", {}).get(rec, {"alarms": []})
         for y, spans, color in (
             (2, after["reference"], "tab:green"),
             (1, [[a["start_s"], a["end_s"]] for a in before["alarms"]], "tab:gray"),

@@ -316,7 +316,7 @@ class _DeviceState:
     segment_start_idx: int = 0  # pipeline sample index where the segment started (always 0)
     segment_beats: int = 0  # beats of the current segment given to the engine
     # rhythm: the last rhythm_window_s of one lead (mV) and the device time of its end
-    rhythm_buf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rhythm_stream: Any = None  # RhythmStream: the incrementally prepared rhythm input
     rhythm_end_s: float = math.nan
     rhythm_due_s: float = math.nan
     rhythm_seg_start_s: float = math.nan  # device time of the segment's first sample
@@ -377,8 +377,8 @@ class _Batch:
     failed: set[int] = field(default_factory=set)
     #: devices to flag to the admins in this batch's transaction: (device, patient, reasons)
     flags: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
-    #: rhythm windows due: (device state, window (mV, one lead), fs, start_s, end_s)
-    rhythm_jobs: list[tuple[_DeviceState, np.ndarray, float, float, float]] = field(
+    #: rhythm windows due: (device state, model inputs or why unusable, fs, start_s, end_s)
+    rhythm_jobs: list[tuple[_DeviceState, Any, float, float, float]] = field(
         default_factory=list
     )
 
@@ -1047,6 +1047,7 @@ class StreamProcessor:
                         self._rhythm_feed(b, st, f, x)
                     except Exception as exc:  # the rhythm stage never costs a frame
                         log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
+                    clock.lap("rhythm")
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
@@ -1522,7 +1523,7 @@ class StreamProcessor:
         st.frames.clear()
         st.segment += 1
         st.segment_beats = 0
-        st.rhythm_buf = np.zeros(0)
+        st.rhythm_stream = None
         st.rhythm_end_s = math.nan
         st.rhythm_due_s = math.nan
         st.rhythm_seg_start_s = math.nan
@@ -1625,9 +1626,11 @@ class StreamProcessor:
             lead = lead[warm - seen :]
             if lead.size == 0:
                 return
-        keep = round(self.rhythm_window_s * st.fs)
-        buf = np.concatenate([st.rhythm_buf, np.asarray(lead, dtype=np.float64)])
-        st.rhythm_buf = buf[-keep:]
+        if st.rhythm_stream is None:
+            from heartline.edge.rhythm import RhythmStream
+
+            st.rhythm_stream = RhythmStream(self.rhythm, fs=st.fs, window_s=self.rhythm_window_s)
+        st.rhythm_stream.push(lead)
         st.rhythm_end_s = f.start_time_s + f.n_samples / st.fs
         seg_s = st.pipeline.samples_seen / st.fs + f.n_samples / st.fs  # after this frame
         if math.isnan(st.rhythm_due_s):
@@ -1638,31 +1641,31 @@ class StreamProcessor:
             k = math.ceil(first / self.rhythm_interval_s - 1e-9)
             st.rhythm_due_s = st.rhythm_seg_start_s + k * self.rhythm_interval_s
         if st.rhythm_end_s + 1e-9 >= st.rhythm_due_s:
-            n = st.rhythm_buf.size
+            n = min(st.rhythm_stream.n_samples, st.rhythm_stream.window_n)
             t0 = st.rhythm_end_s - n / st.fs
             if t0 - (warm + 1) / st.fs <= st.rhythm_seg_start_s:
                 # the window holds the whole segment but its settling seconds: its verdict is
                 # the segment's since its start (the span the engine sees)
                 t0 = st.rhythm_seg_start_s
-            b.rhythm_jobs.append((st, st.rhythm_buf.copy(), st.fs, t0, st.rhythm_end_s))
+            try:  # prepared now: the stream moves on with the batch's next frames
+                prepared = st.rhythm_stream.window()
+            except Exception as exc:  # never fatal: this window is unusable
+                log.warning("device %s: rhythm window failed: %s", st.device_id, exc)
+                prepared = str(exc)
+            b.rhythm_jobs.append((st, prepared, st.fs, t0, st.rhythm_end_s))
             while st.rhythm_due_s <= st.rhythm_end_s + 1e-9:
                 st.rhythm_due_s += self.rhythm_interval_s
 
     def _rhythm(self, b: _Batch) -> None:
         """Stage 4b': the batch's due rhythm windows in one ONNX call -> the patients' engines.
 
-        A window the model cannot use (flat, clipped, no beats: see
-        :meth:`~heartline.edge.rhythm.OnnxRhythmClassifier.prepare`) is given as ``~``.
+        The windows were prepared incrementally as their frames arrived
+        (:class:`~heartline.edge.rhythm.RhythmStream`, in :meth:`_rhythm_feed`). A window the
+        model cannot use (flat, clipped, no beats) is given as ``~``.
         """
         if not b.rhythm_jobs or self.rhythm is None:
             return
-        prepared: list[Any] = []
-        for st, sig, fs, _t0, _t1 in b.rhythm_jobs:
-            try:
-                prepared.append(self.rhythm.prepare(sig, fs=fs))
-            except Exception as exc:  # never fatal: this window is unusable
-                log.warning("device %s: rhythm window failed: %s", st.device_id, exc)
-                prepared.append(str(exc))
+        prepared: list[Any] = [p for _st, p, _fs, _t0, _t1 in b.rhythm_jobs]
         ok = [p for p in prepared if not isinstance(p, str)]
         probs: list[np.ndarray] = []
         if ok:
