@@ -48,8 +48,10 @@ __all__ = [
     "CONFIGS",
     "TARGETS",
     "af_episode_scores",
+    "cinc_dev_half",
     "reference_af_episodes",
     "run_alarms_benchmark",
+    "split_summary",
     "write_alarms_report",
 ]
 
@@ -75,6 +77,52 @@ TARGETS: dict[str, tuple[str, float]] = {
     "normal_physiological_frac": ("<=", 0.02),
     "normal_signal_quality_frac": ("<=", 0.10),
 }
+
+
+#: Seed of the development half of the CinC N and ~ records (:func:`cinc_dev_half`).
+DEV_SEED = 2019
+
+
+def cinc_dev_half(labels: dict[str, str], *, seed: int = DEV_SEED) -> set[str]:
+    """The development half of the CinC ``N`` and ``~`` records: per class, the first half of
+    the sorted record names shuffled with ``random.Random(seed)``.
+
+    The alarm path's wearable gating (prematurity, the 30 s AF window, the warm-up of the
+    rhythm windows) was chosen looking at these records only; the others are held out.
+    """
+    rng = random.Random(seed)
+    dev: set[str] = set()
+    for lab in ("N", "~"):
+        recs = sorted(r for r, v in labels.items() if v == lab)
+        rng.shuffle(recs)
+        dev.update(recs[: len(recs) // 2])
+    return dev
+
+
+def split_summary(
+    report: dict[str, Any], labels: dict[str, str], *, seed: int = DEV_SEED
+) -> dict[str, dict[str, dict[str, float]]]:
+    """CinC fractions of the ``after`` configuration on the development and held-out halves.
+
+    ``report`` is a written ``alarms.json`` (run on all records); ``labels`` the
+    ``REFERENCE-v3.csv`` labels. Returns ``{"dev"|"held_out": {"N"|"~": {"n", "physiological_frac",
+    "signal_quality_frac"}}}``.
+    """
+    dev = cinc_dev_half(labels, seed=seed)
+    cinc = report["configs"]["after"]["cinc"]
+    out: dict[str, dict[str, dict[str, float]]] = {"dev": {}, "held_out": {}}
+    for lab in ("N", "~"):
+        recs = [r for r, v in labels.items() if v == lab]
+        phys = set(cinc[lab]["records_with_physiological_alarm"])
+        sq = set(cinc[lab]["records_with_signal_quality"])
+        for part, keep in (("dev", True), ("held_out", False)):
+            sel = [r for r in recs if (r in dev) == keep]
+            out[part][lab] = {
+                "n": len(sel),
+                "physiological_frac": _ratio(sum(r in phys for r in sel), len(sel)),
+                "signal_quality_frac": _ratio(sum(r in sq for r in sel), len(sel)),
+            }
+    return out
 
 
 def reference_af_episodes(path: str | os.PathLike[str]) -> tuple[list[tuple[float, float]], float]:

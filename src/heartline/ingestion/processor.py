@@ -378,9 +378,7 @@ class _Batch:
     #: devices to flag to the admins in this batch's transaction: (device, patient, reasons)
     flags: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
     #: rhythm windows due: (device state, model inputs or why unusable, fs, start_s, end_s)
-    rhythm_jobs: list[tuple[_DeviceState, Any, float, float, float]] = field(
-        default_factory=list
-    )
+    rhythm_jobs: list[tuple[_DeviceState, Any, float, float, float]] = field(default_factory=list)
 
 
 class StreamProcessor:
