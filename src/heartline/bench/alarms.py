@@ -48,6 +48,7 @@ __all__ = [
     "CONFIGS",
     "TARGETS",
     "af_episode_scores",
+    "choose_cinc",
     "cinc_dev_half",
     "reference_af_episodes",
     "run_alarms_benchmark",
@@ -99,20 +100,35 @@ def cinc_dev_half(labels: dict[str, str], *, seed: int = DEV_SEED) -> set[str]:
     return dev
 
 
+def choose_cinc(
+    labels: dict[str, str], *, seed: int, cinc_normal: int | None, cinc_noisy: int | None
+) -> dict[str, list[str]]:
+    """The scored CinC records: per class (``N`` then ``~``) a ``random.Random(seed)`` sample
+    of that many sorted record names, or all of them (``None`` or more than there are)."""
+    rng = random.Random(seed)
+    chosen: dict[str, list[str]] = {}
+    for lab, k in (("N", cinc_normal), ("~", cinc_noisy)):
+        recs = sorted(r for r, v in labels.items() if v == lab)
+        chosen[lab] = sorted(rng.sample(recs, k)) if k is not None and k < len(recs) else recs
+    return chosen
+
+
 def split_summary(
     report: dict[str, Any], labels: dict[str, str], *, seed: int = DEV_SEED
 ) -> dict[str, dict[str, dict[str, float]]]:
     """CinC fractions of the ``after`` configuration on the development and held-out halves.
 
-    ``report`` is a written ``alarms.json`` (run on all records); ``labels`` the
+    ``report`` is a written ``alarms.json``; ``labels`` the
     ``REFERENCE-v3.csv`` labels. Returns ``{"dev"|"held_out": {"N"|"~": {"n", "physiological_frac",
     "signal_quality_frac"}}}``.
     """
     dev = cinc_dev_half(labels, seed=seed)
     cinc = report["configs"]["after"]["cinc"]
+    n = report["cinc_records"]
+    scored = choose_cinc(labels, seed=report["seed"], cinc_normal=n["N"], cinc_noisy=n["~"])
     out: dict[str, dict[str, dict[str, float]]] = {"dev": {}, "held_out": {}}
     for lab in ("N", "~"):
-        recs = [r for r, v in labels.items() if v == lab]
+        recs = scored[lab]
         phys = set(cinc[lab]["records_with_physiological_alarm"])
         sq = set(cinc[lab]["records_with_signal_quality"])
         for part, keep in (("dev", True), ("held_out", False)):
@@ -356,11 +372,7 @@ def run_alarms_benchmark(
         if "," in line:
             rec, lab = line.strip().split(",")[:2]
             labels[rec] = lab
-    rng = random.Random(seed)
-    chosen: dict[str, list[str]] = {}
-    for lab, k in (("N", cinc_normal), ("~", cinc_noisy)):
-        recs = sorted(r for r, v in labels.items() if v == lab)
-        chosen[lab] = sorted(rng.sample(recs, k)) if k is not None and k < len(recs) else recs
+    chosen = choose_cinc(labels, seed=seed, cinc_normal=cinc_normal, cinc_noisy=cinc_noisy)
     total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0
 
