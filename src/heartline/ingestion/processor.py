@@ -1045,7 +1045,8 @@ class StreamProcessor:
                         self._rhythm_feed(b, st, f, x)
                     except Exception as exc:  # the rhythm stage never costs a frame
                         log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
-                    clock.lap("rhythm")
+                    if self.rhythm is not None:
+                        clock.lap("rhythm")  # the window is prepared as its frame arrives
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
