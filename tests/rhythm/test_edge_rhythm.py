@@ -123,3 +123,13 @@ def test_a_hand_feature_model_gets_the_hand_features_and_matches_torch(tmp_path)
     np.testing.assert_allclose(clf.predict_windows(xs, ms, rrs), ref, atol=1e-5)
     res = clf.classify(x, fs=300.0)
     assert res.usable and res.label in "NAO~"
+    # the live path (incremental input) hands such a model the same 54 features
+    from heartline.edge.rhythm import RhythmStream
+
+    stream = RhythmStream(clf, fs=300.0)
+    stream.push(x)
+    live = stream.window()
+    assert not isinstance(live, str)
+    assert live[2].shape == rrs.shape
+    # peaks the streaming detector has not confirmed at the window's end may differ slightly
+    np.testing.assert_allclose(live[2][0], rrs[0], rtol=0.1, atol=0.05)

@@ -238,6 +238,11 @@ class EngineConfig:
         (``"both"``), or ``"auto"`` (default): the rule until the first rhythm verdict arrives,
         the model alone from then on (``docs/results/alarms.md`` has the measurements behind
         this choice).
+    af_model_min_window_s : float
+        Shortest rhythm-model window (s) whose ``A`` verdict raises the ``af_like`` alarm
+        (default 30 s: an AF episode is documented AF lasting at least 30 s, Hindricks et al.
+        2020 ESC guidelines). Shorter windows, a device's first ones, still count as verdicts
+        (``~`` marks them noisy) but never raise AF on their own.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -255,8 +260,13 @@ class EngineConfig:
     af_every_beats: int | None = None
     report_interval_s: float = 10.0
     af_source: str = "auto"
+    af_model_min_window_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.af_model_min_window_s) and self.af_model_min_window_s >= 0):
+            raise ValueError(
+                f"af_model_min_window_s must be >= 0 s, got {self.af_model_min_window_s!r}"
+            )
         if self.af_source not in AF_SOURCES:
             raise ValueError(f"af_source must be one of {AF_SOURCES}, got {self.af_source!r}")
         for name in ("window_s", "vitals_max_age_s"):
@@ -716,7 +726,8 @@ class AlertEngine:
         ``label`` is ``"N"``, ``"A"`` (atrial fibrillation), ``"O"`` (other rhythm) or ``"~"``
         (too noisy). An ``"A"`` window is an ``af_like`` episode (severity ``warning``, evidence
         ``source="rhythm_model"``) when :attr:`EngineConfig.af_source` lets the model raise the
-        alarm; consecutive windows merge into one alert by the hold-off. A ``"~"`` window marks
+        alarm and the window lasts at least :attr:`EngineConfig.af_model_min_window_s` (30 s);
+        consecutive windows merge into one alert by the hold-off. A ``"~"`` window marks
         the span noisy, as :meth:`add_quality` with ``ok=False`` does: beats in it are left out
         of the arrhythmia rules (so no rhythm alarm is raised on noise) and the technical
         ``signal_quality`` notice is raised instead.
@@ -736,7 +747,11 @@ class AlertEngine:
             self._mark_noisy(start, end)
             self._noisy.append((start, end))
             self._version += 1
-        elif label == "A" and self._af_from_model():
+        elif (
+            label == "A"
+            and self._af_from_model()
+            and end - start >= self.config.af_model_min_window_s - 1e-3
+        ):
             values: dict[str, Any] = {"source": "rhythm_model", "window_s": round(end - start, 3)}
             for k, v in (probabilities or {}).items():
                 values[f"p_{'noisy' if k == '~' else k}"] = round(float(v), 4)

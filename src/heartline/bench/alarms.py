@@ -8,10 +8,11 @@ alert engine), in two configurations:
   ``af_source="auto"`` then keeps the rule),
   no start-up fixes (``quality_warmup_s=0``, ``startup_beats=0``), the engine's default
   2 s signal-quality notice: the alarm path as it was;
-* ``after``: the rhythm model every 5 s on the last 30 s (AF alarm from the model, ``~``
-  suppressing rhythm alarms), the signal-quality start-up window skipped, the first three beats
-  of a segment never ``V`` for the rules, the signal-quality notice after 5 s of unusable
-  signal (the processor's defaults).
+* ``after``: the rhythm model every 5 s on the last 30 s (AF alarm from the model, only from
+  a full 30 s window, ``~`` suppressing rhythm alarms), the signal-quality start-up window
+  skipped (also left out of the rhythm windows), the first three beats of a segment never
+  ``V`` for the rules, V beats counted as ectopy only when premature (``V_PREMATURITY``), the
+  signal-quality notice after 5 s of unusable signal (the processor's defaults).
 
 Scores
 ------
@@ -47,8 +48,11 @@ __all__ = [
     "CONFIGS",
     "TARGETS",
     "af_episode_scores",
+    "choose_cinc",
+    "cinc_dev_half",
     "reference_af_episodes",
     "run_alarms_benchmark",
+    "split_summary",
     "write_alarms_report",
 ]
 
@@ -74,6 +78,67 @@ TARGETS: dict[str, tuple[str, float]] = {
     "normal_physiological_frac": ("<=", 0.02),
     "normal_signal_quality_frac": ("<=", 0.10),
 }
+
+
+#: Seed of the development half of the CinC N and ~ records (:func:`cinc_dev_half`).
+DEV_SEED = 2019
+
+
+def cinc_dev_half(labels: dict[str, str], *, seed: int = DEV_SEED) -> set[str]:
+    """The development half of the CinC ``N`` and ``~`` records: per class, the first half of
+    the sorted record names shuffled with ``random.Random(seed)``.
+
+    The alarm path's wearable gating (prematurity, the 30 s AF window, the warm-up of the
+    rhythm windows) was chosen looking at these records only; the others are held out.
+    """
+    rng = random.Random(seed)
+    dev: set[str] = set()
+    for lab in ("N", "~"):
+        recs = sorted(r for r, v in labels.items() if v == lab)
+        rng.shuffle(recs)
+        dev.update(recs[: len(recs) // 2])
+    return dev
+
+
+def choose_cinc(
+    labels: dict[str, str], *, seed: int, cinc_normal: int | None, cinc_noisy: int | None
+) -> dict[str, list[str]]:
+    """The scored CinC records: per class (``N`` then ``~``) a ``random.Random(seed)`` sample
+    of that many sorted record names, or all of them (``None`` or more than there are)."""
+    rng = random.Random(seed)
+    chosen: dict[str, list[str]] = {}
+    for lab, k in (("N", cinc_normal), ("~", cinc_noisy)):
+        recs = sorted(r for r, v in labels.items() if v == lab)
+        chosen[lab] = sorted(rng.sample(recs, k)) if k is not None and k < len(recs) else recs
+    return chosen
+
+
+def split_summary(
+    report: dict[str, Any], labels: dict[str, str], *, seed: int = DEV_SEED
+) -> dict[str, dict[str, dict[str, float]]]:
+    """CinC fractions of the ``after`` configuration on the development and held-out halves.
+
+    ``report`` is a written ``alarms.json``; ``labels`` the
+    ``REFERENCE-v3.csv`` labels. Returns ``{"dev"|"held_out": {"N"|"~": {"n", "physiological_frac",
+    "signal_quality_frac"}}}``.
+    """
+    dev = cinc_dev_half(labels, seed=seed)
+    cinc = report["configs"]["after"]["cinc"]
+    n = report["cinc_records"]
+    scored = choose_cinc(labels, seed=report["seed"], cinc_normal=n["N"], cinc_noisy=n["~"])
+    out: dict[str, dict[str, dict[str, float]]] = {"dev": {}, "held_out": {}}
+    for lab in ("N", "~"):
+        recs = scored[lab]
+        phys = set(cinc[lab]["records_with_physiological_alarm"])
+        sq = set(cinc[lab]["records_with_signal_quality"])
+        for part, keep in (("dev", True), ("held_out", False)):
+            sel = [r for r in recs if (r in dev) == keep]
+            out[part][lab] = {
+                "n": len(sel),
+                "physiological_frac": _ratio(sum(r in phys for r in sel), len(sel)),
+                "signal_quality_frac": _ratio(sum(r in sq for r in sel), len(sel)),
+            }
+    return out
 
 
 def reference_af_episodes(path: str | os.PathLike[str]) -> tuple[list[tuple[float, float]], float]:
@@ -266,6 +331,7 @@ def _summarise(res: dict[str, Any]) -> None:
             "records_by_alarm_type": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             "errors": sum(v == [("error", True)] for v in per.values()),
             "records_with_physiological_alarm": sorted(phys),
+            "records_with_signal_quality": sorted(sq),
         }
 
 
@@ -279,6 +345,7 @@ def run_alarms_benchmark(
     seed: int = 0,
     on_progress: Callable[[str, int, int], None] | None = None,
     n_jobs: int = 1,
+    configs: Sequence[str] = tuple(CONFIGS),
 ) -> dict[str, Any]:
     """Run scores (a)-(c) for both configurations; returns the report dict.
 
@@ -286,7 +353,10 @@ def run_alarms_benchmark(
     given. ``cinc_normal``
     / ``cinc_noisy``: a seeded random subset of that many records of the class (``None``: all).
     ``n_jobs``: processes (the two configurations' MIT-BIH and CinC parts run apart).
+    ``configs``: the configurations to run (``after`` is always among them: the targets are
+    its figures).
     """
+    configs = tuple(c for c in CONFIGS if c in set(configs) | {"after"})
     from heartline.data.paths import resolve_data_dir
 
     root = resolve_data_dir(data_dir)
@@ -302,12 +372,8 @@ def run_alarms_benchmark(
         if "," in line:
             rec, lab = line.strip().split(",")[:2]
             labels[rec] = lab
-    rng = random.Random(seed)
-    chosen: dict[str, list[str]] = {}
-    for lab, k in (("N", cinc_normal), ("~", cinc_noisy)):
-        recs = sorted(r for r, v in labels.items() if v == lab)
-        chosen[lab] = sorted(rng.sample(recs, k)) if k is not None and k < len(recs) else recs
-    total = len(CONFIGS) * (len(af_records) + sum(len(v) for v in chosen.values()))
+    chosen = choose_cinc(labels, seed=seed, cinc_normal=cinc_normal, cinc_noisy=cinc_noisy)
+    total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0
 
     def tick(desc: str) -> None:
@@ -326,7 +392,7 @@ def run_alarms_benchmark(
     }
     # parts: one per AF record and configuration, the CinC records in chunks of 40
     args = []
-    for c in CONFIGS:
+    for c in configs:
         args += [(c, "af", str(root), (rec,), {}, max_s) for rec in af_records]
         for lab, recs in chosen.items():
             for k in range(0, len(recs), 40):
@@ -472,7 +538,7 @@ def write_alarms_report(
     fig, axes = plt.subplots(len(recs), 1, figsize=(10, 0.9 * len(recs) + 0.8), squeeze=False)
     for ax, rec in zip(axes[:, 0], recs, strict=True):
         after = report["configs"]["after"]["af"][rec]
-        before = report["configs"]["before"]["af"][rec]
+        before = report["configs"].get("before", {}).get("af", {}).get(rec, {"alarms": []})
         for y, spans, color in (
             (2, after["reference"], "tab:green"),
             (1, [[a["start_s"], a["end_s"]] for a in before["alarms"]], "tab:gray"),

@@ -120,6 +120,10 @@ def bench_alarms(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Subset seed.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, max=8, help="Processes (parts).")] = 1,
+    after_only: Annotated[
+        bool,
+        typer.Option("--after-only", help="Run only the current alarm path (not 'before')."),
+    ] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
@@ -143,6 +147,7 @@ def bench_alarms(
             seed=seed,
             on_progress=step,
             n_jobs=jobs,
+            configs=("after",) if after_only else ("before", "after"),
         )
     command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     paths = write_alarms_report(report, out, command=command)

@@ -29,6 +29,7 @@ from heartline.features.rhythm import (
     rhythm_hand_features,
     rhythm_model_signal,
     rhythm_rr_features,
+    rr_features_from_peaks,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "RHYTHM_CLASSES",
     "OnnxRhythmClassifier",
     "RhythmResult",
+    "RhythmStream",
     "classify_rhythm",
     "shipped_rhythm_model_path",
 ]
@@ -110,6 +112,41 @@ def _longest_true_run(mask: np.ndarray) -> int:
     return int((stops - starts).max())
 
 
+def _check_signal(x: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]] | str:
+    """Checks and repairs shared by :meth:`OnnxRhythmClassifier.prepare` and :class:`RhythmStream`.
+
+    Returns the (possibly repaired) signal in mV and notes, or why it is unusable.
+    """
+    notes: list[str] = []
+    bad = ~np.isfinite(x)
+    if bad.any():
+        if bad.all():
+            return "signal holds only NaN/inf samples"
+        run_s = _longest_true_run(bad) / fs
+        if run_s > 1.0 or bad.mean() > 0.1:
+            return (
+                f"signal has NaN/inf gaps ({100 * bad.mean():.1f} % of samples, longest "
+                f"{run_s:.1f} s): too much missing to classify"
+            )
+        good = np.flatnonzero(~bad)
+        x = x.copy()
+        x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
+        notes.append(f"filled {int(bad.sum())} NaN samples")
+    lo, hi = np.percentile(x, [1, 99])
+    span = float(hi - lo)
+    if span < 1e-3 or float(np.std(x)) < 1e-4:
+        return "flat line (no ECG activity)"
+    if span > 100.0:  # µV or raw ADC counts, not mV
+        x = x / 1000.0
+        notes.append("amplitude suggests µV; divided by 1000")
+    xmax, xmin = float(x.max()), float(x.min())
+    tol = 1e-3 * (xmax - xmin)
+    clipped = float(np.mean((x >= xmax - tol) | (x <= xmin + tol)))
+    if clipped > 0.05:
+        return f"signal is clipped ({100 * clipped:.1f} % of samples at its limits)"
+    return x, notes
+
+
 class OnnxRhythmClassifier:
     """An exported rhythm network run by ONNX Runtime.
 
@@ -180,33 +217,10 @@ class OnnxRhythmClassifier:
             return f"fs={fs:g} Hz is below the {MIN_FS_HZ:g} Hz minimum for rhythm analysis"
         if dur < self.min_duration_s:
             return f"signal is {dur:.1f} s long, needs at least {self.min_duration_s:g} s"
-        notes = []
-        bad = ~np.isfinite(x)
-        if bad.any():
-            if bad.all():
-                return "signal holds only NaN/inf samples"
-            run_s = _longest_true_run(bad) / fs
-            if run_s > 1.0 or bad.mean() > 0.1:
-                return (
-                    f"signal has NaN/inf gaps ({100 * bad.mean():.1f} % of samples, longest "
-                    f"{run_s:.1f} s): too much missing to classify"
-                )
-            good = np.flatnonzero(~bad)
-            x = x.copy()
-            x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
-            notes.append(f"filled {int(bad.sum())} NaN samples")
-        lo, hi = np.percentile(x, [1, 99])
-        span = float(hi - lo)
-        if span < 1e-3 or float(np.std(x)) < 1e-4:
-            return "flat line (no ECG activity)"
-        if span > 100.0:  # µV or raw ADC counts, not mV
-            x = x / 1000.0
-            notes.append("amplitude suggests µV; divided by 1000")
-        xmax, xmin = float(x.max()), float(x.min())
-        tol = 1e-3 * (xmax - xmin)
-        clipped = float(np.mean((x >= xmax - tol) | (x <= xmin + tol)))
-        if clipped > 0.05:
-            return f"signal is clipped ({100 * clipped:.1f} % of samples at its limits)"
+        checked = _check_signal(x, fs)
+        if isinstance(checked, str):
+            return checked
+        x, notes = checked
         try:
             sig = rhythm_model_signal(x, fs=fs, fs_model_hz=self.fs_hz)
             # a model fused with the whole hand-feature vector (RR + morphology) says so by
@@ -219,6 +233,10 @@ class OnnxRhythmClassifier:
             return str(exc)
         if rr[0] <= 0.0:  # n_beats_per_10s
             return "no heartbeat detected"
+        return (*self.windows(sig, rr), "; ".join(notes))
+
+    def windows(self, sig: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's ``(x, mask, rr)`` inputs of one prepared signal (30 s windows 15 s apart)."""
         w = self.window_len
         s = max(1, round(self.stride_s * self.fs_hz))
         n = sig.size
@@ -232,7 +250,7 @@ class OnnxRhythmClassifier:
             xs[j, : seg.size] = seg
             ms[j, : seg.size] = 1.0
         rrs = np.repeat(rr[None, :], len(starts), axis=0).astype(np.float32)
-        return xs, ms, rrs, "; ".join(notes)
+        return xs, ms, rrs
 
     def classify(self, signal: object, *, fs: float) -> RhythmResult:
         """Rhythm of one single-lead recording at any ``fs`` (resampled); never raises on bad data."""
@@ -285,3 +303,200 @@ def classify_rhythm(
         ``usable=False`` with label ``"~"`` and a message for input that cannot be classified.
     """
     return _classifier(None if model_path is None else str(model_path)).classify(signal, fs=fs)
+
+
+class RhythmStream:
+    """One device's rhythm-model input, prepared incrementally (the stream processor's path).
+
+    :meth:`OnnxRhythmClassifier.prepare` filters, resamples and runs the R-peak detector over
+    the whole window each time; with a 30 s window every 5 s that is six times the work per
+    sample. Here each new sample is handled once:
+
+    * R peaks come from one :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` per
+      device fed only the samples it has not seen, once per window (the detector is
+      chunk-invariant, so frame sizes do not matter), instead of a fresh detector over each
+      window;
+    * the model signal (band-pass 0.5-40 Hz, resampled to the model rate, as
+      :func:`~heartline.features.rhythm.rhythm_model_signal`) is recomputed at each window
+      (:meth:`window`) only from ``margin_s`` before the samples not yet final: each output
+      sample is filtered with at least ``margin_s`` of signal on both sides (or the stream's
+      edge), where the zero-phase filter's transients have died out, and then kept;
+    * the checks (NaN, flat, µV, clipping), the robust scaling and the RR features use the
+      window's own samples, as :meth:`OnnxRhythmClassifier.prepare` does.
+
+    The inputs differ from ``prepare`` on the same window only at the window's first seconds
+    (the filter and the detector had the earlier signal) and by the peaks the streaming
+    detector has not confirmed yet at the window's end (a few hundred ms).
+
+    Parameters
+    ----------
+    classifier : OnnxRhythmClassifier
+        Its rate, window and minimum length are used.
+    fs : float
+        Device sampling rate in Hz (>= :data:`MIN_FS_HZ`).
+    window_s : float, optional
+        Window length (default: the model's window).
+    margin_s : float
+        Filter margin on each side of the recomputed part (3 s: the 0.5 Hz high-pass, applied
+        forward and backward, has decayed to about 1e-3 after it).
+    """
+
+    def __init__(
+        self,
+        classifier: OnnxRhythmClassifier,
+        *,
+        fs: float,
+        window_s: float | None = None,
+        margin_s: float = 3.0,
+    ) -> None:
+        from fractions import Fraction
+
+        from heartline.signal.filters import design_bandpass
+        from heartline.signal.rpeaks import StreamingRPeakDetector
+
+        self.fs = float(fs)
+        if not (math.isfinite(self.fs) and self.fs >= MIN_FS_HZ):
+            raise ValueError(f"fs must be >= {MIN_FS_HZ:g} Hz, got {fs!r}")
+        # the band-pass of rhythm_model_signal, designed once
+        self._sos = design_bandpass(
+            fs=self.fs, low_hz=0.5, high_hz=min(40.0, 0.45 * self.fs), order=2
+        )
+        self.clf = classifier
+        ratio = Fraction(classifier.fs_hz / self.fs).limit_denominator(1000)
+        self.up, self.down = ratio.numerator, ratio.denominator
+        self.window_n = round((window_s or classifier.window_s) * self.fs)
+        self.margin_n = math.ceil(margin_s * self.fs / self.down) * self.down
+        self._keep_n = self.window_n + 2 * self.margin_n + self.down
+        self._raw = np.zeros(0)  # last samples as received (NaN kept), absolute start _raw0
+        self._fill = np.zeros(0)  # the same with NaN/inf held at the last finite value
+        self._raw0 = 0
+        self._n = 0  # samples pushed
+        self._last = 0.0
+        self._det = StreamingRPeakDetector(fs=self.fs)
+        self._peaks = np.zeros(0, dtype=np.int64)  # absolute sample indices
+        self._det_n = 0  # samples the detector has seen (it runs at each window, chunk-invariant)
+        self._y = np.zeros(0)  # model-rate signal, absolute output index _y0
+        self._y0 = 0
+        self._final_in = 0  # input samples whose model-rate output is final
+
+    @property
+    def n_samples(self) -> int:
+        """Samples pushed so far."""
+        return self._n
+
+    def push(self, x: np.ndarray) -> None:
+        """Append new samples (mV, one lead); runs the R-peak detector on them only."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        if x.size == 0:
+            return
+        f = x
+        bad = ~np.isfinite(x)
+        if bad.any():
+            f = x.copy()
+            for i in np.flatnonzero(bad):  # hold the last finite value (rare: lost samples)
+                f[i] = f[i - 1] if i > 0 else self._last
+        self._last = float(f[-1])
+        self._raw = np.concatenate([self._raw, x])
+        self._fill = np.concatenate([self._fill, f])
+        self._n += x.size
+        extra = self._raw.size - self._keep_n
+        if extra > 0 and self._det_n < self._raw0 + extra:
+            self._detect()  # never drop samples the detector has not seen
+        if extra > 0:
+            extra -= (self._raw0 + extra) % self.down  # keep _raw0 a multiple of down
+            if extra > 0:
+                self._raw = self._raw[extra:]
+                self._fill = self._fill[extra:]
+                self._raw0 += extra
+
+    def _detect(self) -> None:
+        """Run the R-peak detector on the samples it has not seen (one call per window)."""
+        if self._det_n >= self._n:
+            return
+        peaks = np.asarray(self._det.process(self._fill[self._det_n - self._raw0 :]), np.int64)
+        self._det_n = self._n
+        if peaks.size:
+            self._peaks = np.concatenate([self._peaks, peaks])
+        first = self._n - self.window_n - self.margin_n
+        if self._peaks.size and self._peaks[0] < first:
+            self._peaks = self._peaks[self._peaks >= first]
+
+    def _model_signal(self, a: int) -> np.ndarray:
+        """The band-passed, resampled signal of input samples ``[a, n)`` (not yet scaled)."""
+        from scipy.signal import sosfiltfilt
+
+        from heartline.signal.preprocess import resample
+
+        n = self._n
+        c0 = max(self._final_in - self.margin_n, a - self.margin_n, self._raw0, 0)
+        c0 = math.ceil(c0 / self.down) * self.down
+        keep_from = (c0 + self.margin_n) * self.up // self.down
+        fresh = (
+            c0 <= self._raw0
+            or self._y.size == 0
+            or c0 * self.up // self.down < self._y0
+            or self._y0 + self._y.size < keep_from
+        )
+        if fresh:
+            c0 = math.ceil(max(self._raw0, a - self.margin_n, 0) / self.down) * self.down
+        chunk = self._fill[c0 - self._raw0 :]
+        y = np.asarray(sosfiltfilt(self._sos, chunk), dtype=np.float64)
+        if self.up != self.down:
+            y = resample(y, fs=self.fs, fs_out=self.clf.fs_hz)
+        out0 = c0 * self.up // self.down
+        if fresh or c0 == 0:
+            keep_from = out0
+            head = np.zeros(0)
+        else:
+            head = self._y[: keep_from - self._y0]
+        self._y = np.concatenate([head, y[keep_from - out0 :]])
+        if fresh or c0 == 0:
+            self._y0 = out0
+        self._final_in = max(n - self.margin_n, 0)
+        # keep what the next window can still use
+        first = max(0, (n - self.window_n - 2 * self.margin_n) * self.up // self.down)
+        if first > self._y0:
+            self._y = self._y[first - self._y0 :]
+            self._y0 = first
+        m = math.ceil((n - a) * self.up / self.down)
+        return self._y[-m:]
+
+    def window(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, str] | str:
+        """Model inputs of the last ``window_s`` (or all pushed so far if less), or why not."""
+        n = self._n
+        n_win = min(self.window_n, n)
+        dur = n_win / self.fs
+        if dur < self.clf.min_duration_s:
+            return f"signal is {dur:.1f} s long, needs at least {self.clf.min_duration_s:g} s"
+        a = n - n_win
+        self._detect()
+        checked = _check_signal(self._raw[a - self._raw0 :], self.fs)
+        if isinstance(checked, str):
+            return checked
+        x, notes = checked
+        try:
+            y = self._model_signal(a)
+        except HeartlineError as exc:
+            return str(exc)
+        lo, hi = np.percentile(y, [1, 99])
+        scale = float(hi - lo)
+        if not math.isfinite(scale) or scale <= 0:
+            return "ecg is flat after band-pass filtering (no usable signal)"
+        sig = np.clip((y - np.median(y)) / scale, -10.0, 10.0).astype(np.float32)
+        peaks = self._peaks[(self._peaks >= a) & (self._peaks < n)] - a
+        rr = rr_features_from_peaks(peaks, x, fs=self.fs, duration_s=dur)
+        if rr[0] <= 0.0:
+            return "no heartbeat detected"
+        if self.clf.n_rr == len(HAND_FEATURE_NAMES):
+            # a model fused with the whole hand-feature vector: add the morphology part, from
+            # the window's own band-passed lead as rhythm_hand_features computes it
+            from heartline.features.rhythm import morphology_features_from_peaks
+            from heartline.signal.filters import bandpass
+
+            if x.size > 3 * self.fs:
+                xf = bandpass(x, fs=self.fs, low_hz=0.5, high_hz=min(40.0, 0.45 * self.fs), order=2)
+            else:
+                xf = x - np.median(x)
+            morph = morphology_features_from_peaks(peaks, xf, fs=self.fs)
+            rr = np.concatenate([rr, morph]).astype(np.float32)
+        return (*self.clf.windows(sig, rr), "; ".join(notes))

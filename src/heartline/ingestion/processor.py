@@ -33,9 +33,11 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    :meth:`~heartline.alerts.engine.AlertEngine.add_rhythm`.
 
    *Wearable start-up*: quality verdicts of the first ``quality_warmup_s`` of a segment (the
-   filters' start-up transient) are not reported, and the first ``startup_beats`` beats of a
-   segment are never ``V`` for the alarm rules (stored as classified): see
-   :meth:`StreamProcessor._engine_label`.
+   filters' start-up transient) are not reported nor put into the rhythm windows, and the
+   first ``startup_beats`` beats of a segment are never ``V`` for the alarm rules (stored as
+   classified): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
+   ectopy only when it is premature (:data:`V_PREMATURITY`), and the rhythm model raises AF
+   only from a full 30 s window (``EngineConfig.af_model_min_window_s``).
 
    *Gap handling*: a frame after a gap (lost frames) starts a new pipeline segment (the signal
    is discontinuous; beat windows never straddle a gap); the alert engine keeps its history.
@@ -192,6 +194,14 @@ DEVICE_FAULTY_ALERT = "device_faulty"
 #: ``heartline bench alarms``, docs/results/alarms.md); 5 s of noise still raises it.
 QUALITY_NOTICE_MIN_S = 5.0
 
+#: Prematurity a beat labelled V needs to count as ventricular ectopy in the processor's
+#: engines (:func:`heartline.alerts.rules.ventricular.premature_beats`): an RR interval before
+#: it below 85 % of the reference (normal-to-normal) RR. A premature ventricular complex is
+#: premature by definition; on single-lead wearable signal most V labels on beats arriving on
+#: the sinus timing are a normal beat after a noise spike or a T wave taken for a beat
+#: (``heartline bench alarms``, docs/results/alarms.md).
+V_PREMATURITY = 0.85
+
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
 
@@ -320,9 +330,10 @@ class _DeviceState:
     segment_start_idx: int = 0  # pipeline sample index where the segment started (always 0)
     segment_beats: int = 0  # beats of the current segment given to the engine
     # rhythm: the last rhythm_window_s of one lead (mV) and the device time of its end
-    rhythm_buf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rhythm_stream: Any = None  # RhythmStream: the incrementally prepared rhythm input
     rhythm_end_s: float = math.nan
     rhythm_due_s: float = math.nan
+    rhythm_seg_start_s: float = math.nan  # device time of the segment's first sample
 
 
 @dataclass
@@ -397,10 +408,8 @@ class _Batch:
     failed: set[int] = field(default_factory=set)
     #: devices to flag to the admins in this batch's transaction: (device, patient, reasons)
     flags: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
-    #: rhythm windows due: (device state, window (mV, one lead), fs, start_s, end_s)
-    rhythm_jobs: list[tuple[_DeviceState, np.ndarray, float, float, float]] = field(
-        default_factory=list
-    )
+    #: rhythm windows due: (device state, model inputs or why unusable, fs, start_s, end_s)
+    rhythm_jobs: list[tuple[_DeviceState, Any, float, float, float]] = field(default_factory=list)
 
 
 class StreamProcessor:
@@ -616,7 +625,9 @@ class StreamProcessor:
         self.quality_warmup_s = float(quality_warmup_s)
         self.startup_beats = int(startup_beats)
         self.engine_config = engine_config or EngineConfig(
-            rules=RuleConfig(quality_min_duration_s=QUALITY_NOTICE_MIN_S)
+            rules=RuleConfig(
+                quality_min_duration_s=QUALITY_NOTICE_MIN_S, v_prematurity=V_PREMATURITY
+            )
         )
         self.address = address
         self.partitions = tuple(sorted(int(p) for p in partitions))
@@ -1150,6 +1161,8 @@ class StreamProcessor:
                         self._rhythm_feed(b, st, f, x)
                     except Exception as exc:  # the rhythm stage never costs a frame
                         log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
+                    if self.rhythm is not None:
+                        clock.lap("rhythm")  # the window is prepared as its frame arrives
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
@@ -1634,9 +1647,10 @@ class StreamProcessor:
         st.frames.clear()
         st.segment += 1
         st.segment_beats = 0
-        st.rhythm_buf = np.zeros(0)
+        st.rhythm_stream = None
         st.rhythm_end_s = math.nan
         st.rhythm_due_s = math.nan
+        st.rhythm_seg_start_s = math.nan
 
     # ------------------------------------------------------------------ models per device
     def _setup_models(self, beat_models: Any, rhythm_model: Any) -> None:
@@ -1728,36 +1742,54 @@ class StreamProcessor:
             return
         col = st.pipeline.columns[0]
         lead = x[:, col] if x.ndim == 2 else x
-        keep = round(self.rhythm_window_s * st.fs)
-        buf = np.concatenate([st.rhythm_buf, np.asarray(lead, dtype=np.float64)])
-        st.rhythm_buf = buf[-keep:]
+        # the segment's first quality_warmup_s (electrode and filter settling) are left out of
+        # the rhythm windows, as they are out of the quality verdicts (_quality_updates)
+        seen = st.pipeline.samples_seen  # samples of this segment before this frame
+        warm = round(self.quality_warmup_s * st.fs)
+        if seen < warm:
+            lead = lead[warm - seen :]
+            if lead.size == 0:
+                return
+        if st.rhythm_stream is None:
+            from heartline.edge.rhythm import RhythmStream
+
+            st.rhythm_stream = RhythmStream(self.rhythm, fs=st.fs, window_s=self.rhythm_window_s)
+        st.rhythm_stream.push(lead)
         st.rhythm_end_s = f.start_time_s + f.n_samples / st.fs
         seg_s = st.pipeline.samples_seen / st.fs + f.n_samples / st.fs  # after this frame
         if math.isnan(st.rhythm_due_s):
-            st.rhythm_due_s = st.rhythm_end_s - seg_s + self.rhythm_min_s
+            # due every rhythm_interval_s from the segment start, the first once the window
+            # holds rhythm_min_s after the warm-up
+            st.rhythm_seg_start_s = st.rhythm_end_s - seg_s
+            first = warm / st.fs + self.rhythm_min_s
+            k = math.ceil(first / self.rhythm_interval_s - 1e-9)
+            st.rhythm_due_s = st.rhythm_seg_start_s + k * self.rhythm_interval_s
         if st.rhythm_end_s + 1e-9 >= st.rhythm_due_s:
-            n = st.rhythm_buf.size
-            b.rhythm_jobs.append(
-                (st, st.rhythm_buf.copy(), st.fs, st.rhythm_end_s - n / st.fs, st.rhythm_end_s)
-            )
+            n = min(st.rhythm_stream.n_samples, st.rhythm_stream.window_n)
+            t0 = st.rhythm_end_s - n / st.fs
+            if t0 - (warm + 1) / st.fs <= st.rhythm_seg_start_s:
+                # the window holds the whole segment but its settling seconds: its verdict is
+                # the segment's since its start (the span the engine sees)
+                t0 = st.rhythm_seg_start_s
+            try:  # prepared now: the stream moves on with the batch's next frames
+                prepared = st.rhythm_stream.window()
+            except Exception as exc:  # never fatal: this window is unusable
+                log.warning("device %s: rhythm window failed: %s", st.device_id, exc)
+                prepared = str(exc)
+            b.rhythm_jobs.append((st, prepared, st.fs, t0, st.rhythm_end_s))
             while st.rhythm_due_s <= st.rhythm_end_s + 1e-9:
                 st.rhythm_due_s += self.rhythm_interval_s
 
     def _rhythm(self, b: _Batch) -> None:
         """Stage 4b': the batch's due rhythm windows in one ONNX call -> the patients' engines.
 
-        A window the model cannot use (flat, clipped, no beats: see
-        :meth:`~heartline.edge.rhythm.OnnxRhythmClassifier.prepare`) is given as ``~``.
+        The windows were prepared incrementally as their frames arrived
+        (:class:`~heartline.edge.rhythm.RhythmStream`, in :meth:`_rhythm_feed`). A window the
+        model cannot use (flat, clipped, no beats) is given as ``~``.
         """
         if not b.rhythm_jobs or self.rhythm is None:
             return
-        prepared: list[Any] = []
-        for st, sig, fs, _t0, _t1 in b.rhythm_jobs:
-            try:
-                prepared.append(self.rhythm.prepare(sig, fs=fs))
-            except Exception as exc:  # never fatal: this window is unusable
-                log.warning("device %s: rhythm window failed: %s", st.device_id, exc)
-                prepared.append(str(exc))
+        prepared: list[Any] = [p for _st, p, _fs, _t0, _t1 in b.rhythm_jobs]
         ok = [p for p in prepared if not isinstance(p, str)]
         probs: list[np.ndarray] = []
         if ok:

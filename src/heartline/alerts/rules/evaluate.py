@@ -77,6 +77,7 @@ class RuleConfig:
     sveb_per_min: float = 6.0
     ectopy_window_s: float = 60.0
     min_confidence: float = 0.0
+    v_prematurity: float | None = None
     af_method: str = "dash2009"
     af_window_beats: int = 64
     af_step_beats: int = 8
@@ -122,6 +123,8 @@ class RuleConfig:
             )
         if self.asystole_s < self.pause_s:
             raise ValueError(f"asystole_s ({self.asystole_s}) must be >= pause_s ({self.pause_s})")
+        if self.v_prematurity is not None and not 0.0 < self.v_prematurity <= 1.0:
+            raise ValueError(f"v_prematurity must lie in (0, 1], got {self.v_prematurity!r}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.af_method not in AF_METHODS:
@@ -215,6 +218,7 @@ def evaluate_rules(
             vt_rate_bpm=c.vt_rate_bpm,
             sustained_s=c.sustained_vt_s,
             min_confidence=c.min_confidence,
+            prematurity=c.v_prematurity,
             reported=reported,
         )
     if "ventricular_bigeminy" not in skip:
@@ -223,6 +227,7 @@ def evaluate_rules(
             min_cycles=c.pattern_min_cycles,
             max_rr_s=c.pause_s,
             min_confidence=c.min_confidence,
+            prematurity=c.v_prematurity,
             reported=reported,
         )
     if not {"frequent_pvc", "frequent_sveb"} <= skip:
@@ -232,6 +237,7 @@ def evaluate_rules(
             sveb_per_min=c.sveb_per_min,
             window_s=c.ectopy_window_s,
             min_confidence=c.min_confidence,
+            prematurity=c.v_prematurity,
             reported=reported,
             skip=skip,
         )

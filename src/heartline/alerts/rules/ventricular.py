@@ -27,14 +27,73 @@ from heartline.alerts.rules.events import (
 # --------------------------------------------------------------------------------------------
 # Ventricular ectopy
 # --------------------------------------------------------------------------------------------
-def _is_label(series: BeatSeries, label: str, min_confidence: float) -> np.ndarray:
-    key = ("is_label", label, float(min_confidence))
+def _is_label(
+    series: BeatSeries, label: str, min_confidence: float, prematurity: float | None = None
+) -> np.ndarray:
+    key = ("is_label", label, float(min_confidence), prematurity)
     hit = series._memo.get(key)
     if hit is None:
-        hit = series._memo[key] = _frozen(
-            (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
-        )
+        hit = (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
+        if prematurity is not None and hit.any():
+            hit &= premature_beats(series, prematurity)
+        hit = series._memo[key] = _frozen(hit)
     return hit
+
+
+def premature_beats(series: BeatSeries, prematurity: float) -> np.ndarray:
+    """Beats that come early: RR interval before the beat < ``prematurity`` x the reference RR.
+
+    A premature ventricular complex is, by definition, premature: it comes before the next
+    sinus beat is due (and a couplet's or a tachycardia's second and later beats come at least
+    as fast). The reference RR is the median of the window's valid intervals between two
+    ``N`` beats (all valid intervals when there are fewer than 4 of those). A V label on a beat
+    that arrives on or after the sinus timing is not counted as ventricular ectopy by the
+    rules (on single-lead wearable signal, such beats are mostly normal beats after a noise
+    spike or a T wave detected as a beat; see ``docs/results/alarms.md``). The first beat of
+    the window, with no interval before it, is never premature.
+
+    Parameters
+    ----------
+    series : BeatSeries
+    prematurity : float
+        Fraction in (0, 1]: 0.85 counts beats at least 15 % early.
+    """
+    if not 0.0 < float(prematurity) <= 1.0:
+        raise ValueError(f"prematurity must lie in (0, 1], got {prematurity!r}")
+    n = len(series)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    rr = series.rr_s
+    valid = series.rr_valid()
+    nn = valid & (series.label[:-1] == "N") & (series.label[1:] == "N")
+    ref_pool = rr[nn] if np.count_nonzero(nn) >= 4 else rr[valid]
+    if ref_pool.size == 0:
+        return out
+    ref = float(np.median(ref_pool))
+    tol = 1.0 - float(prematurity)
+    out[1:] = valid & (rr < float(prematurity) * ref)
+    # a beat on the sinus schedule (after an interpolated or spuriously detected beat): the
+    # intervals from the last non-V beat before it and to the next beat both lie within
+    # +-tol of the reference
+    t = series.time_s
+    idx = np.arange(n)
+    non_v = np.where(series.label != "V", idx, -1)
+    last_non_v = np.maximum.accumulate(np.concatenate(([-1], non_v[:-1])))
+    has_prev = last_non_v >= 0
+    has_next = idx < n - 1
+    from_prev = np.where(has_prev, t - t[np.maximum(last_non_v, 0)], np.nan)
+    to_next = np.full(n, np.nan)
+    to_next[:-1] = rr
+    with np.errstate(invalid="ignore"):
+        on_time = (
+            has_prev
+            & has_next
+            & (np.abs(from_prev - ref) <= tol * ref)
+            & (np.abs(to_next - ref) <= tol * ref)
+        )
+    out &= ~on_time
+    return out
 
 
 def detect_ventricular_runs(
@@ -43,6 +102,7 @@ def detect_ventricular_runs(
     vt_rate_bpm: float = 100.0,
     sustained_s: float = 30.0,
     min_confidence: float = 0.0,
+    prematurity: float | None = None,
     reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Ventricular couplets, slow ventricular runs and ventricular tachycardia.
@@ -58,6 +118,8 @@ def detect_ventricular_runs(
     * >= 3 V beats at or below ``vt_rate_bpm``: ``"v_run"`` (idioventricular rhythm, ``warning``).
 
     ``reported``: as for :func:`detect_bradycardia`.
+    ``prematurity``: when given, only V beats that are premature count (see
+    :func:`premature_beats`; ``None``, the default, counts every V beat).
 
     Returns
     -------
@@ -73,7 +135,7 @@ def detect_ventricular_runs(
     n = len(series)
     if n == 0:
         return ()
-    isv = _is_label(series, "V", min_confidence)
+    isv = _is_label(series, "V", min_confidence, prematurity)
     if n < 2:
         return ()
     link = isv[:-1] & isv[1:]
@@ -149,6 +211,7 @@ def detect_ventricular_patterns(
     min_cycles: int = 4,
     max_rr_s: float = 2.0,
     min_confidence: float = 0.0,
+    prematurity: float | None = None,
     reported: Mapping[str, Reported] | None = None,
 ) -> tuple[Episode, ...]:
     """Ventricular bigeminy (``N V N V ...``) and trigeminy (``N N V N N V ...``).
@@ -158,6 +221,8 @@ def detect_ventricular_patterns(
     valid RR intervals no longer than ``max_rr_s`` throughout (a pause breaks the pattern);
     ``min_cycles`` V beats make an episode (``warning``). ``reported``: as for
     :func:`detect_bradycardia`.
+    ``prematurity``: when given, only V beats that are premature count (see
+    :func:`premature_beats`; ``None``, the default, counts every V beat).
 
     Returns
     -------
@@ -169,7 +234,7 @@ def detect_ventricular_patterns(
     n = len(series)
     if n < 3:
         return ()
-    isv = _is_label(series, "V", min_confidence)
+    isv = _is_label(series, "V", min_confidence, prematurity)
     vpos = isv.nonzero()[0]
     if vpos.size < int(min_cycles):  # a chain of min_cycles V beats is impossible
         return ()
@@ -226,6 +291,7 @@ def detect_frequent_ectopy(
     sveb_per_min: float = 6.0,
     window_s: float = 60.0,
     min_confidence: float = 0.0,
+    prematurity: float | None = None,
     reported: Mapping[str, Reported] | None = None,
     skip: Collection[str] = (),
 ) -> tuple[Episode, ...]:
@@ -237,6 +303,8 @@ def detect_frequent_ectopy(
     alarm limit (Lown grading; a common bedside-monitor default, configurable per
     IEC 60601-2-27). ``reported``: as for :func:`detect_bradycardia`; ``skip``: kinds not
     to look for (the two counts are independent).
+    ``prematurity``: when given, only V beats (not S) that are premature count (see
+    :func:`premature_beats`; ``None``, the default, counts every V beat).
 
     Returns
     -------
@@ -254,7 +322,9 @@ def detect_frequent_ectopy(
         _check_positive(limit, "pvc_per_min" if label == "V" else "sveb_per_min")
         if kind in skip:
             continue
-        pos = _is_label(series, label, min_confidence).nonzero()[0]
+        pos = _is_label(
+            series, label, min_confidence, prematurity if label == "V" else None
+        ).nonzero()[0]
         if pos.size == 0 or not pos.size > limit * window_s / 60.0:
             continue  # no window can hold more beats than the series
         t = series.time_s[pos]
