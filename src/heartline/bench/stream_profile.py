@@ -44,6 +44,8 @@ STAGES: dict[str, str] = {
     "beats": "beat windows, normalisation, RR features, context",
     "classify": "one ONNX Runtime call for the batch",
     "results": "probabilities -> beats, frame/sample location, storage rows",
+    "rhythm": "rhythm model: incremental window input (R peaks, model-rate signal, RR "
+    "features) and one ONNX call per batch for the devices due",
     "alerts": "alert engine: beats, quality spans, VF, vitals (rules, NEWS2)",
     "storage": "one SQLite transaction (frames, beats, alerts)",
     "acks": "MQTT PUBACKs, storage acknowledgements, counters",
