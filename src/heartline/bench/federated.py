@@ -70,16 +70,29 @@ class BenchConfig:
     rhythm_hospitals: int = 5
     rhythm_alpha: float = 1.0
     rhythm_keep_normal: float = 0.3
-    rhythm_scenarios: tuple[str, ...] = ("central", "fedavg", "dp", "fedprox", "fedadam")
+    rhythm_scenarios: tuple[str, ...] = ("central", "fedavg", "fedprox", "fedadam", "dpsgd", "dp")
+    #: record-level DP-SGD inside each site (Opacus), rhythm task: epsilon of the whole run
+    dpsgd_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
+    dpsgd_clip: float = 1.0
+    #: FedAdam's server learning rate
+    fedadam_eta: float = 0.01
+    #: pool label counts (and RR sums) before training: class weights and RR standardisation
+    #: of the union, as central training computes them
+    global_statistics: bool = True
+    #: 0: the whole central test set; > 0: only its first ``test_records`` records (smoke tests
+    #: only: a subset is not the benchmark's test set)
+    test_records: int = 0
     tasks: tuple[str, ...] = ("beats", "rhythm")
+    #: run the tasks one after the other (one federation at a time on a shared machine)
+    sequential: bool = True
     quick: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def quick_config(cls) -> BenchConfig:
         """3 hospitals (beats) and 5 sites (rhythm, the fewest it takes), 2 rounds, few
-        examples: central, FedAvg and one DP run (beats), central and FedAvg (rhythm); a few
-        minutes, for the test suite."""
+        examples, the first 4 DS2 records and 100 held-out records as test sets: central,
+        FedAvg and one DP run (beats), central and FedAvg (rhythm); a smoke test."""
         return cls(
             hospitals=3,
             rounds=2,
@@ -91,6 +104,7 @@ class BenchConfig:
             scenarios=("central", "fedavg", "dp"),
             rhythm_keep_normal=0.05,
             rhythm_scenarios=("central", "fedavg"),
+            test_records=4,
             quick=True,
         )
 
@@ -203,6 +217,9 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
     for s in cfg.scenarios if task == "beats" else cfg.rhythm_scenarios:
         if s in ("fedavg", "fedprox", "fedadam"):
             out.append((s, {"strategy": s}))
+        elif s == "dpsgd" and task == "rhythm":
+            for eps in cfg.dpsgd_epsilons:
+                out.append((f"dpsgd_eps{eps:g}", {"strategy": "fedavg", "record_dp_epsilon": eps}))
         elif s == "dp":
             for eps in cfg.dp_epsilons:
                 out.append((f"dp_eps{eps:g}", {"strategy": "fedavg", "dp_epsilon": eps}))
@@ -268,11 +285,12 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
         for name, e in ent.items():
-            if name.startswith("dp_") and "error" not in e and central:
+            if name.startswith(("dp_", "dpsgd_")) and "error" not in e and central:
                 strict = task == "rhythm" and e["epsilon"] <= 3
+                kind = "record-level DP-SGD" if name.startswith("dpsgd_") else "client-level DP"
                 rows.append(
                     {
-                        "target": f"{task}: DP epsilon {e['epsilon']:g}"
+                        "target": f"{task}: {kind} epsilon {e['epsilon']:g}"
                         + (" >= 90 % of central" if strict else " (accuracy-privacy curve)"),
                         "value": f"{e['macro_f1']:.3f} = {100 * e['macro_f1'] / central:.1f} %",
                         "met": (e["macro_f1"] >= 0.9 * central) if strict else None,
@@ -339,15 +357,23 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
         fig.savefig(out / f"curves_{task}.png", dpi=120)
         plt.close(fig)
         files.append(f"curves_{task}.png")
-        dp = sorted(
-            (e["epsilon"], e["macro_f1"])
-            for n, e in ent.items()
-            if n.startswith("dp_") and "error" not in e
-        )
-        if dp:
+        curves = {
+            label: sorted(
+                (e["epsilon"], e["macro_f1"])
+                for n, e in ent.items()
+                if n.startswith(prefix) and "error" not in e
+            )
+            for prefix, label in (
+                ("dp_", "FedAvg + client-level DP"),
+                ("dpsgd_", "FedAvg + record-level DP-SGD (Opacus)"),
+            )
+        }
+        if any(curves.values()):
             fig, ax = plt.subplots(figsize=(5.5, 4))
-            x, y = zip(*dp, strict=True)
-            ax.plot(x, y, marker="o", label="FedAvg + client-level DP")
+            for label, dp in curves.items():
+                if dp:
+                    x, y = zip(*dp, strict=True)
+                    ax.plot(x, y, marker="o", label=label)
             for name, style in (("fedavg", ":"), ("central", "--")):
                 if _f1(ent, name) is not None:
                     ax.axhline(ent[name]["macro_f1"], linestyle=style, color="grey", label=name)
@@ -541,7 +567,7 @@ def run_federated_bench(
             )
         manifest_path = save_manifest(m, out / f"manifest_{task}.json")
         manifest = load_manifest(manifest_path)
-        test = load_test_data(manifest, data_dir=data_dir)
+        test = load_test_data(manifest, data_dir=data_dir, limit=cfg.test_records)
         scen = cfg.scenarios if task == "beats" else cfg.rhythm_scenarios
         if "central" in scen and "central" not in ent and not stop.is_set():
             logger.info("%s: central training", task)
@@ -562,6 +588,7 @@ def run_federated_bench(
             logger.info("%s: %s", task, name)
             bar.update(bar_tasks[task], info=name)
             eps = over.pop("dp_epsilon", None)
+            rec_eps = over.get("record_dp_epsilon")
             noise = noise_for_epsilon(eps, cfg.rounds) if eps is not None else 0.0
             rcfg = FederatedRunConfig(
                 task=task,
@@ -571,15 +598,32 @@ def run_federated_bench(
                 keep_normal=cfg.keep_normal if task == "beats" else cfg.rhythm_keep_normal,
                 seed=cfg.seed,
                 dp_noise_multiplier=noise,
-                dp_clip_norm=cfg.dp_clip,
+                dp_clip_norm=cfg.dpsgd_clip if rec_eps else cfg.dp_clip,
+                dp_delta=DP_DELTA,
                 trimmed_beta=cfg.trimmed_beta,
+                fedadam_eta=cfg.fedadam_eta,
+                global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,
                 **over,
             )
             extra: dict[str, Any] = {"strategy": rcfg.strategy}
             if eps is not None:
-                extra.update(epsilon=eps, delta=DP_DELTA, noise_multiplier=noise, clip=cfg.dp_clip)
+                extra.update(
+                    epsilon=eps,
+                    delta=DP_DELTA,
+                    noise_multiplier=noise,
+                    clip=cfg.dp_clip,
+                    dp="client-level (hospital), server-side clipping + Gaussian noise",
+                )
+            if rec_eps:
+                extra.update(
+                    epsilon=rec_eps,
+                    epsilon_target=rec_eps,
+                    delta=DP_DELTA,
+                    clip=cfg.dpsgd_clip,
+                    dp="record-level DP-SGD in each hospital (Opacus), epsilon per record",
+                )
             run_dir = out / "runs" / (name if task == "beats" else f"{task}_{name}")
             try:
                 res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_create=register)
@@ -588,6 +632,11 @@ def run_federated_bench(
                 t = evaluate_arrays(task, load_npz(res["final_weights"]), test)
                 if t["loss"] is None:
                     extra["non_finite_model"] = True
+                spent = [
+                    r["record_dp_epsilon"] for r in res["rounds"] if r.get("record_dp_epsilon")
+                ]
+                if rec_eps and spent:  # what Opacus' accountant reported, largest hospital
+                    extra["epsilon"] = float(max(spent))
                 ent[name] = _fed_entry(res, t, **extra)
             except Exception as exc:  # one failed run must not lose the others
                 if stop.is_set():  # not a result: --resume runs it again
@@ -612,10 +661,13 @@ def run_federated_bench(
             previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
     try:
         with bar:
-            for th in threads:
-                th.start()
+            if not cfg.sequential:
+                for th in threads:
+                    th.start()
             try:
                 for th in threads:
+                    if cfg.sequential and not stop.is_set():
+                        th.start()
                     while th.is_alive():  # joins with a timeout so signals reach this thread
                         th.join(timeout=1.0)
             except KeyboardInterrupt:
@@ -625,7 +677,8 @@ def run_federated_bench(
                 close_all()
                 deadline = time.monotonic() + _STOP_WAIT_S
                 for th in threads:  # a federation's thread returns once its processes die
-                    th.join(timeout=max(0.0, deadline - time.monotonic()))
+                    if th.is_alive():
+                        th.join(timeout=max(0.0, deadline - time.monotonic()))
                 close_all()  # any deployment created meanwhile
                 finish()
                 raise

@@ -296,13 +296,67 @@ def bench_federated(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip the runs already in OUT/federated.json.")
     ] = False,
+    beats_runs: Annotated[
+        str | None,
+        typer.Option(
+            "--beats-runs",
+            help="Comma-separated beats runs (central, fedavg, fedprox, fedadam, dp, dropout, "
+            "attack_fedavg, attack_robust; 'none' skips the task). Default: all.",
+        ),
+    ] = None,
+    rhythm_runs: Annotated[
+        str | None,
+        typer.Option(
+            "--rhythm-runs",
+            help="Comma-separated rhythm runs (central, fedavg, fedprox, fedadam, dpsgd, dp; "
+            "'none' skips the task). Default: all.",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds", min=1, help="Federated rounds (central: rounds x local epochs epochs)."
+        ),
+    ] = None,
+    local_epochs: Annotated[
+        int | None, typer.Option("--local-epochs", min=1, help="Local epochs per round.")
+    ] = None,
 ) -> None:
     """Central vs FedAvg/FedProx/FedAdam, DP, dropout and malicious hospitals, one report."""
     _require_flwr()
-    from heartline.bench.federated import run_federated_bench
+    import dataclasses
+
+    from heartline.bench.federated import BenchConfig, run_federated_bench
+
+    config = BenchConfig.quick_config() if quick else BenchConfig()
+    over: dict[str, Any] = {}
+    tasks = list(config.tasks)
+    for task, field_name, value in (
+        ("beats", "scenarios", beats_runs),
+        ("rhythm", "rhythm_scenarios", rhythm_runs),
+    ):
+        if value is None:
+            continue
+        names = tuple(x.strip() for x in value.split(",") if x.strip())
+        if names == ("none",):
+            tasks.remove(task)
+            continue
+        valid = set(BenchConfig().scenarios if task == "beats" else BenchConfig().rhythm_scenarios)
+        bad = sorted(set(names) - valid)
+        if bad:
+            raise _bad(ValueError(f"--{task}-runs: unknown {bad}; valid: {sorted(valid)}"))
+        over[field_name] = names
+    over["tasks"] = tuple(tasks)
+    if rounds is not None:
+        over["rounds"] = rounds
+    if local_epochs is not None:
+        over["local_epochs"] = local_epochs
+    config = dataclasses.replace(config, **over)
 
     try:
-        report = run_federated_bench(out, quick=quick, data_dir=data_dir, nice=nice, resume=resume)
+        report = run_federated_bench(
+            out, data_dir=data_dir, nice=nice, resume=resume, config=config
+        )
     except ValueError as exc:
         raise _bad(exc) from None
     except KeyboardInterrupt:  # SIGTERM or Ctrl-C: every federation was stopped
