@@ -402,8 +402,10 @@ def _markdown(report: dict[str, Any]) -> str:
         f"CinC 2017 sites (Dirichlet alpha {c['rhythm_alpha']:g}), held-out fold test, "
         f"{100 * c['rhythm_keep_normal']:g} % of N records train. {c['rounds']} rounds x "
         f"{c['local_epochs']} local epoch (central: {c['rounds'] * c['local_epochs']} epochs). "
-        "Seconds are wall-clock on a shared, heavily loaded 2-core machine (load average about "
-        "20): re-measure before quoting them.",
+        "Seconds are wall-clock on a shared 2-core machine (load average "
+        f"{report.get('load_average', {}).get('start', '?')} at the start, "
+        f"{report.get('load_average', {}).get('end', '?')} at the last write): re-measure "
+        "before quoting them.",
     ]
     for task, ent in report["tasks"].items():
         lines += [
@@ -435,9 +437,23 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _loadavg() -> str:
+    """The 1, 5 and 15 min load averages (``"?"`` where the OS has none)."""
+    import os
+
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def _budget(c: dict[str, Any]) -> dict[str, Any]:
     """Configuration keys that change a measured number (not the order or choice of runs)."""
-    return {k: v for k, v in c.items() if k not in ("scenarios", "rhythm_scenarios", "tasks")}
+    return {
+        k: v
+        for k, v in c.items()
+        if k not in ("scenarios", "rhythm_scenarios", "tasks", "sequential")
+    }
 
 
 def run_federated_bench(
@@ -483,6 +499,7 @@ def run_federated_bench(
         "command": "heartline " + " ".join(sys.argv[1:]) if sys.argv else "",
         "config": asdict(cfg),
         "tasks": tasks,
+        "load_average": {"start": _loadavg()},
     }
     previous = out / "federated.json"
     if resume and previous.is_file():
@@ -543,6 +560,7 @@ def run_federated_bench(
 
     def finish() -> Path:
         with lock:
+            report["load_average"]["end"] = _loadavg()
             report["targets"] = _targets(tasks)
             report["plots"] = _plot(tasks, out)
             path = write_json(out / "federated.json", json.loads(json.dumps(report, default=str)))
