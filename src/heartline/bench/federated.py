@@ -290,7 +290,7 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 kind = "record-level DP-SGD" if name.startswith("dpsgd_") else "client-level DP"
                 rows.append(
                     {
-                        "target": f"{task}: {kind} epsilon {e['epsilon']:g}"
+                        "target": f"{task}: {kind} epsilon {e['epsilon']:.3g}"
                         + (" >= 90 % of central" if strict else " (accuracy-privacy curve)"),
                         "value": f"{e['macro_f1']:.3f} = {100 * e['macro_f1'] / central:.1f} %",
                         "met": (e["macro_f1"] >= 0.9 * central) if strict else None,
@@ -425,7 +425,7 @@ def _markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {e['macro_f1']:.3f} | {e['accuracy']:.3f} | {e['rounds']} | "
                 f"{e['bytes_total']:,} | {e['seconds']:.0f} | "
-                f"{'-' if eps is None else f'{eps:g}'} |"
+                f"{'-' if eps is None else f'{eps:.3g}'} |"
             )
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
