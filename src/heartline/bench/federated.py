@@ -15,8 +15,10 @@ One command, side by side, on the beats task (MIT-BIH DS1 patients over hospital
 Writes ``federated.json`` (``{"engine": "flower-deployment", "tasks": {"beats": {...},
 "rhythm": {...}}}``; every entry has ``macro_f1``, ``rounds``, ``bytes_total``, ``seconds``, the DP
 entries ``epsilon``), ``federated.md``, ``curves_beats.png`` (validation macro-F1 per round) and
-``privacy_beats.png`` (accuracy-privacy curve). The rhythm task is reported as not run until
-``heartline.training.rhythm`` exists.
+``privacy_<task>.png`` (accuracy-privacy curve). The rhythm task (CinC 2017 sites) runs the same
+comparison plus ``dpsgd_eps1/3/8``: record-level DP-SGD inside each site with Opacus
+(:func:`heartline.training.local.train_local_rhythm`; Abadi et al. 2016), epsilon as reported by
+Opacus' RDP accountant. The tasks run one after the other (one federation at a time).
 """
 
 from __future__ import annotations
