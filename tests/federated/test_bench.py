@@ -28,13 +28,15 @@ _SRC = str(Path(heartline.__file__).resolve().parents[1])  # this checkout's cod
 _ENTRY = "from heartline.cli.main import main; main()"
 
 
-def _bench(out: Path, log: Path) -> subprocess.Popen[bytes]:
+def _bench(out: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """The CLI in a child process, its output in ``log`` (a file: a pipe could fill up)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    argv = ["bench", "federated", "--quick", "--out", str(out), *extra]
     with log.open("wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-c", _ENTRY, "bench", "federated", "--quick", "--out", str(out)],
+            [sys.executable, "-c", _ENTRY, *argv],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
@@ -98,28 +100,29 @@ def test_bench_quick_writes_the_report_schema(tmp_path: Path) -> None:
     assert (out / "curves_beats.png").is_file() and (out / "curves_rhythm.png").is_file()
 
 
-@pytest.mark.xfail(
-    reason="known failure in the full suite on 2026-12-07 (passed alone in 294 s); see the closing note",
-    strict=False,
-)
 def test_bench_sigterm_stops_every_federation(tmp_path: Path) -> None:
+    # one beats federation only (no central training, no rhythm task, 1 round, 4 DS2 records):
+    # the first SuperNode starts within seconds, and the run is long enough to be interrupted
+    # (its ClientApps each load a hospital's records) but never waited for to the end
     out = tmp_path / "bench"
     log_path = tmp_path / "bench.log"
-    child = _bench(out, log_path)
+    child = _bench(
+        out, log_path, "--beats-runs", "fedavg", "--rhythm-runs", "none", "--rounds", "1"
+    )
     seen: dict[int, int] = {}
     try:
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 300
         supernode_seen_at = None
         while time.monotonic() < deadline and child.poll() is None:
             seen.update(process_tree([child.pid]))
             if supernode_seen_at is None and any("flower-supernode" in _cmdline(p) for p in seen):
                 supernode_seen_at = time.monotonic()
             # a few seconds in: the SuperNodes run and Flower may have spawned its helpers
-            if supernode_seen_at is not None and time.monotonic() - supernode_seen_at > 8:
+            if supernode_seen_at is not None and time.monotonic() - supernode_seen_at > 5:
                 break
             time.sleep(0.3)
         assert child.poll() is None, "the benchmark ended before a federation ran"
-        assert supernode_seen_at is not None, "no SuperNode started within 900 s"
+        assert supernode_seen_at is not None, "no SuperNode started within 300 s"
         seen.update(process_tree([child.pid]))
         n_flower = sum(1 for p, s in seen.items() if pid_alive(p, s) and "flower-" in _cmdline(p))
         assert n_flower >= 2  # a SuperLink and at least one SuperNode

@@ -15,8 +15,10 @@ One command, side by side, on the beats task (MIT-BIH DS1 patients over hospital
 Writes ``federated.json`` (``{"engine": "flower-deployment", "tasks": {"beats": {...},
 "rhythm": {...}}}``; every entry has ``macro_f1``, ``rounds``, ``bytes_total``, ``seconds``, the DP
 entries ``epsilon``), ``federated.md``, ``curves_beats.png`` (validation macro-F1 per round) and
-``privacy_beats.png`` (accuracy-privacy curve). The rhythm task is reported as not run until
-``heartline.training.rhythm`` exists.
+``privacy_<task>.png`` (accuracy-privacy curve). The rhythm task (CinC 2017 sites) runs the same
+comparison plus ``dpsgd_eps1/3/8``: record-level DP-SGD inside each site with Opacus
+(:func:`heartline.training.local.train_local_rhythm`; Abadi et al. 2016), epsilon as reported by
+Opacus' RDP accountant. The tasks run one after the other (one federation at a time).
 """
 
 from __future__ import annotations
@@ -70,16 +72,29 @@ class BenchConfig:
     rhythm_hospitals: int = 5
     rhythm_alpha: float = 1.0
     rhythm_keep_normal: float = 0.3
-    rhythm_scenarios: tuple[str, ...] = ("central", "fedavg", "dp", "fedprox", "fedadam")
+    rhythm_scenarios: tuple[str, ...] = ("central", "fedavg", "fedprox", "fedadam", "dpsgd", "dp")
+    #: record-level DP-SGD inside each site (Opacus), rhythm task: epsilon of the whole run
+    dpsgd_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
+    dpsgd_clip: float = 1.0
+    #: FedAdam's server learning rate
+    fedadam_eta: float = 0.01
+    #: pool label counts (and RR sums) before training: class weights and RR standardisation
+    #: of the union, as central training computes them
+    global_statistics: bool = True
+    #: 0: the whole central test set; > 0: only its first ``test_records`` records (smoke tests
+    #: only: a subset is not the benchmark's test set)
+    test_records: int = 0
     tasks: tuple[str, ...] = ("beats", "rhythm")
+    #: run the tasks one after the other (one federation at a time on a shared machine)
+    sequential: bool = True
     quick: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def quick_config(cls) -> BenchConfig:
         """3 hospitals (beats) and 5 sites (rhythm, the fewest it takes), 2 rounds, few
-        examples: central, FedAvg and one DP run (beats), central and FedAvg (rhythm); a few
-        minutes, for the test suite."""
+        examples, the first 4 DS2 records and 100 held-out records as test sets: central,
+        FedAvg and one DP run (beats), central and FedAvg (rhythm); a smoke test."""
         return cls(
             hospitals=3,
             rounds=2,
@@ -91,6 +106,7 @@ class BenchConfig:
             scenarios=("central", "fedavg", "dp"),
             rhythm_keep_normal=0.05,
             rhythm_scenarios=("central", "fedavg"),
+            test_records=4,
             quick=True,
         )
 
@@ -203,6 +219,9 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
     for s in cfg.scenarios if task == "beats" else cfg.rhythm_scenarios:
         if s in ("fedavg", "fedprox", "fedadam"):
             out.append((s, {"strategy": s}))
+        elif s == "dpsgd" and task == "rhythm":
+            for eps in cfg.dpsgd_epsilons:
+                out.append((f"dpsgd_eps{eps:g}", {"strategy": "fedavg", "record_dp_epsilon": eps}))
         elif s == "dp":
             for eps in cfg.dp_epsilons:
                 out.append((f"dp_eps{eps:g}", {"strategy": "fedavg", "dp_epsilon": eps}))
@@ -268,11 +287,12 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
         for name, e in ent.items():
-            if name.startswith("dp_") and "error" not in e and central:
+            if name.startswith(("dp_", "dpsgd_")) and "error" not in e and central:
                 strict = task == "rhythm" and e["epsilon"] <= 3
+                kind = "record-level DP-SGD" if name.startswith("dpsgd_") else "client-level DP"
                 rows.append(
                     {
-                        "target": f"{task}: DP epsilon {e['epsilon']:g}"
+                        "target": f"{task}: {kind} epsilon {e['epsilon']:.3g}"
                         + (" >= 90 % of central" if strict else " (accuracy-privacy curve)"),
                         "value": f"{e['macro_f1']:.3f} = {100 * e['macro_f1'] / central:.1f} %",
                         "met": (e["macro_f1"] >= 0.9 * central) if strict else None,
@@ -339,15 +359,23 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
         fig.savefig(out / f"curves_{task}.png", dpi=120)
         plt.close(fig)
         files.append(f"curves_{task}.png")
-        dp = sorted(
-            (e["epsilon"], e["macro_f1"])
-            for n, e in ent.items()
-            if n.startswith("dp_") and "error" not in e
-        )
-        if dp:
+        curves = {
+            label: sorted(
+                (e["epsilon"], e["macro_f1"])
+                for n, e in ent.items()
+                if n.startswith(prefix) and "error" not in e
+            )
+            for prefix, label in (
+                ("dp_", "FedAvg + client-level DP"),
+                ("dpsgd_", "FedAvg + record-level DP-SGD (Opacus)"),
+            )
+        }
+        if any(curves.values()):
             fig, ax = plt.subplots(figsize=(5.5, 4))
-            x, y = zip(*dp, strict=True)
-            ax.plot(x, y, marker="o", label="FedAvg + client-level DP")
+            for label, dp in curves.items():
+                if dp:
+                    x, y = zip(*dp, strict=True)
+                    ax.plot(x, y, marker="o", label=label)
             for name, style in (("fedavg", ":"), ("central", "--")):
                 if _f1(ent, name) is not None:
                     ax.axhline(ent[name]["macro_f1"], linestyle=style, color="grey", label=name)
@@ -376,8 +404,10 @@ def _markdown(report: dict[str, Any]) -> str:
         f"CinC 2017 sites (Dirichlet alpha {c['rhythm_alpha']:g}), held-out fold test, "
         f"{100 * c['rhythm_keep_normal']:g} % of N records train. {c['rounds']} rounds x "
         f"{c['local_epochs']} local epoch (central: {c['rounds'] * c['local_epochs']} epochs). "
-        "Seconds are wall-clock on a shared, heavily loaded 2-core machine (load average about "
-        "20): re-measure before quoting them.",
+        "Seconds are wall-clock on a shared 2-core machine (load average "
+        f"{report.get('load_average', {}).get('start', '?')} at the start, "
+        f"{report.get('load_average', {}).get('end', '?')} at the last write): re-measure "
+        "before quoting them.",
     ]
     for task, ent in report["tasks"].items():
         lines += [
@@ -397,7 +427,7 @@ def _markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {e['macro_f1']:.3f} | {e['accuracy']:.3f} | {e['rounds']} | "
                 f"{e['bytes_total']:,} | {e['seconds']:.0f} | "
-                f"{'-' if eps is None else f'{eps:g}'} |"
+                f"{'-' if eps is None else f'{eps:.3g}'} |"
             )
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
@@ -409,9 +439,23 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _loadavg() -> str:
+    """The 1, 5 and 15 min load averages (``"?"`` where the OS has none)."""
+    import os
+
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def _budget(c: dict[str, Any]) -> dict[str, Any]:
     """Configuration keys that change a measured number (not the order or choice of runs)."""
-    return {k: v for k, v in c.items() if k not in ("scenarios", "rhythm_scenarios", "tasks")}
+    return {
+        k: v
+        for k, v in c.items()
+        if k not in ("scenarios", "rhythm_scenarios", "tasks", "sequential")
+    }
 
 
 def run_federated_bench(
@@ -457,6 +501,7 @@ def run_federated_bench(
         "command": "heartline " + " ".join(sys.argv[1:]) if sys.argv else "",
         "config": asdict(cfg),
         "tasks": tasks,
+        "load_average": {"start": _loadavg()},
     }
     previous = out / "federated.json"
     if resume and previous.is_file():
@@ -517,6 +562,7 @@ def run_federated_bench(
 
     def finish() -> Path:
         with lock:
+            report["load_average"]["end"] = _loadavg()
             report["targets"] = _targets(tasks)
             report["plots"] = _plot(tasks, out)
             path = write_json(out / "federated.json", json.loads(json.dumps(report, default=str)))
@@ -541,7 +587,7 @@ def run_federated_bench(
             )
         manifest_path = save_manifest(m, out / f"manifest_{task}.json")
         manifest = load_manifest(manifest_path)
-        test = load_test_data(manifest, data_dir=data_dir)
+        test = load_test_data(manifest, data_dir=data_dir, limit=cfg.test_records)
         scen = cfg.scenarios if task == "beats" else cfg.rhythm_scenarios
         if "central" in scen and "central" not in ent and not stop.is_set():
             logger.info("%s: central training", task)
@@ -562,6 +608,7 @@ def run_federated_bench(
             logger.info("%s: %s", task, name)
             bar.update(bar_tasks[task], info=name)
             eps = over.pop("dp_epsilon", None)
+            rec_eps = over.get("record_dp_epsilon")
             noise = noise_for_epsilon(eps, cfg.rounds) if eps is not None else 0.0
             rcfg = FederatedRunConfig(
                 task=task,
@@ -571,15 +618,32 @@ def run_federated_bench(
                 keep_normal=cfg.keep_normal if task == "beats" else cfg.rhythm_keep_normal,
                 seed=cfg.seed,
                 dp_noise_multiplier=noise,
-                dp_clip_norm=cfg.dp_clip,
+                dp_clip_norm=cfg.dpsgd_clip if rec_eps else cfg.dp_clip,
+                dp_delta=DP_DELTA,
                 trimmed_beta=cfg.trimmed_beta,
+                fedadam_eta=cfg.fedadam_eta,
+                global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,
                 **over,
             )
             extra: dict[str, Any] = {"strategy": rcfg.strategy}
             if eps is not None:
-                extra.update(epsilon=eps, delta=DP_DELTA, noise_multiplier=noise, clip=cfg.dp_clip)
+                extra.update(
+                    epsilon=eps,
+                    delta=DP_DELTA,
+                    noise_multiplier=noise,
+                    clip=cfg.dp_clip,
+                    dp="client-level (hospital), server-side clipping + Gaussian noise",
+                )
+            if rec_eps:
+                extra.update(
+                    epsilon=rec_eps,
+                    epsilon_target=rec_eps,
+                    delta=DP_DELTA,
+                    clip=cfg.dpsgd_clip,
+                    dp="record-level DP-SGD in each hospital (Opacus), epsilon per record",
+                )
             run_dir = out / "runs" / (name if task == "beats" else f"{task}_{name}")
             try:
                 res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_create=register)
@@ -588,6 +652,11 @@ def run_federated_bench(
                 t = evaluate_arrays(task, load_npz(res["final_weights"]), test)
                 if t["loss"] is None:
                     extra["non_finite_model"] = True
+                spent = [
+                    r["record_dp_epsilon"] for r in res["rounds"] if r.get("record_dp_epsilon")
+                ]
+                if rec_eps and spent:  # what Opacus' accountant reported, largest hospital
+                    extra["epsilon"] = float(max(spent))
                 ent[name] = _fed_entry(res, t, **extra)
             except Exception as exc:  # one failed run must not lose the others
                 if stop.is_set():  # not a result: --resume runs it again
@@ -612,10 +681,13 @@ def run_federated_bench(
             previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
     try:
         with bar:
-            for th in threads:
-                th.start()
+            if not cfg.sequential:
+                for th in threads:
+                    th.start()
             try:
                 for th in threads:
+                    if cfg.sequential and not stop.is_set():
+                        th.start()
                     while th.is_alive():  # joins with a timeout so signals reach this thread
                         th.join(timeout=1.0)
             except KeyboardInterrupt:
@@ -625,7 +697,8 @@ def run_federated_bench(
                 close_all()
                 deadline = time.monotonic() + _STOP_WAIT_S
                 for th in threads:  # a federation's thread returns once its processes die
-                    th.join(timeout=max(0.0, deadline - time.monotonic()))
+                    if th.is_alive():
+                        th.join(timeout=max(0.0, deadline - time.monotonic()))
                 close_all()  # any deployment created meanwhile
                 finish()
                 raise

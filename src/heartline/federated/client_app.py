@@ -73,6 +73,7 @@ def _site(context: Context, node: dict[str, Any]) -> SiteTask:
         float(rc["lr"]),
         float(rc["keep-normal"]),
         int(rc["seed"]),
+        float(rc.get("record-dp-epsilon", 0.0)),
     )
     if key not in _SITES:
         import torch
@@ -90,12 +91,17 @@ def _site(context: Context, node: dict[str, Any]) -> SiteTask:
             seed=int(rc["seed"]) + node["partition_id"],
         )
         logger.info("%s: %d records loaded", hospital.name, len(hospital.records))
+        dp_eps = float(rc.get("record-dp-epsilon", 0.0))
         _SITES[key] = SiteTask(
             manifest.task,
             data,
             epochs=int(rc["local-epochs"]),
             lr=float(rc["lr"]),
             seed=int(rc["seed"]),
+            dp_epsilon=dp_eps if dp_eps > 0 else None,
+            dp_delta=float(rc.get("dp-delta", 1e-5)),
+            dp_rounds=int(rc["num-rounds"]),
+            dp_clip=float(rc.get("dp-clip-norm", 1.0)),
         )
     return _SITES[key]
 
@@ -121,14 +127,18 @@ def train(msg: Message, context: Context) -> Message:
         import time
 
         time.sleep(node["train_delay_s"])
+    config = msg.content["config"]
     site.cfg = type(site.cfg)(
-        **{**site.cfg.__dict__, "proximal_mu": float(msg.content["config"].get("proximal-mu", 0.0))}
+        **{**site.cfg.__dict__, "proximal_mu": float(config.get("proximal-mu", 0.0))}
     )
+    # the pooled class weights the server sent (absent: weights of the local labels)
+    cw = config.get("class-weights")
+    site.set_class_weights([float(x) for x in cw] if cw else None)
     start = _arrays(msg)
     # the incoming global model, scored on local validation beats before training: the server
     # pools these confusion matrices into the previous round's validation macro-F1
     ev = site.evaluate(start)
-    new, metrics = site.fit(start, round_seed=rnd * 101 + node["partition_id"])
+    new, metrics = site.fit(start, round_seed=rnd * 101 + node["partition_id"], rounds_done=rnd)
     metrics.update(_eval_metrics(ev))
     # reply in the dtypes received: a server that sent integer counters as floats (the DP
     # wrappers need float arrays) gets floats back
@@ -153,6 +163,17 @@ def train(msg: Message, context: Context) -> Message:
         }
     )
     return Message(content=content, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """This hospital's label counts (and rhythm RR-feature sums): aggregate statistics, sent once
+    before training so the server can pool class weights and the RR standardisation."""
+    node = _node(context)
+    site = _site(context, node)
+    stats = site.statistics()
+    metrics = MetricRecord({k: [float(x) for x in v] for k, v in stats.items()})
+    return Message(content=RecordDict({"statistics": metrics}), reply_to=msg)
 
 
 @app.evaluate()

@@ -210,6 +210,14 @@ class FederatedRunConfig:
     trimmed_beta: float = 0.25
     dp_noise_multiplier: float = 0.0
     dp_clip_norm: float = 1.0
+    #: record-level DP-SGD inside each hospital (Opacus) at this epsilon over the whole run (0: off)
+    record_dp_epsilon: float = 0.0
+    dp_delta: float = 1e-5
+    #: pool the hospitals' label counts (and RR sums) once before training into the class
+    #: weights and RR standardisation central training would use (off: each site its own)
+    global_statistics: bool = True
+    #: FedAdam's server learning rate
+    fedadam_eta: float = 0.01
     round_timeout_s: float = 600.0
     connect_timeout_s: float = 120.0
     data_dir: Path | None = None
@@ -219,6 +227,10 @@ class FederatedRunConfig:
     node_extra: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.record_dp_epsilon and self.dp_noise_multiplier:
+            raise ValueError("choose client-level DP (noise multiplier) or record-level DP-SGD")
+        if self.record_dp_epsilon and self.task != "rhythm":
+            raise ValueError("record-level DP-SGD is implemented for the rhythm task only")
         if self.secure_aggregation and (self.strategy != "fedavg" or self.dp_noise_multiplier):
             raise ValueError(
                 "secure aggregation runs with --strategy fedavg and without --dp-epsilon "
@@ -239,6 +251,10 @@ class FederatedRunConfig:
             "trimmed-beta": float(self.trimmed_beta),
             "dp-noise-multiplier": float(self.dp_noise_multiplier),
             "dp-clip-norm": float(self.dp_clip_norm),
+            "record-dp-epsilon": float(self.record_dp_epsilon),
+            "dp-delta": float(self.dp_delta),
+            "global-statistics": bool(self.global_statistics),
+            "fedadam-eta": float(self.fedadam_eta),
             "round-timeout-s": float(self.round_timeout_s),
             "connect-timeout-s": float(self.connect_timeout_s),
             "out-dir": str(out_dir),
@@ -601,7 +617,7 @@ def run_federation(
         shutil.rmtree(server_dir)
     server_dir.mkdir()
     init = out_dir / "initial_weights.npz"
-    np.savez(init, **build_initial_arrays(cfg.task, seed=cfg.seed))
+    np.savez(init, **build_initial_arrays(cfg.task, seed=cfg.seed, dp=cfg.record_dp_epsilon > 0))
     # a remote SuperLink cannot read this machine's files: its ServerApp builds the network
     rc = cfg.run_config(
         n_hospitals=manifest.n_hospitals,

@@ -40,7 +40,8 @@ def evaluate_arrays(task: str, arrays: dict[str, np.ndarray], test: Any) -> dict
         load_state_arrays,
     )
 
-    net = build_net(task)
+    # the DP-SGD variant of the rhythm network (Opacus' DPLSTM, GroupNorm) has its own names
+    net = build_net(task, dp=task == "rhythm" and "lstm.l0.ih.weight" in arrays)
     load_state_arrays(net, arrays)
     ev = (evaluate_local if task == "beats" else evaluate_local_rhythm)(net, test)
     conf = ev.confusion

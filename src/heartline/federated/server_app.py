@@ -166,6 +166,37 @@ def _wait_for_nodes(grid: Grid, n: int, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
+#: state-dict entries that are statistics, not trained weights: a server optimiser (FedAdam)
+#: must not step them; they are averaged as FedAvg does (see ``strategies``)
+STAT_SUFFIXES: tuple[str, ...] = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _query_statistics(grid: Grid, task: str, timeout_s: float) -> dict[str, list[float]] | None:
+    """Ask every connected hospital for its label counts (and RR sums) in one query message;
+    pool them (:func:`heartline.training.local.pooled_statistics`); ``None`` when none answers.
+    """
+    from flwr.app import Message, MessageType
+
+    from heartline.training.local import pooled_statistics
+
+    messages = [
+        Message(content=RecordDict(), dst_node_id=nid, message_type=MessageType.QUERY)
+        for nid in grid.get_node_ids()
+    ]
+    stats = []
+    for reply in grid.send_and_receive(messages, timeout=timeout_s):
+        if reply.has_error():
+            log(30, "statistics query failed on a hospital: %s", reply.error.reason)
+            continue
+        rec = reply.content.metric_records["statistics"]
+        stats.append({k: [float(x) for x in v] for k, v in rec.items()})
+    if not stats:
+        return None
+    pooled = pooled_statistics(task, stats)
+    pooled["hospitals"] = [float(len(stats))]
+    return pooled
+
+
 def _save_npz_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
@@ -195,6 +226,27 @@ def main(grid: Grid, context: Context) -> None:
         arrays = build_initial_arrays(str(rc["task"]), seed=int(rc["seed"]))
         initial = ArrayRecord({k: Array(v) for k, v in arrays.items()})
     _wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
+    train_config: dict[str, Any] = {"local-epochs": int(rc["local-epochs"])}
+    if bool(rc.get("global-statistics", True)):
+        # the same class weights and RR standardisation as central training on the union
+        pooled = _query_statistics(grid, str(rc["task"]), float(rc["round-timeout-s"]))
+        if pooled is not None:
+            train_config["class-weights"] = [float(x) for x in pooled["class-weights"]]
+            arrays0 = {k: v.numpy() for k, v in initial.items()}
+            if "rr-mean" in pooled and "rr_mean" in arrays0:
+                arrays0["rr_mean"] = np.asarray(pooled["rr-mean"], dtype=arrays0["rr_mean"].dtype)
+                arrays0["rr_std"] = np.asarray(pooled["rr-std"], dtype=arrays0["rr_std"].dtype)
+                initial = ArrayRecord(
+                    {k: Array(np.ascontiguousarray(v)) for k, v in arrays0.items()}
+                )
+            log(
+                20,
+                "pooled statistics of %d hospitals: %s",
+                int(pooled["hospitals"][0]),
+                json.dumps({k: [round(x, 4) for x in v] for k, v in pooled.items()}),
+            )
+            if out_dir is not None:
+                (out_dir / "statistics.json").write_text(json.dumps(pooled), encoding="utf-8")
 
     dp_z = float(rc.get("dp-noise-multiplier", 0.0))
     if dp_z > 0:  # Flower's clipping scales every array in place: integer counters as floats
@@ -208,6 +260,13 @@ def main(grid: Grid, context: Context) -> None:
 
     def train_aggr(records: list[RecordDict], key: str) -> MetricRecord:
         state["train"] = _mean_train(records)
+        eps = [
+            float(m["dp-epsilon"])
+            for m in (next(iter(rd.metric_records.values())) for rd in records)
+            if "dp-epsilon" in m
+        ]
+        if eps:  # record-level DP-SGD: the largest epsilon of any hospital so far
+            state["train"]["record_dp_epsilon"] = max(eps)
         state["pre_eval"] = _pooled_eval(records)
         return _metric_record(state["train"])
 
@@ -225,6 +284,8 @@ def main(grid: Grid, context: Context) -> None:
         dp_noise_multiplier=dp_z,
         dp_clip_norm=float(rc.get("dp-clip-norm", 1.0)),
         trimmed_beta=float(rc.get("trimmed-beta", 0.25)),
+        fedadam_eta=float(rc.get("fedadam-eta", 0.01)),
+        stat_suffixes=STAT_SUFFIXES,
     )
     _last_round_evaluation(strategy, rounds)
     metered = MeteredGrid(grid)
@@ -272,7 +333,7 @@ def main(grid: Grid, context: Context) -> None:
         initial_arrays=initial,
         num_rounds=rounds,
         timeout=float(rc["round-timeout-s"]),
-        train_config=ConfigRecord({"local-epochs": int(rc["local-epochs"])}),
+        train_config=ConfigRecord(train_config),
         evaluate_config=ConfigRecord(),
         evaluate_fn=on_round,
     )

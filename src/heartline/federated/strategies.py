@@ -51,6 +51,7 @@ def build_strategy(
     trimmed_beta: float = 0.25,
     krum_malicious: int = 1,
     fedadam_eta: float = 0.01,
+    stat_suffixes: tuple[str, ...] = (),
 ) -> Any:
     """A Flower strategy by name (``ValueError`` listing the valid names otherwise).
 
@@ -78,7 +79,9 @@ def build_strategy(
     elif name == "fedprox":
         strategy = st.FedProx(**common, proximal_mu=proximal_mu)
     elif name == "fedadam":
-        strategy = st.FedAdam(**common, eta=fedadam_eta, eta_l=fedadam_eta, tau=1e-3)
+        strategy = _fedadam_class(st)(
+            **common, eta=fedadam_eta, eta_l=fedadam_eta, tau=1e-3, stat_suffixes=stat_suffixes
+        )
     elif name == "fedmedian":
         strategy = st.FedMedian(**common)
     elif name == "krum":
@@ -93,3 +96,33 @@ def build_strategy(
             num_sampled_clients=n_hospitals,
         )
     return strategy
+
+
+def _fedadam_class(st: Any) -> type:
+    """Flower's FedAdam whose Adam step skips the entries named by ``stat_suffixes`` (batch-norm
+    running statistics and counters): those are replaced by their plain weighted average, as
+    FedAvg aggregates them. An adaptive server step on a running variance moves it by about
+    ``eta`` per round whatever the hospitals measured, which leaves the global model's
+    normalisation far from the data (Reddi et al. 2021 adapt the trainable weights only).
+    """
+
+    class FedAdamStats(st.FedAdam):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, stat_suffixes: tuple[str, ...] = (), **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self._stat_suffixes = tuple(stat_suffixes)
+
+        def aggregate_train(self, server_round: int, replies: Any) -> Any:
+            replies = list(replies)
+            arrays, metrics = super().aggregate_train(server_round, replies)
+            if arrays is None or not self._stat_suffixes:
+                return arrays, metrics
+            plain, _ = st.FedAvg.aggregate_train(self, server_round, replies)
+            from flwr.app import ArrayRecord
+
+            out = {}
+            for k, v in arrays.items():
+                src = plain[k] if k.endswith(self._stat_suffixes) and plain is not None else v
+                out[k] = src
+            return ArrayRecord(out), metrics
+
+    return FedAdamStats

@@ -82,34 +82,47 @@ def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None) -> Any:
     return build_rhythm_arrays(sub, data_dir=data_dir, fs_hz=RHYTHM_FS_HZ)
 
 
-def load_test_data(manifest: Manifest, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """The central test set of the manifest's task (DS2 beats; the CinC 2017 held-out fold)."""
+def load_test_data(
+    manifest: Manifest, *, data_dir: str | os.PathLike[str] | None = None, limit: int = 0
+) -> Any:
+    """The central test set of the manifest's task (DS2 beats; the CinC 2017 held-out fold).
+
+    ``limit > 0`` keeps only its first ``limit`` records (beats) or ``25 * limit`` records
+    (rhythm): for smoke tests, never for a reported figure.
+    """
+    records = tuple(manifest.test_records)
+    if limit > 0:
+        records = records[: limit if manifest.task == "beats" else 25 * limit]
     if manifest.task == "beats":
         from heartline.data.beat_dataset import build_beat_set
 
-        return build_beat_set(manifest.test_records, data_dir=data_dir, progress=False)
-    return _rhythm_arrays(manifest.test_records, data_dir=data_dir)
+        return build_beat_set(records, data_dir=data_dir, progress=False)
+    return _rhythm_arrays(records, data_dir=data_dir)
 
 
-def build_net(task: str, *, seed: int = 0) -> Any:
-    """A freshly initialised network of the task (seeded)."""
+def build_net(task: str, *, seed: int = 0, dp: bool = False) -> Any:
+    """A freshly initialised network of the task (seeded); ``dp``: the DP-SGD-compatible
+    variant (:func:`heartline.training.local.make_dp_compatible`, rhythm task only)."""
     _check_task(task)
     if task == "beats":
+        if dp:
+            raise ValueError("record-level DP-SGD is implemented for the rhythm task only")
         from heartline.signal.segmentation import RR_FEATURE_NAMES
         from heartline.training.local import build_federated_beat_net
 
         return build_federated_beat_net(n_rr=len(RR_FEATURE_NAMES), seed=seed)
-    from heartline.training.local import build_federated_rhythm_net
+    from heartline.training.local import build_federated_rhythm_net, make_dp_compatible
     from heartline.training.rhythm import rr_feature_names
 
-    return build_federated_rhythm_net(n_rr=len(rr_feature_names()), seed=seed)
+    net = build_federated_rhythm_net(n_rr=len(rr_feature_names()), seed=seed)
+    return make_dp_compatible(net) if dp else net
 
 
-def build_initial_arrays(task: str, *, seed: int = 0) -> dict[str, np.ndarray]:
+def build_initial_arrays(task: str, *, seed: int = 0, dp: bool = False) -> dict[str, np.ndarray]:
     """Initial global weights (``name -> array``) of the task's network."""
     from heartline.training.local import state_arrays
 
-    return state_arrays(build_net(task, seed=seed))
+    return state_arrays(build_net(task, seed=seed, dp=dp))
 
 
 class SiteTask:
@@ -121,6 +134,9 @@ class SiteTask:
     data : SiteData
     epochs, lr, proximal_mu, seed : local training settings
         (:class:`heartline.training.local.LocalConfig`).
+    dp_epsilon : float, optional
+        Record-level DP-SGD at this epsilon (at ``dp_delta``) over ``dp_rounds`` rounds: the
+        noise multiplier is calibrated to this site's record count by Opacus' RDP accountant.
     """
 
     def __init__(
@@ -132,19 +148,54 @@ class SiteTask:
         lr: float = 2e-3,
         proximal_mu: float = 0.0,
         seed: int = 0,
+        dp_epsilon: float | None = None,
+        dp_delta: float = 1e-5,
+        dp_rounds: int = 1,
+        dp_clip: float = 1.0,
     ) -> None:
         _check_task(task)
-        from heartline.training.local import LocalConfig
+        from heartline.training.local import LocalConfig, dp_sgd_noise
 
         self.task = task
         self.data = data
         self.cfg = LocalConfig(epochs=epochs, lr=lr, proximal_mu=proximal_mu, seed=seed)
-        self.net = build_net(task, seed=seed)
+        self.dp_delta = dp_delta
+        self.dp_rounds = dp_rounds
+        if dp_epsilon is not None:
+            z = dp_sgd_noise(dp_epsilon, dp_delta, len(data.train), self.cfg, dp_rounds)
+            self.cfg = type(self.cfg)(
+                **{**self.cfg.__dict__, "dp_noise_multiplier": z, "dp_clip": dp_clip}
+            )
+        self.net = build_net(task, seed=seed, dp=dp_epsilon is not None)
+
+    def statistics(self) -> dict[str, list[float]]:
+        """:func:`heartline.training.local.site_statistics` of the local training data."""
+        from heartline.training.local import site_statistics
+
+        return site_statistics(self.task, self.data.train)
+
+    def set_class_weights(self, weights: list[float] | None) -> None:
+        """Use ``weights`` (e.g. of the pooled label counts) instead of the local ones."""
+        self.cfg = type(self.cfg)(
+            **{**self.cfg.__dict__, "class_weights": None if weights is None else tuple(weights)}
+        )
+
+    def epsilon(self, rounds_done: int) -> float | None:
+        """Record-level epsilon after ``rounds_done`` rounds of local DP-SGD (Opacus' RDP
+        accountant, composed over the rounds), None without DP."""
+        from heartline.training.local import dp_sgd_epsilon
+
+        if self.cfg.dp_noise_multiplier <= 0 or rounds_done < 1:
+            return None
+        return dp_sgd_epsilon(
+            self.cfg.dp_noise_multiplier, self.dp_delta, len(self.data.train), self.cfg, rounds_done
+        )
 
     def fit(
-        self, arrays: dict[str, np.ndarray], *, round_seed: int = 0
+        self, arrays: dict[str, np.ndarray], *, round_seed: int = 0, rounds_done: int = 1
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Train from ``arrays``; return the new weights and metrics (loss, examples, seconds)."""
+        """Train from ``arrays``; return the new weights and metrics (loss, examples, seconds;
+        with DP-SGD the epsilon after ``rounds_done`` rounds, this one included)."""
         from heartline.training.local import (
             load_state_arrays,
             state_arrays,
@@ -160,6 +211,10 @@ class SiteTask:
             "num-examples": int(res.n_examples),
             "seconds": float(res.seconds),
         }
+        eps = self.epsilon(rounds_done)
+        if eps is not None:
+            metrics["dp-epsilon"] = eps
+            metrics["dp-noise-multiplier"] = float(self.cfg.dp_noise_multiplier)
         return state_arrays(self.net), metrics
 
     def evaluate(self, arrays: dict[str, np.ndarray], *, on: str = "val") -> Any:

@@ -55,13 +55,21 @@ __all__ = [
     "LocalConfig",
     "LocalEval",
     "LocalResult",
+    "beat_label_weights",
     "build_federated_beat_net",
     "build_federated_rhythm_net",
     "confusion_macro_f1",
+    "dp_sgd_epsilon",
+    "dp_sgd_noise",
+    "dp_sgd_steps",
     "evaluate_local",
     "evaluate_local_rhythm",
     "load_state_arrays",
     "local_validation_split",
+    "make_dp_compatible",
+    "pooled_statistics",
+    "rhythm_label_weights",
+    "site_statistics",
     "state_arrays",
     "subsample_normal",
     "subsample_rhythm_normal",
@@ -106,12 +114,22 @@ class LocalConfig:
     proximal_mu: float = 0.0
     max_class_weight: float = 20.0
     seed: int = 0
+    #: class weights of the loss; ``None``: from the local labels. A federation passes the
+    #: weights of the pooled label counts (:func:`pooled_class_weights`), which are exactly the
+    #: weights central training computes on the union of the hospitals' data.
+    class_weights: tuple[float, ...] | None = None
+    #: record-level DP-SGD (rhythm task): Gaussian noise multiplier on the sum of per-record
+    #: gradients clipped to ``dp_clip`` (0: off); see :func:`train_local_rhythm`.
+    dp_noise_multiplier: float = 0.0
+    dp_clip: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.proximal_mu < 0:
             raise ValueError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        if self.dp_noise_multiplier < 0 or self.dp_clip <= 0:
+            raise ValueError("dp_noise_multiplier must be >= 0 and dp_clip > 0")
 
 
 @dataclass(frozen=True)
@@ -254,7 +272,10 @@ def train_local(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     tc = TrainConfig(chunk_len=cfg.chunk_len, batch_size=cfg.batch_size, seed=seed)
-    cw = class_weights(train.labels, n_classes=net.n_classes, max_weight=cfg.max_class_weight)
+    if cfg.class_weights is not None:
+        cw = np.asarray(cfg.class_weights, dtype=float)
+    else:
+        cw = class_weights(train.labels, n_classes=net.n_classes, max_weight=cfg.max_class_weight)
     loss_w = torch.tensor(cw, dtype=torch.float32)
     maker = BatchMaker(train, net.context_k)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -370,10 +391,21 @@ def train_local_rhythm(
 
     Same batches, augmentation and class weighting as :func:`heartline.training.rhythm.fit_rhythm`
     (whose private helpers it reuses), at a constant learning rate and with the optional FedProx
-    term; the RR standardisation is fitted on the local records when the network still holds
-    the identity scaler (the first round), then averaged like any other weight.
+    term. The RR standardisation is fitted on the local records only when the network still holds
+    the identity scaler (a federation sets the pooled scaler in the initial global weights, see
+    :func:`pooled_rr_scaler`, so this happens only for a site trained on its own).
+
+    With ``cfg.dp_noise_multiplier > 0`` this is record-level DP-SGD (Abadi et al. 2016) through
+    Opacus: ``net`` must be DP-compatible (:func:`make_dp_compatible`); every step takes a
+    Poisson sample of the records (rate ``batch_size / n``), clips each record's gradient to
+    ``cfg.dp_clip`` and adds Gaussian noise of standard deviation ``z * dp_clip`` to the sum
+    (Opacus' ``GradSampleModule`` + ``DPOptimizer``); ``n / batch_size`` steps make an epoch.
+    The privacy accounting of these steps is :func:`dp_sgd_epsilon`.
+
+    References
+    ----------
+    Abadi M et al. Deep learning with differential privacy. CCS (2016).
     """
-    from heartline.training.rhythm import class_weights as rhythm_class_weights
     from heartline.training.rhythm import crop_batch
 
     if len(train) == 0 or (train.y < 0).any():
@@ -384,22 +416,60 @@ def train_local_rhythm(
     if net.n_rr and bool(torch.all(net.rr_std == 1)) and bool(torch.all(net.rr_mean == 0)):
         rr = torch.from_numpy(train.rr.astype(np.float32))
         net.set_rr_scaler(rr.mean(0), rr.std(0))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(rhythm_class_weights(train.y, 0.5)))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.class_weights is not None:
+        cw = np.asarray(cfg.class_weights, dtype=np.float32)
+    else:
+        cw = rhythm_label_weights(np.bincount(train.y, minlength=4))
+    dp = cfg.dp_noise_multiplier > 0
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=torch.from_numpy(cw.astype(np.float32)), reduction="none" if dp else "mean"
+    )
+    model = net
+    if dp:
+        from opacus import GradSampleModule
+
+        model = GradSampleModule(net)
+    opt: Any = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if dp:
+        from opacus.optimizers import DPOptimizer
+
+        opt = DPOptimizer(
+            opt,
+            noise_multiplier=cfg.dp_noise_multiplier,
+            max_grad_norm=cfg.dp_clip,
+            expected_batch_size=cfg.batch_size,
+        )
     anchor = _params_vector(net) if cfg.proximal_mu > 0 else None
     w = round(RHYTHM_CROP_S * train.fs_hz)
     y_all = torch.from_numpy(train.y)
+    n = len(train)
+    q = min(1.0, cfg.batch_size / n)
     t0 = time.perf_counter()
     total, count = 0.0, 0
     with flush_denormals():
         for _ in range(cfg.epochs):
-            net.train()
-            order = rng.permutation(len(train))
+            model.train()
+            if dp:  # Poisson sampling: each record joins each step with probability q
+                batches = [np.flatnonzero(rng.random(n) < q) for _ in range(max(1, round(1 / q)))]
+            else:
+                order = rng.permutation(n)
+                batches = [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
             total, count = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
+            for idx in batches:
+                if idx.size == 0:
+                    # an empty Poisson sample is still a step of the mechanism: noise only
+                    idx = rng.integers(0, n, size=1)
+                    empty = True
+                else:
+                    empty = False
                 x, m, r = crop_batch(train, idx, w, rng, True)
-                loss = loss_fn(net(x, m, r), y_all[idx])
+                out = model(x, m, r)
+                if dp:
+                    # class-weighted per-record losses, averaged over the sample (Opacus'
+                    # "mean" reduction: per-record gradients, noisy sum / expected batch size)
+                    loss = (loss_fn(out, y_all[idx]) * (0.0 if empty else 1.0)).mean()
+                else:
+                    loss = loss_fn(out, y_all[idx])
                 if anchor is not None:
                     prox = sum(
                         torch.sum((p - a) ** 2)
@@ -408,13 +478,140 @@ def train_local_rhythm(
                     loss = loss + 0.5 * cfg.proximal_mu * prox
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.grad_clip > 0:
+                if cfg.grad_clip > 0 and not dp:  # DP-SGD clips per record instead
                     torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step()
-                total += float(loss.detach()) * idx.size
-                count += idx.size
+                if not empty:
+                    total += float(loss.detach()) * idx.size
+                    count += idx.size
+    if dp:
+        model.zero_grad(set_to_none=True)
+        model._close()  # remove Opacus' hooks: ``net`` is a plain module again
     net.eval()
     return LocalResult(total / max(count, 1), len(train), time.perf_counter() - t0)
+
+
+def make_dp_compatible(net: torch.nn.Module) -> torch.nn.Module:
+    """``opacus.validators.ModuleValidator.fix``: BatchNorm -> GroupNorm, LSTM -> DPLSTM.
+
+    Raises
+    ------
+    ValueError
+        When Opacus still reports an incompatible module after the fix.
+    """
+    from opacus.validators import ModuleValidator
+
+    fixed = ModuleValidator.fix(net)
+    errors = ModuleValidator.validate(fixed, strict=False)
+    if errors:
+        raise ValueError(f"network not DP-compatible after ModuleValidator.fix: {errors[:2]}")
+    return fixed
+
+
+def dp_sgd_steps(n_records: int, cfg: LocalConfig, rounds: int) -> tuple[float, int]:
+    """(Poisson sampling rate, steps) of ``rounds`` rounds of :func:`train_local_rhythm`."""
+    q = min(1.0, cfg.batch_size / n_records)
+    return q, rounds * cfg.epochs * max(1, round(1 / q))
+
+
+def dp_sgd_noise(
+    epsilon: float, delta: float, n_records: int, cfg: LocalConfig, rounds: int
+) -> float:
+    """Noise multiplier that makes ``rounds`` rounds of DP-SGD on ``n_records`` records
+    (epsilon, delta)-DP, by Opacus' RDP accountant (``get_noise_multiplier``)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, steps = dp_sgd_steps(n_records, cfg, rounds)
+    return float(
+        get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=q,
+            steps=steps,
+            accountant="rdp",
+            epsilon_tolerance=0.005,
+        )
+    )
+
+
+def dp_sgd_epsilon(
+    noise_multiplier: float, delta: float, n_records: int, cfg: LocalConfig, rounds: int
+) -> float:
+    """Epsilon at ``delta`` of ``rounds`` rounds of DP-SGD, composed by Opacus' RDP accountant."""
+    from opacus.accountants import RDPAccountant
+
+    q, steps = dp_sgd_steps(n_records, cfg, rounds)
+    acc = RDPAccountant()
+    acc.history = [(noise_multiplier, q, steps)]
+    return float(acc.get_epsilon(delta))
+
+
+def beat_label_weights(counts: np.ndarray, *, max_weight: float = 20.0) -> np.ndarray:
+    """:func:`heartline.training.trainer.class_weights` from label counts (beats task).
+
+    Equal to ``class_weights(labels, ...)`` of any labels with these counts, so the weights of
+    the hospitals' pooled counts are the weights of central training on their pooled beats.
+
+    >>> beat_label_weights(np.array([3, 1, 0])).round(3).tolist()
+    [0.667, 2.0, 0.0]
+    """
+    counts = np.asarray(counts, dtype=float)
+    n = counts.sum()
+    w = np.zeros(len(counts))
+    present = counts > 0
+    if not present.any():
+        return np.ones(len(counts))
+    w[present] = n / counts[present]
+    w[present] = np.minimum(w[present] / w[present].min(), max_weight)
+    w *= n / float((w * counts).sum())
+    return w
+
+
+def rhythm_label_weights(counts: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """:func:`heartline.training.rhythm.class_weights` from the four label counts."""
+    counts = np.asarray(counts, dtype=np.float64)
+    w = np.where(counts > 0, (counts.sum() / (4 * np.maximum(counts, 1))) ** power, 1.0)
+    return w.astype(np.float32)
+
+
+def site_statistics(task: str, train: Any) -> dict[str, list[float]]:
+    """What a site shares once before training: its label counts and, for rhythm, the sums
+    and sums of squares of its RR features (``rr-n`` records), from which the server forms the
+    pooled class weights and RR standardisation (:func:`pooled_statistics`)."""
+    if task == "beats":
+        y = train.labels[train.labels >= 0]
+        return {"label-counts": np.bincount(y, minlength=N_BEAT_CLASSES).astype(float).tolist()}
+    rr = np.asarray(train.rr, dtype=np.float64)
+    return {
+        "label-counts": np.bincount(train.y, minlength=4).astype(float).tolist(),
+        "rr-sum": rr.sum(0).tolist(),
+        "rr-sumsq": (rr**2).sum(0).tolist(),
+        "rr-n": [float(len(rr))],
+    }
+
+
+def pooled_statistics(task: str, stats: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Pool :func:`site_statistics`: ``class-weights`` and (rhythm) ``rr-mean``, ``rr-std``.
+
+    The weights are the ones :func:`train_local` / :func:`train_local_rhythm` compute on the
+    union of the sites' training data, and the RR scaler is that union's mean and (unbiased)
+    standard deviation, as central training fits them.
+    """
+    if not stats:
+        raise ValueError("no site statistics to pool")
+    counts = np.sum([np.asarray(s["label-counts"]) for s in stats], axis=0)
+    if task == "beats":
+        return {"class-weights": beat_label_weights(counts).tolist()}
+    n = float(sum(s["rr-n"][0] for s in stats))
+    total = np.sum([np.asarray(s["rr-sum"]) for s in stats], axis=0)
+    sq = np.sum([np.asarray(s["rr-sumsq"]) for s in stats], axis=0)
+    mean = total / n
+    var = np.maximum(sq - n * mean**2, 0.0) / max(n - 1.0, 1.0)
+    return {
+        "class-weights": rhythm_label_weights(counts).astype(float).tolist(),
+        "rr-mean": mean.tolist(),
+        "rr-std": np.sqrt(var).tolist(),
+    }
 
 
 def evaluate_local_rhythm(net: Any, arrays: Any) -> LocalEval:
