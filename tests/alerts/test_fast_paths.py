@@ -20,8 +20,8 @@ from heartline.alerts.rules import (
     heart_rate,
 )
 from heartline.alerts.rules.af import _af_windows, _histogram16
-from heartline.alerts.rules.events import _json_value, _runs
-from heartline.alerts.rules.rate import _smoothed_rate
+from heartline.alerts.rules.events import _runs, json_value
+from heartline.alerts.rules.rate import smoothed_rate
 from heartline.alerts.rules.ventricular import _is_label
 
 
@@ -122,7 +122,7 @@ def test_alert_json_equals_the_full_conversion() -> None:
     assert ups
     for u in ups:
         d = u.event.to_dict()
-        full = _json_value(_plain(dict(u.event.evidence)))
+        full = json_value(_plain(dict(u.event.evidence)))
         assert d["evidence"] == full
         assert json.loads(json.dumps(d)) == d
 
@@ -214,7 +214,7 @@ def test_vectorised_rule_paths_equal_the_loops(seed: int, n: int, n_spans: int) 
     # smoothed rate of the rate rules == heart_rate's, bit for bit (NaN where too few intervals)
     for w in (1, 4, 10):
         ref = heart_rate(s, window_beats=w, min_intervals=min(4, w)).smoothed_bpm
-        np.testing.assert_array_equal(_smoothed_rate(s, w), ref)
+        np.testing.assert_array_equal(smoothed_rate(s, w), ref)
     # runs of a boolean mask
     mask = rng.uniform(size=n) < 0.4
     assert _runs(mask) == _runs_ref(mask)

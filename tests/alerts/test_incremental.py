@@ -23,7 +23,7 @@ from heartline.alerts.rules import (
     evaluate_rules,
 )
 from heartline.alerts.rules.events import _all_aami
-from heartline.alerts.rules.rate import _rate_episodes, _smoothed_rate
+from heartline.alerts.rules.rate import _rate_episodes, smoothed_rate
 from heartline.data.aami import AAMI_CLASSES
 
 
@@ -225,7 +225,7 @@ def test_rate_rule_shortcut_equals_the_full_rule(seed: int, n: int) -> None:
     t = np.cumsum(rr)
     s = BeatSeries(t, ["N"] * n, np.arange(n), np.arange(n), np.ones(n), rng.uniform(size=n) > 0.02)
     for threshold, below in ((50.0, True), (120.0, False)):
-        smoothed = _smoothed_rate(s, 10)
+        smoothed = smoothed_rate(s, 10)
         cond = smoothed < threshold if below else smoothed > threshold
         kind = "bradycardia" if below else "tachycardia"
         ref = _rate_episodes(

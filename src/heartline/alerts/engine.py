@@ -68,8 +68,8 @@ from heartline.alerts.rules import (
     evaluate_rules,
     heart_rate,
 )
-from heartline.alerts.rules.events import _frozen, _json_value
-from heartline.alerts.rules.rate import _smoothed_rate
+from heartline.alerts.rules.events import json_value, read_only
+from heartline.alerts.rules.rate import smoothed_rate
 
 __all__ = ["NEWS2_SEVERITY", "AlertEngine", "AlertEvent", "AlertUpdate", "EngineConfig"]
 
@@ -159,7 +159,7 @@ class AlertEvent:
             "severity": self.severity.value,
             "start_s": float(self.start_s),
             "end_s": None if self.end_s is None else float(self.end_s),
-            "evidence": _json_value(dict(self.evidence)),
+            "evidence": json_value(dict(self.evidence)),
             "message": self.message,
             "acknowledged_by": self.acknowledged_by,
             "acknowledged_at_s": None
@@ -889,9 +889,9 @@ class AlertEngine:
         # never written in place: the series shares them read-only); rr_s[j] = time[j + 1] -
         # time[j], the same subtraction as np.diff
         memo = series._memo
-        memo["beat_ok"] = _frozen(self._beat_ok[:])
-        memo["rr_valid"] = _frozen(self._rr_valid[:])
-        memo["rr_s"] = _frozen(self._rr[:])
+        memo["beat_ok"] = read_only(self._beat_ok[:])
+        memo["rr_valid"] = read_only(self._rr_valid[:])
+        memo["rr_s"] = read_only(self._rr[:])
         return series
 
     # -- validity masks -------------------------------------------------------------------------
@@ -1308,7 +1308,7 @@ class AlertEngine:
             cached = self._series
             if cached is not None and cached[0] == self._version and w >= 4:
                 # the rules' smoothed rate of this very window (min(4, w) = 4 intervals, as here)
-                recent = _smoothed_rate(cached[1], w)[-1]
+                recent = smoothed_rate(cached[1], w)[-1]
             else:
                 hr = heart_rate(self.window(), window_beats=w)
                 recent = hr.smoothed_bpm[-1]

@@ -346,7 +346,7 @@ class BeatSeries:
         """
         rr = self._memo.get("rr_s")
         if rr is None:
-            rr = self._memo["rr_s"] = _frozen(np.diff(self.time_s))
+            rr = self._memo["rr_s"] = read_only(np.diff(self.time_s))
         return rr
 
     def _spans(self) -> tuple[np.ndarray, np.ndarray]:
@@ -362,7 +362,7 @@ class BeatSeries:
                 start, stop = self._spans()
                 t = self.time_s[:, None]
                 ok &= ~((t >= start) & (t < stop)).any(axis=1)
-            ok = self._memo["beat_ok"] = _frozen(ok)
+            ok = self._memo["beat_ok"] = read_only(ok)
         return ok
 
     def rr_valid(self) -> np.ndarray:
@@ -378,7 +378,7 @@ class BeatSeries:
                 start, stop = self._spans()
                 overlap = (self.time_s[:-1, None] < stop) & (self.time_s[1:, None] > start)
                 valid &= ~overlap.any(axis=1)
-            valid = self._memo["rr_valid"] = _frozen(valid)
+            valid = self._memo["rr_valid"] = read_only(valid)
         return valid
 
 
@@ -392,7 +392,7 @@ def _all_aami(raw: np.ndarray) -> bool:
     return bool(np.all(np.isin(raw, AAMI_CLASSES)))
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
+def read_only(a: np.ndarray) -> np.ndarray:
     """``a`` made read-only (a cached array shared by several rules)."""
     a.flags.writeable = False
     return a
@@ -402,10 +402,11 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 # Outputs
 # --------------------------------------------------------------------------------------------
 class _JsonReady(dict):  # type: ignore[type-arg]
-    """A dict whose content :func:`_json_value` has already converted (returned as is)."""
+    """A dict whose content :func:`json_value` has already converted (returned as is)."""
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """``value`` as plain JSON types (enums, numpy scalars and arrays, nested containers)."""
     if isinstance(value, _JsonReady):
         return value
     if isinstance(value, Enum):
@@ -418,9 +419,9 @@ def _json_value(value: Any) -> Any:
         v = float(value)
         return round(v, 4) if math.isfinite(v) else None
     if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     return value if value is None or isinstance(value, str) else str(value)
 
 
@@ -479,7 +480,7 @@ class Episode:
                 "beat_ids": [int(b) for b in self.beat_ids],
                 "times_s": [round(float(t), 4) for t in self.times_s],
                 "sample_idx": [int(i) for i in self.sample_idx],
-                "values": _json_value(dict(self.values)),
+                "values": json_value(dict(self.values)),
             }
         )
 

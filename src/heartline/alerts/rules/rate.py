@@ -15,9 +15,9 @@ from heartline.alerts.rules.events import (
     _check_positive,
     _covered,
     _episode,
-    _frozen,
     _runs,
     _span_of,
+    read_only,
 )
 
 
@@ -107,7 +107,7 @@ def heart_rate(
     return HeartRate(series.time_s.copy(), np.round(inst, 6), np.round(smoothed, 6))
 
 
-def _smoothed_rate(series: BeatSeries, window_beats: int) -> np.ndarray:
+def smoothed_rate(series: BeatSeries, window_beats: int) -> np.ndarray:
     """``heart_rate(...).smoothed_bpm`` of the rate rules, computed once per series (read-only).
 
     The same operations as :func:`heart_rate` (running sums of the valid RR intervals, the
@@ -117,7 +117,7 @@ def _smoothed_rate(series: BeatSeries, window_beats: int) -> np.ndarray:
     key = ("smoothed_rate", int(window_beats))
     hit = series._memo.get(key)
     if hit is None:
-        hit = series._memo[key] = _frozen(
+        hit = series._memo[key] = read_only(
             _smoothed_bpm(series, int(window_beats), min(4, int(window_beats)))
         )
     return hit
@@ -274,7 +274,7 @@ def detect_bradycardia(
         min_duration_s=min_duration_s,
     ):
         return ()
-    smoothed = _smoothed_rate(series, window_beats)
+    smoothed = smoothed_rate(series, window_beats)
     cond = smoothed < threshold_bpm  # NaN (too few intervals) compares False
     return _rate_episodes(
         "bradycardia",
@@ -321,7 +321,7 @@ def detect_tachycardia(
         min_duration_s=min_duration_s,
     ):
         return ()
-    smoothed = _smoothed_rate(series, window_beats)
+    smoothed = smoothed_rate(series, window_beats)
     cond = smoothed > threshold_bpm  # NaN (too few intervals) compares False
     return _rate_episodes(
         "tachycardia",

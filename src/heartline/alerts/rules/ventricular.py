@@ -18,9 +18,9 @@ from heartline.alerts.rules.events import (
     _check_positive,
     _covered,
     _episode,
-    _frozen,
     _runs,
     _span_of,
+    read_only,
 )
 
 
@@ -36,7 +36,7 @@ def _is_label(
         hit = (series.label == label) & (series.confidence >= min_confidence) & series.beat_ok()
         if prematurity is not None and hit.any():
             hit &= premature_beats(series, prematurity)
-        hit = series._memo[key] = _frozen(hit)
+        hit = series._memo[key] = read_only(hit)
     return hit
 
 
