@@ -673,12 +673,12 @@ def run_federated_bench(
     import contextlib
     import signal
 
-    from heartline.federated.deployment import _raise_keyboard_interrupt
+    from heartline.federated.deployment import raise_keyboard_interrupt
 
     previous: dict[int, Any] = {}
     for sig in (signal.SIGTERM, signal.SIGINT):  # both unwind as KeyboardInterrupt (main thread)
         with contextlib.suppress(ValueError):  # not the main thread: the caller handles signals
-            previous[sig] = signal.signal(sig, _raise_keyboard_interrupt)
+            previous[sig] = signal.signal(sig, raise_keyboard_interrupt)
     try:
         with bar:
             if not cfg.sequential:

@@ -34,7 +34,7 @@ from flwr.clientapp import ClientApp
 from heartline.federated.partition import load_manifest
 from heartline.federated.tasks import SiteTask, load_site_data
 
-__all__ = ["BEHAVIOURS", "app"]
+__all__ = ["BEHAVIOURS", "app", "node_settings", "site_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class HospitalOffline(RuntimeError):
     """Raised in the rounds a hospital is configured to be unreachable."""
 
 
-def _node(context: Context) -> dict[str, Any]:
+def node_settings(context: Context) -> dict[str, Any]:
+    """This SuperNode's settings from its ``node_config`` (manifest, partition, behaviour)."""
     nc = context.node_config
     behaviour = str(nc.get("behaviour", "honest"))
     if behaviour not in BEHAVIOURS:
@@ -63,7 +64,8 @@ def _node(context: Context) -> dict[str, Any]:
     }
 
 
-def _site(context: Context, node: dict[str, Any]) -> SiteTask:
+def site_task(context: Context, node: dict[str, Any]) -> SiteTask:
+    """The hospital's local training task for this run (cached per process and run config)."""
     rc = context.run_config
     key = (
         node["manifest"],
@@ -118,11 +120,11 @@ def _round(msg: Message) -> int:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Score the global weights locally, train local epochs; reply with new weights and metrics."""
-    node = _node(context)
+    node = node_settings(context)
     rnd = _round(msg)
     if rnd in node["offline"]:
         raise HospitalOffline(f"hospital {node['partition_id']} is offline in round {rnd}")
-    site = _site(context, node)
+    site = site_task(context, node)
     if node["train_delay_s"] > 0:
         import time
 
@@ -169,8 +171,8 @@ def train(msg: Message, context: Context) -> Message:
 def query(msg: Message, context: Context) -> Message:
     """This hospital's label counts (and rhythm RR-feature sums): aggregate statistics, sent once
     before training so the server can pool class weights and the RR standardisation."""
-    node = _node(context)
-    site = _site(context, node)
+    node = node_settings(context)
+    site = site_task(context, node)
     stats = site.statistics()
     metrics = MetricRecord({k: [float(x) for x in v] for k, v in stats.items()})
     return Message(content=RecordDict({"statistics": metrics}), reply_to=msg)
@@ -179,11 +181,11 @@ def query(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Loss and confusion matrix of the global weights on this hospital's validation beats."""
-    node = _node(context)
+    node = node_settings(context)
     rnd = _round(msg)
     if rnd in node["offline"]:
         raise HospitalOffline(f"hospital {node['partition_id']} is offline in round {rnd}")
-    site = _site(context, node)
+    site = site_task(context, node)
     ev = site.evaluate(_arrays(msg))
     metrics = MetricRecord(
         {**_eval_metrics(ev), "num-examples": int(ev.n_examples), "unit-weight": 1}

@@ -631,7 +631,7 @@ def run_federation(
     # Ctrl-C and SIGTERM both unwind through the finally below
     previous = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         dep.start_superlink()
         if not superlink:
@@ -686,5 +686,6 @@ def run_federation(
     }
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """Signal handler: SIGTERM unwinds like Ctrl-C, so every started process is stopped."""
     raise KeyboardInterrupt

@@ -32,7 +32,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
-from heartline.federated.client_app import HospitalOffline, _node, _site
+from heartline.federated.client_app import HospitalOffline, node_settings, site_task
 from heartline.federated.server_app import (
     ROUND_MARKER,
     MeteredGrid,
@@ -45,8 +45,8 @@ __all__ = ["client_app", "server_app"]
 
 class _HospitalClient(NumPyClient):
     def __init__(self, context: Context) -> None:
-        self.node = _node(context)
-        self.site = _site(context, self.node)
+        self.node = node_settings(context)
+        self.site = site_task(context, self.node)
         self.keys = list(self.site.net.state_dict())
 
     def _arrays(self, parameters: list[np.ndarray]) -> dict[str, np.ndarray]:
