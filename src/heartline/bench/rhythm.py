@@ -352,9 +352,9 @@ def run_rhythm_benchmark(
     from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
-        _default_cache_dir,
         build_rhythm_arrays,
         class_weights,
+        default_cache_dir,
         export_rhythm_onnx,
         fit_rhythm,
         predict_rhythm_proba,
@@ -368,7 +368,7 @@ def run_rhythm_benchmark(
     cfg = requested.effective()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     t_start = time.perf_counter()
     torch.set_num_threads(1)
 

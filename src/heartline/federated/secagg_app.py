@@ -36,8 +36,8 @@ from heartline.federated.client_app import HospitalOffline, node_settings, site_
 from heartline.federated.server_app import (
     ROUND_MARKER,
     MeteredGrid,
-    _save_npz_arrays,
-    _wait_for_nodes,
+    save_npz_arrays,
+    wait_for_nodes,
 )
 
 __all__ = ["client_app", "server_app"]
@@ -93,7 +93,7 @@ def main(grid: Grid, context: Context) -> None:
     with np.load(str(rc["initial-weights"])) as z:
         keys = list(z.files)
         initial = [np.ascontiguousarray(z[k]) for k in keys]
-    _wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
+    wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
     metered = MeteredGrid(grid)
     t0 = time.monotonic()
     state: dict[str, Any] = {"train_loss": None}
@@ -129,7 +129,7 @@ def main(grid: Grid, context: Context) -> None:
     def server_evaluate(server_round: int, params: list[np.ndarray], config: dict) -> None:
         state["round"] = server_round  # called after each round's (secure) aggregation
         if out_dir is not None and server_round > 0:
-            _save_npz_arrays(out_dir / "global_final.npz", dict(zip(keys, params, strict=True)))
+            save_npz_arrays(out_dir / "global_final.npz", dict(zip(keys, params, strict=True)))
         return None
 
     strategy = LegacyFedAvg(

@@ -155,7 +155,8 @@ def _last_round_evaluation(strategy: Any, final_round: int) -> Any:
     return strategy
 
 
-def _wait_for_nodes(grid: Grid, n: int, timeout_s: float) -> None:
+def wait_for_nodes(grid: Grid, n: int, timeout_s: float) -> None:
+    """Block until ``n`` SuperNodes are connected; a clear error after ``timeout_s`` seconds."""
     t0 = time.monotonic()
     while len(list(grid.get_node_ids())) < n:
         if time.monotonic() - t0 > timeout_s:
@@ -197,14 +198,15 @@ def _query_statistics(grid: Grid, task: str, timeout_s: float) -> dict[str, list
     return pooled
 
 
-def _save_npz_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def save_npz_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (.npz) atomically (a temporary file, then a rename)."""
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
 
 def _save_npz(path: Path, arrays: ArrayRecord) -> None:
-    _save_npz_arrays(path, {k: v.numpy() for k, v in arrays.items()})
+    save_npz_arrays(path, {k: v.numpy() for k, v in arrays.items()})
 
 
 @app.main()
@@ -225,7 +227,7 @@ def main(grid: Grid, context: Context) -> None:
 
         arrays = build_initial_arrays(str(rc["task"]), seed=int(rc["seed"]))
         initial = ArrayRecord({k: Array(v) for k, v in arrays.items()})
-    _wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
+    wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
     train_config: dict[str, Any] = {"local-epochs": int(rc["local-epochs"])}
     if bool(rc.get("global-statistics", True)):
         # the same class weights and RR standardisation as central training on the union

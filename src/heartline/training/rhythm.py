@@ -111,7 +111,8 @@ class RhythmArrays:
         )
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """The per-user cache folder for prepared rhythm arrays (platformdirs)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("heartline")) / "rhythm"
@@ -124,7 +125,7 @@ def rhythm_cache_path(
     key = hashlib.sha256(
         ("|".join(records) + f"|{float(fs_hz)}|v{_CACHE_VERSION}").encode()
     ).hexdigest()[:16]
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return cache / f"cinc2017_{key}.npz"
 
 
@@ -207,7 +208,7 @@ def build_hand_features(
             "|".join(records) + "|" + ",".join(HAND_FEATURE_NAMES) + f"|hand|v{_CACHE_VERSION}"
         ).encode()
     ).hexdigest()[:16]
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"cinc2017_hand_{key}.npy"
     if path.is_file():
         return np.load(path)
