@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from heartline.alerts.describe import describe_alert
 from heartline.ingestion.payloads import DEVICE_ID_PATTERN
@@ -45,6 +53,20 @@ PatientId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON Schema ``integer``: a number with no fraction (``15`` or ``15.0``), never a
+    boolean or a string (pydantic's lax mode would take ``true`` as 1 and ``"5"`` as 5)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+#: Marks an integer request field as JSON Schema defines it (OpenAPI ``type: integer``); put it
+#: last in ``Annotated[int, Field(...), JSON_INTEGER]`` so the constraints stay in the schema.
+JSON_INTEGER = BeforeValidator(_json_integer)
+JsonInt = Annotated[int, JSON_INTEGER]
 
 
 class _Out(BaseModel):
@@ -277,9 +299,7 @@ class AlertPublic(BaseModel):
 class SilenceCreate(BaseModel):
     """Silence an alarm's cue for ``minutes``."""
 
-    minutes: int = Field(
-        2, ge=1, le=30, strict=True, description="1-30 minutes (default 2; a JSON integer)"
-    )
+    minutes: JsonInt = Field(2, ge=1, le=30, description="1-30 minutes (default 2)")
 
 
 class RrSeriesPublic(BaseModel):

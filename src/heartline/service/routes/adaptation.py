@@ -27,6 +27,7 @@ from heartline.service.adaptation import (
 from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import PatientIdPath, resolve_window, unprocessable
 from heartline.service.routes.patients import DAY_S, End, Start
+from heartline.service.schemas import JSON_INTEGER, JsonInt
 from heartline.service.security import authorize_patient, client_ip, require_role
 from heartline.storage import adaptation_repository as arepo
 from heartline.storage import repository as repo
@@ -49,7 +50,7 @@ class BeatReviewCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # ids up to 2**53: JSON numbers above it do not survive a round trip through a double
-    beat_ids: list[Annotated[int, Field(ge=1, le=2**53, strict=True)]] = Field(
+    beat_ids: list[Annotated[int, Field(ge=1, le=2**53), JSON_INTEGER]] = Field(
         min_length=1, max_length=MAX_REVIEW_BEATS
     )
     label: ReviewLabel
@@ -85,7 +86,7 @@ class TemplatePublic(BaseModel):
 class AdaptationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["prototypes"] = "prototypes"
-    min_per_class: int = Field(default=3, ge=1, le=1000, strict=True)
+    min_per_class: JsonInt = Field(default=3, ge=1, le=1000)
 
 
 class PatientModelPublic(BaseModel):
@@ -103,7 +104,7 @@ class RollbackCreate(BaseModel):
     """``version``: make that adapted model active again; ``null``: the base model."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, ge=1, strict=True)
+    version: Annotated[int | None, Field(ge=1), JSON_INTEGER] = None
 
 
 class ModelStatePublic(BaseModel):
