@@ -151,4 +151,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as ``python -m heartline.cli.main``: this file is then ``__main__``, while the command
+    # modules attach themselves to ``heartline.cli.main.app``; call that module's entry point.
+    from heartline.cli.main import main as _entry_point
+
+    _entry_point()
