@@ -16,7 +16,11 @@ adaptation hook (:func:`heartline.edge.adapt.apply_batches`) in three set-ups:
 
 The prototype model is fitted on the record's first ``--fit-seconds`` with the base model's own
 labels (this measures cost, not accuracy: the accuracy figures come from
-``heartline evaluate --protocol patient-adaptive``). Thread CPU time, not wall time, so that other
+``heartline evaluate --protocol patient-adaptive``). Fitted on the base model's own labels the
+mixture weight often comes out 0 (the prototypes add nothing to the base model's opinion), and
+a zero weight costs nothing since 2026-12-07; ``--weight W`` sets the weight of every fitted
+artefact to ``W`` so that the cost of an active adaptation is measured (the cost does not depend
+on the value of a non-zero weight). Thread CPU time, not wall time, so that other
 processes on a shared machine inflate it less; still, report the load average beside it.
 
 Usage::
@@ -85,14 +89,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=600.0, help="replayed per record")
     ap.add_argument("--fit-seconds", type=float, default=300.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--weight", type=float, default=None, help="mixture weight of every artefact (default: fitted)"
+    )
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args()
     model = OnnxBeatClassifier(shipped_model_path())
     results: dict[str, dict[str, list[float]]] = {}
+    fitted_weight: dict[str, float] = {}
     for rec in [r.strip() for r in args.records.split(",") if r.strip()]:
         r = read_record(args.data_dir / rec)
         fs, leads = float(r.fs), tuple(r.lead_names)
         art = _fit(model, r.signal[: int(args.fit_seconds * fs)], fs, leads)
+        fitted_weight[rec] = float(art.weight)
+        if args.weight is not None:
+            art = dataclasses.replace(art, weight=float(args.weight))
         stored = (1, "prototypes", art.to_bytes())
         registry = PatientModelRegistry(model, lambda _pid, s=stored: s, refresh_s=1e9)
         signal = r.signal[: int(args.seconds * fs)]
@@ -116,6 +127,8 @@ def main() -> None:
         "classes": list(AAMI_CLASSES),
         "seconds_per_record": args.seconds,
         "repeats": args.repeats,
+        "fitted_weight": fitted_weight,
+        "weight": args.weight,
         "load_average": list(os.getloadavg()),
         "us_per_beat": results,
         "median_us_per_beat": {

@@ -179,3 +179,36 @@ def test_nearest_prototype_fast_path_matches_the_reference() -> None:
             dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
         ref = combine_proba(p[:n], dist, weight=art.weight, tau=art.tau)
         np.testing.assert_allclose(art.proba(f[:n], p[:n]), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("weight", "tau"), [(0.5, 0.05), (1.0, 1.0), (0.25, 0.1), (0.0, 0.05)])
+def test_live_proba_with_a_mixture_matches_the_reference(weight: float, tau: float) -> None:
+    """The per-patient constants (standardisation folded into the prototypes, |z|^2 left out,
+    class groups of unequal size padded) give the reference probabilities for every mixture,
+    not only the weight the fit happened to choose; weight 0 returns the base model's."""
+    import dataclasses
+
+    from heartline.edge.adapt import combine_proba
+
+    rng = np.random.default_rng(7)
+    f = 3.0 + 2.0 * rng.standard_normal((150, 12))
+    y = rng.permutation(np.r_[np.zeros(90, int), np.full(45, 2), np.full(15, 1)])
+    p = rng.dirichlet(np.ones(5), 150)
+    art = dataclasses.replace(
+        fit_prototypes(f, y, p, patient_id="x", base_sha256="s"), weight=weight, tau=tau
+    )
+    counts = np.bincount(art.prototype_labels)
+    assert len(set(counts[counts > 0].tolist())) > 1  # groups of unequal size are padded
+    for n in (0, 1, 2, 150):
+        z = (f[:n] - art.mean) / art.scale
+        dist = np.full((n, 5), np.inf)
+        for c in np.unique(art.prototype_labels):
+            diff = z[:, None, :] - art.prototypes[art.prototype_labels == c][None]
+            dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
+        ref = combine_proba(p[:n], dist, weight=weight, tau=tau)
+        got = art.proba(f[:n].astype(np.float32), p[:n])
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
+        if weight == 0.0:
+            np.testing.assert_array_equal(got, p[:n])
+        elif n:
+            assert not np.allclose(got, p[:n])
