@@ -90,7 +90,10 @@ def main() -> None:
     ap.add_argument("--fit-seconds", type=float, default=300.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
-        "--weight", type=float, default=None, help="mixture weight of every artefact (default: fitted)"
+        "--weight",
+        type=float,
+        default=None,
+        help="mixture weight of every artefact (default: fitted)",
     )
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args()
