@@ -147,6 +147,10 @@ def score(out: Path) -> None:
     model.fit(peak_source_beats(sources, train_peaks, DS1), None, seed=int(sel["seed"]))
     train_s = time.perf_counter() - t0
     model.save(out / "model")
+    config_path = out / "model" / "config.json"  # the R-peak source it was trained on
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["train_peaks"] = train_peaks
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if model.estimator in ("lda", "logreg"):
         import numpy as np
         import onnxruntime as ort
