@@ -3,7 +3,8 @@
 Replays MIT-BIH records through :class:`heartline.pipeline.beat_pipeline.BeatPipeline` in 1 s
 chunks, as a stream-processor worker receives them, and measures the thread CPU time per beat of
 the classification stage (:func:`~heartline.pipeline.beat_pipeline.classify_batches`) plus the
-adaptation hook (:func:`heartline.edge.adapt.apply_batches`) in three set-ups:
+adaptation hook (:func:`heartline.edge.adapt.apply_batches`), and of the hook alone (its own
+cost, less exposed to the load's noise than the sum), in three set-ups:
 
 ``base``
     No per-patient registry (the base model alone).
@@ -63,23 +64,27 @@ def _fit(model: OnnxBeatClassifier, signal: np.ndarray, fs: float, leads: tuple[
     )
 
 
-def _replay(model, registry, signal, fs, leads, *, reencode: bool) -> tuple[float, int]:
-    """CPU seconds of classification + hook, and beats, over the record in 1 s chunks."""
+def _replay(model, registry, signal, fs, leads, *, reencode: bool) -> tuple[float, float, int]:
+    """CPU seconds of classification + hook, of the hook alone, and beats, over the record in
+    1 s chunks."""
     pipe = BeatPipeline(fs=fs, lead_names=leads, model=model)
     step = round(fs)
-    cpu, n = 0.0, 0
+    cpu, hook, n = 0.0, 0.0, 0
     for start in range(0, signal.shape[0], step):
         batch = pipe.prepare(signal[start : start + step])
         if not len(batch):
             continue
         t0 = time.thread_time()
         probs = classify_batches(model, [batch])
+        t1 = time.thread_time()
         if registry is not None:
             b = dataclasses.replace(batch, context=None) if reencode else batch
             apply_batches(registry, [("bench", b)], probs, models=[model])
-        cpu += time.thread_time() - t0
+        t2 = time.thread_time()
+        cpu += t2 - t0
+        hook += t2 - t1
         n += len(batch)
-    return cpu, n
+    return cpu, hook, n
 
 
 def main() -> None:
@@ -100,6 +105,7 @@ def main() -> None:
     model = OnnxBeatClassifier(shipped_model_path())
     results: dict[str, dict[str, list[float]]] = {}
     fitted_weight: dict[str, float] = {}
+    hooks: dict[str, dict[str, list[float]]] = {}
     for rec in [r.strip() for r in args.records.split(",") if r.strip()]:
         r = read_record(args.data_dir / rec)
         fs, leads = float(r.fs), tuple(r.lead_names)
@@ -111,9 +117,10 @@ def main() -> None:
         registry = PatientModelRegistry(model, lambda _pid, s=stored: s, refresh_s=1e9)
         signal = r.signal[: int(args.seconds * fs)]
         per = {s: [] for s in SETUPS}
+        per_hook = {s: [] for s in SETUPS}
         for _ in range(args.repeats):  # interleaved, so that load changes hit every set-up
             for setup in SETUPS:
-                cpu, n = _replay(
+                cpu, hook, n = _replay(
                     model,
                     None if setup == "base" else registry,
                     signal,
@@ -122,8 +129,11 @@ def main() -> None:
                     reencode=setup == "adapted-reencode",
                 )
                 per[setup].append(1e6 * cpu / max(n, 1))
+                per_hook[setup].append(1e6 * hook / max(n, 1))
         results[rec] = per
+        hooks[rec] = per_hook
         print(rec, {s: round(float(np.median(v)), 1) for s, v in per.items()}, "us/beat (median)")
+        print(rec, {s: round(float(np.median(v)), 1) for s, v in per_hook.items()}, "hook us/beat")
     out = {
         "what": "thread CPU time per beat of classify_batches + apply_batches, 1 s chunks",
         "model": str(model.path.name),
@@ -137,10 +147,15 @@ def main() -> None:
         "median_us_per_beat": {
             s: float(np.median([np.median(results[r][s]) for r in results])) for s in SETUPS
         },
+        "hook_us_per_beat": hooks,
+        "median_hook_us_per_beat": {
+            s: float(np.median([np.median(hooks[r][s]) for r in hooks])) for s in SETUPS
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out["median_us_per_beat"]), "load", out["load_average"])
+    print(json.dumps(out["median_us_per_beat"]), json.dumps(out["median_hook_us_per_beat"]))
+    print("load", out["load_average"])
 
 
 if __name__ == "__main__":
