@@ -118,10 +118,10 @@ def select(out: Path, n_boot: int, linear_only: bool) -> None:
     print("winner:", result["winner"])
 
 
-def select_peaks(out: Path, n_boot: int) -> None:
+def select_peaks(out: Path, n_boot: int, scored_on: str = "detected") -> None:
     sources = {rp: DATA.build(DS1, rpeaks=rp) for rp in ("annotated", "detected")}
     result = run_lopo_selection(
-        sources["detected"],
+        sources[scored_on],
         CANDIDATES_PEAKS,
         out,
         records=DS1,
@@ -188,12 +188,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--linear-only", action="store_true", help="skip the boosting candidates")
+    ap.add_argument(
+        "--scored-on",
+        choices=("detected", "annotated"),
+        default="detected",
+        help="select-peaks: R-peaks of the left-out patient (annotated: a robustness check only, "
+        "the pick is made on detected R-peaks)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "select":
         select(args.out, args.n_boot, args.linear_only)
     elif args.step == "select-peaks":
-        select_peaks(args.out, args.n_boot)
+        select_peaks(args.out, args.n_boot, args.scored_on)
     else:
         score(args.out)
 

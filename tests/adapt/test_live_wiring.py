@@ -158,6 +158,14 @@ def test_hook_reuses_the_streams_encoder_features(base, monkeypatch) -> None:
     assert calls == [1]
     np.testing.assert_allclose(q_cached, q_again, atol=1e-5)
     assert not np.allclose(q_cached, p)
+    # a batch without the stream's cache (context None) is encoded again inside the hook
+    import dataclasses
+
+    (q_no_cache,), (v2,) = apply_batches(
+        reg, [("p1", dataclasses.replace(batch, context=None))], [p], models=[base]
+    )
+    assert calls == [1, 1] and v2 == v
+    np.testing.assert_allclose(q_no_cache, q_cached, atol=1e-5)
 
 
 def test_nearest_prototype_fast_path_matches_the_reference() -> None:
