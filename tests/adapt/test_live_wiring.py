@@ -220,3 +220,28 @@ def test_live_proba_with_a_mixture_matches_the_reference(weight: float, tau: flo
             np.testing.assert_array_equal(got, p[:n])
         elif n:
             assert not np.allclose(got, p[:n])
+
+
+def test_hook_skips_an_adaptation_whose_weight_is_zero(base, monkeypatch) -> None:
+    """A prototype artefact fitted with mixture weight 0 changes no probability: the hook
+    neither looks up nor computes features for it, and the beats get the adapted version."""
+    import dataclasses
+
+    from heartline.edge import adapt
+    from heartline.edge.adapt import PatientPrototypes
+
+    art = PatientPrototypes.from_bytes(_art_bytes(base, "p1", 1))
+    zero = dataclasses.replace(art, weight=0.0).to_bytes()
+    reg = PatientModelRegistry(base, {"p1": (1, "prototypes", zero)}.get)
+    assert reg.get("p1").adapted.passthrough
+    monkeypatch.setattr(adapt, "_cached_features", lambda *a: pytest.fail("features looked up"))
+    batch = SimpleNamespace(windows=np.zeros((2, 3, 2, 128)), rr=np.zeros((2, 3, 13)))
+    p = np.array([[0.7, 0.1, 0.1, 0.05, 0.05], [0.2, 0.6, 0.1, 0.05, 0.05]], np.float32)
+    (q,), (v,) = apply_batches(reg, [("p1", batch)], [p], models=[base])
+    np.testing.assert_array_equal(q, p)
+    assert v.endswith("+prototypes:p1/v1")
+    # with a non-zero weight the same call does look features up
+    reg2 = PatientModelRegistry(base, {"p1": (1, "prototypes", art.to_bytes())}.get)
+    assert art.weight > 0 and not reg2.get("p1").adapted.passthrough
+    with pytest.raises(pytest.fail.Exception, match="features looked up"):
+        apply_batches(reg2, [("p1", batch)], [p], models=[base])

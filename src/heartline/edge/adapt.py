@@ -686,6 +686,12 @@ class AdaptedBeatClassifier:
         self.version = int(adaptation.version)
         self.name = f"{base.name}+{adaptation.method}@{adaptation.patient_id}/v{self.version}"
 
+    @property
+    def passthrough(self) -> bool:
+        """Whether the adaptation returns the base probabilities unchanged (a prototype
+        artefact whose mixture weight was chosen as 0): the live hook then skips it."""
+        return isinstance(self.adaptation, PatientPrototypes) and self.adaptation.weight <= 0
+
     def proba_from(self, features: np.ndarray, base_proba: np.ndarray) -> np.ndarray:
         """Adapted probabilities from already computed features and base probabilities."""
         return self.adaptation.proba(features, base_proba)
@@ -936,7 +942,9 @@ def apply_batches(
     probabilities and version (logged, and a notice in ``registry.notices``); the others are
     not affected. The current beats' encoder features come from the stream's feature cache
     when the base model's call left them there (no second encoder call), else they are encoded
-    again. Without a registry the probabilities come back unchanged with version ``None``.
+    again. An adaptation that changes nothing (a prototype artefact whose mixture weight was
+    chosen as 0) is skipped: the beats keep the base probabilities and get the adapted
+    version. Without a registry the probabilities come back unchanged with version ``None``.
     """
     if registry is None:
         return list(probs), [None] * len(probs)
@@ -951,7 +959,8 @@ def apply_batches(
             continue
         try:
             loaded = registry.get(patient_id)
-            if loaded.adapted is None or not len(p):  # the base model: nothing to compute
+            adapted = loaded.adapted
+            if adapted is None or adapted.passthrough or not len(p):  # nothing to compute
                 out_p.append(p)
                 out_v.append(loaded.model_version)
                 continue
@@ -961,7 +970,7 @@ def apply_batches(
                 rr = model_rr_columns(np.asarray(batch.rr[:, -1]), base.n_rr)
                 features = base.encode(batch.windows[:, -1], rr)
             # the model ``registry.get`` just gave: no second lookup per batch
-            q, version = loaded.adapted.proba_from(features, p), loaded.model_version
+            q, version = adapted.proba_from(features, p), loaded.model_version
         except Exception as exc:  # this patient's beats keep the base model's probabilities
             notice = (
                 f"patient {patient_id}: adapted model failed ({type(exc).__name__}: {exc}); "
