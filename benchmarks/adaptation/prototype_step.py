@@ -44,7 +44,7 @@ def _patient(d: int = 63, n: int = 370, seed: int = 0):
 
 
 def onnx_step(art):
-    """An ONNX Runtime session computing ``art.proba`` (k = 1) from features and base_proba."""
+    """An ONNX Runtime InferenceSession computing ``art.proba`` (k = 1) from features and base_proba."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
