@@ -3,7 +3,8 @@
 Replays MIT-BIH records through :class:`heartline.pipeline.beat_pipeline.BeatPipeline` in 1 s
 chunks, as a stream-processor worker receives them, and measures the thread CPU time per beat of
 the classification stage (:func:`~heartline.pipeline.beat_pipeline.classify_batches`) plus the
-adaptation hook (:func:`heartline.edge.adapt.apply_batches`) in three set-ups:
+adaptation hook (:func:`heartline.edge.adapt.apply_batches`), and of the hook alone (its own
+cost, less exposed to the load's noise than the sum), in three set-ups:
 
 ``base``
     No per-patient registry (the base model alone).
@@ -16,7 +17,11 @@ adaptation hook (:func:`heartline.edge.adapt.apply_batches`) in three set-ups:
 
 The prototype model is fitted on the record's first ``--fit-seconds`` with the base model's own
 labels (this measures cost, not accuracy: the accuracy figures come from
-``heartline evaluate --protocol patient-adaptive``). Thread CPU time, not wall time, so that other
+``heartline evaluate --protocol patient-adaptive``). Fitted on the base model's own labels the
+mixture weight often comes out 0 (the prototypes add nothing to the base model's opinion), and
+a zero weight costs nothing since 2026-12-07; ``--weight W`` sets the weight of every fitted
+artefact to ``W`` so that the cost of an active adaptation is measured (the cost does not depend
+on the value of a non-zero weight). Thread CPU time, not wall time, so that other
 processes on a shared machine inflate it less; still, report the load average beside it.
 
 Usage::
@@ -59,23 +64,27 @@ def _fit(model: OnnxBeatClassifier, signal: np.ndarray, fs: float, leads: tuple[
     )
 
 
-def _replay(model, registry, signal, fs, leads, *, reencode: bool) -> tuple[float, int]:
-    """CPU seconds of classification + hook, and beats, over the record in 1 s chunks."""
+def _replay(model, registry, signal, fs, leads, *, reencode: bool) -> tuple[float, float, int]:
+    """CPU seconds of classification + hook, of the hook alone, and beats, over the record in
+    1 s chunks."""
     pipe = BeatPipeline(fs=fs, lead_names=leads, model=model)
     step = round(fs)
-    cpu, n = 0.0, 0
+    cpu, hook, n = 0.0, 0.0, 0
     for start in range(0, signal.shape[0], step):
         batch = pipe.prepare(signal[start : start + step])
         if not len(batch):
             continue
         t0 = time.thread_time()
         probs = classify_batches(model, [batch])
+        t1 = time.thread_time()
         if registry is not None:
             b = dataclasses.replace(batch, context=None) if reencode else batch
             apply_batches(registry, [("bench", b)], probs, models=[model])
-        cpu += time.thread_time() - t0
+        t2 = time.thread_time()
+        cpu += t2 - t0
+        hook += t2 - t1
         n += len(batch)
-    return cpu, n
+    return cpu, hook, n
 
 
 def main() -> None:
@@ -85,21 +94,33 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=600.0, help="replayed per record")
     ap.add_argument("--fit-seconds", type=float, default=300.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--weight",
+        type=float,
+        default=None,
+        help="mixture weight of every artefact (default: fitted)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args()
     model = OnnxBeatClassifier(shipped_model_path())
     results: dict[str, dict[str, list[float]]] = {}
+    fitted_weight: dict[str, float] = {}
+    hooks: dict[str, dict[str, list[float]]] = {}
     for rec in [r.strip() for r in args.records.split(",") if r.strip()]:
         r = read_record(args.data_dir / rec)
         fs, leads = float(r.fs), tuple(r.lead_names)
         art = _fit(model, r.signal[: int(args.fit_seconds * fs)], fs, leads)
+        fitted_weight[rec] = float(art.weight)
+        if args.weight is not None:
+            art = dataclasses.replace(art, weight=float(args.weight))
         stored = (1, "prototypes", art.to_bytes())
         registry = PatientModelRegistry(model, lambda _pid, s=stored: s, refresh_s=1e9)
         signal = r.signal[: int(args.seconds * fs)]
         per = {s: [] for s in SETUPS}
+        per_hook = {s: [] for s in SETUPS}
         for _ in range(args.repeats):  # interleaved, so that load changes hit every set-up
             for setup in SETUPS:
-                cpu, n = _replay(
+                cpu, hook, n = _replay(
                     model,
                     None if setup == "base" else registry,
                     signal,
@@ -108,23 +129,33 @@ def main() -> None:
                     reencode=setup == "adapted-reencode",
                 )
                 per[setup].append(1e6 * cpu / max(n, 1))
+                per_hook[setup].append(1e6 * hook / max(n, 1))
         results[rec] = per
+        hooks[rec] = per_hook
         print(rec, {s: round(float(np.median(v)), 1) for s, v in per.items()}, "us/beat (median)")
+        print(rec, {s: round(float(np.median(v)), 1) for s, v in per_hook.items()}, "hook us/beat")
     out = {
         "what": "thread CPU time per beat of classify_batches + apply_batches, 1 s chunks",
         "model": str(model.path.name),
         "classes": list(AAMI_CLASSES),
         "seconds_per_record": args.seconds,
         "repeats": args.repeats,
+        "fitted_weight": fitted_weight,
+        "weight": args.weight,
         "load_average": list(os.getloadavg()),
         "us_per_beat": results,
         "median_us_per_beat": {
             s: float(np.median([np.median(results[r][s]) for r in results])) for s in SETUPS
         },
+        "hook_us_per_beat": hooks,
+        "median_hook_us_per_beat": {
+            s: float(np.median([np.median(hooks[r][s]) for r in hooks])) for s in SETUPS
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out["median_us_per_beat"]), "load", out["load_average"])
+    print(json.dumps(out["median_us_per_beat"]), json.dumps(out["median_hook_us_per_beat"]))
+    print("load", out["load_average"])
 
 
 if __name__ == "__main__":

@@ -158,6 +158,14 @@ def test_hook_reuses_the_streams_encoder_features(base, monkeypatch) -> None:
     assert calls == [1]
     np.testing.assert_allclose(q_cached, q_again, atol=1e-5)
     assert not np.allclose(q_cached, p)
+    # a batch without the stream's cache (context None) is encoded again inside the hook
+    import dataclasses
+
+    (q_no_cache,), (v2,) = apply_batches(
+        reg, [("p1", dataclasses.replace(batch, context=None))], [p], models=[base]
+    )
+    assert calls == [1, 1] and v2 == v
+    np.testing.assert_allclose(q_no_cache, q_cached, atol=1e-5)
 
 
 def test_nearest_prototype_fast_path_matches_the_reference() -> None:
@@ -179,3 +187,61 @@ def test_nearest_prototype_fast_path_matches_the_reference() -> None:
             dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
         ref = combine_proba(p[:n], dist, weight=art.weight, tau=art.tau)
         np.testing.assert_allclose(art.proba(f[:n], p[:n]), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("weight", "tau"), [(0.5, 0.05), (1.0, 1.0), (0.25, 0.1), (0.0, 0.05)])
+def test_live_proba_with_a_mixture_matches_the_reference(weight: float, tau: float) -> None:
+    """The per-patient constants (standardisation folded into the prototypes, |z|^2 left out,
+    class groups of unequal size padded) give the reference probabilities for every mixture,
+    not only the weight the fit happened to choose; weight 0 returns the base model's."""
+    import dataclasses
+
+    from heartline.edge.adapt import combine_proba
+
+    rng = np.random.default_rng(7)
+    f = 3.0 + 2.0 * rng.standard_normal((150, 12))
+    y = rng.permutation(np.r_[np.zeros(90, int), np.full(45, 2), np.full(15, 1)])
+    p = rng.dirichlet(np.ones(5), 150)
+    art = dataclasses.replace(
+        fit_prototypes(f, y, p, patient_id="x", base_sha256="s"), weight=weight, tau=tau
+    )
+    counts = np.bincount(art.prototype_labels)
+    assert len(set(counts[counts > 0].tolist())) > 1  # groups of unequal size are padded
+    for n in (0, 1, 2, 150):
+        z = (f[:n] - art.mean) / art.scale
+        dist = np.full((n, 5), np.inf)
+        for c in np.unique(art.prototype_labels):
+            diff = z[:, None, :] - art.prototypes[art.prototype_labels == c][None]
+            dist[:, c] = (diff**2).mean(2).min(1) if n else dist[:, c]
+        ref = combine_proba(p[:n], dist, weight=weight, tau=tau)
+        got = art.proba(f[:n].astype(np.float32), p[:n])
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
+        if weight == 0.0:
+            np.testing.assert_array_equal(got, p[:n])
+        elif n:
+            assert not np.allclose(got, p[:n])
+
+
+def test_hook_skips_an_adaptation_whose_weight_is_zero(base, monkeypatch) -> None:
+    """A prototype artefact fitted with mixture weight 0 changes no probability: the hook
+    neither looks up nor computes features for it, and the beats get the adapted version."""
+    import dataclasses
+
+    from heartline.edge import adapt
+    from heartline.edge.adapt import PatientPrototypes
+
+    art = PatientPrototypes.from_bytes(_art_bytes(base, "p1", 1))
+    zero = dataclasses.replace(art, weight=0.0).to_bytes()
+    reg = PatientModelRegistry(base, {"p1": (1, "prototypes", zero)}.get)
+    assert reg.get("p1").adapted.passthrough
+    monkeypatch.setattr(adapt, "_cached_features", lambda *a: pytest.fail("features looked up"))
+    batch = SimpleNamespace(windows=np.zeros((2, 3, 2, 128)), rr=np.zeros((2, 3, 13)))
+    p = np.array([[0.7, 0.1, 0.1, 0.05, 0.05], [0.2, 0.6, 0.1, 0.05, 0.05]], np.float32)
+    (q,), (v,) = apply_batches(reg, [("p1", batch)], [p], models=[base])
+    np.testing.assert_array_equal(q, p)
+    assert v.endswith("+prototypes:p1/v1")
+    # with a non-zero weight the same call does look features up
+    reg2 = PatientModelRegistry(base, {"p1": (1, "prototypes", art.to_bytes())}.get)
+    assert art.weight > 0 and not reg2.get("p1").adapted.passthrough
+    with pytest.raises(pytest.fail.Exception, match="features looked up"):
+        apply_batches(reg2, [("p1", batch)], [p], models=[base])

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from heartline.data.aami import AAMI_CLASSES
 from heartline.data.beat_set import BeatSet, concat_beat_sets
 from heartline.data.splits import DS1, lopo_folds
-from heartline.features.prematurity import prematurity_features, record_rr_features
+from heartline.features.prematurity import (
+    prematurity_features,
+    qrs_fiducial_s,
+    record_rr_features,
+)
 from heartline.training.lopo import (
     PrematurityClassifier,
     lopo_oof,
     paired_lopo_bootstrap,
+    peak_source_beats,
     record_confusions,
     run_lopo_selection,
     score_lopo,
@@ -202,3 +209,81 @@ def test_linear_onnx_matches_predict_proba(patients: BeatSet, tmp_path) -> None:
     hgb.fit(patients, None)
     with pytest.raises(ValueError, match="only linear"):
         export_linear_onnx(hgb, tmp_path / "x.onnx")
+
+
+def _late(beats: BeatSet, shift: int) -> BeatSet:
+    """The same beats with R-peaks ``shift`` window samples late (as a detector firing late):
+    window content moves ``shift`` samples earlier, edge-padded."""
+    w = np.concatenate(
+        [beats.windows[..., shift:], np.repeat(beats.windows[..., -1:], shift, -1)], -1
+    )
+    step = (beats.pre_s + beats.post_s) / (beats.window_len - 1)
+    return dataclasses.replace(
+        beats, windows=w, sample_idx=beats.sample_idx + round(shift * step * beats.fs)
+    )
+
+
+def test_qrs_fiducial_aligns_morphology_of_late_r_peaks(patients: BeatSet) -> None:
+    # noise-free shapes: a noisy flat-topped V beat has no single fiducial sample
+    t = np.linspace(-0.25, 0.45, patients.window_len)
+    narrow, wide = np.exp(-((t / 0.02) ** 2)), 0.8 * np.exp(-((t / 0.06) ** 2))
+    shape = np.where((patients.labels == V)[:, None], wide, narrow)[:, None, :]
+    patients = dataclasses.replace(patients, windows=shape.astype(np.float32))
+    late = _late(patients, 3)
+    step = (patients.pre_s + patients.post_s) / (patients.window_len - 1)
+    np.testing.assert_allclose(
+        qrs_fiducial_s(late) - qrs_fiducial_s(patients), -3 * step, atol=1e-9
+    )
+    # the aligned feature set reads template columns: give both copies one
+    with_tpl = [
+        dataclasses.replace(b, rr=np.zeros((len(b), 1), np.float32), rr_names=("tpl_x",))
+        for b in (patients, late)
+    ]
+    plain = [prematurity_features(b, feature_set="ratios_tpl_gate") for b in with_tpl]
+    aligned = [prematurity_features(b, feature_set="ratios_tpl_gate_align") for b in with_tpl]
+    assert plain[0].names == aligned[0].names
+    cols = [i for i, n in enumerate(plain[0].names) if n.startswith("morph")]
+    # fixed-time samples move with the R-peak; samples relative to the QRS fiducial do not
+    assert np.abs(plain[0].values[:, cols] - plain[1].values[:, cols]).max() > 0.1
+    np.testing.assert_allclose(aligned[0].values[:, cols], aligned[1].values[:, cols], atol=1e-5)
+
+
+def test_peak_source_beats_and_lopo_on_another_r_peak_source(patients: BeatSet, tmp_path) -> None:
+    recs = patients.records
+    late = _late(patients, 4)
+    sources = {"annotated": patients, "detected": late}
+    both = peak_source_beats(sources, "annotated+detected", recs[:2])
+    assert len(both) == 2 * len(patients.select_records(recs[:2]))
+    assert set(both.records) == {*recs[:2], *(f"{r}@detected" for r in recs[:2])}
+    np.testing.assert_array_equal(
+        both.labels,
+        np.r_[patients.select_records(recs[:2]).labels, late.select_records(recs[:2]).labels],
+    )
+    assert peak_source_beats(sources, "detected", recs).windows is not patients.windows
+    with pytest.raises(ValueError, match="unknown train_peaks"):
+        peak_source_beats(sources, "both", recs)
+    with pytest.raises(ValueError, match="needs beat sets"):
+        peak_source_beats({"annotated": patients}, "detected", recs)
+    seen: list[tuple[str, ...]] = []
+
+    def train(train_recs):
+        seen.append(tuple(train_recs))
+        return peak_source_beats(sources, "detected", train_recs)
+
+    proba = lopo_oof(
+        patients, lambda: PrematurityClassifier(estimator="lda"), progress=False, train_beats=train
+    )
+    assert np.isfinite(proba).all() and len(seen) == len(recs)
+    assert all(rec not in tr for rec, tr in zip(recs, seen, strict=True))  # never the test patient
+    cands = {
+        f"lda@{tp}": {"estimator": "lda", "train_peaks": tp}
+        for tp in ("annotated", "detected", "annotated+detected")
+    }
+    result = run_lopo_selection(
+        late, cands, tmp_path, records=recs, n_boot=20, peak_sources=sources
+    )
+    assert set(result["candidates"]) == set(cands)
+    oof = {n: np.load(tmp_path / f"oof_{n}.npz")["proba"] for n in cands}
+    assert not np.allclose(oof["lda@annotated"], oof["lda@detected"])
+    with pytest.raises(ValueError, match="needs beat sets"):
+        run_lopo_selection(late, cands, tmp_path, records=recs, n_boot=20)

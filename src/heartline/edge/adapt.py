@@ -234,27 +234,64 @@ class PatientPrototypes:
             raise ValueError(
                 f"features must have shape (n, {self.mean.size}), got {features.shape}"
             )
+        if self.k == 1:  # live: one small batch per device and second
+            return self._live_proba(features, np.asarray(base_proba, dtype=np.float64))
         z = (features - self.mean) / self.scale
-        if self.k == 1:  # live: one small batch per device and second, few numpy calls
-            protos, sq, present, starts = self._nearest_plan
-            dist = np.full((z.shape[0], len(self.classes)), np.inf)
-            if z.shape[0]:
-                d2 = (z**2).sum(1)[:, None] - 2 * z @ protos.T + sq[None]
-                dist[:, present] = np.minimum.reduceat(np.maximum(d2, 0.0), starts, axis=1)
-                dist[:, present] /= z.shape[1]
-        else:
-            dist = _prototype_distance(
-                z, self.prototypes, self.prototype_labels, len(self.classes), self.k
-            )
+        dist = _prototype_distance(
+            z, self.prototypes, self.prototype_labels, len(self.classes), self.k
+        )
         return combine_proba(base_proba, dist, weight=self.weight, tau=self.tau)
 
+    def _live_proba(self, features: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """:meth:`proba` for ``k = 1`` from per-patient constants (:attr:`_live_plan`).
+
+        The same probabilities as :func:`combine_proba` of the nearest-prototype distances, in
+        about a dozen array operations: the standardisation is folded into the prototype
+        matrix, and the squared norm of each beat's own features is left out, because it
+        shifts every class's distance of that beat equally and the softmax over classes
+        cancels it. A zero mixing weight returns the base probabilities without any distance.
+        """
+        if self.weight <= 0 or not base.shape[0]:
+            return base.copy()
+        a, c, present, m, inv_dtau = self._live_plan
+        n = features.shape[0]
+        # squared distance to every prototype minus |z|^2 (constant per beat), nearest per class
+        s = (features @ a + c).reshape(n, present.size, m).min(axis=2)
+        logit = s * -inv_dtau
+        logit -= logit.max(1, keepdims=True)
+        q = np.exp(logit)
+        q /= q.sum(1, keepdims=True)
+        b = base[:, present]
+        mass = b.sum(1, keepdims=True)
+        g = (1 - self.weight) * np.log(b / np.maximum(mass, _EPS) + _EPS)
+        g += self.weight * np.log(q + _EPS)
+        g = np.exp(g - g.max(1, keepdims=True))
+        g *= np.maximum(mass, 0.0) / g.sum(1, keepdims=True)
+        out = base.copy()
+        out[:, present] = g
+        out /= out.sum(1, keepdims=True)
+        return out
+
     @functools.cached_property
-    def _nearest_plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Prototypes grouped by class, their squared norms, the classes and group starts."""
-        order = np.argsort(self.prototype_labels, kind="stable")
-        protos = np.ascontiguousarray(self.prototypes[order])
-        present, starts = np.unique(self.prototype_labels[order], return_index=True)
-        return protos, (protos**2).sum(1), present.astype(np.int64), starts
+    def _live_plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
+        """Per-patient constants of :meth:`_live_proba`, computed once per artefact.
+
+        With ``z = (f - mean) / scale`` and a prototype ``p``: ``|z - p|^2 = |z|^2 + f . a + c``
+        with ``a = -2 p / scale`` and ``c = |p|^2 + 2 (mean / scale) . p``. Prototypes are grouped
+        by class and each group is padded to the largest one by repeating its first prototype
+        (a repeat does not change a minimum), so one reshape gives the per-class minima.
+        Returns ``(a (d, C_a * m), c (C_a * m,), adapted classes (C_a,), m, 1 / (d tau))``.
+        """
+        labels = np.asarray(self.prototype_labels)
+        present = np.unique(labels).astype(np.int64)
+        groups = [np.flatnonzero(labels == k) for k in present]
+        m = max(g.size for g in groups)
+        order = np.concatenate([np.r_[g, np.repeat(g[:1], m - g.size)] for g in groups])
+        protos = np.asarray(self.prototypes, dtype=np.float64)[order]
+        a = np.ascontiguousarray((-2.0 * protos / self.scale).T)
+        c = (protos**2).sum(1) + 2.0 * protos @ (self.mean / self.scale)
+        inv_dtau = 1.0 / (self.mean.size * max(self.tau, _EPS))
+        return a, c, present, m, inv_dtau
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
@@ -649,6 +686,12 @@ class AdaptedBeatClassifier:
         self.version = int(adaptation.version)
         self.name = f"{base.name}+{adaptation.method}@{adaptation.patient_id}/v{self.version}"
 
+    @property
+    def passthrough(self) -> bool:
+        """Whether the adaptation returns the base probabilities unchanged (a prototype
+        artefact whose mixture weight was chosen as 0): the live hook then skips it."""
+        return isinstance(self.adaptation, PatientPrototypes) and self.adaptation.weight <= 0
+
     def proba_from(self, features: np.ndarray, base_proba: np.ndarray) -> np.ndarray:
         """Adapted probabilities from already computed features and base probabilities."""
         return self.adaptation.proba(features, base_proba)
@@ -899,7 +942,9 @@ def apply_batches(
     probabilities and version (logged, and a notice in ``registry.notices``); the others are
     not affected. The current beats' encoder features come from the stream's feature cache
     when the base model's call left them there (no second encoder call), else they are encoded
-    again. Without a registry the probabilities come back unchanged with version ``None``.
+    again. An adaptation that changes nothing (a prototype artefact whose mixture weight was
+    chosen as 0) is skipped: the beats keep the base probabilities and get the adapted
+    version. Without a registry the probabilities come back unchanged with version ``None``.
     """
     if registry is None:
         return list(probs), [None] * len(probs)
@@ -914,17 +959,18 @@ def apply_batches(
             continue
         try:
             loaded = registry.get(patient_id)
-            if loaded.adapted is None:  # the base model: nothing to compute
+            adapted = loaded.adapted
+            if adapted is None or adapted.passthrough or not len(p):  # nothing to compute
                 out_p.append(p)
                 out_v.append(loaded.model_version)
                 continue
-            q, version = registry.apply(
-                patient_id,
-                batch.windows[:, -1],
-                batch.rr[:, -1],
-                p,
-                features=_cached_features(registry.base, batch),
-            )
+            features = _cached_features(registry.base, batch)
+            if features is None:
+                base = registry.base
+                rr = model_rr_columns(np.asarray(batch.rr[:, -1]), base.n_rr)
+                features = base.encode(batch.windows[:, -1], rr)
+            # the model ``registry.get`` just gave: no second lookup per batch
+            q, version = adapted.proba_from(features, p), loaded.model_version
         except Exception as exc:  # this patient's beats keep the base model's probabilities
             notice = (
                 f"patient {patient_id}: adapted model failed ({type(exc).__name__}: {exc}); "

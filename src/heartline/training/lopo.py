@@ -30,6 +30,7 @@ and heartbeat interval features. IEEE Trans Biomed Eng 51(7):1196-1206 (2004).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -50,11 +51,13 @@ __all__ = [
     "CRITERION",
     "MIN_SVEB_BEATS",
     "PREMATURITY_ESTIMATORS",
+    "TRAIN_PEAKS",
     "LopoScore",
     "PrematurityClassifier",
     "export_linear_onnx",
     "lopo_oof",
     "paired_lopo_bootstrap",
+    "peak_source_beats",
     "record_confusions",
     "score_lopo",
 ]
@@ -274,6 +277,46 @@ class PrematurityClassifier:
         return model
 
 
+# --------------------------------------------------------------------------- R-peak sources
+#: Where the training beats' R-peaks come from: the reference annotations, the heartline
+#: detector (each detection labelled by the annotation it matches within 150 ms; unmatched ones
+#: are not trained on), or both (every beat twice, once per R-peak position: the model sees
+#: the detector's offset as well as the annotator's peak).
+TRAIN_PEAKS: tuple[str, ...] = ("annotated", "detected", "annotated+detected")
+
+
+def peak_source_beats(
+    sources: Mapping[str, BeatSet], train_peaks: str, records: Sequence[str]
+) -> BeatSet:
+    """The training beats of ``records`` for ``train_peaks`` (one of :data:`TRAIN_PEAKS`).
+
+    ``sources`` maps ``"annotated"`` / ``"detected"`` to beat sets of the same records (built
+    by :meth:`heartline.training.protocols.ProtocolData.build` with ``rpeaks=``). With both, the
+    detected copy of record ``r`` is renamed ``r@detected`` so that each copy stays a contiguous
+    record of its own (RR features are computed per record).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``train_peaks`` or a source it names is missing.
+    """
+    from heartline.data.beat_set import concat_beat_sets
+
+    if train_peaks not in TRAIN_PEAKS:
+        raise ValueError(f"unknown train_peaks {train_peaks!r}; valid: {', '.join(TRAIN_PEAKS)}")
+    names = train_peaks.split("+")
+    missing = [n for n in names if n not in sources]
+    if missing:
+        raise ValueError(f"train_peaks {train_peaks!r} needs beat sets {missing}")
+    parts = []
+    for k, name in enumerate(names):
+        b = sources[name].select_records(list(records))
+        if k:
+            b = dataclasses.replace(b, record=np.char.add(b.record.astype(str), f"@{name}"))
+        parts.append(b)
+    return parts[0] if len(parts) == 1 else concat_beat_sets(parts)
+
+
 # --------------------------------------------------------------------------- LOPO
 def lopo_oof(
     beats: BeatSet,
@@ -282,11 +325,15 @@ def lopo_oof(
     records: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = True,
+    train_beats: Callable[[Sequence[str]], BeatSet] | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities ``(len(beats), 5)``: each record predicted by a model trained
     on all the other ``records`` (default: every record of ``beats``).
 
     Beats of records outside ``records`` are neither trained on nor predicted (rows of NaN).
+    ``train_beats(train_records)`` gives each fold's training beats (default: those records'
+    beats of ``beats``); :func:`peak_source_beats` trains on another R-peak source than the one
+    predicted, e.g. annotated R-peaks for a model scored on detected ones.
     """
     from heartline.data.splits import lopo_folds
 
@@ -303,7 +350,8 @@ def lopo_oof(
         it = tqdm(folds, desc="LOPO", unit="patient")
     for train_recs, (test_rec,) in it:
         model = factory()
-        model.fit(beats.select_records(train_recs), None, seed=seed)
+        train = beats.select_records(train_recs) if train_beats is None else train_beats(train_recs)
+        model.fit(train, None, seed=seed)
         mask = beats.record == test_rec
         out[mask] = model.predict_proba(beats.subset(mask))
     return out
@@ -444,6 +492,7 @@ def run_lopo_selection(
     seed: int = 0,
     n_boot: int = 2000,
     controls: Sequence[str] = (),
+    peak_sources: Mapping[str, BeatSet] | None = None,
 ) -> dict[str, Any]:
     """LOPO every candidate (``name -> PrematurityClassifier keywords``), pick the winner by
     :data:`CRITERION`, compare it with each other candidate by :func:`paired_lopo_bootstrap`,
@@ -452,6 +501,10 @@ def run_lopo_selection(
     ``controls`` are scored and compared but cannot win (candidates that break a prior fixed
     in advance, kept to measure what the prior costs or gains on DS1).
 
+    ``beats`` are the beats predicted and scored. A candidate may also name ``"train_peaks"``
+    (one of :data:`TRAIN_PEAKS`, not a classifier keyword): its folds then train on
+    :func:`peak_source_beats` of ``peak_sources`` instead of on ``beats``.
+
     OOF probabilities are cached as ``oof_<name>.npz`` in ``out_dir`` keyed by the candidate's
     keywords and the beats (a rerun with the same inputs reuses them).
     """
@@ -459,14 +512,24 @@ def run_lopo_selection(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sources = dict(peak_sources or {})
     beats_key = hashlib.sha256(
-        beats.labels.tobytes() + beats.sample_idx.tobytes() + "|".join(records).encode()
+        beats.labels.tobytes()
+        + beats.sample_idx.tobytes()
+        + "|".join(records).encode()
+        + b"".join(sources[k].sample_idx.tobytes() for k in sorted(sources))
     ).hexdigest()[:16]
     confs: dict[str, np.ndarray] = {}
     scores: dict[str, LopoScore] = {}
     seconds: dict[str, float] = {}
     for name, params in candidates.items():
-        PrematurityClassifier(**params)  # validate before the long part
+        clf_params = {k: v for k, v in params.items() if k != "train_peaks"}
+        PrematurityClassifier(**clf_params)  # validate before the long part
+        train_beats = None
+        if "train_peaks" in params:
+            tp = str(params["train_peaks"])
+            peak_source_beats(sources, tp, records[:1])  # validate the source too
+            train_beats = lambda recs, tp=tp: peak_source_beats(sources, tp, recs)  # noqa: E731
         key = hashlib.sha256(
             (json.dumps(dict(params), sort_keys=True) + beats_key + str(seed)).encode()
         ).hexdigest()[:16]
@@ -480,7 +543,11 @@ def run_lopo_selection(
             t0 = time.perf_counter()
             logger.info("LOPO %s", name)
             proba = lopo_oof(
-                beats, lambda p=dict(params): PrematurityClassifier(**p), records=records, seed=seed
+                beats,
+                lambda p=clf_params: PrematurityClassifier(**p),
+                records=records,
+                seed=seed,
+                train_beats=train_beats,
             )
             seconds[name] = time.perf_counter() - t0
             np.savez_compressed(cache, proba=proba, key=key, seconds=seconds[name])
