@@ -198,33 +198,32 @@ def _hard_proba(labels: np.ndarray) -> np.ndarray:
     return np.eye(4)[np.asarray(labels, dtype=np.int64)]
 
 
-def _stacked_hybrid(
+def fit_stacked_hybrid(
     src: Any,
     train_idx: np.ndarray,
     inner_val: np.ndarray,
-    test_rows: np.ndarray,
     *,
     make_net: Callable[[], Any],
     fit_cfg: Any,
     cfg: RhythmBenchConfig,
     on_epoch: Callable[[dict[str, float]], None],
-) -> tuple[np.ndarray, list[dict[str, float]], Any]:
-    """The stacked hybrid of one outer fold: two cross-fitted CNN-LSTMs and one boosted head.
+) -> tuple[list[Any], Any, list[dict[str, float]]]:
+    """The stacked hybrid: two cross-fitted CNN-LSTMs and one boosted head.
 
-    The training folds (minus the inner validation records) are split in two stratified halves;
-    a CNN-BiLSTM (hand features fused) is trained on each half, early-stopped on the inner
-    validation records. Each training record gets the class log-probabilities of the network
-    that did not see it (the validation records get the mean of both), and a gradient-boosted
-    head is fitted on the training folds' [hand features, network log-probabilities] (the
-    network outputs on records it trained on would be over-confident: cross-fitting keeps the
-    head honest). A test record's input is the mean of both networks' probabilities. Nothing of
-    the test fold is used before its prediction.
+    The training records ``train_idx`` (minus the inner validation records ``inner_val``) are
+    split in two stratified halves; a CNN-BiLSTM (hand features fused) is trained on each half,
+    early-stopped on the inner validation records. Each training record gets the class
+    log-probabilities of the network that did not see it (the validation records get the mean
+    of both), and a gradient-boosted head is fitted on the training records' [hand features,
+    network log-probabilities] (the network outputs on records it trained on would be
+    over-confident: cross-fitting keeps the head honest). Used by the cross-validation (one
+    outer fold) and by :func:`ship_rhythm_model` (the fixed 80 %).
 
     Returns
     -------
     tuple
-        Test probabilities ``(len(test_rows), 4)``, the two networks' histories (concatenated)
-        and the first network (for the inference timing).
+        The two networks, the fitted head (a ``HistGradientBoostingClassifier`` on
+        ``[hand features, log(p + 1e-6)]``) and the two networks' histories (concatenated).
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -236,20 +235,17 @@ def _stacked_hybrid(
     half = cinc2017_holdout(src.y[fit_idx], test_fraction=0.5, seed=fit_cfg.seed + 1000)
     parts = (fit_idx[~half], fit_idx[half])
     va = src.subset(val_idx)
-    te = src.subset(test_rows)
     oof = {}
     p_val = np.zeros((val_idx.size, 4))
-    p_test = np.zeros((test_rows.size, 4))
     history: list[dict[str, float]] = []
-    first = None
+    nets = []
     for j, own in enumerate(parts):
         other = parts[1 - j]
         net, hist = fit_rhythm(make_net(), src.subset(own), va, fit_cfg, on_epoch=on_epoch)
         history += [{**h, "half": float(j)} for h in hist]
         oof[j] = (other, predict_rhythm_proba(net, src.subset(other), window_s=cfg.window_s))
         p_val += 0.5 * predict_rhythm_proba(net, va, window_s=cfg.window_s)
-        p_test += 0.5 * predict_rhythm_proba(net, te, window_s=cfg.window_s)
-        first = first if first is not None else net
+        nets.append(net)
     rows = np.concatenate([oof[0][0], oof[1][0], val_idx])
     p_rows = np.concatenate([oof[0][1], oof[1][1], p_val])
     x_head = np.hstack([src.rr[rows], np.log(p_rows + 1e-6)])
@@ -261,9 +257,54 @@ def _stacked_hybrid(
         random_state=cfg.seed,
     )
     head.fit(x_head, y_head, sample_weight=class_weights(y_head, cfg.class_weight_power)[y_head])
-    out = np.zeros((test_rows.size, 4))
-    out[:, head.classes_] = head.predict_proba(np.hstack([te.rr, np.log(p_test + 1e-6)]))
-    return out, history, first
+    return nets, head, history
+
+
+def stacked_net_proba(nets: Sequence[Any], arrays: Any, window_s: float = 30.0) -> np.ndarray:
+    """Mean of the networks' record probabilities ``(n, 4)`` (each averaged over 30 s windows)."""
+    from heartline.training.rhythm import predict_rhythm_proba
+
+    p = np.zeros((len(arrays), 4))
+    for net in nets:
+        p += predict_rhythm_proba(net, arrays, window_s=window_s) / len(nets)
+    return p
+
+
+def stacked_head_proba(head: Any, hand: np.ndarray, p_net: np.ndarray) -> np.ndarray:
+    """The head's probabilities ``(n, 4)`` on ``[hand features, log(p_net + 1e-6)]``."""
+    out = np.zeros((hand.shape[0], 4))
+    out[:, head.classes_] = head.predict_proba(np.hstack([hand, np.log(p_net + 1e-6)]))
+    return out
+
+
+def _stacked_hybrid(
+    src: Any,
+    train_idx: np.ndarray,
+    inner_val: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    make_net: Callable[[], Any],
+    fit_cfg: Any,
+    cfg: RhythmBenchConfig,
+    on_epoch: Callable[[dict[str, float]], None],
+) -> tuple[np.ndarray, list[dict[str, float]], Any]:
+    """The stacked hybrid of one outer fold (:func:`fit_stacked_hybrid`), scored on its test rows.
+
+    A test record's head input is the mean of both networks' probabilities. Nothing of the test
+    fold is used before its prediction.
+
+    Returns
+    -------
+    tuple
+        Test probabilities ``(len(test_rows), 4)``, the two networks' histories (concatenated)
+        and the first network (for the inference timing).
+    """
+    nets, head, history = fit_stacked_hybrid(
+        src, train_idx, inner_val, make_net=make_net, fit_cfg=fit_cfg, cfg=cfg, on_epoch=on_epoch
+    )
+    te = src.subset(test_rows)
+    p_test = stacked_net_proba(nets, te, cfg.window_s)
+    return stacked_head_proba(head, te.rr, p_test), history, nets[0]
 
 
 # --------------------------------------------------------------------------------------------
