@@ -1141,6 +1141,16 @@ def score_shipped_rhythm(
         "classify_vs_arrays_max_abs_diff": float(max(e2e)) if e2e else math.nan,
         "classify_vs_arrays_records": len(e2e),
         "inference": timing,
+        # the shipped model's test probabilities (ONNX Runtime), so that the card's figures
+        # can be recomputed (rhythm_metrics(y, proba, n_bootstrap=1000, seed)) and the raw
+        # records re-classified against them (tests/rhythm/test_stacked_rhythm.py)
+        "test_predictions": {
+            "records": [str(r) for r in te.records],
+            "y": [int(v) for v in te.y],
+            "proba": [[float(v) for v in row] for row in p_onnx],
+            "n_bootstrap": 1000,
+            "seed": seed,
+        },
     }
     return report
 
