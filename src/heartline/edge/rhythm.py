@@ -201,10 +201,15 @@ class OnnxRhythmClassifier:
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
         self.head = meta.get("heartline.head", "")
-        if "x" not in self._inputs or "proba" not in self._outputs:
+        if (
+            not {"x", "mask"} <= self._inputs
+            or "proba" not in self._outputs
+            or "heartline.model" not in meta
+        ):
             raise ValueError(
                 f"{self.path} is not a Heartline rhythm model (inputs {sorted(self._inputs)}, "
-                f"outputs {self._outputs}; expected inputs x, mask, rr and output proba)"
+                f"outputs {self._outputs}; expected inputs x, mask, rr, output proba and the "
+                "heartline.* metadata written by export_rhythm_onnx)"
             )
         if self.n_rr and self.n_rr not in (len(RR_FEATURE_NAMES), len(HAND_FEATURE_NAMES)):
             raise ValueError(
