@@ -211,11 +211,6 @@ class OnnxRhythmClassifier:
                 f"outputs {self._outputs}; expected inputs x, mask, rr, output proba and the "
                 "heartline.* metadata written by export_rhythm_onnx)"
             )
-        if self.n_rr and self.n_rr not in (len(RR_FEATURE_NAMES), len(HAND_FEATURE_NAMES)):
-            raise ValueError(
-                f"{self.path} takes {self.n_rr} features per window; this run time computes "
-                f"{len(RR_FEATURE_NAMES)} (RR) or {len(HAND_FEATURE_NAMES)} (hand features)"
-            )
         if self.head and (self.head != "gbm" or "record_proba" not in self._outputs):
             raise ValueError(
                 f"{self.path} has head {self.head!r} with outputs {self._outputs}; this run "
@@ -256,7 +251,16 @@ class OnnxRhythmClassifier:
     def prepare(
         self, signal: object, *, fs: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str] | str:
-        """Model inputs of one recording, or a message saying why it is unusable."""
+        """Model inputs of one recording, or a message saying why it is unusable.
+
+        Raises ``ValueError`` for a model whose feature count the run time cannot compute
+        (only :meth:`predict_windows` works with such a model).
+        """
+        if self.n_rr and self.n_rr not in (len(RR_FEATURE_NAMES), len(HAND_FEATURE_NAMES)):
+            raise ValueError(
+                f"{self.path} takes {self.n_rr} features per window; this run time computes "
+                f"{len(RR_FEATURE_NAMES)} (RR) or {len(HAND_FEATURE_NAMES)} (hand features)"
+            )
         try:
             fs = float(fs)
         except (TypeError, ValueError):
