@@ -960,9 +960,7 @@ def ship_rhythm_model(
         "n_train": int(train_idx.size - inner_val.sum()),
         "n_val": int(inner_val.sum()),
         "n_test": int(test.sum()),
-        "test_class_counts": {
-            c: int((arrays.y[test] == i).sum()) for i, c in enumerate(CLASSES)
-        },
+        "test_class_counts": {c: int((arrays.y[test] == i).sum()) for i, c in enumerate(CLASSES)},
     }
     report = score_shipped_rhythm(
         nets,

@@ -127,11 +127,7 @@ def hgb_classifier_nodes(
             ),
             nodes_splits=numpy_helper.from_array(arrs["nodes_splits"], name="nodes_splits"),
             leaf_weights=numpy_helper.from_array(arrs["leaf_weights"], name="leaf_weights"),
-            **{
-                k: v
-                for k, v in arrs.items()
-                if k not in ("nodes_splits", "leaf_weights")
-            },
+            **{k: v for k, v in arrs.items() if k not in ("nodes_splits", "leaf_weights")},
         ),
         helper.make_node("Add", [raw, base], [scores], name=prefix + "add_baseline"),
     ]
@@ -147,7 +143,9 @@ def hgb_classifier_nodes(
             helper.make_node("Concat", [p0, p1], [out_name], axis=1, name=prefix + "concat"),
         ]
     else:
-        nodes.append(helper.make_node("Softmax", [scores], [out_name], axis=1, name=prefix + "softmax"))
+        nodes.append(
+            helper.make_node("Softmax", [scores], [out_name], axis=1, name=prefix + "softmax")
+        )
     return nodes, inits
 
 
