@@ -198,33 +198,32 @@ def _hard_proba(labels: np.ndarray) -> np.ndarray:
     return np.eye(4)[np.asarray(labels, dtype=np.int64)]
 
 
-def _stacked_hybrid(
+def fit_stacked_hybrid(
     src: Any,
     train_idx: np.ndarray,
     inner_val: np.ndarray,
-    test_rows: np.ndarray,
     *,
     make_net: Callable[[], Any],
     fit_cfg: Any,
     cfg: RhythmBenchConfig,
     on_epoch: Callable[[dict[str, float]], None],
-) -> tuple[np.ndarray, list[dict[str, float]], Any]:
-    """The stacked hybrid of one outer fold: two cross-fitted CNN-LSTMs and one boosted head.
+) -> tuple[list[Any], Any, list[dict[str, float]]]:
+    """The stacked hybrid: two cross-fitted CNN-LSTMs and one boosted head.
 
-    The training folds (minus the inner validation records) are split in two stratified halves;
-    a CNN-BiLSTM (hand features fused) is trained on each half, early-stopped on the inner
-    validation records. Each training record gets the class log-probabilities of the network
-    that did not see it (the validation records get the mean of both), and a gradient-boosted
-    head is fitted on the training folds' [hand features, network log-probabilities] (the
-    network outputs on records it trained on would be over-confident: cross-fitting keeps the
-    head honest). A test record's input is the mean of both networks' probabilities. Nothing of
-    the test fold is used before its prediction.
+    The training records ``train_idx`` (minus the inner validation records ``inner_val``) are
+    split in two stratified halves; a CNN-BiLSTM (hand features fused) is trained on each half,
+    early-stopped on the inner validation records. Each training record gets the class
+    log-probabilities of the network that did not see it (the validation records get the mean
+    of both), and a gradient-boosted head is fitted on the training records' [hand features,
+    network log-probabilities] (the network outputs on records it trained on would be
+    over-confident: cross-fitting keeps the head honest). Used by the cross-validation (one
+    outer fold) and by :func:`ship_rhythm_model` (the fixed 80 %).
 
     Returns
     -------
     tuple
-        Test probabilities ``(len(test_rows), 4)``, the two networks' histories (concatenated)
-        and the first network (for the inference timing).
+        The two networks, the fitted head (a ``HistGradientBoostingClassifier`` on
+        ``[hand features, log(p + 1e-6)]``) and the two networks' histories (concatenated).
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -236,20 +235,17 @@ def _stacked_hybrid(
     half = cinc2017_holdout(src.y[fit_idx], test_fraction=0.5, seed=fit_cfg.seed + 1000)
     parts = (fit_idx[~half], fit_idx[half])
     va = src.subset(val_idx)
-    te = src.subset(test_rows)
     oof = {}
     p_val = np.zeros((val_idx.size, 4))
-    p_test = np.zeros((test_rows.size, 4))
     history: list[dict[str, float]] = []
-    first = None
+    nets = []
     for j, own in enumerate(parts):
         other = parts[1 - j]
         net, hist = fit_rhythm(make_net(), src.subset(own), va, fit_cfg, on_epoch=on_epoch)
         history += [{**h, "half": float(j)} for h in hist]
         oof[j] = (other, predict_rhythm_proba(net, src.subset(other), window_s=cfg.window_s))
         p_val += 0.5 * predict_rhythm_proba(net, va, window_s=cfg.window_s)
-        p_test += 0.5 * predict_rhythm_proba(net, te, window_s=cfg.window_s)
-        first = first if first is not None else net
+        nets.append(net)
     rows = np.concatenate([oof[0][0], oof[1][0], val_idx])
     p_rows = np.concatenate([oof[0][1], oof[1][1], p_val])
     x_head = np.hstack([src.rr[rows], np.log(p_rows + 1e-6)])
@@ -261,9 +257,54 @@ def _stacked_hybrid(
         random_state=cfg.seed,
     )
     head.fit(x_head, y_head, sample_weight=class_weights(y_head, cfg.class_weight_power)[y_head])
-    out = np.zeros((test_rows.size, 4))
-    out[:, head.classes_] = head.predict_proba(np.hstack([te.rr, np.log(p_test + 1e-6)]))
-    return out, history, first
+    return nets, head, history
+
+
+def stacked_net_proba(nets: Sequence[Any], arrays: Any, window_s: float = 30.0) -> np.ndarray:
+    """Mean of the networks' record probabilities ``(n, 4)`` (each averaged over 30 s windows)."""
+    from heartline.training.rhythm import predict_rhythm_proba
+
+    p = np.zeros((len(arrays), 4))
+    for net in nets:
+        p += predict_rhythm_proba(net, arrays, window_s=window_s) / len(nets)
+    return p
+
+
+def stacked_head_proba(head: Any, hand: np.ndarray, p_net: np.ndarray) -> np.ndarray:
+    """The head's probabilities ``(n, 4)`` on ``[hand features, log(p_net + 1e-6)]``."""
+    out = np.zeros((hand.shape[0], 4))
+    out[:, head.classes_] = head.predict_proba(np.hstack([hand, np.log(p_net + 1e-6)]))
+    return out
+
+
+def _stacked_hybrid(
+    src: Any,
+    train_idx: np.ndarray,
+    inner_val: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    make_net: Callable[[], Any],
+    fit_cfg: Any,
+    cfg: RhythmBenchConfig,
+    on_epoch: Callable[[dict[str, float]], None],
+) -> tuple[np.ndarray, list[dict[str, float]], Any]:
+    """The stacked hybrid of one outer fold (:func:`fit_stacked_hybrid`), scored on its test rows.
+
+    A test record's head input is the mean of both networks' probabilities. Nothing of the test
+    fold is used before its prediction.
+
+    Returns
+    -------
+    tuple
+        Test probabilities ``(len(test_rows), 4)``, the two networks' histories (concatenated)
+        and the first network (for the inference timing).
+    """
+    nets, head, history = fit_stacked_hybrid(
+        src, train_idx, inner_val, make_net=make_net, fit_cfg=fit_cfg, cfg=cfg, on_epoch=on_epoch
+    )
+    te = src.subset(test_rows)
+    p_test = stacked_net_proba(nets, te, cfg.window_s)
+    return stacked_head_proba(head, te.rr, p_test), history, nets[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,13 +345,17 @@ def _time_onnx(path: Path, x: np.ndarray, m: np.ndarray, rr: np.ndarray, n: int 
     for _ in range(10):
         clf.predict_windows(xb, mb, rb)
     times = []
+    cpu0 = time.process_time()
     for _ in range(n):
         t = time.perf_counter()
         clf.predict_windows(xb, mb, rb)
         times.append(time.perf_counter() - t)
+    cpu_ms = 1000 * (time.process_time() - cpu0) / n
     return {
         "ms_per_30s_window_median": 1000 * float(np.median(times)),
         "ms_per_30s_window_p95": 1000 * float(np.percentile(times, 95)),
+        "cpu_ms_per_30s_window_mean": cpu_ms,
+        "load_average": list(os.getloadavg()),
         "runs": n,
         "threads": 1,
         "batch": 1,
@@ -327,11 +372,16 @@ def _time_end_to_end(path: Path, records: Sequence[str], data_dir: Any, n: int =
     sigs = [read_cinc2017(r, data_dir=data_dir) for r in records[:n]]
     sigs = [(x[:9000], fs) for x, fs in sigs if x.size >= 9000] or sigs
     times = []
+    cpu0 = time.process_time()
     for x, fs in sigs:
         t = time.perf_counter()
         clf.classify(x, fs=fs)
         times.append(time.perf_counter() - t)
-    return {"ms_per_30s_record_median": 1000 * float(np.median(times)), "records": len(times)}
+    return {
+        "ms_per_30s_record_median": 1000 * float(np.median(times)),
+        "cpu_ms_per_30s_record_mean": 1000 * (time.process_time() - cpu0) / max(len(times), 1),
+        "records": len(times),
+    }
 
 
 def run_rhythm_benchmark(
@@ -814,49 +864,46 @@ def ship_rhythm_model(
     train_crop_s: float = 15.0,
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    cv_report: str | os.PathLike[str] | None = None,
     command: str = "heartline bench rhythm-ship",
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train the shipped hybrid on the fixed 80 % split, score it once on the 20 %, export it.
+    """Train the shipped stacked hybrid on the fixed 80 % split, score it once on the 20 %, export.
 
-    The early-stopping validation (10 % of the 80 %, stratified) is carved out of the training
-    records; the 20 % test records are used once, after training, for the reported scores (the
-    RR + gradient-boosting baseline is scored on the same split for comparison). Writes
-    ``rhythm.onnx``, ``rhythm.json`` and the model card ``rhythm.md`` to ``out`` and copies them
-    to ``assets_dir`` (the package's ``assets/models`` by default).
+    The design and settings are the cross-validated ``hybrid`` of :func:`run_rhythm_benchmark`
+    (:func:`fit_stacked_hybrid`: two cross-fitted CNN-BiLSTMs with the hand features fused and a
+    gradient-boosted head on their out-of-fold outputs), trained on the 80 % of
+    :func:`heartline.data.cinc2017.cinc2017_holdout` (its early-stopping validation, 10 % of
+    the 80 %, stratified, carved out of it). The 20 % test records are used once, after
+    training, for the reported scores, with ``rr_gbm`` and ``hand_gbm`` fitted on the same 80 %
+    for comparison. Exported as one ONNX file (both networks and the head as an ``ai.onnx.ml``
+    TreeEnsemble) and checked against the PyTorch + scikit-learn reference on the test records.
+    Writes ``rhythm.onnx``, ``rhythm.json`` and the model card ``rhythm.md`` to ``out`` and
+    copies them to ``assets_dir`` (the package's ``assets/models`` by default).
+
+    ``cv_report``: the ``rhythm.json`` of the cross-validation the design comes from; its
+    ``hybrid`` figures are quoted in the card.
     """
-    import shutil
-
     import torch
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
     from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
-    from heartline.edge.rhythm import OnnxRhythmClassifier
-    from heartline.features.rhythm import RR_FEATURE_NAMES
     from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
         RhythmFitConfig,
         build_hand_features,
         build_rhythm_arrays,
-        class_weights,
-        export_rhythm_onnx,
-        fit_rhythm,
-        predict_rhythm_proba,
-        rhythm_metrics,
-        window_batches,
         with_hand_features,
     )
-    from heartline.training.rundir import git_revision, platform_info, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    assets = Path(assets_dir) if assets_dir is not None else default_assets_dir()
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     torch.set_num_threads(1)
     index = load_cinc2017_index(data_dir=data_dir)
     n = len(index)
     state = {"done": 0}
-    total = n + epochs + 2
+    total = n + 2 * epochs + 2
 
     def tick(desc: str, k: int = 1) -> None:
         state["done"] += k
@@ -868,109 +915,309 @@ def ship_rhythm_model(
     )
     if state["done"] < n:
         tick("preprocess (cached)", n - state["done"])
-    # the shipped hybrid takes the whole hand-feature vector (RR + morphology), like the
-    # cross-validated one; the edge run time reads the feature count from the ONNX metadata
     hand = build_hand_features(index["record"].tolist(), data_dir=data_dir, cache_dir=cache_dir)
     arrays = with_hand_features(arrays, hand)
-    n_rr_only = len(RR_FEATURE_NAMES)  # the RR + gradient-boosting baseline keeps RR only
     test = cinc2017_holdout(index["label"], test_fraction=0.2, seed=seed)
     train_idx = np.flatnonzero(~test)
     inner_val = cinc2017_holdout(arrays.y[train_idx], test_fraction=0.1, seed=seed + 1)
-    tr = arrays.subset(train_idx[~inner_val])
-    va = arrays.subset(train_idx[inner_val])
-    te = arrays.subset(np.flatnonzero(test))
+    # the cross-validation's settings (RhythmBenchConfig defaults), one "fold": the 80 %
+    cfg = RhythmBenchConfig(epochs=epochs, seed=seed, fs_hz=fs_hz, train_crop_s=train_crop_s)
     fit_cfg = RhythmFitConfig(
-        epochs=epochs, seed=seed, patience=max(3, epochs // 3), train_crop_s=train_crop_s
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        class_weight_power=cfg.class_weight_power,
+        window_s=cfg.window_s,
+        train_crop_s=cfg.train_crop_s,
+        patience=cfg.patience,
+        seed=seed,
     )
+
+    def make_net() -> Any:
+        return build_rhythm_model(
+            "hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz, **HYBRID_HAND_PARAMS
+        )
+
     torch.manual_seed(seed)
-    net = build_rhythm_model("hybrid", n_rr=arrays.rr.shape[1], fs_hz=fs_hz, **HYBRID_HAND_PARAMS)
+    make_net()  # the cross-validation builds (and discards) one network first: same RNG state
     t = time.perf_counter()
-    net, hist = fit_rhythm(
-        net, tr, va, fit_cfg, on_epoch=lambda r: tick(f"epoch {int(r['epoch'])}")
+    nets, head, hist = fit_stacked_hybrid(
+        arrays,
+        train_idx,
+        inner_val,
+        make_net=make_net,
+        fit_cfg=fit_cfg,
+        cfg=cfg,
+        on_epoch=lambda r: tick(f"network epoch {int(r['epoch'])}"),
     )
     train_s = time.perf_counter() - t
-    if len(hist) < epochs:
-        tick("stopped early", epochs - len(hist))
-    onnx_path = export_rhythm_onnx(
-        net,
-        out / "rhythm.onnx",
-        name="hybrid",
-        extra_metadata={"heartline.git_revision": git_revision(), "heartline.seed": str(seed)},
-    )
-    tick("export")
-    # scored once on the 20 %: torch and ONNX Runtime on the same windows
-    p_torch = predict_rhythm_proba(net, te)
-    clf = OnnxRhythmClassifier(onnx_path, num_threads=1)
-    x, m, rr, owner = window_batches(te)
-    pw = np.concatenate(
-        [
-            clf.predict_windows(x[a : a + 256], m[a : a + 256], rr[a : a + 256])
-            for a in range(0, len(x), 256)
-        ]
-    )
-    p_onnx = np.zeros((len(te), 4))
-    np.add.at(p_onnx, owner, pw)
-    p_onnx /= np.maximum(np.bincount(owner, minlength=len(te)), 1)[:, None]
-    parity = float(np.abs(p_onnx - p_torch).max())
-    metrics = rhythm_metrics(te.y, p_onnx, n_bootstrap=1000, seed=seed).to_dict()
-    trg = arrays.subset(train_idx)
-    gbm = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, early_stopping=False, random_state=seed
-    ).fit(trg.rr[:, :n_rr_only], trg.y, sample_weight=class_weights(trg.y, 0.5)[trg.y])
-    p_gbm = np.zeros((len(te), 4))
-    p_gbm[:, gbm.classes_] = gbm.predict_proba(te.rr[:, :n_rr_only])
-    gbm_metrics = rhythm_metrics(te.y, p_gbm, n_bootstrap=1000, seed=seed).to_dict()
-    timing = _time_onnx(onnx_path, x, m, rr)
-    timing.update(_time_end_to_end(onnx_path, te.records.tolist(), data_dir))
-    tick("scored")
-    report = {
-        "model": "hybrid",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "git_revision": git_revision(),
-        "command": command,
-        "platform": platform_info(),
-        "split": {
-            "protocol": f"cinc2017_holdout(test_fraction=0.2, seed={seed}), stratified by label",
-            "n_train": len(tr),
-            "n_val": len(va),
-            "n_test": len(te),
-            "test_class_counts": {c: int((te.y == i).sum()) for i, c in enumerate(CLASSES)},
-        },
-        "fit_config": asdict(fit_cfg),
-        "fs_hz": fs_hz,
-        "n_parameters": int(sum(p.numel() for p in net.parameters())),
-        "train_s": train_s,
-        "history": hist,
-        "test_metrics_onnx": metrics,
-        "test_metrics_rr_gbm": gbm_metrics,
-        "onnx_torch_max_abs_diff": parity,
-        "inference": timing,
-        "wall_s": time.perf_counter() - t_start,
+    if len(hist) < 2 * epochs:
+        tick("stopped early", 2 * epochs - len(hist))
+    split = {
+        "protocol": f"cinc2017_holdout(test_fraction=0.2, seed={seed}), stratified by label",
+        "inner_validation": f"cinc2017_holdout(train labels, test_fraction=0.1, seed={seed + 1})",
+        "halves": f"cinc2017_holdout(fit labels, test_fraction=0.5, seed={seed + 1000})",
+        "n_train": int(train_idx.size - inner_val.sum()),
+        "n_val": int(inner_val.sum()),
+        "n_test": int(test.sum()),
+        "test_class_counts": {c: int((arrays.y[test] == i).sum()) for i, c in enumerate(CLASSES)},
     }
-    write_json(out / "rhythm.json", report)
-    (out / "rhythm.md").write_text(render_rhythm_model_card(report), encoding="utf-8")
-    assets.mkdir(parents=True, exist_ok=True)
-    for name in ("rhythm.onnx", "rhythm.json", "rhythm.md"):
-        shutil.copyfile(out / name, assets / name)
+    report = score_shipped_rhythm(
+        nets,
+        head,
+        arrays,
+        train_idx,
+        np.flatnonzero(test),
+        out=out,
+        seed=seed,
+        data_dir=data_dir,
+        cfg=cfg,
+        extra={
+            "command": command,
+            "split": split,
+            "fit_config": asdict(fit_cfg),
+            "bench_config": asdict(cfg),
+            "train_s": train_s,
+            "history": hist,
+            "cv": _cv_summary(cv_report),
+        },
+    )
+    report["wall_s"] = time.perf_counter() - t_start
+    report["cpu_s"] = time.process_time() - cpu_start
+    install_rhythm_model(report, out, assets_dir)
+    tick("scored", 2)
     return report
 
 
+def _cv_summary(path: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The cross-validated ``hybrid`` figures of a ``heartline bench rhythm`` report."""
+    if path is None:
+        return None
+    import json
+
+    r = json.loads(Path(path).read_text(encoding="utf-8"))
+    h = r["models"]["hybrid"]
+    return {
+        "source": str(path),
+        "date": r.get("date"),
+        "git_revision": r.get("git_revision"),
+        "command": r.get("command"),
+        "n_folds": r.get("config", {}).get("n_folds"),
+        "epochs": r.get("config", {}).get("epochs"),
+        "cinc_f1": h["cinc_f1"],
+        "ci95": h["ci95"],
+        "f1": {c: h["classes"][c]["f1"] for c in CLASSES},
+        "fold_cinc_f1": h.get("fold_cinc_f1"),
+        "hand_gbm_cinc_f1": r["models"].get("hand_gbm", {}).get("cinc_f1"),
+    }
+
+
+def score_shipped_rhythm(
+    nets: Sequence[Any],
+    head: Any,
+    arrays: Any,
+    train_idx: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    out: Path,
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    cfg: RhythmBenchConfig | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Export the stacked hybrid to ``out/rhythm.onnx`` and score it once on ``test_rows``.
+
+    Scores come from ONNX Runtime (:meth:`heartline.edge.rhythm.OnnxRhythmClassifier.predict_record`
+    on each test record's windows). Checks: ONNX vs the PyTorch networks + scikit-learn head
+    on the test records; the head alone (ONNX TreeEnsemble vs ``predict_proba``) on the test
+    records' real head inputs; the whole torch-free path (``classify`` on the raw records) on
+    a sample of them. ``rr_gbm`` and ``hand_gbm`` fitted on ``train_idx`` are scored beside it.
+    """
+    import onnxruntime as ort
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from heartline.data.cinc2017 import read_cinc2017
+    from heartline.edge.rhythm import OnnxRhythmClassifier
+    from heartline.features.rhythm import RR_FEATURE_NAMES
+    from heartline.training.gbm_onnx import hgb_classifier_onnx
+    from heartline.training.rhythm import (
+        STACK_LOG_EPS,
+        class_weights,
+        export_rhythm_onnx,
+        rhythm_metrics,
+        window_batches,
+    )
+    from heartline.training.rundir import git_revision, platform_info
+
+    cfg = cfg or RhythmBenchConfig(seed=seed)
+    onnx_path = export_rhythm_onnx(
+        list(nets),
+        out / "rhythm.onnx",
+        name="stacked_hybrid",
+        head=head,
+        extra_metadata={"heartline.git_revision": git_revision(), "heartline.seed": str(seed)},
+    )
+    te = arrays.subset(test_rows)
+    # reference: PyTorch networks + scikit-learn head (as the cross-validation scored)
+    p_net_ref = stacked_net_proba(nets, te, cfg.window_s)
+    x_head = np.hstack([te.rr.astype(np.float64), np.log(p_net_ref + STACK_LOG_EPS)])
+    p_ref = stacked_head_proba(head, te.rr, p_net_ref)
+    # the head alone on the same real inputs: ONNX TreeEnsemble vs predict_proba
+    head_sess = ort.InferenceSession(
+        hgb_classifier_onnx(head, x_head.shape[1]).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+    head_diff = float(
+        np.abs(head_sess.run(None, {"x": x_head})[0] - head.predict_proba(x_head)).max()
+    )
+    # the shipped graph, record by record
+    clf = OnnxRhythmClassifier(onnx_path, num_threads=1)
+    x, m, rr, owner = window_batches(te, window_s=cfg.window_s)
+    p_onnx = np.zeros((len(te), 4))
+    for i in range(len(te)):
+        w = owner == i
+        p_onnx[i] = clf.predict_record(x[w], m[w], rr[w])
+    parity = float(np.abs(p_onnx - p_ref).max())
+    label_agree = float(np.mean(p_onnx.argmax(1) == p_ref.argmax(1)))
+    metrics = rhythm_metrics(te.y, p_onnx, n_bootstrap=1000, seed=seed).to_dict()
+    ref_metrics = rhythm_metrics(te.y, p_ref, n_bootstrap=0, seed=seed).to_dict()
+    # the whole torch-free path on raw records (first 40 test records)
+    sample = te.records.tolist()[:40]
+    e2e = []
+    for i, rec in enumerate(sample):
+        sig, fs = read_cinc2017(rec, data_dir=data_dir)
+        r = clf.classify(sig, fs=fs)
+        e2e.append(np.abs(np.array([r.p_N, r.p_A, r.p_O, r.p_noisy]) - p_onnx[i]).max())
+    # baselines on the same split
+    trg = arrays.subset(train_idx)
+    n_rr_only = len(RR_FEATURE_NAMES)
+    base = {}
+    for name, cols in (("rr_gbm", slice(0, n_rr_only)), ("hand_gbm", slice(None))):
+        gbm = HistGradientBoostingClassifier(
+            max_iter=cfg.gbm_max_iter, learning_rate=0.05, early_stopping=False, random_state=seed
+        ).fit(
+            trg.rr[:, cols],
+            trg.y,
+            sample_weight=class_weights(trg.y, cfg.class_weight_power)[trg.y],
+        )
+        p_gbm = np.zeros((len(te), 4))
+        p_gbm[:, gbm.classes_] = gbm.predict_proba(te.rr[:, cols])
+        base[name] = rhythm_metrics(te.y, p_gbm, n_bootstrap=1000, seed=seed).to_dict()
+    timing = _time_onnx(onnx_path, x, m, rr)
+    timing.update(_time_end_to_end(onnx_path, te.records.tolist(), data_dir))
+    np.savez(
+        out / "rhythm_test.npz",
+        records=te.records,
+        y=te.y,
+        proba_onnx=p_onnx,
+        proba_reference=p_ref,
+    )
+    report = {
+        "model": "stacked_hybrid",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "git_revision": git_revision(),
+        "platform": platform_info(),
+        "load_average": list(os.getloadavg()),
+        "fs_hz": float(nets[0].fs_hz),
+        "n_networks": len(nets),
+        "n_parameters": int(sum(p.numel() for net in nets for p in net.parameters())),
+        "head": {
+            "kind": "HistGradientBoostingClassifier",
+            "max_iter": int(head.max_iter),
+            "n_trees": int(sum(len(it) for it in head._predictors)),
+            "n_features": int(head.n_features_in_),
+        },
+        "onnx_bytes": onnx_path.stat().st_size,
+        **(extra or {}),
+        "test_metrics_onnx": metrics,
+        "test_metrics_reference": ref_metrics,
+        "test_metrics_rr_gbm": base["rr_gbm"],
+        "test_metrics_hand_gbm": base["hand_gbm"],
+        "onnx_reference_max_abs_diff": parity,
+        "onnx_reference_label_agreement": label_agree,
+        "head_onnx_sklearn_max_abs_diff": head_diff,
+        "classify_vs_arrays_max_abs_diff": float(max(e2e)) if e2e else math.nan,
+        "classify_vs_arrays_records": len(e2e),
+        "inference": timing,
+        # the shipped model's test probabilities (ONNX Runtime), so that the card's figures
+        # can be recomputed (rhythm_metrics(y, proba, n_bootstrap=1000, seed)) and the raw
+        # records re-classified against them (tests/rhythm/test_stacked_rhythm.py)
+        "test_predictions": {
+            "records": [str(r) for r in te.records],
+            "y": [int(v) for v in te.y],
+            "proba": [[float(v) for v in row] for row in p_onnx],
+            "n_bootstrap": 1000,
+            "seed": seed,
+        },
+    }
+    return report
+
+
+def install_rhythm_model(
+    report: dict[str, Any], out: Path, assets_dir: str | os.PathLike[str] | None = None
+) -> None:
+    """Write ``rhythm.json`` and the card next to ``rhythm.onnx`` and copy all three to the assets."""
+    import shutil
+
+    from heartline.training.rundir import write_json
+
+    write_json(out / "rhythm.json", report)
+    (out / "rhythm.md").write_text(render_rhythm_model_card(report), encoding="utf-8")
+    assets = Path(assets_dir) if assets_dir is not None else default_assets_dir()
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in ("rhythm.onnx", "rhythm.json", "rhythm.md"):
+        shutil.copyfile(out / name, assets / name)
+
+
 def render_rhythm_model_card(r: dict[str, Any]) -> str:
-    """The model card (Mitchell et al. 2019 sections) of the shipped rhythm model."""
+    """The model card (Mitchell et al. 2019 sections) of the shipped stacked rhythm model."""
     m = r["test_metrics_onnx"]
-    g = r["test_metrics_rr_gbm"]
     s = r["split"]
     t = r["inference"]
+    cv = r.get("cv")
+    h = r["head"]
 
     def row(name: str, d: dict[str, Any]) -> str:
         c = d["classes"]
         ci = d["ci95"]["cinc_f1"]
+        cia = d["ci95"]["f1_A"]
         return (
             f"| {name} | {d['cinc_f1']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | "
-            + " | ".join(f"{_fmt(c[k]['f1'])}" for k in CLASSES)
+            + f"{_fmt(c['N']['f1'])} | {_fmt(c['A']['f1'])} [{cia[0]:.3f}, {cia[1]:.3f}] | "
+            + " | ".join(f"{_fmt(c[k]['f1'])}" for k in ("O", "~"))
             + f" | {_fmt(c['A']['se'])} | {_fmt(c['A']['ppv'])} | {_fmt(c['A']['auc'])} |"
         )
 
+    per_class = [
+        f"| {k} | {_fmt(m['classes'][k]['se'])} | {_fmt(m['classes'][k]['ppv'])} | "
+        f"{_fmt(m['classes'][k]['f1'])} [{m['ci95']['f1_' + k][0]:.3f}, "
+        f"{m['ci95']['f1_' + k][1]:.3f}] | {_fmt(m['classes'][k]['auc'])} | "
+        f"{m['classes'][k]['support']} |"
+        for k in CLASSES
+    ]
+    cm = m["confusion_matrix"]
+    cm_rows = [
+        f"| {CLASSES[i]} | " + " | ".join(str(v) for v in cm[i]) + " |" for i in range(len(cm))
+    ]
+    if cv:
+        cv_lines = [
+            f"Cross-validation the design comes from ({cv['date']}, commit "
+            f"`{str(cv['git_revision'])[:12]}`, `{cv['command']}`; {cv['n_folds']}-fold "
+            f"stratified by record on all 5,543 records, {cv['epochs']} epochs): CinC F1 "
+            f"{cv['cinc_f1']:.3f} [{cv['ci95']['cinc_f1'][0]:.3f}, "
+            f"{cv['ci95']['cinc_f1'][1]:.3f}], F1 N {cv['f1']['N']:.3f}, A {cv['f1']['A']:.3f} "
+            f"[{cv['ci95']['f1_A'][0]:.3f}, {cv['ci95']['f1_A'][1]:.3f}], O "
+            f"{cv['f1']['O']:.3f}, ~ {cv['f1']['~']:.3f}"
+            + (
+                f" (boosted trees on the hand features alone, same run: "
+                f"{cv['hand_gbm_cinc_f1']:.3f})."
+                if cv.get("hand_gbm_cinc_f1") is not None
+                else "."
+            ),
+            "",
+        ]
+    else:
+        cv_lines = []
     return "\n".join(
         [
             "# Model card: Heartline rhythm classifier (`rhythm.onnx`)",
@@ -978,15 +1225,23 @@ def render_rhythm_model_card(r: dict[str, Any]) -> str:
             f"Built {r['date']} from commit `{r['git_revision']}` by `{r['command']}`.",
             "",
             "## Model",
-            f"Hybrid CNN-LSTM ({r['n_parameters']:,} parameters): a strided 1-D CNN over the "
-            f"single-lead ECG band-passed 0.5-40 Hz and resampled to {r['fs_hz']:g} Hz, a "
-            "bidirectional LSTM across the CNN's steps, masked attention + mean + max pooling, "
-            "and 24 RR-irregularity and signal features from Heartline's own R-peak detector "
-            "(Dash et al. 2009, Sarkar et al. 2008, Lake & Moorman 2011) fused before the "
-            "classifier head. Input: 30 s windows (shorter records padded and masked); a "
-            "recording's probabilities are the mean over windows 15 s apart. Output: "
-            "probabilities of N (normal sinus rhythm), A (atrial fibrillation), O (other "
-            "rhythm), ~ (too noisy). ONNX (opset 18), run by ONNX Runtime without torch "
+            f"Stacked hybrid: two CNN-BiLSTM networks ({r['n_parameters']:,} parameters in all) "
+            "and a gradient-boosted tree head, in one ONNX graph. Each network: a strided 1-D "
+            "CNN over the single-lead ECG band-passed 0.5-40 Hz and resampled to "
+            f"{r['fs_hz']:g} Hz, a bidirectional LSTM across the CNN's steps, masked attention "
+            "+ mean + max pooling, and the 54 hand features (`HAND_FEATURE_NAMES`: 24 RR and "
+            "signal features from Heartline's own R-peak detector, Dash et al. 2009, Sarkar et "
+            "al. 2008, Lake & Moorman 2011, and 30 beat-morphology, P-wave, T-Q atrial-activity "
+            "and spectrum features) fused before its classifier. Head: scikit-learn "
+            f"HistGradientBoosting ({h['max_iter']} iterations, {h['n_trees']} trees) on "
+            "[54 hand features, log of the two networks' mean class probabilities], written "
+            "as an `ai.onnx.ml` TreeEnsemble (double precision) followed by Softmax. Input: "
+            "30 s windows (shorter records padded and masked), 15 s apart; the networks' "
+            "probabilities are averaged over a recording's windows before the head "
+            "(`record_proba`); `proba` is the head on each window alone (the stream's one "
+            "30 s window). Output: probabilities of N (normal sinus rhythm), A (atrial "
+            "fibrillation), O (other rhythm), ~ (too noisy). ONNX (opset 18 + ai.onnx.ml 5), "
+            f"{r['onnx_bytes'] / 1e6:.1f} MB, run by ONNX Runtime without torch "
             "(`heartline.edge.rhythm`).",
             "",
             "## Intended use",
@@ -997,33 +1252,62 @@ def render_rhythm_model_card(r: dict[str, Any]) -> str:
             "## Training data and protocol",
             "The shared 5,543-record share of the PhysioNet/CinC Challenge 2017 training set "
             "(AliveCor, 300 Hz; labels REFERENCE-v3; Clifford et al. 2017). "
-            f"Fixed split by record, {s['protocol']}: {s['n_train']} training, {s['n_val']} "
-            f"early-stopping validation (carved out of the 80 %), {s['n_test']} test records "
+            f"Fixed split by record, {s['protocol']}: {s['n_train']} training and {s['n_val']} "
+            f"early-stopping validation records (the validation carved out of the 80 %, "
+            f"{s['inner_validation']}), {s['n_test']} test records "
             f"({', '.join(f'{k} {v}' for k, v in s['test_class_counts'].items())}), scored once. "
-            f"Class-weighted cross-entropy (weights (n / 4 n_c)^"
-            f"{r['fit_config']['class_weight_power']}), gain and polarity "
-            f"augmentation, random {r['fit_config']['train_crop_s']:g} s training crops, AdamW + one-cycle, {len(r['history'])} epochs run "
-            f"({r['train_s']:.0f} s on one thread of a shared {r['platform'].get('cpu', 'CPU')}).",
+            f"The training records are split in two stratified halves ({s['halves']}); one "
+            "network is trained on each half (class-weighted cross-entropy, weights (n / 4 "
+            f"n_c)^{r['fit_config']['class_weight_power']}, gain and polarity augmentation, "
+            f"random {r['fit_config']['train_crop_s']:g} s crops, AdamW + one-cycle, at most "
+            f"{r['fit_config']['epochs']} epochs, early stopping on the validation records, "
+            f"patience {r['fit_config']['patience']}); each training record's head input uses "
+            "the network that did not see it (the validation records: the mean of both), and "
+            "the head is fitted on those (class-weighted). The same procedure as one fold of "
+            "the cross-validation. "
+            f"{len(r['history'])} network epochs, {r['train_s']:.0f} s on one thread of a "
+            f"shared {r['platform'].get('cpu', 'CPU')}.",
             "",
+            *cv_lines,
             "## Test results (20 % split, ONNX Runtime; 95 % bootstrap CI by record)",
             "",
             "| model | CinC F1 | F1 N | F1 A | F1 O | F1 ~ | Se A | +P A | AUC A |",
             "|---|---|---|---|---|---|---|---|---|",
-            row("hybrid (shipped)", m),
-            row("RR features + gradient boosting", g),
+            row("stacked hybrid (shipped)", m),
+            row("hand features + gradient boosting", r["test_metrics_hand_gbm"]),
+            row("RR features + gradient boosting", r["test_metrics_rr_gbm"]),
             "",
             "CinC F1 = mean of F1(N), F1(A), F1(O), the challenge's score. Targets: CinC F1 >= "
-            "0.83 and AF F1 >= 0.88. Confusion matrix (rows reference N A O ~, columns "
-            "predicted): "
-            + "; ".join(" ".join(str(v) for v in row_) for row_ in m["confusion_matrix"])
-            + ".",
+            "0.83 and AF F1 >= 0.88. The two baselines are fitted on the same 80 % (all of it).",
             "",
-            f"ONNX vs PyTorch: max |p difference| {r['onnx_torch_max_abs_diff']:.2e} on the test "
-            f"windows. Inference: {t['ms_per_30s_window_median']:.2f} ms per 30 s window "
-            f"(median, ONNX Runtime, 1 thread, batch 1; p95 "
-            f"{t['ms_per_30s_window_p95']:.2f} ms); the whole torch-free path per 30 s record "
-            f"(filter, resample, R-peak detector, features, network) "
-            f"{t['ms_per_30s_record_median']:.1f} ms; measured on a shared machine.",
+            "Per class (shipped model):",
+            "",
+            "| class | Se | +P | F1 [95 % CI] | AUC | records |",
+            "|---|---|---|---|---|---|",
+            *per_class,
+            "",
+            "Confusion matrix (rows reference, columns predicted):",
+            "",
+            "| | N | A | O | ~ |",
+            "|---|---|---|---|---|",
+            *cm_rows,
+            "",
+            "## Checks and cost",
+            f"- ONNX vs the PyTorch networks + scikit-learn head on the {s['n_test']} test "
+            f"records: max |p difference| {r['onnx_reference_max_abs_diff']:.2e}, same label "
+            f"for {100 * r['onnx_reference_label_agreement']:.1f} % of records.",
+            "- The head alone (ONNX TreeEnsemble vs scikit-learn `predict_proba`) on the test "
+            f"records' real head inputs: max |p difference| {r['head_onnx_sklearn_max_abs_diff']:.2e}.",
+            f"- The whole torch-free path (`classify` on the raw record) vs the scored inputs, "
+            f"{r['classify_vs_arrays_records']} test records: max |p difference| "
+            f"{r['classify_vs_arrays_max_abs_diff']:.2e}.",
+            f"- Inference per 30 s window (ONNX Runtime, 1 thread, batch 1): median "
+            f"{t['ms_per_30s_window_median']:.2f} ms wall (p95 {t['ms_per_30s_window_p95']:.2f} "
+            f"ms), {t['cpu_ms_per_30s_window_mean']:.2f} ms CPU; the whole torch-free path per 30 "
+            f"s record (filter, resample, R-peak detector, features, model) "
+            f"{t['ms_per_30s_record_median']:.1f} ms wall, {t['cpu_ms_per_30s_record_mean']:.1f} "
+            f"ms CPU; load average {', '.join(f'{v:.1f}' for v in t['load_average'])} (1, 5, 15 "
+            "min) on a shared machine: wall times are inflated.",
             "",
             "## Limitations",
             "- Trained and tested on one device type (AliveCor, lead I equivalent); other leads, "
@@ -1031,8 +1315,11 @@ def render_rhythm_model_card(r: dict[str, Any]) -> str:
             "- The challenge's hidden test set is not available; the 35 % of the public "
             "training set kept aside in this project is the independent test still to run.",
             "- The ~ class is small (181 records) and its labels are subjective; noisy input "
-            "is also caught before the network (flat, clipped, NaN runs, fs < 100 Hz, < 9 s, "
+            "is also caught before the model (flat, clipped, NaN runs, fs < 100 Hz, < 9 s, "
             "no detected beat: label ~ with a message).",
+            "- The design was chosen on trials read on outer fold 0 of the cross-validation "
+            "(see docs/results/rhythm.md), so its cross-validated figures are slightly "
+            "optimistic; the 20 % test figures here were read once, after training.",
             "",
         ]
     )

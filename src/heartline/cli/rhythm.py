@@ -193,9 +193,17 @@ def bench_rhythm_ship(
         Path | None,
         typer.Option("--cache-dir", help="Preprocessed-array cache (default: user cache)."),
     ] = None,
+    cv_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--cv-json",
+            help="rhythm.json of the `heartline bench rhythm` cross-validation the design comes "
+            "from (its hybrid figures are quoted in the model card).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Train the shipped rhythm model on the fixed 80 % split, score it once on the 20 %, export."""
+    """Train the shipped stacked hybrid on the fixed 80 % split, score it once on the 20 %, export."""
     from heartline.bench.rhythm import ship_rhythm_model
 
     command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -212,12 +220,13 @@ def bench_rhythm_ship(
             seed=seed,
             data_dir=data_dir,
             cache_dir=cache_dir,
+            cv_report=cv_json,
             command=command,
             on_progress=step,
         )
     m = report["test_metrics_onnx"]
     console.print(
-        f"shipped hybrid on the 20 % test: CinC F1 {m['cinc_f1']:.3f}, F1 A "
+        f"shipped stacked hybrid on the 20 % test: CinC F1 {m['cinc_f1']:.3f}, F1 A "
         f"{m['classes']['A']['f1']:.3f}; {report['inference']['ms_per_30s_window_median']:.2f} ms "
         "per 30 s window"
     )

@@ -26,6 +26,7 @@ import numpy as np
 from heartline.errors import HeartlineError
 from heartline.features.rhythm import (
     HAND_FEATURE_NAMES,
+    RR_FEATURE_NAMES,
     rhythm_hand_features,
     rhythm_model_signal,
     rhythm_rr_features,
@@ -148,7 +149,17 @@ def _check_signal(x: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]] | st
 
 
 class OnnxRhythmClassifier:
-    """An exported rhythm network run by ONNX Runtime.
+    """An exported rhythm model run by ONNX Runtime.
+
+    Two formats, both written by :func:`heartline.training.rhythm.export_rhythm_onnx`:
+
+    * one network (output ``proba``, per window); a recording's probabilities are the mean
+      over its windows;
+    * the stacked hybrid (metadata ``heartline.head`` = ``gbm``): two networks whose mean
+      probabilities (``net_proba``) feed, with the hand features, a boosted-tree head inside
+      the same graph (``ai.onnx.ml`` TreeEnsemble). ``proba`` is the head on each window,
+      ``record_proba`` the head on the mean of the networks' probabilities over all windows of
+      one recording (how the model was trained and scored); :meth:`classify` uses it.
 
     Parameters
     ----------
@@ -157,6 +168,12 @@ class OnnxRhythmClassifier:
         shipped model when omitted.
     num_threads : int
         ONNX Runtime intra-op threads (1: one core).
+
+    Raises
+    ------
+    ValueError
+        A file that is not a rhythm model of either format (missing ``proba`` output or
+        ``x`` input, a feature count the run time cannot compute, an unknown head).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, num_threads: int = 1) -> None:
@@ -182,22 +199,68 @@ class OnnxRhythmClassifier:
         self.n_rr = int(meta.get("heartline.n_rr", "0"))
         self.window_len = round(self.window_s * self.fs_hz)
         self._inputs = {i.name for i in self.session.get_inputs()}
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self.head = meta.get("heartline.head", "")
+        if (
+            not {"x", "mask"} <= self._inputs
+            or "proba" not in self._outputs
+            or "heartline.model" not in meta
+        ):
+            raise ValueError(
+                f"{self.path} is not a Heartline rhythm model (inputs {sorted(self._inputs)}, "
+                f"outputs {self._outputs}; expected inputs x, mask, rr, output proba and the "
+                "heartline.* metadata written by export_rhythm_onnx)"
+            )
+        if self.head and (self.head != "gbm" or "record_proba" not in self._outputs):
+            raise ValueError(
+                f"{self.path} has head {self.head!r} with outputs {self._outputs}; this run "
+                "time knows the stacked 'gbm' head with a record_proba output only"
+            )
+        #: True for the stacked hybrid (networks + boosted-tree head in one graph).
+        self.stacked = self.head == "gbm"
 
     # ------------------------------------------------------------------ batched windows
-    def predict_windows(self, x: np.ndarray, mask: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(m, 4)`` of ``m`` prepared windows (see :mod:`heartline.models.rhythm`)."""
+    def _feeds(self, x: np.ndarray, mask: np.ndarray, rr: np.ndarray) -> dict[str, np.ndarray]:
         feeds = {
             "x": np.ascontiguousarray(x, dtype=np.float32),
             "mask": np.ascontiguousarray(mask, dtype=np.float32),
             "rr": np.ascontiguousarray(rr, dtype=np.float32),
         }
-        feeds = {k: v for k, v in feeds.items() if k in self._inputs}
-        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float64)
+        return {k: v for k, v in feeds.items() if k in self._inputs}
+
+    def predict_windows(self, x: np.ndarray, mask: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(m, 4)`` of ``m`` prepared windows (see :mod:`heartline.models.rhythm`).
+
+        Each window is scored on its own (for the stacked hybrid: the head on that window's
+        network probabilities and features), so windows of different devices can share a batch.
+        """
+        out = self.session.run(["proba"], self._feeds(x, mask, rr))[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def predict_record(self, x: np.ndarray, mask: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(4,)`` of one recording from its ``m`` windows.
+
+        One network: the mean of the windows' probabilities. Stacked hybrid: the head on the
+        mean of the networks' probabilities over the windows (``record_proba``), as trained.
+        """
+        if not self.stacked:
+            return self.predict_windows(x, mask, rr).mean(axis=0)
+        out = self.session.run(["record_proba"], self._feeds(x, mask, rr))[0]
+        return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def prepare(
         self, signal: object, *, fs: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str] | str:
-        """Model inputs of one recording, or a message saying why it is unusable."""
+        """Model inputs of one recording, or a message saying why it is unusable.
+
+        Raises ``ValueError`` for a model whose feature count the run time cannot compute
+        (only :meth:`predict_windows` works with such a model).
+        """
+        if self.n_rr and self.n_rr not in (len(RR_FEATURE_NAMES), len(HAND_FEATURE_NAMES)):
+            raise ValueError(
+                f"{self.path} takes {self.n_rr} features per window; this run time computes "
+                f"{len(RR_FEATURE_NAMES)} (RR) or {len(HAND_FEATURE_NAMES)} (hand features)"
+            )
         try:
             fs = float(fs)
         except (TypeError, ValueError):
@@ -263,7 +326,7 @@ class OnnxRhythmClassifier:
         if isinstance(prepared, str):
             return _unusable(prepared, dur)
         xs, ms, rrs, note = prepared
-        p = self.predict_windows(xs, ms, rrs).mean(axis=0)
+        p = self.predict_record(xs, ms, rrs)
         label = RHYTHM_CLASSES[int(np.argmax(p))]
         return RhythmResult(
             label,

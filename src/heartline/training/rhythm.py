@@ -615,8 +615,91 @@ class _ProbaModule(torch.nn.Module):
         return torch.softmax(self.net(x, mask, rr), dim=1)
 
 
+class _MeanProbaModule(torch.nn.Module):
+    """Mean of several networks' softmax outputs (the stacked hybrid's two networks)."""
+
+    def __init__(self, nets: Sequence[RhythmNet]) -> None:
+        super().__init__()
+        self.nets = torch.nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(self.nets[0](x, mask, rr), dim=1)
+        for net in self.nets[1:]:
+            p = p + torch.softmax(net(x, mask, rr), dim=1)
+        return p / len(self.nets)
+
+
+#: Added to the networks' mean probability before the log in the stacked head's input.
+STACK_LOG_EPS = 1e-6
+
+
+def _append_stacked_head(m: Any, head: Any, n_rr: int) -> Any:
+    """Append the boosted head to an exported ``net_proba`` graph (outputs ``proba``, ``record_proba``).
+
+    Head input, as in :func:`heartline.bench.rhythm.fit_stacked_hybrid`: ``[rr, log(p + 1e-6)]``
+    in double precision. ``proba`` ``(m, 4)``: the head on each window's own network mean (the
+    stream's one-window case). ``record_proba`` ``(1, 4)``: the head on the mean of the networks'
+    probabilities over all ``m`` windows with the first window's ``rr`` (the windows of one
+    recording, as the cross-validation scored records).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    from heartline.training.gbm_onnx import ML_OPSET, hgb_classifier_nodes
+
+    if list(head.classes_) != [0, 1, 2, 3]:
+        raise ValueError(f"the head must know the four classes, has {list(head.classes_)}")
+    if int(head.n_features_in_) != n_rr + 4:
+        raise ValueError(f"head takes {head.n_features_in_} inputs, expected {n_rr + 4}")
+    g = m.graph
+    del g.output[:]
+    D = TensorProto.DOUBLE
+    c = numpy_helper.from_array
+    g.initializer.extend(
+        [
+            c(np.asarray(STACK_LOG_EPS, dtype=np.float64), name="stack_eps"),
+            c(np.asarray([0], dtype=np.int64), name="stack_axis0"),
+            c(np.asarray([1], dtype=np.int64), name="stack_one"),
+            c(np.asarray([-1], dtype=np.int64), name="stack_minus1"),
+            c(np.asarray([np.iinfo(np.int64).max], dtype=np.int64), name="stack_end"),
+        ]
+    )
+    mk = helper.make_node
+    nodes = [
+        mk("Cast", ["rr"], ["stack_rr"], to=D),
+        mk("Cast", ["net_proba"], ["stack_p"], to=D),
+        mk("Add", ["stack_p", "stack_eps"], ["stack_p_eps"]),
+        mk("Log", ["stack_p_eps"], ["stack_logp"]),
+        mk("Concat", ["stack_rr", "stack_logp"], ["stack_in_w"], axis=1),
+        mk("ReduceMean", ["stack_p", "stack_axis0"], ["stack_p_rec"], keepdims=1),
+        mk("Add", ["stack_p_rec", "stack_eps"], ["stack_p_rec_eps"]),
+        mk("Log", ["stack_p_rec_eps"], ["stack_logp_rec"]),
+        mk("Slice", ["stack_rr", "stack_axis0", "stack_one", "stack_axis0"], ["stack_rr0"]),
+        mk("Concat", ["stack_rr0", "stack_logp_rec"], ["stack_in_r"], axis=1),
+        mk("Concat", ["stack_in_w", "stack_in_r"], ["stack_in"], axis=0),
+    ]
+    head_nodes, head_inits = hgb_classifier_nodes(head, "stack_in", "stack_out", prefix="head_")
+    nodes += head_nodes
+    nodes += [
+        mk("Slice", ["stack_out", "stack_axis0", "stack_minus1", "stack_axis0"], ["proba"]),
+        mk("Slice", ["stack_out", "stack_minus1", "stack_end", "stack_axis0"], ["record_proba"]),
+    ]
+    g.node.extend(nodes)
+    g.initializer.extend(head_inits)
+    g.output.extend(
+        [
+            helper.make_tensor_value_info("proba", D, ["batch", 4]),
+            helper.make_tensor_value_info("record_proba", D, [1, 4]),
+            helper.make_tensor_value_info("net_proba", TensorProto.FLOAT, ["batch", 4]),
+        ]
+    )
+    if not any(o.domain == "ai.onnx.ml" for o in m.opset_import):
+        m.opset_import.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    m.ir_version = min(int(m.ir_version), 10)
+    return m
+
+
 def export_rhythm_onnx(
-    model: RhythmNet,
+    model: RhythmNet | Sequence[RhythmNet],
     path: str | os.PathLike[str],
     *,
     name: str,
@@ -624,6 +707,7 @@ def export_rhythm_onnx(
     stride_s: float = 15.0,
     min_duration_s: float = 9.0,
     extra_metadata: dict[str, str] | None = None,
+    head: Any = None,
 ) -> Path:
     """Export ``model`` as one ONNX file (inputs ``x``, ``mask``, ``rr``; output ``proba``).
 
@@ -631,22 +715,35 @@ def export_rhythm_onnx(
     metadata carries the rate, window, stride and minimum duration that
     :class:`heartline.edge.rhythm.OnnxRhythmClassifier` reads. Uses the dynamo exporter with
     ``external_data=False`` (one self-contained file; see STACK.md).
+
+    The stacked hybrid: ``model`` is a sequence of networks (their softmax outputs averaged,
+    output ``net_proba``) and ``head`` the fitted ``HistGradientBoostingClassifier`` on
+    ``[rr, log(net_proba + 1e-6)]``, appended as an ``ai.onnx.ml`` TreeEnsemble
+    (:mod:`heartline.training.gbm_onnx`): outputs ``proba`` (per window), ``record_proba``
+    (all windows of one recording) and ``net_proba``; metadata ``heartline.head`` is ``gbm``.
     """
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    nets = list(model) if isinstance(model, (list, tuple)) else [model]
+    nets = [n.eval() for n in nets]
+    if head is not None and len(nets) < 1:
+        raise ValueError("a stacked model needs at least one network")
+    if len({(n.fs_hz, n.n_rr) for n in nets}) != 1:
+        raise ValueError("the networks must share the rate and the feature count")
+    model = nets[0]
+    module: torch.nn.Module = _ProbaModule(model) if len(nets) == 1 else _MeanProbaModule(nets)
     w = round(window_s * model.fs_hz)
     n_rr = max(model.n_rr, 1) if model.n_rr else len(RR_FEATURE_NAMES)
     args = (torch.zeros(2, w), torch.ones(2, w), torch.zeros(2, n_rr))
     batch = torch.export.Dim("batch", min=1, max=4096)
     torch.onnx.export(
-        _ProbaModule(model),
+        module,
         args,
         str(path),
         input_names=["x", "mask", "rr"],
-        output_names=["proba"],
+        output_names=["net_proba" if head is not None else "proba"],
         dynamic_shapes={"x": {0: batch}, "mask": {0: batch}, "rr": {0: batch}},
         opset_version=18,
         external_data=False,
@@ -667,6 +764,15 @@ def export_rhythm_onnx(
         **(extra_metadata or {}),
     }
     m = onnx.load(str(path))
+    if head is not None:
+        m = _append_stacked_head(m, head, n_rr)
+        meta.update(
+            {
+                "heartline.head": "gbm",
+                "heartline.n_networks": str(len(nets)),
+                "heartline.stack_log_eps": repr(STACK_LOG_EPS),
+            }
+        )
     for k, v in meta.items():
         e = m.metadata_props.add()
         e.key, e.value = k, v
