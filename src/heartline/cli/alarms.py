@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, progress
-from heartline.cli.main import DataDirOpt, app, bench_app
+from heartline.cli.main import CsvFsOpt, DataDirOpt, RecordPathsArg, app, bench_app
 
 #: Columns of ``heartline alarms``'s CSV.
 ALARM_FIELDS: tuple[str, ...] = (
@@ -19,16 +19,9 @@ ALARM_FIELDS: tuple[str, ...] = (
 @app.command("alarms")
 @handle_errors
 def alarms(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."
-        ),
-    ],
+    paths: RecordPathsArg,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per alarm).")],
-    fs: Annotated[
-        float | None, typer.Option("--fs", help="Sampling rate in Hz (CSV files only).")
-    ] = None,
+    fs: CsvFsOpt = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Beat ONNX model (default: the shipped models, by leads)."),

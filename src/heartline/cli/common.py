@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,6 +21,7 @@ __all__ = [
     "handle_errors",
     "missing_extra",
     "progress",
+    "resolve_beat_model",
     "setup_logging",
     "track",
 ]
@@ -100,3 +102,19 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def resolve_beat_model(model: Path | None) -> Path:
+    """``--model`` if given (it must exist), else the shipped ONNX beat classifier."""
+    if model is not None:
+        if not model.is_file():
+            raise typer.BadParameter(f"no ONNX model at {model}", param_hint="--model")
+        return model
+    from heartline.edge.shipped import shipped_model_path
+
+    try:
+        return Path(shipped_model_path())
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(
+            f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model"
+        ) from None

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, progress
-from heartline.cli.main import DataDirOpt, app, bench_app
+from heartline.cli.main import CsvFsOpt, DataDirOpt, RecordPathsArg, app, bench_app
 
 
 @bench_app.command("rhythm")
@@ -93,16 +93,9 @@ def _pick_lead(names: tuple[str, ...], wanted: str | None) -> int:
 @app.command("rhythm")
 @handle_errors
 def rhythm(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."
-        ),
-    ],
+    paths: RecordPathsArg,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per record).")],
-    fs: Annotated[
-        float | None, typer.Option("--fs", help="Sampling rate in Hz (CSV files only).")
-    ] = None,
+    fs: CsvFsOpt = None,
     lead: Annotated[
         str | None,
         typer.Option(
