@@ -718,6 +718,10 @@ def bench_classical(
             "to the 13 RR columns.",
         ),
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="6 records (3 train, 1 validation, 2 test): a smoke run."),
+    ] = False,
 ) -> None:
     """Classical baselines on DS1 -> DS2 (heartline.bench.classical)."""
     from heartline.bench.classical import run_classical_benchmark
@@ -731,12 +735,14 @@ def bench_classical(
             seed=seed,
             n_bootstrap=n_bootstrap,
             template_features=template_features,
+            quick=quick,
         )
     except ValueError as exc:
         raise _bad(exc) from None
     from rich.table import Table
 
-    table = Table(title="classical baselines, DS2 (inter-patient)")
+    title = "classical baselines, DS2 (inter-patient)"
+    table = Table(title=title + (" QUICK smoke run: 6 records, not a result" if quick else ""))
     for col in ("model", "accuracy", "macro-F1", "SVEB Se", "SVEB +P", "VEB Se", "VEB +P", "fit s"):
         table.add_column(col)
     for name, s in summary.items():
