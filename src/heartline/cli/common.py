@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ __all__ = [
     "console",
     "err_console",
     "handle_errors",
+    "invoked_command",
     "missing_extra",
     "progress",
+    "progress_steps",
     "resolve_beat_model",
     "setup_logging",
     "track",
@@ -118,3 +123,21 @@ def resolve_beat_model(model: Path | None) -> Path:
         raise typer.BadParameter(
             f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model"
         ) from None
+
+
+def invoked_command() -> str:
+    """The command line this process runs, as ``heartline ...`` (shell-quoted), for reports."""
+    return "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@contextmanager
+def progress_steps(name: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar named ``name`` for a long job; yields ``step(desc, done, total)``, the
+    ``on_progress`` callback of the benchmarks."""
+    with progress() as bar:
+        task = bar.add_task(name, total=None)
+
+        def step(desc: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{name}: {desc}")
+
+        yield step

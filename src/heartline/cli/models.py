@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heartline.cli.common import console, handle_errors
+from heartline.cli.common import console, handle_errors, invoked_command
 from heartline.cli.main import DataDirOpt, app, bench_app
 
 ProtocolOpt = Annotated[
@@ -292,8 +292,6 @@ def _evaluate_patient_adaptive(
     threads: int,
 ) -> None:
     """``--protocol patient-adaptive``: adapt the ONNX model to each DS2 record's first 5 minutes."""
-    import shlex
-    import sys
 
     from heartline.edge.runtime import OnnxBeatClassifier
     from heartline.training import patient_adaptive as pa
@@ -329,7 +327,7 @@ def _evaluate_patient_adaptive(
                 )
     except ValueError as exc:
         raise _bad(exc) from None
-    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = invoked_command()
     paths = pa.write_patient_adaptive(main, out, curve=points, command=command)
     m = main.result.metrics
     secs = main.adapt_seconds()
