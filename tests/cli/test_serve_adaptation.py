@@ -49,6 +49,12 @@ def test_serve_uses_adapted_models_live(served: Served) -> None:
     deadline = time.monotonic() + 360
     with httpx.Client(base_url=served.base_url, timeout=30) as client:
         headers = served.login(client)
+
+        def settled() -> set[str | None]:
+            """Model versions of the first 5 beats once the workers have seen the change."""
+            start = datetime.now(UTC) + timedelta(seconds=settle_s)
+            return _versions_after(client, headers, start, n=5, deadline=deadline)
+
         t_start = datetime.now(UTC) - timedelta(minutes=5)
         # the base model labels the first beats, and says so on each of them
         base = _versions_after(client, headers, t_start, n=40, deadline=deadline)
@@ -73,13 +79,7 @@ def test_serve_uses_adapted_models_live(served: Served) -> None:
         assert r.status_code == 201, r.text
         assert r.json()["version"] == 1 and r.json()["active"]
         # the worker process picks the adapted model up without a restart
-        adapted = _versions_after(
-            client,
-            headers,
-            datetime.now(UTC) + timedelta(seconds=settle_s),
-            n=5,
-            deadline=deadline,
-        )
+        adapted = settled()
         assert len(adapted) == 1
         v1 = adapted.pop()
         assert (
@@ -88,13 +88,7 @@ def test_serve_uses_adapted_models_live(served: Served) -> None:
         # rollback: the base model again
         r = client.post(f"{API}/patients/{PID}/models/rollback", headers=headers)
         assert r.status_code == 200 and r.json()["active_version"] is None
-        after = _versions_after(
-            client,
-            headers,
-            datetime.now(UTC) + timedelta(seconds=settle_s),
-            n=5,
-            deadline=deadline,
-        )
+        after = settled()
         assert after == {v1.split("+")[0]}
         # a corrupt stored artefact (e.g. a damaged database page): base model and a notice
         from heartline.storage import adaptation_repository as arepo
@@ -115,13 +109,7 @@ def test_serve_uses_adapted_models_live(served: Served) -> None:
         state_now = client.get(f"{API}/patients/{PID}/models", headers=headers).json()
         assert state_now["active_version"] == 2
         assert "cannot be read" in (state_now["notice"] or "")
-        after = _versions_after(
-            client,
-            headers,
-            datetime.now(UTC) + timedelta(seconds=settle_s),
-            n=5,
-            deadline=deadline,
-        )
+        after = settled()
         assert after == {v1.split("+")[0]}
         status_file = state / "workers" / "worker-0.json"
         notices: list[str] = []
