@@ -116,3 +116,53 @@ def scratch_pg_database(prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def reset_pg(url: str) -> None:
+    """Empty a scratch PostgreSQL database (drop and recreate its ``public`` schema)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database migrated to head once per test run (tests get copies)."""
+    from heartline.storage.migrations import upgrade_database
+
+    path = tmp_path_factory.mktemp("migrated") / "heartline.db"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+def copy_sqlite(src: Path, dst: Path) -> None:
+    """Copy the closed SQLite database ``src`` to ``dst`` (with its WAL files, if it has any)."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):
+        part = src.with_name(src.name + suffix)
+        if part.exists():
+            shutil.copyfile(part, dst.with_name(dst.name + suffix))
+
+
+def migrated_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of the backend ``request.param`` for one test.
+
+    ``"sqlite"``: a copy of :func:`migrated_sqlite` in ``tmp_path`` (the file ``upgrade_database``
+    writes, without running every migration again per test); ``"postgresql"``: the folder's
+    ``pg_url`` scratch database, emptied and migrated to head.
+    """
+    from heartline.storage.migrations import upgrade_database
+
+    if request.param == "sqlite":
+        dst = tmp_path / "heartline.db"
+        copy_sqlite(request.getfixturevalue("migrated_sqlite"), dst)
+        return f"sqlite:///{dst}"
+    url = request.getfixturevalue("pg_url")
+    reset_pg(url)
+    upgrade_database(url)
+    return url

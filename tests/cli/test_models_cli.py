@@ -281,6 +281,7 @@ def test_bench_classical_wraps_the_classical_benchmark(tmp_path, data_dir) -> No
         "classical",
         "--models",
         "decision_tree",
+        "--quick",
         "--n-bootstrap",
         "0",
         "--out",
@@ -292,6 +293,8 @@ def test_bench_classical_wraps_the_classical_benchmark(tmp_path, data_dir) -> No
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert 0 <= summary["decision_tree"]["accuracy"] <= 1
     assert summary["decision_tree"]["inputs"] == "13 RR columns"
+    metrics = json.loads((tmp_path / "decision_tree" / "metrics.json").read_text())
+    assert metrics["quick"] is True and metrics["test_records"] == ["100", "232"]  # a smoke run
 
 
 def test_bench_classical_with_template_columns(tmp_path, data_dir) -> None:
@@ -301,6 +304,7 @@ def test_bench_classical_with_template_columns(tmp_path, data_dir) -> None:
         "--models",
         "decision_tree",
         "--template-features",
+        "--quick",
         "--n-bootstrap",
         "0",
         "--out",

@@ -9,17 +9,13 @@ to the base model with a notice (API and worker status), and nothing stops.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
+from tests.cli.conftest import Served
 
 from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
 
@@ -27,14 +23,6 @@ pytestmark = pytest.mark.slow
 
 PID = "p-sim-0001"
 API = "/api/v1"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _versions_after(client: httpx.Client, headers: dict, t: datetime, *, n: int, deadline: float):
@@ -55,136 +43,81 @@ def _versions_after(client: httpx.Client, headers: dict, t: datetime, *, n: int,
     return {b["model_version"] for b in beats}
 
 
-def test_serve_uses_adapted_models_live(tmp_path: Path) -> None:
-    port = _free_port()
-    state = tmp_path / "state"
-    env = {**os.environ, "HEARTLINE_ENVIRONMENT": "development"}
-    args = ["serve", "--patients", "1", "--records", "119", "--port", str(port)]
-    args += ["--state-dir", str(state), "--workers", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from heartline.cli.main import app; app()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    out: list[str] = []
+def test_serve_uses_adapted_models_live(served: Served) -> None:
+    state = served.state_dir
     settle_s = 2 * DEFAULT_REFRESH_S + 3.0  # loader snapshot + registry cache + a batch
-    try:
-        deadline = time.monotonic() + 420
-        password = None
-        while time.monotonic() < deadline and password is None:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                if proc.poll() is not None:
-                    break
-                continue
-            out.append(line)
-            m = re.match(r"\s*clinician\s+clinician\s+(\S+)", line)
-            if m:
-                password = m.group(1)
-        assert password, "serve did not print the demo logins:\n" + "".join(out)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
-            tok = client.post(
-                f"{API}/login/access-token", data={"username": "clinician", "password": password}
-            )
-            assert tok.status_code == 200, tok.text
-            headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
-            t_start = datetime.now(UTC) - timedelta(minutes=5)
-            # the base model labels the first beats, and says so on each of them
-            base = _versions_after(client, headers, t_start, n=40, deadline=deadline)
-            assert len(base) == 1 and re.fullmatch(r"hybrid@[0-9a-f]{12}", base.pop() or "")
-            # review: confirm every template with the label the model gave most of its beats
-            window = {"start": t_start.isoformat(), "end": datetime.now(UTC).isoformat()}
-            templates = client.get(
-                f"{API}/patients/{PID}/beat-templates", params=window, headers=headers
-            ).json()
-            assert templates and sum(t["count"] for t in templates) >= 40
-            for t in templates:
-                label = max(t["label_counts"], key=t["label_counts"].get)
-                if label not in "NSVFQ" or label == "?":
-                    continue
-                r = client.post(
-                    f"{API}/patients/{PID}/beat-reviews",
-                    json={"beat_ids": t["beat_ids"], "label": label, "cluster": t["cluster"]},
-                    headers=headers,
-                )
-                assert r.status_code == 201, r.text
-            r = client.post(f"{API}/patients/{PID}/adaptation", headers=headers)
-            assert r.status_code == 201, r.text
-            assert r.json()["version"] == 1 and r.json()["active"]
-            # the worker process picks the adapted model up without a restart
-            adapted = _versions_after(
-                client,
-                headers,
-                datetime.now(UTC) + timedelta(seconds=settle_s),
-                n=5,
-                deadline=deadline,
-            )
-            assert len(adapted) == 1
-            v1 = adapted.pop()
-            assert (
-                v1 is not None and v1.endswith(f"+prototypes:{PID}/v1") and v1.startswith("hybrid@")
-            ), v1
-            # rollback: the base model again
-            r = client.post(f"{API}/patients/{PID}/models/rollback", headers=headers)
-            assert r.status_code == 200 and r.json()["active_version"] is None
-            after = _versions_after(
-                client,
-                headers,
-                datetime.now(UTC) + timedelta(seconds=settle_s),
-                n=5,
-                deadline=deadline,
-            )
-            assert after == {v1.split("+")[0]}
-            # a corrupt stored artefact (e.g. a damaged database page): base model and a notice
-            from heartline.storage import adaptation_repository as arepo
-            from heartline.storage import make_engine, make_session_factory, session_scope
+    deadline = time.monotonic() + 360
+    with httpx.Client(base_url=served.base_url, timeout=30) as client:
+        headers = served.login(client)
 
-            engine = make_engine(f"sqlite:///{state / 'heartline.db'}")
-            with session_scope(make_session_factory(engine)) as s:
-                arepo.add_model(
-                    s,
-                    patient_id=PID,
-                    method="prototypes",
-                    base_sha256="0" * 64,
-                    artefact=b"PK\x03\x04 not an artefact",
-                    summary={},
-                    actor="disk",
-                )
-            engine.dispose()
-            state_now = client.get(f"{API}/patients/{PID}/models", headers=headers).json()
-            assert state_now["active_version"] == 2
-            assert "cannot be read" in (state_now["notice"] or "")
-            after = _versions_after(
-                client,
-                headers,
-                datetime.now(UTC) + timedelta(seconds=settle_s),
-                n=5,
-                deadline=deadline,
+        def settled() -> set[str | None]:
+            """Model versions of the first 5 beats once the workers have seen the change."""
+            start = datetime.now(UTC) + timedelta(seconds=settle_s)
+            return _versions_after(client, headers, start, n=5, deadline=deadline)
+
+        t_start = datetime.now(UTC) - timedelta(minutes=5)
+        # the base model labels the first beats, and says so on each of them
+        base = _versions_after(client, headers, t_start, n=40, deadline=deadline)
+        assert len(base) == 1 and re.fullmatch(r"hybrid@[0-9a-f]{12}", base.pop() or "")
+        # review: confirm every template with the label the model gave most of its beats
+        window = {"start": t_start.isoformat(), "end": datetime.now(UTC).isoformat()}
+        templates = client.get(
+            f"{API}/patients/{PID}/beat-templates", params=window, headers=headers
+        ).json()
+        assert templates and sum(t["count"] for t in templates) >= 40
+        for t in templates:
+            label = max(t["label_counts"], key=t["label_counts"].get)
+            if label not in "NSVFQ" or label == "?":
+                continue
+            r = client.post(
+                f"{API}/patients/{PID}/beat-reviews",
+                json={"beat_ids": t["beat_ids"], "label": label, "cluster": t["cluster"]},
+                headers=headers,
             )
-            assert after == {v1.split("+")[0]}
-            status_file = state / "workers" / "worker-0.json"
-            notices: list[str] = []
-            while time.monotonic() < deadline and not notices:
-                try:
-                    notices = json.loads(status_file.read_text()).get("adaptation_notices", [])
-                except (OSError, ValueError):
-                    pass
-                time.sleep(0.5)
-            assert any(PID in n and "not used" in n for n in notices), notices
-            assert proc.poll() is None, "serve stopped"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("serve did not stop on Ctrl-C")
+            assert r.status_code == 201, r.text
+        r = client.post(f"{API}/patients/{PID}/adaptation", headers=headers)
+        assert r.status_code == 201, r.text
+        assert r.json()["version"] == 1 and r.json()["active"]
+        # the worker process picks the adapted model up without a restart
+        adapted = settled()
+        assert len(adapted) == 1
+        v1 = adapted.pop()
+        assert (
+            v1 is not None and v1.endswith(f"+prototypes:{PID}/v1") and v1.startswith("hybrid@")
+        ), v1
+        # rollback: the base model again
+        r = client.post(f"{API}/patients/{PID}/models/rollback", headers=headers)
+        assert r.status_code == 200 and r.json()["active_version"] is None
+        after = settled()
+        assert after == {v1.split("+")[0]}
+        # a corrupt stored artefact (e.g. a damaged database page): base model and a notice
+        from heartline.storage import adaptation_repository as arepo
+        from heartline.storage import make_engine, make_session_factory, session_scope
+
+        engine = make_engine(f"sqlite:///{state / 'heartline.db'}")
+        with session_scope(make_session_factory(engine)) as s:
+            arepo.add_model(
+                s,
+                patient_id=PID,
+                method="prototypes",
+                base_sha256="0" * 64,
+                artefact=b"PK\x03\x04 not an artefact",
+                summary={},
+                actor="disk",
+            )
+        engine.dispose()
+        state_now = client.get(f"{API}/patients/{PID}/models", headers=headers).json()
+        assert state_now["active_version"] == 2
+        assert "cannot be read" in (state_now["notice"] or "")
+        after = settled()
+        assert after == {v1.split("+")[0]}
+        status_file = state / "workers" / "worker-0.json"
+        notices: list[str] = []
+        while time.monotonic() < deadline and not notices:
+            try:
+                notices = json.loads(status_file.read_text()).get("adaptation_notices", [])
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert any(PID in n and "not used" in n for n in notices), notices
+        assert served.proc.poll() is None, "serve stopped"

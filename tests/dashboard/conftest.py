@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import uvicorn
 from fastapi import Depends, HTTPException
+from tests.conftest import copy_sqlite
 from tests.dashboard.scenario import (
     Rhythm,
     beats_in,
@@ -129,10 +130,15 @@ def _clocked_user(offset: list[float]):
 
 
 def build_ward(
-    tmp_path: Path, *, n_patients: int
+    tmp_path: Path, *, n_patients: int, migrated: Path | None = None
 ) -> tuple[Ward, object, list[threading.Thread], threading.Event]:
+    """The ward of ``n_patients`` over SQLite in ``tmp_path`` (``migrated``: a migrated empty
+    database to copy instead of running the migrations)."""
     url = f"sqlite:///{tmp_path / 'heartline.db'}"
-    upgrade_database(url)
+    if migrated is not None:
+        copy_sqlite(migrated, tmp_path / "heartline.db")
+    else:
+        upgrade_database(url)
     settings = make_settings(url, tmp_path)
     factory = make_session_factory(make_engine(url))
     hasher = make_password_hasher(settings)
@@ -318,10 +324,10 @@ def build_ward(
 
 
 @pytest.fixture
-def ward(tmp_path: Path) -> Iterator[Ward]:
+def ward(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Ward]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    w, server, threads, stop = build_ward(tmp_path, n_patients=8)
+    w, server, threads, stop = build_ward(tmp_path, n_patients=8, migrated=migrated_sqlite)
     yield w
     stop.set()
     server.should_exit = True
@@ -330,10 +336,10 @@ def ward(tmp_path: Path) -> Iterator[Ward]:
 
 
 @pytest.fixture
-def ward32(tmp_path: Path) -> Iterator[Ward]:
+def ward32(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Ward]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    w, server, threads, stop = build_ward(tmp_path, n_patients=32)
+    w, server, threads, stop = build_ward(tmp_path, n_patients=32, migrated=migrated_sqlite)
     yield w
     stop.set()
     server.should_exit = True
@@ -341,8 +347,9 @@ def ward32(tmp_path: Path) -> Iterator[Ward]:
         t.join(timeout=10)
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium per test module (launching it is the slow part)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -351,6 +358,15 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """The module's Chromium for one test: every context (``new_context``, ``new_page``) the
+    test opens is closed after it, so no page, cookie or script outlives its test."""
+    yield chromium
+    for ctx in list(chromium.contexts):
+        ctx.close()
 
 
 def sign_in(page, base: str, user: str = "clin1") -> None:

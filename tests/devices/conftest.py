@@ -13,12 +13,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from tests.conftest import copy_sqlite
 
 from heartline.ingestion.broker import BrokerAddress, MosquittoSupervisor, wait_for_port
 from heartline.ingestion.payloads import Frame, FrameRejected, parse_frame
 from heartline.ingestion.sequencing import SequenceTracker
 from heartline.ingestion.topics import TOPIC_PREFIX
-from heartline.storage import make_engine, make_session_factory, session_scope, upgrade_database
+from heartline.storage import make_engine, make_session_factory, session_scope
 from heartline.storage.repository import quarantine, register_device, register_patient, store_frame
 
 SYSTEM_BROKER = BrokerAddress("127.0.0.1", 1883)
@@ -105,10 +106,10 @@ class StoringSubscriber:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'live.db'}"
-    upgrade_database(url)
-    return url
+def db_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """A migrated, empty SQLite database (a copy of the one migrated once per run)."""
+    copy_sqlite(migrated_sqlite, tmp_path / "live.db")
+    return f"sqlite:///{tmp_path / 'live.db'}"
 
 
 def register(db_url: str, device_ids: list[str]) -> None:

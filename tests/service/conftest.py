@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from tests.conftest import migrated_db_url
 
 from heartline.ingestion.payloads import Frame, VitalReading
 from heartline.service import create_app
@@ -30,7 +30,6 @@ from heartline.service.security import (
 from heartline.storage import repository as repo
 from heartline.storage import security_repository as srepo
 from heartline.storage.engine import make_engine, make_session_factory, session_scope
-from heartline.storage.migrations import upgrade_database
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 FS = 360.0
@@ -122,14 +121,6 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 
 
-def reset_pg(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this folder's tests (created and dropped per session)."""
@@ -142,13 +133,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated empty database (modules override the params to add ``"postgresql"``)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'heartline.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        reset_pg(url)
-    upgrade_database(url)
-    return url
+    return migrated_db_url(request, tmp_path)
 
 
 def seed_world(settings: ServiceSettings, *, n_frames: int = 5) -> World:

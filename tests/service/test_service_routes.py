@@ -14,22 +14,12 @@ from heartline.service.security import create_access_token
 from heartline.storage.security_tables import AuditLog
 from heartline.storage.tables import Alert, FrameRecord
 
-from .conftest import PASSWORD, T0, make_frame
+from .conftest import PASSWORD, T0, make_frame, migrated_db_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    from heartline.storage.migrations import upgrade_database
-
-    from .conftest import reset_pg
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'heartline.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        reset_pg(url)
-    upgrade_database(url)
-    return url
+    return migrated_db_url(request, tmp_path)
 
 
 def basic(device: str, secret: str) -> dict[str, str]:

@@ -105,7 +105,7 @@ def test_security_migration_matches_tables(tmp_path):
 
 
 def test_security_migration_on_postgresql(pg_url):
-    from .conftest import reset_pg
+    from tests.conftest import reset_pg
 
     reset_pg(pg_url)
     upgrade_database(pg_url)

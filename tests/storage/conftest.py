@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from tests.conftest import migrated_db_url
 
 from heartline.ingestion.payloads import Frame, VitalReading
 
@@ -33,19 +33,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each backend (PostgreSQL: fresh schema per test)."""
-    from heartline.storage.migrations import upgrade_database
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'heartline.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    upgrade_database(url)
-    return url
+    return migrated_db_url(request, tmp_path)
 
 
 def make_test_frame(

@@ -39,15 +39,20 @@ def run_classical_benchmark(
     seed: int = 0,
     n_bootstrap: int = 1000,
     template_features: bool = False,
+    quick: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Train each classical model on DS1 and evaluate on DS2; return the summary per model.
+
+    ``quick``: the smoke-run records of :data:`heartline.training.protocols.QUICK_RECORDS` (3 DS1
+    training, 1 DS1 validation, 2 DS2 test records) instead of all of DS1 and DS2: for tests of
+    the wiring, never a result (``metrics.json`` says ``"quick": true``).
 
     ``template_features`` builds the beat sets with the 19 patient-adaptive template columns
     after the 13 RR columns (:mod:`heartline.signal.templates`, the shipped hybrid's inputs); the
     models take every RR-side column as features. ``metrics.json`` and the summary name the
     input set (``inputs``).
     """
-    from heartline.training.protocols import ProtocolData
+    from heartline.training.protocols import QUICK_RECORDS, ProtocolData
 
     names = list(models) if models else list(CLASSICAL_MODELS)
     unknown = [m for m in names if m not in CLASSICAL_MODELS]
@@ -55,14 +60,18 @@ def run_classical_benchmark(
         raise ValueError(f"unknown classical model(s) {unknown}; valid: {sorted(CLASSICAL_MODELS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_records, val_records = validation_records()
+    if quick:
+        train_records, val_records = QUICK_RECORDS["train"], QUICK_RECORDS["val"]
+        test_records = QUICK_RECORDS["test"]
+    else:
+        (train_records, val_records), test_records = validation_records(), DS2
     kw: dict[str, Any] = {"data_dir": data_dir, "cache_dir": cache_dir}
     if template_features:
         kw["template_features"] = True
     inputs = ProtocolData(template_features=template_features).describe_inputs()
     train = build_beat_set(train_records, **kw)
     val = build_beat_set(val_records, **kw)
-    test = build_beat_set(DS2, **kw)
+    test = build_beat_set(test_records, **kw)
     summary: dict[str, dict[str, Any]] = {}
     for name in names:
         model = CLASSICAL_MODELS[name]()
@@ -85,7 +94,8 @@ def run_classical_benchmark(
                 "seed": seed,
                 "train_records": list(train_records),
                 "val_records": list(val_records),
-                "test_records": list(DS2),
+                "test_records": list(test_records),
+                "quick": quick,
                 "inputs": inputs,
             }
         )
@@ -121,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--template-features", action="store_true", help="add the 19 template columns"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="6 records only (a smoke run, not a result)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     models = [m for m in args.models.split(",") if m] or None
@@ -132,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         n_bootstrap=args.n_bootstrap,
         template_features=args.template_features,
+        quick=args.quick,
     )
     logger.info(
         "summary: %s",

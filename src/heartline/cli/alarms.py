@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from heartline.cli.common import console, handle_errors, progress
-from heartline.cli.main import DataDirOpt, app, bench_app
+from heartline.cli.common import console, handle_errors, invoked_command, progress, progress_steps
+from heartline.cli.main import CsvFsOpt, DataDirOpt, RecordPathsArg, app, bench_app
 
 #: Columns of ``heartline alarms``'s CSV.
 ALARM_FIELDS: tuple[str, ...] = (
@@ -19,16 +19,9 @@ ALARM_FIELDS: tuple[str, ...] = (
 @app.command("alarms")
 @handle_errors
 def alarms(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."
-        ),
-    ],
+    paths: RecordPathsArg,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per alarm).")],
-    fs: Annotated[
-        float | None, typer.Option("--fs", help="Sampling rate in Hz (CSV files only).")
-    ] = None,
+    fs: CsvFsOpt = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Beat ONNX model (default: the shipped models, by leads)."),
@@ -128,17 +121,9 @@ def bench_alarms(
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
     after the rhythm model (see :mod:`heartline.bench.alarms`)."""
-    import shlex
-    import sys
-
     from heartline.bench.alarms import run_alarms_benchmark, write_alarms_report
 
-    with progress() as bar:
-        task = bar.add_task("bench alarms", total=None)
-
-        def step(desc: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"bench alarms: {desc}")
-
+    with progress_steps("bench alarms") as step:
         report = run_alarms_benchmark(
             data_dir=data_dir,
             quick=quick,
@@ -149,7 +134,7 @@ def bench_alarms(
             n_jobs=jobs,
             configs=("after",) if after_only else ("before", "after"),
         )
-    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = invoked_command()
     paths = write_alarms_report(report, out, command=command)
     for k, t in report["targets"].items():
         console.print(

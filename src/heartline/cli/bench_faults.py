@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from heartline.cli.common import console, handle_errors
-from heartline.cli.main import bench_app
+from heartline.cli.common import console, handle_errors, resolve_beat_model
+from heartline.cli.main import BeatModelOpt, DataDirOpt, bench_app
 
 
 @bench_app.command("faults")
@@ -30,22 +30,16 @@ def bench_faults(
         float | None,
         typer.Option("--no-data-alert-s", help="No-data limit in seconds (default 30; 10 quick)."),
     ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    model: BeatModelOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Fault injection: N honest devices, one silent, one hostile; loss, latency, alerts, memory."""
     from heartline.bench.faults import run_faults_bench
-    from heartline.cli.worker import resolve_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     res = run_faults_bench(
         out,
-        model=resolve_model(model),
+        model=resolve_beat_model(model),
         quick=quick,
         honest=honest,
         workers=workers,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -18,8 +22,11 @@ __all__ = [
     "console",
     "err_console",
     "handle_errors",
+    "invoked_command",
     "missing_extra",
     "progress",
+    "progress_steps",
+    "resolve_beat_model",
     "setup_logging",
     "track",
 ]
@@ -100,3 +107,37 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def resolve_beat_model(model: Path | None) -> Path:
+    """``--model`` if given (it must exist), else the shipped ONNX beat classifier."""
+    if model is not None:
+        if not model.is_file():
+            raise typer.BadParameter(f"no ONNX model at {model}", param_hint="--model")
+        return model
+    from heartline.edge.shipped import shipped_model_path
+
+    try:
+        return Path(shipped_model_path())
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(
+            f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model"
+        ) from None
+
+
+def invoked_command() -> str:
+    """The command line this process runs, as ``heartline ...`` (shell-quoted), for reports."""
+    return "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@contextmanager
+def progress_steps(name: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar named ``name`` for a long job; yields ``step(desc, done, total)``, the
+    ``on_progress`` callback of the benchmarks."""
+    with progress() as bar:
+        task = bar.add_task(name, total=None)
+
+        def step(desc: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{name}: {desc}")
+
+        yield step

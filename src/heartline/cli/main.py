@@ -27,6 +27,17 @@ DataDirOpt = Annotated[
         help="Data directory (default: $HEARTLINE_DATA_DIR, ../shared/data, or the user cache).",
     ),
 ]
+BeatModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
+]
+RecordPathsArg = Annotated[
+    list[Path],
+    typer.Argument(help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."),
+]
+CsvFsOpt = Annotated[
+    float | None, typer.Option("--fs", help="Sampling rate in Hz (CSV files only).")
+]
 
 
 @app.callback()

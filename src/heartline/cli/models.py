@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heartline.cli.common import console, handle_errors
+from heartline.cli.common import console, handle_errors, invoked_command
 from heartline.cli.main import DataDirOpt, app, bench_app
 
 ProtocolOpt = Annotated[
@@ -292,8 +292,6 @@ def _evaluate_patient_adaptive(
     threads: int,
 ) -> None:
     """``--protocol patient-adaptive``: adapt the ONNX model to each DS2 record's first 5 minutes."""
-    import shlex
-    import sys
 
     from heartline.edge.runtime import OnnxBeatClassifier
     from heartline.training import patient_adaptive as pa
@@ -329,7 +327,7 @@ def _evaluate_patient_adaptive(
                 )
     except ValueError as exc:
         raise _bad(exc) from None
-    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = invoked_command()
     paths = pa.write_patient_adaptive(main, out, curve=points, command=command)
     m = main.result.metrics
     secs = main.adapt_seconds()
@@ -718,6 +716,10 @@ def bench_classical(
             "to the 13 RR columns.",
         ),
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="6 records (3 train, 1 validation, 2 test): a smoke run."),
+    ] = False,
 ) -> None:
     """Classical baselines on DS1 -> DS2 (heartline.bench.classical)."""
     from heartline.bench.classical import run_classical_benchmark
@@ -731,12 +733,14 @@ def bench_classical(
             seed=seed,
             n_bootstrap=n_bootstrap,
             template_features=template_features,
+            quick=quick,
         )
     except ValueError as exc:
         raise _bad(exc) from None
     from rich.table import Table
 
-    table = Table(title="classical baselines, DS2 (inter-patient)")
+    title = "classical baselines, DS2 (inter-patient)"
+    table = Table(title=title + (" QUICK smoke run: 6 records, not a result" if quick else ""))
     for col in ("model", "accuracy", "macro-F1", "SVEB Se", "SVEB +P", "VEB Se", "VEB +P", "fit s"):
         table.add_column(col)
     for name, s in summary.items():

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from heartline.cli.common import console, handle_errors, progress
-from heartline.cli.main import DataDirOpt, app, bench_app
+from heartline.cli.common import console, handle_errors, invoked_command, progress, progress_steps
+from heartline.cli.main import CsvFsOpt, DataDirOpt, RecordPathsArg, app, bench_app
 
 
 @bench_app.command("rhythm")
@@ -61,16 +59,11 @@ def bench_rhythm(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--models") from None
-    with progress() as bar:
-        task = bar.add_task("bench rhythm", total=None)
-
-        def step(desc: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"bench rhythm: {desc}")
-
+    with progress_steps("bench rhythm") as step:
         report = run_rhythm_benchmark(
             cfg, out=out, data_dir=data_dir, cache_dir=cache_dir, on_progress=step
         )
-    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = invoked_command()
     paths = write_rhythm_report(report, out, command=command)
     for m, r in report["models"].items():
         console.print(f"{m:10s} CinC F1 {r['cinc_f1']:.3f}  F1 A {r['classes']['A']['f1']:.3f}")
@@ -93,16 +86,9 @@ def _pick_lead(names: tuple[str, ...], wanted: str | None) -> int:
 @app.command("rhythm")
 @handle_errors
 def rhythm(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."
-        ),
-    ],
+    paths: RecordPathsArg,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per record).")],
-    fs: Annotated[
-        float | None, typer.Option("--fs", help="Sampling rate in Hz (CSV files only).")
-    ] = None,
+    fs: CsvFsOpt = None,
     lead: Annotated[
         str | None,
         typer.Option(
@@ -206,13 +192,8 @@ def bench_rhythm_ship(
     """Train the shipped stacked hybrid on the fixed 80 % split, score it once on the 20 %, export."""
     from heartline.bench.rhythm import ship_rhythm_model
 
-    command = "heartline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    with progress() as bar:
-        task = bar.add_task("rhythm-ship", total=None)
-
-        def step(desc: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"rhythm-ship: {desc}")
-
+    command = invoked_command()
+    with progress_steps("rhythm-ship") as step:
         report = ship_rhythm_model(
             out=out,
             assets_dir=assets_dir,

@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from heartline.cli.common import console, handle_errors
-from heartline.cli.main import app
+from heartline.cli.common import console, handle_errors, resolve_beat_model
+from heartline.cli.main import BeatModelOpt, DataDirOpt, app
 
 
 def prepare_demo(settings, *, patients: int, records: list[str], device_prefix: str = "sim"):
@@ -89,17 +89,11 @@ def serve(
         typer.Option("--records", help="Comma-separated MIT-BIH records for simulated patients."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    model: BeatModelOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
     from heartline.cli.streaming import parse_records, settings_overrides
-    from heartline.cli.worker import resolve_model
     from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
     from heartline.ingestion.live import ARRHYTHMIA_RECORDS, LiveSystem
     from heartline.service.app import create_app, run_api
@@ -110,7 +104,7 @@ def serve(
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
-    model_path = resolve_model(model)
+    model_path = resolve_beat_model(model)
     creds = prepare_demo(settings, patients=patients, records=recs)
 
     with LiveSystem(

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from heartline.cli.common import console, handle_errors
-from heartline.cli.main import app
+from heartline.cli.common import console, handle_errors, resolve_beat_model
+from heartline.cli.main import BeatModelOpt, DataDirOpt, app
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,7 @@ def simulate(
         int | None,
         typer.Option("--partitions", min=1, help="MQTT topic partitions (default: settings)."),
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    data_dir: DataDirOpt = None,
     payload_version: Annotated[
         int,
         typer.Option(
@@ -228,23 +226,6 @@ def parse_records(records: str | None, *, default: Sequence[str]) -> list[str]:
     return parsed or list(default)
 
 
-def _resolve_model(model: Path | None) -> Path:
-    if model is not None:
-        if not model.is_file():
-            raise typer.BadParameter(f"no ONNX model at {model}", param_hint="--model")
-        return model
-    try:
-        try:
-            from heartline.edge import shipped_model_path  # type: ignore[attr-defined]
-        except ImportError:
-            from heartline.edge.shipped import shipped_model_path
-        return Path(shipped_model_path())
-    except (ImportError, FileNotFoundError) as exc:
-        raise typer.BadParameter(
-            f"no shipped model ({exc}); pass --model PATH.onnx", param_hint="--model"
-        ) from None
-
-
 @app.command()
 @handle_errors
 def live(
@@ -252,9 +233,7 @@ def live(
         int, typer.Option("--patients", "-n", min=0, max=1000, help="Simulated patients.")
     ] = 8,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
-    ] = None,
+    model: BeatModelOpt = None,
     broker_url: Annotated[
         str | None,
         typer.Option(
@@ -274,9 +253,7 @@ def live(
     duration: Annotated[
         float | None, typer.Option("--duration", min=1.0, help="Stop after S seconds.")
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Run the live system (broker, processors, simulated patients) with a status table until Ctrl-C."""
     from rich.live import Live
@@ -289,7 +266,7 @@ def live(
         **settings_overrides(state_dir=state_dir, broker_url=broker_url, database_url=database_url)
     )
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
-    path = _resolve_model(model)
+    path = resolve_beat_model(model)
 
     def table(sys: LiveSystem) -> Table:
         st = sys.status()
@@ -377,9 +354,7 @@ def bench_stream(
             help="Seconds one device is offline in the resilience run (default 600; 8 with --quick).",
         ),
     ] = None,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
-    ] = None,
+    model: BeatModelOpt = None,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Stream-processor processes.")
     ] = 2,
@@ -395,9 +370,7 @@ def bench_stream(
     broker_url: Annotated[
         str, typer.Option("--system-broker-url", help="System Mosquitto.")
     ] = "mqtt://127.0.0.1:1883",
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    data_dir: DataDirOpt = None,
     serve_url: Annotated[
         str | None,
         typer.Option(
@@ -474,7 +447,7 @@ def bench_stream(
         raise typer.BadParameter(
             "--repeat needs a fixed load (--patients N)", param_hint="--repeat"
         )
-    path = _resolve_model(model)
+    path = resolve_beat_model(model)
     res = run_stream_bench(
         out,
         model=path,
@@ -521,12 +494,8 @@ def bench_stream_profile(
         ),
     ] = 150,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per batch.")] = 25,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="ONNX beat classifier (default: shipped).")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="PhysioNet data directory.")
-    ] = None,
+    model: BeatModelOpt = None,
+    data_dir: DataDirOpt = None,
     tune_gc: Annotated[
         bool,
         typer.Option(
@@ -537,7 +506,7 @@ def bench_stream_profile(
     """CPU per frame of each stream-processor stage (no broker: frames fed to the batch handler)."""
     from heartline.bench.stream_profile import run_stream_profile
 
-    path = _resolve_model(model)
+    path = resolve_beat_model(model)
     run_stream_profile(
         out,
         model=path,

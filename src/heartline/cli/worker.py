@@ -22,8 +22,8 @@ from typing import Annotated
 
 import typer
 
-from heartline.cli.common import handle_errors
-from heartline.cli.main import app
+from heartline.cli.common import handle_errors, resolve_beat_model
+from heartline.cli.main import BeatModelOpt, app
 
 
 def parse_partitions(text: str, *, n_partitions: int) -> list[int]:
@@ -42,17 +42,6 @@ def parse_partitions(text: str, *, n_partitions: int) -> list[int]:
             f"--partitions must name partitions in 0..{n_partitions - 1}, got {text!r}"
         )
     return parts
-
-
-def resolve_model(model: Path | None) -> Path:
-    """``--model`` if given (it must exist), else the shipped ONNX model."""
-    if model is not None:
-        if not model.is_file():
-            raise typer.BadParameter(f"no ONNX model at {model}", param_hint="--model")
-        return model
-    from heartline.edge.shipped import shipped_model_path
-
-    return Path(shipped_model_path())
 
 
 @app.command()
@@ -82,10 +71,7 @@ def worker(
         int | None,
         typer.Option("--n-partitions", min=1, help="Total partitions (default: settings)."),
     ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
-    ] = None,
+    model: BeatModelOpt = None,
     client_id: Annotated[
         str | None,
         typer.Option("--client-id", help="MQTT client id prefix (stable across restarts)."),
@@ -145,7 +131,7 @@ def worker(
         run_worker(
             address=address,
             database_url=database_url,
-            model=resolve_model(model),
+            model=resolve_beat_model(model),
             partitions=parts,
             n_partitions=n,
             client_id=client_id,

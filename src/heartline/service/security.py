@@ -48,6 +48,7 @@ from heartline.storage.security_tables import User
 __all__ = [
     "DEVICE_SECRET_PREFIX",
     "TokenClaims",
+    "audit_action",
     "audit_read",
     "authorize_patient",
     "client_ip",
@@ -290,17 +291,37 @@ def authorize_patient(session: Session, *, user: User, patient_id: str) -> None:
     raise forbidden("this patient's data is not accessible to you")
 
 
-def audit_read(
-    session: Session, *, user: User, request: Request, resource: str, patient_id: str | None
+def audit_action(
+    session: Session,
+    *,
+    user: User,
+    request: Request,
+    action: str,
+    resource: str,
+    patient_id: str | None,
+    at: datetime | None = None,
 ) -> None:
-    """Write the audit row of one read of patient data (committed with the request)."""
+    """Write the audit row of one request by ``user`` (committed with the request).
+
+    ``at``: the time to record (default: now), e.g. the instant an alert was acknowledged.
+    """
     srepo.record_audit(
         session,
         actor=user.username,
         actor_role=user.role,
-        action="read",
+        action=action,
         resource=resource,
         patient_id=patient_id,
         path=str(request.url.path),
         client_ip=client_ip(request),
+        at=at,
+    )
+
+
+def audit_read(
+    session: Session, *, user: User, request: Request, resource: str, patient_id: str | None
+) -> None:
+    """Write the audit row of one read of patient data (committed with the request)."""
+    audit_action(
+        session, user=user, request=request, action="read", resource=resource, patient_id=patient_id
     )

@@ -80,6 +80,9 @@ class _FeatureClassifier:
     """Shared fit / predict / save logic; subclasses build the scikit-learn estimator."""
 
     name: ClassVar[str] = ""
+    #: Constructor arguments of the subclass, saved in ``config.json`` after the shared ones
+    #: (each is also an attribute of the same name); :meth:`load` passes them back.
+    param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -100,10 +103,14 @@ class _FeatureClassifier:
         self.feature_names: tuple[str, ...] = ()
         self.fit_seconds: float = float("nan")
 
-    # -- to override --------------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
-        return {"train_classes": list(self.train_classes), "max_train_beats": self.max_train_beats}
+        shared = {
+            "train_classes": list(self.train_classes),
+            "max_train_beats": self.max_train_beats,
+        }
+        return {**shared, **{k: getattr(self, k) for k in self.param_names}}
 
+    # -- to override --------------------------------------------------------------------------
     def _make_estimator(self, seed: int) -> Any:
         raise NotImplementedError
 
@@ -283,6 +290,13 @@ class RandomForestBeatClassifier(_FeatureClassifier):
     """Random forest (Breiman 2001) with balanced sample weights."""
 
     name: ClassVar[str] = "random_forest"
+    param_names: ClassVar[tuple[str, ...]] = (
+        "n_estimators",
+        "max_features",
+        "min_samples_leaf",
+        "max_depth",
+        "n_jobs",
+    )
 
     def __init__(
         self,
@@ -303,16 +317,6 @@ class RandomForestBeatClassifier(_FeatureClassifier):
             int(n_jobs),
         )
 
-    def _params(self) -> dict[str, Any]:
-        return {
-            **super()._params(),
-            "n_estimators": self.n_estimators,
-            "max_features": self.max_features,
-            "min_samples_leaf": self.min_samples_leaf,
-            "max_depth": self.max_depth,
-            "n_jobs": self.n_jobs,
-        }
-
     def _make_estimator(self, seed: int) -> Any:
         from sklearn.ensemble import RandomForestClassifier
 
@@ -330,6 +334,7 @@ class DecisionTreeBeatClassifier(_FeatureClassifier):
     """A single CART decision tree with balanced sample weights."""
 
     name: ClassVar[str] = "decision_tree"
+    param_names: ClassVar[tuple[str, ...]] = ("max_depth", "min_samples_leaf")
 
     def __init__(
         self,
@@ -341,13 +346,6 @@ class DecisionTreeBeatClassifier(_FeatureClassifier):
     ) -> None:
         super().__init__(train_classes=train_classes, max_train_beats=max_train_beats)
         self.max_depth, self.min_samples_leaf = max_depth, int(min_samples_leaf)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            **super()._params(),
-            "max_depth": self.max_depth,
-            "min_samples_leaf": self.min_samples_leaf,
-        }
 
     def _make_estimator(self, seed: int) -> Any:
         from sklearn.tree import DecisionTreeClassifier
@@ -361,6 +359,7 @@ class SvmBeatClassifier(_FeatureClassifier):
     """RBF support-vector machine (libsvm), fitted on at most ``max_train_beats`` beats."""
 
     name: ClassVar[str] = "svm"
+    param_names: ClassVar[tuple[str, ...]] = ("c", "gamma")
 
     def __init__(
         self,
@@ -374,9 +373,6 @@ class SvmBeatClassifier(_FeatureClassifier):
         if float(c) <= 0:
             raise ValueError(f"c must be > 0, got {c}")
         self.c, self.gamma = float(c), gamma
-
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "c": self.c, "gamma": self.gamma}
 
     def _make_estimator(self, seed: int) -> Any:
         from sklearn.svm import SVC
@@ -403,6 +399,13 @@ class GradientBoostingBeatClassifier(_FeatureClassifier):
     """Histogram gradient boosting (scikit-learn), early-stopped on the validation records."""
 
     name: ClassVar[str] = "gradient_boosting"
+    param_names: ClassVar[tuple[str, ...]] = (
+        "max_iter",
+        "learning_rate",
+        "max_leaf_nodes",
+        "l2_regularization",
+        "n_iter_no_change",
+    )
 
     def __init__(
         self,
@@ -419,16 +422,6 @@ class GradientBoostingBeatClassifier(_FeatureClassifier):
         self.max_iter, self.learning_rate = int(max_iter), float(learning_rate)
         self.max_leaf_nodes, self.l2_regularization = int(max_leaf_nodes), float(l2_regularization)
         self.n_iter_no_change = int(n_iter_no_change)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            **super()._params(),
-            "max_iter": self.max_iter,
-            "learning_rate": self.learning_rate,
-            "max_leaf_nodes": self.max_leaf_nodes,
-            "l2_regularization": self.l2_regularization,
-            "n_iter_no_change": self.n_iter_no_change,
-        }
 
     def _make_estimator(self, seed: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier

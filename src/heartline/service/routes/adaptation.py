@@ -28,10 +28,9 @@ from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import PatientIdPath, resolve_window, unprocessable
 from heartline.service.routes.patients import DAY_S, End, Start
 from heartline.service.schemas import JSON_INTEGER, JsonInt
-from heartline.service.security import authorize_patient, client_ip, require_role
+from heartline.service.security import audit_action, authorize_patient, require_role
 from heartline.storage import adaptation_repository as arepo
 from heartline.storage import repository as repo
-from heartline.storage import security_repository as srepo
 from heartline.storage.adaptation_tables import REVIEW_LABELS, PatientModel
 from heartline.storage.security_tables import User
 from heartline.storage.tables import Patient
@@ -132,8 +131,14 @@ def get_feature_source(request: Request) -> BeatFeatureSource:
 FeatureSourceDep = Annotated[BeatFeatureSource, Depends(get_feature_source)]
 
 
-def _patient(session: Session, *, user: User, patient_id: str) -> Patient:
-    """The patient, or the same 404 whether it is missing or not the caller's."""
+def _patient(session: Session, *, user: User, patient_id: str, change: bool = False) -> Patient:
+    """The patient, or the same 404 whether it is missing or not the caller's.
+
+    ``change``: the caller is about to change the patient's reviews or models, which only
+    clinicians and admins may do (patients: 403, checked first).
+    """
+    if change:
+        require_role(user, "admin", "clinician")
     try:
         authorize_patient(session, user=user, patient_id=patient_id)
     except HTTPException:
@@ -142,21 +147,6 @@ def _patient(session: Session, *, user: User, patient_id: str) -> Patient:
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="patient not found")
     return patient
-
-
-def _audit(
-    session: Session, *, user: User, request: Request, action: str, resource: str, patient_id: str
-) -> None:
-    srepo.record_audit(
-        session,
-        actor=user.username,
-        actor_role=user.role,
-        action=action,
-        resource=resource,
-        patient_id=patient_id,
-        path=str(request.url.path),
-        client_ip=client_ip(request),
-    )
 
 
 @router.get(
@@ -178,7 +168,7 @@ def list_templates(
     _patient(session, user=user, patient_id=patient_id)
     start, end = resolve_window(start, end, default_s=3600.0, max_s=DAY_S)
     beats = repo.beats_between(session, patient_id=patient_id, start=start, stop=end)
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,
@@ -210,8 +200,7 @@ def review(
     session: SessionDep,
 ) -> list[BeatReviewPublic]:
     """Confirm (same label) or relabel beats; every beat gets a review row, the request an audit row."""
-    require_role(user, "admin", "clinician")
-    _patient(session, user=user, patient_id=patient_id)
+    _patient(session, user=user, patient_id=patient_id, change=True)
     try:
         rows = arepo.review_beats(
             session,
@@ -225,7 +214,7 @@ def review(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except ValueError as exc:
         raise unprocessable(str(exc), loc=("body", "label")) from None
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,
@@ -250,7 +239,7 @@ def list_reviews(
     from heartline.storage.adaptation_tables import BeatReview
 
     _patient(session, user=user, patient_id=patient_id)
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,
@@ -303,8 +292,7 @@ def adapt(
     body: AdaptationCreate | None = None,
 ) -> PatientModelPublic:
     """Adapt the model to the patient's reviewed beats; the new version becomes active."""
-    require_role(user, "admin", "clinician")
-    _patient(session, user=user, patient_id=patient_id)
+    _patient(session, user=user, patient_id=patient_id, change=True)
     body = body or AdaptationCreate()
     src_model = getattr(features_of, "model", None)
     if src_model is None:
@@ -325,7 +313,7 @@ def adapt(
         ) from None
     except ValueError as exc:
         raise unprocessable(str(exc), loc=("body",)) from None
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,
@@ -342,7 +330,7 @@ def list_patient_models(
 ) -> ModelStatePublic:
     """The patient's adapted model versions and which one is active (``null``: the base model)."""
     _patient(session, user=user, patient_id=patient_id)
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,
@@ -369,8 +357,7 @@ def rollback(
     body: RollbackCreate | None = None,
 ) -> ModelStatePublic:
     """Run the base model again (``version`` null) or re-activate an earlier adapted version."""
-    require_role(user, "admin", "clinician")
-    _patient(session, user=user, patient_id=patient_id)
+    _patient(session, user=user, patient_id=patient_id, change=True)
     body = body or RollbackCreate()
     if body.version is None:
         arepo.rollback_to_base(session, patient_id=patient_id)
@@ -381,7 +368,7 @@ def rollback(
         except LookupError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
         what = f"v{body.version}"
-    _audit(
+    audit_action(
         session,
         user=user,
         request=request,

@@ -20,9 +20,8 @@ from heartline.service.routes._common import (
 from heartline.service.routes.explain import build_explanation
 from heartline.service.routes.patients import DAY_S, End, Start
 from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, SilenceCreate
-from heartline.service.security import authorize_patient, client_ip, require_role
+from heartline.service.security import audit_action, authorize_patient, require_role
 from heartline.storage import repository as repo
-from heartline.storage import security_repository as srepo
 from heartline.storage.station_tables import AlarmSilence
 from heartline.storage.tables import ALERT_SEVERITIES, Alert
 
@@ -146,15 +145,13 @@ def acknowledge(
             detail=f"already acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at.isoformat()}",
         )
     alert = repo.acknowledge_alert(session, alert_id=alert_id, user=user.username)
-    srepo.record_audit(
+    audit_action(
         session,
-        actor=user.username,
-        actor_role=user.role,
+        user=user,
+        request=request,
         action="acknowledge",
         resource=f"alert/{alert.id}",
         patient_id=alert.patient_id,
-        path=str(request.url.path),
-        client_ip=client_ip(request),
         at=alert.acknowledged_at,
     )
     return AlertPublic.from_row(alert)
@@ -220,15 +217,13 @@ def silence(
     session.add(
         AlarmSilence(alert_id=alert.id, silenced_by=user.username, silenced_at=now, until=until)
     )
-    srepo.record_audit(
+    audit_action(
         session,
-        actor=user.username,
-        actor_role=user.role,
+        user=user,
+        request=request,
         action="silence",
         resource=f"alert/{alert.id} for {body.minutes} min",
         patient_id=alert.patient_id,
-        path=str(request.url.path),
-        client_ip=client_ip(request),
         at=now,
     )
     session.flush()

@@ -35,8 +35,7 @@ from sqlalchemy import select, update
 from heartline.service.deps import CurrentUser, SessionDep, SettingsDep
 from heartline.service.routes.alerts import request_now
 from heartline.service.schemas import Role
-from heartline.service.security import client_ip, create_access_token
-from heartline.storage import security_repository as srepo
+from heartline.service.security import audit_action, client_ip, create_access_token
 from heartline.storage.security_tables import User
 from heartline.storage.station_tables import RefreshToken
 
@@ -141,15 +140,13 @@ def start_session(request: Request, user: CurrentUser, session: SessionDep) -> R
         now=now,
         ip=client_ip(request),
     )
-    srepo.record_audit(
+    audit_action(
         session,
-        actor=user.username,
-        actor_role=user.role,
+        user=user,
+        request=request,
         action="session-start",
         resource="refresh-token",
         patient_id=None,
-        path=str(request.url.path),
-        client_ip=client_ip(request),
         at=now,
     )
     return RefreshTokenPublic(
