@@ -68,6 +68,7 @@ from heartline.alerts.rules import (
     evaluate_rules,
     heart_rate,
 )
+from heartline.alerts.rules.af import rr_irregular
 from heartline.alerts.rules.events import json_value, read_only
 from heartline.alerts.rules.rate import smoothed_rate
 
@@ -243,6 +244,22 @@ class EngineConfig:
         (default 30 s: an AF episode is documented AF lasting at least 30 s, Hindricks et al.
         2020 ESC guidelines). Shorter windows, a device's first ones, still count as verdicts
         (``~`` marks them noisy) but never raise AF on their own.
+    af_model_rr_check : bool
+        A rhythm-model ``A`` window raises the ``af_like`` alarm only when the RR intervals of
+        the window agree (:func:`heartline.alerts.rules.af.rr_irregular`: at least
+        ``af_model_min_rr`` usable intervals, ventricular beats left out, irregular by the
+        normalised RMSSD and turning-point tests of ``rules.af_method``'s Dash et al. 2009
+        thresholds). Default False (the model alone); the stream processor turns it on
+        (:data:`heartline.ingestion.processor.AF_MODEL_RR_CHECK`): on the MIT-BIH AF records
+        the model's false AF windows were ventricular trigeminy, regular once the V beats are
+        left out (``docs/results/alarms.md``).
+    af_model_min_rr : int
+        Least usable RR intervals in the window for that check (default 16).
+    af_model_unreadable_rr : bool
+        When the window holds fewer than ``af_model_min_rr`` readable intervals (beats the
+        quality estimator passed, whatever their labels: noise, not ectopy), no second opinion
+        is possible and the model's verdict stands (default True). Too few *usable* intervals
+        because the beats are ventricular still rejects the window.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -261,8 +278,13 @@ class EngineConfig:
     report_interval_s: float = 10.0
     af_source: str = "auto"
     af_model_min_window_s: float = 30.0
+    af_model_rr_check: bool = False
+    af_model_min_rr: int = 16
+    af_model_unreadable_rr: bool = True
 
     def __post_init__(self) -> None:
+        if self.af_model_min_rr < 3:
+            raise ValueError(f"af_model_min_rr must be >= 3, got {self.af_model_min_rr!r}")
         if not (math.isfinite(self.af_model_min_window_s) and self.af_model_min_window_s >= 0):
             raise ValueError(
                 f"af_model_min_window_s must be >= 0 s, got {self.af_model_min_window_s!r}"
@@ -751,6 +773,7 @@ class AlertEngine:
             label == "A"
             and self._af_from_model()
             and end - start >= self.config.af_model_min_window_s - 1e-3
+            and self._rr_confirms(start, end)
         ):
             values: dict[str, Any] = {"source": "rhythm_model", "window_s": round(end - start, 3)}
             for k, v in (probabilities or {}).items():
@@ -773,6 +796,29 @@ class AlertEngine:
         if not evaluate:
             return out
         return out + self._step(None)
+
+    def _rr_confirms(self, start: float, end: float) -> bool:
+        """The RR-irregularity second opinion on a model ``A`` window (``af_model_rr_check``)."""
+        if not self.config.af_model_rr_check:
+            return True
+        op = self._open.get("af_like")
+        if op is not None and start <= op.last_evidence_s + self.config.hold_off_for("af_like"):
+            return True  # continues an open AF alarm: the check is for opening one
+        ok, feats = rr_irregular(
+            self.window(),
+            start,
+            end,
+            min_intervals=self.config.af_model_min_rr,
+            nrmssd_min=self.config.rules.af_nrmssd_min,
+            beat_flags_only=True,  # an earlier ``~`` window over the same beats is superseded
+        )
+        if (
+            not ok
+            and self.config.af_model_unreadable_rr
+            and feats["n_readable"] < self.config.af_model_min_rr
+        ):
+            return True  # too few readable beats for a second opinion: the model's verdict
+        return ok
 
     def _af_from_model(self) -> bool:
         src = self.config.af_source

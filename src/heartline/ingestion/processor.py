@@ -202,6 +202,13 @@ QUALITY_NOTICE_MIN_S = 5.0
 #: (``heartline bench alarms``, docs/results/alarms.md).
 V_PREMATURITY = 0.85
 
+#: The rhythm model's ``A`` windows raise the AF alarm in the processor's engines only when
+#: the window's RR intervals agree (``EngineConfig.af_model_rr_check``: at least 16 usable
+#: intervals, V beats left out, irregular by Dash et al. 2009's tests). On the MIT-BIH AF
+#: records the model alone raised AF on ventricular trigeminy (record 201; ``heartline bench
+#: alarms``, docs/results/alarms.md).
+AF_MODEL_RR_CHECK = True
+
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
 
@@ -627,7 +634,8 @@ class StreamProcessor:
         self.engine_config = engine_config or EngineConfig(
             rules=RuleConfig(
                 quality_min_duration_s=QUALITY_NOTICE_MIN_S, v_prematurity=V_PREMATURITY
-            )
+            ),
+            af_model_rr_check=AF_MODEL_RR_CHECK,
         )
         self.address = address
         self.partitions = tuple(sorted(int(p) for p in partitions))
