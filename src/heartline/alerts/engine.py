@@ -255,11 +255,10 @@ class EngineConfig:
         left out (``docs/results/alarms.md``).
     af_model_min_rr : int
         Least usable RR intervals in the window for that check (default 16).
-    af_model_unreadable_rr : bool
-        When the window holds fewer than ``af_model_min_rr`` readable intervals (beats the
-        quality estimator passed, whatever their labels: noise, not ectopy), no second opinion
-        is possible and the model's verdict stands (default True). Too few *usable* intervals
-        because the beats are ventricular still rejects the window.
+    af_model_confident_p : float
+        A window whose ``A`` probability reaches this needs no second opinion (default 1.0:
+        every window is checked). On single-lead wearable AF the beat model calls many
+        aberrant or noisy beats ``V``, which leaves too few usable intervals for the check.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -280,9 +279,34 @@ class EngineConfig:
     af_model_min_window_s: float = 30.0
     af_model_rr_check: bool = False
     af_model_min_rr: int = 16
-    af_model_unreadable_rr: bool = True
+    af_model_confident_p: float = 1.0
+    noisy_notice_min_window_s: float = 0.0
+    rhythm_confirm_s: float = 0.0
+    rhythm_confirm_kinds: tuple[str, ...] = (
+        "v_couplet",
+        "v_run",
+        "ventricular_bigeminy",
+        "ventricular_trigeminy",
+        "frequent_pvc",
+        "frequent_sveb",
+        "bradycardia",
+        "tachycardia",
+    )
 
     def __post_init__(self) -> None:
+        if not (
+            math.isfinite(self.noisy_notice_min_window_s) and self.noisy_notice_min_window_s >= 0
+        ):
+            raise ValueError(
+                "noisy_notice_min_window_s must be >= 0 s, got"
+                f" {self.noisy_notice_min_window_s!r}"
+            )
+        if not (math.isfinite(self.rhythm_confirm_s) and self.rhythm_confirm_s >= 0):
+            raise ValueError(f"rhythm_confirm_s must be >= 0 s, got {self.rhythm_confirm_s!r}")
+        if not 0.0 <= self.af_model_confident_p <= 1.0:
+            raise ValueError(
+                f"af_model_confident_p must lie in [0, 1], got {self.af_model_confident_p!r}"
+            )
         if self.af_model_min_rr < 3:
             raise ValueError(f"af_model_min_rr must be >= 3, got {self.af_model_min_rr!r}")
         if not (math.isfinite(self.af_model_min_window_s) and self.af_model_min_window_s >= 0):
@@ -511,6 +535,9 @@ class AlertEngine:
         # tachycardia (fast) run (see _append); -1: none yet
         self._slow_id = self._fast_id = -1
         self._noisy: list[tuple[float, float]] = []
+        # spans masked for the arrhythmia rules only, no notice (short ``~`` rhythm windows,
+        # EngineConfig.noisy_notice_min_window_s)
+        self._masked: list[tuple[float, float]] = []
         # the window's BeatSeries.beat_ok(), rr_valid() and rr_s, kept up to date element by
         # element (new beats against every span, every beat against a new span; _mark_noisy)
         self._set_views()
@@ -520,6 +547,9 @@ class AlertEngine:
         self._af_next_beat_id = 0  # the AF-like rule runs again once beat ids reach this
         self._rhythm_seen = False  # a rhythm-model verdict arrived (af_source "auto")
         self.last_rhythm: tuple[float, float, str] | None = None  # (start_s, end_s, label)
+        # low-priority episodes held for a rhythm verdict (EngineConfig.rhythm_confirm_s)
+        self._holding = False
+        self._releasing = False
         self._now = -math.inf
         self._open: dict[str, _Open] = {}
         self._closed: OrderedDict[str, AlertEvent] = OrderedDict()
@@ -767,13 +797,16 @@ class AlertEngine:
         updates: dict[str, tuple[Change, AlertEvent]] = {}
         if label == "~":
             self._mark_noisy(start, end)
-            self._noisy.append((start, end))
+            if end - start >= self.config.noisy_notice_min_window_s - 1e-3:
+                self._noisy.append((start, end))  # a noisy span: masks later beats, notice
+            else:
+                self._masked.append((start, end))  # masks later beats too, no notice
             self._version += 1
         elif (
             label == "A"
             and self._af_from_model()
             and end - start >= self.config.af_model_min_window_s - 1e-3
-            and self._rr_confirms(start, end)
+            and self._rr_confirms(start, end, (probabilities or {}).get("A"))
         ):
             values: dict[str, Any] = {"source": "rhythm_model", "window_s": round(end - start, 3)}
             for k, v in (probabilities or {}).items():
@@ -797,14 +830,16 @@ class AlertEngine:
             return out
         return out + self._step(None)
 
-    def _rr_confirms(self, start: float, end: float) -> bool:
+    def _rr_confirms(self, start: float, end: float, p_af: float | None) -> bool:
         """The RR-irregularity second opinion on a model ``A`` window (``af_model_rr_check``)."""
         if not self.config.af_model_rr_check:
             return True
+        if p_af is not None and float(p_af) >= self.config.af_model_confident_p:
+            return True  # a confident verdict needs no second opinion
         op = self._open.get("af_like")
         if op is not None and start <= op.last_evidence_s + self.config.hold_off_for("af_like"):
             return True  # continues an open AF alarm: the check is for opening one
-        ok, feats = rr_irregular(
+        ok, _feats = rr_irregular(
             self.window(),
             start,
             end,
@@ -812,12 +847,6 @@ class AlertEngine:
             nrmssd_min=self.config.rules.af_nrmssd_min,
             beat_flags_only=True,  # an earlier ``~`` window over the same beats is superseded
         )
-        if (
-            not ok
-            and self.config.af_model_unreadable_rr
-            and feats["n_readable"] < self.config.af_model_min_rr
-        ):
-            return True  # too few readable beats for a second opinion: the model's verdict
         return ok
 
     def _af_from_model(self) -> bool:
@@ -887,12 +916,20 @@ class AlertEngine:
         stored rows of open alerts hold the engine's current state, not one up to
         ``report_interval_s`` old. Returns ``"extended"`` updates (none when nothing is pending).
         """
+        released: list[AlertUpdate] = []
+        if self._holding and math.isfinite(self._now):
+            # episodes held for a rhythm verdict that will not come now: opened as they are
+            self._releasing = True
+            try:
+                released = self._step(None)
+            finally:
+                self._releasing = False
         updates: dict[str, tuple[Change, AlertEvent]] = {}
         for op in self._open.values():
             if op.dirty:
                 self._record(updates, op.event, "extended")
                 op.reported_s, op.dirty = self._now, False
-        return [AlertUpdate(event, change) for change, event in updates.values()]
+        return released + [AlertUpdate(event, change) for change, event in updates.values()]
 
     def active_alerts(self) -> tuple[AlertEvent, ...]:
         """Open alerts, oldest first."""
@@ -1008,8 +1045,9 @@ class AlertEngine:
         # masks of the new beats and of the intervals that end at them (the first one from the
         # last old beat, if any)
         ok_new = quality_ok.copy()
-        if self._noisy:
-            sp = np.asarray(self._noisy, dtype=np.float64).reshape(-1, 2)
+        masks = self._noisy + self._masked if self._masked else self._noisy
+        if masks:
+            sp = np.asarray(masks, dtype=np.float64).reshape(-1, 2)
             start, end = sp[:, 0], sp[:, 1]
             ok_new &= ~((time_s[:, None] >= start) & (time_s[:, None] < end)).any(axis=1)
         b["beat_ok"][hi:stop] = ok_new
@@ -1019,7 +1057,7 @@ class AlertEngine:
             ok = b["beat_ok"]
             b["rr"][a : stop - 1] = t[a + 1 : stop] - t[a : stop - 1]
             valid = ok[a : stop - 1] & ok[a + 1 : stop]
-            if self._noisy:
+            if masks:
                 valid &= ~((t[a : stop - 1, None] < end) & (t[a + 1 : stop, None] > start)).any(
                     axis=1
                 )
@@ -1092,6 +1130,8 @@ class AlertEngine:
             self._version += 1
             self._stale.add("signal_quality")
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
+        if self._masked:
+            self._masked = [(a, b) for a, b in self._masked if b >= horizon]
 
     def _step(self, now_s: float | None, *, force_af: bool = False) -> list[AlertUpdate]:
         if now_s is not None:
@@ -1100,6 +1140,9 @@ class AlertEngine:
             self._now = max(self._now, float(now_s))
         self._trim()
         updates: dict[str, tuple[Change, AlertEvent]] = {}
+        if self._holding:  # held episodes are looked at again on every evaluation
+            self._stale.update(_SKIP_GROUPS)
+            self._holding = False
         if self._time.size or self._noisy:
             series = self.window()
             self._series = (self._version, series)
@@ -1149,6 +1192,8 @@ class AlertEngine:
                     continue  # two V beats at the end of the data may be the start of a run
                 if ep.kind == "pause" and self._overlaps_vf(ep.start_s, ep.end_s):
                     continue  # no beats because the rhythm is VF: the vf alarm covers it
+                if self._held(ep):
+                    continue  # waits for the rhythm model's verdict on its beats
                 self._apply(ep, updates, self._now)
             if self._incremental:
                 self._stale.clear()  # every stale rule ran and its episodes were handled
@@ -1194,6 +1239,23 @@ class AlertEngine:
                 open_severity=op.severity,
             )
         return out
+
+    def _held(self, ep: Episode) -> bool:
+        """Whether ``ep`` waits for a rhythm verdict (``EngineConfig.rhythm_confirm_s``)."""
+        wait = self.config.rhythm_confirm_s
+        if (
+            wait <= 0
+            or self._releasing
+            or ep.severity > Severity.WARNING
+            or ep.kind not in self.config.rhythm_confirm_kinds
+            or ep.kind in self._open  # an alert already open goes on as before
+        ):
+            return False
+        covered = self.last_rhythm[1] if self.last_rhythm is not None else -math.inf
+        if ep.end_s <= covered + 1e-6 or self._now - ep.end_s >= wait:
+            return False  # a verdict other than ``~`` covers it, or it waited long enough
+        self._holding = True
+        return True
 
     def _overlaps_vf(self, start_s: float, end_s: float) -> bool:
         for a, b in self._vf:
