@@ -11,7 +11,9 @@ from heartline.alerts.rules.af import rr_irregular
 
 
 def _series(times: np.ndarray, labels: list[str]) -> BeatSeries:
-    return BeatSeries.from_samples(np.round(np.asarray(times) * 1000).astype(int), labels, fs=1000.0)
+    return BeatSeries.from_samples(
+        np.round(np.asarray(times) * 1000).astype(int), labels, fs=1000.0
+    )
 
 
 def _trigeminy(duration_s: float) -> tuple[np.ndarray, list[str]]:
@@ -72,7 +74,7 @@ def test_af_model_min_rr_validated() -> None:
         EngineConfig(af_model_min_rr=2)
 
 
-def test_processor_engines_check_rr() -> None:  # noqa: D103
+def test_processor_engines_check_rr() -> None:
     from heartline.ingestion import processor
 
     assert processor.AF_MODEL_RR_CHECK is True
@@ -117,7 +119,9 @@ def test_scattered_failing_windows_raise_no_sustained_notice() -> None:
     assert _notices(old)  # merged across 1 s gaps: a notice
     assert not _notices(new)
     # the beats in the failing windows are left out of the rules in both
-    assert not new.window().beat_ok()[(new.window().time_s >= 3.0) & (new.window().time_s < 5.0)].any()
+    assert (
+        not new.window().beat_ok()[(new.window().time_s >= 3.0) & (new.window().time_s < 5.0)].any()
+    )
     # 12 s of unusable signal: a notice from its start
     eng = AlertEngine("p", config=new.config)
     _quality_windows(eng, list(range(6, 19)))  # [4, 18) unusable
@@ -192,7 +196,7 @@ def test_held_episode_released_after_wait_or_at_flush() -> None:
 
 
 def test_vt_is_never_held() -> None:
-    t = list(np.arange(0.0, 4.0, 0.8)) + [3.5, 3.9, 4.3, 4.7] + list(5.6 + np.arange(0, 6) * 0.8)
+    t = [*list(np.arange(0.0, 4.0, 0.8)), 3.5, 3.9, 4.3, 4.7, *list(5.6 + np.arange(0, 6) * 0.8)]
     lab = ["N"] * 5 + ["V"] * 4 + ["N"] * 6
     eng = AlertEngine("p", config=EngineConfig(rhythm_confirm_s=15.0))
     eng.add_beats(_series(np.asarray(t), lab))
@@ -210,7 +214,10 @@ def test_confident_model_window_needs_no_second_opinion() -> None:
     t, lab = _trigeminy(40.0)
     for p_af, raised in ((0.95, True), (0.6, False)):
         eng = AlertEngine(
-            "p", config=EngineConfig(af_source="model", af_model_rr_check=True, af_model_confident_p=0.9)
+            "p",
+            config=EngineConfig(
+                af_source="model", af_model_rr_check=True, af_model_confident_p=0.9
+            ),
         )
         eng.add_beats(_series(t, lab))
         eng.add_rhythm(5.0, 35.0, label="A", probabilities={"A": p_af})

@@ -298,8 +298,7 @@ class EngineConfig:
             math.isfinite(self.noisy_notice_min_window_s) and self.noisy_notice_min_window_s >= 0
         ):
             raise ValueError(
-                "noisy_notice_min_window_s must be >= 0 s, got"
-                f" {self.noisy_notice_min_window_s!r}"
+                f"noisy_notice_min_window_s must be >= 0 s, got {self.noisy_notice_min_window_s!r}"
             )
         if not (math.isfinite(self.rhythm_confirm_s) and self.rhythm_confirm_s >= 0):
             raise ValueError(f"rhythm_confirm_s must be >= 0 s, got {self.rhythm_confirm_s!r}")

@@ -111,7 +111,9 @@ class RuleConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be >= 0 s, got {v!r}")
-        if not (math.isfinite(self.quality_sustain_window_s) and self.quality_sustain_window_s >= 0):
+        if not (
+            math.isfinite(self.quality_sustain_window_s) and self.quality_sustain_window_s >= 0
+        ):
             raise ValueError(
                 f"quality_sustain_window_s must be >= 0 s, got {self.quality_sustain_window_s!r}"
             )

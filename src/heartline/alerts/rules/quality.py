@@ -112,14 +112,14 @@ def _sustained(
     """
     lo = intervals[0][0]
     hi = max(b for _a, b in intervals)
-    n = int(math.ceil((hi - lo) / _GRID_S)) + 1
+    n = math.ceil((hi - lo) / _GRID_S) + 1
     # unusable cells of the grid (cell k: [lo + k dt, lo + (k + 1) dt))
     bad = np.zeros(n, dtype=np.int64)
     for a, b in intervals:
-        i = int(math.floor((a - lo) / _GRID_S + 1e-9))
-        j = int(math.ceil((b - lo) / _GRID_S - 1e-9))
+        i = math.floor((a - lo) / _GRID_S + 1e-9)
+        j = math.ceil((b - lo) / _GRID_S - 1e-9)
         bad[i : max(j, i)] = 1
-    k = max(int(round(window_s / _GRID_S)), 1)
+    k = max(round(window_s / _GRID_S), 1)
     csum = np.concatenate([[0], np.cumsum(bad)])
     # covered cells of the window of k cells ending at cell e (exclusive): csum[e] - csum[e - k]
     ends = np.arange(1, n + 1)
