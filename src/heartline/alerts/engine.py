@@ -537,6 +537,10 @@ class AlertEngine:
         # spans masked for the arrhythmia rules only, no notice (short ``~`` rhythm windows,
         # EngineConfig.noisy_notice_min_window_s)
         self._masked: list[tuple[float, float]] = []
+        # model AF windows waiting for their beats (EngineConfig.af_model_rr_check), and the
+        # end of the last one accepted
+        self._af_pending: list[tuple[Episode, float | None]] = []
+        self._af_model_last_end = -math.inf
         # the window's BeatSeries.beat_ok(), rr_valid() and rr_s, kept up to date element by
         # element (new beats against every span, every beat against a new span; _mark_noisy)
         self._set_views()
@@ -805,7 +809,6 @@ class AlertEngine:
             label == "A"
             and self._af_from_model()
             and end - start >= self.config.af_model_min_window_s - 1e-3
-            and self._rr_confirms(start, end, (probabilities or {}).get("A"))
         ):
             values: dict[str, Any] = {"source": "rhythm_model", "window_s": round(end - start, 3)}
             for k, v in (probabilities or {}).items():
@@ -819,7 +822,11 @@ class AlertEngine:
                 message=f"atrial fibrillation (rhythm model, {end - start:.0f} s window)",
                 ongoing=True,
             )
-            if ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
+            if self.config.af_model_rr_check:
+                # decided once the window's beats are all in (_decide_af): the verdict must
+                # not depend on how frames were batched (live and replay agree)
+                self._af_pending.append((ep, (probabilities or {}).get("A")))
+            elif ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
                 self._apply(ep, updates, self._now if math.isfinite(self._now) else end)
         # the data time is not moved to the window's end: beats reach the engine a few
         # seconds after their samples (the detector's look-ahead), and a clock ahead of them
@@ -829,15 +836,31 @@ class AlertEngine:
             return out
         return out + self._step(None)
 
+    def _decide_af(self, updates: dict[str, tuple[Change, AlertEvent]], *, final: bool) -> None:
+        """Decide the pending model ``A`` windows (in order) whose beats are all in.
+
+        A window's beats are all in once a beat at or after its end arrived (beats come in
+        time order), or at ``final`` (:meth:`flush_reports`: no more are coming).
+        """
+        while self._af_pending:
+            ep, p_af = self._af_pending[0]
+            if not final and not (self._time.size and self._time[-1] >= ep.end_s):
+                return
+            self._af_pending.pop(0)
+            if not self._rr_confirms(ep.start_s, ep.end_s, p_af):
+                continue
+            self._af_model_last_end = max(self._af_model_last_end, ep.end_s)
+            if ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
+                self._apply(ep, updates, self._now if math.isfinite(self._now) else ep.end_s)
+
     def _rr_confirms(self, start: float, end: float, p_af: float | None) -> bool:
         """The RR-irregularity second opinion on a model ``A`` window (``af_model_rr_check``)."""
         if not self.config.af_model_rr_check:
             return True
         if p_af is not None and float(p_af) >= self.config.af_model_confident_p:
             return True  # a confident verdict needs no second opinion
-        op = self._open.get("af_like")
-        if op is not None and start <= op.last_evidence_s + self.config.hold_off_for("af_like"):
-            return True  # continues an open AF alarm: the check is for opening one
+        if start <= self._af_model_last_end + self.config.hold_off_for("af_like"):
+            return True  # continues the last accepted AF window: the check is for an onset
         ok, _feats = rr_irregular(
             self.window(),
             start,
@@ -916,6 +939,10 @@ class AlertEngine:
         ``report_interval_s`` old. Returns ``"extended"`` updates (none when nothing is pending).
         """
         released: list[AlertUpdate] = []
+        if self._af_pending:
+            pending: dict[str, tuple[Change, AlertEvent]] = {}
+            self._decide_af(pending, final=True)
+            released += self._finish(pending)
         if self._holding and math.isfinite(self._now):
             # episodes held for a rhythm verdict that will not come now: opened as they are
             self._releasing = True
@@ -1139,6 +1166,8 @@ class AlertEngine:
             self._now = max(self._now, float(now_s))
         self._trim()
         updates: dict[str, tuple[Change, AlertEvent]] = {}
+        if self._af_pending:
+            self._decide_af(updates, final=False)
         if self._holding:  # held episodes are looked at again on every evaluation
             self._stale.update(_SKIP_GROUPS)
             self._holding = False
