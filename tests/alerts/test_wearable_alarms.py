@@ -224,3 +224,31 @@ def test_confident_model_window_needs_no_second_opinion() -> None:
         assert any(a.kind == "af_like" for a in eng.alerts()) is raised
     with pytest.raises(ValueError, match="af_model_confident_p"):
         EngineConfig(af_model_confident_p=1.5)
+
+
+def test_af_decision_does_not_depend_on_batching() -> None:
+    """The RR check runs once the window's beats are all in: the same verdicts and beats, in
+    different orders (rhythm verdict before or after the window's last beats), same alarm."""
+    t, lab = _irregular(60.0, seed=3)
+    cfg = EngineConfig(af_source="model", af_model_rr_check=True, af_model_confident_p=0.9)
+
+    def alarms(split: float) -> list[tuple[float, float | None]]:
+        eng = AlertEngine("p", config=cfg)
+        k = int(np.searchsorted(t, split))
+        eng.add_beats(_series(t[:k], lab[:k]))
+        eng.add_rhythm(5.0, 35.0, label="A", probabilities={"A": 0.6}, evaluate=False)
+        eng.add_beats(_series(t[k:], lab[k:]))
+        eng.flush_reports()
+        return [(a.start_s, a.end_s) for a in eng.alerts() if a.kind == "af_like"]
+
+    # the verdict arrives with few of the window's beats in (split 12 s: under 16 intervals)
+    # or with all of them (split 50 s)
+    assert alarms(12.0) == alarms(50.0) and alarms(12.0)
+    # no beat after the window ever comes: decided at flush_reports with the beats there
+    eng = AlertEngine("p", config=cfg)
+    k = int(np.searchsorted(t, 34.0))
+    eng.add_beats(_series(t[:k], lab[:k]))
+    eng.add_rhythm(5.0, 35.0, label="A", probabilities={"A": 0.6})
+    assert not [a for a in eng.alerts() if a.kind == "af_like"]
+    ups = eng.flush_reports()
+    assert [u for u in ups if u.event.kind == "af_like" and u.change == "opened"]
