@@ -37,7 +37,11 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    first ``startup_beats`` beats of a segment are never ``V`` for the alarm rules (stored as
    classified): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
    ectopy only when it is premature (:data:`V_PREMATURITY`), and the rhythm model raises AF
-   only from a full 30 s window (``EngineConfig.af_model_min_window_s``).
+   only from a full 30 s window (``EngineConfig.af_model_min_window_s``), confirmed by the
+   window's RR intervals unless the model is sure (:data:`AF_MODEL_RR_CHECK`). The
+   signal-quality notice needs 10 s of unusable signal or a full 30 s ``~`` window
+   (:data:`QUALITY_SUSTAIN_WINDOW_S`, :data:`NOISY_NOTICE_MIN_WINDOW_S`), and low-priority
+   episodes wait for the rhythm verdict on their beats (:data:`RHYTHM_CONFIRM_S`).
 
    *Gap handling*: a frame after a gap (lost frames) starts a new pipeline segment (the signal
    is discontinuous; beat windows never straddle a gap); the alert engine keeps its history.
