@@ -68,6 +68,7 @@ from heartline.alerts.rules import (
     evaluate_rules,
     heart_rate,
 )
+from heartline.alerts.rules.af import rr_irregular
 from heartline.alerts.rules.events import json_value, read_only
 from heartline.alerts.rules.rate import smoothed_rate
 
@@ -243,6 +244,21 @@ class EngineConfig:
         (default 30 s: an AF episode is documented AF lasting at least 30 s, Hindricks et al.
         2020 ESC guidelines). Shorter windows, a device's first ones, still count as verdicts
         (``~`` marks them noisy) but never raise AF on their own.
+    af_model_rr_check : bool
+        A rhythm-model ``A`` window raises the ``af_like`` alarm only when the RR intervals of
+        the window agree (:func:`heartline.alerts.rules.af.rr_irregular`: at least
+        ``af_model_min_rr`` usable intervals, ventricular beats left out, irregular by the
+        normalised RMSSD and turning-point tests of ``rules.af_method``'s Dash et al. 2009
+        thresholds). Default False (the model alone); the stream processor turns it on
+        (:data:`heartline.ingestion.processor.AF_MODEL_RR_CHECK`): on the MIT-BIH AF records
+        the model's false AF windows were ventricular trigeminy, regular once the V beats are
+        left out (``docs/results/alarms.md``).
+    af_model_min_rr : int
+        Least usable RR intervals in the window for that check (default 16).
+    af_model_confident_p : float
+        A window whose ``A`` probability reaches this needs no second opinion (default 1.0:
+        every window is checked). On single-lead wearable AF the beat model calls many
+        aberrant or noisy beats ``V``, which leaves too few usable intervals for the check.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -261,8 +277,37 @@ class EngineConfig:
     report_interval_s: float = 10.0
     af_source: str = "auto"
     af_model_min_window_s: float = 30.0
+    af_model_rr_check: bool = False
+    af_model_min_rr: int = 16
+    af_model_confident_p: float = 1.0
+    noisy_notice_min_window_s: float = 0.0
+    rhythm_confirm_s: float = 0.0
+    rhythm_confirm_kinds: tuple[str, ...] = (
+        "v_couplet",
+        "v_run",
+        "ventricular_bigeminy",
+        "ventricular_trigeminy",
+        "frequent_pvc",
+        "frequent_sveb",
+        "bradycardia",
+        "tachycardia",
+    )
 
     def __post_init__(self) -> None:
+        if not (
+            math.isfinite(self.noisy_notice_min_window_s) and self.noisy_notice_min_window_s >= 0
+        ):
+            raise ValueError(
+                f"noisy_notice_min_window_s must be >= 0 s, got {self.noisy_notice_min_window_s!r}"
+            )
+        if not (math.isfinite(self.rhythm_confirm_s) and self.rhythm_confirm_s >= 0):
+            raise ValueError(f"rhythm_confirm_s must be >= 0 s, got {self.rhythm_confirm_s!r}")
+        if not 0.0 <= self.af_model_confident_p <= 1.0:
+            raise ValueError(
+                f"af_model_confident_p must lie in [0, 1], got {self.af_model_confident_p!r}"
+            )
+        if self.af_model_min_rr < 3:
+            raise ValueError(f"af_model_min_rr must be >= 3, got {self.af_model_min_rr!r}")
         if not (math.isfinite(self.af_model_min_window_s) and self.af_model_min_window_s >= 0):
             raise ValueError(
                 f"af_model_min_window_s must be >= 0 s, got {self.af_model_min_window_s!r}"
@@ -489,6 +534,13 @@ class AlertEngine:
         # tachycardia (fast) run (see _append); -1: none yet
         self._slow_id = self._fast_id = -1
         self._noisy: list[tuple[float, float]] = []
+        # spans masked for the arrhythmia rules only, no notice (short ``~`` rhythm windows,
+        # EngineConfig.noisy_notice_min_window_s)
+        self._masked: list[tuple[float, float]] = []
+        # model AF windows waiting for their beats (EngineConfig.af_model_rr_check), and the
+        # end of the last one accepted
+        self._af_pending: list[tuple[Episode, float | None]] = []
+        self._af_model_last_end = -math.inf
         # the window's BeatSeries.beat_ok(), rr_valid() and rr_s, kept up to date element by
         # element (new beats against every span, every beat against a new span; _mark_noisy)
         self._set_views()
@@ -498,6 +550,9 @@ class AlertEngine:
         self._af_next_beat_id = 0  # the AF-like rule runs again once beat ids reach this
         self._rhythm_seen = False  # a rhythm-model verdict arrived (af_source "auto")
         self.last_rhythm: tuple[float, float, str] | None = None  # (start_s, end_s, label)
+        # low-priority episodes held for a rhythm verdict (EngineConfig.rhythm_confirm_s)
+        self._holding = False
+        self._releasing = False
         self._now = -math.inf
         self._open: dict[str, _Open] = {}
         self._closed: OrderedDict[str, AlertEvent] = OrderedDict()
@@ -745,7 +800,10 @@ class AlertEngine:
         updates: dict[str, tuple[Change, AlertEvent]] = {}
         if label == "~":
             self._mark_noisy(start, end)
-            self._noisy.append((start, end))
+            if end - start >= self.config.noisy_notice_min_window_s - 1e-3:
+                self._noisy.append((start, end))  # a noisy span: masks later beats, notice
+            else:
+                self._masked.append((start, end))  # masks later beats too, no notice
             self._version += 1
         elif (
             label == "A"
@@ -764,7 +822,11 @@ class AlertEngine:
                 message=f"atrial fibrillation (rhythm model, {end - start:.0f} s window)",
                 ongoing=True,
             )
-            if ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
+            if self.config.af_model_rr_check:
+                # decided once the window's beats are all in (_decide_af): the verdict must
+                # not depend on how frames were batched (live and replay agree)
+                self._af_pending.append((ep, (probabilities or {}).get("A")))
+            elif ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
                 self._apply(ep, updates, self._now if math.isfinite(self._now) else end)
         # the data time is not moved to the window's end: beats reach the engine a few
         # seconds after their samples (the detector's look-ahead), and a clock ahead of them
@@ -773,6 +835,41 @@ class AlertEngine:
         if not evaluate:
             return out
         return out + self._step(None)
+
+    def _decide_af(self, updates: dict[str, tuple[Change, AlertEvent]], *, final: bool) -> None:
+        """Decide the pending model ``A`` windows (in order) whose beats are all in.
+
+        A window's beats are all in once a beat at or after its end arrived (beats come in
+        time order), or at ``final`` (:meth:`flush_reports`: no more are coming).
+        """
+        while self._af_pending:
+            ep, p_af = self._af_pending[0]
+            if not final and not (self._time.size and self._time[-1] >= ep.end_s):
+                return
+            self._af_pending.pop(0)
+            if not self._rr_confirms(ep.start_s, ep.end_s, p_af):
+                continue
+            self._af_model_last_end = max(self._af_model_last_end, ep.end_s)
+            if ep.end_s > self._last_closed_end.get(ep.kind, -math.inf):
+                self._apply(ep, updates, self._now if math.isfinite(self._now) else ep.end_s)
+
+    def _rr_confirms(self, start: float, end: float, p_af: float | None) -> bool:
+        """The RR-irregularity second opinion on a model ``A`` window (``af_model_rr_check``)."""
+        if not self.config.af_model_rr_check:
+            return True
+        if p_af is not None and float(p_af) >= self.config.af_model_confident_p:
+            return True  # a confident verdict needs no second opinion
+        if start <= self._af_model_last_end + self.config.hold_off_for("af_like"):
+            return True  # continues the last accepted AF window: the check is for an onset
+        ok, _feats = rr_irregular(
+            self.window(),
+            start,
+            end,
+            min_intervals=self.config.af_model_min_rr,
+            nrmssd_min=self.config.rules.af_nrmssd_min,
+            beat_flags_only=True,  # an earlier ``~`` window over the same beats is superseded
+        )
+        return ok
 
     def _af_from_model(self) -> bool:
         src = self.config.af_source
@@ -841,12 +938,24 @@ class AlertEngine:
         stored rows of open alerts hold the engine's current state, not one up to
         ``report_interval_s`` old. Returns ``"extended"`` updates (none when nothing is pending).
         """
+        released: list[AlertUpdate] = []
+        if self._af_pending:
+            pending: dict[str, tuple[Change, AlertEvent]] = {}
+            self._decide_af(pending, final=True)
+            released += self._finish(pending)
+        if self._holding and math.isfinite(self._now):
+            # episodes held for a rhythm verdict that will not come now: opened as they are
+            self._releasing = True
+            try:
+                released = self._step(None)
+            finally:
+                self._releasing = False
         updates: dict[str, tuple[Change, AlertEvent]] = {}
         for op in self._open.values():
             if op.dirty:
                 self._record(updates, op.event, "extended")
                 op.reported_s, op.dirty = self._now, False
-        return [AlertUpdate(event, change) for change, event in updates.values()]
+        return released + [AlertUpdate(event, change) for change, event in updates.values()]
 
     def active_alerts(self) -> tuple[AlertEvent, ...]:
         """Open alerts, oldest first."""
@@ -962,8 +1071,9 @@ class AlertEngine:
         # masks of the new beats and of the intervals that end at them (the first one from the
         # last old beat, if any)
         ok_new = quality_ok.copy()
-        if self._noisy:
-            sp = np.asarray(self._noisy, dtype=np.float64).reshape(-1, 2)
+        masks = self._noisy + self._masked if self._masked else self._noisy
+        if masks:
+            sp = np.asarray(masks, dtype=np.float64).reshape(-1, 2)
             start, end = sp[:, 0], sp[:, 1]
             ok_new &= ~((time_s[:, None] >= start) & (time_s[:, None] < end)).any(axis=1)
         b["beat_ok"][hi:stop] = ok_new
@@ -973,7 +1083,7 @@ class AlertEngine:
             ok = b["beat_ok"]
             b["rr"][a : stop - 1] = t[a + 1 : stop] - t[a : stop - 1]
             valid = ok[a : stop - 1] & ok[a + 1 : stop]
-            if self._noisy:
+            if masks:
                 valid &= ~((t[a : stop - 1, None] < end) & (t[a + 1 : stop, None] > start)).any(
                     axis=1
                 )
@@ -1046,6 +1156,8 @@ class AlertEngine:
             self._version += 1
             self._stale.add("signal_quality")
         self._vf = [(a, b) for a, b in self._vf if b is None or b >= horizon]
+        if self._masked:
+            self._masked = [(a, b) for a, b in self._masked if b >= horizon]
 
     def _step(self, now_s: float | None, *, force_af: bool = False) -> list[AlertUpdate]:
         if now_s is not None:
@@ -1054,6 +1166,11 @@ class AlertEngine:
             self._now = max(self._now, float(now_s))
         self._trim()
         updates: dict[str, tuple[Change, AlertEvent]] = {}
+        if self._af_pending:
+            self._decide_af(updates, final=False)
+        if self._holding:  # held episodes are looked at again on every evaluation
+            self._stale.update(_SKIP_GROUPS)
+            self._holding = False
         if self._time.size or self._noisy:
             series = self.window()
             self._series = (self._version, series)
@@ -1103,6 +1220,8 @@ class AlertEngine:
                     continue  # two V beats at the end of the data may be the start of a run
                 if ep.kind == "pause" and self._overlaps_vf(ep.start_s, ep.end_s):
                     continue  # no beats because the rhythm is VF: the vf alarm covers it
+                if self._held(ep):
+                    continue  # waits for the rhythm model's verdict on its beats
                 self._apply(ep, updates, self._now)
             if self._incremental:
                 self._stale.clear()  # every stale rule ran and its episodes were handled
@@ -1148,6 +1267,23 @@ class AlertEngine:
                 open_severity=op.severity,
             )
         return out
+
+    def _held(self, ep: Episode) -> bool:
+        """Whether ``ep`` waits for a rhythm verdict (``EngineConfig.rhythm_confirm_s``)."""
+        wait = self.config.rhythm_confirm_s
+        if (
+            wait <= 0
+            or self._releasing
+            or ep.severity > Severity.WARNING
+            or ep.kind not in self.config.rhythm_confirm_kinds
+            or ep.kind in self._open  # an alert already open goes on as before
+        ):
+            return False
+        covered = self.last_rhythm[1] if self.last_rhythm is not None else -math.inf
+        if ep.end_s <= covered + 1e-6 or self._now - ep.end_s >= wait:
+            return False  # a verdict other than ``~`` covers it, or it waited long enough
+        self._holding = True
+        return True
 
     def _overlaps_vf(self, start_s: float, end_s: float) -> bool:
         for a, b in self._vf:

@@ -12,7 +12,10 @@ alert engine), in two configurations:
   a full 30 s window, ``~`` suppressing rhythm alarms), the signal-quality start-up window
   skipped (also left out of the rhythm windows), the first three beats of a segment never
   ``V`` for the rules, V beats counted as ectopy only when premature (``V_PREMATURITY``), the
-  signal-quality notice after 5 s of unusable signal (the processor's defaults).
+  signal-quality notice only for 10 s of unusable signal (``QUALITY_SUSTAIN_WINDOW_S``) or a
+  full 30 s ``~`` window (``NOISY_NOTICE_MIN_WINDOW_S``), low-priority episodes held for the
+  rhythm verdict (``RHYTHM_CONFIRM_S``), a model AF window below p 0.9 confirmed by its RR
+  intervals (``AF_MODEL_RR_CHECK``, ``AF_MODEL_CONFIDENT_P``) (the processor's defaults).
 
 Scores
 ------

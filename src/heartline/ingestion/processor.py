@@ -37,7 +37,11 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    first ``startup_beats`` beats of a segment are never ``V`` for the alarm rules (stored as
    classified): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
    ectopy only when it is premature (:data:`V_PREMATURITY`), and the rhythm model raises AF
-   only from a full 30 s window (``EngineConfig.af_model_min_window_s``).
+   only from a full 30 s window (``EngineConfig.af_model_min_window_s``), confirmed by the
+   window's RR intervals unless the model is sure (:data:`AF_MODEL_RR_CHECK`). The
+   signal-quality notice needs 10 s of unusable signal or a full 30 s ``~`` window
+   (:data:`QUALITY_SUSTAIN_WINDOW_S`, :data:`NOISY_NOTICE_MIN_WINDOW_S`), and low-priority
+   episodes wait for the rhythm verdict on their beats (:data:`RHYTHM_CONFIRM_S`).
 
    *Gap handling*: a frame after a gap (lost frames) starts a new pipeline segment (the signal
    is discontinuous; beat windows never straddle a gap); the alert engine keeps its history.
@@ -193,6 +197,17 @@ DEVICE_FAULTY_ALERT = "device_faulty"
 #: single 2 s window failing the quality check is common and brief (measured with
 #: ``heartline bench alarms``, docs/results/alarms.md); 5 s of noise still raises it.
 QUALITY_NOTICE_MIN_S = 5.0
+#: The notice is a sustained condition in the processor's engines (``RuleConfig.
+#: quality_sustain_window_s`` / ``quality_sustain_fraction``): unusable signal over the whole
+#: of the last 10 s (2 s quality windows every second: one usable window between failing ones
+#: leaves no gap). Failing windows scattered through a usable handheld recording (baseline
+#: wander, a movement) no longer raise it; their beats are still left out of the rules.
+QUALITY_SUSTAIN_WINDOW_S = 10.0
+QUALITY_SUSTAIN_FRACTION = 1.0
+#: A ``~`` rhythm window shorter than this (a segment's first windows) masks its beats for the
+#: rules but raises no notice itself (``EngineConfig.noisy_notice_min_window_s``), as a short
+#: window raises no AF.
+NOISY_NOTICE_MIN_WINDOW_S = 30.0
 
 #: Prematurity a beat labelled V needs to count as ventricular ectopy in the processor's
 #: engines (:func:`heartline.alerts.rules.ventricular.premature_beats`): an RR interval before
@@ -201,6 +216,24 @@ QUALITY_NOTICE_MIN_S = 5.0
 #: the sinus timing are a normal beat after a noise spike or a T wave taken for a beat
 #: (``heartline bench alarms``, docs/results/alarms.md).
 V_PREMATURITY = 0.85
+
+#: The rhythm model's ``A`` windows raise the AF alarm in the processor's engines only when
+#: the window's RR intervals agree (``EngineConfig.af_model_rr_check``: at least 16 usable
+#: intervals, V beats left out, irregular by Dash et al. 2009's tests). On the MIT-BIH AF
+#: records the model alone raised AF on ventricular trigeminy (record 201; ``heartline bench
+#: alarms``, docs/results/alarms.md).
+AF_MODEL_RR_CHECK = True
+#: ... except for a window the model is this sure of (``EngineConfig.af_model_confident_p``):
+#: on single-lead CinC AF recordings the beat model calls many aberrant or noisy beats ``V``,
+#: which leaves too few usable intervals for the check.
+AF_MODEL_CONFIDENT_P = 0.9
+
+#: With a rhythm model, low-priority physiological episodes (couplets, ectopy counts and
+#: patterns, rate episodes of ``warning`` severity) wait at most this long (data time) for the
+#: model's verdict on their beats (``EngineConfig.rhythm_confirm_s``): a ``~`` verdict
+#: suppresses them (issue 19: the noisy class suppresses rhythm alarms). Windows are due
+#: every 5 s, the first 15 s into a segment.
+RHYTHM_CONFIRM_S = 15.0
 
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
@@ -626,8 +659,15 @@ class StreamProcessor:
         self.startup_beats = int(startup_beats)
         self.engine_config = engine_config or EngineConfig(
             rules=RuleConfig(
-                quality_min_duration_s=QUALITY_NOTICE_MIN_S, v_prematurity=V_PREMATURITY
-            )
+                quality_min_duration_s=QUALITY_NOTICE_MIN_S,
+                quality_sustain_window_s=QUALITY_SUSTAIN_WINDOW_S,
+                quality_sustain_fraction=QUALITY_SUSTAIN_FRACTION,
+                v_prematurity=V_PREMATURITY,
+            ),
+            af_model_rr_check=AF_MODEL_RR_CHECK,
+            af_model_confident_p=AF_MODEL_CONFIDENT_P,
+            noisy_notice_min_window_s=NOISY_NOTICE_MIN_WINDOW_S,
+            rhythm_confirm_s=RHYTHM_CONFIRM_S if self.rhythm is not None else 0.0,
         )
         self.address = address
         self.partitions = tuple(sorted(int(p) for p in partitions))

@@ -452,3 +452,66 @@ def detect_af_like(
             )
         )
     return tuple(out)
+
+
+def rr_irregular(
+    series: BeatSeries,
+    start_s: float,
+    end_s: float,
+    *,
+    min_intervals: int = 16,
+    nrmssd_min: float = 0.1,
+    exclude_labels: Sequence[str] = ("V", "F", "Q"),
+    beat_flags_only: bool = False,
+) -> tuple[bool, dict[str, float]]:
+    """Whether the usable RR intervals of ``[start_s, end_s]`` are irregular enough for AF.
+
+    The second opinion the alert engine asks before a rhythm-model ``A`` window raises the
+    AF alarm (``EngineConfig.af_model_rr_check``). Usable intervals are those of
+    :func:`detect_af_like` (valid, neither beat in ``exclude_labels``: ventricular ectopy
+    in a regular sinus rhythm, bigeminy or trigeminy, is not AF) lying inside the window. The
+    window is irregular when it holds at least ``min_intervals`` of them and, after the
+    trimming of Dash et al. (2009) (1/16 of the values at each tail), their normalised RMSSD
+    exceeds ``nrmssd_min`` (Dash's 0.1) and their turning-point ratio lies in the band of a
+    random series (:func:`_tpr_bounds`). Too few usable intervals (heavy ectopy, noise): not
+    irregular, the model's verdict is not confirmed.
+
+    ``beat_flags_only``: a beat's validity is its own ``quality_ok`` flag (the 2 s quality
+    estimator's verdict) and the series' ``noisy_spans_s`` are ignored. The alert engine
+    asks so: its noisy spans include the rhythm model's earlier ``~`` windows, 30 s long,
+    which a later ``A`` verdict on an overlapping window supersedes.
+
+    Returns
+    -------
+    (bool, dict)
+        The verdict and ``{"n_rr", "n_readable", "nrmssd", "tpr"}``: the usable intervals,
+        the intervals of valid beats whatever their labels (what the signal lets one read),
+        and the features (NaN when too few usable intervals).
+
+    >>> s = BeatSeries.from_samples(range(0, 360 * 40, 288), ["N"] * 50, fs=360.0)
+    >>> rr_irregular(s, 0.0, 40.0)[0]  # regular sinus rhythm
+    False
+    """
+    if int(min_intervals) < 3:
+        raise ValueError(f"min_intervals must be >= 3, got {min_intervals!r}")
+    n = len(series)
+    if n < 2:
+        return False, {"n_rr": 0, "n_readable": 0, "nrmssd": math.nan, "tpr": math.nan}
+    t = series.time_s
+    ok_beat = series.quality_ok if beat_flags_only else series.beat_ok()
+    inside = (t[:-1] >= float(start_s)) & (t[1:] <= float(end_s))
+    readable = inside & ok_beat[:-1] & ok_beat[1:]
+    if not beat_flags_only:
+        readable &= series.rr_valid()
+    usable_beat = ok_beat.copy()
+    for label in set(exclude_labels):
+        usable_beat &= series.label != label
+    keep = readable & usable_beat[:-1] & usable_beat[1:]
+    rr = series.rr_s[keep]
+    info: dict[str, float] = {"n_rr": int(rr.size), "n_readable": int(np.count_nonzero(readable))}
+    if rr.size < int(min_intervals):
+        return False, {**info, "nrmssd": math.nan, "tpr": math.nan}
+    f = _af_features(rr)
+    lo, hi = _tpr_bounds(rr.size - 2 * _n_trim(rr.size))
+    ok = f.nrmssd > nrmssd_min and lo < f.tpr < hi
+    return ok, {**info, "nrmssd": f.nrmssd, "tpr": f.tpr}

@@ -86,6 +86,8 @@ class RuleConfig:
     af_min_duration_s: float = 30.0
     af_rvr_bpm: float = 110.0
     quality_min_duration_s: float = 2.0
+    quality_sustain_window_s: float = 0.0
+    quality_sustain_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -109,6 +111,16 @@ class RuleConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be >= 0 s, got {v!r}")
+        if not (
+            math.isfinite(self.quality_sustain_window_s) and self.quality_sustain_window_s >= 0
+        ):
+            raise ValueError(
+                f"quality_sustain_window_s must be >= 0 s, got {self.quality_sustain_window_s!r}"
+            )
+        if not 0.0 < self.quality_sustain_fraction <= 1.0:
+            raise ValueError(
+                f"quality_sustain_fraction must lie in (0, 1], got {self.quality_sustain_fraction!r}"
+            )
         if self.brady_high_bpm > self.brady_bpm:
             raise ValueError(
                 f"brady_high_bpm ({self.brady_high_bpm}) must be <= brady_bpm ({self.brady_bpm})"
@@ -256,6 +268,10 @@ def evaluate_rules(
         )
     if "signal_quality" not in skip:
         eps += detect_signal_quality(
-            series, min_duration_s=c.quality_min_duration_s, reported=reported
+            series,
+            min_duration_s=c.quality_min_duration_s,
+            reported=reported,
+            sustain_window_s=c.quality_sustain_window_s,
+            sustain_fraction=c.quality_sustain_fraction,
         )
     return tuple(sorted(eps, key=lambda e: (e.start_s, e.kind)))
