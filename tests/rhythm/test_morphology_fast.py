@@ -261,6 +261,8 @@ def test_equal_on_synthetic_and_edge_cases() -> None:
     _check(np.array([40, 90, 140, 190, 240]), rng.standard_normal(300), fs)  # 1 s signal
     # peaks closer than a T-Q segment, and irregular gaps (some T-Q segments, not all)
     _check(np.array([100, 200, 300, 800, 900, 1800, 2000, 3200, 3300]), noise[:4000], fs)
+    # R peaks past the end of the signal (not from the detector): truncated T-Q slices
+    _check(np.array([100, 400, 700, 1000, 1300, 1700, 2100]), noise[:1500], fs)
     for fs_ in (128.0, 250.0, 257.0, 360.0, 500.0, 1000.0):
         x = synthetic_ecg(20, fs=fs_, af=True, seed=11)
         _check(*_live_inputs(x, fs_), fs_)

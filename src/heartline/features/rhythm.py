@@ -322,6 +322,42 @@ def _fwave_ratio(seg: np.ndarray, fs: float) -> float:
     return float(spec[lo:hi].sum() / tot)
 
 
+def _tq_features(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fs: float) -> tuple[float, float]:
+    """RMS and mean 4-9 Hz power share of the mean-removed T-Q segments ``x[lo:hi]``.
+
+    The segments' means come from one ``np.add.reduceat`` and their spectra from one 2-D FFT
+    per distinct segment length, instead of a Python loop over the segments.
+    """
+    if lo.min() < 0 or hi.max() > x.size:  # not from a valid detector: plain per-segment loop
+        segs = []
+        for a_, b_ in zip(lo.tolist(), hi.tolist(), strict=True):
+            s_ = x[a_:b_]
+            segs.append(s_ - s_.mean())
+        tq = np.concatenate(segs)
+        rms = float(np.sqrt(np.mean(tq**2)))
+        return rms, float(np.mean([_fwave_ratio(s_, fs) for s_ in segs]))
+    lens = hi - lo
+    starts = np.zeros(lens.size, dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    idx = np.repeat(lo - starts, lens) + np.arange(int(starts[-1] + lens[-1]))
+    tq = x[idx]
+    tq -= np.repeat(np.add.reduceat(tq, starts) / lens, lens)
+    rms = float(np.sqrt(np.mean(tq**2)))
+    # _fwave_ratio removes each segment's (now ~0) mean again before its FFT
+    c2 = tq - np.repeat(np.add.reduceat(tq, starts) / lens, lens)
+    ratio = np.zeros(lens.size, dtype=np.float64)
+    for n in np.unique(lens).tolist():
+        if n < 8:
+            continue
+        rows = np.flatnonzero(lens == n)
+        spec = np.abs(np.fft.rfft(c2[starts[rows, None] + np.arange(n)], axis=1)) ** 2
+        tot = spec[:, _first_freq_at_least(n, fs, 0.5) :].sum(axis=1)
+        band = spec[:, _first_freq_at_least(n, fs, 4.0) : _first_freq_at_least(n, fs, 9.0)]
+        good = tot > 0
+        ratio[rows[good]] = band.sum(axis=1)[good] / tot[good]
+    return rms, float(np.mean(ratio))
+
+
 _SPEC_BANDS = (
     ("spec_0_3", 0.5, 3.0),
     ("spec_3_10", 3.0, 10.0),
@@ -467,15 +503,11 @@ def _morphology_features_f64(peak_idx: np.ndarray, xf: np.ndarray, *, fs: float)
         # T-Q segments: 0.45 s after an R peak up to 0.10 s before the next one
         tq_lo = peaks[:-1] + round(0.45 * fs)
         tq_hi = peaks[1:] - round(0.10 * fs)
-        use = np.flatnonzero(tq_hi - tq_lo >= round(0.10 * fs))
-        if use.size:
-            segs = []
-            for lo_, hi_ in zip(tq_lo[use].tolist(), tq_hi[use].tolist(), strict=True):
-                s_ = x[lo_:hi_]
-                segs.append(s_ - s_.mean())
-            tq = np.concatenate(segs)
-            f["tq_rms_ratio"] = float(np.sqrt(np.mean(tq**2)) / scale)
-            f["tq_fwave_ratio"] = float(np.mean([_fwave_ratio(s_, fs) for s_ in segs]))
+        use = tq_hi - tq_lo >= round(0.10 * fs)
+        if use.any():
+            tq_rms, tq_fwave = _tq_features(x, tq_lo[use], tq_hi[use], fs)
+            f["tq_rms_ratio"] = tq_rms / scale
+            f["tq_fwave_ratio"] = tq_fwave
     out = np.zeros(len(MORPH_FEATURE_NAMES), dtype=np.float64)
     for i, name in enumerate(MORPH_FEATURE_NAMES):
         v = float(f[name])
