@@ -22,6 +22,7 @@ Heart Circ Physiol 300(1):H319-H325 (2011).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -309,17 +310,25 @@ def _first_freq_at_least(n: int, fs: float, f0: float) -> int:
     return k
 
 
+@functools.lru_cache(maxsize=4096)
+def _fwave_bins(n: int, fs: float) -> tuple[int, int, int]:
+    """First rfft bins of an ``n``-sample segment at 0.5, 4 and 9 Hz (cached per length)."""
+    return (
+        _first_freq_at_least(n, fs, 0.5),
+        _first_freq_at_least(n, fs, 4.0),
+        _first_freq_at_least(n, fs, 9.0),
+    )
+
+
 def _fwave_ratio(seg: np.ndarray, fs: float) -> float:
     """``_band_ratio(seg, fs, 4.0, 9.0)`` with slices instead of boolean masks (same result)."""
     n = seg.size
     if n < 8:
         return 0.0
     spec = np.abs(np.fft.rfft(seg - seg.mean())) ** 2
-    tot = float(spec[_first_freq_at_least(n, fs, 0.5) :].sum())
-    if not tot > 0:
-        return 0.0
-    lo, hi = _first_freq_at_least(n, fs, 4.0), _first_freq_at_least(n, fs, 9.0)
-    return float(spec[lo:hi].sum() / tot)
+    i05, i4, i9 = _fwave_bins(n, fs)
+    tot = float(spec[i05:].sum())
+    return float(spec[i4:i9].sum() / tot) if tot > 0 else 0.0
 
 
 def _tq_features(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fs: float) -> tuple[float, float]:
@@ -346,15 +355,27 @@ def _tq_features(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fs: float) -> tu
     # _fwave_ratio removes each segment's (now ~0) mean again before its FFT
     c2 = tq - np.repeat(np.add.reduceat(tq, starts) / lens, lens)
     ratio = np.zeros(lens.size, dtype=np.float64)
-    for n in np.unique(lens).tolist():
+    lens_l, starts_l = lens.tolist(), starts.tolist()
+    counts: dict[int, int] = {}
+    for n in lens_l:
+        counts[n] = counts.get(n, 0) + 1
+    for n, count in counts.items():
         if n < 8:
+            continue
+        i05, i4, i9 = _fwave_bins(n, fs)
+        if count == 1:  # most lengths are unique: a 1-D FFT has less overhead
+            j = lens_l.index(n)
+            a_ = starts_l[j]
+            spec1 = np.abs(np.fft.rfft(c2[a_ : a_ + n])) ** 2
+            tot1 = float(spec1[i05:].sum())
+            if tot1 > 0:
+                ratio[j] = float(spec1[i4:i9].sum() / tot1)
             continue
         rows = np.flatnonzero(lens == n)
         spec = np.abs(np.fft.rfft(c2[starts[rows, None] + np.arange(n)], axis=1)) ** 2
-        tot = spec[:, _first_freq_at_least(n, fs, 0.5) :].sum(axis=1)
-        band = spec[:, _first_freq_at_least(n, fs, 4.0) : _first_freq_at_least(n, fs, 9.0)]
+        tot = spec[:, i05:].sum(axis=1)
         good = tot > 0
-        ratio[rows[good]] = band.sum(axis=1)[good] / tot[good]
+        ratio[rows[good]] = spec[:, i4:i9].sum(axis=1)[good] / tot[good]
     return rms, float(np.mean(ratio))
 
 
