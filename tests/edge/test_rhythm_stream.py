@@ -67,3 +67,44 @@ def test_stream_bad_input_is_a_message(clf):
     assert "flat" in s.window()
     with pytest.raises(ValueError, match="fs"):
         RhythmStream(clf, fs=50.0)
+
+
+def test_peaks_from_the_caller_give_the_own_detectors_windows(data_dir, clf):
+    """``detect=False`` with the peaks of a detector fed the same samples: identical inputs."""
+    from heartline.signal.rpeaks import StreamingRPeakDetector
+
+    x, fs = _lead(data_dir, "203", 60.0)
+    own = RhythmStream(clf, fs=fs)
+    given = RhythmStream(clf, fs=fs, detect=False)
+    det = StreamingRPeakDetector(fs=fs)
+    chunk, every = round(fs), round(5 * fs)
+    n_windows = 0
+    for k in range(0, x.size, chunk):
+        own.push(x[k : k + chunk])
+        given.push(x[k : k + chunk])
+        given.add_peaks(det.process(x[k : k + chunk]))
+        if own.n_samples % every == 0 and own.n_samples >= 10 * fs:
+            a, b = own.window(), given.window()
+            assert not isinstance(a, str)
+            for u, v in zip(a[:3], b[:3], strict=True):
+                np.testing.assert_array_equal(u, v)
+            n_windows += 1
+    assert n_windows >= 8
+    with pytest.raises(RuntimeError, match="own"):
+        own.add_peaks(np.array([1, 2]))
+
+
+def test_zero_phase_filter_is_scipys_sosfiltfilt_bit_for_bit():
+    from scipy.signal import sosfiltfilt
+
+    from heartline.signal.filters import ZeroPhaseFilter, design_bandpass
+
+    rng = np.random.default_rng(0)
+    for fs in (100.0, 300.0, 360.0):
+        sos = design_bandpass(fs=fs, low_hz=0.5, high_hz=40.0, order=2)
+        f = ZeroPhaseFilter(sos)
+        for n in (f.padlen + 1, 1000, 4321):
+            x = rng.normal(size=n).cumsum()
+            np.testing.assert_array_equal(f(x), sosfiltfilt(sos, x))
+        with pytest.raises(ValueError, match="padlen"):
+            f(np.zeros(f.padlen))

@@ -315,7 +315,9 @@ class RhythmStream:
     * R peaks come from one :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` per
       device fed only the samples it has not seen, once per window (the detector is
       chunk-invariant, so frame sizes do not matter), instead of a fresh detector over each
-      window;
+      window; or, with ``detect=False``, from the caller (:meth:`add_peaks`): the stream
+      processor hands over the R peaks its beat pipeline's detector (the same class, rate and
+      settings, on the same lead) has already found, so the lead is not detected twice;
     * the model signal (band-pass 0.5-40 Hz, resampled to the model rate, as
       :func:`~heartline.features.rhythm.rhythm_model_signal`) is recomputed at each window
       (:meth:`window`) only from ``margin_s`` before the samples not yet final: each output
@@ -339,6 +341,11 @@ class RhythmStream:
     margin_s : float
         Filter margin on each side of the recomputed part (3 s: the 0.5 Hz high-pass, applied
         forward and backward, has decayed to about 1e-3 after it).
+    detect : bool
+        Run the stream's own R-peak detector (default). ``False``: the R peaks come from
+        :meth:`add_peaks`, which must have been given every peak of the pushed samples (as a
+        :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` fed the same samples would
+        return them) before :meth:`window` is called.
     """
 
     def __init__(
@@ -348,10 +355,11 @@ class RhythmStream:
         fs: float,
         window_s: float | None = None,
         margin_s: float = 3.0,
+        detect: bool = True,
     ) -> None:
         from fractions import Fraction
 
-        from heartline.signal.filters import design_bandpass
+        from heartline.signal.filters import ZeroPhaseFilter, design_bandpass
         from heartline.signal.rpeaks import StreamingRPeakDetector
 
         self.fs = float(fs)
@@ -361,6 +369,7 @@ class RhythmStream:
         self._sos = design_bandpass(
             fs=self.fs, low_hz=0.5, high_hz=min(40.0, 0.45 * self.fs), order=2
         )
+        self._filtfilt = ZeroPhaseFilter(self._sos)  # sosfiltfilt with its initial state kept
         self.clf = classifier
         ratio = Fraction(classifier.fs_hz / self.fs).limit_denominator(1000)
         self.up, self.down = ratio.numerator, ratio.denominator
@@ -372,7 +381,7 @@ class RhythmStream:
         self._raw0 = 0
         self._n = 0  # samples pushed
         self._last = 0.0
-        self._det = StreamingRPeakDetector(fs=self.fs)
+        self._det = StreamingRPeakDetector(fs=self.fs) if detect else None
         self._peaks = np.zeros(0, dtype=np.int64)  # absolute sample indices
         self._det_n = 0  # samples the detector has seen (it runs at each window, chunk-invariant)
         self._y = np.zeros(0)  # model-rate signal, absolute output index _y0
@@ -400,7 +409,7 @@ class RhythmStream:
         self._fill = np.concatenate([self._fill, f])
         self._n += x.size
         extra = self._raw.size - self._keep_n
-        if extra > 0 and self._det_n < self._raw0 + extra:
+        if extra > 0 and self._det is not None and self._det_n < self._raw0 + extra:
             self._detect()  # never drop samples the detector has not seen
         if extra > 0:
             extra -= (self._raw0 + extra) % self.down  # keep _raw0 a multiple of down
@@ -409,22 +418,35 @@ class RhythmStream:
                 self._fill = self._fill[extra:]
                 self._raw0 += extra
 
+    def add_peaks(self, peak_idx: np.ndarray) -> None:
+        """R peaks found by the caller's detector (``detect=False``): sample indices of this
+        stream (0 = the first sample pushed), in increasing order; negative ones are ignored."""
+        if self._det is not None:
+            raise RuntimeError("this stream runs its own R-peak detector (detect=True)")
+        peaks = np.asarray(peak_idx, dtype=np.int64).reshape(-1)
+        if peaks.size and peaks[0] < 0:
+            peaks = peaks[peaks >= 0]
+        if peaks.size:
+            self._peaks = np.concatenate([self._peaks, peaks]) if self._peaks.size else peaks
+        self._trim_peaks()
+
     def _detect(self) -> None:
         """Run the R-peak detector on the samples it has not seen (one call per window)."""
-        if self._det_n >= self._n:
+        if self._det is None or self._det_n >= self._n:
             return
         peaks = np.asarray(self._det.process(self._fill[self._det_n - self._raw0 :]), np.int64)
         self._det_n = self._n
         if peaks.size:
             self._peaks = np.concatenate([self._peaks, peaks])
+        self._trim_peaks()
+
+    def _trim_peaks(self) -> None:
         first = self._n - self.window_n - self.margin_n
         if self._peaks.size and self._peaks[0] < first:
             self._peaks = self._peaks[self._peaks >= first]
 
     def _model_signal(self, a: int) -> np.ndarray:
         """The band-passed, resampled signal of input samples ``[a, n)`` (not yet scaled)."""
-        from scipy.signal import sosfiltfilt
-
         from heartline.signal.preprocess import resample
 
         n = self._n
@@ -440,7 +462,7 @@ class RhythmStream:
         if fresh:
             c0 = math.ceil(max(self._raw0, a - self.margin_n, 0) / self.down) * self.down
         chunk = self._fill[c0 - self._raw0 :]
-        y = np.asarray(sosfiltfilt(self._sos, chunk), dtype=np.float64)
+        y = self._filtfilt(chunk)  # = scipy.signal.sosfiltfilt(self._sos, chunk), bit for bit
         if self.up != self.down:
             y = resample(y, fs=self.fs, fs_out=self.clf.fs_hz)
         out0 = c0 * self.up // self.down
