@@ -37,6 +37,12 @@ class _Recording(ReplayProcessor):
         super().__init__(**kwargs)
         self.rhythm_own_detector = own_detector
         self.verdicts: list[tuple[str, float, float, str, dict[str, float]]] = []
+        self.rr_inputs: list[np.ndarray | None] = []  # the model's RR/feature input per window
+
+    def _rhythm(self, b: Any) -> None:
+        for _st, p, *_ in b.rhythm_jobs:
+            self.rr_inputs.append(None if isinstance(p, str) else np.array(p[2][0]))
+        super()._rhythm(b)
 
     def _engine_call(self, st: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         if method == "add_rhythm":
@@ -71,7 +77,7 @@ def main() -> None:
         rec = read_ecg(path)
         res = {}
         for own, proc in procs.items():
-            n0 = len(proc.verdicts)
+            n0, r0 = len(proc.verdicts), len(proc.rr_inputs)
             t0 = time.thread_time()
             alarms = replay_signal(
                 rec.signal,
@@ -82,8 +88,13 @@ def main() -> None:
                 device_id=f"d-{len(rows)}",
             )
             cpu[own] += time.thread_time() - t0
-            res[own] = (proc.verdicts[n0:], [a.to_dict() for a in alarms])
-        (va, aa), (vb, ab) = res[True], res[False]
+            res[own] = (proc.verdicts[n0:], [a.to_dict() for a in alarms], proc.rr_inputs[r0:])
+        (va, aa, ra), (vb, ab, rb) = res[True], res[False]
+        same_rr = sum(
+            (a is None and b is None)
+            or (a is not None and b is not None and np.array_equal(a, b))
+            for a, b in zip(ra, rb, strict=False)
+        )
         same_windows = [(v[1], v[2]) for v in va] == [(v[1], v[2]) for v in vb]
         dp = [
             max(abs(a[4].get(c, 0.0) - b[4].get(c, 0.0)) for c in ("N", "A", "O", "~"))
@@ -94,6 +105,7 @@ def main() -> None:
                 "record": name,
                 "windows": len(va),
                 "same_windows": same_windows,
+                "windows_identical_rr_input": int(same_rr),
                 "label_disagreements": sum(a[3] != b[3] for a, b in zip(va, vb, strict=False)),
                 "max_abs_dp": max(dp, default=0.0),
                 "mean_abs_dp": float(np.mean(dp)) if dp else 0.0,
@@ -108,7 +120,8 @@ def main() -> None:
             }
         )
         print(
-            f"{name}: {rows[-1]['windows']} windows, max |dp| {rows[-1]['max_abs_dp']:.4f}, "
+            f"{name}: {rows[-1]['windows']} windows ({same_rr} identical RR inputs), "
+            f"max |dp| {rows[-1]['max_abs_dp']:.4f}, "
             f"labels differ {rows[-1]['label_disagreements']}, same alarms {rows[-1]['same_alarms']}",
             flush=True,
         )
@@ -116,6 +129,7 @@ def main() -> None:
         "records": len(rows),
         "windows": sum(r["windows"] for r in rows),
         "windows_identical_times": all(r["same_windows"] for r in rows),
+        "windows_identical_rr_input": sum(r["windows_identical_rr_input"] for r in rows),
         "label_disagreements": sum(r["label_disagreements"] for r in rows),
         "max_abs_dp": max((r["max_abs_dp"] for r in rows), default=0.0),
         "records_with_different_alarms": [r["record"] for r in rows if not r["same_alarms"]],
@@ -130,20 +144,23 @@ def main() -> None:
         "`PYTHONPATH=src python benchmarks/rhythm_peaks/compare.py "
         f"--out {args.out} --mitdb {' '.join(args.mitdb)} --cinc {args.cinc}`",
         "",
-        "| record | windows | label differences | max abs dp | mean abs dp | alarms (own / pipeline) | same alarms |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| record | windows | identical RR inputs | label differences | max abs dp | mean abs dp "
+        "| alarms (own / pipeline) | same alarms |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if r["record"].startswith("mitdb") or r["label_disagreements"] or not r["same_alarms"]:
             lines.append(
-                f"| {r['record']} | {r['windows']} | {r['label_disagreements']} | "
+                f"| {r['record']} | {r['windows']} | {r['windows_identical_rr_input']} | "
+                f"{r['label_disagreements']} | "
                 f"{r['max_abs_dp']:.4f} | {r['mean_abs_dp']:.5f} | "
                 f"{r['alarms_own_detector']} / {r['alarms_pipeline_peaks']} | {r['same_alarms']} |"
             )
     lines += [
         "",
-        f"All {summary['records']} records ({summary['windows']} windows; CinC records listed "
-        "only where they differ): window times identical: "
+        f"All {summary['records']} records ({summary['windows']} windows, "
+        f"{summary['windows_identical_rr_input']} with bit-identical RR inputs; CinC records "
+        "listed only where they differ): window times identical: "
         f"{summary['windows_identical_times']}; label differences: "
         f"{summary['label_disagreements']}; largest probability difference "
         f"{summary['max_abs_dp']:.4f}; records with different alarms: "

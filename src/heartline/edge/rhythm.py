@@ -26,6 +26,7 @@ import numpy as np
 from heartline.errors import HeartlineError
 from heartline.features.rhythm import (
     HAND_FEATURE_NAMES,
+    linear_percentiles,
     rhythm_hand_features,
     rhythm_model_signal,
     rhythm_rr_features,
@@ -132,14 +133,14 @@ def _check_signal(x: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]] | st
         x = x.copy()
         x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
         notes.append(f"filled {int(bad.sum())} NaN samples")
-    lo, hi = np.percentile(x, [1, 99])
+    lo, hi, xmin, xmax = linear_percentiles(x, (1, 99, 0, 100))  # one partial sort
     span = float(hi - lo)
     if span < 1e-3 or float(np.std(x)) < 1e-4:
         return "flat line (no ECG activity)"
     if span > 100.0:  # µV or raw ADC counts, not mV
         x = x / 1000.0
         notes.append("amplitude suggests µV; divided by 1000")
-    xmax, xmin = float(x.max()), float(x.min())
+        xmax, xmin = float(x.max()), float(x.min())
     tol = 1e-3 * (xmax - xmin)
     clipped = float(np.mean((x >= xmax - tol) | (x <= xmin + tol)))
     if clipped > 0.05:
@@ -500,11 +501,11 @@ class RhythmStream:
             y = self._model_signal(a)
         except HeartlineError as exc:
             return str(exc)
-        lo, hi = np.percentile(y, [1, 99])
+        lo, hi, med = linear_percentiles(y, (1, 99), median=True)  # one partial sort
         scale = float(hi - lo)
         if not math.isfinite(scale) or scale <= 0:
             return "ecg is flat after band-pass filtering (no usable signal)"
-        sig = np.clip((y - np.median(y)) / scale, -10.0, 10.0).astype(np.float32)
+        sig = np.clip((y - med) / scale, -10.0, 10.0).astype(np.float32)
         peaks = self._peaks[(self._peaks >= a) & (self._peaks < n)] - a
         rr = rr_features_from_peaks(peaks, x, fs=self.fs, duration_s=dur)
         if rr[0] <= 0.0:
