@@ -226,12 +226,20 @@ def _cosen(rr: np.ndarray, r_s: float = 0.03, m: int = 1) -> float:
     if n < m + 3:
         return 0.0
     x = rr
-    tmpl_m = np.lib.stride_tricks.sliding_window_view(x, m)[: n - m]
-    tmpl_m1 = np.lib.stride_tricks.sliding_window_view(x, m + 1)
-    dist_m = np.max(np.abs(tmpl_m[:, None, :] - tmpl_m[None, :, :]), axis=2)
-    dist_m1 = np.max(np.abs(tmpl_m1[:, None, :] - tmpl_m1[None, :, :]), axis=2)
-    b = (np.count_nonzero(dist_m <= r_s) - tmpl_m.shape[0]) / 2
-    a = (np.count_nonzero(dist_m1 <= r_s) - tmpl_m1.shape[0]) / 2
+    if m == 1:
+        # the same counts from one matrix of |x_i - x_j|: a pair of length-2 templates
+        # matches when both of its element pairs do (the Chebyshev distance is their max)
+        close = np.abs(x[:, None] - x[None, :]) <= r_s
+        head = close[: n - 1, : n - 1]
+        b = (np.count_nonzero(head) - (n - 1)) / 2
+        a = (np.count_nonzero(head & close[1:, 1:]) - (n - 1)) / 2
+    else:
+        tmpl_m = np.lib.stride_tricks.sliding_window_view(x, m)[: n - m]
+        tmpl_m1 = np.lib.stride_tricks.sliding_window_view(x, m + 1)
+        dist_m = np.max(np.abs(tmpl_m[:, None, :] - tmpl_m[None, :, :]), axis=2)
+        dist_m1 = np.max(np.abs(tmpl_m1[:, None, :] - tmpl_m1[None, :, :]), axis=2)
+        b = (np.count_nonzero(dist_m <= r_s) - tmpl_m.shape[0]) / 2
+        a = (np.count_nonzero(dist_m1 <= r_s) - tmpl_m1.shape[0]) / 2
     # matches found: both ends at least one (Lake & Moorman use a minimum count; we add one)
     sampen = -math.log((a + 1) / (b + 1))
     return float(sampen + math.log(2 * r_s) - math.log(float(np.mean(rr))))
