@@ -380,6 +380,11 @@ class RhythmStream:
         self._raw = np.zeros(0)  # last samples as received (NaN kept), absolute start _raw0
         self._fill = np.zeros(0)  # the same with NaN/inf held at the last finite value
         self._raw0 = 0
+        # _raw and _fill are views of [_buf0, _buf0 + size) of these buffers (appends write
+        # past the end; the kept samples move to the front only when the buffer is full)
+        self._rawbuf = np.zeros(2 * self._keep_n)
+        self._fillbuf = np.zeros(2 * self._keep_n)
+        self._buf0 = 0
         self._n = 0  # samples pushed
         self._last = 0.0
         self._det = StreamingRPeakDetector(fs=self.fs) if detect else None
@@ -406,8 +411,7 @@ class RhythmStream:
             for i in np.flatnonzero(bad):  # hold the last finite value (rare: lost samples)
                 f[i] = f[i - 1] if i > 0 else self._last
         self._last = float(f[-1])
-        self._raw = np.concatenate([self._raw, x])
-        self._fill = np.concatenate([self._fill, f])
+        self._append(x, f)
         self._n += x.size
         extra = self._raw.size - self._keep_n
         if extra > 0 and self._det is not None and self._det_n < self._raw0 + extra:
@@ -415,9 +419,25 @@ class RhythmStream:
         if extra > 0:
             extra -= (self._raw0 + extra) % self.down  # keep _raw0 a multiple of down
             if extra > 0:
+                self._buf0 += extra
                 self._raw = self._raw[extra:]
                 self._fill = self._fill[extra:]
                 self._raw0 += extra
+
+    def _append(self, x: np.ndarray, f: np.ndarray) -> None:
+        """``_raw``, ``_fill`` += ``x``, ``f`` without copying the kept samples at every call."""
+        size, m = self._raw.size, x.size
+        if self._buf0 + size + m > self._rawbuf.size:
+            cap = max(self._rawbuf.size, 2 * (size + m))
+            raw, fill = np.empty(cap), np.empty(cap)
+            raw[:size] = self._raw
+            fill[:size] = self._fill
+            self._rawbuf, self._fillbuf, self._buf0 = raw, fill, 0
+        a, b = self._buf0 + size, self._buf0 + size + m
+        self._rawbuf[a:b] = x
+        self._fillbuf[a:b] = f
+        self._raw = self._rawbuf[self._buf0 : b]
+        self._fill = self._fillbuf[self._buf0 : b]
 
     def add_peaks(self, peak_idx: np.ndarray) -> None:
         """R peaks found by the caller's detector (``detect=False``): sample indices of this
