@@ -26,7 +26,8 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    model (:meth:`StreamProcessor._beat_model_for`).
 
    *Rhythm*: every ``rhythm_interval_s`` of a device's data, its last ``rhythm_window_s`` of
-   ECG (one lead, the beat model's first) is queued; the queued windows of all devices are
+   ECG (one lead, the beat model's first, with the R peaks the beat pipeline's detector found
+   on it: the lead is not detected twice) is queued; the queued windows of all devices are
    classified by the rhythm model (N / A / O / ~) in one ONNX call per batch
    (:meth:`StreamProcessor._rhythm`). ``A`` raises the AF alarm, ``~`` marks the window noisy
    (no rhythm alarms from it; a signal-quality notice instead): see
