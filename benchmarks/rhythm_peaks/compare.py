@@ -1,12 +1,14 @@
-"""Rhythm input from the beat pipeline's R peaks vs the rhythm input's own detector.
+"""Rhythm input with the beat pipeline's R peaks (handover) vs its own detector throughout.
 
-The stream processor's rhythm input (:class:`heartline.edge.rhythm.RhythmStream`) takes the R
-peaks the device's beat pipeline has already found (``StreamProcessor.rhythm_own_detector =
-False``, the default) instead of running a second detector of the same class, rate and
-settings on the same lead from the end of the segment's warm-up (``True``, the reference path).
-This script replays records through :class:`heartline.ingestion.replay.ReplayProcessor` (the
-processor's own stages, as ``heartline alarms`` does) both ways and compares, window by window,
-the rhythm model's probabilities and labels, and the alarms raised.
+The stream processor's rhythm input (:class:`heartline.edge.rhythm.RhythmStream`) runs an R-peak
+detector of its own on the lead from the end of the segment's warm-up (``StreamProcessor.
+rhythm_own_detector = True``, the reference path). By default (``False``) it hands over to the
+R peaks the device's beat pipeline has already found (the same detector class, rate and
+settings on the same lead, started at the segment's start) once both have given the same peaks
+over the span it keeps, so the lead is detected once. This script replays records through
+:class:`heartline.ingestion.replay.ReplayProcessor` (the processor's own stages, as ``heartline
+alarms`` does) both ways and compares, window by window, the rhythm model's inputs,
+probabilities and labels, and the alarms raised.
 
     PYTHONPATH=src python benchmarks/rhythm_peaks/compare.py --out DIR \\
         --mitdb 201 202 203 210 219 221 222 --cinc 300
@@ -110,10 +112,10 @@ def main() -> None:
                 "max_abs_dp": max(dp, default=0.0),
                 "mean_abs_dp": float(np.mean(dp)) if dp else 0.0,
                 "alarms_own_detector": len(aa),
-                "alarms_pipeline_peaks": len(ab),
+                "alarms_handover": len(ab),
                 "same_alarms": aa == ab,
                 "disagreeing_windows": [
-                    {"t0": a[1], "t1": a[2], "own": a[3], "pipeline": b[3], "dp": d}
+                    {"t0": a[1], "t1": a[2], "own": a[3], "handover": b[3], "dp": d}
                     for a, b, d in zip(va, vb, dp, strict=False)
                     if a[3] != b[3]
                 ],
@@ -134,18 +136,22 @@ def main() -> None:
         "max_abs_dp": max((r["max_abs_dp"] for r in rows), default=0.0),
         "records_with_different_alarms": [r["record"] for r in rows if not r["same_alarms"]],
         "replay_cpu_s_own_detector": cpu[True],
-        "replay_cpu_s_pipeline_peaks": cpu[False],
+        "replay_cpu_s_handover": cpu[False],
+        "streams_handed_over": sum(
+            st.rhythm_stream is not None and st.rhythm_stream.handed_over
+            for st in procs[False]._devices.values()
+        ),
         "load_average": os.getloadavg(),
     }
     (args.out / "rhythm_peaks.json").write_text(json.dumps({"summary": summary, "records": rows}, indent=2))
     lines = [
-        "# Rhythm input: beat-pipeline R peaks vs its own detector",
+        "# Rhythm input: own detector, then the beat pipeline's R peaks (handover), vs its own detector throughout",
         "",
         "`PYTHONPATH=src python benchmarks/rhythm_peaks/compare.py "
         f"--out {args.out} --mitdb {' '.join(args.mitdb)} --cinc {args.cinc}`",
         "",
         "| record | windows | identical RR inputs | label differences | max abs dp | mean abs dp "
-        "| alarms (own / pipeline) | same alarms |",
+        "| alarms (own / handover) | same alarms |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -154,7 +160,7 @@ def main() -> None:
                 f"| {r['record']} | {r['windows']} | {r['windows_identical_rr_input']} | "
                 f"{r['label_disagreements']} | "
                 f"{r['max_abs_dp']:.4f} | {r['mean_abs_dp']:.5f} | "
-                f"{r['alarms_own_detector']} / {r['alarms_pipeline_peaks']} | {r['same_alarms']} |"
+                f"{r['alarms_own_detector']} / {r['alarms_handover']} | {r['same_alarms']} |"
             )
     lines += [
         "",
@@ -164,8 +170,9 @@ def main() -> None:
         f"{summary['windows_identical_times']}; label differences: "
         f"{summary['label_disagreements']}; largest probability difference "
         f"{summary['max_abs_dp']:.4f}; records with different alarms: "
-        f"{summary['records_with_different_alarms'] or 'none'}. Replay CPU: own detector "
-        f"{cpu[True]:.1f} s, pipeline peaks {cpu[False]:.1f} s (load average "
+        f"{summary['records_with_different_alarms'] or 'none'}; streams handed over to the "
+        f"pipeline's peaks: {summary['streams_handed_over']} of {summary['records']}. Replay CPU: own detector "
+        f"{cpu[True]:.1f} s, handover {cpu[False]:.1f} s (load average "
         f"{'/'.join(f'{x:.1f}' for x in summary['load_average'])}).",
         "",
     ]

@@ -316,9 +316,13 @@ class RhythmStream:
     * R peaks come from one :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` per
       device fed only the samples it has not seen, once per window (the detector is
       chunk-invariant, so frame sizes do not matter), instead of a fresh detector over each
-      window; or, with ``detect=False``, from the caller (:meth:`add_peaks`): the stream
-      processor hands over the R peaks its beat pipeline's detector (the same class, rate and
-      settings, on the same lead) has already found, so the lead is not detected twice;
+      window; or, with ``detect=False``, from the caller (:meth:`add_peaks`); or, with
+      ``handover=True`` (the stream processor), from the own detector until the caller's
+      peaks (its beat pipeline's detector: the same class, rate and settings on the same lead,
+      started at the segment's start instead of after the warm-up) have been the same as the
+      own detector's over the whole span kept (``window_s + margin_s``), and from the caller
+      after that: the two detectors have settled to the same state, so the lead is no longer
+      detected twice and the windows are those of the own detector;
     * the model signal (band-pass 0.5-40 Hz, resampled to the model rate, as
       :func:`~heartline.features.rhythm.rhythm_model_signal`) is recomputed at each window
       (:meth:`window`) only from ``margin_s`` before the samples not yet final: each output
@@ -347,6 +351,11 @@ class RhythmStream:
         :meth:`add_peaks`, which must have been given every peak of the pushed samples (as a
         :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` fed the same samples would
         return them) before :meth:`window` is called.
+    handover : bool
+        With ``detect=True``: take the caller's peaks too (:meth:`add_peaks`, all of them up to
+        the last sample pushed before each :meth:`window` call) and stop the own detector at
+        the first window where both have given the same peaks over the whole span kept
+        (:attr:`handed_over`).
     """
 
     def __init__(
@@ -357,6 +366,7 @@ class RhythmStream:
         window_s: float | None = None,
         margin_s: float = 3.0,
         detect: bool = True,
+        handover: bool = False,
     ) -> None:
         from fractions import Fraction
 
@@ -388,6 +398,10 @@ class RhythmStream:
         self._n = 0  # samples pushed
         self._last = 0.0
         self._det = StreamingRPeakDetector(fs=self.fs) if detect else None
+        # handover: the caller's peaks, kept beside the own detector's until they agree
+        self._ext: np.ndarray | None = np.zeros(0, dtype=np.int64) if detect and handover else None
+        #: Whether the own detector has handed over to the caller's peaks (``handover=True``).
+        self.handed_over = False
         self._peaks = np.zeros(0, dtype=np.int64)  # absolute sample indices
         self._det_n = 0  # samples the detector has seen (it runs at each window, chunk-invariant)
         self._y = np.zeros(0)  # model-rate signal, absolute output index _y0
@@ -442,14 +456,33 @@ class RhythmStream:
     def add_peaks(self, peak_idx: np.ndarray) -> None:
         """R peaks found by the caller's detector (``detect=False``): sample indices of this
         stream (0 = the first sample pushed), in increasing order; negative ones are ignored."""
-        if self._det is not None:
+        if self._det is not None and self._ext is None:
             raise RuntimeError("this stream runs its own R-peak detector (detect=True)")
         peaks = np.asarray(peak_idx, dtype=np.int64).reshape(-1)
         if peaks.size and peaks[0] < 0:
             peaks = peaks[peaks >= 0]
+        if self._ext is not None:  # handover pending: kept beside the own detector's
+            if peaks.size:
+                self._ext = np.concatenate([self._ext, peaks]) if self._ext.size else peaks
+            first = self._n - self.window_n - self.margin_n
+            if self._ext.size and self._ext[0] < first:
+                self._ext = self._ext[self._ext >= first]
+            return
         if peaks.size:
             self._peaks = np.concatenate([self._peaks, peaks]) if self._peaks.size else peaks
         self._trim_peaks()
+
+    def _try_handover(self) -> None:
+        """Stop the own detector once the caller's peaks equal its own over the span kept."""
+        assert self._ext is not None
+        first = self._n - self.window_n - self.margin_n
+        if first < 0:
+            return  # not a whole span seen yet
+        ext = self._ext[self._ext >= first] if self._ext.size else self._ext
+        if np.array_equal(ext, self._peaks):  # (_peaks is trimmed to >= first)
+            self._det = None
+            self._ext = None
+            self.handed_over = True
 
     def _detect(self) -> None:
         """Run the R-peak detector on the samples it has not seen (one call per window)."""
@@ -513,6 +546,8 @@ class RhythmStream:
             return f"signal is {dur:.1f} s long, needs at least {self.clf.min_duration_s:g} s"
         a = n - n_win
         self._detect()
+        if self._ext is not None:
+            self._try_handover()
         checked = _check_signal(self._raw[a - self._raw0 :], self.fs)
         if isinstance(checked, str):
             return checked

@@ -26,8 +26,9 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    model (:meth:`StreamProcessor._beat_model_for`).
 
    *Rhythm*: every ``rhythm_interval_s`` of a device's data, its last ``rhythm_window_s`` of
-   ECG (one lead, the beat model's first, with the R peaks the beat pipeline's detector found
-   on it: the lead is not detected twice) is queued; the queued windows of all devices are
+   ECG (one lead, the beat model's first; once its own R-peak detector and the beat
+   pipeline's agree, with the pipeline's R peaks: the lead is not detected twice) is queued;
+   the queued windows of all devices are
    classified by the rhythm model (N / A / O / ~) in one ONNX call per batch
    (:meth:`StreamProcessor._rhythm`). ``A`` raises the AF alarm, ``~`` marks the window noisy
    (no rhythm alarms from it; a signal-quality notice instead): see
@@ -519,11 +520,14 @@ class StreamProcessor:
         ``heartline bench stream-profile``.
     """
 
-    #: The rhythm input's R peaks: ``False`` (default), those of the device's beat pipeline
-    #: (its detector runs on the same lead, at the same rate and settings, from the segment's
-    #: start); ``True``, the reference path: a detector of the rhythm input's own from the end
-    #: of the warm-up (the two differ only while the detectors settle, the first seconds of a
-    #: segment; ``tests/ingestion/test_rhythm_peaks.py`` compares them).
+    #: The rhythm input's R peaks: ``True``, the reference path, from a detector of the rhythm
+    #: input's own, started at the end of the segment's warm-up; ``False`` (default), the same
+    #: until the device's beat pipeline (whose detector runs on the same lead, at the same rate
+    #: and settings, from the segment's start) has given the same peaks over the whole span the
+    #: rhythm input keeps (33 s), and the pipeline's peaks after that: one detector per lead
+    #: once both have settled (:class:`~heartline.edge.rhythm.RhythmStream`, ``handover``;
+    #: ``tests/ingestion/test_rhythm_peaks.py`` and ``benchmarks/rhythm_peaks/compare.py``
+    #: compare the two paths).
     rhythm_own_detector: bool = False
 
     def __init__(
@@ -1756,7 +1760,8 @@ class StreamProcessor:
         prepared by :meth:`_rhythm_window`, once the beat pipeline has run on the frame: the
         rhythm input takes the R peaks of the pipeline's detector (the same
         :class:`~heartline.signal.rpeaks.StreamingRPeakDetector`, rate and settings, on the
-        same lead) instead of detecting the lead a second time.
+        same lead) once they agree with its own detector's, instead of detecting the lead a
+        second time.
         """
         st.rhythm_due = False
         if self.rhythm is None or st.pipeline is None:
@@ -1778,7 +1783,7 @@ class StreamProcessor:
                 self.rhythm,
                 fs=st.fs,
                 window_s=self.rhythm_window_s,
-                detect=self.rhythm_own_detector,
+                handover=not self.rhythm_own_detector,
             )
             st.rhythm_offset = max(seen, warm)  # the stream's sample 0 in pipeline samples
         st.rhythm_stream.push(lead)
