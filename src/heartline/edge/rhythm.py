@@ -454,8 +454,9 @@ class RhythmStream:
         self._fill = self._fillbuf[self._buf0 : b]
 
     def add_peaks(self, peak_idx: np.ndarray) -> None:
-        """R peaks found by the caller's detector (``detect=False``): sample indices of this
-        stream (0 = the first sample pushed), in increasing order; negative ones are ignored."""
+        """R peaks found by the caller's detector (``detect=False``, or ``handover=True``):
+        sample indices of this stream (0 = the first sample pushed), in increasing order;
+        negative ones are ignored."""
         if self._det is not None and self._ext is None:
             raise RuntimeError("this stream runs its own R-peak detector (detect=True)")
         peaks = np.asarray(peak_idx, dtype=np.int64).reshape(-1)
