@@ -40,8 +40,8 @@ def beat_model():
     return shipped_beat_model()
 
 
-# A00371: the beat pipeline's detector, started 2 s earlier, finds no beat in the windows
-# where the rhythm input's own finds them (the pipeline's peaks alone gave "~" verdicts)
+# A00371: with the beat pipeline's peaks from the start (no handover) every window was "~"
+# (unusable input) where the rhythm input's own detector gives "N"
 @pytest.mark.parametrize(
     ("record", "seconds"),
     [("mitdb/202", 150.0), ("cinc2017/A00004", 60.0), ("cinc2017/A00371", 60.0)],
