@@ -67,3 +67,57 @@ def test_stream_bad_input_is_a_message(clf):
     assert "flat" in s.window()
     with pytest.raises(ValueError, match="fs"):
         RhythmStream(clf, fs=50.0)
+
+
+def test_peaks_from_the_caller_give_the_own_detectors_windows(data_dir, clf):
+    """``detect=False`` with the peaks of a detector fed the same samples: identical inputs."""
+    from heartline.signal.rpeaks import StreamingRPeakDetector
+
+    x, fs = _lead(data_dir, "203", 60.0)
+    own = RhythmStream(clf, fs=fs)
+    given = RhythmStream(clf, fs=fs, detect=False)
+    det = StreamingRPeakDetector(fs=fs)
+    chunk, every = round(fs), round(5 * fs)
+    n_windows = 0
+    for k in range(0, x.size, chunk):
+        own.push(x[k : k + chunk])
+        given.push(x[k : k + chunk])
+        given.add_peaks(det.process(x[k : k + chunk]))
+        if own.n_samples % every == 0 and own.n_samples >= 10 * fs:
+            a, b = own.window(), given.window()
+            assert not isinstance(a, str)
+            for u, v in zip(a[:3], b[:3], strict=True):
+                np.testing.assert_array_equal(u, v)
+            n_windows += 1
+    assert n_windows >= 8
+    with pytest.raises(RuntimeError, match="own"):
+        own.add_peaks(np.array([1, 2]))
+
+
+
+def test_handover_keeps_the_own_detectors_windows(data_dir, clf):
+    """``handover=True`` fed the peaks of a detector started 2 s earlier on the same lead (the
+    beat pipeline's, in the stream processor): the own detector's windows, bit for bit, and
+    the own detector stops once both agree over the span kept."""
+    from heartline.signal.rpeaks import StreamingRPeakDetector
+
+    x0, fs = _lead(data_dir, "203", 120.0)
+    skip = round(2 * fs)
+    x = x0[skip:]
+    own = RhythmStream(clf, fs=fs)
+    hand = RhythmStream(clf, fs=fs, handover=True)
+    det = StreamingRPeakDetector(fs=fs)
+    det.process(x0[:skip])  # the caller's detector saw the warm-up too
+    chunk, every = round(fs), round(5 * fs)
+    n_windows = 0
+    for k in range(0, x.size, chunk):
+        own.push(x[k : k + chunk])
+        hand.push(x[k : k + chunk])
+        hand.add_peaks(det.process(x[k : k + chunk]) - skip)
+        if own.n_samples % every == 0 and own.n_samples >= 10 * fs:
+            a, b = own.window(), hand.window()
+            for u, v in zip(a[:3], b[:3], strict=True):
+                np.testing.assert_array_equal(u, v)
+            n_windows += 1
+    assert n_windows >= 20
+    assert hand.handed_over and hand._det is None

@@ -27,6 +27,7 @@ from heartline.errors import HeartlineError
 from heartline.features.rhythm import (
     HAND_FEATURE_NAMES,
     RR_FEATURE_NAMES,
+    linear_percentiles,
     rhythm_hand_features,
     rhythm_model_signal,
     rhythm_rr_features,
@@ -133,14 +134,14 @@ def _check_signal(x: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]] | st
         x = x.copy()
         x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
         notes.append(f"filled {int(bad.sum())} NaN samples")
-    lo, hi = np.percentile(x, [1, 99])
+    lo, hi, xmin, xmax = linear_percentiles(x, (1, 99, 0, 100))  # one partial sort
     span = float(hi - lo)
     if span < 1e-3 or float(np.std(x)) < 1e-4:
         return "flat line (no ECG activity)"
     if span > 100.0:  # µV or raw ADC counts, not mV
         x = x / 1000.0
         notes.append("amplitude suggests µV; divided by 1000")
-    xmax, xmin = float(x.max()), float(x.min())
+        xmax, xmin = float(x.max()), float(x.min())
     tol = 1e-3 * (xmax - xmin)
     clipped = float(np.mean((x >= xmax - tol) | (x <= xmin + tol)))
     if clipped > 0.05:
@@ -378,7 +379,13 @@ class RhythmStream:
     * R peaks come from one :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` per
       device fed only the samples it has not seen, once per window (the detector is
       chunk-invariant, so frame sizes do not matter), instead of a fresh detector over each
-      window;
+      window; or, with ``detect=False``, from the caller (:meth:`add_peaks`); or, with
+      ``handover=True`` (the stream processor), from the own detector until the caller's
+      peaks (its beat pipeline's detector: the same class, rate and settings on the same lead,
+      started at the segment's start instead of after the warm-up) have been the same as the
+      own detector's over the whole span kept (``window_s + margin_s``), and from the caller
+      after that: the two detectors have settled to the same state, so the lead is no longer
+      detected twice and the windows are those of the own detector;
     * the model signal (band-pass 0.5-40 Hz, resampled to the model rate, as
       :func:`~heartline.features.rhythm.rhythm_model_signal`) is recomputed at each window
       (:meth:`window`) only from ``margin_s`` before the samples not yet final: each output
@@ -402,6 +409,16 @@ class RhythmStream:
     margin_s : float
         Filter margin on each side of the recomputed part (3 s: the 0.5 Hz high-pass, applied
         forward and backward, has decayed to about 1e-3 after it).
+    detect : bool
+        Run the stream's own R-peak detector (default). ``False``: the R peaks come from
+        :meth:`add_peaks`, which must have been given every peak of the pushed samples (as a
+        :class:`~heartline.signal.rpeaks.StreamingRPeakDetector` fed the same samples would
+        return them) before :meth:`window` is called.
+    handover : bool
+        With ``detect=True``: take the caller's peaks too (:meth:`add_peaks`, all of them up to
+        the last sample pushed before each :meth:`window` call) and stop the own detector at
+        the first window where both have given the same peaks over the whole span kept
+        (:attr:`handed_over`).
     """
 
     def __init__(
@@ -411,10 +428,12 @@ class RhythmStream:
         fs: float,
         window_s: float | None = None,
         margin_s: float = 3.0,
+        detect: bool = True,
+        handover: bool = False,
     ) -> None:
         from fractions import Fraction
 
-        from heartline.signal.filters import design_bandpass
+        from heartline.signal.filters import ZeroPhaseFilter, design_bandpass
         from heartline.signal.rpeaks import StreamingRPeakDetector
 
         self.fs = float(fs)
@@ -424,6 +443,7 @@ class RhythmStream:
         self._sos = design_bandpass(
             fs=self.fs, low_hz=0.5, high_hz=min(40.0, 0.45 * self.fs), order=2
         )
+        self._filtfilt = ZeroPhaseFilter(self._sos)  # sosfiltfilt with its initial state kept
         self.clf = classifier
         ratio = Fraction(classifier.fs_hz / self.fs).limit_denominator(1000)
         self.up, self.down = ratio.numerator, ratio.denominator
@@ -433,9 +453,18 @@ class RhythmStream:
         self._raw = np.zeros(0)  # last samples as received (NaN kept), absolute start _raw0
         self._fill = np.zeros(0)  # the same with NaN/inf held at the last finite value
         self._raw0 = 0
+        # _raw and _fill are views of [_buf0, _buf0 + size) of these buffers (appends write
+        # past the end; the kept samples move to the front only when the buffer is full)
+        self._rawbuf = np.zeros(2 * self._keep_n)
+        self._fillbuf = np.zeros(2 * self._keep_n)
+        self._buf0 = 0
         self._n = 0  # samples pushed
         self._last = 0.0
-        self._det = StreamingRPeakDetector(fs=self.fs)
+        self._det = StreamingRPeakDetector(fs=self.fs) if detect else None
+        # handover: the caller's peaks, kept beside the own detector's until they agree
+        self._ext: np.ndarray | None = np.zeros(0, dtype=np.int64) if detect and handover else None
+        #: Whether the own detector has handed over to the caller's peaks (``handover=True``).
+        self.handed_over = False
         self._peaks = np.zeros(0, dtype=np.int64)  # absolute sample indices
         self._det_n = 0  # samples the detector has seen (it runs at each window, chunk-invariant)
         self._y = np.zeros(0)  # model-rate signal, absolute output index _y0
@@ -459,35 +488,83 @@ class RhythmStream:
             for i in np.flatnonzero(bad):  # hold the last finite value (rare: lost samples)
                 f[i] = f[i - 1] if i > 0 else self._last
         self._last = float(f[-1])
-        self._raw = np.concatenate([self._raw, x])
-        self._fill = np.concatenate([self._fill, f])
+        self._append(x, f)
         self._n += x.size
         extra = self._raw.size - self._keep_n
-        if extra > 0 and self._det_n < self._raw0 + extra:
+        if extra > 0 and self._det is not None and self._det_n < self._raw0 + extra:
             self._detect()  # never drop samples the detector has not seen
         if extra > 0:
             extra -= (self._raw0 + extra) % self.down  # keep _raw0 a multiple of down
             if extra > 0:
+                self._buf0 += extra
                 self._raw = self._raw[extra:]
                 self._fill = self._fill[extra:]
                 self._raw0 += extra
 
+    def _append(self, x: np.ndarray, f: np.ndarray) -> None:
+        """``_raw``, ``_fill`` += ``x``, ``f`` without copying the kept samples at every call."""
+        size, m = self._raw.size, x.size
+        if self._buf0 + size + m > self._rawbuf.size:
+            cap = max(self._rawbuf.size, 2 * (size + m))
+            raw, fill = np.empty(cap), np.empty(cap)
+            raw[:size] = self._raw
+            fill[:size] = self._fill
+            self._rawbuf, self._fillbuf, self._buf0 = raw, fill, 0
+        a, b = self._buf0 + size, self._buf0 + size + m
+        self._rawbuf[a:b] = x
+        self._fillbuf[a:b] = f
+        self._raw = self._rawbuf[self._buf0 : b]
+        self._fill = self._fillbuf[self._buf0 : b]
+
+    def add_peaks(self, peak_idx: np.ndarray) -> None:
+        """R peaks found by the caller's detector (``detect=False``, or ``handover=True``):
+        sample indices of this stream (0 = the first sample pushed), in increasing order;
+        negative ones are ignored."""
+        if self._det is not None and self._ext is None:
+            raise RuntimeError("this stream runs its own R-peak detector (detect=True)")
+        peaks = np.asarray(peak_idx, dtype=np.int64).reshape(-1)
+        if peaks.size and peaks[0] < 0:
+            peaks = peaks[peaks >= 0]
+        if self._ext is not None:  # handover pending: kept beside the own detector's
+            if peaks.size:
+                self._ext = np.concatenate([self._ext, peaks]) if self._ext.size else peaks
+            first = self._n - self.window_n - self.margin_n
+            if self._ext.size and self._ext[0] < first:
+                self._ext = self._ext[self._ext >= first]
+            return
+        if peaks.size:
+            self._peaks = np.concatenate([self._peaks, peaks]) if self._peaks.size else peaks
+        self._trim_peaks()
+
+    def _try_handover(self) -> None:
+        """Stop the own detector once the caller's peaks equal its own over the span kept."""
+        assert self._ext is not None
+        first = self._n - self.window_n - self.margin_n
+        if first < 0:
+            return  # not a whole span seen yet
+        ext = self._ext[self._ext >= first] if self._ext.size else self._ext
+        if np.array_equal(ext, self._peaks):  # (_peaks is trimmed to >= first)
+            self._det = None
+            self._ext = None
+            self.handed_over = True
+
     def _detect(self) -> None:
         """Run the R-peak detector on the samples it has not seen (one call per window)."""
-        if self._det_n >= self._n:
+        if self._det is None or self._det_n >= self._n:
             return
         peaks = np.asarray(self._det.process(self._fill[self._det_n - self._raw0 :]), np.int64)
         self._det_n = self._n
         if peaks.size:
             self._peaks = np.concatenate([self._peaks, peaks])
+        self._trim_peaks()
+
+    def _trim_peaks(self) -> None:
         first = self._n - self.window_n - self.margin_n
         if self._peaks.size and self._peaks[0] < first:
             self._peaks = self._peaks[self._peaks >= first]
 
     def _model_signal(self, a: int) -> np.ndarray:
         """The band-passed, resampled signal of input samples ``[a, n)`` (not yet scaled)."""
-        from scipy.signal import sosfiltfilt
-
         from heartline.signal.preprocess import resample
 
         n = self._n
@@ -503,7 +580,7 @@ class RhythmStream:
         if fresh:
             c0 = math.ceil(max(self._raw0, a - self.margin_n, 0) / self.down) * self.down
         chunk = self._fill[c0 - self._raw0 :]
-        y = np.asarray(sosfiltfilt(self._sos, chunk), dtype=np.float64)
+        y = self._filtfilt(chunk)  # = scipy.signal.sosfiltfilt(self._sos, chunk), bit for bit
         if self.up != self.down:
             y = resample(y, fs=self.fs, fs_out=self.clf.fs_hz)
         out0 = c0 * self.up // self.down
@@ -533,6 +610,8 @@ class RhythmStream:
             return f"signal is {dur:.1f} s long, needs at least {self.clf.min_duration_s:g} s"
         a = n - n_win
         self._detect()
+        if self._ext is not None:
+            self._try_handover()
         checked = _check_signal(self._raw[a - self._raw0 :], self.fs)
         if isinstance(checked, str):
             return checked
@@ -541,11 +620,11 @@ class RhythmStream:
             y = self._model_signal(a)
         except HeartlineError as exc:
             return str(exc)
-        lo, hi = np.percentile(y, [1, 99])
+        lo, hi, med = linear_percentiles(y, (1, 99), median=True)  # one partial sort
         scale = float(hi - lo)
         if not math.isfinite(scale) or scale <= 0:
             return "ecg is flat after band-pass filtering (no usable signal)"
-        sig = np.clip((y - np.median(y)) / scale, -10.0, 10.0).astype(np.float32)
+        sig = np.clip((y - med) / scale, -10.0, 10.0).astype(np.float32)
         peaks = self._peaks[(self._peaks >= a) & (self._peaks < n)] - a
         rr = rr_features_from_peaks(peaks, x, fs=self.fs, duration_s=dur)
         if rr[0] <= 0.0:

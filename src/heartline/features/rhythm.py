@@ -34,6 +34,7 @@ __all__ = [
     "HAND_FEATURE_NAMES",
     "MORPH_FEATURE_NAMES",
     "RR_FEATURE_NAMES",
+    "linear_percentiles",
     "morphology_features_from_peaks",
     "rhythm_hand_features",
     "rhythm_model_signal",
@@ -110,6 +111,57 @@ MORPH_FEATURE_NAMES: tuple[str, ...] = (
 HAND_FEATURE_NAMES: tuple[str, ...] = RR_FEATURE_NAMES + MORPH_FEATURE_NAMES
 
 
+def linear_percentiles(
+    x: np.ndarray, q: tuple[float, ...], *, median: bool = False
+) -> tuple[float, ...]:
+    """``np.percentile(x, q)`` (linear method), then ``np.median(x)`` if asked, of a 1-D array.
+
+    One partial sort (``np.partition``) for all of them, where NumPy does one per call; the
+    arithmetic on the order statistics is NumPy's (virtual index ``(n - 1) * q / 100``, the
+    two-sided linear interpolation of ``numpy.lib``'s ``_lerp``, the median as the mean of the
+    middle pair), so the values are NumPy's bit for bit (a test checks it). Input holding NaN
+    goes to NumPy itself.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        1-D, at least one value (not modified).
+    q : tuple of float
+        Percentiles in [0, 100].
+    median : bool
+        Append the median.
+    """
+    n = x.size
+    if x.dtype != np.float64 or x.ndim != 1 or n == 0:  # NumPy's own arithmetic (and errors)
+        out = [float(v) for v in np.percentile(x, list(q))]
+        return (*out, float(np.median(x))) if median else tuple(out)
+    pos: list[tuple[int, int, float]] = []
+    kth = {0, n - 1}
+    for qi in q:
+        vi = (n - 1) * (qi / 100)
+        if vi >= n - 1:
+            pos.append((n - 1, n - 1, 0.0))
+        else:
+            lo = max(math.floor(vi), 0)
+            pos.append((lo, lo + 1, vi - lo))
+            kth.update((lo, lo + 1))
+    if median:
+        kth.update((n // 2, (n - 1) // 2))
+    part = np.partition(x, sorted(kth))
+    if math.isnan(part[-1]):  # NaN sorts last
+        out = [float(v) for v in np.percentile(x, list(q))]
+        return (*out, float(np.median(x))) if median else tuple(out)
+    vals: list[float] = []
+    for lo, hi, t in pos:
+        a, b = float(part[lo]), float(part[hi])
+        d = b - a
+        vals.append(b - d * (1 - t) if t >= 0.5 else a + d * t)
+    if median:
+        mid = n // 2
+        vals.append(float(part[mid]) if n % 2 else (float(part[mid - 1]) + float(part[mid])) / 2)
+    return tuple(vals)
+
+
 def _trimmed(rr: np.ndarray) -> np.ndarray:
     n = rr.size
     trim = (n + 8) // 16
@@ -174,12 +226,20 @@ def _cosen(rr: np.ndarray, r_s: float = 0.03, m: int = 1) -> float:
     if n < m + 3:
         return 0.0
     x = rr
-    tmpl_m = np.lib.stride_tricks.sliding_window_view(x, m)[: n - m]
-    tmpl_m1 = np.lib.stride_tricks.sliding_window_view(x, m + 1)
-    dist_m = np.max(np.abs(tmpl_m[:, None, :] - tmpl_m[None, :, :]), axis=2)
-    dist_m1 = np.max(np.abs(tmpl_m1[:, None, :] - tmpl_m1[None, :, :]), axis=2)
-    b = (np.count_nonzero(dist_m <= r_s) - tmpl_m.shape[0]) / 2
-    a = (np.count_nonzero(dist_m1 <= r_s) - tmpl_m1.shape[0]) / 2
+    if m == 1:
+        # the same counts from one matrix of |x_i - x_j|: a pair of length-2 templates
+        # matches when both of its element pairs do (the Chebyshev distance is their max)
+        close = np.abs(x[:, None] - x[None, :]) <= r_s
+        head = close[: n - 1, : n - 1]
+        b = (np.count_nonzero(head) - (n - 1)) / 2
+        a = (np.count_nonzero(head & close[1:, 1:]) - (n - 1)) / 2
+    else:
+        tmpl_m = np.lib.stride_tricks.sliding_window_view(x, m)[: n - m]
+        tmpl_m1 = np.lib.stride_tricks.sliding_window_view(x, m + 1)
+        dist_m = np.max(np.abs(tmpl_m[:, None, :] - tmpl_m[None, :, :]), axis=2)
+        dist_m1 = np.max(np.abs(tmpl_m1[:, None, :] - tmpl_m1[None, :, :]), axis=2)
+        b = (np.count_nonzero(dist_m <= r_s) - tmpl_m.shape[0]) / 2
+        a = (np.count_nonzero(dist_m1 <= r_s) - tmpl_m1.shape[0]) / 2
     # matches found: both ends at least one (Lake & Moorman use a minimum count; we add one)
     sampen = -math.log((a + 1) / (b + 1))
     return float(sampen + math.log(2 * r_s) - math.log(float(np.mean(rr))))
@@ -198,16 +258,19 @@ def rr_features_from_peaks(
     f = dict.fromkeys(RR_FEATURE_NAMES, 0.0)
     peaks = np.asarray(peak_idx, dtype=np.int64)
     f["n_beats_per_10s"] = 10.0 * peaks.size / max(duration_s, 1e-6)
-    ax = np.abs(x - np.median(x)) if x.size else np.zeros(1)
+    ax = np.zeros(1)
     if x.size:
-        f["amp_p99_mv"] = float(np.percentile(ax, 99))
-        q75, q25 = np.percentile(x, [75, 25])
+        # one partial sort per array (linear_percentiles: np.percentile's values, bit for bit)
+        q75, q25, med = linear_percentiles(x, (75, 25), median=True)
+        ax = np.abs(x - med)
+        (f["amp_p99_mv"],) = linear_percentiles(ax, (99,))
         f["amp_iqr_mv"] = float(q75 - q25)
         d = np.abs(np.diff(x))
-        scale = max(float(np.percentile(d, 95)), 1e-9)
-        f["frac_flat"] = float(np.mean(d < 1e-3 * max(f["amp_p99_mv"], 1e-6)))
-        # energy of the fastest differences relative to the typical ones (muscle/motion noise)
-        f["hf_power_ratio"] = float(np.mean(d > 3 * scale))
+        if d.size:  # (a single sample has no differences: both stay 0)
+            scale = max(linear_percentiles(d, (95,))[0], 1e-9)
+            f["frac_flat"] = float(np.mean(d < 1e-3 * max(f["amp_p99_mv"], 1e-6)))
+            # energy of the fastest differences relative to the typical ones (muscle/motion noise)
+            f["hf_power_ratio"] = float(np.mean(d > 3 * scale))
     if peaks.size >= 2:
         amps = ax[np.clip(peaks, 0, ax.size - 1)]
         f["peak_amp_cv"] = float(np.std(amps) / max(float(np.mean(amps)), 1e-9))

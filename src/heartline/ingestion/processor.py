@@ -26,7 +26,9 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    model (:meth:`StreamProcessor._beat_model_for`).
 
    *Rhythm*: every ``rhythm_interval_s`` of a device's data, its last ``rhythm_window_s`` of
-   ECG (one lead, the beat model's first) is queued; the queued windows of all devices are
+   ECG (one lead, the beat model's first; once its own R-peak detector and the beat
+   pipeline's agree, with the pipeline's R peaks: the lead is not detected twice) is queued;
+   the queued windows of all devices are
    classified by the rhythm model (N / A / O / ~) in one ONNX call per batch
    (:meth:`StreamProcessor._rhythm`). ``A`` raises the AF alarm, ``~`` marks the window noisy
    (no rhythm alarms from it; a signal-quality notice instead): see
@@ -364,6 +366,8 @@ class _DeviceState:
     segment_beats: int = 0  # beats of the current segment given to the engine
     # rhythm: the last rhythm_window_s of one lead (mV) and the device time of its end
     rhythm_stream: Any = None  # RhythmStream: the incrementally prepared rhythm input
+    rhythm_offset: int = 0  # pipeline sample index of the rhythm stream's first sample
+    rhythm_due: bool = False  # a rhythm window is due once the current frame's peaks are in
     rhythm_end_s: float = math.nan
     rhythm_due_s: float = math.nan
     rhythm_seg_start_s: float = math.nan  # device time of the segment's first sample
@@ -548,6 +552,16 @@ class StreamProcessor:
         ``classify``, ``results``, ``alerts``, ``storage``, ``acks``, plus ``total``); see
         ``heartline bench stream-profile``.
     """
+
+    #: The rhythm input's R peaks: ``True``, the reference path, from a detector of the rhythm
+    #: input's own, started at the end of the segment's warm-up; ``False`` (default), the same
+    #: until the device's beat pipeline (whose detector runs on the same lead, at the same rate
+    #: and settings, from the segment's start) has given the same peaks over the whole span the
+    #: rhythm input keeps (33 s), and the pipeline's peaks after that: one detector per lead
+    #: once both have settled (:class:`~heartline.edge.rhythm.RhythmStream`, ``handover``;
+    #: ``tests/ingestion/test_rhythm_peaks.py`` and ``benchmarks/rhythm_peaks/compare.py``
+    #: compare the two paths).
+    rhythm_own_detector: bool = False
 
     def __init__(
         self,
@@ -1198,11 +1212,11 @@ class StreamProcessor:
                     x = f.signal_mv()
                     clock.lap("decode")
                     try:
-                        self._rhythm_feed(b, st, f, x)
+                        self._rhythm_feed(st, f, x)
                     except Exception as exc:  # the rhythm stage never costs a frame
                         log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
                     if self.rhythm is not None:
-                        clock.lap("rhythm")  # the window is prepared as its frame arrives
+                        clock.lap("rhythm")  # the window is prepared once its frame's R peaks are known
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
@@ -1233,6 +1247,12 @@ class StreamProcessor:
                 ups.extend(self._vital_updates(st, f))
                 updates_at[pos] = ups
             clock.lap("alerts")
+            if self.rhythm is not None:
+                # the frames' R peaks (found by the beat pipelines' detectors) to the rhythm
+                # inputs, then the windows due, in frame order
+                for _pos, st, f, _x in jobs:
+                    self._rhythm_window(b, st)
+                clock.lap("rhythm")
         for pos, (_m, f, _status) in enumerate(b.to_store):
             if pos in pending_at:
                 b.pending.append((self._devices[f.device_id], pending_at[pos]))
@@ -1772,12 +1792,18 @@ class StreamProcessor:
         return label
 
     # ------------------------------------------------------------------ rhythm stage
-    def _rhythm_feed(self, b: _Batch, st: _DeviceState, f: Frame, x: np.ndarray) -> None:
-        """Keep the device's last ``rhythm_window_s`` of one lead; queue a window when due.
+    def _rhythm_feed(self, st: _DeviceState, f: Frame, x: np.ndarray) -> None:
+        """Keep the device's last ``rhythm_window_s`` of one lead; note whether a window is due.
 
         Windows are due every ``rhythm_interval_s`` of device time, so they do not depend on
-        how frames were batched (live and replay give the same windows).
+        how frames were batched (live and replay give the same windows). The due window is
+        prepared by :meth:`_rhythm_window`, once the beat pipeline has run on the frame: the
+        rhythm input takes the R peaks of the pipeline's detector (the same
+        :class:`~heartline.signal.rpeaks.StreamingRPeakDetector`, rate and settings, on the
+        same lead) once they agree with its own detector's, instead of detecting the lead a
+        second time.
         """
+        st.rhythm_due = False
         if self.rhythm is None or st.pipeline is None:
             return
         col = st.pipeline.columns[0]
@@ -1793,7 +1819,13 @@ class StreamProcessor:
         if st.rhythm_stream is None:
             from heartline.edge.rhythm import RhythmStream
 
-            st.rhythm_stream = RhythmStream(self.rhythm, fs=st.fs, window_s=self.rhythm_window_s)
+            st.rhythm_stream = RhythmStream(
+                self.rhythm,
+                fs=st.fs,
+                window_s=self.rhythm_window_s,
+                handover=not self.rhythm_own_detector,
+            )
+            st.rhythm_offset = max(seen, warm)  # the stream's sample 0 in pipeline samples
         st.rhythm_stream.push(lead)
         st.rhythm_end_s = f.start_time_s + f.n_samples / st.fs
         seg_s = st.pipeline.samples_seen / st.fs + f.n_samples / st.fs  # after this frame
@@ -1804,15 +1836,31 @@ class StreamProcessor:
             first = warm / st.fs + self.rhythm_min_s
             k = math.ceil(first / self.rhythm_interval_s - 1e-9)
             st.rhythm_due_s = st.rhythm_seg_start_s + k * self.rhythm_interval_s
-        if st.rhythm_end_s + 1e-9 >= st.rhythm_due_s:
-            n = min(st.rhythm_stream.n_samples, st.rhythm_stream.window_n)
+        st.rhythm_due = st.rhythm_end_s + 1e-9 >= st.rhythm_due_s
+
+    def _rhythm_window(self, b: _Batch, st: _DeviceState) -> None:
+        """After the frame of :meth:`_rhythm_feed` went through the beat pipeline: its R peaks
+        to the rhythm input, then the window if one is due (queued for :meth:`_rhythm`)."""
+        stream = st.rhythm_stream
+        if stream is None or st.pipeline is None:
+            return
+        try:
+            peaks = st.pipeline.new_peaks
+            if peaks.size and not self.rhythm_own_detector:
+                stream.add_peaks(peaks - st.rhythm_offset)
+        except Exception as exc:  # the rhythm stage never costs a frame
+            log.warning("device %s: rhythm peaks: %s", st.device_id, exc)
+        if st.rhythm_due:
+            st.rhythm_due = False
+            warm = round(self.quality_warmup_s * st.fs)
+            n = min(stream.n_samples, stream.window_n)
             t0 = st.rhythm_end_s - n / st.fs
             if t0 - (warm + 1) / st.fs <= st.rhythm_seg_start_s:
                 # the window holds the whole segment but its settling seconds: its verdict is
                 # the segment's since its start (the span the engine sees)
                 t0 = st.rhythm_seg_start_s
             try:  # prepared now: the stream moves on with the batch's next frames
-                prepared = st.rhythm_stream.window()
+                prepared = stream.window()
             except Exception as exc:  # never fatal: this window is unusable
                 log.warning("device %s: rhythm window failed: %s", st.device_id, exc)
                 prepared = str(exc)
@@ -1824,7 +1872,7 @@ class StreamProcessor:
         """Stage 4b': the batch's due rhythm windows in one ONNX call -> the patients' engines.
 
         The windows were prepared incrementally as their frames arrived
-        (:class:`~heartline.edge.rhythm.RhythmStream`, in :meth:`_rhythm_feed`). A window the
+        (:class:`~heartline.edge.rhythm.RhythmStream`, in :meth:`_rhythm_window`). A window the
         model cannot use (flat, clipped, no beats) is given as ``~``.
         """
         if not b.rhythm_jobs or self.rhythm is None:

@@ -526,6 +526,11 @@ class BeatPipeline:
         self._flushed = False
         self._last_peak = 0
         self.beats_emitted = 0
+        #: R peaks (absolute sample indices of this stream) the detector confirmed in the last
+        #: :meth:`prepare` (or :func:`prepare_many`, :meth:`flush_prepare`) call: the stream
+        #: processor hands them to the rhythm input (:class:`heartline.edge.rhythm.RhythmStream`)
+        #: instead of detecting the same lead twice.
+        self.new_peaks = np.zeros(0, dtype=np.int64)
 
     @property
     def samples_seen(self) -> int:
@@ -557,7 +562,8 @@ class BeatPipeline:
         if self._flushed:
             return self._empty_batch()
         self._clean_blocks(final=True)
-        self._add_peaks(self._detector.flush())
+        self.new_peaks = np.asarray(self._detector.flush(), dtype=np.int64)
+        self._add_peaks(self.new_peaks)
         last = self._rr.flush()
         if last is not None and self._pending:
             self._ready.append((self._pending.popleft(), last))
@@ -816,6 +822,10 @@ class BeatPipeline:
         )
 
 
+_NO_PEAKS = np.zeros(0, dtype=np.int64)
+_NO_PEAKS.flags.writeable = False
+
+
 def _stage_clock(pipelines: Sequence[BeatPipeline]) -> dict[str, float] | None:
     return next((p.stage_times for p in pipelines if p.stage_times is not None), None)
 
@@ -854,6 +864,7 @@ def prepare_many(
     out: list[BeatBatch | Exception | None] = [None] * len(pipelines)
     live: list[tuple[int, BeatPipeline, np.ndarray]] = []
     for i, (pipe, chunk) in enumerate(zip(pipelines, chunks, strict=True)):
+        pipe.new_peaks = _NO_PEAKS
         try:
             if pipe._flushed:
                 raise RuntimeError("the pipeline was flushed; call reset() to start a new stream")
@@ -879,7 +890,8 @@ def prepare_many(
             ok.append((pipe, pk))
         _clean_blocks_many([pipe for pipe, _ in ok], final=False)
         for pipe, pk in ok:
-            pipe._add_peaks(pk)
+            pipe.new_peaks = np.asarray(pk, dtype=np.int64)
+            pipe._add_peaks(pipe.new_peaks)
     t0 = time.thread_time() if tm is not None else 0.0
     emitting = [(i, pipe) for i, pipe, _x in live if out[i] is None]
     for (i, _pipe), batch in zip(

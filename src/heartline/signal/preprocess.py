@@ -12,11 +12,13 @@ References
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from scipy import signal
@@ -299,10 +301,31 @@ def resample(x: object, *, fs: float, fs_out: float, max_denominator: int = 1000
     if abs(ratio.numerator / ratio.denominator - fs_out / fs) > 1e-9 * fs_out / fs:
         logger.info("resample: ratio %s approximates %s/%s", ratio, fs_out, fs)
     # padtype="line" avoids the dip at the ends that zero padding gives a signal with an offset.
+    # The anti-aliasing filter is resample_poly's own default design (Kaiser window, beta 5),
+    # computed once per ratio (_resample_fir) instead of at every call: the same coefficients.
+    window: Any = ("kaiser", 5.0)
+    if arr.dtype == np.float64:
+        window = _resample_fir(ratio.numerator, ratio.denominator)
     return np.asarray(
-        signal.resample_poly(arr, ratio.numerator, ratio.denominator, axis=0, padtype="line"),
+        signal.resample_poly(
+            arr, ratio.numerator, ratio.denominator, axis=0, padtype="line", window=window
+        ),
         dtype=np.float64,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _resample_fir(up: int, down: int) -> np.ndarray:
+    """``scipy.signal.resample_poly``'s default filter for ``up / down`` (in lowest terms):
+    ``firwin(2 * 10 * max(up, down) + 1, 1 / max(up, down), window=("kaiser", 5.0))``, read-only
+    (resample_poly copies it before scaling by ``up``)."""
+    max_rate = max(up, down)
+    h = np.asarray(
+        signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)),
+        dtype=np.float64,
+    )
+    h.flags.writeable = False
+    return h
 
 
 # --------------------------------------------------------------------------------------------
