@@ -32,3 +32,17 @@ def test_zero_phase_filter_is_sosfiltfilt_bit_for_bit():
             np.testing.assert_array_equal(f(x), signal.sosfiltfilt(sos, x))
         with pytest.raises(ValueError, match="padlen"):
             f(np.zeros(f.padlen))
+
+
+def test_bandpass_design_is_cached_and_safe_to_mutate() -> None:
+    """Each band-pass design is computed once; callers get their own copy, equal to SciPy's."""
+    import numpy as np
+    from scipy import signal as sp_signal
+
+    from heartline.signal.filters import design_bandpass
+
+    ref = sp_signal.butter(2, [0.5, 40.0], btype="bandpass", fs=300.0, output="sos")
+    first = design_bandpass(fs=300.0, low_hz=0.5, high_hz=40.0, order=2)
+    assert np.array_equal(first, ref)
+    first[0, 0] = 123.0  # a caller that changes its array must not change the next design
+    assert np.array_equal(design_bandpass(fs=300.0, low_hz=0.5, high_hz=40.0, order=2), ref)

@@ -22,6 +22,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -125,9 +126,15 @@ def design_bandpass(*, fs: float, low_hz: float, high_hz: float, order: int = 4)
     high_hz = check_cutoff(high_hz, fs=fs, name="high_hz")
     if low_hz >= high_hz:
         raise SignalError(f"low_hz={low_hz} Hz must be below high_hz={high_hz} Hz")
-    return signal.butter(
-        _check_order(order), [low_hz, high_hz], btype="bandpass", fs=fs, output="sos"
-    )
+    # The same few designs are asked for on every window of a live stream: design each once.
+    return _butter_bandpass_sos(
+        _check_order(order), float(low_hz), float(high_hz), float(fs)
+    ).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_bandpass_sos(order: int, low_hz: float, high_hz: float, fs: float) -> np.ndarray:
+    return signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=fs, output="sos")
 
 
 def design_highpass(*, fs: float, cutoff_hz: float, order: int = 4) -> np.ndarray:
