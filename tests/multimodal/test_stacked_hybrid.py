@@ -59,13 +59,13 @@ def _spy_networks(monkeypatch: pytest.MonkeyPatch, seen: dict[str, list[np.ndarr
             super().__init__()
             self.rows: np.ndarray = np.empty(0)
 
-    def fake_train(net, *, train, val, fs, settings, **_):  # noqa: ANN001, ANN202
+    def fake_train(net, *, train, val, fs, settings, **_):
         net.rows = train[0][:, 0, 0].astype(int)
         seen["fit"].append(net.rows)
         seen["val"].append(val[0][:, 0, 0].astype(int))
         return net, {"epochs_run": 1}
 
-    def fake_predict(net, ecg, meta, *, fs, settings, **_):  # noqa: ANN001, ANN202
+    def fake_predict(net, ecg, meta, *, fs, settings, **_):
         rows = ecg[:, 0, 0].astype(int)
         seen["predicted"].append(rows)
         # a network that memorised its training rows: perfect on them, noise elsewhere
@@ -96,7 +96,7 @@ def test_stacked_head_never_sees_the_test_fold_and_gets_out_of_fold_outputs(
     heads: list[np.ndarray] = []
     real_fit = training.fit_gbm
 
-    def spy_fit(x, yy, *, seed=0):  # noqa: ANN001, ANN202
+    def spy_fit(x, yy, *, seed=0):
         heads.append(x)
         return real_fit(x, yy, seed=seed)
 
