@@ -131,6 +131,7 @@ HYBRID_MODELS = (
 #: Paired comparisons ``(a, b)`` reported as a minus b (when both models ran).
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("stacked", "gbm"),
+    ("stacked", "gbm_ecg"),
     ("stacked", "stacked_no_meta"),
     ("stacked", "fused"),
     ("hybrid", "hybrid_no_meta"),
