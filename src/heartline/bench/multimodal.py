@@ -29,6 +29,7 @@ pooled macro-AUC) with a paired bootstrap interval.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -43,12 +44,14 @@ import numpy as np
 
 __all__ = [
     "COMPARISONS",
+    "DEFAULT_MODELS",
     "ENSEMBLES",
     "HYBRID_MODELS",
     "MODELS",
     "PROTOCOLS",
     "MultimodalBenchConfig",
     "fold_plan",
+    "inner_fold_plan",
     "run_multimodal_bench",
 ]
 
@@ -79,8 +82,39 @@ MODELS: dict[str, tuple[str, str]] = {
     ),
     "hybrid": (
         "attention_feat",
-        "multimodal hybrid: CNN-LSTM + ECG-features + metadata branches, attention fusion",
+        "hybrid with an ECG-features branch: CNN-LSTM + features + metadata, attention fusion",
     ),
+    "stacked_no_meta": (
+        "stacked_ecg",
+        "stacked hybrid without metadata: cross-fitted ECG-only CNN-LSTMs -> boosting on "
+        "(network log-odds, ECG features)",
+    ),
+    "stacked": (
+        "stacked",
+        "stacked multimodal hybrid: cross-fitted attention-fusion CNN-LSTMs (ECG + metadata) -> "
+        "boosting on (network log-odds, ECG features, metadata)",
+    ),
+}
+#: The models of a default run (the table of the results page): baselines, the network
+#: ablations and the stacked hybrid. ``feat_only``, ``hybrid_no_meta`` and ``hybrid`` (the
+#: features-branch network of an earlier design) run when named with ``--models``.
+DEFAULT_MODELS: tuple[str, ...] = (
+    "naive",
+    "gbm_ecg",
+    "gbm",
+    "resnet1d",
+    "meta_only",
+    "ecg_only",
+    "late_fusion",
+    "fused",
+    "fused_age",
+    "stacked_no_meta",
+    "stacked",
+)
+#: Stacked models -> (fusion of their cross-fitted networks, metadata columns in the head).
+STACKED: dict[str, tuple[str, bool]] = {
+    "stacked": ("attention", True),
+    "stacked_ecg": ("ecg", False),
 }
 #: The hybrid's variants, trained with the hybrid budget (``hybrid_epochs`` etc.).
 HYBRID_MODELS = (
@@ -91,9 +125,15 @@ HYBRID_MODELS = (
     "feat_only",
     "hybrid_no_meta",
     "hybrid",
+    "stacked_no_meta",
+    "stacked",
 )
 #: Paired comparisons ``(a, b)`` reported as a minus b (when both models ran).
 COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("stacked", "gbm"),
+    ("stacked", "gbm_ecg"),
+    ("stacked", "stacked_no_meta"),
+    ("stacked", "fused"),
     ("hybrid", "hybrid_no_meta"),
     ("fused", "ecg_only"),
     ("gbm", "gbm_ecg"),
@@ -109,7 +149,7 @@ class MultimodalBenchConfig:
 
     protocol: str = "cv10"
     fs: int = 100
-    models: tuple[str, ...] = tuple(MODELS)
+    models: tuple[str, ...] = DEFAULT_MODELS
     epochs: int = 10  # the ResNet and metadata-only networks
     # the hybrid's training budget (ecg_only, late_fusion, fused, fused_age): most epochs, early
     # stopping patience on the validation fold (None: none), ECG augmentation of the crops
@@ -117,6 +157,8 @@ class MultimodalBenchConfig:
     hybrid_patience: int | None = 10
     hybrid_augment: bool = True
     hybrid_class_weight: bool = True
+    # the stacked hybrid: inner folds of the cross-fitting (groups of the training strat_folds)
+    stack_inner: int = 2
     max_records: int | None = None
     folds: tuple[int, ...] | None = None  # test folds to run (cv10); None = all 10
     n_boot: int = 1000
@@ -143,6 +185,139 @@ def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[
     if bad or len(set(tests)) != len(tests):
         raise ValueError(f"test folds must be distinct values in 1-10, got {list(tests)}")
     return [(k, k % 10 + 1) for k in tests]
+
+
+def inner_fold_plan(
+    strat_fold: np.ndarray, train_mask: np.ndarray, *, n_inner: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-fitting splits of an outer training set: ``(held_out_rows, fit_rows)`` per inner fold.
+
+    The training records' ``strat_fold`` values are dealt round-robin into ``n_inner`` groups
+    (PTB-XL's folds are patient-disjoint, so the inner folds are too); inner fold ``g`` trains on
+    the other groups and predicts group ``g``. Only rows of ``train_mask`` appear: the outer test
+    and validation folds are never in an inner fold.
+
+    >>> sf = np.array([1, 1, 2, 3, 4, 5, 9, 10])
+    >>> [(h.tolist(), f.tolist()) for h, f in inner_fold_plan(sf, sf <= 4, n_inner=2)]
+    [([0, 1, 3], [2, 4]), ([2, 4], [0, 1, 3])]
+    """
+    folds = sorted(np.unique(strat_fold[train_mask]).tolist())
+    if not 2 <= n_inner <= len(folds):
+        raise ValueError(
+            f"n_inner={n_inner} inner folds need 2 to {len(folds)} (the training folds present)"
+        )
+    plan = []
+    for g in range(n_inner):
+        held = train_mask & np.isin(strat_fold, folds[g::n_inner])
+        plan.append((np.flatnonzero(held), np.flatnonzero(train_mask & ~held)))
+    return plan
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-4, 1.0 - 1e-4)
+    return np.log(q / (1.0 - q))
+
+
+def _stacked_hybrid(
+    *,
+    fusion: str,
+    head_meta: bool,
+    inner: list[tuple[np.ndarray, np.ndarray]],
+    tr: np.ndarray,
+    va: np.ndarray,
+    te: np.ndarray,
+    ecg: np.ndarray,
+    meta: np.ndarray,
+    feats: np.ndarray,
+    meta_values: np.ndarray,
+    y: np.ndarray,
+    age_z: np.ndarray,
+    net_config: Any,
+    settings: Any,
+    fs: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The stacked hybrid of one outer fold: cross-fitted CNN-LSTMs and a boosted head.
+
+    For each inner fold of ``inner`` (:func:`inner_fold_plan`, training rows only), a CNN-LSTM
+    (``fusion``: ``"attention"`` = ECG + metadata with modality attention, ``"ecg"`` = ECG only)
+    is trained on the inner fold's fit rows, early-stopped on the outer validation fold ``va``;
+    it predicts its held-out rows, so every training record gets class probabilities from a
+    network that never saw it (the network's outputs on its own training records would be
+    over-confident). Gradient boosting (:func:`~heartline.training.multimodal.fit_gbm`) is fitted
+    on the training rows' [network log-odds, ECG features, metadata (``head_meta``)]. Validation
+    and test records get the mean probabilities (and modality attention) of the inner networks.
+    Nothing of the test fold ``te`` is used before its prediction; ``va`` serves the early stopping
+    of the networks and, in the caller, the F1 thresholds, never the head's fit.
+
+    Returns
+    -------
+    tuple
+        Validation and test probabilities, the test records' mean modality weights, an info dict.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from heartline.training.multimodal import (
+        build_network,
+        fit_gbm,
+        macro_auc,
+        predict,
+        predict_gbm,
+        train_network,
+    )
+
+    tr_rows, va_rows, te_rows = np.flatnonzero(tr), np.flatnonzero(va), np.flatnonzero(te)
+    covered = np.concatenate([h for h, _ in inner])
+    if np.setdiff1d(covered, tr_rows).size or covered.size != tr_rows.size:
+        raise ValueError("the inner folds must partition the outer training rows")
+    n_cls = y.shape[1]
+    p_oof = np.full((len(y), n_cls), np.nan)
+    p_va = np.zeros((va_rows.size, n_cls))
+    p_te = np.zeros((te_rows.size, n_cls))
+    w_te = None
+    nets_info = []
+    for j, (held, fit) in enumerate(inner):
+        torch.manual_seed(seed + j)
+        net = build_network(fusion, config=net_config)
+        net, info_t = train_network(
+            net,
+            train=(ecg[fit], meta[fit], y[fit], age_z[fit]),
+            val=(ecg[va_rows], meta[va_rows], y[va_rows]),
+            fs=fs,
+            settings=settings,
+        )
+        nets_info.append({k: v for k, v in info_t.items() if k != "history"})
+        p_oof[held] = predict(net, ecg[held], meta[held], fs=fs, settings=settings).probs
+        p_va += predict(net, ecg[va_rows], meta[va_rows], fs=fs, settings=settings).probs / len(
+            inner
+        )
+        pred_t = predict(net, ecg[te_rows], meta[te_rows], fs=fs, settings=settings)
+        p_te += pred_t.probs / len(inner)
+        w = pred_t.modality_weights / len(inner)
+        w_te = w if w_te is None else w_te + w
+
+    def head_x(rows: np.ndarray, p_net: np.ndarray) -> np.ndarray:
+        parts = [_logit(p_net), feats[rows]]
+        if head_meta:
+            parts.append(meta_values[rows])
+        return np.concatenate(parts, axis=1)
+
+    with threadpool_limits(1):
+        head = fit_gbm(head_x(tr_rows, p_oof[tr_rows]), y[tr_rows], seed=seed)
+    pv = predict_gbm(head, head_x(va_rows, p_va))
+    pt = predict_gbm(head, head_x(te_rows, p_te))
+    oof_auc = macro_auc(y[tr_rows], p_oof[tr_rows])
+    info = {
+        "inner_folds": len(inner),
+        "inner_networks": nets_info,
+        "inner_oof_macro_auc": oof_auc,
+        "network_test_macro_auc": macro_auc(y[te_rows], p_te),
+        "network_val_macro_auc": macro_auc(y[va_rows], p_va),
+        "head_inputs": n_cls + feats.shape[1] + (meta_values.shape[1] if head_meta else 0),
+        "epochs_run": int(sum(n["epochs_run"] for n in nets_info)),
+    }
+    return pv, pt, w_te if w_te is not None else np.empty((te_rows.size, 0)), info
 
 
 def _source_digest() -> str:
@@ -272,7 +447,9 @@ def run_multimodal_bench(
 
     def uses_features(model: str) -> bool:
         kind = MODELS[model][0]
-        return kind.startswith("gbm") or FUSIONS.get(kind.split("+")[0], (0, 0, False))[2]
+        return (
+            kind.startswith(("gbm", "stacked")) or FUSIONS.get(kind.split("+")[0], (0, 0, False))[2]
+        )
 
     feats = None
     if any(uses_features(m) for m in config.models):
@@ -305,6 +482,11 @@ def run_multimodal_bench(
                     config.max_records,
                     config.seed,
                     settings_of(model).__dict__,
+                    *(
+                        [config.stack_inner, inspect.getsource(_stacked_hybrid)]
+                        if MODELS[model][0] in STACKED
+                        else []
+                    ),
                     int(data.ecg_ids.sum()),
                     len(data),
                     _source_digest(),
@@ -379,6 +561,40 @@ def run_multimodal_bench(
                         gb = fit_gbm(x[tr], y_all[tr], seed=config.seed)
                     pv, pt = predict_gbm(gb, x[va]), predict_gbm(gb, x[te])
                     weights_t, age_t = None, None
+                elif kind in STACKED:
+                    assert feats is not None
+                    fusion, head_meta = STACKED[kind]
+                    tr_mask = tr & ~te & ~va
+                    inner = inner_fold_plan(data.strat_fold, tr_mask, n_inner=config.stack_inner)
+                    info["inner_held_out_folds"] = [
+                        sorted(np.unique(data.strat_fold[h]).tolist()) for h, _ in inner
+                    ]
+                    cfg = MultimodalConfig(
+                        n_leads=ecg.shape[1],
+                        n_classes=len(names),
+                        fs_hz=model_fs,
+                        fusion=fusion,
+                    )
+                    pv, pt, weights_t, info_s = _stacked_hybrid(
+                        fusion=fusion,
+                        head_meta=head_meta,
+                        inner=inner,
+                        tr=tr_mask,
+                        va=va,
+                        te=te,
+                        ecg=ecg,
+                        meta=meta,
+                        feats=feats,
+                        meta_values=data.metadata.values,
+                        y=y_all,
+                        age_z=age_z,
+                        net_config=cfg,
+                        settings=settings,
+                        fs=model_fs,
+                        seed=config.seed,
+                    )
+                    info.update(info_s)
+                    age_t = None
                 else:
                     fusion = kind.split("+")[0]
                     with_feats = fusion in FUSIONS and FUSIONS[fusion][2]
@@ -497,7 +713,11 @@ def run_multimodal_bench(
         met["age_mae_y"] = float(np.abs(age_p[ok] - age_all[idx][ok]).mean()) if ok.any() else None
         w = oof[m]["weights"][idx]
         w = w[:, np.isfinite(w).all(axis=0)]
-        if m in MODELS and w.shape[1] >= 2 and MODELS[m][0].startswith("attention"):
+        if (
+            m in MODELS
+            and w.shape[1] >= 2
+            and (MODELS[m][0].startswith("attention") or MODELS[m][0] == "stacked")
+        ):
             met["modality_weights_by_class"] = {
                 name: {
                     mod: float(w[y[:, c] == 1, j].mean())
@@ -551,6 +771,7 @@ def run_multimodal_bench(
             "train": base_settings.__dict__,
             "train_hybrid": hybrid_settings.__dict__,
             "hybrid_models": [m for m in config.models if m in HYBRID_MODELS],
+            "stack_inner": config.stack_inner,
             "load_average_start": load_start,
             "load_average_end": list(os.getloadavg()),
             "torch_threads": 1,

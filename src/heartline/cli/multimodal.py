@@ -49,8 +49,18 @@ def bench_multimodal(
         bool, typer.Option(help="Random gain and noise on the hybrid's training crops.")
     ] = True,
     models: Annotated[
-        str | None, typer.Option(help="Comma-separated models (default: all).")
+        str | None,
+        typer.Option(
+            help="Comma-separated models (default: the baselines, the network ablations and the "
+            "stacked hybrids; feat_only, hybrid_no_meta, hybrid only when named)."
+        ),
     ] = None,
+    stack_inner: Annotated[
+        int,
+        typer.Option(
+            help="Inner folds of the stacked hybrid's cross-fitting (groups of the training folds)."
+        ),
+    ] = 2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap draws over records for the CIs (--quick: 50).")
@@ -76,9 +86,13 @@ def bench_multimodal(
     ] = None,
 ) -> None:
     """Ablations and baselines of the multimodal (12-lead ECG + metadata) hybrid on PTB-XL."""
-    from heartline.bench.multimodal import MODELS, MultimodalBenchConfig, run_multimodal_bench
+    from heartline.bench.multimodal import (
+        DEFAULT_MODELS,
+        MultimodalBenchConfig,
+        run_multimodal_bench,
+    )
 
-    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else tuple(MODELS)
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     try:
         config = MultimodalBenchConfig(
             protocol=protocol,
@@ -89,6 +103,7 @@ def bench_multimodal(
             hybrid_patience=hybrid_patience or None,
             hybrid_augment=hybrid_augment,
             hybrid_class_weight=hybrid_class_weight,
+            stack_inner=stack_inner,
             max_records=150 if quick else None,
             folds=(1, 2)
             if quick and protocol == "cv10"
