@@ -62,6 +62,7 @@ class BenchConfig:
         "central",
         "fedavg",
         "fedavg_la",
+        "fedavgm_la",
         "attack_fedavg",
         "attack_robust",
         "dropout",
@@ -77,6 +78,7 @@ class BenchConfig:
         "central",
         "fedavg",
         "fedavg_la",
+        "fedavgm_la",
         "fedprox",
         "fedadam",
         "dpsgd",
@@ -88,6 +90,9 @@ class BenchConfig:
     dpsgd_clip: float = 1.0
     #: FedAdam's server learning rate
     fedadam_eta: float = 0.01
+    #: FedAvgM's server learning rate (``fedavgm_la``): makes up for the 1 / N share of a
+    #: pooled epoch that each hospital's averaged update carries
+    server_lr: float = 2.0
     #: pool label counts (and RR sums) before training: class weights and RR standardisation
     #: of the union, as central training computes them
     global_statistics: bool = True
@@ -231,6 +236,8 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
             out.append((s, {"strategy": s}))
         elif s == "fedavg_la":  # FedAvg + per-hospital logit adjustment against label skew
             out.append((s, {"strategy": "fedavg", "label_skew": True}))
+        elif s == "fedavgm_la":  # + server learning rate cfg.server_lr (FedAvgM)
+            out.append((s, {"strategy": "fedavgm", "label_skew": True}))
         elif s == "dpsgd_la" and task == "rhythm":
             for eps in cfg.dpsgd_epsilons:
                 out.append(
@@ -288,7 +295,7 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         central = _f1(ent, "central")
         fed = [
             (n, _f1(ent, n))
-            for n in ("fedavg", "fedavg_la", "fedprox", "fedadam")
+            for n in ("fedavg", "fedavg_la", "fedavgm_la", "fedprox", "fedadam")
             if _f1(ent, n) is not None
         ]
         if central and fed:
@@ -645,6 +652,7 @@ def run_federated_bench(
                 dp_delta=DP_DELTA,
                 trimmed_beta=cfg.trimmed_beta,
                 fedadam_eta=cfg.fedadam_eta,
+                server_lr=cfg.server_lr,
                 global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,
