@@ -222,6 +222,7 @@ def main(argv=None) -> int:
         t = time.process_time()
         curve = run_variant(a.task, sites, pooled, name, o, a.rounds, a.seed)
         rec = {"task": a.task, "variant": v, "rounds": a.rounds, "seed": a.seed,
+               "hospitals": a.hospitals, "alpha": a.alpha if a.task == "rhythm" else None,
                "val_macro_f1": [round(c, 4) for c in curve], "cpu_s": round(time.process_time() - t, 1)}
         print(json.dumps(rec), flush=True)
         if a.out:
