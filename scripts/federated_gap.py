@@ -17,7 +17,8 @@ A variant is ``name[:key=value,...]``: ``central`` (epochs = rounds x local epoc
 averaged, never scaled), ``momentum`` (server momentum, FedAvgM), ``weighting`` (``samples`` or
 ``uniform``), ``fedbn=1`` (batch-norm parameters and statistics stay local; scored with each
 hospital's own), ``la=1`` (per-site logit adjustment,
-:func:`heartline.training.local.label_skew_adjustment`), ``lr`` (local learning rate), ``dp_eps`` (record-level DP-SGD, rhythm),
+:func:`heartline.training.local.label_skew_adjustment`), ``lr`` (local learning rate), ``dp_eps`` (record-level DP-SGD, rhythm), ``dp_z`` (DP-SGD at this noise multiplier),
+``dp_clip``,
 ``batch`` (local batch size; not with ``dp_eps``, whose noise is calibrated to the default).
 """
 
@@ -112,6 +113,11 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
             from heartline.federated.tasks import build_net
 
             t.net = build_net(task, seed=seed, dp=True)
+        if "dp_z" in o:  # DP-SGD at this noise multiplier directly (no epsilon calibration)
+            from heartline.federated.tasks import build_net
+
+            t.net = build_net(task, seed=seed, dp=True)
+            t.cfg = dataclasses.replace(t.cfg, dp_noise_multiplier=o["dp_z"], dp_clip=clip)
         if "batch" in o:
             t.cfg = dataclasses.replace(t.cfg, batch_size=int(o["batch"]))
         return t
