@@ -155,3 +155,57 @@ def test_fedadam_averages_batchnorm_statistics_instead_of_stepping_them() -> Non
     out = {k: v.numpy() for k, v in arrays.items()}
     np.testing.assert_allclose(out["bn.running_var"], 6.0)  # plain average of 4 and 8
     assert np.all(out["w"] > 0) and np.all(out["w"] < 0.1)  # an Adam step of about eta
+
+
+def test_fedavgm_scales_the_averaged_update_but_averages_batchnorm_statistics() -> None:
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
+
+    from heartline.federated.server_app import STAT_SUFFIXES
+    from heartline.federated.strategies import build_strategy
+
+    strategy = build_strategy(
+        "fedavgm", n_hospitals=2, server_lr=2.0, stat_suffixes=STAT_SUFFIXES
+    )
+    strategy.current_arrays = ArrayRecord(
+        {"w": Array(np.zeros(3, np.float32)), "bn.running_var": Array(np.ones(3, np.float32))}
+    )
+    replies = []
+    for w, var in ((1.0, 4.0), (3.0, 8.0)):
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(
+                    {
+                        "w": Array(np.full(3, w, np.float32)),
+                        "bn.running_var": Array(np.full(3, var, np.float32)),
+                    }
+                ),
+                "metrics": MetricRecord({"num-examples": 10}),
+            }
+        )
+        replies.append(_Reply(content))
+    arrays, _ = strategy.aggregate_train(1, replies)
+    out = {k: v.numpy() for k, v in arrays.items()}
+    np.testing.assert_allclose(out["w"], 4.0)  # 0 + 2 x (mean 2 - 0)
+    np.testing.assert_allclose(out["bn.running_var"], 6.0)  # plain average, not 1 + 2 x 5
+    np.testing.assert_allclose(strategy.current_arrays["w"].numpy(), 4.0)
+
+
+def test_label_skew_adjustment_gives_every_site_central_training_prior() -> None:
+    """With the adjustment, a site's unweighted loss on ``f + adj`` is minimised (for a
+    constant logit vector ``f``) at ``softmax(f + adj) = p_site``; the raw ``softmax(f)`` must
+    then be central training's prior ``p_pooled * w`` (normalised), the same for every site."""
+    from heartline.training.local import label_skew_adjustment, rhythm_label_weights
+
+    sites = [np.array([300.0, 20, 80, 5]), np.array([50.0, 90, 10, 15]), np.array([10.0, 1, 200, 0])]
+    pooled = np.sum(sites, axis=0)
+    w = rhythm_label_weights(pooled)
+    central = pooled * w / np.sum(pooled * w)
+    for counts in sites:
+        adj, cw = label_skew_adjustment(counts, pooled, w)
+        assert cw == (1.0, 1.0, 1.0, 1.0)
+        present = counts > 0
+        p_site = counts / counts.sum()
+        f = np.log(p_site[present]) - np.asarray(adj)[present]
+        raw = np.exp(f) / np.exp(f).sum()
+        np.testing.assert_allclose(raw, central[present] / central[present].sum(), rtol=1e-9)

@@ -61,6 +61,8 @@ class BenchConfig:
     scenarios: tuple[str, ...] = (
         "central",
         "fedavg",
+        "fedavg_la",
+        "fedavgm_la",
         "attack_fedavg",
         "attack_robust",
         "dropout",
@@ -72,12 +74,25 @@ class BenchConfig:
     rhythm_hospitals: int = 5
     rhythm_alpha: float = 1.0
     rhythm_keep_normal: float = 0.3
-    rhythm_scenarios: tuple[str, ...] = ("central", "fedavg", "fedprox", "fedadam", "dpsgd", "dp")
+    rhythm_scenarios: tuple[str, ...] = (
+        "central",
+        "fedavg",
+        "fedavg_la",
+        "fedavgm_la",
+        "fedprox",
+        "fedadam",
+        "dpsgd",
+        "dpsgd_la",
+        "dp",
+    )
     #: record-level DP-SGD inside each site (Opacus), rhythm task: epsilon of the whole run
     dpsgd_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
     dpsgd_clip: float = 1.0
     #: FedAdam's server learning rate
     fedadam_eta: float = 0.01
+    #: FedAvgM's server learning rate (``fedavgm_la``): makes up for the 1 / N share of a
+    #: pooled epoch that each hospital's averaged update carries
+    server_lr: float = 2.0
     #: pool label counts (and RR sums) before training: class weights and RR standardisation
     #: of the union, as central training computes them
     global_statistics: bool = True
@@ -219,6 +234,18 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
     for s in cfg.scenarios if task == "beats" else cfg.rhythm_scenarios:
         if s in ("fedavg", "fedprox", "fedadam"):
             out.append((s, {"strategy": s}))
+        elif s == "fedavg_la":  # FedAvg + per-hospital logit adjustment against label skew
+            out.append((s, {"strategy": "fedavg", "label_skew": True}))
+        elif s == "fedavgm_la":  # + server learning rate cfg.server_lr (FedAvgM)
+            out.append((s, {"strategy": "fedavgm", "label_skew": True}))
+        elif s == "dpsgd_la" and task == "rhythm":
+            for eps in cfg.dpsgd_epsilons:
+                out.append(
+                    (
+                        f"dpsgd_la_eps{eps:g}",
+                        {"strategy": "fedavg", "record_dp_epsilon": eps, "label_skew": True},
+                    )
+                )
         elif s == "dpsgd" and task == "rhythm":
             for eps in cfg.dpsgd_epsilons:
                 out.append((f"dpsgd_eps{eps:g}", {"strategy": "fedavg", "record_dp_epsilon": eps}))
@@ -267,7 +294,9 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ent = tasks.get(task, {})
         central = _f1(ent, "central")
         fed = [
-            (n, _f1(ent, n)) for n in ("fedavg", "fedprox", "fedadam") if _f1(ent, n) is not None
+            (n, _f1(ent, n))
+            for n in ("fedavg", "fedavg_la", "fedavgm_la", "fedprox", "fedadam")
+            if _f1(ent, n) is not None
         ]
         if central and fed:
             name, best = max(fed, key=lambda t: t[1])  # type: ignore[arg-type,return-value]
@@ -363,11 +392,12 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
             label: sorted(
                 (e["epsilon"], e["macro_f1"])
                 for n, e in ent.items()
-                if n.startswith(prefix) and "error" not in e
+                if n.startswith(prefix) and not n.startswith(prefix + "la_") and "error" not in e
             )
             for prefix, label in (
                 ("dp_", "FedAvg + client-level DP"),
                 ("dpsgd_", "FedAvg + record-level DP-SGD (Opacus)"),
+                ("dpsgd_la_", "FedAvg + DP-SGD + logit adjustment"),
             )
         }
         if any(curves.values()):
@@ -622,6 +652,7 @@ def run_federated_bench(
                 dp_delta=DP_DELTA,
                 trimmed_beta=cfg.trimmed_beta,
                 fedadam_eta=cfg.fedadam_eta,
+                server_lr=cfg.server_lr,
                 global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,

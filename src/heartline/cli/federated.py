@@ -114,7 +114,10 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     strategy: Annotated[
         str,
-        typer.Option("--strategy", help="fedavg, fedprox, fedadam, fedmedian, krum or trimmedavg."),
+        typer.Option(
+            "--strategy",
+            help="fedavg, fedprox, fedadam, fedavgm, fedmedian, krum or trimmedavg.",
+        ),
     ] = "fedavg",
     manifest: Annotated[
         Path | None,
@@ -159,6 +162,16 @@ def run(
     ] = True,
     n_bootstrap: Annotated[int, typer.Option("--n-bootstrap")] = 200,
     data_dir: DataDirOpt = None,
+    label_skew: Annotated[
+        bool,
+        typer.Option(
+            "--label-skew",
+            help="Per-hospital logit adjustment against label skew (pooled label counts).",
+        ),
+    ] = False,
+    server_lr: Annotated[
+        float, typer.Option("--server-lr", help="FedAvgM's server learning rate.")
+    ] = 1.0,
 ) -> None:
     """Run a federation: local SuperLink + one SuperNode per hospital, ``flwr run``, ship."""
     _require_flwr()
@@ -210,6 +223,8 @@ def run(
             record_dp_epsilon=dp_sgd_epsilon or 0.0,
             data_dir=data_dir,
             secure_aggregation=secagg,
+            label_skew=label_skew,
+            server_lr=server_lr,
         )
     except ValueError as exc:
         raise _bad(exc) from None
@@ -328,15 +343,17 @@ def bench_federated(
         str | None,
         typer.Option(
             "--beats-runs",
-            help="Comma-separated beats runs (central, fedavg, fedprox, fedadam, dp, dropout, "
-            "attack_fedavg, attack_robust; 'none' skips the task). Default: all.",
+            help="Comma-separated beats runs (central, fedavg, fedavg_la, fedavgm_la, fedprox, "
+            "fedadam, dp, dropout, attack_fedavg, attack_robust; 'none' skips the task). "
+            "Default: all.",
         ),
     ] = None,
     rhythm_runs: Annotated[
         str | None,
         typer.Option(
             "--rhythm-runs",
-            help="Comma-separated rhythm runs (central, fedavg, fedprox, fedadam, dpsgd, dp; "
+            help="Comma-separated rhythm runs (central, fedavg, fedavg_la, fedavgm_la, fedprox, "
+            "fedadam, dpsgd, dpsgd_la, dp; "
             "'none' skips the task). Default: all.",
         ),
     ] = None,

@@ -136,6 +136,9 @@ def train(msg: Message, context: Context) -> Message:
     # the pooled class weights the server sent (absent: weights of the local labels)
     cw = config.get("class-weights")
     site.set_class_weights([float(x) for x in cw] if cw else None)
+    pooled_counts = config.get("pooled-label-counts")
+    if pooled_counts and cw:
+        site.set_label_skew_adjustment([float(x) for x in pooled_counts], [float(x) for x in cw])
     start = _arrays(msg)
     # the incoming global model, scored on local validation beats before training: the server
     # pools these confusion matrices into the previous round's validation macro-F1

@@ -216,8 +216,14 @@ class FederatedRunConfig:
     #: pool the hospitals' label counts (and RR sums) once before training into the class
     #: weights and RR standardisation central training would use (off: each site its own)
     global_statistics: bool = True
+    #: per-hospital logit adjustment against label skew (needs ``global_statistics``; see
+    #: :func:`heartline.training.local.label_skew_adjustment`)
+    label_skew: bool = False
     #: FedAdam's server learning rate
     fedadam_eta: float = 0.01
+    #: FedAvgM's server learning rate and momentum
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
     round_timeout_s: float = 600.0
     connect_timeout_s: float = 120.0
     data_dir: Path | None = None
@@ -254,7 +260,10 @@ class FederatedRunConfig:
             "record-dp-epsilon": float(self.record_dp_epsilon),
             "dp-delta": float(self.dp_delta),
             "global-statistics": bool(self.global_statistics),
+            "label-skew": bool(self.label_skew),
             "fedadam-eta": float(self.fedadam_eta),
+            "server-lr": float(self.server_lr),
+            "server-momentum": float(self.server_momentum),
             "round-timeout-s": float(self.round_timeout_s),
             "connect-timeout-s": float(self.connect_timeout_s),
             "out-dir": str(out_dir),

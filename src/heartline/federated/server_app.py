@@ -194,6 +194,7 @@ def _query_statistics(grid: Grid, task: str, timeout_s: float) -> dict[str, list
     if not stats:
         return None
     pooled = pooled_statistics(task, stats)
+    pooled["label-counts"] = np.sum([s["label-counts"] for s in stats], axis=0).tolist()
     pooled["hospitals"] = [float(len(stats))]
     return pooled
 
@@ -234,6 +235,9 @@ def main(grid: Grid, context: Context) -> None:
         pooled = _query_statistics(grid, str(rc["task"]), float(rc["round-timeout-s"]))
         if pooled is not None:
             train_config["class-weights"] = [float(x) for x in pooled["class-weights"]]
+            if bool(rc.get("label-skew", False)):
+                # each hospital turns these into its own logit adjustment (label_skew_adjustment)
+                train_config["pooled-label-counts"] = [float(x) for x in pooled["label-counts"]]
             arrays0 = {k: v.numpy() for k, v in initial.items()}
             if "rr-mean" in pooled and "rr_mean" in arrays0:
                 arrays0["rr_mean"] = np.asarray(pooled["rr-mean"], dtype=arrays0["rr_mean"].dtype)
@@ -287,6 +291,8 @@ def main(grid: Grid, context: Context) -> None:
         dp_clip_norm=float(rc.get("dp-clip-norm", 1.0)),
         trimmed_beta=float(rc.get("trimmed-beta", 0.25)),
         fedadam_eta=float(rc.get("fedadam-eta", 0.01)),
+        server_lr=float(rc.get("server-lr", 1.0)),
+        server_momentum=float(rc.get("server-momentum", 0.0)),
         stat_suffixes=STAT_SUFFIXES,
     )
     _last_round_evaluation(strategy, rounds)

@@ -12,7 +12,8 @@ References
 ----------
 McMahan B et al. Communication-efficient learning of deep networks from decentralized data.
 AISTATS (2017). Li T et al. Federated optimization in heterogeneous networks. MLSys (2020).
-Reddi S et al. Adaptive federated optimization. ICLR (2021). Yin D et al. Byzantine-robust
+Reddi S et al. Adaptive federated optimization. ICLR (2021). Hsu TMH et al. Measuring the effects
+of non-identical data distribution for federated visual classification. arXiv:1909.06335 (2019). Yin D et al. Byzantine-robust
 distributed learning: towards optimal statistical rates. ICML (2018). Blanchard P et al.
 Machine learning with adversaries: Byzantine tolerant gradient descent. NeurIPS (2017). Geyer RC
 et al. Differentially private federated learning: a client level perspective. arXiv:1712.07557.
@@ -31,6 +32,7 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "fedavg",
     "fedprox",
     "fedadam",
+    "fedavgm",
     "fedmedian",
     "krum",
     "trimmedavg",
@@ -51,6 +53,8 @@ def build_strategy(
     trimmed_beta: float = 0.25,
     krum_malicious: int = 1,
     fedadam_eta: float = 0.01,
+    server_lr: float = 1.0,
+    server_momentum: float = 0.0,
     stat_suffixes: tuple[str, ...] = (),
 ) -> Any:
     """A Flower strategy by name (``ValueError`` listing the valid names otherwise).
@@ -81,6 +85,13 @@ def build_strategy(
     elif name == "fedadam":
         strategy = _fedadam_class(st)(
             **common, eta=fedadam_eta, eta_l=fedadam_eta, tau=1e-3, stat_suffixes=stat_suffixes
+        )
+    elif name == "fedavgm":
+        strategy = _fedavgm_class(st)(
+            **common,
+            server_learning_rate=server_lr,
+            server_momentum=server_momentum,
+            stat_suffixes=stat_suffixes,
         )
     elif name == "fedmedian":
         strategy = st.FedMedian(**common)
@@ -126,3 +137,34 @@ def _fedadam_class(st: Any) -> type:
             return ArrayRecord(out), metrics
 
     return FedAdamStats
+
+
+def _fedavgm_class(st: Any) -> type:
+    """Flower's FedAvgM (Hsu et al. 2019: server learning rate and momentum on the averaged
+    update) whose server step skips the entries named by ``stat_suffixes``: batch-norm running
+    statistics and counters take the plain weighted average, as in FedAvg. A server learning rate
+    above 1 makes up for averaging: each hospital makes only its share of a pass over the pooled
+    data per round, so the mean update is about ``1 / N`` of a central epoch's.
+    """
+
+    class FedAvgMStats(st.FedAvgM):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, stat_suffixes: tuple[str, ...] = (), **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self._stat_suffixes = tuple(stat_suffixes)
+
+        def aggregate_train(self, server_round: int, replies: Any) -> Any:
+            replies = list(replies)
+            arrays, metrics = super().aggregate_train(server_round, replies)
+            if arrays is None or not self._stat_suffixes:
+                return arrays, metrics
+            plain, _ = st.FedAvg.aggregate_train(self, server_round, replies)
+            from flwr.app import ArrayRecord
+
+            out = {}
+            for k, v in arrays.items():
+                out[k] = plain[k] if k.endswith(self._stat_suffixes) and plain is not None else v
+            record = ArrayRecord(out)
+            self.current_arrays = record
+            return record, metrics
+
+    return FedAvgMStats

@@ -175,9 +175,31 @@ class SiteTask:
         return site_statistics(self.task, self.data.train)
 
     def set_class_weights(self, weights: list[float] | None) -> None:
-        """Use ``weights`` (e.g. of the pooled label counts) instead of the local ones."""
+        """Use ``weights`` (e.g. of the pooled label counts) instead of the local ones (and no
+        logit adjustment)."""
         self.cfg = type(self.cfg)(
-            **{**self.cfg.__dict__, "class_weights": None if weights is None else tuple(weights)}
+            **{
+                **self.cfg.__dict__,
+                "class_weights": None if weights is None else tuple(weights),
+                "logit_adjustment": None,
+            }
+        )
+
+    def set_label_skew_adjustment(
+        self, pooled_counts: list[float], pooled_weights: list[float]
+    ) -> None:
+        """Train with the logit adjustment that aligns this site's loss with central training's
+        under label skew (:func:`heartline.training.local.label_skew_adjustment`): an unweighted
+        loss on ``logits + log p_site(y) - log pi_central(y)``, from the pooled label counts and
+        class weights the server sent and this site's own label counts."""
+        from heartline.training.local import label_skew_adjustment
+
+        local = np.asarray(self.statistics()["label-counts"], dtype=float)
+        adj, cw = label_skew_adjustment(
+            local, np.asarray(pooled_counts, dtype=float), np.asarray(pooled_weights, dtype=float)
+        )
+        self.cfg = type(self.cfg)(
+            **{**self.cfg.__dict__, "class_weights": cw, "logit_adjustment": adj}
         )
 
     def epsilon(self, rounds_done: int) -> float | None:

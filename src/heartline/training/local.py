@@ -65,6 +65,7 @@ __all__ = [
     "evaluate_local",
     "evaluate_local_rhythm",
     "load_state_arrays",
+    "label_skew_adjustment",
     "local_validation_split",
     "make_dp_compatible",
     "pooled_statistics",
@@ -122,6 +123,10 @@ class LocalConfig:
     #: gradients clipped to ``dp_clip`` (0: off); see :func:`train_local_rhythm`.
     dp_noise_multiplier: float = 0.0
     dp_clip: float = 1.0
+    #: logit adjustment of the training loss (Menon et al. 2021; FedLC, Zhang et al. 2022):
+    #: added to the logits inside the cross-entropy only (prediction uses the raw logits);
+    #: ``None``: off. See :func:`label_skew_adjustment`.
+    logit_adjustment: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -240,6 +245,41 @@ def subsample_normal(beats: BeatSet, *, keep_fraction: float, seed: int = 0) -> 
     return dataclasses.replace(beats, labels=labels)
 
 
+def _adjustment(cfg: LocalConfig) -> torch.Tensor | None:
+    if cfg.logit_adjustment is None:
+        return None
+    return torch.tensor(cfg.logit_adjustment, dtype=torch.float32)
+
+
+def label_skew_adjustment(
+    local_counts: np.ndarray, pooled_counts: np.ndarray, pooled_weights: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(logit adjustment, class weights) that make one site's local loss agree with central
+    training's under label skew.
+
+    Central training minimises the cross-entropy weighted by ``pooled_weights`` ``w`` over the
+    pooled labels ``p``: its optimum is the posterior under the prior ``pi_c(y) ~ p(y) w(y)``.
+    A site whose labels follow ``p_k`` and that uses the same weights has the optimum of the
+    prior ``p_k(y) w(y)`` instead, so every site pulls the shared model towards its own label
+    mix (the client drift of label-skewed FedAvg). Training the site with an *unweighted*
+    cross-entropy on ``logits + log p_k(y) - log pi_c(y)`` (logit adjustment, Menon et al.
+    2021; per site as in FedLC, Zhang et al. 2022) moves every site's optimum to the raw-logit
+    posterior of ``pi_c``: the same function for all sites, and the one central training
+    targets, whenever the sites differ only in their label mix. A class a site never saw gets
+    ``log 1e-4`` (its logit is left to the other sites).
+
+    >>> adj, w = label_skew_adjustment(np.array([10, 0]), np.array([10, 10]), np.array([1., 1.]))
+    >>> [round(a, 3) for a in adj], w
+    ([0.693, -8.517], (1.0, 1.0))
+    """
+    pk = np.asarray(local_counts, dtype=float)
+    pc = np.asarray(pooled_counts, dtype=float) * np.asarray(pooled_weights, dtype=float)
+    pk = pk / max(pk.sum(), 1.0)
+    pc = pc / max(pc.sum(), 1e-12)
+    adj = np.log(np.maximum(pk, 1e-4)) - np.log(np.maximum(pc, 1e-4))
+    return tuple(float(a) for a in adj), tuple(1.0 for _ in adj)
+
+
 def _params_vector(net: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in net.parameters()]
 
@@ -277,6 +317,7 @@ def train_local(
     else:
         cw = class_weights(train.labels, n_classes=net.n_classes, max_weight=cfg.max_class_weight)
     loss_w = torch.tensor(cw, dtype=torch.float32)
+    adj = _adjustment(cfg)
     maker = BatchMaker(train, net.context_k)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     anchor = _params_vector(net) if cfg.proximal_mu > 0 else None
@@ -290,7 +331,8 @@ def train_local(
             for start in range(0, len(order), cfg.batch_size):
                 b = maker.make(order[start : start + cfg.batch_size])
                 out = net.forward_context(b.windows, b.rr, b.ctx)
-                loss = F.cross_entropy(out.logits, b.y, weight=loss_w, ignore_index=-1)
+                logits = out.logits if adj is None else out.logits + adj
+                loss = F.cross_entropy(logits, b.y, weight=loss_w, ignore_index=-1)
                 loss = loss + net.auxiliary_loss(out, b.y_ctx, b.y_next)
                 if anchor is not None:
                     prox = sum(
@@ -421,6 +463,7 @@ def train_local_rhythm(
     else:
         cw = rhythm_label_weights(np.bincount(train.y, minlength=4))
     dp = cfg.dp_noise_multiplier > 0
+    adj = _adjustment(cfg)
     loss_fn = torch.nn.CrossEntropyLoss(
         weight=torch.from_numpy(cw.astype(np.float32)), reduction="none" if dp else "mean"
     )
@@ -464,6 +507,8 @@ def train_local_rhythm(
                     empty = False
                 x, m, r = crop_batch(train, idx, w, rng, True)
                 out = model(x, m, r)
+                if adj is not None:
+                    out = out + adj
                 if dp:
                     # class-weighted per-record losses, averaged over the sample (Opacus'
                     # "mean" reduction: per-record gradients, noisy sum / expected batch size)

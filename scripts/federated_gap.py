@@ -1,0 +1,241 @@
+"""Where does the central-vs-federated gap come from? An in-process replay of the arithmetic.
+
+Not a federation (no Flower, no processes): the same hospitals as ``heartline bench federated``
+(same manifests, same local data and validation splits, same :class:`SiteTask`), the server's
+aggregation done here in a loop, so that aggregation variants can be compared in minutes. Every
+score is the pooled *validation* macro-F1 (the hospitals' own validation parts, summed confusion
+matrices); the central test sets (DS2, the held-out fold) are never read, so nothing here tunes
+on a test set.
+
+Usage (one thread, nice)::
+
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/federated_gap.py --task beats \
+        --variant central --variant fedavg --variant fedavg:server_lr=5 --out gap.jsonl
+
+A variant is ``name[:key=value,...]``: ``central`` (epochs = rounds x local epochs on the union),
+``fedavg`` with ``server_lr`` (the averaged update is scaled by it; batch-norm statistics are
+averaged, never scaled), ``momentum`` (server momentum, FedAvgM), ``weighting`` (``samples`` or
+``uniform``), ``fedbn=1`` (batch-norm parameters and statistics stay local; scored with each
+hospital's own), ``la=1`` (per-site logit adjustment,
+:func:`heartline.training.local.label_skew_adjustment`), ``lr`` (local learning rate), ``dp_eps`` (record-level DP-SGD, rhythm), ``dp_z`` (DP-SGD at this noise multiplier),
+``dp_clip``,
+``batch`` (local batch size; not with ``dp_eps``, whose noise is calibrated to the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _parse(v: str) -> tuple[str, dict[str, float]]:
+    name, _, rest = v.partition(":")
+    opts = {}
+    for kv in filter(None, rest.split(",")):
+        k, _, val = kv.partition("=")
+        opts[k] = float(val)
+    return name, opts
+
+
+def _load(task: str, hospitals: int, alpha: float, keep: float, seed: int, data_dir):
+    from heartline.federated.partition import partition_beats, partition_rhythm
+    from heartline.federated.tasks import load_site_data
+
+    if task == "beats":
+        m = partition_beats(hospitals, seed=seed, data_dir=data_dir)
+    else:
+        m = partition_rhythm(hospitals, alpha=alpha, seed=seed, data_dir=data_dir)
+    return [
+        load_site_data(task, h.records, data_dir=data_dir, keep_normal=keep, seed=seed + h.partition_id)
+        for h in m.hospitals
+    ]
+
+
+def _pool(task, sites):
+    from heartline.federated.tasks import SiteData
+
+    if task == "beats":
+        from heartline.data.beat_set import concat_beat_sets
+
+        return SiteData(
+            concat_beat_sets([s.train for s in sites]), concat_beat_sets([s.val for s in sites]), ()
+        )
+    from heartline.bench.federated import _concat_rhythm
+
+    return SiteData(_concat_rhythm([s.train for s in sites]), _concat_rhythm([s.val for s in sites]), ())
+
+
+_BN: list[str] = []
+
+
+def _is_bn(k: str) -> bool:
+    """A batch-norm parameter or statistic (prefixes set from the network, see run_variant)."""
+    return any(k.startswith(p + ".") for p in _BN)
+
+
+def _slice(task, data, epoch, part, parts, seed):
+    """``data`` whose training part keeps only slice ``part`` of ``parts`` of a per-epoch
+    permutation (beats: the other beats lose their label and stay as context)."""
+    import dataclasses
+
+    rng = np.random.default_rng([seed, epoch])
+    if task == "beats":
+        lab = np.flatnonzero(data.train.labels >= 0)
+        keep = np.array_split(rng.permutation(lab), parts)[part]
+        labels = np.full_like(data.train.labels, -1)
+        labels[keep] = data.train.labels[keep]
+        return dataclasses.replace(data, train=dataclasses.replace(data.train, labels=labels))
+    idx = np.sort(np.array_split(rng.permutation(len(data.train)), parts)[part])
+    mask = np.zeros(len(data.train), dtype=bool)
+    mask[idx] = True
+    return dataclasses.replace(data, train=data.train.subset(mask))
+
+
+def run_variant(task, sites, pooled, name, o, rounds, seed):
+    from heartline.federated.tasks import SiteTask
+    from heartline.training.local import confusion_macro_f1, state_arrays
+
+    import dataclasses
+
+    lr = o.get("lr", 2e-3)
+    dp = o.get("dp_eps")
+    clip = o.get("dp_clip", 1.0)
+
+    def tune(t):
+        if o.get("dpnet"):  # the DP-compatible network (GroupNorm, DPLSTM), trained without DP
+            from heartline.federated.tasks import build_net
+
+            t.net = build_net(task, seed=seed, dp=True)
+        if "dp_z" in o:  # DP-SGD at this noise multiplier directly (no epsilon calibration)
+            from heartline.federated.tasks import build_net
+
+            t.net = build_net(task, seed=seed, dp=True)
+            t.cfg = dataclasses.replace(t.cfg, dp_noise_multiplier=o["dp_z"], dp_clip=clip)
+        if "batch" in o:
+            t.cfg = dataclasses.replace(t.cfg, batch_size=int(o["batch"]))
+        return t
+
+    if name == "central":
+        st = tune(SiteTask(task, pooled, epochs=1, lr=lr, seed=seed,
+                           dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip))
+        w = state_arrays(st.net)
+        curve = [st.evaluate(w).macro_f1]
+        for e in range(1, rounds + 1):
+            w, _ = st.fit(w, round_seed=e, rounds_done=e)
+            curve.append(st.evaluate(w).macro_f1)
+        return curve
+    server_lr = o.get("server_lr", 1.0)
+    beta = o.get("momentum", 0.0)
+    fedbn = bool(o.get("fedbn", 0))
+    tasks = [
+        tune(SiteTask(task, s, epochs=1, lr=lr, seed=seed, dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip))
+        for s in sites
+    ]
+    # pooled class weights (and RR scaler), as the federation's statistics query sets them
+    from heartline.training.local import pooled_statistics
+
+    site_stats = [t.statistics() for t in tasks]
+    stats = pooled_statistics(task, site_stats)
+    pooled_counts = np.sum([s_["label-counts"] for s_ in site_stats], axis=0)
+    for t, s_ in zip(tasks, site_stats):
+        t.set_class_weights(stats["class-weights"])
+        if o.get("la"):  # per-site logit adjustment towards central's prior
+            from heartline.training.local import label_skew_adjustment
+
+            adj, cw = label_skew_adjustment(
+                np.asarray(s_["label-counts"]), pooled_counts, np.asarray(stats["class-weights"])
+            )
+            t.cfg = dataclasses.replace(t.cfg, logit_adjustment=adj, class_weights=cw)
+    import torch
+
+    _BN[:] = [n for n, m in tasks[0].net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    w = state_arrays(tasks[0].net)
+    if task == "rhythm":
+        import torch
+
+        net = tasks[0].net
+        net.set_rr_scaler(torch.tensor(stats["rr-mean"], dtype=torch.float32),
+                          torch.tensor(stats["rr-std"], dtype=torch.float32))
+        w = state_arrays(net)
+    local = [dict(w) for _ in tasks]
+    vel = {k: np.zeros_like(v, dtype=np.float64) for k, v in w.items()}
+
+    def score(gw):
+        conf = 0
+        for i, t in enumerate(tasks):
+            ww = {**gw, **{k: v for k, v in local[i].items() if _is_bn(k)}} if fedbn else gw
+            conf = conf + t.evaluate(ww).confusion
+        return confusion_macro_f1(conf)
+
+    curve = [score(w)]
+    parts = int(o.get("parts", 1))  # a round trains on 1/parts of each site's data
+    full = [t.data for t in tasks]
+    for r in range(1, rounds * parts + 1):
+        outs, ns = [], []
+        for i, t in enumerate(tasks):
+            start = {**w, **{k: v for k, v in local[i].items() if _is_bn(k)}} if fedbn else w
+            if parts > 1:
+                t.data = _slice(task, full[i], (r - 1) // parts, (r - 1) % parts, parts, seed + i)
+            new, met = t.fit(start, round_seed=r, rounds_done=r)
+            outs.append(new)
+            ns.append(met["num-examples"] if o.get("weighting", 0) == 0 else 1.0)
+            local[i] = new
+        ns = np.asarray(ns, dtype=float) / sum(ns)
+        nw = {}
+        for k, v in w.items():
+            avg = sum(n * o_[k].astype(np.float64) for n, o_ in zip(ns, outs))
+            if k.endswith(STAT_SUFFIXES) or not np.issubdtype(v.dtype, np.floating):
+                nw[k] = avg.astype(v.dtype)
+                continue
+            delta = avg - v
+            vel[k] = beta * vel[k] + delta
+            nw[k] = (v + server_lr * vel[k]).astype(v.dtype)
+        w = nw
+        if r % parts == 0:
+            curve.append(score(w))
+    return curve
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--task", choices=("beats", "rhythm"), required=True)
+    p.add_argument("--variant", action="append", required=True)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--hospitals", type=int, default=5)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--keep-normal", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    keep = a.keep_normal if a.keep_normal is not None else (0.1 if a.task == "beats" else 0.3)
+    t0 = time.process_time()
+    sites = _load(a.task, a.hospitals, a.alpha, keep, a.seed, a.data_dir)
+    pooled = _pool(a.task, sites)
+    print(f"loaded {len(sites)} sites in {time.process_time() - t0:.0f} CPU s", flush=True)
+    for v in a.variant:
+        name, o = _parse(v)
+        t = time.process_time()
+        curve = run_variant(a.task, sites, pooled, name, o, a.rounds, a.seed)
+        rec = {"task": a.task, "variant": v, "rounds": a.rounds, "seed": a.seed,
+               "hospitals": a.hospitals, "alpha": a.alpha if a.task == "rhythm" else None,
+               "val_macro_f1": [round(c, 4) for c in curve], "cpu_s": round(time.process_time() - t, 1)}
+        print(json.dumps(rec), flush=True)
+        if a.out:
+            with Path(a.out).open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
