@@ -252,3 +252,16 @@ def test_af_decision_does_not_depend_on_batching() -> None:
     assert not [a for a in eng.alerts() if a.kind == "af_like"]
     ups = eng.flush_reports()
     assert [u for u in ups if u.event.kind == "af_like" and u.change == "opened"]
+
+
+@pytest.mark.parametrize(("mask_p", "raised"), [(1.0, True), (0.3, False)])
+def test_unsure_clean_window_masks_its_beats(mask_p: float, raised: bool) -> None:
+    """An ``N`` verdict with ``~`` probability >= ``noisy_mask_p`` is no evidence for a couplet."""
+    cfg = EngineConfig(rhythm_confirm_s=15.0, noisy_mask_p=mask_p)
+    eng = AlertEngine("p", config=cfg)
+    eng.add_beats(_couplet_beats())
+    eng.add_rhythm(0.0, 13.0, label="N", probabilities={"N": 0.55, "~": 0.4, "A": 0.05})
+    assert bool([a for a in eng.alerts() if a.kind == "v_couplet"]) is raised
+    assert not _notices(eng)  # masked without a signal-quality notice
+    with pytest.raises(ValueError, match="noisy_mask_p"):
+        EngineConfig(noisy_mask_p=0.0)

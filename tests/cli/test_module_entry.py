@@ -14,7 +14,11 @@ def test_module_entry_point_registers_the_optional_commands() -> None:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     out = subprocess.run(
         [sys.executable, "-m", "heartline.cli.main", "bench", "--help"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     # ``stream`` lives in heartline.cli.streaming, attached at import time.

@@ -12,7 +12,9 @@ from heartline.signal.filters import ZeroPhaseFilter, design_bandpass
 from heartline.signal.preprocess import resample
 
 
-@pytest.mark.parametrize(("fs", "fs_out"), [(360.0, 100.0), (300.0, 100.0), (360.0, 250.0), (128.0, 100.0)])
+@pytest.mark.parametrize(
+    ("fs", "fs_out"), [(360.0, 100.0), (300.0, 100.0), (360.0, 250.0), (128.0, 100.0)]
+)
 def test_resample_is_resample_poly_bit_for_bit(fs, fs_out):
     rng = np.random.default_rng(int(fs))
     r = Fraction(fs_out / fs).limit_denominator(1000)

@@ -259,6 +259,11 @@ class EngineConfig:
         A window whose ``A`` probability reaches this needs no second opinion (default 1.0:
         every window is checked). On single-lead wearable AF the beat model calls many
         aberrant or noisy beats ``V``, which leaves too few usable intervals for the check.
+    noisy_mask_p : float
+        A rhythm window whose ``~`` (too noisy) probability reaches this masks its beats from
+        the arrhythmia rules even when another class wins, without a signal-quality notice
+        (default 1.0: only a ``~`` verdict masks). A window the model is unsure is clean is
+        not evidence for a physiological alarm.
     """
 
     rules: RuleConfig = field(default_factory=RuleConfig)
@@ -280,6 +285,7 @@ class EngineConfig:
     af_model_rr_check: bool = False
     af_model_min_rr: int = 16
     af_model_confident_p: float = 1.0
+    noisy_mask_p: float = 1.0
     noisy_notice_min_window_s: float = 0.0
     rhythm_confirm_s: float = 0.0
     rhythm_confirm_kinds: tuple[str, ...] = (
@@ -294,6 +300,8 @@ class EngineConfig:
     )
 
     def __post_init__(self) -> None:
+        if not (0.0 < self.noisy_mask_p <= 1.0):
+            raise ValueError(f"noisy_mask_p must be in (0, 1], got {self.noisy_mask_p!r}")
         if not (
             math.isfinite(self.noisy_notice_min_window_s) and self.noisy_notice_min_window_s >= 0
         ):
@@ -805,7 +813,13 @@ class AlertEngine:
             else:
                 self._masked.append((start, end))  # masks later beats too, no notice
             self._version += 1
-        elif (
+        elif float((probabilities or {}).get("~", 0.0)) >= self.config.noisy_mask_p:
+            # another class won, but the model is not sure the window is clean: its beats
+            # are no evidence for the arrhythmia rules (no notice: it was not called noisy)
+            self._mark_noisy(start, end)
+            self._masked.append((start, end))
+            self._version += 1
+        if (
             label == "A"
             and self._af_from_model()
             and end - start >= self.config.af_model_min_window_s - 1e-3

@@ -237,6 +237,10 @@ AF_MODEL_CONFIDENT_P = 0.9
 #: every 5 s, the first 15 s into a segment.
 RHYTHM_CONFIRM_S = 15.0
 
+#: A rhythm window whose ``~`` probability reaches this masks its beats from the arrhythmia
+#: rules even when another class wins (``EngineConfig.noisy_mask_p``; no notice).
+NOISY_MASK_P = 1.0
+
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
 
@@ -680,6 +684,7 @@ class StreamProcessor:
             ),
             af_model_rr_check=AF_MODEL_RR_CHECK,
             af_model_confident_p=AF_MODEL_CONFIDENT_P,
+            noisy_mask_p=NOISY_MASK_P,
             noisy_notice_min_window_s=NOISY_NOTICE_MIN_WINDOW_S,
             rhythm_confirm_s=RHYTHM_CONFIRM_S if self.rhythm is not None else 0.0,
         )
@@ -1216,7 +1221,9 @@ class StreamProcessor:
                     except Exception as exc:  # the rhythm stage never costs a frame
                         log.warning("device %s: rhythm buffer: %s", st.device_id, exc)
                     if self.rhythm is not None:
-                        clock.lap("rhythm")  # the window is prepared once its frame's R peaks are known
+                        clock.lap(
+                            "rhythm"
+                        )  # the window is prepared once its frame's R peaks are known
                 except Exception as exc:  # the frame cannot be analysed: quarantined alone
                     self._unprocessable(b, pos, st, f, exc)
                     continue
@@ -1250,7 +1257,7 @@ class StreamProcessor:
             if self.rhythm is not None:
                 # the frames' R peaks (found by the beat pipelines' detectors) to the rhythm
                 # inputs, then the windows due, in frame order
-                for _pos, st, f, _x in jobs:
+                for _pos, st, _f, _x in jobs:
                     self._rhythm_window(b, st)
                 clock.lap("rhythm")
         for pos, (_m, f, _status) in enumerate(b.to_store):
