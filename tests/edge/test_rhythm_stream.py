@@ -94,7 +94,6 @@ def test_peaks_from_the_caller_give_the_own_detectors_windows(data_dir, clf):
         own.add_peaks(np.array([1, 2]))
 
 
-
 def test_handover_keeps_the_own_detectors_windows(data_dir, clf):
     """``handover=True`` fed the peaks of a detector started 2 s earlier on the same lead (the
     beat pipeline's, in the stream processor): the own detector's windows, bit for bit, and

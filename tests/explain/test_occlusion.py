@@ -140,5 +140,7 @@ def test_timing_environment_names_the_load_and_the_cpus() -> None:
 
     e = timing_environment()
     assert set(e) >= {"utc", "load_average", "cpu_count", "cpus_allowed", "nice", "omp_num_threads"}
-    assert e["load_average"] is None or (len(e["load_average"]) == 3 and min(e["load_average"]) >= 0)
+    assert e["load_average"] is None or (
+        len(e["load_average"]) == 3 and min(e["load_average"]) >= 0
+    )
     assert e["cpus_allowed"] is None or 1 <= e["cpus_allowed"] <= (e["cpu_count"] or 1)

@@ -164,9 +164,7 @@ def test_fedavgm_scales_the_averaged_update_but_averages_batchnorm_statistics() 
     from heartline.federated.server_app import STAT_SUFFIXES
     from heartline.federated.strategies import build_strategy
 
-    strategy = build_strategy(
-        "fedavgm", n_hospitals=2, server_lr=2.0, stat_suffixes=STAT_SUFFIXES
-    )
+    strategy = build_strategy("fedavgm", n_hospitals=2, server_lr=2.0, stat_suffixes=STAT_SUFFIXES)
     strategy.current_arrays = ArrayRecord(
         {"w": Array(np.zeros(3, np.float32)), "bn.running_var": Array(np.ones(3, np.float32))}
     )
@@ -197,7 +195,11 @@ def test_label_skew_adjustment_gives_every_site_central_training_prior() -> None
     then be central training's prior ``p_pooled * w`` (normalised), the same for every site."""
     from heartline.training.local import label_skew_adjustment, rhythm_label_weights
 
-    sites = [np.array([300.0, 20, 80, 5]), np.array([50.0, 90, 10, 15]), np.array([10.0, 1, 200, 0])]
+    sites = [
+        np.array([300.0, 20, 80, 5]),
+        np.array([50.0, 90, 10, 15]),
+        np.array([10.0, 1, 200, 0]),
+    ]
     pooled = np.sum(sites, axis=0)
     w = rhythm_label_weights(pooled)
     central = pooled * w / np.sum(pooled * w)

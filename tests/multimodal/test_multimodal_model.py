@@ -228,7 +228,9 @@ def test_feature_scaler_fits_on_training_values_and_flags_missing_records() -> N
 @pytest.mark.parametrize("fusion", ["attention_feat", "attention_ecg_feat", "feat"])
 def test_feature_fusion_modes(fusion: str) -> None:
     torch.manual_seed(0)
-    net = MultimodalNet(MultimodalConfig(fusion=fusion, n_features=7, aux_heads=fusion != "feat")).eval()
+    net = MultimodalNet(
+        MultimodalConfig(fusion=fusion, n_features=7, aux_heads=fusion != "feat")
+    ).eval()
     out = net(torch.randn(3, 12, 250), torch.randn(3, N_META_INPUTS), torch.randn(3, 7))
     assert out.logits.shape == (3, 5) and out.modality_weights.shape == (3, 3)
     assert torch.allclose(out.modality_weights.sum(1), torch.ones(3))
