@@ -79,6 +79,10 @@ class MultimodalDiagnosis:
         e.g. ``{"ecg": 0.8, "metadata": 0.2}`` (the fusion attention).
     explanation_url : str, optional
         Where the explanation (attributions) can be fetched.
+    metadata_used : Mapping[str, bool]
+        Which patient data entered the model (e.g. ``{"age": True, "height": False}``).
+    notes : tuple of str
+        What was done to the input (resampled, cut, masked), for the report.
     """
 
     patient_id: str
@@ -91,6 +95,7 @@ class MultimodalDiagnosis:
     modality_weights: Mapping[str, float] | None = None
     explanation_url: str | None = None
     metadata_used: Mapping[str, bool] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None:
@@ -106,6 +111,24 @@ class MultimodalDiagnosis:
                 raise ValueError(f"thresholds lack the class(es) {missing}")
         if not self.model_version.strip():
             raise ValueError("model_version is empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (``heartline diagnose --json``)."""
+        return {
+            "patient_id": self.patient_id,
+            "record_id": self.record_id,
+            "time": self.time.isoformat(),
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "probabilities": dict(self.probabilities),
+            "thresholds": None if self.thresholds is None else dict(self.thresholds),
+            "positive": self.positive(),
+            "modality_weights": None
+            if self.modality_weights is None
+            else dict(self.modality_weights),
+            "metadata_used": dict(self.metadata_used),
+            "notes": list(self.notes),
+        }
 
     def positive(self) -> list[str]:
         """Classes at or above their threshold (empty without thresholds)."""
