@@ -37,12 +37,13 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
-from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, fhir_id
+from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, fhir_id, patient_bundle
 
 __all__ = [
     "CLASS_DISPLAY",
     "DIAGNOSIS_CLASS_SYSTEM",
     "MultimodalDiagnosis",
+    "diagnosis_bundle",
     "diagnosis_observations",
     "diagnosis_report",
 ]
@@ -277,3 +278,17 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
             }
         ]
     return DiagnosticReport.model_validate(data), results
+
+
+def diagnosis_bundle(
+    dx: MultimodalDiagnosis,
+    *,
+    base_url: str = "urn:heartline:fhir",
+    timestamp: datetime | None = None,
+) -> Any:
+    """A ``collection`` Bundle of the DiagnosticReport and its Observations (one file to hand
+    over, e.g. ``heartline diagnose --fhir OUT.json``); ``timestamp`` defaults to ``dx.time``."""
+    report, observations = diagnosis_report(dx)
+    return patient_bundle(
+        [report, *observations], base_url=base_url, timestamp=timestamp or dx.time
+    )
