@@ -625,7 +625,7 @@ and every output must be confirmed by a clinician reading the ECG.
 ## Intended use
 
 Multi-label screening of a resting 10 s, 12-lead ECG (any rate >= 100 Hz, resampled to
-{spec["fs_hz"]:g} Hz; leads {", ".join(spec["leads"])}, in mV) with optional age, sex, height and
+{spec["fs_hz"]:g} Hz; leads {", ".join(spec["leads"])} in any order, in mV) with optional age, sex, height and
 weight, for PTB-XL's five superdiagnostic classes: NORM (normal ECG), MI (myocardial
 infarction), STTC (ST/T change), CD (conduction disturbance), HYP (hypertrophy). Outputs one
 probability per class and a positive/negative call at a per-class threshold. Not for
@@ -648,7 +648,7 @@ generalisation). Missing metadata enter as masks (networks) and NaN (heads); an 
 ## Data and protocol
 
 {td["dataset"]}: the {td["records"]} records with a superdiagnostic statement of the
-500-record subset shipped with Heartline (class counts {td["class_counts"]}; labels:
+500-record PTB-XL subset of Heartline's benchmarks (class counts {td["class_counts"]}; labels:
 {td["labels"]}). Benchmark protocol of Strodthoff et al. (2021): strat_folds
 {pr["train_folds"]} train ({pr["records"]["train"]} records; inner groups {pr["inner_groups"]}),
 fold {pr["val_fold"]} validation ({pr["records"]["val"]}: early stopping and F1 thresholds),
@@ -677,8 +677,8 @@ the test records: largest probability difference {spec["onnx_check"]["max_abs_di
 ## Limitations
 
 * Trained on **500 PTB-XL records** (488 labelled), not the 21,799 of the full database: every
-  figure has wide intervals, and fold 10 holds about 50 records (a handful of positives for the
-  rare classes).
+  figure has wide intervals, and fold 10 holds {t["records"]} records (a handful of positives for
+  the rare classes).
 * **MI is the weakest class** (10-fold AUC 0.843); HYP has the fewest positives.
 * Metadata add little: in the benchmark the stacked model with and without metadata differ by
   +0.0016 macro-AUC (CI [-0.002, +0.005]).
