@@ -47,7 +47,7 @@ from heartline.signal.rpeaks import detect_r_peaks as _detect_r_peaks
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from heartline.fhir.diagnosis import MultimodalDiagnosis
+    from heartline.edge.diagnosis import MultimodalDiagnosis
 
 __all__ = [
     "BeatSummary",

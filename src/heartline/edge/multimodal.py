@@ -14,7 +14,7 @@ onnxruntime only. For one record, :meth:`MultimodalModel.diagnose`:
 3. computes the 270 ECG features (:func:`heartline.features.ecg12.record_features`, the training
    code itself), runs each network on the 2.5 s crops (mean over crops, then over networks),
    and the boosted heads on [network log-odds, features, metadata];
-4. returns a :class:`heartline.fhir.diagnosis.MultimodalDiagnosis` (probabilities, validation
+4. returns a :class:`heartline.edge.diagnosis.MultimodalDiagnosis` (probabilities, validation
    thresholds, modality attention, model name and version, which metadata were used), ready for
    :func:`heartline.fhir.diagnosis.diagnosis_report`.
 
@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from heartline.edge.diagnosis import MultimodalDiagnosis
 from heartline.errors import HeartlineWarning
 from heartline.features.ecg12 import record_features
-from heartline.fhir.diagnosis import MultimodalDiagnosis
 
 __all__ = [
     "METADATA_KEYS",
