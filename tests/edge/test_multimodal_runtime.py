@@ -204,9 +204,15 @@ def test_fhir_report_validates(model: MultimodalModel, ptbxl_record) -> None:  #
 
     rec = ptbxl_record
     dx = model.diagnose(rec.signal, fs=rec.fs, lead_names=rec.lead_names, patient_id="p1")
-    bundle = Bundle.model_validate_json(diagnosis_bundle(dx).model_dump_json())
+    bundle = Bundle.model_validate_json(
+        diagnosis_bundle(dx, base_url="https://fhir.example.org/r4").model_dump_json()
+    )
     kinds = [e.resource.get_resource_type() for e in bundle.entry]
     assert kinds == ["DiagnosticReport"] + ["Observation"] * 5
+    assert (
+        bundle.entry[1].fullUrl
+        == f"https://fhir.example.org/r4/Observation/{bundle.entry[1].resource.id}"
+    )
     report = bundle.entry[0].resource
     assert model.version in report.conclusion and "clinician" in report.conclusion
 

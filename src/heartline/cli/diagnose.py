@@ -48,6 +48,14 @@ def diagnose(
         Path | None,
         typer.Option("--fhir", help="Write a FHIR R4 Bundle (DiagnosticReport + Observations)."),
     ] = None,
+    fhir_base_url: Annotated[
+        str,
+        typer.Option(
+            "--fhir-base-url",
+            help="FHIR server base of the written resources (Bundle fullUrls); the default is "
+            "that of `heartline serve` on this machine.",
+        ),
+    ] = "http://localhost:8080/fhir",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON instead of a table.")
     ] = False,
@@ -105,7 +113,9 @@ def diagnose(
         from heartline.fhir.diagnosis import diagnosis_bundle
 
         fhir.parent.mkdir(parents=True, exist_ok=True)
-        fhir.write_text(diagnosis_bundle(dx).model_dump_json(indent=2) + "\n")
+        fhir.write_text(
+            diagnosis_bundle(dx, base_url=fhir_base_url).model_dump_json(indent=2) + "\n"
+        )
     if as_json:
         out = {**dx.to_dict(), "metadata": metadata, "metadata_source": source}
         if fhir is not None:

@@ -202,13 +202,15 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
 
 
 def diagnosis_bundle(
-    dx: MultimodalDiagnosis,
-    *,
-    base_url: str = "urn:heartline:fhir",
-    timestamp: datetime | None = None,
+    dx: MultimodalDiagnosis, *, base_url: str, timestamp: datetime | None = None
 ) -> Any:
     """A ``collection`` Bundle of the DiagnosticReport and its Observations (one file to hand
-    over, e.g. ``heartline diagnose --fhir OUT.json``); ``timestamp`` defaults to ``dx.time``."""
+    over, e.g. ``heartline diagnose --fhir OUT.json``).
+
+    ``base_url`` is the FHIR server base the resources belong to (``fullUrl`` =
+    ``{base_url}/{type}/{id}``, so the report's relative ``Observation/{id}`` references resolve
+    inside the Bundle); ``timestamp`` defaults to ``dx.time``.
+    """
     report, observations = diagnosis_report(dx)
     return patient_bundle(
         [report, *observations], base_url=base_url, timestamp=timestamp or dx.time
