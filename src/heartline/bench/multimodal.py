@@ -297,12 +297,14 @@ def _stacked_hybrid(
 
 
 def _source_digest() -> str:
-    """Hash of the model and training code (a cached fold result is reused only if unchanged)."""
+    """Hash of the model, training and ECG-feature code (a cached fold result is reused only if
+    unchanged; the features moved out of the training module into ``heartline.features.ecg12``)."""
+    from heartline.features import ecg12
     from heartline.models import multimodal as mm_models
     from heartline.training import multimodal as mm_training
 
     h = hashlib.sha256()
-    for mod in (mm_models, mm_training):
+    for mod in (mm_models, mm_training, ecg12):
         h.update(Path(str(mod.__file__)).read_bytes())
     return h.hexdigest()[:12]
 
