@@ -74,3 +74,17 @@ def test_classify_needs_no_extra(tmp_path, data_dir) -> None:
     out = _run(blocked, "classify", str(data_dir / "mitdb" / "100"), "--out", str(csv))
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(csv.read_text().splitlines()) > 2000  # record 100: 2,273 beats
+
+
+def test_diagnose_needs_no_extra_and_names_it_for_fhir(tmp_path, data_dir) -> None:
+    """The core install diagnoses a 12-lead record; only --fhir needs heartline[service]."""
+    record = data_dir / "ptbxl" / "records100" / "00000" / "00001_lr"
+    if not record.with_suffix(".hea").is_file():
+        pytest.skip(f"PTB-XL record {record} not found")
+    blocked = "torch,onnx,optuna,fastapi,sqlalchemy,paho,flwr,fhir"
+    out = _run(blocked, "diagnose", str(record), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '"NORM"' in out.stdout
+    out = _run(blocked, "diagnose", str(record), "--fhir", str(tmp_path / "dx.json"))
+    assert out.returncode == 1 and "heartline[service]" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

@@ -124,7 +124,12 @@ def test_service_and_stream_processor_run_without_torch(tmp_path, data_dir) -> N
 
 @pytest.mark.parametrize(
     "module",
-    ["heartline.service.app", "heartline.ingestion.processor", "heartline.edge.runtime"],
+    [
+        "heartline.service.app",
+        "heartline.ingestion.processor",
+        "heartline.edge.runtime",
+        "heartline.edge.multimodal",
+    ],
 )
 def test_run_time_modules_import_without_torch(module: str) -> None:
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch loaded'"

@@ -7,7 +7,9 @@ The notebook API is loaded lazily, so ``import heartline`` stays light (no torch
 * :func:`heartline.classify` - detect and classify every beat (a :class:`heartline.api.BeatTable`),
   with the shipped ONNX model chosen from the leads;
 * :func:`heartline.classify_rhythm` - rhythm (N / A / O / ~) of a single-lead recording
-  (:mod:`heartline.edge.rhythm`).
+  (:mod:`heartline.edge.rhythm`);
+* :func:`heartline.diagnose` - PTB-XL superdiagnostic classes (NORM, MI, STTC, CD, HYP) of a
+  12-lead record with optional patient data (:mod:`heartline.edge.multimodal`).
 
 See ``docs/python-api.md`` and :mod:`heartline.api`.
 """
@@ -19,7 +21,15 @@ from typing import Any
 from heartline._version import __version__
 
 #: Public names served by :mod:`heartline.api` on first access.
-_API = ("BeatSummary", "BeatTable", "classify", "classify_record", "detect_r_peaks", "read_record")
+_API = (
+    "BeatSummary",
+    "BeatTable",
+    "classify",
+    "classify_record",
+    "detect_r_peaks",
+    "diagnose",
+    "read_record",
+)
 
 #: Other public names, each served by its module on first access.
 _LAZY = {"classify_rhythm": "heartline.edge.rhythm"}

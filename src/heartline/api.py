@@ -25,8 +25,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +47,15 @@ from heartline.signal.rpeaks import detect_r_peaks as _detect_r_peaks
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from heartline.edge.diagnosis import MultimodalDiagnosis
+
 __all__ = [
     "BeatSummary",
     "BeatTable",
     "classify",
     "classify_record",
     "detect_r_peaks",
+    "diagnose",
     "read_record",
 ]
 
@@ -67,6 +71,67 @@ def read_record(
 ) -> EcgRecord:
     """Read a WFDB, EDF or CSV record in mV (see :func:`heartline.io.readers.read_ecg`)."""
     return read_ecg(path, fs=fs, lead_names=lead_names, **kwargs)
+
+
+def diagnose(
+    signals: np.ndarray,
+    *,
+    fs: float,
+    lead_names: Sequence[str],
+    metadata: Mapping[str, Any] | None = None,
+    patient_id: str = "unknown",
+    record_id: str = "record",
+    time: datetime | None = None,
+) -> MultimodalDiagnosis:
+    """PTB-XL superdiagnostic classes of a 12-lead ECG with optional patient data.
+
+    Runs the shipped stacked multimodal model (:class:`heartline.edge.multimodal.MultimodalModel`,
+    ONNX Runtime; model card ``heartline/assets/models/MODEL_CARD_multimodal.md``). Decision
+    support only: not a medical device.
+
+    Parameters
+    ----------
+    signals : numpy.ndarray
+        ``(n_samples, n_leads)`` in mV, at least 10 s (the first 10 s are used).
+    fs : float
+        Sampling rate in Hz, >= 100 (resampled to the model's 100 Hz).
+    lead_names : sequence of str
+        One per column; the 12 standard leads (I, II, III, aVR, aVL, aVF, V1-V6) in any order.
+    metadata : mapping, optional
+        ``age`` (years; PTB-XL's 300 = over 89), ``sex`` (``"male"``/``"female"``), ``height``
+        (cm), ``weight`` (kg); missing ones are masked and reported in ``metadata_used``.
+
+    Returns
+    -------
+    MultimodalDiagnosis
+        Probabilities, thresholds, :meth:`~MultimodalDiagnosis.positive` classes, modality
+        attention; :func:`heartline.fhir.diagnosis.diagnosis_report` turns it into FHIR R4.
+
+    Raises
+    ------
+    ValueError
+        Missing leads (named), ``fs`` below 100 Hz, a record under 10 s, NaN runs over 50 ms,
+        amplitudes not in mV, unknown or out-of-range patient data.
+
+    >>> import heartline
+    >>> from heartline.data.paths import resolve_data_dir
+    >>> rec = heartline.read_record(resolve_data_dir() / "ptbxl/records100/00000/00001_lr")
+    >>> dx = heartline.diagnose(rec.signal, fs=rec.fs, lead_names=rec.lead_names,
+    ...                         metadata={"age": 56, "sex": "female"})
+    >>> sorted(dx.probabilities), dx.metadata_used["height"]
+    (['CD', 'HYP', 'MI', 'NORM', 'STTC'], False)
+    """
+    from heartline.edge.multimodal import diagnose as _diagnose
+
+    return _diagnose(
+        signals,
+        fs=fs,
+        lead_names=lead_names,
+        metadata=metadata,
+        patient_id=patient_id,
+        record_id=record_id,
+        time=time,
+    )
 
 
 def detect_r_peaks(signal: np.ndarray, *, fs: float, method: str = "heartline") -> RPeaks:

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from heartline.data.splits import inner_fold_plan  # re-exported: the benchmark's name
+
 __all__ = [
     "COMPARISONS",
     "DEFAULT_MODELS",
@@ -187,32 +189,6 @@ def fold_plan(protocol: str, test_folds: tuple[int, ...] | None = None) -> list[
     return [(k, k % 10 + 1) for k in tests]
 
 
-def inner_fold_plan(
-    strat_fold: np.ndarray, train_mask: np.ndarray, *, n_inner: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Cross-fitting splits of an outer training set: ``(held_out_rows, fit_rows)`` per inner fold.
-
-    The training records' ``strat_fold`` values are dealt round-robin into ``n_inner`` groups
-    (PTB-XL's folds are patient-disjoint, so the inner folds are too); inner fold ``g`` trains on
-    the other groups and predicts group ``g``. Only rows of ``train_mask`` appear: the outer test
-    and validation folds are never in an inner fold.
-
-    >>> sf = np.array([1, 1, 2, 3, 4, 5, 9, 10])
-    >>> [(h.tolist(), f.tolist()) for h, f in inner_fold_plan(sf, sf <= 4, n_inner=2)]
-    [([0, 1, 3], [2, 4]), ([2, 4], [0, 1, 3])]
-    """
-    folds = sorted(np.unique(strat_fold[train_mask]).tolist())
-    if not 2 <= n_inner <= len(folds):
-        raise ValueError(
-            f"n_inner={n_inner} inner folds need 2 to {len(folds)} (the training folds present)"
-        )
-    plan = []
-    for g in range(n_inner):
-        held = train_mask & np.isin(strat_fold, folds[g::n_inner])
-        plan.append((np.flatnonzero(held), np.flatnonzero(train_mask & ~held)))
-    return plan
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-4, 1.0 - 1e-4)
     return np.log(q / (1.0 - q))
@@ -321,12 +297,14 @@ def _stacked_hybrid(
 
 
 def _source_digest() -> str:
-    """Hash of the model and training code (a cached fold result is reused only if unchanged)."""
+    """Hash of the model, training and ECG-feature code (a cached fold result is reused only if
+    unchanged; the features moved out of the training module into ``heartline.features.ecg12``)."""
+    from heartline.features import ecg12
     from heartline.models import multimodal as mm_models
     from heartline.training import multimodal as mm_training
 
     h = hashlib.sha256()
-    for mod in (mm_models, mm_training):
+    for mod in (mm_models, mm_training, ecg12):
         h.update(Path(str(mod.__file__)).read_bytes())
     return h.hexdigest()[:12]
 

@@ -126,6 +126,7 @@ def _register_optional_commands() -> None:
         "heartline.cli.federated",
         "heartline.cli.rhythm",
         "heartline.cli.multimodal",
+        "heartline.cli.diagnose",
         "heartline.cli.worker",
         "heartline.cli.bench_faults",
         "heartline.cli.alarms",

@@ -61,21 +61,46 @@ def _data(quick: bool, data_dir: Path | None) -> Any:
     return ProtocolData.quick(data_dir=data_dir) if quick else ProtocolData(data_dir=data_dir)
 
 
-@app.command("train")
+#: ``heartline train``: a beat-model experiment (``--config``), or a named recipe (a subcommand).
+train_app = typer.Typer(
+    help="Train a model: a beat-model experiment (--config TOML --out DIR), or the multimodal "
+    "12-lead model (`heartline train multimodal --out DIR`).",
+)
+app.add_typer(train_app, name="train")
+
+
+@train_app.callback(invoke_without_command=True)
 @handle_errors
 def train(
+    ctx: typer.Context,
     config: Annotated[
-        Path,
+        Path | None,
         typer.Option("--config", help="Experiment config (TOML).", exists=True, dir_okay=False),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of the new run directory.")],
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Parent folder of the new run directory.")
+    ] = None,
     data_dir: DataDirOpt = None,
     no_test: Annotated[
         bool, typer.Option("--no-test", help="Do not score DS2 at the end.")
     ] = False,
     n_bootstrap: BootOpt = 200,
 ) -> None:
-    """Train one experiment on DS1 (validation records inside DS1), score DS2 once, export ONNX."""
+    """Train one experiment on DS1 (validation records inside DS1), score DS2 once, export ONNX.
+
+    With a subcommand (``heartline train multimodal ...``), that recipe runs instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        if config is not None or out is not None:
+            raise typer.BadParameter(
+                f"--config/--out go after the subcommand: heartline train {ctx.invoked_subcommand} --out DIR"
+            )
+        return
+    if config is None or out is None:
+        raise typer.BadParameter(
+            "heartline train needs --config TOML and --out DIR (a beat-model experiment), or a "
+            "subcommand: heartline train multimodal --out DIR"
+        )
     from heartline.training.config import load_config
     from heartline.training.trainer import run_experiment
 

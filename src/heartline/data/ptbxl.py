@@ -59,6 +59,7 @@ __all__ = [
     "PtbxlMetadata",
     "load_ptbxl",
     "parse_metadata",
+    "ptbxl_record_metadata",
     "select_leads",
     "superdiagnostic_labels",
 ]
@@ -502,3 +503,57 @@ def load_ptbxl(
         metadata=meta,
         notes=notes,
     )
+
+
+def ptbxl_record_metadata(record_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Patient data of a PTB-XL record from ``ptbxl_database.csv``, or None outside PTB-XL.
+
+    ``record_path`` is a record of ``records100/`` or ``records500/`` (with or without
+    extension); the database table is looked for in the folder above ``records*/``. Returns
+    ``{"ecg_id", "patient_id", "age", "sex", "height", "weight", "recording_date"}`` as the table
+    gives them (``age`` 300 = over 89; ``sex`` ``"male"``/``"female"``; None where missing), for
+    :func:`heartline.diagnose`'s ``metadata``.
+    """
+    import pandas as pd
+
+    path = Path(record_path)
+    if path.suffix in (".hea", ".dat"):
+        path = path.with_suffix("")
+    parts = path.resolve().parts
+    idx = [i for i, part in enumerate(parts) if part in ("records100", "records500")]
+    if not idx:
+        return None
+    root = Path(*parts[: idx[-1]])
+    table_path = root / "ptbxl_database.csv"
+    if not table_path.is_file():
+        return None
+    rel = "/".join(parts[idx[-1] :])
+    col = "filename_lr" if parts[idx[-1]] == "records100" else "filename_hr"
+    table = pd.read_csv(table_path, usecols=lambda c: c in _RECORD_META_COLUMNS)
+    if col not in table.columns:
+        return None
+    row = table[table[col] == rel]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+
+    def num(name: str) -> float | None:
+        v = pd.to_numeric(r.get(name), errors="coerce")
+        return None if pd.isna(v) else float(v)
+
+    sex = num("sex")
+    return {
+        "ecg_id": int(r["ecg_id"]),
+        "patient_id": None if num("patient_id") is None else str(int(num("patient_id") or 0)),
+        "age": num("age"),
+        "sex": {0.0: "male", 1.0: "female"}.get(sex) if sex is not None else None,
+        "height": num("height"),
+        "weight": num("weight"),
+        "recording_date": None if pd.isna(r.get("recording_date")) else str(r["recording_date"]),
+    }
+
+
+_RECORD_META_COLUMNS = (
+    "ecg_id", "patient_id", "age", "sex", "height", "weight", "recording_date",
+    "filename_lr", "filename_hr",
+)  # fmt: skip

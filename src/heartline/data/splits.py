@@ -31,6 +31,7 @@ __all__ = [
     "PACED",
     "IntraPatientSplit",
     "grouped_kfold_records",
+    "inner_fold_plan",
     "intra_patient_split",
     "lopo_folds",
     "stratified_record_folds",
@@ -233,3 +234,29 @@ def intra_patient_split(
         np.sort(perm[n_train : n_train + n_val]),
         np.sort(perm[n_train + n_val :]),
     )
+
+
+def inner_fold_plan(
+    strat_fold: np.ndarray, train_mask: np.ndarray, *, n_inner: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-fitting splits of an outer training set: ``(held_out_rows, fit_rows)`` per inner fold.
+
+    The training records' ``strat_fold`` values are dealt round-robin into ``n_inner`` groups
+    (PTB-XL's folds are patient-disjoint, so the inner folds are too); inner fold ``g`` trains on
+    the other groups and predicts group ``g``. Only rows of ``train_mask`` appear: the outer test
+    and validation folds are never in an inner fold.
+
+    >>> sf = np.array([1, 1, 2, 3, 4, 5, 9, 10])
+    >>> [(h.tolist(), f.tolist()) for h, f in inner_fold_plan(sf, sf <= 4, n_inner=2)]
+    [([0, 1, 3], [2, 4]), ([2, 4], [0, 1, 3])]
+    """
+    folds = sorted(np.unique(strat_fold[train_mask]).tolist())
+    if not 2 <= n_inner <= len(folds):
+        raise ValueError(
+            f"n_inner={n_inner} inner folds need 2 to {len(folds)} (the training folds present)"
+        )
+    plan = []
+    for g in range(n_inner):
+        held = train_mask & np.isin(strat_fold, folds[g::n_inner])
+        plan.append((np.flatnonzero(held), np.flatnonzero(train_mask & ~held)))
+    return plan

@@ -28,21 +28,20 @@ HL7 International, FHIR R4 (v4.0.1), https://hl7.org/fhir/R4/ ; Wagner P et al. 
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
-from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, fhir_id
+from heartline.edge.diagnosis import MultimodalDiagnosis
+from heartline.fhir.builders import HEARTLINE_SYSTEM, LOINC, UCUM, fhir_id, patient_bundle
 
 __all__ = [
     "CLASS_DISPLAY",
     "DIAGNOSIS_CLASS_SYSTEM",
     "MultimodalDiagnosis",
+    "diagnosis_bundle",
     "diagnosis_observations",
     "diagnosis_report",
 ]
@@ -58,60 +57,6 @@ CLASS_DISPLAY: dict[str, str] = {
 }
 _INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
-
-
-@dataclass(frozen=True)
-class MultimodalDiagnosis:
-    """One multimodal prediction to report.
-
-    Attributes
-    ----------
-    patient_id, record_id : str
-        Heartline patient and ECG record (the record makes the resource ids unique).
-    time : datetime
-        When the ECG was recorded (timezone-aware).
-    probabilities : Mapping[str, float]
-        Class -> probability in [0, 1].
-    model_name, model_version : str
-    thresholds : Mapping[str, float], optional
-        Class -> decision threshold (chosen on validation data); without them no interpretation.
-    modality_weights : Mapping[str, float], optional
-        e.g. ``{"ecg": 0.8, "metadata": 0.2}`` (the fusion attention).
-    explanation_url : str, optional
-        Where the explanation (attributions) can be fetched.
-    """
-
-    patient_id: str
-    record_id: str
-    time: datetime
-    probabilities: Mapping[str, float]
-    model_name: str
-    model_version: str
-    thresholds: Mapping[str, float] | None = None
-    modality_weights: Mapping[str, float] | None = None
-    explanation_url: str | None = None
-    metadata_used: Mapping[str, bool] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.time.tzinfo is None:
-            raise ValueError(f"time must be timezone-aware, got naive {self.time!r}")
-        if not self.probabilities:
-            raise ValueError("probabilities is empty")
-        for name, p in self.probabilities.items():
-            if not (isinstance(p, int | float) and math.isfinite(p) and 0.0 <= p <= 1.0):
-                raise ValueError(f"probabilities[{name!r}] = {p!r} is not a probability in [0, 1]")
-        if self.thresholds is not None:
-            missing = sorted(set(self.probabilities) - set(self.thresholds))
-            if missing:
-                raise ValueError(f"thresholds lack the class(es) {missing}")
-        if not self.model_version.strip():
-            raise ValueError("model_version is empty")
-
-    def positive(self) -> list[str]:
-        """Classes at or above their threshold (empty without thresholds)."""
-        if self.thresholds is None:
-            return []
-        return [c for c, p in self.probabilities.items() if p >= self.thresholds[c]]
 
 
 def _short(value: str, max_len: int) -> str:
@@ -254,3 +199,19 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
             }
         ]
     return DiagnosticReport.model_validate(data), results
+
+
+def diagnosis_bundle(
+    dx: MultimodalDiagnosis, *, base_url: str, timestamp: datetime | None = None
+) -> Any:
+    """A ``collection`` Bundle of the DiagnosticReport and its Observations (one file to hand
+    over, e.g. ``heartline diagnose --fhir OUT.json``).
+
+    ``base_url`` is the FHIR server base the resources belong to (``fullUrl`` =
+    ``{base_url}/{type}/{id}``, so the report's relative ``Observation/{id}`` references resolve
+    inside the Bundle); ``timestamp`` defaults to ``dx.time``.
+    """
+    report, observations = diagnosis_report(dx)
+    return patient_bundle(
+        [report, *observations], base_url=base_url, timestamp=timestamp or dx.time
+    )

@@ -5,7 +5,10 @@ Written with the ``onnx`` helper API (no skl2onnx): the fitted trees
 ``TreeEnsemble`` node (``ai.onnx.ml`` opset 5, double precision: double split thresholds and
 leaf weights, the input cast to double) that sums the leaf values per class; the per-class
 baseline is added and a ``Softmax`` gives the probabilities, as ``predict_proba`` computes them:
-``softmax(baseline + sum of the trees' leaf values)``.
+``softmax(baseline + sum of the trees' leaf values)``. A binary model (one tree per iteration)
+gets a ``Sigmoid`` instead: ``p1 = sigmoid(baseline + sum)``, ``p0 = 1 - p1``.
+:func:`hgb_binary_heads_onnx` puts several binary models (one per label of a multi-label task,
+as :func:`heartline.training.multimodal.fit_gbm` fits them) into one graph.
 
 The split rule is scikit-learn's on raw (not binned) data: ``x <= threshold`` goes left, NaN goes
 where the node's ``missing_go_to_left`` says (``nodes_missing_value_tracks_true``). Categorical
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["hgb_classifier_nodes", "hgb_classifier_onnx"]
+__all__ = ["hgb_binary_heads_onnx", "hgb_classifier_nodes", "hgb_classifier_onnx"]
 
 #: ``ai.onnx.ml`` opset of the TreeEnsemble operator (ONNX Runtime >= 1.19 runs it).
 ML_OPSET = 5
@@ -159,6 +162,51 @@ def hgb_classifier_onnx(model: Any, n_features: int, *, opset: int = 18) -> Any:
         "hgb_classifier",
         [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, n_features])],
         [helper.make_tensor_value_info("proba", TensorProto.DOUBLE, [None, len(model.classes_)])],
+        initializer=inits,
+    )
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        ir_version=10,
+    )
+    checker.check_model(m)
+    return m
+
+
+def hgb_binary_heads_onnx(models: list[Any], n_features: int, *, opset: int = 18) -> Any:
+    """One ONNX model for one binary classifier per label (input ``x`` double
+    ``(n, n_features)``, output ``proba`` double ``(n, len(models))``: column ``c`` is
+    ``models[c].predict_proba(x)[:, 1]``)."""
+    from onnx import TensorProto, checker, helper, numpy_helper
+
+    nodes: list[Any] = []
+    inits: list[Any] = [
+        numpy_helper.from_array(np.asarray([1], dtype=np.int64), name="col_start"),
+        numpy_helper.from_array(np.asarray([2], dtype=np.int64), name="col_stop"),
+        numpy_helper.from_array(np.asarray([1], dtype=np.int64), name="col_axis"),
+    ]
+    cols = []
+    for c, model in enumerate(models):
+        if list(model.classes_) != [0, 1] or int(model.n_trees_per_iteration_) != 1:
+            raise ValueError(f"models[{c}] is not a binary 0/1 classifier: {list(model.classes_)}")
+        if int(model.n_features_in_) != n_features:
+            raise ValueError(f"models[{c}] takes {model.n_features_in_} inputs, not {n_features}")
+        pre = f"head{c}_"
+        n, i = hgb_classifier_nodes(model, "x", pre + "proba", prefix=pre)
+        nodes += n
+        inits += i
+        nodes.append(
+            helper.make_node(
+                "Slice", [pre + "proba", "col_start", "col_stop", "col_axis"], [pre + "proba1"]
+            )
+        )
+        cols.append(pre + "proba1")
+    nodes.append(helper.make_node("Concat", cols, ["proba"], axis=1, name="concat_heads"))
+    graph = helper.make_graph(
+        nodes,
+        "hgb_binary_heads",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, n_features])],
+        [helper.make_tensor_value_info("proba", TensorProto.DOUBLE, [None, len(models)])],
         initializer=inits,
     )
     m = helper.make_model(
