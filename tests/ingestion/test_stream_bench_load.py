@@ -264,3 +264,77 @@ def test_capacity_search_doubles_then_bisects_and_steps_pass_on_loss_and_p99() -
     assert one["patients"] == 50 and len(one["steps"]) == 1
     readings = iter([(1, "a"), (3, "b"), (5, "c")])
     assert wait_stored(lambda: next(readings), 3, 10.0, count=lambda g: g[0]) == (3, "b")
+
+
+def test_capacity_searches_both_setups_alike(tmp_path, monkeypatch) -> None:
+    """``bench stream``'s two set-ups (own Mosquitto + SQLite; system Mosquitto + PostgreSQL)
+    get the same processor pool settings and the same capacity search, each pool stopped."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import heartline.bench.stream as bs
+    import heartline.ingestion.broker as broker_mod
+    import heartline.storage as storage
+
+    own = SimpleNamespace(host="127.0.0.1", port=18830)
+
+    class FakeBroker:
+        def __init__(self, path) -> None:
+            self.address = own
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+    pools: list = []
+
+    class FakePool:
+        def __init__(self, **kw) -> None:
+            self.kw, self.stopped = kw, False
+            pools.append(self)
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    searches: list = []
+
+    def fake_search(setup, frames, **kw):
+        searches.append((setup.name, setup.db_url, setup.pool, kw))
+        return {"patients": len(searches)}
+
+    @contextlib.contextmanager
+    def fake_pg(admin_url: str):
+        yield "postgresql+psycopg://scratch"
+
+    def report(msg: str) -> None:
+        pass
+
+    monkeypatch.setattr(broker_mod, "MosquittoSupervisor", FakeBroker)
+    monkeypatch.setattr(broker_mod, "wait_for_port", lambda *a, **k: True)
+    monkeypatch.setattr(storage, "upgrade_database", lambda url: None)
+    monkeypatch.setattr(bs, "_ProcessorPool", FakePool)
+    monkeypatch.setattr(bs, "_search", fake_search)
+    monkeypatch.setattr(bs, "_scratch_pg", fake_pg)
+    result: dict = {"capacity": {}}
+    bs._capacity(
+        result, tmp_path, None, model=tmp_path / "m.onnx", quick=True, patients=None,
+        duration_s=None, repeat=1, step_s=5, max_steps=3, postgres_admin_url="postgresql://a",
+        system_broker_url="mqtt://10.0.0.9:1884", workers=2, n_partitions=4, target=100,
+        report=report,
+    )  # fmt: skip
+    assert result["capacity"] == {"default": {"patients": 1}, "mosquitto_postgres": {"patients": 2}}
+    db_default = f"sqlite:///{tmp_path / 'capacity_default' / 'heartline.db'}"
+    assert [s[:2] for s in searches] == [
+        ("default", db_default),
+        ("mosquitto_postgres", "postgresql+psycopg://scratch"),
+    ]
+    steps = dict(start=50, target=100, duration_s=5, n_partitions=4, max_steps=3, drain_s=20)
+    assert searches[0][3] == searches[1][3] == {**steps, "report": report}
+    assert [s[2] for s in searches] == pools and all(p.stopped for p in pools)
+    common = {"model": tmp_path / "m.onnx", "workers": 2, "n_partitions": 4}
+    assert [p.kw for p in pools] == [
+        {"host": "127.0.0.1", "port": 18830, "db_url": db_default, **common},
+        {"host": "10.0.0.9", "port": 1884, "db_url": "postgresql+psycopg://scratch", **common},
+    ]

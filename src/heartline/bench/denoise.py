@@ -37,13 +37,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from heartline.bench.revision import git_head
 from heartline.errors import DataError
 
 __all__ = [
@@ -307,21 +307,6 @@ class DenoiseReport:
         }
 
 
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 # --------------------------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------------------------
@@ -424,7 +409,7 @@ def run_denoise_benchmark(
         scores=tuple(scores),
         method_descriptions={m: _METHODS[m][1] for m in cfg.methods},
         data_dir=str(Path(mitdb).parent),
-        git_revision=_git_revision(),
+        git_revision=git_head(),
         fs=fs_seen,
     )
 

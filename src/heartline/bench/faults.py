@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import platform
-import subprocess
 import threading
 import time
 import uuid
@@ -53,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from heartline.bench.revision import git_head
 
 __all__ = ["ATTACKS", "faults_markdown", "run_faults_bench"]
 
@@ -76,19 +77,6 @@ MEMORY_CAP_BYTES: dict[str, int] = {
     "workers": 1024 * 2**20,
     "broker": 256 * 2**20,
 }
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -402,7 +390,7 @@ def run_faults_bench(
             "processors": "supervised `heartline worker` processes",
             "p99_limit_s": P99_LIMIT_S,
             "latency": "end of frame on the device clock -> frames.received_at (row written)",
-            "git_revision": _git_revision(),
+            "git_revision": git_head(short=True),
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()),

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from heartline.bench.revision import git_head
 from heartline.signal.rpeaks import DETECTORS, MULTI_LEAD, detect_r_peaks
 
 __all__ = [
@@ -177,17 +177,6 @@ def resample_signal_and_beats(record: Any, ann: Any, *, fs_hz: float) -> tuple[A
     return new_rec, new_ann
 
 
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def run_qrs_benchmark(
     *,
     detectors: Sequence[str] | None = None,
@@ -241,7 +230,7 @@ def run_qrs_benchmark(
         raise ValueError(f"resample_hz must be >= 50 Hz (or None), got {resample_hz!r}")
     # The revision of the code that runs, taken before the (long) run: later commits by others
     # must not be credited with these numbers.
-    revision = _git_revision()
+    revision = git_head(short=True) or None
     names = list(detectors) if detectors else list(DETECTORS)
     unknown = [n for n in names if n not in DETECTORS]
     if unknown:

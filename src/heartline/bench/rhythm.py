@@ -41,9 +41,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from heartline.training.rhythm import RhythmFitConfig
 
 __all__ = [
     "BENCH_MODELS",
@@ -117,6 +120,21 @@ class RhythmBenchConfig:
         if name == "hybrid" or self.baseline_epochs is None:
             return self.epochs
         return self.baseline_epochs
+
+    def fit_config(self, *, epochs: int, seed: int) -> RhythmFitConfig:
+        """Training settings of one network of this run (``epochs`` and ``seed`` per network)."""
+        from heartline.training.rhythm import RhythmFitConfig
+
+        return RhythmFitConfig(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            class_weight_power=self.class_weight_power,
+            window_s=self.window_s,
+            train_crop_s=self.train_crop_s,
+            patience=self.patience,
+            seed=seed,
+        )
 
     def effective(self) -> RhythmBenchConfig:
         """The settings actually used (``quick`` shrinks folds, epochs and bootstrap)."""
@@ -401,7 +419,6 @@ def run_rhythm_benchmark(
     from heartline.data.cinc2017 import cinc2017_folds, cinc2017_holdout, load_cinc2017_index
     from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
-        RhythmFitConfig,
         build_rhythm_arrays,
         class_weights,
         default_cache_dir,
@@ -565,16 +582,7 @@ def run_rhythm_benchmark(
                 HYBRID_HAND_PARAMS if name == "hybrid" and cfg.hybrid_features == "hand" else {}
             )
             net = build_rhythm_model(name, n_rr=src.rr.shape[1], fs_hz=cfg.fs_hz, **hybrid_kw)
-            fit_cfg = RhythmFitConfig(
-                epochs=n_ep,
-                batch_size=cfg.batch_size,
-                lr=cfg.lr,
-                class_weight_power=cfg.class_weight_power,
-                window_s=cfg.window_s,
-                train_crop_s=cfg.train_crop_s,
-                patience=cfg.patience,
-                seed=cfg.seed + k,
-            )
+            fit_cfg = cfg.fit_config(epochs=n_ep, seed=cfg.seed + k)
             ep_done = 0
 
             def on_epoch(rec: dict[str, float], _name: str = name, _k: int = k) -> None:
@@ -889,7 +897,6 @@ def ship_rhythm_model(
     from heartline.data.cinc2017 import cinc2017_holdout, load_cinc2017_index
     from heartline.models.rhythm import HYBRID_HAND_PARAMS, build_rhythm_model
     from heartline.training.rhythm import (
-        RhythmFitConfig,
         build_hand_features,
         build_rhythm_arrays,
         with_hand_features,
@@ -922,16 +929,7 @@ def ship_rhythm_model(
     inner_val = cinc2017_holdout(arrays.y[train_idx], test_fraction=0.1, seed=seed + 1)
     # the cross-validation's settings (RhythmBenchConfig defaults), one "fold": the 80 %
     cfg = RhythmBenchConfig(epochs=epochs, seed=seed, fs_hz=fs_hz, train_crop_s=train_crop_s)
-    fit_cfg = RhythmFitConfig(
-        epochs=epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        class_weight_power=cfg.class_weight_power,
-        window_s=cfg.window_s,
-        train_crop_s=cfg.train_crop_s,
-        patience=cfg.patience,
-        seed=seed,
-    )
+    fit_cfg = cfg.fit_config(epochs=epochs, seed=seed)
 
     def make_net() -> Any:
         return build_rhythm_model(

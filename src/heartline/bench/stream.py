@@ -773,20 +773,37 @@ def _capacity(
     from heartline.ingestion.broker import MosquittoSupervisor, parse_broker_url, wait_for_port
     from heartline.storage import upgrade_database
 
+    def pool_for(address: Any, db_url: str) -> _ProcessorPool:
+        return _ProcessorPool(
+            host=address.host,
+            port=address.port,
+            db_url=db_url,
+            model=model,
+            workers=workers,
+            n_partitions=n_partitions,
+        )
+
+    def search(setup: _Setup) -> dict[str, Any]:
+        """The capacity search, with the same steps on both set-ups (so that they compare)."""
+        return _search(
+            setup,
+            frames,
+            start=50 if quick else 100,
+            target=target,
+            duration_s=step_s,
+            n_partitions=n_partitions,
+            max_steps=max_steps,
+            drain_s=20,
+            report=report,
+        )
+
     # default set-up: own Mosquitto + SQLite
     cap_dir = out_dir / "capacity_default"
     cap_dir.mkdir(parents=True, exist_ok=True)
     db_default = f"sqlite:///{cap_dir / 'heartline.db'}"
     upgrade_database(db_default)
     with MosquittoSupervisor(cap_dir / "broker") as broker:
-        pool = _ProcessorPool(
-            host=broker.address.host,
-            port=broker.address.port,
-            db_url=db_default,
-            model=model,
-            workers=workers,
-            n_partitions=n_partitions,
-        )
+        pool = pool_for(broker.address, db_default)
         try:
             setup = _Setup("default", broker.address, db_default, pool)
             if patients:
@@ -809,17 +826,7 @@ def _capacity(
                 result["fixed"] = runs[0]
                 result["fixed_repeats"] = runs
                 return
-            result["capacity"]["default"] = _search(
-                setup,
-                frames,
-                start=50 if quick else 100,
-                target=target,
-                duration_s=step_s,
-                n_partitions=n_partitions,
-                max_steps=max_steps,
-                drain_s=20,
-                report=report,
-            )
+            result["capacity"]["default"] = search(setup)
         finally:
             pool.stop()
 
@@ -831,25 +838,10 @@ def _capacity(
         try:
             with _scratch_pg(postgres_admin_url) as pg_url:
                 upgrade_database(pg_url)
-                pool = _ProcessorPool(
-                    host=sys_addr.host,
-                    port=sys_addr.port,
-                    db_url=pg_url,
-                    model=model,
-                    workers=workers,
-                    n_partitions=n_partitions,
-                )
+                pool = pool_for(sys_addr, pg_url)
                 try:
-                    result["capacity"]["mosquitto_postgres"] = _search(
-                        _Setup("mosquitto_postgres", sys_addr, pg_url, pool),
-                        frames,
-                        start=50 if quick else 100,
-                        target=target,
-                        duration_s=step_s,
-                        n_partitions=n_partitions,
-                        max_steps=max_steps,
-                        drain_s=20,
-                        report=report,
+                    result["capacity"]["mosquitto_postgres"] = search(
+                        _Setup("mosquitto_postgres", sys_addr, pg_url, pool)
                     )
                 finally:
                     pool.stop()

@@ -21,12 +21,13 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from heartline.bench.revision import git_head
 
 __all__ = ["STAGES", "StageCost", "StreamProfile", "run_stream_profile"]
 
@@ -88,21 +89,6 @@ class StreamProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def run_stream_profile(
@@ -281,7 +267,7 @@ def _measure(
         process_cpu_us_per_frame=1e6 * cpu / frames,
         frames_per_cpu_second=frames / cpu if cpu > 0 else float("nan"),
         wall_s=wall,
-        git_revision=_git_revision(),
+        git_revision=git_head(short=True),
         python=platform.python_version(),
         cpu_count=os.cpu_count(),
         load_average=tuple(os.getloadavg()),  # type: ignore[arg-type]

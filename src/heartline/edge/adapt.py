@@ -77,6 +77,7 @@ __all__ = [
     "kmeans",
     "load_patient_artefact",
     "load_patient_model",
+    "patient_scaling",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,20 @@ ADAPT_METHODS: tuple[str, ...] = ("prototypes", "unsupervised", "finetune")
 _WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _TAUS = (0.05, 0.1, 0.25, 0.5, 1.0)
 _EPS = 1e-6
+
+
+def patient_scaling(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` of each feature over a patient's beats, for ``z = (f - mean) / scale``.
+
+    The one standardisation of every adapted model (prototypes here, the fine-tuned head of
+    :mod:`heartline.training.adapt`): ``scale`` is the standard deviation plus 1e-3, so that a
+    constant feature stays finite. Both keep the dtype of ``features``.
+
+    >>> mean, scale = patient_scaling(np.array([[0.0, 1.0], [2.0, 1.0]]))
+    >>> mean.tolist(), scale.tolist()
+    ([1.0, 1.0], [1.001, 0.001])
+    """
+    return features.mean(0), features.std(0) + 1e-3
 
 
 class AdaptationNotice(HeartlineWarning):
@@ -531,8 +546,7 @@ def fit_prototypes(
         labels, min_per_class=min_per_class, required=required, classes=classes
     )
     keep = np.isin(labels, [classes.index(c) for c in adapted])
-    mean = features.mean(0)
-    scale = features.std(0) + 1e-3
+    mean, scale = patient_scaling(features)
     z = (features - mean) / scale
     if weight is None or tau is None:
         w_sel, t_sel = _select(
@@ -587,8 +601,7 @@ def fit_unsupervised(
         )
     if features.shape[0] < 2:
         raise NotEnoughBeatsError("features: need at least 2 beats to cluster", {"N": 2})
-    mean = features.mean(0)
-    scale = features.std(0) + 1e-3
+    mean, scale = patient_scaling(features)
     z = (features - mean) / scale
     _, assign = kmeans(z, min(n_clusters, features.shape[0]), seed=seed)
     pseudo = np.zeros(features.shape[0], np.int64)

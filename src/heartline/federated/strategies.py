@@ -109,6 +109,31 @@ def build_strategy(
     return strategy
 
 
+class _PlainStatsMixin:
+    """Strategy mixin: after the strategy's own aggregation, the entries named by
+    ``stat_suffixes`` (batch-norm running statistics and counters) take the plain weighted
+    average of the replies, as :class:`flwr.serverapp.strategy.FedAvg` aggregates them."""
+
+    def __init__(self, *args: Any, stat_suffixes: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._stat_suffixes = tuple(stat_suffixes)
+
+    def aggregate_train(self, server_round: int, replies: Any) -> Any:
+        replies = list(replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        if arrays is None or not self._stat_suffixes:
+            return arrays, metrics
+        from flwr.serverapp import strategy as st
+
+        plain, _ = st.FedAvg.aggregate_train(self, server_round, replies)
+        from flwr.app import ArrayRecord
+
+        out = {}
+        for k, v in arrays.items():
+            out[k] = plain[k] if k.endswith(self._stat_suffixes) and plain is not None else v
+        return ArrayRecord(out), metrics
+
+
 def _fedadam_class(st: Any) -> type:
     """Flower's FedAdam whose Adam step skips the entries named by ``stat_suffixes`` (batch-norm
     running statistics and counters): those are replaced by their plain weighted average, as
@@ -117,24 +142,8 @@ def _fedadam_class(st: Any) -> type:
     normalisation far from the data (Reddi et al. 2021 adapt the trainable weights only).
     """
 
-    class FedAdamStats(st.FedAdam):  # type: ignore[misc,name-defined]
-        def __init__(self, *args: Any, stat_suffixes: tuple[str, ...] = (), **kw: Any) -> None:
-            super().__init__(*args, **kw)
-            self._stat_suffixes = tuple(stat_suffixes)
-
-        def aggregate_train(self, server_round: int, replies: Any) -> Any:
-            replies = list(replies)
-            arrays, metrics = super().aggregate_train(server_round, replies)
-            if arrays is None or not self._stat_suffixes:
-                return arrays, metrics
-            plain, _ = st.FedAvg.aggregate_train(self, server_round, replies)
-            from flwr.app import ArrayRecord
-
-            out = {}
-            for k, v in arrays.items():
-                src = plain[k] if k.endswith(self._stat_suffixes) and plain is not None else v
-                out[k] = src
-            return ArrayRecord(out), metrics
+    class FedAdamStats(_PlainStatsMixin, st.FedAdam):  # type: ignore[misc,name-defined]
+        pass
 
     return FedAdamStats
 
@@ -147,24 +156,11 @@ def _fedavgm_class(st: Any) -> type:
     data per round, so the mean update is about ``1 / N`` of a central epoch's.
     """
 
-    class FedAvgMStats(st.FedAvgM):  # type: ignore[misc,name-defined]
-        def __init__(self, *args: Any, stat_suffixes: tuple[str, ...] = (), **kw: Any) -> None:
-            super().__init__(*args, **kw)
-            self._stat_suffixes = tuple(stat_suffixes)
-
+    class FedAvgMStats(_PlainStatsMixin, st.FedAvgM):  # type: ignore[misc,name-defined]
         def aggregate_train(self, server_round: int, replies: Any) -> Any:
-            replies = list(replies)
-            arrays, metrics = super().aggregate_train(server_round, replies)
-            if arrays is None or not self._stat_suffixes:
-                return arrays, metrics
-            plain, _ = st.FedAvg.aggregate_train(self, server_round, replies)
-            from flwr.app import ArrayRecord
-
-            out = {}
-            for k, v in arrays.items():
-                out[k] = plain[k] if k.endswith(self._stat_suffixes) and plain is not None else v
-            record = ArrayRecord(out)
-            self.current_arrays = record
+            record, metrics = super().aggregate_train(server_round, replies)
+            if record is not None and self._stat_suffixes:
+                self.current_arrays = record  # the next round's momentum starts from it
             return record, metrics
 
     return FedAvgMStats

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.service.config import ServiceSettings
 from heartline.service.security import decode_access_token, verify_device_secret
-from heartline.storage.engine import make_engine, make_session_factory
+from heartline.storage.engine import make_engine, make_session_factory, session_scope
 from heartline.storage.security_tables import User
 from heartline.storage.tables import Device
 
@@ -93,15 +93,8 @@ def get_session(
     factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
 ) -> Iterator[Session]:
     """One session per request: committed when the route returns, rolled back on error."""
-    session = factory()
-    try:
+    with session_scope(factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_password_hasher(request: Request) -> PasswordHasher:

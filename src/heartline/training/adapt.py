@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from heartline.data.aami import AAMI_CLASSES
-from heartline.edge.adapt import check_label_counts
+from heartline.edge.adapt import check_label_counts, patient_scaling
 
 __all__ = ["AdaptedHead", "export_head", "fine_tune_head"]
 
@@ -69,8 +69,7 @@ def fine_tune_head(
         )
     adapted, _ = check_label_counts(labels, min_per_class=min_per_class, classes=classes)
     mask = np.array([c in adapted for c in classes], np.float32)
-    mean = features.mean(0)
-    scale = features.std(0) + 1e-3
+    mean, scale = patient_scaling(features)
     torch.manual_seed(seed)
     z = torch.from_numpy((features - mean) / scale)
     lp = torch.log(torch.from_numpy(base_proba) + 1e-6)

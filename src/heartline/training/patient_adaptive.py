@@ -46,6 +46,7 @@ from heartline.edge.adapt import (
     fit_prototypes,
     fit_unsupervised,
     kmeans,
+    patient_scaling,
 )
 from heartline.edge.runtime import OnnxBeatClassifier, file_sha256
 from heartline.training.adapt import export_head, fine_tune_head
@@ -97,7 +98,8 @@ def confirm_beats(features: np.ndarray, budget: int | None, *, seed: int = 0) ->
         raise ValueError(f"budget must be >= 0, got {budget}")
     if budget == 0:
         return np.zeros(0, np.int64)
-    z = (features - features.mean(0)) / (features.std(0) + 1e-3)
+    mean, scale = patient_scaling(features)
+    z = (features - mean) / scale
     centres, assign = kmeans(z, budget, seed=seed)
     picked = []
     for j in range(centres.shape[0]):

@@ -112,3 +112,18 @@ def access_patient(
         raise not_found(f"patient {patient_id!r}")
     audit_read(session, user=user, request=request, resource=resource, patient_id=patient_id)
     return patient
+
+
+def authorize_or_hide(
+    session: Session, *, user: User, patient_id: str, hidden: HTTPException
+) -> None:
+    """Authorise ``user`` on ``patient_id``; a refusal raises ``hidden`` instead of its 403.
+
+    For routes whose ids can be probed (sequential alert ids, patient ids on the adaptation
+    routes): a foreign id must answer exactly as a missing one, so ``hidden`` is the route's own
+    404 (``not_found("alert")``, ``not_found("patient")``).
+    """
+    try:
+        authorize_patient(session, user=user, patient_id=patient_id)
+    except HTTPException:
+        raise hidden from None

@@ -25,10 +25,16 @@ from heartline.service.adaptation import (
     beat_templates,
 )
 from heartline.service.deps import CurrentUser, SessionDep
-from heartline.service.routes._common import PatientIdPath, resolve_window, unprocessable
+from heartline.service.routes._common import (
+    PatientIdPath,
+    authorize_or_hide,
+    not_found,
+    resolve_window,
+    unprocessable,
+)
 from heartline.service.routes.patients import DAY_S, End, Start
 from heartline.service.schemas import JSON_INTEGER, JsonInt
-from heartline.service.security import audit_action, authorize_patient, require_role
+from heartline.service.security import audit_action, audit_read, require_role
 from heartline.storage import adaptation_repository as arepo
 from heartline.storage import repository as repo
 from heartline.storage.adaptation_tables import REVIEW_LABELS, PatientModel
@@ -139,13 +145,10 @@ def _patient(session: Session, *, user: User, patient_id: str, change: bool = Fa
     """
     if change:
         require_role(user, "admin", "clinician")
-    try:
-        authorize_patient(session, user=user, patient_id=patient_id)
-    except HTTPException:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="patient not found") from None
+    authorize_or_hide(session, user=user, patient_id=patient_id, hidden=not_found("patient"))
     patient = session.get(Patient, patient_id)
     if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="patient not found")
+        raise not_found("patient")
     return patient
 
 
@@ -168,13 +171,8 @@ def list_templates(
     _patient(session, user=user, patient_id=patient_id)
     start, end = resolve_window(start, end, default_s=3600.0, max_s=DAY_S)
     beats = repo.beats_between(session, patient_id=patient_id, start=start, stop=end)
-    audit_action(
-        session,
-        user=user,
-        request=request,
-        action="read",
-        resource="beat-templates",
-        patient_id=patient_id,
+    audit_read(
+        session, user=user, request=request, resource="beat-templates", patient_id=patient_id
     )
     return [
         TemplatePublic(**t.__dict__)
@@ -239,14 +237,7 @@ def list_reviews(
     from heartline.storage.adaptation_tables import BeatReview
 
     _patient(session, user=user, patient_id=patient_id)
-    audit_action(
-        session,
-        user=user,
-        request=request,
-        action="read",
-        resource="beat-reviews",
-        patient_id=patient_id,
-    )
+    audit_read(session, user=user, request=request, resource="beat-reviews", patient_id=patient_id)
     rows = session.scalars(
         select(BeatReview).where(BeatReview.patient_id == patient_id).order_by(BeatReview.id)
     ).all()
@@ -330,13 +321,8 @@ def list_patient_models(
 ) -> ModelStatePublic:
     """The patient's adapted model versions and which one is active (``null``: the base model)."""
     _patient(session, user=user, patient_id=patient_id)
-    audit_action(
-        session,
-        user=user,
-        request=request,
-        action="read",
-        resource="patient-models",
-        patient_id=patient_id,
+    audit_read(
+        session, user=user, request=request, resource="patient-models", patient_id=patient_id
     )
     return _state(session, patient_id)
 

@@ -15,12 +15,14 @@ from heartline.service.deps import CurrentUser, SessionDep
 from heartline.service.routes._common import (
     PatientIdPath,
     access_patient,
+    authorize_or_hide,
+    not_found,
     resolve_window,
 )
 from heartline.service.routes.explain import build_explanation
 from heartline.service.routes.patients import DAY_S, End, Start
 from heartline.service.schemas import AlertExplanation, AlertPublic, AlertState, SilenceCreate
-from heartline.service.security import audit_action, authorize_patient, require_role
+from heartline.service.security import audit_action, require_role
 from heartline.storage import repository as repo
 from heartline.storage.station_tables import AlarmSilence
 from heartline.storage.tables import ALERT_SEVERITIES, Alert
@@ -45,16 +47,9 @@ def visible_alert(session: Session, *, user, alert_id: int) -> Alert:
     """
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise _alert_not_found()
-    try:
-        authorize_patient(session, user=user, patient_id=alert.patient_id)
-    except HTTPException:
-        raise _alert_not_found() from None
+        raise not_found("alert")
+    authorize_or_hide(session, user=user, patient_id=alert.patient_id, hidden=not_found("alert"))
     return alert
-
-
-def _alert_not_found() -> HTTPException:
-    return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="alert not found")
 
 
 def _alert_for(session: Session, *, user, request: Request, alert_id: int, resource: str) -> Alert:
