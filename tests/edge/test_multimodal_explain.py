@@ -120,6 +120,23 @@ def test_shortcuts_equal_the_full_pipeline(model: MultimodalModel, explanation) 
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def test_held_rpeaks_change_lead_ii_only(model: MultimodalModel, record, explanation) -> None:  # type: ignore[no-untyped-def]
+    held = explain_diagnosis(
+        record.signal,
+        fs=record.fs,
+        lead_names=record.lead_names,
+        metadata=META,
+        model=model,
+        hold_rpeaks=True,
+    )
+    assert held.rpeaks == "held" and explanation.rpeaks == "re-detected"
+    other = [j for j in range(12) if j != 1]
+    np.testing.assert_array_equal(held.patch_drops[:, other], explanation.patch_drops[:, other])
+    assert not np.allclose(held.lead_drops[:, 1], explanation.lead_drops[:, 1])
+    # lead II occluded whole: no beat is detected when the peaks are re-detected
+    assert explanation.lead_drops[1, 1] > held.lead_drops[1, 1]
+
+
 def test_deterministic_and_class_subset(model: MultimodalModel, record, explanation) -> None:  # type: ignore[no-untyped-def]
     again = explain_diagnosis(
         record.signal,

@@ -112,6 +112,9 @@ class MultimodalExplanation:
     model_name, model_version : str
     notes : tuple of str
         What was done to the input.
+    rpeaks : {"re-detected", "held"}
+        Whether the features' R peaks were re-detected on each occluded copy (the pipeline as it
+        runs) or held at the unoccluded record's (``hold_rpeaks=True``).
     """
 
     classes: tuple[str, ...]
@@ -136,6 +139,7 @@ class MultimodalExplanation:
     method: str = "occlusion"
     baseline: str = _BASELINE
     score: str = "log_odds"
+    rpeaks: str = "re-detected"
 
     def positive(self) -> list[str]:
         """Classes of the model at or above their threshold."""
@@ -204,6 +208,7 @@ class MultimodalExplanation:
             "method": self.method,
             "score": self.score,
             "baseline": self.baseline,
+            "rpeaks": self.rpeaks,
             "model_name": self.model_name,
             "model_version": self.model_version,
             "fs_hz": self.fs_hz,
@@ -247,12 +252,18 @@ def _samples(value: float, name: str, fs_hz: float) -> int:
 
 
 def _features(
-    model: MultimodalModel, x: np.ndarray, occl: list[tuple[int, int, int]]
+    model: MultimodalModel,
+    x: np.ndarray,
+    occl: list[tuple[int, int, int]],
+    *,
+    hold_rpeaks: bool = False,
 ) -> np.ndarray:
     """``record_features`` of the unoccluded record (row 0) and of each occluded copy
     ``(lead, start_idx, stop_idx)`` (lead replaced by its median there), computing only what
     changes: a copy of a lead other than II gets that lead's block from ``record_features`` on
-    [occluded lead, lead II] (the same R peaks, the band-pass filters each lead alone)."""
+    [occluded lead, lead II] (the same R peaks, the band-pass filters each lead alone).
+    ``hold_rpeaks``: lead II's copies too (its features with the unoccluded lead II's R peaks;
+    the RR features and the other leads unchanged)."""
     names, pair_names = record_feature_names(x.shape[0]), record_feature_names(2)
     base_lead = np.median(x, axis=1).astype(np.float32)
     with warnings.catch_warnings():
@@ -263,7 +274,7 @@ def _features(
         for row, (lead, _lo, _hi) in enumerate(occl, start=1):
             by_lead.setdefault(lead, []).append(row)
         for lead, rows in by_lead.items():
-            full = lead == _RPEAK_LEAD  # else [lead, II]: II is index 1 of the pair
+            full = lead == _RPEAK_LEAD and not hold_rpeaks  # else [lead, II]: II is index 1
             batch = np.repeat((x if full else x[[lead, _RPEAK_LEAD]])[None], len(rows), axis=0)
             for b, row in enumerate(rows):
                 _, lo, hi = occl[row - 1]
@@ -357,6 +368,7 @@ def explain_diagnosis(
     patch_s: float = 0.5,
     stride_s: float = 0.25,
     score: str = "log_odds",
+    hold_rpeaks: bool = False,
 ) -> MultimodalExplanation:
     """Occlusion explanation of :func:`heartline.diagnose` for one 12-lead record.
 
@@ -375,6 +387,11 @@ def explain_diagnosis(
         0.25 s: 39 patches per lead at 100 Hz).
     score : {"log_odds", "log_prob", "prob"}
         What the drop is measured on (default the log-odds, which does not saturate).
+    hold_rpeaks : bool
+        The ECG features' R peaks come from lead II, so occluding lead II also moves the beat
+        detection that every lead's beat features and the RR features rest on (the default
+        measures exactly that: the pipeline as it runs). ``True`` holds the R peaks at the
+        unoccluded record's, so that lead II's attribution is its own waveform only.
 
     Returns
     -------
@@ -418,7 +435,7 @@ def explain_diagnosis(
         values, np.stack([m.present for m in metas]), np.asarray([m.age_over_89 for m in metas])
     )
     p_net, w = _network_proba(model, x, occl, meta_in)
-    feats = _features(model, x, occl)
+    feats = _features(model, x, occl, hold_rpeaks=hold_rpeaks)
     feats = np.concatenate([feats, np.repeat(feats[:1], len(fields), axis=0)])
     meta_values = np.concatenate([np.repeat(values[:1], 1 + len(occl), axis=0), values[1:]]).astype(
         np.float32
@@ -464,6 +481,7 @@ def explain_diagnosis(
         model_version=model.version,
         notes=tuple(notes) + meta.notes,
         score=score,
+        rpeaks="held" if hold_rpeaks else "re-detected",
     )
 
 
