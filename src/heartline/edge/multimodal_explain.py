@@ -546,7 +546,7 @@ def plot_explanation(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     cax = fig.add_axes((0.94, 0.15, 0.015, 0.7))
-    fig.colorbar(img, cax=cax, label=f"drop of {cls} log-odds per sample")
+    fig.colorbar(img, cax=cax, label=f"drop of {cls} log-odds per sample", format="%.2g")
     fig.savefig(os.fspath(path), dpi=90)
     plt.close(fig)
     return cls
