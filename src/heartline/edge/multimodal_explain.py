@@ -540,7 +540,7 @@ def plot_explanation(
     call = "positive" if p >= thr else "negative"
     title = (
         f"{record_id + ': ' if record_id else ''}{cls} p={p:.3f} (threshold {thr:.3f}, {call}) - "
-        f"occlusion attribution (drop of log-odds, baseline {ex.baseline})\n"
+        f"occlusion attribution (drop of log-odds, baseline {ex.baseline}, R peaks {ex.rpeaks})\n"
         f"model {ex.model_name} {ex.model_version} - decision support, not a medical device"
     )
     fig.suptitle(title, fontsize=10)
