@@ -129,6 +129,7 @@ def test_service_and_stream_processor_run_without_torch(tmp_path, data_dir) -> N
         "heartline.ingestion.processor",
         "heartline.edge.runtime",
         "heartline.edge.multimodal",
+        "heartline.edge.multimodal_explain",
     ],
 )
 def test_run_time_modules_import_without_torch(module: str) -> None:

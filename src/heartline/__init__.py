@@ -9,7 +9,9 @@ The notebook API is loaded lazily, so ``import heartline`` stays light (no torch
 * :func:`heartline.classify_rhythm` - rhythm (N / A / O / ~) of a single-lead recording
   (:mod:`heartline.edge.rhythm`);
 * :func:`heartline.diagnose` - PTB-XL superdiagnostic classes (NORM, MI, STTC, CD, HYP) of a
-  12-lead record with optional patient data (:mod:`heartline.edge.multimodal`).
+  12-lead record with optional patient data (:mod:`heartline.edge.multimodal`);
+* :func:`heartline.explain_diagnosis` - which leads, segments and patient data drove each class of
+  that diagnosis (torch-free occlusion, :mod:`heartline.edge.multimodal_explain`).
 
 See ``docs/python-api.md`` and :mod:`heartline.api`.
 """
@@ -32,7 +34,10 @@ _API = (
 )
 
 #: Other public names, each served by its module on first access.
-_LAZY = {"classify_rhythm": "heartline.edge.rhythm"}
+_LAZY = {
+    "classify_rhythm": "heartline.edge.rhythm",
+    "explain_diagnosis": "heartline.edge.multimodal_explain",
+}
 
 __all__ = ["__version__", *_API, *_LAZY]
 

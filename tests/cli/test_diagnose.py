@@ -98,3 +98,41 @@ def test_train_needs_a_config_or_a_recipe() -> None:
     assert res.exit_code != 0
     assert "heartline train multimodal" in " ".join(res.output.split())
     assert runner.invoke(app, ["train", "multimodal", "--help"]).exit_code == 0
+
+
+def test_diagnose_explain_prints_writes_png_json_and_fhir_links(
+    ptbxl_path: Path, tmp_path: Path
+) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    png, out = tmp_path / "x" / "norm.png", tmp_path / "dx" / "report.json"
+    res = runner.invoke(
+        app, ["diagnose", str(ptbxl_path), "--explain-png", str(png), "--fhir", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    for c in ("top leads", "top segments", "patient data (masked as missing)", "NORM (p="):
+        assert c in res.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    ex_json = out.with_name("report.explanation.json")
+    ex = json.loads(ex_json.read_text())
+    assert ex["method"] == "occlusion" and ex["baseline"] == "lead median"
+    assert np.asarray(ex["classes"]["NORM"]["attributions"]).shape == (12, 1000)
+    report = Bundle.model_validate_json(out.read_text()).entry[0].resource
+    forms = {f.contentType: f.url for f in report.presentedForm}
+    assert forms == {
+        "application/json": ex_json.resolve().as_uri(),
+        "image/png": png.resolve().as_uri(),
+    }
+
+
+def test_diagnose_explain_json_and_bad_class(ptbxl_path: Path) -> None:
+    res = runner.invoke(app, ["diagnose", str(ptbxl_path), "--explain", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    ex = d["explanation"]
+    assert set(ex["classes"]) == {"NORM", "MI", "STTC", "CD", "HYP"}
+    assert ex["modality_weights"] == pytest.approx(d["modality_weights"], abs=1e-6)
+    assert set(ex["classes"]["MI"]["metadata"]) == {"age", "sex", "height", "weight"}
+    bad = runner.invoke(app, ["diagnose", str(ptbxl_path), "--explain-class", "AF"])
+    assert bad.exit_code == 1
+    assert "--explain-class 'AF' is not a class of the model" in bad.output

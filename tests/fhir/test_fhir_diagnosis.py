@@ -88,3 +88,21 @@ def test_ids_differ_between_records() -> None:
 def test_bad_input_is_refused(kw: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _dx(**kw)
+
+
+def test_report_links_the_explanation_json_and_png() -> None:
+    report, _ = diagnosis_report(
+        _dx(
+            explanation_url="file:///tmp/dx/report.explanation.json",
+            explanation_image_url="file:///tmp/dx/mi.png",
+        )
+    )
+    js = json.loads(report.model_dump_json())
+    forms = [(f["contentType"], f["url"]) for f in js["presentedForm"]]
+    assert forms == [
+        ("application/json", "file:///tmp/dx/report.explanation.json"),
+        ("image/png", "file:///tmp/dx/mi.png"),
+    ]
+    DiagnosticReport.model_validate(js)
+    only_png, _ = diagnosis_report(_dx(explanation_url=None, explanation_image_url="file:///a.png"))
+    assert [f.contentType for f in only_png.presentedForm] == ["image/png"]

@@ -5,13 +5,17 @@ Reads the record with :func:`heartline.read_record` (WFDB, EDF; CSV with ``--fs`
 data given as options, prints the class probabilities against their thresholds, and writes a
 FHIR R4 Bundle (DiagnosticReport + one Observation per class) with ``--fhir``. For a record
 inside a PTB-XL folder, the patient data come from ``ptbxl_database.csv`` unless given
-(``--no-ptbxl-metadata`` turns that off).
+(``--no-ptbxl-metadata`` turns that off). ``--explain`` adds the torch-free occlusion
+explanation (:func:`heartline.explain_diagnosis`): top leads, segments and patient data per class,
+the attributions in ``--json``, a PNG with ``--explain-png`` and, with ``--fhir``, a JSON file
+beside the Bundle that the DiagnosticReport references (``presentedForm``, with the PNG).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +78,39 @@ def diagnose(
         Path | None,
         typer.Option("--model", help="Folder with multimodal.json (default: the shipped model)."),
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Explain the diagnosis (torch-free occlusion through the whole model): top "
+            "leads, segments and patient data per positive class (the top class if none); "
+            "with --json, the attributions; with --fhir, a JSON file beside the Bundle.",
+        ),
+    ] = False,
+    explain_png: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain-png",
+            help="Draw the 12 leads with the attribution of --explain-class overlaid (implies "
+            "--explain).",
+        ),
+    ] = None,
+    explain_hold_rpeaks: Annotated[
+        bool,
+        typer.Option(
+            "--explain-hold-rpeaks",
+            help="Hold the features' R peaks (detected on lead II) at the unoccluded record's, "
+            "so that lead II's attribution is its own waveform, not the beat detection.",
+        ),
+    ] = False,
+    explain_class: Annotated[
+        str | None,
+        typer.Option(
+            "--explain-class",
+            help="Class drawn by --explain-png (default: the first positive class, else the "
+            "most probable one).",
+        ),
+    ] = None,
 ) -> None:
     """Diagnose NORM / MI / STTC / CD / HYP from a 12-lead ECG and patient data (decision support)."""
     import heartline
@@ -109,6 +146,37 @@ def diagnose(
         )
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(f"{record}: {exc}") from None
+    explain = explain or explain_png is not None or explain_class is not None or explain_hold_rpeaks
+    ex = None
+    drawn = None
+    written: list[str] = []
+    if explain:
+        from heartline.edge.multimodal_explain import explain_diagnosis, plot_explanation
+
+        if explain_class is not None and explain_class not in mm.classes:
+            raise _fail(
+                f"--explain-class {explain_class!r} is not a class of the model; "
+                f"valid: {', '.join(mm.classes)}"
+            )
+        ex = explain_diagnosis(
+            rec.signal,
+            fs=rec.fs,
+            lead_names=rec.lead_names,
+            metadata=metadata,
+            model=mm,
+            hold_rpeaks=explain_hold_rpeaks,
+        )
+        if explain_png is not None:
+            explain_png.parent.mkdir(parents=True, exist_ok=True)
+            drawn = plot_explanation(ex, explain_png, cls=explain_class, record_id=rec.name)
+            dx = replace(dx, explanation_image_url=explain_png.resolve().as_uri())
+            written.append(f"{explain_png} (attribution of {drawn})")
+        if fhir is not None:
+            ex_json = fhir.with_name(fhir.stem + ".explanation.json")
+            ex_json.parent.mkdir(parents=True, exist_ok=True)
+            ex_json.write_text(json.dumps(ex.to_dict()) + "\n")
+            dx = replace(dx, explanation_url=ex_json.resolve().as_uri())
+            written.append(f"{ex_json} (explanation, referenced by the DiagnosticReport)")
     if fhir is not None:
         from heartline.fhir.diagnosis import diagnosis_bundle
 
@@ -116,15 +184,54 @@ def diagnose(
         fhir.write_text(
             diagnosis_bundle(dx, base_url=fhir_base_url).model_dump_json(indent=2) + "\n"
         )
+        written.append(f"{fhir} (FHIR R4 Bundle: DiagnosticReport + Observations)")
     if as_json:
         out = {**dx.to_dict(), "metadata": metadata, "metadata_source": source}
+        if ex is not None:
+            out["explanation"] = ex.to_dict()
+            if explain_png is not None:
+                out["explanation_png"] = str(explain_png)
         if fhir is not None:
             out["fhir"] = str(fhir)
         typer.echo(json.dumps(out, indent=2))
         return
     _print_table(dx, metadata=metadata, source=source)
-    if fhir is not None:
-        console.print(f"[green]wrote[/] {fhir} (FHIR R4 Bundle: DiagnosticReport + Observations)")
+    if ex is not None:
+        _print_explanation(ex)
+    for w in written:
+        console.print(f"[green]wrote[/] {w}", soft_wrap=True, highlight=False)
+
+
+def _print_explanation(ex: Any) -> None:
+    console.print(
+        f"[bold]explanation[/] (occlusion through the whole model: drop of the class's log-odds "
+        f"when a {ex.patch_len / ex.fs_hz:g} s segment of a lead, or the whole lead, is replaced "
+        f"by the lead's median, or when a patient-data field is masked as missing; positive = "
+        f"supports the class; R peaks {ex.rpeaks})",
+        soft_wrap=True,
+        highlight=False,
+    )
+    for c in ex.default_classes():
+        call = "positive" if c in ex.positive() else "top class, not positive"
+        console.print(f"[bold]{c}[/] (p={ex.probabilities[c]:.3f}, {call}):", highlight=False)
+        leads = ", ".join(f"{lead} {d:+.2f}" for lead, d in ex.top_leads(c, 3))
+        console.print(f"  top leads (whole lead occluded): {leads}", highlight=False)
+        segs = ", ".join(
+            f"{s['lead']} {s['start_s']:.2f}-{s['stop_s']:.2f} s {s['drop']:+.2f}"
+            for s in ex.top_segments(c, 5)
+        )
+        console.print(f"  top segments: {segs}", soft_wrap=True, highlight=False)
+        meta = ", ".join(
+            f"{k} {'not given' if v is None else f'{v:+.2f}'}"
+            for k, v in ex.metadata_attributions[c].items()
+        )
+        console.print(f"  patient data (masked as missing): {meta}", highlight=False)
+    if ex.rpeaks == "re-detected":
+        console.print(
+            "[dim]Lead II also carries the beat detection of the ECG features: its attribution "
+            "includes that (--explain-hold-rpeaks separates it).[/]",
+            soft_wrap=True,
+        )
 
 
 def _print_table(dx: Any, *, metadata: dict[str, Any], source: str) -> None:

@@ -156,6 +156,40 @@ def bench_explain(
     console.print(f"[green]wrote[/] {out / 'explain.json'}")
 
 
+@bench_app.command("explain-diagnosis")
+@handle_errors
+def bench_explain_diagnosis(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Run directory for explain_diagnosis.json/.md and one PNG per record."
+        ),
+    ],
+    data_dir: DataDirOpt = None,
+    records: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated PTB-XL ecg_ids (default: the first of fold 10)."),
+    ] = None,
+    n_records: Annotated[
+        int, typer.Option("--n-records", help="Fold-10 records when --records is not given.")
+    ] = 10,
+) -> None:
+    """Time the torch-free explanation of `heartline diagnose` (wall, CPU) and run the deletion
+    check on PTB-XL records."""
+    from heartline.bench.explain_diagnosis import run_diagnosis_explain_bench
+
+    try:
+        ids = [int(r) for r in records.split(",") if r.strip()] if records else None
+    except ValueError:
+        raise typer.BadParameter(f"--records must be ecg_ids (integers), got {records!r}") from None
+    try:
+        run_diagnosis_explain_bench(out, ecg_ids=ids, n_records=n_records, data_dir=data_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print((out / "explain_diagnosis.md").read_text(), soft_wrap=True)
+    console.print(f"[green]wrote[/] {out / 'explain_diagnosis.json'}")
+
+
 @train_app.command("multimodal")
 @handle_errors
 def train_multimodal(

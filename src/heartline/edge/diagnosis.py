@@ -34,7 +34,11 @@ class MultimodalDiagnosis:
     modality_weights : Mapping[str, float], optional
         e.g. ``{"ecg": 0.8, "metadata": 0.2}`` (the fusion attention).
     explanation_url : str, optional
-        Where the explanation (attributions) can be fetched.
+        Where the explanation (attributions, JSON) can be fetched, e.g. the file URI of
+        ``heartline diagnose --explain --fhir``'s JSON.
+    explanation_image_url : str, optional
+        Where a picture of the explanation (PNG: the leads with the attribution overlaid) can be
+        fetched.
     metadata_used : Mapping[str, bool]
         Which patient data entered the model (e.g. ``{"age": True, "height": False}``).
     notes : tuple of str
@@ -50,6 +54,7 @@ class MultimodalDiagnosis:
     thresholds: Mapping[str, float] | None = None
     modality_weights: Mapping[str, float] | None = None
     explanation_url: str | None = None
+    explanation_image_url: str | None = None
     metadata_used: Mapping[str, bool] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 

@@ -61,6 +61,7 @@ __all__ = [
     "head_inputs",
     "model_version",
     "patient_metadata",
+    "shipped_model",
     "shipped_multimodal_model_dir",
 ]
 
@@ -569,6 +570,13 @@ class MultimodalModel:
 _SHIPPED: dict[str, MultimodalModel] = {}
 
 
+def shipped_model() -> MultimodalModel:
+    """The shipped model, loaded once per process."""
+    if "shipped" not in _SHIPPED:
+        _SHIPPED["shipped"] = MultimodalModel()
+    return _SHIPPED["shipped"]
+
+
 def diagnose(
     signals: Any,
     *,
@@ -578,8 +586,6 @@ def diagnose(
     **kwargs: Any,
 ) -> MultimodalDiagnosis:
     """:meth:`MultimodalModel.diagnose` with the shipped model (loaded once per process)."""
-    if "shipped" not in _SHIPPED:
-        _SHIPPED["shipped"] = MultimodalModel()
-    return _SHIPPED["shipped"].diagnose(
+    return shipped_model().diagnose(
         signals, fs=fs, lead_names=lead_names, metadata=metadata, **kwargs
     )

@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCORES", "BeatExplanation", "explain_beats", "occlusion_attributions"]
+__all__ = [
+    "SCORES",
+    "BeatExplanation",
+    "class_score",
+    "explain_beats",
+    "occlusion_attributions",
+    "patch_starts",
+    "spread_patch_drops",
+]
 
 DEFAULT_CLASSES = ("N", "S", "V", "F", "Q")
 #: What the occlusion drop is measured on (see :func:`occlusion_attributions`).
@@ -102,6 +110,57 @@ def onnx_session(model_path: str | os.PathLike[str]) -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def patch_starts(length: int, patch_len: int, stride: int) -> list[int]:
+    """Start indices of occlusion patches of ``patch_len`` samples every ``stride`` samples over
+    ``length`` samples; the last patch ends at ``length`` (so every sample is covered).
+
+    >>> patch_starts(10, 4, 3)
+    [0, 3, 6]
+    >>> patch_starts(10, 4, 4)
+    [0, 4, 6]
+    """
+    if patch_len < 1 or stride < 1:
+        raise ValueError(f"patch_len and stride must be >= 1, got {patch_len}, {stride}")
+    if patch_len > length:
+        raise ValueError(f"patch_len={patch_len} is longer than the window ({length} samples)")
+    starts = list(range(0, length - patch_len + 1, stride))
+    if starts[-1] != length - patch_len:
+        starts.append(length - patch_len)
+    return starts
+
+
+def class_score(p: np.ndarray, score: str = "log_odds") -> np.ndarray:
+    """The score the occlusion drop is measured on for probabilities ``p`` (any shape):
+    log-odds (``p`` clipped to [1e-12, 1 - 1e-12]), log-probability or the probability."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {list(SCORES)}, got {score!r}")
+    pt = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    if score == "log_odds":
+        return np.log(pt) - np.log1p(-pt)
+    if score == "log_prob":
+        return np.log(pt)
+    return np.asarray(p, dtype=np.float64)
+
+
+def spread_patch_drops(
+    drops: np.ndarray, starts: list[int], patch_len: int, length: int
+) -> np.ndarray:
+    """Per-sample attributions from per-patch score drops (Zeiler & Fergus 2014).
+
+    ``drops`` ``(..., n_leads, n_starts)``: the drop of the score when ``patch_len`` samples from
+    each start of one lead are occluded. Each drop is spread evenly over its patch
+    (``drop / patch_len`` per sample) and overlapping patches are averaged. Returns
+    ``(..., n_leads, length)`` float32.
+    """
+    drops = np.asarray(drops, dtype=np.float64)
+    attr = np.zeros((*drops.shape[:-1], length))
+    count = np.zeros(length)
+    for k, s in enumerate(starts):
+        attr[..., s : s + patch_len] += drops[..., k, None] / patch_len
+        count[s : s + patch_len] += 1
+    return (attr / np.maximum(count, 1)).astype(np.float32)
+
+
 def occlusion_attributions(
     run: Any,
     windows: np.ndarray,
@@ -147,9 +206,7 @@ def occlusion_attributions(
     n_leads, length = w.shape[-2], w.shape[-1]
     if patch_len > length:
         raise ValueError(f"patch_len={patch_len} is longer than the window ({length} samples)")
-    starts = list(range(0, length - patch_len + 1, stride))
-    if starts[-1] != length - patch_len:
-        starts.append(length - patch_len)
+    starts = patch_starts(length, patch_len, stride)
     n_occ = n_leads * len(starts)
     attr = np.zeros((w.shape[0], n_leads, length), dtype=np.float32)
     probs_all, targets = [], []
@@ -166,22 +223,9 @@ def occlusion_attributions(
         )
         probs = np.asarray(run(batch, *extra), dtype=np.float64)
         t = int(np.argmax(probs[0])) if target is None else int(target[b])
-        pt = np.clip(probs[:, t], 1e-12, 1 - 1e-12)
-        if score == "log_odds":
-            sc = np.log(pt) - np.log1p(-pt)
-        elif score == "log_prob":
-            sc = np.log(pt)
-        else:
-            sc = probs[:, t]
+        sc = class_score(probs[:, t], score)
         drop = sc[0] - sc[1:]
-        count = np.zeros((n_leads, length))
-        row = 0
-        for lead in range(n_leads):
-            for s in starts:
-                attr[b, lead, s : s + patch_len] += drop[row] / patch_len
-                count[lead, s : s + patch_len] += 1
-                row += 1
-        attr[b] /= np.maximum(count, 1)
+        attr[b] = spread_patch_drops(drop.reshape(n_leads, len(starts)), starts, patch_len, length)
         probs_all.append(probs[0])
         targets.append(t)
     return attr, np.stack(probs_all), np.asarray(targets, dtype=np.int64)

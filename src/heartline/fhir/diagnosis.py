@@ -13,8 +13,9 @@ and a link to the explanation) becomes
   an algorithm); the modality attention weights are components;
 * a **DiagnosticReport** (:func:`diagnosis_report`, LOINC 11524-6 "EKG study", v2-0074 category
   EC) whose ``result`` references them, with a ``conclusion``, a ``conclusionCode`` per positive
-  class and, when given, the explanation as a ``presentedForm`` attachment (a URL to the
-  JSON explanation, e.g. :meth:`heartline.edge.occlusion.BeatExplanation.to_dict`).
+  class and, when given, the explanation as ``presentedForm`` attachments (a URL to the
+  JSON explanation, e.g. :meth:`heartline.edge.multimodal_explain.MultimodalExplanation.to_dict`,
+  and one to its PNG picture).
 
 Built with ``fhir.resources.R4B`` models as :mod:`heartline.fhir.builders` is (R4-compatible JSON),
 validated on construction.
@@ -190,14 +191,25 @@ def diagnosis_report(dx: MultimodalDiagnosis) -> tuple[DiagnosticReport, list[Ob
             {"coding": [_coding(DIAGNOSIS_CLASS_SYSTEM, c, CLASS_DISPLAY.get(c, c))]}
             for c in positive
         ]
+    forms = []
     if dx.explanation_url:
-        data["presentedForm"] = [
+        forms.append(
             {
                 "contentType": "application/json",
                 "url": dx.explanation_url,
                 "title": "explanation (attributions)",
             }
-        ]
+        )
+    if dx.explanation_image_url:
+        forms.append(
+            {
+                "contentType": "image/png",
+                "url": dx.explanation_image_url,
+                "title": "explanation (leads with the attribution overlaid)",
+            }
+        )
+    if forms:
+        data["presentedForm"] = forms
     return DiagnosticReport.model_validate(data), results
 
 
