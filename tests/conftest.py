@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import settings as hypothesis_settings
 
@@ -166,3 +167,47 @@ def migrated_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     reset_pg(url)
     upgrade_database(url)
     return url
+
+
+def write_edf_file(
+    path, sig_mv: np.ndarray, names, *, fs: int = 250, unit: str = "mV", phys_range: float = 5.0
+) -> None:
+    """A minimal EDF file (Kemp et al. 1992): 1 s data records, 16-bit samples over
+    +-``phys_range`` physical units."""
+    n_sig = sig_mv.shape[1]
+    n_rec = sig_mv.shape[0] // fs
+    pmin, pmax, dmin, dmax = -phys_range, phys_range, -32768, 32767
+
+    def f(s, w):
+        return f"{s:<{w}}"[:w].encode("ascii")
+
+    head = b"".join(
+        [
+            *(f("0", 8), f("X X X X", 80), f("Startdate X X X X", 80), f("01.01.01", 8)),
+            *(f("00.00.00", 8), f(str(256 * (n_sig + 1)), 8), f("", 44), f(str(n_rec), 8)),
+            *(f("1", 8), f(str(n_sig), 4)),
+        ]
+    )
+    per = [
+        [f(n, 16) for n in names],
+        [f("", 80)] * n_sig,
+        [f(unit, 8)] * n_sig,
+        [f(str(pmin), 8)] * n_sig,
+        [f(str(pmax), 8)] * n_sig,
+        [f(str(dmin), 8)] * n_sig,
+        [f(str(dmax), 8)] * n_sig,
+        [f("", 80)] * n_sig,
+        [f(str(fs), 8)] * n_sig,
+        [f("", 32)] * n_sig,
+    ]
+    head += b"".join(b"".join(col) for col in per)
+    gain = (dmax - dmin) / (pmax - pmin)
+    dig = np.round((sig_mv[: n_rec * fs] - pmin) * gain + dmin).astype("<i2")
+    body = b"".join(dig[r * fs : (r + 1) * fs].T.tobytes() for r in range(n_rec))
+    path.write_bytes(head + body)
+
+
+@pytest.fixture
+def write_edf():
+    """:func:`write_edf_file`, for tests that need an EDF record."""
+    return write_edf_file

@@ -136,3 +136,24 @@ def test_diagnose_explain_json_and_bad_class(ptbxl_path: Path) -> None:
     bad = runner.invoke(app, ["diagnose", str(ptbxl_path), "--explain-class", "AF"])
     assert bad.exit_code == 1
     assert "--explain-class 'AF' is not a class of the model" in bad.output
+
+
+def test_diagnose_edf_record_equals_its_wfdb_source(
+    ptbxl_path: Path, tmp_path: Path, write_edf
+) -> None:
+    import heartline
+
+    rec = heartline.read_record(ptbxl_path)
+    edf = tmp_path / "00001_lr.edf"
+    write_edf(edf, rec.signal, list(rec.lead_names), fs=int(rec.fs), phys_range=10.0)
+    args = ["--json", "--no-ptbxl-metadata", "--age", "56", "--sex", "female"]
+    from_edf = runner.invoke(app, ["diagnose", str(edf), *args])
+    assert from_edf.exit_code == 0, from_edf.output
+    from_wfdb = runner.invoke(app, ["diagnose", str(ptbxl_path), *args])
+    assert from_wfdb.exit_code == 0, from_wfdb.output
+    p_edf = json.loads(from_edf.output)["probabilities"]
+    p_wfdb = json.loads(from_wfdb.output)["probabilities"]
+    assert p_edf.keys() == p_wfdb.keys() == {"NORM", "MI", "STTC", "CD", "HYP"}
+    # 16-bit EDF over +-10 mV quantises to 0.3 uV: the same diagnosis
+    for c in p_edf:
+        assert abs(p_edf[c] - p_wfdb[c]) < 0.01, (c, p_edf[c], p_wfdb[c])

@@ -75,45 +75,10 @@ def test_cinc2017_mat_record(data_dir) -> None:
     assert rec.n_samples == 9000 and np.isfinite(rec.signal).all()
 
 
-def _write_edf(path, sig_mv: np.ndarray, names, *, fs: int = 250, unit: str = "mV") -> None:
-    """A minimal EDF file (Kemp et al. 1992): 1 s data records, 16-bit samples."""
-    n_sig = sig_mv.shape[1]
-    n_rec = sig_mv.shape[0] // fs
-    pmin, pmax, dmin, dmax = -5.0, 5.0, -32768, 32767
-
-    def f(s, w):
-        return f"{s:<{w}}"[:w].encode("ascii")
-
-    head = b"".join(
-        [
-            *(f("0", 8), f("X X X X", 80), f("Startdate X X X X", 80), f("01.01.01", 8)),
-            *(f("00.00.00", 8), f(str(256 * (n_sig + 1)), 8), f("", 44), f(str(n_rec), 8)),
-            *(f("1", 8), f(str(n_sig), 4)),
-        ]
-    )
-    per = [
-        [f(n, 16) for n in names],
-        [f("", 80)] * n_sig,
-        [f(unit, 8)] * n_sig,
-        [f(str(pmin), 8)] * n_sig,
-        [f(str(pmax), 8)] * n_sig,
-        [f(str(dmin), 8)] * n_sig,
-        [f(str(dmax), 8)] * n_sig,
-        [f("", 80)] * n_sig,
-        [f(str(fs), 8)] * n_sig,
-        [f("", 32)] * n_sig,
-    ]
-    head += b"".join(b"".join(col) for col in per)
-    gain = (dmax - dmin) / (pmax - pmin)
-    dig = np.round((sig_mv[: n_rec * fs] - pmin) * gain + dmin).astype("<i2")
-    body = b"".join(dig[r * fs : (r + 1) * fs].T.tobytes() for r in range(n_rec))
-    path.write_bytes(head + body)
-
-
-def test_edf_file(tmp_path) -> None:
+def test_edf_file(tmp_path, write_edf) -> None:
     sig = _signal(n=1000)
     edf = tmp_path / "e1.edf"
-    _write_edf(edf, sig, ["II", "V1"])
+    write_edf(edf, sig, ["II", "V1"])
     assert detect_format(edf) == "edf"
     rec = read_ecg(edf)
     assert rec.fs == FS and rec.lead_names == ("II", "V1") and rec.units == ("mV", "mV")
@@ -122,7 +87,7 @@ def test_edf_file(tmp_path) -> None:
     with pytest.raises(SignalError, match="file says 250 Hz"):
         read_ecg(edf, fs=360)
     uv = tmp_path / "uv.edf"
-    _write_edf(uv, sig * 1000.0 / 1000.0, ["II", "V1"], unit="uV")
+    write_edf(uv, sig * 1000.0 / 1000.0, ["II", "V1"], unit="uV")
     np.testing.assert_allclose(read_ecg(uv).signal, sig / 1000.0, atol=1e-6)
 
 
