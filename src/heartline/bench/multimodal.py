@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,19 +308,6 @@ def _source_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def _git_rev() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _class_metrics(
     y: np.ndarray, p: np.ndarray, yhat: np.ndarray, names: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -385,6 +371,7 @@ def run_multimodal_bench(
         record_features,
         train_network,
     )
+    from heartline.training.multimodal_ship import git_short_revision, json_safe
 
     unknown = [m for m in config.models if m not in MODELS]
     if unknown:
@@ -624,7 +611,7 @@ def run_multimodal_bench(
                         pt=pt,
                         weights=np.empty(0) if weights_t is None else weights_t,
                         age=np.empty(0) if age_t is None else age_t,
-                        info=json.dumps(_json_safe(info)),
+                        info=json.dumps(json_safe(info)),
                         seconds=time.perf_counter() - t0,
                     )
                 val_probs[(test_fold, m)] = (pv, pt)
@@ -756,10 +743,10 @@ def run_multimodal_bench(
         },
         "wall_s": round(wall_s, 1),
         "cpu_s": round(time.process_time() - cpu_start, 1),
-        "commit": _git_rev(),
+        "commit": git_short_revision(),
         "machine": platform.processor() or platform.machine(),
     }
-    (out / "multimodal.json").write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False))
+    (out / "multimodal.json").write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
     np.savez(
         out / "oof_predictions.npz",
         y=y,
@@ -769,19 +756,6 @@ def run_multimodal_bench(
     _plots(out, y, probs, results, names)
     (out / "multimodal.md").write_text(_markdown(report))
     return report
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def _plots(

@@ -392,15 +392,16 @@ def export_stacked_hybrid(
     spec["version"] = model_version(out, spec)
     spec.update(extra or {})
     path = out / MODEL_JSON
-    path.write_text(json.dumps(_json_safe(spec), indent=2) + "\n")
+    path.write_text(json.dumps(json_safe(spec), indent=2) + "\n")
     return path
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """NaN/inf -> None (strict JSON), numpy scalars -> Python, keys -> str."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -408,7 +409,8 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _git_rev() -> str:
+def git_short_revision() -> str:
+    """Short ``git rev-parse HEAD`` of the checkout holding this package, else ``"unknown"``."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -567,7 +569,7 @@ def ship_multimodal(
         "the torch networks + scikit-learn heads on the fold-10 records",
     }
     spec["command"] = command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    spec["commit"] = _git_rev()
+    spec["commit"] = git_short_revision()
     spec["created"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     spec["wall_s"] = round(time.perf_counter() - t0, 1)
     spec["train_wall_s"] = round(wall_train, 1)
@@ -577,7 +579,7 @@ def ship_multimodal(
         "load_average_start": load_start,
         "load_average_end": list(os.getloadavg()),
     }
-    spec_path.write_text(json.dumps(_json_safe(spec), indent=2) + "\n")
+    spec_path.write_text(json.dumps(json_safe(spec), indent=2) + "\n")
     (out / f"MODEL_CARD_{cfg.name}.md").write_text(model_card(spec))
     return spec
 
