@@ -45,3 +45,15 @@ def test_invalid_values():
         load_settings(environment="staging")
     with pytest.raises(ValidationError):
         load_settings(mqtt_partitions=0)
+
+
+def test_rhythm_interval_reaches_the_processors(monkeypatch):
+    """``HEARTLINE_RHYTHM_INTERVAL_S`` / ``--rhythm-interval-s`` is a processor keyword, bounded."""
+    from heartline.ingestion.worker import processor_settings
+
+    monkeypatch.setenv("HEARTLINE_RHYTHM_INTERVAL_S", "15")
+    assert processor_settings(load_settings())["rhythm_interval_s"] == 15.0
+    assert processor_settings(load_settings(rhythm_interval_s=5))["rhythm_interval_s"] == 5.0
+    for bad in (0.5, 0, -5, 31):
+        with pytest.raises(ValidationError, match="rhythm_interval_s"):
+            load_settings(rhythm_interval_s=bad)

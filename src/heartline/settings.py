@@ -239,6 +239,12 @@ class Settings(BaseSettings):
         first frame is an older backlog); frames over it are quarantined as ``rate_limited``,
         count towards the block above, and are sent again by the device later
         (``device_rate_factor=None``: no budget). See :mod:`heartline.ingestion.processor`.
+    rhythm_interval_s : float
+        The stream processors classify each device's last 30 s with the rhythm model (AF alarm,
+        noisy-signal masking) every ``rhythm_interval_s`` seconds of its data (default 5 s).
+        The rhythm stage is the largest share of a processor's CPU per patient, so a longer
+        interval holds more patients per core at the cost of later rhythm verdicts (what it
+        costs and saves: ``docs/results/stream.md``).
     """
 
     model_config = SettingsConfigDict(
@@ -266,6 +272,7 @@ class Settings(BaseSettings):
     device_rate_factor: float | None = Field(default=4.0, ge=1)
     device_burst_s: float = Field(default=600.0, gt=0)
     device_initial_burst_s: float = Field(default=60.0, gt=0)
+    rhythm_interval_s: float = Field(default=5.0, ge=1.0, le=30.0)
 
     @field_validator("state_dir")
     @classmethod

@@ -59,3 +59,23 @@ def test_profile_with_tuned_gc_restores_the_collector(tmp_path, tiny_model_path,
     assert "--tune-gc" in (tmp_path / "run" / "stream_profile.md").read_text()
     assert gc.get_threshold() == before  # the caller's settings are back
     assert gc.get_freeze_count() <= frozen_before
+
+
+def test_profile_without_the_rhythm_model_charges_no_rhythm_stage(
+    tmp_path, tiny_model_path, data_dir
+) -> None:
+    prof = run_stream_profile(
+        tmp_path / "run",
+        model=tiny_model_path,
+        patients=2,
+        seconds=2,
+        warmup_s=2,
+        batch_frames=2,
+        data_dir=data_dir,
+        rhythm_interval_s=None,
+    )
+    assert prof.rhythm_interval_s is None and prof.frames == 4
+    assert next(s for s in prof.stages if s.stage == "rhythm").us_per_frame == 0
+    assert "--no-rhythm-model" in (tmp_path / "run" / "stream_profile.md").read_text()
+    with pytest.raises(ValueError, match="rhythm_interval_s"):
+        run_stream_profile(tmp_path, model=tiny_model_path, rhythm_interval_s=0)

@@ -459,3 +459,18 @@ def test_a_fast_simulation_turns_the_budget_off_and_real_time_keeps_it(tmp_path,
     assert fast._processor_options()["device_rate_factor"] is None
     live = LiveSystem(settings, model=tiny_model, patients=0)
     assert live._processor_options()["device_rate_factor"] == settings.device_rate_factor == 4.0
+
+
+def test_the_rhythm_cadence_of_the_settings_reaches_every_processor(
+    tmp_path, tiny_model, tiny_model_path
+):
+    """``heartline serve --rhythm-interval-s`` sets the settings field; in-process processors and
+    the supervised worker processes (``--options``) get it from the same options."""
+    from heartline.ingestion.live import LiveSystem
+    from heartline.settings import load_settings
+
+    settings = load_settings(state_dir=tmp_path / "state", rhythm_interval_s=15)
+    live = LiveSystem(settings, model=tiny_model_path, patients=0, processes=True)
+    assert live._processor_options()["rhythm_interval_s"] == 15.0
+    default = LiveSystem(load_settings(state_dir=tmp_path / "s2"), model=tiny_model, patients=0)
+    assert default._processor_options()["rhythm_interval_s"] == 5.0

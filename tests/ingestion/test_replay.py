@@ -188,3 +188,18 @@ def test_alarms_cli_writes_rows_and_error_rows(tmp_path, data_dir):
     assert af and af[0]["technical"] == "False"
     expected = replay_record(data_dir / "cinc2017" / "A00004", model=shipped_beat_model())
     assert len([r for r in rows if not r["error"]]) == len(expected)
+
+
+def test_rhythm_interval_sets_how_often_a_device_is_classified(data_dir, beat_model):
+    """``rhythm_interval_s`` (``heartline serve --rhythm-interval-s``): a 10 s cadence runs
+    about half the windows of the default 5 s on the same record."""
+    sig, fs, leads = _signal(_records(data_dir)["A00004"])
+    frames = list(record_frames(sig, fs=fs, lead_names=leads, device_id="d-a"))
+    counts = {}
+    for interval in (5.0, 10.0):
+        proc = ReplayProcessor(model=beat_model, rhythm_interval_s=interval)
+        for f in frames:
+            proc.feed([f])
+        counts[interval] = proc.counters().to_dict()["rhythm_windows"]
+    assert counts[5.0] >= 3
+    assert counts[10.0] < counts[5.0] <= 2 * counts[10.0] + 1

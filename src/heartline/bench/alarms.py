@@ -229,7 +229,7 @@ def _replay(beat_model: Any, config: dict[str, Any], rhythm: Any, sig, fs, leads
 
 
 def _run_part(
-    args: tuple[str, str, str, tuple[str, ...], dict[str, list[str]], float | None],
+    args: tuple[str, str, str, tuple[str, ...], dict[str, list[str]], float | None, float],
     tick: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """One configuration's AF part (MIT-BIH) or CinC part, in this process."""
@@ -239,9 +239,11 @@ def _run_part(
     from heartline.ingestion.replay import shipped_beat_model
     from heartline.io.readers import read_ecg
 
-    cname, part, root_s, af_records, chosen, max_s = args
+    cname, part, root_s, af_records, chosen, max_s, interval_s = args
     root = Path(root_s)
     config = CONFIGS[cname]
+    if cname == "after" and interval_s != 5.0:
+        config = {**config, "rhythm_interval_s": interval_s}
     beat_model = shipped_beat_model()
     rhythm = OnnxRhythmClassifier()
     n_done = 0
@@ -349,6 +351,7 @@ def run_alarms_benchmark(
     on_progress: Callable[[str, int, int], None] | None = None,
     n_jobs: int = 1,
     configs: Sequence[str] = tuple(CONFIGS),
+    rhythm_interval_s: float = 5.0,
 ) -> dict[str, Any]:
     """Run scores (a)-(c) for both configurations; returns the report dict.
 
@@ -358,7 +361,11 @@ def run_alarms_benchmark(
     ``n_jobs``: processes (the two configurations' MIT-BIH and CinC parts run apart).
     ``configs``: the configurations to run (``after`` is always among them: the targets are
     its figures).
+    ``rhythm_interval_s``: the rhythm model's cadence in the ``after`` configuration (the
+    processor's default, 5 s; ``heartline serve --rhythm-interval-s``).
     """
+    if not 1.0 <= rhythm_interval_s <= 30.0:
+        raise ValueError(f"rhythm_interval_s must be in [1, 30] s, got {rhythm_interval_s}")
     configs = tuple(c for c in CONFIGS if c in set(configs) | {"after"})
     from heartline.data.paths import resolve_data_dir
 
@@ -392,14 +399,16 @@ def run_alarms_benchmark(
         "cinc_records": {k: len(v) for k, v in chosen.items()},
         "cinc_available": {k: sum(v == k for v in labels.values()) for k in ("N", "~")},
         "configs": {},
+        "rhythm_interval_s": rhythm_interval_s,
     }
     # parts: one per AF record and configuration, the CinC records in chunks of 40
     args = []
     for c in configs:
-        args += [(c, "af", str(root), (rec,), {}, max_s) for rec in af_records]
+        iv = rhythm_interval_s
+        args += [(c, "af", str(root), (rec,), {}, max_s, iv) for rec in af_records]
         for lab, recs in chosen.items():
             for k in range(0, len(recs), 40):
-                args.append((c, "cinc", str(root), (), {lab: recs[k : k + 40]}, max_s))
+                args.append((c, "cinc", str(root), (), {lab: recs[k : k + 40]}, max_s, iv))
     results: list[dict[str, Any]] = []
     if n_jobs > 1:
         import multiprocessing as mp

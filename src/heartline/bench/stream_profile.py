@@ -86,6 +86,7 @@ class StreamProfile:
     cpu_count: int | None
     load_average: tuple[float, float, float]
     gc_tuned: bool = False
+    rhythm_interval_s: float | None = 5.0  # None: no rhythm model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +103,7 @@ def run_stream_profile(
     n_partitions: int = 8,
     data_dir: str | os.PathLike[str] | None = None,
     tune_gc: bool = False,
+    rhythm_interval_s: float | None = 5.0,
     report: Callable[[str], None] | None = None,
 ) -> StreamProfile:
     """Profile the stream processor's CPU per frame and stage (see the module docstring).
@@ -129,6 +131,9 @@ def run_stream_profile(
         (:func:`heartline.ingestion.processor.tune_gc`, as ``heartline serve``/``live`` and the
         benchmark's processors run); the process's settings are restored afterwards. Off by
         default so that profiles stay comparable with earlier ones.
+    rhythm_interval_s : float or None
+        The rhythm model's cadence (the processor's ``rhythm_interval_s``, default 5 s, as
+        ``heartline serve``); ``None``: no rhythm model (what the rest of the path costs).
 
     Returns
     -------
@@ -146,6 +151,8 @@ def run_stream_profile(
             f"need patients >= 1, seconds >= 1, warmup_s >= 0, batch_frames >= 1; got "
             f"{patients}, {seconds}, {warmup_s}, {batch_frames}"
         )
+    if rhythm_interval_s is not None and not rhythm_interval_s > 0:
+        raise ValueError(f"rhythm_interval_s must be > 0 or None, got {rhythm_interval_s}")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_p = Path(model)
@@ -168,6 +175,11 @@ def run_stream_profile(
         n_partitions=n_partitions,
         client_id="bench-profile",
         profile=True,
+        **(
+            {"rhythm_model": None}
+            if rhythm_interval_s is None
+            else {"rhythm_interval_s": rhythm_interval_s}
+        ),
     )
     t0_dev = 1.7e9
 
@@ -202,7 +214,17 @@ def run_stream_profile(
 
             _tune_gc()
         return _measure(
-            proc, feed, out_dir, model_p, patients, seconds, warmup_s, batch_frames, tune_gc, report
+            proc,
+            feed,
+            out_dir,
+            model_p,
+            patients,
+            seconds,
+            warmup_s,
+            batch_frames,
+            tune_gc,
+            report,
+            rhythm_interval_s=rhythm_interval_s,
         )
     finally:
         if tune_gc:
@@ -221,6 +243,8 @@ def _measure(
     batch_frames: int,
     gc_tuned: bool,
     report: Callable[[str], None],
+    *,
+    rhythm_interval_s: float | None,
 ) -> StreamProfile:
     report(f"stream profile: {patients} patients, {warmup_s} s warm-up")
     feed(0, warmup_s)
@@ -272,10 +296,17 @@ def _measure(
         cpu_count=os.cpu_count(),
         load_average=tuple(os.getloadavg()),  # type: ignore[arg-type]
         gc_tuned=gc_tuned,
+        rhythm_interval_s=rhythm_interval_s,
     )
     (out_dir / "stream_profile.json").write_text(json.dumps(prof.to_dict(), indent=2))
     (out_dir / "stream_profile.md").write_text(profile_markdown(prof))
     return prof
+
+
+def _rhythm_flag(interval_s: float | None) -> str:
+    if interval_s is None:
+        return " --no-rhythm-model"
+    return "" if interval_s == 5.0 else f" --rhythm-interval-s {interval_s:g}"
 
 
 def profile_markdown(p: StreamProfile) -> str:
@@ -284,7 +315,8 @@ def profile_markdown(p: StreamProfile) -> str:
         "# Stream processor CPU profile",
         "",
         f"`heartline bench stream-profile --patients {p.patients} --seconds {p.seconds} "
-        f"--warmup {p.warmup_s} --batch {p.batch_frames}{' --tune-gc' if p.gc_tuned else ''}` "
+        f"--warmup {p.warmup_s} --batch {p.batch_frames}{' --tune-gc' if p.gc_tuned else ''}"
+        f"{_rhythm_flag(p.rhythm_interval_s)}` "
         f"(git `{p.git_revision or '?'}`, "
         f"model `{p.model}`, Python {p.python}, load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in p.load_average)}). Frames of simulated 360 Hz 2-lead "

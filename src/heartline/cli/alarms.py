@@ -117,6 +117,12 @@ def bench_alarms(
         bool,
         typer.Option("--after-only", help="Run only the current alarm path (not 'before')."),
     ] = False,
+    rhythm_interval_s: Annotated[
+        float,
+        typer.Option(
+            "--rhythm-interval-s", min=1.0, max=30.0, help="Rhythm model cadence (s), as serve."
+        ),
+    ] = 5.0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
@@ -133,6 +139,7 @@ def bench_alarms(
             on_progress=step,
             n_jobs=jobs,
             configs=("after",) if after_only else ("before", "after"),
+            rhythm_interval_s=rhythm_interval_s,
         )
     command = invoked_command()
     paths = write_alarms_report(report, out, command=command)

@@ -31,6 +31,16 @@ BeatModelOpt = Annotated[
     Path | None,
     typer.Option("--model", help="ONNX beat classifier (default: the shipped model)."),
 ]
+RhythmIntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rhythm-interval-s",
+        min=1.0,
+        max=30.0,
+        help="Rhythm model cadence in seconds of each device's data (default: settings, 5 s); "
+        "longer holds more patients per core, with later AF verdicts.",
+    ),
+]
 RecordPathsArg = Annotated[
     list[Path],
     typer.Argument(help="WFDB records, folders of records (RECORDS or .hea), EDF or CSV files."),

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, resolve_beat_model
-from heartline.cli.main import BeatModelOpt, DataDirOpt, app
+from heartline.cli.main import BeatModelOpt, DataDirOpt, RhythmIntervalOpt, app
 
 
 def prepare_demo(settings, *, patients: int, records: list[str], device_prefix: str = "sim"):
@@ -90,6 +90,7 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
     model: BeatModelOpt = None,
+    rhythm_interval_s: RhythmIntervalOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
@@ -100,7 +101,12 @@ def serve(
     from heartline.service.config import load_service_settings
 
     settings = load_service_settings(
-        **settings_overrides(state_dir=state_dir, broker_url=broker_url, database_url=database_url)
+        **settings_overrides(
+            state_dir=state_dir,
+            broker_url=broker_url,
+            database_url=database_url,
+            rhythm_interval_s=rhythm_interval_s,
+        )
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, resolve_beat_model
-from heartline.cli.main import BeatModelOpt, DataDirOpt, app
+from heartline.cli.main import BeatModelOpt, DataDirOpt, RhythmIntervalOpt, app
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ def live(
     duration: Annotated[
         float | None, typer.Option("--duration", min=1.0, help="Stop after S seconds.")
     ] = None,
+    rhythm_interval_s: RhythmIntervalOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the live system (broker, processors, simulated patients) with a status table until Ctrl-C."""
@@ -263,7 +264,12 @@ def live(
     from heartline.settings import load_settings
 
     settings = load_settings(
-        **settings_overrides(state_dir=state_dir, broker_url=broker_url, database_url=database_url)
+        **settings_overrides(
+            state_dir=state_dir,
+            broker_url=broker_url,
+            database_url=database_url,
+            rhythm_interval_s=rhythm_interval_s,
+        )
     )
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)
     path = resolve_beat_model(model)
@@ -502,6 +508,16 @@ def bench_stream_profile(
             "--tune-gc", help="Use the live processes' garbage-collector settings (tune_gc)."
         ),
     ] = False,
+    rhythm_interval_s: Annotated[
+        float,
+        typer.Option(
+            "--rhythm-interval-s", min=1.0, max=30.0, help="Rhythm model cadence (s), as serve."
+        ),
+    ] = 5.0,
+    no_rhythm_model: Annotated[
+        bool,
+        typer.Option("--no-rhythm-model", help="No rhythm model: what the rest of the path costs."),
+    ] = False,
 ) -> None:
     """CPU per frame of each stream-processor stage (no broker: frames fed to the batch handler)."""
     from heartline.bench.stream_profile import run_stream_profile
@@ -510,6 +526,7 @@ def bench_stream_profile(
     run_stream_profile(
         out,
         model=path,
+        rhythm_interval_s=None if no_rhythm_model else rhythm_interval_s,
         patients=patients,
         seconds=seconds,
         warmup_s=warmup,

@@ -96,7 +96,7 @@ def worker(
     """Run one stream-processor worker on some partitions until SIGTERM/Ctrl-C."""
     from heartline.ingestion.adaptation import DEFAULT_REFRESH_S
     from heartline.ingestion.broker import parse_broker_url
-    from heartline.ingestion.worker import run_worker
+    from heartline.ingestion.worker import processor_settings, run_worker
     from heartline.settings import load_settings
 
     logging.basicConfig(
@@ -117,15 +117,7 @@ def worker(
         opts = {
             "patient_models": {"refresh_s": DEFAULT_REFRESH_S},  # the patients' adapted models
             "unknown_devices": "register" if settings.is_development else "quarantine",
-            "no_data_alert_s": settings.no_data_alert_s,
-            "max_clock_ahead_s": settings.frame_max_ahead_s,
-            "max_frame_age_s": settings.frame_max_age_s,
-            "device_strike_limit": settings.device_strike_limit,
-            "device_strike_window_s": settings.device_strike_window_s,
-            "device_backoff_s": settings.device_backoff_s,
-            "device_rate_factor": settings.device_rate_factor,
-            "device_burst_s": settings.device_burst_s,
-            "device_initial_burst_s": settings.device_initial_burst_s,
+            **processor_settings(settings),
         }
     raise typer.Exit(
         run_worker(

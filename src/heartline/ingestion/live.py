@@ -276,18 +276,11 @@ class LiveSystem:
         return self
 
     def _processor_options(self) -> dict[str, Any]:
-        s = self.settings
+        from heartline.ingestion.worker import processor_settings
+
         return {
             "unknown_devices": self.unknown_devices,
-            "no_data_alert_s": s.no_data_alert_s,
-            "max_clock_ahead_s": s.frame_max_ahead_s,
-            "max_frame_age_s": s.frame_max_age_s,
-            "device_strike_limit": s.device_strike_limit,
-            "device_strike_window_s": s.device_strike_window_s,
-            "device_backoff_s": s.device_backoff_s,
-            "device_rate_factor": s.device_rate_factor,
-            "device_burst_s": s.device_burst_s,
-            "device_initial_burst_s": s.device_initial_burst_s,
+            **processor_settings(self.settings),
             **({} if self.realtime else {"device_rate_factor": None}),
             **self.processor_options,
         }

@@ -296,7 +296,8 @@ class ProcessorCounters:
     ``quarantined`` maps reason -> count. ``storage_acks``: acknowledgements published (each
     covers the frames of one device committed within ``ack_interval_s``).
     ``devices_flagged``: devices flagged to admins for repeated bad frames; ``devices_blocked``:
-    those blocked now; ``no_data_alerts``: ``no_data`` alerts raised.
+    those blocked now; ``no_data_alerts``: ``no_data`` alerts raised; ``rhythm_windows``:
+    windows the rhythm model classified (every ``rhythm_interval_s`` per device).
     """
 
     frames_in: int
@@ -322,6 +323,7 @@ class ProcessorCounters:
     devices_flagged: int = 0
     devices_blocked: int = 0
     no_data_alerts: int = 0
+    rhythm_windows: int = 0
 
     @property
     def quarantined_total(self) -> int:
@@ -939,6 +941,7 @@ class StreamProcessor:
             devices_flagged=c.get("devices_flagged", 0),
             devices_blocked=sum(t > time.monotonic() for t in list(self._blocked.values())),
             no_data_alerts=c.get("no_data_alerts", 0),
+            rhythm_windows=c.get("rhythm_windows", 0),
         )
 
     def reset_latency(self) -> None:

@@ -23,9 +23,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_rss_bytes", "run_worker", "write_status"]
+__all__ = ["processor_settings", "read_rss_bytes", "run_worker", "write_status"]
 
 log = logging.getLogger(__name__)
+
+
+def processor_settings(settings: Any) -> dict[str, Any]:
+    """The :class:`~heartline.ingestion.processor.StreamProcessor` keywords the settings decide.
+
+    Fault isolation (no-data alert, clock skew, strikes, frame budget) and the rhythm model's
+    cadence, from :class:`heartline.settings.Settings`: what ``heartline serve``/``live`` and a
+    stand-alone ``heartline worker`` give their processors.
+
+    >>> from heartline.settings import Settings
+    >>> processor_settings(Settings(rhythm_interval_s=10))["rhythm_interval_s"]
+    10.0
+    """
+    return {
+        "no_data_alert_s": settings.no_data_alert_s,
+        "max_clock_ahead_s": settings.frame_max_ahead_s,
+        "max_frame_age_s": settings.frame_max_age_s,
+        "device_strike_limit": settings.device_strike_limit,
+        "device_strike_window_s": settings.device_strike_window_s,
+        "device_backoff_s": settings.device_backoff_s,
+        "device_rate_factor": settings.device_rate_factor,
+        "device_burst_s": settings.device_burst_s,
+        "device_initial_burst_s": settings.device_initial_burst_s,
+        "rhythm_interval_s": settings.rhythm_interval_s,
+    }
 
 
 def read_rss_bytes(pid: int | None = None) -> int:
