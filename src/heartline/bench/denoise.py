@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from heartline.bench.revision import git_head
 from heartline.errors import DataError
+from heartline.revision import git_head
 
 __all__ = [
     "DEFAULT_METHODS",

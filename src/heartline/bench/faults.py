@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from heartline.bench.revision import git_head
+from heartline.revision import git_head
 
 __all__ = ["ATTACKS", "faults_markdown", "run_faults_bench"]
 

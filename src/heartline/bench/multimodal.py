@@ -357,6 +357,7 @@ def run_multimodal_bench(
 
     from heartline.data.ptbxl import load_ptbxl
     from heartline.models.multimodal import FUSIONS, MultimodalConfig
+    from heartline.revision import git_head
     from heartline.training.multimodal import (
         EcgScaler,
         FeatureScaler,
@@ -371,7 +372,7 @@ def run_multimodal_bench(
         record_features,
         train_network,
     )
-    from heartline.training.multimodal_ship import git_short_revision, json_safe
+    from heartline.training.multimodal_ship import json_safe
 
     unknown = [m for m in config.models if m not in MODELS]
     if unknown:
@@ -743,7 +744,7 @@ def run_multimodal_bench(
         },
         "wall_s": round(wall_s, 1),
         "cpu_s": round(time.process_time() - cpu_start, 1),
-        "commit": git_short_revision(),
+        "commit": git_head(short=True, default="unknown"),
         "machine": platform.processor() or platform.machine(),
     }
     (out / "multimodal.json").write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from heartline.bench.revision import git_head
+from heartline.revision import git_head
 from heartline.signal.rpeaks import DETECTORS, MULTI_LEAD, detect_r_peaks
 
 __all__ = [

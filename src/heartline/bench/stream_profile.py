@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from heartline.bench.revision import git_head
+from heartline.revision import git_head
 
 __all__ = ["STAGES", "StageCost", "StreamProfile", "run_stream_profile"]
 

@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from heartline.edge.multimodal import (
 )
 from heartline.features.ecg12 import record_feature_names, record_features
 from heartline.models.multimodal import N_META_INPUTS, MultimodalConfig
+from heartline.revision import git_head
 from heartline.training.multimodal import (
     EcgScaler,
     MetaScaler,
@@ -409,20 +409,6 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def git_short_revision() -> str:
-    """Short ``git rev-parse HEAD`` of the checkout holding this package, else ``"unknown"``."""
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 # -- the whole recipe -------------------------------------------------------------------------
 def ship_multimodal(
     out_dir: str | os.PathLike[str],
@@ -569,7 +555,7 @@ def ship_multimodal(
         "the torch networks + scikit-learn heads on the fold-10 records",
     }
     spec["command"] = command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    spec["commit"] = git_short_revision()
+    spec["commit"] = git_head(short=True, default="unknown")
     spec["created"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     spec["wall_s"] = round(time.perf_counter() - t0, 1)
     spec["train_wall_s"] = round(wall_train, 1)

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,28 +30,10 @@ logger = logging.getLogger(__name__)
 
 def git_revision(path: Path | None = None) -> str:
     """``git rev-parse HEAD`` of the repository holding this package (``"+dirty"`` if modified),
-    or ``"unknown"`` outside a git checkout."""
-    cwd = path if path is not None else Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
+    or ``"unknown"`` outside a git checkout (:func:`heartline.revision.git_head`)."""
+    from heartline.revision import git_head
+
+    return git_head(mark_dirty=True, default="unknown", path=path)
 
 
 def platform_info() -> dict[str, Any]:
