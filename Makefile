@@ -37,9 +37,10 @@ run-qrs: $(DEV)
 	$(VENV)/bin/heartline bench qrs --quick --out $(RUN_DIR)
 
 # The import contracts run first (seconds); tests/test_import_layers.py runs them again.
+# --durations: the 30 slowest tests of every run are listed (docs/results/test-suite.md).
 test: system-test $(DEV)
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=30
 
 lint-imports: $(DEV)
 	$(VENV)/bin/lint-imports
