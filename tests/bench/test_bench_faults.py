@@ -4,15 +4,30 @@ fails when an honest frame is lost, the no-data alert is late or missing, or mem
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from heartline.bench.faults import ATTACKS, run_faults_bench
+from heartline.bench.faults import ATTACKS
 
 
 def test_faults_quick(tmp_path, tiny_model_path, data_dir) -> None:
-    res = run_faults_bench(
-        tmp_path / "faults", model=tiny_model_path, quick=True, honest=2, data_dir=data_dir
+    # the command in its own process, as users run it: the memory cap of "the bench process"
+    # is about that process, not about a test runner that has imported half the suite
+    cli = Path(sys.executable).with_name("heartline")
+    out = tmp_path / "faults"
+    args = ["bench", "faults", "--out", str(out), "--quick", "--honest", "2"]
+    run = subprocess.run(
+        [str(cli), *args, "--model", str(tiny_model_path), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
-    on_disk = json.loads((tmp_path / "faults" / "faults.json").read_text())
+    # exit 1 = a target missed: the latency targets depend on the machine, checked below
+    assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-3000:]
+    on_disk = json.loads((out / "faults.json").read_text())
+    res = on_disk
     assert (tmp_path / "faults" / "faults.md").read_text().startswith("# Fault-injection")
     for key, typ in (
         ("honest_frames_sent", int),
