@@ -18,7 +18,11 @@ entries ``epsilon``), ``federated.md``, ``curves_beats.png`` (validation macro-F
 ``privacy_<task>.png`` (accuracy-privacy curve). The rhythm task (CinC 2017 sites) runs the same
 comparison plus ``dpsgd_eps1/3/8``: record-level DP-SGD inside each site with Opacus
 (:func:`heartline.training.local.train_local_rhythm`; Abadi et al. 2016), epsilon as reported by
-Opacus' RDP accountant. The tasks run one after the other (one federation at a time).
+Opacus' RDP accountant, and ``dphead_eps1/3/8``: the same record-level DP-SGD of a small model
+with far fewer parameters to privatise, a linear head over the 54 hand features
+(:class:`heartline.models.rhythm.FeatureRhythmNet`; input scaler fitted on public data, class
+weights from the published CinC 2017 counts, no statistics query, so nothing but the DP-SGD
+updates leaves a site). The tasks run one after the other (one federation at a time).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class BenchConfig:
         "fedavgm_la",
         "fedprox",
         "fedadam",
+        "dphead",
         "dpsgd",
         "dpsgd_la",
         "dp",
@@ -88,6 +93,15 @@ class BenchConfig:
     #: record-level DP-SGD inside each site (Opacus), rhythm task: epsilon of the whole run
     dpsgd_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
     dpsgd_clip: float = 1.0
+    #: ``dphead``: record-level DP-SGD (same epsilons) of a linear head over the 54 hand
+    #: features (public input scaler and class weights, no statistics query), with its own
+    #: local budget, chosen on pooled validation macro-F1 over seeds 0-2 with
+    #: ``scripts/federated_gap.py`` (docs/results/federated.md, 2026-12-07)
+    dphead_model: str = "hand-head"
+    dphead_epochs: int = 3
+    dphead_lr: float = 0.03
+    dphead_batch: int = 32
+    dphead_clip: float = 1.0
     #: FedAdam's server learning rate
     fedadam_eta: float = 0.01
     #: FedAvgM's server learning rate (``fedavgm_la``): makes up for the 1 / N share of a
@@ -246,6 +260,23 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
                         {"strategy": "fedavg", "record_dp_epsilon": eps, "label_skew": True},
                     )
                 )
+        elif s == "dphead" and task == "rhythm":
+            for eps in cfg.dpsgd_epsilons:
+                out.append(
+                    (
+                        f"dphead_eps{eps:g}",
+                        {
+                            "strategy": "fedavg",
+                            "record_dp_epsilon": eps,
+                            "model": cfg.dphead_model,
+                            "global_statistics": False,
+                            "local_epochs": cfg.dphead_epochs,
+                            "lr": cfg.dphead_lr,
+                            "batch_size": cfg.dphead_batch,
+                            "dp_clip_norm": cfg.dphead_clip,
+                        },
+                    )
+                )
         elif s == "dpsgd" and task == "rhythm":
             for eps in cfg.dpsgd_epsilons:
                 out.append((f"dpsgd_eps{eps:g}", {"strategy": "fedavg", "record_dp_epsilon": eps}))
@@ -316,9 +347,15 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
         for name, e in ent.items():
-            if name.startswith(("dp_", "dpsgd_")) and "error" not in e and central:
+            if name.startswith(("dp_", "dpsgd_", "dphead_")) and "error" not in e and central:
                 strict = task == "rhythm" and e["epsilon"] <= 3
-                kind = "record-level DP-SGD" if name.startswith("dpsgd_") else "client-level DP"
+                kind = (
+                    "record-level DP-SGD"
+                    if name.startswith("dpsgd_")
+                    else "record-level DP-SGD, hand-feature head"
+                    if name.startswith("dphead_")
+                    else "client-level DP"
+                )
                 rows.append(
                     {
                         "target": f"{task}: {kind} epsilon {e['epsilon']:.3g}"
@@ -398,6 +435,7 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
                 ("dp_", "FedAvg + client-level DP"),
                 ("dpsgd_", "FedAvg + record-level DP-SGD (Opacus)"),
                 ("dpsgd_la_", "FedAvg + DP-SGD + logit adjustment"),
+                ("dphead_", "FedAvg + DP-SGD, linear head over hand features"),
             )
         }
         if any(curves.values()):
@@ -516,7 +554,7 @@ def run_federated_bench(
         save_manifest,
     )
     from heartline.federated.privacy import DP_DELTA, noise_for_epsilon
-    from heartline.federated.tasks import load_test_data
+    from heartline.federated.tasks import load_test_data, model_features
     from heartline.training.rundir import git_revision, write_json
 
     cfg = config or (BenchConfig.quick_config() if quick else BenchConfig())
@@ -618,6 +656,7 @@ def run_federated_bench(
         manifest_path = save_manifest(m, out / f"manifest_{task}.json")
         manifest = load_manifest(manifest_path)
         test = load_test_data(manifest, data_dir=data_dir, limit=cfg.test_records)
+        tests: dict[str, Any] = {}
         scen = cfg.scenarios if task == "beats" else cfg.rhythm_scenarios
         if "central" in scen and "central" not in ent and not stop.is_set():
             logger.info("%s: central training", task)
@@ -640,7 +679,7 @@ def run_federated_bench(
             eps = over.pop("dp_epsilon", None)
             rec_eps = over.get("record_dp_epsilon")
             noise = noise_for_epsilon(eps, cfg.rounds) if eps is not None else 0.0
-            rcfg = FederatedRunConfig(
+            base: dict[str, Any] = dict(
                 task=task,
                 manifest=manifest_path,
                 num_rounds=cfg.rounds,
@@ -656,8 +695,8 @@ def run_federated_bench(
                 global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,
-                **over,
             )
+            rcfg = FederatedRunConfig(**{**base, **over})
             extra: dict[str, Any] = {"strategy": rcfg.strategy}
             if eps is not None:
                 extra.update(
@@ -672,15 +711,31 @@ def run_federated_bench(
                     epsilon=rec_eps,
                     epsilon_target=rec_eps,
                     delta=DP_DELTA,
-                    clip=cfg.dpsgd_clip,
+                    clip=rcfg.dp_clip_norm,
                     dp="record-level DP-SGD in each hospital (Opacus), epsilon per record",
                 )
+            if rcfg.model != "hybrid":
+                extra.update(
+                    model=rcfg.model,
+                    local_epochs=rcfg.local_epochs,
+                    lr=rcfg.lr,
+                    batch_size=rcfg.batch_size,
+                    statistics="none shared: public input scaler and class weights",
+                )
+            run_test = test
+            if rcfg.model != "hybrid":  # the head reads its own feature set
+                feats = model_features(rcfg.model)
+                if feats not in tests:
+                    tests[feats] = load_test_data(
+                        manifest, data_dir=data_dir, limit=cfg.test_records, features=feats
+                    )
+                run_test = tests[feats]
             run_dir = out / "runs" / (name if task == "beats" else f"{task}_{name}")
             try:
                 res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_create=register)
                 if res["final_weights"] is None:
                     raise RuntimeError("no global model was written")
-                t = evaluate_arrays(task, load_npz(res["final_weights"]), test)
+                t = evaluate_arrays(task, load_npz(res["final_weights"]), run_test)
                 if t["loss"] is None:
                     extra["non_finite_model"] = True
                 spent = [

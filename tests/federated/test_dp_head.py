@@ -1,0 +1,128 @@
+"""The hand-feature head for record-level DP-SGD: Opacus trains it as it is, it reports its
+epsilon, it learns under DP, and it never fits anything on the private data outside DP-SGD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from heartline.features.public_scale import public_scale
+from heartline.features.rhythm import RR_FEATURE_NAMES
+from heartline.federated.tasks import SiteData, SiteTask, head_model_of, net_for_arrays
+from heartline.training.local import (
+    build_rhythm_head,
+    public_rhythm_class_weights,
+    rhythm_label_weights,
+    state_arrays,
+)
+from heartline.training.rhythm import RhythmArrays
+
+torch.set_num_threads(1)
+
+
+def _separable(n: int, seed: int) -> RhythmArrays:
+    """Records whose class moves four RR features by 3 public scale units each (linearly
+    separable after the public standardisation); the ECG is flat (the head never reads it)."""
+    rng = np.random.default_rng(seed)
+    loc, scale = public_scale(RR_FEATURE_NAMES)
+    y = rng.integers(0, 4, size=n).astype(np.int64)
+    z = rng.standard_normal((n, len(RR_FEATURE_NAMES))) * 0.5
+    z[np.arange(n), y] += 3.0
+    rr = (loc + z * scale).astype(np.float32)
+    length = 1000
+    return RhythmArrays(
+        np.asarray([f"R{seed}_{i:04d}" for i in range(n)]),
+        y,
+        np.zeros((n, length), dtype=np.float32),
+        np.full(n, length, dtype=np.int64),
+        rr,
+        100.0,
+    )
+
+
+def test_head_is_dp_compatible_without_a_fix_and_ignores_the_ecg() -> None:
+    from opacus.validators import ModuleValidator
+
+    net = build_rhythm_head("hand-head")
+    assert ModuleValidator.validate(net, strict=False) == []
+    assert sum(p.numel() for p in net.parameters()) == 54 * 4 + 4
+    x = torch.randn(2, 1000)
+    rr = torch.randn(2, 54)
+    with torch.no_grad():
+        a = net(x, torch.ones_like(x), rr)
+        b = net(100 * x, torch.zeros_like(x), rr)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="hand-head"):
+        build_rhythm_head("cnn-head")
+
+
+def test_head_learns_under_dp_sgd_and_reports_its_epsilon() -> None:
+    data = SiteData(_separable(600, 0), _separable(300, 1), ())
+    kw = dict(epochs=3, lr=0.03, batch_size=32, dp_rounds=4, dp_clip=1.0, model="rr-head")
+    site = SiteTask("rhythm", data, dp_epsilon=3.0, **kw)
+    site.set_class_weights(public_rhythm_class_weights(1.0).tolist())
+    start = state_arrays(site.net)
+    before = site.evaluate(start).macro_f1
+    w = start
+    for r in range(1, 5):
+        w, metrics = site.fit(w, round_seed=r, rounds_done=r)
+    # Opacus' accountant over the 4 rounds x 3 epochs of Poisson steps: the target, not more
+    assert metrics["dp-epsilon"] == pytest.approx(3.0, abs=0.02)
+    assert metrics["dp-noise-multiplier"] > 0.5
+    after = site.evaluate(w).macro_f1
+    assert after > 0.8 > before + 0.3, (before, after)
+    # the input standardisation stayed the public one: nothing was fitted on the records
+    loc, scale = public_scale(RR_FEATURE_NAMES)
+    np.testing.assert_allclose(w["rr_mean"], loc)
+    np.testing.assert_allclose(w["rr_std"], scale)
+
+    # and the noise is real: from the same start and seeds, a smaller epsilon (more noise)
+    # ends farther from the same DP-SGD run with (almost) no noise
+    def run(eps: float | None, z: float | None = None) -> np.ndarray:
+        t = SiteTask("rhythm", data, dp_epsilon=eps or 3.0, **kw)
+        t.set_class_weights(public_rhythm_class_weights(1.0).tolist())
+        if z is not None:
+            t.cfg = type(t.cfg)(**{**t.cfg.__dict__, "dp_noise_multiplier": z})
+        ww = start
+        for r in range(1, 5):
+            ww, _ = t.fit(ww, round_seed=r, rounds_done=r)
+        return np.concatenate([ww["head.weight"].ravel(), ww["head.bias"]])
+
+    quiet = run(None, z=1e-6)
+    d3, d03 = np.linalg.norm(run(3.0) - quiet), np.linalg.norm(run(0.3) - quiet)
+    assert d03 > d3 > 1.0, (d3, d03)
+
+
+def test_head_weights_are_recognised_for_scoring() -> None:
+    from heartline.federated.export import evaluate_arrays
+
+    arrays = state_arrays(build_rhythm_head("rr-head", seed=1))
+    assert head_model_of(arrays) == "rr-head"
+    assert head_model_of(state_arrays(build_rhythm_head("hand-head"))) == "hand-head"
+    net = net_for_arrays("rhythm", arrays)
+    assert type(net).__name__ == "FeatureRhythmNet"
+    ev = evaluate_arrays("rhythm", arrays, _separable(40, 2))
+    assert ev["n_beats"] == 40 and 0.0 <= ev["macro_f1"] <= 1.0
+
+
+def test_public_class_weights_use_only_published_counts() -> None:
+    w = public_rhythm_class_weights(0.3)
+    np.testing.assert_allclose(w, rhythm_label_weights(np.array([5050 * 0.3, 738, 2456, 284])))
+
+
+def test_a_head_run_refuses_private_statistics(tmp_path) -> None:
+    from heartline.federated.deployment import FederatedRunConfig
+
+    with pytest.raises(ValueError, match="global_statistics=False"):
+        FederatedRunConfig(
+            task="rhythm", manifest=tmp_path / "m.json", num_rounds=1, model="hand-head"
+        )
+    with pytest.raises(ValueError, match="rhythm task"):
+        FederatedRunConfig(
+            task="beats",
+            manifest=tmp_path / "m.json",
+            num_rounds=1,
+            model="hand-head",
+            global_statistics=False,
+        )
