@@ -3,6 +3,8 @@ epsilon, it learns under DP, and it never fits anything on the private data outs
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,56 @@ def test_a_head_run_refuses_private_statistics(tmp_path) -> None:
             model="hand-head",
             global_statistics=False,
         )
+
+
+def test_one_dp_round_of_the_head_over_a_real_deployment(tmp_path, data_dir) -> None:
+    """SuperLink + two SuperNodes (real processes), one round of DP-SGD of the hand-feature head:
+    no statistics query, the public scaler kept, Opacus' epsilon reported, nothing left running."""
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from heartline.features.rhythm import HAND_FEATURE_NAMES
+    from heartline.federated.deployment import FederatedRunConfig, pid_alive, run_federation
+    from heartline.federated.partition import (
+        Hospital,
+        Manifest,
+        rhythm_holdout_records,
+        rhythm_labels,
+        save_manifest,
+    )
+
+    labels = rhythm_labels(data_dir)
+    held = set(rhythm_holdout_records(labels))
+    pool = sorted(r for r in labels if r not in held)
+    hospitals = tuple(Hospital(i, f"site-{i}", tuple(pool[i * 15 : (i + 1) * 15])) for i in (0, 1))
+    manifest = save_manifest(
+        Manifest("rhythm", "cinc2017", 0, 1.0, hospitals, tuple(sorted(held))[:5]),
+        tmp_path / "m.json",
+    )
+    cfg = FederatedRunConfig(
+        task="rhythm",
+        manifest=manifest,
+        num_rounds=1,
+        local_epochs=2,
+        lr=0.03,
+        batch_size=8,
+        record_dp_epsilon=8.0,
+        model="hand-head",
+        global_statistics=False,
+        round_timeout_s=120.0,
+        connect_timeout_s=120.0,
+        data_dir=data_dir,
+    )
+    res = run_federation(cfg, out_dir=tmp_path / "run")
+    r1 = {r["round"]: r for r in res["rounds"]}[1]
+    assert r1["failures"] == 0
+    assert r1["record_dp_epsilon"] == pytest.approx(8.0, abs=0.05)
+    final = np.load(res["final_weights"])
+    init = np.load(tmp_path / "run" / "initial_weights.npz")
+    assert not np.allclose(final["head.weight"], init["head.weight"])  # it trained
+    loc, scale = public_scale(HAND_FEATURE_NAMES)
+    np.testing.assert_allclose(final["rr_mean"], loc)
+    np.testing.assert_allclose(final["rr_std"], scale)
+    assert not (tmp_path / "run" / "server" / "statistics.json").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(p) for p in res["pids"]):
+        time.sleep(0.2)
+    assert not [p for p in res["pids"] if pid_alive(p)]
