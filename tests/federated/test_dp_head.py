@@ -181,3 +181,27 @@ def test_one_dp_round_of_the_head_over_a_real_deployment(tmp_path, data_dir) -> 
     while time.monotonic() < deadline and any(pid_alive(p) for p in res["pids"]):
         time.sleep(0.2)
     assert not [p for p in res["pids"] if pid_alive(p)]
+
+
+def test_head_exports_to_onnx_with_the_three_inputs(tmp_path) -> None:
+    """The same ONNX export as every rhythm network (the edge runtime feeds x, mask and rr):
+    the unused ECG inputs stay in the graph and ONNX Runtime agrees with PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    from heartline.features.rhythm import HAND_FEATURE_NAMES
+    from heartline.training.rhythm import export_rhythm_onnx
+
+    net = build_rhythm_head("hand-head", seed=3).eval()
+    path = export_rhythm_onnx(net, tmp_path / "head.onnx", name="dp-head")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["heartline.rr_features"] == ",".join(HAND_FEATURE_NAMES)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["x", "mask", "rr"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 3000)).astype(np.float32)
+    rr = (public_scale(HAND_FEATURE_NAMES)[0] + rng.standard_normal((3, 54))).astype(np.float32)
+    (proba,) = sess.run(None, {"x": x, "mask": np.ones_like(x), "rr": rr})
+    with torch.no_grad():
+        ref = torch.softmax(net(torch.from_numpy(x), torch.ones(3, 3000), torch.from_numpy(rr)), 1)
+    np.testing.assert_allclose(proba, ref.numpy(), atol=1e-5)
