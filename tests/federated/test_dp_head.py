@@ -205,3 +205,21 @@ def test_head_exports_to_onnx_with_the_three_inputs(tmp_path) -> None:
     with torch.no_grad():
         ref = torch.softmax(net(torch.from_numpy(x), torch.ones(3, 3000), torch.from_numpy(rr)), 1)
     np.testing.assert_allclose(proba, ref.numpy(), atol=1e-5)
+
+
+def test_bench_defines_the_head_dp_runs_without_private_statistics(tmp_path) -> None:
+    from heartline.bench.federated import BenchConfig, _scenarios
+    from heartline.federated.deployment import FederatedRunConfig
+
+    cfg = BenchConfig()
+    runs = dict(_scenarios(cfg, "rhythm"))
+    assert {"dphead_eps1", "dphead_eps3", "dphead_eps8", "fedavg_head"} <= set(runs)
+    assert "dphead_eps3" not in dict(_scenarios(cfg, "beats"))
+    over = runs["dphead_eps3"]
+    assert over["record_dp_epsilon"] == 3.0 and over["model"] == "hand-head"
+    assert over["global_statistics"] is False and "label_skew" not in over
+    rc = FederatedRunConfig(task="rhythm", manifest=tmp_path / "m.json", num_rounds=4, **over)
+    text = rc.run_config(n_hospitals=5, out_dir=tmp_path, initial_weights=tmp_path / "w.npz")
+    assert 'model="hand-head"' in text and "global-statistics=false" in text
+    assert "batch-size=32" in text and "local-epochs=3" in text
+    assert "record_dp_epsilon" not in runs["fedavg_head"]

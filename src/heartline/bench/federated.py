@@ -22,7 +22,9 @@ Opacus' RDP accountant, and ``dphead_eps1/3/8``: the same record-level DP-SGD of
 with far fewer parameters to privatise, a linear head over the 54 hand features
 (:class:`heartline.models.rhythm.FeatureRhythmNet`; input scaler fitted on public data, class
 weights from the published CinC 2017 counts, no statistics query, so nothing but the DP-SGD
-updates leaves a site). The tasks run one after the other (one federation at a time).
+updates leaves a site); ``central_head`` and ``fedavg_head`` are the same head without DP
+(central on the pooled records, FedAvg), its own non-private references. The tasks run one
+after the other (one federation at a time).
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class BenchConfig:
         "fedprox",
         "fedadam",
         "dphead",
+        "central_head",
+        "fedavg_head",
         "dpsgd",
         "dpsgd_la",
         "dp",
@@ -194,25 +198,36 @@ def _central(
     test: Any,
     data_dir: Path | None,
     stop: Any = None,
+    *,
+    head: bool = False,
 ) -> dict[str, Any]:
     """Central training on the union of the hospitals' records, same local budget.
 
     Each hospital's data is loaded exactly as its SuperNode loads it (same local validation
-    split and the same subsample of N examples), then pooled.
+    split and the same subsample of N examples), then pooled. ``head`` (rhythm,
+    ``central_head``): the hand-feature head of ``dphead`` without DP, ``rounds`` fits of
+    ``dphead_epochs`` epochs (the federated head's local budget), public class weights; ``test``
+    must then hold the head's features.
     """
     import torch
 
     from heartline.federated.export import evaluate_arrays
-    from heartline.federated.tasks import SiteData, SiteTask, load_site_data
-    from heartline.training.local import state_arrays
+    from heartline.federated.tasks import SiteData, SiteTask, load_site_data, model_features
+    from heartline.training.local import public_rhythm_class_weights, state_arrays
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     keep = cfg.keep_normal if task == "beats" else cfg.rhythm_keep_normal
     trains, vals = [], []
+    feats = model_features(cfg.dphead_model) if head else "rr"
     for h in manifest.hospitals:
         d = load_site_data(
-            task, h.records, data_dir=data_dir, keep_normal=keep, seed=cfg.seed + h.partition_id
+            task,
+            h.records,
+            data_dir=data_dir,
+            keep_normal=keep,
+            seed=cfg.seed + h.partition_id,
+            features=feats,
         )
         trains.append(d.train)
         vals.append(d.val)
@@ -222,10 +237,24 @@ def _central(
         data = SiteData(concat_beat_sets(trains), concat_beat_sets(vals), manifest.all_records())
     else:
         data = SiteData(_concat_rhythm(trains), _concat_rhythm(vals), manifest.all_records())
-    site = SiteTask(task, data, epochs=1, seed=cfg.seed)
+    if head:
+        site = SiteTask(
+            task,
+            data,
+            epochs=cfg.dphead_epochs,
+            lr=cfg.dphead_lr,
+            batch_size=cfg.dphead_batch,
+            model=cfg.dphead_model,
+            seed=cfg.seed,
+        )
+        site.set_class_weights(public_rhythm_class_weights(keep).tolist())
+        fits = cfg.rounds
+    else:
+        site = SiteTask(task, data, epochs=1, seed=cfg.seed)
+        fits = cfg.rounds * cfg.local_epochs
     arrays = state_arrays(site.net)
     curve = [{"round": 0, "val_macro_f1": site.evaluate(arrays).macro_f1}]
-    for epoch in range(1, cfg.rounds * cfg.local_epochs + 1):
+    for epoch in range(1, fits + 1):
         if stop is not None and stop.is_set():
             raise BenchInterrupted(f"{task} central training stopped before epoch {epoch}")
         arrays, _ = site.fit(arrays, round_seed=epoch)
@@ -235,7 +264,8 @@ def _central(
     return {
         **{k: v for k, v in t.items() if k not in ("loss", "n_beats")},
         "rounds": 0,
-        "epochs": cfg.rounds * cfg.local_epochs,
+        "epochs": fits * site.cfg.epochs,
+        **({"model": cfg.dphead_model} if head else {}),
         "bytes_total": 0,
         "seconds": seconds,
         "curve": curve,
@@ -260,6 +290,20 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
                         {"strategy": "fedavg", "record_dp_epsilon": eps, "label_skew": True},
                     )
                 )
+        elif s == "fedavg_head" and task == "rhythm":  # the head without DP (same budget)
+            out.append(
+                (
+                    s,
+                    {
+                        "strategy": "fedavg",
+                        "model": cfg.dphead_model,
+                        "global_statistics": False,
+                        "local_epochs": cfg.dphead_epochs,
+                        "lr": cfg.dphead_lr,
+                        "batch_size": cfg.dphead_batch,
+                    },
+                )
+            )
         elif s == "dphead" and task == "rhythm":
             for eps in cfg.dpsgd_epsilons:
                 out.append(
@@ -444,9 +488,14 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
                 if dp:
                     x, y = zip(*dp, strict=True)
                     ax.plot(x, y, marker="o", label=label)
-            for name, style in (("fedavg", ":"), ("central", "--")):
+            for name, style, color in (
+                ("fedavg", ":", "grey"),
+                ("central", "--", "grey"),
+                ("fedavg_head", ":", "tab:olive"),
+                ("central_head", "--", "tab:olive"),
+            ):
                 if _f1(ent, name) is not None:
-                    ax.axhline(ent[name]["macro_f1"], linestyle=style, color="grey", label=name)
+                    ax.axhline(ent[name]["macro_f1"], linestyle=style, color=color, label=name)
             ax.set_xscale("log")
             ax.set_xlabel("epsilon (delta = 1e-5)")
             ax.set_ylabel("test macro-F1")
@@ -621,7 +670,9 @@ def run_federated_bench(
     bar_tasks = {
         t: bar.add_task(
             f"bench federated {t}",
-            total=len(_scenarios(cfg, t)) + 1,
+            total=len(_scenarios(cfg, t))
+            + 1
+            + int(t == "rhythm" and "central_head" in cfg.rhythm_scenarios),
             info="",
             completed=len(tasks[t]),
         )
@@ -667,6 +718,26 @@ def run_federated_bench(
             except Exception as exc:
                 logger.exception("%s central failed", task)
                 ent["central"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            finish()
+            bar.advance(bar_tasks[task])
+        if "central_head" in scen and task == "rhythm" and "central_head" not in ent:
+            if stop.is_set():
+                raise BenchInterrupted(f"{task}: stopped before central_head")
+            logger.info("%s: central training of the hand-feature head", task)
+            feats = model_features(cfg.dphead_model)
+            try:
+                if feats not in tests:
+                    tests[feats] = load_test_data(
+                        manifest, data_dir=data_dir, limit=cfg.test_records, features=feats
+                    )
+                ent["central_head"] = _central(
+                    task, cfg, manifest, tests[feats], data_path, stop, head=True
+                )
+            except BenchInterrupted:
+                raise
+            except Exception as exc:
+                logger.exception("%s central_head failed", task)
+                ent["central_head"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             finish()
             bar.advance(bar_tasks[task])
         for name, over in _scenarios(cfg, task):

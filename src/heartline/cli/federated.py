@@ -373,7 +373,7 @@ def bench_federated(
         typer.Option(
             "--rhythm-runs",
             help="Comma-separated rhythm runs (central, fedavg, fedavg_la, fedavgm_la, fedprox, "
-            "fedadam, dphead, dpsgd, dpsgd_la, dp; "
+            "fedadam, dphead, central_head, fedavg_head, dpsgd, dpsgd_la, dp; "
             "'none' skips the task). Default: all.",
         ),
     ] = None,
