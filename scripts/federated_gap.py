@@ -24,7 +24,9 @@ hospital's own), ``la=1`` (per-site logit adjustment,
 :data:`heartline.training.local.RHYTHM_HEAD_MODELS`; trained with the public input scaler and
 class weights of the published CinC 2017 counts, no pooled statistics) with ``hidden`` (units,
 0: linear), ``epochs`` (local epochs per round) and ``bs`` (local batch size; with ``dp_eps`` the
-Poisson batch size the noise is calibrated to), ``opt`` (``adamw`` or ``sgd``).
+Poisson batch size the noise is calibrated to), ``opt`` (``adamw`` or ``sgd``), ``pla`` (tau of
+a logit adjustment by the public prior, with an unweighted loss, instead of the public class
+weights; :func:`heartline.training.local.public_rhythm_logit_adjustment`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def _pool(task, sites):
 
 
 _BN: list[str] = []
+LAST_CONF: list = [None]  # pooled validation confusion matrix of the last score
 KEEP = [0.3]  # the share of N records kept (rhythm), for the public class weights
 
 
@@ -114,6 +117,17 @@ def _slice(task, data, epoch, part, parts, seed):
     mask = np.zeros(len(data.train), dtype=bool)
     mask[idx] = True
     return dataclasses.replace(data, train=data.train.subset(mask))
+
+
+def _public_prior(t, o) -> None:
+    """``pla=tau``: unweighted loss + logit adjustment by the public prior instead of weights."""
+    if o.get("pla"):
+        import dataclasses
+
+        from heartline.training.local import public_rhythm_logit_adjustment
+
+        adj = public_rhythm_logit_adjustment(KEEP[0], tau=float(o["pla"]))
+        t.cfg = dataclasses.replace(t.cfg, class_weights=(1.0,) * 4, logit_adjustment=adj)
 
 
 def run_variant(task, sites, pooled, name, o, rounds, seed):
@@ -161,11 +175,14 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
             from heartline.training.local import public_rhythm_class_weights
 
             st.set_class_weights(public_rhythm_class_weights(KEEP[0]).tolist())
+            _public_prior(st, o)
         w = state_arrays(st.net)
         curve = [st.evaluate(w).macro_f1]
         for e in range(1, rounds + 1):
             w, _ = st.fit(w, round_seed=e, rounds_done=e)
-            curve.append(st.evaluate(w).macro_f1)
+            ev = st.evaluate(w)
+            LAST_CONF[0] = ev.confusion
+            curve.append(ev.macro_f1)
         return curve
     server_lr = o.get("server_lr", 1.0)
     beta = o.get("momentum", 0.0)
@@ -181,6 +198,7 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
 
         for t in tasks:
             t.set_class_weights(public_rhythm_class_weights(KEEP[0]).tolist())
+            _public_prior(t, o)
     # pooled class weights (and RR scaler), as the federation's statistics query sets them
     from heartline.training.local import pooled_statistics
 
@@ -223,6 +241,7 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
         for i, t in enumerate(tasks):
             ww = {**gw, **{k: v for k, v in local[i].items() if _is_bn(k)}} if fedbn else gw
             conf = conf + t.evaluate(ww).confusion
+        LAST_CONF[0] = conf
         return confusion_macro_f1(conf)
 
     curve = [score(w)]
@@ -294,6 +313,7 @@ def main(argv=None) -> int:
             "alpha": a.alpha if a.task == "rhythm" else None,
             "val_macro_f1": [round(c, 4) for c in curve],
             "cpu_s": round(time.process_time() - t, 1),
+            "val_confusion": np.asarray(LAST_CONF[0]).tolist(),
         }
         print(json.dumps(rec), flush=True)
         if a.out:

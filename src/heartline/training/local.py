@@ -73,6 +73,7 @@ __all__ = [
     "make_dp_compatible",
     "pooled_statistics",
     "public_rhythm_class_weights",
+    "public_rhythm_logit_adjustment",
     "rhythm_label_weights",
     "site_statistics",
     "state_arrays",
@@ -474,6 +475,30 @@ def public_rhythm_class_weights(keep_normal: float = 1.0) -> np.ndarray:
     c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
     c[0] *= keep_normal
     return rhythm_label_weights(c)
+
+
+def public_rhythm_logit_adjustment(keep_normal: float = 1.0, tau: float = 1.0) -> tuple[float, ...]:
+    """Logit adjustment (Menon et al. 2021) towards a balanced classifier from the public prior:
+    ``tau * log pi(y)``, ``pi`` the published CinC 2017 label shares with N scaled by
+    ``keep_normal``, centred. Trained with an unweighted loss on ``logits + adjustment`` and
+    predicting with the raw logits, a model targets the balanced posterior.
+
+    Unlike class weights, this survives DP-SGD's per-record clipping: a weight scales a
+    record's gradient, which clipping to ``dp_clip`` undoes whenever the gradient is larger
+    than the clip norm (nearly always, see docs/results/federated.md); the adjustment changes
+    the gradient's direction instead.
+
+    >>> [round(a, 2) for a in public_rhythm_logit_adjustment(0.3)]
+    [0.48, -0.24, 0.96, -1.2]
+
+    References
+    ----------
+    Menon AK et al. Long-tail learning via logit adjustment. ICLR (2021).
+    """
+    c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
+    c[0] *= keep_normal
+    log_pi = np.log(c / c.sum())
+    return tuple(float(tau * (v - log_pi.mean())) for v in log_pi)
 
 
 def subsample_rhythm_normal(arrays: Any, *, keep_fraction: float, seed: int = 0) -> Any:
