@@ -469,7 +469,7 @@ def public_rhythm_class_weights(keep_normal: float = 1.0) -> np.ndarray:
     by ``keep_normal`` (the benchmark keeps that share of the N records): class weights that
     cost no privacy.
 
-    >>> public_rhythm_class_weights(0.3).round(3).tolist()
+    >>> [round(float(w), 3) for w in public_rhythm_class_weights(0.3)]
     [0.908, 1.301, 0.713, 2.096]
     """
     c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
