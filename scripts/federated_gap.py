@@ -26,7 +26,10 @@ class weights of the published CinC 2017 counts, no pooled statistics) with ``hi
 0: linear), ``epochs`` (local epochs per round) and ``bs`` (local batch size; with ``dp_eps`` the
 Poisson batch size the noise is calibrated to), ``opt`` (``adamw`` or ``sgd``), ``pla`` (tau of
 a logit adjustment by the public prior, with an unweighted loss, instead of the public class
-weights; :func:`heartline.training.local.public_rhythm_logit_adjustment`).
+weights; :func:`heartline.training.local.public_rhythm_logit_adjustment`), ``la_exact=1`` (the
+per-site label-skew adjustment from the sites' exact label counts: private, an upper bound) or
+``la_eps=E`` (from counts released with Laplace noise of scale ``1 / E``: E-DP per site, to add
+to ``dp_eps``).
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ def _pool(task, sites):
 
 _BN: list[str] = []
 LAST_CONF: list = [None]  # pooled validation confusion matrix of the last score
-KEEP = [0.3]  # the share of N records kept (rhythm), for the public class weights
+KEEP = [0.3]
+NOISY: list = [None, []]  # Laplace-noised label counts of the sites (la_eps)  # the share of N records kept (rhythm), for the public class weights
 
 
 def _is_bn(k: str) -> bool:
@@ -205,9 +209,30 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
     site_stats = [t.statistics() for t in tasks]
     stats = pooled_statistics(task, site_stats)
     pooled_counts = np.sum([s_["label-counts"] for s_ in site_stats], axis=0)
+    if o.get("la_eps"):
+        rng = np.random.default_rng([seed, 7])
+        NOISY[0] = [
+            np.maximum(np.asarray(s_["label-counts"]) + rng.laplace(0, 1 / o["la_eps"], 4), 0)
+            for s_ in site_stats
+        ]
+        NOISY[1] = []
     for t, s_ in zip(tasks, site_stats):
         if head:
-            break
+            if o.get("la_exact") or o.get("la_eps"):
+                # la_exact: upper bound, the sites' exact (private) label counts; la_eps: each
+                # site releases its counts with Laplace noise of scale 1 / la_eps (la_eps-DP)
+                from heartline.training.local import (
+                    label_skew_adjustment,
+                    public_rhythm_class_weights,
+                )
+
+                own, pool = np.asarray(s_["label-counts"]), pooled_counts
+                if o.get("la_eps"):
+                    own, pool = NOISY[0][len(NOISY[1])], np.sum(NOISY[0], axis=0)
+                    NOISY[1].append(1)
+                adj, cw = label_skew_adjustment(own, pool, public_rhythm_class_weights(KEEP[0]))
+                t.cfg = dataclasses.replace(t.cfg, logit_adjustment=adj, class_weights=cw)
+            continue
         t.set_class_weights(stats["class-weights"])
         if o.get("la"):  # per-site logit adjustment towards central's prior
             from heartline.training.local import label_skew_adjustment
