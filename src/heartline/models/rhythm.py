@@ -21,6 +21,8 @@ and returns ``(batch, 4)`` logits. Registry: :func:`build_rhythm_model`:
   no RR features (the CNN-only baseline);
 * ``"lstm"``: a bidirectional LSTM over 0.5 s frames of the raw signal, no CNN, no RR
   features (the LSTM-only baseline).
+* ``"features"``: a linear layer (or one hidden layer) over the standardised ``rr`` features
+  only, ignoring ``x`` (:class:`FeatureRhythmNet`; few parameters, for record-level DP-SGD).
 
 References
 ----------
