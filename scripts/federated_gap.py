@@ -19,7 +19,17 @@ averaged, never scaled), ``momentum`` (server momentum, FedAvgM), ``weighting`` 
 hospital's own), ``la=1`` (per-site logit adjustment,
 :func:`heartline.training.local.label_skew_adjustment`), ``lr`` (local learning rate), ``dp_eps`` (record-level DP-SGD, rhythm), ``dp_z`` (DP-SGD at this noise multiplier),
 ``dp_clip``,
-``batch`` (local batch size; not with ``dp_eps``, whose noise is calibrated to the default).
+``batch`` (local batch size; not with ``dp_eps``, whose noise is calibrated to the default),
+``model`` (rhythm: ``rr-head`` / ``hand-head``, a small head over the 24 RR / 54 hand features,
+:data:`heartline.training.local.RHYTHM_HEAD_MODELS`; trained with the public input scaler and
+class weights of the published CinC 2017 counts, no pooled statistics) with ``hidden`` (units,
+0: linear), ``epochs`` (local epochs per round) and ``bs`` (local batch size; with ``dp_eps`` the
+Poisson batch size the noise is calibrated to), ``opt`` (``adamw`` or ``sgd``), ``pla`` (tau of
+a logit adjustment by the public prior, with an unweighted loss, instead of the public class
+weights; :func:`heartline.training.local.public_rhythm_logit_adjustment`), ``la_exact=1`` (the
+per-site label-skew adjustment from the sites' exact label counts: private, an upper bound) or
+``la_eps=E`` (from counts released with Laplace noise of scale ``1 / E``: E-DP per site, to add
+to ``dp_eps``).
 """
 
 from __future__ import annotations
@@ -35,16 +45,19 @@ import numpy as np
 STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _parse(v: str) -> tuple[str, dict[str, float]]:
+def _parse(v: str) -> tuple[str, dict]:
     name, _, rest = v.partition(":")
     opts = {}
     for kv in filter(None, rest.split(",")):
         k, _, val = kv.partition("=")
-        opts[k] = float(val)
+        try:
+            opts[k] = float(val)
+        except ValueError:  # a name (model=hand-head)
+            opts[k] = val
     return name, opts
 
 
-def _load(task: str, hospitals: int, alpha: float, keep: float, seed: int, data_dir):
+def _load(task: str, hospitals: int, alpha: float, keep: float, seed: int, data_dir, features="rr"):
     from heartline.federated.partition import partition_beats, partition_rhythm
     from heartline.federated.tasks import load_site_data
 
@@ -53,7 +66,14 @@ def _load(task: str, hospitals: int, alpha: float, keep: float, seed: int, data_
     else:
         m = partition_rhythm(hospitals, alpha=alpha, seed=seed, data_dir=data_dir)
     return [
-        load_site_data(task, h.records, data_dir=data_dir, keep_normal=keep, seed=seed + h.partition_id)
+        load_site_data(
+            task,
+            h.records,
+            data_dir=data_dir,
+            keep_normal=keep,
+            seed=seed + h.partition_id,
+            features=features,
+        )
         for h in m.hospitals
     ]
 
@@ -69,10 +89,15 @@ def _pool(task, sites):
         )
     from heartline.bench.federated import _concat_rhythm
 
-    return SiteData(_concat_rhythm([s.train for s in sites]), _concat_rhythm([s.val for s in sites]), ())
+    return SiteData(
+        _concat_rhythm([s.train for s in sites]), _concat_rhythm([s.val for s in sites]), ()
+    )
 
 
 _BN: list[str] = []
+LAST_CONF: list = [None]  # pooled validation confusion matrix of the last score
+KEEP = [0.3]
+NOISY: list = [None, []]  # Laplace-noised label counts of the sites (la_eps)  # the share of N records kept (rhythm), for the public class weights
 
 
 def _is_bn(k: str) -> bool:
@@ -98,6 +123,17 @@ def _slice(task, data, epoch, part, parts, seed):
     return dataclasses.replace(data, train=data.train.subset(mask))
 
 
+def _public_prior(t, o) -> None:
+    """``pla=tau``: unweighted loss + logit adjustment by the public prior instead of weights."""
+    if o.get("pla"):
+        import dataclasses
+
+        from heartline.training.local import public_rhythm_logit_adjustment
+
+        adj = public_rhythm_logit_adjustment(KEEP[0], tau=float(o["pla"]))
+        t.cfg = dataclasses.replace(t.cfg, class_weights=(1.0,) * 4, logit_adjustment=adj)
+
+
 def run_variant(task, sites, pooled, name, o, rounds, seed):
     from heartline.federated.tasks import SiteTask
     from heartline.training.local import confusion_macro_f1, state_arrays
@@ -107,6 +143,17 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
     lr = o.get("lr", 2e-3)
     dp = o.get("dp_eps")
     clip = o.get("dp_clip", 1.0)
+    model = str(o.get("model", "hybrid"))
+    head = model != "hybrid"
+    # a hand-feature head: its own model, local epochs and batch size; class weights from the
+    # published CinC 2017 counts and the public input scaler (no pooled statistics of the sites)
+    kw = dict(
+        model=model,
+        hidden=int(o.get("hidden", 0)),
+        epochs=int(o.get("epochs", 1)),
+        batch_size=int(o.get("bs", 64)),
+        optimizer=str(o.get("opt", "adamw")),
+    )
 
     def tune(t):
         if o.get("dpnet"):  # the DP-compatible network (GroupNorm, DPLSTM), trained without DP
@@ -123,28 +170,69 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
         return t
 
     if name == "central":
-        st = tune(SiteTask(task, pooled, epochs=1, lr=lr, seed=seed,
-                           dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip))
+        st = tune(
+            SiteTask(
+                task, pooled, lr=lr, seed=seed, dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip, **kw
+            )
+        )
+        if head:
+            from heartline.training.local import public_rhythm_class_weights
+
+            st.set_class_weights(public_rhythm_class_weights(KEEP[0]).tolist())
+            _public_prior(st, o)
         w = state_arrays(st.net)
         curve = [st.evaluate(w).macro_f1]
         for e in range(1, rounds + 1):
             w, _ = st.fit(w, round_seed=e, rounds_done=e)
-            curve.append(st.evaluate(w).macro_f1)
+            ev = st.evaluate(w)
+            LAST_CONF[0] = ev.confusion
+            curve.append(ev.macro_f1)
         return curve
     server_lr = o.get("server_lr", 1.0)
     beta = o.get("momentum", 0.0)
     fedbn = bool(o.get("fedbn", 0))
     tasks = [
-        tune(SiteTask(task, s, epochs=1, lr=lr, seed=seed, dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip))
+        tune(
+            SiteTask(task, s, lr=lr, seed=seed, dp_epsilon=dp, dp_rounds=rounds, dp_clip=clip, **kw)
+        )
         for s in sites
     ]
+    if head:
+        from heartline.training.local import public_rhythm_class_weights
+
+        for t in tasks:
+            t.set_class_weights(public_rhythm_class_weights(KEEP[0]).tolist())
+            _public_prior(t, o)
     # pooled class weights (and RR scaler), as the federation's statistics query sets them
     from heartline.training.local import pooled_statistics
 
     site_stats = [t.statistics() for t in tasks]
     stats = pooled_statistics(task, site_stats)
     pooled_counts = np.sum([s_["label-counts"] for s_ in site_stats], axis=0)
+    if o.get("la_eps"):
+        rng = np.random.default_rng([seed, 7])
+        NOISY[0] = [
+            np.maximum(np.asarray(s_["label-counts"]) + rng.laplace(0, 1 / o["la_eps"], 4), 0)
+            for s_ in site_stats
+        ]
+        NOISY[1] = []
     for t, s_ in zip(tasks, site_stats):
+        if head:
+            if o.get("la_exact") or o.get("la_eps"):
+                # la_exact: upper bound, the sites' exact (private) label counts; la_eps: each
+                # site releases its counts with Laplace noise of scale 1 / la_eps (la_eps-DP)
+                from heartline.training.local import (
+                    label_skew_adjustment,
+                    public_rhythm_class_weights,
+                )
+
+                own, pool = np.asarray(s_["label-counts"]), pooled_counts
+                if o.get("la_eps"):
+                    own, pool = NOISY[0][len(NOISY[1])], np.sum(NOISY[0], axis=0)
+                    NOISY[1].append(1)
+                adj, cw = label_skew_adjustment(own, pool, public_rhythm_class_weights(KEEP[0]))
+                t.cfg = dataclasses.replace(t.cfg, logit_adjustment=adj, class_weights=cw)
+            continue
         t.set_class_weights(stats["class-weights"])
         if o.get("la"):  # per-site logit adjustment towards central's prior
             from heartline.training.local import label_skew_adjustment
@@ -155,14 +243,20 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
             t.cfg = dataclasses.replace(t.cfg, logit_adjustment=adj, class_weights=cw)
     import torch
 
-    _BN[:] = [n for n, m in tasks[0].net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    _BN[:] = [
+        n
+        for n, m in tasks[0].net.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
     w = state_arrays(tasks[0].net)
-    if task == "rhythm":
+    if task == "rhythm" and not head:
         import torch
 
         net = tasks[0].net
-        net.set_rr_scaler(torch.tensor(stats["rr-mean"], dtype=torch.float32),
-                          torch.tensor(stats["rr-std"], dtype=torch.float32))
+        net.set_rr_scaler(
+            torch.tensor(stats["rr-mean"], dtype=torch.float32),
+            torch.tensor(stats["rr-std"], dtype=torch.float32),
+        )
         w = state_arrays(net)
     local = [dict(w) for _ in tasks]
     vel = {k: np.zeros_like(v, dtype=np.float64) for k, v in w.items()}
@@ -172,6 +266,7 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
         for i, t in enumerate(tasks):
             ww = {**gw, **{k: v for k, v in local[i].items() if _is_bn(k)}} if fedbn else gw
             conf = conf + t.evaluate(ww).confusion
+        LAST_CONF[0] = conf
         return confusion_macro_f1(conf)
 
     curve = [score(w)]
@@ -220,16 +315,31 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     keep = a.keep_normal if a.keep_normal is not None else (0.1 if a.task == "beats" else 0.3)
     t0 = time.process_time()
-    sites = _load(a.task, a.hospitals, a.alpha, keep, a.seed, a.data_dir)
-    pooled = _pool(a.task, sites)
-    print(f"loaded {len(sites)} sites in {time.process_time() - t0:.0f} CPU s", flush=True)
+    KEEP[0] = keep
+    loaded = {}
     for v in a.variant:
         name, o = _parse(v)
+        from heartline.federated.tasks import model_features
+
+        feats = model_features(str(o.get("model", "hybrid"))) if a.task == "rhythm" else "rr"
+        if feats not in loaded:
+            sites = _load(a.task, a.hospitals, a.alpha, keep, a.seed, a.data_dir, features=feats)
+            loaded[feats] = (sites, _pool(a.task, sites))
+            print(f"loaded {len(sites)} sites in {time.process_time() - t0:.0f} CPU s", flush=True)
+        sites, pooled = loaded[feats]
         t = time.process_time()
         curve = run_variant(a.task, sites, pooled, name, o, a.rounds, a.seed)
-        rec = {"task": a.task, "variant": v, "rounds": a.rounds, "seed": a.seed,
-               "hospitals": a.hospitals, "alpha": a.alpha if a.task == "rhythm" else None,
-               "val_macro_f1": [round(c, 4) for c in curve], "cpu_s": round(time.process_time() - t, 1)}
+        rec = {
+            "task": a.task,
+            "variant": v,
+            "rounds": a.rounds,
+            "seed": a.seed,
+            "hospitals": a.hospitals,
+            "alpha": a.alpha if a.task == "rhythm" else None,
+            "val_macro_f1": [round(c, 4) for c in curve],
+            "cpu_s": round(time.process_time() - t, 1),
+            "val_confusion": np.asarray(LAST_CONF[0]).tolist(),
+        }
         print(json.dumps(rec), flush=True)
         if a.out:
             with Path(a.out).open("a") as f:

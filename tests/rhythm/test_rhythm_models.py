@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(ValueError, match="cnn, hybrid, lstm"):
+    with pytest.raises(ValueError, match="cnn, features, hybrid, lstm"):
         build_rhythm_model("transformer", n_rr=4)
 
 

@@ -18,7 +18,13 @@ entries ``epsilon``), ``federated.md``, ``curves_beats.png`` (validation macro-F
 ``privacy_<task>.png`` (accuracy-privacy curve). The rhythm task (CinC 2017 sites) runs the same
 comparison plus ``dpsgd_eps1/3/8``: record-level DP-SGD inside each site with Opacus
 (:func:`heartline.training.local.train_local_rhythm`; Abadi et al. 2016), epsilon as reported by
-Opacus' RDP accountant. The tasks run one after the other (one federation at a time).
+Opacus' RDP accountant, and ``dphead_eps1/3/8``: the same record-level DP-SGD of a small model
+with far fewer parameters to privatise, a linear head over the 54 hand features
+(:class:`heartline.models.rhythm.FeatureRhythmNet`; input scaler fitted on public data, class
+weights from the published CinC 2017 counts, no statistics query, so nothing but the DP-SGD
+updates leaves a site); ``central_head`` and ``fedavg_head`` are the same head without DP
+(central on the pooled records, FedAvg), its own non-private references. The tasks run one
+after the other (one federation at a time).
 """
 
 from __future__ import annotations
@@ -81,6 +87,9 @@ class BenchConfig:
         "fedavgm_la",
         "fedprox",
         "fedadam",
+        "dphead",
+        "central_head",
+        "fedavg_head",
         "dpsgd",
         "dpsgd_la",
         "dp",
@@ -88,6 +97,15 @@ class BenchConfig:
     #: record-level DP-SGD inside each site (Opacus), rhythm task: epsilon of the whole run
     dpsgd_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
     dpsgd_clip: float = 1.0
+    #: ``dphead``: record-level DP-SGD (same epsilons) of a linear head over the 54 hand
+    #: features (public input scaler and class weights, no statistics query), with its own
+    #: local budget, chosen on pooled validation macro-F1 over seeds 0-2 with
+    #: ``scripts/federated_gap.py`` (docs/results/federated.md, 2026-12-07)
+    dphead_model: str = "hand-head"
+    dphead_epochs: int = 3
+    dphead_lr: float = 0.03
+    dphead_batch: int = 32
+    dphead_clip: float = 1.0
     #: FedAdam's server learning rate
     fedadam_eta: float = 0.01
     #: FedAvgM's server learning rate (``fedavgm_la``): makes up for the 1 / N share of a
@@ -180,25 +198,36 @@ def _central(
     test: Any,
     data_dir: Path | None,
     stop: Any = None,
+    *,
+    head: bool = False,
 ) -> dict[str, Any]:
     """Central training on the union of the hospitals' records, same local budget.
 
     Each hospital's data is loaded exactly as its SuperNode loads it (same local validation
-    split and the same subsample of N examples), then pooled.
+    split and the same subsample of N examples), then pooled. ``head`` (rhythm,
+    ``central_head``): the hand-feature head of ``dphead`` without DP, ``rounds`` fits of
+    ``dphead_epochs`` epochs (the federated head's local budget), public class weights; ``test``
+    must then hold the head's features.
     """
     import torch
 
     from heartline.federated.export import evaluate_arrays
-    from heartline.federated.tasks import SiteData, SiteTask, load_site_data
-    from heartline.training.local import state_arrays
+    from heartline.federated.tasks import SiteData, SiteTask, load_site_data, model_features
+    from heartline.training.local import public_rhythm_class_weights, state_arrays
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     keep = cfg.keep_normal if task == "beats" else cfg.rhythm_keep_normal
     trains, vals = [], []
+    feats = model_features(cfg.dphead_model) if head else "rr"
     for h in manifest.hospitals:
         d = load_site_data(
-            task, h.records, data_dir=data_dir, keep_normal=keep, seed=cfg.seed + h.partition_id
+            task,
+            h.records,
+            data_dir=data_dir,
+            keep_normal=keep,
+            seed=cfg.seed + h.partition_id,
+            features=feats,
         )
         trains.append(d.train)
         vals.append(d.val)
@@ -208,10 +237,24 @@ def _central(
         data = SiteData(concat_beat_sets(trains), concat_beat_sets(vals), manifest.all_records())
     else:
         data = SiteData(_concat_rhythm(trains), _concat_rhythm(vals), manifest.all_records())
-    site = SiteTask(task, data, epochs=1, seed=cfg.seed)
+    if head:
+        site = SiteTask(
+            task,
+            data,
+            epochs=cfg.dphead_epochs,
+            lr=cfg.dphead_lr,
+            batch_size=cfg.dphead_batch,
+            model=cfg.dphead_model,
+            seed=cfg.seed,
+        )
+        site.set_class_weights(public_rhythm_class_weights(keep).tolist())
+        fits = cfg.rounds
+    else:
+        site = SiteTask(task, data, epochs=1, seed=cfg.seed)
+        fits = cfg.rounds * cfg.local_epochs
     arrays = state_arrays(site.net)
     curve = [{"round": 0, "val_macro_f1": site.evaluate(arrays).macro_f1}]
-    for epoch in range(1, cfg.rounds * cfg.local_epochs + 1):
+    for epoch in range(1, fits + 1):
         if stop is not None and stop.is_set():
             raise BenchInterrupted(f"{task} central training stopped before epoch {epoch}")
         arrays, _ = site.fit(arrays, round_seed=epoch)
@@ -221,7 +264,8 @@ def _central(
     return {
         **{k: v for k, v in t.items() if k not in ("loss", "n_beats")},
         "rounds": 0,
-        "epochs": cfg.rounds * cfg.local_epochs,
+        "epochs": fits * site.cfg.epochs,
+        **({"model": cfg.dphead_model} if head else {}),
         "bytes_total": 0,
         "seconds": seconds,
         "curve": curve,
@@ -244,6 +288,37 @@ def _scenarios(cfg: BenchConfig, task: str = "beats") -> list[tuple[str, dict[st
                     (
                         f"dpsgd_la_eps{eps:g}",
                         {"strategy": "fedavg", "record_dp_epsilon": eps, "label_skew": True},
+                    )
+                )
+        elif s == "fedavg_head" and task == "rhythm":  # the head without DP (same budget)
+            out.append(
+                (
+                    s,
+                    {
+                        "strategy": "fedavg",
+                        "model": cfg.dphead_model,
+                        "global_statistics": False,
+                        "local_epochs": cfg.dphead_epochs,
+                        "lr": cfg.dphead_lr,
+                        "batch_size": cfg.dphead_batch,
+                    },
+                )
+            )
+        elif s == "dphead" and task == "rhythm":
+            for eps in cfg.dpsgd_epsilons:
+                out.append(
+                    (
+                        f"dphead_eps{eps:g}",
+                        {
+                            "strategy": "fedavg",
+                            "record_dp_epsilon": eps,
+                            "model": cfg.dphead_model,
+                            "global_statistics": False,
+                            "local_epochs": cfg.dphead_epochs,
+                            "lr": cfg.dphead_lr,
+                            "batch_size": cfg.dphead_batch,
+                            "dp_clip_norm": cfg.dphead_clip,
+                        },
                     )
                 )
         elif s == "dpsgd" and task == "rhythm":
@@ -316,9 +391,15 @@ def _targets(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
         for name, e in ent.items():
-            if name.startswith(("dp_", "dpsgd_")) and "error" not in e and central:
+            if name.startswith(("dp_", "dpsgd_", "dphead_")) and "error" not in e and central:
                 strict = task == "rhythm" and e["epsilon"] <= 3
-                kind = "record-level DP-SGD" if name.startswith("dpsgd_") else "client-level DP"
+                kind = (
+                    "record-level DP-SGD"
+                    if name.startswith("dpsgd_")
+                    else "record-level DP-SGD, hand-feature head"
+                    if name.startswith("dphead_")
+                    else "client-level DP"
+                )
                 rows.append(
                     {
                         "target": f"{task}: {kind} epsilon {e['epsilon']:.3g}"
@@ -398,6 +479,7 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
                 ("dp_", "FedAvg + client-level DP"),
                 ("dpsgd_", "FedAvg + record-level DP-SGD (Opacus)"),
                 ("dpsgd_la_", "FedAvg + DP-SGD + logit adjustment"),
+                ("dphead_", "FedAvg + DP-SGD, linear head over hand features"),
             )
         }
         if any(curves.values()):
@@ -406,9 +488,14 @@ def _plot(tasks: dict[str, dict[str, Any]], out: Path) -> list[str]:
                 if dp:
                     x, y = zip(*dp, strict=True)
                     ax.plot(x, y, marker="o", label=label)
-            for name, style in (("fedavg", ":"), ("central", "--")):
+            for name, style, color in (
+                ("fedavg", ":", "grey"),
+                ("central", "--", "grey"),
+                ("fedavg_head", ":", "tab:olive"),
+                ("central_head", "--", "tab:olive"),
+            ):
                 if _f1(ent, name) is not None:
-                    ax.axhline(ent[name]["macro_f1"], linestyle=style, color="grey", label=name)
+                    ax.axhline(ent[name]["macro_f1"], linestyle=style, color=color, label=name)
             ax.set_xscale("log")
             ax.set_xlabel("epsilon (delta = 1e-5)")
             ax.set_ylabel("test macro-F1")
@@ -516,7 +603,7 @@ def run_federated_bench(
         save_manifest,
     )
     from heartline.federated.privacy import DP_DELTA, noise_for_epsilon
-    from heartline.federated.tasks import load_test_data
+    from heartline.federated.tasks import load_test_data, model_features
     from heartline.training.rundir import git_revision, write_json
 
     cfg = config or (BenchConfig.quick_config() if quick else BenchConfig())
@@ -583,7 +670,9 @@ def run_federated_bench(
     bar_tasks = {
         t: bar.add_task(
             f"bench federated {t}",
-            total=len(_scenarios(cfg, t)) + 1,
+            total=len(_scenarios(cfg, t))
+            + 1
+            + int(t == "rhythm" and "central_head" in cfg.rhythm_scenarios),
             info="",
             completed=len(tasks[t]),
         )
@@ -618,6 +707,7 @@ def run_federated_bench(
         manifest_path = save_manifest(m, out / f"manifest_{task}.json")
         manifest = load_manifest(manifest_path)
         test = load_test_data(manifest, data_dir=data_dir, limit=cfg.test_records)
+        tests: dict[str, Any] = {}
         scen = cfg.scenarios if task == "beats" else cfg.rhythm_scenarios
         if "central" in scen and "central" not in ent and not stop.is_set():
             logger.info("%s: central training", task)
@@ -630,6 +720,26 @@ def run_federated_bench(
                 ent["central"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             finish()
             bar.advance(bar_tasks[task])
+        if "central_head" in scen and task == "rhythm" and "central_head" not in ent:
+            if stop.is_set():
+                raise BenchInterrupted(f"{task}: stopped before central_head")
+            logger.info("%s: central training of the hand-feature head", task)
+            feats = model_features(cfg.dphead_model)
+            try:
+                if feats not in tests:
+                    tests[feats] = load_test_data(
+                        manifest, data_dir=data_dir, limit=cfg.test_records, features=feats
+                    )
+                ent["central_head"] = _central(
+                    task, cfg, manifest, tests[feats], data_path, stop, head=True
+                )
+            except BenchInterrupted:
+                raise
+            except Exception as exc:
+                logger.exception("%s central_head failed", task)
+                ent["central_head"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            finish()
+            bar.advance(bar_tasks[task])
         for name, over in _scenarios(cfg, task):
             if name in ent:
                 continue
@@ -640,7 +750,7 @@ def run_federated_bench(
             eps = over.pop("dp_epsilon", None)
             rec_eps = over.get("record_dp_epsilon")
             noise = noise_for_epsilon(eps, cfg.rounds) if eps is not None else 0.0
-            rcfg = FederatedRunConfig(
+            base: dict[str, Any] = dict(
                 task=task,
                 manifest=manifest_path,
                 num_rounds=cfg.rounds,
@@ -656,8 +766,8 @@ def run_federated_bench(
                 global_statistics=cfg.global_statistics,
                 round_timeout_s=900.0,
                 data_dir=data_path,
-                **over,
             )
+            rcfg = FederatedRunConfig(**{**base, **over})
             extra: dict[str, Any] = {"strategy": rcfg.strategy}
             if eps is not None:
                 extra.update(
@@ -672,15 +782,31 @@ def run_federated_bench(
                     epsilon=rec_eps,
                     epsilon_target=rec_eps,
                     delta=DP_DELTA,
-                    clip=cfg.dpsgd_clip,
+                    clip=rcfg.dp_clip_norm,
                     dp="record-level DP-SGD in each hospital (Opacus), epsilon per record",
                 )
+            if rcfg.model != "hybrid":
+                extra.update(
+                    model=rcfg.model,
+                    local_epochs=rcfg.local_epochs,
+                    lr=rcfg.lr,
+                    batch_size=rcfg.batch_size,
+                    statistics="none shared: public input scaler and class weights",
+                )
+            run_test = test
+            if rcfg.model != "hybrid":  # the head reads its own feature set
+                feats = model_features(rcfg.model)
+                if feats not in tests:
+                    tests[feats] = load_test_data(
+                        manifest, data_dir=data_dir, limit=cfg.test_records, features=feats
+                    )
+                run_test = tests[feats]
             run_dir = out / "runs" / (name if task == "beats" else f"{task}_{name}")
             try:
                 res = run_federation(rcfg, out_dir=run_dir, nice=nice, on_create=register)
                 if res["final_weights"] is None:
                     raise RuntimeError("no global model was written")
-                t = evaluate_arrays(task, load_npz(res["final_weights"]), test)
+                t = evaluate_arrays(task, load_npz(res["final_weights"]), run_test)
                 if t["loss"] is None:
                     extra["non_finite_model"] = True
                 spent = [

@@ -172,6 +172,15 @@ def run(
     server_lr: Annotated[
         float, typer.Option("--server-lr", help="FedAvgM's server learning rate.")
     ] = 1.0,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Rhythm task: 'hybrid' (CNN-LSTM) or a hand-feature head for DP-SGD "
+            "('hand-head', 'rr-head': public input scaler and class weights, no pooled "
+            "statistics; local lr 0.03, batch 32; the benchmark uses --local-epochs 3).",
+        ),
+    ] = "hybrid",
 ) -> None:
     """Run a federation: local SuperLink + one SuperNode per hospital, ``flwr run``, ship."""
     _require_flwr()
@@ -225,6 +234,11 @@ def run(
             secure_aggregation=secagg,
             label_skew=label_skew,
             server_lr=server_lr,
+            **(
+                {"model": model, "global_statistics": False, "lr": 0.03, "batch_size": 32}
+                if model != "hybrid"
+                else {}
+            ),
         )
     except ValueError as exc:
         raise _bad(exc) from None
@@ -283,8 +297,14 @@ def run(
         from heartline.federated.tasks import load_test_data
 
         arrays = load_npz(res["final_weights"])
-        summary["test"] = evaluate_arrays(task, arrays, load_test_data(m, data_dir=data_dir))
-        if task == "rhythm" and ship_model and dp_sgd_epsilon is not None:
+        from heartline.federated.tasks import model_features
+
+        summary["test"] = evaluate_arrays(
+            task, arrays, load_test_data(m, data_dir=data_dir, features=model_features(model))
+        )
+        if model != "hybrid":
+            summary["model"] = model
+        if task == "rhythm" and ship_model and dp_sgd_epsilon is not None and model == "hybrid":
             # Opacus' DPLSTM is a Python loop over time steps: the dynamo exporter did not
             # finish on it within 5 min (2026-12-07); the global weights stay in the .npz
             summary["shipped"] = {
@@ -293,11 +313,11 @@ def run(
                 "weights": str(res["final_weights"]),
             }
         elif task == "rhythm" and ship_model:  # the rhythm task's own ONNX export
-            from heartline.federated.tasks import build_net
+            from heartline.federated.tasks import net_for_arrays
             from heartline.training.local import load_state_arrays
             from heartline.training.rhythm import export_rhythm_onnx
 
-            net = build_net(task)
+            net = net_for_arrays(task, arrays)
             load_state_arrays(net, arrays)
             path = export_rhythm_onnx(
                 net, out / "model" / "heartline_federated_rhythm.onnx", name="federated-rhythm"
@@ -353,7 +373,7 @@ def bench_federated(
         typer.Option(
             "--rhythm-runs",
             help="Comma-separated rhythm runs (central, fedavg, fedavg_la, fedavgm_la, fedprox, "
-            "fedadam, dpsgd, dpsgd_la, dp; "
+            "fedadam, dphead, central_head, fedavg_head, dpsgd, dpsgd_la, dp; "
             "'none' skips the task). Default: all.",
         ),
     ] = None,

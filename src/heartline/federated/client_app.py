@@ -32,7 +32,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from heartline.federated.partition import load_manifest
-from heartline.federated.tasks import SiteTask, load_site_data
+from heartline.federated.tasks import SiteTask, load_site_data, model_features
 
 __all__ = ["BEHAVIOURS", "app", "node_settings", "site_task"]
 
@@ -76,6 +76,9 @@ def site_task(context: Context, node: dict[str, Any]) -> SiteTask:
         float(rc["keep-normal"]),
         int(rc["seed"]),
         float(rc.get("record-dp-epsilon", 0.0)),
+        str(rc.get("model", "hybrid")),
+        int(rc.get("batch-size", 64)),
+        str(rc.get("optimizer", "adamw")),
     )
     if key not in _SITES:
         import torch
@@ -91,6 +94,7 @@ def site_task(context: Context, node: dict[str, Any]) -> SiteTask:
             data_dir=node["data_dir"],
             keep_normal=float(rc["keep-normal"]),
             seed=int(rc["seed"]) + node["partition_id"],
+            features=model_features(str(rc.get("model", "hybrid"))),
         )
         logger.info("%s: %d records loaded", hospital.name, len(hospital.records))
         dp_eps = float(rc.get("record-dp-epsilon", 0.0))
@@ -104,6 +108,9 @@ def site_task(context: Context, node: dict[str, Any]) -> SiteTask:
             dp_delta=float(rc.get("dp-delta", 1e-5)),
             dp_rounds=int(rc["num-rounds"]),
             dp_clip=float(rc.get("dp-clip-norm", 1.0)),
+            model=str(rc.get("model", "hybrid")),
+            batch_size=int(rc.get("batch-size", 64)),
+            optimizer=str(rc.get("optimizer", "adamw")),
         )
     return _SITES[key]
 
@@ -133,9 +140,17 @@ def train(msg: Message, context: Context) -> Message:
     site.cfg = type(site.cfg)(
         **{**site.cfg.__dict__, "proximal_mu": float(config.get("proximal-mu", 0.0))}
     )
-    # the pooled class weights the server sent (absent: weights of the local labels)
+    # the pooled class weights the server sent (absent: weights of the local labels; a
+    # hand-feature head: the public weights of the published label counts, never local ones)
     cw = config.get("class-weights")
-    site.set_class_weights([float(x) for x in cw] if cw else None)
+    if site.model != "hybrid":
+        from heartline.training.local import public_rhythm_class_weights
+
+        keep = float(context.run_config["keep-normal"])
+        site.set_class_weights(public_rhythm_class_weights(keep).tolist())
+        cw = None
+    else:
+        site.set_class_weights([float(x) for x in cw] if cw else None)
     pooled_counts = config.get("pooled-label-counts")
     if pooled_counts and cw:
         site.set_label_skew_adjustment([float(x) for x in pooled_counts], [float(x) for x in cw])

@@ -229,6 +229,13 @@ class FederatedRunConfig:
     data_dir: Path | None = None
     #: SecAgg+ (Flower's secaggplus_mod + SecAggPlusWorkflow; FedAvg only)
     secure_aggregation: bool = False
+    #: the network: ``"hybrid"`` or (rhythm) a hand-feature head of
+    #: :data:`heartline.training.local.RHYTHM_HEAD_MODELS` (public input scaler and public class
+    #: weights: it runs without the statistics query, ``global_statistics=False``)
+    model: str = "hybrid"
+    #: local (expected, under DP-SGD: Poisson) batch size and optimiser (rhythm task)
+    batch_size: int = 64
+    optimizer: str = "adamw"
     #: per-hospital node-config extras, e.g. ``{1: {"behaviour": "nan"}}``
     node_extra: dict[int, dict[str, str]] = field(default_factory=dict)
 
@@ -237,6 +244,19 @@ class FederatedRunConfig:
             raise ValueError("choose client-level DP (noise multiplier) or record-level DP-SGD")
         if self.record_dp_epsilon and self.task != "rhythm":
             raise ValueError("record-level DP-SGD is implemented for the rhythm task only")
+        if self.model != "hybrid":
+            from heartline.training.local import RHYTHM_HEAD_MODELS
+
+            if self.task != "rhythm" or self.model not in RHYTHM_HEAD_MODELS:
+                raise ValueError(
+                    f"model {self.model!r}: the rhythm task has 'hybrid' and "
+                    f"{sorted(RHYTHM_HEAD_MODELS)}, the beats task 'hybrid'"
+                )
+            if self.global_statistics or self.label_skew:
+                raise ValueError(
+                    f"model {self.model!r} uses public input scaling and class weights: run it "
+                    "with global_statistics=False and label_skew=False (no private statistics)"
+                )
         if self.secure_aggregation and (self.strategy != "fedavg" or self.dp_noise_multiplier):
             raise ValueError(
                 "secure aggregation runs with --strategy fedavg and without --dp-epsilon "
@@ -266,6 +286,9 @@ class FederatedRunConfig:
             "server-momentum": float(self.server_momentum),
             "round-timeout-s": float(self.round_timeout_s),
             "connect-timeout-s": float(self.connect_timeout_s),
+            "model": self.model,
+            "batch-size": int(self.batch_size),
+            "optimizer": self.optimizer,
             "out-dir": str(out_dir),
             "initial-weights": str(initial_weights) if str(initial_weights) != "." else "",
         }
@@ -626,7 +649,12 @@ def run_federation(
         shutil.rmtree(server_dir)
     server_dir.mkdir()
     init = out_dir / "initial_weights.npz"
-    np.savez(init, **build_initial_arrays(cfg.task, seed=cfg.seed, dp=cfg.record_dp_epsilon > 0))
+    np.savez(
+        init,
+        **build_initial_arrays(
+            cfg.task, seed=cfg.seed, dp=cfg.record_dp_epsilon > 0, model=cfg.model
+        ),
+    )
     # a remote SuperLink cannot read this machine's files: its ServerApp builds the network
     rc = cfg.run_config(
         n_hospitals=manifest.n_hospitals,

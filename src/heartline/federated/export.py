@@ -30,9 +30,12 @@ def evaluate_arrays(task: str, arrays: dict[str, np.ndarray], test: Any) -> dict
     """Macro-F1, accuracy and confusion matrix of ``arrays`` on the test set.
 
     Macro-F1 over N, S, V, F for beats (Q left out, as everywhere in Heartline) and over N, A, O,
-    noise for rhythm; ``cinc_f1`` (mean F1 of N, A, O: the CinC 2017 score) for rhythm.
+    noise for rhythm; ``cinc_f1`` (mean F1 of N, A, O: the CinC 2017 score) for rhythm. The
+    network is recognised from the weights (:func:`heartline.federated.tasks.net_for_arrays`);
+    a hand-feature head needs ``test`` loaded with its features
+    (:func:`heartline.federated.tasks.load_test_data`, ``features="hand"``).
     """
-    from heartline.federated.tasks import build_net
+    from heartline.federated.tasks import net_for_arrays
     from heartline.training.local import (
         confusion_macro_f1,
         evaluate_local,
@@ -40,8 +43,7 @@ def evaluate_arrays(task: str, arrays: dict[str, np.ndarray], test: Any) -> dict
         load_state_arrays,
     )
 
-    # the DP-SGD variant of the rhythm network (Opacus' DPLSTM, GroupNorm) has its own names
-    net = build_net(task, dp=task == "rhythm" and "lstm.l0.ih.weight" in arrays)
+    net = net_for_arrays(task, arrays)
     load_state_arrays(net, arrays)
     ev = (evaluate_local if task == "beats" else evaluate_local_rhythm)(net, test)
     conf = ev.confusion

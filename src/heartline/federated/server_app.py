@@ -226,7 +226,12 @@ def main(grid: Grid, context: Context) -> None:
     else:  # a remote SuperLink without the file: build the network here (needs torch)
         from heartline.federated.tasks import build_initial_arrays
 
-        arrays = build_initial_arrays(str(rc["task"]), seed=int(rc["seed"]))
+        arrays = build_initial_arrays(
+            str(rc["task"]),
+            seed=int(rc["seed"]),
+            dp=float(rc.get("record-dp-epsilon", 0.0)) > 0,
+            model=str(rc.get("model", "hybrid")),
+        )
         initial = ArrayRecord({k: Array(v) for k, v in arrays.items()})
     wait_for_nodes(grid, n_hosp, float(rc["connect-timeout-s"]))
     train_config: dict[str, Any] = {"local-epochs": int(rc["local-epochs"])}

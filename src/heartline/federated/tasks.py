@@ -17,7 +17,18 @@ import numpy as np
 
 from heartline.federated.partition import Manifest
 
-__all__ = ["TASK_NAMES", "SiteData", "SiteTask", "build_initial_arrays", "load_test_data"]
+__all__ = [
+    "TASK_NAMES",
+    "SiteData",
+    "SiteTask",
+    "build_initial_arrays",
+    "build_net",
+    "head_model_of",
+    "load_site_data",
+    "load_test_data",
+    "model_features",
+    "net_for_arrays",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +56,14 @@ def load_site_data(
     data_dir: str | os.PathLike[str] | None = None,
     keep_normal: float = 1.0,
     seed: int = 0,
+    features: str = "rr",
 ) -> SiteData:
-    """Read exactly ``records`` and split them into local training and validation parts."""
+    """Read exactly ``records`` and split them into local training and validation parts.
+
+    ``features`` (rhythm task): ``"rr"``, the RR features every rhythm record carries, or
+    ``"hand"``, the whole hand-feature vector in their place
+    (:func:`heartline.training.rhythm.with_hand_features`; for the ``hand-head`` model).
+    """
     _check_task(task)
     if task == "beats":
         from heartline.data.beat_dataset import build_beat_set
@@ -58,7 +75,9 @@ def load_site_data(
         return SiteData(train, val, tuple(records))
     from heartline.training.local import subsample_rhythm_normal
 
-    arrays = _rhythm_arrays(records, data_dir=data_dir)
+    if features not in ("rr", "hand"):
+        raise ValueError(f"features must be 'rr' or 'hand', got {features!r}")
+    arrays = _rhythm_arrays(records, data_dir=data_dir, features=features)
     # local validation: a seeded 20 % of the site's records (other recordings, same site)
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(arrays), dtype=bool)
@@ -67,8 +86,9 @@ def load_site_data(
     return SiteData(train, arrays.subset(is_val), tuple(records))
 
 
-def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None) -> Any:
-    """:func:`heartline.training.rhythm.build_rhythm_arrays` of exactly ``records`` (cached)."""
+def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None, features: str = "rr") -> Any:
+    """:func:`heartline.training.rhythm.build_rhythm_arrays` of exactly ``records`` (cached);
+    ``features="hand"``: with the hand features in place of the RR ones."""
     from heartline.data.cinc2017 import load_cinc2017_index
     from heartline.training.local import RHYTHM_FS_HZ
     from heartline.training.rhythm import build_rhythm_arrays
@@ -79,11 +99,28 @@ def _rhythm_arrays(records: tuple[str, ...], *, data_dir: Any = None) -> Any:
     missing = wanted - set(sub["record"])
     if missing:
         raise ValueError(f"records not in the CinC 2017 index: {sorted(missing)[:5]}")
-    return build_rhythm_arrays(sub, data_dir=data_dir, fs_hz=RHYTHM_FS_HZ)
+    arrays = build_rhythm_arrays(sub, data_dir=data_dir, fs_hz=RHYTHM_FS_HZ)
+    if features == "hand":
+        from heartline.training.rhythm import build_hand_features, with_hand_features
+
+        hand = build_hand_features([str(r) for r in arrays.records], data_dir=data_dir)
+        arrays = with_hand_features(arrays, hand)
+    return arrays
+
+
+def model_features(model: str) -> str:
+    """The rhythm feature set (``"rr"`` or ``"hand"``) that network ``model`` reads."""
+    from heartline.training.local import RHYTHM_HEAD_MODELS
+
+    return RHYTHM_HEAD_MODELS.get(model, "rr")
 
 
 def load_test_data(
-    manifest: Manifest, *, data_dir: str | os.PathLike[str] | None = None, limit: int = 0
+    manifest: Manifest,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int = 0,
+    features: str = "rr",
 ) -> Any:
     """The central test set of the manifest's task (DS2 beats; the CinC 2017 held-out fold).
 
@@ -97,13 +134,26 @@ def load_test_data(
         from heartline.data.beat_dataset import build_beat_set
 
         return build_beat_set(records, data_dir=data_dir, progress=False)
-    return _rhythm_arrays(records, data_dir=data_dir)
+    return _rhythm_arrays(records, data_dir=data_dir, features=features)
 
 
-def build_net(task: str, *, seed: int = 0, dp: bool = False) -> Any:
+def build_net(
+    task: str, *, seed: int = 0, dp: bool = False, model: str = "hybrid", hidden: int = 0
+) -> Any:
     """A freshly initialised network of the task (seeded); ``dp``: the DP-SGD-compatible
-    variant (:func:`heartline.training.local.make_dp_compatible`, rhythm task only)."""
+    variant (:func:`heartline.training.local.make_dp_compatible`, rhythm task only).
+
+    ``model`` (rhythm task): ``"hybrid"`` (the CNN-LSTM) or a hand-feature head of
+    :data:`heartline.training.local.RHYTHM_HEAD_MODELS` (``hidden`` units, 0: linear), which
+    is DP-compatible as it is.
+    """
     _check_task(task)
+    if model != "hybrid":
+        from heartline.training.local import build_rhythm_head
+
+        if task != "rhythm":
+            raise ValueError(f"model {model!r} is a rhythm model; the beats task has 'hybrid'")
+        return build_rhythm_head(model, hidden=hidden, seed=seed)
     if task == "beats":
         if dp:
             raise ValueError("record-level DP-SGD is implemented for the rhythm task only")
@@ -118,11 +168,35 @@ def build_net(task: str, *, seed: int = 0, dp: bool = False) -> Any:
     return make_dp_compatible(net) if dp else net
 
 
-def build_initial_arrays(task: str, *, seed: int = 0, dp: bool = False) -> dict[str, np.ndarray]:
-    """Initial global weights (``name -> array``) of the task's network."""
+def head_model_of(arrays: dict[str, np.ndarray]) -> str:
+    """``"hybrid"`` or the hand-feature head (:data:`heartline.training.local.
+    RHYTHM_HEAD_MODELS`) whose weights ``arrays`` are, from their names and input width."""
+    from heartline.features.rhythm import RR_FEATURE_NAMES
+
+    if any(k.startswith(("front.", "lstm.")) for k in arrays) or "rr_mean" not in arrays:
+        return "hybrid"
+    return "rr-head" if np.asarray(arrays["rr_mean"]).size == len(RR_FEATURE_NAMES) else "hand-head"
+
+
+def net_for_arrays(task: str, arrays: dict[str, np.ndarray]) -> Any:
+    """A network of ``task`` that ``arrays`` load into (hybrid, its DP-SGD variant, or a
+    hand-feature head with ``hidden`` read from the weights), not yet loaded."""
+    model = head_model_of(arrays) if task == "rhythm" else "hybrid"
+    if model != "hybrid":
+        w = arrays.get("head.weight")
+        hidden = 0 if w is not None else int(np.asarray(arrays["head.0.weight"]).shape[0])
+        return build_net(task, model=model, hidden=hidden)
+    # the DP-SGD variant of the rhythm network (Opacus' DPLSTM, GroupNorm) has its own names
+    return build_net(task, dp=task == "rhythm" and "lstm.l0.ih.weight" in arrays)
+
+
+def build_initial_arrays(
+    task: str, *, seed: int = 0, dp: bool = False, model: str = "hybrid", hidden: int = 0
+) -> dict[str, np.ndarray]:
+    """Initial global weights (``name -> array``) of the task's network (:func:`build_net`)."""
     from heartline.training.local import state_arrays
 
-    return state_arrays(build_net(task, seed=seed, dp=dp))
+    return state_arrays(build_net(task, seed=seed, dp=dp, model=model, hidden=hidden))
 
 
 class SiteTask:
@@ -137,6 +211,13 @@ class SiteTask:
     dp_epsilon : float, optional
         Record-level DP-SGD at this epsilon (at ``dp_delta``) over ``dp_rounds`` rounds: the
         noise multiplier is calibrated to this site's record count by Opacus' RDP accountant.
+    model, hidden : str, int
+        The network (:func:`build_net`); a hand-feature head needs ``data`` loaded with its
+        feature set (:func:`model_features`).
+    batch_size : int
+        Local (expected, under DP-SGD: Poisson) batch size.
+    optimizer : {"adamw", "sgd"}
+        Local optimiser (rhythm task, :class:`heartline.training.local.LocalConfig`).
     """
 
     def __init__(
@@ -152,13 +233,25 @@ class SiteTask:
         dp_delta: float = 1e-5,
         dp_rounds: int = 1,
         dp_clip: float = 1.0,
+        model: str = "hybrid",
+        hidden: int = 0,
+        batch_size: int = 64,
+        optimizer: str = "adamw",
     ) -> None:
         _check_task(task)
         from heartline.training.local import LocalConfig, dp_sgd_noise
 
         self.task = task
         self.data = data
-        self.cfg = LocalConfig(epochs=epochs, lr=lr, proximal_mu=proximal_mu, seed=seed)
+        self.model = model
+        self.cfg = LocalConfig(
+            epochs=epochs,
+            lr=lr,
+            proximal_mu=proximal_mu,
+            seed=seed,
+            batch_size=batch_size,
+            optimizer=optimizer,
+        )
         self.dp_delta = dp_delta
         self.dp_rounds = dp_rounds
         if dp_epsilon is not None:
@@ -166,7 +259,13 @@ class SiteTask:
             self.cfg = type(self.cfg)(
                 **{**self.cfg.__dict__, "dp_noise_multiplier": z, "dp_clip": dp_clip}
             )
-        self.net = build_net(task, seed=seed, dp=dp_epsilon is not None)
+        self.net = build_net(
+            task,
+            seed=seed,
+            dp=dp_epsilon is not None and model == "hybrid",
+            model=model,
+            hidden=hidden,
+        )
 
     def statistics(self) -> dict[str, list[float]]:
         """:func:`heartline.training.local.site_statistics` of the local training data."""

@@ -21,6 +21,8 @@ and returns ``(batch, 4)`` logits. Registry: :func:`build_rhythm_model`:
   no RR features (the CNN-only baseline);
 * ``"lstm"``: a bidirectional LSTM over 0.5 s frames of the raw signal, no CNN, no RR
   features (the LSTM-only baseline).
+* ``"features"``: a linear layer (or one hidden layer) over the standardised ``rr`` features
+  only, ignoring ``x`` (:class:`FeatureRhythmNet`; few parameters, for record-level DP-SGD).
 
 References
 ----------
@@ -42,6 +44,7 @@ __all__ = [
     "RHYTHM_CLASSES",
     "RHYTHM_MODELS",
     "CnnRhythmNet",
+    "FeatureRhythmNet",
     "HybridRhythmNet",
     "LstmRhythmNet",
     "RhythmNet",
@@ -225,6 +228,39 @@ class LstmRhythmNet(RhythmNet):
         return self.head(_masked_pool(seq, m))
 
 
+class FeatureRhythmNet(RhythmNet):
+    """A small head over the record's hand features only (no ECG input is used).
+
+    ``rr`` (RR-irregularity features, or the whole hand-feature vector) is standardised by the
+    ``rr_mean`` / ``rr_std`` buffers, clipped to +-6, and fed to a linear layer (``hidden=0``:
+    multinomial logistic regression) or one hidden ReLU layer. With few parameters to
+    privatise it is the model for record-level DP-SGD on a few hundred records per site; the
+    buffers are then set to fixed public constants
+    (:func:`heartline.features.public_scale.public_scale`), never to statistics of the private
+    training data. Same three inputs as every rhythm network, so the same harness trains,
+    scores and exports it (``x`` and ``mask`` are ignored).
+    """
+
+    def __init__(
+        self, *, n_rr: int, fs_hz: float = 100.0, hidden: int = 0, dropout: float = 0.0
+    ) -> None:
+        if n_rr < 1:
+            raise ValueError(f"the feature model needs n_rr >= 1, got {n_rr}")
+        super().__init__(n_rr=n_rr, fs_hz=fs_hz)
+        if hidden < 0:
+            raise ValueError(f"hidden must be >= 0, got {hidden}")
+        self.head: nn.Module
+        if hidden == 0:
+            self.head = nn.Linear(n_rr, self.n_classes)
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(n_rr, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 4)
+            )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        return self.head(self.scaled_rr(rr))
+
+
 #: Options of the hybrid when it takes the whole hand-feature vector
 #: (:data:`heartline.features.rhythm.HAND_FEATURE_NAMES`): a wider, two-layer feature branch.
 HYBRID_HAND_PARAMS: dict[str, int] = {"rr_hidden": 48, "rr_layers": 2}
@@ -233,12 +269,13 @@ HYBRID_HAND_PARAMS: dict[str, int] = {"rr_hidden": 48, "rr_layers": 2}
 RHYTHM_MODELS: dict[str, Callable[..., RhythmNet]] = {
     "hybrid": HybridRhythmNet,
     "cnn": CnnRhythmNet,
+    "features": FeatureRhythmNet,
     "lstm": LstmRhythmNet,
 }
 
 
 def build_rhythm_model(name: str, **kw: object) -> RhythmNet:
-    """Build a rhythm network by registry name (``hybrid``, ``cnn``, ``lstm``).
+    """Build a rhythm network by registry name (``hybrid``, ``cnn``, ``features``, ``lstm``).
 
     Raises
     ------

@@ -48,16 +48,19 @@ from heartline.training.trainer import (
 )
 
 __all__ = [
+    "CINC2017_PUBLISHED_COUNTS",
     "FEDERATED_BEAT_MODEL",
     "FEDERATED_BEAT_PARAMS",
     "FEDERATED_RHYTHM_MODEL",
     "FEDERATED_RHYTHM_PARAMS",
+    "RHYTHM_HEAD_MODELS",
     "LocalConfig",
     "LocalEval",
     "LocalResult",
     "beat_label_weights",
     "build_federated_beat_net",
     "build_federated_rhythm_net",
+    "build_rhythm_head",
     "confusion_macro_f1",
     "dp_sgd_epsilon",
     "dp_sgd_noise",
@@ -69,6 +72,8 @@ __all__ = [
     "local_validation_split",
     "make_dp_compatible",
     "pooled_statistics",
+    "public_rhythm_class_weights",
+    "public_rhythm_logit_adjustment",
     "rhythm_label_weights",
     "site_statistics",
     "state_arrays",
@@ -127,8 +132,15 @@ class LocalConfig:
     #: added to the logits inside the cross-entropy only (prediction uses the raw logits);
     #: ``None``: off. See :func:`label_skew_adjustment`.
     logit_adjustment: tuple[float, ...] | None = None
+    #: local optimiser of the rhythm task: ``"adamw"`` or ``"sgd"`` (plain SGD, no momentum:
+    #: a round of one full-batch step is then exactly a step of central gradient descent
+    #: after averaging, whatever the sites' label mixes; AdamW's first step is close to the
+    #: sign of each site's gradient, which averaging does not undo)
+    optimizer: str = "adamw"
 
     def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.proximal_mu < 0:
@@ -415,6 +427,80 @@ def build_federated_rhythm_net(*, n_rr: int, seed: int = 0) -> Any:
     )
 
 
+#: The small rhythm models over hand features only (:class:`heartline.models.rhythm.
+#: FeatureRhythmNet`), for record-level DP-SGD: name -> the feature set they read.
+#: ``rr-head``: the 24 RR-irregularity features every rhythm record already carries
+#: (:data:`heartline.features.rhythm.RR_FEATURE_NAMES`); ``hand-head``: the 54 hand features
+#: (RR + morphology, :data:`heartline.features.rhythm.HAND_FEATURE_NAMES`).
+RHYTHM_HEAD_MODELS: dict[str, str] = {"rr-head": "rr", "hand-head": "hand"}
+
+#: Label counts (N, A, O, ~) of the CinC 2017 training set as published (Clifford et al. 2017,
+#: 8,528 records): a public prior, used for the class weights of DP training instead of the
+#: hospitals' own (private) label counts.
+CINC2017_PUBLISHED_COUNTS: tuple[int, int, int, int] = (5050, 738, 2456, 284)
+
+
+def build_rhythm_head(kind: str, *, hidden: int = 0, seed: int = 0) -> Any:
+    """A freshly initialised (seeded) hand-feature rhythm model (:data:`RHYTHM_HEAD_MODELS`)
+    whose input standardisation is the fixed public one
+    (:func:`heartline.features.public_scale.public_scale`), never fitted on training data.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``kind`` (the message lists the valid ones).
+    """
+    from heartline.features.public_scale import public_scale
+    from heartline.features.rhythm import HAND_FEATURE_NAMES, RR_FEATURE_NAMES
+    from heartline.models.rhythm import build_rhythm_model
+
+    if kind not in RHYTHM_HEAD_MODELS:
+        raise ValueError(f"unknown rhythm head {kind!r}; valid: {sorted(RHYTHM_HEAD_MODELS)}")
+    names = RR_FEATURE_NAMES if RHYTHM_HEAD_MODELS[kind] == "rr" else HAND_FEATURE_NAMES
+    torch.manual_seed(seed)
+    net = build_rhythm_model("features", n_rr=len(names), fs_hz=RHYTHM_FS_HZ, hidden=hidden)
+    loc, scale = public_scale(names)
+    net.set_rr_scaler(torch.from_numpy(loc), torch.from_numpy(scale))
+    return net
+
+
+def public_rhythm_class_weights(keep_normal: float = 1.0) -> np.ndarray:
+    """:func:`rhythm_label_weights` of the published CinC 2017 label counts, the N count scaled
+    by ``keep_normal`` (the benchmark keeps that share of the N records): class weights that
+    cost no privacy.
+
+    >>> [round(float(w), 3) for w in public_rhythm_class_weights(0.3)]
+    [0.908, 1.301, 0.713, 2.096]
+    """
+    c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
+    c[0] *= keep_normal
+    return rhythm_label_weights(c)
+
+
+def public_rhythm_logit_adjustment(keep_normal: float = 1.0, tau: float = 1.0) -> tuple[float, ...]:
+    """Logit adjustment (Menon et al. 2021) towards a balanced classifier from the public prior:
+    ``tau * log pi(y)``, ``pi`` the published CinC 2017 label shares with N scaled by
+    ``keep_normal``, centred. Trained with an unweighted loss on ``logits + adjustment`` and
+    predicting with the raw logits, a model targets the balanced posterior.
+
+    Unlike class weights, this survives DP-SGD's per-record clipping: a weight scales a
+    record's gradient, which clipping to ``dp_clip`` undoes whenever the gradient is larger
+    than the clip norm (nearly always, see docs/results/federated.md); the adjustment changes
+    the gradient's direction instead.
+
+    >>> [round(a, 2) for a in public_rhythm_logit_adjustment(0.3)]
+    [0.48, -0.24, 0.96, -1.2]
+
+    References
+    ----------
+    Menon AK et al. Long-tail learning via logit adjustment. ICLR (2021).
+    """
+    c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
+    c[0] *= keep_normal
+    log_pi = np.log(c / c.sum())
+    return tuple(float(tau * (v - log_pi.mean())) for v in log_pi)
+
+
 def subsample_rhythm_normal(arrays: Any, *, keep_fraction: float, seed: int = 0) -> Any:
     """Keep every non-N record and a random ``keep_fraction`` of the N records (budget knob)."""
     if not 0 < keep_fraction <= 1:
@@ -472,7 +558,11 @@ def train_local_rhythm(
         from opacus import GradSampleModule
 
         model = GradSampleModule(net)
-    opt: Any = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt: Any = (
+        torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adamw"
+        else torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    )
     if dp:
         from opacus.optimizers import DPOptimizer
 
