@@ -117,6 +117,21 @@ def bench_alarms(
         bool,
         typer.Option("--after-only", help="Run only the current alarm path (not 'before')."),
     ] = False,
+    half: Annotated[
+        str | None,
+        typer.Option(
+            "--half",
+            help="Score only the 'dev' or 'held_out' half of the CinC sample (seed 2019).",
+        ),
+    ] = None,
+    artefact_model: Annotated[
+        str | None,
+        typer.Option(
+            "--artefact-model",
+            help="Beat artefact model of 'after': off, shipped or a path (default: the "
+            "processor's default).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
@@ -133,6 +148,8 @@ def bench_alarms(
             on_progress=step,
             n_jobs=jobs,
             configs=("after",) if after_only else ("before", "after"),
+            half=half,
+            artefact_model=artefact_model,
         )
     command = invoked_command()
     paths = write_alarms_report(report, out, command=command)
