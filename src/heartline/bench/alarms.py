@@ -15,7 +15,12 @@ alert engine), in two configurations:
   signal-quality notice only for 10 s of unusable signal (``QUALITY_SUSTAIN_WINDOW_S``) or a
   full 30 s ``~`` window (``NOISY_NOTICE_MIN_WINDOW_S``), low-priority episodes held for the
   rhythm verdict (``RHYTHM_CONFIRM_S``), a model AF window below p 0.9 confirmed by its RR
-  intervals (``AF_MODEL_RR_CHECK``, ``AF_MODEL_CONFIDENT_P``) (the processor's defaults).
+  intervals (``AF_MODEL_RR_CHECK``, ``AF_MODEL_CONFIDENT_P``), V beats the beat artefact
+  model calls motion artefacts kept out of the rules when ``BEAT_ARTEFACT`` is on (the
+  processor's defaults; ``--artefact-model`` overrides the last for ``after``).
+
+``--half dev|held_out`` scores only that half of the CinC sample (:func:`cinc_dev_half`), so
+that a candidate is chosen on the development half without the held-out figures being computed.
 
 Scores
 ------

@@ -37,7 +37,8 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    *Wearable start-up*: quality verdicts of the first ``quality_warmup_s`` of a segment (the
    filters' start-up transient) are not reported nor put into the rhythm windows, and the
    first ``startup_beats`` beats of a segment are never ``V`` for the alarm rules (stored as
-   classified): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
+   classified), nor are beats the beat artefact model calls motion artefacts
+   (:data:`BEAT_ARTEFACT`): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
    ectopy only when it is premature (:data:`V_PREMATURITY`), and the rhythm model raises AF
    only from a full 30 s window (``EngineConfig.af_model_min_window_s``), confirmed by the
    window's RR intervals unless the model is sure (:data:`AF_MODEL_RR_CHECK`). The
@@ -249,8 +250,11 @@ NOISY_MASK_P = 0.2
 #: ``assets/models/beat_artefact.json``) calls motion artefacts are never ``V`` for the alarm
 #: rules of the processor's engines (``StreamProcessor(artefact_model="auto")``). Handheld
 #: single-lead recordings: motion spikes taken for beats and labelled V raised most of the
-#: remaining false ventricular alarms (``heartline bench alarms``, docs/results/alarms.md).
-BEAT_ARTEFACT = False
+#: remaining false ventricular alarms. Chosen on the development half of the CinC records
+#: (``heartline bench alarms --half dev``: normal records with a physiological alarm 6 -> 5 of
+#: 403, noisy 6 -> 4 of 90); held-out half 15 -> 11 of 397 and 4 -> 3 of 91; MIT-BIH
+#: ventricular alarms 220 -> 219, AF episodes unchanged (docs/results/alarms.md).
+BEAT_ARTEFACT = True
 
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,11 +161,27 @@ class BeatArtefactTracker:
         self.history = int(history)
         self.fs = None if fs is None else float(fs)
         self._qrs = _qrs_slice(self.window_len, float(pre_s), float(post_s))
-        self._past: deque[_Own] = deque(maxlen=self.history)
+        m = self._qrs.stop - self._qrs.start
+        # the last `history` beats, oldest first: amplitude, slope, excursion, R-peak index
+        self._scalars = np.zeros((self.history, 4))
+        self._qrs_buf = np.zeros((self.history, m))
+        self._n = 0
 
     def reset(self) -> None:
         """Forget the history (a new stream)."""
-        self._past.clear()
+        self._n = 0
+
+    def _push(self, own: _Own) -> None:
+        row = (own.amp, own.slope, own.rng, own.peak_idx)
+        if self._n < self.history:
+            self._scalars[self._n] = row
+            self._qrs_buf[self._n] = own.qrs
+            self._n += 1
+        else:
+            self._scalars[:-1] = self._scalars[1:]
+            self._qrs_buf[:-1] = self._qrs_buf[1:]
+            self._scalars[-1] = row
+            self._qrs_buf[-1] = own.qrs
 
     def update(self, window: np.ndarray, peak_idx: float | None = None) -> np.ndarray:
         """Features of one beat window ``(window_len,)`` (or ``(n_leads, window_len)``: the
@@ -183,7 +198,7 @@ class BeatArtefactTracker:
         if own.amp <= _EPS:  # no deflection (flat line): no opinion, not part of the history
             return np.full(len(ARTEFACT_FEATURE_NAMES), np.nan)
         feats = self._features(own)
-        self._past.append(own)
+        self._push(own)
         return feats
 
     def update_many(self, windows: np.ndarray, peaks_idx: np.ndarray | None = None) -> np.ndarray:
@@ -196,21 +211,19 @@ class BeatArtefactTracker:
         return out
 
     def _features(self, own: _Own) -> np.ndarray:
-        past = self._past
+        n = self._n
         amp = max(own.amp, _EPS)
         sharp = math.log(max(own.slope, _EPS) / amp)
         outside = own.outside / amp
-        if len(past) < _MIN_HISTORY:
+        if n < _MIN_HISTORY:
             return np.array((0.0, 0.0, 0.0, outside, sharp, 1.0, 1.0, 0.0))
-        m_amp = max(float(np.median([p.amp for p in past])), _EPS)
-        m_slope = max(float(np.median([p.slope for p in past])), _EPS)
-        m_rng = max(float(np.median([p.rng for p in past])), _EPS)
-        tmpl = np.median(np.stack([p.qrs for p in past]), axis=0)
+        past = self._scalars[:n]
+        m_amp, m_slope, m_rng = (max(float(v), _EPS) for v in np.median(past[:, :3], axis=0))
+        tmpl = np.median(self._qrs_buf[:n], axis=0)
         q = own.qrs
         log_rr = 0.0
         if self.fs is not None:
-            peaks = np.array([p.peak_idx for p in past] + [own.peak_idx])
-            rr = np.diff(peaks)
+            rr = np.diff(np.append(past[:, 3], own.peak_idx))
             if np.all(np.isfinite(rr)) and np.all(rr > 0):
                 log_rr = math.log(rr[-1] / float(np.median(rr[:-1]))) if rr.size > 1 else 0.0
         return np.array(
@@ -221,7 +234,7 @@ class BeatArtefactTracker:
                 outside,
                 sharp,
                 _corr(q, tmpl),
-                _corr(q, past[-1].qrs),
+                _corr(q, self._qrs_buf[n - 1]),
                 log_rr,
             ]
         )
