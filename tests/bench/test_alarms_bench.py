@@ -44,3 +44,34 @@ def test_quick_benchmark_writes_its_report(tmp_path, data_dir):
     assert data["configs"]["before"]["cost"]["rhythm_cpu_us_per_device_s"] == 0
     assert set(data["targets"]) >= {"af_episode_se", "normal_signal_quality_frac"}
     assert paths["af_png"].stat().st_size > 0 and "AF episodes" in paths["md"].read_text()
+
+
+def test_half_scores_only_that_half_and_split_summary_says_so(data_dir):
+    from heartline.bench.alarms import cinc_dev_half, split_summary
+
+    labels = dict(
+        line.strip().split(",")[:2]
+        for line in (data_dir / "cinc2017" / "REFERENCE-v3.csv").read_text().splitlines()
+        if "," in line
+    )
+    report = run_alarms_benchmark(
+        data_dir=data_dir,
+        quick=True,
+        af_records=("201",),
+        cinc_normal=6,
+        cinc_noisy=4,
+        configs=("after",),
+        half="dev",
+        artefact_model="off",
+    )
+    dev = cinc_dev_half(labels)
+    cinc = report["configs"]["after"]["cinc"]
+    assert report["half"] == "dev" and report["cinc_records"] == {"N": 6, "~": 4}
+    assert 0 < sum(report["cinc_scored"].values()) < 10
+    assert cinc["N"]["errors"] == cinc["~"]["errors"] == 0
+    assert set(cinc["N"]["records_with_physiological_alarm"]) <= dev
+    summary = split_summary(report, labels)
+    assert set(summary) == {"dev"}
+    assert summary["dev"]["N"]["n"] == report["cinc_scored"]["N"]
+    with pytest.raises(ValueError, match="half"):
+        run_alarms_benchmark(data_dir=data_dir, quick=True, half="test")

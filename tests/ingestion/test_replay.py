@@ -49,7 +49,9 @@ def _signal(path: Path):
     return rec.signal[:n], rec.fs, tuple(rec.lead_names)
 
 
-def test_live_and_replay_raise_the_same_alarms(tmp_path, data_dir, beat_model):
+@pytest.mark.parametrize("artefact_model", ["auto", "shipped"])
+def test_live_and_replay_raise_the_same_alarms(tmp_path, data_dir, beat_model, artefact_model):
+    """Also with the beat artefact model on (``shipped``), whatever the default."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -79,6 +81,7 @@ def test_live_and_replay_raise_the_same_alarms(tmp_path, data_dir, beat_model):
             n_partitions=PARTS,
             client_id=f"replay-{uuid.uuid4().hex[:6]}",
             max_clock_ahead_s=None,
+            artefact_model=artefact_model,
         ).start()
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
         pub.connect(broker.address.host, broker.address.port)
@@ -125,7 +128,14 @@ def test_live_and_replay_raise_the_same_alarms(tmp_path, data_dir, beat_model):
         )
     for name, path in records.items():
         sig, fs, leads = _signal(path)
-        replayed = replay_signal(sig, fs=fs, lead_names=leads, record=name, model=beat_model)
+        replayed = replay_signal(
+            sig,
+            fs=fs,
+            lead_names=leads,
+            record=name,
+            model=beat_model,
+            artefact_model=artefact_model,
+        )
         got = sorted((r.type, r.severity, round(r.start_s, 2), round(r.end_s, 2)) for r in replayed)
         assert got == sorted(live[name]), name
     # the AF recordings raise the AF alarm (the rhythm model's, see docs/results/alarms.md)

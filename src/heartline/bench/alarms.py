@@ -15,7 +15,12 @@ alert engine), in two configurations:
   signal-quality notice only for 10 s of unusable signal (``QUALITY_SUSTAIN_WINDOW_S``) or a
   full 30 s ``~`` window (``NOISY_NOTICE_MIN_WINDOW_S``), low-priority episodes held for the
   rhythm verdict (``RHYTHM_CONFIRM_S``), a model AF window below p 0.9 confirmed by its RR
-  intervals (``AF_MODEL_RR_CHECK``, ``AF_MODEL_CONFIDENT_P``) (the processor's defaults).
+  intervals (``AF_MODEL_RR_CHECK``, ``AF_MODEL_CONFIDENT_P``), V beats the beat artefact
+  model calls motion artefacts kept out of the rules when ``BEAT_ARTEFACT`` is on (the
+  processor's defaults; ``--artefact-model`` overrides the last for ``after``).
+
+``--half dev|held_out`` scores only that half of the CinC sample (:func:`cinc_dev_half`), so
+that a candidate is chosen on the development half without the held-out figures being computed.
 
 Scores
 ------
@@ -129,12 +134,16 @@ def split_summary(
     cinc = report["configs"]["after"]["cinc"]
     n = report["cinc_records"]
     scored = choose_cinc(labels, seed=report["seed"], cinc_normal=n["N"], cinc_noisy=n["~"])
-    out: dict[str, dict[str, dict[str, float]]] = {"dev": {}, "held_out": {}}
+    half = report.get("half")
+    parts = (("dev", True), ("held_out", False))
+    if half is not None:  # a run of one half only: only that half is summarised
+        parts = tuple(pk for pk in parts if pk[0] == half)
+    out: dict[str, dict[str, dict[str, float]]] = {part: {} for part, _ in parts}
     for lab in ("N", "~"):
         recs = scored[lab]
         phys = set(cinc[lab]["records_with_physiological_alarm"])
         sq = set(cinc[lab]["records_with_signal_quality"])
-        for part, keep in (("dev", True), ("held_out", False)):
+        for part, keep in parts:
             sel = [r for r in recs if (r in dev) == keep]
             out[part][lab] = {
                 "n": len(sel),
@@ -229,7 +238,7 @@ def _replay(beat_model: Any, config: dict[str, Any], rhythm: Any, sig, fs, leads
 
 
 def _run_part(
-    args: tuple[str, str, str, tuple[str, ...], dict[str, list[str]], float | None, float],
+    args: tuple[str, str, str, tuple[str, ...], dict[str, list[str]], float | None, dict[str, Any]],
     tick: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """One configuration's AF part (MIT-BIH) or CinC part, in this process."""
@@ -239,11 +248,9 @@ def _run_part(
     from heartline.ingestion.replay import shipped_beat_model
     from heartline.io.readers import read_ecg
 
-    cname, part, root_s, af_records, chosen, max_s, interval_s = args
+    cname, part, root_s, af_records, chosen, max_s, overrides = args
     root = Path(root_s)
-    config = CONFIGS[cname]
-    if cname == "after" and interval_s != 5.0:
-        config = {**config, "rhythm_interval_s": interval_s}
+    config = {**CONFIGS[cname], **overrides}
     beat_model = shipped_beat_model()
     rhythm = OnnxRhythmClassifier()
     n_done = 0
@@ -352,6 +359,8 @@ def run_alarms_benchmark(
     n_jobs: int = 1,
     configs: Sequence[str] = tuple(CONFIGS),
     rhythm_interval_s: float = 5.0,
+    half: str | None = None,
+    artefact_model: str | None = None,
 ) -> dict[str, Any]:
     """Run scores (a)-(c) for both configurations; returns the report dict.
 
@@ -360,10 +369,16 @@ def run_alarms_benchmark(
     / ``cinc_noisy``: a seeded random subset of that many records of the class (``None``: all).
     ``n_jobs``: processes (the two configurations' MIT-BIH and CinC parts run apart).
     ``configs``: the configurations to run (``after`` is always among them: the targets are
-    its figures).
+    its figures). ``half``: ``"dev"`` or ``"held_out"`` scores only that half of the CinC
+    sample (:func:`cinc_dev_half`; the MIT-BIH AF records are always scored), so that a
+    candidate can be chosen without the held-out figures being computed. ``artefact_model``:
+    the ``after`` processor's beat artefact model (``StreamProcessor(artefact_model=...)``:
+    ``"off"``, ``"shipped"`` or a path; ``None``: the processor's default).
     ``rhythm_interval_s``: the rhythm model's cadence in the ``after`` configuration (the
     processor's default, 5 s; ``heartline serve --rhythm-interval-s``).
     """
+    if half not in (None, "dev", "held_out"):
+        raise ValueError(f"half must be None, 'dev' or 'held_out', got {half!r}")
     if not 1.0 <= rhythm_interval_s <= 30.0:
         raise ValueError(f"rhythm_interval_s must be in [1, 30] s, got {rhythm_interval_s}")
     configs = tuple(c for c in CONFIGS if c in set(configs) | {"after"})
@@ -383,6 +398,15 @@ def run_alarms_benchmark(
             rec, lab = line.strip().split(",")[:2]
             labels[rec] = lab
     chosen = choose_cinc(labels, seed=seed, cinc_normal=cinc_normal, cinc_noisy=cinc_noisy)
+    sample_sizes = {k: len(v) for k, v in chosen.items()}
+    if half is not None:
+        dev = cinc_dev_half(labels)
+        chosen = {k: [r for r in v if (r in dev) == (half == "dev")] for k, v in chosen.items()}
+    overrides: dict[str, Any] = {}
+    if artefact_model is not None:
+        overrides["artefact_model"] = None if artefact_model == "off" else artefact_model
+    if rhythm_interval_s != 5.0:
+        overrides["rhythm_interval_s"] = rhythm_interval_s
     total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0
 
@@ -396,7 +420,10 @@ def run_alarms_benchmark(
         "quick": quick,
         "seed": seed,
         "af_records": list(af_records),
-        "cinc_records": {k: len(v) for k, v in chosen.items()},
+        "cinc_records": sample_sizes,
+        "half": half,
+        "cinc_scored": {k: len(v) for k, v in chosen.items()},
+        "artefact_model": artefact_model,
         "cinc_available": {k: sum(v == k for v in labels.values()) for k in ("N", "~")},
         "configs": {},
         "rhythm_interval_s": rhythm_interval_s,
@@ -404,11 +431,11 @@ def run_alarms_benchmark(
     # parts: one per AF record and configuration, the CinC records in chunks of 40
     args = []
     for c in configs:
-        iv = rhythm_interval_s
-        args += [(c, "af", str(root), (rec,), {}, max_s, iv) for rec in af_records]
+        ov = overrides if c == "after" else {}
+        args += [(c, "af", str(root), (rec,), {}, max_s, ov) for rec in af_records]
         for lab, recs in chosen.items():
             for k in range(0, len(recs), 40):
-                args.append((c, "cinc", str(root), (), {lab: recs[k : k + 40]}, max_s, iv))
+                args.append((c, "cinc", str(root), (), {lab: recs[k : k + 40]}, max_s, ov))
     results: list[dict[str, Any]] = []
     if n_jobs > 1:
         import multiprocessing as mp
@@ -486,12 +513,14 @@ def render_alarms_markdown(report: dict[str, Any], command: str) -> str:
             f"| {rec} | {s['n_ref']} | {s['n_ref_detected']} | {s['n_det']} | {s['n_det_true']} | "
             f"{_pct(_ratio(s['overlap_s'], s['ref_s']))} | {_pct(_ratio(s['overlap_s'], s['det_s']))} |"
         )
-    n = report["cinc_records"]
+    n = report.get("cinc_scored") or report["cinc_records"]
     avail = report["cinc_available"]
+    half = report.get("half")
+    where = "" if half is None else f", the {half} half of the seeded sample"
     lines += [
         "",
         f"## (b) False alarms on CinC 2017 ({n['N']} of {avail['N']} N records, {n['~']} of "
-        f"{avail['~']} ~ records; seed {report['seed']})",
+        f"{avail['~']} ~ records; seed {report['seed']}{where})",
         "",
         "| config | ~ records with a physiological alarm | N records with a physiological alarm | N records with a signal-quality notice |",
         "|---|---|---|---|",

@@ -123,6 +123,21 @@ def bench_alarms(
             "--rhythm-interval-s", min=1.0, max=30.0, help="Rhythm model cadence (s), as serve."
         ),
     ] = 5.0,
+    half: Annotated[
+        str | None,
+        typer.Option(
+            "--half",
+            help="Score only the 'dev' or 'held_out' half of the CinC sample (seed 2019).",
+        ),
+    ] = None,
+    artefact_model: Annotated[
+        str | None,
+        typer.Option(
+            "--artefact-model",
+            help="Beat artefact model of 'after': off, shipped or a path (default: the "
+            "processor's default).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """AF episodes on MIT-BIH, false alarms on CinC 2017, cost: the live alarm path before and
@@ -140,6 +155,8 @@ def bench_alarms(
             n_jobs=jobs,
             configs=("after",) if after_only else ("before", "after"),
             rhythm_interval_s=rhythm_interval_s,
+            half=half,
+            artefact_model=artefact_model,
         )
     command = invoked_command()
     paths = write_alarms_report(report, out, command=command)

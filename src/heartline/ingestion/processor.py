@@ -37,7 +37,8 @@ Per batch of received messages (at most ``batch_max`` or ``batch_wait_s`` old):
    *Wearable start-up*: quality verdicts of the first ``quality_warmup_s`` of a segment (the
    filters' start-up transient) are not reported nor put into the rhythm windows, and the
    first ``startup_beats`` beats of a segment are never ``V`` for the alarm rules (stored as
-   classified): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
+   classified), nor are beats the beat artefact model calls motion artefacts
+   (:data:`BEAT_ARTEFACT`): see :meth:`StreamProcessor._engine_label`. The engines count a ``V`` beat as
    ectopy only when it is premature (:data:`V_PREMATURITY`), and the rhythm model raises AF
    only from a full 30 s window (``EngineConfig.af_model_min_window_s``), confirmed by the
    window's RR intervals unless the model is sure (:data:`AF_MODEL_RR_CHECK`). The
@@ -155,6 +156,7 @@ from heartline.pipeline.beat_pipeline import (
     classify_batches,
     prepare_many,
 )
+from heartline.signal.artefact import BeatArtefactModel
 from heartline.storage import make_engine, make_session_factory
 from heartline.storage.repository import (
     BeatIn,
@@ -243,6 +245,16 @@ RHYTHM_CONFIRM_S = 15.0
 #: ``split_summary``; docs/results/alarms.md): noisy records with a physiological alarm 8.9 ->
 #: 6.7 % there, held-out half 4.4 -> 4.4 %, normal records 4.0 -> 3.8 %.
 NOISY_MASK_P = 0.2
+
+#: Beats the beat artefact model (:mod:`heartline.signal.artefact`, shipped
+#: ``assets/models/beat_artefact.json``) calls motion artefacts are never ``V`` for the alarm
+#: rules of the processor's engines (``StreamProcessor(artefact_model="auto")``). Handheld
+#: single-lead recordings: motion spikes taken for beats and labelled V raised most of the
+#: remaining false ventricular alarms. Chosen on the development half of the CinC records
+#: (``heartline bench alarms --half dev``: normal records with a physiological alarm 6 -> 5 of
+#: 403, noisy 6 -> 4 of 90); held-out half 15 -> 11 of 397 and 4 -> 3 of 91; MIT-BIH
+#: ventricular alarms 220 -> 219, AF episodes unchanged (docs/results/alarms.md).
+BEAT_ARTEFACT = True
 
 #: Generation-0 threshold of :func:`tune_gc` (CPython's default is 700).
 GC_THRESHOLD0 = 10_000
@@ -555,6 +567,12 @@ class StreamProcessor:
     engine_config : EngineConfig, optional
         Configuration of the patients' alert engines (default: the engine's defaults with
         :data:`QUALITY_NOTICE_MIN_S` for the signal-quality notice).
+    artefact_model : BeatArtefactModel, str, path or None
+        Beat artefact model of the beat pipelines (:mod:`heartline.signal.artefact`): a beat it
+        calls a motion artefact is never ``V`` for the alarm rules (relabelled ``Q`` for the
+        engine only, as the start-up beats; stored as classified). ``"auto"`` (default): the
+        shipped model when :data:`BEAT_ARTEFACT` is on, else none; ``"shipped"``: the shipped
+        model; a path: that model; ``None``: off.
     profile : bool
         Accumulate the worker thread's CPU time per stage in :attr:`stage_times` (``parse``,
         ``sequencing``, ``dispatch``, ``decode``, ``detect``, ``clean``, ``quality``, ``beats``,
@@ -610,6 +628,7 @@ class StreamProcessor:
         engine_config: EngineConfig | None = None,
         profile: bool = False,
         patient_models: Any = None,
+        artefact_model: Any = "auto",
     ) -> None:
         if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
             raise ValueError(
@@ -680,6 +699,14 @@ class StreamProcessor:
         self.rhythm_min_s = float(max(rhythm_min_s, getattr(self.rhythm, "min_duration_s", 0)))
         self.quality_warmup_s = float(quality_warmup_s)
         self.startup_beats = int(startup_beats)
+        if isinstance(artefact_model, str) and artefact_model == "auto":
+            artefact_model = "shipped" if BEAT_ARTEFACT else None
+        if isinstance(artefact_model, (str, Path)):
+            artefact_model = BeatArtefactModel.load(
+                None if artefact_model == "shipped" else artefact_model
+            )
+        #: The beat pipelines' artefact model (``None``: off).
+        self.artefact_model = artefact_model
         self.engine_config = engine_config or EngineConfig(
             rules=RuleConfig(
                 quality_min_duration_s=QUALITY_NOTICE_MIN_S,
@@ -1337,7 +1364,7 @@ class StreamProcessor:
                     (
                         t_s,
                         beat.sample_idx,
-                        self._engine_label(st, beat.label),
+                        self._engine_label(st, beat.label, artefact=beat.artefact),
                         beat.confidence,
                         beat.quality_ok,
                     )
@@ -1712,9 +1739,8 @@ class StreamProcessor:
 
     def _new_segment(self, st: _DeviceState, f: Frame) -> None:
         model = self._beat_model_for(tuple(f.lead_names))
-        st.pipeline = BeatPipeline(
-            fs=f.fs_hz, lead_names=f.lead_names, model=model, **self.pipeline_options
-        )
+        opts = {"artefact_model": self.artefact_model, **self.pipeline_options}
+        st.pipeline = BeatPipeline(fs=f.fs_hz, lead_names=f.lead_names, model=model, **opts)
         st.beat_model = model
         st.fs, st.leads = f.fs_hz, tuple(f.lead_names)
         st.frames.clear()
@@ -1796,11 +1822,12 @@ class StreamProcessor:
                 out[i] = p
         return out
 
-    def _engine_label(self, st: _DeviceState, label: str) -> str:
+    def _engine_label(self, st: _DeviceState, label: str, *, artefact: bool = False) -> str:
         """The beat label the alarm rules see: ``Q`` for a ``V`` among a segment's first
-        ``startup_beats`` beats (start-up artefacts; the stored beat keeps its label)."""
+        ``startup_beats`` beats (start-up artefacts) or one the beat artefact model calls an
+        artefact (:data:`BEAT_ARTEFACT`); the stored beat keeps its label."""
         st.segment_beats += 1
-        if label == "V" and st.segment_beats <= self.startup_beats:
+        if label == "V" and (artefact or st.segment_beats <= self.startup_beats):
             return "Q"
         return label
 

@@ -70,6 +70,7 @@ import numpy as np
 from heartline.data.aami import AAMI_CLASSES
 from heartline.errors import SignalError
 from heartline.signal._validate import check_fs
+from heartline.signal.artefact import BeatArtefactModel
 from heartline.signal.quality import QualityConfig, WindowAssessor, WindowQuality
 from heartline.signal.rpeaks import StreamingRPeakDetector
 from heartline.signal.segmentation import (
@@ -141,6 +142,10 @@ class ClassifiedBeat:
         Probability of ``label``.
     quality_ok : bool
         False when the beat lies in a block whose signal quality is unusable.
+    artefact : bool
+        True when the pipeline's beat artefact model
+        (:class:`heartline.signal.artefact.BeatArtefactModel`) calls the beat a motion
+        artefact; always False without one.
     """
 
     sample_idx: int
@@ -148,6 +153,7 @@ class ClassifiedBeat:
     probabilities: dict[str, float] = field(hash=False)
     confidence: float
     quality_ok: bool = True
+    artefact: bool = False
 
 
 class FeatureCache:
@@ -227,6 +233,8 @@ class BeatBatch:
     n_rr)`` (float32), oldest context beat first; ``sample_idx`` and ``quality_ok`` per beat.
     ``context`` (set by :class:`BeatPipeline`) names the beats of each row, so that a model with
     the split form encodes each beat of a stream once (see :func:`classify_batches`).
+    ``artefact_features`` ``(n, n_features)`` and ``artefact`` ``(n,)`` are set when the
+    pipeline has a beat artefact model (:mod:`heartline.signal.artefact`).
     """
 
     windows: np.ndarray
@@ -234,6 +242,8 @@ class BeatBatch:
     sample_idx: np.ndarray
     quality_ok: np.ndarray
     context: BeatContext | None = field(default=None, compare=False, repr=False)
+    artefact_features: np.ndarray | None = field(default=None, compare=False, repr=False)
+    artefact: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.sample_idx.shape[0])
@@ -424,6 +434,10 @@ class BeatPipeline:
         Cleaned signal kept for R peaks the detector confirms late (search-back).
     context_k, n_leads, window_len, n_rr : int, optional
         Needed only without a ``model``.
+    artefact_model : BeatArtefactModel, optional
+        Scores every beat for motion artefact against the stream's own recent beats
+        (:mod:`heartline.signal.artefact`), on the first model lead's cleaned window; the
+        verdict is :attr:`ClassifiedBeat.artefact`. ``None`` (default): no scoring.
     """
 
     def __init__(
@@ -446,8 +460,10 @@ class BeatPipeline:
         n_leads: int | None = None,
         window_len: int | None = None,
         n_rr: int | None = None,
+        artefact_model: BeatArtefactModel | None = None,
     ) -> None:
         self.fs = check_fs(fs)
+        self.artefact_model = artefact_model
         if self.fs < 50:
             raise SignalError(f"fs must be at least 50 Hz, got {fs!r}")
         self.model = model
@@ -504,6 +520,13 @@ class BeatPipeline:
         self._detector = StreamingRPeakDetector(fs=self.fs)
         self._rr = OnlineRRFeatures(fs=self.fs)
         self._norm = OnlineBeatNormaliser(history=self.amplitude_history)
+        self._artefact = (
+            self.artefact_model.tracker(
+                window_len=self.window_len, pre_s=self.pre_s, post_s=self.post_s, fs=self.fs
+            )
+            if self.artefact_model is not None
+            else None
+        )
         self._templates = (
             TemplateTracker(pre_s=self.pre_s, post_s=self.post_s)
             if self.template_features
@@ -631,6 +654,7 @@ class BeatPipeline:
                     probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
                     confidence=float(min(1.0, max(0.0, p[k]))),
                     quality_ok=bool(batch.quality_ok[i]),
+                    artefact=bool(batch.artefact[i]) if batch.artefact is not None else False,
                 )
             )
         return out
@@ -780,9 +804,11 @@ class BeatPipeline:
         self,
         taken: list[tuple[int, np.ndarray, np.ndarray]],
         template_rows: Sequence[np.ndarray] | np.ndarray | None,
+        artefact: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> BeatBatch:
         """The batch of the beats :meth:`_take_ready` returned; ``template_rows`` holds their
-        template columns (one row per beat, in order) for models that read them."""
+        template columns (one row per beat, in order) for models that read them; ``artefact``
+        their artefact features and verdicts."""
         if not taken:
             return self._empty_batch()
         first_no = self.beats_emitted
@@ -819,6 +845,8 @@ class BeatPipeline:
             np.asarray([peak for peak, _, _ in taken], dtype=np.int64),
             np.asarray(oks, dtype=bool),
             BeatContext(self._features, keys),
+            None if artefact is None else artefact[0],
+            None if artefact is None else np.asarray(artefact[1], dtype=bool),
         )
 
 
@@ -911,6 +939,16 @@ def _emit_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> list[BeatBa
     pipeline's batch with its context rows."""
     taken = [pipe._take_ready(final=final) for pipe in pipelines]
     fed = [j for j, t in enumerate(taken) if t]
+    # artefact features on the cleaned windows, before the amplitude normalisation
+    scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for j in fed:
+        pipe = pipelines[j]
+        if pipe._artefact is not None and pipe.artefact_model is not None:
+            f = pipe._artefact.update_many(
+                np.stack([w for _, _, w in taken[j]]),
+                np.asarray([peak for peak, _, _ in taken[j]], dtype=np.float64),
+            )
+            scored[j] = (f, pipe.artefact_model.is_artefact(f))
     # windows of one geometry are normalised together (a pipeline's windows share one shape)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for j in fed:
@@ -931,7 +969,7 @@ def _emit_many(pipelines: Sequence[BeatPipeline], *, final: bool) -> list[BeatBa
         )
         rows = dict(zip(tracked, found, strict=True))
     return [
-        pipe._assemble(t, rows.get(j))
+        pipe._assemble(t, rows.get(j), scored.get(j))
         for j, (pipe, t) in enumerate(zip(pipelines, taken, strict=True))
     ]
 
