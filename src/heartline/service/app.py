@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heartline.service.attributions import OcclusionAttributionProvider
@@ -57,7 +58,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed request (a body that is not valid JSON or form data)"},
     401: {"description": "not authenticated"},
     413: {"description": "request body larger than the limit (before authentication)"},
+    503: {"description": "database busy or unreachable for now; retry after `Retry-After` s"},
 }
+
+#: ``Retry-After`` (seconds) of a 503 for a busy or unreachable database.
+DB_RETRY_AFTER_S = 2
 
 _DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -161,6 +166,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 media_type=fhir_routes.FHIR_JSON,
             )
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError):  # type: ignore[no-untyped-def]
+        # SQLite past its busy timeout ("database is locked") or a lost PostgreSQL connection:
+        # the request did not happen; the client may retry (nothing half-written: the session's
+        # transaction was rolled back)
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc.orig)
+        headers = {"Retry-After": str(DB_RETRY_AFTER_S)}
+        detail = "the database is busy or unreachable; retry shortly"
+        if request.url.path.startswith("/fhir"):
+            return JSONResponse(
+                fhir_routes.operation_outcome(503, detail),
+                status_code=503,
+                headers=headers,
+                media_type=fhir_routes.FHIR_JSON,
+            )
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
