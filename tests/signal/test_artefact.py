@@ -228,3 +228,14 @@ def test_processor_keeps_artefact_v_beats_out_of_the_rules(data_dir, mlii_model)
         kinds[name] = {x.type for x in rows} & v_kinds
     assert kinds["off"], kinds
     assert not kinds["always"], kinds
+
+
+@pytest.mark.parametrize("shape", [(16,), (15,), (1,), (2,), (128,), (16, 3), (7, 40), (16, 40)])
+def test_the_fast_median_is_numpys_bit_for_bit(shape) -> None:
+    from heartline.signal.artefact import _median0
+
+    rng = np.random.default_rng(sum(shape))
+    for scale in (1e-6, 1.0, 1e6):
+        a = rng.standard_normal(shape) * scale
+        a[rng.random(shape) < 0.2] = 0.5  # ties
+        assert np.array_equal(_median0(a), np.median(a, axis=0))
