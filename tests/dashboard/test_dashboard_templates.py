@@ -152,3 +152,30 @@ def test_review_templates_adapt_and_roll_back(ward, browser, tmp_path):
     expect(active).to_have_attribute("data-active", "1", timeout=T)
     assert _audits(ward, "adapt") == 1 and _audits(ward, "rollback") == 2
     assert not errors, errors
+
+
+def test_a_busy_database_is_retried_by_the_page(ward, browser):
+    """A 503 (database busy: the request did not happen) is tried again after ``Retry-After``
+    and the clinician sees the templates, not an error."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    seen: list[int] = []
+
+    def busy_once(route):
+        seen.append(1)
+        if len(seen) == 1:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"detail": "the database is busy or unreachable; retry shortly"}',
+            )
+        else:
+            route.continue_()
+
+    sign_in(page, ward.base)
+    page.click("#station-grid .tile[data-patient-id='p01']")
+    expect(page.locator("#app-view")).to_be_visible(timeout=T)
+    page.route("**/api/v1/patients/p01/beat-templates*", busy_once)
+    page.click("#tpl-load")
+    expect(page.locator("#tpl-grid")).not_to_have_attribute("data-templates", "0", timeout=T)
+    expect(page.locator("#tpl-status")).not_to_have_class("error", timeout=T)
+    assert len(seen) == 2  # the 503, then the retry

@@ -34,6 +34,13 @@ async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (state.token) headers.Authorization = "Bearer " + state.token;
   let resp = await fetch(API + path, Object.assign({}, options, { headers }));
+  // 503: the database was busy or unreachable and the request did not happen; try again after
+  // the server's Retry-After (at most 3 times, at most 5 s apart)
+  for (let tries = 0; resp.status === 503 && tries < 3; tries++) {
+    const wait = Math.min(5, Math.max(0, Number(resp.headers.get("Retry-After")) || 1));
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    resp = await fetch(API + path, Object.assign({}, options, { headers }));
+  }
   if (resp.status === 401 && state.refresh && await refreshTokens()) {
     headers.Authorization = "Bearer " + state.token;
     resp = await fetch(API + path, Object.assign({}, options, { headers }));
