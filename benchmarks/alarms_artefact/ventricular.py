@@ -23,17 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-V_KINDS = frozenset(
-    {
-        "v_couplet",
-        "v_run",
-        "vt",
-        "ventricular_bigeminy",
-        "ventricular_trigeminy",
-        "frequent_pvc",
-        "vf",
-    }
-)
+from heartline.alerts.rules.events import VENTRICULAR_KINDS
+
+V_KINDS = VENTRICULAR_KINDS | {"vf"}
 DS1_V = ("106", "119", "203", "205", "207", "208", "215", "223")
 DS2_V = ("200", "213", "214", "221", "228", "233")
 

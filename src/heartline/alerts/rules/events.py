@@ -32,6 +32,11 @@ KINDS: tuple[str, ...] = (
     "vf",
     "signal_quality",
 )
+#: Kinds raised from beats labelled ``V`` (what the beat artefact model keeps motion spikes out
+#: of: :mod:`heartline.signal.artefact`).
+VENTRICULAR_KINDS: frozenset[str] = frozenset(
+    {"v_couplet", "v_run", "vt", "ventricular_bigeminy", "ventricular_trigeminy", "frequent_pvc"}
+)
 #: Kinds that are technical alarms (equipment / signal), not physiological ones.
 TECHNICAL_KINDS: frozenset[str] = frozenset({"signal_quality"})
 
