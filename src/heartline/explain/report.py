@@ -394,9 +394,9 @@ def _markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# Explanation checks ({r['model']}, MIT-BIH records {', '.join(r['records'])})",
         "",
-        f"Live explanation (occlusion on ONNX Runtime, 1 thread, one InferenceSession reused): one beat "
+        f"Live explanation (occlusion on ONNX Runtime, 1 thread, the model loaded once and reused): one beat "
         f"{t['1_beat_ms_median']:.1f} ms median (p95 {t['1_beat_ms_p95']:.1f}), a 3-beat run "
-        f"{t['3_beat_ms_median']:.1f} ms; with a new InferenceSession {t['1_beat_cold_ms_median']:.1f} ms. "
+        f"{t['3_beat_ms_median']:.1f} ms; with the model loaded anew {t['1_beat_cold_ms_median']:.1f} ms. "
         f"CPU time of the process (less sensitive to other load): one beat {t['1_beat_cpu_ms_median']:.1f} ms, "
         f"3 beats {t['3_beat_cpu_ms_median']:.1f} ms. Target <= 300 ms. Wall times on a shared machine are "
         "inflated by other load.",
