@@ -38,6 +38,15 @@ def test_top_level_import_is_light() -> None:
         heartline.nope  # noqa: B018
 
 
+def test_top_level_names_are_the_api_modules_names() -> None:
+    """``heartline._API`` (served lazily) lists exactly :data:`heartline.api.__all__`."""
+    from heartline import api
+
+    assert sorted(heartline._API) == sorted(api.__all__)
+    for name in api.__all__:
+        assert getattr(heartline, name) is getattr(api, name)
+
+
 def test_classify_matches_the_pipeline(data_dir, tiny_model_path, tiny_model) -> None:
     rec = read_wfdb(record_path("mitdb", "208", data_dir=data_dir))
     sig = rec.signal[: 360 * 40]

@@ -57,3 +57,25 @@ def test_rhythm_interval_reaches_the_processors(monkeypatch):
     for bad in (0.5, 0, -5, 31):
         with pytest.raises(ValidationError, match="rhythm_interval_s"):
             load_settings(rhythm_interval_s=bad)
+
+
+def test_one_rhythm_cadence_default_everywhere():
+    """Settings, the processor and the replaying benchmarks share one default and one range."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from heartline.bench.alarms import run_alarms_benchmark
+    from heartline.bench.stream_profile import run_stream_profile
+    from heartline.cli.main import app
+    from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
+    from heartline.ingestion.processor import StreamProcessor
+
+    assert load_settings().rhythm_interval_s == DEFAULT_RHYTHM_INTERVAL_S
+    for fn in (StreamProcessor.__init__, run_alarms_benchmark, run_stream_profile):
+        default = inspect.signature(fn).parameters["rhythm_interval_s"].default
+        assert default == DEFAULT_RHYTHM_INTERVAL_S, fn
+    runner = CliRunner()
+    for args in (["alarms", "x.csv", "--out", "o.csv"], ["bench", "alarms"]):
+        res = runner.invoke(app, [*args, "--rhythm-interval-s", "0.5"])
+        assert res.exit_code == 2 and "rhythm-interval-s" in res.output, res.output

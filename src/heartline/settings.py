@@ -31,6 +31,12 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from heartline.defaults import (
+    DEFAULT_RHYTHM_INTERVAL_S,
+    MAX_RHYTHM_INTERVAL_S,
+    MIN_RHYTHM_INTERVAL_S,
+)
+
 __all__ = [
     "MIN_SECRET_BITS",
     "PLACEHOLDER_SECRETS",
@@ -272,7 +278,9 @@ class Settings(BaseSettings):
     device_rate_factor: float | None = Field(default=4.0, ge=1)
     device_burst_s: float = Field(default=600.0, gt=0)
     device_initial_burst_s: float = Field(default=60.0, gt=0)
-    rhythm_interval_s: float = Field(default=5.0, ge=1.0, le=30.0)
+    rhythm_interval_s: float = Field(
+        default=DEFAULT_RHYTHM_INTERVAL_S, ge=MIN_RHYTHM_INTERVAL_S, le=MAX_RHYTHM_INTERVAL_S
+    )
 
     @field_validator("state_dir")
     @classmethod

@@ -51,6 +51,12 @@ from typing import Any
 
 import numpy as np
 
+from heartline.defaults import (
+    DEFAULT_RHYTHM_INTERVAL_S,
+    MAX_RHYTHM_INTERVAL_S,
+    MIN_RHYTHM_INTERVAL_S,
+)
+
 __all__ = [
     "AF_RECORDS",
     "CONFIGS",
@@ -358,7 +364,7 @@ def run_alarms_benchmark(
     on_progress: Callable[[str, int, int], None] | None = None,
     n_jobs: int = 1,
     configs: Sequence[str] = tuple(CONFIGS),
-    rhythm_interval_s: float = 5.0,
+    rhythm_interval_s: float = DEFAULT_RHYTHM_INTERVAL_S,
     half: str | None = None,
     artefact_model: str | None = None,
 ) -> dict[str, Any]:
@@ -379,8 +385,11 @@ def run_alarms_benchmark(
     """
     if half not in (None, "dev", "held_out"):
         raise ValueError(f"half must be None, 'dev' or 'held_out', got {half!r}")
-    if not 1.0 <= rhythm_interval_s <= 30.0:
-        raise ValueError(f"rhythm_interval_s must be in [1, 30] s, got {rhythm_interval_s}")
+    if not MIN_RHYTHM_INTERVAL_S <= rhythm_interval_s <= MAX_RHYTHM_INTERVAL_S:
+        raise ValueError(
+            f"rhythm_interval_s must be in [{MIN_RHYTHM_INTERVAL_S:g}, {MAX_RHYTHM_INTERVAL_S:g}] s, "
+            f"got {rhythm_interval_s}"
+        )
     configs = tuple(c for c in CONFIGS if c in set(configs) | {"after"})
     from heartline.data.paths import resolve_data_dir
 
@@ -405,7 +414,7 @@ def run_alarms_benchmark(
     overrides: dict[str, Any] = {}
     if artefact_model is not None:
         overrides["artefact_model"] = None if artefact_model == "off" else artefact_model
-    if rhythm_interval_s != 5.0:
+    if rhythm_interval_s != DEFAULT_RHYTHM_INTERVAL_S:
         overrides["rhythm_interval_s"] = rhythm_interval_s
     total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0

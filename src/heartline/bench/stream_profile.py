@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
 from heartline.revision import git_head
 
 __all__ = ["STAGES", "StageCost", "StreamProfile", "run_stream_profile"]
@@ -86,7 +87,7 @@ class StreamProfile:
     cpu_count: int | None
     load_average: tuple[float, float, float]
     gc_tuned: bool = False
-    rhythm_interval_s: float | None = 5.0  # None: no rhythm model
+    rhythm_interval_s: float | None = DEFAULT_RHYTHM_INTERVAL_S  # None: no rhythm model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,7 +104,7 @@ def run_stream_profile(
     n_partitions: int = 8,
     data_dir: str | os.PathLike[str] | None = None,
     tune_gc: bool = False,
-    rhythm_interval_s: float | None = 5.0,
+    rhythm_interval_s: float | None = DEFAULT_RHYTHM_INTERVAL_S,
     report: Callable[[str], None] | None = None,
 ) -> StreamProfile:
     """Profile the stream processor's CPU per frame and stage (see the module docstring).

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, invoked_command, progress, progress_steps
-from heartline.cli.main import CsvFsOpt, DataDirOpt, RecordPathsArg, app, bench_app
+from heartline.cli.main import (
+    CsvFsOpt,
+    DataDirOpt,
+    RecordPathsArg,
+    ReplayRhythmIntervalOpt,
+    app,
+    bench_app,
+)
+from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
 
 #: Columns of ``heartline alarms``'s CSV.
 ALARM_FIELDS: tuple[str, ...] = (
@@ -26,9 +34,7 @@ def alarms(
         Path | None,
         typer.Option("--model", help="Beat ONNX model (default: the shipped models, by leads)."),
     ] = None,
-    rhythm_interval_s: Annotated[
-        float, typer.Option("--rhythm-interval-s", min=0.5, help="Rhythm model cadence (s).")
-    ] = 5.0,
+    rhythm_interval_s: ReplayRhythmIntervalOpt = DEFAULT_RHYTHM_INTERVAL_S,
 ) -> None:
     """Alarms the live system raises for each record: the stream processor's own stages.
 
@@ -117,12 +123,7 @@ def bench_alarms(
         bool,
         typer.Option("--after-only", help="Run only the current alarm path (not 'before')."),
     ] = False,
-    rhythm_interval_s: Annotated[
-        float,
-        typer.Option(
-            "--rhythm-interval-s", min=1.0, max=30.0, help="Rhythm model cadence (s), as serve."
-        ),
-    ] = 5.0,
+    rhythm_interval_s: ReplayRhythmIntervalOpt = DEFAULT_RHYTHM_INTERVAL_S,
     half: Annotated[
         str | None,
         typer.Option(

@@ -9,6 +9,11 @@ import typer
 
 from heartline import __version__
 from heartline.cli.common import console, handle_errors, setup_logging, track
+from heartline.defaults import (
+    DEFAULT_RHYTHM_INTERVAL_S,
+    MAX_RHYTHM_INTERVAL_S,
+    MIN_RHYTHM_INTERVAL_S,
+)
 
 app = typer.Typer(
     help="Heartline: IoT cardiac monitoring from the edge to the clinic.", no_args_is_help=True
@@ -35,10 +40,21 @@ RhythmIntervalOpt = Annotated[
     float | None,
     typer.Option(
         "--rhythm-interval-s",
-        min=1.0,
-        max=30.0,
-        help="Rhythm model cadence in seconds of each device's data (default: settings, 5 s); "
-        "longer holds more patients per core, with later AF verdicts.",
+        min=MIN_RHYTHM_INTERVAL_S,
+        max=MAX_RHYTHM_INTERVAL_S,
+        help="Rhythm model cadence in seconds of each device's data (default: settings, "
+        f"{DEFAULT_RHYTHM_INTERVAL_S:g} s); longer holds more patients per core, with later AF "
+        "verdicts.",
+    ),
+]
+#: The same cadence for the commands that replay the stream processor (alarms, benchmarks).
+ReplayRhythmIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--rhythm-interval-s",
+        min=MIN_RHYTHM_INTERVAL_S,
+        max=MAX_RHYTHM_INTERVAL_S,
+        help="Rhythm model cadence (s of data), as 'heartline serve --rhythm-interval-s'.",
     ),
 ]
 RecordPathsArg = Annotated[

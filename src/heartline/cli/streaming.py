@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, resolve_beat_model
-from heartline.cli.main import BeatModelOpt, DataDirOpt, RhythmIntervalOpt, app
+from heartline.cli.main import (
+    BeatModelOpt,
+    DataDirOpt,
+    ReplayRhythmIntervalOpt,
+    RhythmIntervalOpt,
+    app,
+)
+from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
@@ -508,12 +515,7 @@ def bench_stream_profile(
             "--tune-gc", help="Use the live processes' garbage-collector settings (tune_gc)."
         ),
     ] = False,
-    rhythm_interval_s: Annotated[
-        float,
-        typer.Option(
-            "--rhythm-interval-s", min=1.0, max=30.0, help="Rhythm model cadence (s), as serve."
-        ),
-    ] = 5.0,
+    rhythm_interval_s: ReplayRhythmIntervalOpt = DEFAULT_RHYTHM_INTERVAL_S,
     no_rhythm_model: Annotated[
         bool,
         typer.Option("--no-rhythm-model", help="No rhythm model: what the rest of the path costs."),

@@ -130,6 +130,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.alerts.engine import AlertEngine, AlertUpdate, EngineConfig
 from heartline.alerts.rules import BeatSeries, RuleConfig
+from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
 from heartline.edge.adapt import apply_batches
 from heartline.edge.model_select import (
     ASSETS_DIR,
@@ -620,7 +621,7 @@ class StreamProcessor:
         inbox_max: int = 10_000,
         beat_models: Any = "auto",
         rhythm_model: Any = "auto",
-        rhythm_interval_s: float = 5.0,
+        rhythm_interval_s: float = DEFAULT_RHYTHM_INTERVAL_S,
         rhythm_window_s: float = 30.0,
         rhythm_min_s: float = 10.0,
         quality_warmup_s: float = 2.0,
