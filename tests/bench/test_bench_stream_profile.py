@@ -79,3 +79,29 @@ def test_profile_without_the_rhythm_model_charges_no_rhythm_stage(
     assert "--no-rhythm-model" in (tmp_path / "run" / "stream_profile.md").read_text()
     with pytest.raises(ValueError, match="rhythm_interval_s"):
         run_stream_profile(tmp_path, model=tiny_model_path, rhythm_interval_s=0)
+
+
+def test_profile_artefact_model_switch(tmp_path, tiny_model_path, data_dir) -> None:
+    """``--artefact-model off`` reaches the processor (its cost is then the difference)."""
+    prof = run_stream_profile(
+        tmp_path / "off",
+        model=tiny_model_path,
+        patients=2,
+        seconds=2,
+        warmup_s=2,
+        batch_frames=2,
+        data_dir=data_dir,
+        artefact_model="off",
+    )
+    assert prof.artefact_model == "off" and prof.frames == 4
+    assert "--artefact-model off" in (tmp_path / "off" / "stream_profile.md").read_text()
+    with pytest.raises((FileNotFoundError, OSError, ValueError)):
+        run_stream_profile(
+            tmp_path / "missing",
+            model=tiny_model_path,
+            patients=1,
+            seconds=1,
+            warmup_s=0,
+            data_dir=data_dir,
+            artefact_model=str(tmp_path / "no-such-model.json"),
+        )

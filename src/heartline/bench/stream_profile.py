@@ -88,6 +88,7 @@ class StreamProfile:
     load_average: tuple[float, float, float]
     gc_tuned: bool = False
     rhythm_interval_s: float | None = DEFAULT_RHYTHM_INTERVAL_S  # None: no rhythm model
+    artefact_model: str = "default"  # the processor's default, "off", "shipped" or a path
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +106,7 @@ def run_stream_profile(
     data_dir: str | os.PathLike[str] | None = None,
     tune_gc: bool = False,
     rhythm_interval_s: float | None = DEFAULT_RHYTHM_INTERVAL_S,
+    artefact_model: str | None = None,
     report: Callable[[str], None] | None = None,
 ) -> StreamProfile:
     """Profile the stream processor's CPU per frame and stage (see the module docstring).
@@ -135,6 +137,10 @@ def run_stream_profile(
     rhythm_interval_s : float or None
         The rhythm model's cadence (the processor's ``rhythm_interval_s``, default 5 s, as
         ``heartline serve``); ``None``: no rhythm model (what the rest of the path costs).
+    artefact_model : str or None
+        The beat artefact model (:mod:`heartline.signal.artefact`): ``None`` (the processor's
+        default, on), ``"off"`` (what the detector costs is the difference), ``"shipped"`` or a
+        path to a model file.
 
     Returns
     -------
@@ -181,6 +187,11 @@ def run_stream_profile(
             if rhythm_interval_s is None
             else {"rhythm_interval_s": rhythm_interval_s}
         ),
+        **(
+            {}
+            if artefact_model is None
+            else {"artefact_model": None if artefact_model == "off" else artefact_model}
+        ),
     )
     t0_dev = 1.7e9
 
@@ -226,6 +237,7 @@ def run_stream_profile(
             tune_gc,
             report,
             rhythm_interval_s=rhythm_interval_s,
+            artefact_model="default" if artefact_model is None else str(artefact_model),
         )
     finally:
         if tune_gc:
@@ -246,6 +258,7 @@ def _measure(
     report: Callable[[str], None],
     *,
     rhythm_interval_s: float | None,
+    artefact_model: str = "default",
 ) -> StreamProfile:
     report(f"stream profile: {patients} patients, {warmup_s} s warm-up")
     feed(0, warmup_s)
@@ -298,6 +311,7 @@ def _measure(
         load_average=tuple(os.getloadavg()),  # type: ignore[arg-type]
         gc_tuned=gc_tuned,
         rhythm_interval_s=rhythm_interval_s,
+        artefact_model=artefact_model,
     )
     (out_dir / "stream_profile.json").write_text(json.dumps(prof.to_dict(), indent=2))
     (out_dir / "stream_profile.md").write_text(profile_markdown(prof))
@@ -307,7 +321,7 @@ def _measure(
 def _rhythm_flag(interval_s: float | None) -> str:
     if interval_s is None:
         return " --no-rhythm-model"
-    return "" if interval_s == 5.0 else f" --rhythm-interval-s {interval_s:g}"
+    return "" if interval_s == DEFAULT_RHYTHM_INTERVAL_S else f" --rhythm-interval-s {interval_s:g}"
 
 
 def profile_markdown(p: StreamProfile) -> str:
@@ -317,7 +331,8 @@ def profile_markdown(p: StreamProfile) -> str:
         "",
         f"`heartline bench stream-profile --patients {p.patients} --seconds {p.seconds} "
         f"--warmup {p.warmup_s} --batch {p.batch_frames}{' --tune-gc' if p.gc_tuned else ''}"
-        f"{_rhythm_flag(p.rhythm_interval_s)}` "
+        f"{_rhythm_flag(p.rhythm_interval_s)}"
+        f"{'' if p.artefact_model == 'default' else ' --artefact-model ' + p.artefact_model}` "
         f"(git `{p.git_revision or '?'}`, "
         f"model `{p.model}`, Python {p.python}, load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in p.load_average)}). Frames of simulated 360 Hz 2-lead "

@@ -520,6 +520,13 @@ def bench_stream_profile(
         bool,
         typer.Option("--no-rhythm-model", help="No rhythm model: what the rest of the path costs."),
     ] = False,
+    artefact_model: Annotated[
+        str | None,
+        typer.Option(
+            "--artefact-model",
+            help="Beat artefact model: 'off', 'shipped' or a path (default: the processor's).",
+        ),
+    ] = None,
 ) -> None:
     """CPU per frame of each stream-processor stage (no broker: frames fed to the batch handler)."""
     from heartline.bench.stream_profile import run_stream_profile
@@ -529,6 +536,7 @@ def bench_stream_profile(
         out,
         model=path,
         rhythm_interval_s=None if no_rhythm_model else rhythm_interval_s,
+        artefact_model=artefact_model,
         patients=patients,
         seconds=seconds,
         warmup_s=warmup,
