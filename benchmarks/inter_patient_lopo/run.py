@@ -29,12 +29,48 @@ DS2 ablation, so it is not a DS1-only choice; the DS1 figures of the controls ar
     live case). :data:`CANDIDATES_PEAKS` was fixed before any of them ran; DS2 is not read.
     ``score --out DIR`` then refits and scores that winner the same way.
 
+``rhythm-check --out DIR``
+    The atrial-fibrillation gate's verdicts (:mod:`heartline.edge.af_gate`: the shipped CinC
+    2017 rhythm model on the MLII lead, causal 30 s windows every 5 s as the stream processor
+    makes them) against the MIT-BIH reference rhythm annotations (``(AFIB``, ``(AFL`` in the
+    ``.atr`` aux notes) on the annotated beats of the **DS1** records only: per record, the
+    fraction of beats in reference AF/AFL and the fraction the gate marks AF. Reported, not
+    used for any choice. Writes ``DIR/rhythm_check.json`` and ``.md``.
+
+``select-gate --out DIR``
+    The AF gate on DS1 (added 2026-12-07, issue 23; DS2 not read). The picked model of
+    ``select-peaks`` (:data:`GATE_CANDIDATE`, ``lda_ratios_tpl_gate`` trained on detected
+    R-peaks) predicts each DS1 patient's detected beats out of fold, once
+    (:func:`heartline.training.lopo.lopo_oof`); the same out-of-fold probabilities are scored
+    without and with the gate (:func:`heartline.edge.af_gate.apply_af_gate`: an ``S`` call in a
+    window the rhythm model calls ``A``, by argmax, becomes ``N``), by the same criterion
+    (:data:`heartline.training.lopo.CRITERION`) and the same paired record bootstrap
+    (:func:`heartline.training.lopo.paired_lopo_bootstrap`, ``--n-boot 1000``, seed 0) as
+    the earlier steps.
+
+    **Decision rule, written down before the step first ran:** the gate is adopted if the
+    criterion difference *gated minus ungated*, computed on all 22 DS1 patients (the point
+    value :func:`~heartline.training.lopo.paired_lopo_bootstrap` returns), is > 0. Its 95 %
+    paired-bootstrap interval and the fraction of draws where the gated variant is ahead are
+    reported next to it; whether the interval excludes 0 is said, not used. Writes
+    ``DIR/selection.json`` (``"adopted"``) and ``DIR/selection.md``.
+
+``score-gate --out DIR``
+    DS2 once, after ``select-gate``: the candidate refitted on all 22 DS1 patients' detected
+    R-peaks (as ``score`` does), scored by
+    :func:`heartline.training.evaluate.evaluate_saved` on DS2's detected (live) and annotated
+    R-peaks, without and with the gate (``DIR/ds2-{detected,annotated}-{nogate,gate}``,
+    ``metrics.json`` with ``"af_gate"``).
+
 Usage (one thread, ``nice``)::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select --out runs/lopo
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score --out runs/lopo
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select-peaks --out runs/peaks
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score --out runs/peaks
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py rhythm-check --out runs/gate
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select-gate --out runs/gate --n-boot 1000
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score-gate --out runs/gate
 """
 
 from __future__ import annotations

@@ -141,6 +141,26 @@ class RecordRhythm:
             ).af_mask
         return out
 
+    def gate_counts(self, beats: BeatSet, proba: np.ndarray) -> dict[str, dict[str, int]]:
+        """Per record: beats, beats in ``A`` windows, ``S`` calls and ``S`` calls the gate turns
+        into ``N`` (labelled beats only)."""
+        from heartline.data.aami import AAMI_CLASSES
+
+        mask = self.af_mask(beats)
+        s_call = np.argmax(np.nan_to_num(np.asarray(proba), nan=-1.0), axis=1) == (
+            AAMI_CLASSES.index("S")
+        )
+        out: dict[str, dict[str, int]] = {}
+        for rec in np.unique(beats.record):
+            m = (beats.record == rec) & (beats.labels >= 0)
+            out[str(rec)] = {
+                "n_beats": int(m.sum()),
+                "n_af_window": int((m & mask).sum()),
+                "n_s_calls": int((m & s_call).sum()),
+                "n_s_gated": int((m & s_call & mask).sum()),
+            }
+        return out
+
     def describe(self) -> dict[str, Any]:
         """What ``metrics.json`` records about the gate."""
         return {
