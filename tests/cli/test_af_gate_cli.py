@@ -74,3 +74,31 @@ def test_af_gate_rejects_bad_values_and_trained_models(tmp_path, data_dir) -> No
         ],
     )
     assert res.exit_code != 0 and "saved or shipped" in res.output
+
+
+def test_af_gate_in_the_patient_adaptive_protocol(tmp_path, data_dir) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--protocol",
+            "patient-adaptive",
+            "--quick",
+            "--no-curve",
+            "--n-bootstrap",
+            "0",
+            "--af-gate",
+            "on",
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "metrics.json").read_text())
+    assert d["protocol"] == "patient-adaptive" and d["af_gate"] is True
+    assert d["model"].endswith("+prototypes+af_gate")
+    assert d["af_gate_settings"]["lead"] == "MLII"
+    for rec in d["adaptation"]["records"]:
+        assert rec["n_af_window"] <= rec["n_scored_beats"]
