@@ -837,7 +837,9 @@ def evaluate_model(
             seed=seed,
             ablations=chosen,
         )
-    return result, write_evaluation(result, out, learning=learning, ablations=abl, split=split)
+    return result, write_evaluation(
+        result, out, learning=learning, ablations=abl, split=split, extra={"af_gate": False}
+    )
 
 
 def evaluate_saved(
