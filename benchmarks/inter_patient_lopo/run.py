@@ -29,12 +29,48 @@ DS2 ablation, so it is not a DS1-only choice; the DS1 figures of the controls ar
     live case). :data:`CANDIDATES_PEAKS` was fixed before any of them ran; DS2 is not read.
     ``score --out DIR`` then refits and scores that winner the same way.
 
+``rhythm-check --out DIR``
+    The atrial-fibrillation gate's verdicts (:mod:`heartline.edge.af_gate`: the shipped CinC
+    2017 rhythm model on the MLII lead, causal 30 s windows every 5 s as the stream processor
+    makes them) against the MIT-BIH reference rhythm annotations (``(AFIB``, ``(AFL`` in the
+    ``.atr`` aux notes) on the annotated beats of the **DS1** records only: per record, the
+    fraction of beats in reference AF/AFL and the fraction the gate marks AF. Reported, not
+    used for any choice. Writes ``DIR/rhythm_check.json`` and ``.md``.
+
+``select-gate --out DIR``
+    The AF gate on DS1 (added 2026-12-07, issue 23; DS2 not read). The picked model of
+    ``select-peaks`` (:data:`GATE_CANDIDATE`, ``lda_ratios_tpl_gate`` trained on detected
+    R-peaks) predicts each DS1 patient's detected beats out of fold, once
+    (:func:`heartline.training.lopo.lopo_oof`); the same out-of-fold probabilities are scored
+    without and with the gate (:func:`heartline.edge.af_gate.apply_af_gate`: an ``S`` call in a
+    window the rhythm model calls ``A``, by argmax, becomes ``N``), by the same criterion
+    (:data:`heartline.training.lopo.CRITERION`) and the same paired record bootstrap
+    (:func:`heartline.training.lopo.paired_lopo_bootstrap`, ``--n-boot 1000``, seed 0) as
+    the earlier steps.
+
+    **Decision rule, written down before the step first ran:** the gate is adopted if the
+    criterion difference *gated minus ungated*, computed on all 22 DS1 patients (the point
+    value :func:`~heartline.training.lopo.paired_lopo_bootstrap` returns), is > 0. Its 95 %
+    paired-bootstrap interval and the fraction of draws where the gated variant is ahead are
+    reported next to it; whether the interval excludes 0 is said, not used. Writes
+    ``DIR/selection.json`` (``"adopted"``) and ``DIR/selection.md``.
+
+``score-gate --out DIR``
+    DS2 once, after ``select-gate``: the candidate refitted on all 22 DS1 patients' detected
+    R-peaks (as ``score`` does), scored by
+    :func:`heartline.training.evaluate.evaluate_saved` on DS2's detected (live) and annotated
+    R-peaks, without and with the gate (``DIR/ds2-{detected,annotated}-{nogate,gate}``,
+    ``metrics.json`` with ``"af_gate"``).
+
 Usage (one thread, ``nice``)::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select --out runs/lopo
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score --out runs/lopo
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select-peaks --out runs/peaks
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score --out runs/peaks
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py rhythm-check --out runs/gate
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py select-gate --out runs/gate --n-boot 1000
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/inter_patient_lopo/run.py score-gate --out runs/gate
 """
 
 from __future__ import annotations
@@ -181,10 +217,254 @@ def score(out: Path) -> None:
         )
 
 
+#: The model the AF gate is tried on: the pick of ``select-peaks``.
+GATE_CANDIDATE = "lda_ratios_tpl_gate@detected"
+
+
+def _rhythm(out: Path) -> object:
+    from heartline.training.af_gate import RecordRhythm
+
+    return RecordRhythm(cache_dir=out / "rhythm-cache")
+
+
+def rhythm_check(out: Path) -> None:
+    import numpy as np
+
+    from heartline.data.aami import BEAT_SYMBOLS
+    from heartline.edge.af_gate import beat_rhythm_verdicts
+    from heartline.io.records import read_annotations
+    from heartline.training.af_gate import AF_RHYTHMS, reference_rhythm_per_beat
+
+    rhythm = _rhythm(out)
+    rows: dict[str, dict[str, object]] = {}
+    tot = {"n_beats": 0, "ref_af": 0, "gate_af": 0, "both": 0}
+    for rec in DS1:
+        ann = read_annotations(rhythm.mitdb / rec)
+        idx = ann.sample_idx[np.isin(ann.symbol, list(BEAT_SYMBOLS))]
+        ref = reference_rhythm_per_beat(rhythm.mitdb / rec, idx)
+        ref_af = np.isin(ref, AF_RHYTHMS)
+        w = rhythm.windows(rec)
+        v = beat_rhythm_verdicts(fs=ann.fs, beat_idx=idx, windows=w)
+        gate = v.af_mask
+        both = int((ref_af & gate).sum())
+        rows[rec] = {
+            "n_beats": int(idx.size),
+            "ref_af_frac": float(ref_af.mean()),
+            "gate_af_frac": float(gate.mean()),
+            "gate_se": float(both / ref_af.sum()) if ref_af.any() else None,
+            "gate_ppv": float(both / gate.sum()) if gate.any() else None,
+            "no_window_frac": float((v.window < 0).mean()),
+            "window_labels": {c: int(np.sum(w.labels == c)) for c in ("N", "A", "O", "~")},
+            "ref_rhythms": sorted(set(ref.tolist()) - {""}),
+        }
+        for k, x in (("n_beats", idx.size), ("ref_af", ref_af.sum()), ("gate_af", gate.sum())):
+            tot[k] += int(x)
+        tot["both"] += both
+        logging.info("%s: ref AF %.3f gate AF %.3f", rec, ref_af.mean(), gate.mean())
+    pooled = {
+        "n_beats": tot["n_beats"],
+        "ref_af_frac": tot["ref_af"] / tot["n_beats"],
+        "gate_af_frac": tot["gate_af"] / tot["n_beats"],
+        "gate_se": tot["both"] / max(tot["ref_af"], 1),
+        "gate_ppv": tot["both"] / max(tot["gate_af"], 1),
+    }
+    result = {
+        "records": "DS1",
+        "reference": f"beats whose .atr rhythm annotation is one of {list(AF_RHYTHMS)}",
+        "gate": rhythm.describe(),
+        "pooled": pooled,
+        "per_record": rows,
+    }
+    (out / "rhythm_check.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    def pct(x: object) -> str:
+        return "-" if x is None else f"{100 * float(x):.1f}"  # type: ignore[arg-type]
+
+    lines = [
+        "# AF gate vs MIT-BIH reference rhythm, DS1 annotated beats (not used for choosing)",
+        "",
+        "Gate: the shipped rhythm model's causal window verdict (argmax A) on MLII, 30 s windows "
+        "every 5 s. Reference: beats under `(AFIB` or `(AFL`. Se / +P: beat level.",
+        "",
+        "| record | beats | reference AF/AFL % | gate AF % | gate Se % | gate +P % | "
+        "no window yet % | windows N/A/O/~ | reference rhythms |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for rec, r in rows.items():
+        wl = r["window_labels"]
+        lines.append(
+            f"| {rec} | {r['n_beats']} | {pct(r['ref_af_frac'])} | {pct(r['gate_af_frac'])} | "
+            f"{pct(r['gate_se'])} | {pct(r['gate_ppv'])} | {pct(r['no_window_frac'])} | "
+            f"{wl['N']}/{wl['A']}/{wl['O']}/{wl['~']} | {' '.join(r['ref_rhythms'])} |"  # type: ignore[index]
+        )
+    lines.append(
+        f"| **pooled** | {pooled['n_beats']} | {pct(pooled['ref_af_frac'])} | "
+        f"{pct(pooled['gate_af_frac'])} | {pct(pooled['gate_se'])} | {pct(pooled['gate_ppv'])} "
+        "| | | |"
+    )
+    (out / "rhythm_check.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print((out / "rhythm_check.md").read_text(encoding="utf-8"))
+
+
+def _oof(out: Path, sources: dict, beats: object, seed: int) -> tuple[object, float]:
+    """Out-of-fold probabilities of :data:`GATE_CANDIDATE` (cached in ``out``)."""
+    import hashlib
+
+    import numpy as np
+
+    from heartline.training.lopo import lopo_oof
+
+    params = dict(CANDIDATES_PEAKS[GATE_CANDIDATE])
+    tp = str(params.pop("train_peaks"))
+    key = hashlib.sha256(
+        (
+            json.dumps(CANDIDATES_PEAKS[GATE_CANDIDATE], sort_keys=True) + str(seed) + "|".join(DS1)
+        ).encode()
+        + beats.sample_idx.tobytes()  # type: ignore[attr-defined]
+        + beats.labels.tobytes()  # type: ignore[attr-defined]
+    ).hexdigest()[:16]
+    cache = out / "oof.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                return z["proba"], float(z["seconds"])
+    t0 = time.perf_counter()
+    proba = lopo_oof(
+        beats,  # type: ignore[arg-type]
+        lambda: PrematurityClassifier(**params),
+        records=DS1,
+        seed=seed,
+        train_beats=lambda recs: peak_source_beats(sources, tp, recs),
+    )
+    secs = time.perf_counter() - t0
+    np.savez_compressed(cache, proba=proba, key=key, seconds=secs)
+    return proba, secs
+
+
+def select_gate(out: Path, n_boot: int, seed: int = 0) -> None:
+    from heartline.edge.af_gate import apply_af_gate
+    from heartline.training.lopo import (
+        CRITERION,
+        paired_lopo_bootstrap,
+        record_confusions,
+        render_lopo_selection,
+        score_lopo,
+    )
+
+    sources = {rp: DATA.build(DS1, rpeaks=rp) for rp in ("annotated", "detected")}
+    beats = sources["detected"]
+    proba, secs = _oof(out, sources, beats, seed)
+    rhythm = _rhythm(out)
+    t0 = time.perf_counter()
+    af = rhythm.af_mask(beats)
+    gate_s = time.perf_counter() - t0
+    gated = apply_af_gate(proba, af)
+    names = {"nogate": f"{GATE_CANDIDATE} (no gate)", "gate": f"{GATE_CANDIDATE} + AF gate"}
+    confs = {
+        names["nogate"]: record_confusions(beats, proba, DS1),
+        names["gate"]: record_confusions(beats, gated, DS1),
+    }
+    scores = {n: score_lopo(c, DS1) for n, c in confs.items()}
+    diff = paired_lopo_bootstrap(
+        confs[names["gate"]], confs[names["nogate"]], n_boot=n_boot, seed=seed
+    )
+    adopted = diff[0] > 0
+    winner = names["gate"] if adopted else names["nogate"]
+    other = names["nogate"] if adopted else names["gate"]
+    wd = diff if adopted else (-diff[0], -diff[2], -diff[1], 1.0 - diff[3])
+    result = {
+        "protocol": "leave-one-patient-out over DS1, scored on detected R-peaks (DS2 not read)",
+        "criterion": CRITERION,
+        "decision_rule": "adopt the AF gate if criterion(gated) - criterion(ungated) on all 22 "
+        "DS1 patients > 0 (the point value of the paired record bootstrap); the 95 % interval "
+        "is reported, not used",
+        "gate_minus_nogate": {
+            "difference": diff[0],
+            "ci95": [diff[1], diff[2]],
+            "p_gate_better": diff[3],
+            "ci_excludes_0": bool(diff[1] > 0 or diff[2] < 0),
+        },
+        "adopted": bool(adopted),
+        "records": list(DS1),
+        "seed": seed,
+        "n_boot": n_boot,
+        "controls": [],
+        "gate": rhythm.describe(),
+        "gate_beats": rhythm.gate_counts(beats, proba),
+        "candidates": {
+            n: {
+                "params": {**CANDIDATES_PEAKS[GATE_CANDIDATE], "af_gate": n == names["gate"]},
+                "seconds": secs + (gate_s if n == names["gate"] else 0.0),
+                **scores[n].to_dict(),
+            }
+            for n in confs
+        },
+        "winner": winner,
+        "paired_bootstrap_vs_winner": {
+            other: {"difference": wd[0], "ci95": [wd[1], wd[2]], "p_winner_better": wd[3]}
+        },
+    }
+    (out / "selection.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    d = result["gate_minus_nogate"]
+    head = (
+        f"Decision rule (written before the run): {result['decision_rule']}.\n\n"
+        f"Gated minus ungated criterion: {100 * d['difference']:+.2f} points, 95 % paired "
+        f"record-bootstrap interval [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] "
+        f"({n_boot} draws; gated ahead in {100 * d['p_gate_better']:.1f} % of draws). "
+        f"**AF gate {'adopted' if adopted else 'not adopted'}.**\n\n"
+    )
+    md = render_lopo_selection(result).replace("\n\n", "\n\n" + head, 1)
+    rows = ["", "Gate per patient (out-of-fold S calls on detected beats):", ""]
+    rows += [
+        "| record | beats | in A windows | S calls | S calls gated to N |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for rec, g in result["gate_beats"].items():
+        rows.append(
+            f"| {rec} | {g['n_beats']} | {g['n_af_window']} | {g['n_s_calls']} | {g['n_s_gated']} |"
+        )
+    (out / "selection.md").write_text(md + "\n".join(rows) + "\n", encoding="utf-8")
+    print((out / "selection.md").read_text(encoding="utf-8"))
+
+
+def score_gate(out: Path) -> None:
+    from heartline.training.evaluate import evaluate_saved
+
+    sel = json.loads((out / "selection.json").read_text(encoding="utf-8"))
+    params = dict(CANDIDATES_PEAKS[GATE_CANDIDATE])
+    train_peaks = str(params.pop("train_peaks"))
+    model = PrematurityClassifier(**params)
+    sources = {rp: DATA.build(DS1, rpeaks=rp) for rp in train_peaks.split("+")}
+    t0 = time.perf_counter()
+    model.fit(peak_source_beats(sources, train_peaks, DS1), None, seed=int(sel["seed"]))
+    train_s = time.perf_counter() - t0
+    rhythm = _rhythm(out)
+    name = f"prematurity_{GATE_CANDIDATE}".replace("@", "_trained_on_")
+    for rpeaks in ("detected", "annotated"):
+        for gate in (False, True):
+            result, _ = evaluate_saved(
+                model,
+                out_dir=out / f"ds2-{rpeaks}-{'gate' if gate else 'nogate'}",
+                model_name=name + ("+af_gate" if gate else ""),
+                data=DATA,
+                rpeaks=rpeaks,
+                train_seconds=train_s,
+                af_gate=rhythm if gate else None,
+            )
+            m = result.metrics
+            print(
+                f"DS2 {rpeaks} gate={gate}: accuracy {m.accuracy:.4f} SVEB Se {m.sveb_se:.4f} "
+                f"+P {m.sveb_ppv:.4f} VEB Se {m.veb_se:.4f} +P {m.veb_ppv:.4f}"
+            )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("select", "select-peaks", "score"))
+    ap.add_argument(
+        "step",
+        choices=("select", "select-peaks", "score", "rhythm-check", "select-gate", "score-gate"),
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--linear-only", action="store_true", help="skip the boosting candidates")
@@ -201,6 +481,12 @@ def main() -> None:
         select(args.out, args.n_boot, args.linear_only)
     elif args.step == "select-peaks":
         select_peaks(args.out, args.n_boot, args.scored_on)
+    elif args.step == "rhythm-check":
+        rhythm_check(args.out)
+    elif args.step == "select-gate":
+        select_gate(args.out, args.n_boot)
+    elif args.step == "score-gate":
+        score_gate(args.out)
     else:
         score(args.out)
 

@@ -77,6 +77,7 @@ def test_evaluate_registry_model_quick(tmp_path, data_dir) -> None:
     d = json.loads((tmp_path / "metrics.json").read_text())
     assert d["protocol"] == "inter-patient" and d["rpeaks"] == "detected" and "n_missed_beats" in d
     assert set(d["test_records"]) == {"100", "232"}
+    assert d["af_gate"] is False  # metrics.json says whether the AF gate was applied
 
 
 def test_evaluate_intra_patient_is_leaky(tmp_path, data_dir) -> None:

@@ -204,10 +204,22 @@ def evaluate(
             help="patient-adaptive: also the SVEB/VEB F1 curve over 0, 10, 25, 50, 100, all beats.",
         ),
     ] = True,
+    af_gate: Annotated[
+        str,
+        typer.Option(
+            "--af-gate",
+            help="on: S calls in windows the shipped rhythm model calls AF (MLII, causal 30 s "
+            "windows every 5 s) become N (AAMI EC57); saved/shipped models and patient-adaptive "
+            "only. off (default).",
+        ),
+    ] = "off",
 ) -> None:
     """Train (registry model) or load (saved / shipped model) and evaluate under a protocol."""
     import dataclasses
 
+    if af_gate not in ("on", "off"):
+        raise typer.BadParameter(f"--af-gate must be on or off, got {af_gate!r}")
+    gate = _af_gate(data_dir) if af_gate == "on" else None
     if protocol == "patient-adaptive":
         _evaluate_patient_adaptive(
             out=out,
@@ -221,6 +233,7 @@ def evaluate(
             n_bootstrap=n_bootstrap,
             seed=seed,
             threads=threads,
+            af_gate=gate,
         )
         return
 
@@ -249,8 +262,13 @@ def evaluate(
             rpeaks=rpeaks,
             n_bootstrap=n_bootstrap,
             seed=seed,
+            af_gate=gate,
         )
     else:
+        if gate is not None:
+            raise typer.BadParameter(
+                "--af-gate on: evaluate a saved or shipped model (or --protocol patient-adaptive)"
+            )
         if protocol == "cv10":
             raise typer.BadParameter(
                 "cv10 compares models: use `heartline bench models --protocol cv10`"
@@ -315,6 +333,7 @@ def _evaluate_patient_adaptive(
     n_bootstrap: int,
     seed: int,
     threads: int,
+    af_gate: Any = None,
 ) -> None:
     """``--protocol patient-adaptive``: adapt the ONNX model to each DS2 record's first 5 minutes."""
 
@@ -335,7 +354,13 @@ def _evaluate_patient_adaptive(
         )
     data = _data(quick, data_dir)
     cache: dict[str, Any] = {}
-    kw: dict[str, Any] = {"data": data, "labels": labels, "method": method, "model_name": name}
+    kw: dict[str, Any] = {
+        "data": data,
+        "labels": labels,
+        "method": method,
+        "model_name": name,
+        "af_gate": af_gate,
+    }
     try:
         main = pa.run_patient_adaptive(
             clf, budget=budget, n_bootstrap=n_bootstrap, seed=seed, cache=cache, **kw
@@ -363,6 +388,17 @@ def _evaluate_patient_adaptive(
         f"adaptation max {secs.max() if secs.size else 0.0:.2f} s per patient"
     )
     console.print(f"[green]wrote[/] {paths['metrics']}, {paths['report']}")
+
+
+def _af_gate(data_dir: Path | None) -> Any:
+    """The AF gate's per-record rhythm verdicts (cached under the user cache folder)."""
+    from platformdirs import user_cache_dir
+
+    from heartline.training.af_gate import RecordRhythm
+
+    return RecordRhythm(
+        data_dir=data_dir, cache_dir=Path(user_cache_dir("heartline")) / "rhythm-windows"
+    )
 
 
 def _load_model(model: str) -> tuple[Any, str]:

@@ -837,7 +837,9 @@ def evaluate_model(
             seed=seed,
             ablations=chosen,
         )
-    return result, write_evaluation(result, out, learning=learning, ablations=abl, split=split)
+    return result, write_evaluation(
+        result, out, learning=learning, ablations=abl, split=split, extra={"af_gate": False}
+    )
 
 
 def evaluate_saved(
@@ -850,17 +852,32 @@ def evaluate_saved(
     n_bootstrap: int = 1000,
     seed: int = 0,
     train_seconds: float = float("nan"),
+    af_gate: Any = None,
 ) -> tuple[ProtocolResult, dict[str, Path]]:
-    """Score an already trained model (trained on DS1) on the inter-patient DS2 test set."""
+    """Score an already trained model (trained on DS1) on the inter-patient DS2 test set.
+
+    ``af_gate`` (a :class:`heartline.training.af_gate.RecordRhythm`): the model's ``S`` calls
+    in windows the rhythm model calls ``A`` become ``N`` (AAMI EC57;
+    :func:`heartline.edge.af_gate.apply_af_gate`). ``metrics.json`` says ``"af_gate"``:
+    true / false, and with the gate its settings (``"af_gate_settings"``).
+    """
     from heartline.training.protocols import inter_patient_split
 
     split = inter_patient_split(data, rpeaks=rpeaks)
+    scored = model
+    extra: dict[str, Any] = {"af_gate": af_gate is not None}
+    if af_gate is not None:
+        from heartline.training.af_gate import AFGatedClassifier
+
+        scored = AFGatedClassifier(model, af_gate)
+        extra["af_gate_settings"] = af_gate.describe()
+        extra["af_gate_beats"] = af_gate.gate_counts(split.test, model.predict_proba(split.test))
     result = evaluate_on_split(
-        model,
+        scored,
         split,
         model_name=model_name,
         train_seconds=train_seconds,
         n_bootstrap=n_bootstrap,
         seed=seed,
     )
-    return result, write_evaluation(result, out_dir, split=split)
+    return result, write_evaluation(result, out_dir, split=split, extra=extra)

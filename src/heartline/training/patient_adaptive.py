@@ -120,6 +120,7 @@ class PatientAdaptiveRun:
     labels: str
     method: str
     budget: int | None
+    af_gate: dict[str, Any] | None = None
 
     def adapt_seconds(self) -> np.ndarray:
         return np.array([r["adapt_seconds"] for r in self.records], dtype=np.float64)
@@ -215,11 +216,14 @@ def run_patient_adaptive(
     n_bootstrap: int = 1000,
     seed: int = 0,
     cache: dict[str, Any] | None = None,
+    af_gate: Any = None,
 ) -> PatientAdaptiveRun:
     """Adapt ``model`` to every DS2 record on its first 5 minutes and score the rest.
 
     ``cache`` (a dict) keeps the DS2 beats, features and base probabilities between calls
-    (the confirmed-beat curve runs this several times).
+    (the confirmed-beat curve runs this several times). ``af_gate`` (a
+    :class:`heartline.training.af_gate.RecordRhythm`): the adapted model's ``S`` calls in
+    windows the rhythm model calls ``A`` become ``N`` (:func:`heartline.edge.af_gate.apply_af_gate`).
     """
     from heartline.data.splits import DS1, DS2
 
@@ -241,6 +245,14 @@ def run_patient_adaptive(
         f, p = beat_features(model, beats)
         cache[key] = (beats, f, p)
     beats, f, p = cache[key]
+    af = None
+    if af_gate is not None:
+        from heartline.edge.af_gate import apply_af_gate
+
+        af_key = ("af", test_records, getattr(af_gate, "key", id(af_gate)))
+        if af_key not in cache:
+            cache[af_key] = af_gate.af_mask(beats)
+        af = cache[af_key]
     base_sha = file_sha256(model.path)
     ys, ps, recs, details = [], [], [], []
     n_confirmed = 0
@@ -265,6 +277,12 @@ def run_patient_adaptive(
             t0 = time.perf_counter()
             scored = ~window & (yr >= 0)
             out = pr[scored] if adapted is None else adapted.proba(fr[scored], pr[scored])
+            if af is not None:
+                info["n_s_calls_before_gate"] = int(
+                    np.sum(np.argmax(out, axis=1) == AAMI_CLASSES.index("S"))
+                )
+                out = apply_af_gate(out, af[m][scored])
+                info["n_af_window"] = int(af[m][scored].sum())
             info["predict_seconds"] = time.perf_counter() - t0
             info["n_scored_beats"] = int(scored.sum())
             details.append(info)
@@ -276,6 +294,8 @@ def run_patient_adaptive(
     rec_arr = np.concatenate(recs)
     metrics = evaluate_predictions(y, prob, records=rec_arr, n_bootstrap=n_bootstrap, seed=seed)
     suffix = "unsupervised" if labels == "none" else method
+    if af_gate is not None:
+        suffix += "+af_gate"
     result = ProtocolResult(
         protocol="patient-adaptive",
         model_name=f"{model_name}+{suffix}",
@@ -294,7 +314,8 @@ def run_patient_adaptive(
         val_records=(),
         test_records=test_records,
     )
-    return PatientAdaptiveRun(result, tuple(details), labels, method, budget)
+    gate_info = af_gate.describe() if af_gate is not None else None
+    return PatientAdaptiveRun(result, tuple(details), labels, method, budget, gate_info)
 
 
 def _f1(se: float, ppv: float) -> float:
@@ -382,6 +403,7 @@ def write_patient_adaptive(
     out.mkdir(parents=True, exist_ok=True)
     secs = run.adapt_seconds()
     extra: dict[str, Any] = {
+        "af_gate": run.af_gate is not None,
         "adaptation": {
             "labels": run.labels,
             "method": "unsupervised" if run.labels == "none" else run.method,
@@ -393,8 +415,10 @@ def write_patient_adaptive(
             "records": list(run.records),
             "git_revision": git_revision(),
             "command": command,
-        }
+        },
     }
+    if run.af_gate is not None:
+        extra["af_gate_settings"] = run.af_gate
     points = [_curve_point(r) for r in curve]
     if points:
         extra["budget_curve"] = points
