@@ -79,3 +79,17 @@ def test_one_rhythm_cadence_default_everywhere():
     for args in (["alarms", "x.csv", "--out", "o.csv"], ["bench", "alarms"]):
         res = runner.invoke(app, [*args, "--rhythm-interval-s", "0.5"])
         assert res.exit_code == 2 and "rhythm-interval-s" in res.output, res.output
+
+
+def test_af_gate_reaches_the_processors(monkeypatch):
+    """``HEARTLINE_AF_GATE`` / ``serve --af-gate`` is the processors' ``af_gate`` (off by default)."""
+    import inspect
+
+    from heartline.ingestion.processor import StreamProcessor
+    from heartline.ingestion.worker import processor_settings
+
+    assert processor_settings(load_settings())["af_gate"] is False
+    assert inspect.signature(StreamProcessor.__init__).parameters["af_gate"].default is False
+    monkeypatch.setenv("HEARTLINE_AF_GATE", "1")
+    assert processor_settings(load_settings())["af_gate"] is True
+    assert processor_settings(load_settings(af_gate=False))["af_gate"] is False

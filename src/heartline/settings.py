@@ -251,6 +251,11 @@ class Settings(BaseSettings):
         The rhythm stage is the largest share of a processor's CPU per patient, so a longer
         interval holds more patients per core at the cost of later rhythm verdicts (what it
         costs and saves: ``docs/results/stream.md``).
+    af_gate : bool
+        The stream processors turn a beat model's ``S`` call into ``N`` while the device's latest
+        rhythm verdict is atrial fibrillation (AAMI EC57 convention; :mod:`heartline.edge.af_gate`,
+        ``StreamProcessor(af_gate=...)``). Off by default; what it changes on MIT-BIH DS2:
+        ``docs/results/beat-classifier.md``.
     """
 
     model_config = SettingsConfigDict(
@@ -281,6 +286,7 @@ class Settings(BaseSettings):
     rhythm_interval_s: float = Field(
         default=DEFAULT_RHYTHM_INTERVAL_S, ge=MIN_RHYTHM_INTERVAL_S, le=MAX_RHYTHM_INTERVAL_S
     )
+    af_gate: bool = False
 
     @field_validator("state_dir")
     @classmethod

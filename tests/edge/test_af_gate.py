@@ -230,3 +230,61 @@ def test_record_rhythm_masks_beat_sets_and_reads_reference_rhythm(mitdb, tmp_pat
     call = np.argmax(gated.predict_proba(beats), axis=1)
     np.testing.assert_array_equal(call == AAMI_CLASSES.index("N"), mask)
     assert gated.name == "always_s"
+
+
+# ----------------------------------------------------------------------------- live processor
+class _EngineBeats:
+    """A replay processor that records the beats its engines receive (time, label)."""
+
+    @staticmethod
+    def make(model: Any, **kw: Any) -> Any:
+        from heartline.ingestion.replay import ReplayProcessor
+
+        class P(ReplayProcessor):
+            def __init__(self, **kw: Any) -> None:
+                super().__init__(**kw)
+                self.beats: list[tuple[float, str]] = []
+                self.verdicts: list[tuple[float, str]] = []
+
+            def _engine_call(self, st: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+                if method == "add_beats":
+                    s = args[0]
+                    self.beats.extend(zip(s.time_s.tolist(), s.label.tolist(), strict=True))
+                elif method == "add_rhythm":
+                    self.verdicts.append((args[1], kwargs["label"]))
+                return super()._engine_call(st, method, *args, **kwargs)
+
+        return P(model=model, **kw)
+
+
+@needs_model
+def test_live_processor_gates_s_calls_in_af(mitdb) -> None:
+    """``StreamProcessor(af_gate=True)``: the S calls after an ``A`` verdict reach the engine
+    as N, every other beat as without the gate; the counter says how many."""
+    from heartline.ingestion.replay import replay_signal, shipped_beat_model
+    from heartline.io.readers import read_ecg
+
+    rec = read_ecg(mitdb / "201")  # atrial fibrillation from the start
+    n = round(150 * rec.fs)
+    runs = {}
+    for gate in (False, True):
+        proc = _EngineBeats.make(shipped_beat_model(), af_gate=gate)
+        replay_signal(
+            rec.signal[:n],
+            fs=rec.fs,
+            lead_names=tuple(rec.lead_names),
+            record="201",
+            processor=proc,
+        )
+        runs[gate] = proc
+    off, on = runs[False], runs[True]
+    assert off.af_gate is False and on.af_gate is True
+    assert [t for t, _ in off.beats] == [t for t, _ in on.beats]
+    assert off.verdicts == on.verdicts and {lab for _, lab in on.verdicts} == {"A"}
+    first_a = on.verdicts[0][0]
+    expect = [("N" if lab == "S" and t >= first_a else lab) for t, lab in off.beats]
+    assert [lab for _, lab in on.beats] == expect
+    gated = sum(a != b for (_, a), (_, b) in zip(off.beats, on.beats, strict=True))
+    assert gated > 0, "the beat model called no S in 201's AF: the test checks nothing"
+    assert on.counters().beats_af_gated == gated and off.counters().beats_af_gated == 0
+    assert not any(lab == "S" and t >= first_a for t, lab in on.beats)

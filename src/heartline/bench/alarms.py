@@ -365,6 +365,7 @@ def run_alarms_benchmark(
     n_jobs: int = 1,
     configs: Sequence[str] = tuple(CONFIGS),
     rhythm_interval_s: float = DEFAULT_RHYTHM_INTERVAL_S,
+    af_gate: bool = False,
     half: str | None = None,
     artefact_model: str | None = None,
 ) -> dict[str, Any]:
@@ -381,7 +382,8 @@ def run_alarms_benchmark(
     the ``after`` processor's beat artefact model (``StreamProcessor(artefact_model=...)``:
     ``"off"``, ``"shipped"`` or a path; ``None``: the processor's default).
     ``rhythm_interval_s``: the rhythm model's cadence in the ``after`` configuration (the
-    processor's default, 5 s; ``heartline serve --rhythm-interval-s``).
+    processor's default, 5 s; ``heartline serve --rhythm-interval-s``). ``af_gate``: the
+    ``after`` processor's AF gate on ``S`` calls (``heartline serve --af-gate``).
     """
     if half not in (None, "dev", "held_out"):
         raise ValueError(f"half must be None, 'dev' or 'held_out', got {half!r}")
@@ -416,6 +418,8 @@ def run_alarms_benchmark(
         overrides["artefact_model"] = None if artefact_model == "off" else artefact_model
     if rhythm_interval_s != DEFAULT_RHYTHM_INTERVAL_S:
         overrides["rhythm_interval_s"] = rhythm_interval_s
+    if af_gate:
+        overrides["af_gate"] = True
     total = len(configs) * (len(af_records) + sum(len(v) for v in chosen.values()))
     done = 0
 
@@ -436,6 +440,7 @@ def run_alarms_benchmark(
         "cinc_available": {k: sum(v == k for v in labels.values()) for k in ("N", "~")},
         "configs": {},
         "rhythm_interval_s": rhythm_interval_s,
+        "af_gate": af_gate,
     }
     # parts: one per AF record and configuration, the CinC records in chunks of 40
     args = []

@@ -35,6 +35,9 @@ def alarms(
         typer.Option("--model", help="Beat ONNX model (default: the shipped models, by leads)."),
     ] = None,
     rhythm_interval_s: ReplayRhythmIntervalOpt = DEFAULT_RHYTHM_INTERVAL_S,
+    af_gate: Annotated[
+        bool, typer.Option("--af-gate", help="S calls in AF stored as N, as 'serve --af-gate'.")
+    ] = False,
 ) -> None:
     """Alarms the live system raises for each record: the stream processor's own stages.
 
@@ -82,6 +85,7 @@ def alarms(
                     fs=fs,
                     record=str(path),
                     rhythm_interval_s=rhythm_interval_s,
+                    af_gate=af_gate,
                 )
             except (HeartlineError, ValueError, OSError) as exc:
                 writer.writerow(
@@ -124,6 +128,9 @@ def bench_alarms(
         typer.Option("--after-only", help="Run only the current alarm path (not 'before')."),
     ] = False,
     rhythm_interval_s: ReplayRhythmIntervalOpt = DEFAULT_RHYTHM_INTERVAL_S,
+    af_gate: Annotated[
+        bool, typer.Option("--af-gate", help="S calls in AF stored as N, as 'serve --af-gate'.")
+    ] = False,
     half: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +163,7 @@ def bench_alarms(
             n_jobs=jobs,
             configs=("after",) if after_only else ("before", "after"),
             rhythm_interval_s=rhythm_interval_s,
+            af_gate=af_gate,
             half=half,
             artefact_model=artefact_model,
         )

@@ -47,6 +47,14 @@ RhythmIntervalOpt = Annotated[
         "verdicts.",
     ),
 ]
+AfGateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--af-gate/--no-af-gate",
+        help="Store S calls during atrial fibrillation (the rhythm model's latest verdict) as N, "
+        "the AAMI convention (default: settings, off; HEARTLINE_AF_GATE).",
+    ),
+]
 #: The same cadence for the commands that replay the stream processor (alarms, benchmarks).
 ReplayRhythmIntervalOpt = Annotated[
     float,

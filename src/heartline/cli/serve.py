@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from heartline.cli.common import console, handle_errors, resolve_beat_model
-from heartline.cli.main import BeatModelOpt, DataDirOpt, RhythmIntervalOpt, app
+from heartline.cli.main import AfGateOpt, BeatModelOpt, DataDirOpt, RhythmIntervalOpt, app
 
 
 def prepare_demo(settings, *, patients: int, records: list[str], device_prefix: str = "sim"):
@@ -91,6 +91,7 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Stream-processor workers.")] = 2,
     model: BeatModelOpt = None,
     rhythm_interval_s: RhythmIntervalOpt = None,
+    af_gate: AfGateOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole system: broker, processors, storage, API and dashboard."""
@@ -106,6 +107,7 @@ def serve(
             broker_url=broker_url,
             database_url=database_url,
             rhythm_interval_s=rhythm_interval_s,
+            af_gate=af_gate,
         )
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import typer
 
 from heartline.cli.common import console, handle_errors, resolve_beat_model
 from heartline.cli.main import (
+    AfGateOpt,
     BeatModelOpt,
     DataDirOpt,
     ReplayRhythmIntervalOpt,
@@ -261,6 +262,7 @@ def live(
         float | None, typer.Option("--duration", min=1.0, help="Stop after S seconds.")
     ] = None,
     rhythm_interval_s: RhythmIntervalOpt = None,
+    af_gate: AfGateOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the live system (broker, processors, simulated patients) with a status table until Ctrl-C."""
@@ -276,6 +278,7 @@ def live(
             broker_url=broker_url,
             database_url=database_url,
             rhythm_interval_s=rhythm_interval_s,
+            af_gate=af_gate,
         )
     )
     recs = parse_records(records, default=ARRHYTHMIA_RECORDS)

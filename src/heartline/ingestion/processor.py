@@ -116,7 +116,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -310,7 +310,8 @@ class ProcessorCounters:
     covers the frames of one device committed within ``ack_interval_s``).
     ``devices_flagged``: devices flagged to admins for repeated bad frames; ``devices_blocked``:
     those blocked now; ``no_data_alerts``: ``no_data`` alerts raised; ``rhythm_windows``:
-    windows the rhythm model classified (every ``rhythm_interval_s`` per device).
+    windows the rhythm model classified (every ``rhythm_interval_s`` per device);
+    ``beats_af_gated``: ``S`` calls stored as ``N`` by the AF gate (``af_gate``).
     """
 
     frames_in: int
@@ -337,6 +338,7 @@ class ProcessorCounters:
     devices_blocked: int = 0
     no_data_alerts: int = 0
     rhythm_windows: int = 0
+    beats_af_gated: int = 0
 
     @property
     def quarantined_total(self) -> int:
@@ -393,6 +395,10 @@ class _DeviceState:
     rhythm_end_s: float = math.nan
     rhythm_due_s: float = math.nan
     rhythm_seg_start_s: float = math.nan  # device time of the segment's first sample
+    # the segment's latest rhythm verdicts (device time of the window's end, label), oldest first
+    rhythm_verdicts: collections.deque[tuple[float, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=4)
+    )
 
 
 @dataclass
@@ -469,6 +475,15 @@ class _Batch:
     flags: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
     #: rhythm windows due: (device state, model inputs or why unusable, fs, start_s, end_s)
     rhythm_jobs: list[tuple[_DeviceState, Any, float, float, float]] = field(default_factory=list)
+
+
+def _af_gated(beat: Any) -> Any:
+    """``beat`` (an ``S`` call in atrial fibrillation) as ``N``: its ``S`` probability moved to
+    ``N`` (:func:`heartline.edge.af_gate.apply_af_gate` on one beat)."""
+    p = dict(beat.probabilities)
+    p["N"] = p.get("N", 0.0) + p.pop("S", 0.0)
+    p["S"] = 0.0
+    return replace(beat, label="N", probabilities=p, confidence=p["N"])
 
 
 class StreamProcessor:
@@ -574,6 +589,14 @@ class StreamProcessor:
         engine only, as the start-up beats; stored as classified). ``"auto"`` (default): the
         shipped model when :data:`BEAT_ARTEFACT` is on, else none; ``"shipped"``: the shipped
         model; a path: that model; ``None``: off.
+    af_gate : bool
+        The atrial-fibrillation gate on ``S`` calls (:mod:`heartline.edge.af_gate`; AAMI EC57:
+        a beat during AF is ``N``): a beat the beat model (or the patient's adapted model) calls
+        ``S`` is stored and given to the alarm rules as ``N``, its ``S`` probability moved to
+        ``N``, when the device's latest rhythm verdict whose window ended at or before the beat
+        is ``A`` (and ended at most ``rhythm_window_s`` before it). Causal, as the offline gate
+        of ``heartline evaluate --af-gate``. Off by default (chosen on DS1 for the prematurity
+        discriminant only; ``docs/results/beat-classifier.md``); needs the rhythm model.
     profile : bool
         Accumulate the worker thread's CPU time per stage in :attr:`stage_times` (``parse``,
         ``sequencing``, ``dispatch``, ``decode``, ``detect``, ``clean``, ``quality``, ``beats``,
@@ -630,6 +653,7 @@ class StreamProcessor:
         profile: bool = False,
         patient_models: Any = None,
         artefact_model: Any = "auto",
+        af_gate: bool = False,
     ) -> None:
         if unknown_devices not in UNKNOWN_DEVICE_POLICIES:
             raise ValueError(
@@ -708,6 +732,8 @@ class StreamProcessor:
             )
         #: The beat pipelines' artefact model (``None``: off).
         self.artefact_model = artefact_model
+        #: The AF gate on ``S`` calls (see the class docstring).
+        self.af_gate = bool(af_gate)
         self.engine_config = engine_config or EngineConfig(
             rules=RuleConfig(
                 quality_min_duration_s=QUALITY_NOTICE_MIN_S,
@@ -970,6 +996,7 @@ class StreamProcessor:
             devices_blocked=sum(t > time.monotonic() for t in list(self._blocked.values())),
             no_data_alerts=c.get("no_data_alerts", 0),
             rhythm_windows=c.get("rhythm_windows", 0),
+            beats_af_gated=c.get("beats_af_gated", 0),
         )
 
     def reset_latency(self) -> None:
@@ -1349,6 +1376,10 @@ class StreamProcessor:
                 if ref is None:
                     continue
                 seq, idx, t_s = ref
+                if self.af_gate and beat.label == "S" and self._in_af(st, t_s):
+                    beat = _af_gated(beat)
+                    with self._lock:
+                        self._c["beats_af_gated"] += 1
                 b.beat_rows[st.patient_id].append(
                     BeatIn(
                         device_id=st.device_id,
@@ -1751,6 +1782,7 @@ class StreamProcessor:
         st.rhythm_end_s = math.nan
         st.rhythm_due_s = math.nan
         st.rhythm_seg_start_s = math.nan
+        st.rhythm_verdicts.clear()
 
     # ------------------------------------------------------------------ models per device
     def _setup_models(self, beat_models: Any, rhythm_model: Any) -> None:
@@ -1944,6 +1976,7 @@ class StreamProcessor:
                 pr = {c: float(x) for c, x in zip(classes, v, strict=True)}
             with self._lock:
                 self._c[f"rhythm_{'noisy' if label == '~' else label}"] += 1
+            st.rhythm_verdicts.append((t1, label))
             b.updates.extend(
                 self._engine_call(
                     st, "add_rhythm", t0, t1, label=label, probabilities=pr, evaluate=False
@@ -1951,6 +1984,14 @@ class StreamProcessor:
             )
             st.rules_pending = True
         b.clock.lap("rhythm")
+
+    def _in_af(self, st: _DeviceState, t_s: float) -> bool:
+        """The device's latest rhythm verdict ending at or before ``t_s`` (and at most
+        ``rhythm_window_s`` before it) is ``A``."""
+        for t1, label in reversed(st.rhythm_verdicts):
+            if t1 <= t_s:
+                return label == "A" and t_s - t1 <= self.rhythm_window_s
+        return False
 
     @staticmethod
     def _locate(st: _DeviceState, abs_idx: int) -> tuple[int, int, float] | None:

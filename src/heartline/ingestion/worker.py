@@ -50,6 +50,7 @@ def processor_settings(settings: Any) -> dict[str, Any]:
         "device_burst_s": settings.device_burst_s,
         "device_initial_burst_s": settings.device_initial_burst_s,
         "rhythm_interval_s": settings.rhythm_interval_s,
+        "af_gate": settings.af_gate,
     }
 
 
