@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
 from heartline.edge.rhythm import RHYTHM_CLASSES, OnnxRhythmClassifier, RhythmStream
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 
 #: Defaults of the stream processor (``StreamProcessor``: ``rhythm_interval_s``,
 #: ``rhythm_min_s``, ``quality_warmup_s``; ``HEARTLINE_RHYTHM_INTERVAL_S`` sets the first).
-DEFAULT_INTERVAL_S = 5.0
+DEFAULT_INTERVAL_S = DEFAULT_RHYTHM_INTERVAL_S
 DEFAULT_MIN_S = 10.0
 DEFAULT_WARMUP_S = 2.0
 _A = RHYTHM_CLASSES.index("A")
