@@ -330,18 +330,21 @@ class PatientPrototypes:
             if not (-_INF < sum(d) < _INF and 0.0 < total < _INF and min(bi) >= 0.0):
                 return None
             e = [_exp((lo - x) * inv_dtau) for x in d]
-            se = sum(e)
-            b = [bi[j] for j in idx]
-            mass = sum(b)
-            den = mass if mass > _EPS else _EPS
-            g = [
-                _pow(x / den + _EPS, w1) * _pow(y / se + _EPS, w) for x, y in zip(b, e, strict=True)
-            ]
-            k = mass / sum(g)
-            for j, x in zip(idx, g, strict=True):
-                bi[j] = x * k
-            total = sum(bi)
-            out.append([x / total for x in bi])
+            r = 1.0 / sum(e)
+            mass = 0.0
+            for j in idx:
+                mass += bi[j]
+            den = 1.0 / (mass if mass > _EPS else _EPS)
+            gsum = 0.0
+            for j, y in zip(idx, e, strict=True):
+                g = _pow(bi[j] * den + _EPS, w1) * _pow(y * r + _EPS, w)
+                bi[j] = g
+                gsum += g
+            k = mass / gsum
+            for j in idx:
+                bi[j] *= k
+            total = 1.0 / sum(bi)
+            out.append([x * total for x in bi])
         return np.array(out)
 
     @functools.cached_property
