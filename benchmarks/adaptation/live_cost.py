@@ -87,6 +87,35 @@ def _replay(model, registry, signal, fs, leads, *, reencode: bool) -> tuple[floa
     return cpu, hook, n
 
 
+def _replay_together(model, registry, streams, *, reencode: bool) -> tuple[float, float, int]:
+    """:func:`_replay` for several streams handled by one worker: each second, every stream's
+    chunk goes through its own pipeline, then one classification call and one hook call take
+    all of their beats (what the stream processor does with a batch of several devices)."""
+    pipes = [BeatPipeline(fs=fs, lead_names=leads, model=model) for _, _, fs, leads in streams]
+    steps = [round(fs) for _, _, fs, _ in streams]
+    chunks = max(-(-sig.shape[0] // st) for (_, sig, _, _), st in zip(streams, steps, strict=True))
+    cpu, hook, n = 0.0, 0.0, 0
+    for k in range(chunks):
+        batches = []
+        for (pid, sig, _, _), pipe, st in zip(streams, pipes, steps, strict=True):
+            if k * st < sig.shape[0]:
+                b = pipe.prepare(sig[k * st : (k + 1) * st])
+                if len(b):
+                    batches.append((pid, dataclasses.replace(b, context=None) if reencode else b))
+        if not batches:
+            continue
+        t0 = time.thread_time()
+        probs = classify_batches(model, [b for _, b in batches])
+        t1 = time.thread_time()
+        if registry is not None:
+            apply_batches(registry, batches, probs, models=[model] * len(batches))
+        t2 = time.thread_time()
+        cpu += t2 - t0
+        hook += t2 - t1
+        n += sum(len(b) for _, b in batches)
+    return cpu, hook, n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, required=True, help="MIT-BIH directory")
@@ -100,12 +129,20 @@ def main() -> None:
         default=None,
         help="mixture weight of every artefact (default: fitted)",
     )
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="replay the records as simultaneous streams of one worker (one classification "
+        "and one hook call per second for all of them) instead of one after the other",
+    )
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args()
     model = OnnxBeatClassifier(shipped_model_path())
     results: dict[str, dict[str, list[float]]] = {}
     fitted_weight: dict[str, float] = {}
     hooks: dict[str, dict[str, list[float]]] = {}
+    stored_by_record: dict[str, tuple[int, str, bytes]] = {}
+    streams = []
     for rec in [r.strip() for r in args.records.split(",") if r.strip()]:
         r = read_record(args.data_dir / rec)
         fs, leads = float(r.fs), tuple(r.lead_names)
@@ -116,6 +153,10 @@ def main() -> None:
         stored = (1, "prototypes", art.to_bytes())
         registry = PatientModelRegistry(model, lambda _pid, s=stored: s, refresh_s=1e9)
         signal = r.signal[: int(args.seconds * fs)]
+        if args.together:
+            stored_by_record[rec] = stored
+            streams.append((rec, signal, fs, leads))
+            continue
         per = {s: [] for s in SETUPS}
         per_hook = {s: [] for s in SETUPS}
         for _ in range(args.repeats):  # interleaved, so that load changes hit every set-up
@@ -134,8 +175,27 @@ def main() -> None:
         hooks[rec] = per_hook
         print(rec, {s: round(float(np.median(v)), 1) for s, v in per.items()}, "us/beat (median)")
         print(rec, {s: round(float(np.median(v)), 1) for s, v in per_hook.items()}, "hook us/beat")
+    if args.together:
+        registry = PatientModelRegistry(model, stored_by_record.get, refresh_s=1e9)
+        per = {s: [] for s in SETUPS}
+        per_hook = {s: [] for s in SETUPS}
+        for _ in range(args.repeats):
+            for setup in SETUPS:
+                cpu, hook, n = _replay_together(
+                    model,
+                    None if setup == "base" else registry,
+                    streams,
+                    reencode=setup == "adapted-reencode",
+                )
+                per[setup].append(1e6 * cpu / max(n, 1))
+                per_hook[setup].append(1e6 * hook / max(n, 1))
+        key = "+".join(stored_by_record)
+        results[key], hooks[key] = per, per_hook
+        print(key, {s: round(float(np.median(v)), 1) for s, v in per.items()}, "us/beat (median)")
+        print(key, {s: round(float(np.median(v)), 1) for s, v in per_hook.items()}, "hook us/beat")
     out = {
         "what": "thread CPU time per beat of classify_batches + apply_batches, 1 s chunks",
+        "together": bool(args.together),
         "model": str(model.path.name),
         "classes": list(AAMI_CLASSES),
         "seconds_per_record": args.seconds,

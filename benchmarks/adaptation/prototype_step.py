@@ -4,8 +4,12 @@
     Per-class distances (:func:`heartline.edge.adapt._prototype_distance`) and
     :func:`~heartline.edge.adapt.combine_proba`: the direct computation.
 ``numpy``
-    :meth:`PatientPrototypes.proba <heartline.edge.adapt.PatientPrototypes.proba>` (k = 1), the
-    live path: per-patient constants, about a dozen array operations.
+    The array path of the live step (``PatientPrototypes._live_arrays``): per-patient
+    constants, about a dozen array operations (the live path until 2026-12-07, ``336dc95``).
+``rows``
+    :meth:`PatientPrototypes.proba <heartline.edge.adapt.PatientPrototypes.proba>` (k = 1) for
+    one or two beats, the live path since: the per-class minima as arrays, the mixture per
+    beat in Python floats.
 ``onnx``
     The same step as one ONNX graph per patient (float64 inside), run by ONNX Runtime on one
     thread: what folding the step into a graph would cost per call.
@@ -144,12 +148,14 @@ def main() -> None:
 
         ways = {
             "reference": reference,
-            "numpy": lambda x=x, b=b: art.proba(x, b),
+            "numpy": lambda x=x, b=b: art._live_arrays(x, b),
+            "rows": lambda x=x, b=b: art.proba(x, b),
             "onnx": lambda x=x, b32=b32: sess.run(None, {"features": x, "base_proba": b32}),
         }
         ref = reference()
         got = sess.run(None, {"features": x, "base_proba": b32})[0]
         assert np.allclose(got, ref, atol=1e-6) and np.allclose(art.proba(x, b), ref, atol=1e-9)
+        assert np.allclose(art._live_arrays(x, b), ref, atol=1e-9)
         per = {k: [] for k in ways}
         for _ in range(args.repeats):  # interleaved
             for k, fn in ways.items():

@@ -245,3 +245,102 @@ def test_hook_skips_an_adaptation_whose_weight_is_zero(base, monkeypatch) -> Non
     assert art.weight > 0 and not reg2.get("p1").adapted.passthrough
     with pytest.raises(pytest.fail.Exception, match="features looked up"):
         apply_batches(reg2, [("p1", batch)], [p], models=[base])
+
+
+def _reference_proba(art, f: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The direct computation: standardise, mean squared distance to the nearest prototype of
+    each class, :func:`combine_proba`."""
+    from heartline.edge.adapt import combine_proba
+
+    z = (np.asarray(f, np.float64) - art.mean) / art.scale
+    dist = np.full((len(z), 5), np.inf)
+    for c in np.unique(art.prototype_labels):
+        diff = z[:, None, :] - art.prototypes[art.prototype_labels == c][None]
+        dist[:, c] = (diff**2).mean(2).min(1)
+    return combine_proba(p, dist, weight=art.weight, tau=art.tau)
+
+
+def test_hook_gives_the_direct_probabilities_for_several_patients_in_one_batch(base) -> None:
+    """One hook call for five patients' streams (mixture weights 0 to 1, one or two beats each
+    as live, and one batch of many beats): every batch gets the direct computation's
+    probabilities from the stream's cached features, and its patient's model version."""
+    import dataclasses
+
+    from heartline.edge.adapt import PatientPrototypes
+    from heartline.pipeline.beat_pipeline import BeatPipeline, classify_batches
+
+    fs = 360.0
+    weights = {"p0": 0.0, "p1": 0.25, "p2": 0.5, "p3": 0.75, "p4": 1.0}
+    arts, stored, pipes, signals = {}, {}, {}, {}
+    for i, (pid, w) in enumerate(weights.items()):
+        art = PatientPrototypes.from_bytes(_art_bytes(base, pid, i + 1))
+        arts[pid] = dataclasses.replace(art, weight=w, tau=(0.05, 0.1, 0.25, 0.5, 1.0)[i])
+        stored[pid] = (i + 1, "prototypes", arts[pid].to_bytes())
+        t = np.arange(int(40 * fs)) / fs
+        period = 0.7 + 0.05 * i
+        mv = (1.0 + 0.1 * i) * np.exp(-((np.mod(t, period) - 0.3) ** 2) / (2 * 0.012**2)) - 0.1
+        signals[pid] = np.stack([mv, 0.8 * mv], axis=1)
+        pipes[pid] = BeatPipeline(fs=fs, lead_names=("MLII", "V5"), model=base)
+    reg = PatientModelRegistry(base, stored.get)
+    checked = {pid: 0 for pid in weights}
+    big = 0
+    for k, start in enumerate(range(0, int(40 * fs), int(fs))):
+        # p4's stream arrives in 12 s pieces (a batch of many beats: the array path)
+        chunk = {pid: signals[pid][start : start + int(fs)] for pid in weights if pid != "p4"}
+        if k % 12 == 0:
+            chunk["p4"] = signals["p4"][start : start + int(12 * fs)]
+        batches = [(pid, pipes[pid].prepare(x)) for pid, x in chunk.items()]
+        batches = [(pid, b) for pid, b in batches if len(b)]
+        if not batches:
+            continue
+        probs = classify_batches(base, [b for _, b in batches])
+        got, versions = apply_batches(reg, batches, probs, models=[base] * len(batches))
+        for (pid, b), p, q, v in zip(batches, probs, got, versions, strict=True):
+            assert v == f"{reg.base_version}+prototypes:{pid}/v{int(pid[1]) + 1}"
+            f = base.encode(b.windows[:, -1], b.rr[:, -1])
+            np.testing.assert_allclose(q, _reference_proba(arts[pid], f, p), rtol=1e-6, atol=1e-9)
+            if weights[pid] == 0.0:
+                assert q is p
+            else:
+                assert not np.allclose(q, p)
+            checked[pid] += len(b)
+            big = max(big, len(b))
+    assert min(checked.values()) > 20 and big > 8
+
+
+@pytest.mark.parametrize("weight", [0.25, 0.5, 1.0])
+def test_few_beat_path_matches_the_array_path_and_the_reference(weight: float) -> None:
+    """The per-beat path of a live call (up to 8 beats) gives the array path's and the direct
+    computation's probabilities; beats with a non-finite or negative input go to the array
+    path, which returns its own answer (NaN for NaN)."""
+    import dataclasses
+
+    from heartline.edge import adapt
+
+    rng = np.random.default_rng(11)
+    f = 1.5 + rng.standard_normal((200, 10))
+    y = rng.permutation(np.r_[np.zeros(120, int), np.full(50, 2), np.full(30, 3)])
+    p = rng.dirichlet(np.ones(5) * 0.3, 200)
+    p[:5, [0, 2, 3]] = 0.0  # no base mass on the adapted classes
+    p[:5] /= p[:5].sum(1, keepdims=True)
+    art = dataclasses.replace(
+        fit_prototypes(f, y, p, patient_id="x", base_sha256="s"), weight=weight, tau=0.1
+    )
+    for n in range(1, adapt._LIVE_ROWS_MAX + 1):
+        for start in (0, 50, 120):
+            x, b = f[start : start + n].astype(np.float32), p[start : start + n].astype(np.float32)
+            rows = art._live_rows(x, b)
+            assert rows is not None
+            np.testing.assert_allclose(rows, art._live_arrays(x, b), rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(
+                art.proba(x, b), _reference_proba(art, x, b), rtol=1e-6, atol=1e-9
+            )
+    bad_f = f[:3].copy()
+    bad_f[1, 4] = np.nan
+    bad_p = p[:3].copy()
+    bad_p[2, 1] = np.nan
+    for x, b in ((bad_f, p[:3]), (f[:3], bad_p), (f[:3], np.zeros((3, 5)))):
+        assert art._live_rows(x, b) is None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.testing.assert_array_equal(art.proba(x, b), art._live_arrays(x, b))
+    assert np.isnan(art.proba(bad_f, p[:3])[1]).all()
