@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             nodp[kind].append(r["val_macro_f1"][-1])
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for i, (kind, pts) in enumerate(sorted(dp.items())):
+    for kind, pts in sorted(dp.items()):
         eps = sorted(pts)
         mean = [float(np.mean(pts[e])) for e in eps]
         line = ax.plot(eps, mean, marker="o", label=f"{kind} + DP-SGD (mean of seeds)")[0]
