@@ -142,3 +142,34 @@ def test_bench_passes_the_seeds_to_each_federation(
     )
     bench.run_federated_bench(tmp_path, config=other, resume=True)
     assert [c.record_dp_epsilon for c in calls] == [8.0]
+
+
+def test_seed_summary_means_sd_and_ratios() -> None:
+    """``scripts/federated_seeds.py``: per-report values, mean, sd, `~` F1 and the ratios."""
+    import importlib.util
+
+    path = Path(bench.__file__).parents[3] / "scripts" / "federated_seeds.py"
+    spec = importlib.util.spec_from_file_location("federated_seeds", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    conf = [[5, 0, 0, 1], [0, 5, 0, 0], [0, 0, 5, 0], [1, 0, 0, 1]]  # `~` F1 = 2 / 4
+    zero = [[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 5, 0], [2, 0, 0, 0]]
+
+    def rep(c: float, d: float) -> dict[str, Any]:
+        return {
+            "tasks": {
+                "rhythm": {
+                    "central": {"macro_f1": c, "confusion": conf},
+                    "dphead_eps3": {"macro_f1": d, "confusion": zero, "epsilon": 2.999},
+                }
+            }
+        }
+
+    s = mod.summarise([rep(0.6, 0.5), rep(0.8, 0.6), {"tasks": {"rhythm": {}}}])
+    c, d = s["runs"]["central"], s["runs"]["dphead_eps3"]
+    assert c["macro_f1"] == [0.6, 0.8, None] and c["n"] == 2
+    assert c["mean"] == pytest.approx(0.7) and c["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert c["noise_f1"][:2] == [0.5, 0.5] and d["noise_f1"][:2] == [0.0, 0.0]
+    (r,) = [r for r in s["ratios"] if r["ratio"].startswith("DP eps 3 / central CNN")]
+    assert r["per_report"][:2] == [pytest.approx(0.5 / 0.6), pytest.approx(0.75)]
+    assert r["per_report"][2] is None and r["of_means"] == pytest.approx(0.55 / 0.7)
