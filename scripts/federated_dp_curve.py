@@ -110,7 +110,7 @@ def _bench(a: argparse.Namespace, plt) -> int:
     fig, ax = plt.subplots(figsize=(6, 4.2))
     eps = sorted(pts)
     mean = [float(np.mean(pts[e])) for e in eps]
-    n = sorted({len(pts[e]) for e in eps})
+    n = "/".join(str(k) for k in sorted({len(pts[e]) for e in eps}))
     line = ax.plot(eps, mean, marker="o", label=f"{a.match} (FedAvg + DP-SGD), mean of {n} seeds")
     for e in eps:
         ax.scatter([e] * len(pts[e]), pts[e], color=line[0].get_color(), alpha=0.35, s=12)
@@ -119,7 +119,7 @@ def _bench(a: argparse.Namespace, plt) -> int:
         m_ = float(np.mean(vals))
         ax.axhline(
             m_,
-            color="grey" if name == "central" else None,
+            color={"central": "grey", "central_head": "tab:green"}.get(name, "tab:orange"),
             linestyle=styles[name],
             label=f"{name} (no DP), mean of {len(vals)}: {m_:.3f}",
         )
@@ -132,6 +132,8 @@ def _bench(a: argparse.Namespace, plt) -> int:
                 label=f"90 % of central: {0.9 * m_:.3f}",
             )
     ax.set_xscale("log")
+    ax.set_xticks(eps, [f"{e:g}" for e in eps])
+    ax.minorticks_off()
     ax.set_xlabel("epsilon per record (delta = 1e-5)")
     ax.set_ylabel("test macro-F1 (CinC 2017 held-out fold)")
     ax.set_title(f"Accuracy-privacy, rhythm, benchmark, seeds {seeds}")
