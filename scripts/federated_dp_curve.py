@@ -78,14 +78,25 @@ def main(argv: list[str] | None = None) -> int:
         ax.axhline(float(val), color="grey", linestyle="--", label=f"{name} {float(val):.3f}")
         ax.axhline(0.9 * float(val), color="grey", linestyle="-.", label=f"90 % of {name}")
     ax.set_xscale("log")
+    _finish(
+        fig,
+        ax,
+        "pooled validation macro-F1 (final round)",
+        f"Accuracy-privacy, rhythm, {a.match}",
+        a.out,
+    )
+    return 0
+
+
+def _finish(fig, ax, ylabel: str, title: str, out: str) -> None:
+    """Labels, legend and grid of an accuracy-privacy plot; save it to ``out``."""
     ax.set_xlabel("epsilon per record (delta = 1e-5)")
-    ax.set_ylabel("pooled validation macro-F1 (final round)")
-    ax.set_title(f"Accuracy-privacy, rhythm, {a.match}")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(a.out, dpi=120)
-    return 0
+    fig.savefig(out, dpi=120)
 
 
 def _bench(a: argparse.Namespace, plt) -> int:
@@ -134,13 +145,13 @@ def _bench(a: argparse.Namespace, plt) -> int:
     ax.set_xscale("log")
     ax.set_xticks(eps, [f"{e:g}" for e in eps])
     ax.minorticks_off()
-    ax.set_xlabel("epsilon per record (delta = 1e-5)")
-    ax.set_ylabel("test macro-F1 (CinC 2017 held-out fold)")
-    ax.set_title(f"Accuracy-privacy, rhythm, benchmark, seeds {seeds}")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(a.out, dpi=120)
+    _finish(
+        fig,
+        ax,
+        "test macro-F1 (CinC 2017 held-out fold)",
+        f"Accuracy-privacy, rhythm, benchmark, seeds {seeds}",
+        a.out,
+    )
     return 0
 
 
