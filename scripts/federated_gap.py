@@ -29,7 +29,13 @@ a logit adjustment by the public prior, with an unweighted loss, instead of the 
 weights; :func:`heartline.training.local.public_rhythm_logit_adjustment`), ``la_exact=1`` (the
 per-site label-skew adjustment from the sites' exact label counts: private, an upper bound) or
 ``la_eps=E`` (from counts released with Laplace noise of scale ``1 / E``: E-DP per site, to add
-to ``dp_eps``).
+to ``dp_eps``), ``cw_pow`` (head: the exponent of the public class weights,
+:func:`heartline.training.local.rhythm_label_weights` of the published counts; 0.5 by default,
+1 = fully inverse-frequency, ``~`` weighted 4.4 instead of 2.1).
+
+``--noise-seed K`` (default 0) redraws the local training's randomness (DP-SGD noise, Poisson
+batches, shuffles) at the same partition, sites and initialisation: the round seed of round
+``r`` becomes ``r + 10007 * K``; ``K = 0`` is the earlier replay exactly.
 """
 
 from __future__ import annotations
@@ -97,7 +103,10 @@ def _pool(task, sites):
 _BN: list[str] = []
 LAST_CONF: list = [None]  # pooled validation confusion matrix of the last score
 KEEP = [0.3]
-NOISY: list = [None, []]  # Laplace-noised label counts of the sites (la_eps)  # the share of N records kept (rhythm), for the public class weights
+NOISE_SEED = [0]  # --noise-seed: offset of every round seed (0: the earlier replay)
+#: KEEP: the share of N records kept (rhythm), for the public class weights;
+#: NOISY: the Laplace-noised label counts of the sites (la_eps)
+NOISY: list = [None, []]
 
 
 def _is_bn(k: str) -> bool:
@@ -124,7 +133,14 @@ def _slice(task, data, epoch, part, parts, seed):
 
 
 def _public_prior(t, o) -> None:
-    """``pla=tau``: unweighted loss + logit adjustment by the public prior instead of weights."""
+    """``pla=tau``: unweighted loss + logit adjustment by the public prior instead of weights;
+    ``cw_pow=p``: public class weights with exponent ``p`` (published counts only)."""
+    if o.get("cw_pow"):
+        from heartline.training.local import CINC2017_PUBLISHED_COUNTS, rhythm_label_weights
+
+        c = np.asarray(CINC2017_PUBLISHED_COUNTS, dtype=np.float64)
+        c[0] *= KEEP[0]
+        t.set_class_weights(rhythm_label_weights(c, power=float(o["cw_pow"])).tolist())
     if o.get("pla"):
         import dataclasses
 
@@ -135,10 +151,10 @@ def _public_prior(t, o) -> None:
 
 
 def run_variant(task, sites, pooled, name, o, rounds, seed):
-    from heartline.federated.tasks import SiteTask
-    from heartline.training.local import confusion_macro_f1, state_arrays
-
     import dataclasses
+
+    from heartline.federated.tasks import NOISE_SEED_STRIDE, SiteTask
+    from heartline.training.local import confusion_macro_f1, state_arrays
 
     lr = o.get("lr", 2e-3)
     dp = o.get("dp_eps")
@@ -183,7 +199,7 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
         w = state_arrays(st.net)
         curve = [st.evaluate(w).macro_f1]
         for e in range(1, rounds + 1):
-            w, _ = st.fit(w, round_seed=e, rounds_done=e)
+            w, _ = st.fit(w, round_seed=e + NOISE_SEED_STRIDE * NOISE_SEED[0], rounds_done=e)
             ev = st.evaluate(w)
             LAST_CONF[0] = ev.confusion
             curve.append(ev.macro_f1)
@@ -216,7 +232,7 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
             for s_ in site_stats
         ]
         NOISY[1] = []
-    for t, s_ in zip(tasks, site_stats):
+    for t, s_ in zip(tasks, site_stats, strict=True):
         if head:
             if o.get("la_exact") or o.get("la_eps"):
                 # la_exact: upper bound, the sites' exact (private) label counts; la_eps: each
@@ -278,14 +294,14 @@ def run_variant(task, sites, pooled, name, o, rounds, seed):
             start = {**w, **{k: v for k, v in local[i].items() if _is_bn(k)}} if fedbn else w
             if parts > 1:
                 t.data = _slice(task, full[i], (r - 1) // parts, (r - 1) % parts, parts, seed + i)
-            new, met = t.fit(start, round_seed=r, rounds_done=r)
+            new, met = t.fit(start, round_seed=r + NOISE_SEED_STRIDE * NOISE_SEED[0], rounds_done=r)
             outs.append(new)
             ns.append(met["num-examples"] if o.get("weighting", 0) == 0 else 1.0)
             local[i] = new
         ns = np.asarray(ns, dtype=float) / sum(ns)
         nw = {}
         for k, v in w.items():
-            avg = sum(n * o_[k].astype(np.float64) for n, o_ in zip(ns, outs))
+            avg = sum(n * o_[k].astype(np.float64) for n, o_ in zip(ns, outs, strict=True))
             if k.endswith(STAT_SUFFIXES) or not np.issubdtype(v.dtype, np.floating):
                 nw[k] = avg.astype(v.dtype)
                 continue
@@ -307,6 +323,7 @@ def main(argv=None) -> int:
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--keep-normal", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
@@ -316,6 +333,7 @@ def main(argv=None) -> int:
     keep = a.keep_normal if a.keep_normal is not None else (0.1 if a.task == "beats" else 0.3)
     t0 = time.process_time()
     KEEP[0] = keep
+    NOISE_SEED[0] = a.noise_seed
     loaded = {}
     for v in a.variant:
         name, o = _parse(v)
@@ -334,6 +352,7 @@ def main(argv=None) -> int:
             "variant": v,
             "rounds": a.rounds,
             "seed": a.seed,
+            "noise_seed": a.noise_seed,
             "hospitals": a.hospitals,
             "alpha": a.alpha if a.task == "rhythm" else None,
             "val_macro_f1": [round(c, 4) for c in curve],

@@ -54,7 +54,12 @@ class BenchConfig:
     rounds: int = 4
     local_epochs: int = 1
     keep_normal: float = 0.1
+    #: partition (Dirichlet draw), N subsample, local validation split and initialisation
     seed: int = 0
+    #: the training randomness alone (DP-SGD noise, Poisson batches, shuffles) at the same
+    #: partition and initialisation (:attr:`FederatedRunConfig.noise_seed`; 0: the draws of the
+    #: benchmark before this option)
+    noise_seed: int = 0
     dp_epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
     dp_clip: float = 0.5
     dropout_hospital: int = 1
@@ -212,7 +217,13 @@ def _central(
     import torch
 
     from heartline.federated.export import evaluate_arrays
-    from heartline.federated.tasks import SiteData, SiteTask, load_site_data, model_features
+    from heartline.federated.tasks import (
+        NOISE_SEED_STRIDE,
+        SiteData,
+        SiteTask,
+        load_site_data,
+        model_features,
+    )
     from heartline.training.local import public_rhythm_class_weights, state_arrays
 
     torch.set_num_threads(1)
@@ -257,7 +268,7 @@ def _central(
     for epoch in range(1, fits + 1):
         if stop is not None and stop.is_set():
             raise BenchInterrupted(f"{task} central training stopped before epoch {epoch}")
-        arrays, _ = site.fit(arrays, round_seed=epoch)
+        arrays, _ = site.fit(arrays, round_seed=epoch + NOISE_SEED_STRIDE * cfg.noise_seed)
         curve.append({"round": epoch, "val_macro_f1": site.evaluate(arrays).macro_f1})
     seconds = time.perf_counter() - t0
     t = evaluate_arrays(task, arrays, test)
@@ -567,11 +578,20 @@ def _loadavg() -> str:
 
 
 def _budget(c: dict[str, Any]) -> dict[str, Any]:
-    """Configuration keys that change a measured number (not the order or choice of runs)."""
+    """Configuration keys that change a measured number (not the order or choice of runs; the
+    epsilons choose runs, each named by its epsilon)."""
     return {
         k: v
         for k, v in c.items()
-        if k not in ("scenarios", "rhythm_scenarios", "tasks", "sequential")
+        if k
+        not in (
+            "scenarios",
+            "rhythm_scenarios",
+            "tasks",
+            "sequential",
+            "dp_epsilons",
+            "dpsgd_epsilons",
+        )
     }
 
 
@@ -617,6 +637,8 @@ def run_federated_bench(
         "git_revision": git_revision(),
         "command": "heartline " + " ".join(sys.argv[1:]) if sys.argv else "",
         "config": asdict(cfg),
+        "seed": cfg.seed,
+        "noise_seed": cfg.noise_seed,
         "tasks": tasks,
         "load_average": {"start": _loadavg()},
     }
@@ -757,6 +779,7 @@ def run_federated_bench(
                 local_epochs=cfg.local_epochs,
                 keep_normal=cfg.keep_normal if task == "beats" else cfg.rhythm_keep_normal,
                 seed=cfg.seed,
+                noise_seed=cfg.noise_seed,
                 dp_noise_multiplier=noise,
                 dp_clip_norm=cfg.dpsgd_clip if rec_eps else cfg.dp_clip,
                 dp_delta=DP_DELTA,

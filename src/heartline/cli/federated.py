@@ -342,6 +342,22 @@ def run(
     )
 
 
+def _epsilons(value: str) -> tuple[float, ...]:
+    """``"1,3,8"`` -> ``(1.0, 3.0, 8.0)``; a clear error for anything but positive numbers."""
+    out: list[float] = []
+    for part in (x.strip() for x in value.split(",")):
+        try:
+            eps = float(part)
+        except ValueError:
+            raise _bad(ValueError(f"--dp-epsilons: {part!r} is not a number")) from None
+        if not eps > 0 or eps != eps or eps == float("inf"):
+            raise _bad(
+                ValueError(f"--dp-epsilons: epsilon must be a finite number > 0, got {part}")
+            )
+        out.append(eps)
+    return tuple(out)
+
+
 @bench_app.command("federated")
 @handle_errors
 def bench_federated(
@@ -386,6 +402,32 @@ def bench_federated(
     local_epochs: Annotated[
         int | None, typer.Option("--local-epochs", min=1, help="Local epochs per round.")
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed of the partition (Dirichlet draw), N subsample, local validation split, "
+            "initialisation and training randomness (default 0).",
+        ),
+    ] = None,
+    noise_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--noise-seed",
+            min=0,
+            help="Redraw only the training randomness (DP-SGD noise, Poisson batches, "
+            "shuffles) at the same partition and initialisation (default 0: the earlier draws).",
+        ),
+    ] = None,
+    dp_epsilons: Annotated[
+        str | None,
+        typer.Option(
+            "--dp-epsilons",
+            help="Comma-separated epsilons of the rhythm task's record-level DP runs (dphead, "
+            "dpsgd, dpsgd_la; default 1,3,8).",
+        ),
+    ] = None,
 ) -> None:
     """Central vs FedAvg/FedProx/FedAdam, DP, dropout and malicious hospitals, one report."""
     _require_flwr()
@@ -416,6 +458,12 @@ def bench_federated(
         over["rounds"] = rounds
     if local_epochs is not None:
         over["local_epochs"] = local_epochs
+    if seed is not None:
+        over["seed"] = seed
+    if noise_seed is not None:
+        over["noise_seed"] = noise_seed
+    if dp_epsilons is not None:
+        over["dpsgd_epsilons"] = _epsilons(dp_epsilons)
     config = dataclasses.replace(config, **over)
 
     try:

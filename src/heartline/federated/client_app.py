@@ -32,7 +32,12 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from heartline.federated.partition import load_manifest
-from heartline.federated.tasks import SiteTask, load_site_data, model_features
+from heartline.federated.tasks import (
+    NOISE_SEED_STRIDE,
+    SiteTask,
+    load_site_data,
+    model_features,
+)
 
 __all__ = ["BEHAVIOURS", "app", "node_settings", "site_task"]
 
@@ -158,7 +163,10 @@ def train(msg: Message, context: Context) -> Message:
     # the incoming global model, scored on local validation beats before training: the server
     # pools these confusion matrices into the previous round's validation macro-F1
     ev = site.evaluate(start)
-    new, metrics = site.fit(start, round_seed=rnd * 101 + node["partition_id"], rounds_done=rnd)
+    # the noise seed redraws DP-SGD noise, Poisson batches and shuffles (0: the earlier draws)
+    noise_seed = int(context.run_config.get("noise-seed", 0))
+    round_seed = rnd * 101 + node["partition_id"] + NOISE_SEED_STRIDE * noise_seed
+    new, metrics = site.fit(start, round_seed=round_seed, rounds_done=rnd)
     metrics.update(_eval_metrics(ev))
     # reply in the dtypes received: a server that sent integer counters as floats (the DP
     # wrappers need float arrays) gets floats back

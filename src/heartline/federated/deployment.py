@@ -206,6 +206,10 @@ class FederatedRunConfig:
     lr: float = 2e-3
     keep_normal: float = 1.0
     seed: int = 0
+    #: redraws the hospitals' training randomness (DP-SGD noise, Poisson batches, shuffles) at
+    #: the same partition, data and initialisation (``seed``): round ``r`` of hospital ``p``
+    #: trains with round seed ``101 r + p + 10007 noise_seed`` (0: the draws before this option)
+    noise_seed: int = 0
     proximal_mu: float = 0.01
     trimmed_beta: float = 0.25
     dp_noise_multiplier: float = 0.0
@@ -240,6 +244,10 @@ class FederatedRunConfig:
     node_extra: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.seed < 0 or self.noise_seed < 0:
+            raise ValueError(
+                f"seed and noise_seed must be >= 0, got {self.seed}, {self.noise_seed}"
+            )
         if self.record_dp_epsilon and self.dp_noise_multiplier:
             raise ValueError("choose client-level DP (noise multiplier) or record-level DP-SGD")
         if self.record_dp_epsilon and self.task != "rhythm":
@@ -272,6 +280,7 @@ class FederatedRunConfig:
             "lr": float(self.lr),
             "keep-normal": float(self.keep_normal),
             "seed": self.seed,
+            "noise-seed": int(self.noise_seed),
             "strategy": self.strategy,
             "proximal-mu": float(self.proximal_mu),
             "trimmed-beta": float(self.trimmed_beta),

@@ -18,6 +18,7 @@ import numpy as np
 from heartline.federated.partition import Manifest
 
 __all__ = [
+    "NOISE_SEED_STRIDE",
     "TASK_NAMES",
     "SiteData",
     "SiteTask",
@@ -33,6 +34,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TASK_NAMES: tuple[str, ...] = ("beats", "rhythm")
+#: round seeds of noise seed ``k`` are offset by ``k * NOISE_SEED_STRIDE``: larger than any
+#: ``101 * round + partition id`` (a SuperNode's round seed) of a run of up to 98 rounds, so no
+#: two noise seeds share a round seed
+NOISE_SEED_STRIDE = 10007
 
 
 @dataclass(frozen=True)
