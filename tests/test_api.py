@@ -124,3 +124,31 @@ def test_shipped_registry_lists_both_models() -> None:
     assert specs["hybrid"].n_leads == 2 and specs["hybrid"].installed
     assert specs["hybrid_mlii"].n_leads == 1
     assert specs["hybrid"].needs() == "MLII (or II) + V1 / V2 / V4 / V5"
+
+
+def test_classify_af_gate_reports_s_calls_in_af_as_n(data_dir) -> None:
+    """``classify(..., af_gate=True)``: the S calls of beats in AF (record 201 starts in AF)
+    become N, every other beat and label as without the gate; the note says how many."""
+    from heartline.edge.rhythm import shipped_rhythm_model_path
+
+    if not shipped_rhythm_model_path().is_file():
+        pytest.skip("shipped rhythm model not installed")
+    rec = heartline.read_record(data_dir / "mitdb" / "201")
+    x = rec.signal[: 90 * round(rec.fs), 0]
+    off = heartline.classify(x, fs=rec.fs, leads=["MLII"])
+    on = heartline.classify(x, fs=rec.fs, leads=["MLII"], af_gate=True)
+    np.testing.assert_array_equal(off.sample_idx, on.sample_idx)
+    changed = np.asarray(off.labels) != np.asarray(on.labels)
+    assert changed.sum() > 0, "no S call in 201's AF: the test checks nothing"
+    assert set(np.asarray(off.labels)[changed]) == {"S"}
+    assert set(np.asarray(on.labels)[changed]) == {"N"}
+    s, n = on.classes.index("S"), on.classes.index("N")
+    np.testing.assert_allclose(on.probabilities[changed, s], 0.0)
+    np.testing.assert_allclose(
+        on.probabilities[changed, n],
+        off.probabilities[changed, n] + off.probabilities[changed, s],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(on.probabilities[~changed], off.probabilities[~changed])
+    assert f"AF gate: {int(changed.sum())} S call(s)" in on.note
+    assert "AF gate" not in off.note

@@ -317,6 +317,7 @@ def classify(
     model: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     explain: bool = False,
+    af_gate: bool = False,
 ) -> BeatTable:
     """Detect and classify every beat of an ECG (any sampling rate >= 100 Hz).
 
@@ -347,6 +348,11 @@ def classify(
         the exact model inputs the pipeline built, with
         :func:`heartline.edge.occlusion.explain_beats` (Zeiler & Fergus 2014): about 65 model
         runs per beat (two leads), some 10 ms of CPU per beat.
+    af_gate : bool
+        Report the ``S`` calls of beats in atrial fibrillation as ``N`` (AAMI EC57 convention;
+        :mod:`heartline.edge.af_gate`): the shipped rhythm model's causal verdicts on the first
+        model lead, as the live processor's ``af_gate``; the ``S`` probability of a gated beat
+        moves to ``N``, and :attr:`BeatTable.note` says how many were gated.
 
     Returns
     -------
@@ -423,24 +429,41 @@ def classify(
             progress(min(total, start + step), total)
     run(pipe.flush_prepare())
     res = ClassifiedBeats.from_beats(beats, classes=pipe.classes, fs=fs)
+    labels, proba, note = res.labels, res.probabilities, choice.note
+    if af_gate:
+        labels, proba, note = _af_gated(sub[:, 0], fs, res, note)
     attributions = window_t_s = None
     if explain:
         attributions, window_t_s = _explain_batches(clf, kept, pipe)
     return BeatTable(
         sample_idx=res.sample_idx,
-        labels=res.labels,
-        probabilities=res.probabilities,
+        labels=labels,
+        probabilities=proba,
         quality_ok=res.quality_ok,
         classes=tuple(res.classes),
         fs=fs,
         model_id=choice.spec.name,
         leads_used=choice.leads_used,
-        note=choice.note,
+        note=note,
         record=record_name,
         flags=used_flags,
         attributions=attributions,
         window_t_s=window_t_s,
     )
+
+
+def _af_gated(lead: np.ndarray, fs: float, res: Any, note: str) -> tuple[Any, Any, str]:
+    """Labels, probabilities and note of ``res`` with the AF gate applied (see :func:`classify`)."""
+    from heartline.edge.af_gate import apply_af_gate, beat_rhythm_verdicts
+
+    verdicts = beat_rhythm_verdicts(lead, fs=fs, beat_idx=res.sample_idx)
+    classes = tuple(res.classes)
+    labels = apply_af_gate(res.labels, verdicts.af_mask, classes=classes)
+    proba = apply_af_gate(res.probabilities, verdicts.af_mask, classes=classes).astype(
+        np.asarray(res.probabilities).dtype
+    )
+    n = int(np.sum(np.asarray(labels) != np.asarray(res.labels)))
+    return labels, proba, f"{note}; AF gate: {n} S call(s) in atrial fibrillation reported as N"
 
 
 def _explain_batches(clf: Any, batches: Sequence[Any], pipe: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -467,7 +490,10 @@ def classify_record(
     model: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     explain: bool = False,
+    af_gate: bool = False,
 ) -> BeatTable:
     """:func:`read_record` then :func:`classify` (``fs`` needed for CSV only)."""
     rec = read_record(path, fs=fs)
-    return classify(rec, lead=lead, model=model, progress=progress, explain=explain)
+    return classify(
+        rec, lead=lead, model=model, progress=progress, explain=explain, af_gate=af_gate
+    )

@@ -102,3 +102,31 @@ def test_af_gate_in_the_patient_adaptive_protocol(tmp_path, data_dir) -> None:
     assert d["af_gate_settings"]["lead"] == "MLII"
     for rec in d["adaptation"]["records"]:
         assert rec["n_af_window"] <= rec["n_scored_beats"]
+
+
+def test_classify_af_gate_option(tmp_path, data_dir) -> None:
+    """``heartline classify --af-gate``: a 90 s excerpt of 201 (AF from the start) as one-lead CSV;
+    the S calls in AF are written as N, the beats are the same."""
+    import csv
+
+    import numpy as np
+
+    from heartline.io.records import read_record
+
+    r = read_record(data_dir / "mitdb" / "201")
+    x = r.lead("MLII")[: 90 * round(r.fs)]
+    src = tmp_path / "af201.csv"
+    np.savetxt(src, x, delimiter=",", header="MLII", comments="", fmt="%.4f")
+    rows = {}
+    for gate in (False, True):
+        out = tmp_path / f"beats-{gate}.csv"
+        args = ["classify", str(src), "--fs", str(r.fs), "--out", str(out)]
+        res = runner.invoke(app, [*args, "--af-gate"] if gate else args)
+        assert res.exit_code == 0, res.output
+        with out.open() as fh:
+            rows[gate] = list(csv.DictReader(fh))
+    assert [r["sample"] for r in rows[False]] == [r["sample"] for r in rows[True]]
+    off = [r["label"] for r in rows[False]]
+    on = [r["label"] for r in rows[True]]
+    changed = [(a, b) for a, b in zip(off, on, strict=True) if a != b]
+    assert changed and set(changed) == {("S", "N")}

@@ -123,6 +123,14 @@ def classify(
             "(see docs/multimodal.md); about 10 ms of CPU per beat.",
         ),
     ] = False,
+    af_gate: Annotated[
+        bool,
+        typer.Option(
+            "--af-gate",
+            help="Report S calls during atrial fibrillation (the shipped rhythm model's verdict) "
+            "as N, the AAMI convention; as 'heartline serve --af-gate'.",
+        ),
+    ] = False,
 ) -> None:
     """Detect and classify every beat of each record (any sampling rate >= 100 Hz); write a CSV.
 
@@ -174,9 +182,12 @@ def classify(
                         model=model_path,
                         progress=lambda done, total: pbar.update(task, completed=done),
                         explain=explain,
+                        af_gate=af_gate,
                     )
             else:
-                res = classify_signal(rec, lead=lead, model=model_path, explain=explain)
+                res = classify_signal(
+                    rec, lead=lead, model=model_path, explain=explain, af_gate=af_gate
+                )
         except LeadMismatchError as exc:
             raise ValueError(str(exc)) from None
         except (SignalError, FileNotFoundError) as exc:
