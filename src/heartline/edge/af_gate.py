@@ -39,7 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
+from heartline.defaults import (
+    DEFAULT_QUALITY_WARMUP_S,
+    DEFAULT_RHYTHM_INTERVAL_S,
+    DEFAULT_RHYTHM_MIN_S,
+)
 from heartline.edge.rhythm import RHYTHM_CLASSES, OnnxRhythmClassifier, RhythmStream
 
 __all__ = [
@@ -53,8 +57,8 @@ __all__ = [
 #: Defaults of the stream processor (``StreamProcessor``: ``rhythm_interval_s``,
 #: ``rhythm_min_s``, ``quality_warmup_s``; ``HEARTLINE_RHYTHM_INTERVAL_S`` sets the first).
 DEFAULT_INTERVAL_S = DEFAULT_RHYTHM_INTERVAL_S
-DEFAULT_MIN_S = 10.0
-DEFAULT_WARMUP_S = 2.0
+DEFAULT_MIN_S = DEFAULT_RHYTHM_MIN_S
+DEFAULT_WARMUP_S = DEFAULT_QUALITY_WARMUP_S
 _A = RHYTHM_CLASSES.index("A")
 
 

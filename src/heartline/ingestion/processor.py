@@ -130,7 +130,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from heartline.alerts.engine import AlertEngine, AlertUpdate, EngineConfig
 from heartline.alerts.rules import BeatSeries, RuleConfig
-from heartline.defaults import DEFAULT_RHYTHM_INTERVAL_S
+from heartline.defaults import (
+    DEFAULT_QUALITY_WARMUP_S,
+    DEFAULT_RHYTHM_INTERVAL_S,
+    DEFAULT_RHYTHM_MIN_S,
+)
 from heartline.edge.adapt import apply_batches
 from heartline.edge.model_select import (
     ASSETS_DIR,
@@ -646,8 +650,8 @@ class StreamProcessor:
         rhythm_model: Any = "auto",
         rhythm_interval_s: float = DEFAULT_RHYTHM_INTERVAL_S,
         rhythm_window_s: float = 30.0,
-        rhythm_min_s: float = 10.0,
-        quality_warmup_s: float = 2.0,
+        rhythm_min_s: float = DEFAULT_RHYTHM_MIN_S,
+        quality_warmup_s: float = DEFAULT_QUALITY_WARMUP_S,
         startup_beats: int = 3,
         engine_config: EngineConfig | None = None,
         profile: bool = False,
